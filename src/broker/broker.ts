@@ -1,0 +1,330 @@
+import type { QoS, Will } from "../codec/types.ts";
+import { Session } from "../session/session.ts";
+import type {
+  AcceptedSubscription,
+  Attachment,
+  Delivery,
+  Effect,
+  Message,
+  SessionLimits,
+  SessionSubscription,
+} from "../session/types.ts";
+import { type SharedGroup, SubscriptionTrie } from "../topic/mod.ts";
+import { RetainedStore } from "./retained.ts";
+import { type Scheduler, type TimerHandle, timerScheduler } from "./scheduler.ts";
+
+/** The broker's handle on a connected client's actor. */
+export interface SessionLink {
+  /** Runs effects produced for this client by someone else's packet (routed deliveries, retained messages). */
+  run(effects: Effect[]): void;
+  /** False while the socket is backed up; QoS 0 deliveries are then dropped instead of buffered. */
+  readonly writable: boolean;
+  /** Ends the connection because a new one took its session [MQTT-3.1.4-3]. */
+  takeOver(): void;
+}
+
+export interface BrokerOptions {
+  limits: SessionLimits;
+  /** Upper bound on any Session Expiry Interval, seconds. */
+  maxSessionExpiry: number;
+  sharedSubscriptionStrategy: "round_robin" | "random";
+  now?: () => number;
+  scheduler?: Scheduler;
+}
+
+/** What a CONNECT asks of the session registry. */
+export interface OpenRequest {
+  clientId: string;
+  cleanStart: boolean;
+  /** Seconds; 0xFFFFFFFF never expires. */
+  sessionExpiryInterval: number;
+  will?: Will;
+  attachment: Attachment;
+  link: SessionLink;
+}
+
+interface Subscriber {
+  session: Session;
+  subscription: SessionSubscription;
+}
+
+interface SessionEntry {
+  session: Session;
+  link?: SessionLink;
+  will?: Will;
+  expiryTimer?: TimerHandle;
+  willTimer?: TimerHandle;
+}
+
+/** Broker-wide counters, read by $SYS and /metrics. */
+export interface BrokerStats {
+  messagesReceived: number;
+  messagesSent: number;
+  messagesDropped: number;
+  connectedClients: number;
+}
+
+const NEVER_EXPIRES = 0xffffffff;
+
+/**
+ * Shared broker state behind a small API: the session registry (open, take over, expire), the router
+ * (subscription tree and fan-out), retained messages and will messages. Only connection actors call it.
+ */
+export class Broker {
+  readonly retained = new RetainedStore();
+  readonly stats: BrokerStats = { messagesReceived: 0, messagesSent: 0, messagesDropped: 0, connectedClients: 0 };
+  readonly #sessions = new Map<string, SessionEntry>();
+  readonly #trie = new SubscriptionTrie<Subscriber>();
+  readonly #now: () => number;
+  readonly #scheduler: Scheduler;
+  /** Reused per publish: one delivery per client, at the highest QoS of its matching subscriptions. */
+  readonly #matches = new Map<Session, Delivery>();
+  #message: Message | undefined;
+
+  constructor(private readonly options: BrokerOptions) {
+    this.#now = options.now ?? Date.now;
+    this.#scheduler = options.scheduler ?? timerScheduler;
+  }
+
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  get subscriptionCount(): number {
+    return this.#trie.size;
+  }
+
+  /** The session of a connected or persisted client, if any. */
+  session(clientId: string): Session | undefined {
+    return this.#sessions.get(clientId)?.session;
+  }
+
+  /**
+   * Binds a new connection to its session: takes over a connected one [MQTT-3.1.4-3], discards it on
+   * Clean Start [MQTT-3.1.2-4], or resumes it [MQTT-3.1.2-5]. Returns the effects of the resume.
+   */
+  open(request: OpenRequest): { session: Session; sessionPresent: boolean; effects: Effect[] } {
+    const now = this.#now();
+    let entry = this.#sessions.get(request.clientId);
+    if (entry) {
+      this.#scheduler.cancel(entry.expiryTimer);
+      entry.expiryTimer = undefined;
+      const previous = entry.link;
+      if (previous) {
+        entry.link = undefined;
+        entry.session.detach();
+        this.stats.connectedClients--;
+        const will = entry.will;
+        entry.will = undefined;
+        // The old connection's will goes out now unless its delay outlives the takeover [MQTT-3.1.3-9].
+        if (will && (request.cleanStart || !will.properties.willDelayInterval)) this.#publishWill(will);
+        previous.takeOver();
+      } else if (entry.willTimer !== undefined) {
+        // Reconnected before the will delay passed: the will is not sent [MQTT-3.1.3-9].
+        this.#scheduler.cancel(entry.willTimer);
+        entry.willTimer = undefined;
+        entry.will = undefined;
+      }
+      if (request.cleanStart) {
+        this.#discard(entry);
+        entry = undefined;
+      }
+    }
+    const sessionPresent = entry !== undefined;
+    if (!entry) {
+      entry = { session: new Session(request.clientId, this.options.limits) };
+      this.#sessions.set(request.clientId, entry);
+    }
+    entry.link = request.link;
+    entry.will = request.will;
+    entry.session.expiryInterval = Math.min(request.sessionExpiryInterval, this.options.maxSessionExpiry);
+    this.stats.connectedClients++;
+    const effects = entry.session.attach(request.attachment, now);
+    return { session: entry.session, sessionPresent, effects };
+  }
+
+  /**
+   * The connection of `link` ended. Publishes or schedules the will, then ends or keeps the session
+   * per its expiry interval. A link that was taken over no longer owns the session and only its will matters.
+   */
+  close(session: Session, link: SessionLink, publishWill: boolean, sessionExpiryInterval?: number): void {
+    const entry = this.#sessions.get(session.clientId);
+    if (!entry || entry.link !== link) return;
+    entry.link = undefined;
+    session.detach();
+    this.stats.connectedClients--;
+    if (sessionExpiryInterval !== undefined) {
+      session.expiryInterval = Math.min(sessionExpiryInterval, this.options.maxSessionExpiry);
+    }
+    const will = publishWill ? entry.will : undefined;
+    entry.will = undefined;
+    const expiry = session.expiryInterval;
+    if (will) {
+      const delay = Math.min(will.properties.willDelayInterval ?? 0, expiry);
+      if (delay === 0) this.#publishWill(will);
+      else {
+        entry.will = will;
+        entry.willTimer = this.#scheduler.after(delay * 1000, () => {
+          entry.willTimer = undefined;
+          entry.will = undefined;
+          this.#publishWill(will);
+        });
+      }
+    }
+    if (expiry === 0) this.#end(entry);
+    else if (expiry !== NEVER_EXPIRES) {
+      entry.expiryTimer = this.#scheduler.after(expiry * 1000, () => this.#end(entry));
+    }
+  }
+
+  /** Routes one message to every matching subscriber; returns how many clients it reached. */
+  publish(message: Message): number {
+    const now = this.#now();
+    this.stats.messagesReceived++;
+    if (message.retain) this.retained.set(message);
+    this.#message = message;
+    this.#trie.match(message.topic, this.#visitor);
+    this.#message = undefined;
+    const matches = this.#matches;
+    const count = matches.size;
+    for (const [session, delivery] of matches) this.#deliver(session, delivery, now);
+    matches.clear();
+    return count;
+  }
+
+  /** Adds accepted subscriptions; returns the retained messages to send after the SUBACK. */
+  subscribe(session: Session, accepted: AcceptedSubscription[]): Effect[] {
+    const now = this.#now();
+    const effects: Effect[] = [];
+    const writable = this.#sessions.get(session.clientId)?.link?.writable ?? false;
+    for (const { subscription, isNew } of accepted) {
+      const subscriber = { session, subscription };
+      if (subscription.shared) {
+        this.#trie.add(subscription.shared.filter, session.clientId, subscriber, subscription.shared.group);
+        continue; // Retained messages are not sent to shared subscriptions (spec §4.8.2).
+      }
+      this.#trie.add(subscription.topicFilter, session.clientId, subscriber);
+      const handling = subscription.retainHandling;
+      if (handling === 2 || (handling === 1 && !isNew)) continue; // [MQTT-3.3.1-9/10]
+      for (const message of this.retained.match(subscription.topicFilter, now)) {
+        const ids = subscription.subscriptionIdentifier === undefined
+          ? undefined
+          : [subscription.subscriptionIdentifier];
+        const delivery = { message, grantedQos: subscription.qos, retain: true, subscriptionIdentifiers: ids };
+        effects.push(...session.deliver(delivery, writable, now));
+      }
+    }
+    return effects;
+  }
+
+  unsubscribe(session: Session, removed: SessionSubscription[]): void {
+    for (const subscription of removed) this.#removeFromRouter(session, subscription);
+  }
+
+  /** Stops every timer; used at shutdown. */
+  stop(): void {
+    for (const entry of this.#sessions.values()) {
+      this.#scheduler.cancel(entry.expiryTimer);
+      this.#scheduler.cancel(entry.willTimer);
+    }
+  }
+
+  readonly #visitor = {
+    subscriber: (_clientId: string, subscriber: Subscriber) => this.#collect(subscriber),
+    sharedGroup: (group: SharedGroup<Subscriber>) => {
+      const chosen = this.#pickMember(group);
+      if (chosen) this.#collect(chosen, true);
+    },
+  };
+
+  #collect({ session, subscription }: Subscriber, shared = false): void {
+    const message = this.#message!;
+    if (!shared && subscription.noLocal && session.clientId === message.publisherId) return; // [MQTT-3.8.3-3]
+    const retain = subscription.retainAsPublished && message.retain;
+    const id = subscription.subscriptionIdentifier;
+    const existing = this.#matches.get(session);
+    if (!existing) {
+      this.#matches.set(session, {
+        message,
+        grantedQos: subscription.qos,
+        retain,
+        subscriptionIdentifiers: id === undefined ? undefined : [id],
+      });
+      return;
+    }
+    if (subscription.qos > existing.grantedQos) existing.grantedQos = subscription.qos as QoS;
+    existing.retain ||= retain;
+    if (id !== undefined) (existing.subscriptionIdentifiers ??= []).push(id);
+  }
+
+  /** One member per message: the next online member in turn, or any member when none is online. */
+  #pickMember(group: SharedGroup<Subscriber>): Subscriber | undefined {
+    const ids = group.memberIds;
+    if (ids.length === 0) return undefined;
+    const start = this.options.sharedSubscriptionStrategy === "random"
+      ? Math.floor(Math.random() * ids.length)
+      : group.cursor % ids.length;
+    for (let i = 0; i < ids.length; i++) {
+      const index = (start + i) % ids.length;
+      const member = group.members.get(ids[index])!;
+      if (member.session.attachment) {
+        group.cursor = index + 1;
+        return member;
+      }
+    }
+    group.cursor = start + 1;
+    return group.members.get(ids[start]);
+  }
+
+  #deliver(session: Session, delivery: Delivery, now: number): void {
+    const link = this.#sessions.get(session.clientId)?.link;
+    const effects = session.deliver(delivery, link?.writable ?? false, now);
+    if (effects.length > 0) {
+      this.stats.messagesSent++;
+      link?.run(effects);
+    }
+  }
+
+  #publishWill(will: Will): void {
+    const expiry = will.properties.messageExpiryInterval;
+    const properties = { ...will.properties };
+    delete properties.willDelayInterval;
+    this.publish({
+      topic: will.topic,
+      payload: will.payload,
+      qos: will.qos,
+      retain: will.retain,
+      properties,
+      publisherId: "",
+      expiresAt: expiry === undefined ? undefined : this.#now() + expiry * 1000,
+    });
+  }
+
+  /** The session expired (or its connection ended with expiry 0): publish a pending will, forget it all. */
+  #end(entry: SessionEntry): void {
+    if (entry.willTimer !== undefined && entry.will) {
+      this.#scheduler.cancel(entry.willTimer);
+      entry.willTimer = undefined;
+      const will = entry.will;
+      entry.will = undefined;
+      this.#publishWill(will);
+    }
+    this.#discard(entry);
+  }
+
+  #discard(entry: SessionEntry): void {
+    this.#scheduler.cancel(entry.expiryTimer);
+    for (const subscription of entry.session.subscriptions.values()) {
+      this.#removeFromRouter(entry.session, subscription);
+    }
+    if (this.#sessions.get(entry.session.clientId) === entry) this.#sessions.delete(entry.session.clientId);
+  }
+
+  #removeFromRouter(session: Session, subscription: SessionSubscription): void {
+    if (subscription.shared) {
+      this.#trie.remove(subscription.shared.filter, session.clientId, subscription.shared.group);
+    } else {
+      this.#trie.remove(subscription.topicFilter, session.clientId);
+    }
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * The single source of truth for the broker's configuration: every key with its type, range or enum,
+ * default and description. The parser, `defaultConfig()`, the `Config` type check and the shipped
+ * `conf/mqtt.properties` (scripts/gen_config.ts) all derive from these declarations.
+ */
+import { z } from "zod";
+import { choice, flag, integer, key, objectOf, optionalFlag, optionalText, text } from "./keys.ts";
+
+/** Largest delay `setTimeout` honours; longer timeouts would fire immediately. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Keys of one listener, written `listener.<name>.<key>`. */
+export const listenerKeys = {
+  type: choice(
+    ["tcp", "tls", "ws", "wss"],
+    "tcp",
+    "Transport: plain TCP, TLS, WebSocket, or WebSocket over TLS.",
+  ),
+  host: text("0.0.0.0", "Address to bind; 0.0.0.0 means every IPv4 interface, :: every IPv6 one."),
+  port: integer({ min: 0, max: 65535 }, 1883, "Port to bind; 0 picks a free port (used by tests)."),
+  path: key({
+    schema: z.string().startsWith("/").default("/mqtt"),
+    kind: "string",
+    expected: "a path starting with /",
+    description: "HTTP path that accepts the WebSocket upgrade (ws and wss listeners).",
+  }),
+  cert_file: optionalText("PEM certificate chain presented to clients; required for tls and wss."),
+  key_file: optionalText("PEM private key of cert_file; required for tls and wss."),
+  ca_file: optionalText("PEM bundle of the CAs that client certificates must chain to."),
+  require_client_cert: flag(false, "Reject TLS clients that present no valid certificate (mutual TLS)."),
+  use_cn_as_username: flag(
+    false,
+    "Take the MQTT username from the client certificate's Common Name instead of the CONNECT packet.",
+  ),
+  max_connections: integer(
+    { min: 0 },
+    0,
+    "Most clients connected through this listener at once; 0 = unlimited.",
+  ),
+};
+
+/** The listener names accept these characters only, so that `listener.<name>.<key>` splits unambiguously. */
+export const LISTENER_NAME = /^[a-z0-9_-]+$/;
+
+/** Every key outside the listeners, as `<section>.<key>`. */
+export const settingKeys = {
+  "mqtt.max_packet_size": integer(
+    { min: 2, max: 268_435_460 },
+    1_048_576,
+    "Largest MQTT packet accepted or sent, in bytes; advertised to MQTT 5 clients as Maximum Packet Size.",
+  ),
+  "mqtt.max_inflight": integer(
+    { min: 1, max: 65535 },
+    32,
+    "Outbound QoS 1/2 messages awaiting acknowledgement per client, capped by the client's Receive Maximum.",
+  ),
+  "mqtt.receive_maximum": integer(
+    { min: 1, max: 65535 },
+    100,
+    "Inbound QoS 1/2 messages a client may have unacknowledged; advertised to MQTT 5 clients.",
+  ),
+  "mqtt.max_queued_messages": integer(
+    { min: 0 },
+    1000,
+    "Messages queued per session beyond the inflight window (offline or slow clients); 0 = unlimited.",
+  ),
+  "mqtt.max_queued_bytes": integer({ min: 0 }, 0, "Payload bytes queued per session; 0 = unlimited."),
+  "mqtt.queue_drop_policy": choice(
+    ["drop_oldest", "drop_newest"],
+    "drop_oldest",
+    "Which message a full session queue discards.",
+  ),
+  "mqtt.queue_qos0_offline": flag(false, "Queue QoS 0 messages for offline persistent sessions too."),
+  "mqtt.max_keepalive": integer(
+    { min: 0, max: 65535 },
+    65535,
+    "Longest keep alive in seconds; MQTT 5 clients asking for more are told this Server Keep Alive.",
+  ),
+  "mqtt.connect_timeout_ms": integer(
+    { min: 1, max: MAX_TIMER_MS },
+    10_000,
+    "Milliseconds a new connection has to send CONNECT before it is closed.",
+  ),
+  "mqtt.max_connections": integer(
+    { min: 0 },
+    0,
+    "Most clients connected at once over all listeners; 0 = unlimited.",
+  ),
+  "mqtt.max_topic_alias": integer(
+    { min: 0, max: 65535 },
+    100,
+    "Topic Alias Maximum advertised to MQTT 5 clients; 0 disables inbound topic aliases.",
+  ),
+  "mqtt.max_subscriptions_per_client": integer(
+    { min: 0 },
+    10_000,
+    "Most subscriptions one session may hold; 0 = unlimited.",
+  ),
+  "mqtt.max_topic_levels": integer(
+    { min: 1, max: 65535 },
+    128,
+    "Most '/'-separated levels in a topic or filter.",
+  ),
+  "mqtt.max_session_expiry": integer(
+    { min: 0, max: 4_294_967_295 },
+    4_294_967_295,
+    "Cap in seconds on the Session Expiry Interval clients request; 4294967295 = no cap.",
+  ),
+  "mqtt.max_client_id_length": integer(
+    { min: 23, max: 65535 },
+    65535,
+    "Longest client identifier in bytes (MQTT requires at least 23 to be accepted).",
+  ),
+  "mqtt.allow_zero_length_client_id": flag(
+    true,
+    "Accept an empty client identifier and assign one (clean sessions only before MQTT 5).",
+  ),
+  "mqtt.max_qos": key({
+    schema: z.literal([0, 1, 2]).default(2),
+    kind: "integer",
+    expected: "0, 1 or 2",
+    description:
+      "Highest QoS granted to subscriptions and accepted on PUBLISH; advertised to MQTT 5 clients.",
+  }),
+  "mqtt.retain_available": flag(true, "Support retained messages."),
+  "mqtt.wildcard_subscription_available": flag(true, "Accept subscriptions with the + and # wildcards."),
+  "mqtt.subscription_identifiers_available": flag(true, "Support MQTT 5 Subscription Identifiers."),
+  "mqtt.shared_subscription_available": flag(true, "Support $share/<group>/<filter> shared subscriptions."),
+  "mqtt.shared_subscription_strategy": choice(
+    ["round_robin", "random"],
+    "round_robin",
+    "How a shared subscription group picks the member that receives each message.",
+  ),
+  "mqtt.server_reference": optionalText(
+    "When set, MQTT 5 clients are redirected here (CONNACK reason 0x9C, Use another server).",
+  ),
+
+  "storage.type": choice(
+    ["embedded", "memory"],
+    "embedded",
+    "Where sessions and retained messages live: the embedded on-disk store, or memory only (lost on restart).",
+  ),
+  "storage.dir": text("data", "Directory of the embedded store, relative to the working directory."),
+  "storage.durability": choice(
+    ["sync", "batch", "memory"],
+    "sync",
+    "When writes reach the disk: before each acknowledgement, in batches every batch_interval_ms, or never.",
+  ),
+  "storage.batch_interval_ms": integer(
+    { min: 1, max: 60_000 },
+    10,
+    "Milliseconds between disk flushes when durability is batch.",
+  ),
+
+  "auth.allow_anonymous": optionalFlag(
+    "Accept clients without a username; unset = allow only when no password or access key file is configured.",
+  ),
+  "auth.password_file": optionalText("File of username:password-hash lines."),
+  "auth.access_keys_file": optionalText("File of access keys accepted as credentials."),
+  "auth.acl_file": optionalText("File of topic access rules."),
+  "auth.acl_default": choice(["allow", "deny"], "allow", "What the ACL decides when no rule matches."),
+
+  "http.enabled": flag(false, "Serve the HTTP endpoint for health and metrics."),
+  "http.host": text("127.0.0.1", "Address the HTTP endpoint binds."),
+  "http.port": integer({ min: 0, max: 65535 }, 8080, "Port the HTTP endpoint binds."),
+
+  "sys.interval_seconds": integer(
+    { min: 0, max: 86_400 },
+    10,
+    "Seconds between $SYS topic updates; 0 turns them off.",
+  ),
+
+  "log.level": choice(["debug", "info", "warn", "error"], "info", "Least severe log level written."),
+
+  "shutdown.drain_timeout_ms": integer(
+    { min: 0, max: MAX_TIMER_MS },
+    5000,
+    "Milliseconds to let clients finish in-flight work on shutdown before connections are closed.",
+  ),
+};
+
+/** The section of a `<section>.<key>` name. */
+export type SectionOf<K extends string> = K extends `${infer Section}.${string}` ? Section : never;
+
+/** Section headings of the generated file; every section needs one. */
+export const sectionTitles: Record<"listener" | SectionOf<keyof typeof settingKeys>, string> = {
+  listener: "Listeners, as listener.<name>.<key> with <name> made of a-z, 0-9, _ and -. " +
+    "When no listener is configured, one named default listens on TCP 0.0.0.0:1883.",
+  mqtt: "MQTT protocol limits and features",
+  storage: "Persistence of sessions and retained messages",
+  auth: "Authentication and authorisation",
+  http: "HTTP endpoint",
+  sys: "$SYS topics",
+  log: "Logging (JSON lines on stdout)",
+  shutdown: "Shutdown",
+};
+
+/** Validates the keys of one listener and fills in defaults; tls and wss need a certificate and key. */
+export const listenerSchema = objectOf(listenerKeys).superRefine((listener, context) => {
+  if (listener.type !== "tls" && listener.type !== "wss") return;
+  for (const field of ["cert_file", "key_file"] as const) {
+    if (listener[field] === undefined) {
+      context.addIssue({
+        code: "custom",
+        path: [field],
+        message: `required for a ${listener.type} listener`,
+      });
+    }
+  }
+});
+
+/** Validates every key outside the listeners and fills in defaults. */
+export const settingsSchema = objectOf(settingKeys);

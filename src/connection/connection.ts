@@ -1,0 +1,311 @@
+import type { Broker, SessionLink } from "../broker/mod.ts";
+import {
+  connackCodeForV3,
+  Decoder,
+  encode,
+  encodePublish,
+  MqttError,
+  type Packet,
+  type Properties,
+  type ProtocolVersion,
+  ReasonCode,
+} from "../codec/mod.ts";
+import type { ConnectPacket } from "../codec/types.ts";
+import type { Logger } from "../observe/mod.ts";
+import { type ConnectSettings, decideConnect, type Effect, type Session } from "../session/mod.ts";
+import type { Accepted } from "../transport/mod.ts";
+import { Outbox } from "./outbox.ts";
+
+/** Everything a connection actor needs from the server around it. */
+export interface ConnectionContext {
+  broker: Broker;
+  settings: ConnectSettings;
+  connectTimeoutMs: number;
+  logger: Logger;
+  /** Bytes an outbox may hold before QoS 0 deliveries are dropped for this client. */
+  outboxHighWaterMark: number;
+  generateClientId: () => string;
+  /** Checks credentials; resolves a reason code to refuse with, or 0. */
+  authenticate?: (connect: ConnectPacket, accepted: Accepted) => Promise<number>;
+}
+
+const SMALL_READ = 4096;
+const LARGE_READ = 65536;
+const FLUSH_TIMEOUT_MS = 1000;
+
+/**
+ * The actor shell around one socket: reads frames through the incremental decoder, runs the session's
+ * effects in order, enforces CONNECT timeout and keep alive, and is the one place where an error becomes
+ * a CONNACK or DISCONNECT reason code and a closed socket.
+ */
+export class Connection implements SessionLink {
+  readonly #outbox: Outbox;
+  readonly #decoder: Decoder;
+  #version: ProtocolVersion = 4;
+  #session: Session | undefined;
+  #keepAliveMs = 0;
+  #lastActivity = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** No more input is processed once set. */
+  #closed = false;
+  /** Socket, timers and session released. */
+  #finished = false;
+  #log: Logger;
+  bytesReceived = 0;
+
+  constructor(private readonly accepted: Accepted, private readonly context: ContextWithCallbacks) {
+    this.#log = context.logger;
+    this.#outbox = new Outbox(accepted.stream, context.outboxHighWaterMark, (error) => {
+      this.#log.debug("connection.write_failed", { remote: accepted.remoteAddress, error });
+      this.#shutdownSocket();
+    });
+    this.#decoder = new Decoder({ maxPacketSize: context.settings.maxPacketSize });
+  }
+
+  get writable(): boolean {
+    return this.#outbox.writable;
+  }
+
+  get clientId(): string | undefined {
+    return this.#session?.clientId;
+  }
+
+  /** Reads until the socket ends; never throws. */
+  async serve(): Promise<void> {
+    this.#timer = setTimeout(() => this.#fail("connect_timeout"), this.context.connectTimeoutMs);
+    let buffer = new Uint8Array(SMALL_READ);
+    try {
+      while (!this.#closed) {
+        const n = await this.accepted.stream.read(buffer);
+        if (n === null) return this.#end(true); // closed without DISCONNECT: the will goes out
+        this.bytesReceived += n;
+        this.#lastActivity = performance.now();
+        this.#decoder.push(buffer.subarray(0, n));
+        await this.#drainDecoder();
+        // A busy client gets a larger buffer; an idle one must not pin 64 KiB.
+        if (n === buffer.byteLength && n < LARGE_READ) buffer = new Uint8Array(LARGE_READ);
+        else if (n < SMALL_READ && buffer.byteLength > SMALL_READ) buffer = new Uint8Array(SMALL_READ);
+      }
+    } catch (error) {
+      this.#onError(error);
+    }
+  }
+
+  /** Ends the connection at shutdown: v5 clients hear 0x8B Server shutting down. */
+  async shutdown(): Promise<void> {
+    if (this.#closed) return;
+    this.#sendDisconnect(ReasonCode.ServerShuttingDown, "server shutting down");
+    await this.#closeAfterFlush(false);
+  }
+
+  run(effects: Effect[]): void {
+    for (const effect of effects) this.#runEffect(effect);
+  }
+
+  takeOver(): void {
+    this.#sendDisconnect(ReasonCode.SessionTakenOver, "session taken over");
+    this.#session = undefined; // the broker has already moved the session to the new connection
+    void this.#closeAfterFlush(false);
+  }
+
+  async #drainDecoder(): Promise<void> {
+    for (;;) {
+      const packet = this.#decoder.next();
+      if (packet === undefined) return;
+      if (this.#closed) return;
+      if (!this.#session) await this.#handleConnect(packet);
+      else this.run(this.#session.handleIn(packet, Date.now()));
+    }
+  }
+
+  async #handleConnect(packet: Packet): Promise<void> {
+    if (packet.type !== "connect") {
+      throw new MqttError(ReasonCode.ProtocolError, `${packet.type} before CONNECT`, "[MQTT-3.1.0-1]");
+    }
+    this.#version = packet.protocolVersion;
+    const decision = decideConnect(packet, this.context.settings, this.context.generateClientId);
+    if (!decision.accepted) {
+      return this.#refuse(decision.reasonCode, decision.reasonString, decision.properties);
+    }
+    const authCode = await this.context.authenticate?.(packet, this.accepted) ?? 0;
+    if (authCode !== 0) return this.#refuse(authCode, "not authorized", {});
+    if (this.#closed) return;
+    clearTimeout(this.#timer);
+    const { session, sessionPresent, effects } = this.context.broker.open({
+      clientId: decision.clientId,
+      cleanStart: packet.cleanStart,
+      sessionExpiryInterval: decision.sessionExpiryInterval,
+      will: packet.will,
+      attachment: decision.attachment,
+      link: this,
+    });
+    this.#session = session;
+    this.#log = this.context.logger.child({ clientId: session.clientId });
+    this.#send({
+      type: "connack",
+      sessionPresent,
+      reasonCode: 0,
+      properties: this.#version === 5 ? decision.properties : {},
+    });
+    this.#log.debug("client.connected", {
+      remote: this.accepted.remoteAddress,
+      version: this.#version,
+      sessionPresent,
+      keepAlive: packet.keepAlive,
+    });
+    this.context.onConnected?.(this);
+    this.run(effects);
+    this.#keepAliveMs = decision.keepAliveTimeoutMs;
+    if (this.#keepAliveMs > 0) this.#armKeepAlive(this.#keepAliveMs);
+  }
+
+  /** Keep alive: one timer per connection, re-armed for the time left rather than reset per packet. */
+  #armKeepAlive(ms: number): void {
+    this.#timer = setTimeout(() => {
+      const idle = performance.now() - this.#lastActivity;
+      if (idle >= this.#keepAliveMs) this.#fail("keep_alive_timeout", ReasonCode.KeepAliveTimeout);
+      else this.#armKeepAlive(this.#keepAliveMs - idle);
+    }, ms);
+  }
+
+  #refuse(reasonCode: number, reason: string, properties: Properties): void {
+    const v5 = this.#version === 5;
+    this.#log.info("client.refused", { remote: this.accepted.remoteAddress, reasonCode, reason });
+    this.#send({
+      type: "connack",
+      sessionPresent: false,
+      reasonCode: v5 ? reasonCode : connackCodeForV3(reasonCode),
+      properties: v5 ? { ...properties, reasonString: reason } : {},
+    });
+    void this.#closeAfterFlush(false);
+  }
+
+  #runEffect(effect: Effect): void {
+    switch (effect.kind) {
+      case "send":
+        return this.#send(effect.packet);
+      case "deliver": {
+        const { message } = effect;
+        const packet = message.packet ?? {
+          type: "publish" as const,
+          topic: message.topic,
+          payload: message.payload,
+          qos: message.qos,
+          retain: message.retain,
+          dup: false,
+          properties: message.properties,
+        };
+        const sameProperties = effect.properties === message.properties && effect.topic === message.topic;
+        const frame = encodePublish(packet, this.#version, {
+          qos: effect.qos,
+          dup: effect.dup,
+          retain: effect.retain,
+          packetId: effect.packetId,
+          ...(sameProperties ? {} : { topic: effect.topic, properties: effect.properties }),
+        });
+        this.#outbox.push(frame);
+        return;
+      }
+      case "publish": {
+        const reached = this.context.broker.publish(effect.message);
+        if (effect.ack) {
+          if (reached === 0 && this.#version === 5) effect.ack.reasonCode = ReasonCode.NoMatchingSubscribers;
+          this.#send(effect.ack);
+        }
+        return;
+      }
+      case "subscribe": {
+        const retained = this.context.broker.subscribe(this.#session!, effect.accepted);
+        this.#send(effect.suback);
+        return this.run(retained);
+      }
+      case "unsubscribe":
+        this.context.broker.unsubscribe(this.#session!, effect.removed);
+        return this.#send(effect.unsuback);
+      case "close":
+        if (effect.notify) this.#sendDisconnect(effect.reasonCode, effect.reasonString);
+        if (effect.reasonCode >= 0x80) {
+          this.#log.info("client.protocol_error", { reasonCode: effect.reasonCode, reason: effect.reasonString });
+        }
+        void this.#closeAfterFlush(effect.publishWill, effect.sessionExpiryInterval);
+        return;
+    }
+  }
+
+  #send(packet: Packet): void {
+    this.#outbox.push(encode(packet, this.#version));
+  }
+
+  #sendDisconnect(reasonCode: number, reasonString?: string): void {
+    if (this.#version !== 5 || !this.#session) return;
+    const properties = reasonString ? { reasonString } : {};
+    this.#send({ type: "disconnect", reasonCode, properties });
+  }
+
+  #onError(error: unknown): void {
+    if (error instanceof MqttError) {
+      this.#log.info("client.malformed", { remote: this.accepted.remoteAddress, reasonCode: error.reasonCode, reason: error.message });
+      if (!this.#session && error.reasonCode === ReasonCode.UnsupportedProtocolVersion) {
+        // Unknown protocol level: answer in 3.1.1 form, which every client can read [MQTT-3.1.2-2].
+        this.#version = 4;
+        return this.#refuse(error.reasonCode, error.message, {});
+      }
+      this.#sendDisconnect(error.reasonCode, error.message);
+      void this.#closeAfterFlush(true);
+      return;
+    }
+    if (this.#closed) return; // the read was cut short by our own close
+    if (error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe) {
+      this.#log.debug("connection.reset", { remote: this.accepted.remoteAddress });
+    } else {
+      this.#log.error("connection.failed", { remote: this.accepted.remoteAddress, error });
+    }
+    this.#end(true);
+  }
+
+  #fail(event: string, reasonCode?: number): void {
+    this.#log.info(`client.${event}`, { remote: this.accepted.remoteAddress });
+    if (reasonCode !== undefined) this.#sendDisconnect(reasonCode);
+    void this.#closeAfterFlush(true);
+  }
+
+  /**
+   * Stops reading, lets queued packets (a CONNACK or DISCONNECT) reach the client, then ends. A client
+   * that does not read gets FLUSH_TIMEOUT_MS, not forever.
+   */
+  async #closeAfterFlush(publishWill: boolean, sessionExpiryInterval?: number): Promise<void> {
+    this.#closed = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, FLUSH_TIMEOUT_MS));
+    await Promise.race([this.#outbox.drain(), timeout]);
+    clearTimeout(timer);
+    this.#end(publishWill, sessionExpiryInterval);
+  }
+
+  /** Releases everything once: timers, socket, and the session back to the broker (will, expiry). */
+  #end(publishWill: boolean, sessionExpiryInterval?: number): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#shutdownSocket();
+    if (this.#session) {
+      this.context.broker.close(this.#session, this, publishWill, sessionExpiryInterval);
+      this.#log.debug("client.disconnected", { publishWill });
+    }
+    this.context.onClosed?.(this);
+  }
+
+  #shutdownSocket(): void {
+    this.#outbox.close();
+    try {
+      this.accepted.stream.close();
+    } catch { /* already closed */ }
+  }
+}
+
+/** Hooks for the server that owns the connections (counting, draining). */
+export interface ContextWithCallbacks extends ConnectionContext {
+  onConnected?: (connection: Connection) => void;
+  onClosed?: (connection: Connection) => void;
+}

@@ -1,0 +1,3 @@
+/** The actor shell per socket and the manager that owns them. */
+export * from "./connection.ts";
+export * from "./server.ts";

@@ -1,0 +1,55 @@
+import type { Accepted } from "../transport/mod.ts";
+import { Connection, type ConnectionContext } from "./connection.ts";
+
+/**
+ * Owns the connection actors: starts one per accepted socket, tracks every one (no fire-and-forget task),
+ * enforces the global connection limit, and drains them all at shutdown.
+ */
+export class ConnectionManager {
+  readonly #connections = new Set<Connection>();
+  readonly #tasks = new Set<Promise<void>>();
+  #accepting = true;
+  connectionsTotal = 0;
+  refusedOverLimit = 0;
+
+  constructor(private readonly context: ConnectionContext, private readonly maxConnections: number) {}
+
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Takes ownership of an accepted socket. `listenerLimit` is the listener's own maximum (0 = none). */
+  accept(accepted: Accepted, listenerCount: () => number, listenerLimit: number, onDone: () => void): void {
+    const overGlobal = this.maxConnections > 0 && this.#connections.size >= this.maxConnections;
+    const overListener = listenerLimit > 0 && listenerCount() >= listenerLimit;
+    if (!this.#accepting || overGlobal || overListener) {
+      this.refusedOverLimit++;
+      this.context.logger.warn("connection.refused", { remote: accepted.remoteAddress, reason: "limit" });
+      try {
+        accepted.stream.close();
+      } catch { /* already gone */ }
+      return;
+    }
+    this.connectionsTotal++;
+    const connection = new Connection(accepted, this.context);
+    this.#connections.add(connection);
+    const task = connection.serve()
+      .catch((error) => this.context.logger.error("connection.crashed", { error }))
+      .finally(() => {
+        this.#connections.delete(connection);
+        this.#tasks.delete(task);
+        onDone();
+      });
+    this.#tasks.add(task);
+  }
+
+  /** Stops taking connections, tells v5 clients 0x8B, and waits for every actor up to `deadlineMs`. */
+  async shutdown(deadlineMs: number): Promise<void> {
+    this.#accepting = false;
+    await Promise.all([...this.#connections].map((connection) => connection.shutdown()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => timer = setTimeout(resolve, deadlineMs));
+    await Promise.race([Promise.all([...this.#tasks]), deadline]);
+    clearTimeout(timer);
+  }
+}

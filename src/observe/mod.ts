@@ -1,0 +1,3 @@
+/** Observability: structured JSON-line logging. */
+export { createLogger } from "./log.ts";
+export type { Logger, LoggerOptions, LogLevel } from "./log.ts";

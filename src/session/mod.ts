@@ -1,0 +1,4 @@
+/** The per-client MQTT session state machine. No sockets. */
+export * from "./types.ts";
+export { Session } from "./session.ts";
+export * from "./connect.ts";

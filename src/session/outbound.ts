@@ -1,0 +1,242 @@
+import { encodedLength } from "../codec/mod.ts";
+import type { Properties, ProtocolVersion, QoS } from "../codec/types.ts";
+import type { Attachment, Delivery, DropCounts, Effect, SessionLimits } from "./types.ts";
+
+/** A QoS 1/2 message sent and not yet fully acknowledged. */
+interface Inflight {
+  delivery: Delivery;
+  qos: QoS;
+  /** "publish": awaiting PUBACK/PUBREC; "release": PUBREL sent, awaiting PUBCOMP. */
+  stage: "publish" | "release";
+}
+
+/** A message waiting for a free slot in the inflight window, or for the client to come back. */
+interface Queued {
+  delivery: Delivery;
+  qos: QoS;
+  size: number;
+}
+
+/**
+ * The server-to-client half of a session: packet ids, the inflight window (min of our limit and the
+ * client's Receive Maximum), the bounded queue behind it, outbound topic aliases and message expiry.
+ */
+export class OutboundFlow {
+  readonly inflight = new Map<number, Inflight>();
+  readonly queue: Queued[] = [];
+  queuedBytes = 0;
+  readonly drops: DropCounts = { queueFull: 0, expired: 0, tooLarge: 0, qos0Offline: 0, slowConsumer: 0 };
+  #nextPacketId = 1;
+  #aliases = new Map<string, number>();
+  #attachment: Attachment | undefined;
+
+  constructor(private readonly limits: SessionLimits) {}
+
+  get online(): boolean {
+    return this.#attachment !== undefined;
+  }
+
+  /** Starts a new connection: aliases reset, unacknowledged messages re-sent with DUP in order [MQTT-4.4.0-1]. */
+  attach(attachment: Attachment, now: number, out: Effect[]): void {
+    this.#attachment = attachment;
+    this.#aliases.clear();
+    for (const [packetId, entry] of this.inflight) {
+      if (entry.stage === "release") {
+        out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
+      } else {
+        this.#emit(entry.delivery, entry.qos, packetId, true, now, out);
+      }
+    }
+    this.#drain(now, out);
+  }
+
+  detach(): void {
+    this.#attachment = undefined;
+  }
+
+  /** Hands one routed message to the client, or queues it. `writable` is false when the socket is backed up. */
+  deliver(delivery: Delivery, writable: boolean, now: number, out: Effect[]): void {
+    const message = delivery.message;
+    if (message.expiresAt !== undefined && message.expiresAt <= now) {
+      this.drops.expired++;
+      return;
+    }
+    const qos = (message.qos < delivery.grantedQos ? message.qos : delivery.grantedQos) as QoS;
+    if (!this.#attachment) {
+      if (qos === 0 && !this.limits.queueQos0Offline) {
+        this.drops.qos0Offline++;
+        return;
+      }
+      this.#enqueue(delivery, qos);
+      return;
+    }
+    if (qos === 0) {
+      if (!writable) {
+        this.drops.slowConsumer++;
+        return;
+      }
+      this.#emit(delivery, 0, undefined, false, now, out);
+      return;
+    }
+    if (this.queue.length === 0 && this.inflight.size < this.#window()) {
+      this.#sendNew(delivery, qos, now, out);
+    } else {
+      this.#enqueue(delivery, qos);
+    }
+  }
+
+  /** PUBACK from the client. Unknown ids are ignored: a late ack after a resend is harmless. */
+  acknowledge(packetId: number, now: number, out: Effect[]): void {
+    const entry = this.inflight.get(packetId);
+    if (entry && entry.qos === 1) {
+      this.inflight.delete(packetId);
+      this.#drain(now, out);
+    }
+  }
+
+  /** PUBREC from the client: answer PUBREL (or 0x92 for an unknown id), or end the flow on an error reason. */
+  received(packetId: number, reasonCode: number, now: number, out: Effect[]): void {
+    const entry = this.inflight.get(packetId);
+    if (!entry || entry.qos !== 2) {
+      out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0x92, properties: {} } });
+      return;
+    }
+    if (reasonCode >= 0x80) {
+      this.inflight.delete(packetId);
+      this.#drain(now, out);
+      return;
+    }
+    entry.stage = "release";
+    out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
+  }
+
+  /** PUBCOMP from the client ends a QoS 2 flow. */
+  completed(packetId: number, now: number, out: Effect[]): void {
+    const entry = this.inflight.get(packetId);
+    if (entry && entry.stage === "release") {
+      this.inflight.delete(packetId);
+      this.#drain(now, out);
+    }
+  }
+
+  /** Sends queued messages while the window has room; QoS 0 ones were queued only for an offline client. */
+  #drain(now: number, out: Effect[]): void {
+    const window = this.#window();
+    while (this.queue.length > 0 && (this.queue[0].qos === 0 || this.inflight.size < window)) {
+      const next = this.queue.shift()!;
+      this.queuedBytes -= next.size;
+      const expiresAt = next.delivery.message.expiresAt;
+      if (expiresAt !== undefined && expiresAt <= now) {
+        this.drops.expired++;
+        continue;
+      }
+      if (next.qos === 0) this.#emit(next.delivery, 0, undefined, false, now, out);
+      else this.#sendNew(next.delivery, next.qos, now, out);
+    }
+  }
+
+  #window(): number {
+    const clientMax = this.#attachment?.receiveMaximum ?? 65535;
+    return clientMax < this.limits.maxInflight ? clientMax : this.limits.maxInflight;
+  }
+
+  #sendNew(delivery: Delivery, qos: QoS, now: number, out: Effect[]): void {
+    const packetId = this.#allocatePacketId();
+    if (!this.#emit(delivery, qos, packetId, false, now, out)) return;
+    this.inflight.set(packetId, { delivery, qos, stage: "publish" });
+  }
+
+  #enqueue(delivery: Delivery, qos: QoS): void {
+    const size = delivery.message.payload.byteLength + delivery.message.topic.length;
+    const { maxQueuedMessages, maxQueuedBytes } = this.limits;
+    const full = (maxQueuedMessages > 0 && this.queue.length >= maxQueuedMessages) ||
+      (maxQueuedBytes > 0 && this.queuedBytes + size > maxQueuedBytes);
+    if (full) {
+      this.drops.queueFull++;
+      if (this.limits.queueDropPolicy === "drop_newest" || this.queue.length === 0) return;
+      const oldest = this.queue.shift()!;
+      this.queuedBytes -= oldest.size;
+    }
+    this.queue.push({ delivery, qos, size });
+    this.queuedBytes += size;
+  }
+
+  /** Packet ids in use are skipped, so a resumed session never reuses one still inflight [MQTT-2.2.1-3]. */
+  #allocatePacketId(): number {
+    for (;;) {
+      const id = this.#nextPacketId;
+      this.#nextPacketId = id === 65535 ? 1 : id + 1;
+      if (!this.inflight.has(id)) return id;
+    }
+  }
+
+  /** Builds the outgoing PUBLISH; false when it exceeds the client's Maximum Packet Size [MQTT-3.1.2-25]. */
+  #emit(delivery: Delivery, qos: QoS, packetId: number | undefined, dup: boolean, now: number, out: Effect[]) {
+    const attachment = this.#attachment!;
+    const { message } = delivery;
+    const version = attachment.protocolVersion;
+    let properties: Properties = message.properties;
+    let topic = message.topic;
+    if (version === 5) {
+      properties = withHopProperties(message.properties, delivery, now);
+      const alias = this.#aliasFor(topic, attachment.topicAliasMaximum);
+      if (alias !== 0) {
+        properties = properties === message.properties ? { ...properties } : properties;
+        properties.topicAlias = alias;
+        if (alias < 0) {
+          properties.topicAlias = -alias;
+          topic = "";
+        }
+      }
+    }
+    if (attachment.maximumPacketSize !== undefined) {
+      const size = publishSize(topic, message.payload, qos, properties, version);
+      if (size > attachment.maximumPacketSize) {
+        this.drops.tooLarge++;
+        return false;
+      }
+    }
+    out.push({ kind: "deliver", message, qos, packetId, dup, retain: delivery.retain, properties, topic });
+    return true;
+  }
+
+  /**
+   * The outbound topic alias for `topic`: 0 for none, a new alias (positive) to send with the topic, or an
+   * alias the client already knows (negative) so the topic can be left empty.
+   */
+  #aliasFor(topic: string, topicAliasMaximum: number): number {
+    if (topicAliasMaximum === 0) return 0;
+    const existing = this.#aliases.get(topic);
+    if (existing !== undefined) return -existing;
+    if (this.#aliases.size >= topicAliasMaximum) return 0;
+    const alias = this.#aliases.size + 1;
+    this.#aliases.set(topic, alias);
+    return alias;
+  }
+}
+
+/** Adds subscription identifiers and the remaining Message Expiry Interval [MQTT-3.3.2-6]. */
+function withHopProperties(base: Properties, delivery: Delivery, now: number): Properties {
+  const ids = delivery.subscriptionIdentifiers;
+  const expiresAt = delivery.message.expiresAt;
+  if (!ids?.length && expiresAt === undefined) return base;
+  const properties: Properties = { ...base };
+  if (ids?.length) properties.subscriptionIdentifiers = ids;
+  if (expiresAt !== undefined) {
+    properties.messageExpiryInterval = Math.max(0, Math.ceil((expiresAt - now) / 1000));
+  }
+  return properties;
+}
+
+function publishSize(
+  topic: string,
+  payload: Uint8Array,
+  qos: QoS,
+  properties: Properties,
+  version: ProtocolVersion,
+): number {
+  return encodedLength(
+    { type: "publish", topic, payload, qos, retain: false, dup: false, packetId: qos ? 1 : undefined, properties },
+    version,
+  );
+}

@@ -1,0 +1,312 @@
+import { MqttError } from "../codec/errors.ts";
+import { ReasonCode } from "../codec/reason_codes.ts";
+import type {
+  DisconnectPacket,
+  Packet,
+  PublishPacket,
+  QoS,
+  SubscribePacket,
+  UnsubscribePacket,
+} from "../codec/types.ts";
+import { hasWildcard, parseSharedFilter, validateTopicFilter, validateTopicName } from "../topic/mod.ts";
+import { OutboundFlow } from "./outbound.ts";
+import type {
+  AcceptedSubscription,
+  Attachment,
+  Delivery,
+  Effect,
+  Message,
+  SessionLimits,
+  SessionSubscription,
+} from "./types.ts";
+
+/**
+ * One client's MQTT session: the protocol state machine after CONNECT. It turns inbound packets and
+ * routed messages into effects for the connection and broker to run; it never touches a socket, so
+ * every rule is testable with plain values. Its state outlives connections (persistent sessions).
+ */
+export class Session {
+  readonly subscriptions = new Map<string, SessionSubscription>();
+  /** Inbound QoS 2 packet ids received and not yet released: a resent PUBLISH is not routed twice [MQTT-4.3.3-10]. */
+  readonly awaitingRelease = new Set<number>();
+  readonly outbound: OutboundFlow;
+  /** Seconds the session outlives its connection; 0xFFFFFFFF = never expires. */
+  expiryInterval = 0;
+  #attachment: Attachment | undefined;
+  #inboundAliases = new Map<number, string>();
+
+  constructor(readonly clientId: string, private readonly limits: SessionLimits) {
+    this.outbound = new OutboundFlow(limits);
+  }
+
+  get attachment(): Attachment | undefined {
+    return this.#attachment;
+  }
+
+  /** A connection took this session: resend what is unacknowledged, then what is queued. */
+  attach(attachment: Attachment, now: number): Effect[] {
+    this.#attachment = attachment;
+    this.#inboundAliases.clear();
+    const out: Effect[] = [];
+    this.outbound.attach(attachment, now, out);
+    return out;
+  }
+
+  detach(): void {
+    this.#attachment = undefined;
+    this.outbound.detach();
+  }
+
+  /** A message routed to this client. */
+  deliver(delivery: Delivery, writable: boolean, now: number): Effect[] {
+    const out: Effect[] = [];
+    this.outbound.deliver(delivery, writable, now, out);
+    return out;
+  }
+
+  /**
+   * One packet from the client. Protocol violations come back as a `close` effect carrying the
+   * reason code (the connection sends DISCONNECT at v5 and closes the socket).
+   */
+  handleIn(packet: Packet, now: number): Effect[] {
+    const out: Effect[] = [];
+    try {
+      this.#handle(packet, now, out);
+    } catch (error) {
+      if (!(error instanceof MqttError)) throw error;
+      out.push({
+        kind: "close",
+        reasonCode: error.reasonCode,
+        reasonString: error.message,
+        notify: true,
+        publishWill: true,
+      });
+    }
+    return out;
+  }
+
+  #handle(packet: Packet, now: number, out: Effect[]): void {
+    switch (packet.type) {
+      case "publish":
+        return this.#publish(packet, now, out);
+      case "puback":
+        return this.outbound.acknowledge(packet.packetId, now, out);
+      case "pubrec":
+        return this.outbound.received(packet.packetId, packet.reasonCode, now, out);
+      case "pubcomp":
+        return this.outbound.completed(packet.packetId, now, out);
+      case "pubrel": {
+        const known = this.awaitingRelease.delete(packet.packetId);
+        out.push({
+          kind: "send",
+          packet: {
+            type: "pubcomp",
+            packetId: packet.packetId,
+            reasonCode: known ? 0 : ReasonCode.PacketIdentifierNotFound,
+            properties: {},
+          },
+        });
+        return;
+      }
+      case "subscribe":
+        return this.#subscribe(packet, out);
+      case "unsubscribe":
+        return this.#unsubscribe(packet, out);
+      case "pingreq":
+        out.push({ kind: "send", packet: { type: "pingresp" } });
+        return;
+      case "disconnect":
+        return this.#disconnect(packet, out);
+      case "connect":
+        throw new MqttError(ReasonCode.ProtocolError, "second CONNECT", "[MQTT-3.1.0-2]");
+      case "auth":
+        if (this.#attachment?.authenticationMethod === undefined) {
+          throw new MqttError(ReasonCode.ProtocolError, "AUTH without an authentication method", "[MQTT-4.12.0-1]");
+        }
+        throw new MqttError(ReasonCode.BadAuthenticationMethod, "re-authentication is not supported");
+      default:
+        throw new MqttError(ReasonCode.ProtocolError, `a client may not send ${packet.type.toUpperCase()}`);
+    }
+  }
+
+  #publish(packet: PublishPacket, now: number, out: Effect[]): void {
+    const version = this.#attachment!.protocolVersion;
+    const topic = this.#resolveTopic(packet);
+    if (packet.qos > this.limits.maxQos) {
+      throw new MqttError(ReasonCode.QoSNotSupported, `QoS ${packet.qos} is not supported`, "[MQTT-3.2.2-11]");
+    }
+    if (packet.retain && !this.limits.retainAvailable) {
+      throw new MqttError(ReasonCode.RetainNotSupported, "retain is not supported", "[MQTT-3.2.2-14]");
+    }
+    if (packet.qos === 2 && this.awaitingRelease.has(packet.packetId!)) {
+      // A resend before PUBREL: acknowledge again, deliver nothing [MQTT-4.3.3-10].
+      out.push({ kind: "send", packet: ack("pubrec", packet.packetId!) });
+      return;
+    }
+    if (packet.qos === 2 && this.awaitingRelease.size >= this.limits.receiveMaximum && version === 5) {
+      throw new MqttError(ReasonCode.ReceiveMaximumExceeded, "more QoS 2 messages than Receive Maximum", "[MQTT-3.3.4-9]");
+    }
+    const message = toMessage(packet, topic, this.clientId, now);
+    if (packet.qos === 0) {
+      out.push({ kind: "publish", message });
+    } else if (packet.qos === 1) {
+      out.push({ kind: "publish", message, ack: ack("puback", packet.packetId!) });
+    } else {
+      this.awaitingRelease.add(packet.packetId!);
+      out.push({ kind: "publish", message, ack: ack("pubrec", packet.packetId!) });
+    }
+  }
+
+  /** Applies an inbound Topic Alias [MQTT-3.3.2-12] and validates the resulting topic name. */
+  #resolveTopic(packet: PublishPacket): string {
+    const alias = packet.properties.topicAlias;
+    let topic = packet.topic;
+    if (alias !== undefined) {
+      if (alias === 0 || alias > this.limits.maxTopicAlias) {
+        throw new MqttError(ReasonCode.TopicAliasInvalid, `topic alias ${alias} out of range`, "[MQTT-3.3.2-9]");
+      }
+      if (topic === "") {
+        const known = this.#inboundAliases.get(alias);
+        if (known === undefined) {
+          throw new MqttError(ReasonCode.ProtocolError, `unknown topic alias ${alias}`);
+        }
+        topic = known;
+      } else {
+        this.#inboundAliases.set(alias, topic);
+      }
+    } else if (topic === "") {
+      throw new MqttError(ReasonCode.ProtocolError, "empty topic without a topic alias", "[MQTT-3.3.2-1]");
+    }
+    validateTopicName(topic, this.limits.maxTopicLevels);
+    return topic;
+  }
+
+  #subscribe(packet: SubscribePacket, out: Effect[]): void {
+    const version = this.#attachment!.protocolVersion;
+    const subscriptionIdentifier = packet.properties.subscriptionIdentifiers?.[0];
+    if (subscriptionIdentifier !== undefined && !this.limits.subscriptionIdentifiersAvailable) {
+      throw new MqttError(
+        ReasonCode.SubscriptionIdentifiersNotSupported,
+        "subscription identifiers are not supported",
+      );
+    }
+    const accepted: AcceptedSubscription[] = [];
+    const reasonCodes: number[] = [];
+    for (const requested of packet.subscriptions) {
+      const code = this.#checkFilter(requested.topicFilter, requested.noLocal);
+      if (code !== 0) {
+        reasonCodes.push(version === 5 ? code : 0x80);
+        continue;
+      }
+      const shared = parseSharedFilter(requested.topicFilter, this.limits.maxTopicLevels);
+      const qos = (requested.qos < this.limits.maxQos ? requested.qos : this.limits.maxQos) as QoS;
+      const subscription: SessionSubscription = { ...requested, qos, subscriptionIdentifier, shared };
+      const isNew = !this.subscriptions.has(requested.topicFilter);
+      this.subscriptions.set(requested.topicFilter, subscription);
+      accepted.push({ subscription, isNew });
+      reasonCodes.push(qos);
+    }
+    out.push({
+      kind: "subscribe",
+      accepted,
+      suback: { type: "suback", packetId: packet.packetId, reasonCodes, properties: {} },
+    });
+  }
+
+  /** 0 when the filter may be subscribed, else the v5 reason code refusing it. */
+  #checkFilter(filter: string, noLocal: boolean): number {
+    let inner = filter;
+    try {
+      const shared = parseSharedFilter(filter, this.limits.maxTopicLevels);
+      if (shared) {
+        if (!this.limits.sharedSubscriptionAvailable) return ReasonCode.SharedSubscriptionsNotSupported;
+        if (noLocal) {
+          throw new MqttError(ReasonCode.ProtocolError, "No Local on a shared subscription", "[MQTT-3.8.3-4]");
+        }
+        inner = shared.filter;
+      } else {
+        validateTopicFilter(filter, this.limits.maxTopicLevels);
+      }
+    } catch (error) {
+      if (error instanceof MqttError && error.reasonCode === ReasonCode.TopicFilterInvalid) {
+        return ReasonCode.TopicFilterInvalid;
+      }
+      throw error;
+    }
+    if (!this.limits.wildcardSubscriptionAvailable && hasWildcard(inner)) {
+      return ReasonCode.WildcardSubscriptionsNotSupported;
+    }
+    const max = this.limits.maxSubscriptionsPerClient;
+    if (max > 0 && this.subscriptions.size >= max && !this.subscriptions.has(filter)) {
+      return ReasonCode.QuotaExceeded;
+    }
+    return 0;
+  }
+
+  #unsubscribe(packet: UnsubscribePacket, out: Effect[]): void {
+    const version = this.#attachment!.protocolVersion;
+    const removed: SessionSubscription[] = [];
+    const reasonCodes: number[] = [];
+    for (const filter of packet.topicFilters) {
+      const existing = this.subscriptions.get(filter);
+      if (existing) {
+        this.subscriptions.delete(filter);
+        removed.push(existing);
+      }
+      reasonCodes.push(existing ? 0 : ReasonCode.NoSubscriptionExisted);
+    }
+    out.push({
+      kind: "unsubscribe",
+      removed,
+      unsuback: {
+        type: "unsuback",
+        packetId: packet.packetId,
+        reasonCodes: version === 5 ? reasonCodes : [],
+        properties: {},
+      },
+    });
+  }
+
+  #disconnect(packet: DisconnectPacket, out: Effect[]): void {
+    const requested = packet.properties.sessionExpiryInterval;
+    if (requested !== undefined && requested !== 0 && this.#attachment!.sessionExpiryInterval === 0) {
+      throw new MqttError(
+        ReasonCode.ProtocolError,
+        "Session Expiry Interval set on DISCONNECT after 0 on CONNECT",
+        "[MQTT-3.14.2-2]",
+      );
+    }
+    out.push({
+      kind: "close",
+      reasonCode: 0,
+      notify: false,
+      publishWill: packet.reasonCode === ReasonCode.DisconnectWithWillMessage,
+      sessionExpiryInterval: requested,
+    });
+  }
+}
+
+function ack<T extends "puback" | "pubrec">(type: T, packetId: number) {
+  return { type, packetId, reasonCode: 0, properties: {} };
+}
+
+/** Strips per-hop properties and converts Message Expiry Interval to an absolute deadline. */
+function toMessage(packet: PublishPacket, topic: string, publisherId: string, now: number): Message {
+  let properties = packet.properties;
+  if (properties.topicAlias !== undefined || properties.subscriptionIdentifiers !== undefined) {
+    properties = { ...properties };
+    delete properties.topicAlias;
+    delete properties.subscriptionIdentifiers;
+  }
+  const expiry = properties.messageExpiryInterval;
+  return {
+    topic,
+    payload: packet.payload,
+    qos: packet.qos,
+    retain: packet.retain,
+    properties,
+    packet: properties === packet.properties && topic === packet.topic ? packet : undefined,
+    publisherId,
+    expiresAt: expiry === undefined ? undefined : now + expiry * 1000,
+  };
+}

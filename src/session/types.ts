@@ -1,0 +1,135 @@
+import type {
+  AckPacket,
+  Packet,
+  Properties,
+  ProtocolVersion,
+  PublishPacket,
+  QoS,
+  SubackPacket,
+  Subscription,
+  UnsubackPacket,
+} from "../codec/types.ts";
+
+/** An application message as the broker routes and stores it. */
+export interface Message {
+  topic: string;
+  payload: Uint8Array;
+  qos: QoS;
+  retain: boolean;
+  /** v5 publish properties without the per-hop ones (topic alias, subscription identifiers). */
+  properties: Properties;
+  /** The decoded PUBLISH it came from, for forwarding its bytes without re-encoding. */
+  packet?: PublishPacket;
+  /** Client id of the publisher ("" for messages the broker makes, such as $SYS). */
+  publisherId: string;
+  /** Absolute expiry in ms since the epoch (Message Expiry Interval), if any. */
+  expiresAt?: number;
+}
+
+/** What the router decided for one subscriber of one message. */
+export interface Delivery {
+  message: Message;
+  /** The subscription's maximum QoS; the message goes out at min(message.qos, grantedQos). */
+  grantedQos: QoS;
+  /** RETAIN flag to send (retained-on-subscribe, or Retain As Published). */
+  retain: boolean;
+  subscriptionIdentifiers?: number[];
+}
+
+/** A subscription held by a session. `filter` is the full filter, `$share/...` included. */
+export interface SessionSubscription extends Subscription {
+  subscriptionIdentifier?: number;
+  /** Set for `$share/<group>/<filter>`: the group and the inner filter. */
+  shared?: { group: string; filter: string };
+}
+
+/** A subscription request accepted by the session, for the broker to add to the router. */
+export interface AcceptedSubscription {
+  subscription: SessionSubscription;
+  /** False when it replaced an existing subscription with the same filter. */
+  isNew: boolean;
+}
+
+/**
+ * What the session asks its shell to do, in order. The connection actor runs them; the broker runs
+ * the routing ones. Nothing here touches a socket.
+ */
+export type Effect =
+  /** Encode and send a control packet. */
+  | { kind: "send"; packet: Packet }
+  /** Send an application message to this client (encoded from the message's frame where possible). */
+  | {
+    kind: "deliver";
+    message: Message;
+    qos: QoS;
+    packetId?: number;
+    dup: boolean;
+    retain: boolean;
+    properties: Properties;
+    /** Empty string when a topic alias replaces the topic. */
+    topic: string;
+  }
+  /**
+   * Route an inbound message to subscribers, then send `ack` (PUBACK/PUBREC) if any. At v5 the ack's
+   * reason becomes 0x10 when no subscriber matched.
+   */
+  | { kind: "publish"; message: Message; ack?: AckPacket<"puback" | "pubrec"> }
+  /** Add subscriptions to the router, send the SUBACK, then deliver retained messages per Retain Handling. */
+  | { kind: "subscribe"; accepted: AcceptedSubscription[]; suback: SubackPacket }
+  /** Remove subscriptions from the router, then send the UNSUBACK. */
+  | { kind: "unsubscribe"; removed: SessionSubscription[]; unsuback: UnsubackPacket }
+  /** End the connection. At v5, a DISCONNECT with this reason is sent first when `notify` is set. */
+  | {
+    kind: "close";
+    reasonCode: number;
+    reasonString?: string;
+    notify: boolean;
+    /** False after a normal DISCONNECT (reason 0x00): the will is discarded [MQTT-3.1.2-10]. */
+    publishWill: boolean;
+    /** A new Session Expiry Interval set by the client's DISCONNECT. */
+    sessionExpiryInterval?: number;
+  };
+
+/** Limits and features the broker grants every session (from the config). */
+export interface SessionLimits {
+  maxInflight: number;
+  receiveMaximum: number;
+  maxQueuedMessages: number;
+  maxQueuedBytes: number;
+  queueDropPolicy: "drop_oldest" | "drop_newest";
+  queueQos0Offline: boolean;
+  maxTopicAlias: number;
+  maxSubscriptionsPerClient: number;
+  maxTopicLevels: number;
+  maxQos: QoS;
+  retainAvailable: boolean;
+  wildcardSubscriptionAvailable: boolean;
+  subscriptionIdentifiersAvailable: boolean;
+  sharedSubscriptionAvailable: boolean;
+}
+
+/** The connection-scoped facts a session needs while a client is attached. */
+export interface Attachment {
+  protocolVersion: ProtocolVersion;
+  /** Client's Receive Maximum (v5; 65535 when absent). */
+  receiveMaximum: number;
+  /** Client's Maximum Packet Size (v5), if it set one. */
+  maximumPacketSize?: number;
+  /** Client's Topic Alias Maximum (v5; 0 when absent). */
+  topicAliasMaximum: number;
+  /** Session Expiry Interval from CONNECT (seconds), used to check the one in DISCONNECT. */
+  sessionExpiryInterval: number;
+  /** Whether the client asked for reason strings / user properties on errors (v5 Request Problem Information). */
+  requestProblemInformation: boolean;
+  /** Whether the CONNECT carried an Authentication Method (enables AUTH re-authentication). */
+  authenticationMethod?: string;
+}
+
+/** Counters a session reports about messages it did not deliver. */
+export interface DropCounts {
+  queueFull: number;
+  expired: number;
+  tooLarge: number;
+  qos0Offline: number;
+  slowConsumer: number;
+}

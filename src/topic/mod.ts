@@ -1,0 +1,3 @@
+/** Topic names, filters, shared subscriptions and the subscription tree. Pure. */
+export * from "./validate.ts";
+export * from "./trie.ts";

@@ -1,0 +1,139 @@
+/**
+ * The subscription tree: topic filters split into levels, with `+` and `#` as child slots.
+ * Each node holds the plain subscribers of its filter (client id → value) and its shared groups.
+ * Matching walks only the branches a topic can reach, so its cost grows with the topic's depth and the
+ * number of matching filters, not with the number of subscriptions.
+ */
+
+/** A `$share/<group>/<filter>` group: its members and a cursor for round-robin selection. */
+export class SharedGroup<T> {
+  readonly members = new Map<string, T>();
+  /** Member ids in join order; the round-robin cursor indexes this array. */
+  memberIds: string[] = [];
+  cursor = 0;
+  constructor(readonly name: string, readonly filter: string) {}
+}
+
+/** Receives the matches of one topic. */
+export interface MatchVisitor<T> {
+  subscriber(clientId: string, value: T, filter: string): void;
+  sharedGroup(group: SharedGroup<T>): void;
+}
+
+class TrieNode<T> {
+  children: Map<string, TrieNode<T>> | undefined;
+  subscribers: Map<string, T> | undefined;
+  groups: Map<string, SharedGroup<T>> | undefined;
+  constructor(readonly filter: string) {}
+
+  isEmpty(): boolean {
+    return !this.children?.size && !this.subscribers?.size && !this.groups?.size;
+  }
+}
+
+export class SubscriptionTrie<T> {
+  #root = new TrieNode<T>("");
+  #count = 0;
+
+  /** Number of (filter, subscriber) pairs, shared memberships included. */
+  get size(): number {
+    return this.#count;
+  }
+
+  /** Adds or replaces a subscription; returns true when it is new. */
+  add(filter: string, clientId: string, value: T, group?: string): boolean {
+    let node = this.#root;
+    const levels = filter.split("/");
+    for (let i = 0; i < levels.length; i++) {
+      node.children ??= new Map();
+      let child = node.children.get(levels[i]);
+      if (!child) {
+        child = new TrieNode<T>(levels.slice(0, i + 1).join("/"));
+        node.children.set(levels[i], child);
+      }
+      node = child;
+    }
+    let members: Map<string, T>;
+    if (group === undefined) {
+      node.subscribers ??= new Map();
+      members = node.subscribers;
+    } else {
+      node.groups ??= new Map();
+      let shared = node.groups.get(group);
+      if (!shared) {
+        shared = new SharedGroup<T>(group, filter);
+        node.groups.set(group, shared);
+      }
+      if (!shared.members.has(clientId)) shared.memberIds.push(clientId);
+      members = shared.members;
+    }
+    const isNew = !members.has(clientId);
+    members.set(clientId, value);
+    if (isNew) this.#count++;
+    return isNew;
+  }
+
+  /** Removes a subscription; returns true when it existed. Empty branches are pruned. */
+  remove(filter: string, clientId: string, group?: string): boolean {
+    const levels = filter.split("/");
+    const path: TrieNode<T>[] = [this.#root];
+    let node: TrieNode<T> | undefined = this.#root;
+    for (const level of levels) {
+      node = node.children?.get(level);
+      if (!node) return false;
+      path.push(node);
+    }
+    let removed: boolean;
+    if (group === undefined) {
+      removed = node.subscribers?.delete(clientId) ?? false;
+    } else {
+      const shared = node.groups?.get(group);
+      removed = shared?.members.delete(clientId) ?? false;
+      if (shared && removed) {
+        shared.memberIds = shared.memberIds.filter((id) => id !== clientId);
+        if (shared.members.size === 0) node.groups!.delete(group);
+      }
+    }
+    if (!removed) return false;
+    this.#count--;
+    for (let i = path.length - 1; i > 0 && path[i].isEmpty(); i--) {
+      path[i - 1].children!.delete(levels[i - 1]);
+    }
+    return true;
+  }
+
+  /** Calls the visitor for every subscription whose filter matches `topic` [MQTT-4.7.2-1]. */
+  match(topic: string, visitor: MatchVisitor<T>): void {
+    const levels = topic.split("/");
+    this.#walk(this.#root, levels, 0, topic.charCodeAt(0) === 0x24, visitor);
+  }
+
+  #walk(node: TrieNode<T>, levels: string[], depth: number, dollar: boolean, visitor: MatchVisitor<T>): void {
+    const children = node.children;
+    if (depth === levels.length) {
+      SubscriptionTrie.#visit(node, visitor);
+      // "sport/#" also matches "sport" [MQTT-4.7.1-2].
+      const hash = children?.get("#");
+      if (hash) SubscriptionTrie.#visit(hash, visitor);
+      return;
+    }
+    if (!children) return;
+    const exact = children.get(levels[depth]);
+    if (exact) this.#walk(exact, levels, depth + 1, dollar, visitor);
+    // Wildcards in the first level never match `$` topics [MQTT-4.7.2-1].
+    if (depth === 0 && dollar) return;
+    const plus = children.get("+");
+    if (plus) this.#walk(plus, levels, depth + 1, dollar, visitor);
+    const hash = children.get("#");
+    if (hash) SubscriptionTrie.#visit(hash, visitor);
+  }
+
+  static #visit<T>(node: TrieNode<T>, visitor: MatchVisitor<T>): void {
+    if (node.subscribers) {
+      for (const [clientId, value] of node.subscribers) visitor.subscriber(clientId, value, node.filter);
+    }
+    if (node.groups) {
+      for (const group of node.groups.values()) visitor.sharedGroup(group);
+    }
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * Transports yield byte streams and know nothing of MQTT. A `Deno.Conn` (TCP or TLS) is one as it is;
+ * WebSocket adapts to it.
+ */
+export interface ByteStream {
+  /** Reads into `buffer`; resolves the byte count, or null at end of stream. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes some of `data`; resolves how many bytes were taken. */
+  write(data: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+export * from "./tcp.ts";

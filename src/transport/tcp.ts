@@ -1,0 +1,64 @@
+import type { ByteStream } from "./mod.ts";
+
+/** An accepted connection, as handed to the broker's connection factory. */
+export interface Accepted {
+  stream: ByteStream;
+  remoteAddress: string;
+  /** Common name of a verified client certificate (mTLS), when the transport has one. */
+  certificateCommonName?: string;
+}
+
+/** A running listener. */
+export interface Listener {
+  readonly name: string;
+  /** The bound port (useful when 0 was asked for). */
+  readonly port: number;
+  readonly hostname: string;
+  /** Stops accepting; open connections are left to their owners. */
+  close(): void;
+  /** Settles when the accept loop has ended. */
+  readonly done: Promise<void>;
+}
+
+/**
+ * Accepts TCP connections in a `Deno.listen` loop, with Nagle off so that small MQTT packets are not
+ * delayed. Each connection is handed to `onAccept`, which owns it from then on.
+ */
+export function listenTcp(
+  options: { name: string; hostname: string; port: number },
+  onAccept: (accepted: Accepted) => void,
+  onError: (error: unknown) => void,
+): Listener {
+  const listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+  const address = listener.addr as Deno.NetAddr;
+  let closed = false;
+  const done = (async () => {
+    for (;;) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (closed || error instanceof Deno.errors.BadResource) return;
+        onError(error); // e.g. EMFILE: keep accepting once descriptors free up
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      try {
+        conn.setNoDelay(true);
+      } catch { /* the peer may already be gone */ }
+      const remote = conn.remoteAddr as Deno.NetAddr;
+      onAccept({ stream: conn, remoteAddress: `${remote.hostname}:${remote.port}` });
+    }
+  })();
+  return {
+    name: options.name,
+    port: address.port,
+    hostname: address.hostname,
+    close() {
+      if (closed) return;
+      closed = true;
+      listener.close();
+    },
+    done,
+  };
+}

@@ -1,0 +1,256 @@
+/** The session state machine alone: packets and routed messages in, effects out, no sockets. */
+import assert from "node:assert/strict";
+import type { Packet, PublishPacket, QoS } from "../../src/codec/mod.ts";
+import { type Attachment, type Effect, type Message, Session, type SessionLimits } from "../../src/session/mod.ts";
+
+const limits: SessionLimits = {
+  maxInflight: 2,
+  receiveMaximum: 2,
+  maxQueuedMessages: 3,
+  maxQueuedBytes: 0,
+  queueDropPolicy: "drop_oldest",
+  queueQos0Offline: false,
+  maxTopicAlias: 4,
+  maxSubscriptionsPerClient: 3,
+  maxTopicLevels: 8,
+  maxQos: 2,
+  retainAvailable: true,
+  wildcardSubscriptionAvailable: true,
+  subscriptionIdentifiersAvailable: true,
+  sharedSubscriptionAvailable: true,
+};
+
+function attachment(version: 4 | 5, extra: Partial<Attachment> = {}): Attachment {
+  return {
+    protocolVersion: version,
+    receiveMaximum: 65535,
+    topicAliasMaximum: 0,
+    sessionExpiryInterval: 0,
+    requestProblemInformation: true,
+    ...extra,
+  };
+}
+
+function publish(topic: string, qos: QoS, packetId?: number, extra: Partial<PublishPacket> = {}): PublishPacket {
+  return {
+    type: "publish",
+    topic,
+    payload: new TextEncoder().encode("x"),
+    qos,
+    retain: false,
+    dup: false,
+    packetId,
+    properties: {},
+    ...extra,
+  };
+}
+
+function message(topic: string, qos: QoS, extra: Partial<Message> = {}): Message {
+  return { topic, payload: new Uint8Array([1]), qos, retain: false, properties: {}, publisherId: "p", ...extra };
+}
+
+function kinds(effects: Effect[]): string[] {
+  return effects.map((effect) =>
+    effect.kind === "send" ? `send:${effect.packet.type}` : effect.kind === "close"
+      ? `close:0x${effect.reasonCode.toString(16)}`
+      : effect.kind
+  );
+}
+
+function connected(version: 4 | 5 = 5, extra: Partial<Attachment> = {}): Session {
+  const session = new Session("c1", limits);
+  session.attach(attachment(version, extra), 0);
+  return session;
+}
+
+Deno.test("QoS 1 PUBLISH is routed with a PUBACK to send after routing [MQTT-4.3.2-2]", () => {
+  const effects = connected().handleIn(publish("a/b", 1, 7), 0);
+  assert.equal(effects.length, 1);
+  const [effect] = effects;
+  assert.equal(effect.kind, "publish");
+  if (effect.kind !== "publish") return;
+  assert.equal(effect.message.topic, "a/b");
+  assert.deepEqual(effect.ack, { type: "puback", packetId: 7, reasonCode: 0, properties: {} });
+});
+
+Deno.test("QoS 2 PUBLISH resent before PUBREL is acknowledged but not routed again [MQTT-4.3.3-10]", () => {
+  const session = connected();
+  assert.deepEqual(kinds(session.handleIn(publish("a", 2, 9), 0)), ["publish"]);
+  assert.deepEqual(kinds(session.handleIn(publish("a", 2, 9, { dup: true }), 0)), ["send:pubrec"]);
+  assert.deepEqual(kinds(session.handleIn({ type: "pubrel", packetId: 9, reasonCode: 0, properties: {} }, 0)), [
+    "send:pubcomp",
+  ]);
+  // After PUBREL the id is free: the same id is a new message [MQTT-4.3.3-12].
+  assert.deepEqual(kinds(session.handleIn(publish("a", 2, 9), 0)), ["publish"]);
+});
+
+Deno.test("PUBREL for an unknown packet id is answered PUBCOMP 0x92", () => {
+  const effects = connected().handleIn({ type: "pubrel", packetId: 3, reasonCode: 0, properties: {} }, 0);
+  const [effect] = effects;
+  assert.equal(effect.kind === "send" && effect.packet.type === "pubcomp" && effect.packet.reasonCode, 0x92);
+});
+
+Deno.test("a second CONNECT is a protocol error [MQTT-3.1.0-2]", () => {
+  const connect: Packet = {
+    type: "connect",
+    protocolName: "MQTT",
+    protocolVersion: 5,
+    cleanStart: true,
+    keepAlive: 0,
+    clientId: "c1",
+    properties: {},
+  };
+  assert.deepEqual(kinds(connected().handleIn(connect, 0)), ["close:0x82"]);
+});
+
+Deno.test("outbound window: deliveries beyond min(maxInflight, Receive Maximum) queue until acked", () => {
+  const session = connected(5, { receiveMaximum: 5 }); // our maxInflight of 2 is the smaller
+  const sent: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    for (const effect of session.deliver({ message: message("t", 1), grantedQos: 1, retain: false }, true, 0)) {
+      if (effect.kind === "deliver") sent.push(effect.packetId!);
+    }
+  }
+  assert.deepEqual(sent, [1, 2]);
+  assert.equal(session.outbound.queue.length, 2);
+  const next = session.handleIn({ type: "puback", packetId: 1, reasonCode: 0, properties: {} }, 0);
+  assert.deepEqual(next.map((e) => e.kind === "deliver" && e.packetId), [3]);
+});
+
+Deno.test("delivery QoS is the minimum of message and subscription QoS [MQTT-3.8.4-8]", () => {
+  const [effect] = connected().deliver({ message: message("t", 2), grantedQos: 1, retain: false }, true, 0);
+  assert.equal(effect.kind === "deliver" && effect.qos, 1);
+});
+
+Deno.test("resume re-sends unacknowledged QoS 1 with DUP, in order, and PUBREL for released QoS 2 [MQTT-4.4.0-1]", () => {
+  const session = connected(4);
+  session.deliver({ message: message("a", 1), grantedQos: 1, retain: false }, true, 0);
+  session.deliver({ message: message("b", 2), grantedQos: 2, retain: false }, true, 0);
+  session.handleIn({ type: "pubrec", packetId: 2, reasonCode: 0, properties: {} }, 0);
+  session.detach();
+  const effects = session.attach(attachment(4), 0);
+  assert.equal(effects.length, 2);
+  const [first, second] = effects;
+  assert.ok(first.kind === "deliver" && first.dup && first.packetId === 1 && first.message.topic === "a");
+  assert.ok(second.kind === "send" && second.packet.type === "pubrel" && second.packet.packetId === 2);
+});
+
+Deno.test("offline: QoS 0 is not queued by default, QoS 1 is, and the queue drops the oldest when full", () => {
+  const session = new Session("c1", limits);
+  assert.equal(session.deliver({ message: message("q0", 0), grantedQos: 1, retain: false }, false, 0).length, 0);
+  assert.equal(session.outbound.drops.qos0Offline, 1);
+  for (const topic of ["1", "2", "3", "4"]) {
+    session.deliver({ message: message(topic, 1), grantedQos: 1, retain: false }, false, 0);
+  }
+  assert.deepEqual(session.outbound.queue.map((q) => q.delivery.message.topic), ["2", "3", "4"]);
+  assert.equal(session.outbound.drops.queueFull, 1);
+});
+
+Deno.test("an expired message is dropped, not delivered [MQTT-3.3.2-5]", () => {
+  const session = connected();
+  const effects = session.deliver({ message: message("t", 1, { expiresAt: 1000 }), grantedQos: 1, retain: false }, true, 1000);
+  assert.equal(effects.length, 0);
+  assert.equal(session.outbound.drops.expired, 1);
+});
+
+Deno.test("Message Expiry Interval is sent as the time remaining [MQTT-3.3.2-6]", () => {
+  const [effect] = connected().deliver(
+    { message: message("t", 0, { expiresAt: 10_000, properties: { messageExpiryInterval: 10 } }), grantedQos: 0, retain: false },
+    true,
+    4_500,
+  );
+  assert.equal(effect.kind === "deliver" && effect.properties.messageExpiryInterval, 6);
+});
+
+Deno.test("outbound topic alias: first send carries topic and alias, later sends only the alias", () => {
+  const session = connected(5, { topicAliasMaximum: 2 });
+  const send = () => session.deliver({ message: message("long/topic", 0), grantedQos: 0, retain: false }, true, 0)[0];
+  const first = send();
+  const second = send();
+  assert.ok(first.kind === "deliver" && first.topic === "long/topic" && first.properties.topicAlias === 1);
+  assert.ok(second.kind === "deliver" && second.topic === "" && second.properties.topicAlias === 1);
+});
+
+Deno.test("inbound topic alias: set by one PUBLISH, resolved in the next; unknown alias is a protocol error", () => {
+  const session = connected();
+  session.handleIn(publish("x/y", 0, undefined, { properties: { topicAlias: 1 } }), 0);
+  const [routed] = session.handleIn(publish("", 0, undefined, { properties: { topicAlias: 1 } }), 0);
+  assert.ok(routed.kind === "publish" && routed.message.topic === "x/y");
+  assert.deepEqual(kinds(session.handleIn(publish("", 0, undefined, { properties: { topicAlias: 2 } }), 0)), [
+    "close:0x82",
+  ]);
+});
+
+Deno.test("topic alias above our Topic Alias Maximum is 0x94 [MQTT-3.3.2-9]", () => {
+  assert.deepEqual(kinds(connected().handleIn(publish("t", 0, undefined, { properties: { topicAlias: 5 } }), 0)), [
+    "close:0x94",
+  ]);
+});
+
+Deno.test("SUBSCRIBE: invalid filter refused per version, QoS capped, quota enforced", () => {
+  const v5 = connected();
+  const [effect] = v5.handleIn({
+    type: "subscribe",
+    packetId: 1,
+    properties: {},
+    subscriptions: [
+      { topicFilter: "a/#/b", qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 },
+      { topicFilter: "ok/+", qos: 2, noLocal: false, retainAsPublished: false, retainHandling: 0 },
+      { topicFilter: "$share/g/x", qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 },
+      { topicFilter: "c", qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 },
+      { topicFilter: "d", qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 },
+    ],
+  }, 0);
+  assert.ok(effect.kind === "subscribe");
+  assert.deepEqual(effect.suback.reasonCodes, [0x8f, 2, 1, 0, 0x97]);
+  const v4 = connected(4);
+  const [effect4] = v4.handleIn({
+    type: "subscribe",
+    packetId: 1,
+    properties: {},
+    subscriptions: [{ topicFilter: "a/b#", qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
+  }, 0);
+  assert.ok(effect4.kind === "subscribe");
+  assert.deepEqual(effect4.suback.reasonCodes, [0x80]); // [MQTT-3.9.3-2]
+});
+
+Deno.test("No Local on a shared subscription is a protocol error [MQTT-3.8.3-4]", () => {
+  const effects = connected().handleIn({
+    type: "subscribe",
+    packetId: 1,
+    properties: {},
+    subscriptions: [{ topicFilter: "$share/g/x", qos: 1, noLocal: true, retainAsPublished: false, retainHandling: 0 }],
+  }, 0);
+  assert.deepEqual(kinds(effects), ["close:0x82"]);
+});
+
+Deno.test("UNSUBSCRIBE answers 0x11 for a filter that had no subscription (v5) and nothing at 3.1.1", () => {
+  const v5 = connected();
+  const [effect] = v5.handleIn({ type: "unsubscribe", packetId: 4, topicFilters: ["nope"], properties: {} }, 0);
+  assert.ok(effect.kind === "unsubscribe" && effect.unsuback.reasonCodes[0] === 0x11);
+  const [effect4] = connected(4).handleIn({ type: "unsubscribe", packetId: 4, topicFilters: ["x"], properties: {} }, 0);
+  assert.ok(effect4.kind === "unsubscribe" && effect4.unsuback.reasonCodes.length === 0);
+});
+
+Deno.test("DISCONNECT: normal discards the will, 0x04 keeps it; expiry set after 0 is a protocol error [MQTT-3.14.2-2]", () => {
+  const [normal] = connected().handleIn({ type: "disconnect", reasonCode: 0, properties: {} }, 0);
+  assert.ok(normal.kind === "close" && !normal.publishWill && !normal.notify);
+  const [withWill] = connected().handleIn({ type: "disconnect", reasonCode: 4, properties: {} }, 0);
+  assert.ok(withWill.kind === "close" && withWill.publishWill);
+  const effects = connected().handleIn({ type: "disconnect", reasonCode: 0, properties: { sessionExpiryInterval: 30 } }, 0);
+  assert.deepEqual(kinds(effects), ["close:0x82"]);
+});
+
+Deno.test("PUBLISH above the maximum QoS is refused with 0x9B [MQTT-3.2.2-11]", () => {
+  const session = new Session("c", { ...limits, maxQos: 1 });
+  session.attach(attachment(5), 0);
+  assert.deepEqual(kinds(session.handleIn(publish("t", 2, 1), 0)), ["close:0x9b"]);
+});
+
+Deno.test("a message larger than the client's Maximum Packet Size is dropped for that client [MQTT-3.1.2-25]", () => {
+  const session = connected(5, { maximumPacketSize: 20 });
+  const big = message("t", 1, { payload: new Uint8Array(100) });
+  assert.equal(session.deliver({ message: big, grantedQos: 1, retain: false }, true, 0).length, 0);
+  assert.equal(session.outbound.drops.tooLarge, 1);
+  assert.equal(session.outbound.inflight.size, 0);
+});
