@@ -2,12 +2,24 @@
  * mqtt-proxy's composition root: argv → config → logging → broker → connection manager → listeners,
  * plus signals and graceful drain. The only file that names concrete adapters.
  */
+import { createAuthenticator, createAuthorizer, createScramMethod, runPasswdCommand } from "./src/auth/mod.ts";
 import { Broker } from "./src/broker/mod.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
-import { ConnectionManager } from "./src/connection/mod.ts";
-import { createLogger, type Logger } from "./src/observe/mod.ts";
+import { BufferPool, ConnectionManager } from "./src/connection/mod.ts";
+import {
+  createBrokerMetrics,
+  createLogger,
+  type HttpEndpoint,
+  type Logger,
+  type Registry,
+  startHttpServer,
+  startSysPublisher,
+} from "./src/observe/mod.ts";
 import type { SessionLimits } from "./src/session/mod.ts";
-import { type Listener, listenTcp } from "./src/transport/mod.ts";
+import { createEmbeddedStorage } from "./src/storage/embedded/mod.ts";
+import { createMemoryStorage } from "./src/storage/memory/mod.ts";
+import type { StorageAdapter } from "./src/storage/port.ts";
+import { type Accepted, type Listener, listenTcp, listenTls, listenWebSocket } from "./src/transport/mod.ts";
 
 export const VERSION = "0.1.0";
 
@@ -16,6 +28,8 @@ const USAGE = `mqtt-proxy ${VERSION} — an MQTT 3.1/3.1.1/5.0 broker
 Usage:
   mqtt-proxy [-c <file>]             run the broker (default config: conf/mqtt.properties)
   mqtt-proxy check-config -c <file>  validate a configuration file and exit
+  mqtt-proxy passwd [-b|-D] <file> <user> [password]
+                                     add, update (-b: password on the command line) or delete (-D) a user
   mqtt-proxy --version | --help
 `;
 
@@ -27,10 +41,41 @@ export interface RunningBroker {
   logger: Logger;
   /** Graceful stop: no new connections, v5 clients told 0x8B, drained within the configured deadline. */
   stop(): Promise<void>;
+  /** Rereads the password, access-key and ACL files (SIGHUP). */
+  reload(): Promise<void>;
+  /** The Prometheus metrics of this broker (served on /metrics when http.enabled). */
+  metrics: Registry;
+  /** The /metrics, /healthz and /readyz endpoint, when http.enabled. */
+  http?: HttpEndpoint;
 }
 
-/** Starts a broker from a validated configuration. */
-export function startBroker(config: Config, logger: Logger = createLogger({ level: config.log.level })): RunningBroker {
+/** The storage adapter the configuration asks for: the embedded store by default, or none at all. */
+function createStorage(config: Config, logger: Logger): StorageAdapter {
+  if (config.storage.type === "memory") return createMemoryStorage();
+  return createEmbeddedStorage({
+    dir: config.storage.dir,
+    durability: config.storage.durability,
+    batchIntervalMs: config.storage.batchIntervalMs,
+    logger,
+  });
+}
+
+/** Starts a broker from a validated configuration: storage recovered first, then the listeners. */
+export async function startBroker(
+  config: Config,
+  logger: Logger = createLogger({ level: config.log.level }),
+): Promise<RunningBroker> {
+  const storage = createStorage(config, logger);
+  const snapshot = await storage.start();
+  const authenticator = await createAuthenticator({
+    allowAnonymous: config.auth.allowAnonymous,
+    passwordFile: config.auth.passwordFile,
+    accessKeysFile: config.auth.accessKeysFile,
+  });
+  const scram = config.auth.scramFile ? await createScramMethod(config.auth.scramFile) : undefined;
+  const authorizer = config.auth.aclFile
+    ? await createAuthorizer({ aclFile: config.auth.aclFile, defaultPolicy: config.auth.aclDefault })
+    : undefined;
   const limits: SessionLimits = {
     maxInflight: config.mqtt.maxInflight,
     receiveMaximum: config.mqtt.receiveMaximum,
@@ -51,13 +96,32 @@ export function startBroker(config: Config, logger: Logger = createLogger({ leve
     limits,
     maxSessionExpiry: config.mqtt.maxSessionExpiry,
     sharedSubscriptionStrategy: config.mqtt.sharedSubscriptionStrategy,
+    storage,
+  });
+  broker.restore(snapshot);
+  logger.info("storage.recovered", {
+    type: config.storage.type,
+    sessions: broker.sessionCount,
+    subscriptions: broker.subscriptionCount,
+    retained: broker.retained.size,
   });
   const connections = new ConnectionManager({
     broker,
     logger,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
     outboxHighWaterMark: Math.max(1 << 20, config.mqtt.maxPacketSize),
+    readBuffers: new BufferPool(64 * 1024, 256),
     generateClientId: () => `auto-${crypto.randomUUID()}`,
+    authenticator: {
+      // A verified client certificate's CN reaches here only from listeners with use_cn_as_username:
+      // the certificate is the credential and its CN the user name.
+      authenticate: (credentials) =>
+        credentials.certificateCommonName !== undefined
+          ? Promise.resolve({ ok: true, username: credentials.certificateCommonName })
+          : authenticator.authenticate(credentials),
+    },
+    authorizer,
+    authMethods: new Map(scram ? [[scram.name, scram]] : []),
     settings: {
       limits,
       maxPacketSize: config.mqtt.maxPacketSize,
@@ -70,20 +134,58 @@ export function startBroker(config: Config, logger: Logger = createLogger({ leve
   }, config.mqtt.maxConnections);
 
   const listeners: Listener[] = [];
+  const listenerCounts: { name: string; open: number; total: number }[] = [];
+  const metrics = createBrokerMetrics({
+    listeners: () => listenerCounts,
+    traffic: () => connections.traffic(),
+    drops: () => broker.stats.drops,
+    authFailures: () => authenticator.stats().failures,
+  });
+  let draining = false;
+  let http: HttpEndpoint | undefined;
   try {
     for (const listenerConfig of config.listeners) {
-      if (listenerConfig.type !== "tcp") {
-        throw new ConfigError(`listener.${listenerConfig.name}.type: ${listenerConfig.type} is not supported yet`);
+      const { name, type, host: hostname, port, certFile, keyFile } = listenerConfig;
+      const counts = { name, open: 0, total: 0 };
+      listenerCounts.push(counts);
+      const onAccept = (accepted: Accepted) => {
+        // A certificate's CN becomes the user name only where the listener says so (see `authenticator`).
+        if (!listenerConfig.useCnAsUsername) accepted = { ...accepted, certificateCommonName: undefined };
+        const before = connections.connectionsTotal;
+        connections.accept(accepted, () => counts.open, listenerConfig.maxConnections, () => counts.open--);
+        if (connections.connectionsTotal === before) return; // refused over a limit: onDone never runs
+        counts.open++;
+        counts.total++;
+      };
+      const onError = (error: unknown) => logger.error("listener.accept_failed", { listener: name, error });
+      const onRejected = (remote: string, error: unknown) =>
+        logger.info("listener.client_rejected", { listener: name, remote, error });
+      if ((type === "ws" || type === "wss") && (listenerConfig.caFile || listenerConfig.requireClientCert)) {
+        throw new ConfigError(`listener.${name}: client certificates are supported on tls listeners only`);
       }
-      let open = 0;
-      const listener = listenTcp(
-        { name: listenerConfig.name, hostname: listenerConfig.host, port: listenerConfig.port },
-        (accepted) => {
-          connections.accept(accepted, () => open, listenerConfig.maxConnections, () => open--);
-          open++;
-        },
-        (error) => logger.error("listener.accept_failed", { listener: listenerConfig.name, error }),
-      );
+      const listener = type === "tcp"
+        ? listenTcp({ name, hostname, port }, onAccept, onError)
+        : type === "tls"
+        ? await listenTls({
+          name,
+          hostname,
+          port,
+          certFile: certFile!,
+          keyFile: keyFile!,
+          caFile: listenerConfig.caFile,
+          requireClientCert: listenerConfig.requireClientCert,
+          handshakeTimeoutMs: config.mqtt.connectTimeoutMs,
+          onHandshakeError: onRejected,
+        }, onAccept, onError)
+        : listenWebSocket({
+          name,
+          hostname,
+          port,
+          path: listenerConfig.path,
+          tls: type === "wss" ? { certFile: certFile!, keyFile: keyFile! } : undefined,
+          maxBufferedBytes: Math.max(4 << 20, 2 * config.mqtt.maxPacketSize),
+          onRejected,
+        }, onAccept, onError);
       listeners.push(listener);
       logger.info("listener.started", {
         listener: listener.name,
@@ -92,22 +194,80 @@ export function startBroker(config: Config, logger: Logger = createLogger({ leve
         port: listener.port,
       });
     }
+    if (config.http.enabled) {
+      http = startHttpServer({ hostname: config.http.host, port: config.http.port }, {
+        metrics: () => metrics.render(),
+        live: () => true,
+        ready: () => {
+          const health = storage.health();
+          if (draining) return { ok: false, detail: "shutting down" };
+          if (!health.ok) return { ok: false, detail: `storage: ${health.detail}` };
+          return { ok: true, detail: `${listeners.length} listener(s) up; storage: ${health.detail}` };
+        },
+      }, (error) => logger.error("http.failed", { error }));
+      logger.info("http.started", { host: http.hostname, port: http.port });
+    }
   } catch (error) {
     for (const listener of listeners) listener.close();
+    broker.stop();
+    await storage.stop();
     throw error;
   }
+
+  /** SIGHUP: reread password, key and ACL files; connections stay up, a bad file keeps the old rules. */
+  const reload = async () => {
+    const sources = [["authentication", authenticator], ["scram", scram], ["acl", authorizer]] as const;
+    for (const [name, source] of sources) {
+      try {
+        await source?.reload();
+        logger.info("config.reloaded", { part: name });
+      } catch (error) {
+        logger.error("config.reload_failed", { part: name, error });
+      }
+    }
+  };
+
+  const stopSys = config.sys.intervalSeconds > 0
+    ? startSysPublisher({
+      version: VERSION,
+      intervalSeconds: config.sys.intervalSeconds,
+      sample: () => ({
+        clientsConnected: broker.stats.connectedClients,
+        clientsTotal: broker.sessionCount,
+        messagesReceived: broker.stats.messagesReceived,
+        messagesSent: broker.stats.messagesSent,
+        messagesDropped: Object.values(broker.stats.drops).reduce((sum, count) => sum + count, 0),
+        subscriptions: broker.subscriptionCount,
+        retained: broker.retained.size,
+        ...connections.traffic(),
+      }),
+      publish: (topic, payload) =>
+        broker.publish({
+          topic,
+          payload: new TextEncoder().encode(payload),
+          qos: 0,
+          retain: true,
+          properties: {},
+          publisherId: "",
+        }),
+    })
+    : undefined;
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     stopping ??= (async () => {
       logger.info("broker.stopping", { connections: connections.connectionCount });
+      stopSys?.();
+      draining = true;
       for (const listener of listeners) listener.close();
       await Promise.all(listeners.map((listener) => listener.done));
       await connections.shutdown(config.shutdown.drainTimeoutMs);
       broker.stop();
+      await storage.stop();
+      await http?.close();
       logger.info("broker.stopped", {});
     })();
-  return { broker, connections, listeners, logger, stop };
+  return { broker, connections, listeners, logger, stop, reload, metrics, http };
 }
 
 function argValue(args: string[], ...names: string[]): string | undefined {
@@ -126,6 +286,7 @@ async function main(args: string[]): Promise<number> {
     await Deno.stdout.write(new TextEncoder().encode(`mqtt-proxy ${VERSION}\n`));
     return 0;
   }
+  if (args[0] === "passwd") return await runPasswdCommand(args.slice(1));
   const configPath = argValue(args, "-c", "--config") ?? "conf/mqtt.properties";
   const bootLogger = createLogger({ level: "info" });
   let config: Config;
@@ -142,7 +303,15 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const logger = createLogger({ level: config.log.level });
-  const running = startBroker(config, logger);
+  let running: RunningBroker;
+  try {
+    running = await startBroker(config, logger);
+  } catch (error) {
+    logger.error("broker.start_failed", { error });
+    await Deno.stderr.write(new TextEncoder().encode(`mqtt-proxy: ${error instanceof Error ? error.message : error}\n`));
+    return 1;
+  }
+  Deno.addSignalListener("SIGHUP", () => void running.reload());
   logger.info("broker.started", { version: VERSION, config: configPath, pid: Deno.pid });
   const stopped = new Promise<void>((resolve) => {
     const onSignal = (signal: Deno.Signal) => {

@@ -1,15 +1,19 @@
 import type { QoS, Will } from "../codec/types.ts";
+import { emptyDropCounts } from "../session/outbound.ts";
 import { Session } from "../session/session.ts";
 import type {
   AcceptedSubscription,
   Attachment,
   Delivery,
+  DropCounts,
   Effect,
   Message,
   SessionLimits,
   SessionSubscription,
 } from "../session/types.ts";
-import { type SharedGroup, SubscriptionTrie } from "../topic/mod.ts";
+import { parseSharedFilter, type SharedGroup, SubscriptionTrie } from "../topic/mod.ts";
+import type { StorageAdapter, StorageSnapshot } from "../storage/port.ts";
+import { fromStored, Persistence } from "./persistence.ts";
 import { RetainedStore } from "./retained.ts";
 import { type Scheduler, type TimerHandle, timerScheduler } from "./scheduler.ts";
 
@@ -28,6 +32,7 @@ export interface BrokerOptions {
   /** Upper bound on any Session Expiry Interval, seconds. */
   maxSessionExpiry: number;
   sharedSubscriptionStrategy: "round_robin" | "random";
+  storage: StorageAdapter;
   now?: () => number;
   scheduler?: Scheduler;
 }
@@ -50,6 +55,8 @@ interface Subscriber {
 
 interface SessionEntry {
   session: Session;
+  /** Connections so far; a storage shared by nodes uses it to spot a stale writer. */
+  epoch: number;
   link?: SessionLink;
   will?: Will;
   expiryTimer?: TimerHandle;
@@ -60,7 +67,8 @@ interface SessionEntry {
 export interface BrokerStats {
   messagesReceived: number;
   messagesSent: number;
-  messagesDropped: number;
+  /** Messages not delivered, by reason, over all sessions. */
+  drops: DropCounts;
   connectedClients: number;
 }
 
@@ -72,11 +80,17 @@ const NEVER_EXPIRES = 0xffffffff;
  */
 export class Broker {
   readonly retained = new RetainedStore();
-  readonly stats: BrokerStats = { messagesReceived: 0, messagesSent: 0, messagesDropped: 0, connectedClients: 0 };
+  readonly stats: BrokerStats = {
+    messagesReceived: 0,
+    messagesSent: 0,
+    drops: emptyDropCounts(),
+    connectedClients: 0,
+  };
   readonly #sessions = new Map<string, SessionEntry>();
   readonly #trie = new SubscriptionTrie<Subscriber>();
   readonly #now: () => number;
   readonly #scheduler: Scheduler;
+  readonly #persistence: Persistence;
   /** Reused per publish: one delivery per client, at the highest QoS of its matching subscriptions. */
   readonly #matches = new Map<Session, Delivery>();
   #message: Message | undefined;
@@ -84,6 +98,15 @@ export class Broker {
   constructor(private readonly options: BrokerOptions) {
     this.#now = options.now ?? Date.now;
     this.#scheduler = options.scheduler ?? timerScheduler;
+    this.#persistence = new Persistence(options.storage);
+  }
+
+  /**
+   * Resolves when everything changed so far is durable, or undefined when nothing is pending: a QoS 1/2
+   * PUBLISH is acknowledged only after this, so an acknowledged message survives a crash.
+   */
+  flush(): Promise<void> | undefined {
+    return this.#persistence.dirty ? this.#persistence.flush() : undefined;
   }
 
   get sessionCount(): number {
@@ -117,7 +140,9 @@ export class Broker {
         const will = entry.will;
         entry.will = undefined;
         // The old connection's will goes out now unless its delay outlives the takeover [MQTT-3.1.3-9].
-        if (will && (request.cleanStart || !will.properties.willDelayInterval)) this.#publishWill(will);
+        if (will && (request.cleanStart || !will.properties.willDelayInterval)) {
+          this.#publishWill(request.clientId, will);
+        }
         previous.takeOver();
       } else if (entry.willTimer !== undefined) {
         // Reconnected before the will delay passed: the will is not sent [MQTT-3.1.3-9].
@@ -132,12 +157,15 @@ export class Broker {
     }
     const sessionPresent = entry !== undefined;
     if (!entry) {
-      entry = { session: new Session(request.clientId, this.options.limits) };
+      entry = { session: new Session(request.clientId, this.options.limits, this.stats.drops), epoch: 0 };
       this.#sessions.set(request.clientId, entry);
     }
     entry.link = request.link;
     entry.will = request.will;
+    entry.epoch++;
     entry.session.expiryInterval = Math.min(request.sessionExpiryInterval, this.options.maxSessionExpiry);
+    this.#persistence.track(entry.session, entry.epoch);
+    this.#persistence.willArmed(request.clientId, request.will);
     this.stats.connectedClients++;
     const effects = entry.session.attach(request.attachment, now);
     return { session: entry.session, sessionPresent, effects };
@@ -159,29 +187,95 @@ export class Broker {
     const will = publishWill ? entry.will : undefined;
     entry.will = undefined;
     const expiry = session.expiryInterval;
-    if (will) {
+    const now = this.#now();
+    this.#persistence.disconnected(session, entry.epoch, now);
+    if (!will) this.#persistence.willArmed(session.clientId, undefined);
+    else {
       const delay = Math.min(will.properties.willDelayInterval ?? 0, expiry);
-      if (delay === 0) this.#publishWill(will);
-      else {
-        entry.will = will;
-        entry.willTimer = this.#scheduler.after(delay * 1000, () => {
-          entry.willTimer = undefined;
-          entry.will = undefined;
-          this.#publishWill(will);
-        });
-      }
+      if (delay === 0) this.#publishWill(session.clientId, will);
+      else this.#delayWill(entry, will, now + delay * 1000);
     }
     if (expiry === 0) this.#end(entry);
-    else if (expiry !== NEVER_EXPIRES) {
-      entry.expiryTimer = this.#scheduler.after(expiry * 1000, () => this.#end(entry));
+    else this.#armExpiry(entry, expiry * 1000);
+  }
+
+  /**
+   * Rebuilds the broker from storage at start: sessions not yet expired (with their subscriptions, queues,
+   * inflight messages and inbound QoS 2 ids), retained messages, and wills, which go out now or at their
+   * deadline. Expiry and will delays count from the recorded disconnect, or from now for a client that was
+   * connected when the node stopped.
+   */
+  restore(snapshot: StorageSnapshot): void {
+    const now = this.#now();
+    for (const message of snapshot.retained) this.retained.set(fromStored(message));
+    for (const stored of snapshot.sessions) {
+      const since = stored.disconnectedAt ?? now;
+      const left = stored.expiryInterval === NEVER_EXPIRES ? Infinity : since + stored.expiryInterval * 1000 - now;
+      if (left <= 0) {
+        this.#persistence.ended(stored.clientId);
+        continue;
+      }
+      const entry: SessionEntry = { session: new Session(stored.clientId, this.options.limits, this.stats.drops), epoch: stored.epoch };
+      entry.session.expiryInterval = stored.expiryInterval;
+      this.#sessions.set(stored.clientId, entry);
+      this.#persistence.track(entry.session, entry.epoch);
+      if (left !== Infinity) this.#armExpiry(entry, left);
     }
+    for (const stored of snapshot.subscriptions) {
+      const entry = this.#sessions.get(stored.clientId);
+      if (!entry) continue;
+      const { clientId: _, ...fields } = stored;
+      const shared = parseSharedFilter(stored.topicFilter, Number.MAX_SAFE_INTEGER);
+      const subscription: SessionSubscription = { ...fields, shared };
+      entry.session.subscriptions.set(stored.topicFilter, subscription);
+      this.#addToRouter(entry.session, subscription);
+    }
+    const messages = new Map<number, Message>();
+    for (const queued of snapshot.queues) {
+      const entry = this.#sessions.get(queued.clientId);
+      const stored = snapshot.messages.get(queued.messageId);
+      if (!entry || !stored) continue;
+      let message = messages.get(queued.messageId);
+      if (!message) messages.set(queued.messageId, message = fromStored(stored, queued.messageId));
+      const delivery = { message, grantedQos: queued.qos, retain: queued.retain, subscriptionIdentifiers: queued.subscriptionIdentifiers };
+      entry.session.outbound.restore(delivery, queued.qos, queued.stage, queued.packetId);
+    }
+    for (const { clientId, packetId } of snapshot.awaitingRelease) {
+      this.#sessions.get(clientId)?.session.awaitingRelease.add(packetId);
+    }
+    for (const stored of snapshot.wills) {
+      const entry = this.#sessions.get(stored.clientId);
+      const expiry = entry?.session.expiryInterval ?? 0;
+      const delay = Math.min(stored.will.properties.willDelayInterval ?? 0, expiry) * 1000;
+      const publishAt = stored.publishAt ?? now + delay;
+      if (!entry || publishAt <= now) this.#publishWill(stored.clientId, stored.will);
+      else this.#delayWill(entry, stored.will, publishAt);
+    }
+  }
+
+  #delayWill(entry: SessionEntry, will: Will, publishAt: number): void {
+    entry.will = will;
+    this.#persistence.willArmed(entry.session.clientId, will, publishAt);
+    entry.willTimer = this.#scheduler.after(Math.max(0, publishAt - this.#now()), () => {
+      entry.willTimer = undefined;
+      entry.will = undefined;
+      this.#publishWill(entry.session.clientId, will);
+    });
+  }
+
+  #armExpiry(entry: SessionEntry, ms: number): void {
+    if (entry.session.expiryInterval === NEVER_EXPIRES) return;
+    entry.expiryTimer = this.#scheduler.after(ms, () => this.#end(entry));
   }
 
   /** Routes one message to every matching subscriber; returns how many clients it reached. */
   publish(message: Message): number {
     const now = this.#now();
-    this.stats.messagesReceived++;
-    if (message.retain) this.retained.set(message);
+    if (message.publisherId !== "") this.stats.messagesReceived++;
+    if (message.retain) {
+      this.retained.set(message);
+      this.#persistence.retained(message);
+    }
     this.#message = message;
     this.#trie.match(message.topic, this.#visitor);
     this.#message = undefined;
@@ -198,19 +292,22 @@ export class Broker {
     const effects: Effect[] = [];
     const writable = this.#sessions.get(session.clientId)?.link?.writable ?? false;
     for (const { subscription, isNew } of accepted) {
-      const subscriber = { session, subscription };
-      if (subscription.shared) {
-        this.#trie.add(subscription.shared.filter, session.clientId, subscriber, subscription.shared.group);
-        continue; // Retained messages are not sent to shared subscriptions (spec §4.8.2).
-      }
-      this.#trie.add(subscription.topicFilter, session.clientId, subscriber);
+      this.#addToRouter(session, subscription);
+      this.#persistence.subscribed(session, subscription);
+      if (subscription.shared) continue; // Retained messages are not sent to shared subscriptions (spec §4.8.2).
       const handling = subscription.retainHandling;
       if (handling === 2 || (handling === 1 && !isNew)) continue; // [MQTT-3.3.1-9/10]
       for (const message of this.retained.match(subscription.topicFilter, now)) {
         const ids = subscription.subscriptionIdentifier === undefined
           ? undefined
           : [subscription.subscriptionIdentifier];
-        const delivery = { message, grantedQos: subscription.qos, retain: true, subscriptionIdentifiers: ids };
+        // A copy per delivery: the same retained message may be queued for this client more than once.
+        const delivery = {
+          message: { ...message, storeId: undefined },
+          grantedQos: subscription.qos,
+          retain: true,
+          subscriptionIdentifiers: ids,
+        };
         effects.push(...session.deliver(delivery, writable, now));
       }
     }
@@ -218,7 +315,10 @@ export class Broker {
   }
 
   unsubscribe(session: Session, removed: SessionSubscription[]): void {
-    for (const subscription of removed) this.#removeFromRouter(session, subscription);
+    for (const subscription of removed) {
+      this.#removeFromRouter(session, subscription);
+      this.#persistence.unsubscribed(session, subscription);
+    }
   }
 
   /** Stops every timer; used at shutdown. */
@@ -285,7 +385,8 @@ export class Broker {
     }
   }
 
-  #publishWill(will: Will): void {
+  #publishWill(clientId: string, will: Will): void {
+    this.#persistence.willArmed(clientId, undefined);
     const expiry = will.properties.messageExpiryInterval;
     const properties = { ...will.properties };
     delete properties.willDelayInterval;
@@ -307,7 +408,7 @@ export class Broker {
       entry.willTimer = undefined;
       const will = entry.will;
       entry.will = undefined;
-      this.#publishWill(will);
+      this.#publishWill(entry.session.clientId, will);
     }
     this.#discard(entry);
   }
@@ -318,6 +419,16 @@ export class Broker {
       this.#removeFromRouter(entry.session, subscription);
     }
     if (this.#sessions.get(entry.session.clientId) === entry) this.#sessions.delete(entry.session.clientId);
+    this.#persistence.ended(entry.session.clientId);
+  }
+
+  #addToRouter(session: Session, subscription: SessionSubscription): void {
+    const subscriber = { session, subscription };
+    if (subscription.shared) {
+      this.#trie.add(subscription.shared.filter, session.clientId, subscriber, subscription.shared.group);
+    } else {
+      this.#trie.add(subscription.topicFilter, session.clientId, subscriber);
+    }
   }
 
   #removeFromRouter(session: Session, subscription: SessionSubscription): void {

@@ -157,6 +157,9 @@ export const settingKeys = {
   ),
   "auth.password_file": optionalText("File of username:password-hash lines."),
   "auth.access_keys_file": optionalText("File of access keys accepted as credentials."),
+  "auth.scram_file": optionalText(
+    "File of SCRAM-SHA-256 credentials; enables the MQTT 5 enhanced authentication method SCRAM-SHA-256.",
+  ),
   "auth.acl_file": optionalText("File of topic access rules."),
   "auth.acl_default": choice(["allow", "deny"], "allow", "What the ACL decides when no rule matches."),
 

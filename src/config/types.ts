@@ -60,6 +60,7 @@ export interface Config {
     allowAnonymous?: boolean;
     passwordFile?: string;
     accessKeysFile?: string;
+    scramFile?: string;
     aclFile?: string;
     aclDefault: "allow" | "deny";
   };

@@ -1,6 +1,9 @@
 import type { Broker, SessionLink } from "../broker/mod.ts";
 import {
+  type AckPacket,
+  type AuthPacket,
   connackCodeForV3,
+  type ConnectPacket,
   Decoder,
   encode,
   encodePublish,
@@ -10,11 +13,20 @@ import {
   type ProtocolVersion,
   ReasonCode,
 } from "../codec/mod.ts";
-import type { ConnectPacket } from "../codec/types.ts";
+import type { Authenticator, Authorizer, EnhancedAuthMethod } from "../auth/port.ts";
 import type { Logger } from "../observe/mod.ts";
+import { packetsReceived, packetsSent } from "../observe/metrics.ts";
 import { type ConnectSettings, decideConnect, type Effect, type Session } from "../session/mod.ts";
+import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
+import { type AuthOutcome, ClientAuthentication } from "./authentication.ts";
+import type { BufferPool } from "./buffer_pool.ts";
 import { Outbox } from "./outbox.ts";
+
+interface PendingConnect {
+  packet: ConnectPacket;
+  decision: Extract<ReturnType<typeof decideConnect>, { accepted: true }>;
+}
 
 /** Everything a connection actor needs from the server around it. */
 export interface ConnectionContext {
@@ -22,15 +34,21 @@ export interface ConnectionContext {
   settings: ConnectSettings;
   connectTimeoutMs: number;
   logger: Logger;
+  /** Large read buffers lent to busy connections. */
+  readBuffers: BufferPool;
   /** Bytes an outbox may hold before QoS 0 deliveries are dropped for this client. */
   outboxHighWaterMark: number;
   generateClientId: () => string;
-  /** Checks credentials; resolves a reason code to refuse with, or 0. */
-  authenticate?: (connect: ConnectPacket, accepted: Accepted) => Promise<number>;
+  /** Checks credentials at CONNECT; absent = everyone may connect. */
+  authenticator?: Authenticator;
+  /** Checks every PUBLISH and SUBSCRIBE; absent = everything allowed. */
+  authorizer?: Authorizer;
+  /** Enhanced authentication methods (v5 Authentication Method), by name. */
+  authMethods?: ReadonlyMap<string, EnhancedAuthMethod>;
 }
 
-const SMALL_READ = 4096;
-const LARGE_READ = 65536;
+/** Each pending read pins its buffer: an idle connection's is small (a CONNECT or PINGREQ fits). */
+const SMALL_READ = 512;
 const FLUSH_TIMEOUT_MS = 1000;
 
 /**
@@ -51,6 +69,11 @@ export class Connection implements SessionLink {
   /** Socket, timers and session released. */
   #finished = false;
   #log: Logger;
+  readonly #auth: ClientAuthentication;
+  /** A CONNECT waiting for the next step of an enhanced authentication exchange. */
+  #pendingConnect: PendingConnect | undefined;
+  /** The last acknowledgement still waiting for storage, if any. */
+  #pendingAck: Promise<void> | undefined;
   bytesReceived = 0;
 
   constructor(private readonly accepted: Accepted, private readonly context: ContextWithCallbacks) {
@@ -60,10 +83,20 @@ export class Connection implements SessionLink {
       this.#shutdownSocket();
     });
     this.#decoder = new Decoder({ maxPacketSize: context.settings.maxPacketSize });
+    this.#auth = new ClientAuthentication(
+      context.authenticator,
+      context.authMethods ?? new Map(),
+      accepted.remoteAddress,
+      accepted.certificateCommonName,
+    );
   }
 
   get writable(): boolean {
     return this.#outbox.writable;
+  }
+
+  get bytesSent(): number {
+    return this.#outbox.bytesSent;
   }
 
   get clientId(): string | undefined {
@@ -73,6 +106,7 @@ export class Connection implements SessionLink {
   /** Reads until the socket ends; never throws. */
   async serve(): Promise<void> {
     this.#timer = setTimeout(() => this.#fail("connect_timeout"), this.context.connectTimeoutMs);
+    const pool = this.context.readBuffers;
     let buffer = new Uint8Array(SMALL_READ);
     try {
       while (!this.#closed) {
@@ -82,12 +116,18 @@ export class Connection implements SessionLink {
         this.#lastActivity = performance.now();
         this.#decoder.push(buffer.subarray(0, n));
         await this.#drainDecoder();
-        // A busy client gets a larger buffer; an idle one must not pin 64 KiB.
-        if (n === buffer.byteLength && n < LARGE_READ) buffer = new Uint8Array(LARGE_READ);
-        else if (n < SMALL_READ && buffer.byteLength > SMALL_READ) buffer = new Uint8Array(SMALL_READ);
+        // A busy client borrows a large buffer; a quiet one gives it back.
+        if (n === buffer.byteLength && buffer.byteLength < pool.size) {
+          buffer = pool.take();
+        } else if (n < SMALL_READ && buffer.byteLength > SMALL_READ) {
+          pool.give(buffer);
+          buffer = new Uint8Array(SMALL_READ);
+        }
       }
     } catch (error) {
       this.#onError(error);
+    } finally {
+      pool.give(buffer);
     }
   }
 
@@ -112,9 +152,19 @@ export class Connection implements SessionLink {
     for (;;) {
       const packet = this.#decoder.next();
       if (packet === undefined) return;
+      packetsReceived.labels(packet.type).inc();
       if (this.#closed) return;
-      if (!this.#session) await this.#handleConnect(packet);
-      else this.run(this.#session.handleIn(packet, Date.now()));
+      if (this.#session) {
+        if (packet.type === "auth" && this.#version === 5) await this.#reauthenticate(packet);
+        else this.run(this.#session.handleIn(packet, Date.now()));
+      } else if (this.#pendingConnect) {
+        if (packet.type !== "auth") {
+          throw new MqttError(ReasonCode.ProtocolError, `${packet.type} during authentication`);
+        }
+        await this.#authenticated(this.#pendingConnect, await this.#auth.receive(packet));
+      } else {
+        await this.#handleConnect(packet);
+      }
     }
   }
 
@@ -127,9 +177,28 @@ export class Connection implements SessionLink {
     if (!decision.accepted) {
       return this.#refuse(decision.reasonCode, decision.reasonString, decision.properties);
     }
-    const authCode = await this.context.authenticate?.(packet, this.accepted) ?? 0;
-    if (authCode !== 0) return this.#refuse(authCode, "not authorized", {});
+    const pending = { packet, decision };
+    await this.#authenticated(pending, await this.#auth.begin(packet, decision.clientId));
+  }
+
+  /** Continues a CONNECT once authentication has moved on: another AUTH round, a refusal, or the session. */
+  async #authenticated(pending: PendingConnect, outcome: AuthOutcome): Promise<void> {
+    if (outcome.kind === "continue") {
+      this.#pendingConnect = pending;
+      return this.#send(outcome.packet);
+    }
+    this.#pendingConnect = undefined;
+    if (outcome.kind === "refused") return this.#refuse(outcome.reasonCode, outcome.reason, {});
     if (this.#closed) return;
+    const { packet, decision } = pending;
+    const identity = { clientId: decision.clientId, username: outcome.username };
+    const authorizer = this.context.authorizer;
+    if (authorizer) {
+      decision.attachment.permissions = {
+        canPublish: (topic) => authorizer.canPublish(identity, topic),
+        canSubscribe: (filter) => authorizer.canSubscribe(identity, filter),
+      };
+    }
     clearTimeout(this.#timer);
     const { session, sessionPresent, effects } = this.context.broker.open({
       clientId: decision.clientId,
@@ -145,7 +214,7 @@ export class Connection implements SessionLink {
       type: "connack",
       sessionPresent,
       reasonCode: 0,
-      properties: this.#version === 5 ? decision.properties : {},
+      properties: this.#version === 5 ? { ...decision.properties, ...outcome.properties } : {},
     });
     this.#log.debug("client.connected", {
       remote: this.accepted.remoteAddress,
@@ -157,6 +226,18 @@ export class Connection implements SessionLink {
     this.run(effects);
     this.#keepAliveMs = decision.keepAliveTimeoutMs;
     if (this.#keepAliveMs > 0) this.#armKeepAlive(this.#keepAliveMs);
+  }
+
+  /** v5 re-authentication (AUTH 0x19) on a live connection; failure ends it [MQTT-4.12.1-2]. */
+  async #reauthenticate(packet: AuthPacket): Promise<void> {
+    const outcome = await this.#auth.receive(packet);
+    if (outcome.kind === "continue") return this.#send(outcome.packet);
+    if (outcome.kind === "accepted") {
+      return this.#send({ type: "auth", reasonCode: ReasonCode.Success, properties: outcome.properties });
+    }
+    this.#log.info("client.reauthentication_failed", { reasonCode: outcome.reasonCode, reason: outcome.reason });
+    this.#sendDisconnect(outcome.reasonCode, outcome.reason);
+    void this.#closeAfterFlush(true);
   }
 
   /** Keep alive: one timer per connection, re-armed for the time left rather than reset per packet. */
@@ -203,16 +284,15 @@ export class Connection implements SessionLink {
           packetId: effect.packetId,
           ...(sameProperties ? {} : { topic: effect.topic, properties: effect.properties }),
         });
+        packetsSent.labels("publish").inc();
         this.#outbox.push(frame);
         return;
       }
       case "publish": {
         const reached = this.context.broker.publish(effect.message);
-        if (effect.ack) {
-          if (reached === 0 && this.#version === 5) effect.ack.reasonCode = ReasonCode.NoMatchingSubscribers;
-          this.#send(effect.ack);
-        }
-        return;
+        if (!effect.ack) return;
+        if (reached === 0 && this.#version === 5) effect.ack.reasonCode = ReasonCode.NoMatchingSubscribers;
+        return this.#acknowledge(effect.ack, this.context.broker.flush());
       }
       case "subscribe": {
         const retained = this.context.broker.subscribe(this.#session!, effect.accepted);
@@ -232,7 +312,30 @@ export class Connection implements SessionLink {
     }
   }
 
+  /**
+   * Sends a PUBACK/PUBREC once what the PUBLISH changed is durable: an acknowledged message survives a
+   * crash. Acks leave in the order their PUBLISHes came [MQTT-4.6.0-2], so one waiting for storage holds
+   * back the ones behind it. If storage refuses, v5 publishers hear the reason (0x97 when full) and
+   * 3.1.1 publishers, who have no way to hear it, are disconnected.
+   */
+  #acknowledge(ack: AckPacket<"puback" | "pubrec">, durable: Promise<void> | undefined): void {
+    if (!durable && !this.#pendingAck) return this.#send(ack);
+    const sent = (this.#pendingAck ?? Promise.resolve()).then(() => durable).then(
+      () => this.#send(ack),
+      (error) => {
+        const reasonCode = error instanceof StorageError ? error.reasonCode : ReasonCode.UnspecifiedError;
+        this.#log.error("publish.not_stored", { reasonCode, error });
+        if (this.#version === 5) this.#send({ ...ack, reasonCode });
+        else void this.#closeAfterFlush(true);
+      },
+    ).finally(() => {
+      if (this.#pendingAck === sent) this.#pendingAck = undefined;
+    });
+    this.#pendingAck = sent;
+  }
+
   #send(packet: Packet): void {
+    packetsSent.labels(packet.type).inc();
     this.#outbox.push(encode(packet, this.#version));
   }
 

@@ -1,3 +1,4 @@
 /** The actor shell per socket and the manager that owns them. */
 export * from "./connection.ts";
 export * from "./server.ts";
+export * from "./buffer_pool.ts";

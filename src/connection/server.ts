@@ -11,11 +11,24 @@ export class ConnectionManager {
   #accepting = true;
   connectionsTotal = 0;
   refusedOverLimit = 0;
+  #closedBytesReceived = 0;
+  #closedBytesSent = 0;
 
   constructor(private readonly context: ConnectionContext, private readonly maxConnections: number) {}
 
   get connectionCount(): number {
     return this.#connections.size;
+  }
+
+  /** Bytes received and sent over all connections, open and closed. */
+  traffic(): { bytesReceived: number; bytesSent: number } {
+    let bytesReceived = this.#closedBytesReceived;
+    let bytesSent = this.#closedBytesSent;
+    for (const connection of this.#connections) {
+      bytesReceived += connection.bytesReceived;
+      bytesSent += connection.bytesSent;
+    }
+    return { bytesReceived, bytesSent };
   }
 
   /** Takes ownership of an accepted socket. `listenerLimit` is the listener's own maximum (0 = none). */
@@ -36,6 +49,8 @@ export class ConnectionManager {
     const task = connection.serve()
       .catch((error) => this.context.logger.error("connection.crashed", { error }))
       .finally(() => {
+        this.#closedBytesReceived += connection.bytesReceived;
+        this.#closedBytesSent += connection.bytesSent;
         this.#connections.delete(connection);
         this.#tasks.delete(task);
         onDone();

@@ -1,3 +1,19 @@
-/** Observability: structured JSON-line logging. */
+/** Observability: structured JSON-line logging and the $SYS tree. */
 export { createLogger } from "./log.ts";
 export type { Logger, LoggerOptions, LogLevel } from "./log.ts";
+export { startSysPublisher, type SysPublisherOptions, type SysSample } from "./sys.ts";
+export {
+  Counter,
+  createBrokerMetrics,
+  Gauge,
+  Histogram,
+  packetsReceived,
+  packetsSent,
+  parseExposition,
+  PROMETHEUS_CONTENT_TYPE,
+  Registry,
+  storeFlushSeconds,
+  timeFlush,
+} from "./metrics.ts";
+export type { BrokerMetricSources, DropTotals, Sample } from "./metrics.ts";
+export { healthHandler, type HealthSources, type HttpEndpoint, startHttpServer } from "./http.ts";

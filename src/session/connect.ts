@@ -106,7 +106,6 @@ export function decideConnect(
       topicAliasMaximum: requested.topicAliasMaximum ?? 0,
       sessionExpiryInterval,
       requestProblemInformation: requested.requestProblemInformation !== 0,
-      authenticationMethod: requested.authenticationMethod,
     },
   };
 }

@@ -1,6 +1,6 @@
 import { encodedLength } from "../codec/mod.ts";
 import type { Properties, ProtocolVersion, QoS } from "../codec/types.ts";
-import type { Attachment, Delivery, DropCounts, Effect, SessionLimits } from "./types.ts";
+import type { Attachment, Delivery, DropCounts, Effect, SessionJournal, SessionLimits } from "./types.ts";
 
 /** A QoS 1/2 message sent and not yet fully acknowledged. */
 interface Inflight {
@@ -25,12 +25,14 @@ export class OutboundFlow {
   readonly inflight = new Map<number, Inflight>();
   readonly queue: Queued[] = [];
   queuedBytes = 0;
-  readonly drops: DropCounts = { queueFull: 0, expired: 0, tooLarge: 0, qos0Offline: 0, slowConsumer: 0 };
   #nextPacketId = 1;
   #aliases = new Map<string, number>();
   #attachment: Attachment | undefined;
+  /** Set while the session is persistent: every durable change is reported to it. */
+  journal: SessionJournal | undefined;
 
-  constructor(private readonly limits: SessionLimits) {}
+  /** `drops` may be shared by many sessions, so the broker can count for all of them at once. */
+  constructor(private readonly limits: SessionLimits, readonly drops: DropCounts = emptyDropCounts()) {}
 
   get online(): boolean {
     return this.#attachment !== undefined;
@@ -52,6 +54,18 @@ export class OutboundFlow {
 
   detach(): void {
     this.#attachment = undefined;
+  }
+
+  /** Rebuilds an entry recovered from storage: in flight under its packet id, or waiting in the queue. */
+  restore(delivery: Delivery, qos: QoS, stage: "queued" | "sent" | "released", packetId?: number): void {
+    if (stage === "queued" || packetId === undefined) {
+      const size = delivery.message.payload.byteLength + delivery.message.topic.length;
+      this.queue.push({ delivery, qos, size });
+      this.queuedBytes += size;
+      return;
+    }
+    this.inflight.set(packetId, { delivery, qos, stage: stage === "released" ? "release" : "publish" });
+    if (packetId >= this.#nextPacketId) this.#nextPacketId = packetId === 65535 ? 1 : packetId + 1;
   }
 
   /** Hands one routed message to the client, or queues it. `writable` is false when the socket is backed up. */
@@ -90,6 +104,7 @@ export class OutboundFlow {
     const entry = this.inflight.get(packetId);
     if (entry && entry.qos === 1) {
       this.inflight.delete(packetId);
+      this.journal?.deleteDelivery(entry.delivery);
       this.#drain(now, out);
     }
   }
@@ -103,10 +118,12 @@ export class OutboundFlow {
     }
     if (reasonCode >= 0x80) {
       this.inflight.delete(packetId);
+      this.journal?.deleteDelivery(entry.delivery);
       this.#drain(now, out);
       return;
     }
     entry.stage = "release";
+    this.journal?.saveDelivery(entry.delivery, 2, "released", packetId);
     out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
   }
 
@@ -115,6 +132,7 @@ export class OutboundFlow {
     const entry = this.inflight.get(packetId);
     if (entry && entry.stage === "release") {
       this.inflight.delete(packetId);
+      this.journal?.deleteDelivery(entry.delivery);
       this.#drain(now, out);
     }
   }
@@ -128,6 +146,7 @@ export class OutboundFlow {
       const expiresAt = next.delivery.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
         this.drops.expired++;
+        if (next.qos > 0) this.journal?.deleteDelivery(next.delivery);
         continue;
       }
       if (next.qos === 0) this.#emit(next.delivery, 0, undefined, false, now, out);
@@ -142,8 +161,12 @@ export class OutboundFlow {
 
   #sendNew(delivery: Delivery, qos: QoS, now: number, out: Effect[]): void {
     const packetId = this.#allocatePacketId();
-    if (!this.#emit(delivery, qos, packetId, false, now, out)) return;
+    if (!this.#emit(delivery, qos, packetId, false, now, out)) {
+      this.journal?.deleteDelivery(delivery);
+      return;
+    }
     this.inflight.set(packetId, { delivery, qos, stage: "publish" });
+    this.journal?.saveDelivery(delivery, qos, "sent", packetId);
   }
 
   #enqueue(delivery: Delivery, qos: QoS): void {
@@ -156,9 +179,11 @@ export class OutboundFlow {
       if (this.limits.queueDropPolicy === "drop_newest" || this.queue.length === 0) return;
       const oldest = this.queue.shift()!;
       this.queuedBytes -= oldest.size;
+      if (oldest.qos > 0) this.journal?.deleteDelivery(oldest.delivery);
     }
     this.queue.push({ delivery, qos, size });
     this.queuedBytes += size;
+    if (qos > 0) this.journal?.saveDelivery(delivery, qos, "queued");
   }
 
   /** Packet ids in use are skipped, so a resumed session never reuses one still inflight [MQTT-2.2.1-3]. */
@@ -213,6 +238,10 @@ export class OutboundFlow {
     this.#aliases.set(topic, alias);
     return alias;
   }
+}
+
+export function emptyDropCounts(): DropCounts {
+  return { queueFull: 0, expired: 0, tooLarge: 0, qos0Offline: 0, slowConsumer: 0 };
 }
 
 /** Adds subscription identifiers and the remaining Message Expiry Interval [MQTT-3.3.2-6]. */

@@ -14,6 +14,7 @@ import type {
   AcceptedSubscription,
   Attachment,
   Delivery,
+  DropCounts,
   Effect,
   Message,
   SessionLimits,
@@ -35,8 +36,8 @@ export class Session {
   #attachment: Attachment | undefined;
   #inboundAliases = new Map<number, string>();
 
-  constructor(readonly clientId: string, private readonly limits: SessionLimits) {
-    this.outbound = new OutboundFlow(limits);
+  constructor(readonly clientId: string, private readonly limits: SessionLimits, drops?: DropCounts) {
+    this.outbound = new OutboundFlow(limits, drops);
   }
 
   get attachment(): Attachment | undefined {
@@ -97,6 +98,7 @@ export class Session {
         return this.outbound.completed(packet.packetId, now, out);
       case "pubrel": {
         const known = this.awaitingRelease.delete(packet.packetId);
+        if (known) this.outbound.journal?.awaitingRelease(packet.packetId, false);
         out.push({
           kind: "send",
           packet: {
@@ -119,11 +121,6 @@ export class Session {
         return this.#disconnect(packet, out);
       case "connect":
         throw new MqttError(ReasonCode.ProtocolError, "second CONNECT", "[MQTT-3.1.0-2]");
-      case "auth":
-        if (this.#attachment?.authenticationMethod === undefined) {
-          throw new MqttError(ReasonCode.ProtocolError, "AUTH without an authentication method", "[MQTT-4.12.0-1]");
-        }
-        throw new MqttError(ReasonCode.BadAuthenticationMethod, "re-authentication is not supported");
       default:
         throw new MqttError(ReasonCode.ProtocolError, `a client may not send ${packet.type.toUpperCase()}`);
     }
@@ -146,6 +143,7 @@ export class Session {
     if (packet.qos === 2 && this.awaitingRelease.size >= this.limits.receiveMaximum && version === 5) {
       throw new MqttError(ReasonCode.ReceiveMaximumExceeded, "more QoS 2 messages than Receive Maximum", "[MQTT-3.3.4-9]");
     }
+    if (this.#attachment!.permissions?.canPublish(topic) === false) return this.#refusePublish(packet, version, out);
     const message = toMessage(packet, topic, this.clientId, now);
     if (packet.qos === 0) {
       out.push({ kind: "publish", message });
@@ -153,8 +151,24 @@ export class Session {
       out.push({ kind: "publish", message, ack: ack("puback", packet.packetId!) });
     } else {
       this.awaitingRelease.add(packet.packetId!);
+      this.outbound.journal?.awaitingRelease(packet.packetId!, true);
       out.push({ kind: "publish", message, ack: ack("pubrec", packet.packetId!) });
     }
+  }
+
+  /**
+   * An unauthorized PUBLISH is not routed. v5 acks it with 0x87; 3.1.1 cannot say no, so it acks
+   * normally and drops the message, as the spec allows [MQTT-3.3.5-2].
+   */
+  #refusePublish(packet: PublishPacket, version: number, out: Effect[]): void {
+    if (packet.qos === 0) return;
+    const reasonCode = version === 5 ? ReasonCode.NotAuthorized : 0;
+    if (packet.qos === 2 && reasonCode === 0) {
+      this.awaitingRelease.add(packet.packetId!);
+      this.outbound.journal?.awaitingRelease(packet.packetId!, true);
+    }
+    const type = packet.qos === 1 ? "puback" : "pubrec";
+    out.push({ kind: "send", packet: { type, packetId: packet.packetId!, reasonCode, properties: {} } });
   }
 
   /** Applies an inbound Topic Alias [MQTT-3.3.2-12] and validates the resulting topic name. */
@@ -233,6 +247,7 @@ export class Session {
       }
       throw error;
     }
+    if (this.#attachment!.permissions?.canSubscribe(filter) === false) return ReasonCode.NotAuthorized;
     if (!this.limits.wildcardSubscriptionAvailable && hasWildcard(inner)) {
       return ReasonCode.WildcardSubscriptionsNotSupported;
     }

@@ -24,6 +24,8 @@ export interface Message {
   publisherId: string;
   /** Absolute expiry in ms since the epoch (Message Expiry Interval), if any. */
   expiresAt?: number;
+  /** Id in the storage message log, once a persistent session has journaled it. */
+  storeId?: number;
 }
 
 /** What the router decided for one subscriber of one message. */
@@ -121,8 +123,14 @@ export interface Attachment {
   sessionExpiryInterval: number;
   /** Whether the client asked for reason strings / user properties on errors (v5 Request Problem Information). */
   requestProblemInformation: boolean;
-  /** Whether the CONNECT carried an Authentication Method (enables AUTH re-authentication). */
-  authenticationMethod?: string;
+  /** What this client's identity may do; absent = everything. */
+  permissions?: Permissions;
+}
+
+/** Access rules bound to one client identity (from the ACL). */
+export interface Permissions {
+  canPublish(topic: string): boolean;
+  canSubscribe(topicFilter: string): boolean;
 }
 
 /** Counters a session reports about messages it did not deliver. */
@@ -132,4 +140,17 @@ export interface DropCounts {
   tooLarge: number;
   qos0Offline: number;
   slowConsumer: number;
+}
+
+/**
+ * Receives every change to a persistent session's durable state, as it happens, so the broker can write it
+ * to storage. Only QoS 1/2 deliveries are journaled: QoS 0 is at most once by definition.
+ */
+export interface SessionJournal {
+  /** A delivery entered the queue, or was sent (`packetId`), or its PUBREL was sent (`released`). */
+  saveDelivery(delivery: Delivery, qos: QoS, stage: "queued" | "sent" | "released", packetId?: number): void;
+  /** A delivery is finished (acknowledged, expired or dropped). */
+  deleteDelivery(delivery: Delivery): void;
+  /** Inbound QoS 2 packet id received (true) or released (false). */
+  awaitingRelease(packetId: number, waiting: boolean): void;
 }

@@ -11,3 +11,5 @@ export interface ByteStream {
 }
 
 export * from "./tcp.ts";
+export * from "./tls.ts";
+export * from "./websocket.ts";

@@ -14,11 +14,13 @@ export interface TestBroker {
 
 /** Starts a broker with `properties` lines on top of a loopback listener, runs `fn`, always stops it. */
 export async function withBroker(properties: string, fn: (broker: TestBroker) => Promise<void>): Promise<void> {
-  const text = `listener.default.host = 127.0.0.1\nlistener.default.port = 0\n${properties}`;
+  const defaults = ["listener.default.host = 127.0.0.1", "listener.default.port = 0", "storage.type = memory"]
+    .filter((line) => !new RegExp(`^\\s*${line.split(" ")[0].replaceAll(".", "\\.")}\\s*=`, "m").test(properties));
+  const text = `${defaults.join("\n")}\n${properties}`;
   const config = parseConfig(text, "test.properties");
   const lines: string[] = [];
   const logger = createLogger({ level: "warn", write: (line) => lines.push(line) });
-  const running = startBroker(config, logger);
+  const running = await startBroker(config, logger);
   try {
     await fn({ port: running.listeners[0].port, running });
   } finally {

@@ -1,0 +1,57 @@
+/**
+ * The contract between the broker and authentication/authorization. The broker calls
+ * {@link Authenticator.authenticate} on CONNECT and the {@link Authorizer} on every PUBLISH and
+ * SUBSCRIBE; implementations never touch sockets.
+ */
+
+/** What a client presents on CONNECT, plus what the transport knows about it. */
+export interface Credentials {
+  clientId: string;
+  username?: string;
+  password?: Uint8Array;
+  remoteAddress: string;
+  certificateCommonName?: string;
+}
+
+/**
+ * The verdict on a CONNECT. On success `username` is the identity ACLs see; on failure `reasonCode`
+ * is the CONNACK reason (0x86 bad user name or password, 0x87 not authorized) and `reason` is for
+ * logs only: it never contains the password.
+ */
+export type AuthResult =
+  | { ok: true; username?: string }
+  | { ok: false; reasonCode: number; reason: string };
+
+/** Decides whether a client may connect. */
+export interface Authenticator {
+  authenticate(credentials: Credentials): Promise<AuthResult>;
+}
+
+/** Who is asking for a topic: the identity an authenticated connection carries. */
+export interface ClientIdentity {
+  clientId: string;
+  username?: string;
+}
+
+/** Decides, synchronously because it sits on the message path, what a connected client may do. */
+export interface Authorizer {
+  canPublish(client: ClientIdentity, topic: string): boolean;
+  canSubscribe(client: ClientIdentity, topicFilter: string): boolean;
+}
+
+/** One step of an enhanced-authentication exchange (MQTT 5 AUTH, spec §4.12). */
+export type AuthStep =
+  | { kind: "continue"; data: Uint8Array }
+  | { kind: "success"; username: string; data?: Uint8Array }
+  | { kind: "failure"; reasonCode: number; reason: string };
+
+/** One client's conversation with a method, fed the Authentication Data of CONNECT and each AUTH. */
+export interface EnhancedAuthExchange {
+  step(data: Uint8Array | undefined): Promise<AuthStep>;
+}
+
+/** An enhanced authentication method, named by the CONNECT's Authentication Method property. */
+export interface EnhancedAuthMethod {
+  readonly name: string;
+  start(): EnhancedAuthExchange;
+}

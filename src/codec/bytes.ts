@@ -1,0 +1,51 @@
+/**
+ * Byte buffers for the hot paths. Creating a typed array with its own ArrayBuffer costs far more than a
+ * few hundred bytes are worth, so buffers up to 4 KiB are carved out of shared 32 KiB slabs, as Node's
+ * Buffer pool does. Each region is handed out once and starts zeroed. A region keeps its whole slab
+ * alive, so a store that holds packets for a long time (retained messages, offline queues) should keep
+ * copies (`slice()`) rather than the decoder's views.
+ */
+
+const SLAB_SIZE = 32 * 1024;
+/** Larger buffers get their own ArrayBuffer, so that one slab serves several packets. */
+const POOLED_MAX = 4096;
+/** Below this many bytes a JS loop copies faster than creating a subarray for `set`. */
+const SHORT_COPY = 40;
+
+let slab = new ArrayBuffer(SLAB_SIZE);
+let slabOffset = 0;
+
+/** A zeroed buffer of exactly `length` bytes that nothing else references. */
+export function allocate(length: number): Uint8Array {
+  if (length > POOLED_MAX) return new Uint8Array(length);
+  if (slabOffset + length > SLAB_SIZE) {
+    slab = new ArrayBuffer(SLAB_SIZE);
+    slabOffset = 0;
+  }
+  const bytes = new Uint8Array(slab, slabOffset, length);
+  // Keep regions 8-byte aligned, as Node's pool does.
+  slabOffset = (slabOffset + length + 7) & ~7;
+  return bytes;
+}
+
+/** Copies `source[start, end)` to `target` at `at`. */
+export function copyBytes(
+  target: Uint8Array,
+  at: number,
+  source: Uint8Array,
+  start: number,
+  end: number,
+): void {
+  if (end - start <= SHORT_COPY) {
+    for (let i = start; i < end; i++) target[at++] = source[i];
+  } else {
+    target.set(source.subarray(start, end), at);
+  }
+}
+
+/** A buffer of its own holding a copy of `source[start, end)`. */
+export function copyOf(source: Uint8Array, start: number, end: number): Uint8Array {
+  const bytes = allocate(end - start);
+  copyBytes(bytes, 0, source, start, end);
+  return bytes;
+}

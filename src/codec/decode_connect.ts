@@ -1,0 +1,123 @@
+/** Decoding of CONNECT and CONNACK bodies. */
+import { Cursor } from "./cursor.ts";
+import { malformed, MqttError, protocolError } from "./errors.ts";
+import { decodeProperties, PropertyScope } from "./properties.ts";
+import { ReasonCode } from "./reason_codes.ts";
+import type { ConnackPacket, ConnectPacket, ProtocolVersion, QoS, Will } from "./types.ts";
+import { decodeTopicName } from "./utf8.ts";
+import { checkReasonCode, ValidReasonCodes } from "./valid_reason_codes.ts";
+
+const ConnectFlag = {
+  reserved: 0x01,
+  cleanStart: 0x02,
+  will: 0x04,
+  willQoS: 0x18,
+  willRetain: 0x20,
+  password: 0x40,
+  username: 0x80,
+} as const;
+
+/** The protocol level announced by a CONNECT, or 0x84 when the name/level pair is not one we speak. */
+function protocolLevel(name: string, level: number): ProtocolVersion {
+  if (name === "MQTT" && (level === 4 || level === 5)) return level;
+  if (name === "MQIsdp" && level === 3) return 3;
+  throw new MqttError(
+    ReasonCode.UnsupportedProtocolVersion,
+    `Unsupported protocol ${JSON.stringify(name)} level ${level}`,
+    "[MQTT-3.1.2-2]",
+  );
+}
+
+function readWillTopic(cursor: Cursor): string {
+  const length = cursor.twoBytes("will topic length");
+  if (length > cursor.remaining) throw malformed("Packet too short for will topic");
+  if (length === 0) throw new MqttError(ReasonCode.TopicNameInvalid, "Empty will topic", "[MQTT-4.7.3-1]");
+  const start = cursor.pos;
+  cursor.pos += length;
+  return decodeTopicName(cursor.buf, start, start + length);
+}
+
+function readWill(cursor: Cursor, flags: number, level: ProtocolVersion): Will {
+  const properties = level === 5 ? decodeProperties(cursor, PropertyScope.will) : {};
+  const topic = readWillTopic(cursor);
+  const payload = cursor.binary("will payload");
+  const qos = ((flags & ConnectFlag.willQoS) >> 3) as QoS;
+  return { topic, payload, qos, retain: (flags & ConnectFlag.willRetain) !== 0, properties };
+}
+
+function checkConnectFlags(flags: number, level: ProtocolVersion): void {
+  if (flags & ConnectFlag.reserved) throw malformed("CONNECT reserved flag is set", "[MQTT-3.1.2-3]");
+  const willQoS = (flags & ConnectFlag.willQoS) >> 3;
+  if ((flags & ConnectFlag.will) === 0) {
+    if (willQoS !== 0) throw malformed("Will QoS set without will flag", "[MQTT-3.1.2-11]");
+    if (flags & ConnectFlag.willRetain) {
+      throw malformed("Will retain set without will flag", "[MQTT-3.1.2-13]");
+    }
+  } else if (willQoS === 3) {
+    throw malformed("Will QoS 3", "[MQTT-3.1.2-12]");
+  }
+  if (level < 5 && (flags & ConnectFlag.password) && (flags & ConnectFlag.username) === 0) {
+    throw malformed("Password flag without user name flag", "[MQTT-3.1.2-22]");
+  }
+}
+
+/**
+ * Decodes a CONNECT body in `buf[start, end)`, which the packet will own. `onLevel` learns the protocol
+ * level as soon as it is known, so that a later error can still be answered at the client's level.
+ */
+export function decodeConnect(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  onLevel: (level: ProtocolVersion) => void,
+): ConnectPacket {
+  const cursor = new Cursor(buf, start, end);
+  const protocolName = cursor.string("protocol name");
+  const protocolVersion = protocolLevel(protocolName, cursor.byte("protocol level"));
+  onLevel(protocolVersion);
+  const flags = cursor.byte("connect flags");
+  checkConnectFlags(flags, protocolVersion);
+  const keepAlive = cursor.twoBytes("keep alive");
+  const properties = protocolVersion === 5 ? decodeProperties(cursor, PropertyScope.connect) : {};
+  const clientId = cursor.string("client identifier");
+  const packet: ConnectPacket = {
+    type: "connect",
+    protocolName,
+    protocolVersion,
+    cleanStart: (flags & ConnectFlag.cleanStart) !== 0,
+    keepAlive,
+    clientId,
+    properties,
+  };
+  if (flags & ConnectFlag.will) packet.will = readWill(cursor, flags, protocolVersion);
+  if (flags & ConnectFlag.username) packet.username = cursor.string("user name");
+  if (flags & ConnectFlag.password) packet.password = cursor.binary("password");
+  cursor.expectEnd("CONNECT");
+  return packet;
+}
+
+/** Decodes a CONNACK body in `buf[start, end)`, which the packet will own. */
+export function decodeConnack(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  version: ProtocolVersion,
+): ConnackPacket {
+  const cursor = new Cursor(buf, start, end);
+  const acknowledgeFlags = cursor.byte("acknowledge flags");
+  if (acknowledgeFlags > 1) throw malformed("CONNACK reserved flags are set", "[MQTT-3.2.2-1]");
+  const sessionPresent = acknowledgeFlags === 1;
+  const code = cursor.byte("reason code");
+  let properties = {};
+  if (version === 5) {
+    checkReasonCode(ValidReasonCodes.connack, code, "CONNACK");
+    properties = decodeProperties(cursor, PropertyScope.connack);
+  } else {
+    checkReasonCode(ValidReasonCodes.connackV3, code, "CONNACK");
+  }
+  cursor.expectEnd("CONNACK");
+  if (sessionPresent && code !== 0) {
+    throw protocolError("Session present with a refusing CONNACK", "[MQTT-3.2.2-6]");
+  }
+  return { type: "connack", sessionPresent, reasonCode: code, properties };
+}

@@ -1,0 +1,299 @@
+/**
+ * The incremental decoder: splits a byte stream into packets. A packet that lies whole inside a pushed
+ * chunk is decoded straight from it; a packet split across chunks is gathered into a buffer of exactly
+ * its size, allocated only after the size passed `maxPacketSize`.
+ */
+import { allocate, copyBytes, copyOf } from "./bytes.ts";
+import { Cursor } from "./cursor.ts";
+import {
+  decodeAck,
+  decodeAuth,
+  decodeDisconnect,
+  decodeSuback,
+  decodeSubscribe,
+  decodeUnsuback,
+  decodeUnsubscribe,
+} from "./decode_packets.ts";
+import { decodeConnack, decodeConnect } from "./decode_connect.ts";
+import { decodePublish } from "./decode_publish.ts";
+import { malformed, MqttError, protocolError } from "./errors.ts";
+import { ReasonCode } from "./reason_codes.ts";
+import type { Packet, ProtocolVersion } from "./types.ts";
+
+/** Settings of a {@link Decoder}. */
+export interface DecoderOptions {
+  /** Largest accepted packet in bytes, fixed header included; larger ones fail with 0x95. */
+  maxPacketSize: number;
+  /** Level for packets other than CONNECT until a CONNECT sets it; 4 (3.1.1) when absent. */
+  protocolVersion?: ProtocolVersion;
+}
+
+const PUBLISH = 3;
+/** The fixed-header flags each non-PUBLISH type must carry [MQTT-2.2.2-1]: 0b0010 or 0. */
+const REQUIRED_FLAGS = [-1, 0, 0, -1, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0];
+
+function checkFirstByte(first: number, version: ProtocolVersion): void {
+  const type = first >> 4;
+  const flags = first & 0x0f;
+  if (type === PUBLISH) {
+    const qos = (flags >> 1) & 0x03;
+    if (qos === 3) throw malformed("PUBLISH with QoS 3", "[MQTT-3.3.1-4]");
+    if (qos === 0 && (flags & 0x08)) throw protocolError("PUBLISH with QoS 0 and DUP set", "[MQTT-3.3.1-2]");
+    return;
+  }
+  if (type === 0) throw malformed("Reserved packet type 0");
+  if (flags !== REQUIRED_FLAGS[type]) throw malformed("Invalid fixed header flags", "[MQTT-2.2.2-2]");
+  if (type === 15 && version < 5) throw malformed("AUTH before MQTT 5");
+}
+
+/** Splits a byte stream into MQTT packets; see {@link Decoder.push} and {@link Decoder.next}. */
+export class Decoder {
+  /**
+   * Level used for all packets except CONNECT; decoding a CONNECT sets it to the CONNECT's level.
+   * Settable (a client sets it after sending CONNECT).
+   */
+  protocolVersion: ProtocolVersion;
+  /** Largest accepted packet in bytes, fixed header included. Settable. */
+  maxPacketSize: number;
+
+  private chunk: Uint8Array | undefined;
+  private offset = 0;
+  private readonly queued: Uint8Array[] = [];
+  /** A fixed header split across chunks (at most 1 type byte + 4 length bytes). */
+  private readonly header = new Uint8Array(5);
+  private headerFilled = 0;
+  /** The packet being gathered across chunks, and how much of it has arrived. */
+  private frame: Uint8Array | undefined;
+  private frameFilled = 0;
+  private frameHeaderSize = 0;
+  /** Remaining Length of the fixed header parsed last. */
+  private remainingLength = 0;
+  private failure: unknown;
+
+  constructor(options: DecoderOptions) {
+    this.maxPacketSize = options.maxPacketSize;
+    this.protocolVersion = options.protocolVersion ?? 4;
+  }
+
+  /**
+   * Hands over the next chunk. The decoder may keep a view of it only until next() returns undefined; by
+   * then it has copied any partial packet into its own storage, so the caller may reuse its read buffer.
+   */
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0 || this.failure !== undefined) return;
+    if (this.chunk === undefined) {
+      this.chunk = chunk;
+      this.offset = 0;
+    } else {
+      this.queued.push(chunk);
+    }
+  }
+
+  /**
+   * The next whole packet, or undefined when more bytes are needed. Throws MqttError (0x81 malformed,
+   * 0x82 protocol error, 0x95 packet too large, 0x84 unsupported protocol version, ...). Each returned
+   * packet owns its bytes: PUBLISH.frame is a fresh copy of the whole frame and payload/correlationData
+   * etc. are subarrays of it. Frames up to 4 KiB share 32 KiB slabs (see bytes.ts): keep a `slice()` of
+   * anything stored for long. After a throw the decoder is unusable: every later call throws the same error.
+   */
+  next(): Packet | undefined {
+    if (this.failure !== undefined) throw this.failure;
+    try {
+      return this.read();
+    } catch (error) {
+      this.failure = error;
+      this.chunk = undefined;
+      this.queued.length = 0;
+      this.frame = undefined;
+      this.headerFilled = 0;
+      throw error;
+    }
+  }
+
+  /** Bytes still needed to complete the packet being read (≥1; 2 when idle), once next() returned undefined. */
+  get needed(): number {
+    if (this.frame !== undefined) return this.frame.length - this.frameFilled;
+    return this.headerFilled > 0 ? 1 : 2;
+  }
+
+  /** Bytes of an unfinished packet held in the decoder's own storage (never more than maxPacketSize). */
+  get buffered(): number {
+    return this.frame !== undefined ? this.frameFilled : this.headerFilled;
+  }
+
+  private read(): Packet | undefined {
+    for (;;) {
+      const chunk = this.chunk;
+      if (chunk === undefined) return undefined;
+      if (this.frame !== undefined) {
+        const packet = this.fillFrame(chunk);
+        if (packet !== undefined) return packet;
+      } else if (this.headerFilled > 0) {
+        const packet = this.fillHeader(chunk);
+        if (packet !== undefined) return packet;
+      } else {
+        const start = this.offset;
+        const headerSize = this.parseFixedHeader(chunk, start, chunk.length);
+        if (headerSize === 0) {
+          this.checkPartialHeader(chunk.length - start);
+          copyBytes(this.header, 0, chunk, start, chunk.length);
+          this.headerFilled = chunk.length - start;
+          this.nextChunk();
+          continue;
+        }
+        const frameLength = this.checkedFrameLength(headerSize);
+        if (chunk.length - start >= frameLength) {
+          this.advance(frameLength);
+          return this.decodeFrame(chunk, start, headerSize, frameLength, false);
+        }
+        this.frame = allocate(frameLength);
+        copyBytes(this.frame, 0, chunk, start, chunk.length);
+        this.frameFilled = chunk.length - start;
+        this.frameHeaderSize = headerSize;
+        this.nextChunk();
+      }
+    }
+  }
+
+  private fillFrame(chunk: Uint8Array): Packet | undefined {
+    const frame = this.frame as Uint8Array;
+    const wanted = frame.length - this.frameFilled;
+    const available = chunk.length - this.offset;
+    const count = available < wanted ? available : wanted;
+    copyBytes(frame, this.frameFilled, chunk, this.offset, this.offset + count);
+    this.frameFilled += count;
+    this.advance(count);
+    return this.frameFilled === frame.length ? this.takeFrame() : undefined;
+  }
+
+  private fillHeader(chunk: Uint8Array): Packet | undefined {
+    this.header[this.headerFilled++] = chunk[this.offset];
+    this.advance(1);
+    const headerSize = this.parseFixedHeader(this.header, 0, this.headerFilled);
+    if (headerSize === 0) {
+      this.checkPartialHeader(this.headerFilled);
+      return undefined;
+    }
+    const frame = allocate(this.checkedFrameLength(headerSize));
+    copyBytes(frame, 0, this.header, 0, headerSize);
+    this.headerFilled = 0;
+    this.frame = frame;
+    this.frameFilled = headerSize;
+    this.frameHeaderSize = headerSize;
+    return this.frameFilled === frame.length ? this.takeFrame() : undefined;
+  }
+
+  private takeFrame(): Packet {
+    const frame = this.frame as Uint8Array;
+    this.frame = undefined;
+    this.frameFilled = 0;
+    return this.decodeFrame(frame, 0, this.frameHeaderSize, frame.length, true);
+  }
+
+  /**
+   * Parses the fixed header at `bytes[start, end)`: returns its size and sets `remainingLength`, or
+   * returns 0 when the header is not complete yet.
+   */
+  private parseFixedHeader(bytes: Uint8Array, start: number, end: number): number {
+    checkFirstByte(bytes[start], this.protocolVersion);
+    let value = 0;
+    let multiplier = 1;
+    for (let index = 1; index <= 4; index++) {
+      if (start + index >= end) return 0;
+      const byte = bytes[start + index];
+      value += (byte & 0x7f) * multiplier;
+      if ((byte & 0x80) === 0) {
+        if (byte === 0 && index > 1) {
+          throw malformed("Remaining length not minimally encoded", "[MQTT-1.5.5-1]");
+        }
+        this.remainingLength = value;
+        return index + 1;
+      }
+      multiplier *= 0x80;
+    }
+    throw malformed("Remaining length longer than 4 bytes");
+  }
+
+  /** The frame length after a fixed header of `headerSize` bytes; throws 0x95 above maxPacketSize. */
+  private checkedFrameLength(headerSize: number): number {
+    return this.checkPacketSize(headerSize + this.remainingLength);
+  }
+
+  /** A fixed header still incomplete after `received` bytes means a packet of at least one byte more. */
+  private checkPartialHeader(received: number): void {
+    this.checkPacketSize(received + 1);
+  }
+
+  private checkPacketSize(frameLength: number): number {
+    if (frameLength > this.maxPacketSize) {
+      throw new MqttError(
+        ReasonCode.PacketTooLarge,
+        `Packet of ${frameLength} bytes exceeds the maximum packet size ${this.maxPacketSize}`,
+      );
+    }
+    return frameLength;
+  }
+
+  private advance(count: number): void {
+    this.offset += count;
+    if (this.offset === (this.chunk as Uint8Array).length) this.nextChunk();
+  }
+
+  private nextChunk(): void {
+    this.chunk = this.queued.length > 0 ? this.queued.shift() : undefined;
+    this.offset = 0;
+  }
+
+  /** Decodes the frame at `buf[start, start + length)`; `owned` says whether `buf` is ours to hand out. */
+  private decodeFrame(
+    buf: Uint8Array,
+    start: number,
+    headerSize: number,
+    length: number,
+    owned: boolean,
+  ): Packet {
+    const type = buf[start] >> 4;
+    const version = this.protocolVersion;
+    // Packets that hand out binary views (or the frame itself) must own their bytes.
+    if (type === 3 || type === 1 || type === 2 || type === 15) {
+      const frame = owned ? buf : copyOf(buf, start, start + length);
+      switch (type) {
+        case 3:
+          return decodePublish(frame, headerSize, version);
+        case 1:
+          return decodeConnect(frame, headerSize, length, (level) => this.protocolVersion = level);
+        case 2:
+          return decodeConnack(frame, headerSize, length, version);
+        default:
+          return decodeAuth(new Cursor(frame, headerSize, length));
+      }
+    }
+    const cursor = new Cursor(buf, start + headerSize, start + length);
+    switch (type) {
+      case 4:
+        return decodeAck("puback", cursor, version);
+      case 5:
+        return decodeAck("pubrec", cursor, version);
+      case 6:
+        return decodeAck("pubrel", cursor, version);
+      case 7:
+        return decodeAck("pubcomp", cursor, version);
+      case 8:
+        return decodeSubscribe(cursor, version);
+      case 9:
+        return decodeSuback(cursor, version);
+      case 10:
+        return decodeUnsubscribe(cursor, version);
+      case 11:
+        return decodeUnsuback(cursor, version);
+      case 12:
+        cursor.expectEnd("PINGREQ");
+        return { type: "pingreq" };
+      case 13:
+        cursor.expectEnd("PINGRESP");
+        return { type: "pingresp" };
+      default:
+        return decodeDisconnect(cursor, version);
+    }
+  }
+}

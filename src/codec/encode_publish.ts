@@ -1,0 +1,210 @@
+/**
+ * PUBLISH encoding, including forwarding: a decoded PUBLISH keeps its whole frame, so forwarding it to a
+ * subscriber only patches the fixed-header flags and the packet identifier instead of re-encoding.
+ */
+import { allocate, copyBytes, copyOf } from "./bytes.ts";
+import { malformed, MqttError, protocolError } from "./errors.ts";
+import { emitProperties, hasProperties, PropertyScope } from "./properties.ts";
+import { ReasonCode } from "./reason_codes.ts";
+import { Sink } from "./sink.ts";
+import type { Properties, ProtocolVersion, PublishPacket, QoS } from "./types.ts";
+import { MAX_STRING_BYTES, utf8Length, writeUtf8 } from "./utf8.ts";
+import { encodeVarInt, MAX_VAR_INT, varIntLength } from "./var_int.ts";
+
+/** Fields replaced when forwarding a PUBLISH. */
+export interface PublishOverrides {
+  qos?: QoS;
+  dup?: boolean;
+  retain?: boolean;
+  packetId?: number;
+  topic?: string;
+  properties?: Properties;
+}
+
+/** The first byte of a PUBLISH; DUP is never set at QoS 0 [MQTT-3.3.1-2]. */
+function publishFirstByte(qos: QoS, dup: boolean, retain: boolean): number {
+  return 0x30 | (dup && qos > 0 ? 0x08 : 0) | (qos << 1) | (retain ? 0x01 : 0);
+}
+
+function checkPacketId(qos: QoS, packetId: number | undefined): number {
+  if (qos === 0) return 0;
+  if (packetId === undefined || !Number.isInteger(packetId) || packetId < 1 || packetId > 0xffff) {
+    throw protocolError(`PUBLISH at QoS ${qos} needs a packet identifier in 1..65535`, "[MQTT-2.2.1-3]");
+  }
+  return packetId;
+}
+
+function checkRemainingLength(remainingLength: number): void {
+  if (remainingLength > MAX_VAR_INT) {
+    throw new MqttError(
+      ReasonCode.PacketTooLarge,
+      `Remaining length ${remainingLength} exceeds ${MAX_VAR_INT}`,
+    );
+  }
+}
+
+function measureProperties(properties: Properties): number {
+  const measure = new Sink(undefined);
+  emitProperties(measure, properties, PropertyScope.publish);
+  return measure.pos;
+}
+
+/** Remaining length of a PUBLISH with these parts. */
+function publishRemainingLength(
+  topicLength: number,
+  qos: QoS,
+  propertiesLength: number,
+  payloadLength: number,
+): number {
+  return 2 + topicLength + (qos > 0 ? 2 : 0) + propertiesLength + payloadLength;
+}
+
+/** Encodes a PUBLISH from its fields: one allocation, topic and properties written, payload copied once. */
+export function encodePublishFields(
+  topic: string,
+  payload: Uint8Array,
+  qos: QoS,
+  dup: boolean,
+  retain: boolean,
+  packetId: number | undefined,
+  properties: Properties,
+  version: ProtocolVersion,
+): Uint8Array {
+  const id = checkPacketId(qos, packetId);
+  const topicLength = utf8Length(topic);
+  if (topicLength > MAX_STRING_BYTES) throw malformed(`Topic name is longer than ${MAX_STRING_BYTES} bytes`);
+  const withProperties = version === 5 && hasProperties(properties);
+  const propertiesLength = withProperties ? measureProperties(properties) : version === 5 ? 1 : 0;
+  const remainingLength = publishRemainingLength(topicLength, qos, propertiesLength, payload.length);
+  checkRemainingLength(remainingLength);
+  const buf = allocate(1 + varIntLength(remainingLength) + remainingLength);
+  buf[0] = publishFirstByte(qos, dup, retain);
+  let pos = encodeVarInt(buf, 1, remainingLength);
+  buf[pos] = topicLength >>> 8;
+  buf[pos + 1] = topicLength & 0xff;
+  pos = writeUtf8(buf, pos + 2, topic, topicLength);
+  if (qos > 0) {
+    buf[pos] = id >>> 8;
+    buf[pos + 1] = id & 0xff;
+    pos += 2;
+  }
+  if (withProperties) {
+    const sink = new Sink(buf, pos);
+    emitProperties(sink, properties, PropertyScope.publish);
+    pos = sink.pos;
+  } else if (version === 5) {
+    buf[pos++] = 0;
+  }
+  copyBytes(buf, pos, payload, 0, payload.length);
+  return buf;
+}
+
+/** Offsets inside a decoded PUBLISH frame. */
+interface FrameLayout {
+  /** Fixed header size: where the topic length starts. */
+  headerSize: number;
+  /** Where the packet identifier (if any) starts. */
+  topicEnd: number;
+  /** Where the properties (at 5.0) or the payload start. */
+  afterPacketId: number;
+  qos: QoS;
+}
+
+/**
+ * Where the topic and payload of a decoded frame sit, when `payload` is still a view of `frame` laid out
+ * at `version` (3.1 and 3.1.1 frames have nothing between packet identifier and payload; 5.0 frames have
+ * at least a property length there). Undefined when the frame cannot be reused.
+ */
+function reusableFrameLayout(
+  packet: PublishPacket,
+  frame: Uint8Array,
+  version: ProtocolVersion,
+): FrameLayout | undefined {
+  const payload = packet.payload;
+  if (payload.buffer !== frame.buffer) return undefined;
+  const payloadStart = payload.byteOffset - frame.byteOffset;
+  if (payloadStart < 0 || payloadStart + payload.length !== frame.length) return undefined;
+  let headerSize = 2;
+  while (frame[headerSize - 1] & 0x80) headerSize++;
+  const topicEnd = headerSize + 2 + ((frame[headerSize] << 8) | frame[headerSize + 1]);
+  const qos = ((frame[0] >> 1) & 0x03) as QoS;
+  const afterPacketId = topicEnd + (qos > 0 ? 2 : 0);
+  const hasPropertiesSection = payloadStart > afterPacketId;
+  if (hasPropertiesSection !== (version === 5) || payloadStart < afterPacketId) return undefined;
+  return { headerSize, topicEnd, afterPacketId, qos };
+}
+
+function patchFrame(
+  frame: Uint8Array,
+  layout: FrameLayout,
+  firstByte: number,
+  qos: QoS,
+  packetId: number,
+): Uint8Array {
+  if ((layout.qos > 0) === (qos > 0)) {
+    const copy = copyOf(frame, 0, frame.length);
+    copy[0] = firstByte;
+    if (qos > 0) {
+      copy[layout.topicEnd] = packetId >>> 8;
+      copy[layout.topicEnd + 1] = packetId & 0xff;
+    }
+    return copy;
+  }
+  // The packet identifier appears or disappears, so the remaining length (and maybe its size) changes.
+  const oldRemaining = frame.length - layout.headerSize;
+  const remainingLength = oldRemaining + (qos > 0 ? 2 : -2);
+  checkRemainingLength(remainingLength);
+  const buf = allocate(1 + varIntLength(remainingLength) + remainingLength);
+  buf[0] = firstByte;
+  let pos = encodeVarInt(buf, 1, remainingLength);
+  copyBytes(buf, pos, frame, layout.headerSize, layout.topicEnd);
+  pos += layout.topicEnd - layout.headerSize;
+  if (qos > 0) {
+    buf[pos] = packetId >>> 8;
+    buf[pos + 1] = packetId & 0xff;
+    pos += 2;
+  }
+  copyBytes(buf, pos, frame, layout.afterPacketId, frame.length);
+  return buf;
+}
+
+/**
+ * Encodes a PUBLISH for forwarding. When the packet has a `frame`, decoded at the same protocol level
+ * (3.1 and 3.1.1 frames are interchangeable), and neither topic nor properties are overridden, the result
+ * is the frame bytes copied once with the fixed-header flags and packet id patched (the 2 packet id bytes
+ * appear or disappear when QoS goes between 0 and >0); with qos/dup/retain/packetId unchanged it returns
+ * `frame` itself (zero copy). Otherwise it encodes topic and properties and copies the payload view once.
+ * DUP is dropped at QoS 0 [MQTT-3.3.1-2]. When the frame is reused, topic and properties come from it:
+ * change them through `overrides`, not on the packet. The frame is ignored when `payload` no longer views it.
+ */
+export function encodePublish(
+  packet: PublishPacket,
+  version: ProtocolVersion,
+  overrides?: PublishOverrides,
+): Uint8Array {
+  const qos = overrides?.qos ?? packet.qos;
+  const dup = overrides?.dup ?? packet.dup;
+  const retain = overrides?.retain ?? packet.retain;
+  const packetId = qos > 0 ? overrides?.packetId ?? packet.packetId : undefined;
+  const frame = packet.frame;
+  if (frame !== undefined && overrides?.topic === undefined && overrides?.properties === undefined) {
+    const layout = reusableFrameLayout(packet, frame, version);
+    if (layout !== undefined) {
+      const id = checkPacketId(qos, packetId);
+      const firstByte = publishFirstByte(qos, dup, retain);
+      const fromId = layout.qos > 0 ? (frame[layout.topicEnd] << 8) | frame[layout.topicEnd + 1] : 0;
+      if (firstByte === frame[0] && id === fromId) return frame;
+      return patchFrame(frame, layout, firstByte, qos, id);
+    }
+  }
+  return encodePublishFields(
+    overrides?.topic ?? packet.topic,
+    packet.payload,
+    qos,
+    dup,
+    retain,
+    packetId,
+    overrides?.properties ?? packet.properties,
+    version,
+  );
+}

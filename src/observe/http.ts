@@ -1,0 +1,84 @@
+/**
+ * The operations HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (liveness) and `/readyz`
+ * (readiness: the store is open and the listeners are up). Bind it to loopback unless a scraper elsewhere
+ * needs it: it has no authentication.
+ */
+import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
+
+/** What the endpoint asks the broker on each request. */
+export interface HealthSources {
+  /** The Prometheus exposition. */
+  metrics(): string;
+  /** False once the process should be restarted. */
+  live(): boolean;
+  /** Whether the broker can take clients now; `detail` says why not. */
+  ready(): { ok: boolean; detail: string };
+}
+
+/** A running HTTP endpoint. */
+export interface HttpEndpoint {
+  readonly hostname: string;
+  /** The bound port (useful when 0 was asked for). */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const TEXT = "text/plain; charset=utf-8";
+
+/** The request handler on its own, so tests can call it without a socket. */
+export function healthHandler(sources: HealthSources): (request: Request) => Response {
+  return (request) => {
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return new Response("method not allowed\n", { status: 405, headers: { "content-type": TEXT, allow: "GET, HEAD" } });
+    }
+    const path = new URL(request.url).pathname;
+    try {
+      switch (path) {
+        case "/metrics":
+          return new Response(sources.metrics(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
+        case "/healthz":
+          return sources.live()
+            ? new Response("ok\n", { headers: { "content-type": TEXT } })
+            : new Response("not alive\n", { status: 503, headers: { "content-type": TEXT } });
+        case "/readyz": {
+          const { ok, detail } = sources.ready();
+          return new Response(`${ok ? "ready" : "not ready"}: ${detail}\n`, {
+            status: ok ? 200 : 503,
+            headers: { "content-type": TEXT },
+          });
+        }
+        default:
+          return new Response("not found\n", { status: 404, headers: { "content-type": TEXT } });
+      }
+    } catch (error) {
+      return new Response(`error: ${error instanceof Error ? error.message : String(error)}\n`, {
+        status: 500,
+        headers: { "content-type": TEXT },
+      });
+    }
+  };
+}
+
+/** Serves {@link healthHandler} on `hostname:port` with `Deno.serve`. */
+export function startHttpServer(
+  options: { hostname: string; port: number },
+  sources: HealthSources,
+  onError: (error: unknown) => void = () => {},
+): HttpEndpoint {
+  const handler = healthHandler(sources);
+  const server = Deno.serve({
+    hostname: options.hostname,
+    port: options.port,
+    onListen() {},
+    onError(error) {
+      onError(error);
+      return new Response("internal error\n", { status: 500, headers: { "content-type": TEXT } });
+    },
+  }, handler);
+  let closing: Promise<void> | undefined;
+  return {
+    hostname: server.addr.hostname,
+    port: server.addr.port,
+    close: () => closing ??= server.shutdown(),
+  };
+}

@@ -1,0 +1,302 @@
+/**
+ * The embedded durable store: one SQLite file in WAL mode in the data directory, written with group
+ * commit. Commits only write the WAL (`synchronous=NORMAL`); durability comes from an fdatasync of the
+ * WAL file that runs on Deno's blocking-I/O thread pool, so the event loop never waits for the disk.
+ * docs/storage.md has the format, the durability levels and the measurements behind these choices.
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { createMemoryStorage } from "../memory/mod.ts";
+import {
+  type QueueEntry,
+  type StorageAdapter,
+  StorageError,
+  type StorageHealth,
+  type StorageSnapshot,
+  type StoredMessage,
+  type StoredSession,
+  type StoredSubscription,
+  type StoredWill,
+} from "../port.ts";
+import { type CommitStats, GroupCommit } from "./group_commit.ts";
+import { type Operation, OperationBuilder } from "./operations.ts";
+import { openStore, type StorageLogger } from "./open_store.ts";
+import { VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
+
+/** How the embedded store is set up (the `storage.*` keys of the config file). */
+export interface EmbeddedStorageOptions {
+  /** Data directory; created if missing. */
+  dir: string;
+  /**
+   * `sync`: `flush()` resolves after fsync. `batch`: after the write, fsync every `batchIntervalMs`.
+   * `memory`: nothing touches the disk (the memory adapter).
+   */
+  durability: "sync" | "batch" | "memory";
+  batchIntervalMs: number;
+  logger?: StorageLogger;
+  /** Cap on the store's size on disk; past it `flush()` rejects with reason 0x97 (Quota exceeded). */
+  maxDiskBytes?: number;
+}
+
+/** The embedded adapter, with counters for tests and metrics. */
+export interface EmbeddedStorage extends StorageAdapter {
+  /** Transactions written and fsyncs done since start. */
+  stats(): CommitStats;
+}
+
+/** MQTT reason codes a failed flush carries. */
+const QUOTA_EXCEEDED = 0x97;
+const UNSPECIFIED_ERROR = 0x80;
+
+const SILENT_LOGGER: StorageLogger = { info() {}, warn() {}, error() {} };
+
+/** Creates the embedded adapter; see {@link EmbeddedStorageOptions}. */
+export function createEmbeddedStorage(options: EmbeddedStorageOptions): EmbeddedStorage {
+  if (options.durability === "memory") {
+    return Object.assign(createMemoryStorage(), { stats: (): CommitStats => ({ flushes: 0, syncs: 0 }) });
+  }
+  return new EmbeddedStore({ ...options, durability: options.durability });
+}
+
+/** Maps an engine failure to the reason code the broker answers with; a full disk is a quota problem. */
+function toStorageError(error: unknown): StorageError {
+  if (error instanceof StorageError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const full = /database or disk is full|no space left|os error 28|quota/i.test(message);
+  return new StorageError(`storage write failed: ${message}`, full ? QUOTA_EXCEEDED : UNSPECIFIED_ERROR, {
+    cause: error,
+  });
+}
+
+/** Runs the operations as one transaction, rolling back whatever part ran if one throws. */
+function runTransaction(db: DatabaseSync, operations: Operation[]): void {
+  db.exec("BEGIN");
+  try {
+    for (const operation of operations) operation.apply();
+    db.exec("COMMIT");
+  } finally {
+    // SQLite rolls back by itself on SQLITE_FULL; any other failure leaves the transaction open.
+    if (db.isTransaction) db.exec("ROLLBACK");
+  }
+}
+
+interface Opened {
+  db: DatabaseSync;
+  wal: Deno.FsFile;
+  operations: OperationBuilder;
+  commits: GroupCommit;
+  freePages: StatementSync;
+  pageCount: StatementSync;
+}
+
+class EmbeddedStore implements EmbeddedStorage {
+  #phase: "new" | "starting" | "started" | "stopped" = "new";
+  #opened: Opened | undefined;
+  #failure: StorageError | undefined;
+  #nextMessageId = 1;
+  #nextSequence = 1;
+  readonly #logger: StorageLogger;
+
+  constructor(private readonly options: EmbeddedStorageOptions & { durability: "sync" | "batch" }) {
+    this.#logger = options.logger ?? SILENT_LOGGER;
+  }
+
+  get dirty(): boolean {
+    return this.#opened?.commits.dirty ?? false;
+  }
+
+  async start(): Promise<StorageSnapshot> {
+    if (this.#phase !== "new") throw new Error(`embedded storage cannot start when ${this.#phase}`);
+    this.#phase = "starting";
+    const started = performance.now();
+    const { dir, maxDiskBytes, durability, batchIntervalMs } = this.options;
+    await Deno.mkdir(dir, { recursive: true });
+    const store = openStore(dir, maxDiskBytes, this.#logger, Date.now());
+    const wal = await Deno.open(`${store.path}-wal`, { read: true });
+    // The recovery transaction, and the directory entries of files this start may have created.
+    await wal.syncData();
+    await syncDirectory(dir);
+    this.#nextMessageId = store.nextMessageId;
+    this.#nextSequence = store.nextSequence;
+    const { db } = store;
+    this.#opened = {
+      db,
+      wal,
+      operations: new OperationBuilder(db),
+      commits: new GroupCommit(
+        {
+          write: (operations) => this.#write(operations),
+          sync: () => wal.syncData(),
+          toStorageError,
+          onOutcome: (error) => this.#onOutcome(error),
+        },
+        durability,
+        batchIntervalMs,
+      ),
+      freePages: db.prepare("PRAGMA freelist_count"),
+      pageCount: db.prepare("PRAGMA page_count"),
+    };
+    this.#phase = "started";
+    const { snapshot } = store;
+    this.#logger.info("storage.started", {
+      path: store.path,
+      durability,
+      sessions: snapshot.sessions.length,
+      queueEntries: snapshot.queues.length,
+      messages: snapshot.messages.size,
+      retained: snapshot.retained.length,
+      ...store.dropped,
+      ms: Math.round(performance.now() - started),
+    });
+    return snapshot;
+  }
+
+  async stop(): Promise<void> {
+    const opened = this.#opened;
+    this.#phase = "stopped";
+    if (!opened) return;
+    try {
+      await opened.commits.close();
+    } finally {
+      this.#opened = undefined;
+      opened.wal.close();
+      opened.db.close();
+      this.#logger.info("storage.stopped", { path: this.options.dir });
+    }
+  }
+
+  health(): StorageHealth {
+    if (this.#phase !== "started") {
+      return { ok: false, detail: this.#phase === "stopped" ? "stopped" : "not started" };
+    }
+    if (this.#failure) return { ok: false, detail: this.#failure.message };
+    return {
+      ok: true,
+      detail: `embedded store in ${this.options.dir}, durability ${this.options.durability}`,
+    };
+  }
+
+  flush(): Promise<void> {
+    return this.#opened?.commits.flush() ?? Promise.resolve();
+  }
+
+  stats(): CommitStats {
+    return { ...(this.#opened?.commits.stats ?? { flushes: 0, syncs: 0 }) };
+  }
+
+  saveSession(session: StoredSession): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.saveSession(session));
+  }
+
+  deleteSession(clientId: string): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.deleteSession(clientId));
+  }
+
+  saveSubscription(subscription: StoredSubscription): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.saveSubscription(subscription));
+  }
+
+  deleteSubscription(clientId: string, topicFilter: string): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.deleteSubscription(clientId, topicFilter));
+  }
+
+  appendMessage(message: StoredMessage): number {
+    const { commits, operations } = this.#started();
+    const id = this.#nextMessageId++;
+    commits.add(operations.appendMessage(id, message));
+    return id;
+  }
+
+  saveQueueEntry(entry: QueueEntry): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.saveQueueEntry(entry, this.#nextSequence++));
+  }
+
+  deleteQueueEntry(clientId: string, messageId: number): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.deleteQueueEntry(clientId, messageId));
+  }
+
+  addAwaitingRelease(clientId: string, packetId: number): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.addAwaitingRelease(clientId, packetId));
+  }
+
+  deleteAwaitingRelease(clientId: string, packetId: number): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.deleteAwaitingRelease(clientId, packetId));
+  }
+
+  saveRetained(message: StoredMessage): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.saveRetained(message));
+  }
+
+  deleteRetained(topic: string): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.deleteRetained(topic));
+  }
+
+  saveWill(will: StoredWill): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.saveWill(will));
+  }
+
+  deleteWill(clientId: string): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.deleteWill(clientId));
+  }
+
+  #started(): Opened {
+    if (!this.#opened || this.#phase !== "started") {
+      throw new Error(`embedded storage is ${this.#phase}: start it before writing`);
+    }
+    return this.#opened;
+  }
+
+  #write(operations: Operation[]): void {
+    const { db } = this.#opened!;
+    try {
+      runTransaction(db, operations);
+    } catch (error) {
+      if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED || !operations.some((o) => o.grows)) {
+        throw error;
+      }
+      // Keep the batch's deletes and updates: if acknowledgements could not land while the store is
+      // full, it would never drain. The batch still fails, since its new messages were not stored.
+      runTransaction(db, operations.filter((operation) => !operation.grows));
+      throw error;
+    }
+    this.#reclaimFreePages();
+  }
+
+  /** Returns free pages to the file system a step at a time, so deleted messages shrink the file. */
+  #reclaimFreePages(): void {
+    const { db, freePages, pageCount } = this.#opened!;
+    const free = freePages.get()?.freelist_count as number;
+    if (free < VACUUM_MIN_FREE_PAGES || free * 4 < (pageCount.get()?.page_count as number)) return;
+    db.exec(`PRAGMA incremental_vacuum(${VACUUM_STEP_PAGES})`);
+  }
+
+  #onOutcome(error: StorageError | undefined): void {
+    if (error && !this.#failure) {
+      this.#logger.error("storage.write_failed", { error: error.message, reasonCode: error.reasonCode });
+    } else if (!error && this.#failure) {
+      this.#logger.info("storage.write_recovered", { after: this.#failure.message });
+    }
+    this.#failure = error;
+  }
+}
+
+/** fsyncs a directory, so files created in it survive a power loss. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await Deno.open(dir, { read: true });
+  try {
+    await handle.sync();
+  } finally {
+    handle.close();
+  }
+}

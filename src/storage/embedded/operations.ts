@@ -1,0 +1,187 @@
+/**
+ * Turns each port mutation into a buffered {@link Operation}: values are captured when the broker calls
+ * (it may reuse its objects afterwards), SQL runs later inside the batch's transaction.
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { QueueEntry, StoredMessage, StoredSession, StoredSubscription, StoredWill } from "../port.ts";
+import { encodeProperties, flag, STAGE_CODES } from "./records.ts";
+
+/** One buffered mutation. */
+export interface Operation {
+  apply(): void;
+  /** Adds payload bytes: the part of a batch that is dropped when the store is full, so deletes still land. */
+  grows: boolean;
+}
+
+const SQL = {
+  saveSession: `INSERT OR REPLACE INTO sessions (client_id, expiry_interval, disconnected_at, epoch)
+    VALUES (?, ?, ?, ?)`,
+  deleteSessionMessages:
+    `DELETE FROM messages WHERE id IN (SELECT message_id FROM queue_entries WHERE client_id = ?1)
+    AND NOT EXISTS (SELECT 1 FROM queue_entries q WHERE q.message_id = messages.id AND q.client_id <> ?1)`,
+  deleteSessionEntries: "DELETE FROM queue_entries WHERE client_id = ?",
+  deleteSessionSubscriptions: "DELETE FROM subscriptions WHERE client_id = ?",
+  deleteSessionAwaiting: "DELETE FROM awaiting_release WHERE client_id = ?",
+  deleteSession: "DELETE FROM sessions WHERE client_id = ?",
+  saveSubscription:
+    `INSERT OR REPLACE INTO subscriptions (client_id, topic_filter, qos, no_local, retain_as_published,
+    retain_handling, subscription_identifier) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  deleteSubscription: "DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?",
+  appendMessage: `INSERT INTO messages (id, topic, payload, qos, retain, properties, publisher_id, expires_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  // ON CONFLICT keeps `seq`: a replaced entry stays where it was first queued.
+  saveQueueEntry:
+    `INSERT INTO queue_entries (client_id, message_id, seq, qos, retain, subscription_identifiers,
+    stage, packet_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (client_id, message_id) DO UPDATE SET qos = excluded.qos, retain = excluded.retain,
+    subscription_identifiers = excluded.subscription_identifiers, stage = excluded.stage, packet_id = excluded.packet_id`,
+  deleteQueueEntry: "DELETE FROM queue_entries WHERE client_id = ? AND message_id = ?",
+  deleteMessageIfUnreferenced:
+    "DELETE FROM messages WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = ?1)",
+  addAwaitingRelease: "INSERT OR IGNORE INTO awaiting_release (client_id, packet_id) VALUES (?, ?)",
+  deleteAwaitingRelease: "DELETE FROM awaiting_release WHERE client_id = ? AND packet_id = ?",
+  saveRetained:
+    `INSERT OR REPLACE INTO retained (topic, payload, qos, retain, properties, publisher_id, expires_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  deleteRetained: "DELETE FROM retained WHERE topic = ?",
+  saveWill: `INSERT OR REPLACE INTO wills (client_id, topic, payload, qos, retain, properties, publish_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  deleteWill: "DELETE FROM wills WHERE client_id = ?",
+} as const;
+
+/** Builds operations over one connection's prepared statements. */
+export class OperationBuilder {
+  readonly #statements: Record<keyof typeof SQL, StatementSync>;
+
+  constructor(db: DatabaseSync) {
+    this.#statements = Object.fromEntries(
+      Object.entries(SQL).map(([name, sql]) => [name, db.prepare(sql)]),
+    ) as Record<keyof typeof SQL, StatementSync>;
+  }
+
+  saveSession({ clientId, expiryInterval, disconnectedAt, epoch }: StoredSession): Operation {
+    const statement = this.#statements.saveSession;
+    return metadataOperation(() => statement.run(clientId, expiryInterval, disconnectedAt ?? null, epoch));
+  }
+
+  deleteSession(clientId: string): Operation {
+    const s = this.#statements;
+    // Messages first: the subquery needs the entries that are about to go.
+    const cascade = [
+      s.deleteSessionMessages,
+      s.deleteSessionEntries,
+      s.deleteSessionSubscriptions,
+      s.deleteSessionAwaiting,
+      s.deleteSession,
+    ];
+    return metadataOperation(() => {
+      for (const statement of cascade) statement.run(clientId);
+    });
+  }
+
+  saveSubscription(subscription: StoredSubscription): Operation {
+    const { clientId, topicFilter, qos, noLocal, retainAsPublished, retainHandling, subscriptionIdentifier } =
+      subscription;
+    const statement = this.#statements.saveSubscription;
+    return metadataOperation(() =>
+      statement.run(
+        clientId,
+        topicFilter,
+        qos,
+        flag(noLocal),
+        flag(retainAsPublished),
+        retainHandling,
+        subscriptionIdentifier ?? null,
+      )
+    );
+  }
+
+  deleteSubscription(clientId: string, topicFilter: string): Operation {
+    const statement = this.#statements.deleteSubscription;
+    return metadataOperation(() => statement.run(clientId, topicFilter));
+  }
+
+  appendMessage(id: number, message: StoredMessage): Operation {
+    const statement = this.#statements.appendMessage;
+    const values = messageValues(message);
+    return payloadOperation(() => statement.run(id, ...values));
+  }
+
+  saveQueueEntry(entry: QueueEntry, sequence: number): Operation {
+    const { clientId, messageId, qos, retain, subscriptionIdentifiers, stage, packetId } = entry;
+    const identifiers = subscriptionIdentifiers ? JSON.stringify(subscriptionIdentifiers) : null;
+    const statement = this.#statements.saveQueueEntry;
+    return metadataOperation(() =>
+      statement.run(
+        clientId,
+        messageId,
+        sequence,
+        qos,
+        flag(retain),
+        identifiers,
+        STAGE_CODES[stage],
+        packetId ?? null,
+      )
+    );
+  }
+
+  deleteQueueEntry(clientId: string, messageId: number): Operation {
+    const { deleteQueueEntry, deleteMessageIfUnreferenced } = this.#statements;
+    return metadataOperation(() => {
+      if (deleteQueueEntry.run(clientId, messageId).changes > 0) deleteMessageIfUnreferenced.run(messageId);
+    });
+  }
+
+  addAwaitingRelease(clientId: string, packetId: number): Operation {
+    const statement = this.#statements.addAwaitingRelease;
+    return metadataOperation(() => statement.run(clientId, packetId));
+  }
+
+  deleteAwaitingRelease(clientId: string, packetId: number): Operation {
+    const statement = this.#statements.deleteAwaitingRelease;
+    return metadataOperation(() => statement.run(clientId, packetId));
+  }
+
+  saveRetained(message: StoredMessage): Operation {
+    const statement = this.#statements.saveRetained;
+    const values = messageValues(message);
+    return payloadOperation(() => statement.run(...values));
+  }
+
+  deleteRetained(topic: string): Operation {
+    const statement = this.#statements.deleteRetained;
+    return metadataOperation(() => statement.run(topic));
+  }
+
+  saveWill({ clientId, will, publishAt }: StoredWill): Operation {
+    const statement = this.#statements.saveWill;
+    const properties = encodeProperties(will.properties);
+    const { topic, payload, qos, retain } = will;
+    return payloadOperation(() =>
+      statement.run(clientId, topic, payload, qos, flag(retain), properties, publishAt ?? null)
+    );
+  }
+
+  deleteWill(clientId: string): Operation {
+    const statement = this.#statements.deleteWill;
+    return metadataOperation(() => statement.run(clientId));
+  }
+}
+
+const payloadOperation = (apply: () => void): Operation => ({ apply, grows: true });
+const metadataOperation = (apply: () => void): Operation => ({ apply, grows: false });
+
+/** The column values shared by `messages` and `retained`, in their column order after the id. */
+function messageValues(
+  message: StoredMessage,
+): [string, Uint8Array, number, number, string | null, string, number | null] {
+  return [
+    message.topic,
+    message.payload,
+    message.qos,
+    flag(message.retain),
+    encodeProperties(message.properties),
+    message.publisherId,
+    message.expiresAt ?? null,
+  ];
+}

@@ -1,0 +1,122 @@
+/** The embedded store's SQLite settings and tables; docs/storage.md explains each choice. */
+import type { DatabaseSync } from "node:sqlite";
+
+/** Stored in `PRAGMA user_version`; a newer file than this code understands is refused, never rewritten. */
+export const SCHEMA_VERSION = 1;
+
+const PAGE_SIZE = 4096;
+const MAX_WAL_BYTES = 4 * 1024 * 1024;
+
+const TABLES = `
+CREATE TABLE sessions (
+  client_id TEXT PRIMARY KEY,
+  expiry_interval INTEGER NOT NULL,
+  disconnected_at INTEGER,
+  epoch INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE subscriptions (
+  client_id TEXT NOT NULL,
+  topic_filter TEXT NOT NULL,
+  qos INTEGER NOT NULL,
+  no_local INTEGER NOT NULL,
+  retain_as_published INTEGER NOT NULL,
+  retain_handling INTEGER NOT NULL,
+  subscription_identifier INTEGER,
+  PRIMARY KEY (client_id, topic_filter)
+) WITHOUT ROWID;
+CREATE TABLE messages (
+  id INTEGER PRIMARY KEY,
+  topic TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  properties TEXT,
+  publisher_id TEXT NOT NULL,
+  expires_at INTEGER
+);
+CREATE TABLE queue_entries (
+  client_id TEXT NOT NULL,
+  message_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  subscription_identifiers TEXT,
+  stage INTEGER NOT NULL,
+  packet_id INTEGER,
+  PRIMARY KEY (client_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX queue_entries_by_message ON queue_entries (message_id);
+CREATE TABLE awaiting_release (
+  client_id TEXT NOT NULL,
+  packet_id INTEGER NOT NULL,
+  PRIMARY KEY (client_id, packet_id)
+) WITHOUT ROWID;
+CREATE TABLE retained (
+  topic TEXT NOT NULL UNIQUE,
+  payload BLOB NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  properties TEXT,
+  publisher_id TEXT NOT NULL,
+  expires_at INTEGER
+);
+CREATE TABLE wills (
+  client_id TEXT NOT NULL UNIQUE,
+  topic TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  properties TEXT,
+  publish_at INTEGER
+);
+CREATE TABLE meta (
+  key TEXT PRIMARY KEY,
+  value ANY
+) WITHOUT ROWID;
+`;
+
+/** Raised when `PRAGMA quick_check` finds damage the WAL checksums could not have hidden. */
+export class StoreDamagedError extends Error {
+  override readonly name = "StoreDamagedError";
+}
+
+/**
+ * Applies the per-connection settings, checks integrity and creates the tables of a new file.
+ * `maxDiskBytes` splits into a WAL budget (checkpoint threshold and truncation size) and a page cap.
+ */
+export function prepareDatabase(db: DatabaseSync, maxDiskBytes: number | undefined): void {
+  const walBytes = Math.min(
+    MAX_WAL_BYTES,
+    Math.max(8 * PAGE_SIZE, Math.floor((maxDiskBytes ?? Infinity) / 8)),
+  );
+  // EXCLUSIVE first: the WAL index then lives in heap memory (no -shm file), the file lock is held for
+  // the connection's life (a second broker on the same directory fails instead of interleaving), and
+  // SQLite never deletes the -wal file under the descriptor the adapter fsyncs.
+  db.exec(
+    `PRAGMA locking_mode = EXCLUSIVE; PRAGMA page_size = ${PAGE_SIZE}; PRAGMA auto_vacuum = INCREMENTAL;`,
+  );
+  db.exec("PRAGMA journal_mode = WAL");
+  // NORMAL: commits only write the WAL; the adapter fsyncs it off the event loop (see docs/storage.md).
+  db.exec(`PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = ${walBytes};
+    PRAGMA wal_autocheckpoint = ${Math.floor(walBytes / PAGE_SIZE)};`);
+  const quickCheck = db.prepare("PRAGMA quick_check").all().map((row) => String(row.quick_check));
+  if (quickCheck.join() !== "ok") {
+    throw new StoreDamagedError(`quick_check: ${quickCheck.slice(0, 5).join("; ")}`);
+  }
+  const version = db.prepare("PRAGMA user_version").get()?.user_version as number;
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`store schema version ${version} is newer than this broker's ${SCHEMA_VERSION}`);
+  }
+  if (version === 0) {
+    db.exec(`BEGIN; ${TABLES} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
+  }
+  if (maxDiskBytes !== undefined) {
+    const maxPages = Math.max(16, Math.floor((maxDiskBytes - walBytes) / PAGE_SIZE));
+    db.exec(`PRAGMA max_page_count = ${maxPages}`);
+  }
+}
+
+/** Free pages returned to the file system per vacuum pass at most, to bound the event-loop stall. */
+export const VACUUM_STEP_PAGES = 1024;
+/** Free pages below which vacuuming is not worth a pass. */
+export const VACUUM_MIN_FREE_PAGES = 64;

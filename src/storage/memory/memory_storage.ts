@@ -1,0 +1,217 @@
+/**
+ * The storage adapter without persistence: every concern in maps. A {@link MemoryState} outlives the
+ * adapter, so a second adapter over the same state behaves like the store after a restart (recovery
+ * rules included); that is how the conformance suite runs against it.
+ */
+import type {
+  QueueEntry,
+  StorageAdapter,
+  StorageHealth,
+  StorageSnapshot,
+  StoredMessage,
+  StoredSession,
+  StoredSubscription,
+  StoredWill,
+} from "../port.ts";
+
+/** What the memory adapter holds; pass it to another adapter to simulate a restart in-process. */
+export interface MemoryState {
+  sessions: Map<string, StoredSession>;
+  /** Per client, per topic filter. */
+  subscriptions: Map<string, Map<string, StoredSubscription>>;
+  messages: Map<number, StoredMessage>;
+  nextMessageId: number;
+  /** Per client, per message id; a Map keeps first-insertion order, which is the delivery order. */
+  queues: Map<string, Map<number, QueueEntry>>;
+  /** Number of queue entries referring to each message. */
+  references: Map<number, number>;
+  awaitingRelease: Map<string, Set<number>>;
+  retained: Map<string, StoredMessage>;
+  wills: Map<string, StoredWill>;
+}
+
+/** An empty state, to share between the adapters of one simulated broker lifetime and its restarts. */
+export function createMemoryState(): MemoryState {
+  return {
+    sessions: new Map(),
+    subscriptions: new Map(),
+    messages: new Map(),
+    nextMessageId: 1,
+    queues: new Map(),
+    references: new Map(),
+    awaitingRelease: new Map(),
+    retained: new Map(),
+    wills: new Map(),
+  };
+}
+
+/** Creates an adapter over `state` (a fresh one by default); `flush()` resolves at once. */
+export function createMemoryStorage(state: MemoryState = createMemoryState()): StorageAdapter {
+  return new MemoryStorage(state);
+}
+
+/** A message whose Message Expiry Interval has run out is never delivered, so recovery drops it. */
+const isExpired = (message: StoredMessage, now: number): boolean =>
+  message.expiresAt !== undefined && message.expiresAt <= now;
+
+// The broker may keep mutating the objects it passes in, so the state keeps copies of its own.
+const copyEntry = (entry: QueueEntry): QueueEntry =>
+  entry.subscriptionIdentifiers
+    ? { ...entry, subscriptionIdentifiers: [...entry.subscriptionIdentifiers] }
+    : { ...entry };
+
+class MemoryStorage implements StorageAdapter {
+  #phase: "new" | "started" | "stopped" = "new";
+  #dirty = false;
+
+  constructor(private readonly state: MemoryState) {}
+
+  get dirty(): boolean {
+    return this.#dirty;
+  }
+
+  start(): Promise<StorageSnapshot> {
+    if (this.#phase !== "new") {
+      return Promise.reject(new Error(`memory storage cannot start when ${this.#phase}`));
+    }
+    this.#phase = "started";
+    this.#recover(Date.now());
+    return Promise.resolve(this.#snapshot());
+  }
+
+  stop(): Promise<void> {
+    this.#phase = "stopped";
+    this.#dirty = false;
+    return Promise.resolve();
+  }
+
+  health(): StorageHealth {
+    if (this.#phase === "started") return { ok: true, detail: "memory storage (nothing persists a restart)" };
+    return { ok: false, detail: this.#phase === "new" ? "not started" : "stopped" };
+  }
+
+  flush(): Promise<void> {
+    this.#dirty = false;
+    return Promise.resolve();
+  }
+
+  saveSession(session: StoredSession): void {
+    this.#mutate().sessions.set(session.clientId, { ...session });
+  }
+
+  deleteSession(clientId: string): void {
+    const state = this.#mutate();
+    state.sessions.delete(clientId);
+    state.subscriptions.delete(clientId);
+    state.awaitingRelease.delete(clientId);
+    for (const messageId of state.queues.get(clientId)?.keys() ?? []) this.#release(messageId);
+    state.queues.delete(clientId);
+  }
+
+  saveSubscription(subscription: StoredSubscription): void {
+    const state = this.#mutate();
+    const byFilter = state.subscriptions.get(subscription.clientId) ?? new Map<string, StoredSubscription>();
+    byFilter.set(subscription.topicFilter, { ...subscription });
+    state.subscriptions.set(subscription.clientId, byFilter);
+  }
+
+  deleteSubscription(clientId: string, topicFilter: string): void {
+    this.#mutate().subscriptions.get(clientId)?.delete(topicFilter);
+  }
+
+  appendMessage(message: StoredMessage): number {
+    const state = this.#mutate();
+    const id = state.nextMessageId++;
+    state.messages.set(id, { ...message });
+    return id;
+  }
+
+  saveQueueEntry(entry: QueueEntry): void {
+    const state = this.#mutate();
+    const queue = state.queues.get(entry.clientId) ?? new Map<number, QueueEntry>();
+    if (!queue.has(entry.messageId)) {
+      state.references.set(entry.messageId, (state.references.get(entry.messageId) ?? 0) + 1);
+    }
+    queue.set(entry.messageId, copyEntry(entry));
+    state.queues.set(entry.clientId, queue);
+  }
+
+  deleteQueueEntry(clientId: string, messageId: number): void {
+    if (this.#mutate().queues.get(clientId)?.delete(messageId)) this.#release(messageId);
+  }
+
+  addAwaitingRelease(clientId: string, packetId: number): void {
+    const state = this.#mutate();
+    const packetIds = state.awaitingRelease.get(clientId) ?? new Set<number>();
+    packetIds.add(packetId);
+    state.awaitingRelease.set(clientId, packetIds);
+  }
+
+  deleteAwaitingRelease(clientId: string, packetId: number): void {
+    this.#mutate().awaitingRelease.get(clientId)?.delete(packetId);
+  }
+
+  saveRetained(message: StoredMessage): void {
+    this.#mutate().retained.set(message.topic, { ...message });
+  }
+
+  deleteRetained(topic: string): void {
+    this.#mutate().retained.delete(topic);
+  }
+
+  saveWill(will: StoredWill): void {
+    this.#mutate().wills.set(will.clientId, { ...will });
+  }
+
+  deleteWill(clientId: string): void {
+    this.#mutate().wills.delete(clientId);
+  }
+
+  #mutate(): MemoryState {
+    if (this.#phase !== "started") {
+      throw new Error(`memory storage is ${this.#phase}: start it before writing`);
+    }
+    this.#dirty = true;
+    return this.state;
+  }
+
+  /** Drops one reference to a message, and the message with the last one. */
+  #release(messageId: number): void {
+    const remaining = (this.state.references.get(messageId) ?? 1) - 1;
+    if (remaining > 0) {
+      this.state.references.set(messageId, remaining);
+      return;
+    }
+    this.state.references.delete(messageId);
+    this.state.messages.delete(messageId);
+  }
+
+  /** The same rules as the embedded store's recovery: expired messages and unreferenced ones go. */
+  #recover(now: number): void {
+    const { messages, queues, retained, references } = this.state;
+    for (const [id, message] of messages) {
+      if (!isExpired(message, now)) continue;
+      for (const queue of queues.values()) queue.delete(id);
+      references.delete(id);
+    }
+    for (const id of messages.keys()) if (!references.has(id)) messages.delete(id);
+    for (const [topic, message] of retained) if (isExpired(message, now)) retained.delete(topic);
+  }
+
+  #snapshot(): StorageSnapshot {
+    const state = this.state;
+    return {
+      sessions: [...state.sessions.values()].map((session) => ({ ...session })),
+      subscriptions: [...state.subscriptions.values()].flatMap((byFilter) =>
+        [...byFilter.values()].map((subscription) => ({ ...subscription }))
+      ),
+      queues: [...state.queues.values()].flatMap((queue) => [...queue.values()].map(copyEntry)),
+      messages: new Map([...state.messages].map(([id, message]) => [id, { ...message }])),
+      awaitingRelease: [...state.awaitingRelease].flatMap(([clientId, packetIds]) =>
+        [...packetIds].map((packetId) => ({ clientId, packetId }))
+      ),
+      retained: [...state.retained.values()].map((message) => ({ ...message })),
+      wills: [...state.wills.values()].map((will) => ({ ...will })),
+    };
+  }
+}

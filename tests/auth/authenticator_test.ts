@@ -1,0 +1,189 @@
+import assert from "node:assert/strict";
+import {
+  type AuthResult,
+  createAuthenticator,
+  type Credentials,
+  hashPassword,
+  LoginThrottle,
+} from "../../src/auth/mod.ts";
+import { FORGET_AFTER_MS } from "../../src/auth/login_throttle.ts";
+import { ReasonCode } from "../../src/codec/reason_codes.ts";
+import { temporaryFiles, VirtualClock } from "./fixtures.ts";
+
+const NO_DELAY = { baseMs: 0, maxMs: 0 };
+
+function login(username?: string, password?: string, remoteAddress = "198.51.100.1"): Credentials {
+  const encoded = password === undefined ? undefined : new TextEncoder().encode(password);
+  return { clientId: "client-1", username, password: encoded, remoteAddress };
+}
+
+function refusal(result: AuthResult): number | undefined {
+  return result.ok ? undefined : result.reasonCode;
+}
+
+async function passwordFile(users: Record<string, string>): Promise<string> {
+  const lines = await Promise.all(
+    Object.entries(users).map(async ([user, pw]) => `${user}:${await hashPassword(pw, 10)}`),
+  );
+  return lines.join("\n") + "\n";
+}
+
+Deno.test("without credential files anyone may connect, anonymous or with an unverified user name", async () => {
+  const authenticator = await createAuthenticator({});
+  assert.deepEqual(await authenticator.authenticate(login()), { ok: true });
+  assert.deepEqual(await authenticator.authenticate(login("whoever", "anything")), {
+    ok: true,
+    username: "whoever",
+  });
+});
+
+Deno.test("once a credential file is configured anonymous clients are refused with 0x87 unless allowed", async () => {
+  await using files = await temporaryFiles({ passwords: await passwordFile({ alice: "pw" }) });
+  const strict = await createAuthenticator({ passwordFile: files.paths.passwords, failureDelay: NO_DELAY });
+  const anonymous = await strict.authenticate(login());
+  assert.equal(refusal(anonymous), ReasonCode.NotAuthorized);
+  assert.match(!anonymous.ok ? anonymous.reason : "", /anonymous/);
+  const lenient = await createAuthenticator({ passwordFile: files.paths.passwords, allowAnonymous: true });
+  assert.deepEqual(await lenient.authenticate(login()), { ok: true });
+  assert.equal(refusal(await lenient.authenticate(login("mallory", "pw"))), ReasonCode.BadUserNameOrPassword);
+});
+
+Deno.test("anonymous access can be refused even without credential files", async () => {
+  const authenticator = await createAuthenticator({ allowAnonymous: false, failureDelay: NO_DELAY });
+  assert.equal(refusal(await authenticator.authenticate(login())), ReasonCode.NotAuthorized);
+  assert.equal(
+    refusal(await authenticator.authenticate(login("bob", "x"))),
+    ReasonCode.BadUserNameOrPassword,
+  );
+});
+
+Deno.test("password-file users need their password; wrong, missing and unknown are 0x86 without the password in the reason", async () => {
+  await using files = await temporaryFiles({ passwords: await passwordFile({ alice: "wonderland" }) });
+  const authenticator = await createAuthenticator({
+    passwordFile: files.paths.passwords,
+    failureDelay: NO_DELAY,
+  });
+  assert.deepEqual(await authenticator.authenticate(login("alice", "wonderland")), {
+    ok: true,
+    username: "alice",
+  });
+  for (const attempt of [login("alice", "wonderlant"), login("alice"), login("bob", "wonderland")]) {
+    const result = await authenticator.authenticate(attempt);
+    assert.equal(refusal(result), ReasonCode.BadUserNameOrPassword, attempt.username);
+    assert.ok(!result.ok && !result.reason.includes("wonderland"));
+  }
+  assert.deepEqual(authenticator.stats(), { successes: 1, failures: 3 });
+});
+
+Deno.test("each failure from an address doubles the wait before its next answer, up to the maximum", async () => {
+  await using files = await temporaryFiles({ passwords: await passwordFile({ alice: "pw" }) });
+  const clock = new VirtualClock();
+  const authenticator = await createAuthenticator(
+    { passwordFile: files.paths.passwords, failureDelay: { baseMs: 100, maxMs: 1_000 } },
+    clock,
+  );
+  const waits: number[] = [];
+  for (let attempt = 0; attempt < 7; attempt++) {
+    const startedAt = clock.time;
+    const answer = authenticator.authenticate(login("alice", "guess"));
+    await clock.runUntilIdle();
+    assert.equal(refusal(await answer), ReasonCode.BadUserNameOrPassword);
+    waits.push(clock.time - startedAt);
+  }
+  assert.deepEqual(waits, [0, 100, 200, 400, 800, 1_000, 1_000]);
+
+  // another address is not slowed down
+  const elsewhere = authenticator.authenticate(login("alice", "pw", "203.0.113.9"));
+  await clock.runUntilIdle();
+  assert.deepEqual(await elsewhere, { ok: true, username: "alice" });
+
+  // the right password still has to wait its turn, then clears the address
+  let startedAt = clock.time;
+  const success = authenticator.authenticate(login("alice", "pw"));
+  await clock.runUntilIdle();
+  assert.deepEqual(await success, { ok: true, username: "alice" });
+  assert.equal(clock.time - startedAt, 1_000);
+  startedAt = clock.time;
+  const afterSuccess = authenticator.authenticate(login("alice", "nope"));
+  await clock.runUntilIdle();
+  await afterSuccess;
+  assert.equal(clock.time - startedAt, 0);
+});
+
+Deno.test("concurrent attempts from one address are answered one delay apart", async () => {
+  await using files = await temporaryFiles({ passwords: await passwordFile({ alice: "pw" }) });
+  const clock = new VirtualClock();
+  const authenticator = await createAuthenticator(
+    { passwordFile: files.paths.passwords, failureDelay: { baseMs: 100, maxMs: 10_000 } },
+    clock,
+  );
+  await authenticator.authenticate(login("alice", "wrong"));
+  const answeredAt: number[] = [];
+  const attempts = [1, 2, 3].map(() =>
+    authenticator.authenticate(login("alice", "wrong")).then(() => answeredAt.push(clock.time))
+  );
+  await clock.runUntilIdle();
+  await Promise.all(attempts);
+  assert.deepEqual(answeredAt, [100, 200, 300]);
+});
+
+Deno.test("the failure table forgets quiet addresses and stays within its capacity", async () => {
+  const clock = new VirtualClock();
+  const throttle = new LoginThrottle({ baseMs: 100, maxMs: 1_000 }, clock, 2);
+  const waitFor = async (address: string) => {
+    const startedAt = clock.time;
+    const turn = throttle.waitTurn(address);
+    await clock.runUntilIdle();
+    await turn;
+    return clock.time - startedAt;
+  };
+  throttle.recordFailure("a");
+  throttle.recordFailure("b");
+  throttle.recordFailure("c");
+  assert.equal(throttle.size, 2);
+  assert.equal(await waitFor("a"), 0); // evicted as the least recently active
+  assert.equal(await waitFor("c"), 100);
+  clock.time += FORGET_AFTER_MS + 1;
+  assert.equal(await waitFor("b"), 0);
+  assert.equal(throttle.size, 1);
+});
+
+Deno.test("reload picks up new users and keeps the old ones when a file turns invalid", async () => {
+  await using files = await temporaryFiles({
+    passwords: await passwordFile({ alice: "one" }),
+    keys: "ak = sk\n",
+  });
+  const authenticator = await createAuthenticator({
+    passwordFile: files.paths.passwords,
+    accessKeysFile: files.paths.keys,
+    failureDelay: NO_DELAY,
+  });
+  await Deno.writeTextFile(files.paths.passwords, await passwordFile({ alice: "two", bob: "three" }));
+  await authenticator.reload();
+  assert.deepEqual(await authenticator.authenticate(login("bob", "three")), { ok: true, username: "bob" });
+  assert.equal(
+    refusal(await authenticator.authenticate(login("alice", "one"))),
+    ReasonCode.BadUserNameOrPassword,
+  );
+
+  await Deno.writeTextFile(files.paths.keys, "ak = sk\nbroken\n");
+  await Deno.writeTextFile(files.paths.passwords, await passwordFile({ carol: "four" }));
+  await assert.rejects(authenticator.reload(), new RegExp(`^AuthFileError: ${files.paths.keys}:2: `));
+  assert.deepEqual(await authenticator.authenticate(login("bob", "three")), { ok: true, username: "bob" });
+  assert.equal(
+    refusal(await authenticator.authenticate(login("carol", "four"))),
+    ReasonCode.BadUserNameOrPassword,
+  );
+
+  await Deno.remove(files.paths.keys);
+  await assert.rejects(authenticator.reload(), /cannot read/);
+  assert.deepEqual(await authenticator.authenticate(login("alice", "two")), { ok: true, username: "alice" });
+});
+
+Deno.test("createAuthenticator rejects an invalid file with file:line", async () => {
+  await using files = await temporaryFiles({ passwords: "alice:$7$10$AAAA\n" });
+  await assert.rejects(
+    createAuthenticator({ passwordFile: files.paths.passwords }),
+    new RegExp(`^AuthFileError: ${files.paths.passwords}:1: expected`),
+  );
+});
