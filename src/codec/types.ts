@@ -110,7 +110,7 @@ export interface PublishPacket {
   properties: Properties;
   /**
    * The whole received frame (fixed header included) when this packet came from the decoder, so that it
-   * can be forwarded with `encodePublishFromFrame` without re-encoding topic, properties and payload.
+   * can be forwarded with `encodePublish` without re-encoding topic, properties and payload.
    */
   frame?: Uint8Array;
 }

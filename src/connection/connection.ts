@@ -140,6 +140,9 @@ export class Connection implements SessionLink {
 
   run(effects: Effect[]): void {
     for (const effect of effects) this.#runEffect(effect);
+    // Persist before send: what these effects wrote must be durable before the client hears of it.
+    const durable = this.context.broker.flush();
+    if (durable) this.#outbox.holdUntil(durable);
   }
 
   takeOver(): void {

@@ -7,6 +7,8 @@ import type { ByteStream } from "../transport/mod.ts";
  */
 export class Outbox {
   #frames: Uint8Array[] = [];
+  /** While set, nothing is written: frames wait for storage to make durable what they announce. */
+  #gate: Promise<void> | undefined;
   #queuedBytes = 0;
   #writing = false;
   #scheduled = false;
@@ -33,15 +35,33 @@ export class Outbox {
     if (this.#closed) return;
     this.#frames.push(frame);
     this.#queuedBytes += frame.byteLength;
-    if (!this.#writing && !this.#scheduled) {
+    if (!this.#writing && !this.#scheduled && !this.#gate) {
       this.#scheduled = true;
       queueMicrotask(() => this.#flush());
     }
   }
 
+  /**
+   * Holds every frame not yet written, and every later one, until `durable` settles: a PUBLISH or PUBREL
+   * goes out only after the session state it implies is stored, so a crash cannot make the client see a
+   * packet id the restarted broker does not know. Order is kept; gates chain.
+   */
+  holdUntil(durable: Promise<void>): void {
+    const previous = this.#gate;
+    const gate: Promise<void> = Promise.all([previous, durable.catch(() => {})]).then(() => {
+      if (this.#gate !== gate) return;
+      this.#gate = undefined;
+      if (this.#frames.length > 0 && !this.#writing && !this.#scheduled) {
+        this.#scheduled = true;
+        queueMicrotask(() => this.#flush());
+      }
+    });
+    this.#gate = gate;
+  }
+
   /** Resolves when everything queued so far was written (or the stream failed). */
   drain(): Promise<void> {
-    if (!this.#writing && !this.#scheduled) return Promise.resolve();
+    if (!this.#writing && !this.#scheduled && !(this.#gate && this.#frames.length > 0)) return Promise.resolve();
     return new Promise((resolve) => {
       const previous = this.#drained;
       this.#drained = () => {
@@ -62,7 +82,7 @@ export class Outbox {
     this.#scheduled = false;
     this.#writing = true;
     try {
-      while (this.#frames.length > 0 && !this.#closed) {
+      while (this.#frames.length > 0 && !this.#closed && !this.#gate) {
         const frames = this.#frames;
         const bytes = this.#queuedBytes;
         this.#frames = [];

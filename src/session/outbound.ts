@@ -1,6 +1,6 @@
 import { encodedLength } from "../codec/mod.ts";
 import type { Properties, ProtocolVersion, QoS } from "../codec/types.ts";
-import type { Attachment, Delivery, DropCounts, Effect, SessionJournal, SessionLimits } from "./types.ts";
+import type { Attachment, Delivery, DropCounts, Effect, Message, SessionJournal, SessionLimits } from "./types.ts";
 
 /** A QoS 1/2 message sent and not yet fully acknowledged. */
 interface Inflight {
@@ -181,6 +181,7 @@ export class OutboundFlow {
       this.queuedBytes -= oldest.size;
       if (oldest.qos > 0) this.journal?.deleteDelivery(oldest.delivery);
     }
+    compact(delivery.message);
     this.queue.push({ delivery, qos, size });
     this.queuedBytes += size;
     if (qos > 0) this.journal?.saveDelivery(delivery, qos, "queued");
@@ -238,6 +239,17 @@ export class OutboundFlow {
     this.#aliases.set(topic, alias);
     return alias;
   }
+}
+
+/**
+ * Gives a message that will be kept a while its own payload: the decoder's frames are views into shared
+ * blocks, and a queued view would pin its whole block. Forwarding then re-encodes instead of reusing the frame.
+ */
+export function compact(message: Message): void {
+  const payload = message.payload;
+  if (message.packet === undefined && payload.byteLength === payload.buffer.byteLength) return;
+  message.payload = payload.slice();
+  message.packet = undefined;
 }
 
 export function emptyDropCounts(): DropCounts {

@@ -86,6 +86,7 @@ interface Opened {
   commits: GroupCommit;
   freePages: StatementSync;
   pageCount: StatementSync;
+  vacuumStep: StatementSync;
 }
 
 class EmbeddedStore implements EmbeddedStorage {
@@ -134,6 +135,7 @@ class EmbeddedStore implements EmbeddedStorage {
       ),
       freePages: db.prepare("PRAGMA freelist_count"),
       pageCount: db.prepare("PRAGMA page_count"),
+      vacuumStep: db.prepare(`PRAGMA incremental_vacuum(${VACUUM_STEP_PAGES})`),
     };
     this.#phase = "started";
     const { snapshot } = store;
@@ -275,10 +277,11 @@ class EmbeddedStore implements EmbeddedStorage {
 
   /** Returns free pages to the file system a step at a time, so deleted messages shrink the file. */
   #reclaimFreePages(): void {
-    const { db, freePages, pageCount } = this.#opened!;
+    const { freePages, pageCount, vacuumStep } = this.#opened!;
     const free = freePages.get()?.freelist_count as number;
     if (free < VACUUM_MIN_FREE_PAGES || free * 4 < (pageCount.get()?.page_count as number)) return;
-    db.exec(`PRAGMA incremental_vacuum(${VACUUM_STEP_PAGES})`);
+    // The pragma frees one page per step: exec() would take one step, all() takes them all.
+    vacuumStep.all();
   }
 
   #onOutcome(error: StorageError | undefined): void {

@@ -1,0 +1,237 @@
+/**
+ * The incremental decoder: arbitrary chunking, `needed`, maxPacketSize enforced before the body is
+ * buffered, ownership of returned bytes, and the protocol level.
+ */
+import assert from "node:assert/strict";
+import {
+  Decoder,
+  encode,
+  MqttError,
+  type Packet,
+  type ProtocolVersion,
+  type PublishPacket,
+  ReasonCode,
+} from "../../src/codec/mod.ts";
+import { canonical } from "./support/canonical.ts";
+import { Random } from "./support/random.ts";
+import { randomPacket } from "./support/random_packets.ts";
+
+const exact = (packets: Packet[]) =>
+  packets.map((packet) => canonical(packet, { groupUserProperties: false }));
+
+function randomStream(
+  seed: number,
+  count: number,
+  version: ProtocolVersion,
+): { packets: Packet[]; bytes: Uint8Array } {
+  const random = new Random(seed);
+  const packets: Packet[] = [];
+  // A CONNECT would switch the decoder's level, so streams here stay at one level.
+  while (packets.length < count) {
+    const packet = randomPacket(random, version, { mqttPacketCompatible: false });
+    if (packet.type !== "connect") packets.push(packet);
+  }
+  const encoded = packets.map((packet) => encode(packet, version));
+  const bytes = new Uint8Array(encoded.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of encoded) {
+    bytes.set(part, offset);
+    offset += part.length;
+  }
+  return { packets, bytes };
+}
+
+function drain(decoder: Decoder, into: Packet[]): void {
+  for (let packet = decoder.next(); packet !== undefined; packet = decoder.next()) into.push(packet);
+}
+
+function publishFrame(payloadLength: number, version: ProtocolVersion = 4): Uint8Array {
+  const payload = new Uint8Array(payloadLength).fill(0x61);
+  return encode(
+    { type: "publish", topic: "t", payload, qos: 0, retain: false, dup: false, properties: {} },
+    version,
+  );
+}
+
+function assertReason(reasonCode: number): (error: unknown) => boolean {
+  return (error) => error instanceof MqttError && error.reasonCode === reasonCode;
+}
+
+for (const version of [3, 4, 5] as const) {
+  Deno.test(`decodes a stream fed one byte at a time (level ${version})`, () => {
+    const { packets, bytes } = randomStream(version, 60, version);
+    const decoder = new Decoder({ maxPacketSize: 1 << 16, protocolVersion: version });
+    const decoded: Packet[] = [];
+    for (let i = 0; i < bytes.length; i++) {
+      decoder.push(bytes.subarray(i, i + 1));
+      const before = decoded.length;
+      drain(decoder, decoded);
+      assert.ok(decoder.needed >= 1);
+      if (decoded.length > before) assert.equal(decoder.needed, 2, "idle after a whole packet");
+    }
+    assert.deepStrictEqual(exact(decoded), exact(packets));
+  });
+
+  Deno.test(`decodes many packets from one chunk (level ${version})`, () => {
+    const { packets, bytes } = randomStream(100 + version, 200, version);
+    const decoder = new Decoder({ maxPacketSize: 1 << 16, protocolVersion: version });
+    decoder.push(bytes);
+    const decoded: Packet[] = [];
+    drain(decoder, decoded);
+    assert.deepStrictEqual(exact(decoded), exact(packets));
+    assert.equal(decoder.needed, 2);
+  });
+
+  Deno.test(`decodes a stream cut into random chunks (level ${version})`, () => {
+    const { packets, bytes } = randomStream(200 + version, 200, version);
+    const random = new Random(version);
+    const decoder = new Decoder({ maxPacketSize: 1 << 16, protocolVersion: version });
+    const decoded: Packet[] = [];
+    for (let offset = 0; offset < bytes.length;) {
+      const end = Math.min(bytes.length, offset + random.int(1, 80));
+      decoder.push(bytes.subarray(offset, end));
+      drain(decoder, decoded);
+      offset = end;
+    }
+    assert.deepStrictEqual(exact(decoded), exact(packets));
+  });
+}
+
+Deno.test("needed counts the bytes missing from the packet being read", () => {
+  const bytes = publishFrame(6); // 0x30, remaining length 9, topic "t", 6 payload bytes: 11 bytes
+  const decoder = new Decoder({ maxPacketSize: 100 });
+  assert.equal(decoder.needed, 2, "idle");
+  decoder.push(bytes.subarray(0, 1));
+  assert.equal(decoder.next(), undefined);
+  assert.equal(decoder.needed, 1, "inside the fixed header");
+  decoder.push(bytes.subarray(1, 3));
+  assert.equal(decoder.next(), undefined);
+  assert.equal(decoder.needed, 8);
+  decoder.push(bytes.subarray(3, 10));
+  assert.equal(decoder.next(), undefined);
+  assert.equal(decoder.needed, 1);
+  decoder.push(bytes.subarray(10));
+  assert.equal(decoder.next()?.type, "publish");
+  assert.equal(decoder.needed, 2);
+});
+
+Deno.test("chunks pushed before next() is called are queued in order", () => {
+  const decoder = new Decoder({ maxPacketSize: 100 });
+  decoder.push(new Uint8Array([0xc0]));
+  decoder.push(new Uint8Array([]));
+  decoder.push(new Uint8Array([0x00, 0xd0, 0x00]));
+  decoder.push(new Uint8Array([0xe0, 0x00]));
+  const decoded: Packet[] = [];
+  drain(decoder, decoded);
+  assert.deepEqual(decoded.map((packet) => packet.type), ["pingreq", "pingresp", "disconnect"]);
+});
+
+Deno.test("maxPacketSize is enforced from the fixed header, before the body is buffered", () => {
+  const decoder = new Decoder({ maxPacketSize: 100 });
+  decoder.push(new Uint8Array([0x30, 0xe8])); // PUBLISH, remaining length 1000 (first byte of two)
+  assert.equal(decoder.next(), undefined);
+  decoder.push(new Uint8Array([0x07]));
+  assert.throws(() => decoder.next(), assertReason(ReasonCode.PacketTooLarge));
+  assert.equal(decoder.buffered, 0);
+});
+
+Deno.test("maxPacketSize counts the whole packet, fixed header included", () => {
+  // Remaining length 100 (topic length 2, topic "t" 1, payload 97) plus a 2-byte fixed header.
+  const fits = publishFrame(97);
+  assert.equal(fits.length, 102);
+  const accepting = new Decoder({ maxPacketSize: 102 });
+  accepting.push(fits);
+  assert.equal(accepting.next()?.type, "publish");
+  const refusing = new Decoder({ maxPacketSize: 101 });
+  refusing.push(fits.subarray(0, 2));
+  assert.throws(() => refusing.next(), assertReason(ReasonCode.PacketTooLarge));
+});
+
+Deno.test("maxPacketSize can be changed between packets", () => {
+  const decoder = new Decoder({ maxPacketSize: 1000 });
+  decoder.push(publishFrame(50));
+  assert.equal(decoder.next()?.type, "publish");
+  decoder.maxPacketSize = 10;
+  decoder.push(publishFrame(50));
+  assert.throws(() => decoder.next(), assertReason(ReasonCode.PacketTooLarge));
+});
+
+Deno.test("after an error the decoder keeps failing with the same error", () => {
+  const decoder = new Decoder({ maxPacketSize: 100 });
+  decoder.push(new Uint8Array([0x00, 0x00]));
+  let first: unknown;
+  assert.throws(() => decoder.next(), (error) => (first = error) instanceof MqttError);
+  decoder.push(new Uint8Array([0xc0, 0x00]));
+  assert.throws(() => decoder.next(), (error) => error === first);
+});
+
+Deno.test("the caller may reuse its read buffer once next() returned undefined", () => {
+  const first = publishFrame(30);
+  const second = publishFrame(40);
+  const readBuffer = new Uint8Array(first.length + 10);
+  readBuffer.set(first);
+  readBuffer.set(second.subarray(0, 10), first.length);
+  const decoder = new Decoder({ maxPacketSize: 1000 });
+  decoder.push(readBuffer);
+  const decoded: Packet[] = [];
+  drain(decoder, decoded);
+  readBuffer.fill(0xff);
+  decoder.push(second.subarray(10));
+  drain(decoder, decoded);
+  const [a, b] = decoded as PublishPacket[];
+  assert.deepEqual(a.frame, first);
+  assert.deepEqual(a.payload, new Uint8Array(30).fill(0x61));
+  assert.deepEqual(b.frame, second);
+  assert.deepEqual(b.payload, new Uint8Array(40).fill(0x61));
+});
+
+Deno.test("returned packets own their bytes: frame is a copy and payload views it", () => {
+  const bytes = encode({
+    type: "connect",
+    protocolName: "MQTT",
+    protocolVersion: 5,
+    cleanStart: true,
+    keepAlive: 0,
+    clientId: "c",
+    password: new Uint8Array([1, 2, 3]),
+    properties: { authenticationMethod: "m", authenticationData: new Uint8Array([4]) },
+  }, 5);
+  const publish = publishFrame(8, 5);
+  const chunk = new Uint8Array([...bytes, ...publish]);
+  const decoder = new Decoder({ maxPacketSize: 1000 });
+  decoder.push(chunk);
+  const connect = decoder.next() as Packet & { type: "connect" };
+  const packet = decoder.next() as PublishPacket;
+  chunk.fill(0);
+  assert.deepEqual(connect.password, new Uint8Array([1, 2, 3]));
+  assert.deepEqual(connect.properties.authenticationData, new Uint8Array([4]));
+  assert.deepEqual(packet.frame, publish);
+  assert.equal(packet.payload.buffer, packet.frame?.buffer);
+  assert.deepEqual(packet.payload, new Uint8Array(8).fill(0x61));
+});
+
+Deno.test("a CONNECT sets the level used for the packets after it", () => {
+  const connect = encode({
+    type: "connect",
+    protocolName: "MQTT",
+    protocolVersion: 5,
+    cleanStart: true,
+    keepAlive: 0,
+    clientId: "c",
+    properties: {},
+  }, 5);
+  const puback = encode({ type: "puback", packetId: 1, reasonCode: 0x10, properties: {} }, 5);
+  const decoder = new Decoder({ maxPacketSize: 1000 });
+  assert.equal(decoder.protocolVersion, 4);
+  decoder.push(new Uint8Array([...connect, ...puback]));
+  assert.equal(decoder.next()?.type, "connect");
+  assert.equal(decoder.protocolVersion, 5);
+  assert.deepEqual(decoder.next(), { type: "puback", packetId: 1, reasonCode: 0x10, properties: {} });
+});
+
+Deno.test("protocolVersion can be set by a client after sending CONNECT", () => {
+  const decoder = new Decoder({ maxPacketSize: 1000, protocolVersion: 4 });
+  decoder.protocolVersion = 5;
+  decoder.push(new Uint8Array([0xe0, 0x01, 0x8e])); // DISCONNECT, reason 0x8e session taken over
+  assert.deepEqual(decoder.next(), { type: "disconnect", reasonCode: 0x8e, properties: {} });
+});

@@ -1,0 +1,168 @@
+/**
+ * encodePublish: forwarding a decoded PUBLISH reuses its frame (zero copy when nothing changes, one
+ * patched copy otherwise) and re-encodes only when topic or properties change. Every result is checked
+ * by decoding it.
+ */
+import assert from "node:assert/strict";
+import {
+  encode,
+  encodePublish,
+  MqttError,
+  type ProtocolVersion,
+  type PublishPacket,
+  ReasonCode,
+} from "../../src/codec/mod.ts";
+import { decodeOne } from "./support/decode_all.ts";
+
+function decoded(packet: PublishPacket, version: ProtocolVersion): PublishPacket {
+  return decodeOne(encode(packet, version), version) as PublishPacket;
+}
+
+function publish(fields: Partial<PublishPacket> = {}): PublishPacket {
+  return {
+    type: "publish",
+    topic: "a/b",
+    payload: new Uint8Array([1, 2, 3, 4]),
+    qos: 1,
+    retain: false,
+    dup: false,
+    packetId: 7,
+    properties: {},
+    ...fields,
+  };
+}
+
+/** The packet a forwarded frame decodes to, without its frame. */
+function fields(packet: PublishPacket): Omit<PublishPacket, "frame"> {
+  const { frame: _frame, ...rest } = packet;
+  return rest;
+}
+
+const V5_PROPERTIES = { messageExpiryInterval: 30, userProperties: [["k", "v"]] as [string, string][] };
+
+for (const version of [3, 4, 5] as const) {
+  const properties = version === 5 ? V5_PROPERTIES : {};
+
+  Deno.test(`returns the frame itself when nothing changes (level ${version})`, () => {
+    const packet = decoded(publish({ properties }), version);
+    assert.equal(encodePublish(packet, version), packet.frame);
+    assert.equal(
+      encodePublish(packet, version, { qos: 1, dup: false, retain: false, packetId: 7 }),
+      packet.frame,
+    );
+  });
+
+  Deno.test(`patches flags and packet id in one copy (level ${version})`, () => {
+    const packet = decoded(publish({ properties }), version);
+    const original = Array.from(packet.frame ?? []);
+    const bytes = encodePublish(packet, version, { qos: 2, dup: true, retain: true, packetId: 0x1234 });
+    assert.notEqual(bytes, packet.frame);
+    assert.equal(bytes.length, original.length);
+    assert.deepEqual(Array.from(packet.frame ?? []), original, "the source frame is not modified");
+    assert.deepStrictEqual(
+      fields(decodeOne(bytes, version) as PublishPacket),
+      fields({ ...packet, qos: 2, dup: true, retain: true, packetId: 0x1234 }),
+    );
+  });
+
+  Deno.test(`QoS 1 → 0 drops the packet id and DUP, 2 bytes shorter (level ${version})`, () => {
+    const packet = decoded(publish({ properties, dup: true }), version);
+    const bytes = encodePublish(packet, version, { qos: 0 });
+    assert.equal(bytes.length, (packet.frame?.length ?? 0) - 2);
+    const { packetId: _packetId, ...rest } = packet;
+    assert.deepStrictEqual(
+      fields(decodeOne(bytes, version) as PublishPacket),
+      fields({ ...rest, qos: 0, dup: false }),
+    );
+  });
+
+  Deno.test(`QoS 0 → 1 inserts the packet id, 2 bytes longer (level ${version})`, () => {
+    const { packetId: _packetId, ...source } = publish({ properties, qos: 0 });
+    const packet = decoded(source, version);
+    const bytes = encodePublish(packet, version, { qos: 1, packetId: 99 });
+    assert.equal(bytes.length, (packet.frame?.length ?? 0) + 2);
+    assert.deepStrictEqual(
+      fields(decodeOne(bytes, version) as PublishPacket),
+      fields({ ...packet, qos: 1, packetId: 99 }),
+    );
+  });
+
+  Deno.test(`a QoS change across a remaining-length size boundary (level ${version})`, () => {
+    const overhead = version === 5 ? 6 : 5; // topic length 2 + "a/b" 3 (+ property length 1)
+    for (const [from, to, remaining] of [[0, 1, 127], [1, 0, 128]] as const) {
+      const payload = new Uint8Array(remaining - overhead - (from > 0 ? 2 : 0)).fill(0x5a);
+      const packet = decoded(
+        publish({ properties: {}, payload, qos: from, packetId: from > 0 ? 5 : undefined }),
+        version,
+      );
+      assert.equal(packet.frame?.length, 1 + (remaining < 128 ? 1 : 2) + remaining);
+      const bytes = encodePublish(packet, version, { qos: to, packetId: 6 });
+      const result = decodeOne(bytes, version) as PublishPacket;
+      assert.equal(result.qos, to);
+      assert.equal(result.packetId, to > 0 ? 6 : undefined);
+      assert.deepEqual(result.payload, payload);
+    }
+  });
+
+  Deno.test(`QoS 0 → 1 without a packet id is refused [MQTT-2.2.1-3] (level ${version})`, () => {
+    const { packetId: _packetId, ...source } = publish({ qos: 0 });
+    const packet = decoded(source, version);
+    assert.throws(
+      () => encodePublish(packet, version, { qos: 1 }),
+      (error: unknown) => error instanceof MqttError && error.reasonCode === ReasonCode.ProtocolError,
+    );
+  });
+
+  Deno.test(`a topic override re-encodes (level ${version})`, () => {
+    const packet = decoded(publish({ properties }), version);
+    const bytes = encodePublish(packet, version, { topic: "c/d/e", packetId: 8 });
+    assert.deepStrictEqual(
+      fields(decodeOne(bytes, version) as PublishPacket),
+      fields({ ...packet, topic: "c/d/e", packetId: 8 }),
+    );
+  });
+
+  Deno.test(`a packet without frame is encoded from its fields (level ${version})`, () => {
+    const packet = publish({ properties });
+    assert.deepEqual(
+      encodePublish(packet, version, { retain: true }),
+      encode({ ...packet, retain: true }, version),
+    );
+  });
+
+  Deno.test(`a frame whose payload was replaced is not reused (level ${version})`, () => {
+    const packet = decoded(publish({ properties }), version);
+    const replaced = { ...packet, payload: new Uint8Array([9, 9]) };
+    assert.deepEqual(
+      (decodeOne(encodePublish(replaced, version), version) as PublishPacket).payload,
+      replaced.payload,
+    );
+  });
+}
+
+Deno.test("a properties override re-encodes the properties and copies the payload", () => {
+  const packet = decoded(publish({ properties: V5_PROPERTIES }), 5);
+  const overridden = { topicAlias: 3, subscriptionIdentifiers: [12] };
+  const bytes = encodePublish(packet, 5, { properties: overridden });
+  const expected = fields({ ...packet, payload: packet.payload.slice(), properties: overridden });
+  packet.frame?.fill(0);
+  assert.deepStrictEqual(fields(decodeOne(bytes, 5) as PublishPacket), expected, "the payload was copied");
+});
+
+Deno.test("a 5.0 frame forwarded at 3.1.1 is re-encoded without properties", () => {
+  const packet = decoded(publish({ properties: V5_PROPERTIES }), 5);
+  const bytes = encodePublish(packet, 4);
+  assert.deepStrictEqual(fields(decodeOne(bytes, 4) as PublishPacket), fields({ ...packet, properties: {} }));
+});
+
+Deno.test("a 3.1.1 frame forwarded at 5.0 is re-encoded with a property length", () => {
+  const packet = decoded(publish(), 4);
+  const bytes = encodePublish(packet, 5);
+  assert.equal(bytes.length, (packet.frame?.length ?? 0) + 1);
+  assert.deepStrictEqual(fields(decodeOne(bytes, 5) as PublishPacket), fields(packet));
+});
+
+Deno.test("3.1 and 3.1.1 frames are interchangeable", () => {
+  const packet = decoded(publish(), 4);
+  assert.equal(encodePublish(packet, 3), packet.frame);
+});
