@@ -56,6 +56,7 @@ function createStorage(config: Config, logger: Logger): StorageAdapter {
     dir: config.storage.dir,
     durability: config.storage.durability,
     batchIntervalMs: config.storage.batchIntervalMs,
+    maxDiskBytes: config.storage.maxDiskBytes || undefined,
     logger,
   });
 }

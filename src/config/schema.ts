@@ -146,6 +146,11 @@ export const settingKeys = {
     "sync",
     "When writes reach the disk: before each acknowledgement, in batches every batch_interval_ms, or never.",
   ),
+  "storage.max_disk_bytes": integer(
+    { min: 0, max: Number.MAX_SAFE_INTEGER },
+    0,
+    "Cap on the store's size on disk; past it QoS 1/2 messages are refused (0x97) instead of acknowledged. 0 = no cap.",
+  ),
   "storage.batch_interval_ms": integer(
     { min: 1, max: 60_000 },
     10,

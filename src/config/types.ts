@@ -54,6 +54,7 @@ export interface Config {
     dir: string;
     durability: "sync" | "batch" | "memory";
     batchIntervalMs: number;
+    maxDiskBytes: number;
   };
   auth: {
     /** Unset: allow anonymous clients only when no credentials are configured. */

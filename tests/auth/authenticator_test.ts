@@ -69,7 +69,7 @@ Deno.test("password-file users need their password; wrong, missing and unknown a
   });
   for (const attempt of [login("alice", "wonderlant"), login("alice"), login("bob", "wonderland")]) {
     const result = await authenticator.authenticate(attempt);
-    assert.equal(refusal(result), ReasonCode.BadUserNameOrPassword, attempt.username);
+    assert.equal(refusal(result), ReasonCode.BadUserNameOrPassword, attempt.username ?? "(anonymous)");
     assert.ok(!result.ok && !result.reason.includes("wonderland"));
   }
   assert.deepEqual(authenticator.stats(), { successes: 1, failures: 3 });

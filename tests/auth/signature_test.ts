@@ -59,7 +59,7 @@ Deno.test("a wrong signature, another client's signature or a missing one is ref
     ]
   ) {
     const result = await authenticator.authenticate(attempt);
-    assert.equal(result.ok, false, attempt.username);
+    assert.equal(result.ok, false, attempt.username ?? "(anonymous)");
     assert.equal(!result.ok && result.reasonCode, ReasonCode.BadUserNameOrPassword);
     assert.ok(!result.ok && !result.reason.includes(SECRET_KEY));
   }

@@ -42,7 +42,7 @@ const DEFAULTS: Config = {
     sharedSubscriptionAvailable: true,
     sharedSubscriptionStrategy: "round_robin",
   },
-  storage: { type: "embedded", dir: "data", durability: "sync", batchIntervalMs: 10 },
+  storage: { type: "embedded", dir: "data", durability: "sync", batchIntervalMs: 10, maxDiskBytes: 0 },
   auth: { aclDefault: "allow" },
   http: { enabled: false, host: "127.0.0.1", port: 8080 },
   sys: { intervalSeconds: 10 },
