@@ -2,7 +2,12 @@
  * mqtt-proxy's composition root: argv → config → logging → broker → connection manager → listeners,
  * plus signals and graceful drain. The only file that names concrete adapters.
  */
-import { createAuthenticator, createAuthorizer, createScramMethod, runPasswdCommand } from "./src/auth/mod.ts";
+import {
+  createAuthenticator,
+  createAuthorizer,
+  createScramMethod,
+  runPasswdCommand,
+} from "./src/auth/mod.ts";
 import { Broker } from "./src/broker/mod.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
 import { BufferPool, ConnectionManager } from "./src/connection/mod.ts";
@@ -14,6 +19,7 @@ import {
   type Registry,
   startHttpServer,
   startSysPublisher,
+  timeFlush,
 } from "./src/observe/mod.ts";
 import type { SessionLimits } from "./src/session/mod.ts";
 import { createEmbeddedStorage } from "./src/storage/embedded/mod.ts";
@@ -98,6 +104,7 @@ export async function startBroker(
     maxSessionExpiry: config.mqtt.maxSessionExpiry,
     sharedSubscriptionStrategy: config.mqtt.sharedSubscriptionStrategy,
     storage,
+    observeFlush: timeFlush,
   });
   broker.restore(snapshot);
   logger.info("storage.recovered", {
@@ -141,6 +148,7 @@ export async function startBroker(
     traffic: () => connections.traffic(),
     drops: () => broker.stats.drops,
     authFailures: () => authenticator.stats().failures,
+    sessions: () => broker.sessionTotals(),
   });
   let draining = false;
   let http: HttpEndpoint | undefined;
@@ -167,26 +175,34 @@ export async function startBroker(
       const listener = type === "tcp"
         ? listenTcp({ name, hostname, port }, onAccept, onError)
         : type === "tls"
-        ? await listenTls({
-          name,
-          hostname,
-          port,
-          certFile: certFile!,
-          keyFile: keyFile!,
-          caFile: listenerConfig.caFile,
-          requireClientCert: listenerConfig.requireClientCert,
-          handshakeTimeoutMs: config.mqtt.connectTimeoutMs,
-          onHandshakeError: onRejected,
-        }, onAccept, onError)
-        : listenWebSocket({
-          name,
-          hostname,
-          port,
-          path: listenerConfig.path,
-          tls: type === "wss" ? { certFile: certFile!, keyFile: keyFile! } : undefined,
-          maxBufferedBytes: Math.max(4 << 20, 2 * config.mqtt.maxPacketSize),
-          onRejected,
-        }, onAccept, onError);
+        ? await listenTls(
+          {
+            name,
+            hostname,
+            port,
+            certFile: certFile!,
+            keyFile: keyFile!,
+            caFile: listenerConfig.caFile,
+            requireClientCert: listenerConfig.requireClientCert,
+            handshakeTimeoutMs: config.mqtt.connectTimeoutMs,
+            onHandshakeError: onRejected,
+          },
+          onAccept,
+          onError,
+        )
+        : listenWebSocket(
+          {
+            name,
+            hostname,
+            port,
+            path: listenerConfig.path,
+            tls: type === "wss" ? { certFile: certFile!, keyFile: keyFile! } : undefined,
+            maxBufferedBytes: Math.max(4 << 20, 2 * config.mqtt.maxPacketSize),
+            onRejected,
+          },
+          onAccept,
+          onError,
+        );
       listeners.push(listener);
       logger.info("listener.started", {
         listener: listener.name,
@@ -309,7 +325,9 @@ async function main(args: string[]): Promise<number> {
     running = await startBroker(config, logger);
   } catch (error) {
     logger.error("broker.start_failed", { error });
-    await Deno.stderr.write(new TextEncoder().encode(`mqtt-proxy: ${error instanceof Error ? error.message : error}\n`));
+    await Deno.stderr.write(
+      new TextEncoder().encode(`mqtt-proxy: ${error instanceof Error ? error.message : error}\n`),
+    );
     return 1;
   }
   Deno.addSignalListener("SIGHUP", () => void running.reload());

@@ -33,7 +33,9 @@ try {
   const fill = createEmbeddedStorage({ dir, durability: "batch", batchIntervalMs: 50 });
   await fill.start();
   const started = performance.now();
-  for (let s = 0; s < sessions; s++) fill.saveSession({ clientId: `device-${s}`, expiryInterval: 86_400, epoch: 1 });
+  for (let s = 0; s < sessions; s++) {
+    fill.saveSession({ clientId: `device-${s}`, expiryInterval: 86_400, epoch: 1 });
+  }
   const payload = new Uint8Array(64).fill(0x61);
   for (let i = 0; i < total; i++) {
     const messageId = fill.appendMessage({
@@ -44,24 +46,41 @@ try {
       properties: {},
       publisherId: "bench",
     });
-    fill.saveQueueEntry({ clientId: `device-${i % sessions}`, messageId, qos: 1, retain: false, stage: "queued" });
+    fill.saveQueueEntry({
+      clientId: `device-${i % sessions}`,
+      messageId,
+      qos: 1,
+      retain: false,
+      stage: "queued",
+    });
     if (i % 10_000 === 9_999) await fill.flush();
   }
   await fill.flush();
   await fill.stop();
   let bytes = 0;
   for await (const entry of Deno.readDir(dir)) bytes += (await Deno.stat(`${dir}/${entry.name}`)).size;
-  write(`filled ${total} messages for ${sessions} sessions in ${((performance.now() - started) / 1000).toFixed(1)} s; ${(bytes / 1e6).toFixed(0)} MB on disk`);
+  write(
+    `filled ${total} messages for ${sessions} sessions in ${
+      ((performance.now() - started) / 1000).toFixed(1)
+    } s; ${(bytes / 1e6).toFixed(0)} MB on disk`,
+  );
 
   const reopened = createEmbeddedStorage({ dir, durability: "sync", batchIntervalMs: 10 });
   const t0 = performance.now();
   const snapshot = await reopened.start();
   const t1 = performance.now();
-  const broker = new Broker({ limits, maxSessionExpiry: 0xffffffff, sharedSubscriptionStrategy: "round_robin", storage: reopened });
+  const broker = new Broker({
+    limits,
+    maxSessionExpiry: 0xffffffff,
+    sharedSubscriptionStrategy: "round_robin",
+    storage: reopened,
+  });
   broker.restore(snapshot);
   const t2 = performance.now();
   write(
-    `recovery of ${snapshot.queues.length} queued messages: storage start ${((t1 - t0) / 1000).toFixed(2)} s, ` +
+    `recovery of ${snapshot.queues.length} queued messages: storage start ${
+      ((t1 - t0) / 1000).toFixed(2)
+    } s, ` +
       `broker restore ${((t2 - t1) / 1000).toFixed(2)} s, total ${((t2 - t0) / 1000).toFixed(2)} s, ` +
       `RSS ${(Deno.memoryUsage().rss / 1e6).toFixed(0)} MB`,
   );

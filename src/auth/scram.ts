@@ -42,7 +42,14 @@ function unb64(text: string): Uint8Array {
 
 function saltPassword(password: string, salt: Uint8Array, iterations: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) =>
-    pbkdf2(password, salt, iterations, 32, "sha256", (error, key) => error ? reject(error) : resolve(new Uint8Array(key)))
+    pbkdf2(
+      password,
+      salt,
+      iterations,
+      32,
+      "sha256",
+      (error, key) => error ? reject(error) : resolve(new Uint8Array(key)),
+    )
   );
 }
 
@@ -61,7 +68,11 @@ export function parseScramFile(text: string, source: string): ScramTable {
   for (const { lineNumber, content } of meaningfulLines(text)) {
     const match = format.exec(content);
     if (!match) {
-      throw new AuthFileError(source, lineNumber, "expected user:SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>");
+      throw new AuthFileError(
+        source,
+        lineNumber,
+        "expected user:SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>",
+      );
     }
     const [, user, iterations, salt, storedKey, serverKey] = match;
     table.set(user, {
@@ -149,7 +160,9 @@ class ScramExchange implements EnhancedAuthExchange {
 }
 
 /** The SCRAM-SHA-256 method over a credentials file; `reload()` rereads it (SIGHUP). */
-export async function createScramMethod(file: string): Promise<EnhancedAuthMethod & { reload(): Promise<void> }> {
+export async function createScramMethod(
+  file: string,
+): Promise<EnhancedAuthMethod & { reload(): Promise<void> }> {
   let table = parseScramFile(await readAuthFile(file), file);
   return {
     name: SCRAM_SHA_256,

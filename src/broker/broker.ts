@@ -33,6 +33,8 @@ export interface BrokerOptions {
   maxSessionExpiry: number;
   sharedSubscriptionStrategy: "round_robin" | "random";
   storage: StorageAdapter;
+  /** Wraps each storage flush, e.g. to time it for metrics. */
+  observeFlush?: (flush: Promise<void>) => Promise<void>;
   now?: () => number;
   scheduler?: Scheduler;
 }
@@ -98,7 +100,7 @@ export class Broker {
   constructor(private readonly options: BrokerOptions) {
     this.#now = options.now ?? Date.now;
     this.#scheduler = options.scheduler ?? timerScheduler;
-    this.#persistence = new Persistence(options.storage);
+    this.#persistence = new Persistence(options.storage, options.observeFlush);
   }
 
   /**
@@ -115,6 +117,17 @@ export class Broker {
 
   get subscriptionCount(): number {
     return this.#trie.size;
+  }
+
+  /** Messages queued behind inflight windows, and messages in flight, over all sessions. */
+  sessionTotals(): { queued: number; inflight: number } {
+    let queued = 0;
+    let inflight = 0;
+    for (const { session } of this.#sessions.values()) {
+      queued += session.outbound.queue.length;
+      inflight += session.outbound.inflight.size;
+    }
+    return { queued, inflight };
   }
 
   /** The session of a connected or persisted client, if any. */
@@ -210,12 +223,17 @@ export class Broker {
     for (const message of snapshot.retained) this.retained.set(fromStored(message));
     for (const stored of snapshot.sessions) {
       const since = stored.disconnectedAt ?? now;
-      const left = stored.expiryInterval === NEVER_EXPIRES ? Infinity : since + stored.expiryInterval * 1000 - now;
+      const left = stored.expiryInterval === NEVER_EXPIRES
+        ? Infinity
+        : since + stored.expiryInterval * 1000 - now;
       if (left <= 0) {
         this.#persistence.ended(stored.clientId);
         continue;
       }
-      const entry: SessionEntry = { session: new Session(stored.clientId, this.options.limits, this.stats.drops), epoch: stored.epoch };
+      const entry: SessionEntry = {
+        session: new Session(stored.clientId, this.options.limits, this.stats.drops),
+        epoch: stored.epoch,
+      };
       entry.session.expiryInterval = stored.expiryInterval;
       this.#sessions.set(stored.clientId, entry);
       this.#persistence.track(entry.session, entry.epoch);
@@ -237,7 +255,12 @@ export class Broker {
       if (!entry || !stored) continue;
       let message = messages.get(queued.messageId);
       if (!message) messages.set(queued.messageId, message = fromStored(stored, queued.messageId));
-      const delivery = { message, grantedQos: queued.qos, retain: queued.retain, subscriptionIdentifiers: queued.subscriptionIdentifiers };
+      const delivery = {
+        message,
+        grantedQos: queued.qos,
+        retain: queued.retain,
+        subscriptionIdentifiers: queued.subscriptionIdentifiers,
+      };
       entry.session.outbound.restore(delivery, queued.qos, queued.stage, queued.packetId);
     }
     for (const { clientId, packetId } of snapshot.awaitingRelease) {

@@ -9,14 +9,26 @@ import type { StorageAdapter, StoredMessage } from "../storage/port.ts";
  * appended to the log once, the first time a persistent session needs it.
  */
 export class Persistence {
-  constructor(private readonly storage: StorageAdapter) {}
+  #lastFlush: Promise<void> | undefined;
+  #lastObserved: Promise<void> | undefined;
+
+  constructor(
+    private readonly storage: StorageAdapter,
+    private readonly observeFlush: (flush: Promise<void>) => Promise<void> = (flush) => flush,
+  ) {}
 
   get dirty(): boolean {
     return this.storage.dirty;
   }
 
+  /** The adapter shares one flush among everything issued before it; observe each shared flush once. */
   flush(): Promise<void> {
-    return this.storage.flush();
+    const flush = this.storage.flush();
+    if (flush !== this.#lastFlush) {
+      this.#lastFlush = flush;
+      this.#lastObserved = this.observeFlush(flush);
+    }
+    return this.#lastObserved!;
   }
 
   /** Starts or stops journaling for a session whose expiry makes it persistent or not. */
@@ -94,7 +106,9 @@ export class Persistence {
         });
       },
       deleteDelivery(delivery: Delivery) {
-        if (delivery.message.storeId !== undefined) storage.deleteQueueEntry(clientId, delivery.message.storeId);
+        if (delivery.message.storeId !== undefined) {
+          storage.deleteQueueEntry(clientId, delivery.message.storeId);
+        }
       },
       awaitingRelease(packetId: number, waiting: boolean) {
         if (waiting) storage.addAwaitingRelease(clientId, packetId);

@@ -12,7 +12,11 @@ export class RetainedStore {
   /** Stores or deletes the retained message of `message.topic`. */
   set(message: Message): void {
     if (message.payload.byteLength === 0) this.#byTopic.delete(message.topic);
-    else this.#byTopic.set(message.topic, { ...message, payload: message.payload.slice(), packet: undefined });
+    else {this.#byTopic.set(message.topic, {
+        ...message,
+        payload: message.payload.slice(),
+        packet: undefined,
+      });}
   }
 
   /** Retained messages whose topic matches `filter`, dropping the expired ones on the way. */

@@ -69,7 +69,10 @@ export class ClientAuthentication {
     if (auth.reasonCode === ReasonCode.ReAuthenticate && !this.#exchange) {
       this.#exchange = this.#method.start();
     } else if (auth.reasonCode !== ReasonCode.ContinueAuthentication || !this.#exchange) {
-      throw new MqttError(ReasonCode.ProtocolError, `unexpected AUTH reason 0x${auth.reasonCode.toString(16)}`);
+      throw new MqttError(
+        ReasonCode.ProtocolError,
+        `unexpected AUTH reason 0x${auth.reasonCode.toString(16)}`,
+      );
     }
     return await this.#step(auth.properties.authenticationData);
   }

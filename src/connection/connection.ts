@@ -164,7 +164,7 @@ export class Connection implements SessionLink {
         if (packet.type !== "auth") {
           throw new MqttError(ReasonCode.ProtocolError, `${packet.type} during authentication`);
         }
-        await this.#authenticated(this.#pendingConnect, await this.#auth.receive(packet));
+        this.#authenticated(this.#pendingConnect, await this.#auth.receive(packet));
       } else {
         await this.#handleConnect(packet);
       }
@@ -181,11 +181,11 @@ export class Connection implements SessionLink {
       return this.#refuse(decision.reasonCode, decision.reasonString, decision.properties);
     }
     const pending = { packet, decision };
-    await this.#authenticated(pending, await this.#auth.begin(packet, decision.clientId));
+    this.#authenticated(pending, await this.#auth.begin(packet, decision.clientId));
   }
 
   /** Continues a CONNECT once authentication has moved on: another AUTH round, a refusal, or the session. */
-  async #authenticated(pending: PendingConnect, outcome: AuthOutcome): Promise<void> {
+  #authenticated(pending: PendingConnect, outcome: AuthOutcome): void {
     if (outcome.kind === "continue") {
       this.#pendingConnect = pending;
       return this.#send(outcome.packet);
@@ -238,7 +238,10 @@ export class Connection implements SessionLink {
     if (outcome.kind === "accepted") {
       return this.#send({ type: "auth", reasonCode: ReasonCode.Success, properties: outcome.properties });
     }
-    this.#log.info("client.reauthentication_failed", { reasonCode: outcome.reasonCode, reason: outcome.reason });
+    this.#log.info("client.reauthentication_failed", {
+      reasonCode: outcome.reasonCode,
+      reason: outcome.reason,
+    });
     this.#sendDisconnect(outcome.reasonCode, outcome.reason);
     void this.#closeAfterFlush(true);
   }
@@ -308,7 +311,10 @@ export class Connection implements SessionLink {
       case "close":
         if (effect.notify) this.#sendDisconnect(effect.reasonCode, effect.reasonString);
         if (effect.reasonCode >= 0x80) {
-          this.#log.info("client.protocol_error", { reasonCode: effect.reasonCode, reason: effect.reasonString });
+          this.#log.info("client.protocol_error", {
+            reasonCode: effect.reasonCode,
+            reason: effect.reasonString,
+          });
         }
         void this.#closeAfterFlush(effect.publishWill, effect.sessionExpiryInterval);
         return;
@@ -350,7 +356,11 @@ export class Connection implements SessionLink {
 
   #onError(error: unknown): void {
     if (error instanceof MqttError) {
-      this.#log.info("client.malformed", { remote: this.accepted.remoteAddress, reasonCode: error.reasonCode, reason: error.message });
+      this.#log.info("client.malformed", {
+        remote: this.accepted.remoteAddress,
+        reasonCode: error.reasonCode,
+        reason: error.message,
+      });
       if (!this.#session && error.reasonCode === ReasonCode.UnsupportedProtocolVersion) {
         // Unknown protocol level: answer in 3.1.1 form, which every client can read [MQTT-3.1.2-2].
         this.#version = 4;

@@ -61,7 +61,9 @@ export class Outbox {
 
   /** Resolves when everything queued so far was written (or the stream failed). */
   drain(): Promise<void> {
-    if (!this.#writing && !this.#scheduled && !(this.#gate && this.#frames.length > 0)) return Promise.resolve();
+    if (!this.#writing && !this.#scheduled && !(this.#gate && this.#frames.length > 0)) {
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const previous = this.#drained;
       this.#drained = () => {

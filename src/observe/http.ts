@@ -29,7 +29,10 @@ const TEXT = "text/plain; charset=utf-8";
 export function healthHandler(sources: HealthSources): (request: Request) => Response {
   return (request) => {
     if (request.method !== "GET" && request.method !== "HEAD") {
-      return new Response("method not allowed\n", { status: 405, headers: { "content-type": TEXT, allow: "GET, HEAD" } });
+      return new Response("method not allowed\n", {
+        status: 405,
+        headers: { "content-type": TEXT, allow: "GET, HEAD" },
+      });
     }
     const path = new URL(request.url).pathname;
     try {

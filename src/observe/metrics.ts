@@ -318,7 +318,7 @@ export interface BrokerMetricSources {
   traffic(): { bytesReceived: number; bytesSent: number };
   drops(): DropTotals;
   /** Messages queued behind the inflight window and messages in flight, over all sessions. */
-  sessions?(): { queued: number; inflight: number };
+  sessions(): { queued: number; inflight: number };
   /** CONNECTs refused by the authenticator since start. */
   authFailures(): number;
 }
@@ -330,23 +330,29 @@ export function createBrokerMetrics(sources: BrokerMetricSources): Registry {
     new Gauge("mqtt_connections", "Client connections open now, by listener.", ["listener"]),
   );
   const connectionsTotal = registry.register(
-    new Counter("mqtt_connections_total", "Client connections accepted since start, by listener.", ["listener"]),
+    new Counter("mqtt_connections_total", "Client connections accepted since start, by listener.", [
+      "listener",
+    ]),
   );
   registry.register(packetsReceived);
   registry.register(packetsSent);
   const bytesReceived = registry.register(
     new Counter("mqtt_bytes_received_total", "Bytes received from clients since start."),
   );
-  const bytesSent = registry.register(new Counter("mqtt_bytes_sent_total", "Bytes sent to clients since start."));
-  const dropped = registry.register(
-    new Counter("mqtt_messages_dropped_total", "Messages not delivered to a subscriber, by reason.", ["reason"]),
+  const bytesSent = registry.register(
+    new Counter("mqtt_bytes_sent_total", "Bytes sent to clients since start."),
   );
-  const queueDepth = sources.sessions
-    ? registry.register(new Gauge("mqtt_queue_depth", "Messages queued behind the inflight window, all sessions."))
-    : undefined;
-  const inflight = sources.sessions
-    ? registry.register(new Gauge("mqtt_inflight", "Outbound QoS 1/2 messages awaiting acknowledgement."))
-    : undefined;
+  const dropped = registry.register(
+    new Counter("mqtt_messages_dropped_total", "Messages not delivered to a subscriber, by reason.", [
+      "reason",
+    ]),
+  );
+  const queueDepth = registry.register(
+    new Gauge("mqtt_queue_depth", "Messages queued behind the inflight window, all sessions."),
+  );
+  const inflight = registry.register(
+    new Gauge("mqtt_inflight", "Outbound QoS 1/2 messages awaiting acknowledgement."),
+  );
   registry.register(storeFlushSeconds);
   const authFailures = registry.register(
     new Counter("mqtt_auth_failures_total", "CONNECTs refused by authentication since start."),
@@ -368,11 +374,9 @@ export function createBrokerMetrics(sources: BrokerMetricSources): Registry {
     const drops = sources.drops();
     dropped.reset();
     for (const [key, reason] of DROP_REASONS) dropped.labels(reason).inc(drops[key]);
-    if (sources.sessions) {
-      const totals = sources.sessions();
-      queueDepth!.set(totals.queued);
-      inflight!.set(totals.inflight);
-    }
+    const totals = sources.sessions();
+    queueDepth.set(totals.queued);
+    inflight.set(totals.inflight);
     authFailures.reset();
     authFailures.inc(sources.authFailures());
   });

@@ -86,7 +86,9 @@ export function startSysPublisher(options: SysPublisherOptions): () => void {
         values[`load/${name}/${window}`] = value.toFixed(2);
       }
     }
-    for (const [topic, value] of Object.entries(values)) options.publish(`$SYS/broker/${topic}`, String(value));
+    for (const [topic, value] of Object.entries(values)) {
+      options.publish(`$SYS/broker/${topic}`, String(value));
+    }
   };
   publish();
   const timer = setInterval(publish, options.intervalSeconds * 1000);

@@ -61,7 +61,10 @@ export function decideConnect(
       return refuse(ReasonCode.ClientIdentifierNotValid, "empty client identifier");
     }
     if (!packet.cleanStart && !v5) {
-      return refuse(ReasonCode.ClientIdentifierNotValid, "empty client identifier needs clean session [MQTT-3.1.3-8]");
+      return refuse(
+        ReasonCode.ClientIdentifierNotValid,
+        "empty client identifier needs clean session [MQTT-3.1.3-8]",
+      );
     }
     clientId = generateClientId();
     assigned = true;
@@ -78,7 +81,11 @@ export function decideConnect(
     properties.serverKeepAlive = keepAlive; // [MQTT-3.2.2-21]
   }
   // 3.1.1 has no session expiry: a persistent session lives until the client cleans it (capped by config).
-  const requestedExpiry = v5 ? (packet.properties.sessionExpiryInterval ?? 0) : packet.cleanStart ? 0 : 0xffffffff;
+  const requestedExpiry = v5
+    ? (packet.properties.sessionExpiryInterval ?? 0)
+    : packet.cleanStart
+    ? 0
+    : 0xffffffff;
   const sessionExpiryInterval = Math.min(requestedExpiry, settings.maxSessionExpiry);
   if (v5) {
     if (sessionExpiryInterval !== requestedExpiry) properties.sessionExpiryInterval = sessionExpiryInterval;

@@ -1,6 +1,14 @@
 import { encodedLength } from "../codec/mod.ts";
 import type { Properties, ProtocolVersion, QoS } from "../codec/types.ts";
-import type { Attachment, Delivery, DropCounts, Effect, Message, SessionJournal, SessionLimits } from "./types.ts";
+import type {
+  Attachment,
+  Delivery,
+  DropCounts,
+  Effect,
+  Message,
+  SessionJournal,
+  SessionLimits,
+} from "./types.ts";
 
 /** A QoS 1/2 message sent and not yet fully acknowledged. */
 interface Inflight {
@@ -197,7 +205,14 @@ export class OutboundFlow {
   }
 
   /** Builds the outgoing PUBLISH; false when it exceeds the client's Maximum Packet Size [MQTT-3.1.2-25]. */
-  #emit(delivery: Delivery, qos: QoS, packetId: number | undefined, dup: boolean, now: number, out: Effect[]) {
+  #emit(
+    delivery: Delivery,
+    qos: QoS,
+    packetId: number | undefined,
+    dup: boolean,
+    now: number,
+    out: Effect[],
+  ) {
     const attachment = this.#attachment!;
     const { message } = delivery;
     const version = attachment.protocolVersion;
@@ -277,7 +292,16 @@ function publishSize(
   version: ProtocolVersion,
 ): number {
   return encodedLength(
-    { type: "publish", topic, payload, qos, retain: false, dup: false, packetId: qos ? 1 : undefined, properties },
+    {
+      type: "publish",
+      topic,
+      payload,
+      qos,
+      retain: false,
+      dup: false,
+      packetId: qos ? 1 : undefined,
+      properties,
+    },
     version,
   );
 }

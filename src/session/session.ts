@@ -130,7 +130,11 @@ export class Session {
     const version = this.#attachment!.protocolVersion;
     const topic = this.#resolveTopic(packet);
     if (packet.qos > this.limits.maxQos) {
-      throw new MqttError(ReasonCode.QoSNotSupported, `QoS ${packet.qos} is not supported`, "[MQTT-3.2.2-11]");
+      throw new MqttError(
+        ReasonCode.QoSNotSupported,
+        `QoS ${packet.qos} is not supported`,
+        "[MQTT-3.2.2-11]",
+      );
     }
     if (packet.retain && !this.limits.retainAvailable) {
       throw new MqttError(ReasonCode.RetainNotSupported, "retain is not supported", "[MQTT-3.2.2-14]");
@@ -141,9 +145,15 @@ export class Session {
       return;
     }
     if (packet.qos === 2 && this.awaitingRelease.size >= this.limits.receiveMaximum && version === 5) {
-      throw new MqttError(ReasonCode.ReceiveMaximumExceeded, "more QoS 2 messages than Receive Maximum", "[MQTT-3.3.4-9]");
+      throw new MqttError(
+        ReasonCode.ReceiveMaximumExceeded,
+        "more QoS 2 messages than Receive Maximum",
+        "[MQTT-3.3.4-9]",
+      );
     }
-    if (this.#attachment!.permissions?.canPublish(topic) === false) return this.#refusePublish(packet, version, out);
+    if (this.#attachment!.permissions?.canPublish(topic) === false) {
+      return this.#refusePublish(packet, version, out);
+    }
     const message = toMessage(packet, topic, this.clientId, now);
     if (packet.qos === 0) {
       out.push({ kind: "publish", message });
@@ -177,7 +187,11 @@ export class Session {
     let topic = packet.topic;
     if (alias !== undefined) {
       if (alias === 0 || alias > this.limits.maxTopicAlias) {
-        throw new MqttError(ReasonCode.TopicAliasInvalid, `topic alias ${alias} out of range`, "[MQTT-3.3.2-9]");
+        throw new MqttError(
+          ReasonCode.TopicAliasInvalid,
+          `topic alias ${alias} out of range`,
+          "[MQTT-3.3.2-9]",
+        );
       }
       if (topic === "") {
         const known = this.#inboundAliases.get(alias);
@@ -235,7 +249,11 @@ export class Session {
       if (shared) {
         if (!this.limits.sharedSubscriptionAvailable) return ReasonCode.SharedSubscriptionsNotSupported;
         if (noLocal) {
-          throw new MqttError(ReasonCode.ProtocolError, "No Local on a shared subscription", "[MQTT-3.8.3-4]");
+          throw new MqttError(
+            ReasonCode.ProtocolError,
+            "No Local on a shared subscription",
+            "[MQTT-3.8.3-4]",
+          );
         }
         inner = shared.filter;
       } else {

@@ -77,7 +77,11 @@ export function parseSharedFilter(filter: string, maxLevels: number): SharedFilt
     throw new MqttError(ReasonCode.TopicFilterInvalid, "invalid share name", "[MQTT-4.8.2-1]");
   }
   if (slash < 0 || slash === filter.length - 1) {
-    throw new MqttError(ReasonCode.TopicFilterInvalid, "shared subscription without a filter", "[MQTT-4.8.2-2]");
+    throw new MqttError(
+      ReasonCode.TopicFilterInvalid,
+      "shared subscription without a filter",
+      "[MQTT-4.8.2-2]",
+    );
   }
   const inner = filter.slice(slash + 1);
   validateTopicFilter(inner, maxLevels);

@@ -64,9 +64,14 @@ export function listenWebSocket(
 
   const handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response => {
     if (closed) return new Response("shutting down\n", { status: 503, headers: TEXT });
-    if (new URL(request.url).pathname !== path) return new Response("not found\n", { status: 404, headers: TEXT });
+    if (new URL(request.url).pathname !== path) {
+      return new Response("not found\n", { status: 404, headers: TEXT });
+    }
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return new Response("MQTT over WebSocket only\n", { status: 426, headers: { ...TEXT, upgrade: "websocket" } });
+      return new Response("MQTT over WebSocket only\n", {
+        status: 426,
+        headers: { ...TEXT, upgrade: "websocket" },
+      });
     }
     const offered = (request.headers.get("sec-websocket-protocol") ?? "")
       .split(",").map((name) => name.trim()).filter((name) => name !== "");

@@ -22,7 +22,12 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-async function connectRaw(port: number, clientId: string, cleanStart: boolean, will?: Will): Promise<RawClient> {
+async function connectRaw(
+  port: number,
+  clientId: string,
+  cleanStart: boolean,
+  will?: Will,
+): Promise<RawClient> {
   const client = await RawClient.connect(port, 4);
   await client.sendPacket({
     type: "connect",
@@ -91,17 +96,30 @@ class Subscriber {
         const text = new TextDecoder().decode(packet.payload);
         if (packet.qos === 1) {
           this.delivered.push(`${text}:1`);
-          await client.sendPacket({ type: "puback", packetId: packet.packetId!, reasonCode: 0, properties: {} }, 4);
+          await client.sendPacket({
+            type: "puback",
+            packetId: packet.packetId!,
+            reasonCode: 0,
+            properties: {},
+          }, 4);
         } else if (packet.qos === 2) {
           if (!this.#awaitingRelease.has(packet.packetId!)) this.delivered.push(`${text}:2`);
           this.#awaitingRelease.add(packet.packetId!);
-          await client.sendPacket({ type: "pubrec", packetId: packet.packetId!, reasonCode: 0, properties: {} }, 4);
+          await client.sendPacket({
+            type: "pubrec",
+            packetId: packet.packetId!,
+            reasonCode: 0,
+            properties: {},
+          }, 4);
         } else {
           this.delivered.push(`${text}:0`);
         }
       } else if (packet.type === "pubrel") {
         this.#awaitingRelease.delete(packet.packetId);
-        await client.sendPacket({ type: "pubcomp", packetId: packet.packetId, reasonCode: 0, properties: {} }, 4)
+        await client.sendPacket(
+          { type: "pubcomp", packetId: packet.packetId, reasonCode: 0, properties: {} },
+          4,
+        )
           .catch(() => {});
       }
     }
@@ -133,7 +151,12 @@ async function publishUntilCrash(
         if (key && packet.reasonCode < 0x80) acked.add(key);
         pending.delete(packet.packetId);
         if (packet.type === "pubrec") {
-          await client.sendPacket({ type: "pubrel", packetId: packet.packetId, reasonCode: 0, properties: {} }, 4)
+          await client.sendPacket({
+            type: "pubrel",
+            packetId: packet.packetId,
+            reasonCode: 0,
+            properties: {},
+          }, 4)
             .catch(() => {});
         }
       }
@@ -195,11 +218,20 @@ Deno.test("crash: kill -9 at random moments loses no acknowledged QoS 1/2 messag
         await offline.connect(port, ["crash/#"]);
         await offline.disconnect();
         const retainer = await connectRaw(port, "retainer", true);
-        await retainer.sendPacket(publishPacket("kept/retained", "survives", 1, { packetId: 1, retain: true }), 4);
+        await retainer.sendPacket(
+          publishPacket("kept/retained", "survives", 1, { packetId: 1, retain: true }),
+          4,
+        );
         assert.equal((await retainer.readPacket()).type, "puback");
         await retainer.close();
       }
-      const will: Will = { topic: `wills/round-${round}`, payload: new TextEncoder().encode(`died-${round}`), qos: 1, retain: false, properties: {} };
+      const will: Will = {
+        topic: `wills/round-${round}`,
+        payload: new TextEncoder().encode(`died-${round}`),
+        qos: 1,
+        retain: false,
+        properties: {},
+      };
       const willer = await connectRaw(port, `willer-${round}`, true, will);
       const ackedBefore = new Set<string>();
       const runs = [
@@ -220,7 +252,12 @@ Deno.test("crash: kill -9 at random moments loses no acknowledged QoS 1/2 messag
     await Promise.all([online.settle(1500), offline.settle(1500), watcher.settle(500)]);
 
     const fresh = await connectRaw(port, "fresh", true);
-    await fresh.sendPacket({ type: "subscribe", packetId: 1, subscriptions: [subscription("kept/#", 1)], properties: {} }, 4);
+    await fresh.sendPacket({
+      type: "subscribe",
+      packetId: 1,
+      subscriptions: [subscription("kept/#", 1)],
+      properties: {},
+    }, 4);
     assert.equal((await fresh.readPacket()).type, "suback");
     const retained = await fresh.readPacket();
     assert.ok(retained.type === "publish" && retained.retain, "the retained message did not survive");
@@ -237,7 +274,11 @@ Deno.test("crash: kill -9 at random moments loses no acknowledged QoS 1/2 messag
         seen.set(key, (seen.get(key) ?? 0) + 1);
       }
       const missing = [...acked].filter((key) => !seen.has(key));
-      assert.deepEqual(missing.slice(0, 10), [], `${subscriber.clientId} lost ${missing.length} acknowledged messages`);
+      assert.deepEqual(
+        missing.slice(0, 10),
+        [],
+        `${subscriber.clientId} lost ${missing.length} acknowledged messages`,
+      );
       const duplicated = [...qos2].filter((key) => (seen.get(key) ?? 0) > 1);
       assert.deepEqual(duplicated.slice(0, 10), [], `${subscriber.clientId} got QoS 2 messages twice`);
       // QoS 1 may be repeated after a crash, but new messages from one publisher arrive in order.

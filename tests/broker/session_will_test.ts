@@ -32,7 +32,12 @@ Deno.test("offline queue: QoS 1 messages for a persistent 3.1.1 session arrive o
     for (let i = 0; i < 5; i++) {
       const message = await readPublish(again.client);
       got.push(text(message.payload));
-      await again.client.sendPacket({ type: "puback", packetId: message.packetId!, reasonCode: 0, properties: {} }, 4);
+      await again.client.sendPacket({
+        type: "puback",
+        packetId: message.packetId!,
+        reasonCode: 0,
+        properties: {},
+      }, 4);
     }
     assert.deepEqual(got, ["m0", "m1", "m2", "m3", "m4"]);
     assert.ok(await again.client.expectSilence(150), "a QoS 0 message was queued for an offline session");
@@ -78,7 +83,10 @@ Deno.test("v5 Session Expiry Interval 0 ends the session at disconnect; a longer
     await short.client.sendPacket({ type: "disconnect", reasonCode: 0, properties: {} }, 5);
     await short.client.expectClosed();
     assert.equal((await connect(port, "s0", 5, { cleanStart: false })).connack.sessionPresent, false);
-    const kept = await connect(port, "s1", 5, { cleanStart: false, properties: { sessionExpiryInterval: 60 } });
+    const kept = await connect(port, "s1", 5, {
+      cleanStart: false,
+      properties: { sessionExpiryInterval: 60 },
+    });
     await kept.client.close();
     const back = await connect(port, "s1", 5, { cleanStart: false });
     assert.equal(back.connack.sessionPresent, true);
@@ -118,7 +126,10 @@ Deno.test("the will is published on keep-alive timeout", async () => {
   await withBroker("", async ({ port }) => {
     const { client: watcher } = await connect(port, "watcher");
     await subscribe(watcher, 4, [subscription("wills/#", 0)]);
-    const { client: silent } = await connect(port, "silent", 4, { keepAlive: 1, will: will("wills/silent", "timeout") });
+    const { client: silent } = await connect(port, "silent", 4, {
+      keepAlive: 1,
+      will: will("wills/silent", "timeout"),
+    });
     assert.equal(text((await readPublish(watcher)).payload), "timeout");
     await silent.expectClosed();
     await watcher.close();
@@ -130,13 +141,19 @@ Deno.test("v5 Will Delay Interval: the will waits, and is cancelled when the cli
     const { client: watcher } = await connect(port, "watcher", 5);
     await subscribe(watcher, 5, [subscription("wills/#", 0)]);
     const sessionProps = { sessionExpiryInterval: 60 };
-    const first = await connect(port, "delayed", 5, { will: will("wills/delayed", "late", 1), properties: sessionProps });
+    const first = await connect(port, "delayed", 5, {
+      will: will("wills/delayed", "late", 1),
+      properties: sessionProps,
+    });
     await first.client.close();
     assert.ok(await watcher.expectSilence(300), "will sent before its delay");
     const back = await connect(port, "delayed", 5, { cleanStart: false, properties: sessionProps });
     assert.ok(await watcher.expectSilence(1200), "will sent although the client came back");
     await back.client.close(); // no will this time: the new CONNECT had none
-    const other = await connect(port, "other", 5, { will: will("wills/other", "after-delay", 1), properties: sessionProps });
+    const other = await connect(port, "other", 5, {
+      will: will("wills/other", "after-delay", 1),
+      properties: sessionProps,
+    });
     await other.client.close();
     const started = Date.now();
     assert.equal(text((await readPublish(watcher)).payload), "after-delay");

@@ -9,7 +9,10 @@ Deno.test("full store: v5 publishers get PUBACK 0x97, 3.1.1 publishers are disco
     const config = `storage.type = embedded\nstorage.dir = ${dir}\nstorage.max_disk_bytes = 131072`;
     await withBroker(config, async ({ port }) => {
       // A persistent, offline subscriber: every QoS 1 message must be stored for it.
-      const keeper = await connect(port, "keeper", 5, { cleanStart: false, properties: { sessionExpiryInterval: 3600 } });
+      const keeper = await connect(port, "keeper", 5, {
+        cleanStart: false,
+        properties: { sessionExpiryInterval: 3600 },
+      });
       await subscribe(keeper.client, 5, [subscription("fill/#", 1)]);
       await keeper.client.sendPacket({ type: "disconnect", reasonCode: 0, properties: {} }, 5);
       await keeper.client.expectClosed();
@@ -22,7 +25,10 @@ Deno.test("full store: v5 publishers get PUBACK 0x97, 3.1.1 publishers are disco
         const ack = await publisher.readPacket();
         assert.equal(ack.type, "puback");
         if (ack.type === "puback" && ack.reasonCode === 0x97) refusedAt = i;
-        else assert.ok(ack.type === "puback" && ack.reasonCode === 0, `unexpected PUBACK reason ${JSON.stringify(ack)}`);
+        else {assert.ok(
+            ack.type === "puback" && ack.reasonCode === 0,
+            `unexpected PUBACK reason ${JSON.stringify(ack)}`,
+          );}
       }
       assert.ok(refusedAt > 1, `the store never filled up (refusedAt ${refusedAt})`);
 

@@ -13,7 +13,13 @@ async function tempFile(text: string): Promise<string> {
   return path;
 }
 
-async function rawConnect(port: number, version: 4 | 5, clientId: string, username?: string, password?: string) {
+async function rawConnect(
+  port: number,
+  version: 4 | 5,
+  clientId: string,
+  username?: string,
+  password?: string,
+) {
   const client = await RawClient.connect(port, version);
   await client.sendPacket({
     type: "connect",
@@ -95,7 +101,10 @@ Deno.test("ACL: denied publish is v5 PUBACK 0x87 and 3.1.1 silently dropped; den
   try {
     await withBroker(`auth.acl_file = ${acl}\nauth.acl_default = deny`, async ({ port }) => {
       const { client: sub } = await connect(port, "sub", 5);
-      assert.deepEqual(await subscribe(sub, 5, [subscription("open/#", 1), subscription("closed/#", 1)]), [1, 0x87]);
+      assert.deepEqual(await subscribe(sub, 5, [subscription("open/#", 1), subscription("closed/#", 1)]), [
+        1,
+        0x87,
+      ]);
       const { client: sub4 } = await connect(port, "sub4", 4);
       assert.deepEqual(await subscribe(sub4, 4, [subscription("closed/x", 0)]), [0x80]);
       const { client: pub5 } = await connect(port, "pub5", 5);
@@ -149,12 +158,19 @@ function scramClient(user: string, password: string) {
       const proof = clientKey.map((b, i) => b ^ signature[i]);
       const serverKey = createHmac("sha256", salted).update("Server Key").digest();
       const expectedServer = `v=${createHmac("sha256", serverKey).update(authMessage).digest("base64")}`;
-      return { message: new TextEncoder().encode(`${withoutProof},p=${Buffer.from(proof).toString("base64")}`), expectedServer };
+      return {
+        message: new TextEncoder().encode(`${withoutProof},p=${Buffer.from(proof).toString("base64")}`),
+        expectedServer,
+      };
     },
   };
 }
 
-async function scramConnect(port: number, user: string, password: string): Promise<{ client: RawClient; last: Packet; expected: string }> {
+async function scramConnect(
+  port: number,
+  user: string,
+  password: string,
+): Promise<{ client: RawClient; last: Packet; expected: string }> {
   const client = await RawClient.connect(port, 5);
   const scram = scramClient(user, password);
   await client.sendPacket({
@@ -169,7 +185,9 @@ async function scramConnect(port: number, user: string, password: string): Promi
   const challenge = await client.readPacket() as AuthPacket;
   assert.equal(challenge.type, "auth");
   assert.equal(challenge.reasonCode, 0x18);
-  const { message, expectedServer } = scram.final(new TextDecoder().decode(challenge.properties.authenticationData));
+  const { message, expectedServer } = scram.final(
+    new TextDecoder().decode(challenge.properties.authenticationData),
+  );
   await client.sendPacket({
     type: "auth",
     reasonCode: 0x18,

@@ -15,8 +15,23 @@ const CONNECT_V4 = hex(
 
 function connectV5(clientId: string, flags = 0x02, keepAlive = 60, properties: number[] = []): Uint8Array {
   const id = new TextEncoder().encode(clientId);
-  const body = [0, 4, 0x4d, 0x51, 0x54, 0x54, 5, flags, keepAlive >> 8, keepAlive & 0xff, properties.length,
-    ...properties, id.length >> 8, id.length & 0xff, ...id];
+  const body = [
+    0,
+    4,
+    0x4d,
+    0x51,
+    0x54,
+    0x54,
+    5,
+    flags,
+    keepAlive >> 8,
+    keepAlive & 0xff,
+    properties.length,
+    ...properties,
+    id.length >> 8,
+    id.length & 0xff,
+    ...id,
+  ];
   return new Uint8Array([0x10, body.length, ...body]);
 }
 

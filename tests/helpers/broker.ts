@@ -2,7 +2,7 @@
  * Test harness: a real broker in this process on 127.0.0.1, an ephemeral port, and a raw client that
  * speaks bytes over a real socket. Tests compare exact bytes where the wire format is the point.
  */
-import { startBroker, type RunningBroker } from "../../main.ts";
+import { type RunningBroker, startBroker } from "../../main.ts";
 import { Decoder, encode, type Packet, type ProtocolVersion } from "../../src/codec/mod.ts";
 import { parseConfig } from "../../src/config/mod.ts";
 import { createLogger } from "../../src/observe/mod.ts";
@@ -13,9 +13,14 @@ export interface TestBroker {
 }
 
 /** Starts a broker with `properties` lines on top of a loopback listener, runs `fn`, always stops it. */
-export async function withBroker(properties: string, fn: (broker: TestBroker) => Promise<void>): Promise<void> {
+export async function withBroker(
+  properties: string,
+  fn: (broker: TestBroker) => Promise<void>,
+): Promise<void> {
   const defaults = ["listener.default.host = 127.0.0.1", "listener.default.port = 0", "storage.type = memory"]
-    .filter((line) => !new RegExp(`^\\s*${line.split(" ")[0].replaceAll(".", "\\.")}\\s*=`, "m").test(properties));
+    .filter((line) =>
+      !new RegExp(`^\\s*${line.split(" ")[0].replaceAll(".", "\\.")}\\s*=`, "m").test(properties)
+    );
   const text = `${defaults.join("\n")}\n${properties}`;
   const config = parseConfig(text, "test.properties");
   const lines: string[] = [];
@@ -26,7 +31,9 @@ export async function withBroker(properties: string, fn: (broker: TestBroker) =>
   } finally {
     await running.stop();
   }
-  const crashes = lines.filter((line) => line.includes('"connection.crashed"') || line.includes('"connection.failed"'));
+  const crashes = lines.filter((line) =>
+    line.includes('"connection.crashed"') || line.includes('"connection.failed"')
+  );
   if (crashes.length > 0) throw new Error(`broker logged failures:\n${crashes.join("\n")}`);
 }
 

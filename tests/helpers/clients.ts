@@ -45,7 +45,11 @@ export async function connect(
   return { client, connack: connack as ConnackPacket };
 }
 
-export function subscription(topicFilter: string, qos: QoS, options: Partial<Subscription> = {}): Subscription {
+export function subscription(
+  topicFilter: string,
+  qos: QoS,
+  options: Partial<Subscription> = {},
+): Subscription {
   return { topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0, ...options };
 }
 

@@ -1,7 +1,13 @@
 /** The session state machine alone: packets and routed messages in, effects out, no sockets. */
 import assert from "node:assert/strict";
 import type { Packet, PublishPacket, QoS } from "../../src/codec/mod.ts";
-import { type Attachment, type Effect, type Message, Session, type SessionLimits } from "../../src/session/mod.ts";
+import {
+  type Attachment,
+  type Effect,
+  type Message,
+  Session,
+  type SessionLimits,
+} from "../../src/session/mod.ts";
 
 const limits: SessionLimits = {
   maxInflight: 2,
@@ -31,7 +37,12 @@ function attachment(version: 4 | 5, extra: Partial<Attachment> = {}): Attachment
   };
 }
 
-function publish(topic: string, qos: QoS, packetId?: number, extra: Partial<PublishPacket> = {}): PublishPacket {
+function publish(
+  topic: string,
+  qos: QoS,
+  packetId?: number,
+  extra: Partial<PublishPacket> = {},
+): PublishPacket {
   return {
     type: "publish",
     topic,
@@ -46,12 +57,22 @@ function publish(topic: string, qos: QoS, packetId?: number, extra: Partial<Publ
 }
 
 function message(topic: string, qos: QoS, extra: Partial<Message> = {}): Message {
-  return { topic, payload: new Uint8Array([1]), qos, retain: false, properties: {}, publisherId: "p", ...extra };
+  return {
+    topic,
+    payload: new Uint8Array([1]),
+    qos,
+    retain: false,
+    properties: {},
+    publisherId: "p",
+    ...extra,
+  };
 }
 
 function kinds(effects: Effect[]): string[] {
   return effects.map((effect) =>
-    effect.kind === "send" ? `send:${effect.packet.type}` : effect.kind === "close"
+    effect.kind === "send"
+      ? `send:${effect.packet.type}`
+      : effect.kind === "close"
       ? `close:0x${effect.reasonCode.toString(16)}`
       : effect.kind
   );
@@ -77,9 +98,12 @@ Deno.test("QoS 2 PUBLISH resent before PUBREL is acknowledged but not routed aga
   const session = connected();
   assert.deepEqual(kinds(session.handleIn(publish("a", 2, 9), 0)), ["publish"]);
   assert.deepEqual(kinds(session.handleIn(publish("a", 2, 9, { dup: true }), 0)), ["send:pubrec"]);
-  assert.deepEqual(kinds(session.handleIn({ type: "pubrel", packetId: 9, reasonCode: 0, properties: {} }, 0)), [
-    "send:pubcomp",
-  ]);
+  assert.deepEqual(
+    kinds(session.handleIn({ type: "pubrel", packetId: 9, reasonCode: 0, properties: {} }, 0)),
+    [
+      "send:pubcomp",
+    ],
+  );
   // After PUBREL the id is free: the same id is a new message [MQTT-4.3.3-12].
   assert.deepEqual(kinds(session.handleIn(publish("a", 2, 9), 0)), ["publish"]);
 });
@@ -107,7 +131,9 @@ Deno.test("outbound window: deliveries beyond min(maxInflight, Receive Maximum) 
   const session = connected(5, { receiveMaximum: 5 }); // our maxInflight of 2 is the smaller
   const sent: number[] = [];
   for (let i = 0; i < 4; i++) {
-    for (const effect of session.deliver({ message: message("t", 1), grantedQos: 1, retain: false }, true, 0)) {
+    for (
+      const effect of session.deliver({ message: message("t", 1), grantedQos: 1, retain: false }, true, 0)
+    ) {
       if (effect.kind === "deliver") sent.push(effect.packetId!);
     }
   }
@@ -137,7 +163,10 @@ Deno.test("resume re-sends unacknowledged QoS 1 with DUP, in order, and PUBREL f
 
 Deno.test("offline: QoS 0 is not queued by default, QoS 1 is, and the queue drops the oldest when full", () => {
   const session = new Session("c1", limits);
-  assert.equal(session.deliver({ message: message("q0", 0), grantedQos: 1, retain: false }, false, 0).length, 0);
+  assert.equal(
+    session.deliver({ message: message("q0", 0), grantedQos: 1, retain: false }, false, 0).length,
+    0,
+  );
   assert.equal(session.outbound.drops.qos0Offline, 1);
   for (const topic of ["1", "2", "3", "4"]) {
     session.deliver({ message: message(topic, 1), grantedQos: 1, retain: false }, false, 0);
@@ -148,14 +177,22 @@ Deno.test("offline: QoS 0 is not queued by default, QoS 1 is, and the queue drop
 
 Deno.test("an expired message is dropped, not delivered [MQTT-3.3.2-5]", () => {
   const session = connected();
-  const effects = session.deliver({ message: message("t", 1, { expiresAt: 1000 }), grantedQos: 1, retain: false }, true, 1000);
+  const effects = session.deliver(
+    { message: message("t", 1, { expiresAt: 1000 }), grantedQos: 1, retain: false },
+    true,
+    1000,
+  );
   assert.equal(effects.length, 0);
   assert.equal(session.outbound.drops.expired, 1);
 });
 
 Deno.test("Message Expiry Interval is sent as the time remaining [MQTT-3.3.2-6]", () => {
   const [effect] = connected().deliver(
-    { message: message("t", 0, { expiresAt: 10_000, properties: { messageExpiryInterval: 10 } }), grantedQos: 0, retain: false },
+    {
+      message: message("t", 0, { expiresAt: 10_000, properties: { messageExpiryInterval: 10 } }),
+      grantedQos: 0,
+      retain: false,
+    },
     true,
     4_500,
   );
@@ -164,7 +201,8 @@ Deno.test("Message Expiry Interval is sent as the time remaining [MQTT-3.3.2-6]"
 
 Deno.test("outbound topic alias: first send carries topic and alias, later sends only the alias", () => {
   const session = connected(5, { topicAliasMaximum: 2 });
-  const send = () => session.deliver({ message: message("long/topic", 0), grantedQos: 0, retain: false }, true, 0)[0];
+  const send = () =>
+    session.deliver({ message: message("long/topic", 0), grantedQos: 0, retain: false }, true, 0)[0];
   const first = send();
   const second = send();
   assert.ok(first.kind === "deliver" && first.topic === "long/topic" && first.properties.topicAlias === 1);
@@ -182,9 +220,12 @@ Deno.test("inbound topic alias: set by one PUBLISH, resolved in the next; unknow
 });
 
 Deno.test("topic alias above our Topic Alias Maximum is 0x94 [MQTT-3.3.2-9]", () => {
-  assert.deepEqual(kinds(connected().handleIn(publish("t", 0, undefined, { properties: { topicAlias: 5 } }), 0)), [
-    "close:0x94",
-  ]);
+  assert.deepEqual(
+    kinds(connected().handleIn(publish("t", 0, undefined, { properties: { topicAlias: 5 } }), 0)),
+    [
+      "close:0x94",
+    ],
+  );
 });
 
 Deno.test("SUBSCRIBE: invalid filter refused per version, QoS capped, quota enforced", () => {
@@ -208,7 +249,13 @@ Deno.test("SUBSCRIBE: invalid filter refused per version, QoS capped, quota enfo
     type: "subscribe",
     packetId: 1,
     properties: {},
-    subscriptions: [{ topicFilter: "a/b#", qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
+    subscriptions: [{
+      topicFilter: "a/b#",
+      qos: 1,
+      noLocal: false,
+      retainAsPublished: false,
+      retainHandling: 0,
+    }],
   }, 0);
   assert.ok(effect4.kind === "subscribe");
   assert.deepEqual(effect4.suback.reasonCodes, [0x80]); // [MQTT-3.9.3-2]
@@ -219,16 +266,30 @@ Deno.test("No Local on a shared subscription is a protocol error [MQTT-3.8.3-4]"
     type: "subscribe",
     packetId: 1,
     properties: {},
-    subscriptions: [{ topicFilter: "$share/g/x", qos: 1, noLocal: true, retainAsPublished: false, retainHandling: 0 }],
+    subscriptions: [{
+      topicFilter: "$share/g/x",
+      qos: 1,
+      noLocal: true,
+      retainAsPublished: false,
+      retainHandling: 0,
+    }],
   }, 0);
   assert.deepEqual(kinds(effects), ["close:0x82"]);
 });
 
 Deno.test("UNSUBSCRIBE answers 0x11 for a filter that had no subscription (v5) and nothing at 3.1.1", () => {
   const v5 = connected();
-  const [effect] = v5.handleIn({ type: "unsubscribe", packetId: 4, topicFilters: ["nope"], properties: {} }, 0);
+  const [effect] = v5.handleIn(
+    { type: "unsubscribe", packetId: 4, topicFilters: ["nope"], properties: {} },
+    0,
+  );
   assert.ok(effect.kind === "unsubscribe" && effect.unsuback.reasonCodes[0] === 0x11);
-  const [effect4] = connected(4).handleIn({ type: "unsubscribe", packetId: 4, topicFilters: ["x"], properties: {} }, 0);
+  const [effect4] = connected(4).handleIn({
+    type: "unsubscribe",
+    packetId: 4,
+    topicFilters: ["x"],
+    properties: {},
+  }, 0);
   assert.ok(effect4.kind === "unsubscribe" && effect4.unsuback.reasonCodes.length === 0);
 });
 
@@ -237,7 +298,11 @@ Deno.test("DISCONNECT: normal discards the will, 0x04 keeps it; expiry set after
   assert.ok(normal.kind === "close" && !normal.publishWill && !normal.notify);
   const [withWill] = connected().handleIn({ type: "disconnect", reasonCode: 4, properties: {} }, 0);
   assert.ok(withWill.kind === "close" && withWill.publishWill);
-  const effects = connected().handleIn({ type: "disconnect", reasonCode: 0, properties: { sessionExpiryInterval: 30 } }, 0);
+  const effects = connected().handleIn({
+    type: "disconnect",
+    reasonCode: 0,
+    properties: { sessionExpiryInterval: 30 },
+  }, 0);
   assert.deepEqual(kinds(effects), ["close:0x82"]);
 });
 
