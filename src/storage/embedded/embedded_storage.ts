@@ -18,9 +18,11 @@ import {
   type StoredWill,
 } from "../port.ts";
 import { type CommitStats, GroupCommit } from "./group_commit.ts";
-import { type Operation, OperationBuilder } from "./operations.ts";
+import { grows, type Operation, OperationBuilder } from "./operations.ts";
+import { BatchWriter } from "./batch_writer.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
-import { VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
+import { diskBudget, VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
+import { DiskReserve } from "./disk_reserve.ts";
 
 /** How the embedded store is set up (the `storage.*` keys of the config file). */
 export interface EmbeddedStorageOptions {
@@ -68,10 +70,10 @@ function toStorageError(error: unknown): StorageError {
 }
 
 /** Runs the operations as one transaction, rolling back whatever part ran if one throws. */
-function runTransaction(db: DatabaseSync, operations: Operation[]): void {
+function runTransaction(db: DatabaseSync, writer: BatchWriter, operations: Operation[]): void {
   db.exec("BEGIN");
   try {
-    for (const operation of operations) operation.apply();
+    writer.write(operations);
     db.exec("COMMIT");
   } finally {
     // SQLite rolls back by itself on SQLITE_FULL; any other failure leaves the transaction open.
@@ -82,7 +84,9 @@ function runTransaction(db: DatabaseSync, operations: Operation[]): void {
 interface Opened {
   db: DatabaseSync;
   wal: Deno.FsFile;
+  reserve: DiskReserve;
   operations: OperationBuilder;
+  writer: BatchWriter;
   commits: GroupCommit;
   freePages: StatementSync;
   pageCount: StatementSync;
@@ -111,18 +115,30 @@ class EmbeddedStore implements EmbeddedStorage {
     const started = performance.now();
     const { dir, maxDiskBytes, durability, batchIntervalMs } = this.options;
     await Deno.mkdir(dir, { recursive: true });
-    const store = openStore(dir, maxDiskBytes, this.#logger, Date.now());
-    const wal = await Deno.open(`${store.path}-wal`, { read: true });
-    // The recovery transaction, and the directory entries of files this start may have created.
-    await wal.syncData();
-    await syncDirectory(dir);
+    const budget = diskBudget(maxDiskBytes);
+    const store = openStore(dir, budget, this.#logger, Date.now());
+    const reserve = new DiskReserve(dir, budget.reserveBytes, this.#logger);
+    let wal: Deno.FsFile | undefined;
+    try {
+      await reserve.create();
+      wal = await Deno.open(`${store.path}-wal`, { read: true });
+      // The recovery transaction, and the directory entries of files this start may have created.
+      await wal.syncData();
+      await syncDirectory(dir);
+    } catch (error) {
+      wal?.close();
+      store.db.close();
+      throw error;
+    }
     this.#nextMessageId = store.nextMessageId;
     this.#nextSequence = store.nextSequence;
     const { db } = store;
     this.#opened = {
       db,
       wal,
+      reserve,
       operations: new OperationBuilder(db),
+      writer: new BatchWriter(db),
       commits: new GroupCommit(
         {
           write: (operations) => this.#write(operations),
@@ -169,6 +185,9 @@ class EmbeddedStore implements EmbeddedStorage {
   health(): StorageHealth {
     if (this.#phase !== "started") {
       return { ok: false, detail: this.#phase === "stopped" ? "stopped" : "not started" };
+    }
+    if (this.#opened?.reserve.lowDisk) {
+      return { ok: false, detail: "disk full: storing only deletes and updates" };
     }
     if (this.#failure) return { ok: false, detail: this.#failure.message };
     return {
@@ -260,26 +279,43 @@ class EmbeddedStore implements EmbeddedStorage {
   }
 
   #write(operations: Operation[]): void {
-    const { db } = this.#opened!;
-    try {
-      runTransaction(db, operations);
-    } catch (error) {
-      if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED || !operations.some((o) => o.grows)) {
-        throw error;
+    const { db, reserve, writer } = this.#opened!;
+    if (!reserve.restore()) {
+      runTransaction(db, writer, operations.filter((operation) => !grows(operation)));
+      // Hand freed pages back to the file system now rather than at the next checkpoint, so the
+      // reserve can come back and the store can leave low-disk mode.
+      this.#reclaimFreePages(true);
+      db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      if (operations.some(grows)) {
+        throw new StorageError("disk full: new messages are refused until space is freed", QUOTA_EXCEEDED);
       }
-      // Keep the batch's deletes and updates: if acknowledgements could not land while the store is
-      // full, it would never drain. The batch still fails, since its new messages were not stored.
-      runTransaction(db, operations.filter((operation) => !operation.grows));
-      throw error;
+      return;
     }
-    this.#reclaimFreePages();
+    try {
+      runTransaction(db, writer, operations);
+    } catch (error) {
+      if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED) throw error;
+      reserve.releaseIfDiskFull();
+      // Keep the batch's deletes and updates: if acknowledgements could not land while the store is
+      // full, it would never drain. The batch still fails when it carried new messages.
+      const kept = operations.filter((operation) => !grows(operation));
+      runTransaction(db, writer, kept);
+      if (kept.length < operations.length) throw error;
+    }
+    this.#reclaimFreePages(false);
   }
 
-  /** Returns free pages to the file system a step at a time, so deleted messages shrink the file. */
-  #reclaimFreePages(): void {
+  /**
+   * Returns free pages to the file system, so deleted messages shrink the file. Unless `always`, only
+   * when a quarter of the file is free: each pass moves pages and stalls the event loop a little.
+   */
+  #reclaimFreePages(always: boolean): void {
     const { freePages, pageCount, vacuumStep } = this.#opened!;
     const free = freePages.get()?.freelist_count as number;
-    if (free < VACUUM_MIN_FREE_PAGES || free * 4 < (pageCount.get()?.page_count as number)) return;
+    if (free === 0) return;
+    if (!always && (free < VACUUM_MIN_FREE_PAGES || free * 4 < (pageCount.get()?.page_count as number))) {
+      return;
+    }
     // The pragma frees one page per step: exec() would take one step, all() takes them all.
     vacuumStep.all();
   }

@@ -5,7 +5,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import { recover, type RecoveredStore } from "./recovery.ts";
-import { prepareDatabase, StoreDamagedError } from "./schema.ts";
+import { type DiskBudget, prepareDatabase, StoreDamagedError } from "./schema.ts";
 
 /** The structured logger the adapter reports to (the broker's `Logger` fits). */
 export interface StorageLogger {
@@ -15,7 +15,7 @@ export interface StorageLogger {
 }
 
 /** The store file inside the data directory. */
-export const STORE_FILE = "store.db";
+const STORE_FILE = "store.db";
 const COMPANION_SUFFIXES = ["", "-wal", "-shm", "-journal"];
 
 /** An open, recovered store. */
@@ -27,26 +27,26 @@ export interface OpenedStore extends RecoveredStore {
 /** Opens `<dir>/store.db`, replacing it with an empty store if it is damaged. */
 export function openStore(
   dir: string,
-  maxDiskBytes: number | undefined,
+  budget: DiskBudget,
   logger: StorageLogger,
   now: number,
 ): OpenedStore {
   const path = join(dir, STORE_FILE);
   try {
-    return openAndRecover(path, maxDiskBytes, now);
+    return openAndRecover(path, budget, now);
   } catch (error) {
     if (!isDamage(error)) throw error;
     const movedTo = moveAside(dir, now);
     logger.error("storage.corrupt", { path, movedTo, error: String(error) });
-    return openAndRecover(path, maxDiskBytes, now);
+    return openAndRecover(path, budget, now);
   }
 }
 
-function openAndRecover(path: string, maxDiskBytes: number | undefined, now: number): OpenedStore {
+function openAndRecover(path: string, budget: DiskBudget, now: number): OpenedStore {
   let db: DatabaseSync | undefined;
   try {
     db = new DatabaseSync(path);
-    prepareDatabase(db, maxDiskBytes);
+    prepareDatabase(db, budget);
     return { db, path, ...recover(db, now) };
   } catch (error) {
     db?.close();

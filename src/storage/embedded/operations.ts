@@ -1,16 +1,28 @@
 /**
- * Turns each port mutation into a buffered {@link Operation}: values are captured when the broker calls
- * (it may reuse its objects afterwards), SQL runs later inside the batch's transaction.
+ * Turns each port mutation into a buffered {@link Operation}. Values are captured when the broker calls
+ * (it may reuse its objects afterwards); SQL runs later, inside the batch's transaction. The three
+ * mutations of the delivery path are plain data, so that `BatchWriter` can run runs of them as
+ * multi-row statements; the rest carry their own statement.
  */
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import type { QueueEntry, StoredMessage, StoredSession, StoredSubscription, StoredWill } from "../port.ts";
 import { encodeProperties, flag, STAGE_CODES } from "./records.ts";
 
 /** One buffered mutation. */
-export interface Operation {
-  apply(): void;
-  /** Adds payload bytes: the part of a batch that is dropped when the store is full, so deletes still land. */
-  grows: boolean;
+export type Operation =
+  /** A `messages` row: id, topic, payload, qos, retain, properties, publisher id, expiry. */
+  | { kind: "appendMessage"; row: SQLInputValue[] }
+  /** A `queue_entries` row: client, message, seq, qos, retain, subscription ids, stage, packet id. */
+  | { kind: "saveQueueEntry"; row: SQLInputValue[] }
+  | { kind: "deleteQueueEntry"; row: [clientId: string, messageId: number] }
+  | { kind: "single"; apply(): void; grows: boolean };
+
+/**
+ * Whether the operation adds payload bytes: the part of a batch that is dropped when the store is full,
+ * so that deletes and updates still land.
+ */
+export function grows(operation: Operation): boolean {
+  return operation.kind === "appendMessage" || (operation.kind === "single" && operation.grows);
 }
 
 const SQL = {
@@ -27,17 +39,6 @@ const SQL = {
     `INSERT OR REPLACE INTO subscriptions (client_id, topic_filter, qos, no_local, retain_as_published,
     retain_handling, subscription_identifier) VALUES (?, ?, ?, ?, ?, ?, ?)`,
   deleteSubscription: "DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?",
-  appendMessage: `INSERT INTO messages (id, topic, payload, qos, retain, properties, publisher_id, expires_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  // ON CONFLICT keeps `seq`: a replaced entry stays where it was first queued.
-  saveQueueEntry:
-    `INSERT INTO queue_entries (client_id, message_id, seq, qos, retain, subscription_identifiers,
-    stage, packet_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (client_id, message_id) DO UPDATE SET qos = excluded.qos, retain = excluded.retain,
-    subscription_identifiers = excluded.subscription_identifiers, stage = excluded.stage, packet_id = excluded.packet_id`,
-  deleteQueueEntry: "DELETE FROM queue_entries WHERE client_id = ? AND message_id = ?",
-  deleteMessageIfUnreferenced:
-    "DELETE FROM messages WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = ?1)",
   addAwaitingRelease: "INSERT OR IGNORE INTO awaiting_release (client_id, packet_id) VALUES (?, ?)",
   deleteAwaitingRelease: "DELETE FROM awaiting_release WHERE client_id = ? AND packet_id = ?",
   saveRetained:
@@ -102,17 +103,15 @@ export class OperationBuilder {
   }
 
   appendMessage(id: number, message: StoredMessage): Operation {
-    const statement = this.#statements.appendMessage;
-    const values = messageValues(message);
-    return payloadOperation(() => statement.run(id, ...values));
+    return { kind: "appendMessage", row: [id, ...messageValues(message)] };
   }
 
   saveQueueEntry(entry: QueueEntry, sequence: number): Operation {
     const { clientId, messageId, qos, retain, subscriptionIdentifiers, stage, packetId } = entry;
     const identifiers = subscriptionIdentifiers ? JSON.stringify(subscriptionIdentifiers) : null;
-    const statement = this.#statements.saveQueueEntry;
-    return metadataOperation(() =>
-      statement.run(
+    return {
+      kind: "saveQueueEntry",
+      row: [
         clientId,
         messageId,
         sequence,
@@ -121,15 +120,12 @@ export class OperationBuilder {
         identifiers,
         STAGE_CODES[stage],
         packetId ?? null,
-      )
-    );
+      ],
+    };
   }
 
   deleteQueueEntry(clientId: string, messageId: number): Operation {
-    const { deleteQueueEntry, deleteMessageIfUnreferenced } = this.#statements;
-    return metadataOperation(() => {
-      if (deleteQueueEntry.run(clientId, messageId).changes > 0) deleteMessageIfUnreferenced.run(messageId);
-    });
+    return { kind: "deleteQueueEntry", row: [clientId, messageId] };
   }
 
   addAwaitingRelease(clientId: string, packetId: number): Operation {
@@ -168,8 +164,8 @@ export class OperationBuilder {
   }
 }
 
-const payloadOperation = (apply: () => void): Operation => ({ apply, grows: true });
-const metadataOperation = (apply: () => void): Operation => ({ apply, grows: false });
+const payloadOperation = (apply: () => void): Operation => ({ kind: "single", apply, grows: true });
+const metadataOperation = (apply: () => void): Operation => ({ kind: "single", apply, grows: false });
 
 /** The column values shared by `messages` and `retained`, in their column order after the id. */
 function messageValues(

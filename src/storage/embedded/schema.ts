@@ -2,7 +2,7 @@
 import type { DatabaseSync } from "node:sqlite";
 
 /** Stored in `PRAGMA user_version`; a newer file than this code understands is refused, never rewritten. */
-export const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 1;
 
 const PAGE_SIZE = 4096;
 const MAX_WAL_BYTES = 4 * 1024 * 1024;
@@ -80,15 +80,33 @@ export class StoreDamagedError extends Error {
   override readonly name = "StoreDamagedError";
 }
 
-/**
- * Applies the per-connection settings, checks integrity and creates the tables of a new file.
- * `maxDiskBytes` splits into a WAL budget (checkpoint threshold and truncation size) and a page cap.
- */
-export function prepareDatabase(db: DatabaseSync, maxDiskBytes: number | undefined): void {
+/** How the store splits its disk budget; see docs/storage.md, "Disk space". */
+export interface DiskBudget {
+  /** WAL size that triggers a checkpoint, and the size the WAL is truncated back to. */
+  walBytes: number;
+  /** Size of the ballast file that keeps room for deletes on a full disk. */
+  reserveBytes: number;
+  /** Cap on database pages, when `maxDiskBytes` is set. */
+  maxPages?: number;
+}
+
+/** Splits `maxDiskBytes` (when set) into the WAL budget, the reserve and the page cap. */
+export function diskBudget(maxDiskBytes?: number): DiskBudget {
   const walBytes = Math.min(
     MAX_WAL_BYTES,
-    Math.max(8 * PAGE_SIZE, Math.floor((maxDiskBytes ?? Infinity) / 8)),
+    Math.max(8 * PAGE_SIZE, Math.floor((maxDiskBytes ?? Infinity) / 16)),
   );
+  const reserveBytes = 2 * walBytes;
+  if (maxDiskBytes === undefined) return { walBytes, reserveBytes };
+  return {
+    walBytes,
+    reserveBytes,
+    maxPages: Math.max(16, Math.floor((maxDiskBytes - walBytes - reserveBytes) / PAGE_SIZE)),
+  };
+}
+
+/** Applies the per-connection settings, checks integrity and creates the tables of a new file. */
+export function prepareDatabase(db: DatabaseSync, budget: DiskBudget): void {
   // EXCLUSIVE first: the WAL index then lives in heap memory (no -shm file), the file lock is held for
   // the connection's life (a second broker on the same directory fails instead of interleaving), and
   // SQLite never deletes the -wal file under the descriptor the adapter fsyncs.
@@ -97,8 +115,8 @@ export function prepareDatabase(db: DatabaseSync, maxDiskBytes: number | undefin
   );
   db.exec("PRAGMA journal_mode = WAL");
   // NORMAL: commits only write the WAL; the adapter fsyncs it off the event loop (see docs/storage.md).
-  db.exec(`PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = ${walBytes};
-    PRAGMA wal_autocheckpoint = ${Math.floor(walBytes / PAGE_SIZE)};`);
+  db.exec(`PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = ${budget.walBytes};
+    PRAGMA wal_autocheckpoint = ${Math.floor(budget.walBytes / PAGE_SIZE)};`);
   const quickCheck = db.prepare("PRAGMA quick_check").all().map((row) => String(row.quick_check));
   if (quickCheck.join() !== "ok") {
     throw new StoreDamagedError(`quick_check: ${quickCheck.slice(0, 5).join("; ")}`);
@@ -110,10 +128,7 @@ export function prepareDatabase(db: DatabaseSync, maxDiskBytes: number | undefin
   if (version === 0) {
     db.exec(`BEGIN; ${TABLES} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
   }
-  if (maxDiskBytes !== undefined) {
-    const maxPages = Math.max(16, Math.floor((maxDiskBytes - walBytes) / PAGE_SIZE));
-    db.exec(`PRAGMA max_page_count = ${maxPages}`);
-  }
+  if (budget.maxPages !== undefined) db.exec(`PRAGMA max_page_count = ${budget.maxPages}`);
 }
 
 /** Free pages returned to the file system per vacuum pass at most, to bound the event-loop stall. */

@@ -137,7 +137,8 @@ class MemoryStorage implements StorageAdapter {
   }
 
   deleteQueueEntry(clientId: string, messageId: number): void {
-    if (this.#mutate().queues.get(clientId)?.delete(messageId)) this.#release(messageId);
+    this.#mutate();
+    this.#removeEntry(clientId, messageId);
   }
 
   addAwaitingRelease(clientId: string, packetId: number): void {
@@ -175,6 +176,10 @@ class MemoryStorage implements StorageAdapter {
     return this.state;
   }
 
+  #removeEntry(clientId: string, messageId: number): void {
+    if (this.state.queues.get(clientId)?.delete(messageId)) this.#release(messageId);
+  }
+
   /** Drops one reference to a message, and the message with the last one. */
   #release(messageId: number): void {
     const remaining = (this.state.references.get(messageId) ?? 1) - 1;
@@ -186,13 +191,19 @@ class MemoryStorage implements StorageAdapter {
     this.state.messages.delete(messageId);
   }
 
-  /** The same rules as the embedded store's recovery: expired messages and unreferenced ones go. */
+  /**
+   * The embedded store's recovery rules: expired messages go with their entries, entries whose message
+   * is gone go, and so do messages no entry refers to.
+   */
   #recover(now: number): void {
     const { messages, queues, retained, references } = this.state;
     for (const [id, message] of messages) {
       if (!isExpired(message, now)) continue;
       for (const queue of queues.values()) queue.delete(id);
       references.delete(id);
+    }
+    for (const [clientId, queue] of queues) {
+      for (const id of queue.keys()) if (!messages.has(id)) this.#removeEntry(clientId, id);
     }
     for (const id of messages.keys()) if (!references.has(id)) messages.delete(id);
     for (const [topic, message] of retained) if (isExpired(message, now)) retained.delete(topic);

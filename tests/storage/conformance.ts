@@ -1,0 +1,244 @@
+/**
+ * The storage conformance suite: every adapter of `src/storage/port.ts` must pass it. Each test opens a
+ * fresh store, writes, restarts it (stop, then `reopen()` over the same backing data) and checks the
+ * snapshot that `start()` recovers.
+ */
+import assert from "node:assert/strict";
+import type { StorageAdapter, StorageSnapshot, StoredSubscription } from "../../src/storage/mod.ts";
+import { registerQueueCases } from "./conformance_queues.ts";
+import { sample } from "./samples.ts";
+
+/** How the suite gets adapters: `reopen()` sees the backing data of the last `open()`, as after a restart. */
+export interface StorageFactory {
+  /** A new, not yet started adapter over new, empty backing data. */
+  open(): Promise<StorageAdapter>;
+  /** A new, not yet started adapter over the backing data of the last `open()`. */
+  reopen(): Promise<StorageAdapter>;
+  /** Removes the backing data of the last `open()`. */
+  cleanup(): Promise<void>;
+}
+
+/** After a restart: what the new adapter recovered, and the adapter to continue with. */
+export interface Restarted {
+  snapshot: StorageSnapshot;
+  storage: StorageAdapter;
+}
+
+/** A case body: a started adapter, and `restart()`, which stops it and starts a new one over the same data. */
+export type CaseBody = (storage: StorageAdapter, restart: () => Promise<Restarted>) => Promise<void>;
+
+/** Registers one case as `storage conformance (<name>): <title>`, with open, restart and cleanup done. */
+export type RegisterCase = (title: string, body: CaseBody) => void;
+
+/** Registers the suite's tests as `storage conformance (<name>): ...`. */
+export function runStorageConformance(name: string, factory: StorageFactory): void {
+  const title = (text: string): string => `storage conformance (${name}): ${text}`;
+  const test: RegisterCase = (text, body) => {
+    Deno.test(title(text), async () => {
+      let current = await factory.open();
+      try {
+        await current.start();
+        await body(current, async () => {
+          await current.stop();
+          current = await factory.reopen();
+          return { snapshot: await current.start(), storage: current };
+        });
+      } finally {
+        await current.stop();
+        await factory.cleanup();
+      }
+    });
+  };
+
+  Deno.test(title("health is not ok before start and after stop, ok while started"), async () => {
+    const storage = await factory.open();
+    try {
+      assert.equal(storage.health().ok, false);
+      await storage.start();
+      assert.equal(storage.health().ok, true);
+      assert.notEqual(storage.health().detail, "");
+      await storage.stop();
+      assert.equal(storage.health().ok, false);
+    } finally {
+      await storage.stop();
+      await factory.cleanup();
+    }
+  });
+
+  Deno.test(title("mutations before start throw"), async () => {
+    const storage = await factory.open();
+    try {
+      assert.throws(() => storage.saveSession(sample.session()));
+      assert.throws(() => storage.appendMessage(sample.message()));
+    } finally {
+      await storage.stop();
+      await factory.cleanup();
+    }
+  });
+
+  test("a new store recovers an empty snapshot", async (_storage, restart) => {
+    const { snapshot } = await restart();
+    assert.deepEqual(snapshot, {
+      sessions: [],
+      subscriptions: [],
+      queues: [],
+      messages: new Map(),
+      awaitingRelease: [],
+      retained: [],
+      wills: [],
+    });
+  });
+
+  test("sessions round-trip, with and without disconnectedAt; a save replaces", async (storage, restart) => {
+    storage.saveSession(sample.session("a"));
+    storage.saveSession(
+      sample.session("b", { expiryInterval: 0xFFFFFFFF, disconnectedAt: 1_700_000_000_000 }),
+    );
+    storage.saveSession(sample.session("c", { epoch: 1 }));
+    storage.saveSession(sample.session("c", { epoch: 2, expiryInterval: 10 }));
+    const { snapshot } = await restart();
+    assert.deepEqual(sortBy(snapshot.sessions, (session) => session.clientId), [
+      sample.session("a"),
+      sample.session("b", { expiryInterval: 0xFFFFFFFF, disconnectedAt: 1_700_000_000_000 }),
+      sample.session("c", { epoch: 2, expiryInterval: 10 }),
+    ]);
+  });
+
+  test(
+    "subscriptions round-trip with every field; a save replaces per filter; delete removes one",
+    async (storage, restart) => {
+      const full = sample.subscription("a", "$share/group/sensors/#", {
+        qos: 2,
+        noLocal: true,
+        retainAsPublished: true,
+        retainHandling: 2,
+        subscriptionIdentifier: 268_435_455,
+      });
+      storage.saveSubscription(full);
+      storage.saveSubscription(sample.subscription("a", "alarms/#", { qos: 0 }));
+      storage.saveSubscription(sample.subscription("a", "alarms/#", { qos: 1, retainHandling: 1 }));
+      storage.saveSubscription(sample.subscription("a", "gone/#"));
+      storage.saveSubscription(sample.subscription("b", "gone/#"));
+      storage.deleteSubscription("a", "gone/#");
+      storage.deleteSubscription("a", "never/subscribed");
+      const { snapshot } = await restart();
+      const key = (subscription: StoredSubscription): string =>
+        `${subscription.clientId} ${subscription.topicFilter}`;
+      assert.deepEqual(
+        sortBy(snapshot.subscriptions, key),
+        sortBy([
+          full,
+          sample.subscription("a", "alarms/#", { qos: 1, retainHandling: 1 }),
+          sample.subscription("b", "gone/#"),
+        ], key),
+      );
+    },
+  );
+
+  test("awaiting-release ids are added once and deleted one at a time", async (storage, restart) => {
+    storage.addAwaitingRelease("a", 1);
+    storage.addAwaitingRelease("a", 2);
+    storage.addAwaitingRelease("a", 2);
+    storage.addAwaitingRelease("b", 1);
+    storage.addAwaitingRelease("a", 65535);
+    storage.deleteAwaitingRelease("a", 1);
+    storage.deleteAwaitingRelease("c", 1);
+    const { snapshot } = await restart();
+    assert.deepEqual(sortBy(snapshot.awaitingRelease, (id) => `${id.clientId} ${id.packetId}`), [
+      { clientId: "a", packetId: 2 },
+      { clientId: "a", packetId: 65535 },
+      { clientId: "b", packetId: 1 },
+    ]);
+  });
+
+  test("retained messages: one per topic, a save replaces, delete removes", async (storage, restart) => {
+    const first = sample.message("status/1", { retain: true, payload: new Uint8Array([1]) });
+    const replacement = sample.message("status/1", {
+      retain: true,
+      payload: new Uint8Array([2]),
+      properties: { correlationData: new Uint8Array([9, 9]), userProperties: [["a", "b"]] },
+      expiresAt: Date.now() + 60_000,
+    });
+    storage.saveRetained(first);
+    storage.saveRetained(replacement);
+    storage.saveRetained(sample.message("status/2", { retain: true }));
+    storage.saveRetained(sample.message("status/3", { retain: true }));
+    storage.deleteRetained("status/3");
+    storage.deleteRetained("status/never");
+    const { snapshot } = await restart();
+    assert.deepEqual(sortBy(snapshot.retained, (message) => message.topic), [
+      replacement,
+      sample.message("status/2", { retain: true }),
+    ]);
+  });
+
+  test(
+    "wills round-trip with and without publishAt; a save replaces; delete removes",
+    async (storage, restart) => {
+      storage.saveWill(sample.will("connected"));
+      storage.saveWill(sample.will("gone", { publishAt: 1_700_000_000_000 }));
+      storage.saveWill(sample.will("replaced"));
+      storage.saveWill(sample.will("replaced", { publishAt: 5 }));
+      storage.saveWill(sample.will("deleted"));
+      storage.deleteWill("deleted");
+      storage.deleteWill("never");
+      const { snapshot } = await restart();
+      assert.deepEqual(sortBy(snapshot.wills, (will) => will.clientId), [
+        sample.will("connected"),
+        sample.will("gone", { publishAt: 1_700_000_000_000 }),
+        sample.will("replaced", { publishAt: 5 }),
+      ]);
+    },
+  );
+
+  test(
+    "deleteSession removes its subscriptions, queue entries and awaiting-release ids, not others' or its will",
+    async (storage, restart) => {
+      const shared = storage.appendMessage(sample.message("shared"));
+      const own = storage.appendMessage(sample.message("own"));
+      storage.saveSession(sample.session("a"));
+      storage.saveSession(sample.session("b"));
+      for (const clientId of ["a", "b"]) {
+        storage.saveSubscription(sample.subscription(clientId));
+        storage.saveQueueEntry(sample.entry(clientId, shared));
+        storage.addAwaitingRelease(clientId, 7);
+      }
+      storage.saveQueueEntry(sample.entry("a", own));
+      storage.saveWill(sample.will("a"));
+      storage.deleteSession("a");
+      storage.deleteSession("never-existed");
+      const { snapshot } = await restart();
+      assert.deepEqual(snapshot.sessions, [sample.session("b")]);
+      assert.deepEqual(snapshot.subscriptions, [sample.subscription("b")]);
+      assert.deepEqual(snapshot.queues, [sample.entry("b", shared)]);
+      assert.deepEqual(snapshot.awaitingRelease, [{ clientId: "b", packetId: 7 }]);
+      assert.deepEqual([...snapshot.messages.keys()], [shared], "the message only `a` referred to is gone");
+      assert.deepEqual(snapshot.wills, [sample.will("a")], "the port cascades to wills nowhere");
+    },
+  );
+
+  test(
+    "flush resolves, clears dirty, and what it covered is there after a restart",
+    async (storage, restart) => {
+      assert.equal(storage.dirty, false);
+      storage.saveSession(sample.session("a"));
+      const id = storage.appendMessage(sample.message());
+      storage.saveQueueEntry(sample.entry("a", id));
+      assert.equal(storage.dirty, true);
+      await Promise.all([storage.flush(), storage.flush()]);
+      assert.equal(storage.dirty, false);
+      await storage.flush();
+      assert.equal(storage.dirty, false);
+      const { snapshot } = await restart();
+      assert.deepEqual(snapshot.sessions, [sample.session("a")]);
+      assert.deepEqual(snapshot.queues, [sample.entry("a", id)]);
+    },
+  );
+
+  registerQueueCases(test);
+}
+
+/** A sorted copy, for comparing collections whose order the port leaves open. */
+export function sortBy<T>(items: readonly T[], key: (item: T) => string): T[] {
+  return [...items].sort((x, y) => key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0);
+}

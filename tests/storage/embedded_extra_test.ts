@@ -1,0 +1,233 @@
+/** Embedded-store behaviour beyond the port: durability levels, group commit, quota, bounded disk, locking. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { StorageError } from "../../src/storage/mod.ts";
+import {
+  capturingLogger,
+  embeddedStore,
+  fileSize,
+  listDir,
+  STORE_FILE,
+  storeBytes,
+  withTempDir,
+} from "./embedded_helpers.ts";
+import { sample } from "./samples.ts";
+
+const KIB = 1024;
+
+Deno.test("embedded: 1000 mutations and one flush make one transaction and one fsync", async () => {
+  await withTempDir(async (dir) => {
+    const storage = embeddedStore(dir);
+    await storage.start();
+    try {
+      for (let index = 0; index < 500; index++) {
+        const id = storage.appendMessage(sample.message(`t/${index}`));
+        storage.saveQueueEntry(sample.entry("a", id));
+      }
+      assert.deepEqual(storage.stats(), { flushes: 0, syncs: 0 }, "mutations only buffer");
+      assert.equal(storage.dirty, true);
+      await storage.flush();
+      assert.equal(storage.dirty, false);
+      assert.deepEqual(storage.stats(), { flushes: 1, syncs: 1 });
+    } finally {
+      await storage.stop();
+    }
+  });
+});
+
+Deno.test("embedded durability sync: every resolved flush has its transaction fsynced", async () => {
+  await withTempDir(async (dir) => {
+    const storage = embeddedStore(dir);
+    await storage.start();
+    try {
+      for (let index = 1; index <= 20; index++) {
+        storage.saveSession(sample.session(`client-${index}`));
+        await storage.flush();
+        assert.deepEqual(storage.stats(), { flushes: index, syncs: index });
+      }
+    } finally {
+      await storage.stop();
+    }
+  });
+});
+
+Deno.test("embedded durability batch: flush resolves after the write, an fsync follows within the interval", async () => {
+  await withTempDir(async (dir) => {
+    const storage = embeddedStore(dir, { durability: "batch", batchIntervalMs: 20 });
+    await storage.start();
+    try {
+      for (let index = 0; index < 5; index++) {
+        storage.saveSession(sample.session(`client-${index}`));
+        await storage.flush();
+      }
+      assert.deepEqual(storage.stats(), { flushes: 5, syncs: 0 });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(storage.stats(), { flushes: 5, syncs: 1 });
+    } finally {
+      await storage.stop();
+    }
+  });
+});
+
+Deno.test("embedded durability memory: nothing reaches the disk and a restart starts empty", async () => {
+  await withTempDir(async (dir) => {
+    const dataDir = join(dir, "data");
+    const storage = embeddedStore(dataDir, { durability: "memory" });
+    await storage.start();
+    storage.saveSession(sample.session());
+    storage.saveRetained(sample.message("r", { retain: true }));
+    await storage.flush();
+    await storage.stop();
+    assert.deepEqual(await listDir(dir), [], "not even the data directory is created");
+    const reopened = embeddedStore(dataDir, { durability: "memory" });
+    const snapshot = await reopened.start();
+    await reopened.stop();
+    assert.deepEqual([snapshot.sessions, snapshot.retained], [[], []]);
+  });
+});
+
+Deno.test("embedded: a second adapter on a directory in use fails to start and moves nothing", async () => {
+  await withTempDir(async (dir) => {
+    const logger = capturingLogger();
+    const first = embeddedStore(dir);
+    await first.start();
+    try {
+      const second = embeddedStore(dir, { logger });
+      await assert.rejects(second.start(), /locked/);
+      await second.stop();
+      assert.deepEqual(await listDir(dir), ["reserve", STORE_FILE, `${STORE_FILE}-wal`]);
+      assert.deepEqual(logger.events.filter((event) => event.level === "error"), []);
+      first.saveSession(sample.session());
+      await first.flush();
+    } finally {
+      await first.stop();
+    }
+  });
+});
+
+Deno.test("embedded maxDiskBytes: a full store rejects flush with 0x97, stores nothing of it, and recovers", async () => {
+  await withTempDir(async (dir) => {
+    const logger = capturingLogger();
+    const options = { maxDiskBytes: 256 * KIB, logger };
+    let storage = embeddedStore(dir, options);
+    await storage.start();
+    const stored: number[] = [];
+    let rejection: unknown;
+    let rejected: number[] = [];
+    while (!rejection && stored.length < 1000) {
+      const round = Array.from({ length: 8 }, (_, index) => {
+        const id = storage.appendMessage(sample.message(`t/${index}`, { payload: new Uint8Array(4 * KIB) }));
+        storage.saveQueueEntry(sample.entry("a", id));
+        return id;
+      });
+      try {
+        await storage.flush();
+        stored.push(...round);
+      } catch (error) {
+        rejection = error;
+        rejected = round;
+      }
+    }
+    assert.ok(rejection instanceof StorageError, `rejected with ${rejection}`);
+    assert.equal(rejection.reasonCode, 0x97);
+    assert.ok(stored.length > 0 && stored.length < 64, `${stored.length} messages fit in 256 KiB`);
+    assert.equal(storage.health().ok, false);
+    assert.match(storage.health().detail, /full/);
+    assert.deepEqual(logger.events.filter((event) => event.level === "error").map((event) => event.event), [
+      "storage.write_failed",
+    ]);
+
+    // One batch that both acknowledges everything and appends more than fits: it fails, but its deletes
+    // land, or a full store could never drain.
+    for (const id of stored) storage.deleteQueueEntry("a", id);
+    storage.appendMessage(sample.message("too/big", { payload: new Uint8Array(512 * KIB) }));
+    await assert.rejects(
+      storage.flush(),
+      (error) => error instanceof StorageError && error.reasonCode === 0x97,
+    );
+
+    const afterDrain = storage.appendMessage(sample.message("fits", { payload: new Uint8Array(4 * KIB) }));
+    storage.saveQueueEntry(sample.entry("a", afterDrain));
+    await storage.flush();
+    assert.equal(storage.health().ok, true);
+    await storage.stop();
+
+    storage = embeddedStore(dir, options);
+    const snapshot = await storage.start();
+    await storage.stop();
+    assert.deepEqual(
+      [...snapshot.messages.keys()],
+      [afterDrain],
+      "neither rejected nor acknowledged messages remain",
+    );
+    assert.deepEqual(snapshot.queues, [sample.entry("a", afterDrain)]);
+    assert.equal(rejected.some((id) => snapshot.messages.has(id)), false);
+  });
+});
+
+Deno.test("embedded: appending and deleting the same volume over and over keeps the files bounded", async () => {
+  await withTempDir(async (dir) => {
+    let storage = embeddedStore(dir);
+    await storage.start();
+    const payload = new Uint8Array(KIB);
+    let peak = 0;
+    for (let round = 0; round < 40; round++) {
+      const ids = Array.from({ length: 500 }, (_, index) => {
+        const id = storage.appendMessage(sample.message(`t/${index}`, { payload }));
+        storage.saveQueueEntry(sample.entry("a", id));
+        return id;
+      });
+      await storage.flush();
+      peak = Math.max(peak, storeBytes(dir));
+      for (const id of ids) storage.deleteQueueEntry("a", id);
+      await storage.flush();
+    }
+    await storage.stop();
+    // 40 rounds wrote 20 MiB of payload; the WAL is capped near 4 MiB and the database holds one round.
+    assert.ok(peak < 6 * 1024 * KIB, `peak ${peak} bytes`);
+    storage = embeddedStore(dir);
+    const snapshot = await storage.start();
+    await storage.stop();
+    assert.equal(snapshot.messages.size, 0);
+    assert.ok(
+      fileSize(join(dir, STORE_FILE)) < 256 * KIB,
+      `database ${fileSize(join(dir, STORE_FILE))} bytes`,
+    );
+  });
+});
+
+/** Whether this machine lets an unprivileged process mount a tmpfs in its own user and mount namespace. */
+function canMountPrivateTmpfs(): boolean {
+  try {
+    const probe = ["-Urm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"];
+    return new Deno.Command("unshare", { args: probe, stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+const tmpfsAvailable = canMountPrivateTmpfs();
+
+Deno.test({
+  name: "embedded on a really full disk (4 MiB tmpfs): rejects with 0x97, still stores acks, recovers" +
+    (tmpfsAvailable ? "" : " (ignored: cannot mount a private tmpfs with unshare here)"),
+  ignore: !tmpfsAvailable,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      // maxDiskBytes above the tmpfs size: the file system fills first, as a real disk would.
+      const script = new URL("./fixtures/fill_disk.ts", import.meta.url).pathname;
+      const shell = 'mount -t tmpfs -o size=4m tmpfs "$1" && exec "$2" run -A "$3" "$1/store" 8388608';
+      const { stdout, stderr, success } = await new Deno.Command("unshare", {
+        args: ["-Urm", "sh", "-c", shell, "sh", dir, Deno.execPath(), script],
+      }).output();
+      assert.ok(success, new TextDecoder().decode(stderr));
+      const [full, drained] = new TextDecoder().decode(stdout).trim().split("\n").map((line) =>
+        JSON.parse(line)
+      );
+      assert.equal(full.reasonCode, 0x97);
+      assert.equal(full.healthy, false);
+      assert.ok(full.stored > 0);
+      assert.deepEqual(drained, { step: "drained", drained: "ok", written: "ok", healthy: true });
+    });
+  },
+});

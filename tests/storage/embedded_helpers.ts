@@ -1,0 +1,75 @@
+/** Helpers for the embedded-store tests: temporary directories, a capturing logger, file sizes. */
+import { join } from "node:path";
+import {
+  createEmbeddedStorage,
+  type EmbeddedStorage,
+  type EmbeddedStorageOptions,
+} from "../../src/storage/mod.ts";
+
+/** The store file name inside a data directory (see docs/storage.md). */
+export const STORE_FILE = "store.db";
+
+/** One logged event. */
+export interface LoggedEvent {
+  level: "info" | "warn" | "error";
+  event: string;
+  fields?: Record<string, unknown>;
+}
+
+/** A logger that keeps what it is told. */
+export function capturingLogger(): EmbeddedStorageOptions["logger"] & { events: LoggedEvent[] } {
+  const events: LoggedEvent[] = [];
+  return {
+    events,
+    info: (event, fields) => events.push({ level: "info", event, fields }),
+    warn: (event, fields) => events.push({ level: "warn", event, fields }),
+    error: (event, fields) => events.push({ level: "error", event, fields }),
+  };
+}
+
+/** Runs `body` with a fresh temporary directory, removed afterwards. */
+export async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "mqtt-storage-extra-" });
+  try {
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** An embedded store in `dir`, durability `sync` unless overridden. */
+export function embeddedStore(dir: string, options: Partial<EmbeddedStorageOptions> = {}): EmbeddedStorage {
+  return createEmbeddedStorage({ dir, durability: "sync", batchIntervalMs: 10, ...options });
+}
+
+/** Size of a file, 0 when it does not exist. */
+export function fileSize(path: string): number {
+  try {
+    return Deno.statSync(path).size;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return 0;
+    throw error;
+  }
+}
+
+/** Bytes the store occupies: the database file plus its WAL. */
+export function storeBytes(dir: string): number {
+  return fileSize(join(dir, STORE_FILE)) + fileSize(join(dir, `${STORE_FILE}-wal`));
+}
+
+/**
+ * Copies the store files of a running adapter: what a `kill -9` would leave behind, since the adapter
+ * keeps nothing unwritten once `flush()` has resolved (a power loss is not simulated).
+ */
+export async function copyStoreFiles(from: string, to: string): Promise<void> {
+  for (const suffix of ["", "-wal"]) {
+    await Deno.copyFile(join(from, STORE_FILE + suffix), join(to, STORE_FILE + suffix));
+  }
+}
+
+/** Lists a directory's entry names, sorted. */
+export async function listDir(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  return names.sort();
+}

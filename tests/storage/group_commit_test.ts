@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { setImmediate } from "node:timers";
+import { StorageError } from "../../src/storage/mod.ts";
+import { type CommitTarget, GroupCommit } from "../../src/storage/embedded/group_commit.ts";
+import type { Operation } from "../../src/storage/embedded/operations.ts";
+
+/** A target whose syncs complete only when the test says so; records what each write contained. */
+function controlledTarget() {
+  const writes: string[][] = [];
+  const syncs: PromiseWithResolvers<void>[] = [];
+  const outcomes: (StorageError | undefined)[] = [];
+  let failWrites: Error | undefined;
+  const target: CommitTarget = {
+    write(operations) {
+      if (failWrites) throw failWrites;
+      const names: string[] = [];
+      for (const operation of operations) names.push((operation as NamedOperation).name);
+      writes.push(names);
+    },
+    sync() {
+      const sync = Promise.withResolvers<void>();
+      syncs.push(sync);
+      return sync.promise;
+    },
+    toStorageError: (error) => new StorageError(String(error), 0x97),
+    onOutcome: (error) => outcomes.push(error),
+  };
+  return {
+    target,
+    writes,
+    syncs,
+    outcomes,
+    failNextWrites: (error: Error | undefined) => failWrites = error,
+  };
+}
+
+type NamedOperation = Operation & { name: string };
+const operation = (name: string): NamedOperation => ({ kind: "single", name, apply() {}, grows: false });
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+Deno.test("group commit: operations of one turn share one write; nothing is written during the call", async () => {
+  const { target, writes, syncs } = controlledTarget();
+  const commits = new GroupCommit(target, "sync", 10);
+  for (let index = 0; index < 1000; index++) commits.add(operation(`op${index}`));
+  assert.equal(writes.length, 0);
+  assert.equal(commits.dirty, true);
+  const flushed = commits.flush();
+  await nextTurn();
+  assert.equal(writes.length, 1);
+  assert.equal(writes[0].length, 1000);
+  assert.equal(commits.dirty, false);
+  syncs[0].resolve();
+  await flushed;
+  assert.deepEqual(commits.stats, { flushes: 1, syncs: 1 });
+});
+
+Deno.test("group commit: while a sync runs the next batch waits, then takes everything accumulated", async () => {
+  const { target, writes, syncs } = controlledTarget();
+  const commits = new GroupCommit(target, "sync", 10);
+  commits.add(operation("a"));
+  const first = commits.flush();
+  await nextTurn();
+  commits.add(operation("b"));
+  const second = commits.flush();
+  await nextTurn();
+  commits.add(operation("c"));
+  assert.equal(commits.flush(), second, "everything issued so far shares one promise");
+  await nextTurn();
+  assert.deepEqual(writes, [["a"]], "no second write while the first sync runs");
+  let firstDone = false;
+  void first.then(() => firstDone = true);
+  await nextTurn();
+  assert.equal(firstDone, false, "a batch is not durable before its sync completes");
+  syncs[0].resolve();
+  await first;
+  await nextTurn();
+  assert.deepEqual(writes, [["a"], ["b", "c"]]);
+  syncs[1].resolve();
+  await second;
+  assert.deepEqual(commits.stats, { flushes: 2, syncs: 2 });
+});
+
+Deno.test("group commit: flush with nothing pending resolves at once", async () => {
+  const { target, writes } = controlledTarget();
+  const commits = new GroupCommit(target, "sync", 10);
+  await commits.flush();
+  assert.deepEqual(writes, []);
+});
+
+Deno.test("group commit: a failed write rejects its batch with the StorageError and reports it", async () => {
+  const { target, outcomes, failNextWrites, syncs } = controlledTarget();
+  const commits = new GroupCommit(target, "sync", 10);
+  failNextWrites(new Error("database or disk is full"));
+  commits.add(operation("a"));
+  await assert.rejects(
+    commits.flush(),
+    (error) => error instanceof StorageError && error.reasonCode === 0x97,
+  );
+  assert.equal(outcomes.length, 1);
+  assert.ok(outcomes[0] instanceof StorageError);
+  failNextWrites(undefined);
+  commits.add(operation("b"));
+  const flushed = commits.flush();
+  await nextTurn();
+  syncs[0].resolve();
+  await flushed;
+  assert.deepEqual(outcomes.slice(1), [undefined], "the next good batch reports recovery");
+});
+
+Deno.test("group commit: a failed batch nobody awaits does not surface as an unhandled rejection", async () => {
+  const { target, failNextWrites, outcomes } = controlledTarget();
+  const commits = new GroupCommit(target, "sync", 10);
+  failNextWrites(new Error("disk I/O error"));
+  commits.add(operation("a"));
+  await nextTurn();
+  await nextTurn();
+  assert.equal(outcomes.length, 1);
+  assert.ok(outcomes[0] instanceof StorageError);
+});
+
+Deno.test("group commit at durability batch: flush resolves after the write, one timed sync covers many", async () => {
+  const { target, writes, syncs } = controlledTarget();
+  const commits = new GroupCommit(target, "batch", 20);
+  for (const name of ["a", "b", "c"]) {
+    commits.add(operation(name));
+    await commits.flush();
+  }
+  assert.deepEqual(writes, [["a"], ["b"], ["c"]]);
+  assert.equal(syncs.length, 0);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(syncs.length, 1);
+  syncs[0].resolve();
+  await commits.close();
+  assert.deepEqual(commits.stats, { flushes: 3, syncs: 1 });
+});
