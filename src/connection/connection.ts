@@ -70,6 +70,8 @@ export class Connection implements SessionLink {
   #finished = false;
   #log: Logger;
   readonly #auth: ClientAuthentication;
+  /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
+  #clientMaximumPacketSize: number | undefined;
   /** A CONNECT waiting for the next step of an enhanced authentication exchange. */
   #pendingConnect: PendingConnect | undefined;
   /** The last acknowledgement still waiting for storage, if any. */
@@ -176,6 +178,7 @@ export class Connection implements SessionLink {
       throw new MqttError(ReasonCode.ProtocolError, `${packet.type} before CONNECT`, "[MQTT-3.1.0-1]");
     }
     this.#version = packet.protocolVersion;
+    this.#clientMaximumPacketSize = packet.properties.maximumPacketSize;
     const decision = decideConnect(packet, this.context.settings, this.context.generateClientId);
     if (!decision.accepted) {
       return this.#refuse(decision.reasonCode, decision.reasonString, decision.properties);
@@ -343,9 +346,22 @@ export class Connection implements SessionLink {
     this.#pendingAck = sent;
   }
 
+  /**
+   * Encodes and queues a control packet. One over the client's Maximum Packet Size loses its Reason String
+   * and User Properties first [MQTT-3.2.2-19] [MQTT-3.14.2-3], then its other (all optional) properties; a
+   * packet that still does not fit is not sent [MQTT-3.1.2-24].
+   */
   #send(packet: Packet): void {
+    let bytes = encode(packet, this.#version);
+    const max = this.#clientMaximumPacketSize;
+    if (max !== undefined && bytes.byteLength > max && "properties" in packet) {
+      const { reasonString: _reason, userProperties: _user, ...essential } = packet.properties;
+      bytes = encode({ ...packet, properties: essential } as Packet, this.#version);
+      if (bytes.byteLength > max) bytes = encode({ ...packet, properties: {} } as Packet, this.#version);
+      if (bytes.byteLength > max) return;
+    }
     packetsSent.labels(packet.type).inc();
-    this.#outbox.push(encode(packet, this.#version));
+    this.#outbox.push(bytes);
   }
 
   #sendDisconnect(reasonCode: number, reasonString?: string): void {

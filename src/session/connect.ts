@@ -53,6 +53,16 @@ export function decideConnect(
       properties: { serverReference: settings.serverReference },
     };
   }
+  const will = packet.will;
+  if (v5 && will && will.qos > settings.limits.maxQos) {
+    return refuse(
+      ReasonCode.QoSNotSupported,
+      `will QoS ${will.qos} is above the maximum QoS [MQTT-3.2.2-12]`,
+    );
+  }
+  if (v5 && will?.retain && !settings.limits.retainAvailable) {
+    return refuse(ReasonCode.RetainNotSupported, "retained wills are not supported [MQTT-3.2.2-13]");
+  }
   let clientId = packet.clientId;
   let assigned = false;
   if (clientId.length === 0) {

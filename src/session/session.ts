@@ -136,6 +136,10 @@ export class Session {
         "[MQTT-3.2.2-11]",
       );
     }
+    const responseTopic = packet.properties.responseTopic;
+    if (responseTopic !== undefined && hasWildcard(responseTopic)) {
+      throw new MqttError(ReasonCode.ProtocolError, "wildcards in the Response Topic", "[MQTT-3.3.2-14]");
+    }
     if (packet.retain && !this.limits.retainAvailable) {
       throw new MqttError(ReasonCode.RetainNotSupported, "retain is not supported", "[MQTT-3.2.2-14]");
     }
