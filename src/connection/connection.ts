@@ -141,8 +141,15 @@ export class Connection implements SessionLink {
   }
 
   run(effects: Effect[]): void {
-    for (const effect of effects) this.#runEffect(effect);
-    // Persist before send: what these effects wrote must be durable before the client hears of it.
+    let exactlyOnce = false;
+    for (const effect of effects) {
+      this.#runEffect(effect);
+      exactlyOnce ||= (effect.kind === "deliver" && effect.qos === 2) ||
+        (effect.kind === "send" && effect.packet.type === "pubrel");
+    }
+    // QoS 2 needs persist-before-send: a packet id the client saw must survive a crash, or a resend under a
+    // new id would be delivered twice. QoS 1 may be repeated after a crash anyway, so it need not wait.
+    if (!exactlyOnce) return;
     const durable = this.context.broker.flush();
     if (durable) this.#outbox.holdUntil(durable);
   }

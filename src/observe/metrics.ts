@@ -97,7 +97,7 @@ export class Counter extends Metric<number> {
 
   /** The series for these label values; cached, so hot paths may call it per event. */
   labels(...values: string[]): { inc(by?: number): void } {
-    const key = values.join("\u0000");
+    const key = values.length === 1 ? values[0] : values.join("\u0000");
     let child = this.#children.get(key);
     if (!child) {
       const series = this.entry(values);

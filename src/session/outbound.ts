@@ -60,8 +60,11 @@ export class OutboundFlow {
     this.#drain(now, out);
   }
 
+  /** The client left: what waits for it may wait long, so it stops pinning the decoder's shared blocks. */
   detach(): void {
     this.#attachment = undefined;
+    for (const { delivery } of this.queue) compact(delivery.message);
+    for (const { delivery } of this.inflight.values()) compact(delivery.message);
   }
 
   /** Rebuilds an entry recovered from storage: in flight under its packet id, or waiting in the queue. */
@@ -189,7 +192,7 @@ export class OutboundFlow {
       this.queuedBytes -= oldest.size;
       if (oldest.qos > 0) this.journal?.deleteDelivery(oldest.delivery);
     }
-    compact(delivery.message);
+    if (!this.#attachment) compact(delivery.message);
     this.queue.push({ delivery, qos, size });
     this.queuedBytes += size;
     if (qos > 0) this.journal?.saveDelivery(delivery, qos, "queued");

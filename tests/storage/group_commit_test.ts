@@ -54,30 +54,32 @@ Deno.test("group commit: operations of one turn share one write; nothing is writ
   assert.deepEqual(commits.stats, { flushes: 1, syncs: 1 });
 });
 
-Deno.test("group commit: while a sync runs the next batch waits, then takes everything accumulated", async () => {
+Deno.test("group commit: batches written while a sync runs share the next sync, which starts after it", async () => {
   const { target, writes, syncs } = controlledTarget();
   const commits = new GroupCommit(target, "sync", 10);
   commits.add(operation("a"));
   const first = commits.flush();
   await nextTurn();
+  assert.deepEqual(writes, [["a"]]);
+  assert.equal(syncs.length, 1);
   commits.add(operation("b"));
   const second = commits.flush();
   await nextTurn();
   commits.add(operation("c"));
-  assert.equal(commits.flush(), second, "everything issued so far shares one promise");
+  const third = commits.flush();
   await nextTurn();
-  assert.deepEqual(writes, [["a"]], "no second write while the first sync runs");
-  let firstDone = false;
-  void first.then(() => firstDone = true);
-  await nextTurn();
-  assert.equal(firstDone, false, "a batch is not durable before its sync completes");
+  assert.deepEqual(writes, [["a"], ["b"], ["c"]], "writes do not wait for the running sync");
+  assert.equal(syncs.length, 1, "one fsync in flight at a time");
+  let secondDone = false;
+  void second.then(() => secondDone = true);
   syncs[0].resolve();
   await first;
   await nextTurn();
-  assert.deepEqual(writes, [["a"], ["b", "c"]]);
+  assert.equal(secondDone, false, "a batch is not durable before a sync that started after its write");
+  assert.equal(syncs.length, 2, "the next sync starts when the previous one returns");
   syncs[1].resolve();
-  await second;
-  assert.deepEqual(commits.stats, { flushes: 2, syncs: 2 });
+  await Promise.all([second, third]);
+  assert.deepEqual(commits.stats, { flushes: 3, syncs: 2 });
 });
 
 Deno.test("group commit: flush with nothing pending resolves at once", async () => {

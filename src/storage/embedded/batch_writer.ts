@@ -5,7 +5,7 @@
  * docs/storage.md).
  *
  * Order: appends run first (a fresh id conflicts with nothing, and later operations may refer to it);
- * every other operation keeps its place, and only consecutive operations of one kind are grouped.
+ * single operations keep their place; between them, queue-entry saves run before deletes (see `write`).
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import type { Operation } from "./operations.ts";
@@ -92,17 +92,34 @@ export class BatchWriter {
     for (const operation of operations) if (operation.kind === "appendMessage") appends.push(operation.row);
     this.#appendMessages.run(appends);
 
-    let run: RowOperation[] = [];
+    // Between two single operations, all saves go before all deletes: on the delivery path saves and
+    // deletes of different messages interleave, and grouping them keeps the statements long. A save for a
+    // message that already had a delete in the segment ends the segment, so that order is kept (the
+    // delete of a message's last entry takes the message with it).
+    let saves: RowOperation[] = [];
+    let deletes: RowOperation[] = [];
+    let deleted = new Set<SQLInputValue>();
+    const endSegment = () => {
+      this.#writeRun(saves);
+      this.#writeRun(deletes);
+      saves = [];
+      deletes = [];
+      deleted = new Set();
+    };
     for (const operation of operations) {
       if (operation.kind === "appendMessage") continue;
-      if (run.length > 0 && (operation.kind === "single" || run[0].kind !== operation.kind)) {
-        this.#writeRun(run);
-        run = [];
+      if (operation.kind === "single") {
+        endSegment();
+        operation.apply();
+      } else if (operation.kind === "saveQueueEntry") {
+        if (deleted.size > 0 && deleted.has(operation.row[1])) endSegment();
+        saves.push(operation);
+      } else {
+        deletes.push(operation);
+        deleted.add(operation.row[1]);
       }
-      if (operation.kind === "single") operation.apply();
-      else run.push(operation);
     }
-    this.#writeRun(run);
+    endSegment();
   }
 
   #writeRun(run: RowOperation[]): void {

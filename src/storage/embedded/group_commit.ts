@@ -1,7 +1,7 @@
 /**
  * Group commit: mutations are buffered synchronously; everything issued during one event-loop turn is
- * written in one transaction, and at durability `sync` made durable by one fsync before its `flush()`
- * promises resolve. While a batch is syncing, the next one accumulates and starts as soon as it is done.
+ * written in one transaction, and at durability `sync` made durable by an fsync before its `flush()`
+ * promises resolve. While an fsync runs, later batches are written and share the next fsync.
  * At durability `batch` a batch resolves once written, and one fsync every `intervalMs` covers them all.
  */
 import { setImmediate } from "node:timers";
@@ -48,8 +48,11 @@ export class GroupCommit {
   #pending: Operation[] = [];
   /** The batch collecting `#pending`. */
   #collecting: Batch | undefined;
-  /** The batch being written or synced. */
-  #committing: Batch | undefined;
+  /** The batch written last: `flush()` with nothing collecting waits for it. */
+  #lastWritten: Batch | undefined;
+  /** An fsync is in flight; batches written meanwhile wait in `#nextSync` for the next one. */
+  #syncing = false;
+  #nextSync: Batch[] | undefined;
   #scheduled = false;
   #unsynced = false;
   #syncTimer: ReturnType<typeof setTimeout> | undefined;
@@ -69,19 +72,19 @@ export class GroupCommit {
   add(operation: Operation): void {
     this.#pending.push(operation);
     this.#collecting ??= createBatch();
-    if (this.#scheduled || this.#committing) return;
+    if (this.#scheduled) return;
     this.#scheduled = true;
     // setImmediate runs after this turn's I/O callbacks, so one batch takes all of them (setTimeout(0)
     // waits about 2 ms here, a microtask would commit after every single callback).
     setImmediate(() => {
       this.#scheduled = false;
-      void this.#drain();
+      this.#drain();
     });
   }
 
   /** Resolves when everything added so far is durable (written, at durability `batch`). */
   flush(): Promise<void> {
-    return (this.#collecting ?? this.#committing)?.promise ?? Promise.resolve();
+    return (this.#collecting ?? this.#lastWritten)?.promise ?? Promise.resolve();
   }
 
   /** Flushes, then makes the last written batches durable and stops the sync timer. */
@@ -96,32 +99,64 @@ export class GroupCommit {
     }
   }
 
-  async #drain(): Promise<void> {
-    while (this.#collecting && !this.#committing) {
+  /**
+   * Writes batches as they come. At durability `sync` the write of the next batch does not wait for the
+   * fsync of the previous one (it runs on the blocking-I/O pool): one fsync is in flight at a time, and
+   * every batch written meanwhile shares the next one, which starts when it returns.
+   */
+  #drain(): void {
+    while (this.#collecting) {
       const batch = this.#collecting;
       const operations = this.#pending;
       this.#collecting = undefined;
       this.#pending = [];
-      this.#committing = batch;
-      let failure: StorageError | undefined;
+      this.#lastWritten = batch;
       try {
         this.target.write(operations);
         this.stats.flushes++;
-        if (this.durability === "sync") {
-          await this.target.sync();
-          this.stats.syncs++;
-        } else {
-          this.#unsynced = true;
-          this.#armSyncTimer();
-        }
       } catch (error) {
-        failure = this.target.toStorageError(error);
+        const failure = this.target.toStorageError(error);
+        this.target.onOutcome(failure);
+        batch.reject(failure);
+        continue;
       }
-      this.#committing = undefined;
-      this.target.onOutcome(failure);
-      if (failure) batch.reject(failure);
-      else batch.resolve();
+      if (this.durability === "batch") {
+        this.#unsynced = true;
+        this.#armSyncTimer();
+        this.target.onOutcome(undefined);
+        batch.resolve();
+      } else {
+        this.#awaitSync(batch);
+      }
     }
+  }
+
+  /** Resolves `batch` after an fsync that starts after its write. */
+  #awaitSync(batch: Batch): void {
+    if (this.#nextSync) this.#nextSync.push(batch);
+    else if (this.#syncing) this.#nextSync = [batch];
+    else this.#startSync([batch]);
+  }
+
+  #startSync(covered: Batch[]): void {
+    this.#syncing = true;
+    this.target.sync().then(
+      () => {
+        this.stats.syncs++;
+        this.target.onOutcome(undefined);
+        for (const batch of covered) batch.resolve();
+      },
+      (error) => {
+        const failure = this.target.toStorageError(error);
+        this.target.onOutcome(failure);
+        for (const batch of covered) batch.reject(failure);
+      },
+    ).finally(() => {
+      this.#syncing = false;
+      const waiting = this.#nextSync;
+      this.#nextSync = undefined;
+      if (waiting) this.#startSync(waiting);
+    });
   }
 
   #armSyncTimer(): void {
