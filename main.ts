@@ -138,6 +138,7 @@ export async function startBroker(
       allowZeroLengthClientId: config.mqtt.allowZeroLengthClientId,
       maxSessionExpiry: config.mqtt.maxSessionExpiry,
       serverReference: config.mqtt.serverReference,
+      responseInformation: config.mqtt.responseInformation,
     },
   }, config.mqtt.maxConnections);
 

@@ -1,6 +1,6 @@
 /** Decoding of CONNECT and CONNACK bodies. */
 import { Cursor } from "./cursor.ts";
-import { malformed, MqttError, protocolError } from "./errors.ts";
+import { malformed, MqttError, protocolError, UnsupportedProtocolError } from "./errors.ts";
 import { decodeProperties, PropertyScope } from "./properties.ts";
 import { ReasonCode } from "./reason_codes.ts";
 import type { ConnackPacket, ConnectPacket, ProtocolVersion, QoS, Will } from "./types.ts";
@@ -21,11 +21,7 @@ const ConnectFlag = {
 function protocolLevel(name: string, level: number): ProtocolVersion {
   if (name === "MQTT" && (level === 4 || level === 5)) return level;
   if (name === "MQIsdp" && level === 3) return 3;
-  throw new MqttError(
-    ReasonCode.UnsupportedProtocolVersion,
-    `Unsupported protocol ${JSON.stringify(name)} level ${level}`,
-    "[MQTT-3.1.2-2]",
-  );
+  throw new UnsupportedProtocolError(`Unsupported protocol ${JSON.stringify(name)} level ${level}`, level);
 }
 
 function readWillTopic(cursor: Cursor): string {

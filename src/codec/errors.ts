@@ -24,3 +24,13 @@ export function malformed(message: string, statement?: string): MqttError {
 export function protocolError(message: string, statement?: string): MqttError {
   return new MqttError(ReasonCode.ProtocolError, message, statement);
 }
+
+/**
+ * A CONNECT whose protocol name and level we do not speak [MQTT-3.1.2-2]. `level` tells the connection
+ * how to answer: a v5 CONNACK 0x84 to a level-5 client, the 3.1.1 form 0x01 to anything else.
+ */
+export class UnsupportedProtocolError extends MqttError {
+  constructor(message: string, readonly level: number) {
+    super(ReasonCode.UnsupportedProtocolVersion, message, "[MQTT-3.1.2-2]");
+  }
+}

@@ -134,6 +134,9 @@ export const settingKeys = {
   "mqtt.server_reference": optionalText(
     "When set, MQTT 5 clients are redirected here (CONNACK reason 0x9C, Use another server).",
   ),
+  "mqtt.response_information": optionalText(
+    "Sent as Response Information to MQTT 5 clients that request it: the base of their response topics; %c is the client id.",
+  ),
 
   "storage.type": choice(
     ["embedded", "memory"],

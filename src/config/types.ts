@@ -48,6 +48,7 @@ export interface Config {
     sharedSubscriptionAvailable: boolean;
     sharedSubscriptionStrategy: "round_robin" | "random";
     serverReference?: string;
+    responseInformation?: string;
   };
   storage: {
     type: "embedded" | "memory";

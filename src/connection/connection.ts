@@ -12,6 +12,7 @@ import {
   type Properties,
   type ProtocolVersion,
   ReasonCode,
+  UnsupportedProtocolError,
 } from "../codec/mod.ts";
 import type { Authenticator, Authorizer, EnhancedAuthMethod } from "../auth/port.ts";
 import type { Logger } from "../observe/mod.ts";
@@ -384,9 +385,14 @@ export class Connection implements SessionLink {
         reasonCode: error.reasonCode,
         reason: error.message,
       });
-      if (!this.#session && error.reasonCode === ReasonCode.UnsupportedProtocolVersion) {
-        // Unknown protocol level: answer in 3.1.1 form, which every client can read [MQTT-3.1.2-2].
-        this.#version = 4;
+      if (error instanceof UnsupportedProtocolError) {
+        if (this.#session) {
+          // Any second CONNECT is a protocol error, whatever it announces [MQTT-3.1.0-2].
+          this.#sendDisconnect(ReasonCode.ProtocolError, "second CONNECT");
+          return void this.#closeAfterFlush(true);
+        }
+        // A level-5 client reads a v5 CONNACK; anything else gets the 3.1.1 form, which every client reads.
+        this.#version = error.level === 5 ? 5 : 4;
         return this.#refuse(error.reasonCode, error.message, {});
       }
       this.#sendDisconnect(error.reasonCode, error.message);

@@ -1,5 +1,6 @@
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type { ConnectPacket, Properties } from "../codec/types.ts";
+import { hasWildcard } from "../topic/mod.ts";
 import type { Attachment, SessionLimits } from "./types.ts";
 
 /** Server settings that shape the answer to a CONNECT. */
@@ -12,6 +13,8 @@ export interface ConnectSettings {
   maxSessionExpiry: number;
   /** When set, v5 clients are sent elsewhere with 0x9C Use Another Server. */
   serverReference?: string;
+  /** Response Information for v5 clients that ask (Request Response Information = 1); `%c` is the client id. */
+  responseInformation?: string;
 }
 
 /** The outcome of checking a CONNECT: refused with a reason, or accepted with everything the session needs. */
@@ -59,6 +62,10 @@ export function decideConnect(
       ReasonCode.QoSNotSupported,
       `will QoS ${will.qos} is above the maximum QoS [MQTT-3.2.2-12]`,
     );
+  }
+  const willResponseTopic = will?.properties.responseTopic;
+  if (willResponseTopic !== undefined && hasWildcard(willResponseTopic)) {
+    return refuse(ReasonCode.ProtocolError, "wildcards in the will's Response Topic [MQTT-3.3.2-14]");
   }
   if (v5 && will?.retain && !settings.limits.retainAvailable) {
     return refuse(ReasonCode.RetainNotSupported, "retained wills are not supported [MQTT-3.2.2-13]");
@@ -108,6 +115,9 @@ export function decideConnect(
     properties.wildcardSubscriptionAvailable = limits.wildcardSubscriptionAvailable ? 1 : 0;
     properties.subscriptionIdentifierAvailable = limits.subscriptionIdentifiersAvailable ? 1 : 0;
     properties.sharedSubscriptionAvailable = limits.sharedSubscriptionAvailable ? 1 : 0;
+    if (packet.properties.requestResponseInformation === 1 && settings.responseInformation) {
+      properties.responseInformation = settings.responseInformation.replaceAll("%c", clientId); // [MQTT-3.1.2-28]
+    }
   }
   const requested = packet.properties;
   return {

@@ -205,3 +205,17 @@ Deno.test("v5 server reference: clients are redirected with 0x9C Use Another Ser
     await client.expectClosed();
   });
 });
+
+Deno.test("[MQTT-3.1.2-28] v5 Response Information is sent only to clients that request it", async () => {
+  await withBroker("mqtt.response_information = replies/%c/", async ({ port }) => {
+    const asking = await RawClient.connect(port, 5);
+    await asking.send(connectV5("asker", 0x02, 60, [0x19, 0x01])); // Request Response Information = 1
+    const connack = await asking.readPacket() as ConnackPacket;
+    assert.equal(connack.properties.responseInformation, "replies/asker/");
+    await asking.close();
+    const silent = await RawClient.connect(port, 5);
+    await silent.send(connectV5("quiet"));
+    assert.equal((await silent.readPacket() as ConnackPacket).properties.responseInformation, undefined);
+    await silent.close();
+  });
+});
