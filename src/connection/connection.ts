@@ -63,13 +63,14 @@ export class Connection implements SessionLink {
   #version: ProtocolVersion = 4;
   #session: Session | undefined;
   #keepAliveMs = 0;
-  #lastActivity = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #lastActivity = performance.now();
+  readonly #connectDeadline: number;
   /** No more input is processed once set. */
   #closed = false;
   /** Socket, timers and session released. */
   #finished = false;
-  #log: Logger;
+  /** Created on first use: most connections never log, and a logger per idle connection costs memory. */
+  #logger: Logger | undefined;
   readonly #auth: ClientAuthentication;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
@@ -80,18 +81,26 @@ export class Connection implements SessionLink {
   bytesReceived = 0;
 
   constructor(private readonly accepted: Accepted, private readonly context: ContextWithCallbacks) {
-    this.#log = context.logger;
     this.#outbox = new Outbox(accepted.stream, context.outboxHighWaterMark, (error) => {
+      // The peer is gone (reset, broken pipe): an abnormal disconnect, so the will goes out.
       this.#log.debug("connection.write_failed", { remote: accepted.remoteAddress, error });
-      this.#shutdownSocket();
+      this.#end(true);
     });
     this.#decoder = new Decoder({ maxPacketSize: context.settings.maxPacketSize });
+    this.#connectDeadline = this.#lastActivity + context.connectTimeoutMs;
     this.#auth = new ClientAuthentication(
       context.authenticator,
       context.authMethods ?? new Map(),
       accepted.remoteAddress,
       accepted.certificateCommonName,
     );
+  }
+
+  get #log(): Logger {
+    if (this.#logger) return this.#logger;
+    const clientId = this.#session?.clientId;
+    if (!clientId) return this.context.logger;
+    return this.#logger = this.context.logger.child({ clientId });
   }
 
   get writable(): boolean {
@@ -108,7 +117,6 @@ export class Connection implements SessionLink {
 
   /** Reads until the socket ends; never throws. */
   async serve(): Promise<void> {
-    this.#timer = setTimeout(() => this.#fail("connect_timeout"), this.context.connectTimeoutMs);
     const pool = this.context.readBuffers;
     let buffer = new Uint8Array(SMALL_READ);
     try {
@@ -213,7 +221,6 @@ export class Connection implements SessionLink {
         canSubscribe: (filter) => authorizer.canSubscribe(identity, filter),
       };
     }
-    clearTimeout(this.#timer);
     const { session, sessionPresent, effects } = this.context.broker.open({
       clientId: decision.clientId,
       cleanStart: packet.cleanStart,
@@ -223,7 +230,6 @@ export class Connection implements SessionLink {
       link: this,
     });
     this.#session = session;
-    this.#log = this.context.logger.child({ clientId: session.clientId });
     this.#send({
       type: "connack",
       sessionPresent,
@@ -239,7 +245,6 @@ export class Connection implements SessionLink {
     this.context.onConnected?.(this);
     this.run(effects);
     this.#keepAliveMs = decision.keepAliveTimeoutMs;
-    if (this.#keepAliveMs > 0) this.#armKeepAlive(this.#keepAliveMs);
   }
 
   /** v5 re-authentication (AUTH 0x19) on a live connection; failure ends it [MQTT-4.12.1-2]. */
@@ -257,13 +262,17 @@ export class Connection implements SessionLink {
     void this.#closeAfterFlush(true);
   }
 
-  /** Keep alive: one timer per connection, re-armed for the time left rather than reset per packet. */
-  #armKeepAlive(ms: number): void {
-    this.#timer = setTimeout(() => {
-      const idle = performance.now() - this.#lastActivity;
-      if (idle >= this.#keepAliveMs) this.#fail("keep_alive_timeout", ReasonCode.KeepAliveTimeout);
-      else this.#armKeepAlive(this.#keepAliveMs - idle);
-    }, ms);
+  /**
+   * Called by the manager's sweep (no timer per connection: an idle connection must stay cheap): ends a
+   * socket that sent no CONNECT in time, or a client silent for 1.5 × its keep alive [MQTT-3.1.2-24].
+   */
+  checkDeadlines(now: number): void {
+    if (this.#closed) return;
+    if (!this.#session) {
+      if (now >= this.#connectDeadline) this.#fail("connect_timeout");
+    } else if (this.#keepAliveMs > 0 && now - this.#lastActivity >= this.#keepAliveMs) {
+      this.#fail("keep_alive_timeout", ReasonCode.KeepAliveTimeout);
+    }
   }
 
   #refuse(reasonCode: number, reason: string, properties: Properties): void {
@@ -432,7 +441,6 @@ export class Connection implements SessionLink {
     if (this.#finished) return;
     this.#finished = true;
     this.#closed = true;
-    clearTimeout(this.#timer);
     this.#shutdownSocket();
     if (this.#session) {
       this.context.broker.close(this.#session, this, publishWill, sessionExpiryInterval);

@@ -1,6 +1,9 @@
 import type { Accepted } from "../transport/mod.ts";
 import { Connection, type ConnectionContext } from "./connection.ts";
 
+/** Deadlines are checked this often: a keep alive of 1 s is enforced between 1.5 and 1.75 s. */
+const SWEEP_INTERVAL_MS = 250;
+
 /**
  * Owns the connection actors: starts one per accepted socket, tracks every one (no fire-and-forget task),
  * enforces the global connection limit, and drains them all at shutdown.
@@ -14,7 +17,15 @@ export class ConnectionManager {
   #closedBytesReceived = 0;
   #closedBytesSent = 0;
 
-  constructor(private readonly context: ConnectionContext, private readonly maxConnections: number) {}
+  /** One sweep for every connection's CONNECT timeout and keep alive, instead of a timer each. */
+  readonly #sweep: ReturnType<typeof setInterval>;
+
+  constructor(private readonly context: ConnectionContext, private readonly maxConnections: number) {
+    this.#sweep = setInterval(() => {
+      const now = performance.now();
+      for (const connection of this.#connections) connection.checkDeadlines(now);
+    }, SWEEP_INTERVAL_MS);
+  }
 
   get connectionCount(): number {
     return this.#connections.size;
@@ -61,6 +72,7 @@ export class ConnectionManager {
   /** Stops taking connections, tells v5 clients 0x8B, and waits for every actor up to `deadlineMs`. */
   async shutdown(deadlineMs: number): Promise<void> {
     this.#accepting = false;
+    clearInterval(this.#sweep);
     await Promise.all([...this.#connections].map((connection) => connection.shutdown()));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<void>((resolve) => timer = setTimeout(resolve, deadlineMs));

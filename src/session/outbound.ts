@@ -34,7 +34,8 @@ export class OutboundFlow {
   readonly queue: Queued[] = [];
   queuedBytes = 0;
   #nextPacketId = 1;
-  #aliases = new Map<string, number>();
+  /** Outbound topic aliases of this connection; created when the client allows aliases. */
+  #aliases: Map<string, number> | undefined;
   #attachment: Attachment | undefined;
   /** Set while the session is persistent: every durable change is reported to it. */
   journal: SessionJournal | undefined;
@@ -49,7 +50,7 @@ export class OutboundFlow {
   /** Starts a new connection: aliases reset, unacknowledged messages re-sent with DUP in order [MQTT-4.4.0-1]. */
   attach(attachment: Attachment, now: number, out: Effect[]): void {
     this.#attachment = attachment;
-    this.#aliases.clear();
+    this.#aliases = undefined;
     for (const [packetId, entry] of this.inflight) {
       if (entry.stage === "release") {
         out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
@@ -250,11 +251,12 @@ export class OutboundFlow {
    */
   #aliasFor(topic: string, topicAliasMaximum: number): number {
     if (topicAliasMaximum === 0) return 0;
-    const existing = this.#aliases.get(topic);
+    const aliases = this.#aliases ??= new Map();
+    const existing = aliases.get(topic);
     if (existing !== undefined) return -existing;
-    if (this.#aliases.size >= topicAliasMaximum) return 0;
-    const alias = this.#aliases.size + 1;
-    this.#aliases.set(topic, alias);
+    if (aliases.size >= topicAliasMaximum) return 0;
+    const alias = aliases.size + 1;
+    aliases.set(topic, alias);
     return alias;
   }
 }

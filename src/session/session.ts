@@ -34,7 +34,8 @@ export class Session {
   /** Seconds the session outlives its connection; 0xFFFFFFFF = never expires. */
   expiryInterval = 0;
   #attachment: Attachment | undefined;
-  #inboundAliases = new Map<number, string>();
+  /** Inbound topic aliases of this connection; created by the first PUBLISH that sets one. */
+  #inboundAliases: Map<number, string> | undefined;
 
   constructor(readonly clientId: string, private readonly limits: SessionLimits, drops?: DropCounts) {
     this.outbound = new OutboundFlow(limits, drops);
@@ -47,7 +48,7 @@ export class Session {
   /** A connection took this session: resend what is unacknowledged, then what is queued. */
   attach(attachment: Attachment, now: number): Effect[] {
     this.#attachment = attachment;
-    this.#inboundAliases.clear();
+    this.#inboundAliases = undefined;
     const out: Effect[] = [];
     this.outbound.attach(attachment, now, out);
     return out;
@@ -198,13 +199,13 @@ export class Session {
         );
       }
       if (topic === "") {
-        const known = this.#inboundAliases.get(alias);
+        const known = this.#inboundAliases?.get(alias);
         if (known === undefined) {
           throw new MqttError(ReasonCode.ProtocolError, `unknown topic alias ${alias}`);
         }
         topic = known;
       } else {
-        this.#inboundAliases.set(alias, topic);
+        (this.#inboundAliases ??= new Map()).set(alias, topic);
       }
     } else if (topic === "") {
       throw new MqttError(ReasonCode.ProtocolError, "empty topic without a topic alias", "[MQTT-3.3.2-1]");
