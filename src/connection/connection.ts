@@ -15,7 +15,7 @@ import {
   UnsupportedProtocolError,
 } from "../codec/mod.ts";
 import type { Authenticator, Authorizer, EnhancedAuthMethod } from "../auth/port.ts";
-import type { Logger } from "../observe/mod.ts";
+import type { Logger, LogLevel } from "../observe/mod.ts";
 import { packetsReceived, packetsSent } from "../observe/metrics.ts";
 import { type ConnectSettings, decideConnect, type Effect, type Session } from "../session/mod.ts";
 import { StorageError } from "../storage/port.ts";
@@ -69,8 +69,6 @@ export class Connection implements SessionLink {
   #closed = false;
   /** Socket, timers and session released. */
   #finished = false;
-  /** Created on first use: most connections never log, and a logger per idle connection costs memory. */
-  #logger: Logger | undefined;
   readonly #auth: ClientAuthentication;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
@@ -83,7 +81,7 @@ export class Connection implements SessionLink {
   constructor(private readonly accepted: Accepted, private readonly context: ContextWithCallbacks) {
     this.#outbox = new Outbox(accepted.stream, context.outboxHighWaterMark, (error) => {
       // The peer is gone (reset, broken pipe): an abnormal disconnect, so the will goes out.
-      this.#log.debug("connection.write_failed", { remote: accepted.remoteAddress, error });
+      this.#log("debug", "connection.write_failed", { error });
       this.#end(true);
     });
     this.#decoder = new Decoder({ maxPacketSize: context.settings.maxPacketSize });
@@ -96,11 +94,16 @@ export class Connection implements SessionLink {
     );
   }
 
-  get #log(): Logger {
-    if (this.#logger) return this.#logger;
-    const clientId = this.#session?.clientId;
-    if (!clientId) return this.context.logger;
-    return this.#logger = this.context.logger.child({ clientId });
+  /**
+   * Logs with the client's id and address. No child logger per connection: most connections never log,
+   * and an idle connection must stay cheap.
+   */
+  #log(level: LogLevel, event: string, fields: Record<string, unknown> = {}): void {
+    this.context.logger[level](event, {
+      clientId: this.#session?.clientId,
+      remote: this.accepted.remoteAddress,
+      ...fields,
+    });
   }
 
   get writable(): boolean {
@@ -236,8 +239,7 @@ export class Connection implements SessionLink {
       reasonCode: 0,
       properties: this.#version === 5 ? { ...decision.properties, ...outcome.properties } : {},
     });
-    this.#log.debug("client.connected", {
-      remote: this.accepted.remoteAddress,
+    this.#log("debug", "client.connected", {
       version: this.#version,
       sessionPresent,
       keepAlive: packet.keepAlive,
@@ -254,7 +256,7 @@ export class Connection implements SessionLink {
     if (outcome.kind === "accepted") {
       return this.#send({ type: "auth", reasonCode: ReasonCode.Success, properties: outcome.properties });
     }
-    this.#log.info("client.reauthentication_failed", {
+    this.#log("info", "client.reauthentication_failed", {
       reasonCode: outcome.reasonCode,
       reason: outcome.reason,
     });
@@ -277,7 +279,7 @@ export class Connection implements SessionLink {
 
   #refuse(reasonCode: number, reason: string, properties: Properties): void {
     const v5 = this.#version === 5;
-    this.#log.info("client.refused", { remote: this.accepted.remoteAddress, reasonCode, reason });
+    this.#log("info", "client.refused", { reasonCode, reason });
     this.#send({
       type: "connack",
       sessionPresent: false,
@@ -331,7 +333,7 @@ export class Connection implements SessionLink {
       case "close":
         if (effect.notify) this.#sendDisconnect(effect.reasonCode, effect.reasonString);
         if (effect.reasonCode >= 0x80) {
-          this.#log.info("client.protocol_error", {
+          this.#log("info", "client.protocol_error", {
             reasonCode: effect.reasonCode,
             reason: effect.reasonString,
           });
@@ -353,7 +355,7 @@ export class Connection implements SessionLink {
       () => this.#send(ack),
       (error) => {
         const reasonCode = error instanceof StorageError ? error.reasonCode : ReasonCode.UnspecifiedError;
-        this.#log.error("publish.not_stored", { reasonCode, error });
+        this.#log("error", "publish.not_stored", { reasonCode, error });
         if (this.#version === 5) this.#send({ ...ack, reasonCode });
         else void this.#closeAfterFlush(true);
       },
@@ -389,8 +391,7 @@ export class Connection implements SessionLink {
 
   #onError(error: unknown): void {
     if (error instanceof MqttError) {
-      this.#log.info("client.malformed", {
-        remote: this.accepted.remoteAddress,
+      this.#log("info", "client.malformed", {
         reasonCode: error.reasonCode,
         reason: error.message,
       });
@@ -410,15 +411,15 @@ export class Connection implements SessionLink {
     }
     if (this.#closed) return; // the read was cut short by our own close
     if (error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe) {
-      this.#log.debug("connection.reset", { remote: this.accepted.remoteAddress });
+      this.#log("debug", "connection.reset");
     } else {
-      this.#log.error("connection.failed", { remote: this.accepted.remoteAddress, error });
+      this.#log("error", "connection.failed", { error });
     }
     this.#end(true);
   }
 
   #fail(event: string, reasonCode?: number): void {
-    this.#log.info(`client.${event}`, { remote: this.accepted.remoteAddress });
+    this.#log("info", `client.${event}`);
     if (reasonCode !== undefined) this.#sendDisconnect(reasonCode);
     void this.#closeAfterFlush(true);
   }
@@ -444,7 +445,7 @@ export class Connection implements SessionLink {
     this.#shutdownSocket();
     if (this.#session) {
       this.context.broker.close(this.#session, this, publishWill, sessionExpiryInterval);
-      this.#log.debug("client.disconnected", { publishWill });
+      this.#log("debug", "client.disconnected", { publishWill });
     }
     this.context.onClosed?.(this);
   }
