@@ -20,7 +20,7 @@ const DEFAULTS: Config = {
   }],
   mqtt: {
     maxPacketSize: 1048576,
-    maxInflight: 32,
+    maxInflight: 100,
     receiveMaximum: 100,
     maxQueuedMessages: 1000,
     maxQueuedBytes: 0,

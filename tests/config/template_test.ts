@@ -33,7 +33,7 @@ Deno.test("template: only the default listener is set; every other key is a comm
   ]);
   assert.match(
     text,
-    /^# Outbound QoS 1\/2 messages awaiting acknowledgement per client.*\n.*\n# Expected: an integer from 1 to 65535\. Default: 32\.\n# mqtt\.max_inflight = 32$/m,
+    /^# Outbound QoS 1\/2 messages awaiting acknowledgement per client.*\n.*\n# Expected: an integer from 1 to 65535\. Default: 100\.\n# mqtt\.max_inflight = 100$/m,
   );
   assert.match(text, /^# auth\.password_file =$/m);
 });
@@ -49,7 +49,7 @@ Deno.test("template: gen_config writes the file and --check accepts it, then fla
 
     await Deno.writeTextFile(
       file,
-      renderConfigFile().replace("# mqtt.max_inflight = 32", "# mqtt.max_inflight = 31"),
+      renderConfigFile().replace("# mqtt.max_inflight = 100", "# mqtt.max_inflight = 99"),
     );
     const stale = await runScript("--check", "--file", file);
     assert.equal(stale.code, 1);
