@@ -9,26 +9,15 @@ import { malformed, MqttError, protocolError } from "./errors.ts";
 import { emitProperties, hasProperties, PropertyScope } from "./properties.ts";
 import { ReasonCode } from "./reason_codes.ts";
 import { Sink } from "./sink.ts";
-import type { AckPacket, ConnectPacket, Packet, ProtocolVersion, QoS } from "./types.ts";
+import {
+  type AckPacket,
+  type ConnectPacket,
+  type Packet,
+  PacketType,
+  type ProtocolVersion,
+  type QoS,
+} from "./types.ts";
 import { encodeVarInt, MAX_VAR_INT, varIntLength } from "./var_int.ts";
-
-const TYPE_NUMBER = {
-  connect: 1,
-  connack: 2,
-  publish: 3,
-  puback: 4,
-  pubrec: 5,
-  pubrel: 6,
-  pubcomp: 7,
-  subscribe: 8,
-  suback: 9,
-  unsubscribe: 10,
-  unsuback: 11,
-  pingreq: 12,
-  pingresp: 13,
-  disconnect: 14,
-  auth: 15,
-} as const;
 
 function checkQoS(qos: number, what: string): QoS {
   if (qos !== 0 && qos !== 1 && qos !== 2) throw malformed(`${what} must be 0, 1 or 2, got ${qos}`);
@@ -43,7 +32,7 @@ function emitPacketId(sink: Sink, packetId: number | undefined): void {
 }
 
 function firstByte(packet: Packet): number {
-  const type = TYPE_NUMBER[packet.type] << 4;
+  const type = PacketType[packet.type] << 4;
   switch (packet.type) {
     case "publish": {
       const qos = checkQoS(packet.qos, "PUBLISH QoS");

@@ -32,24 +32,13 @@ export function listenTcp(
   const listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
   const address = listener.addr as Deno.NetAddr;
   let closed = false;
-  const done = (async () => {
-    for (;;) {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await listener.accept();
-      } catch (error) {
-        if (closed || error instanceof Deno.errors.BadResource) return;
-        onError(error); // e.g. EMFILE: keep accepting once descriptors free up
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        continue;
-      }
-      try {
-        conn.setNoDelay(true);
-      } catch { /* the peer may already be gone */ }
-      const remote = conn.remoteAddr as Deno.NetAddr;
-      onAccept({ stream: conn, remoteAddress: `${remote.hostname}:${remote.port}` });
-    }
-  })();
+  const done = acceptLoop(listener, () => closed, (conn) => {
+    try {
+      conn.setNoDelay(true);
+    } catch { /* the peer may already be gone */ }
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    onAccept({ stream: conn, remoteAddress: `${remote.hostname}:${remote.port}` });
+  }, onError);
   return {
     name: options.name,
     port: address.port,
@@ -61,4 +50,28 @@ export function listenTcp(
     },
     done,
   };
+}
+
+/**
+ * Accepts until the listener is closed, handing each connection to `onConnection`. An accept error other
+ * than the close (e.g. EMFILE) is reported and retried after a pause, once descriptors may be free again.
+ */
+export async function acceptLoop<C extends Deno.Conn>(
+  listener: Deno.Listener<C>,
+  isClosed: () => boolean,
+  onConnection: (conn: C) => void,
+  onError: (error: unknown) => void,
+): Promise<void> {
+  for (;;) {
+    let conn: C;
+    try {
+      conn = await listener.accept();
+    } catch (error) {
+      if (isClosed() || error instanceof Deno.errors.BadResource) return;
+      onError(error);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      continue;
+    }
+    onConnection(conn);
+  }
 }

@@ -21,8 +21,9 @@
 import type { Buffer } from "node:buffer";
 import type { AddressInfo } from "node:net";
 import tls from "node:tls";
+import { ChunkQueue } from "./chunk_queue.ts";
 import type { ByteStream } from "./mod.ts";
-import type { Accepted, Listener } from "./tcp.ts";
+import { type Accepted, acceptLoop, type Listener } from "./tcp.ts";
 
 /** How a TLS listener is set up (PEM files, read once at start). */
 export interface TlsListenOptions {
@@ -115,20 +116,8 @@ function listenRustls(
     onAccept({ stream: conn, remoteAddress: remote });
   };
 
-  const done = (async () => {
-    for (;;) {
-      let conn: Deno.TlsConn;
-      try {
-        conn = await listener.accept();
-      } catch (error) {
-        if (closed || error instanceof Deno.errors.BadResource) return;
-        onError(error); // e.g. EMFILE: keep accepting once descriptors free up
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        continue;
-      }
-      void handshake(conn); // never awaited here: the next accept does not wait for this client
-    }
-  })();
+  // The handshake is never awaited here: the next accept does not wait for this client.
+  const done = acceptLoop(listener, () => closed, (conn) => void handshake(conn), onError);
 
   return {
     name: options.name,
@@ -227,28 +216,19 @@ const READ_HIGH_WATER_MARK = 256 * 1024;
  * more than READ_HIGH_WATER_MARK bytes wait) and `write` resolves once the socket has taken the bytes.
  */
 export class NodeSocketStream implements ByteStream {
-  #chunks: Uint8Array[] = [];
-  #offset = 0;
-  #queued = 0;
-  #ended = false;
+  readonly #received = new ChunkQueue();
   #paused = false;
-  #wake: (() => void) | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly socket: tls.TLSSocket) {
     socket.on("data", (chunk: Buffer) => {
-      this.#chunks.push(chunk);
-      this.#queued += chunk.byteLength;
-      if (this.#queued >= READ_HIGH_WATER_MARK && !this.#paused) {
+      this.#received.push(chunk);
+      if (this.#received.queuedBytes >= READ_HIGH_WATER_MARK && !this.#paused) {
         this.#paused = true;
         socket.pause();
       }
-      this.#notify();
     });
-    const end = () => {
-      this.#ended = true;
-      this.#notify();
-    };
+    const end = () => this.#received.end();
     socket.on("end", end);
     socket.on("error", end); // a reset is the end of the stream; the owner publishes the will
     socket.on("close", () => {
@@ -258,24 +238,8 @@ export class NodeSocketStream implements ByteStream {
   }
 
   async read(buffer: Uint8Array): Promise<number | null> {
-    while (this.#chunks.length === 0) {
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#wake = resolve);
-    }
-    let n = 0;
-    while (n < buffer.byteLength && this.#chunks.length > 0) {
-      const chunk = this.#chunks[0];
-      const take = Math.min(buffer.byteLength - n, chunk.byteLength - this.#offset);
-      buffer.set(chunk.subarray(this.#offset, this.#offset + take), n);
-      n += take;
-      this.#offset += take;
-      if (this.#offset === chunk.byteLength) {
-        this.#chunks.shift();
-        this.#offset = 0;
-      }
-    }
-    this.#queued -= n;
-    if (this.#paused && this.#queued < READ_HIGH_WATER_MARK / 2) {
+    const n = await this.#received.read(buffer);
+    if (this.#paused && this.#received.queuedBytes < READ_HIGH_WATER_MARK / 2) {
       this.#paused = false;
       this.socket.resume();
     }
@@ -308,13 +272,6 @@ export class NodeSocketStream implements ByteStream {
     if (this.socket.destroyed) return;
     this.socket.end();
     this.#closeTimer ??= setTimeout(() => this.socket.destroy(), 1000);
-    this.#ended = true;
-    this.#notify();
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    this.#received.end();
   }
 }

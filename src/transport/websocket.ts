@@ -4,6 +4,7 @@
  * {@link ByteStream} that is faithful to the bytes: MQTT packets may be split across messages or several
  * packed in one, and the broker's incremental decoder sees one continuous stream either way.
  */
+import { ChunkQueue } from "./chunk_queue.ts";
 import type { ByteStream } from "./mod.ts";
 import type { Accepted, Listener } from "./tcp.ts";
 
@@ -128,11 +129,7 @@ export function listenWebSocket(
  * SEND_HIGH_WATER_MARK. Text messages are refused (MQTT §6: close the connection).
  */
 export class WebSocketByteStream implements ByteStream {
-  #messages: Uint8Array[] = [];
-  #offset = 0;
-  #queued = 0;
-  #ended = false;
-  #wake: (() => void) | undefined;
+  readonly #received = new ChunkQueue();
 
   constructor(
     private readonly socket: WebSocket,
@@ -141,53 +138,30 @@ export class WebSocketByteStream implements ByteStream {
   ) {
     socket.binaryType = "arraybuffer";
     socket.addEventListener("message", (event: MessageEvent) => {
-      if (this.#ended) return;
+      if (this.#received.ended) return;
       if (!(event.data instanceof ArrayBuffer)) {
         this.onRejected("text message");
         return this.#abort(1003, "MQTT needs binary messages");
       }
       const bytes = new Uint8Array(event.data);
-      if (this.#queued + bytes.byteLength > this.maxBufferedBytes) {
+      if (this.#received.queuedBytes + bytes.byteLength > this.maxBufferedBytes) {
         this.onRejected(`receive buffer over ${this.maxBufferedBytes} bytes`);
         return this.#abort(1009, "receive buffer full");
       }
-      if (bytes.byteLength === 0) return;
-      this.#messages.push(bytes);
-      this.#queued += bytes.byteLength;
-      this.#notify();
+      this.#received.push(bytes);
     });
-    const end = () => {
-      this.#ended = true;
-      this.#notify();
-    };
+    const end = () => this.#received.end();
     socket.addEventListener("close", end);
     socket.addEventListener("error", end);
   }
 
   /** Bytes received and not read yet. */
   get queuedBytes(): number {
-    return this.#queued;
+    return this.#received.queuedBytes;
   }
 
-  async read(buffer: Uint8Array): Promise<number | null> {
-    while (this.#messages.length === 0) {
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#wake = resolve);
-    }
-    let n = 0;
-    while (n < buffer.byteLength && this.#messages.length > 0) {
-      const message = this.#messages[0];
-      const take = Math.min(buffer.byteLength - n, message.byteLength - this.#offset);
-      buffer.set(message.subarray(this.#offset, this.#offset + take), n);
-      n += take;
-      this.#offset += take;
-      if (this.#offset === message.byteLength) {
-        this.#messages.shift();
-        this.#offset = 0;
-      }
-    }
-    this.#queued -= n;
-    return n;
+  read(buffer: Uint8Array): Promise<number | null> {
+    return this.#received.read(buffer);
   }
 
   async write(data: Uint8Array): Promise<number> {
@@ -200,8 +174,7 @@ export class WebSocketByteStream implements ByteStream {
   }
 
   close(): void {
-    this.#ended = true;
-    this.#notify();
+    this.#received.end();
     if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) {
       try {
         this.socket.close(1000);
@@ -210,19 +183,9 @@ export class WebSocketByteStream implements ByteStream {
   }
 
   #abort(code: number, reason: string): void {
-    this.#messages = [];
-    this.#queued = 0;
-    this.#offset = 0;
+    this.#received.discard();
     try {
       this.socket.close(code, reason);
     } catch { /* already closing */ }
-    this.#ended = true;
-    this.#notify();
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
   }
 }
