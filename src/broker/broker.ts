@@ -304,7 +304,7 @@ export class Broker {
     this.#message = undefined;
     const matches = this.#matches;
     const count = matches.size;
-    for (const [session, delivery] of matches) this.#deliver(session, delivery, now);
+    matches.forEach((delivery, session) => this.#deliver(session, delivery, now));
     matches.clear();
     return count;
   }

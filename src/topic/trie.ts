@@ -31,8 +31,11 @@ class TrieNode<T> {
   }
 }
 
+const SPLIT_CACHE_SIZE = 4096;
+
 export class SubscriptionTrie<T> {
   #root = new TrieNode<T>("");
+  readonly #splitTopics = new Map<string, string[]>();
   #count = 0;
 
   /** Number of (filter, subscriber) pairs, shared memberships included. */
@@ -104,8 +107,21 @@ export class SubscriptionTrie<T> {
 
   /** Calls the visitor for every subscription whose filter matches `topic` [MQTT-4.7.2-1]. */
   match(topic: string, visitor: MatchVisitor<T>): void {
-    const levels = topic.split("/");
-    this.#walk(this.#root, levels, 0, topic.charCodeAt(0) === 0x24, visitor);
+    this.#walk(this.#root, this.#levels(topic), 0, topic.charCodeAt(0) === 0x24, visitor);
+  }
+
+  /**
+   * A topic's levels, remembered for the topics seen most recently: devices publish to the same topics
+   * again and again, and splitting allocates on every message. Bounded; cleared when full.
+   */
+  #levels(topic: string): string[] {
+    let levels = this.#splitTopics.get(topic);
+    if (levels === undefined) {
+      if (this.#splitTopics.size >= SPLIT_CACHE_SIZE) this.#splitTopics.clear();
+      levels = topic.split("/");
+      this.#splitTopics.set(topic, levels);
+    }
+    return levels;
   }
 
   #walk(node: TrieNode<T>, levels: string[], depth: number, dollar: boolean, visitor: MatchVisitor<T>): void {

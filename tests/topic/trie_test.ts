@@ -1,0 +1,115 @@
+/** The subscription trie and topic rules, without a broker. */
+import assert from "node:assert/strict";
+import { MqttError } from "../../src/codec/mod.ts";
+import {
+  parseSharedFilter,
+  type SharedGroup,
+  SubscriptionTrie,
+  topicMatches,
+  validateTopicFilter,
+  validateTopicName,
+} from "../../src/topic/mod.ts";
+
+function matches(trie: SubscriptionTrie<string>, topic: string): string[] {
+  const found: string[] = [];
+  trie.match(topic, {
+    subscriber: (clientId, value) => found.push(`${clientId}:${value}`),
+    sharedGroup: (group: SharedGroup<string>) =>
+      found.push(`group ${group.name}:${group.memberIds.join(",")}`),
+  });
+  return found.sort();
+}
+
+Deno.test("[MQTT-4.7.1-2] [MQTT-4.7.1-3] trie: '+' matches one level, '#' any number including the parent", () => {
+  const trie = new SubscriptionTrie<string>();
+  trie.add("sport/tennis/+", "a", "plus");
+  trie.add("sport/#", "b", "hash");
+  trie.add("sport/tennis/player1", "c", "exact");
+  trie.add("#", "d", "all");
+  assert.deepEqual(matches(trie, "sport/tennis/player1"), ["a:plus", "b:hash", "c:exact", "d:all"]);
+  assert.deepEqual(matches(trie, "sport"), ["b:hash", "d:all"]);
+  assert.deepEqual(matches(trie, "sport/tennis/player1/ranking"), ["b:hash", "d:all"]);
+  assert.deepEqual(matches(trie, "other"), ["d:all"]);
+});
+
+Deno.test("[MQTT-4.7.2-1] trie: wildcards at the first level do not match topics starting with $", () => {
+  const trie = new SubscriptionTrie<string>();
+  trie.add("#", "a", "all");
+  trie.add("+/monitor/Clients", "b", "plus");
+  trie.add("$SYS/#", "c", "sys");
+  assert.deepEqual(matches(trie, "$SYS/monitor/Clients"), ["c:sys"]);
+  assert.deepEqual(matches(trie, "x/monitor/Clients"), ["a:all", "b:plus"]);
+});
+
+Deno.test("trie: add replaces, remove prunes, size counts (filter, subscriber) pairs", () => {
+  const trie = new SubscriptionTrie<string>();
+  assert.equal(trie.add("a/b", "c1", "v1"), true);
+  assert.equal(trie.add("a/b", "c1", "v2"), false);
+  assert.equal(trie.add("a/+", "c2", "v3"), true);
+  assert.equal(trie.size, 2);
+  assert.deepEqual(matches(trie, "a/b"), ["c1:v2", "c2:v3"]);
+  assert.equal(trie.remove("a/b", "c1"), true);
+  assert.equal(trie.remove("a/b", "c1"), false);
+  assert.equal(trie.remove("x/y", "c1"), false);
+  assert.equal(trie.size, 1);
+  assert.deepEqual(matches(trie, "a/b"), ["c2:v3"]);
+});
+
+Deno.test("trie: shared groups are reported once per message with their members in join order", () => {
+  const trie = new SubscriptionTrie<string>();
+  trie.add("jobs/#", "w1", "q1", "g");
+  trie.add("jobs/#", "w2", "q1", "g");
+  trie.add("jobs/#", "w3", "q0", "other");
+  assert.deepEqual(matches(trie, "jobs/1"), ["group g:w1,w2", "group other:w3"]);
+  trie.remove("jobs/#", "w1", "g");
+  assert.deepEqual(matches(trie, "jobs/1"), ["group g:w2", "group other:w3"]);
+  trie.remove("jobs/#", "w2", "g");
+  trie.remove("jobs/#", "w3", "other");
+  assert.deepEqual(matches(trie, "jobs/1"), []);
+  assert.equal(trie.size, 0);
+});
+
+Deno.test("topicMatches agrees with the trie on the spec's examples", () => {
+  assert.equal(topicMatches("sport/#", "sport"), true);
+  assert.equal(topicMatches("sport/+", "sport"), false);
+  assert.equal(topicMatches("+/+", "/finance"), true);
+  assert.equal(topicMatches("/+", "/finance"), true);
+  assert.equal(topicMatches("+", "/finance"), false);
+  assert.equal(topicMatches("#", "$SYS/x"), false);
+});
+
+function reasonOf(action: () => unknown): number | undefined {
+  try {
+    action();
+    return undefined;
+  } catch (error) {
+    assert.ok(error instanceof MqttError);
+    return error.reasonCode;
+  }
+}
+
+Deno.test("[MQTT-4.7.3-1] [MQTT-3.3.2-2] topic names: non-empty, no wildcards, level limit (0x90)", () => {
+  assert.equal(reasonOf(() => validateTopicName("a/b", 8)), undefined);
+  assert.equal(reasonOf(() => validateTopicName("", 8)), 0x90);
+  assert.equal(reasonOf(() => validateTopicName("a/+", 8)), 0x90);
+  assert.equal(reasonOf(() => validateTopicName("a/#", 8)), 0x90);
+  assert.equal(reasonOf(() => validateTopicName("a/b/c", 2)), 0x90);
+});
+
+Deno.test("[MQTT-4.7.1-2] [MQTT-4.7.1-3] topic filters: '#' last and alone, '+' alone in its level (0x8F)", () => {
+  for (const valid of ["#", "+", "a/+/b", "a/#", "+/+", "/"]) {
+    assert.equal(reasonOf(() => validateTopicFilter(valid, 8)), undefined);
+  }
+  for (const invalid of ["", "a/#/b", "a#", "a/b+", "+a", "##"]) {
+    assert.equal(reasonOf(() => validateTopicFilter(invalid, 8)), 0x8f, invalid);
+  }
+});
+
+Deno.test("[MQTT-4.8.2-1] [MQTT-4.8.2-2] shared filters: $share/<name>/<filter>, name without wildcards or /", () => {
+  assert.deepEqual(parseSharedFilter("$share/g/a/+", 8), { group: "g", filter: "a/+" });
+  assert.equal(parseSharedFilter("a/b", 8), undefined);
+  assert.equal(reasonOf(() => parseSharedFilter("$share//a", 8)), 0x8f);
+  assert.equal(reasonOf(() => parseSharedFilter("$share/g+/a", 8)), 0x8f);
+  assert.equal(reasonOf(() => parseSharedFilter("$share/g", 8)), 0x8f);
+  assert.equal(reasonOf(() => parseSharedFilter("$share/g/a/#/b", 8)), 0x8f);
+});
