@@ -119,6 +119,11 @@ export class Broker {
     return this.#trie.size;
   }
 
+  /** The session of a connected or persisted client, if any. */
+  session(clientId: string): Session | undefined {
+    return this.#sessions.get(clientId)?.session;
+  }
+
   /** Messages queued behind inflight windows, and messages in flight, over all sessions. */
   sessionTotals(): { queued: number; inflight: number } {
     let queued = 0;
@@ -128,11 +133,6 @@ export class Broker {
       inflight += session.outbound.inflight.size;
     }
     return { queued, inflight };
-  }
-
-  /** The session of a connected or persisted client, if any. */
-  session(clientId: string): Session | undefined {
-    return this.#sessions.get(clientId)?.session;
   }
 
   /**

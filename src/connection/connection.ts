@@ -78,7 +78,7 @@ export class Connection implements SessionLink {
   #pendingAck: Promise<void> | undefined;
   bytesReceived = 0;
 
-  constructor(private readonly accepted: Accepted, private readonly context: ContextWithCallbacks) {
+  constructor(private readonly accepted: Accepted, private readonly context: ConnectionContext) {
     this.#outbox = new Outbox(accepted.stream, context.outboxHighWaterMark, (error) => {
       // The peer is gone (reset, broken pipe): an abnormal disconnect, so the will goes out.
       this.#log("debug", "connection.write_failed", { error });
@@ -112,10 +112,6 @@ export class Connection implements SessionLink {
 
   get bytesSent(): number {
     return this.#outbox.bytesSent;
-  }
-
-  get clientId(): string | undefined {
-    return this.#session?.clientId;
   }
 
   /** Reads until the socket ends; never throws. */
@@ -244,7 +240,6 @@ export class Connection implements SessionLink {
       sessionPresent,
       keepAlive: packet.keepAlive,
     });
-    this.context.onConnected?.(this);
     this.run(effects);
     this.#keepAliveMs = decision.keepAliveTimeoutMs;
   }
@@ -447,7 +442,6 @@ export class Connection implements SessionLink {
       this.context.broker.close(this.#session, this, publishWill, sessionExpiryInterval);
       this.#log("debug", "client.disconnected", { publishWill });
     }
-    this.context.onClosed?.(this);
   }
 
   #shutdownSocket(): void {
@@ -456,10 +450,4 @@ export class Connection implements SessionLink {
       this.accepted.stream.close();
     } catch { /* already closed */ }
   }
-}
-
-/** Hooks for the server that owns the connections (counting, draining). */
-export interface ContextWithCallbacks extends ConnectionContext {
-  onConnected?: (connection: Connection) => void;
-  onClosed?: (connection: Connection) => void;
 }

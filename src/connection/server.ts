@@ -13,7 +13,6 @@ export class ConnectionManager {
   readonly #tasks = new Set<Promise<void>>();
   #accepting = true;
   connectionsTotal = 0;
-  refusedOverLimit = 0;
   #closedBytesReceived = 0;
   #closedBytesSent = 0;
 
@@ -47,7 +46,6 @@ export class ConnectionManager {
     const overGlobal = this.maxConnections > 0 && this.#connections.size >= this.maxConnections;
     const overListener = listenerLimit > 0 && listenerCount() >= listenerLimit;
     if (!this.#accepting || overGlobal || overListener) {
-      this.refusedOverLimit++;
       this.context.logger.warn("connection.refused", { remote: accepted.remoteAddress, reason: "limit" });
       try {
         accepted.stream.close();
