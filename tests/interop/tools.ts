@@ -95,12 +95,13 @@ export interface JsClient {
 }
 
 /**
- * Connects MQTT.js (no automatic reconnect) and returns the client, its CONNACK and an inbox that was
- * attached before the connection opened, so messages sent right after CONNACK are not missed.
+ * Connects MQTT.js to `url` (no automatic reconnect) and returns the client, its CONNACK and an inbox that
+ * was attached before the connection opened, so messages sent right after CONNACK are not missed. Rejects
+ * with the client's error when it is refused.
  */
-export async function connectJs(port: number, options: IClientOptions): Promise<JsClient> {
+export async function connectUrl(url: string, options: IClientOptions): Promise<JsClient> {
   const inbox = new Inbox();
-  const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, {
+  const client = mqtt.connect(url, {
     reconnectPeriod: 0,
     connectTimeout: WAIT_MS,
     keepalive: 60,
@@ -117,13 +118,18 @@ export async function connectJs(port: number, options: IClientOptions): Promise<
         client.once("close", () => reject(new Error("connection closed before CONNACK")));
       }),
       WAIT_MS + 1000,
-      `MQTT.js connect ${options.clientId ?? ""}`,
+      `MQTT.js connect ${url} ${options.clientId ?? ""}`,
     );
     return { client, connack, inbox };
   } catch (error) {
-    client.end(true);
+    await withTimeout(client.endAsync(true), 3000, "MQTT.js end").catch(() => {});
     throw error;
   }
+}
+
+/** {@link connectUrl} over plain TCP to the broker on 127.0.0.1:`port`. */
+export function connectJs(port: number, options: IClientOptions): Promise<JsClient> {
+  return connectUrl(`mqtt://127.0.0.1:${port}`, options);
 }
 
 /** Ends MQTT.js clients (force: no DISCONNECT handshake wait), bounded in time. */

@@ -11,7 +11,7 @@ import {
 } from "../../src/observe/mod.ts";
 import { withBroker } from "../helpers/broker.ts";
 import { endJs } from "../interop/tools.ts";
-import { connectUrl } from "../transport/support.ts";
+import { connectUrl } from "../interop/tools.ts";
 
 function stub(ready: { ok: boolean; detail: string }, live = true): HealthSources {
   return { metrics: () => "# HELP x X.\n# TYPE x counter\nx 1\n", live: () => live, ready: () => ready };

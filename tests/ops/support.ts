@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { endJs, withTimeout } from "../interop/tools.ts";
-import { connectUrl } from "../transport/support.ts";
+import { connectUrl } from "../interop/tools.ts";
 
 export const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 export const MAIN = `${ROOT}main.ts`;

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { withBroker } from "../helpers/broker.ts";
 import { endJs, LiveProcess } from "../interop/tools.ts";
-import { connectUrl } from "./support.ts";
+import { connectUrl } from "../interop/tools.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const here = (path: string) => decodeURIComponent(new URL(path, import.meta.url).pathname);

@@ -3,8 +3,7 @@
  * certificate for 127.0.0.1/localhost, a client certificate CN=device-1, and a client certificate from a
  * CA the broker does not trust), and MQTT.js clients on any URL (mqtts://, ws://, wss://).
  */
-import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from "mqtt";
-import { Inbox, WAIT_MS, withTimeout } from "../interop/tools.ts";
+import type { JsClient } from "../interop/tools.ts";
 
 export interface TestCerts {
   dir: string;
@@ -125,43 +124,8 @@ export function testCerts(): Promise<TestCerts> {
   })();
 }
 
-export interface UrlClient {
-  client: MqttClient;
-  connack: IConnackPacket;
-  inbox: Inbox;
-}
-
-/** Connects MQTT.js to `url` (no reconnect); rejects with the client's error when it is refused. */
-export async function connectUrl(url: string, options: IClientOptions): Promise<UrlClient> {
-  const inbox = new Inbox();
-  const client = mqtt.connect(url, {
-    reconnectPeriod: 0,
-    connectTimeout: WAIT_MS,
-    keepalive: 60,
-    ...options,
-  });
-  client.on("message", (topic, payload, packet) => {
-    inbox.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain, packet });
-  });
-  try {
-    const connack = await withTimeout(
-      new Promise<IConnackPacket>((resolve, reject) => {
-        client.once("connect", resolve);
-        client.once("error", reject);
-        client.once("close", () => reject(new Error("connection closed before CONNACK")));
-      }),
-      WAIT_MS + 1000,
-      `MQTT.js connect ${url}`,
-    );
-    return { client, connack, inbox };
-  } catch (error) {
-    await withTimeout(client.endAsync(true), 3000, "end").catch(() => {});
-    throw error;
-  }
-}
-
 /** Subscribes `subscriber`, publishes from `publisher` and returns what arrived (bounded wait). */
-export async function roundTrip(subscriber: UrlClient, publisher: UrlClient, topic: string, payload: string) {
+export async function roundTrip(subscriber: JsClient, publisher: JsClient, topic: string, payload: string) {
   await subscriber.client.subscribeAsync(topic, { qos: 1 });
   await publisher.client.publishAsync(topic, payload, { qos: 1 });
   const [message] = await subscriber.inbox.take(1);

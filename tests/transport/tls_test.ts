@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { listenTls } from "../../src/transport/mod.ts";
 import { withBroker } from "../helpers/broker.ts";
 import { endJs, requireTool, runOk, sleep, withTimeout } from "../interop/tools.ts";
-import { connectUrl, roundTrip, testCerts } from "./support.ts";
+import { connectUrl } from "../interop/tools.ts";
+import { roundTrip, testCerts } from "./support.ts";
 
 async function tlsListener(extra = ""): Promise<string> {
   const certs = await testCerts();

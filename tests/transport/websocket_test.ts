@@ -8,7 +8,8 @@ import { Decoder, encode, type Packet, type ProtocolVersion } from "../../src/co
 import { listenWebSocket } from "../../src/transport/mod.ts";
 import { withBroker } from "../helpers/broker.ts";
 import { endJs, sleep, withTimeout } from "../interop/tools.ts";
-import { connectUrl, roundTrip, testCerts } from "./support.ts";
+import { connectUrl } from "../interop/tools.ts";
+import { roundTrip, testCerts } from "./support.ts";
 
 const WS = "listener.default.type = ws";
 
