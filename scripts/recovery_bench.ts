@@ -78,7 +78,7 @@ try {
   broker.restore(snapshot);
   const t2 = performance.now();
   write(
-    `recovery of ${snapshot.queues.length} queued messages: storage start ${
+    `recovery of ${snapshot.storedMessages} queued messages: storage start ${
       ((t1 - t0) / 1000).toFixed(2)
     } s, ` +
       `broker restore ${((t2 - t1) / 1000).toFixed(2)} s, total ${((t2 - t0) / 1000).toFixed(2)} s, ` +

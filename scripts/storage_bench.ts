@@ -12,7 +12,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { setImmediate } from "node:timers";
 import { parseArgs } from "node:util";
 import { createEmbeddedStorage } from "../src/storage/mod.ts";
-import type { StorageAdapter } from "../src/storage/mod.ts";
+import type { MessageRef, StorageAdapter } from "../src/storage/mod.ts";
 
 const FAN_OUT = 2;
 const PAYLOAD_SIZES = [64, 1024];
@@ -211,7 +211,7 @@ function kvCandidate(): Candidate {
 /** The adapter this project ships, at durability `sync`: measures its own overhead on top of the engine. */
 function embeddedAdapterCandidate(): Candidate {
   let storage: StorageAdapter;
-  const adapterIds = new Map<number, number>();
+  const adapterIds = new Map<number, MessageRef>();
   return {
     name: "embedded adapter (durability sync)",
     async open(dir) {

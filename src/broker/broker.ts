@@ -1,6 +1,7 @@
-import type { QoS, Will } from "../codec/types.ts";
-import { emptyDropCounts } from "../session/outbound.ts";
+import { ReasonCode } from "../codec/reason_codes.ts";
+import type { Packet, Will } from "../codec/types.ts";
 import { Session } from "../session/session.ts";
+import { sharedState } from "../session/outbound.ts";
 import type {
   AcceptedSubscription,
   Attachment,
@@ -8,24 +9,18 @@ import type {
   DropCounts,
   Effect,
   Message,
+  SessionEffect,
   SessionLimits,
   SessionSubscription,
 } from "../session/types.ts";
-import { parseSharedFilter, type SharedGroup, SubscriptionTrie } from "../topic/mod.ts";
 import type { StorageAdapter, StorageSnapshot } from "../storage/port.ts";
+import { parseSharedFilter } from "../topic/mod.ts";
+import { type Clock, systemClock } from "./clock.ts";
 import { fromStored, Persistence } from "./persistence.ts";
-import { RetainedStore } from "./retained.ts";
-import { type Scheduler, type TimerHandle, timerScheduler } from "./scheduler.ts";
-
-/** The broker's handle on a connected client's actor. */
-export interface SessionLink {
-  /** Runs effects produced for this client by someone else's packet (routed deliveries, retained messages). */
-  run(effects: Effect[]): void;
-  /** False while the socket is backed up; QoS 0 deliveries are then dropped instead of buffered. */
-  readonly writable: boolean;
-  /** Ends the connection because a new one took its session [MQTT-3.1.4-3]. */
-  takeOver(): void;
-}
+import { type SessionEntry, type SessionLink, SessionRegistry } from "./registry.ts";
+import { RetainedService } from "./retained.ts";
+import { Router } from "./router.ts";
+import { WillService } from "./wills.ts";
 
 export interface BrokerOptions {
   limits: SessionLimits;
@@ -35,8 +30,7 @@ export interface BrokerOptions {
   storage: StorageAdapter;
   /** Wraps each storage flush, e.g. to time it for metrics. */
   observeFlush?: (flush: Promise<void>) => Promise<void>;
-  now?: () => number;
-  scheduler?: Scheduler;
+  clock?: Clock;
 }
 
 /** What a CONNECT asks of the session registry. */
@@ -48,21 +42,17 @@ export interface OpenRequest {
   will?: Will;
   attachment: Attachment;
   link: SessionLink;
+  /** Who connects (e.g. the verified user name); stored with a persistent session. */
+  owner?: string;
 }
 
-interface Subscriber {
+/** A claimed session: the connection's handle on it, and the resume to run after CONNACK. */
+export interface OpenResult {
   session: Session;
-  subscription: SessionSubscription;
-}
-
-interface SessionEntry {
-  session: Session;
-  /** Connections so far; a storage shared by nodes uses it to spot a stale writer. */
+  sessionPresent: boolean;
   epoch: number;
-  link?: SessionLink;
-  will?: Will;
-  expiryTimer?: TimerHandle;
-  willTimer?: TimerHandle;
+  /** Unacknowledged deliveries re-sent and queued ones drained, to run after the CONNACK. */
+  effects: Effect[];
 }
 
 /** Broker-wide counters, read by $SYS and /metrics. */
@@ -77,30 +67,36 @@ export interface BrokerStats {
 const NEVER_EXPIRES = 0xffffffff;
 
 /**
- * Shared broker state behind a small API: the session registry (open, take over, expire), the router
- * (subscription tree and fan-out), retained messages and will messages. Only connection actors call it.
+ * The broker's services behind one small API for connection actors: the session registry (claim, take
+ * over, expire), the router (subscriptions and fan-out), retained and will messages, and persistence.
+ * Everything a client's packet changes goes through {@link receive}; deliveries to other clients reach
+ * their connections through their {@link SessionLink}.
  */
 export class Broker {
-  readonly retained = new RetainedStore();
+  readonly clock: Clock;
+  readonly retained: RetainedService;
+  readonly router: Router;
+  readonly #registry: SessionRegistry;
+  readonly #persistence: Persistence;
+  readonly #wills: WillService;
+  readonly #shared = sharedState();
   readonly stats: BrokerStats = {
     messagesReceived: 0,
     messagesSent: 0,
-    drops: emptyDropCounts(),
+    drops: this.#shared.drops,
     connectedClients: 0,
   };
-  readonly #sessions = new Map<string, SessionEntry>();
-  readonly #trie = new SubscriptionTrie<Subscriber>();
-  readonly #now: () => number;
-  readonly #scheduler: Scheduler;
-  readonly #persistence: Persistence;
-  /** Reused per publish: one delivery per client, at the highest QoS of its matching subscriptions. */
-  readonly #matches = new Map<Session, Delivery>();
-  #message: Message | undefined;
+  /** The route callback, bound once: called per delivery on the hot path. */
+  readonly #deliverTo = (session: Session, delivery: Delivery) => this.#deliver(session, delivery);
+  #now = 0;
 
   constructor(private readonly options: BrokerOptions) {
-    this.#now = options.now ?? Date.now;
-    this.#scheduler = options.scheduler ?? timerScheduler;
+    this.clock = options.clock ?? systemClock;
     this.#persistence = new Persistence(options.storage, options.observeFlush);
+    this.#registry = new SessionRegistry(this.clock.now);
+    this.retained = new RetainedService(this.#persistence);
+    this.router = new Router(options.sharedSubscriptionStrategy, this.clock.random);
+    this.#wills = new WillService(this.#persistence, this.clock, (message) => this.publish(message));
   }
 
   /**
@@ -112,23 +108,23 @@ export class Broker {
   }
 
   get sessionCount(): number {
-    return this.#sessions.size;
+    return this.#registry.size;
   }
 
   get subscriptionCount(): number {
-    return this.#trie.size;
+    return this.router.size;
   }
 
   /** The session of a connected or persisted client, if any. */
   session(clientId: string): Session | undefined {
-    return this.#sessions.get(clientId)?.session;
+    return this.#registry.get(clientId)?.session;
   }
 
-  /** Messages queued behind inflight windows, and messages in flight, over all sessions. */
+  /** Messages queued behind inflight windows, and messages in flight, over sessions held in memory. */
   sessionTotals(): { queued: number; inflight: number } {
     let queued = 0;
     let inflight = 0;
-    for (const { session } of this.#sessions.values()) {
+    for (const { session } of this.#registry.values()) {
       queued += session.outbound.queue.length;
       inflight += session.outbound.inflight.size;
     }
@@ -137,51 +133,114 @@ export class Broker {
 
   /**
    * Binds a new connection to its session: takes over a connected one [MQTT-3.1.4-3], discards it on
-   * Clean Start [MQTT-3.1.2-4], or resumes it [MQTT-3.1.2-5]. Returns the effects of the resume.
+   * Clean Start [MQTT-3.1.2-4], or resumes it [MQTT-3.1.2-5], reading its queue back from storage.
+   * Claims of one client id run one at a time.
    */
-  open(request: OpenRequest): { session: Session; sessionPresent: boolean; effects: Effect[] } {
-    const now = this.#now();
-    let entry = this.#sessions.get(request.clientId);
+  open(request: OpenRequest): Promise<OpenResult> {
+    return this.#registry.serialize(request.clientId, () => this.#open(request));
+  }
+
+  async #open(request: OpenRequest): Promise<OpenResult> {
+    const { clientId } = request;
+    let entry = this.#registry.get(clientId);
     if (entry) {
-      this.#scheduler.cancel(entry.expiryTimer);
+      this.clock.cancel(entry.expiryTimer);
       entry.expiryTimer = undefined;
       const previous = entry.link;
       if (previous) {
-        entry.link = undefined;
-        entry.session.detach();
-        this.stats.connectedClients--;
-        const will = entry.will;
-        entry.will = undefined;
+        this.#detach(entry);
         // The old connection's will goes out now unless its delay outlives the takeover [MQTT-3.1.3-9].
-        if (will && (request.cleanStart || !will.properties.willDelayInterval)) {
-          this.#publishWill(request.clientId, will);
-        }
+        if (request.cleanStart || !this.#willDelayed(entry)) this.#wills.publishNow(clientId);
         previous.takeOver();
-      } else if (entry.willTimer !== undefined) {
+      } else {
         // Reconnected before the will delay passed: the will is not sent [MQTT-3.1.3-9].
-        this.#scheduler.cancel(entry.willTimer);
-        entry.willTimer = undefined;
-        entry.will = undefined;
+        this.#wills.cancel(clientId);
       }
       if (request.cleanStart) {
         this.#discard(entry);
         entry = undefined;
+      } else if (entry.session.outbound.storedOnly) {
+        await this.#pageIn(entry.session);
       }
     }
     const sessionPresent = entry !== undefined;
     if (!entry) {
-      entry = { session: new Session(request.clientId, this.options.limits, this.stats.drops), epoch: 0 };
-      this.#sessions.set(request.clientId, entry);
+      entry = { session: new Session(clientId, this.options.limits, this.#shared), epoch: 0 };
     }
+    entry.epoch = this.#registry.nextEpoch();
+    entry.owner = request.owner;
     entry.link = request.link;
-    entry.will = request.will;
-    entry.epoch++;
-    entry.session.expiryInterval = Math.min(request.sessionExpiryInterval, this.options.maxSessionExpiry);
-    this.#persistence.track(entry.session, entry.epoch);
-    this.#persistence.willArmed(request.clientId, request.will);
+    this.#registry.set(entry);
+    const session = entry.session;
+    session.expiryInterval = Math.min(request.sessionExpiryInterval, this.options.maxSessionExpiry);
+    session.persistent = session.expiryInterval > 0;
+    this.#persistence.saveSession(session, { epoch: entry.epoch, owner: entry.owner });
+    this.#wills.arm(clientId, request.will);
     this.stats.connectedClients++;
-    const effects = entry.session.attach(request.attachment, now);
-    return { session: entry.session, sessionPresent, effects };
+    const effects = session.attach(request.attachment, this.clock.now());
+    this.#persistence.sessionChanged(session);
+    return { session, sessionPresent, epoch: entry.epoch, effects };
+  }
+
+  /** Reads a paged-out session's deliveries back, keeping any that arrived while they were read. */
+  async #pageIn(session: Session): Promise<void> {
+    session.outbound.beginPageIn();
+    const stored = await this.options.storage.readQueue(session.clientId);
+    const arrived = new Set(
+      session.outbound.queue.map((queued) => this.#persistence.storedRef(queued.delivery)),
+    );
+    const deliveries = [];
+    for (const item of stored) {
+      if (arrived.has(item.entry.messageId)) continue;
+      const { entry } = item;
+      const delivery: Delivery = {
+        message: fromStored(item.message),
+        grantedQos: entry.qos,
+        retain: entry.retain,
+        subscriptionIdentifiers: entry.subscriptionIdentifiers,
+      };
+      this.#persistence.restored(delivery, item);
+      deliveries.push({ delivery, qos: entry.qos, stage: entry.stage, packetId: entry.packetId });
+    }
+    session.outbound.pageIn(deliveries);
+  }
+
+  /**
+   * One packet from the client of `session`. Returns what its connection must do, in order: the
+   * session's replies, with publishes routed, subscriptions applied and acknowledgements tied to storage.
+   */
+  receive(session: Session, packet: Packet): Effect[] {
+    const effects: SessionEffect[] = session.handleIn(packet, this.clock.now());
+    for (let i = 0; i < effects.length; i++) {
+      const effect = effects[i];
+      switch (effect.kind) {
+        case "publish": {
+          const reached = this.publish(effect.message);
+          const ack = effect.ack;
+          if (!ack) {
+            effects.splice(i--, 1);
+            break;
+          }
+          if (reached === 0 && session.attachment?.protocolVersion === 5) {
+            ack.reasonCode = ReasonCode.NoMatchingSubscribers;
+          }
+          effects[i] = { kind: "ack", packet: ack, durable: this.flush() };
+          break;
+        }
+        case "subscribe": {
+          const retained = this.#subscribe(session, effect.accepted);
+          effects.splice(i, 1, { kind: "send", packet: effect.suback }, ...retained);
+          i += retained.length;
+          break;
+        }
+        case "unsubscribe":
+          for (const subscription of effect.removed) this.#unsubscribe(session, subscription);
+          effects[i] = { kind: "send", packet: effect.unsuback };
+          break;
+      }
+    }
+    this.#persistence.sessionChanged(session);
+    return effects as Effect[]; // every broker-level effect was replaced above
   }
 
   /**
@@ -189,38 +248,35 @@ export class Broker {
    * per its expiry interval. A link that was taken over no longer owns the session and only its will matters.
    */
   close(session: Session, link: SessionLink, publishWill: boolean, sessionExpiryInterval?: number): void {
-    const entry = this.#sessions.get(session.clientId);
+    const entry = this.#registry.get(session.clientId);
     if (!entry || entry.link !== link) return;
-    entry.link = undefined;
-    session.detach();
-    this.stats.connectedClients--;
+    this.#detach(entry);
     if (sessionExpiryInterval !== undefined) {
       session.expiryInterval = Math.min(sessionExpiryInterval, this.options.maxSessionExpiry);
     }
-    const will = publishWill ? entry.will : undefined;
-    entry.will = undefined;
     const expiry = session.expiryInterval;
-    const now = this.#now();
-    this.#persistence.disconnected(session, entry.epoch, now);
-    if (!will) this.#persistence.willArmed(session.clientId, undefined);
-    else {
-      const delay = Math.min(will.properties.willDelayInterval ?? 0, expiry);
-      if (delay === 0) this.#publishWill(session.clientId, will);
-      else this.#delayWill(entry, will, now + delay * 1000);
-    }
-    if (expiry === 0) this.#end(entry);
-    else this.#armExpiry(entry, expiry * 1000);
+    this.#persistence.saveSession(session, {
+      epoch: entry.epoch,
+      owner: entry.owner,
+      disconnectedAt: this.clock.now(),
+    });
+    if (!publishWill) this.#wills.cancel(session.clientId);
+    else this.#wills.trigger(session.clientId, Math.min(this.#willDelay(entry), expiry));
+    if (expiry === 0) return this.#end(entry);
+    // Storage holds every delivery of a persistent session: an absent client costs no memory.
+    if (session.persistent) session.outbound.pageOut();
+    this.#armExpiry(entry, expiry * 1000);
   }
 
   /**
-   * Rebuilds the broker from storage at start: sessions not yet expired (with their subscriptions, queues,
-   * inflight messages and inbound QoS 2 ids), retained messages, and wills, which go out now or at their
-   * deadline. Expiry and will delays count from the recorded disconnect, or from now for a client that was
-   * connected when the node stopped.
+   * Rebuilds the broker from storage at start: sessions not yet expired (subscriptions, inbound QoS 2 ids;
+   * their queues stay in storage until their client returns), retained messages, and wills, which go out
+   * now or at their deadline. Expiry and will delays count from the recorded disconnect, or from now for a
+   * client that was connected when the node stopped.
    */
   restore(snapshot: StorageSnapshot): void {
-    const now = this.#now();
-    for (const message of snapshot.retained) this.retained.set(fromStored(message));
+    const now = this.clock.now();
+    this.retained.restore(snapshot.retained);
     for (const stored of snapshot.sessions) {
       const since = stored.disconnectedAt ?? now;
       const left = stored.expiryInterval === NEVER_EXPIRES
@@ -230,92 +286,54 @@ export class Broker {
         this.#persistence.ended(stored.clientId);
         continue;
       }
-      const entry: SessionEntry = {
-        session: new Session(stored.clientId, this.options.limits, this.stats.drops),
-        epoch: stored.epoch,
-      };
-      entry.session.expiryInterval = stored.expiryInterval;
-      this.#sessions.set(stored.clientId, entry);
-      this.#persistence.track(entry.session, entry.epoch);
+      const session = new Session(stored.clientId, this.options.limits, this.#shared);
+      session.expiryInterval = stored.expiryInterval;
+      session.persistent = true;
+      session.outbound.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
+      const entry: SessionEntry = { session, epoch: stored.epoch, owner: stored.owner };
+      this.#registry.set(entry);
       if (left !== Infinity) this.#armExpiry(entry, left);
     }
     for (const stored of snapshot.subscriptions) {
-      const entry = this.#sessions.get(stored.clientId);
+      const entry = this.#registry.get(stored.clientId);
       if (!entry) continue;
       const { clientId: _, ...fields } = stored;
       const shared = parseSharedFilter(stored.topicFilter, Number.MAX_SAFE_INTEGER);
       const subscription: SessionSubscription = { ...fields, shared };
       entry.session.subscriptions.set(stored.topicFilter, subscription);
-      this.#addToRouter(entry.session, subscription);
-    }
-    const messages = new Map<number, Message>();
-    for (const queued of snapshot.queues) {
-      const entry = this.#sessions.get(queued.clientId);
-      const stored = snapshot.messages.get(queued.messageId);
-      if (!entry || !stored) continue;
-      let message = messages.get(queued.messageId);
-      if (!message) messages.set(queued.messageId, message = fromStored(stored, queued.messageId));
-      const delivery = {
-        message,
-        grantedQos: queued.qos,
-        retain: queued.retain,
-        subscriptionIdentifiers: queued.subscriptionIdentifiers,
-      };
-      entry.session.outbound.restore(delivery, queued.qos, queued.stage, queued.packetId);
+      this.router.add(entry.session, subscription);
     }
     for (const { clientId, packetId } of snapshot.awaitingRelease) {
-      this.#sessions.get(clientId)?.session.awaitingRelease.add(packetId);
+      this.#registry.get(clientId)?.session.awaitingRelease.add(packetId);
     }
-    for (const stored of snapshot.wills) {
-      const entry = this.#sessions.get(stored.clientId);
-      const expiry = entry?.session.expiryInterval ?? 0;
-      const delay = Math.min(stored.will.properties.willDelayInterval ?? 0, expiry) * 1000;
-      const publishAt = stored.publishAt ?? now + delay;
-      if (!entry || publishAt <= now) this.#publishWill(stored.clientId, stored.will);
-      else this.#delayWill(entry, stored.will, publishAt);
-    }
-  }
-
-  #delayWill(entry: SessionEntry, will: Will, publishAt: number): void {
-    entry.will = will;
-    this.#persistence.willArmed(entry.session.clientId, will, publishAt);
-    entry.willTimer = this.#scheduler.after(Math.max(0, publishAt - this.#now()), () => {
-      entry.willTimer = undefined;
-      entry.will = undefined;
-      this.#publishWill(entry.session.clientId, will);
+    this.#wills.restore(snapshot.wills, (clientId, will) => {
+      const entry = this.#registry.get(clientId);
+      if (!entry) return undefined;
+      return Math.min(will.properties.willDelayInterval ?? 0, entry.session.expiryInterval);
     });
-  }
-
-  #armExpiry(entry: SessionEntry, ms: number): void {
-    if (entry.session.expiryInterval === NEVER_EXPIRES) return;
-    entry.expiryTimer = this.#scheduler.after(ms, () => this.#end(entry));
   }
 
   /** Routes one message to every matching subscriber; returns how many clients it reached. */
   publish(message: Message): number {
-    const now = this.#now();
     if (message.publisherId !== "") this.stats.messagesReceived++;
-    if (message.retain) {
-      this.retained.set(message);
-      this.#persistence.retained(message);
-    }
-    this.#message = message;
-    this.#trie.match(message.topic, this.#visitor);
-    this.#message = undefined;
-    const matches = this.#matches;
-    const count = matches.size;
-    matches.forEach((delivery, session) => this.#deliver(session, delivery, now));
-    matches.clear();
-    return count;
+    if (message.retain) this.retained.set(message);
+    this.#now = this.clock.now();
+    return this.router.route(message, this.#deliverTo);
+  }
+
+  /** Stops every timer; used at shutdown. */
+  stop(): void {
+    for (const entry of this.#registry.values()) this.clock.cancel(entry.expiryTimer);
+    this.#wills.stop();
   }
 
   /** Adds accepted subscriptions; returns the retained messages to send after the SUBACK. */
-  subscribe(session: Session, accepted: AcceptedSubscription[]): Effect[] {
-    const now = this.#now();
+  #subscribe(session: Session, accepted: AcceptedSubscription[]): Effect[] {
+    const now = this.clock.now();
     const effects: Effect[] = [];
-    const writable = this.#sessions.get(session.clientId)?.link?.writable ?? false;
+    const writable = this.#registry.get(session.clientId)?.link?.writable ?? false;
     for (const { subscription, isNew } of accepted) {
-      this.#addToRouter(session, subscription);
+      this.router.add(session, subscription);
       this.#persistence.subscribed(session, subscription);
       if (subscription.shared) continue; // Retained messages are not sent to shared subscriptions (spec §4.8.2).
       const handling = subscription.retainHandling;
@@ -326,139 +344,63 @@ export class Broker {
           : [subscription.subscriptionIdentifier];
         // A copy per delivery: the same retained message may be queued for this client more than once.
         const delivery = {
-          message: { ...message, storeId: undefined },
+          message: { ...message },
           grantedQos: subscription.qos,
           retain: true,
           subscriptionIdentifiers: ids,
         };
-        effects.push(...session.deliver(delivery, writable, now));
+        for (const effect of session.deliver(delivery, writable, now)) effects.push(effect);
       }
     }
     return effects;
   }
 
-  unsubscribe(session: Session, removed: SessionSubscription[]): void {
-    for (const subscription of removed) {
-      this.#removeFromRouter(session, subscription);
-      this.#persistence.unsubscribed(session, subscription);
-    }
+  #unsubscribe(session: Session, subscription: SessionSubscription): void {
+    this.router.remove(session, subscription);
+    this.#persistence.unsubscribed(session, subscription);
   }
 
-  /** Stops every timer; used at shutdown. */
-  stop(): void {
-    for (const entry of this.#sessions.values()) {
-      this.#scheduler.cancel(entry.expiryTimer);
-      this.#scheduler.cancel(entry.willTimer);
-    }
-  }
-
-  readonly #visitor = {
-    subscriber: (_clientId: string, subscriber: Subscriber) => this.#collect(subscriber),
-    sharedGroup: (group: SharedGroup<Subscriber>) => {
-      const chosen = this.#pickMember(group);
-      if (chosen) this.#collect(chosen, true);
-    },
-  };
-
-  #collect({ session, subscription }: Subscriber, shared = false): void {
-    const message = this.#message!;
-    if (!shared && subscription.noLocal && session.clientId === message.publisherId) return; // [MQTT-3.8.3-3]
-    const retain = subscription.retainAsPublished && message.retain;
-    const id = subscription.subscriptionIdentifier;
-    const existing = this.#matches.get(session);
-    if (!existing) {
-      this.#matches.set(session, {
-        message,
-        grantedQos: subscription.qos,
-        retain,
-        subscriptionIdentifiers: id === undefined ? undefined : [id],
-      });
-      return;
-    }
-    if (subscription.qos > existing.grantedQos) existing.grantedQos = subscription.qos as QoS;
-    existing.retain ||= retain;
-    if (id !== undefined) (existing.subscriptionIdentifiers ??= []).push(id);
-  }
-
-  /** One member per message: the next online member in turn, or any member when none is online. */
-  #pickMember(group: SharedGroup<Subscriber>): Subscriber | undefined {
-    const ids = group.memberIds;
-    if (ids.length === 0) return undefined;
-    const start = this.options.sharedSubscriptionStrategy === "random"
-      ? Math.floor(Math.random() * ids.length)
-      : group.cursor % ids.length;
-    for (let i = 0; i < ids.length; i++) {
-      const index = (start + i) % ids.length;
-      const member = group.members.get(ids[index])!;
-      if (member.session.attachment) {
-        group.cursor = index + 1;
-        return member;
-      }
-    }
-    group.cursor = start + 1;
-    return group.members.get(ids[start]);
-  }
-
-  #deliver(session: Session, delivery: Delivery, now: number): void {
-    const link = this.#sessions.get(session.clientId)?.link;
-    const effects = session.deliver(delivery, link?.writable ?? false, now);
+  #deliver(session: Session, delivery: Delivery): void {
+    const link = this.#registry.get(session.clientId)?.link;
+    const effects = session.deliver(delivery, link?.writable ?? false, this.#now);
+    if (session.persistent) this.#persistence.sessionChanged(session);
     if (effects.length > 0) {
       this.stats.messagesSent++;
       link?.run(effects);
     }
   }
 
-  #publishWill(clientId: string, will: Will): void {
-    this.#persistence.willArmed(clientId, undefined);
-    const expiry = will.properties.messageExpiryInterval;
-    const properties = { ...will.properties };
-    delete properties.willDelayInterval;
-    this.publish({
-      topic: will.topic,
-      payload: will.payload,
-      qos: will.qos,
-      retain: will.retain,
-      properties,
-      publisherId: "",
-      expiresAt: expiry === undefined ? undefined : this.#now() + expiry * 1000,
-    });
+  #detach(entry: SessionEntry): void {
+    entry.link = undefined;
+    entry.session.detach();
+    this.stats.connectedClients--;
+  }
+
+  #willDelay(entry: SessionEntry): number {
+    return this.#wills.delaySeconds(entry.session.clientId);
+  }
+
+  #willDelayed(entry: SessionEntry): boolean {
+    return this.#willDelay(entry) > 0;
+  }
+
+  #armExpiry(entry: SessionEntry, ms: number): void {
+    if (entry.session.expiryInterval === NEVER_EXPIRES) return;
+    entry.expiryTimer = this.clock.after(ms, () => this.#end(entry));
   }
 
   /** The session expired (or its connection ended with expiry 0): publish a pending will, forget it all. */
   #end(entry: SessionEntry): void {
-    if (entry.willTimer !== undefined && entry.will) {
-      this.#scheduler.cancel(entry.willTimer);
-      entry.willTimer = undefined;
-      const will = entry.will;
-      entry.will = undefined;
-      this.#publishWill(entry.session.clientId, will);
-    }
+    if (this.#wills.delayed(entry.session.clientId)) this.#wills.publishNow(entry.session.clientId);
     this.#discard(entry);
   }
 
   #discard(entry: SessionEntry): void {
-    this.#scheduler.cancel(entry.expiryTimer);
+    this.clock.cancel(entry.expiryTimer);
     for (const subscription of entry.session.subscriptions.values()) {
-      this.#removeFromRouter(entry.session, subscription);
+      this.router.remove(entry.session, subscription);
     }
-    if (this.#sessions.get(entry.session.clientId) === entry) this.#sessions.delete(entry.session.clientId);
+    this.#registry.delete(entry);
     this.#persistence.ended(entry.session.clientId);
-  }
-
-  #addToRouter(session: Session, subscription: SessionSubscription): void {
-    const subscriber = { session, subscription };
-    if (subscription.shared) {
-      this.#trie.add(subscription.shared.filter, session.clientId, subscriber, subscription.shared.group);
-    } else {
-      this.#trie.add(subscription.topicFilter, session.clientId, subscriber);
-    }
-  }
-
-  #removeFromRouter(session: Session, subscription: SessionSubscription): void {
-    if (subscription.shared) {
-      this.#trie.remove(subscription.shared.filter, session.clientId, subscription.shared.group);
-    } else {
-      this.#trie.remove(subscription.topicFilter, session.clientId);
-    }
   }
 }

@@ -1,4 +1,7 @@
-/** Shared broker services: session registry, router, retained and will messages. */
+/** Shared broker services: session registry, router, retained and will messages, persistence. */
 export * from "./broker.ts";
-export * from "./retained.ts";
-export * from "./scheduler.ts";
+export * from "./clock.ts";
+export type { SessionEntry, SessionLink } from "./registry.ts";
+export { RetainedService } from "./retained.ts";
+export { type RouteChange, Router } from "./router.ts";
+export { willMessage } from "./wills.ts";

@@ -1,16 +1,28 @@
-import type { QoS, Will } from "../codec/types.ts";
+import type { Will } from "../codec/types.ts";
 import type { Session } from "../session/session.ts";
-import type { Delivery, Message, SessionJournal, SessionSubscription } from "../session/types.ts";
-import type { StorageAdapter, StoredMessage } from "../storage/port.ts";
+import type { Delivery, Message, SessionRecord, SessionSubscription } from "../session/types.ts";
+import type { MessageRef, StorageAdapter, StoredDelivery, StoredMessage } from "../storage/port.ts";
+
+/** What the registry stores about a session besides its contents. */
+export interface SessionMeta {
+  epoch: number;
+  owner?: string;
+  disconnectedAt?: number;
+}
 
 /**
  * Writes the broker's durable state through the storage port: persistent sessions (expiry > 0), their
- * subscriptions and QoS 1/2 queues, inbound QoS 2 ids, retained messages and wills. Each message is
- * appended to the log once, the first time a persistent session needs it.
+ * subscriptions and QoS 1/2 queues (from the records the sessions hand back), inbound QoS 2 ids, retained
+ * messages and wills. Each message is appended to the log once, the first time a persistent session needs
+ * it; which stored message a delivery refers to is kept here, so no shared Message is ever written to.
  */
 export class Persistence {
   #lastFlush: Promise<void> | undefined;
   #lastObserved: Promise<void> | undefined;
+  /** Messages appended to the log, by the routed object every subscriber's delivery shares. */
+  readonly #appended = new WeakMap<Message, MessageRef>();
+  /** The stored message of each delivery a session keeps (its message may be swapped for a compact copy). */
+  readonly #refs = new WeakMap<Delivery, MessageRef>();
 
   constructor(
     private readonly storage: StorageAdapter,
@@ -31,24 +43,10 @@ export class Persistence {
     return this.#lastObserved!;
   }
 
-  /** Starts or stops journaling for a session whose expiry makes it persistent or not. */
-  track(session: Session, epoch: number): void {
-    if (session.expiryInterval === 0) {
-      session.outbound.journal = undefined;
-      return;
-    }
-    this.storage.saveSession({ clientId: session.clientId, expiryInterval: session.expiryInterval, epoch });
-    session.outbound.journal ??= this.#journalFor(session.clientId);
-  }
-
-  disconnected(session: Session, epoch: number, at: number): void {
-    if (session.expiryInterval === 0) return;
-    this.storage.saveSession({
-      clientId: session.clientId,
-      expiryInterval: session.expiryInterval,
-      epoch,
-      disconnectedAt: at,
-    });
+  /** Records the session itself (persistent ones only), with who owns it and since when it is offline. */
+  saveSession(session: Session, meta: SessionMeta): void {
+    if (!session.persistent) return;
+    this.storage.saveSession({ clientId: session.clientId, expiryInterval: session.expiryInterval, ...meta });
   }
 
   ended(clientId: string): void {
@@ -56,7 +54,7 @@ export class Persistence {
   }
 
   subscribed(session: Session, subscription: SessionSubscription): void {
-    if (session.expiryInterval === 0) return;
+    if (!session.persistent) return;
     this.storage.saveSubscription({
       clientId: session.clientId,
       topicFilter: subscription.topicFilter,
@@ -69,8 +67,24 @@ export class Persistence {
   }
 
   unsubscribed(session: Session, subscription: SessionSubscription): void {
-    if (session.expiryInterval === 0) return;
+    if (!session.persistent) return;
     this.storage.deleteSubscription(session.clientId, subscription.topicFilter);
+  }
+
+  /** Writes what a persistent session changed since it was last asked (see Session.takeRecords). */
+  sessionChanged(session: Session): void {
+    const records = session.takeRecords();
+    for (let i = 0; i < records.length; i++) this.#write(session.clientId, records[i]);
+  }
+
+  /** The stored message a delivery refers to, if it was stored. */
+  storedRef(delivery: Delivery): MessageRef | undefined {
+    return this.#refs.get(delivery);
+  }
+
+  /** Remembers which stored message a delivery read back from storage refers to. */
+  restored(delivery: Delivery, stored: StoredDelivery): void {
+    this.#refs.set(delivery, stored.entry.messageId);
   }
 
   retained(message: Message): void {
@@ -86,35 +100,52 @@ export class Persistence {
     else this.storage.deleteWill(clientId);
   }
 
-  #journalFor(clientId: string): SessionJournal {
+  saveMeta(key: string, value: string): void {
+    this.storage.saveMeta(key, value);
+  }
+
+  #write(clientId: string, record: SessionRecord): void {
     const storage = this.storage;
-    const messageId = (delivery: Delivery): number => {
-      const message = delivery.message;
-      message.storeId ??= storage.appendMessage(toStored(message));
-      return message.storeId;
-    };
-    return {
-      saveDelivery(delivery: Delivery, qos: QoS, stage: "queued" | "sent" | "released", packetId?: number) {
+    switch (record.kind) {
+      case "saveDelivery": {
+        const { delivery, qos, stage, packetId } = record;
         storage.saveQueueEntry({
           clientId,
-          messageId: messageId(delivery),
+          messageId: this.#refOf(delivery),
           qos,
           retain: delivery.retain,
           subscriptionIdentifiers: delivery.subscriptionIdentifiers,
           stage,
           packetId,
         });
-      },
-      deleteDelivery(delivery: Delivery) {
-        if (delivery.message.storeId !== undefined) {
-          storage.deleteQueueEntry(clientId, delivery.message.storeId);
-        }
-      },
-      awaitingRelease(packetId: number, waiting: boolean) {
-        if (waiting) storage.addAwaitingRelease(clientId, packetId);
-        else storage.deleteAwaitingRelease(clientId, packetId);
-      },
-    };
+        return;
+      }
+      case "deleteDelivery": {
+        const ref = this.#refs.get(record.delivery);
+        if (ref !== undefined) storage.deleteQueueEntry(clientId, ref);
+        return;
+      }
+      case "dropOldestStored":
+        return storage.deleteOldestQueued(clientId);
+      case "awaitingRelease":
+        if (record.waiting) storage.addAwaitingRelease(clientId, record.packetId);
+        else storage.deleteAwaitingRelease(clientId, record.packetId);
+        return;
+    }
+  }
+
+  #refOf(delivery: Delivery): MessageRef {
+    let ref = this.#refs.get(delivery);
+    if (ref === undefined) {
+      const message = delivery.message;
+      ref = this.#appended.get(message);
+      if (ref === undefined) {
+        ref = this.storage.appendMessage(toStored(message));
+        this.#appended.set(message, ref);
+      }
+      this.#refs.set(delivery, ref);
+    }
+    return ref;
   }
 }
 
@@ -130,6 +161,6 @@ export function toStored(message: Message): StoredMessage {
   };
 }
 
-export function fromStored(message: StoredMessage, storeId?: number): Message {
-  return { ...message, storeId };
+export function fromStored(message: StoredMessage): Message {
+  return { ...message };
 }

@@ -1,22 +1,33 @@
 import type { Message } from "../session/types.ts";
+import type { StoredMessage } from "../storage/port.ts";
 import { topicMatches } from "../topic/mod.ts";
+import { fromStored, type Persistence } from "./persistence.ts";
 
-/** Retained messages by topic: a new one replaces the old, an empty payload deletes it [MQTT-3.3.1-10/11]. */
-export class RetainedStore {
+/**
+ * Retained messages by topic: a new one replaces the old, an empty payload deletes it [MQTT-3.3.1-10/11].
+ * Every change is written through the persistence; `restore` rebuilds it at start.
+ */
+export class RetainedService {
   readonly #byTopic = new Map<string, Message>();
+
+  constructor(private readonly persistence: Persistence) {}
 
   get size(): number {
     return this.#byTopic.size;
   }
 
-  /** Stores or deletes the retained message of `message.topic`. */
+  /** Stores or deletes the retained message of `message.topic`, wherever it was published. */
   set(message: Message): void {
     if (message.payload.byteLength === 0) this.#byTopic.delete(message.topic);
-    else {this.#byTopic.set(message.topic, {
-        ...message,
-        payload: message.payload.slice(),
-        packet: undefined,
-      });}
+    else {
+      // Its own payload: the published one is a view into the decoder's shared blocks.
+      this.#byTopic.set(message.topic, { ...message, payload: message.payload.slice(), packet: undefined });
+    }
+    this.persistence.retained(message);
+  }
+
+  restore(stored: StoredMessage[]): void {
+    for (const message of stored) this.#byTopic.set(message.topic, fromStored(message));
   }
 
   /** Retained messages whose topic matches `filter`, dropping the expired ones on the way. */

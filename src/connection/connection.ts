@@ -176,12 +176,12 @@ export class Connection implements SessionLink {
       if (this.#closed) return;
       if (this.#session) {
         if (packet.type === "auth" && this.#version === 5) await this.#reauthenticate(packet);
-        else this.run(this.#session.handleIn(packet, Date.now()));
+        else this.run(this.context.broker.receive(this.#session, packet));
       } else if (this.#pendingConnect) {
         if (packet.type !== "auth") {
           throw new MqttError(ReasonCode.ProtocolError, `${packet.type} during authentication`);
         }
-        this.#authenticated(this.#pendingConnect, await this.#auth.receive(packet));
+        await this.#authenticated(this.#pendingConnect, await this.#auth.receive(packet));
       } else {
         await this.#handleConnect(packet);
       }
@@ -199,11 +199,11 @@ export class Connection implements SessionLink {
       return this.#refuse(decision.reasonCode, decision.reasonString, decision.properties);
     }
     const pending = { packet, decision };
-    this.#authenticated(pending, await this.#auth.begin(packet, decision.clientId));
+    await this.#authenticated(pending, await this.#auth.begin(packet, decision.clientId));
   }
 
   /** Continues a CONNECT once authentication has moved on: another AUTH round, a refusal, or the session. */
-  #authenticated(pending: PendingConnect, outcome: AuthOutcome): void {
+  async #authenticated(pending: PendingConnect, outcome: AuthOutcome): Promise<void> {
     if (outcome.kind === "continue") {
       this.#pendingConnect = pending;
       return this.#send(outcome.packet);
@@ -220,15 +220,21 @@ export class Connection implements SessionLink {
         canSubscribe: (filter) => authorizer.canSubscribe(identity, filter),
       };
     }
-    const { session, sessionPresent, effects } = this.context.broker.open({
+    const { session, sessionPresent, effects } = await this.context.broker.open({
       clientId: decision.clientId,
       cleanStart: packet.cleanStart,
       sessionExpiryInterval: decision.sessionExpiryInterval,
       will: packet.will,
       attachment: decision.attachment,
       link: this,
+      owner: outcome.username,
     });
     this.#session = session;
+    if (this.#finished) {
+      // The socket ended while the session was being claimed: hand it straight back.
+      this.context.broker.close(session, this, true);
+      return;
+    }
     this.#send({
       type: "connack",
       sessionPresent,
@@ -311,20 +317,8 @@ export class Connection implements SessionLink {
         this.#outbox.push(frame);
         return;
       }
-      case "publish": {
-        const reached = this.context.broker.publish(effect.message);
-        if (!effect.ack) return;
-        if (reached === 0 && this.#version === 5) effect.ack.reasonCode = ReasonCode.NoMatchingSubscribers;
-        return this.#acknowledge(effect.ack, this.context.broker.flush());
-      }
-      case "subscribe": {
-        const retained = this.context.broker.subscribe(this.#session!, effect.accepted);
-        this.#send(effect.suback);
-        return this.run(retained);
-      }
-      case "unsubscribe":
-        this.context.broker.unsubscribe(this.#session!, effect.removed);
-        return this.#send(effect.unsuback);
+      case "ack":
+        return this.#acknowledge(effect.packet, effect.durable);
       case "close":
         if (effect.notify) this.#sendDisconnect(effect.reasonCode, effect.reasonString);
         if (effect.reasonCode >= 0x80) {

@@ -3,12 +3,17 @@ import type { Properties, ProtocolVersion, QoS } from "../codec/types.ts";
 import type {
   Attachment,
   Delivery,
+  DeliveryStage,
   DropCounts,
   Effect,
   Message,
-  SessionJournal,
   SessionLimits,
+  SessionRecord,
+  SessionState,
 } from "./types.ts";
+
+/** Where the flow writes the effects it produces (a session's effect list). */
+type EffectSink = { push(effect: Effect): number };
 
 /** A QoS 1/2 message sent and not yet fully acknowledged. */
 interface Inflight {
@@ -33,22 +38,70 @@ export class OutboundFlow {
   readonly inflight = new Map<number, Inflight>();
   readonly queue: Queued[] = [];
   queuedBytes = 0;
+  /**
+   * Set while the session's deliveries live only in storage (a persistent session whose client is away):
+   * how many wait there, and their size, for the queue limits. New deliveries then go to storage only.
+   */
+  #stored: { entries: number; bytes: number } | undefined;
   #nextPacketId = 1;
   /** Outbound topic aliases of this connection; created when the client allows aliases. */
   #aliases: Map<string, number> | undefined;
   #attachment: Attachment | undefined;
-  /** Set while the session is persistent: every durable change is reported to it. */
-  journal: SessionJournal | undefined;
+  /** Set while the session is persistent: every durable change is recorded here for the broker to store. */
+  records: SessionRecord[] | undefined;
 
-  /** `drops` may be shared by many sessions, so the broker can count for all of them at once. */
-  constructor(private readonly limits: SessionLimits, readonly drops: DropCounts = emptyDropCounts()) {}
+  /** `shared` may serve many sessions, so the broker counts drops and shares compact copies for all. */
+  constructor(private readonly limits: SessionLimits, readonly shared: SharedSessionState = sharedState()) {}
+
+  get drops(): DropCounts {
+    return this.shared.drops;
+  }
 
   get online(): boolean {
     return this.#attachment !== undefined;
   }
 
+  /** True while the deliveries are in storage, not in memory (see {@link pageOut}). */
+  get storedOnly(): boolean {
+    return this.#stored !== undefined;
+  }
+
+  /**
+   * Forgets the deliveries held in memory because storage has them all (a persistent session whose client
+   * left): an offline queue costs no memory. `queued` counts what waits in storage, for the queue limits.
+   */
+  pageOut(queued: { entries: number; bytes: number } = this.#queuedTotals()): void {
+    this.inflight.clear();
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    this.#stored = { ...queued };
+  }
+
+  /** Starts taking the deliveries back from storage: from now on new ones are kept in memory as well. */
+  beginPageIn(): void {
+    this.#stored = undefined;
+  }
+
+  /**
+   * The deliveries read back from storage, in delivery order; they go before any that arrived while they
+   * were read. The caller leaves out those it already holds.
+   */
+  pageIn(deliveries: { delivery: Delivery; qos: QoS; stage: DeliveryStage; packetId?: number }[]): void {
+    const arrived = this.queue.splice(0);
+    this.queuedBytes = 0;
+    for (const { delivery, qos, stage, packetId } of deliveries) this.restore(delivery, qos, stage, packetId);
+    for (const queued of arrived) {
+      this.queue.push(queued);
+      this.queuedBytes += queued.size;
+    }
+  }
+
+  #queuedTotals(): { entries: number; bytes: number } {
+    return { entries: this.queue.length, bytes: this.queuedBytes };
+  }
+
   /** Starts a new connection: aliases reset, unacknowledged messages re-sent with DUP in order [MQTT-4.4.0-1]. */
-  attach(attachment: Attachment, now: number, out: Effect[]): void {
+  attach(attachment: Attachment, now: number, out: EffectSink): void {
     this.#attachment = attachment;
     this.#aliases = undefined;
     for (const [packetId, entry] of this.inflight) {
@@ -64,12 +117,13 @@ export class OutboundFlow {
   /** The client left: what waits for it may wait long, so it stops pinning the decoder's shared blocks. */
   detach(): void {
     this.#attachment = undefined;
-    for (const { delivery } of this.queue) compact(delivery.message);
-    for (const { delivery } of this.inflight.values()) compact(delivery.message);
+    const compact = this.shared.compact;
+    for (const { delivery } of this.queue) delivery.message = compact(delivery.message);
+    for (const { delivery } of this.inflight.values()) delivery.message = compact(delivery.message);
   }
 
   /** Rebuilds an entry recovered from storage: in flight under its packet id, or waiting in the queue. */
-  restore(delivery: Delivery, qos: QoS, stage: "queued" | "sent" | "released", packetId?: number): void {
+  restore(delivery: Delivery, qos: QoS, stage: DeliveryStage, packetId?: number): void {
     if (stage === "queued" || packetId === undefined) {
       const size = delivery.message.payload.byteLength + delivery.message.topic.length;
       this.queue.push({ delivery, qos, size });
@@ -80,8 +134,31 @@ export class OutboundFlow {
     if (packetId >= this.#nextPacketId) this.#nextPacketId = packetId === 65535 ? 1 : packetId + 1;
   }
 
+  /** The flow's state as data (see SessionState): in flight in send order, then the queue. */
+  toRecord(): Pick<SessionState, "inflight" | "queue" | "nextPacketId"> {
+    return {
+      inflight: [...this.inflight].map(([packetId, { delivery, qos, stage }]) => ({
+        packetId,
+        delivery,
+        qos,
+        stage: stage === "release" ? "released" as const : "sent" as const,
+      })),
+      queue: this.queue.map(({ delivery, qos }) => ({ delivery, qos })),
+      nextPacketId: this.#nextPacketId,
+    };
+  }
+
+  /** Rebuilds the flow of a detached session from {@link toRecord}'s data. */
+  fromRecord(state: Pick<SessionState, "inflight" | "queue" | "nextPacketId">): void {
+    for (const { packetId, delivery, qos, stage } of state.inflight) {
+      this.restore(delivery, qos, stage, packetId);
+    }
+    for (const { delivery, qos } of state.queue) this.restore(delivery, qos, "queued");
+    this.#nextPacketId = state.nextPacketId;
+  }
+
   /** Hands one routed message to the client, or queues it. `writable` is false when the socket is backed up. */
-  deliver(delivery: Delivery, writable: boolean, now: number, out: Effect[]): void {
+  deliver(delivery: Delivery, writable: boolean, now: number, out: EffectSink): void {
     const message = delivery.message;
     if (message.expiresAt !== undefined && message.expiresAt <= now) {
       this.drops.expired++;
@@ -93,7 +170,8 @@ export class OutboundFlow {
         this.drops.qos0Offline++;
         return;
       }
-      this.#enqueue(delivery, qos);
+      if (this.#stored) this.#store(delivery, qos, this.#stored);
+      else this.#enqueue(delivery, qos);
       return;
     }
     if (qos === 0) {
@@ -112,17 +190,17 @@ export class OutboundFlow {
   }
 
   /** PUBACK from the client. Unknown ids are ignored: a late ack after a resend is harmless. */
-  acknowledge(packetId: number, now: number, out: Effect[]): void {
+  acknowledge(packetId: number, now: number, out: EffectSink): void {
     const entry = this.inflight.get(packetId);
     if (entry && entry.qos === 1) {
       this.inflight.delete(packetId);
-      this.journal?.deleteDelivery(entry.delivery);
+      this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
       this.#drain(now, out);
     }
   }
 
   /** PUBREC from the client: answer PUBREL (or 0x92 for an unknown id), or end the flow on an error reason. */
-  received(packetId: number, reasonCode: number, now: number, out: Effect[]): void {
+  received(packetId: number, reasonCode: number, now: number, out: EffectSink): void {
     const entry = this.inflight.get(packetId);
     if (!entry || entry.qos !== 2) {
       out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0x92, properties: {} } });
@@ -130,27 +208,27 @@ export class OutboundFlow {
     }
     if (reasonCode >= 0x80) {
       this.inflight.delete(packetId);
-      this.journal?.deleteDelivery(entry.delivery);
+      this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
       this.#drain(now, out);
       return;
     }
     entry.stage = "release";
-    this.journal?.saveDelivery(entry.delivery, 2, "released", packetId);
+    this.#record({ kind: "saveDelivery", delivery: entry.delivery, qos: 2, stage: "released", packetId });
     out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
   }
 
   /** PUBCOMP from the client ends a QoS 2 flow. */
-  completed(packetId: number, now: number, out: Effect[]): void {
+  completed(packetId: number, now: number, out: EffectSink): void {
     const entry = this.inflight.get(packetId);
     if (entry && entry.stage === "release") {
       this.inflight.delete(packetId);
-      this.journal?.deleteDelivery(entry.delivery);
+      this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
       this.#drain(now, out);
     }
   }
 
   /** Sends queued messages while the window has room; QoS 0 ones were queued only for an offline client. */
-  #drain(now: number, out: Effect[]): void {
+  #drain(now: number, out: EffectSink): void {
     const window = this.#window();
     while (this.queue.length > 0 && (this.queue[0].qos === 0 || this.inflight.size < window)) {
       const next = this.queue.shift()!;
@@ -158,7 +236,7 @@ export class OutboundFlow {
       const expiresAt = next.delivery.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
         this.drops.expired++;
-        if (next.qos > 0) this.journal?.deleteDelivery(next.delivery);
+        if (next.qos > 0) this.#record({ kind: "deleteDelivery", delivery: next.delivery });
         continue;
       }
       if (next.qos === 0) this.#emit(next.delivery, 0, undefined, false, now, out);
@@ -171,14 +249,18 @@ export class OutboundFlow {
     return clientMax < this.limits.maxInflight ? clientMax : this.limits.maxInflight;
   }
 
-  #sendNew(delivery: Delivery, qos: QoS, now: number, out: Effect[]): void {
+  #sendNew(delivery: Delivery, qos: QoS, now: number, out: EffectSink): void {
     const packetId = this.#allocatePacketId();
     if (!this.#emit(delivery, qos, packetId, false, now, out)) {
-      this.journal?.deleteDelivery(delivery);
+      this.#record({ kind: "deleteDelivery", delivery });
       return;
     }
     this.inflight.set(packetId, { delivery, qos, stage: "publish" });
-    this.journal?.saveDelivery(delivery, qos, "sent", packetId);
+    this.#record({ kind: "saveDelivery", delivery, qos, stage: "sent", packetId });
+  }
+
+  #record(record: SessionRecord): void {
+    this.records?.push(record);
   }
 
   #enqueue(delivery: Delivery, qos: QoS): void {
@@ -191,12 +273,33 @@ export class OutboundFlow {
       if (this.limits.queueDropPolicy === "drop_newest" || this.queue.length === 0) return;
       const oldest = this.queue.shift()!;
       this.queuedBytes -= oldest.size;
-      if (oldest.qos > 0) this.journal?.deleteDelivery(oldest.delivery);
+      if (oldest.qos > 0) this.#record({ kind: "deleteDelivery", delivery: oldest.delivery });
     }
-    if (!this.#attachment) compact(delivery.message);
+    if (!this.#attachment) delivery.message = this.shared.compact(delivery.message);
     this.queue.push({ delivery, qos, size });
     this.queuedBytes += size;
-    if (qos > 0) this.journal?.saveDelivery(delivery, qos, "queued");
+    if (qos > 0) this.#record({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+  }
+
+  /** Queues a delivery in storage only (the session is paged out); QoS 0 too, since nothing else keeps it. */
+  #store(delivery: Delivery, qos: QoS, stored: { entries: number; bytes: number }): void {
+    const size = delivery.message.payload.byteLength + delivery.message.topic.length;
+    const { maxQueuedMessages, maxQueuedBytes } = this.limits;
+    const full = (maxQueuedMessages > 0 && stored.entries >= maxQueuedMessages) ||
+      (maxQueuedBytes > 0 && stored.bytes + size > maxQueuedBytes);
+    if (full) {
+      this.drops.queueFull++;
+      if (this.limits.queueDropPolicy === "drop_newest" || stored.entries === 0) return;
+      this.#record({ kind: "dropOldestStored" });
+      // The dropped entry's size is in storage, not here: count it as an average one until the queue is
+      // read back, when the totals are exact again.
+      stored.bytes -= stored.bytes / stored.entries;
+      stored.entries--;
+    }
+    delivery.message = this.shared.compact(delivery.message);
+    stored.entries++;
+    stored.bytes += size;
+    this.#record({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
   /** Packet ids in use are skipped, so a resumed session never reuses one still inflight [MQTT-2.2.1-3]. */
@@ -215,7 +318,7 @@ export class OutboundFlow {
     packetId: number | undefined,
     dup: boolean,
     now: number,
-    out: Effect[],
+    out: EffectSink,
   ) {
     const attachment = this.#attachment!;
     const { message } = delivery;
@@ -261,15 +364,31 @@ export class OutboundFlow {
   }
 }
 
-/**
- * Gives a message that will be kept a while its own payload: the decoder's frames are views into shared
- * blocks, and a queued view would pin its whole block. Forwarding then re-encodes instead of reusing the frame.
- */
-export function compact(message: Message): void {
-  const payload = message.payload;
-  if (message.packet === undefined && payload.byteLength === payload.buffer.byteLength) return;
-  message.payload = payload.slice();
-  message.packet = undefined;
+/** What the sessions of one broker share: drop counters and compact copies of kept messages. */
+export interface SharedSessionState {
+  readonly drops: DropCounts;
+  /** A copy of `message` fit to be kept a while; the same copy for every session that keeps it. */
+  compact(message: Message): Message;
+}
+
+/** Fresh shared state: zero counters and an empty cache of compact copies. */
+export function sharedState(): SharedSessionState {
+  const copies = new WeakMap<Message, Message>();
+  return {
+    drops: emptyDropCounts(),
+    compact(message) {
+      const payload = message.payload;
+      if (message.packet === undefined && payload.byteLength === payload.buffer.byteLength) return message;
+      let copy = copies.get(message);
+      if (!copy) {
+        // The decoder's frames are views into shared blocks, and a kept view would pin its whole block;
+        // forwarding the copy re-encodes instead of reusing the frame.
+        copy = { ...message, payload: payload.slice(), packet: undefined };
+        copies.set(message, copy);
+      }
+      return copy;
+    },
+  };
 }
 
 export function emptyDropCounts(): DropCounts {

@@ -9,15 +9,17 @@ import type {
   UnsubscribePacket,
 } from "../codec/types.ts";
 import { hasWildcard, parseSharedFilter, validateTopicFilter, validateTopicName } from "../topic/mod.ts";
-import { OutboundFlow } from "./outbound.ts";
+import { OutboundFlow, type SharedSessionState } from "./outbound.ts";
 import type {
   AcceptedSubscription,
   Attachment,
   Delivery,
-  DropCounts,
   Effect,
   Message,
+  SessionEffect,
   SessionLimits,
+  SessionRecord,
+  SessionState,
   SessionSubscription,
 } from "./types.ts";
 
@@ -37,12 +39,56 @@ export class Session {
   /** Inbound topic aliases of this connection; created by the first PUBLISH that sets one. */
   #inboundAliases: Map<number, string> | undefined;
 
-  constructor(readonly clientId: string, private readonly limits: SessionLimits, drops?: DropCounts) {
-    this.outbound = new OutboundFlow(limits, drops);
+  constructor(
+    readonly clientId: string,
+    private readonly limits: SessionLimits,
+    shared?: SharedSessionState,
+  ) {
+    this.outbound = new OutboundFlow(limits, shared);
   }
 
   get attachment(): Attachment | undefined {
     return this.#attachment;
+  }
+
+  /** A persistent session records every durable change (see {@link takeRecords}); a transient one does not. */
+  get persistent(): boolean {
+    return this.outbound.records !== undefined;
+  }
+
+  set persistent(persistent: boolean) {
+    this.outbound.records = persistent ? (this.outbound.records ?? []) : undefined;
+  }
+
+  /** The session's state as data, e.g. to move it to another node. */
+  toRecord(): SessionState {
+    return {
+      clientId: this.clientId,
+      expiryInterval: this.expiryInterval,
+      subscriptions: [...this.subscriptions.values()],
+      awaitingRelease: [...this.awaitingRelease],
+      ...this.outbound.toRecord(),
+    };
+  }
+
+  /** A detached session rebuilt from {@link toRecord}'s data. */
+  static fromRecord(state: SessionState, limits: SessionLimits, shared?: SharedSessionState): Session {
+    const session = new Session(state.clientId, limits, shared);
+    session.expiryInterval = state.expiryInterval;
+    for (const subscription of state.subscriptions) {
+      session.subscriptions.set(subscription.topicFilter, subscription);
+    }
+    for (const packetId of state.awaitingRelease) session.awaitingRelease.add(packetId);
+    session.outbound.fromRecord(state);
+    return session;
+  }
+
+  /** The durable changes since the last call, in order, for the broker to store. */
+  takeRecords(): readonly SessionRecord[] {
+    const records = this.outbound.records;
+    if (!records || records.length === 0) return NO_RECORDS;
+    this.outbound.records = [];
+    return records;
   }
 
   /** A connection took this session: resend what is unacknowledged, then what is queued. */
@@ -70,8 +116,8 @@ export class Session {
    * One packet from the client. Protocol violations come back as a `close` effect carrying the
    * reason code (the connection sends DISCONNECT at v5 and closes the socket).
    */
-  handleIn(packet: Packet, now: number): Effect[] {
-    const out: Effect[] = [];
+  handleIn(packet: Packet, now: number): SessionEffect[] {
+    const out: SessionEffect[] = [];
     try {
       this.#handle(packet, now, out);
     } catch (error) {
@@ -87,7 +133,7 @@ export class Session {
     return out;
   }
 
-  #handle(packet: Packet, now: number, out: Effect[]): void {
+  #handle(packet: Packet, now: number, out: SessionEffect[]): void {
     switch (packet.type) {
       case "publish":
         return this.#publish(packet, now, out);
@@ -99,7 +145,9 @@ export class Session {
         return this.outbound.completed(packet.packetId, now, out);
       case "pubrel": {
         const known = this.awaitingRelease.delete(packet.packetId);
-        if (known) this.outbound.journal?.awaitingRelease(packet.packetId, false);
+        if (known) {
+          this.outbound.records?.push({ kind: "awaitingRelease", packetId: packet.packetId, waiting: false });
+        }
         out.push({
           kind: "send",
           packet: {
@@ -127,7 +175,7 @@ export class Session {
     }
   }
 
-  #publish(packet: PublishPacket, now: number, out: Effect[]): void {
+  #publish(packet: PublishPacket, now: number, out: SessionEffect[]): void {
     const version = this.#attachment!.protocolVersion;
     const topic = this.#resolveTopic(packet);
     if (packet.qos > this.limits.maxQos) {
@@ -165,8 +213,7 @@ export class Session {
     } else if (packet.qos === 1) {
       out.push({ kind: "publish", message, ack: ack("puback", packet.packetId!) });
     } else {
-      this.awaitingRelease.add(packet.packetId!);
-      this.outbound.journal?.awaitingRelease(packet.packetId!, true);
+      this.#awaitRelease(packet.packetId!);
       out.push({ kind: "publish", message, ack: ack("pubrec", packet.packetId!) });
     }
   }
@@ -175,15 +222,17 @@ export class Session {
    * An unauthorized PUBLISH is not routed. v5 acks it with 0x87; 3.1.1 cannot say no, so it acks
    * normally and drops the message, as the spec allows [MQTT-3.3.5-2].
    */
-  #refusePublish(packet: PublishPacket, version: number, out: Effect[]): void {
+  #refusePublish(packet: PublishPacket, version: number, out: SessionEffect[]): void {
     if (packet.qos === 0) return;
     const reasonCode = version === 5 ? ReasonCode.NotAuthorized : 0;
-    if (packet.qos === 2 && reasonCode === 0) {
-      this.awaitingRelease.add(packet.packetId!);
-      this.outbound.journal?.awaitingRelease(packet.packetId!, true);
-    }
+    if (packet.qos === 2 && reasonCode === 0) this.#awaitRelease(packet.packetId!);
     const type = packet.qos === 1 ? "puback" : "pubrec";
     out.push({ kind: "send", packet: { type, packetId: packet.packetId!, reasonCode, properties: {} } });
+  }
+
+  #awaitRelease(packetId: number): void {
+    this.awaitingRelease.add(packetId);
+    this.outbound.records?.push({ kind: "awaitingRelease", packetId, waiting: true });
   }
 
   /** Applies an inbound Topic Alias [MQTT-3.3.2-12] and validates the resulting topic name. */
@@ -214,7 +263,7 @@ export class Session {
     return topic;
   }
 
-  #subscribe(packet: SubscribePacket, out: Effect[]): void {
+  #subscribe(packet: SubscribePacket, out: SessionEffect[]): void {
     const version = this.#attachment!.protocolVersion;
     const subscriptionIdentifier = packet.properties.subscriptionIdentifiers?.[0];
     if (subscriptionIdentifier !== undefined && !this.limits.subscriptionIdentifiersAvailable) {
@@ -281,7 +330,7 @@ export class Session {
     return 0;
   }
 
-  #unsubscribe(packet: UnsubscribePacket, out: Effect[]): void {
+  #unsubscribe(packet: UnsubscribePacket, out: SessionEffect[]): void {
     const version = this.#attachment!.protocolVersion;
     const removed: SessionSubscription[] = [];
     const reasonCodes: number[] = [];
@@ -305,7 +354,7 @@ export class Session {
     });
   }
 
-  #disconnect(packet: DisconnectPacket, out: Effect[]): void {
+  #disconnect(packet: DisconnectPacket, out: SessionEffect[]): void {
     const requested = packet.properties.sessionExpiryInterval;
     if (requested !== undefined && requested !== 0 && this.#attachment!.sessionExpiryInterval === 0) {
       throw new MqttError(
@@ -323,6 +372,8 @@ export class Session {
     });
   }
 }
+
+const NO_RECORDS: readonly SessionRecord[] = [];
 
 function ack<T extends "puback" | "pubrec">(type: T, packetId: number) {
   return { type, packetId, reasonCode: 0, properties: {} };

@@ -24,8 +24,17 @@ export interface Message {
   publisherId: string;
   /** Absolute expiry in ms since the epoch (Message Expiry Interval), if any. */
   expiresAt?: number;
-  /** Id in the storage message log, once a persistent session has journaled it. */
-  storeId?: number;
+  /**
+   * Where the message entered the broker, when it entered through a cluster: the node and that node's
+   * sequence number, so a message seen twice (a retried send) or coming back to its node is recognised.
+   */
+  origin?: MessageOrigin;
+}
+
+/** The node a message was published on and its place in that node's sequence. */
+export interface MessageOrigin {
+  nodeId: string;
+  sequence: number;
 }
 
 /** What the router decided for one subscriber of one message. */
@@ -53,8 +62,8 @@ export interface AcceptedSubscription {
 }
 
 /**
- * What the session asks its shell to do, in order. The connection actor runs them; the broker runs
- * the routing ones. Nothing here touches a socket.
+ * What a connection actor runs for its client, in order. The session produces them for routed messages
+ * and resumes; the broker adds acknowledgements tied to storage. Nothing here touches a socket.
  */
 export type Effect =
   /** Encode and send a control packet. */
@@ -72,14 +81,10 @@ export type Effect =
     topic: string;
   }
   /**
-   * Route an inbound message to subscribers, then send `ack` (PUBACK/PUBREC) if any. At v5 the ack's
-   * reason becomes 0x10 when no subscriber matched.
+   * Send a PUBACK/PUBREC once `durable` resolves (what the PUBLISH changed is stored), in the order the
+   * PUBLISHes came; if it rejects, the publisher hears the storage error instead.
    */
-  | { kind: "publish"; message: Message; ack?: AckPacket<"puback" | "pubrec"> }
-  /** Add subscriptions to the router, send the SUBACK, then deliver retained messages per Retain Handling. */
-  | { kind: "subscribe"; accepted: AcceptedSubscription[]; suback: SubackPacket }
-  /** Remove subscriptions from the router, then send the UNSUBACK. */
-  | { kind: "unsubscribe"; removed: SessionSubscription[]; unsuback: UnsubackPacket }
+  | { kind: "ack"; packet: AckPacket<"puback" | "pubrec">; durable?: Promise<void> }
   /** End the connection. At v5, a DISCONNECT with this reason is sent first when `notify` is set. */
   | {
     kind: "close";
@@ -91,6 +96,19 @@ export type Effect =
     /** A new Session Expiry Interval set by the client's DISCONNECT. */
     sessionExpiryInterval?: number;
   };
+
+/** What a client's packet asks of the broker besides its connection's effects; the broker runs these. */
+export type SessionEffect =
+  | Effect
+  /**
+   * Route an inbound message to subscribers, then send `ack` (PUBACK/PUBREC) if any. At v5 the ack's
+   * reason becomes 0x10 when no subscriber matched.
+   */
+  | { kind: "publish"; message: Message; ack?: AckPacket<"puback" | "pubrec"> }
+  /** Add subscriptions to the router, send the SUBACK, then deliver retained messages per Retain Handling. */
+  | { kind: "subscribe"; accepted: AcceptedSubscription[]; suback: SubackPacket }
+  /** Remove subscriptions from the router, then send the UNSUBACK. */
+  | { kind: "unsubscribe"; removed: SessionSubscription[]; unsuback: UnsubackPacket };
 
 /** Limits and features the broker grants every session (from the config). */
 export interface SessionLimits {
@@ -143,14 +161,36 @@ export interface DropCounts {
 }
 
 /**
- * Receives every change to a persistent session's durable state, as it happens, so the broker can write it
- * to storage. Only QoS 1/2 deliveries are journaled: QoS 0 is at most once by definition.
+ * A change to a persistent session's durable state, as data: the session collects them while it runs and
+ * the broker writes them to storage. Only QoS 1/2 deliveries are recorded: QoS 0 is at most once.
  */
-export interface SessionJournal {
+export type SessionRecord =
   /** A delivery entered the queue, or was sent (`packetId`), or its PUBREL was sent (`released`). */
-  saveDelivery(delivery: Delivery, qos: QoS, stage: "queued" | "sent" | "released", packetId?: number): void;
+  | { kind: "saveDelivery"; delivery: Delivery; qos: QoS; stage: DeliveryStage; packetId?: number }
   /** A delivery is finished (acknowledged, expired or dropped). */
-  deleteDelivery(delivery: Delivery): void;
+  | { kind: "deleteDelivery"; delivery: Delivery }
+  /** The oldest delivery still waiting in storage is dropped to make room (the session is paged out). */
+  | { kind: "dropOldestStored" }
   /** Inbound QoS 2 packet id received (true) or released (false). */
-  awaitingRelease(packetId: number, waiting: boolean): void;
+  | { kind: "awaitingRelease"; packetId: number; waiting: boolean };
+
+/** Where a QoS 1/2 delivery stands: waiting in the queue, PUBLISH sent, or PUBREL sent (QoS 2). */
+export type DeliveryStage = "queued" | "sent" | "released";
+
+/**
+ * A session's whole state as plain data, independent of any connection: what moves when a session moves
+ * to another node, and what a restart rebuilds it from. Deliveries are in order: in flight first (by the
+ * order they were sent), then queued.
+ */
+export interface SessionState {
+  clientId: string;
+  /** Seconds; 0xFFFFFFFF never expires. */
+  expiryInterval: number;
+  subscriptions: SessionSubscription[];
+  inflight: { packetId: number; delivery: Delivery; qos: QoS; stage: "sent" | "released" }[];
+  queue: { delivery: Delivery; qos: QoS }[];
+  /** Inbound QoS 2 packet ids received and not yet released. */
+  awaitingRelease: number[];
+  /** The next outbound packet id to try. */
+  nextPacketId: number;
 }

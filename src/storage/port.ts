@@ -6,10 +6,15 @@
  * durable at the adapter's durability level. Many mutations share one flush (group commit), so the broker
  * acknowledges a QoS 1/2 PUBLISH after `flush()` without paying one sync per message.
  *
- * Messages are stored once in a log and referenced by id from each session's queue (no copy per
- * subscriber); a message is deleted when the last queue entry referring to it is removed.
+ * Messages are stored once in a log and referenced from each session's queue (no copy per subscriber); a
+ * message is deleted when the last queue entry referring to it is removed. Queues are not part of the
+ * snapshot `start()` returns: a session's queue is read when its client comes back ({@link MessageLog.readQueue}),
+ * so a restart does not load every queued message.
  */
 import type { Properties, QoS, Will } from "../codec/types.ts";
+
+/** An adapter's reference to a message in its log; opaque to everything else. */
+export type MessageRef = number & { readonly __messageRef: unique symbol };
 
 /** A persistent session (Session Expiry Interval > 0). */
 export interface StoredSession {
@@ -18,8 +23,10 @@ export interface StoredSession {
   expiryInterval: number;
   /** ms since the epoch when the client disconnected; absent while connected (and at a crash). */
   disconnectedAt?: number;
-  /** Incremented at every (re)connect, so an adapter shared by several nodes can detect a stale writer. */
+  /** Grows at every (re)connect of the client id, so a stale writer can be recognised and refused. */
   epoch: number;
+  /** Who owns the session (see the broker's identities); absent for sessions stored before owners were kept. */
+  owner?: string;
 }
 
 export interface StoredSubscription {
@@ -49,7 +56,7 @@ export interface StoredMessage {
 /** One message waiting in, or in flight from, one session's queue. */
 export interface QueueEntry {
   clientId: string;
-  messageId: number;
+  messageId: MessageRef;
   /** The QoS it is delivered at (already downgraded to the subscription's). */
   qos: QoS;
   /** RETAIN flag to send. */
@@ -68,17 +75,32 @@ export interface StoredWill {
   publishAt?: number;
 }
 
-/** Everything an adapter holds, read once at start to rebuild the broker. Queues are in delivery order. */
+/** How many entries wait in a session's queue in storage (stage "queued"), and their topic and payload bytes. */
+export interface QueueTotals {
+  entries: number;
+  bytes: number;
+}
+
+/** A queue entry read back with the message it refers to. */
+export interface StoredDelivery {
+  entry: QueueEntry;
+  message: StoredMessage;
+}
+
+/** What an adapter holds, read once at start to rebuild the broker; queues are read per client later. */
 export interface StorageSnapshot {
   sessions: StoredSession[];
   subscriptions: StoredSubscription[];
-  /** Queue entries of all sessions, each session's in order, with the messages they refer to. */
-  queues: QueueEntry[];
-  messages: Map<number, StoredMessage>;
+  /** Per client with a non-empty queue: what its queue holds. */
+  queueTotals: Map<string, QueueTotals>;
+  /** Messages in the log after recovery (each stored once, however many queues refer to it). */
+  storedMessages: number;
   /** Inbound QoS 2 packet ids received and not yet released, per client. */
   awaitingRelease: { clientId: string; packetId: number }[];
   retained: StoredMessage[];
   wills: StoredWill[];
+  /** Small named values other parts keep with the state (e.g. how far a cluster node has applied its log). */
+  meta: Map<string, string>;
 }
 
 export interface SessionStore {
@@ -93,12 +115,19 @@ export interface SubscriptionStore {
 }
 
 export interface MessageLog {
-  /** Appends a message once; returns its id, which queue entries refer to. */
-  appendMessage(message: StoredMessage): number;
+  /** Appends a message once; returns the reference queue entries use. */
+  appendMessage(message: StoredMessage): MessageRef;
   /** Adds or replaces (same client and message) a queue entry; entries keep the order they were first added in. */
   saveQueueEntry(entry: QueueEntry): void;
   /** Removes a queue entry; the message goes when no entry refers to it. */
-  deleteQueueEntry(clientId: string, messageId: number): void;
+  deleteQueueEntry(clientId: string, messageId: MessageRef): void;
+  /** Removes the client's oldest entry that was not sent yet (stage "queued"), if any. */
+  deleteOldestQueued(clientId: string): void;
+  /**
+   * One client's queue in delivery order, with its messages; it reflects every mutation issued before the
+   * call. Expired messages not yet sent are left out; one already sent is not expired [MQTT-4.3.3-7].
+   */
+  readQueue(clientId: string): Promise<StoredDelivery[]>;
 }
 
 export interface InflightStore {
@@ -117,6 +146,11 @@ export interface WillStore {
   deleteWill(clientId: string): void;
 }
 
+/** Small named values, written in the same group commit as the state they describe. */
+export interface MetaStore {
+  saveMeta(key: string, value: string): void;
+}
+
 export interface StorageHealth {
   ok: boolean;
   detail: string;
@@ -124,7 +158,7 @@ export interface StorageHealth {
 
 /** A storage adapter: all concerns, a lifecycle, group commit. */
 export interface StorageAdapter
-  extends SessionStore, SubscriptionStore, MessageLog, InflightStore, RetainedStore, WillStore {
+  extends SessionStore, SubscriptionStore, MessageLog, InflightStore, RetainedStore, WillStore, MetaStore {
   /** Opens the store and recovers (torn tails dropped and logged); resolves what it holds. */
   start(): Promise<StorageSnapshot>;
   /** Flushes and closes. */

@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import type { Packet, PublishPacket, QoS } from "../../src/codec/mod.ts";
 import {
   type Attachment,
-  type Effect,
   type Message,
   Session,
+  type SessionEffect,
   type SessionLimits,
 } from "../../src/session/mod.ts";
 
@@ -68,7 +68,7 @@ function message(topic: string, qos: QoS, extra: Partial<Message> = {}): Message
   };
 }
 
-function kinds(effects: Effect[]): string[] {
+function kinds(effects: SessionEffect[]): string[] {
   return effects.map((effect) =>
     effect.kind === "send"
       ? `send:${effect.packet.type}`

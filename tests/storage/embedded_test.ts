@@ -1,5 +1,5 @@
 import { createEmbeddedStorage } from "../../src/storage/mod.ts";
-import { runStorageConformance, type StorageFactory } from "./conformance.ts";
+import { runStorageConformance, type StorageFactory } from "../../src/storage/conformance.ts";
 
 /** A factory over one temporary data directory per test, at the given durability. */
 function embeddedFactory(durability: "sync" | "batch"): StorageFactory {

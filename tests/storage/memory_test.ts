@@ -1,5 +1,5 @@
 import { createMemoryState, createMemoryStorage } from "../../src/storage/mod.ts";
-import { runStorageConformance } from "./conformance.ts";
+import { runStorageConformance } from "../../src/storage/conformance.ts";
 
 let state = createMemoryState();
 runStorageConformance("memory", {

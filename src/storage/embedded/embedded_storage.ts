@@ -7,11 +7,13 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { createMemoryStorage } from "../memory/mod.ts";
 import {
+  type MessageRef,
   type QueueEntry,
   type StorageAdapter,
   StorageError,
   type StorageHealth,
   type StorageSnapshot,
+  type StoredDelivery,
   type StoredMessage,
   type StoredSession,
   type StoredSubscription,
@@ -22,6 +24,7 @@ import { grows, type Operation, OperationBuilder } from "./operations.ts";
 import { BatchWriter } from "./batch_writer.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
 import { diskBudget, VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
+import { messageFromRow, queueEntryFromRow, type Row } from "./records.ts";
 import { DiskReserve } from "./disk_reserve.ts";
 
 /** How the embedded store is set up (the `storage.*` keys of the config file). */
@@ -91,6 +94,7 @@ interface Opened {
   freePages: StatementSync;
   pageCount: StatementSync;
   vacuumStep: StatementSync;
+  readQueue: StatementSync;
 }
 
 class EmbeddedStore implements EmbeddedStorage {
@@ -152,6 +156,9 @@ class EmbeddedStore implements EmbeddedStorage {
       freePages: db.prepare("PRAGMA freelist_count"),
       pageCount: db.prepare("PRAGMA page_count"),
       vacuumStep: db.prepare(`PRAGMA incremental_vacuum(${VACUUM_STEP_PAGES})`),
+      readQueue: db.prepare(`SELECT q.*, m.topic, m.payload, m.qos AS message_qos, m.retain AS message_retain,
+        m.properties, m.publisher_id, m.expires_at FROM queue_entries q JOIN messages m ON m.id = q.message_id
+        WHERE q.client_id = ? AND (q.stage <> 0 OR m.expires_at IS NULL OR m.expires_at > ?) ORDER BY q.seq`),
     };
     this.#phase = "started";
     const { snapshot } = store;
@@ -159,8 +166,7 @@ class EmbeddedStore implements EmbeddedStorage {
       path: store.path,
       durability,
       sessions: snapshot.sessions.length,
-      queueEntries: snapshot.queues.length,
-      messages: snapshot.messages.size,
+      queues: snapshot.queueTotals.size,
       retained: snapshot.retained.length,
       ...store.dropped,
       ms: Math.round(performance.now() - started),
@@ -224,9 +230,9 @@ class EmbeddedStore implements EmbeddedStorage {
     commits.add(operations.deleteSubscription(clientId, topicFilter));
   }
 
-  appendMessage(message: StoredMessage): number {
+  appendMessage(message: StoredMessage): MessageRef {
     const { commits, operations } = this.#started();
-    const id = this.#nextMessageId++;
+    const id = this.#nextMessageId++ as MessageRef;
     commits.add(operations.appendMessage(id, message));
     return id;
   }
@@ -236,9 +242,30 @@ class EmbeddedStore implements EmbeddedStorage {
     commits.add(operations.saveQueueEntry(entry, this.#nextSequence++));
   }
 
-  deleteQueueEntry(clientId: string, messageId: number): void {
+  deleteQueueEntry(clientId: string, messageId: MessageRef): void {
     const { commits, operations } = this.#started();
     commits.add(operations.deleteQueueEntry(clientId, messageId));
+  }
+
+  deleteOldestQueued(clientId: string): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.deleteOldestQueued(clientId));
+  }
+
+  async readQueue(clientId: string): Promise<StoredDelivery[]> {
+    // The buffered mutations first: the read must see every change issued before it. A batch refused for
+    // a full disk still wrote its deletes and updates, which is all a queue read needs.
+    await this.flush().catch(() => {});
+    const rows = this.#started().readQueue.all(clientId, Date.now()) as Row[];
+    return rows.map((row) => ({
+      entry: queueEntryFromRow(row),
+      message: messageFromRow({ ...row, qos: row.message_qos, retain: row.message_retain }),
+    }));
+  }
+
+  saveMeta(key: string, value: string): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.saveMeta(key, value));
   }
 
   addAwaitingRelease(clientId: string, packetId: number): void {

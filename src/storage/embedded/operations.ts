@@ -5,7 +5,14 @@
  * multi-row statements; the rest carry their own statement.
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
-import type { QueueEntry, StoredMessage, StoredSession, StoredSubscription, StoredWill } from "../port.ts";
+import type {
+  MessageRef,
+  QueueEntry,
+  StoredMessage,
+  StoredSession,
+  StoredSubscription,
+  StoredWill,
+} from "../port.ts";
 import { encodeProperties, flag, STAGE_CODES } from "./records.ts";
 
 /** One buffered mutation. */
@@ -14,7 +21,7 @@ export type Operation =
   | { kind: "appendMessage"; row: SQLInputValue[] }
   /** A `queue_entries` row: client, message, seq, qos, retain, subscription ids, stage, packet id. */
   | { kind: "saveQueueEntry"; row: SQLInputValue[] }
-  | { kind: "deleteQueueEntry"; row: [clientId: string, messageId: number] }
+  | { kind: "deleteQueueEntry"; row: [clientId: string, messageId: MessageRef] }
   | { kind: "single"; apply(): void; grows: boolean };
 
 /**
@@ -26,8 +33,8 @@ export function grows(operation: Operation): boolean {
 }
 
 const SQL = {
-  saveSession: `INSERT OR REPLACE INTO sessions (client_id, expiry_interval, disconnected_at, epoch)
-    VALUES (?, ?, ?, ?)`,
+  saveSession: `INSERT OR REPLACE INTO sessions (client_id, expiry_interval, disconnected_at, epoch, owner)
+    VALUES (?, ?, ?, ?, ?)`,
   deleteSessionMessages:
     `DELETE FROM messages WHERE id IN (SELECT message_id FROM queue_entries WHERE client_id = ?1)
     AND NOT EXISTS (SELECT 1 FROM queue_entries q WHERE q.message_id = messages.id AND q.client_id <> ?1)`,
@@ -48,6 +55,11 @@ const SQL = {
   saveWill: `INSERT OR REPLACE INTO wills (client_id, topic, payload, qos, retain, properties, publish_at)
     VALUES (?, ?, ?, ?, ?, ?, ?)`,
   deleteWill: "DELETE FROM wills WHERE client_id = ?",
+  deleteOldestQueued: `DELETE FROM queue_entries WHERE client_id = ?1 AND seq =
+    (SELECT min(seq) FROM queue_entries WHERE client_id = ?1 AND stage = 0) RETURNING message_id`,
+  deleteUnreferencedMessage:
+    "DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = ?1)",
+  saveMeta: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
 } as const;
 
 /** Builds operations over one connection's prepared statements. */
@@ -60,9 +72,11 @@ export class OperationBuilder {
     ) as Record<keyof typeof SQL, StatementSync>;
   }
 
-  saveSession({ clientId, expiryInterval, disconnectedAt, epoch }: StoredSession): Operation {
+  saveSession({ clientId, expiryInterval, disconnectedAt, epoch, owner }: StoredSession): Operation {
     const statement = this.#statements.saveSession;
-    return metadataOperation(() => statement.run(clientId, expiryInterval, disconnectedAt ?? null, epoch));
+    return metadataOperation(() =>
+      statement.run(clientId, expiryInterval, disconnectedAt ?? null, epoch, owner ?? null)
+    );
   }
 
   deleteSession(clientId: string): Operation {
@@ -102,7 +116,7 @@ export class OperationBuilder {
     return metadataOperation(() => statement.run(clientId, topicFilter));
   }
 
-  appendMessage(id: number, message: StoredMessage): Operation {
+  appendMessage(id: MessageRef, message: StoredMessage): Operation {
     return { kind: "appendMessage", row: [id, ...messageValues(message)] };
   }
 
@@ -124,8 +138,21 @@ export class OperationBuilder {
     };
   }
 
-  deleteQueueEntry(clientId: string, messageId: number): Operation {
+  deleteQueueEntry(clientId: string, messageId: MessageRef): Operation {
     return { kind: "deleteQueueEntry", row: [clientId, messageId] };
+  }
+
+  deleteOldestQueued(clientId: string): Operation {
+    const { deleteOldestQueued, deleteUnreferencedMessage } = this.#statements;
+    return metadataOperation(() => {
+      const deleted = deleteOldestQueued.get(clientId);
+      if (deleted) deleteUnreferencedMessage.run(deleted.message_id as number);
+    });
+  }
+
+  saveMeta(key: string, value: string): Operation {
+    const statement = this.#statements.saveMeta;
+    return metadataOperation(() => statement.run(key, value));
   }
 
   addAwaitingRelease(clientId: string, packetId: number): Operation {

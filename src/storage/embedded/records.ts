@@ -1,7 +1,14 @@
 /** Conversions between the port's records and SQLite rows (see docs/storage.md for the tables). */
 import { Buffer } from "node:buffer";
 import type { Properties } from "../../codec/types.ts";
-import type { QueueEntry, StoredMessage, StoredSession, StoredSubscription, StoredWill } from "../port.ts";
+import type {
+  MessageRef,
+  QueueEntry,
+  StoredMessage,
+  StoredSession,
+  StoredSubscription,
+  StoredWill,
+} from "../port.ts";
 
 /** A row as node:sqlite returns it: column name to value. */
 export type Row = Record<string, unknown>;
@@ -59,7 +66,10 @@ export function sessionFromRow(row: Row): StoredSession {
       expiryInterval: row.expiry_interval as number,
       epoch: row.epoch as number,
     },
-    { disconnectedAt: optionalNumber(row.disconnected_at) },
+    {
+      disconnectedAt: optionalNumber(row.disconnected_at),
+      owner: typeof row.owner === "string" ? row.owner : undefined,
+    },
   );
 }
 
@@ -90,7 +100,7 @@ export function queueEntryFromRow(row: Row): QueueEntry {
   const identifiers = row.subscription_identifiers;
   return withOptional<QueueEntry>({
     clientId: row.client_id as string,
-    messageId: row.message_id as number,
+    messageId: row.message_id as MessageRef,
     qos: row.qos as QueueEntry["qos"],
     retain: row.retain === 1,
     stage: STAGES[row.stage as number],

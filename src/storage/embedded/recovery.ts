@@ -1,14 +1,7 @@
 /** Recovery at start: drop what can never be delivered, then read everything the broker rebuilds from. */
 import type { DatabaseSync } from "node:sqlite";
-import type { StorageSnapshot, StoredMessage } from "../port.ts";
-import {
-  messageFromRow,
-  queueEntryFromRow,
-  type Row,
-  sessionFromRow,
-  subscriptionFromRow,
-  willFromRow,
-} from "./records.ts";
+import type { QueueTotals, StorageSnapshot } from "../port.ts";
+import { messageFromRow, type Row, sessionFromRow, subscriptionFromRow, willFromRow } from "./records.ts";
 
 /** The snapshot plus the counters the adapter continues from. */
 export interface RecoveredStore {
@@ -25,10 +18,12 @@ export function recover(db: DatabaseSync, now: number): RecoveredStore {
   try {
     // Expired messages go with their entries; then entries whose message is gone (a batch that hit a full
     // disk keeps its deletes and drops its appends) and messages no entry refers to.
-    db.prepare(`DELETE FROM queue_entries WHERE message_id IN
+    // An expired message already sent stays in flight [MQTT-4.3.3-7]; only its waiting entries go.
+    db.prepare(`DELETE FROM queue_entries WHERE stage = 0 AND message_id IN
       (SELECT id FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?)`).run(now);
     const expiredMessages = db.prepare(
-      "DELETE FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?",
+      `DELETE FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?
+      AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = messages.id)`,
     )
       .run(now).changes as number;
     const danglingEntries = db.prepare(
@@ -39,7 +34,7 @@ export function recover(db: DatabaseSync, now: number): RecoveredStore {
     ).run().changes as number;
     db.prepare("DELETE FROM retained WHERE expires_at IS NOT NULL AND expires_at <= ?").run(now);
     // Guarantees a write, so the -wal file exists for the adapter to open and fsync from now on.
-    db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_start', ?)").run(now);
+    db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('store.last_start', ?)").run(now);
     db.exec("COMMIT");
     return {
       snapshot: loadSnapshot(db),
@@ -52,21 +47,28 @@ export function recover(db: DatabaseSync, now: number): RecoveredStore {
   }
 }
 
+/** Everything but the queues, which are read per client when the client comes back. */
 function loadSnapshot(db: DatabaseSync): StorageSnapshot {
   const rows = (sql: string): Row[] => db.prepare(sql).all() as Row[];
-  const messages = new Map<number, StoredMessage>();
-  for (const row of rows("SELECT * FROM messages")) messages.set(row.id as number, messageFromRow(row));
+  const queueTotals = new Map<string, QueueTotals>();
+  const totals = rows(`SELECT q.client_id, count(*) AS entries,
+    sum(length(CAST(m.payload AS BLOB)) + length(m.topic)) AS bytes
+    FROM queue_entries q JOIN messages m ON m.id = q.message_id WHERE q.stage = 0 GROUP BY q.client_id`);
+  for (const row of totals) {
+    queueTotals.set(row.client_id as string, { entries: row.entries as number, bytes: row.bytes as number });
+  }
   return {
     sessions: rows("SELECT * FROM sessions").map(sessionFromRow),
     subscriptions: rows("SELECT * FROM subscriptions").map(subscriptionFromRow),
-    queues: rows("SELECT * FROM queue_entries ORDER BY seq").map(queueEntryFromRow),
-    messages,
+    queueTotals,
+    storedMessages: maxOf(db, "SELECT count(*) AS value FROM messages"),
     awaitingRelease: rows("SELECT client_id, packet_id FROM awaiting_release").map((row) => ({
       clientId: row.client_id as string,
       packetId: row.packet_id as number,
     })),
     retained: rows("SELECT * FROM retained").map(messageFromRow),
     wills: rows("SELECT * FROM wills").map(willFromRow),
+    meta: new Map(rows("SELECT key, value FROM meta").map((row) => [row.key as string, String(row.value)])),
   };
 }
 

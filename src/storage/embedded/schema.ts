@@ -2,7 +2,7 @@
 import type { DatabaseSync } from "node:sqlite";
 
 /** Stored in `PRAGMA user_version`; a newer file than this code understands is refused, never rewritten. */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const PAGE_SIZE = 4096;
 const MAX_WAL_BYTES = 4 * 1024 * 1024;
@@ -12,7 +12,8 @@ CREATE TABLE sessions (
   client_id TEXT PRIMARY KEY,
   expiry_interval INTEGER NOT NULL,
   disconnected_at INTEGER,
-  epoch INTEGER NOT NULL
+  epoch INTEGER NOT NULL,
+  owner TEXT
 ) WITHOUT ROWID;
 CREATE TABLE subscriptions (
   client_id TEXT NOT NULL,
@@ -127,6 +128,9 @@ export function prepareDatabase(db: DatabaseSync, budget: DiskBudget): void {
   }
   if (version === 0) {
     db.exec(`BEGIN; ${TABLES} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
+  } else if (version === 1) {
+    // Version 2 records who owns each session.
+    db.exec(`BEGIN; ALTER TABLE sessions ADD COLUMN owner TEXT; PRAGMA user_version = 2; COMMIT;`);
   }
   if (budget.maxPages !== undefined) db.exec(`PRAGMA max_page_count = ${budget.maxPages}`);
 }

@@ -4,10 +4,13 @@
  * rules included); that is how the conformance suite runs against it.
  */
 import type {
+  MessageRef,
   QueueEntry,
+  QueueTotals,
   StorageAdapter,
   StorageHealth,
   StorageSnapshot,
+  StoredDelivery,
   StoredMessage,
   StoredSession,
   StoredSubscription,
@@ -19,15 +22,16 @@ export interface MemoryState {
   sessions: Map<string, StoredSession>;
   /** Per client, per topic filter. */
   subscriptions: Map<string, Map<string, StoredSubscription>>;
-  messages: Map<number, StoredMessage>;
+  messages: Map<MessageRef, StoredMessage>;
   nextMessageId: number;
   /** Per client, per message id; a Map keeps first-insertion order, which is the delivery order. */
-  queues: Map<string, Map<number, QueueEntry>>;
+  queues: Map<string, Map<MessageRef, QueueEntry>>;
   /** Number of queue entries referring to each message. */
-  references: Map<number, number>;
+  references: Map<MessageRef, number>;
   awaitingRelease: Map<string, Set<number>>;
   retained: Map<string, StoredMessage>;
   wills: Map<string, StoredWill>;
+  meta: Map<string, string>;
 }
 
 /** An empty state, to share between the adapters of one simulated broker lifetime and its restarts. */
@@ -42,6 +46,7 @@ export function createMemoryState(): MemoryState {
     awaitingRelease: new Map(),
     retained: new Map(),
     wills: new Map(),
+    meta: new Map(),
   };
 }
 
@@ -119,16 +124,16 @@ class MemoryStorage implements StorageAdapter {
     this.#mutate().subscriptions.get(clientId)?.delete(topicFilter);
   }
 
-  appendMessage(message: StoredMessage): number {
+  appendMessage(message: StoredMessage): MessageRef {
     const state = this.#mutate();
-    const id = state.nextMessageId++;
+    const id = state.nextMessageId++ as MessageRef;
     state.messages.set(id, { ...message });
     return id;
   }
 
   saveQueueEntry(entry: QueueEntry): void {
     const state = this.#mutate();
-    const queue = state.queues.get(entry.clientId) ?? new Map<number, QueueEntry>();
+    const queue = state.queues.get(entry.clientId) ?? new Map<MessageRef, QueueEntry>();
     if (!queue.has(entry.messageId)) {
       state.references.set(entry.messageId, (state.references.get(entry.messageId) ?? 0) + 1);
     }
@@ -136,9 +141,34 @@ class MemoryStorage implements StorageAdapter {
     state.queues.set(entry.clientId, queue);
   }
 
-  deleteQueueEntry(clientId: string, messageId: number): void {
+  deleteQueueEntry(clientId: string, messageId: MessageRef): void {
     this.#mutate();
     this.#removeEntry(clientId, messageId);
+  }
+
+  deleteOldestQueued(clientId: string): void {
+    this.#mutate();
+    for (const entry of this.state.queues.get(clientId)?.values() ?? []) {
+      if (entry.stage !== "queued") continue;
+      this.#removeEntry(clientId, entry.messageId);
+      return;
+    }
+  }
+
+  readQueue(clientId: string): Promise<StoredDelivery[]> {
+    const now = Date.now();
+    const deliveries: StoredDelivery[] = [];
+    for (const entry of this.state.queues.get(clientId)?.values() ?? []) {
+      const message = this.state.messages.get(entry.messageId);
+      if (message && (entry.stage !== "queued" || !isExpired(message, now))) {
+        deliveries.push({ entry: copyEntry(entry), message: { ...message } });
+      }
+    }
+    return Promise.resolve(deliveries);
+  }
+
+  saveMeta(key: string, value: string): void {
+    this.#mutate().meta.set(key, value);
   }
 
   addAwaitingRelease(clientId: string, packetId: number): void {
@@ -176,12 +206,12 @@ class MemoryStorage implements StorageAdapter {
     return this.state;
   }
 
-  #removeEntry(clientId: string, messageId: number): void {
+  #removeEntry(clientId: string, messageId: MessageRef): void {
     if (this.state.queues.get(clientId)?.delete(messageId)) this.#release(messageId);
   }
 
   /** Drops one reference to a message, and the message with the last one. */
-  #release(messageId: number): void {
+  #release(messageId: MessageRef): void {
     const remaining = (this.state.references.get(messageId) ?? 1) - 1;
     if (remaining > 0) {
       this.state.references.set(messageId, remaining);
@@ -192,16 +222,18 @@ class MemoryStorage implements StorageAdapter {
   }
 
   /**
-   * The embedded store's recovery rules: expired messages go with their entries, entries whose message
-   * is gone go, and so do messages no entry refers to.
+   * The embedded store's recovery rules: expired messages go with their entries not yet sent (one sent
+   * stays in flight), entries whose message is gone go, and so do messages no entry refers to.
    */
   #recover(now: number): void {
-    const { messages, queues, retained, references } = this.state;
+    const { messages, queues, retained } = this.state;
     for (const [id, message] of messages) {
       if (!isExpired(message, now)) continue;
-      for (const queue of queues.values()) queue.delete(id);
-      references.delete(id);
+      for (const [clientId, queue] of queues) {
+        if (queue.get(id)?.stage === "queued") this.#removeEntry(clientId, id);
+      }
     }
+    const references = this.state.references;
     for (const [clientId, queue] of queues) {
       for (const id of queue.keys()) if (!messages.has(id)) this.#removeEntry(clientId, id);
     }
@@ -216,13 +248,34 @@ class MemoryStorage implements StorageAdapter {
       subscriptions: [...state.subscriptions.values()].flatMap((byFilter) =>
         [...byFilter.values()].map((subscription) => ({ ...subscription }))
       ),
-      queues: [...state.queues.values()].flatMap((queue) => [...queue.values()].map(copyEntry)),
-      messages: new Map([...state.messages].map(([id, message]) => [id, { ...message }])),
+      queueTotals: this.#queueTotals(),
+      storedMessages: state.messages.size,
       awaitingRelease: [...state.awaitingRelease].flatMap(([clientId, packetIds]) =>
         [...packetIds].map((packetId) => ({ clientId, packetId }))
       ),
       retained: [...state.retained.values()].map((message) => ({ ...message })),
       wills: [...state.wills.values()].map((will) => ({ ...will })),
+      meta: new Map(state.meta),
     };
   }
+
+  #queueTotals(): Map<string, QueueTotals> {
+    const totals = new Map<string, QueueTotals>();
+    for (const [clientId, queue] of this.state.queues) {
+      let entries = 0;
+      let bytes = 0;
+      for (const entry of queue.values()) {
+        if (entry.stage !== "queued") continue;
+        entries++;
+        bytes += storedSize(this.state.messages.get(entry.messageId)!);
+      }
+      if (entries > 0) totals.set(clientId, { entries, bytes });
+    }
+    return totals;
+  }
+}
+
+/** The size a queue counts for a message: what the session's queue limit in bytes measures. */
+export function storedSize(message: StoredMessage): number {
+  return message.payload.byteLength + message.topic.length;
 }

@@ -1,16 +1,13 @@
 /** Conformance cases of the message log and the queues: sharing, order, stages, deletion, recovery rules. */
 import assert from "node:assert/strict";
-import type { QueueEntry, StorageSnapshot } from "../../src/storage/mod.ts";
-import type { RegisterCase } from "./conformance.ts";
-import { sample } from "./samples.ts";
+import type { MessageRef, StorageAdapter } from "./port.ts";
+import { entriesOf, type RegisterCase } from "./conformance.ts";
+import { sample } from "./conformance_samples.ts";
 
 const HOUR = 3_600_000;
 
-const queueOf = (snapshot: StorageSnapshot, clientId: string): QueueEntry[] =>
-  snapshot.queues.filter((entry) => entry.clientId === clientId);
-
-const idsOf = (snapshot: StorageSnapshot, clientId: string): number[] =>
-  queueOf(snapshot, clientId).map((entry) => entry.messageId);
+const refsOf = async (storage: StorageAdapter, clientId: string): Promise<MessageRef[]> =>
+  (await storage.readQueue(clientId)).map((delivery) => delivery.entry.messageId);
 
 /** Registers the queue cases through the suite's `test`. */
 export function registerQueueCases(test: RegisterCase): void {
@@ -37,8 +34,9 @@ export function registerQueueCases(test: RegisterCase): void {
       assert.notEqual(richId, emptyId);
       storage.saveQueueEntry(sample.entry("a", richId));
       storage.saveQueueEntry(sample.entry("a", emptyId));
-      const { snapshot } = await restart();
-      assert.deepEqual(snapshot.messages, new Map([[richId, rich], [emptyId, empty]]));
+      const { storage: reopened } = await restart();
+      const read = await reopened.readQueue("a");
+      assert.deepEqual(read.map((delivery) => delivery.message), [rich, empty]);
     },
   );
 
@@ -46,12 +44,14 @@ export function registerQueueCases(test: RegisterCase): void {
     const id = storage.appendMessage(sample.message());
     storage.saveQueueEntry(sample.entry("a", id));
     storage.saveQueueEntry(sample.entry("b", id, { qos: 0, retain: true, subscriptionIdentifiers: [3, 7] }));
-    const { snapshot } = await restart();
-    assert.deepEqual([...snapshot.messages.keys()], [id]);
-    assert.deepEqual(queueOf(snapshot, "a"), [sample.entry("a", id)]);
-    assert.deepEqual(queueOf(snapshot, "b"), [
+    const { snapshot, storage: reopened } = await restart();
+    assert.equal(snapshot.storedMessages, 1);
+    assert.deepEqual(entriesOf(await reopened.readQueue("a")), [sample.entry("a", id)]);
+    const b = await reopened.readQueue("b");
+    assert.deepEqual(entriesOf(b), [
       sample.entry("b", id, { qos: 0, retain: true, subscriptionIdentifiers: [3, 7] }),
     ]);
+    assert.deepEqual(b[0].message, sample.message());
   });
 
   test("queues keep first-insertion order across replacements and restarts", async (storage, restart) => {
@@ -63,32 +63,37 @@ export function registerQueueCases(test: RegisterCase): void {
     storage.saveQueueEntry(sample.entry("a", m2));
     storage.saveQueueEntry(sample.entry("a", m3, { stage: "sent", packetId: 9 }));
     const first = await restart();
-    assert.deepEqual(idsOf(first.snapshot, "a"), [m3, m1, m2]);
-    assert.deepEqual(idsOf(first.snapshot, "b"), [m1, m2]);
+    assert.deepEqual(await refsOf(first.storage, "a"), [m3, m1, m2]);
+    assert.deepEqual(await refsOf(first.storage, "b"), [m1, m2]);
 
     const m4 = first.storage.appendMessage(sample.message("t/4"));
     first.storage.saveQueueEntry(sample.entry("a", m4));
     first.storage.saveQueueEntry(sample.entry("a", m1, { stage: "sent", packetId: 10 }));
+    assert.deepEqual(
+      await refsOf(first.storage, "a"),
+      [m3, m1, m2, m4],
+      "a read sees what was issued before it",
+    );
     const second = await restart();
-    assert.deepEqual(idsOf(second.snapshot, "a"), [m3, m1, m2, m4]);
-    assert.deepEqual(idsOf(second.snapshot, "b"), [m1, m2]);
+    assert.deepEqual(await refsOf(second.storage, "a"), [m3, m1, m2, m4]);
+    assert.deepEqual(await refsOf(second.storage, "b"), [m1, m2]);
   });
 
   test("stage updates: queued, then sent with a packet id, then released", async (storage, restart) => {
     const id = storage.appendMessage(sample.message("t", { qos: 2 }));
     storage.saveQueueEntry(sample.entry("a", id, { qos: 2 }));
     let restarted = await restart();
-    assert.deepEqual(restarted.snapshot.queues, [sample.entry("a", id, { qos: 2 })]);
+    assert.deepEqual(entriesOf(await restarted.storage.readQueue("a")), [sample.entry("a", id, { qos: 2 })]);
 
     restarted.storage.saveQueueEntry(sample.entry("a", id, { qos: 2, stage: "sent", packetId: 42 }));
     restarted = await restart();
-    assert.deepEqual(restarted.snapshot.queues, [
+    assert.deepEqual(entriesOf(await restarted.storage.readQueue("a")), [
       sample.entry("a", id, { qos: 2, stage: "sent", packetId: 42 }),
     ]);
 
     restarted.storage.saveQueueEntry(sample.entry("a", id, { qos: 2, stage: "released", packetId: 42 }));
     restarted = await restart();
-    assert.deepEqual(restarted.snapshot.queues, [
+    assert.deepEqual(entriesOf(await restarted.storage.readQueue("a")), [
       sample.entry("a", id, { qos: 2, stage: "released", packetId: 42 }),
     ]);
   });
@@ -101,15 +106,47 @@ export function registerQueueCases(test: RegisterCase): void {
       storage.saveQueueEntry(sample.entry("b", id));
       storage.deleteQueueEntry("a", id);
       storage.deleteQueueEntry("a", id);
-      storage.deleteQueueEntry("c", 123_456);
+      storage.deleteQueueEntry("c", 123_456 as MessageRef);
       const first = await restart();
-      assert.deepEqual(first.snapshot.queues, [sample.entry("b", id)]);
-      assert.deepEqual([...first.snapshot.messages.keys()], [id]);
+      assert.deepEqual(entriesOf(await first.storage.readQueue("b")), [sample.entry("b", id)]);
+      assert.deepEqual(await refsOf(first.storage, "a"), []);
+      assert.equal(first.snapshot.storedMessages, 1);
 
       first.storage.deleteQueueEntry("b", id);
       const second = await restart();
-      assert.deepEqual(second.snapshot.queues, []);
-      assert.equal(second.snapshot.messages.size, 0);
+      assert.deepEqual(await refsOf(second.storage, "b"), []);
+      assert.equal(second.snapshot.storedMessages, 0);
+    },
+  );
+
+  test(
+    "deleteOldestQueued removes the oldest entry not yet sent, and its message with the last reference",
+    async (storage, restart) => {
+      const [m1, m2, m3] = ["t/1", "t/2", "t/3"].map((topic) => storage.appendMessage(sample.message(topic)));
+      storage.saveQueueEntry(sample.entry("a", m1, { stage: "sent", packetId: 1 }));
+      storage.saveQueueEntry(sample.entry("a", m2));
+      storage.saveQueueEntry(sample.entry("a", m3));
+      storage.saveQueueEntry(sample.entry("b", m3));
+      storage.deleteOldestQueued("a");
+      storage.deleteOldestQueued("a");
+      storage.deleteOldestQueued("nobody");
+      const { snapshot, storage: reopened } = await restart();
+      assert.deepEqual(await refsOf(reopened, "a"), [m1], "the entry in flight stays");
+      assert.deepEqual(await refsOf(reopened, "b"), [m3]);
+      assert.equal(snapshot.storedMessages, 2, "t/2 had no other reference; t/3 is still b's");
+    },
+  );
+
+  test(
+    "queue totals count each client's entries not yet sent, with their topic and payload bytes",
+    async (storage, restart) => {
+      const small = storage.appendMessage(sample.message("t", { payload: new Uint8Array(10) }));
+      const large = storage.appendMessage(sample.message("tt", { payload: new Uint8Array(1000) }));
+      storage.saveQueueEntry(sample.entry("a", small));
+      storage.saveQueueEntry(sample.entry("a", large));
+      storage.saveQueueEntry(sample.entry("b", small, { stage: "sent", packetId: 4 }));
+      const { snapshot } = await restart();
+      assert.deepEqual(snapshot.queueTotals, new Map([["a", { entries: 2, bytes: 11 + 1002 }]]));
     },
   );
 
@@ -122,12 +159,12 @@ export function registerQueueCases(test: RegisterCase): void {
     storage.deleteQueueEntry("a", m1);
     storage.saveQueueEntry(sample.entry("a", m1, { stage: "sent", packetId: 2 }));
     storage.deleteQueueEntry("b", m1);
-    const { snapshot } = await restart();
-    assert.deepEqual(snapshot.queues, [
+    const { snapshot, storage: reopened } = await restart();
+    assert.deepEqual(entriesOf(await reopened.readQueue("a")), [
       sample.entry("a", m2, { stage: "sent", packetId: 1 }),
       sample.entry("a", m1, { stage: "sent", packetId: 2 }),
     ]);
-    assert.deepEqual([...snapshot.messages.keys()].sort(), [m1, m2].sort());
+    assert.equal(snapshot.storedMessages, 2);
   });
 
   test(
@@ -137,8 +174,8 @@ export function registerQueueCases(test: RegisterCase): void {
       storage.saveQueueEntry(sample.entry("a", id));
       storage.deleteQueueEntry("a", id);
       storage.saveQueueEntry(sample.entry("b", id));
-      const { snapshot } = await restart();
-      assert.deepEqual([snapshot.queues, snapshot.messages.size], [[], 0]);
+      const { snapshot, storage: reopened } = await restart();
+      assert.deepEqual([await refsOf(reopened, "b"), snapshot.storedMessages], [[], 0]);
     },
   );
 
@@ -147,7 +184,7 @@ export function registerQueueCases(test: RegisterCase): void {
     const kept = storage.appendMessage(sample.message("kept"));
     storage.saveQueueEntry(sample.entry("a", kept));
     const { snapshot } = await restart();
-    assert.deepEqual([...snapshot.messages.keys()], [kept]);
+    assert.equal(snapshot.storedMessages, 1);
   });
 
   test(
@@ -160,20 +197,33 @@ export function registerQueueCases(test: RegisterCase): void {
       storage.saveQueueEntry(sample.entry("b", expired));
       storage.saveRetained(sample.message("retained/old", { retain: true, expiresAt: Date.now() - 1000 }));
       storage.saveRetained(sample.message("retained/fresh", { retain: true, expiresAt: Date.now() + HOUR }));
-      const { snapshot } = await restart();
-      assert.deepEqual(idsOf(snapshot, "a"), [fresh, forever]);
-      assert.deepEqual(idsOf(snapshot, "b"), []);
-      assert.deepEqual([...snapshot.messages.keys()].sort(), [fresh, forever].sort());
+      const { snapshot, storage: reopened } = await restart();
+      assert.deepEqual(await refsOf(reopened, "a"), [fresh, forever]);
+      assert.deepEqual(await refsOf(reopened, "b"), []);
+      assert.equal(snapshot.storedMessages, 2);
       assert.deepEqual(snapshot.retained.map((message) => message.topic), ["retained/fresh"]);
     },
   );
 
-  test("message ids stay unique across restarts", async (storage, restart) => {
+  test(
+    "an expired message already sent stays in flight, in reads and across recovery [MQTT-4.3.3-7]",
+    async (storage, restart) => {
+      const past = Date.now() - 1000;
+      const sent = storage.appendMessage(sample.message("sent", { expiresAt: past }));
+      const waiting = storage.appendMessage(sample.message("waiting", { expiresAt: past }));
+      storage.saveQueueEntry(sample.entry("a", sent, { stage: "sent", packetId: 3 }));
+      storage.saveQueueEntry(sample.entry("a", waiting));
+      assert.deepEqual(await refsOf(storage, "a"), [sent]);
+      const { storage: reopened } = await restart();
+      assert.deepEqual(await refsOf(reopened, "a"), [sent]);
+    },
+  );
+
+  test("message references stay unique across restarts", async (storage, restart) => {
     const before = [storage.appendMessage(sample.message("1")), storage.appendMessage(sample.message("2"))];
     for (const id of before) storage.saveQueueEntry(sample.entry("a", id));
-    const { storage: reopened, snapshot } = await restart();
+    const { storage: reopened } = await restart();
     const after = reopened.appendMessage(sample.message("3"));
     assert.equal(before.includes(after), false);
-    assert.equal(snapshot.messages.has(after), false);
   });
 }

@@ -1,11 +1,12 @@
 /** Sample storage records for the storage tests; each call returns a fresh object tests may vary. */
 import type {
+  MessageRef,
   QueueEntry,
   StoredMessage,
   StoredSession,
   StoredSubscription,
   StoredWill,
-} from "../../src/storage/mod.ts";
+} from "./port.ts";
 
 const encoder = new TextEncoder();
 
@@ -39,7 +40,7 @@ export const sample = {
     publisherId: "publisher",
     ...extra,
   }),
-  entry: (clientId: string, messageId: number, extra: Partial<QueueEntry> = {}): QueueEntry => ({
+  entry: (clientId: string, messageId: MessageRef, extra: Partial<QueueEntry> = {}): QueueEntry => ({
     clientId,
     messageId,
     qos: 1,

@@ -1,0 +1,119 @@
+import type { QoS } from "../codec/types.ts";
+import type { Session } from "../session/session.ts";
+import type { Delivery, Message, SessionSubscription } from "../session/types.ts";
+import { type SharedGroup, SubscriptionTrie } from "../topic/mod.ts";
+
+interface Subscriber {
+  session: Session;
+  subscription: SessionSubscription;
+}
+
+/** A subscription entering or leaving the router; a cluster announces these to the other nodes. */
+export interface RouteChange {
+  kind: "added" | "removed";
+  clientId: string;
+  subscription: SessionSubscription;
+}
+
+/**
+ * The subscription tree and local fan-out: for one message, one delivery per client at the highest QoS of
+ * its matching subscriptions, with every matching Subscription Identifier (docs/architecture.md,
+ * "Overlapping subscriptions"), and one member per `$share` group. Knows nothing of sockets or storage.
+ */
+export class Router {
+  readonly #trie = new SubscriptionTrie<Subscriber>();
+  /** Reused per message: one delivery per client. */
+  readonly #matches = new Map<Session, Delivery>();
+  #message: Message | undefined;
+  /** Called for every subscription added or removed, e.g. to announce routes to other nodes. */
+  onChange: ((change: RouteChange) => void) | undefined;
+
+  constructor(
+    private readonly strategy: "round_robin" | "random",
+    private readonly random: () => number,
+  ) {}
+
+  /** Number of (filter, client) pairs, shared memberships included. */
+  get size(): number {
+    return this.#trie.size;
+  }
+
+  add(session: Session, subscription: SessionSubscription): void {
+    const subscriber = { session, subscription };
+    if (subscription.shared) {
+      this.#trie.add(subscription.shared.filter, session.clientId, subscriber, subscription.shared.group);
+    } else {
+      this.#trie.add(subscription.topicFilter, session.clientId, subscriber);
+    }
+    this.onChange?.({ kind: "added", clientId: session.clientId, subscription });
+  }
+
+  remove(session: Session, subscription: SessionSubscription): void {
+    const removed = subscription.shared
+      ? this.#trie.remove(subscription.shared.filter, session.clientId, subscription.shared.group)
+      : this.#trie.remove(subscription.topicFilter, session.clientId);
+    if (removed) this.onChange?.({ kind: "removed", clientId: session.clientId, subscription });
+  }
+
+  /**
+   * Calls `deliver` once per client the message reaches, with that client's delivery (a fresh object the
+   * session may keep). Returns how many clients it reached.
+   */
+  route(message: Message, deliver: (session: Session, delivery: Delivery) => void): number {
+    this.#message = message;
+    this.#trie.match(message.topic, this.#visitor);
+    this.#message = undefined;
+    const matches = this.#matches;
+    const count = matches.size;
+    matches.forEach((delivery, session) => deliver(session, delivery));
+    matches.clear();
+    return count;
+  }
+
+  readonly #visitor = {
+    subscriber: (_clientId: string, subscriber: Subscriber) => this.#collect(subscriber),
+    sharedGroup: (group: SharedGroup<Subscriber>) => {
+      const chosen = this.#pickMember(group);
+      if (chosen) this.#collect(chosen, true);
+    },
+  };
+
+  #collect({ session, subscription }: Subscriber, shared = false): void {
+    const message = this.#message!;
+    if (!shared && subscription.noLocal && session.clientId === message.publisherId) return; // [MQTT-3.8.3-3]
+    const retain = subscription.retainAsPublished && message.retain;
+    const id = subscription.subscriptionIdentifier;
+    const existing = this.#matches.get(session);
+    if (!existing) {
+      this.#matches.set(session, {
+        message,
+        grantedQos: subscription.qos,
+        retain,
+        subscriptionIdentifiers: id === undefined ? undefined : [id],
+      });
+      return;
+    }
+    if (subscription.qos > existing.grantedQos) existing.grantedQos = subscription.qos as QoS;
+    existing.retain ||= retain;
+    if (id !== undefined) (existing.subscriptionIdentifiers ??= []).push(id);
+  }
+
+  /** One member per message: the next online member in turn, or any member when none is online. */
+  #pickMember(group: SharedGroup<Subscriber>): Subscriber | undefined {
+    const ids = group.memberIds;
+    if (ids.length === 0) return undefined;
+    const start = this.strategy === "random"
+      ? Math.floor(this.random() * ids.length)
+      : group.cursor % ids.length;
+    for (let i = 0; i < ids.length; i++) {
+      const index = (start + i) % ids.length;
+      const member = group.members.get(ids[index])!;
+      if (member.session.attachment) {
+        group.cursor = index + 1;
+        return member;
+      }
+    }
+    group.cursor = start + 1;
+    return group.members.get(ids[start]);
+  }
+}
