@@ -8,7 +8,7 @@ import {
   createScramMethod,
   runPasswdCommand,
 } from "./src/auth/mod.ts";
-import { Broker } from "./src/broker/mod.ts";
+import { Broker, type Clock, systemClock } from "./src/broker/mod.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
 import { BufferPool, ConnectionManager } from "./src/connection/mod.ts";
 import {
@@ -19,7 +19,7 @@ import {
   type Registry,
   startHttpServer,
   startSysPublisher,
-  timeFlush,
+  TrafficMetrics,
 } from "./src/observe/mod.ts";
 import type { SessionLimits } from "./src/session/mod.ts";
 import { createEmbeddedStorage } from "./src/storage/embedded/mod.ts";
@@ -57,7 +57,10 @@ export interface RunningBroker {
 
 /** The storage adapter the configuration asks for: the embedded store by default, or none at all. */
 function createStorage(config: Config, logger: Logger): StorageAdapter {
-  if (config.storage.type === "memory") return createMemoryStorage();
+  // Durability `memory` keeps the embedded store's settings but nothing reaches the disk.
+  if (config.storage.type === "memory" || config.storage.durability === "memory") {
+    return createMemoryStorage();
+  }
   return createEmbeddedStorage({
     dir: config.storage.dir,
     durability: config.storage.durability,
@@ -67,11 +70,19 @@ function createStorage(config: Config, logger: Logger): StorageAdapter {
   });
 }
 
+/** What a test (or an embedding program) may inject into a broker. */
+export interface BrokerEnvironment {
+  /** Time, timers and chance for sessions, wills and shared subscriptions (default: the real clock). */
+  clock?: Clock;
+}
+
 /** Starts a broker from a validated configuration: storage recovered first, then the listeners. */
 export async function startBroker(
   config: Config,
   logger: Logger = createLogger({ level: config.log.level }),
+  environment: BrokerEnvironment = {},
 ): Promise<RunningBroker> {
+  const traffic = new TrafficMetrics();
   const storage = createStorage(config, logger);
   const snapshot = await storage.start();
   const authenticator = await createAuthenticator({
@@ -104,7 +115,8 @@ export async function startBroker(
     maxSessionExpiry: config.mqtt.maxSessionExpiry,
     sharedSubscriptionStrategy: config.mqtt.sharedSubscriptionStrategy,
     storage,
-    observeFlush: timeFlush,
+    observeFlush: traffic.timeFlush,
+    clock: environment.clock ?? systemClock,
   });
   broker.restore(snapshot);
   logger.info("storage.recovered", {
@@ -115,6 +127,7 @@ export async function startBroker(
   });
   const connections = new ConnectionManager({
     broker,
+    traffic,
     logger,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
     outboxHighWaterMark: Math.max(1 << 20, config.mqtt.maxPacketSize),
@@ -144,7 +157,7 @@ export async function startBroker(
 
   const listeners: Listener[] = [];
   const listenerCounts: { name: string; open: number; total: number }[] = [];
-  const metrics = createBrokerMetrics({
+  const metrics = createBrokerMetrics(traffic, {
     listeners: () => listenerCounts,
     traffic: () => connections.traffic(),
     drops: () => broker.stats.drops,

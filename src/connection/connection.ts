@@ -16,7 +16,7 @@ import {
 } from "../codec/mod.ts";
 import type { Authenticator, Authorizer, EnhancedAuthMethod } from "../auth/port.ts";
 import type { Logger, LogLevel } from "../observe/mod.ts";
-import { packetsReceived, packetsSent } from "../observe/metrics.ts";
+import type { TrafficMetrics } from "../observe/metrics.ts";
 import { type ConnectSettings, decideConnect, type Effect, type Session } from "../session/mod.ts";
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
@@ -32,6 +32,8 @@ interface PendingConnect {
 /** Everything a connection actor needs from the server around it. */
 export interface ConnectionContext {
   broker: Broker;
+  /** This broker's packet counters. */
+  traffic: TrafficMetrics;
   settings: ConnectSettings;
   connectTimeoutMs: number;
   logger: Logger;
@@ -172,7 +174,7 @@ export class Connection implements SessionLink {
     for (;;) {
       const packet = this.#decoder.next();
       if (packet === undefined) return;
-      packetsReceived.labels(packet.type).inc();
+      this.context.traffic.packetsReceived.labels(packet.type).inc();
       if (this.#closed) return;
       if (this.#session) {
         if (packet.type === "auth" && this.#version === 5) await this.#reauthenticate(packet);
@@ -313,7 +315,7 @@ export class Connection implements SessionLink {
           packetId: effect.packetId,
           ...(sameProperties ? {} : { topic: effect.topic, properties: effect.properties }),
         });
-        packetsSent.labels("publish").inc();
+        this.context.traffic.packetsSent.labels("publish").inc();
         this.#outbox.push(frame);
         return;
       }
@@ -368,7 +370,7 @@ export class Connection implements SessionLink {
       if (bytes.byteLength > max) bytes = encode({ ...packet, properties: {} } as Packet, this.#version);
       if (bytes.byteLength > max) return;
     }
-    packetsSent.labels(packet.type).inc();
+    this.context.traffic.packetsSent.labels(packet.type).inc();
     this.#outbox.push(bytes);
   }
 

@@ -2,10 +2,9 @@
  * A small Prometheus registry (counters, gauges, histograms, with labels) rendered in the text exposition
  * format 0.0.4, and the broker's metrics.
  *
- * Two kinds of metric live here:
- * - process-wide ones updated on the hot path ({@link packetsReceived}, {@link packetsSent},
- *   {@link storeFlushSeconds}): module-level, shared by every broker in the process;
- * - per-broker ones sampled at scrape time from callbacks main.ts provides ({@link createBrokerMetrics}):
+ * Two kinds of metric live here, both per broker instance:
+ * - ones updated on the hot path ({@link TrafficMetrics}): packets by type, storage flush latency;
+ * - ones sampled at scrape time from callbacks main.ts provides ({@link createBrokerMetrics}):
  *   connections, bytes, drops, queue depth, auth failures. Nothing is counted twice: the broker and the
  *   connection manager already keep those totals.
  *
@@ -253,44 +252,48 @@ function formatNumber(value: number): string {
 // The broker's metrics
 // ---------------------------------------------------------------------------------------------------
 
-/** Control packets decoded from clients, by packet type (process-wide). */
-export const packetsReceived = new Counter(
-  "mqtt_packets_received_total",
-  "MQTT control packets received from clients, by packet type.",
-  ["type"],
-);
-
-/** Control packets queued to clients, by packet type (process-wide). */
-export const packetsSent = new Counter(
-  "mqtt_packets_sent_total",
-  "MQTT control packets sent to clients, by packet type.",
-  ["type"],
-);
-
-/** Durations of storage flushes (group commits), in seconds (process-wide). */
-export const storeFlushSeconds = new Histogram(
-  "mqtt_store_flush_seconds",
-  "Time for the store to make pending changes durable (one group commit), in seconds.",
-  [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-);
-
 /**
- * Times a storage flush into `mqtt_store_flush_seconds` and returns the same outcome. Rejected flushes are
- * timed too (a failing disk is slow as well).
+ * The metrics a broker updates on its hot paths, one set per broker instance (two brokers in one process
+ * count apart): packets by type both ways, and storage flush latency.
  */
-export function timeFlush<T>(flush: Promise<T>): Promise<T> {
-  const start = performance.now();
-  const observe = () => storeFlushSeconds.observe((performance.now() - start) / 1000);
-  return flush.then(
-    (value) => {
-      observe();
-      return value;
-    },
-    (error) => {
-      observe();
-      throw error;
-    },
+export class TrafficMetrics {
+  /** Control packets decoded from clients, by packet type. */
+  readonly packetsReceived = new Counter(
+    "mqtt_packets_received_total",
+    "MQTT control packets received from clients, by packet type.",
+    ["type"],
   );
+  /** Control packets queued to clients, by packet type. */
+  readonly packetsSent = new Counter(
+    "mqtt_packets_sent_total",
+    "MQTT control packets sent to clients, by packet type.",
+    ["type"],
+  );
+  /** Durations of storage flushes (group commits), in seconds. */
+  readonly storeFlushSeconds = new Histogram(
+    "mqtt_store_flush_seconds",
+    "Time for the store to make pending changes durable (one group commit), in seconds.",
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
+
+  /**
+   * Times a storage flush into `mqtt_store_flush_seconds` and returns the same outcome. Rejected flushes
+   * are timed too (a failing disk is slow as well).
+   */
+  readonly timeFlush = <T>(flush: Promise<T>): Promise<T> => {
+    const start = performance.now();
+    const observe = () => this.storeFlushSeconds.observe((performance.now() - start) / 1000);
+    return flush.then(
+      (value) => {
+        observe();
+        return value;
+      },
+      (error) => {
+        observe();
+        throw error;
+      },
+    );
+  };
 }
 
 /** Messages not delivered, by reason: the session's DropCounts. */
@@ -323,8 +326,8 @@ export interface BrokerMetricSources {
   authFailures(): number;
 }
 
-/** A broker's metrics: a registry holding the process-wide ones plus gauges sampled from `sources`. */
-export function createBrokerMetrics(sources: BrokerMetricSources): Registry {
+/** A broker's metrics: a registry holding its traffic metrics plus gauges sampled from `sources`. */
+export function createBrokerMetrics(traffic: TrafficMetrics, sources: BrokerMetricSources): Registry {
   const registry = new Registry();
   const connections = registry.register(
     new Gauge("mqtt_connections", "Client connections open now, by listener.", ["listener"]),
@@ -334,8 +337,8 @@ export function createBrokerMetrics(sources: BrokerMetricSources): Registry {
       "listener",
     ]),
   );
-  registry.register(packetsReceived);
-  registry.register(packetsSent);
+  registry.register(traffic.packetsReceived);
+  registry.register(traffic.packetsSent);
   const bytesReceived = registry.register(
     new Counter("mqtt_bytes_received_total", "Bytes received from clients since start."),
   );
@@ -353,7 +356,7 @@ export function createBrokerMetrics(sources: BrokerMetricSources): Registry {
   const inflight = registry.register(
     new Gauge("mqtt_inflight", "Outbound QoS 1/2 messages awaiting acknowledgement."),
   );
-  registry.register(storeFlushSeconds);
+  registry.register(traffic.storeFlushSeconds);
   const authFailures = registry.register(
     new Counter("mqtt_auth_failures_total", "CONNECTs refused by authentication since start."),
   );

@@ -7,13 +7,10 @@ export {
   createBrokerMetrics,
   Gauge,
   Histogram,
-  packetsReceived,
-  packetsSent,
   parseExposition,
   PROMETHEUS_CONTENT_TYPE,
   Registry,
-  storeFlushSeconds,
-  timeFlush,
+  TrafficMetrics,
 } from "./metrics.ts";
 export type { BrokerMetricSources, DropTotals, Sample } from "./metrics.ts";
 export { healthHandler, type HealthSources, type HttpEndpoint, startHttpServer } from "./http.ts";

@@ -12,8 +12,7 @@ import {
   parseExposition,
   Registry,
   type Sample,
-  storeFlushSeconds,
-  timeFlush,
+  TrafficMetrics,
 } from "../../src/observe/mod.ts";
 import { RawClient, withBroker } from "../helpers/broker.ts";
 import { publishPacket, subscription } from "../helpers/clients.ts";
@@ -73,12 +72,19 @@ Deno.test("metrics: invalid names, wrong label counts, negative increments and d
 });
 
 Deno.test("metrics: timeFlush observes resolved and rejected flushes and passes the outcome through", async () => {
-  const before = storeFlushSeconds.get();
-  assert.equal(await timeFlush(new Promise((resolve) => setTimeout(() => resolve(7), 20))), 7);
-  await assert.rejects(timeFlush(Promise.reject(new Error("disk full"))), /disk full/);
-  const after = storeFlushSeconds.get();
-  assert.equal(after.count - before.count, 2);
-  assert.ok(after.sum - before.sum >= 0.015, `the 20 ms flush was timed (${after.sum - before.sum} s)`);
+  const traffic = new TrafficMetrics();
+  assert.equal(await traffic.timeFlush(new Promise((resolve) => setTimeout(() => resolve(7), 20))), 7);
+  await assert.rejects(traffic.timeFlush(Promise.reject(new Error("disk full"))), /disk full/);
+  const { count, sum } = traffic.storeFlushSeconds.get();
+  assert.equal(count, 2);
+  assert.ok(sum >= 0.015, `the 20 ms flush was timed (${sum} s)`);
+});
+
+Deno.test("metrics: two brokers' traffic metrics count apart", () => {
+  const [one, two] = [new TrafficMetrics(), new TrafficMetrics()];
+  one.packetsReceived.labels("publish").inc(3);
+  two.packetsReceived.labels("publish").inc();
+  assert.deepEqual([one.packetsReceived.get("publish"), two.packetsReceived.get("publish")], [3, 1]);
 });
 
 function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number {

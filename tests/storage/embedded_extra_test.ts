@@ -12,6 +12,8 @@ import {
   withTempDir,
 } from "./embedded_helpers.ts";
 import { sample } from "../../src/storage/conformance_samples.ts";
+import { withBroker } from "../helpers/broker.ts";
+import { connect, publishPacket } from "../helpers/clients.ts";
 
 const KIB = 1024;
 
@@ -72,17 +74,19 @@ Deno.test("embedded durability batch: flush resolves after the write, an fsync f
 Deno.test("embedded durability memory: nothing reaches the disk and a restart starts empty", async () => {
   await withTempDir(async (dir) => {
     const dataDir = join(dir, "data");
-    const storage = embeddedStore(dataDir, { durability: "memory" });
-    await storage.start();
-    storage.saveSession(sample.session());
-    storage.saveRetained(sample.message("r", { retain: true }));
-    await storage.flush();
-    await storage.stop();
+    const properties = `storage.type = embedded\nstorage.durability = memory\nstorage.dir = ${dataDir}`;
+    await withBroker(properties, async ({ port }) => {
+      const { client } = await connect(port, "durable-in-memory", 4, { cleanStart: false });
+      await client.sendPacket(publishPacket("r", "retained", 1, { retain: true }), 4);
+      assert.equal((await client.readPacket()).type, "puback");
+      await client.close();
+    });
     assert.deepEqual(await listDir(dir), [], "not even the data directory is created");
-    const reopened = embeddedStore(dataDir, { durability: "memory" });
-    const snapshot = await reopened.start();
-    await reopened.stop();
-    assert.deepEqual([snapshot.sessions, snapshot.retained], [[], []]);
+    await withBroker(properties, async ({ port }) => {
+      const { client, connack } = await connect(port, "durable-in-memory", 4, { cleanStart: false });
+      assert.equal(connack.sessionPresent, false, "the session did not survive the restart");
+      await client.close();
+    });
   });
 });
 

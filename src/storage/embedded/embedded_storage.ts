@@ -5,7 +5,6 @@
  * docs/storage.md has the format, the durability levels and the measurements behind these choices.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { createMemoryStorage } from "../memory/mod.ts";
 import {
   type MessageRef,
   type QueueEntry,
@@ -33,9 +32,9 @@ export interface EmbeddedStorageOptions {
   dir: string;
   /**
    * `sync`: `flush()` resolves after fsync. `batch`: after the write, fsync every `batchIntervalMs`.
-   * `memory`: nothing touches the disk (the memory adapter).
+   * (The config's `memory` durability is the memory adapter, which main.ts picks instead.)
    */
-  durability: "sync" | "batch" | "memory";
+  durability: "sync" | "batch";
   batchIntervalMs: number;
   logger?: StorageLogger;
   /** Cap on the store's size on disk; past it `flush()` rejects with reason 0x97 (Quota exceeded). */
@@ -56,10 +55,7 @@ const SILENT_LOGGER: StorageLogger = { info() {}, warn() {}, error() {} };
 
 /** Creates the embedded adapter; see {@link EmbeddedStorageOptions}. */
 export function createEmbeddedStorage(options: EmbeddedStorageOptions): EmbeddedStorage {
-  if (options.durability === "memory") {
-    return Object.assign(createMemoryStorage(), { stats: (): CommitStats => ({ flushes: 0, syncs: 0 }) });
-  }
-  return new EmbeddedStore({ ...options, durability: options.durability });
+  return new EmbeddedStore(options);
 }
 
 /** Maps an engine failure to the reason code the broker answers with; a full disk is a quota problem. */
@@ -105,7 +101,7 @@ class EmbeddedStore implements EmbeddedStorage {
   #nextSequence = 1;
   readonly #logger: StorageLogger;
 
-  constructor(private readonly options: EmbeddedStorageOptions & { durability: "sync" | "batch" }) {
+  constructor(private readonly options: EmbeddedStorageOptions) {
     this.#logger = options.logger ?? SILENT_LOGGER;
   }
 
