@@ -118,7 +118,7 @@ export async function startBroker(
     observeFlush: traffic.timeFlush,
     clock: environment.clock ?? systemClock,
   });
-  broker.restore(snapshot);
+  await broker.restore(snapshot);
   logger.info("storage.recovered", {
     type: config.storage.type,
     sessions: broker.sessionCount,

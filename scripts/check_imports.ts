@@ -106,6 +106,9 @@ for (const file of files) {
   }
 }
 
-for (const line of violations) console.error(line);
-console.log(`check_imports: ${files.length} files, ${violations.length} violation(s)`);
+const text = new TextEncoder();
+for (const line of violations) Deno.stderr.writeSync(text.encode(`${line}\n`));
+Deno.stdout.writeSync(
+  text.encode(`check_imports: ${files.length} files, ${violations.length} violation(s)\n`),
+);
 if (violations.length > 0) Deno.exit(1);

@@ -75,7 +75,7 @@ try {
     sharedSubscriptionStrategy: "round_robin",
     storage: reopened,
   });
-  broker.restore(snapshot);
+  await broker.restore(snapshot);
   const t2 = performance.now();
   write(
     `recovery of ${snapshot.storedMessages} queued messages: storage start ${

@@ -9,6 +9,7 @@ import type {
   DropCounts,
   Effect,
   Message,
+  Permissions,
   SessionEffect,
   SessionLimits,
   SessionSubscription,
@@ -19,8 +20,24 @@ import { type Clock, systemClock } from "./clock.ts";
 import { fromStored, Persistence } from "./persistence.ts";
 import { type SessionEntry, type SessionLink, SessionRegistry } from "./registry.ts";
 import { RetainedService } from "./retained.ts";
-import { Router } from "./router.ts";
+import { EVERYONE, Router, type RouteScope } from "./router.ts";
 import { WillService } from "./wills.ts";
+
+/**
+ * Where messages published on this node leave it for other nodes (a cluster implements it). With an
+ * egress, a publish reaches this node's transient sessions at once and everything else when the message
+ * comes back through {@link Broker.deliverRemote}, on every node in the same order.
+ */
+export interface Egress {
+  /**
+   * Sends a message published here to the cluster; resolves once the cluster holds it durably. Undefined
+   * when no other node and no persistent session needs it.
+   */
+  forward(message: Message): Promise<void> | undefined;
+}
+
+/** Session timers, handed to a cluster so that they take effect at one place in its log on every node. */
+export type SessionTimer = "expire" | "will";
 
 export interface BrokerOptions {
   limits: SessionLimits;
@@ -31,6 +48,14 @@ export interface BrokerOptions {
   /** Wraps each storage flush, e.g. to time it for metrics. */
   observeFlush?: (flush: Promise<void>) => Promise<void>;
   clock?: Clock;
+  egress?: Egress;
+  /**
+   * Called when a session timer is due instead of acting at once: a cluster appends it to its log and
+   * calls {@link Broker.fire} when every node applies it. Default: fire at once.
+   */
+  onTimer?: (timer: SessionTimer, clientId: string, epoch: number) => void;
+  /** The ACL of a client, for sessions rebuilt from storage while their client is connected elsewhere. */
+  permissionsFor?: (clientId: string, owner: string | undefined) => Permissions | undefined;
 }
 
 /** What a CONNECT asks of the session registry. */
@@ -41,16 +66,33 @@ export interface OpenRequest {
   sessionExpiryInterval: number;
   will?: Will;
   attachment: Attachment;
-  link: SessionLink;
+  /** The connection on this node; absent when the client connected to another node of a cluster. */
+  link?: SessionLink;
   /** Who connects (e.g. the verified user name); stored with a persistent session. */
   owner?: string;
+  /** The claim's epoch when a cluster decided it (its place in the log); otherwise the registry picks one. */
+  epoch?: number;
+  /** In a cluster: the node (and run) the client is connected to. */
+  holder?: string;
+}
+
+/** A connection's hold on its session: whatever it sends with an epoch that is no longer current is refused. */
+export interface SessionHandle {
+  readonly session: Session;
+  readonly epoch: number;
+}
+
+/** What connections ask of the broker (a cluster node offers the same). */
+export interface SessionService {
+  open(request: OpenRequest): Promise<OpenResult>;
+  receive(handle: SessionHandle, packet: Packet): Effect[];
+  close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void;
+  flush(): Promise<void> | undefined;
 }
 
 /** A claimed session: the connection's handle on it, and the resume to run after CONNACK. */
-export interface OpenResult {
-  session: Session;
+export interface OpenResult extends SessionHandle {
   sessionPresent: boolean;
-  epoch: number;
   /** Unacknowledged deliveries re-sent and queued ones drained, to run after the CONNACK. */
   effects: Effect[];
 }
@@ -66,13 +108,27 @@ export interface BrokerStats {
 
 const NEVER_EXPIRES = 0xffffffff;
 
+/** A publish's first pass on its own node in a cluster: its transient sessions' plain subscriptions. */
+const LOCAL_TRANSIENT: RouteScope = { transient: true, persistent: false, shared: false };
+/** The log pass on the node a message was published on: everything the first pass left. */
+const FROM_LOG_HERE: RouteScope = { transient: false, persistent: true, shared: true };
+
+/** The answer to a packet sent under an epoch that is no longer current: the session moved on. */
+const STALE: Effect = {
+  kind: "close",
+  reasonCode: ReasonCode.SessionTakenOver,
+  reasonString: "session taken over",
+  notify: true,
+  publishWill: false,
+};
+
 /**
  * The broker's services behind one small API for connection actors: the session registry (claim, take
  * over, expire), the router (subscriptions and fan-out), retained and will messages, and persistence.
  * Everything a client's packet changes goes through {@link receive}; deliveries to other clients reach
  * their connections through their {@link SessionLink}.
  */
-export class Broker {
+export class Broker implements SessionService {
   readonly clock: Clock;
   readonly retained: RetainedService;
   readonly router: Router;
@@ -89,6 +145,7 @@ export class Broker {
   /** The route callback, bound once: called per delivery on the hot path. */
   readonly #deliverTo = (session: Session, delivery: Delivery) => this.#deliver(session, delivery);
   #now = 0;
+  readonly #egress: Egress | undefined;
 
   constructor(private readonly options: BrokerOptions) {
     this.clock = options.clock ?? systemClock;
@@ -96,7 +153,13 @@ export class Broker {
     this.#registry = new SessionRegistry(this.clock.now);
     this.retained = new RetainedService(this.#persistence);
     this.router = new Router(options.sharedSubscriptionStrategy, this.clock.random);
-    this.#wills = new WillService(this.#persistence, this.clock, (message) => this.publish(message));
+    this.#wills = new WillService(
+      this.#persistence,
+      this.clock,
+      (message) => this.#publishWill(message),
+      (clientId) => this.#timerDue("will", clientId),
+    );
+    this.#egress = options.egress;
   }
 
   /**
@@ -146,12 +209,12 @@ export class Broker {
     if (entry) {
       this.clock.cancel(entry.expiryTimer);
       entry.expiryTimer = undefined;
-      const previous = entry.link;
-      if (previous) {
+      if (entry.attached) {
+        const previous = entry.link;
         this.#detach(entry);
         // The old connection's will goes out now unless its delay outlives the takeover [MQTT-3.1.3-9].
         if (request.cleanStart || !this.#willDelayed(entry)) this.#wills.publishNow(clientId);
-        previous.takeOver();
+        previous?.takeOver();
       } else {
         // Reconnected before the will delay passed: the will is not sent [MQTT-3.1.3-9].
         this.#wills.cancel(clientId);
@@ -165,16 +228,26 @@ export class Broker {
     }
     const sessionPresent = entry !== undefined;
     if (!entry) {
-      entry = { session: new Session(clientId, this.options.limits, this.#shared), epoch: 0 };
+      entry = {
+        session: new Session(clientId, this.options.limits, this.#shared),
+        epoch: 0,
+        attached: false,
+      };
     }
-    entry.epoch = this.#registry.nextEpoch();
+    entry.epoch = request.epoch ?? this.#registry.nextEpoch();
     entry.owner = request.owner;
     entry.link = request.link;
+    entry.holder = request.holder;
+    entry.attached = true;
     this.#registry.set(entry);
     const session = entry.session;
     session.expiryInterval = Math.min(request.sessionExpiryInterval, this.options.maxSessionExpiry);
     session.persistent = session.expiryInterval > 0;
-    this.#persistence.saveSession(session, { epoch: entry.epoch, owner: entry.owner });
+    const connection = request.holder === undefined ? undefined : JSON.stringify({
+      holder: request.holder,
+      attachment: { ...request.attachment, permissions: undefined },
+    });
+    this.#persistence.saveSession(session, { epoch: entry.epoch, owner: entry.owner, connection });
     this.#wills.arm(clientId, request.will);
     this.stats.connectedClients++;
     const effects = session.attach(request.attachment, this.clock.now());
@@ -209,13 +282,15 @@ export class Broker {
    * One packet from the client of `session`. Returns what its connection must do, in order: the
    * session's replies, with publishes routed, subscriptions applied and acknowledgements tied to storage.
    */
-  receive(session: Session, packet: Packet): Effect[] {
+  receive(handle: SessionHandle, packet: Packet, fromLog = false): Effect[] {
+    const session = handle.session;
+    if (!this.#current(handle)) return [STALE];
     const effects: SessionEffect[] = session.handleIn(packet, this.clock.now());
     for (let i = 0; i < effects.length; i++) {
       const effect = effects[i];
       switch (effect.kind) {
         case "publish": {
-          const reached = this.publish(effect.message);
+          const { reached, forwarded } = this.#publishHere(effect.message, fromLog);
           const ack = effect.ack;
           if (!ack) {
             effects.splice(i--, 1);
@@ -224,7 +299,11 @@ export class Broker {
           if (reached === 0 && session.attachment?.protocolVersion === 5) {
             ack.reasonCode = ReasonCode.NoMatchingSubscribers;
           }
-          effects[i] = { kind: "ack", packet: ack, durable: this.flush() };
+          const stored = this.flush();
+          const durable = forwarded && stored
+            ? Promise.all([forwarded, stored]).then(() => {})
+            : forwarded ?? stored;
+          effects[i] = { kind: "ack", packet: ack, durable };
           break;
         }
         case "subscribe": {
@@ -247,9 +326,10 @@ export class Broker {
    * The connection of `link` ended. Publishes or schedules the will, then ends or keeps the session
    * per its expiry interval. A link that was taken over no longer owns the session and only its will matters.
    */
-  close(session: Session, link: SessionLink, publishWill: boolean, sessionExpiryInterval?: number): void {
+  close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void {
+    const session = handle.session;
     const entry = this.#registry.get(session.clientId);
-    if (!entry || entry.link !== link) return;
+    if (!entry || entry.epoch !== handle.epoch || !entry.attached) return;
     this.#detach(entry);
     if (sessionExpiryInterval !== undefined) {
       session.expiryInterval = Math.min(sessionExpiryInterval, this.options.maxSessionExpiry);
@@ -260,6 +340,7 @@ export class Broker {
       owner: entry.owner,
       disconnectedAt: this.clock.now(),
     });
+    entry.holder = undefined;
     if (!publishWill) this.#wills.cancel(session.clientId);
     else this.#wills.trigger(session.clientId, Math.min(this.#willDelay(entry), expiry));
     if (expiry === 0) return this.#end(entry);
@@ -274,8 +355,9 @@ export class Broker {
    * now or at their deadline. Expiry and will delays count from the recorded disconnect, or from now for a
    * client that was connected when the node stopped.
    */
-  restore(snapshot: StorageSnapshot): void {
+  async restore(snapshot: StorageSnapshot): Promise<void> {
     const now = this.clock.now();
+    const connected: { entry: SessionEntry; holder: string; attachment: Attachment }[] = [];
     this.retained.restore(snapshot.retained);
     for (const stored of snapshot.sessions) {
       const since = stored.disconnectedAt ?? now;
@@ -290,9 +372,11 @@ export class Broker {
       session.expiryInterval = stored.expiryInterval;
       session.persistent = true;
       session.outbound.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
-      const entry: SessionEntry = { session, epoch: stored.epoch, owner: stored.owner };
+      const entry: SessionEntry = { session, epoch: stored.epoch, owner: stored.owner, attached: false };
       this.#registry.set(entry);
-      if (left !== Infinity) this.#armExpiry(entry, left);
+      const connection = stored.connection ? JSON.parse(stored.connection) : undefined;
+      if (connection) connected.push({ entry, holder: connection.holder, attachment: connection.attachment });
+      else if (left !== Infinity) this.#armExpiry(entry, left);
     }
     for (const stored of snapshot.subscriptions) {
       const entry = this.#registry.get(stored.clientId);
@@ -311,14 +395,81 @@ export class Broker {
       if (!entry) return undefined;
       return Math.min(will.properties.willDelayInterval ?? 0, entry.session.expiryInterval);
     });
+    // Clients a cluster had connected (to another node, or to this one before it stopped): their sessions
+    // stay attached until the cluster says they left, so every node keeps running them alike.
+    for (const { entry, holder, attachment } of connected) {
+      await this.#pageIn(entry.session);
+      const permissions = this.options.permissionsFor?.(entry.session.clientId, entry.owner);
+      entry.attached = true;
+      entry.holder = holder;
+      entry.session.attach(permissions ? { ...attachment, permissions } : attachment, now);
+      this.#persistence.sessionChanged(entry.session);
+    }
   }
 
-  /** Routes one message to every matching subscriber; returns how many clients it reached. */
+  /** The connection on this node holding `clientId` at `epoch`, if any. */
+  linkOf(clientId: string, epoch: number): SessionLink | undefined {
+    const entry = this.#registry.get(clientId);
+    return entry?.epoch === epoch ? entry.link : undefined;
+  }
+
+  /** Connected clients, with the epoch and holder of each (a cluster's view of who is where). */
+  *connectedClients(): Generator<{ clientId: string; epoch: number; holder?: string }> {
+    for (const entry of this.#registry.values()) {
+      if (entry.attached) {
+        yield { clientId: entry.session.clientId, epoch: entry.epoch, holder: entry.holder };
+      }
+    }
+  }
+
+  /** Keeps a small named value with the broker's state, in the same group commit. */
+  saveMeta(key: string, value: string): void {
+    this.#persistence.saveMeta(key, value);
+  }
+
+  /**
+   * A message published on this node by the broker itself ($SYS, an operator): routed like a client's.
+   * Returns how many clients it reached here.
+   */
   publish(message: Message): number {
+    return this.#publishHere(message, false).reached;
+  }
+
+  /**
+   * A message published on this node: on a single node routed to everyone; with an egress, to this node's
+   * transient sessions now and forwarded for the rest ($SYS stays on its node). `reached` counts one for a
+   * forwarded message, which some other node or persistent session wants.
+   */
+  #publishHere(message: Message, fromLog: boolean): { reached: number; forwarded?: Promise<void> } {
     if (message.publisherId !== "") this.stats.messagesReceived++;
+    this.#now = this.clock.now();
+    // Published by a persistent session whose packet every node applies: each routes it to all it has.
+    const local = fromLog || !this.#egress || message.topic.startsWith("$SYS/");
+    if (local) {
+      if (message.retain) this.retained.set(message);
+      return { reached: this.router.route(message, this.#deliverTo) };
+    }
+    const forwarded = this.#egress!.forward(message);
+    const reached = this.router.route(message, this.#deliverTo, LOCAL_TRANSIENT);
+    return { reached: reached + (forwarded ? 1 : 0), forwarded };
+  }
+
+  /**
+   * A message that came back from the cluster log (every node applies it, in the same order): it goes to
+   * persistent sessions and shared groups, and to transient sessions unless it was published on this node,
+   * whose transient sessions already have it. Neither stored as new nor forwarded again.
+   */
+  deliverRemote(message: Message, publishedHere: boolean): number {
     if (message.retain) this.retained.set(message);
     this.#now = this.clock.now();
-    return this.router.route(message, this.#deliverTo);
+    return this.router.route(message, this.#deliverTo, publishedHere ? FROM_LOG_HERE : EVERYONE);
+  }
+
+  /** A will going out: on every node the same way, never forwarded (each node publishes its own share). */
+  #publishWill(message: Message): void {
+    if (message.retain) this.retained.set(message);
+    this.#now = this.clock.now();
+    this.router.route(message, this.#deliverTo);
   }
 
   /** Stops every timer; used at shutdown. */
@@ -331,7 +482,8 @@ export class Broker {
   #subscribe(session: Session, accepted: AcceptedSubscription[]): Effect[] {
     const now = this.clock.now();
     const effects: Effect[] = [];
-    const writable = this.#registry.get(session.clientId)?.link?.writable ?? false;
+    const entry = this.#registry.get(session.clientId);
+    const writable = entry?.link ? entry.link.writable : entry?.attached ?? false;
     for (const { subscription, isNew } of accepted) {
       this.router.add(session, subscription);
       this.#persistence.subscribed(session, subscription);
@@ -361,16 +513,43 @@ export class Broker {
   }
 
   #deliver(session: Session, delivery: Delivery): void {
-    const link = this.#registry.get(session.clientId)?.link;
-    const effects = session.deliver(delivery, link?.writable ?? false, this.#now);
+    const entry = this.#registry.get(session.clientId)!;
+    const link = entry.link;
+    // A client connected to another node: its state moves on here too, but that node does the sending.
+    const effects = session.deliver(delivery, link ? link.writable : entry.attached, this.#now);
     if (session.persistent) this.#persistence.sessionChanged(session);
-    if (effects.length > 0) {
+    if (link && effects.length > 0) {
       this.stats.messagesSent++;
-      link?.run(effects);
+      link.run(effects);
     }
   }
 
+  /** True while `handle` still holds its session: same epoch, client connected. */
+  #current(handle: SessionHandle): boolean {
+    const entry = this.#registry.get(handle.session.clientId);
+    return entry !== undefined && entry.epoch === handle.epoch && entry.attached;
+  }
+
+  /** A session timer is due: act now, or let the cluster put it in its log first. */
+  #timerDue(timer: SessionTimer, clientId: string): void {
+    const epoch = this.#registry.get(clientId)?.epoch ?? 0;
+    if (this.options.onTimer) this.options.onTimer(timer, clientId, epoch);
+    else this.fire(timer, clientId, epoch);
+  }
+
+  /**
+   * A session timer takes effect: the session expires, or its delayed will goes out, unless the client
+   * connected again since (a newer epoch).
+   */
+  fire(timer: SessionTimer, clientId: string, epoch: number): void {
+    const entry = this.#registry.get(clientId);
+    if (!entry || entry.epoch !== epoch || entry.attached) return;
+    if (timer === "will") this.#wills.publishDue(clientId);
+    else this.#end(entry);
+  }
+
   #detach(entry: SessionEntry): void {
+    entry.attached = false;
     entry.link = undefined;
     entry.session.detach();
     this.stats.connectedClients--;
@@ -386,7 +565,7 @@ export class Broker {
 
   #armExpiry(entry: SessionEntry, ms: number): void {
     if (entry.session.expiryInterval === NEVER_EXPIRES) return;
-    entry.expiryTimer = this.clock.after(ms, () => this.#end(entry));
+    entry.expiryTimer = this.clock.after(ms, () => this.#timerDue("expire", entry.session.clientId));
   }
 
   /** The session expired (or its connection ended with expiry 0): publish a pending will, forget it all. */

@@ -8,6 +8,8 @@ export interface SessionMeta {
   epoch: number;
   owner?: string;
   disconnectedAt?: number;
+  /** Where the client is connected, while it is (see StoredSession.connection). */
+  connection?: string;
 }
 
 /**

@@ -22,8 +22,12 @@ export interface SessionEntry {
   epoch: number;
   /** The identity that owns the session (see OpenRequest.owner). */
   owner?: string;
+  /** True while the client is connected, here or (in a cluster) on another node. */
+  attached: boolean;
   /** The connection on this node, while the client is connected here. */
   link?: SessionLink;
+  /** In a cluster, while the client is connected: the node (and run) holding it. */
+  holder?: string;
   expiryTimer?: TimerHandle;
 }
 

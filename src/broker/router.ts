@@ -8,6 +8,20 @@ interface Subscriber {
   subscription: SessionSubscription;
 }
 
+/**
+ * Which subscriptions a routing pass serves. A cluster routes a message twice: at once on the node it was
+ * published on (plain subscriptions of that node's transient sessions), and again when every node applies it
+ * from the cluster log (persistent sessions, shared groups, and the transient sessions of other nodes).
+ */
+export interface RouteScope {
+  transient: boolean;
+  persistent: boolean;
+  shared: boolean;
+}
+
+/** Every subscription: the one pass of a single node. */
+export const EVERYONE: RouteScope = { transient: true, persistent: true, shared: true };
+
 /** A subscription entering or leaving the router; a cluster announces these to the other nodes. */
 export interface RouteChange {
   kind: "added" | "removed";
@@ -25,6 +39,7 @@ export class Router {
   /** Reused per message: one delivery per client. */
   readonly #matches = new Map<Session, Delivery>();
   #message: Message | undefined;
+  #scope: RouteScope = EVERYONE;
   /** Called for every subscription added or removed, e.g. to announce routes to other nodes. */
   onChange: ((change: RouteChange) => void) | undefined;
 
@@ -59,8 +74,13 @@ export class Router {
    * Calls `deliver` once per client the message reaches, with that client's delivery (a fresh object the
    * session may keep). Returns how many clients it reached.
    */
-  route(message: Message, deliver: (session: Session, delivery: Delivery) => void): number {
+  route(
+    message: Message,
+    deliver: (session: Session, delivery: Delivery) => void,
+    scope: RouteScope = EVERYONE,
+  ): number {
     this.#message = message;
+    this.#scope = scope;
     this.#trie.match(message.topic, this.#visitor);
     this.#message = undefined;
     const matches = this.#matches;
@@ -71,8 +91,13 @@ export class Router {
   }
 
   readonly #visitor = {
-    subscriber: (_clientId: string, subscriber: Subscriber) => this.#collect(subscriber),
+    subscriber: (_clientId: string, subscriber: Subscriber) => {
+      if (subscriber.session.persistent ? this.#scope.persistent : this.#scope.transient) {
+        this.#collect(subscriber);
+      }
+    },
     sharedGroup: (group: SharedGroup<Subscriber>) => {
+      if (!this.#scope.shared) return;
       const chosen = this.#pickMember(group);
       if (chosen) this.#collect(chosen, true);
     },

@@ -19,10 +19,15 @@ interface ArmedWill {
 export class WillService {
   readonly #armed = new Map<string, ArmedWill>();
 
+  /**
+   * `onDue` is called when a delayed will's time has come; it calls {@link publishDue} (at once, or when a
+   * cluster has put the moment in its log).
+   */
   constructor(
     private readonly persistence: Persistence,
     private readonly clock: Clock,
     private readonly publish: (message: Message) => void,
+    private readonly onDue: (clientId: string) => void,
   ) {}
 
   /** The client connected with `will` (or none): any previous will of this client id is replaced. */
@@ -60,6 +65,11 @@ export class WillService {
     this.#schedule(clientId, armed, this.clock.now() + delaySeconds * 1000);
   }
 
+  /** The delayed will of `clientId` is due: publish it, unless the client came back meanwhile. */
+  publishDue(clientId: string): void {
+    if (this.delayed(clientId)) this.publishNow(clientId);
+  }
+
   /** Publishes the client's will at once, if it has one (its session ended, or it was taken over). */
   publishNow(clientId: string): void {
     const armed = this.#armed.get(clientId);
@@ -93,10 +103,7 @@ export class WillService {
   #schedule(clientId: string, armed: ArmedWill, publishAt: number): void {
     armed.publishAt = publishAt;
     this.persistence.willArmed(clientId, armed.will, publishAt);
-    armed.timer = this.clock.after(Math.max(0, publishAt - this.clock.now()), () => {
-      armed.timer = undefined;
-      this.publishNow(clientId);
-    });
+    armed.timer = this.clock.after(Math.max(0, publishAt - this.clock.now()), () => this.onDue(clientId));
   }
 
   #forget(clientId: string): void {

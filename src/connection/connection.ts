@@ -1,4 +1,4 @@
-import type { Broker, SessionLink } from "../broker/mod.ts";
+import type { SessionHandle, SessionLink, SessionService } from "../broker/mod.ts";
 import {
   type AckPacket,
   type AuthPacket,
@@ -17,7 +17,7 @@ import {
 import type { Authenticator, Authorizer, EnhancedAuthMethod } from "../auth/port.ts";
 import type { Logger, LogLevel } from "../observe/mod.ts";
 import type { TrafficMetrics } from "../observe/metrics.ts";
-import { type ConnectSettings, decideConnect, type Effect, type Session } from "../session/mod.ts";
+import { type ConnectSettings, decideConnect, type Effect } from "../session/mod.ts";
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
 import { type AuthOutcome, ClientAuthentication } from "./authentication.ts";
@@ -31,7 +31,8 @@ interface PendingConnect {
 
 /** Everything a connection actor needs from the server around it. */
 export interface ConnectionContext {
-  broker: Broker;
+  /** The broker, or the cluster node in front of it. */
+  broker: SessionService;
   /** This broker's packet counters. */
   traffic: TrafficMetrics;
   settings: ConnectSettings;
@@ -63,7 +64,8 @@ export class Connection implements SessionLink {
   readonly #outbox: Outbox;
   readonly #decoder: Decoder;
   #version: ProtocolVersion = 4;
-  #session: Session | undefined;
+  /** The session this connection holds, once CONNECT succeeded; undefined again after a takeover. */
+  #handle: SessionHandle | undefined;
   #keepAliveMs = 0;
   #lastActivity = performance.now();
   readonly #connectDeadline: number;
@@ -102,7 +104,7 @@ export class Connection implements SessionLink {
    */
   #log(level: LogLevel, event: string, fields: Record<string, unknown> = {}): void {
     this.context.logger[level](event, {
-      clientId: this.#session?.clientId,
+      clientId: this.#handle?.session.clientId,
       remote: this.accepted.remoteAddress,
       ...fields,
     });
@@ -151,6 +153,9 @@ export class Connection implements SessionLink {
   }
 
   run(effects: Effect[]): void {
+    // After a DISCONNECT (ours or the client's) nothing more is sent [MQTT-3.14.4-1]; what was in flight
+    // stays in the session and is re-sent if the client resumes it.
+    if (this.#closed) return;
     let exactlyOnce = false;
     for (const effect of effects) {
       this.#runEffect(effect);
@@ -166,7 +171,7 @@ export class Connection implements SessionLink {
 
   takeOver(): void {
     this.#sendDisconnect(ReasonCode.SessionTakenOver, "session taken over");
-    this.#session = undefined; // the broker has already moved the session to the new connection
+    this.#handle = undefined; // the broker has already moved the session to the new connection
     void this.#closeAfterFlush(false);
   }
 
@@ -176,9 +181,9 @@ export class Connection implements SessionLink {
       if (packet === undefined) return;
       this.context.traffic.packetsReceived.labels(packet.type).inc();
       if (this.#closed) return;
-      if (this.#session) {
+      if (this.#handle) {
         if (packet.type === "auth" && this.#version === 5) await this.#reauthenticate(packet);
-        else this.run(this.context.broker.receive(this.#session, packet));
+        else this.run(this.context.broker.receive(this.#handle, packet));
       } else if (this.#pendingConnect) {
         if (packet.type !== "auth") {
           throw new MqttError(ReasonCode.ProtocolError, `${packet.type} during authentication`);
@@ -222,7 +227,7 @@ export class Connection implements SessionLink {
         canSubscribe: (filter) => authorizer.canSubscribe(identity, filter),
       };
     }
-    const { session, sessionPresent, effects } = await this.context.broker.open({
+    const opened = await this.context.broker.open({
       clientId: decision.clientId,
       cleanStart: packet.cleanStart,
       sessionExpiryInterval: decision.sessionExpiryInterval,
@@ -231,12 +236,13 @@ export class Connection implements SessionLink {
       link: this,
       owner: outcome.username,
     });
-    this.#session = session;
     if (this.#finished) {
       // The socket ended while the session was being claimed: hand it straight back.
-      this.context.broker.close(session, this, true);
+      this.context.broker.close(opened, true);
       return;
     }
+    this.#handle = opened;
+    const { sessionPresent, effects } = opened;
     this.#send({
       type: "connack",
       sessionPresent,
@@ -273,7 +279,7 @@ export class Connection implements SessionLink {
    */
   checkDeadlines(now: number): void {
     if (this.#closed) return;
-    if (!this.#session) {
+    if (!this.#handle) {
       if (now >= this.#connectDeadline) this.#fail("connect_timeout");
     } else if (this.#keepAliveMs > 0 && now - this.#lastActivity >= this.#keepAliveMs) {
       this.#fail("keep_alive_timeout", ReasonCode.KeepAliveTimeout);
@@ -375,7 +381,7 @@ export class Connection implements SessionLink {
   }
 
   #sendDisconnect(reasonCode: number, reasonString?: string): void {
-    if (this.#version !== 5 || !this.#session) return;
+    if (this.#version !== 5 || !this.#handle) return;
     const properties = reasonString ? { reasonString } : {};
     this.#send({ type: "disconnect", reasonCode, properties });
   }
@@ -387,7 +393,7 @@ export class Connection implements SessionLink {
         reason: error.message,
       });
       if (error instanceof UnsupportedProtocolError) {
-        if (this.#session) {
+        if (this.#handle) {
           // Any second CONNECT is a protocol error, whatever it announces [MQTT-3.1.0-2].
           this.#sendDisconnect(ReasonCode.ProtocolError, "second CONNECT");
           return void this.#closeAfterFlush(true);
@@ -434,8 +440,8 @@ export class Connection implements SessionLink {
     this.#finished = true;
     this.#closed = true;
     this.#shutdownSocket();
-    if (this.#session) {
-      this.context.broker.close(this.#session, this, publishWill, sessionExpiryInterval);
+    if (this.#handle) {
+      this.context.broker.close(this.#handle, publishWill, sessionExpiryInterval);
       this.#log("debug", "client.disconnected", { publishWill });
     }
   }

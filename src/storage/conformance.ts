@@ -104,13 +104,23 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
     );
     storage.saveSession(sample.session("c", { epoch: 1 }));
     storage.saveSession(
-      sample.session("c", { epoch: 1_700_000_000_000_001, expiryInterval: 10, owner: "alice" }),
+      sample.session("c", {
+        epoch: 1_700_000_000_000_001,
+        expiryInterval: 10,
+        owner: "alice",
+        connection: "{}",
+      }),
     );
     const { snapshot } = await restart();
     assert.deepEqual(sortBy(snapshot.sessions, (session) => session.clientId), [
       sample.session("a"),
       sample.session("b", { expiryInterval: 0xFFFFFFFF, disconnectedAt: 1_700_000_000_000 }),
-      sample.session("c", { epoch: 1_700_000_000_000_001, expiryInterval: 10, owner: "alice" }),
+      sample.session("c", {
+        epoch: 1_700_000_000_000_001,
+        expiryInterval: 10,
+        owner: "alice",
+        connection: "{}",
+      }),
     ]);
   });
 

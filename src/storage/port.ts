@@ -27,6 +27,11 @@ export interface StoredSession {
   epoch: number;
   /** Who owns the session (see the broker's identities); absent for sessions stored before owners were kept. */
   owner?: string;
+  /**
+   * While the client is connected: where and how (the broker's own text; a cluster node needs it to keep
+   * serving a session whose client is connected to another node after a restart).
+   */
+  connection?: string;
 }
 
 export interface StoredSubscription {

@@ -12,8 +12,6 @@ import {
   withTempDir,
 } from "./embedded_helpers.ts";
 import { sample } from "../../src/storage/conformance_samples.ts";
-import { withBroker } from "../helpers/broker.ts";
-import { connect, publishPacket } from "../helpers/clients.ts";
 
 const KIB = 1024;
 
@@ -68,25 +66,6 @@ Deno.test("embedded durability batch: flush resolves after the write, an fsync f
     } finally {
       await storage.stop();
     }
-  });
-});
-
-Deno.test("embedded durability memory: nothing reaches the disk and a restart starts empty", async () => {
-  await withTempDir(async (dir) => {
-    const dataDir = join(dir, "data");
-    const properties = `storage.type = embedded\nstorage.durability = memory\nstorage.dir = ${dataDir}`;
-    await withBroker(properties, async ({ port }) => {
-      const { client } = await connect(port, "durable-in-memory", 4, { cleanStart: false });
-      await client.sendPacket(publishPacket("r", "retained", 1, { retain: true }), 4);
-      assert.equal((await client.readPacket()).type, "puback");
-      await client.close();
-    });
-    assert.deepEqual(await listDir(dir), [], "not even the data directory is created");
-    await withBroker(properties, async ({ port }) => {
-      const { client, connack } = await connect(port, "durable-in-memory", 4, { cleanStart: false });
-      assert.equal(connack.sessionPresent, false, "the session did not survive the restart");
-      await client.close();
-    });
   });
 });
 

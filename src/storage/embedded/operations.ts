@@ -33,8 +33,8 @@ export function grows(operation: Operation): boolean {
 }
 
 const SQL = {
-  saveSession: `INSERT OR REPLACE INTO sessions (client_id, expiry_interval, disconnected_at, epoch, owner)
-    VALUES (?, ?, ?, ?, ?)`,
+  saveSession: `INSERT OR REPLACE INTO sessions (client_id, expiry_interval, disconnected_at, epoch, owner,
+    connection) VALUES (?, ?, ?, ?, ?, ?)`,
   deleteSessionMessages:
     `DELETE FROM messages WHERE id IN (SELECT message_id FROM queue_entries WHERE client_id = ?1)
     AND NOT EXISTS (SELECT 1 FROM queue_entries q WHERE q.message_id = messages.id AND q.client_id <> ?1)`,
@@ -72,10 +72,19 @@ export class OperationBuilder {
     ) as Record<keyof typeof SQL, StatementSync>;
   }
 
-  saveSession({ clientId, expiryInterval, disconnectedAt, epoch, owner }: StoredSession): Operation {
+  saveSession(
+    { clientId, expiryInterval, disconnectedAt, epoch, owner, connection }: StoredSession,
+  ): Operation {
     const statement = this.#statements.saveSession;
     return metadataOperation(() =>
-      statement.run(clientId, expiryInterval, disconnectedAt ?? null, epoch, owner ?? null)
+      statement.run(
+        clientId,
+        expiryInterval,
+        disconnectedAt ?? null,
+        epoch,
+        owner ?? null,
+        connection ?? null,
+      )
     );
   }
 

@@ -69,6 +69,7 @@ export function sessionFromRow(row: Row): StoredSession {
     {
       disconnectedAt: optionalNumber(row.disconnected_at),
       owner: typeof row.owner === "string" ? row.owner : undefined,
+      connection: typeof row.connection === "string" ? row.connection : undefined,
     },
   );
 }

@@ -13,7 +13,8 @@ CREATE TABLE sessions (
   expiry_interval INTEGER NOT NULL,
   disconnected_at INTEGER,
   epoch INTEGER NOT NULL,
-  owner TEXT
+  owner TEXT,
+  connection TEXT
 ) WITHOUT ROWID;
 CREATE TABLE subscriptions (
   client_id TEXT NOT NULL,
@@ -129,8 +130,11 @@ export function prepareDatabase(db: DatabaseSync, budget: DiskBudget): void {
   if (version === 0) {
     db.exec(`BEGIN; ${TABLES} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
   } else if (version === 1) {
-    // Version 2 records who owns each session.
-    db.exec(`BEGIN; ALTER TABLE sessions ADD COLUMN owner TEXT; PRAGMA user_version = 2; COMMIT;`);
+    // Version 2 records who owns each session and where its client is connected.
+    db.exec(
+      `BEGIN; ALTER TABLE sessions ADD COLUMN owner TEXT; ALTER TABLE sessions ADD COLUMN connection TEXT;
+      PRAGMA user_version = 2; COMMIT;`,
+    );
   }
   if (budget.maxPages !== undefined) db.exec(`PRAGMA max_page_count = ${budget.maxPages}`);
 }

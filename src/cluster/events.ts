@@ -1,0 +1,273 @@
+/**
+ * The events nodes append to the cluster log, and their binary form. Every node applies every event in
+ * log order, so whatever an event decides (who holds a client id, a persistent session's state, retained
+ * messages, wills) is decided identically everywhere.
+ */
+import { Cursor } from "../codec/cursor.ts";
+import { decodeProperties, emitProperties, PropertyScope } from "../codec/properties.ts";
+import { Sink } from "../codec/sink.ts";
+import type { Properties, ProtocolVersion, QoS, Will } from "../codec/types.ts";
+import type { Attachment, Message } from "../session/types.ts";
+import { WireError, WireReader, WireWriter } from "./wire.ts";
+
+/** The connection facts of a claim that every node needs to run the session as its holder would. */
+export type AttachmentData = Omit<Attachment, "permissions">;
+
+/** A client id claimed by a connection on `node`; its place in the log becomes the claim's epoch. */
+export interface ClaimEvent {
+  kind: "claim";
+  node: string;
+  /** The claiming node's own number for the pending CONNECT, to find it again when the claim is applied. */
+  request: number;
+  clientId: string;
+  cleanStart: boolean;
+  sessionExpiryInterval: number;
+  owner?: string;
+  will?: Will;
+  attachment: AttachmentData;
+  /** The claiming node's run: a claim of an earlier run of this node has no pending CONNECT to answer. */
+  run: number;
+}
+
+/** A packet from the client of a persistent session, applied to every node's copy of the session. */
+export interface PacketEvent {
+  kind: "packet";
+  clientId: string;
+  epoch: number;
+  version: ProtocolVersion;
+  frame: Uint8Array;
+}
+
+/** The connection of `clientId` (at `epoch`) ended. */
+export interface LeaveEvent {
+  kind: "leave";
+  clientId: string;
+  epoch: number;
+  publishWill: boolean;
+  sessionExpiryInterval?: number;
+}
+
+/** A message published on `node` by a transient session (or the broker), numbered in that node's run. */
+export interface PublishEvent {
+  kind: "publish";
+  node: string;
+  /** The node's run (its start time): sequences restart with each run. */
+  run: number;
+  sequence: number;
+  message: Message;
+}
+
+/** A session timer came due on some node; it takes effect where it lands in the log. */
+export interface TimerEvent {
+  kind: "timer";
+  timer: "expire" | "will";
+  clientId: string;
+  epoch: number;
+}
+
+/** `node` is alive (in run `run`). */
+export interface HeartbeatEvent {
+  kind: "heartbeat";
+  node: string;
+  run: number;
+}
+
+/**
+ * `node`'s run `run` is declared gone: heard from last at heartbeat `lastBeat` (or never). Applied only if no
+ * later heartbeat of that run came first; then every client it held is disconnected abnormally.
+ */
+export interface NodeDownEvent {
+  kind: "nodeDown";
+  node: string;
+  run: number;
+  lastBeat: number;
+}
+
+export type ClusterEvent =
+  | ClaimEvent
+  | PacketEvent
+  | LeaveEvent
+  | PublishEvent
+  | TimerEvent
+  | HeartbeatEvent
+  | NodeDownEvent;
+
+/** An event with the time (ms since the epoch) its node appended it, which every node then uses as "now". */
+export interface Stamped {
+  at: number;
+  event: ClusterEvent;
+}
+
+const KINDS: ClusterEvent["kind"][] = [
+  "claim",
+  "packet",
+  "leave",
+  "publish",
+  "timer",
+  "heartbeat",
+  "nodeDown",
+];
+const FORMAT_VERSION = 1;
+const MESSAGE_PROPERTIES = PropertyScope.publish | PropertyScope.will;
+
+export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
+  const w = new WireWriter().byte(FORMAT_VERSION).byte(KINDS.indexOf(event.kind)).float(at);
+  switch (event.kind) {
+    case "claim":
+      w.string(event.node).uint(event.request).string(event.clientId).bool(event.cleanStart)
+        .uint(event.sessionExpiryInterval).optional(event.owner, (owner) => w.string(owner))
+        .optional(event.will, (will) => writeWill(w, will)).float(event.run);
+      writeAttachment(w, event.attachment);
+      break;
+    case "packet":
+      w.string(event.clientId).float(event.epoch).byte(event.version).bytesField(event.frame);
+      break;
+    case "leave":
+      w.string(event.clientId).float(event.epoch).bool(event.publishWill)
+        .optional(event.sessionExpiryInterval, (expiry) => w.uint(expiry));
+      break;
+    case "publish":
+      w.string(event.node).float(event.run).uint(event.sequence);
+      writeMessage(w, event.message);
+      break;
+    case "timer":
+      w.byte(event.timer === "expire" ? 0 : 1).string(event.clientId).float(event.epoch);
+      break;
+    case "heartbeat":
+      w.string(event.node).float(event.run);
+      break;
+    case "nodeDown":
+      w.string(event.node).float(event.run).float(event.lastBeat);
+      break;
+  }
+  return w.bytes().slice();
+}
+
+/** Decodes one event; throws WireError for an entry this code cannot read. Byte fields are views of `bytes`. */
+export function decodeEvent(bytes: Uint8Array): Stamped {
+  const r = new WireReader(bytes);
+  const version = r.byte();
+  if (version !== FORMAT_VERSION) throw new WireError(`unknown event format ${version}`);
+  const kind = KINDS[r.byte()];
+  const at = r.float();
+  let event: ClusterEvent;
+  switch (kind) {
+    case "claim":
+      event = {
+        kind,
+        node: r.string(),
+        request: r.uint(),
+        clientId: r.string(),
+        cleanStart: r.bool(),
+        sessionExpiryInterval: r.uint(),
+        owner: r.optional(() => r.string()),
+        will: r.optional(() => readWill(r)),
+        run: r.float(),
+        attachment: readAttachment(r),
+      };
+      break;
+    case "packet":
+      event = {
+        kind,
+        clientId: r.string(),
+        epoch: r.float(),
+        version: r.byte() as ProtocolVersion,
+        frame: r.bytesField(),
+      };
+      break;
+    case "leave":
+      event = {
+        kind,
+        clientId: r.string(),
+        epoch: r.float(),
+        publishWill: r.bool(),
+        sessionExpiryInterval: r.optional(() => r.uint()),
+      };
+      break;
+    case "publish":
+      event = { kind, node: r.string(), run: r.float(), sequence: r.uint(), message: readMessage(r) };
+      break;
+    case "timer":
+      event = { kind, timer: r.byte() === 0 ? "expire" : "will", clientId: r.string(), epoch: r.float() };
+      break;
+    case "heartbeat":
+      event = { kind, node: r.string(), run: r.float() };
+      break;
+    case "nodeDown":
+      event = { kind, node: r.string(), run: r.float(), lastBeat: r.float() };
+      break;
+    default:
+      throw new WireError("unknown event kind");
+  }
+  if (!r.done) throw new WireError(`${kind} event has trailing bytes`);
+  return { at, event: withoutUndefined(event) };
+}
+
+/** Optional fields absent rather than undefined, so decoded events compare equal to the originals. */
+function withoutUndefined<T extends object>(value: T): T {
+  for (const key of Object.keys(value) as (keyof T)[]) if (value[key] === undefined) delete value[key];
+  return value;
+}
+
+function writeProperties(w: WireWriter, properties: Properties): void {
+  const measure = new Sink(undefined);
+  emitProperties(measure, properties, MESSAGE_PROPERTIES);
+  const sink = new Sink(new Uint8Array(measure.pos));
+  emitProperties(sink, properties, MESSAGE_PROPERTIES);
+  w.bytesField(sink.buf!);
+}
+
+function readProperties(r: WireReader): Properties {
+  const bytes = r.bytesField();
+  return decodeProperties(new Cursor(bytes, 0, bytes.byteLength), MESSAGE_PROPERTIES);
+}
+
+function writeMessage(w: WireWriter, message: Message): void {
+  w.string(message.topic).bytesField(message.payload).byte(message.qos).bool(message.retain)
+    .string(message.publisherId).optional(message.expiresAt, (at) => w.float(at));
+  writeProperties(w, message.properties);
+}
+
+function readMessage(r: WireReader): Message {
+  return withoutUndefined({
+    topic: r.string(),
+    payload: r.bytesField(),
+    qos: r.byte() as QoS,
+    retain: r.bool(),
+    publisherId: r.string(),
+    expiresAt: r.optional(() => r.float()),
+    properties: readProperties(r),
+  });
+}
+
+function writeWill(w: WireWriter, will: Will): void {
+  w.string(will.topic).bytesField(will.payload).byte(will.qos).bool(will.retain);
+  writeProperties(w, will.properties);
+}
+
+function readWill(r: WireReader): Will {
+  return {
+    topic: r.string(),
+    payload: r.bytesField(),
+    qos: r.byte() as QoS,
+    retain: r.bool(),
+    properties: readProperties(r),
+  };
+}
+
+function writeAttachment(w: WireWriter, attachment: AttachmentData): void {
+  w.byte(attachment.protocolVersion).uint(attachment.receiveMaximum)
+    .optional(attachment.maximumPacketSize, (size) => w.uint(size)).uint(attachment.topicAliasMaximum)
+    .uint(attachment.sessionExpiryInterval).bool(attachment.requestProblemInformation);
+}
+
+function readAttachment(r: WireReader): AttachmentData {
+  return withoutUndefined({
+    protocolVersion: r.byte() as ProtocolVersion,
+    receiveMaximum: r.uint(),
+    maximumPacketSize: r.optional(() => r.uint()),
+    topicAliasMaximum: r.uint(),
+    sessionExpiryInterval: r.uint(),
+    requestProblemInformation: r.bool(),
+  });
+}

@@ -1,0 +1,148 @@
+/**
+ * A small binary format for cluster events: unsigned integers as LEB128, strings and byte arrays with a
+ * length prefix, numbers that may exceed 32 bits (timestamps, epochs) as float64. The writer grows its
+ * buffer; the reader checks every length against the end, so a damaged entry throws instead of reading
+ * past it.
+ */
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+export class WireWriter {
+  #buf = new Uint8Array(256);
+  #view = new DataView(this.#buf.buffer);
+  #pos = 0;
+
+  /** The bytes written so far (a copy-free view). */
+  bytes(): Uint8Array {
+    return this.#buf.subarray(0, this.#pos);
+  }
+
+  #reserve(count: number): void {
+    if (this.#pos + count <= this.#buf.byteLength) return;
+    let size = this.#buf.byteLength * 2;
+    while (size < this.#pos + count) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.#buf.subarray(0, this.#pos));
+    this.#buf = grown;
+    this.#view = new DataView(grown.buffer);
+  }
+
+  byte(value: number): this {
+    this.#reserve(1);
+    this.#buf[this.#pos++] = value;
+    return this;
+  }
+
+  bool(value: boolean): this {
+    return this.byte(value ? 1 : 0);
+  }
+
+  /** A non-negative integer below 2^53. */
+  uint(value: number): this {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(`not a safe unsigned integer: ${value}`);
+    }
+    this.#reserve(8);
+    while (value >= 0x80) {
+      this.#buf[this.#pos++] = (value % 0x80) | 0x80;
+      value = Math.floor(value / 0x80);
+    }
+    this.#buf[this.#pos++] = value;
+    return this;
+  }
+
+  float(value: number): this {
+    this.#reserve(8);
+    this.#view.setFloat64(this.#pos, value);
+    this.#pos += 8;
+    return this;
+  }
+
+  bytesField(value: Uint8Array): this {
+    this.uint(value.byteLength);
+    this.#reserve(value.byteLength);
+    this.#buf.set(value, this.#pos);
+    this.#pos += value.byteLength;
+    return this;
+  }
+
+  string(value: string): this {
+    return this.bytesField(encoder.encode(value));
+  }
+
+  /** Writes a presence flag, then the value with `write` when it is defined. */
+  optional<T>(value: T | undefined, write: (value: T) => void): this {
+    this.bool(value !== undefined);
+    if (value !== undefined) write(value);
+    return this;
+  }
+}
+
+/** A read that ran past the entry's end or found an impossible value. */
+export class WireError extends Error {
+  override readonly name = "WireError";
+}
+
+export class WireReader {
+  #pos = 0;
+  readonly #view: DataView;
+
+  constructor(private readonly buf: Uint8Array) {
+    this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  get done(): boolean {
+    return this.#pos === this.buf.byteLength;
+  }
+
+  #need(count: number): void {
+    if (this.#pos + count > this.buf.byteLength) throw new WireError("entry ends early");
+  }
+
+  byte(): number {
+    this.#need(1);
+    return this.buf[this.#pos++];
+  }
+
+  bool(): boolean {
+    const value = this.byte();
+    if (value > 1) throw new WireError(`not a boolean: ${value}`);
+    return value === 1;
+  }
+
+  uint(): number {
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      const byte = this.byte();
+      value += (byte & 0x7f) * scale;
+      if ((byte & 0x80) === 0) return value;
+      scale *= 0x80;
+    }
+    throw new WireError("integer too long");
+  }
+
+  float(): number {
+    this.#need(8);
+    const value = this.#view.getFloat64(this.#pos);
+    this.#pos += 8;
+    return value;
+  }
+
+  /** A view into the entry (not a copy). */
+  bytesField(): Uint8Array {
+    const length = this.uint();
+    this.#need(length);
+    const value = this.buf.subarray(this.#pos, this.#pos + length);
+    this.#pos += length;
+    return value;
+  }
+
+  string(): string {
+    return decoder.decode(this.bytesField());
+  }
+
+  optional<T>(read: () => T): T | undefined {
+    return this.bool() ? read() : undefined;
+  }
+}

@@ -1,0 +1,234 @@
+/** Two or three cluster nodes in one process, one in-memory log, a fake clock: no sockets, no sleeps. */
+import assert from "node:assert/strict";
+import { FakeClient, TestCluster } from "./support.ts";
+
+Deno.test("cluster: a QoS 1 publish on one node reaches a subscriber on the other exactly once", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    const sub = new FakeClient(b, "sub");
+    await sub.connect();
+    sub.subscribe("t/#", 1);
+    const pub = new FakeClient(a, "pub");
+    await pub.connect();
+    await cluster.settle();
+    pub.publish("t/1", "hello", 1, 7);
+    const [ack] = await pub.acks();
+    assert.deepEqual([ack.type, ack.packetId, ack.reasonCode], ["puback", 7, 0]);
+    await cluster.settle();
+    assert.deepEqual(sub.delivered().map((d) => [d.topic, d.payload, d.qos]), [["t/1", "hello", 1]]);
+    assert.deepEqual(pub.delivered(), [], "the publisher is not subscribed");
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("cluster: a persistent session moves to another node with its queue, packet ids and QoS 2 stage", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    const onA = new FakeClient(a, "device");
+    await onA.connect({ cleanStart: false, expiry: 3600, receiveMaximum: 2 });
+    onA.subscribe("cmd/#", 2);
+    const pub = new FakeClient(b, "pub");
+    await pub.connect();
+    await cluster.settle();
+    for (const n of [1, 2, 3, 4]) pub.publish("cmd/x", `m${n}`, 2, n);
+    await cluster.settle();
+    const first = onA.delivered();
+    assert.deepEqual(first.map((d) => [d.payload, d.packetId]), [["m1", 1], ["m2", 2]], "window of 2");
+    onA.ack(1, "pubrec"); // m1 reaches the PUBREL stage; m2 stays unacknowledged
+    await cluster.settle();
+    assert.equal(onA.sent("pubrel").length, 1);
+    onA.disconnect();
+    await cluster.settle();
+    pub.publish("cmd/x", "m5", 2, 5);
+    await cluster.settle();
+
+    const onB = new FakeClient(b, "device");
+    const resumed = await onB.connect({ cleanStart: false, expiry: 3600, receiveMaximum: 2 });
+    assert.equal(resumed.sessionPresent, true);
+    const pubrels = onB.sent("pubrel");
+    assert.deepEqual(pubrels.map((p) => (p as { packetId: number }).packetId), [1], "PUBREL for m1 again");
+    assert.deepEqual(onB.delivered().map((d) => [d.payload, d.packetId, d.dup]), [["m2", 2, true]]);
+    onB.ack(1, "pubcomp");
+    onB.ack(2, "pubrec");
+    onB.ack(2, "pubcomp");
+    await cluster.settle();
+    assert.deepEqual(onB.delivered().map((d) => d.payload), ["m2", "m3", "m4"]);
+    for (const id of [3, 4]) {
+      onB.ack(id, "pubrec");
+      await cluster.settle();
+      onB.ack(id, "pubcomp");
+    }
+    await cluster.settle();
+    assert.deepEqual(onB.delivered().map((d) => d.payload), ["m2", "m3", "m4", "m5"], "in order, once each");
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("cluster: one client id, one connection: a claim on another node takes over and fences the old holder", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    const old = new FakeClient(a, "dup");
+    const stale = await old.connect({ cleanStart: false, expiry: 60 });
+    old.subscribe("x", 1);
+    await cluster.settle();
+    const fresh = new FakeClient(b, "dup");
+    const claimed = await fresh.connect({ cleanStart: false, expiry: 60 });
+    await cluster.settle();
+    assert.equal(old.takenOver, true, "the connection on node a was told to go (0x8E)");
+    assert.ok(claimed.epoch > stale.epoch);
+    assert.equal(claimed.sessionPresent, true);
+
+    // Whatever the old holder still sends is refused on every node.
+    const refused = a.receive(stale, {
+      type: "unsubscribe",
+      packetId: 9,
+      topicFilters: ["x"],
+      properties: {},
+    });
+    await cluster.settle();
+    assert.deepEqual(refused, []);
+    const pub = new FakeClient(a, "pub");
+    await pub.connect();
+    pub.publish("x", "still subscribed", 1, 1);
+    await cluster.settle();
+    assert.deepEqual(fresh.delivered().map((d) => d.payload), ["still subscribed"]);
+    const direct = b.broker.receive(stale, { type: "pingreq" });
+    assert.deepEqual(direct.map((e) => e.kind === "close" && e.reasonCode), [0x8e]);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("cluster: a QoS 2 publish from a persistent session reaches a subscriber on another node exactly once", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    const sub = new FakeClient(b, "sub");
+    await sub.connect();
+    sub.subscribe("q2", 2);
+    const pub = new FakeClient(a, "pub");
+    await pub.connect({ cleanStart: false, expiry: 60 });
+    await cluster.settle();
+    pub.publish("q2", "once", 2, 3);
+    await cluster.settle();
+    pub.publish("q2", "once", 2, 3); // a resend before PUBREL is not routed again [MQTT-4.3.3-10]
+    await cluster.settle();
+    const acks = await pub.acks();
+    assert.deepEqual(acks.map((ack) => [ack.type, ack.packetId]), [["pubrec", 3]]);
+    assert.equal(pub.sent("pubrec").length, 1, "the resend is acknowledged again");
+    assert.deepEqual(sub.delivered().map((d) => [d.payload, d.qos]), [["once", 2]]);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("cluster: when a node dies its clients' wills go out once, after the node timeout", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b, c] = [await cluster.start("a"), await cluster.start("b"), await cluster.start("c")];
+    const will = {
+      topic: "status/dev",
+      payload: new TextEncoder().encode("gone"),
+      qos: 1 as const,
+      retain: false,
+      properties: {},
+    };
+    const device = new FakeClient(a, "dev");
+    await device.connect({ will });
+    const onB = new FakeClient(b, "watch-b");
+    await onB.connect();
+    onB.subscribe("status/#", 1);
+    const onC = new FakeClient(c, "watch-c");
+    await onC.connect({ cleanStart: false, expiry: 600 });
+    onC.subscribe("status/#", 1);
+    await cluster.settle();
+    await cluster.kill(a);
+    await cluster.advance(3000);
+    assert.deepEqual(onB.delivered(), [], "not before the timeout");
+    await cluster.advance(5000);
+    assert.deepEqual(onB.delivered().map((d) => d.payload), ["gone"]);
+    assert.deepEqual(onC.delivered().map((d) => d.payload), ["gone"]);
+    await cluster.advance(10_000);
+    assert.equal(onB.delivered().length + onC.delivered().length, 2, "exactly once each");
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("cluster: Will Delay is honoured across nodes and cancelled by a reconnect on another node", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    const watch = new FakeClient(b, "watch");
+    await watch.connect();
+    watch.subscribe("w/#", 0);
+    const will = (payload: string) => ({
+      topic: "w/dev",
+      payload: new TextEncoder().encode(payload),
+      qos: 0 as const,
+      retain: false,
+      properties: { willDelayInterval: 10 },
+    });
+    const dev = new FakeClient(a, "dev");
+    await dev.connect({ cleanStart: false, expiry: 60, will: will("first") });
+    dev.disconnect(true);
+    await cluster.settle();
+    await cluster.advance(5000);
+    const back = new FakeClient(b, "dev");
+    await back.connect({ cleanStart: false, expiry: 60, will: will("second") });
+    await cluster.advance(20_000);
+    assert.deepEqual(watch.delivered(), [], "the reconnect cancelled the delayed will");
+    back.disconnect(true);
+    await cluster.settle();
+    await cluster.advance(9000);
+    assert.deepEqual(watch.delivered(), []);
+    await cluster.advance(2000);
+    assert.deepEqual(watch.delivered().map((d) => d.payload), ["second"]);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("cluster: a persistent session expires on every node at its Session Expiry Interval", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    const dev = new FakeClient(a, "expiring");
+    await dev.connect({ cleanStart: false, expiry: 30 });
+    dev.subscribe("e", 1);
+    dev.disconnect();
+    await cluster.settle();
+    await cluster.advance(29_000);
+    assert.ok(a.broker.session("expiring") && b.broker.session("expiring"));
+    await cluster.advance(2000);
+    assert.equal(a.broker.session("expiring"), undefined);
+    assert.equal(b.broker.session("expiring"), undefined);
+    const again = new FakeClient(b, "expiring");
+    assert.equal((await again.connect({ cleanStart: false, expiry: 30 })).sessionPresent, false);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("cluster: retained messages set on one node are seen by subscribers on the others", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    const pub = new FakeClient(a, "pub");
+    await pub.connect();
+    pub.publish("r/1", "kept", 1, 1, true);
+    await pub.acks();
+    await cluster.settle();
+    const sub = new FakeClient(b, "sub");
+    await sub.connect();
+    sub.subscribe("r/#", 1);
+    assert.deepEqual(sub.delivered().map((d) => d.payload), ["kept"]);
+  } finally {
+    await cluster.stop();
+  }
+});

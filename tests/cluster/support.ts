@@ -1,0 +1,228 @@
+/**
+ * Broker-level cluster tests without sockets: several cluster nodes in this process share one in-memory
+ * log, each with its own in-memory storage, on a fake clock. Clients are plain objects standing in for
+ * connections (a SessionLink that records what the node asks it to do).
+ */
+import assert from "node:assert/strict";
+import { Broker, type OpenResult, type SessionLink } from "../../src/broker/mod.ts";
+import { ClusterNode } from "../../src/cluster/mod.ts";
+import type { AckPacket, Packet, ProtocolVersion, PublishPacket, QoS, Will } from "../../src/codec/mod.ts";
+import type { Attachment, Effect, SessionLimits } from "../../src/session/mod.ts";
+import { MemoryLog, MemoryLogService } from "../../src/storage/memory/memory_log.ts";
+import { createMemoryState, createMemoryStorage, type MemoryState } from "../../src/storage/mod.ts";
+import { FakeClock } from "../helpers/clock.ts";
+
+export const limits: SessionLimits = {
+  maxInflight: 10,
+  receiveMaximum: 10,
+  maxQueuedMessages: 1000,
+  maxQueuedBytes: 0,
+  queueDropPolicy: "drop_oldest",
+  queueQos0Offline: false,
+  maxTopicAlias: 10,
+  maxSubscriptionsPerClient: 100,
+  maxTopicLevels: 32,
+  maxQos: 2,
+  retainAvailable: true,
+  wildcardSubscriptionAvailable: true,
+  subscriptionIdentifiersAvailable: true,
+  sharedSubscriptionAvailable: true,
+};
+
+export const HEARTBEAT_MS = 1000;
+export const NODE_TIMEOUT_MS = 5000;
+
+/** A cluster in one process: the shared log, a clock, and the nodes started so far. */
+export class TestCluster {
+  readonly service = new MemoryLogService();
+  readonly clock = new FakeClock();
+  readonly nodes: ClusterNode[] = [];
+  /** Each node's storage, kept across a restart of that node. */
+  readonly #states = new Map<string, MemoryState>();
+
+  async start(nodeId: string): Promise<ClusterNode> {
+    const state = this.#states.get(nodeId) ?? createMemoryState();
+    this.#states.set(nodeId, state);
+    const storage = createMemoryStorage(state);
+    const snapshot = await storage.start();
+    const log = new MemoryLog(this.service, { nodeId });
+    await log.start();
+    const applied = snapshot.meta.get("cluster.applied");
+    const node = new ClusterNode({
+      nodeId,
+      log,
+      clock: this.clock,
+      logger: silentLogger,
+      heartbeatMs: HEARTBEAT_MS,
+      nodeTimeoutMs: NODE_TIMEOUT_MS,
+      applied: applied === undefined ? undefined : { position: BigInt(applied) },
+      createBroker: (hooks) =>
+        new Broker({
+          limits,
+          maxSessionExpiry: 0xffffffff,
+          sharedSubscriptionStrategy: "round_robin",
+          storage,
+          ...hooks,
+        }),
+    });
+    await node.broker.restore(snapshot);
+    node.start();
+    this.nodes.push(node);
+    await this.settle();
+    return node;
+  }
+
+  /** Stops a node as a crash would: it stops reading and writing, its clients are simply gone. */
+  async kill(node: ClusterNode): Promise<void> {
+    this.nodes.splice(this.nodes.indexOf(node), 1);
+    await node.stop();
+  }
+
+  /** Waits until every node has applied every entry in the log (bounded by a count of turns, not time). */
+  async settle(): Promise<void> {
+    for (let turn = 0; turn < 10_000; turn++) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      const last = BigInt(this.service.length - 1) << 16n;
+      if (this.service.length === 0 || this.nodes.every((node) => node.appliedPosition >= last)) {
+        // One more turn: an apply may have appended more.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        const after = BigInt(this.service.length - 1) << 16n;
+        if (this.nodes.every((node) => node.appliedPosition >= after)) return;
+      }
+    }
+    throw new Error("the cluster did not settle");
+  }
+
+  /** Advances the clock and lets the nodes apply what the timers appended. */
+  async advance(ms: number, step = HEARTBEAT_MS): Promise<void> {
+    for (let done = 0; done < ms; done += step) {
+      this.clock.advance(Math.min(step, ms - done));
+      await this.settle();
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const node of this.nodes.splice(0)) await node.stop();
+  }
+}
+
+const silentLogger = { info() {}, warn() {}, error() {} };
+
+/** A stand-in for a connection: records the effects the node runs for its client. */
+export class FakeClient implements SessionLink {
+  readonly effects: Effect[] = [];
+  takenOver = false;
+  writable = true;
+  handle: OpenResult | undefined;
+
+  constructor(readonly node: ClusterNode, readonly clientId: string, readonly version: ProtocolVersion = 5) {}
+
+  run(effects: Effect[]): void {
+    this.effects.push(...effects);
+  }
+
+  takeOver(): void {
+    this.takenOver = true;
+    this.handle = undefined;
+  }
+
+  async connect(
+    options: { cleanStart?: boolean; expiry?: number; will?: Will; receiveMaximum?: number } = {},
+  ): Promise<OpenResult> {
+    const attachment: Attachment = {
+      protocolVersion: this.version,
+      receiveMaximum: options.receiveMaximum ?? 65535,
+      topicAliasMaximum: 0,
+      sessionExpiryInterval: options.expiry ?? 0,
+      requestProblemInformation: true,
+    };
+    this.handle = await this.node.open({
+      clientId: this.clientId,
+      cleanStart: options.cleanStart ?? true,
+      sessionExpiryInterval: options.expiry ?? 0,
+      will: options.will,
+      attachment,
+      link: this,
+    });
+    this.effects.push(...this.handle.effects);
+    return this.handle;
+  }
+
+  /** Sends a packet as the client would; the node's immediate answer joins the recorded effects. */
+  send(packet: Packet): void {
+    assert.ok(this.handle, `${this.clientId} is not connected`);
+    this.effects.push(...this.node.receive(this.handle, packet));
+  }
+
+  subscribe(filter: string, qos: QoS, packetId = 1): void {
+    this.send({
+      type: "subscribe",
+      packetId,
+      subscriptions: [{
+        topicFilter: filter,
+        qos,
+        noLocal: false,
+        retainAsPublished: false,
+        retainHandling: 0,
+      }],
+      properties: {},
+    });
+  }
+
+  publish(topic: string, payload: string, qos: QoS, packetId?: number, retain = false): void {
+    this.send({
+      type: "publish",
+      topic,
+      payload: new TextEncoder().encode(payload),
+      qos,
+      retain,
+      dup: false,
+      packetId,
+      properties: {},
+    });
+  }
+
+  ack(packetId: number, type: "puback" | "pubrec" | "pubcomp" = "puback"): void {
+    this.send({ type, packetId, reasonCode: 0, properties: {} } as Packet);
+  }
+
+  disconnect(publishWill = false): void {
+    assert.ok(this.handle);
+    this.node.close(this.handle, publishWill);
+    this.handle = undefined;
+  }
+
+  /** The application messages delivered so far: topic, payload, QoS, packet id, DUP. */
+  delivered(): { topic: string; payload: string; qos: QoS; packetId?: number; dup: boolean }[] {
+    return this.effects.flatMap((effect) =>
+      effect.kind === "deliver"
+        ? [{
+          topic: effect.message.topic,
+          payload: new TextDecoder().decode(effect.message.payload),
+          qos: effect.qos,
+          packetId: effect.packetId,
+          dup: effect.dup,
+        }]
+        : []
+    );
+  }
+
+  /** The acknowledgements sent to this client as a publisher, once durable. */
+  async acks(): Promise<AckPacket<"puback" | "pubrec">[]> {
+    const acks = [];
+    for (const effect of this.effects) {
+      if (effect.kind !== "ack") continue;
+      await effect.durable;
+      acks.push(effect.packet);
+    }
+    return acks;
+  }
+
+  sent(type: Packet["type"]): Packet[] {
+    return this.effects.flatMap((effect) =>
+      effect.kind === "send" && effect.packet.type === type ? [effect.packet] : []
+    );
+  }
+}
+
+export type { PublishPacket };
