@@ -8,6 +8,7 @@ import {
   createScramMethod,
   runPasswdCommand,
 } from "./src/auth/mod.ts";
+import { type AdminApp, createAdminApp, createBrokerView } from "./src/admin/mod.ts";
 import { Broker } from "./src/broker/mod.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
 import { BufferPool, ConnectionManager } from "./src/connection/mod.ts";
@@ -47,8 +48,8 @@ export interface RunningBroker {
   logger: Logger;
   /** Graceful stop: no new connections, v5 clients told 0x8B, drained within the configured deadline. */
   stop(): Promise<void>;
-  /** Rereads the password, access-key and ACL files (SIGHUP). */
-  reload(): Promise<void>;
+  /** Rereads the password, access-key, SCRAM, ACL and admin files (SIGHUP). */
+  reload(): Promise<{ reloaded: string[]; failed: { part: string; error: string }[] }>;
   /** The Prometheus metrics of this broker (served on /metrics when http.enabled). */
   metrics: Registry;
   /** The /metrics, /healthz and /readyz endpoint, when http.enabled. */
@@ -153,6 +154,7 @@ export async function startBroker(
   });
   let draining = false;
   let http: HttpEndpoint | undefined;
+  let admin: AdminApp | undefined;
   try {
     for (const listenerConfig of config.listeners) {
       const { name, type, host: hostname, port, certFile, keyFile } = listenerConfig;
@@ -160,7 +162,11 @@ export async function startBroker(
       listenerCounts.push(counts);
       const onAccept = (accepted: Accepted) => {
         // A certificate's CN becomes the user name only where the listener says so (see `authenticator`).
-        if (!listenerConfig.useCnAsUsername) accepted = { ...accepted, certificateCommonName: undefined };
+        accepted = {
+          ...accepted,
+          listener: name,
+          certificateCommonName: listenerConfig.useCnAsUsername ? accepted.certificateCommonName : undefined,
+        };
         const before = connections.connectionsTotal;
         connections.accept(accepted, () => counts.open, listenerConfig.maxConnections, () => counts.open--);
         if (connections.connectionsTotal === before) return; // refused over a limit: onDone never runs
@@ -212,8 +218,27 @@ export async function startBroker(
         port: listener.port,
       });
     }
+    if (config.admin.enabled) {
+      const view = createBrokerView({
+        broker,
+        connections,
+        config,
+        version: VERSION,
+        startedAt: Date.now(),
+        listeners: () =>
+          listeners.map((listener, index) => ({
+            name: listener.name,
+            hostname: listener.hostname,
+            port: listener.port,
+            open: listenerCounts[index].open,
+            total: listenerCounts[index].total,
+          })),
+        reload: () => reload(),
+      });
+      admin = await createAdminApp(config, view, logger);
+    }
     if (config.http.enabled) {
-      http = startHttpServer({ hostname: config.http.host, port: config.http.port }, {
+      http = startHttpServer({ hostname: config.http.host, port: config.http.port, app: admin?.handle }, {
         metrics: () => metrics.render(),
         live: () => true,
         ready: () => {
@@ -223,7 +248,11 @@ export async function startBroker(
           return { ok: true, detail: `${listeners.length} listener(s) up; storage: ${health.detail}` };
         },
       }, (error) => logger.error("http.failed", { error }));
-      logger.info("http.started", { host: http.hostname, port: http.port });
+      logger.info("http.started", {
+        host: http.hostname,
+        port: http.port,
+        ...(admin ? { dashboard: `http://${hostForUrl(http.hostname)}:${http.port}/dashboard/` } : {}),
+      });
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
@@ -232,18 +261,26 @@ export async function startBroker(
     throw error;
   }
 
-  /** SIGHUP: reread password, key and ACL files; connections stay up, a bad file keeps the old rules. */
-  const reload = async () => {
-    const sources = [["authentication", authenticator], ["scram", scram], ["acl", authorizer]] as const;
+  /** SIGHUP: reread password, key, SCRAM, ACL and admin files; connections stay up, a bad file keeps the old rules. */
+  async function reload() {
+    const sources = [["authentication", authenticator], ["scram", scram], ["acl", authorizer], [
+      "admin",
+      admin,
+    ]] as const;
+    const result = { reloaded: [] as string[], failed: [] as { part: string; error: string }[] };
     for (const [name, source] of sources) {
+      if (!source) continue;
       try {
-        await source?.reload();
+        await source.reload();
         logger.info("config.reloaded", { part: name });
+        result.reloaded.push(name);
       } catch (error) {
         logger.error("config.reload_failed", { part: name, error });
+        result.failed.push({ part: name, error: error instanceof Error ? error.message : String(error) });
       }
     }
-  };
+    return result;
+  }
 
   const stopSys = config.sys.intervalSeconds > 0
     ? startSysPublisher({
@@ -286,6 +323,13 @@ export async function startBroker(
       logger.info("broker.stopped", {});
     })();
   return { broker, connections, listeners, logger, stop, reload, metrics, http };
+}
+
+/** A host as it goes into a URL: IPv6 in brackets, a wildcard address as loopback. */
+function hostForUrl(host: string): string {
+  if (host === "0.0.0.0") return "127.0.0.1";
+  if (host === "::") return "[::1]";
+  return host.includes(":") ? `[${host}]` : host;
 }
 
 function argValue(args: string[], ...names: string[]): string | undefined {

@@ -124,6 +124,47 @@ export class Broker {
     return this.#sessions.get(clientId)?.session;
   }
 
+  // --- For the admin API (src/admin/broker_view.ts is the only caller) ---------------------------------
+
+  /** Every session, connected or not, in no particular order. */
+  sessions(): IterableIterator<Session> {
+    const entries = this.#sessions.values();
+    return (function* () {
+      for (const entry of entries) yield entry.session;
+    })();
+  }
+
+  /**
+   * Ends a session whose client is not connected, as if it had expired (a pending will goes out now).
+   * Returns "connected" for a connected client, whose session an operator must kick first.
+   */
+  discardSession(clientId: string): "discarded" | "connected" | "unknown" {
+    const entry = this.#sessions.get(clientId);
+    if (!entry) return "unknown";
+    if (entry.link) return "connected";
+    this.#end(entry);
+    return "discarded";
+  }
+
+  /** Deletes the retained message of `topic` without sending anything to subscribers. */
+  deleteRetained(topic: string): boolean {
+    if (topic.includes("+") || topic.includes("#")) return false;
+    if (this.retained.match(topic, this.#now()).length === 0) return false;
+    const empty: Message = {
+      topic,
+      payload: new Uint8Array(0),
+      qos: 0,
+      retain: true,
+      properties: {},
+      publisherId: "",
+    };
+    this.retained.set(empty);
+    this.#persistence.retained(empty);
+    return true;
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+
   /** Messages queued behind inflight windows, and messages in flight, over all sessions. */
   sessionTotals(): { queued: number; inflight: number } {
     let queued = 0;

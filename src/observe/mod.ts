@@ -16,4 +16,10 @@ export {
   timeFlush,
 } from "./metrics.ts";
 export type { BrokerMetricSources, DropTotals, Sample } from "./metrics.ts";
-export { healthHandler, type HealthSources, type HttpEndpoint, startHttpServer } from "./http.ts";
+export {
+  healthHandler,
+  type HealthSources,
+  type HttpApp,
+  type HttpEndpoint,
+  startHttpServer,
+} from "./http.ts";
