@@ -101,7 +101,9 @@ function App() {
       <nav>
         <strong>mqtt-proxy</strong>
         {Object.entries(PAGES).map(([name, { title }]) => (
-          <a href={`#/${name}`} class={name === page ? "active" : ""} id={`nav-${name}`}>{title}</a>
+          <a key={name} href={`#/${name}`} class={name === page ? "active" : ""} id={`nav-${name}`}>
+            {title}
+          </a>
         ))}
         <span class="spacer" />
         <span class="muted" id="whoami">{identity.caller} ({identity.role})</span>

@@ -133,13 +133,15 @@ export function Overview(_: { canWrite: boolean }) {
       {error && <p class="error" role="alert">{error}</p>}
       <div class="figures">
         {figures.map(([id, label, value]) => (
-          <div class="card figure">
+          <div class="card figure" key={id}>
             <span class="muted">{label}</span>
             <strong id={`stat-${id}`}>{value ?? "…"}</strong>
           </div>
         ))}
       </div>
-      <div class="charts">{CHARTS.map((spec) => <Chart spec={spec} data={series[spec.id]} />)}</div>
+      <div class="charts">
+        {CHARTS.map((spec) => <Chart key={spec.id} spec={spec} data={series[spec.id]} />)}
+      </div>
     </>
   );
 }

@@ -51,7 +51,7 @@ function PagedTable<T>(props: {
         {props.filters.map((filter) =>
           filter.options
             ? (
-              <label>
+              <label key={filter.name}>
                 {filter.label}{" "}
                 <select
                   name={filter.name}
@@ -60,12 +60,14 @@ function PagedTable<T>(props: {
                     setFilters({ ...filters, [filter.name]: (event.target as HTMLSelectElement).value });
                   }}
                 >
-                  {filter.options.map((option) => <option value={option}>{option || "any"}</option>)}
+                  {filter.options.map((option) => (
+                    <option key={option} value={option}>{option || "any"}</option>
+                  ))}
                 </select>
               </label>
             )
             : (
-              <label>
+              <label key={filter.name}>
                 {filter.label}{" "}
                 <input
                   name={filter.name}
@@ -83,7 +85,7 @@ function PagedTable<T>(props: {
       <table>
         <thead>
           <tr>
-            {props.columns.map((column) => <th>{column.title}</th>)}
+            {props.columns.map((column) => <th key={column.title}>{column.title}</th>)}
             {props.actions && <th />}
           </tr>
         </thead>
@@ -94,8 +96,8 @@ function PagedTable<T>(props: {
             </tr>
           )}
           {page.data.map((row) => (
-            <tr data-key={props.rowKey(row)}>
-              {props.columns.map((column) => <td>{column.cell(row)}</td>)}
+            <tr key={props.rowKey(row)} data-key={props.rowKey(row)}>
+              {props.columns.map((column) => <td key={column.title}>{column.cell(row)}</td>)}
               {props.actions && <td>{props.actions(row, done)}</td>}
             </tr>
           ))}

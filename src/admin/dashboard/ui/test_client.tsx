@@ -86,7 +86,8 @@ export function TestClient(_: { canWrite: boolean }) {
       )}
       <form class="card row" onSubmit={connect} id="tc-connect">
         <label>
-          Listener <select name="url">{urls.map((url) => <option value={url}>{url}</option>)}</select>
+          Listener{" "}
+          <select name="url">{urls.map((url) => <option key={url} value={url}>{url}</option>)}</select>
         </label>
         <label>
           Client id <input name="clientId" placeholder="random" />
@@ -130,7 +131,7 @@ export function TestClient(_: { canWrite: boolean }) {
         </thead>
         <tbody>
           {messages.map((m) => (
-            <tr class="tc-message">
+            <tr class="tc-message" key={`${m.at} ${m.topic} ${m.payload}`}>
               <td>{m.at}</td>
               <td>
                 <code>{m.topic}</code>
