@@ -10,6 +10,9 @@ import {
 } from "./src/auth/mod.ts";
 import { type AdminApp, createAdminApp, createBrokerView } from "./src/admin/mod.ts";
 import { Broker } from "./src/broker/mod.ts";
+import { parseCommandLine } from "./src/cli/args.ts";
+import { describeListenError, exposure, logFormat } from "./src/cli/exposure.ts";
+import { preflight } from "./src/cli/preflight.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
 import { BufferPool, ConnectionManager } from "./src/connection/mod.ts";
 import {
@@ -29,16 +32,6 @@ import type { StorageAdapter } from "./src/storage/port.ts";
 import { type Accepted, type Listener, listenTcp, listenTls, listenWebSocket } from "./src/transport/mod.ts";
 
 export const VERSION = "0.1.0";
-
-const USAGE = `mqtt-proxy ${VERSION} — an MQTT 3.1/3.1.1/5.0 broker
-
-Usage:
-  mqtt-proxy [-c <file>]             run the broker (default config: conf/mqtt.properties)
-  mqtt-proxy check-config -c <file>  validate a configuration file and exit
-  mqtt-proxy passwd [-b|-D] <file> <user> [password]
-                                     add, update (-b: password on the command line) or delete (-D) a user
-  mqtt-proxy --version | --help
-`;
 
 /** A broker running in this process. */
 export interface RunningBroker {
@@ -73,6 +66,9 @@ export async function startBroker(
   config: Config,
   logger: Logger = createLogger({ level: config.log.level }),
 ): Promise<RunningBroker> {
+  // The same checks as check-config, so that what it calls OK starts and what it refuses does not.
+  const problems = await preflight(config);
+  if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   const storage = createStorage(config, logger);
   const snapshot = await storage.start();
   const authenticator = await createAuthenticator({
@@ -157,7 +153,19 @@ export async function startBroker(
   let admin: AdminApp | undefined;
   try {
     for (const listenerConfig of config.listeners) {
-      const { name, type, host: hostname, port, certFile, keyFile } = listenerConfig;
+      const { name, type, port, certFile, keyFile } = listenerConfig;
+      const { host: hostname, restricted } = exposure(config, listenerConfig);
+      if (restricted) {
+        logger.warn("listener.loopback_only", {
+          listener: name,
+          configured: listenerConfig.host,
+          host: hostname,
+          why: "no credentials are configured and auth.allow_anonymous is not set",
+          fix:
+            "configure auth.password_file (or another credential), or set auth.allow_anonymous = true to " +
+            "let anonymous clients in from the network",
+        });
+      }
       const counts = { name, open: 0, total: 0 };
       listenerCounts.push(counts);
       const onAccept = (accepted: Accepted) => {
@@ -176,40 +184,40 @@ export async function startBroker(
       const onError = (error: unknown) => logger.error("listener.accept_failed", { listener: name, error });
       const onRejected = (remote: string, error: unknown) =>
         logger.info("listener.client_rejected", { listener: name, remote, error });
-      if ((type === "ws" || type === "wss") && (listenerConfig.caFile || listenerConfig.requireClientCert)) {
-        throw new ConfigError(`listener.${name}: client certificates are supported on tls listeners only`);
-      }
-      const listener = type === "tcp"
-        ? listenTcp({ name, hostname, port }, onAccept, onError)
-        : type === "tls"
-        ? await listenTls(
-          {
-            name,
-            hostname,
-            port,
-            certFile: certFile!,
-            keyFile: keyFile!,
-            caFile: listenerConfig.caFile,
-            requireClientCert: listenerConfig.requireClientCert,
-            handshakeTimeoutMs: config.mqtt.connectTimeoutMs,
-            onHandshakeError: onRejected,
-          },
-          onAccept,
-          onError,
-        )
-        : listenWebSocket(
-          {
-            name,
-            hostname,
-            port,
-            path: listenerConfig.path,
-            tls: type === "wss" ? { certFile: certFile!, keyFile: keyFile! } : undefined,
-            maxBufferedBytes: Math.max(4 << 20, 2 * config.mqtt.maxPacketSize),
-            onRejected,
-          },
-          onAccept,
-          onError,
-        );
+      const listener = await (async () =>
+        type === "tcp"
+          ? listenTcp({ name, hostname, port }, onAccept, onError)
+          : type === "tls"
+          ? await listenTls(
+            {
+              name,
+              hostname,
+              port,
+              certFile: certFile!,
+              keyFile: keyFile!,
+              caFile: listenerConfig.caFile,
+              requireClientCert: listenerConfig.requireClientCert,
+              handshakeTimeoutMs: config.mqtt.connectTimeoutMs,
+              onHandshakeError: onRejected,
+            },
+            onAccept,
+            onError,
+          )
+          : listenWebSocket(
+            {
+              name,
+              hostname,
+              port,
+              path: listenerConfig.path,
+              tls: type === "wss" ? { certFile: certFile!, keyFile: keyFile! } : undefined,
+              maxBufferedBytes: Math.max(4 << 20, 2 * config.mqtt.maxPacketSize),
+              onRejected,
+            },
+            onAccept,
+            onError,
+          ))().catch((error) => {
+          throw describeListenError(`listener ${name} (${type})`, hostname, port, error);
+        });
       listeners.push(listener);
       logger.info("listener.started", {
         listener: listener.name,
@@ -238,16 +246,21 @@ export async function startBroker(
       admin = await createAdminApp(config, view, logger);
     }
     if (config.http.enabled) {
-      http = startHttpServer({ hostname: config.http.host, port: config.http.port, app: admin?.handle }, {
-        metrics: () => metrics.render(),
-        live: () => true,
-        ready: () => {
-          const health = storage.health();
-          if (draining) return { ok: false, detail: "shutting down" };
-          if (!health.ok) return { ok: false, detail: `storage: ${health.detail}` };
-          return { ok: true, detail: `${listeners.length} listener(s) up; storage: ${health.detail}` };
-        },
-      }, (error) => logger.error("http.failed", { error }));
+      const { host, port } = config.http;
+      try {
+        http = startHttpServer({ hostname: host, port, app: admin?.handle }, {
+          metrics: () => metrics.render(),
+          live: () => true,
+          ready: () => {
+            const health = storage.health();
+            if (draining) return { ok: false, detail: "shutting down" };
+            if (!health.ok) return { ok: false, detail: `storage: ${health.detail}` };
+            return { ok: true, detail: `${listeners.length} listener(s) up; storage: ${health.detail}` };
+          },
+        }, (error) => logger.error("http.failed", { error }));
+      } catch (error) {
+        throw describeListenError("the HTTP endpoint (http.port)", host, port, error);
+      }
       logger.info("http.started", {
         host: http.hostname,
         port: http.port,
@@ -332,58 +345,68 @@ function hostForUrl(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
 
-function argValue(args: string[], ...names: string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    if (names.includes(args[i])) return args[i + 1];
-  }
-  return undefined;
+async function write(stream: { write(bytes: Uint8Array): Promise<number> }, text: string): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  let written = 0;
+  while (written < bytes.length) written += await stream.write(bytes.subarray(written));
 }
 
 async function main(args: string[]): Promise<number> {
-  if (args.includes("--help") || args.includes("-h")) {
-    await Deno.stdout.write(new TextEncoder().encode(USAGE));
-    return 0;
+  const invocation = parseCommandLine(args, VERSION);
+  switch (invocation.command) {
+    case "help":
+      await write(Deno.stdout, invocation.text);
+      return 0;
+    case "version":
+      await write(Deno.stdout, `mqtt-proxy ${VERSION}\n`);
+      return 0;
+    case "error":
+      await write(Deno.stderr, `mqtt-proxy: ${invocation.message}\n`);
+      return 2;
+    case "passwd":
+    case "scram":
+      return await runPasswdCommand(invocation.args, undefined, invocation.command);
   }
-  if (args.includes("--version") || args.includes("-v")) {
-    await Deno.stdout.write(new TextEncoder().encode(`mqtt-proxy ${VERSION}\n`));
-    return 0;
-  }
-  if (args[0] === "passwd") return await runPasswdCommand(args.slice(1));
-  const configPath = argValue(args, "-c", "--config") ?? "conf/mqtt.properties";
-  const bootLogger = createLogger({ level: "info" });
+  const { configPath } = invocation;
   let config: Config;
   try {
     config = await loadConfig(configPath);
+    const problems = await preflight(config);
+    if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    bootLogger.error("config.invalid", { message: error.message });
-    await Deno.stderr.write(new TextEncoder().encode(`mqtt-proxy: ${error.message}\n`));
+    await write(Deno.stderr, `mqtt-proxy: ${configPath}: ${error.message.replaceAll("\n", "\n  ")}\n`);
     return 2;
   }
-  if (args[0] === "check-config") {
-    await Deno.stdout.write(new TextEncoder().encode(`${configPath}: OK\n`));
+  if (invocation.command === "check-config") {
+    await write(Deno.stdout, `${configPath}: OK\n`);
     return 0;
   }
-  const logger = createLogger({ level: config.log.level });
+  const logger = createLogger({ level: config.log.level, format: logFormat(config.log.format) });
   let running: RunningBroker;
   try {
     running = await startBroker(config, logger);
   } catch (error) {
     logger.error("broker.start_failed", { error });
-    await Deno.stderr.write(
-      new TextEncoder().encode(`mqtt-proxy: ${error instanceof Error ? error.message : error}\n`),
-    );
+    await write(Deno.stderr, `mqtt-proxy: ${error instanceof Error ? error.message : error}\n`);
     return 1;
   }
-  Deno.addSignalListener("SIGHUP", () => void running.reload());
   logger.info("broker.started", { version: VERSION, config: configPath, pid: Deno.pid });
   const stopped = new Promise<void>((resolve) => {
-    const onSignal = (signal: Deno.Signal) => {
-      logger.info("signal.received", { signal });
+    // One line per signal received, saying what it does.
+    Deno.addSignalListener("SIGHUP", () => {
+      logger.info("signal.received", { signal: "SIGHUP", action: "reload" });
+      void running.reload();
+    });
+    let stopping = false;
+    const onStop = (signal: Deno.Signal) => {
+      logger.info("signal.received", { signal, action: stopping ? "already stopping" : "stop" });
+      if (stopping) return;
+      stopping = true;
       running.stop().then(resolve);
     };
-    Deno.addSignalListener("SIGINT", () => onSignal("SIGINT"));
-    Deno.addSignalListener("SIGTERM", () => onSignal("SIGTERM"));
+    Deno.addSignalListener("SIGINT", () => onStop("SIGINT"));
+    Deno.addSignalListener("SIGTERM", () => onStop("SIGTERM"));
   });
   await stopped;
   return 0;

@@ -482,7 +482,12 @@ export class Connection implements SessionLink {
       return;
     }
     if (this.#closed) return; // the read was cut short by our own close
-    if (error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe) {
+    // A reset, a broken pipe, or a TLS peer that closed without close_notify (MQTT.js does when it is
+    // ended in a hurry): the client went away, nothing failed here.
+    if (
+      error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe ||
+      error instanceof Deno.errors.UnexpectedEof
+    ) {
       this.#log("debug", "connection.reset");
     } else {
       this.#log("error", "connection.failed", { error });
