@@ -8,6 +8,13 @@
  */
 import { chromium, type Page } from "npm:playwright-core@^1.49.0";
 
+/** The page's document, as the functions evaluated in the browser see it (this file is not a DOM program). */
+declare const document: {
+  querySelector(
+    selector: string,
+  ): { textContent: string | null; getAttribute(name: string): string | null } | null;
+};
+
 const [mode, executablePath, base, token, dir] = Deno.args;
 const say = (line: string) => {
   // deno-lint-ignore no-console

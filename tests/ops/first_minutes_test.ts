@@ -44,7 +44,7 @@ Deno.test("cli: unknown commands and options, and -c without a value, are errors
 Deno.test("cli: every command answers --help with its usage and exit 0", async () => {
   for (
     const [args, expected] of [
-      [["--help"], /Usage:\n  mqtt-proxy \[-c <file>\]/],
+      [["--help"], /Usage:\n {2}mqtt-proxy \[-c <file>\]/],
       [["check-config", "--help"], /Usage: mqtt-proxy check-config/],
       [["passwd", "--help"], /usage: mqtt-proxy passwd <file> <user>/],
       [["scram", "--help"], /usage: mqtt-proxy scram <file> <user>/],

@@ -3,7 +3,7 @@
  * A small MQTT 5 client over WebSocket for the dashboard's test client, built on the broker's own codec
  * (src/codec is pure TypeScript without Deno APIs, so it runs in the browser as it is).
  */
-import { Decoder, encode, type Packet } from "../../../codec/mod.ts";
+import { Decoder, encode, type Packet } from "../src/codec/mod.ts";
 
 export interface TestMessage {
   topic: string;
