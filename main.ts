@@ -8,7 +8,11 @@ import {
   createScramMethod,
   runPasswdCommand,
 } from "./src/auth/mod.ts";
+import { type AdminApp, createAdminApp, createBrokerView } from "./src/admin/mod.ts";
 import { Broker, type Clock, systemClock } from "./src/broker/mod.ts";
+import { parseCommandLine } from "./src/cli/args.ts";
+import { describeListenError, exposure, logFormat } from "./src/cli/exposure.ts";
+import { preflight } from "./src/cli/preflight.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
 import { BufferPool, ConnectionManager } from "./src/connection/mod.ts";
 import {
@@ -29,16 +33,6 @@ import { type Accepted, type Listener, listenTcp, listenTls, listenWebSocket } f
 
 export const VERSION = "0.1.0";
 
-const USAGE = `mqtt-proxy ${VERSION} — an MQTT 3.1/3.1.1/5.0 broker
-
-Usage:
-  mqtt-proxy [-c <file>]             run the broker (default config: conf/mqtt.properties)
-  mqtt-proxy check-config -c <file>  validate a configuration file and exit
-  mqtt-proxy passwd [-b|-D] <file> <user> [password]
-                                     add, update (-b: password on the command line) or delete (-D) a user
-  mqtt-proxy --version | --help
-`;
-
 /** A broker running in this process. */
 export interface RunningBroker {
   broker: Broker;
@@ -47,8 +41,8 @@ export interface RunningBroker {
   logger: Logger;
   /** Graceful stop: no new connections, v5 clients told 0x8B, drained within the configured deadline. */
   stop(): Promise<void>;
-  /** Rereads the password, access-key and ACL files (SIGHUP). */
-  reload(): Promise<void>;
+  /** Rereads the password, access-key, SCRAM, ACL and admin files (SIGHUP). */
+  reload(): Promise<{ reloaded: string[]; failed: { part: string; error: string }[] }>;
   /** The Prometheus metrics of this broker (served on /metrics when http.enabled). */
   metrics: Registry;
   /** The /metrics, /healthz and /readyz endpoint, when http.enabled. */
@@ -82,6 +76,9 @@ export async function startBroker(
   logger: Logger = createLogger({ level: config.log.level }),
   environment: BrokerEnvironment = {},
 ): Promise<RunningBroker> {
+  // The same checks as check-config, so that what it calls OK starts and what it refuses does not.
+  const problems = await preflight(config);
+  if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   const traffic = new TrafficMetrics();
   const storage = createStorage(config, logger);
   const snapshot = await storage.start();
@@ -166,14 +163,31 @@ export async function startBroker(
   });
   let draining = false;
   let http: HttpEndpoint | undefined;
+  let admin: AdminApp | undefined;
   try {
     for (const listenerConfig of config.listeners) {
-      const { name, type, host: hostname, port, certFile, keyFile } = listenerConfig;
+      const { name, type, port, certFile, keyFile } = listenerConfig;
+      const { host: hostname, restricted } = exposure(config, listenerConfig);
+      if (restricted) {
+        logger.warn("listener.loopback_only", {
+          listener: name,
+          configured: listenerConfig.host,
+          host: hostname,
+          why: "no credentials are configured and auth.allow_anonymous is not set",
+          fix:
+            "configure auth.password_file (or another credential), or set auth.allow_anonymous = true to " +
+            "let anonymous clients in from the network",
+        });
+      }
       const counts = { name, open: 0, total: 0 };
       listenerCounts.push(counts);
       const onAccept = (accepted: Accepted) => {
         // A certificate's CN becomes the user name only where the listener says so (see `authenticator`).
-        if (!listenerConfig.useCnAsUsername) accepted = { ...accepted, certificateCommonName: undefined };
+        accepted = {
+          ...accepted,
+          listener: name,
+          certificateCommonName: listenerConfig.useCnAsUsername ? accepted.certificateCommonName : undefined,
+        };
         const before = connections.connectionsTotal;
         connections.accept(accepted, () => counts.open, listenerConfig.maxConnections, () => counts.open--);
         if (connections.connectionsTotal === before) return; // refused over a limit: onDone never runs
@@ -183,40 +197,40 @@ export async function startBroker(
       const onError = (error: unknown) => logger.error("listener.accept_failed", { listener: name, error });
       const onRejected = (remote: string, error: unknown) =>
         logger.info("listener.client_rejected", { listener: name, remote, error });
-      if ((type === "ws" || type === "wss") && (listenerConfig.caFile || listenerConfig.requireClientCert)) {
-        throw new ConfigError(`listener.${name}: client certificates are supported on tls listeners only`);
-      }
-      const listener = type === "tcp"
-        ? listenTcp({ name, hostname, port }, onAccept, onError)
-        : type === "tls"
-        ? await listenTls(
-          {
-            name,
-            hostname,
-            port,
-            certFile: certFile!,
-            keyFile: keyFile!,
-            caFile: listenerConfig.caFile,
-            requireClientCert: listenerConfig.requireClientCert,
-            handshakeTimeoutMs: config.mqtt.connectTimeoutMs,
-            onHandshakeError: onRejected,
-          },
-          onAccept,
-          onError,
-        )
-        : listenWebSocket(
-          {
-            name,
-            hostname,
-            port,
-            path: listenerConfig.path,
-            tls: type === "wss" ? { certFile: certFile!, keyFile: keyFile! } : undefined,
-            maxBufferedBytes: Math.max(4 << 20, 2 * config.mqtt.maxPacketSize),
-            onRejected,
-          },
-          onAccept,
-          onError,
-        );
+      const listener = await (async () =>
+        type === "tcp"
+          ? listenTcp({ name, hostname, port }, onAccept, onError)
+          : type === "tls"
+          ? await listenTls(
+            {
+              name,
+              hostname,
+              port,
+              certFile: certFile!,
+              keyFile: keyFile!,
+              caFile: listenerConfig.caFile,
+              requireClientCert: listenerConfig.requireClientCert,
+              handshakeTimeoutMs: config.mqtt.connectTimeoutMs,
+              onHandshakeError: onRejected,
+            },
+            onAccept,
+            onError,
+          )
+          : listenWebSocket(
+            {
+              name,
+              hostname,
+              port,
+              path: listenerConfig.path,
+              tls: type === "wss" ? { certFile: certFile!, keyFile: keyFile! } : undefined,
+              maxBufferedBytes: Math.max(4 << 20, 2 * config.mqtt.maxPacketSize),
+              onRejected,
+            },
+            onAccept,
+            onError,
+          ))().catch((error) => {
+          throw describeListenError(`listener ${name} (${type})`, hostname, port, error);
+        });
       listeners.push(listener);
       logger.info("listener.started", {
         listener: listener.name,
@@ -225,18 +239,47 @@ export async function startBroker(
         port: listener.port,
       });
     }
+    if (config.admin.enabled) {
+      const view = createBrokerView({
+        broker,
+        connections,
+        traffic,
+        config,
+        version: VERSION,
+        startedAt: Date.now(),
+        listeners: () =>
+          listeners.map((listener, index) => ({
+            name: listener.name,
+            hostname: listener.hostname,
+            port: listener.port,
+            open: listenerCounts[index].open,
+            total: listenerCounts[index].total,
+          })),
+        reload: () => reload(),
+      });
+      admin = await createAdminApp(config, view, logger);
+    }
     if (config.http.enabled) {
-      http = startHttpServer({ hostname: config.http.host, port: config.http.port }, {
-        metrics: () => metrics.render(),
-        live: () => true,
-        ready: () => {
-          const health = storage.health();
-          if (draining) return { ok: false, detail: "shutting down" };
-          if (!health.ok) return { ok: false, detail: `storage: ${health.detail}` };
-          return { ok: true, detail: `${listeners.length} listener(s) up; storage: ${health.detail}` };
-        },
-      }, (error) => logger.error("http.failed", { error }));
-      logger.info("http.started", { host: http.hostname, port: http.port });
+      const { host, port } = config.http;
+      try {
+        http = startHttpServer({ hostname: host, port, app: admin?.handle }, {
+          metrics: () => metrics.render(),
+          live: () => true,
+          ready: () => {
+            const health = storage.health();
+            if (draining) return { ok: false, detail: "shutting down" };
+            if (!health.ok) return { ok: false, detail: `storage: ${health.detail}` };
+            return { ok: true, detail: `${listeners.length} listener(s) up; storage: ${health.detail}` };
+          },
+        }, (error) => logger.error("http.failed", { error }));
+      } catch (error) {
+        throw describeListenError("the HTTP endpoint (http.port)", host, port, error);
+      }
+      logger.info("http.started", {
+        host: http.hostname,
+        port: http.port,
+        ...(admin ? { dashboard: `http://${hostForUrl(http.hostname)}:${http.port}/dashboard/` } : {}),
+      });
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
@@ -245,18 +288,26 @@ export async function startBroker(
     throw error;
   }
 
-  /** SIGHUP: reread password, key and ACL files; connections stay up, a bad file keeps the old rules. */
-  const reload = async () => {
-    const sources = [["authentication", authenticator], ["scram", scram], ["acl", authorizer]] as const;
+  /** SIGHUP: reread password, key, SCRAM, ACL and admin files; connections stay up, a bad file keeps the old rules. */
+  async function reload() {
+    const sources = [["authentication", authenticator], ["scram", scram], ["acl", authorizer], [
+      "admin",
+      admin,
+    ]] as const;
+    const result = { reloaded: [] as string[], failed: [] as { part: string; error: string }[] };
     for (const [name, source] of sources) {
+      if (!source) continue;
       try {
-        await source?.reload();
+        await source.reload();
         logger.info("config.reloaded", { part: name });
+        result.reloaded.push(name);
       } catch (error) {
         logger.error("config.reload_failed", { part: name, error });
+        result.failed.push({ part: name, error: error instanceof Error ? error.message : String(error) });
       }
     }
-  };
+    return result;
+  }
 
   const stopSys = config.sys.intervalSeconds > 0
     ? startSysPublisher({
@@ -301,59 +352,77 @@ export async function startBroker(
   return { broker, connections, listeners, logger, stop, reload, metrics, http };
 }
 
-function argValue(args: string[], ...names: string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    if (names.includes(args[i])) return args[i + 1];
-  }
-  return undefined;
+/** A host as it goes into a URL: IPv6 in brackets, a wildcard address as loopback. */
+function hostForUrl(host: string): string {
+  if (host === "0.0.0.0") return "127.0.0.1";
+  if (host === "::") return "[::1]";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+async function write(stream: { write(bytes: Uint8Array): Promise<number> }, text: string): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  let written = 0;
+  while (written < bytes.length) written += await stream.write(bytes.subarray(written));
 }
 
 async function main(args: string[]): Promise<number> {
-  if (args.includes("--help") || args.includes("-h")) {
-    await Deno.stdout.write(new TextEncoder().encode(USAGE));
-    return 0;
+  const invocation = parseCommandLine(args, VERSION);
+  switch (invocation.command) {
+    case "help":
+      await write(Deno.stdout, invocation.text);
+      return 0;
+    case "version":
+      await write(Deno.stdout, `mqtt-proxy ${VERSION}\n`);
+      return 0;
+    case "error":
+      await write(Deno.stderr, `mqtt-proxy: ${invocation.message}\n`);
+      return 2;
+    case "passwd":
+    case "scram":
+      return await runPasswdCommand(invocation.args, undefined, invocation.command);
   }
-  if (args.includes("--version") || args.includes("-v")) {
-    await Deno.stdout.write(new TextEncoder().encode(`mqtt-proxy ${VERSION}\n`));
-    return 0;
-  }
-  if (args[0] === "passwd") return await runPasswdCommand(args.slice(1));
-  const configPath = argValue(args, "-c", "--config") ?? "conf/mqtt.properties";
-  const bootLogger = createLogger({ level: "info" });
+  const { configPath } = invocation;
   let config: Config;
   try {
     config = await loadConfig(configPath);
+    const problems = await preflight(config);
+    if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    bootLogger.error("config.invalid", { message: error.message });
-    await Deno.stderr.write(new TextEncoder().encode(`mqtt-proxy: ${error.message}\n`));
+    await write(Deno.stderr, `mqtt-proxy: ${configPath}: ${error.message.replaceAll("\n", "\n  ")}\n`);
     return 2;
   }
-  if (args[0] === "check-config") {
-    await Deno.stdout.write(new TextEncoder().encode(`${configPath}: OK\n`));
+  if (invocation.command === "check-config") {
+    await write(Deno.stdout, `${configPath}: OK\n`);
     return 0;
   }
-  const logger = createLogger({ level: config.log.level });
+  const logger = createLogger({ level: config.log.level, format: logFormat(config.log.format) });
   let running: RunningBroker;
   try {
     running = await startBroker(config, logger);
   } catch (error) {
     logger.error("broker.start_failed", { error });
-    await Deno.stderr.write(
-      new TextEncoder().encode(`mqtt-proxy: ${error instanceof Error ? error.message : error}\n`),
-    );
+    await write(Deno.stderr, `mqtt-proxy: ${error instanceof Error ? error.message : error}\n`);
     return 1;
   }
-  Deno.addSignalListener("SIGHUP", () => void running.reload());
-  logger.info("broker.started", { version: VERSION, config: configPath, pid: Deno.pid });
+  // Signal handlers first: whoever reads "broker.started" may signal at once.
   const stopped = new Promise<void>((resolve) => {
-    const onSignal = (signal: Deno.Signal) => {
-      logger.info("signal.received", { signal });
+    // One line per signal received, saying what it does.
+    Deno.addSignalListener("SIGHUP", () => {
+      logger.info("signal.received", { signal: "SIGHUP", action: "reload" });
+      void running.reload();
+    });
+    let stopping = false;
+    const onStop = (signal: Deno.Signal) => {
+      logger.info("signal.received", { signal, action: stopping ? "already stopping" : "stop" });
+      if (stopping) return;
+      stopping = true;
       running.stop().then(resolve);
     };
-    Deno.addSignalListener("SIGINT", () => onSignal("SIGINT"));
-    Deno.addSignalListener("SIGTERM", () => onSignal("SIGTERM"));
+    Deno.addSignalListener("SIGINT", () => onStop("SIGINT"));
+    Deno.addSignalListener("SIGTERM", () => onStop("SIGTERM"));
   });
+  logger.info("broker.started", { version: VERSION, config: configPath, pid: Deno.pid });
   await stopped;
   return 0;
 }

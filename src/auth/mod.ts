@@ -36,5 +36,6 @@ export {
   removeUser,
   verifyPassword,
 } from "./password_file.ts";
-export { type PasswdIo, runPasswdCommand } from "./passwd_command.ts";
+export { type CredentialFormat, credentialUsage, type PasswdIo, runPasswdCommand } from "./passwd_command.ts";
 export { type AccessKeyTable, parseAccessKeysFile, signClientId, verifySignature } from "./signature.ts";
+export { bearerTokenOf, MIN_TOKEN_LENGTH, readBearerTokenFile, tokenMatches } from "./bearer_token.ts";

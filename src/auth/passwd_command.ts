@@ -10,14 +10,53 @@
  * A missing file is created with mode 0600; an existing file keeps its mode. The new text is written
  * to a sibling temporary file and renamed over the old one, so a crash never leaves half a file.
  */
-import { AuthFileError } from "./auth_file.ts";
-import { addOrUpdateUser, removeUser } from "./password_file.ts";
+import { AuthFileError, meaningfulLines } from "./auth_file.ts";
+import { addOrUpdateUser, invalidUsernameReason, removeUser } from "./password_file.ts";
+import { parseScramFile, scramCredentialLine } from "./scram.ts";
 
-const USAGE = [
-  "usage: mqtt-proxy passwd <file> <user>                 (password from stdin or prompt)",
-  "       mqtt-proxy passwd -b <file> <user> <password>   (batch mode)",
-  "       mqtt-proxy passwd -D <file> <user>              (delete user)",
-].join("\n");
+/** The file formats the command writes: `passwd` ($7$ PBKDF2 hashes) and `scram` (SCRAM-SHA-256 keys). */
+export type CredentialFormat = "passwd" | "scram";
+
+/** The usage text of `mqtt-proxy passwd` or `mqtt-proxy scram`. */
+export function credentialUsage(format: CredentialFormat): string {
+  return [
+    `usage: mqtt-proxy ${format} <file> <user>                 (password from stdin or prompt)`,
+    `       mqtt-proxy ${format} -b <file> <user> <password>   (batch mode)`,
+    `       mqtt-proxy ${format} -D <file> <user>              (delete user)`,
+    format === "passwd"
+      ? "Writes username:$7$... lines (PBKDF2-SHA512, mosquitto_passwd 2 format) for auth.password_file or admin.password_file."
+      : "Writes user:SCRAM-SHA-256$... lines (salted keys only, never the password) for auth.scram_file.",
+  ].join("\n");
+}
+
+/** The user's line index in a SCRAM file, or -1. */
+function scramLineOf(lines: string[], user: string): number {
+  return lines.findIndex((line) => !line.trim().startsWith("#") && line.trim().startsWith(`${user}:`));
+}
+
+async function setScramUser(text: string, user: string, password: string, source: string): Promise<string> {
+  const invalid = invalidUsernameReason(user);
+  if (invalid) throw new AuthFileError(source, undefined, invalid);
+  if (password === "") throw new AuthFileError(source, undefined, "password must not be empty");
+  parseScramFile(text, source);
+  const line = await scramCredentialLine(user, password);
+  const lines = meaningfulLines(text).length === 0 && text.trim() === ""
+    ? []
+    : text.replace(/\n$/, "").split("\n");
+  const index = scramLineOf(lines, user);
+  if (index >= 0) lines[index] = line;
+  else lines.push(line);
+  return lines.join("\n") + "\n";
+}
+
+function removeScramUser(text: string, user: string, source: string): string {
+  parseScramFile(text, source);
+  const lines = text.replace(/\n$/, "").split("\n");
+  const index = scramLineOf(lines, user);
+  if (index < 0) throw new AuthFileError(source, undefined, `user "${user}" not found`);
+  lines.splice(index, 1);
+  return lines.length === 0 ? "" : lines.join("\n") + "\n";
+}
 
 const NEW_FILE_MODE = 0o600;
 
@@ -66,28 +105,38 @@ async function replaceFile(file: string, text: string, mode: number): Promise<vo
 }
 
 /**
- * Runs `mqtt-proxy passwd` with the arguments after `passwd`. Returns the process exit code: 0 when
- * the file was written, 1 with a message on `io.report` otherwise.
+ * Runs `mqtt-proxy passwd` (or `mqtt-proxy scram` with `format` "scram") with the arguments after the
+ * command. Returns the process exit code: 0 when the file was written, 1 with a message on `io.report`
+ * otherwise.
  */
-export async function runPasswdCommand(args: string[], io: PasswdIo = terminalIo): Promise<number> {
+export async function runPasswdCommand(
+  args: string[],
+  io: PasswdIo = terminalIo,
+  format: CredentialFormat = "passwd",
+): Promise<number> {
   const action = parseArguments(args);
   if (!action) {
-    io.report(USAGE);
+    io.report(credentialUsage(format));
     return 1;
   }
   try {
     const existing = await readExisting(action.file);
     if (action.kind === "delete") {
       if (!existing) throw new AuthFileError(action.file, undefined, "no such file");
-      await replaceFile(action.file, removeUser(existing.text, action.user, action.file), existing.mode);
+      const text = format === "scram"
+        ? removeScramUser(existing.text, action.user, action.file)
+        : removeUser(existing.text, action.user, action.file);
+      await replaceFile(action.file, text, existing.mode);
       return 0;
     }
     const password = action.password ?? await io.readPassword();
-    const text = await addOrUpdateUser(existing?.text ?? "", action.user, password, { source: action.file });
+    const text = format === "scram"
+      ? await setScramUser(existing?.text ?? "", action.user, password, action.file)
+      : await addOrUpdateUser(existing?.text ?? "", action.user, password, { source: action.file });
     await replaceFile(action.file, text, existing?.mode ?? NEW_FILE_MODE);
     return 0;
   } catch (error) {
-    io.report(`mqtt-proxy passwd: ${error instanceof Error ? error.message : String(error)}`);
+    io.report(`mqtt-proxy ${format}: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
   }
 }

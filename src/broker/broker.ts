@@ -183,6 +183,42 @@ export class Broker implements SessionService {
     return this.#registry.get(clientId)?.session;
   }
 
+  // --- For the admin API (src/admin/broker_view.ts is the only caller) ---------------------------------
+
+  /** Every session, connected or not, in no particular order. */
+  *sessions(): IterableIterator<Session> {
+    for (const entry of this.#registry.values()) yield entry.session;
+  }
+
+  /**
+   * Ends a session whose client is not connected, as if it had expired (a pending will goes out now).
+   * Returns "connected" for a connected client, whose session an operator must kick first.
+   */
+  discardSession(clientId: string): "discarded" | "connected" | "unknown" {
+    const entry = this.#registry.get(clientId);
+    if (!entry) return "unknown";
+    if (entry.attached) return "connected";
+    this.#end(entry);
+    return "discarded";
+  }
+
+  /** Deletes the retained message of `topic` without sending anything to subscribers. */
+  deleteRetained(topic: string): boolean {
+    if (topic.includes("+") || topic.includes("#")) return false;
+    if (this.retained.match(topic, this.clock.now()).length === 0) return false;
+    this.retained.set({
+      topic,
+      payload: new Uint8Array(0),
+      qos: 0,
+      retain: true,
+      properties: {},
+      publisherId: "",
+    });
+    return true;
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+
   /** Messages queued behind inflight windows, and messages in flight, over sessions held in memory. */
   sessionTotals(): { queued: number; inflight: number } {
     let queued = 0;

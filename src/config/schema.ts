@@ -143,7 +143,10 @@ export const settingKeys = {
     "embedded",
     "Where sessions and retained messages live: the embedded on-disk store, or memory only (lost on restart).",
   ),
-  "storage.dir": text("data", "Directory of the embedded store, relative to the working directory."),
+  "storage.dir": text(
+    "data",
+    "Directory of the embedded store, relative to the working directory (in a source checkout ./data is git-ignored; the systemd unit runs in /var/lib/mqtt-proxy). Only one broker may use it at a time.",
+  ),
   "storage.durability": choice(
     ["sync", "batch", "memory"],
     "sync",
@@ -174,6 +177,25 @@ export const settingKeys = {
   "http.enabled": flag(false, "Serve the HTTP endpoint for health and metrics."),
   "http.host": text("127.0.0.1", "Address the HTTP endpoint binds."),
   "http.port": integer({ min: 0, max: 65535 }, 8080, "Port the HTTP endpoint binds."),
+  "http.auth_token_file": optionalText(
+    "File whose first line is a bearer token (at least 16 characters); HTTP clients send it as Authorization: Bearer <token>. Opens the admin API.",
+  ),
+
+  "admin.enabled": flag(
+    false,
+    "Serve the admin API (/api/v1) and the web dashboard (/dashboard/) on the HTTP endpoint; needs http.enabled and http.auth_token_file or admin.password_file.",
+  ),
+  "admin.password_file": optionalText(
+    "Dashboard and API users, one username:hash per line (mqtt-proxy passwd writes them); they log in at /api/v1/login.",
+  ),
+  "admin.viewers": optionalText(
+    "Comma-separated users of admin.password_file who may look but not change anything.",
+  ),
+  "admin.session_ttl_seconds": integer(
+    { min: 60, max: 604_800 },
+    3600,
+    "Seconds a dashboard login stays valid.",
+  ),
 
   "sys.interval_seconds": integer(
     { min: 0, max: 86_400 },
@@ -182,6 +204,11 @@ export const settingKeys = {
   ),
 
   "log.level": choice(["debug", "info", "warn", "error"], "info", "Least severe log level written."),
+  "log.format": choice(
+    ["auto", "json", "text"],
+    "auto",
+    "Log line format: JSON lines, human-readable text, or auto (text when stdout is a terminal, JSON otherwise).",
+  ),
 
   "shutdown.drain_timeout_ms": integer(
     { min: 0, max: MAX_TIMER_MS },
@@ -201,8 +228,9 @@ export const sectionTitles: Record<"listener" | SectionOf<keyof typeof settingKe
   storage: "Persistence of sessions and retained messages",
   auth: "Authentication and authorisation",
   http: "HTTP endpoint",
+  admin: "Admin API and web dashboard (served on the HTTP endpoint)",
   sys: "$SYS topics",
-  log: "Logging (JSON lines on stdout)",
+  log: "Logging (on stdout)",
   shutdown: "Shutdown",
 };
 

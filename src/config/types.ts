@@ -66,8 +66,9 @@ export interface Config {
     aclFile?: string;
     aclDefault: "allow" | "deny";
   };
-  http: { enabled: boolean; host: string; port: number };
+  http: { enabled: boolean; host: string; port: number; authTokenFile?: string };
+  admin: { enabled: boolean; passwordFile?: string; viewers?: string; sessionTtlSeconds: number };
   sys: { intervalSeconds: number };
-  log: { level: "debug" | "info" | "warn" | "error" };
+  log: { level: "debug" | "info" | "warn" | "error"; format: "auto" | "json" | "text" };
   shutdown: { drainTimeoutMs: number };
 }

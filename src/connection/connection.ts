@@ -24,6 +24,27 @@ import { type AuthOutcome, ClientAuthentication } from "./authentication.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { Outbox } from "./outbox.ts";
 
+/** What an operator sees of a connected client: logs and the admin API. */
+export interface ClientConnectionInfo {
+  clientId: string;
+  /** The authenticated user name, if any. */
+  username?: string;
+  remoteAddress: string;
+  listener: string;
+  protocolVersion: ProtocolVersion;
+  /** ms since the epoch. */
+  connectedAt: number;
+  keepAlive: number;
+  cleanStart: boolean;
+  bytesReceived: number;
+  bytesSent: number;
+}
+
+/** The protocol level as people write it. */
+export function protocolName(version: ProtocolVersion): "3.1" | "3.1.1" | "5.0" {
+  return version === 3 ? "3.1" : version === 4 ? "3.1.1" : "5.0";
+}
+
 interface PendingConnect {
   packet: ConnectPacket;
   decision: Extract<ReturnType<typeof decideConnect>, { accepted: true }>;
@@ -81,6 +102,12 @@ export class Connection implements SessionLink {
   /** The last acknowledgement still waiting for storage, if any. */
   #pendingAck: Promise<void> | undefined;
   bytesReceived = 0;
+  /** Set once CONNECT is accepted; what logs and the admin API show. */
+  #client: Omit<ClientConnectionInfo, "bytesReceived" | "bytesSent"> | undefined;
+  /** The client id the CONNECT asked for, for refusal logs. */
+  #requestedClientId: string | undefined;
+  /** Why the connection ended, for the client.disconnected log line. */
+  #closeReason = "connection closed";
 
   constructor(private readonly accepted: Accepted, private readonly context: ConnectionContext) {
     this.#outbox = new Outbox(accepted.stream, context.outboxHighWaterMark, (error) => {
@@ -118,6 +145,26 @@ export class Connection implements SessionLink {
     return this.#outbox.bytesSent;
   }
 
+  /** The connected client, or undefined before its CONNECT is accepted and after it is gone. */
+  get client(): ClientConnectionInfo | undefined {
+    if (!this.#client || this.#finished || !this.#handle) return undefined;
+    return { ...this.#client, bytesReceived: this.bytesReceived, bytesSent: this.bytesSent };
+  }
+
+  /** Outbound QoS 1/2 deliveries not yet acknowledged by this client, plus an ack waiting for storage. */
+  get unacknowledged(): number {
+    if (this.#closed) return 0;
+    return (this.#handle?.session.outbound.inflight.size ?? 0) + (this.#pendingAck ? 1 : 0);
+  }
+
+  /** Ends the connection on an operator's request: v5 clients hear `reasonCode`; the will goes out. */
+  kick(reasonCode: number, reason: string): void {
+    if (this.#closed) return;
+    this.#closeReason = `kicked: ${reason}`;
+    this.#sendDisconnect(reasonCode, reason);
+    void this.#closeAfterFlush(true);
+  }
+
   /** Reads until the socket ends; never throws. */
   async serve(): Promise<void> {
     const pool = this.context.readBuffers;
@@ -148,6 +195,7 @@ export class Connection implements SessionLink {
   /** Ends the connection at shutdown: v5 clients hear 0x8B Server shutting down. */
   async shutdown(): Promise<void> {
     if (this.#closed) return;
+    this.#closeReason = "server shutting down";
     this.#sendDisconnect(ReasonCode.ServerShuttingDown, "server shutting down");
     await this.#closeAfterFlush(false);
   }
@@ -171,6 +219,7 @@ export class Connection implements SessionLink {
 
   takeOver(): void {
     this.#sendDisconnect(ReasonCode.SessionTakenOver, "session taken over");
+    this.#logDisconnected("session taken over");
     this.#handle = undefined; // the broker has already moved the session to the new connection
     void this.#closeAfterFlush(false);
   }
@@ -200,6 +249,7 @@ export class Connection implements SessionLink {
       throw new MqttError(ReasonCode.ProtocolError, `${packet.type} before CONNECT`, "[MQTT-3.1.0-1]");
     }
     this.#version = packet.protocolVersion;
+    this.#requestedClientId = packet.clientId;
     this.#clientMaximumPacketSize = packet.properties.maximumPacketSize;
     const decision = decideConnect(packet, this.context.settings, this.context.generateClientId);
     if (!decision.accepted) {
@@ -243,15 +293,28 @@ export class Connection implements SessionLink {
     }
     this.#handle = opened;
     const { sessionPresent, effects } = opened;
+    this.#client = {
+      clientId: decision.clientId,
+      username: outcome.username,
+      remoteAddress: this.accepted.remoteAddress,
+      listener: this.accepted.listener ?? "",
+      protocolVersion: this.#version,
+      connectedAt: Date.now(),
+      keepAlive: packet.keepAlive,
+      cleanStart: packet.cleanStart,
+    };
     this.#send({
       type: "connack",
       sessionPresent,
       reasonCode: 0,
       properties: this.#version === 5 ? { ...decision.properties, ...outcome.properties } : {},
     });
-    this.#log("debug", "client.connected", {
-      version: this.#version,
+    this.#log("info", "client.connected", {
+      user: outcome.username,
+      protocol: protocolName(this.#version),
+      listener: this.accepted.listener,
       sessionPresent,
+      cleanStart: packet.cleanStart,
       keepAlive: packet.keepAlive,
     });
     this.run(effects);
@@ -288,11 +351,19 @@ export class Connection implements SessionLink {
 
   #refuse(reasonCode: number, reason: string, properties: Properties): void {
     const v5 = this.#version === 5;
-    this.#log("info", "client.refused", { reasonCode, reason });
+    // The code the client actually receives: 3.1/3.1.1 CONNACKs have their own, smaller set.
+    const sent = v5 ? reasonCode : connackCodeForV3(reasonCode);
+    this.#log("info", "client.refused", {
+      clientId: this.#requestedClientId,
+      protocol: protocolName(this.#version),
+      listener: this.accepted.listener,
+      reasonCode: sent,
+      reason,
+    });
     this.#send({
       type: "connack",
       sessionPresent: false,
-      reasonCode: v5 ? reasonCode : connackCodeForV3(reasonCode),
+      reasonCode: sent,
       properties: v5 ? { ...properties, reasonString: reason } : {},
     });
     void this.#closeAfterFlush(false);
@@ -328,6 +399,11 @@ export class Connection implements SessionLink {
       case "ack":
         return this.#acknowledge(effect.packet, effect.durable);
       case "close":
+        this.#closeReason = effect.reasonCode === 0 && !effect.notify
+          ? "client disconnected"
+          : `reason 0x${effect.reasonCode.toString(16).padStart(2, "0")}${
+            effect.reasonString ? `: ${effect.reasonString}` : ""
+          }`;
         if (effect.notify) this.#sendDisconnect(effect.reasonCode, effect.reasonString);
         if (effect.reasonCode >= 0x80) {
           this.#log("info", "client.protocol_error", {
@@ -392,6 +468,7 @@ export class Connection implements SessionLink {
         reasonCode: error.reasonCode,
         reason: error.message,
       });
+      this.#closeReason = `malformed: ${error.message}`;
       if (error instanceof UnsupportedProtocolError) {
         if (this.#handle) {
           // Any second CONNECT is a protocol error, whatever it announces [MQTT-3.1.0-2].
@@ -407,7 +484,12 @@ export class Connection implements SessionLink {
       return;
     }
     if (this.#closed) return; // the read was cut short by our own close
-    if (error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe) {
+    // A reset, a broken pipe, or a TLS peer that closed without close_notify (MQTT.js does when it is
+    // ended in a hurry): the client went away, nothing failed here.
+    if (
+      error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe ||
+      error instanceof Deno.errors.UnexpectedEof
+    ) {
       this.#log("debug", "connection.reset");
     } else {
       this.#log("error", "connection.failed", { error });
@@ -417,6 +499,7 @@ export class Connection implements SessionLink {
 
   #fail(event: string, reasonCode?: number): void {
     this.#log("info", `client.${event}`);
+    this.#closeReason = event.replaceAll("_", " ");
     if (reasonCode !== undefined) this.#sendDisconnect(reasonCode);
     void this.#closeAfterFlush(true);
   }
@@ -442,8 +525,20 @@ export class Connection implements SessionLink {
     this.#shutdownSocket();
     if (this.#handle) {
       this.context.broker.close(this.#handle, publishWill, sessionExpiryInterval);
-      this.#log("debug", "client.disconnected", { publishWill });
+      this.#logDisconnected(this.#closeReason, publishWill);
     }
+  }
+
+  #logDisconnected(reason: string, publishWill?: boolean): void {
+    const client = this.#client;
+    if (!client) return;
+    this.#log("info", "client.disconnected", {
+      user: client.username,
+      protocol: protocolName(client.protocolVersion),
+      listener: client.listener,
+      reason,
+      publishWill,
+    });
   }
 
   #shutdownSocket(): void {

@@ -1,8 +1,12 @@
 import type { Accepted } from "../transport/mod.ts";
-import { Connection, type ConnectionContext } from "./connection.ts";
+import { type ClientConnectionInfo, Connection, type ConnectionContext } from "./connection.ts";
 
 /** Deadlines are checked this often: a keep alive of 1 s is enforced between 1.5 and 1.75 s. */
 const SWEEP_INTERVAL_MS = 250;
+/** How often a draining broker looks whether every delivery is acknowledged. */
+const DRAIN_POLL_MS = 20;
+/** A connection's last packets get this long to leave (the connection's own flush timeout). */
+const CLOSE_GRACE_MS = 1000;
 
 /**
  * Owns the connection actors: starts one per accepted socket, tracks every one (no fire-and-forget task),
@@ -67,14 +71,52 @@ export class ConnectionManager {
     this.#tasks.add(task);
   }
 
-  /** Stops taking connections, tells v5 clients 0x8B, and waits for every actor up to `deadlineMs`. */
+  /** The clients connected now (CONNECT accepted), in no particular order. */
+  *clients(): Generator<ClientConnectionInfo> {
+    for (const connection of this.#connections) {
+      const client = connection.client;
+      if (client) yield client;
+    }
+  }
+
+  /** Disconnects the client with this id (v5: DISCONNECT `reasonCode`); false when it is not connected. */
+  kick(clientId: string, reasonCode: number, reason: string): boolean {
+    for (const connection of this.#connections) {
+      if (connection.client?.clientId !== clientId) continue;
+      connection.kick(reasonCode, reason);
+      return true;
+    }
+    return false;
+  }
+
+  /** Outbound QoS 1/2 deliveries that connected clients have not acknowledged yet. */
+  get unacknowledged(): number {
+    let count = 0;
+    for (const connection of this.#connections) count += connection.unacknowledged;
+    return count;
+  }
+
+  /**
+   * Drains: stops taking connections; lets connected clients acknowledge their QoS 1/2 deliveries (a
+   * message acknowledged later would be re-sent on their next connection) while any are outstanding; then
+   * tells v5 clients 0x8B and closes every connection. All of it within `deadlineMs`.
+   */
   async shutdown(deadlineMs: number): Promise<void> {
     this.#accepting = false;
+    const deadline = performance.now() + deadlineMs;
+    while (this.unacknowledged > 0 && performance.now() < deadline) {
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.min(DRAIN_POLL_MS, deadline - performance.now()))
+      );
+    }
     clearInterval(this.#sweep);
     await Promise.all([...this.#connections].map((connection) => connection.shutdown()));
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<void>((resolve) => timer = setTimeout(resolve, deadlineMs));
-    await Promise.race([Promise.all([...this.#tasks]), deadline]);
+    // Closing gets at least the time a connection takes to flush its DISCONNECT, so that every session is
+    // handed back to the broker before storage stops.
+    const left = Math.max(CLOSE_GRACE_MS, deadline - performance.now());
+    const closed = new Promise<void>((resolve) => timer = setTimeout(resolve, left));
+    await Promise.race([Promise.all([...this.#tasks]), closed]);
     clearTimeout(timer);
   }
 }

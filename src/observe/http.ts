@@ -62,13 +62,24 @@ export function healthHandler(sources: HealthSources): (request: Request) => Res
   };
 }
 
-/** Serves {@link healthHandler} on `hostname:port` with `Deno.serve`. */
+/**
+ * More routes on the same endpoint (the admin API and dashboard): a response, or undefined to leave the
+ * request to the health handler. `remote` is the caller's address.
+ */
+export type HttpApp = (request: Request, remote: string) => Promise<Response> | undefined;
+
+/** Serves {@link healthHandler} (and `app`, when given) on `hostname:port` with `Deno.serve`. */
 export function startHttpServer(
-  options: { hostname: string; port: number },
+  options: { hostname: string; port: number; app?: HttpApp },
   sources: HealthSources,
   onError: (error: unknown) => void = () => {},
 ): HttpEndpoint {
-  const handler = healthHandler(sources);
+  const health = healthHandler(sources);
+  const app = options.app;
+  const handler = app === undefined
+    ? health
+    : (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
+      app(request, `${info.remoteAddr.hostname}:${info.remoteAddr.port}`) ?? health(request);
   const server = Deno.serve({
     hostname: options.hostname,
     port: options.port,

@@ -20,6 +20,8 @@ export interface Logger {
 /** How `createLogger` is set up; `write` and `now` exist so tests can capture lines and freeze time. */
 export interface LoggerOptions {
   level: LogLevel;
+  /** JSON lines (the default, for journald and pipelines) or human-readable text lines (terminals). */
+  format?: "json" | "text";
   /** Receives one complete JSON line without the trailing newline; defaults to stdout. */
   write?: (line: string) => void;
   now?: () => Date;
@@ -39,25 +41,29 @@ interface LevelState {
 /** Creates the JSON-line logger; see {@link Logger}. */
 export function createLogger(options: LoggerOptions): Logger {
   const state: LevelState = { level: options.level, rank: LEVEL_RANK[options.level] };
-  return buildLogger(state, options.write ?? writeToStdout, options.now ?? (() => new Date()), {});
+  const format = options.format === "text" ? formatText : formatLine;
+  return buildLogger(state, options.write ?? writeToStdout, options.now ?? (() => new Date()), {}, format);
 }
+
+type Formatter = (time: Date, level: LogLevel, event: string, fields: Record<string, unknown>) => string;
 
 function buildLogger(
   state: LevelState,
   write: (line: string) => void,
   now: () => Date,
   context: Record<string, unknown>,
+  format: Formatter,
 ): Logger {
   const emit = (level: LogLevel, event: string, fields?: Record<string, unknown>): void => {
     if (LEVEL_RANK[level] < state.rank) return;
-    write(formatLine(now(), level, event, { ...context, ...fields }));
+    write(format(now(), level, event, { ...context, ...fields }));
   };
   return {
     debug: (event, fields) => emit("debug", event, fields),
     info: (event, fields) => emit("info", event, fields),
     warn: (event, fields) => emit("warn", event, fields),
     error: (event, fields) => emit("error", event, fields),
-    child: (fields) => buildLogger(state, write, now, { ...context, ...fields }),
+    child: (fields) => buildLogger(state, write, now, { ...context, ...fields }, format),
     get level(): LogLevel {
       return state.level;
     },
@@ -84,6 +90,28 @@ function formatLine(time: Date, level: LogLevel, event: string, fields: Record<s
       log_error: `fields not serialisable: ${error instanceof Error ? error.message : String(error)}`,
     });
   }
+}
+
+/**
+ * One line for people: `2024-05-01 10:00:00.000 INFO  client.connected clientId=dev-1 user=alice ...`.
+ * Values with spaces or quotes are written as JSON strings; objects as JSON.
+ */
+function formatText(time: Date, level: LogLevel, event: string, fields: Record<string, unknown>): string {
+  const parts = [time.toISOString().replace("T", " ").replace("Z", ""), level.toUpperCase().padEnd(5), event];
+  for (const [name, raw] of Object.entries(fields)) {
+    if (RESERVED_KEYS.has(name) || raw === undefined) continue;
+    const value = safeValue(name, raw);
+    let text: string;
+    try {
+      text = typeof value === "string" && /^[^\s"=]+$/.test(value)
+        ? value
+        : JSON.stringify(value, safeValue) ?? "";
+    } catch {
+      text = "(not printable)";
+    }
+    parts.push(`${name}=${text}`);
+  }
+  return parts.join(" ");
 }
 
 /** Keeps secrets and payloads out of the logs and makes values JSON cannot encode printable. */

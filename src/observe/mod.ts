@@ -13,4 +13,10 @@ export {
   TrafficMetrics,
 } from "./metrics.ts";
 export type { BrokerMetricSources, DropTotals, Sample } from "./metrics.ts";
-export { healthHandler, type HealthSources, type HttpEndpoint, startHttpServer } from "./http.ts";
+export {
+  healthHandler,
+  type HealthSources,
+  type HttpApp,
+  type HttpEndpoint,
+  startHttpServer,
+} from "./http.ts";

@@ -6,6 +6,8 @@ export interface Accepted {
   remoteAddress: string;
   /** Common name of a verified client certificate (mTLS), when the transport has one. */
   certificateCommonName?: string;
+  /** Name of the listener that accepted it (for logs and the admin API); set by the composition root. */
+  listener?: string;
 }
 
 /** A running listener. */

@@ -22,6 +22,7 @@ import type { Buffer } from "node:buffer";
 import type { AddressInfo } from "node:net";
 import tls from "node:tls";
 import { ChunkQueue } from "./chunk_queue.ts";
+import { parseCaBundle, verifyClientCertificate } from "./client_cert.ts";
 import type { ByteStream } from "./mod.ts";
 import { type Accepted, acceptLoop, type Listener } from "./tcp.ts";
 
@@ -148,26 +149,35 @@ async function listenNodeTls(
   onAccept: (accepted: Accepted) => void,
   onError: (error: unknown) => void,
 ): Promise<Listener> {
+  // The engine asks for a certificate but does not judge it: verifyClientCertificate does, because the
+  // engine's verifier refuses X.509 v1 certificates that OpenSSL-based brokers accept (client_cert.ts).
+  const cas = parseCaBundle(ca);
   const server = tls.createServer({
     cert,
     key,
     ca,
     requestCert: true,
-    rejectUnauthorized: options.requireClientCert,
+    rejectUnauthorized: false,
     handshakeTimeout: timeoutMs,
   });
   let closed = false;
   const sockets = new Set<tls.TLSSocket>();
   server.on("secureConnection", (socket: tls.TLSSocket) => {
-    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const remote = remoteOf(socket);
     if (closed) {
       socket.destroy();
       return;
     }
     let commonName: string | undefined;
-    if (socket.authorized) {
-      const cn = socket.getPeerCertificate()?.subject?.CN as string | string[] | undefined;
+    const peer = socket.getPeerCertificate(true);
+    const verdict = socket.authorized ? { ok: true as const } : verifyClientCertificate(peer, cas);
+    if (verdict.ok) {
+      const cn = peer?.subject?.CN as string | string[] | undefined;
       commonName = Array.isArray(cn) ? cn[0] : cn;
+    } else if (options.requireClientCert) {
+      onHandshakeError(remote, new Error(`client certificate refused: ${verdict.reason}`));
+      socket.destroy();
+      return;
     }
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
@@ -178,7 +188,7 @@ async function listenNodeTls(
     });
   });
   server.on("tlsClientError", (error: Error, socket: tls.TLSSocket) => {
-    if (!closed) onHandshakeError(`${socket.remoteAddress}:${socket.remotePort}`, error);
+    if (!closed) onHandshakeError(remoteOf(socket), error);
     socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
@@ -206,6 +216,17 @@ async function listenNodeTls(
     },
     done,
   };
+}
+
+/**
+ * The peer's address; after a failed handshake the TLS socket has lost it and only the TCP socket under
+ * it (node's `_parent`) still knows.
+ */
+function remoteOf(socket: tls.TLSSocket): string {
+  const parent = (socket as unknown as { _parent?: { remoteAddress?: string; remotePort?: number } })._parent;
+  const address = socket.remoteAddress ?? parent?.remoteAddress;
+  const port = socket.remotePort ?? parent?.remotePort;
+  return address === undefined ? "unknown address" : `${address}:${port}`;
 }
 
 /** Most received bytes held for a reader that is behind; the socket is paused above it. */

@@ -45,8 +45,9 @@ const DEFAULTS: Config = {
   storage: { type: "embedded", dir: "data", durability: "sync", batchIntervalMs: 10, maxDiskBytes: 0 },
   auth: { aclDefault: "allow" },
   http: { enabled: false, host: "127.0.0.1", port: 8080 },
+  admin: { enabled: false, sessionTtlSeconds: 3600 },
   sys: { intervalSeconds: 10 },
-  log: { level: "info" },
+  log: { level: "info", format: "auto" },
   shutdown: { drainTimeoutMs: 5000 },
 };
 

@@ -3,7 +3,9 @@
 /** The permission flags of the `compile` task: the broker must work with exactly these. */
 export async function compileFlags(): Promise<string[]> {
   const config = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)));
-  const task: string = config.tasks.compile;
+  // The compile task checks for a denort runtime first; the broker's flags are those of `deno compile`.
+  const task: string =
+    (config.tasks.compile as string).split("&&").find((part) => part.includes("deno compile")) ?? "";
   return task.split(/\s+/).filter((word) => word.startsWith("--allow-"));
 }
 

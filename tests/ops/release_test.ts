@@ -53,6 +53,7 @@ Deno.test({
           `${name}/README.md`,
           `${name}/conf/mqtt-proxy.service`,
           `${name}/conf/mqtt.properties`,
+          `${name}/docs/operations.md`,
           `${name}/mqtt-proxy`,
         ],
       );

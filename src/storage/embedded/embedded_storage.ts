@@ -21,6 +21,7 @@ import {
 import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { grows, type Operation, OperationBuilder } from "./operations.ts";
 import { BatchWriter } from "./batch_writer.ts";
+import { type DirLock, lockDataDir } from "./dir_lock.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
 import { diskBudget, VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
 import { messageFromRow, queueEntryFromRow, type Row } from "./records.ts";
@@ -96,6 +97,7 @@ interface Opened {
 class EmbeddedStore implements EmbeddedStorage {
   #phase: "new" | "starting" | "started" | "stopped" = "new";
   #opened: Opened | undefined;
+  #dirLock: DirLock | undefined;
   #failure: StorageError | undefined;
   #nextMessageId = 1;
   #nextSequence = 1;
@@ -113,8 +115,19 @@ class EmbeddedStore implements EmbeddedStorage {
     if (this.#phase !== "new") throw new Error(`embedded storage cannot start when ${this.#phase}`);
     this.#phase = "starting";
     const started = performance.now();
-    const { dir, maxDiskBytes, durability, batchIntervalMs } = this.options;
+    const { dir } = this.options;
     await Deno.mkdir(dir, { recursive: true });
+    this.#dirLock = await lockDataDir(dir);
+    try {
+      return await this.#open(started);
+    } catch (error) {
+      this.#dirLock.release();
+      throw error;
+    }
+  }
+
+  async #open(started: number): Promise<StorageSnapshot> {
+    const { dir, maxDiskBytes, durability, batchIntervalMs } = this.options;
     const budget = diskBudget(maxDiskBytes);
     const store = openStore(dir, budget, this.#logger, Date.now());
     const reserve = new DiskReserve(dir, budget.reserveBytes, this.#logger);
@@ -173,13 +186,17 @@ class EmbeddedStore implements EmbeddedStorage {
   async stop(): Promise<void> {
     const opened = this.#opened;
     this.#phase = "stopped";
-    if (!opened) return;
+    if (!opened) {
+      this.#dirLock?.release();
+      return;
+    }
     try {
       await opened.commits.close();
     } finally {
       this.#opened = undefined;
       opened.wal.close();
       opened.db.close();
+      this.#dirLock?.release();
       this.#logger.info("storage.stopped", { path: this.options.dir });
     }
   }
