@@ -18,8 +18,10 @@ const ENV_PREFIX = "MQTT_PROXY_";
 /** The few keys whose TypeScript name is not the plain camelCase of the key. */
 const FIELD_NAMES = { max_keepalive: "maxKeepAlive" } as const;
 
+/** `max_inflight` → `maxInflight`; a deeper key such as `rocketmq.endpoints` → `rocketmqEndpoints`. */
 type CamelCase<S extends string> = S extends `${infer Head}_${infer Tail}`
-  ? `${Head}${Capitalize<CamelCase<Tail>>}`
+  ? `${CamelCase<Head>}${Capitalize<CamelCase<Tail>>}`
+  : S extends `${infer Head}.${infer Tail}` ? `${Head}${Capitalize<CamelCase<Tail>>}`
   : S;
 type FieldName<S extends string> = S extends keyof typeof FIELD_NAMES ? (typeof FIELD_NAMES)[S]
   : CamelCase<S>;
@@ -199,7 +201,7 @@ function buildListeners(listeners: Map<string, ListenerSettings>): ListenerConfi
 function fieldName(name: string): string {
   return Object.hasOwn(FIELD_NAMES, name)
     ? FIELD_NAMES[name as keyof typeof FIELD_NAMES]
-    : name.replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase());
+    : name.replace(/[_.]([a-z0-9])/g, (_, letter: string) => letter.toUpperCase());
 }
 
 /** Renames keys to their TypeScript field names, leaving unset optional keys out. */

@@ -197,6 +197,47 @@ export const settingKeys = {
     "Seconds a dashboard login stays valid.",
   ),
 
+  "cluster.enabled": flag(
+    false,
+    "Run as one node of a cluster that shares sessions, subscriptions, retained and will messages through Apache RocketMQ 5 (docs/cluster.md).",
+  ),
+  "cluster.node_id": text(
+    "",
+    "This node's name, unique in the cluster and kept across restarts (it names the node's RocketMQ consumer group); empty = the host name.",
+  ),
+  "cluster.rocketmq.endpoints": text(
+    "127.0.0.1:8081",
+    "The RocketMQ proxy's gRPC address(es), host:port;host:port.",
+  ),
+  "cluster.rocketmq.name_server": text(
+    "127.0.0.1:9876",
+    "The RocketMQ name server (host:port), used at start to create this node's orderly consumer group; empty = the operator created it.",
+  ),
+  "cluster.rocketmq.topic": text(
+    "mqtt_log",
+    "The FIFO topic with exactly one queue that carries the cluster log (scripts/rocketmq.sh creates it).",
+  ),
+  "cluster.rocketmq.namespace": text("", "RocketMQ namespace of the topic and groups; empty = none."),
+  "cluster.rocketmq.access_key": optionalText("Access key for an ACL-enabled RocketMQ."),
+  "cluster.rocketmq.secret_key_file": optionalText(
+    "File whose first line is the secret key of cluster.rocketmq.access_key.",
+  ),
+  "cluster.heartbeat_ms": integer(
+    { min: 100, max: 60_000 },
+    1000,
+    "Milliseconds between this node's heartbeats in the cluster log.",
+  ),
+  "cluster.node_timeout_ms": integer(
+    { min: 1000, max: 600_000 },
+    10_000,
+    "A node silent this long is declared gone: its clients are disconnected, their wills go out, and they may resume on another node.",
+  ),
+  "cluster.append_timeout_ms": integer(
+    { min: 1000, max: MAX_TIMER_MS },
+    10_000,
+    "How long a write to the cluster log may take before the client is answered with an error (RocketMQ unreachable).",
+  ),
+
   "sys.interval_seconds": integer(
     { min: 0, max: 86_400 },
     10,
@@ -229,6 +270,7 @@ export const sectionTitles: Record<"listener" | SectionOf<keyof typeof settingKe
   auth: "Authentication and authorisation",
   http: "HTTP endpoint",
   admin: "Admin API and web dashboard (served on the HTTP endpoint)",
+  cluster: "Cluster over Apache RocketMQ 5",
   sys: "$SYS topics",
   log: "Logging (on stdout)",
   shutdown: "Shutdown",

@@ -68,6 +68,19 @@ export interface Config {
   };
   http: { enabled: boolean; host: string; port: number; authTokenFile?: string };
   admin: { enabled: boolean; passwordFile?: string; viewers?: string; sessionTtlSeconds: number };
+  cluster: {
+    enabled: boolean;
+    nodeId: string;
+    rocketmqEndpoints: string;
+    rocketmqNameServer: string;
+    rocketmqTopic: string;
+    rocketmqNamespace: string;
+    rocketmqAccessKey?: string;
+    rocketmqSecretKeyFile?: string;
+    heartbeatMs: number;
+    nodeTimeoutMs: number;
+    appendTimeoutMs: number;
+  };
   sys: { intervalSeconds: number };
   log: { level: "debug" | "info" | "warn" | "error"; format: "auto" | "json" | "text" };
   shutdown: { drainTimeoutMs: number };

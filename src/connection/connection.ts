@@ -277,15 +277,22 @@ export class Connection implements SessionLink {
         canSubscribe: (filter) => authorizer.canSubscribe(identity, filter),
       };
     }
-    const opened = await this.context.broker.open({
-      clientId: decision.clientId,
-      cleanStart: packet.cleanStart,
-      sessionExpiryInterval: decision.sessionExpiryInterval,
-      will: packet.will,
-      attachment: decision.attachment,
-      link: this,
-      owner: outcome.username,
-    });
+    let opened;
+    try {
+      opened = await this.context.broker.open({
+        clientId: decision.clientId,
+        cleanStart: packet.cleanStart,
+        sessionExpiryInterval: decision.sessionExpiryInterval,
+        will: packet.will,
+        attachment: decision.attachment,
+        link: this,
+        owner: outcome.username,
+      });
+    } catch (error) {
+      // The session could not be claimed (a cluster whose log is unreachable): 0x88 Server unavailable.
+      if (!(error instanceof MqttError)) throw error;
+      return this.#refuse(error.reasonCode, error.message, {});
+    }
     if (this.#finished) {
       // The socket ended while the session was being claimed: hand it straight back.
       this.context.broker.close(opened, true);
