@@ -34,6 +34,11 @@ export interface Egress {
    * when no other node and no persistent session needs it.
    */
   forward(message: Message): Promise<void> | undefined;
+  /**
+   * A transient session joins or leaves a `$share` group. Every node must see the group's members in the
+   * same order to pick the same one, so the membership takes effect through {@link Broker.applyShare}.
+   */
+  share(clientId: string, epoch: number, subscription: SessionSubscription, added: boolean): void;
 }
 
 /** Session timers, handed to a cluster so that they take effect at one place in its log on every node. */
@@ -521,6 +526,10 @@ export class Broker implements SessionService {
     const entry = this.#registry.get(session.clientId);
     const writable = entry?.link ? entry.link.writable : entry?.attached ?? false;
     for (const { subscription, isNew } of accepted) {
+      if (subscription.shared && this.#egress && !session.persistent) {
+        this.#egress.share(session.clientId, entry!.epoch, subscription, true);
+        continue;
+      }
       this.router.add(session, subscription);
       this.#persistence.subscribed(session, subscription);
       if (subscription.shared) continue; // Retained messages are not sent to shared subscriptions (spec §4.8.2).
@@ -544,13 +553,36 @@ export class Broker implements SessionService {
   }
 
   #unsubscribe(session: Session, subscription: SessionSubscription): void {
+    if (subscription.shared && this.#egress && !session.persistent) {
+      const epoch = this.#registry.get(session.clientId)?.epoch ?? 0;
+      return this.#egress.share(session.clientId, epoch, subscription, false);
+    }
     this.router.remove(session, subscription);
     this.#persistence.unsubscribed(session, subscription);
+  }
+
+  /**
+   * A transient session's `$share` membership, as the cluster log has it: every node adds it to (or
+   * removes it from) its router at the same place, so every node picks the same member for a message;
+   * only the member's own node sends it.
+   */
+  applyShare(clientId: string, epoch: number, subscription: SessionSubscription, added: boolean): void {
+    const entry = this.#registry.get(clientId);
+    if (!entry || entry.epoch !== epoch || !entry.attached) return;
+    if (added) {
+      entry.session.subscriptions.set(subscription.topicFilter, subscription);
+      this.router.add(entry.session, subscription);
+    } else {
+      if (!entry.link) entry.session.subscriptions.delete(subscription.topicFilter);
+      this.router.remove(entry.session, subscription);
+    }
   }
 
   #deliver(session: Session, delivery: Delivery): void {
     const entry = this.#registry.get(session.clientId)!;
     const link = entry.link;
+    // Another node's transient client: that node alone keeps its state and sends.
+    if (!link && !session.persistent && entry.attached) return;
     // A client connected to another node: its state moves on here too, but that node does the sending.
     const effects = session.deliver(delivery, link ? link.writable : entry.attached, this.#now);
     if (session.persistent) this.#persistence.sessionChanged(session);

@@ -7,7 +7,8 @@ import { Cursor } from "../codec/cursor.ts";
 import { decodeProperties, emitProperties, PropertyScope } from "../codec/properties.ts";
 import { Sink } from "../codec/sink.ts";
 import type { Properties, ProtocolVersion, QoS, Will } from "../codec/types.ts";
-import type { Attachment, Message } from "../session/types.ts";
+import type { Attachment, Message, SessionSubscription } from "../session/types.ts";
+import { parseSharedFilter } from "../topic/mod.ts";
 import { WireError, WireReader, WireWriter } from "./wire.ts";
 
 /** The connection facts of a claim that every node needs to run the session as its holder would. */
@@ -65,6 +66,15 @@ export interface TimerEvent {
   epoch: number;
 }
 
+/** A transient session joins (or leaves) a `$share` group; membership takes effect here on every node. */
+export interface ShareEvent {
+  kind: "share";
+  clientId: string;
+  epoch: number;
+  subscription: SessionSubscription;
+  added: boolean;
+}
+
 /** `node` is alive (in run `run`). */
 export interface HeartbeatEvent {
   kind: "heartbeat";
@@ -89,6 +99,7 @@ export type ClusterEvent =
   | LeaveEvent
   | PublishEvent
   | TimerEvent
+  | ShareEvent
   | HeartbeatEvent
   | NodeDownEvent;
 
@@ -106,6 +117,7 @@ const KINDS: ClusterEvent["kind"][] = [
   "timer",
   "heartbeat",
   "nodeDown",
+  "share",
 ];
 const FORMAT_VERSION = 1;
 const MESSAGE_PROPERTIES = PropertyScope.publish | PropertyScope.will;
@@ -136,6 +148,13 @@ export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
     case "heartbeat":
       w.string(event.node).float(event.run);
       break;
+    case "share": {
+      const s = event.subscription;
+      w.string(event.clientId).float(event.epoch).bool(event.added).string(s.topicFilter).byte(s.qos)
+        .bool(s.noLocal).bool(s.retainAsPublished).byte(s.retainHandling)
+        .optional(s.subscriptionIdentifier, (id) => w.uint(id));
+      break;
+    }
     case "nodeDown":
       w.string(event.node).float(event.run).float(event.lastBeat);
       break;
@@ -193,6 +212,23 @@ export function decodeEvent(bytes: Uint8Array): Stamped {
     case "heartbeat":
       event = { kind, node: r.string(), run: r.float() };
       break;
+    case "share": {
+      const clientId = r.string();
+      const epoch = r.float();
+      const added = r.bool();
+      const topicFilter = r.string();
+      const subscription: SessionSubscription = withoutUndefined({
+        topicFilter,
+        qos: r.byte() as QoS,
+        noLocal: r.bool(),
+        retainAsPublished: r.bool(),
+        retainHandling: r.byte() as 0 | 1 | 2,
+        subscriptionIdentifier: r.optional(() => r.uint()),
+        shared: parseSharedFilter(topicFilter, Number.MAX_SAFE_INTEGER),
+      });
+      event = { kind, clientId, epoch, subscription, added };
+      break;
+    }
     case "nodeDown":
       event = { kind, node: r.string(), run: r.float(), lastBeat: r.float() };
       break;

@@ -139,7 +139,13 @@ export class ClusterNode implements SessionService {
     this.#run = options.clock.now();
     this.#applied = options.applied?.position ?? -1n;
     this.broker = options.createBroker({
-      egress: { forward: (message) => this.#forward(message) },
+      egress: {
+        forward: (message) => this.#forward(message),
+        share: (clientId, epoch, subscription, added) =>
+          void this.#append({ kind: "share", clientId, epoch, subscription, added }).catch((error) =>
+            this.options.logger.warn("cluster.share_not_appended", { clientId, error: String(error) })
+          ),
+      },
       onTimer: (timer, clientId, epoch) => void this.#append({ kind: "timer", timer, clientId, epoch }),
       clock: this.#clock,
     });
@@ -313,6 +319,8 @@ export class ClusterNode implements SessionService {
       }
       case "timer":
         return this.broker.fire(event.timer, event.clientId, event.epoch);
+      case "share":
+        return this.broker.applyShare(event.clientId, event.epoch, event.subscription, event.added);
       case "heartbeat":
         return this.#applyHeartbeat(at, event.node, event.run);
       case "nodeDown":

@@ -232,3 +232,48 @@ Deno.test("cluster: retained messages set on one node are seen by subscribers on
     await cluster.stop();
   }
 });
+
+Deno.test("cluster: a $share group with members on three nodes gets each message exactly once, spread over them", async () => {
+  const cluster = new TestCluster();
+  try {
+    const nodes = [await cluster.start("a"), await cluster.start("b"), await cluster.start("c")];
+    const members = [
+      new FakeClient(nodes[0], "m-a"),
+      new FakeClient(nodes[1], "m-b"),
+      new FakeClient(nodes[2], "m-c"),
+    ];
+    await members[0].connect();
+    await members[1].connect();
+    await members[2].connect({ cleanStart: false, expiry: 60 }); // a persistent member too
+    for (const member of members) member.subscribe("$share/g/jobs/#", 1);
+    const pub = new FakeClient(nodes[0], "pub");
+    await pub.connect();
+    await cluster.settle();
+    for (let i = 0; i < 30; i++) {
+      pub.publish(`jobs/${i}`, `${i}`, 1, i + 1);
+      await cluster.settle();
+      // acknowledge as a client would, so the windows never fill
+      for (const member of members) {
+        for (const d of member.delivered().slice(member.acked)) member.ack(d.packetId!);
+        member.acked = member.delivered().length;
+      }
+      await cluster.settle();
+    }
+    const got = members.map((member) => member.delivered().map((d) => Number(d.payload)));
+    const all = got.flat().sort((x, y) => x - y);
+    assert.deepEqual(all, Array.from({ length: 30 }, (_, i) => i), "each message to exactly one member");
+    for (const [index, share] of got.entries()) {
+      assert.ok(share.length >= 5, `member ${index} got ${share.length}`);
+    }
+
+    members[1].disconnect();
+    await cluster.settle();
+    pub.publish("jobs/after", "after", 1, 99);
+    await cluster.settle();
+    const after = members.filter((member) => member.delivered().some((d) => d.payload === "after"));
+    assert.equal(after.length, 1, "the group continues without the member that left");
+    assert.notEqual(after[0], members[1]);
+  } finally {
+    await cluster.stop();
+  }
+});

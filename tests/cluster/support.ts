@@ -113,6 +113,8 @@ export class FakeClient implements SessionLink {
   readonly effects: Effect[] = [];
   takenOver = false;
   writable = true;
+  /** How many deliveries the test has acknowledged so far. */
+  acked = 0;
   handle: OpenResult | undefined;
 
   constructor(readonly node: ClusterNode, readonly clientId: string, readonly version: ProtocolVersion = 5) {}
