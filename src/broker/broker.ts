@@ -1,117 +1,33 @@
 import { ReasonCode } from "../codec/reason_codes.ts";
-import type { Packet, Will } from "../codec/types.ts";
-import { Session } from "../session/session.ts";
+import type { Packet } from "../codec/types.ts";
+import type { Session } from "../session/session.ts";
 import { sharedState } from "../session/outbound.ts";
 import type {
   AcceptedSubscription,
-  Attachment,
   Delivery,
-  DropCounts,
   Effect,
   Message,
-  Permissions,
   SessionEffect,
-  SessionLimits,
   SessionSubscription,
 } from "../session/types.ts";
-import type { StorageAdapter, StorageSnapshot } from "../storage/port.ts";
-import { parseSharedFilter } from "../topic/mod.ts";
+import type { StorageSnapshot } from "../storage/port.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { fromStored, Persistence } from "./persistence.ts";
-import { type SessionEntry, type SessionLink, SessionRegistry } from "./registry.ts";
+import { Persistence } from "./persistence.ts";
+import { type SessionEntry, SessionRegistry } from "./registry.ts";
 import { RetainedService } from "./retained.ts";
 import { EVERYONE, Router, type RouteScope } from "./router.ts";
+import type {
+  BrokerOptions,
+  BrokerStats,
+  Egress,
+  OpenRequest,
+  OpenResult,
+  SessionHandle,
+  SessionLink,
+  SessionService,
+  SessionTimer,
+} from "./types.ts";
 import { WillService } from "./wills.ts";
-
-/**
- * Where messages published on this node leave it for other nodes (a cluster implements it). With an
- * egress, a publish reaches this node's transient sessions at once and everything else when the message
- * comes back through {@link Broker.deliverRemote}, on every node in the same order.
- */
-export interface Egress {
-  /**
-   * Sends a message published here to the cluster; resolves once the cluster holds it durably. Undefined
-   * when no other node and no persistent session needs it.
-   */
-  forward(message: Message): Promise<void> | undefined;
-  /**
-   * A transient session joins or leaves a `$share` group. Every node must see the group's members in the
-   * same order to pick the same one, so the membership takes effect through {@link Broker.applyShare}.
-   */
-  share(clientId: string, epoch: number, subscription: SessionSubscription, added: boolean): void;
-}
-
-/** Session timers, handed to a cluster so that they take effect at one place in its log on every node. */
-export type SessionTimer = "expire" | "will";
-
-export interface BrokerOptions {
-  limits: SessionLimits;
-  /** Upper bound on any Session Expiry Interval, seconds. */
-  maxSessionExpiry: number;
-  sharedSubscriptionStrategy: "round_robin" | "random";
-  storage: StorageAdapter;
-  /** Wraps each storage flush, e.g. to time it for metrics. */
-  observeFlush?: (flush: Promise<void>) => Promise<void>;
-  clock?: Clock;
-  egress?: Egress;
-  /**
-   * Called when a session timer is due instead of acting at once: a cluster appends it to its log and
-   * calls {@link Broker.fire} when every node applies it. Default: fire at once.
-   */
-  onTimer?: (timer: SessionTimer, clientId: string, epoch: number) => void;
-  /** The ACL of a client, for sessions rebuilt from storage while their client is connected elsewhere. */
-  permissionsFor?: (clientId: string, owner: string | undefined) => Permissions | undefined;
-}
-
-/** What a CONNECT asks of the session registry. */
-export interface OpenRequest {
-  clientId: string;
-  cleanStart: boolean;
-  /** Seconds; 0xFFFFFFFF never expires. */
-  sessionExpiryInterval: number;
-  will?: Will;
-  attachment: Attachment;
-  /** The connection on this node; absent when the client connected to another node of a cluster. */
-  link?: SessionLink;
-  /** Who connects (e.g. the verified user name); stored with a persistent session. */
-  owner?: string;
-  /** The claim's epoch when a cluster decided it (its place in the log); otherwise the registry picks one. */
-  epoch?: number;
-  /** In a cluster: the node (and run) the client is connected to. */
-  holder?: string;
-}
-
-/** A connection's hold on its session: whatever it sends with an epoch that is no longer current is refused. */
-export interface SessionHandle {
-  readonly session: Session;
-  readonly epoch: number;
-}
-
-/** What connections ask of the broker (a cluster node offers the same). */
-export interface SessionService {
-  open(request: OpenRequest): Promise<OpenResult>;
-  receive(handle: SessionHandle, packet: Packet): Effect[];
-  close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void;
-  flush(): Promise<void> | undefined;
-}
-
-/** A claimed session: the connection's handle on it, and the resume to run after CONNACK. */
-export interface OpenResult extends SessionHandle {
-  sessionPresent: boolean;
-  /** Unacknowledged deliveries re-sent and queued ones drained, to run after the CONNACK. */
-  effects: Effect[];
-}
-
-/** Broker-wide counters, read by $SYS and /metrics. */
-export interface BrokerStats {
-  messagesReceived: number;
-  messagesSent: number;
-  /** Messages not delivered, by reason, over all sessions. */
-  drops: DropCounts;
-  connectedClients: number;
-}
-
-const NEVER_EXPIRES = 0xffffffff;
 
 /** A publish's first pass on its own node in a cluster: its transient sessions' plain subscriptions. */
 const LOCAL_TRANSIENT: RouteScope = { transient: true, persistent: false, shared: false };
@@ -137,7 +53,7 @@ export class Broker implements SessionService {
   readonly clock: Clock;
   readonly retained: RetainedService;
   readonly router: Router;
-  readonly #registry: SessionRegistry;
+  readonly registry: SessionRegistry;
   readonly #persistence: Persistence;
   readonly #wills: WillService;
   readonly #shared = sharedState();
@@ -153,17 +69,27 @@ export class Broker implements SessionService {
   readonly #egress: Egress | undefined;
 
   constructor(private readonly options: BrokerOptions) {
-    this.clock = options.clock ?? systemClock;
-    this.#persistence = new Persistence(options.storage, options.observeFlush);
-    this.#registry = new SessionRegistry(this.clock.now);
-    this.retained = new RetainedService(this.#persistence);
-    this.router = new Router(options.sharedSubscriptionStrategy, this.clock.random);
-    this.#wills = new WillService(
-      this.#persistence,
-      this.clock,
+    const clock = this.clock = options.clock ?? systemClock;
+    const persistence = this.#persistence = new Persistence(options.storage, options.observeFlush);
+    this.retained = new RetainedService(persistence);
+    const router = this.router = new Router(options.sharedSubscriptionStrategy, clock.random);
+    const wills = this.#wills = new WillService(
+      persistence,
+      clock,
       (message) => this.#publishWill(message),
       (clientId) => this.#timerDue("will", clientId),
     );
+    this.registry = new SessionRegistry({
+      options,
+      clock,
+      storage: options.storage,
+      persistence,
+      wills,
+      router,
+      shared: this.#shared,
+      stats: this.stats,
+      timerDue: (timer, clientId) => this.#timerDue(timer, clientId),
+    });
     this.#egress = options.egress;
   }
 
@@ -176,7 +102,7 @@ export class Broker implements SessionService {
   }
 
   get sessionCount(): number {
-    return this.#registry.size;
+    return this.registry.size;
   }
 
   get subscriptionCount(): number {
@@ -185,14 +111,14 @@ export class Broker implements SessionService {
 
   /** The session of a connected or persisted client, if any. */
   session(clientId: string): Session | undefined {
-    return this.#registry.get(clientId)?.session;
+    return this.registry.get(clientId)?.session;
   }
 
   // --- For the admin API (src/admin/broker_view.ts is the only caller) ---------------------------------
 
   /** Every session, connected or not, in no particular order. */
   *sessions(): IterableIterator<Session> {
-    for (const entry of this.#registry.values()) yield entry.session;
+    for (const entry of this.registry.values()) yield entry.session;
   }
 
   /**
@@ -200,10 +126,10 @@ export class Broker implements SessionService {
    * Returns "connected" for a connected client, whose session an operator must kick first.
    */
   discardSession(clientId: string): "discarded" | "connected" | "unknown" {
-    const entry = this.#registry.get(clientId);
+    const entry = this.registry.get(clientId);
     if (!entry) return "unknown";
     if (entry.attached) return "connected";
-    this.#end(entry);
+    this.registry.end(entry);
     return "discarded";
   }
 
@@ -228,104 +154,32 @@ export class Broker implements SessionService {
   sessionTotals(): { queued: number; inflight: number } {
     let queued = 0;
     let inflight = 0;
-    for (const { session } of this.#registry.values()) {
+    for (const { session } of this.registry.values()) {
       queued += session.outbound.queue.length;
       inflight += session.outbound.inflight.size;
     }
     return { queued, inflight };
   }
 
-  /**
-   * Binds a new connection to its session: takes over a connected one [MQTT-3.1.4-3], discards it on
-   * Clean Start [MQTT-3.1.2-4], or resumes it [MQTT-3.1.2-5], reading its queue back from storage.
-   * Claims of one client id run one at a time.
-   */
+  /** See {@link SessionRegistry.open}. */
   open(request: OpenRequest): Promise<OpenResult> {
-    return this.#registry.serialize(request.clientId, () => this.#open(request));
+    return this.registry.open(request);
   }
 
-  async #open(request: OpenRequest): Promise<OpenResult> {
-    const { clientId } = request;
-    let entry = this.#registry.get(clientId);
-    if (entry) {
-      this.clock.cancel(entry.expiryTimer);
-      entry.expiryTimer = undefined;
-      if (entry.attached) {
-        const previous = entry.link;
-        this.#detach(entry);
-        // The old connection's will goes out now unless its delay outlives the takeover [MQTT-3.1.3-9].
-        if (request.cleanStart || !this.#willDelayed(entry)) this.#wills.publishNow(clientId);
-        previous?.takeOver();
-      } else {
-        // Reconnected before the will delay passed: the will is not sent [MQTT-3.1.3-9].
-        this.#wills.cancel(clientId);
-      }
-      if (request.cleanStart) {
-        this.#discard(entry);
-        entry = undefined;
-      } else if (entry.session.outbound.storedOnly) {
-        await this.#pageIn(entry.session);
-      }
-    }
-    const sessionPresent = entry !== undefined;
-    if (!entry) {
-      entry = {
-        session: new Session(clientId, this.options.limits, this.#shared),
-        epoch: 0,
-        attached: false,
-      };
-    }
-    entry.epoch = request.epoch ?? this.#registry.nextEpoch();
-    entry.owner = request.owner;
-    entry.link = request.link;
-    entry.holder = request.holder;
-    entry.attached = true;
-    this.#registry.set(entry);
-    const session = entry.session;
-    session.expiryInterval = Math.min(request.sessionExpiryInterval, this.options.maxSessionExpiry);
-    session.persistent = session.expiryInterval > 0;
-    const connection = request.holder === undefined ? undefined : JSON.stringify({
-      holder: request.holder,
-      attachment: { ...request.attachment, permissions: undefined },
-    });
-    this.#persistence.saveSession(session, { epoch: entry.epoch, owner: entry.owner, connection });
-    this.#wills.arm(clientId, request.will);
-    this.stats.connectedClients++;
-    const effects = session.attach(request.attachment, this.clock.now());
-    this.#persistence.sessionChanged(session);
-    return { session, sessionPresent, epoch: entry.epoch, effects };
-  }
-
-  /** Reads a paged-out session's deliveries back, keeping any that arrived while they were read. */
-  async #pageIn(session: Session): Promise<void> {
-    session.outbound.beginPageIn();
-    const stored = await this.options.storage.readQueue(session.clientId);
-    const arrived = new Set(
-      session.outbound.queue.map((queued) => this.#persistence.storedRef(queued.delivery)),
-    );
-    const deliveries = [];
-    for (const item of stored) {
-      if (arrived.has(item.entry.messageId)) continue;
-      const { entry } = item;
-      const delivery: Delivery = {
-        message: fromStored(item.message),
-        grantedQos: entry.qos,
-        retain: entry.retain,
-        subscriptionIdentifiers: entry.subscriptionIdentifiers,
-      };
-      this.#persistence.restored(delivery, item);
-      deliveries.push({ delivery, qos: entry.qos, stage: entry.stage, packetId: entry.packetId });
-    }
-    session.outbound.pageIn(deliveries);
+  /** See {@link SessionRegistry.close}. */
+  close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void {
+    this.registry.close(handle, publishWill, sessionExpiryInterval);
   }
 
   /**
    * One packet from the client of `session`. Returns what its connection must do, in order: the
    * session's replies, with publishes routed, subscriptions applied and acknowledgements tied to storage.
+   * `fromLog`: a cluster applies a persistent session's packet on every node; its publishes are then
+   * routed here to everyone, never forwarded.
    */
   receive(handle: SessionHandle, packet: Packet, fromLog = false): Effect[] {
     const session = handle.session;
-    if (!this.#current(handle)) return [STALE];
+    if (!this.registry.current(handle)) return [STALE];
     const effects: SessionEffect[] = session.handleIn(packet, this.clock.now());
     for (let i = 0; i < effects.length; i++) {
       const effect = effects[i];
@@ -364,99 +218,32 @@ export class Broker implements SessionService {
   }
 
   /**
-   * The connection of `link` ended. Publishes or schedules the will, then ends or keeps the session
-   * per its expiry interval. A link that was taken over no longer owns the session and only its will matters.
-   */
-  close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void {
-    const session = handle.session;
-    const entry = this.#registry.get(session.clientId);
-    if (!entry || entry.epoch !== handle.epoch || !entry.attached) return;
-    this.#detach(entry);
-    if (sessionExpiryInterval !== undefined) {
-      session.expiryInterval = Math.min(sessionExpiryInterval, this.options.maxSessionExpiry);
-    }
-    const expiry = session.expiryInterval;
-    this.#persistence.saveSession(session, {
-      epoch: entry.epoch,
-      owner: entry.owner,
-      disconnectedAt: this.clock.now(),
-    });
-    entry.holder = undefined;
-    if (!publishWill) this.#wills.cancel(session.clientId);
-    else this.#wills.trigger(session.clientId, Math.min(this.#willDelay(entry), expiry));
-    if (expiry === 0) return this.#end(entry);
-    // Storage holds every delivery of a persistent session: an absent client costs no memory.
-    if (session.persistent) session.outbound.pageOut();
-    this.#armExpiry(entry, expiry * 1000);
-  }
-
-  /**
-   * Rebuilds the broker from storage at start: sessions not yet expired (subscriptions, inbound QoS 2 ids;
-   * their queues stay in storage until their client returns), retained messages, and wills, which go out
-   * now or at their deadline. Expiry and will delays count from the recorded disconnect, or from now for a
-   * client that was connected when the node stopped.
+   * Rebuilds the broker from storage at start: sessions, retained messages, and wills, which go out now or
+   * at their deadline; then the sessions whose client a cluster had connected, attached again.
    */
   async restore(snapshot: StorageSnapshot): Promise<void> {
-    const now = this.clock.now();
-    const connected: { entry: SessionEntry; holder: string; attachment: Attachment }[] = [];
     this.retained.restore(snapshot.retained);
-    for (const stored of snapshot.sessions) {
-      const since = stored.disconnectedAt ?? now;
-      const left = stored.expiryInterval === NEVER_EXPIRES
-        ? Infinity
-        : since + stored.expiryInterval * 1000 - now;
-      if (left <= 0) {
-        this.#persistence.ended(stored.clientId);
-        continue;
-      }
-      const session = new Session(stored.clientId, this.options.limits, this.#shared);
-      session.expiryInterval = stored.expiryInterval;
-      session.persistent = true;
-      session.outbound.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
-      const entry: SessionEntry = { session, epoch: stored.epoch, owner: stored.owner, attached: false };
-      this.#registry.set(entry);
-      const connection = stored.connection ? JSON.parse(stored.connection) : undefined;
-      if (connection) connected.push({ entry, holder: connection.holder, attachment: connection.attachment });
-      else if (left !== Infinity) this.#armExpiry(entry, left);
-    }
-    for (const stored of snapshot.subscriptions) {
-      const entry = this.#registry.get(stored.clientId);
-      if (!entry) continue;
-      const { clientId: _, ...fields } = stored;
-      const shared = parseSharedFilter(stored.topicFilter, Number.MAX_SAFE_INTEGER);
-      const subscription: SessionSubscription = { ...fields, shared };
-      entry.session.subscriptions.set(stored.topicFilter, subscription);
-      this.router.add(entry.session, subscription);
-    }
-    for (const { clientId, packetId } of snapshot.awaitingRelease) {
-      this.#registry.get(clientId)?.session.awaitingRelease.add(packetId);
-    }
-    this.#wills.restore(snapshot.wills, (clientId, will) => {
-      const entry = this.#registry.get(clientId);
-      if (!entry) return undefined;
-      return Math.min(will.properties.willDelayInterval ?? 0, entry.session.expiryInterval);
-    });
+    const connected = this.registry.restore(snapshot);
+    this.#wills.restore(snapshot.wills, (clientId, will) => this.registry.willDelayOf(clientId, will));
     // Clients a cluster had connected (to another node, or to this one before it stopped): their sessions
     // stay attached until the cluster says they left, so every node keeps running them alike.
     for (const { entry, holder, attachment } of connected) {
-      await this.#pageIn(entry.session);
+      await this.registry.pageIn(entry.session);
       const permissions = this.options.permissionsFor?.(entry.session.clientId, entry.owner);
-      entry.attached = true;
-      entry.holder = holder;
-      entry.session.attach(permissions ? { ...attachment, permissions } : attachment, now);
+      this.registry.attach(entry, permissions ? { ...attachment, permissions } : attachment, holder);
       this.#persistence.sessionChanged(entry.session);
     }
   }
 
   /** The connection on this node holding `clientId` at `epoch`, if any. */
   linkOf(clientId: string, epoch: number): SessionLink | undefined {
-    const entry = this.#registry.get(clientId);
+    const entry = this.registry.get(clientId);
     return entry?.epoch === epoch ? entry.link : undefined;
   }
 
   /** Connected clients, with the epoch and holder of each (a cluster's view of who is where). */
   *connectedClients(): Generator<{ clientId: string; epoch: number; holder?: string }> {
-    for (const entry of this.#registry.values()) {
+    for (const entry of this.registry.values()) {
       if (entry.attached) {
         yield { clientId: entry.session.clientId, epoch: entry.epoch, holder: entry.holder };
       }
@@ -484,7 +271,6 @@ export class Broker implements SessionService {
   #publishHere(message: Message, fromLog: boolean): { reached: number; forwarded?: Promise<void> } {
     if (message.publisherId !== "") this.stats.messagesReceived++;
     this.#now = this.clock.now();
-    // Published by a persistent session whose packet every node applies: each routes it to all it has.
     const local = fromLog || !this.#egress || message.topic.startsWith("$SYS/");
     if (local) {
       if (message.retain) this.retained.set(message);
@@ -515,19 +301,34 @@ export class Broker implements SessionService {
 
   /** Stops every timer; used at shutdown. */
   stop(): void {
-    for (const entry of this.#registry.values()) this.clock.cancel(entry.expiryTimer);
+    this.registry.stop();
     this.#wills.stop();
+  }
+
+  /**
+   * A session timer takes effect (see {@link SessionRegistry.fire}); a cluster calls it where the timer
+   * landed in its log.
+   */
+  fire(timer: SessionTimer, clientId: string, epoch: number): void {
+    this.registry.fire(timer, clientId, epoch);
+  }
+
+  /** A session timer is due: act now, or let the cluster put it in its log first. */
+  #timerDue(timer: SessionTimer, clientId: string): void {
+    const epoch = this.registry.get(clientId)?.epoch ?? 0;
+    if (this.options.onTimer) this.options.onTimer(timer, clientId, epoch);
+    else this.fire(timer, clientId, epoch);
   }
 
   /** Adds accepted subscriptions; returns the retained messages to send after the SUBACK. */
   #subscribe(session: Session, accepted: AcceptedSubscription[]): Effect[] {
     const now = this.clock.now();
     const effects: Effect[] = [];
-    const entry = this.#registry.get(session.clientId);
-    const writable = entry?.link ? entry.link.writable : entry?.attached ?? false;
+    const entry = this.registry.get(session.clientId)!;
+    const writable = entry.link ? entry.link.writable : entry.attached;
     for (const { subscription, isNew } of accepted) {
       if (subscription.shared && this.#egress && !session.persistent) {
-        this.#egress.share(session.clientId, entry!.epoch, subscription, true);
+        this.#egress.share(session.clientId, entry.epoch, subscription, true);
         continue;
       }
       this.router.add(session, subscription);
@@ -554,7 +355,7 @@ export class Broker implements SessionService {
 
   #unsubscribe(session: Session, subscription: SessionSubscription): void {
     if (subscription.shared && this.#egress && !session.persistent) {
-      const epoch = this.#registry.get(session.clientId)?.epoch ?? 0;
+      const epoch = this.registry.get(session.clientId)?.epoch ?? 0;
       return this.#egress.share(session.clientId, epoch, subscription, false);
     }
     this.router.remove(session, subscription);
@@ -567,7 +368,7 @@ export class Broker implements SessionService {
    * only the member's own node sends it.
    */
   applyShare(clientId: string, epoch: number, subscription: SessionSubscription, added: boolean): void {
-    const entry = this.#registry.get(clientId);
+    const entry = this.registry.get(clientId);
     if (!entry || entry.epoch !== epoch || !entry.attached) return;
     if (added) {
       entry.session.subscriptions.set(subscription.topicFilter, subscription);
@@ -579,7 +380,7 @@ export class Broker implements SessionService {
   }
 
   #deliver(session: Session, delivery: Delivery): void {
-    const entry = this.#registry.get(session.clientId)!;
+    const entry: SessionEntry = this.registry.get(session.clientId)!;
     const link = entry.link;
     // Another node's transient client: that node alone keeps its state and sends.
     if (!link && !session.persistent && entry.attached) return;
@@ -590,64 +391,5 @@ export class Broker implements SessionService {
       this.stats.messagesSent++;
       link.run(effects);
     }
-  }
-
-  /** True while `handle` still holds its session: same epoch, client connected. */
-  #current(handle: SessionHandle): boolean {
-    const entry = this.#registry.get(handle.session.clientId);
-    return entry !== undefined && entry.epoch === handle.epoch && entry.attached;
-  }
-
-  /** A session timer is due: act now, or let the cluster put it in its log first. */
-  #timerDue(timer: SessionTimer, clientId: string): void {
-    const epoch = this.#registry.get(clientId)?.epoch ?? 0;
-    if (this.options.onTimer) this.options.onTimer(timer, clientId, epoch);
-    else this.fire(timer, clientId, epoch);
-  }
-
-  /**
-   * A session timer takes effect: the session expires, or its delayed will goes out, unless the client
-   * connected again since (a newer epoch).
-   */
-  fire(timer: SessionTimer, clientId: string, epoch: number): void {
-    const entry = this.#registry.get(clientId);
-    if (!entry || entry.epoch !== epoch || entry.attached) return;
-    if (timer === "will") this.#wills.publishDue(clientId);
-    else this.#end(entry);
-  }
-
-  #detach(entry: SessionEntry): void {
-    entry.attached = false;
-    entry.link = undefined;
-    entry.session.detach();
-    this.stats.connectedClients--;
-  }
-
-  #willDelay(entry: SessionEntry): number {
-    return this.#wills.delaySeconds(entry.session.clientId);
-  }
-
-  #willDelayed(entry: SessionEntry): boolean {
-    return this.#willDelay(entry) > 0;
-  }
-
-  #armExpiry(entry: SessionEntry, ms: number): void {
-    if (entry.session.expiryInterval === NEVER_EXPIRES) return;
-    entry.expiryTimer = this.clock.after(ms, () => this.#timerDue("expire", entry.session.clientId));
-  }
-
-  /** The session expired (or its connection ended with expiry 0): publish a pending will, forget it all. */
-  #end(entry: SessionEntry): void {
-    if (this.#wills.delayed(entry.session.clientId)) this.#wills.publishNow(entry.session.clientId);
-    this.#discard(entry);
-  }
-
-  #discard(entry: SessionEntry): void {
-    this.clock.cancel(entry.expiryTimer);
-    for (const subscription of entry.session.subscriptions.values()) {
-      this.router.remove(entry.session, subscription);
-    }
-    this.#registry.delete(entry);
-    this.#persistence.ended(entry.session.clientId);
   }
 }

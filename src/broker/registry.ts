@@ -1,16 +1,22 @@
-import type { Session } from "../session/session.ts";
-import type { Effect } from "../session/types.ts";
-import type { TimerHandle } from "./clock.ts";
-
-/** The broker's handle on a connected client's actor. */
-export interface SessionLink {
-  /** Runs effects produced for this client by someone else's packet (routed deliveries, retained messages). */
-  run(effects: Effect[]): void;
-  /** False while the socket is backed up; QoS 0 deliveries are then dropped instead of buffered. */
-  readonly writable: boolean;
-  /** Ends the connection because a new one took its session [MQTT-3.1.4-3]. */
-  takeOver(): void;
-}
+import type { Will } from "../codec/types.ts";
+import type { SharedSessionState } from "../session/outbound.ts";
+import { Session } from "../session/session.ts";
+import type { Attachment, Delivery, SessionSubscription } from "../session/types.ts";
+import type { StorageAdapter, StorageSnapshot } from "../storage/port.ts";
+import { parseSharedFilter } from "../topic/mod.ts";
+import type { Clock, TimerHandle } from "./clock.ts";
+import { fromStored, type Persistence } from "./persistence.ts";
+import type { Router } from "./router.ts";
+import type {
+  BrokerOptions,
+  BrokerStats,
+  OpenRequest,
+  OpenResult,
+  SessionHandle,
+  SessionLink,
+  SessionTimer,
+} from "./types.ts";
+import type { WillService } from "./wills.ts";
 
 /** One client id's session and who holds it. */
 export interface SessionEntry {
@@ -28,19 +34,40 @@ export interface SessionEntry {
   link?: SessionLink;
   /** In a cluster, while the client is connected: the node (and run) holding it. */
   holder?: string;
+  /** How the client connected, while it is (kept for a cluster, whose other nodes run the session too). */
+  attachment?: Attachment;
+  /** ms since the epoch when the client left; undefined while connected. */
+  disconnectedAt?: number;
   expiryTimer?: TimerHandle;
 }
 
+/** What the registry works with: the broker's other services and settings. */
+export interface RegistryServices {
+  options: BrokerOptions;
+  clock: Clock;
+  storage: StorageAdapter;
+  persistence: Persistence;
+  wills: WillService;
+  router: Router;
+  shared: SharedSessionState;
+  stats: BrokerStats;
+  /** A session timer came due (expiry or a delayed will). */
+  timerDue(timer: SessionTimer, clientId: string): void;
+}
+
+const NEVER_EXPIRES = 0xffffffff;
+
 /**
- * Sessions by client id, with the epoch counter and one claim at a time per client id: a CONNECT that
- * must wait (for storage, or for a cluster) cannot interleave with another CONNECT for the same id.
+ * Sessions by client id and their life: claims (take over, clean start, resume), disconnects, expiry, and
+ * the rebuild from storage. One claim at a time per client id: a CONNECT that waits (for storage, or for a
+ * cluster) cannot interleave with another CONNECT for the same id.
  */
 export class SessionRegistry {
   readonly #entries = new Map<string, SessionEntry>();
   readonly #claims = new Map<string, Promise<unknown>>();
   #lastEpoch = 0;
 
-  constructor(private readonly now: () => number) {}
+  constructor(private readonly services: RegistryServices) {}
 
   get size(): number {
     return this.#entries.size;
@@ -50,33 +77,256 @@ export class SessionRegistry {
     return this.#entries.get(clientId);
   }
 
-  set(entry: SessionEntry): void {
+  values(): IterableIterator<SessionEntry> {
+    return this.#entries.values();
+  }
+
+  /** Adds an entry built elsewhere (a cluster's snapshot). */
+  add(entry: SessionEntry): void {
     this.#entries.set(entry.session.clientId, entry);
     if (entry.epoch > this.#lastEpoch) this.#lastEpoch = entry.epoch;
   }
 
-  /** Removes the entry if it is still the one registered for its client id. */
-  delete(entry: SessionEntry): void {
-    const clientId = entry.session.clientId;
-    if (this.#entries.get(clientId) === entry) this.#entries.delete(clientId);
+  /** True while `handle` still holds its session: same epoch, client connected. */
+  current(handle: SessionHandle): boolean {
+    const entry = this.#entries.get(handle.session.clientId);
+    return entry !== undefined && entry.epoch === handle.epoch && entry.attached;
   }
 
-  values(): IterableIterator<SessionEntry> {
-    return this.#entries.values();
+  /**
+   * Binds a new connection to its session: takes over a connected one [MQTT-3.1.4-3], discards it on
+   * Clean Start [MQTT-3.1.2-4], or resumes it [MQTT-3.1.2-5], reading its queue back from storage.
+   */
+  open(request: OpenRequest): Promise<OpenResult> {
+    return this.#serialize(request.clientId, () => this.#open(request));
+  }
+
+  async #open(request: OpenRequest): Promise<OpenResult> {
+    const { clientId } = request;
+    const { clock, wills, persistence, options } = this.services;
+    let entry = this.#entries.get(clientId);
+    if (entry) {
+      clock.cancel(entry.expiryTimer);
+      entry.expiryTimer = undefined;
+      if (entry.attached) {
+        const previous = entry.link;
+        this.#detach(entry);
+        // The old connection's will goes out now unless its delay outlives the takeover [MQTT-3.1.3-9].
+        if (request.cleanStart || wills.delaySeconds(clientId) === 0) wills.publishNow(clientId);
+        previous?.takeOver();
+      } else {
+        // Reconnected before the will delay passed: the will is not sent [MQTT-3.1.3-9].
+        wills.cancel(clientId);
+      }
+      if (request.cleanStart) {
+        this.#discard(entry);
+        entry = undefined;
+      } else if (entry.session.outbound.storedOnly) {
+        await this.pageIn(entry.session);
+      }
+    }
+    const sessionPresent = entry !== undefined;
+    entry ??= {
+      session: new Session(clientId, options.limits, this.services.shared),
+      epoch: 0,
+      attached: false,
+    };
+    entry.epoch = request.epoch ?? this.#nextEpoch();
+    if (entry.epoch > this.#lastEpoch) this.#lastEpoch = entry.epoch;
+    entry.owner = request.owner;
+    this.#entries.set(clientId, entry);
+    const session = entry.session;
+    session.expiryInterval = Math.min(request.sessionExpiryInterval, options.maxSessionExpiry);
+    session.persistent = session.expiryInterval > 0;
+    const effects = this.attach(entry, request.attachment, request.holder, request.link);
+    wills.arm(clientId, request.will);
+    persistence.sessionChanged(session);
+    return { session, sessionPresent, epoch: entry.epoch, effects };
+  }
+
+  /** Marks the entry's client connected (here, or on `holder` in a cluster) and resumes its session. */
+  attach(entry: SessionEntry, attachment: Attachment, holder?: string, link?: SessionLink) {
+    entry.attached = true;
+    entry.link = link;
+    entry.holder = holder;
+    entry.attachment = attachment;
+    entry.disconnectedAt = undefined;
+    this.services.stats.connectedClients++;
+    const connection = holder === undefined
+      ? undefined
+      : JSON.stringify({ holder, attachment: { ...attachment, permissions: undefined } });
+    this.services.persistence.saveSession(entry.session, {
+      epoch: entry.epoch,
+      owner: entry.owner,
+      connection,
+    });
+    return entry.session.attach(attachment, this.services.clock.now());
+  }
+
+  /** Reads a paged-out session's deliveries back, keeping any that arrived while they were read. */
+  async pageIn(session: Session): Promise<void> {
+    const { storage, persistence } = this.services;
+    session.outbound.beginPageIn();
+    const stored = await storage.readQueue(session.clientId);
+    const arrived = new Set(session.outbound.queue.map((queued) => persistence.storedRef(queued.delivery)));
+    const deliveries = [];
+    for (const item of stored) {
+      if (arrived.has(item.entry.messageId)) continue;
+      const { entry } = item;
+      const delivery: Delivery = {
+        message: fromStored(item.message),
+        grantedQos: entry.qos,
+        retain: entry.retain,
+        subscriptionIdentifiers: entry.subscriptionIdentifiers,
+      };
+      persistence.restored(delivery, item);
+      deliveries.push({ delivery, qos: entry.qos, stage: entry.stage, packetId: entry.packetId });
+    }
+    session.outbound.pageIn(deliveries);
+  }
+
+  /**
+   * The connection holding `handle` ended. Publishes or schedules the will, then ends or keeps the session
+   * per its expiry interval. A handle whose epoch is no longer current changes nothing.
+   */
+  close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void {
+    const { clock, wills, persistence, options } = this.services;
+    const session = handle.session;
+    const entry = this.#entries.get(session.clientId);
+    if (!entry || entry.epoch !== handle.epoch || !entry.attached) return;
+    this.#detach(entry);
+    if (sessionExpiryInterval !== undefined) {
+      session.expiryInterval = Math.min(sessionExpiryInterval, options.maxSessionExpiry);
+    }
+    const expiry = session.expiryInterval;
+    entry.disconnectedAt = clock.now();
+    persistence.saveSession(session, {
+      epoch: entry.epoch,
+      owner: entry.owner,
+      disconnectedAt: entry.disconnectedAt,
+    });
+    if (!publishWill) wills.cancel(session.clientId);
+    else wills.trigger(session.clientId, Math.min(wills.delaySeconds(session.clientId), expiry));
+    if (expiry === 0) return this.end(entry);
+    // Storage holds every delivery of a persistent session: an absent client costs no memory.
+    if (session.persistent) session.outbound.pageOut();
+    this.armExpiry(entry, expiry * 1000);
+  }
+
+  /**
+   * Sessions from storage at start (subscriptions and inbound QoS 2 ids; queues stay in storage until their
+   * client returns). Expiry counts from the recorded disconnect, or from now for a client that was connected
+   * when the node stopped. Returns the entries a cluster had connected, to attach once wills are restored.
+   */
+  restore(snapshot: StorageSnapshot): { entry: SessionEntry; holder: string; attachment: Attachment }[] {
+    const { clock, persistence, router, options } = this.services;
+    const now = clock.now();
+    const connected: { entry: SessionEntry; holder: string; attachment: Attachment }[] = [];
+    for (const stored of snapshot.sessions) {
+      const since = stored.disconnectedAt ?? now;
+      const left = stored.expiryInterval === NEVER_EXPIRES
+        ? Infinity
+        : since + stored.expiryInterval * 1000 - now;
+      if (left <= 0) {
+        persistence.ended(stored.clientId);
+        continue;
+      }
+      const session = new Session(stored.clientId, options.limits, this.services.shared);
+      session.expiryInterval = stored.expiryInterval;
+      session.persistent = true;
+      session.outbound.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
+      const entry: SessionEntry = {
+        session,
+        epoch: stored.epoch,
+        owner: stored.owner,
+        attached: false,
+        disconnectedAt: since,
+      };
+      this.add(entry);
+      const connection = stored.connection ? JSON.parse(stored.connection) : undefined;
+      if (connection) connected.push({ entry, holder: connection.holder, attachment: connection.attachment });
+      else if (left !== Infinity) this.armExpiry(entry, left);
+    }
+    for (const stored of snapshot.subscriptions) {
+      const entry = this.#entries.get(stored.clientId);
+      if (!entry) continue;
+      const { clientId: _, ...fields } = stored;
+      const shared = parseSharedFilter(stored.topicFilter, Number.MAX_SAFE_INTEGER);
+      const subscription: SessionSubscription = { ...fields, shared };
+      entry.session.subscriptions.set(stored.topicFilter, subscription);
+      router.add(entry.session, subscription);
+    }
+    for (const { clientId, packetId } of snapshot.awaitingRelease) {
+      this.#entries.get(clientId)?.session.awaitingRelease.add(packetId);
+    }
+    return connected;
+  }
+
+  /** The delay (capped by the session's expiry) of a stored will, or undefined when its session is gone. */
+  willDelayOf(clientId: string, will: Will): number | undefined {
+    const entry = this.#entries.get(clientId);
+    if (!entry) return undefined;
+    return Math.min(will.properties.willDelayInterval ?? 0, entry.session.expiryInterval);
+  }
+
+  /**
+   * A session timer takes effect: the session expires, or its delayed will goes out, unless the client
+   * connected again since (a newer epoch).
+   */
+  fire(timer: SessionTimer, clientId: string, epoch: number): void {
+    const entry = this.#entries.get(clientId);
+    if (!entry || entry.epoch !== epoch || entry.attached) return;
+    if (timer === "will") this.services.wills.publishDue(clientId);
+    else this.end(entry);
+  }
+
+  armExpiry(entry: SessionEntry, ms: number): void {
+    if (entry.session.expiryInterval === NEVER_EXPIRES) return;
+    const clientId = entry.session.clientId;
+    entry.expiryTimer = this.services.clock.after(ms, () => this.services.timerDue("expire", clientId));
+  }
+
+  /** The session expired (or its connection ended with expiry 0): publish a pending will, forget it all. */
+  end(entry: SessionEntry): void {
+    const { wills } = this.services;
+    if (wills.delayed(entry.session.clientId)) wills.publishNow(entry.session.clientId);
+    this.#discard(entry);
+  }
+
+  /** Stops every timer; used at shutdown. */
+  stop(): void {
+    for (const entry of this.#entries.values()) this.services.clock.cancel(entry.expiryTimer);
+  }
+
+  #detach(entry: SessionEntry): void {
+    entry.attached = false;
+    entry.link = undefined;
+    entry.holder = undefined;
+    entry.attachment = undefined;
+    entry.session.detach();
+    this.services.stats.connectedClients--;
+  }
+
+  #discard(entry: SessionEntry): void {
+    const { clock, router, persistence } = this.services;
+    clock.cancel(entry.expiryTimer);
+    for (const subscription of entry.session.subscriptions.values()) {
+      router.remove(entry.session, subscription);
+    }
+    if (this.#entries.get(entry.session.clientId) === entry) this.#entries.delete(entry.session.clientId);
+    persistence.ended(entry.session.clientId);
   }
 
   /**
    * A new epoch, larger than any before it in this process and, through the clock, than any before a
    * restart (epochs are microsecond-scale timestamps, bumped when claims come faster than that).
    */
-  nextEpoch(): number {
-    const epoch = Math.max(this.#lastEpoch + 1, this.now() * 1000);
-    this.#lastEpoch = epoch;
-    return epoch;
+  #nextEpoch(): number {
+    return Math.max(this.#lastEpoch + 1, this.services.clock.now() * 1000);
   }
 
   /** Runs `claim` after every earlier claim of the same client id has finished. */
-  serialize<T>(clientId: string, claim: () => Promise<T>): Promise<T> {
+  #serialize<T>(clientId: string, claim: () => Promise<T>): Promise<T> {
     const previous = this.#claims.get(clientId) ?? Promise.resolve();
     const next = previous.then(claim, claim);
     const settled = next.then(() => {}, () => {});

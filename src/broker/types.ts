@@ -1,0 +1,112 @@
+/** The broker's contracts with the parts around it: connections, a cluster, and its configuration. */
+import type { Packet, Will } from "../codec/types.ts";
+import type { Session } from "../session/session.ts";
+import type {
+  Attachment,
+  DropCounts,
+  Effect,
+  Message,
+  Permissions,
+  SessionLimits,
+  SessionSubscription,
+} from "../session/types.ts";
+import type { StorageAdapter } from "../storage/port.ts";
+import type { Clock } from "./clock.ts";
+
+/** The broker's handle on a connected client's actor. */
+export interface SessionLink {
+  /** Runs effects produced for this client by someone else's packet (routed deliveries, retained messages). */
+  run(effects: Effect[]): void;
+  /** False while the socket is backed up; QoS 0 deliveries are then dropped instead of buffered. */
+  readonly writable: boolean;
+  /** Ends the connection because a new one took its session [MQTT-3.1.4-3]. */
+  takeOver(): void;
+}
+
+/**
+ * Where messages published on this node leave it for other nodes (a cluster implements it). With an
+ * egress, a publish reaches this node's transient sessions at once and everything else when the message
+ * comes back through `Broker.deliverRemote`, on every node in the same order.
+ */
+export interface Egress {
+  /**
+   * Sends a message published here to the cluster; resolves once the cluster holds it durably. Undefined
+   * when no other node and no persistent session needs it.
+   */
+  forward(message: Message): Promise<void> | undefined;
+  /**
+   * A transient session joins or leaves a `$share` group. Every node must see the group's members in the
+   * same order to pick the same one, so the membership takes effect through `Broker.applyShare`.
+   */
+  share(clientId: string, epoch: number, subscription: SessionSubscription, added: boolean): void;
+}
+
+/** Session timers, handed to a cluster so that they take effect at one place in its log on every node. */
+export type SessionTimer = "expire" | "will";
+
+export interface BrokerOptions {
+  limits: SessionLimits;
+  /** Upper bound on any Session Expiry Interval, seconds. */
+  maxSessionExpiry: number;
+  sharedSubscriptionStrategy: "round_robin" | "random";
+  storage: StorageAdapter;
+  /** Wraps each storage flush, e.g. to time it for metrics. */
+  observeFlush?: (flush: Promise<void>) => Promise<void>;
+  clock?: Clock;
+  egress?: Egress;
+  /**
+   * Called when a session timer is due instead of acting at once: a cluster appends it to its log and
+   * calls `Broker.fire` when every node applies it. Default: fire at once.
+   */
+  onTimer?: (timer: SessionTimer, clientId: string, epoch: number) => void;
+  /** The ACL of a client, for sessions rebuilt from storage while their client is connected elsewhere. */
+  permissionsFor?: (clientId: string, owner: string | undefined) => Permissions | undefined;
+}
+
+/** What a CONNECT asks of the session registry. */
+export interface OpenRequest {
+  clientId: string;
+  cleanStart: boolean;
+  /** Seconds; 0xFFFFFFFF never expires. */
+  sessionExpiryInterval: number;
+  will?: Will;
+  attachment: Attachment;
+  /** The connection on this node; absent when the client connected to another node of a cluster. */
+  link?: SessionLink;
+  /** Who connects (e.g. the verified user name); stored with a persistent session. */
+  owner?: string;
+  /** The claim's epoch when a cluster decided it (its place in the log); otherwise the registry picks one. */
+  epoch?: number;
+  /** In a cluster: the node (and run) the client is connected to. */
+  holder?: string;
+}
+
+/** A connection's hold on its session: whatever it sends with an epoch that is no longer current is refused. */
+export interface SessionHandle {
+  readonly session: Session;
+  readonly epoch: number;
+}
+
+/** A claimed session: the connection's handle on it, and the resume to run after CONNACK. */
+export interface OpenResult extends SessionHandle {
+  sessionPresent: boolean;
+  /** Unacknowledged deliveries re-sent and queued ones drained, to run after the CONNACK. */
+  effects: Effect[];
+}
+
+/** What connections ask of the broker (a cluster node offers the same). */
+export interface SessionService {
+  open(request: OpenRequest): Promise<OpenResult>;
+  receive(handle: SessionHandle, packet: Packet): Effect[];
+  close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void;
+  flush(): Promise<void> | undefined;
+}
+
+/** Broker-wide counters, read by $SYS and /metrics. */
+export interface BrokerStats {
+  messagesReceived: number;
+  messagesSent: number;
+  /** Messages not delivered, by reason, over all sessions. */
+  drops: DropCounts;
+  connectedClients: number;
+}
