@@ -16,6 +16,7 @@ import { Persistence } from "./persistence.ts";
 import { type SessionEntry, SessionRegistry } from "./registry.ts";
 import { RetainedService } from "./retained.ts";
 import { EVERYONE, Router, type RouteScope } from "./router.ts";
+import { type BrokerParts, type BrokerState, exportState, importState } from "./snapshot.ts";
 import type {
   BrokerOptions,
   BrokerStats,
@@ -248,6 +249,30 @@ export class Broker implements SessionService {
         yield { clientId: entry.session.clientId, epoch: entry.epoch, holder: entry.holder };
       }
     }
+  }
+
+  /** This broker's whole state as data, for a node joining the cluster (see snapshot.ts). */
+  exportState(): Promise<BrokerState> {
+    return exportState(this.#parts());
+  }
+
+  /** Installs another node's state into this (empty) broker and stores it. */
+  importState(state: BrokerState): void {
+    importState(this.#parts(), state);
+  }
+
+  #parts(): BrokerParts {
+    return {
+      registry: this.registry,
+      router: this.router,
+      retained: this.retained,
+      wills: this.#wills,
+      persistence: this.#persistence,
+      shared: this.#shared,
+      limits: this.options.limits,
+      clock: this.clock,
+      permissionsFor: (clientId, owner) => this.options.permissionsFor?.(clientId, owner),
+    };
   }
 
   /** Keeps a small named value with the broker's state, in the same group commit. */

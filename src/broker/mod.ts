@@ -6,3 +6,4 @@ export type { SessionEntry } from "./registry.ts";
 export { RetainedService } from "./retained.ts";
 export { type RouteChange, Router } from "./router.ts";
 export { willMessage } from "./wills.ts";
+export type { BrokerState, SessionSnapshot } from "./snapshot.ts";

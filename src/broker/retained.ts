@@ -26,6 +26,11 @@ export class RetainedService {
     this.persistence.retained(message);
   }
 
+  /** Every retained message (expired ones included until they are next matched). */
+  all(): Message[] {
+    return [...this.#byTopic.values()];
+  }
+
   restore(stored: StoredMessage[]): void {
     for (const message of stored) this.#byTopic.set(message.topic, fromStored(message));
   }

@@ -96,6 +96,21 @@ export class WillService {
     }
   }
 
+  /** Every armed will, with its deadline when its client is gone and it waits for its delay. */
+  exportAll(): { clientId: string; will: Will; publishAt?: number }[] {
+    return [...this.#armed].map(([clientId, { will, publishAt }]) => ({ clientId, will, publishAt }));
+  }
+
+  /** Wills taken from another node's {@link exportAll}: armed, and the delayed ones scheduled. */
+  importAll(wills: { clientId: string; will: Will; publishAt?: number }[]): void {
+    for (const { clientId, will, publishAt } of wills) {
+      const armed: ArmedWill = { will };
+      this.#armed.set(clientId, armed);
+      if (publishAt === undefined) this.persistence.willArmed(clientId, will);
+      else this.#schedule(clientId, armed, publishAt);
+    }
+  }
+
   stop(): void {
     for (const armed of this.#armed.values()) this.clock.cancel(armed.timer);
   }

@@ -75,6 +75,25 @@ export interface ShareEvent {
   added: boolean;
 }
 
+/** A node with no state (new, or its disk lost) asks for the others' state as of this place in the log. */
+export interface SnapshotRequestEvent {
+  kind: "snapshotRequest";
+  node: string;
+  run: number;
+}
+
+/** One piece of the state a node sends for a snapshot request of `node`'s run `run`. */
+export interface SnapshotChunkEvent {
+  kind: "snapshotChunk";
+  node: string;
+  run: number;
+  /** Who answers: a second answer to the same request is ignored. */
+  from: string;
+  index: number;
+  count: number;
+  data: Uint8Array;
+}
+
 /** `node` is alive (in run `run`). */
 export interface HeartbeatEvent {
   kind: "heartbeat";
@@ -100,6 +119,8 @@ export type ClusterEvent =
   | PublishEvent
   | TimerEvent
   | ShareEvent
+  | SnapshotRequestEvent
+  | SnapshotChunkEvent
   | HeartbeatEvent
   | NodeDownEvent;
 
@@ -118,6 +139,8 @@ const KINDS: ClusterEvent["kind"][] = [
   "heartbeat",
   "nodeDown",
   "share",
+  "snapshotRequest",
+  "snapshotChunk",
 ];
 const FORMAT_VERSION = 1;
 const MESSAGE_PROPERTIES = PropertyScope.publish | PropertyScope.will;
@@ -147,6 +170,13 @@ export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
       break;
     case "heartbeat":
       w.string(event.node).float(event.run);
+      break;
+    case "snapshotRequest":
+      w.string(event.node).float(event.run);
+      break;
+    case "snapshotChunk":
+      w.string(event.node).float(event.run).string(event.from).uint(event.index).uint(event.count)
+        .bytesField(event.data);
       break;
     case "share": {
       const s = event.subscription;
@@ -211,6 +241,20 @@ export function decodeEvent(bytes: Uint8Array): Stamped {
       break;
     case "heartbeat":
       event = { kind, node: r.string(), run: r.float() };
+      break;
+    case "snapshotRequest":
+      event = { kind, node: r.string(), run: r.float() };
+      break;
+    case "snapshotChunk":
+      event = {
+        kind,
+        node: r.string(),
+        run: r.float(),
+        from: r.string(),
+        index: r.uint(),
+        count: r.uint(),
+        data: r.bytesField(),
+      };
       break;
     case "share": {
       const clientId = r.string();

@@ -28,7 +28,9 @@ import type {
 } from "../broker/mod.ts";
 import type { Effect, Message, Permissions } from "../session/types.ts";
 import type { ClusterLog, LogEntry } from "../storage/cluster_log.ts";
-import { type ClusterEvent, decodeEvent, encodeEvent } from "./events.ts";
+import { type ClusterEvent, decodeEvent, encodeEvent, type Stamped } from "./events.ts";
+import { Join, type KeptEntry } from "./join.ts";
+import { chunks, encodeState } from "./snapshot.ts";
 
 /** The log's clock during an apply: every node uses the event's time and the entry's position. */
 export class LogClock implements Clock {
@@ -118,6 +120,8 @@ export class ClusterUnavailableError extends MqttError {
 const APPLIED_KEY = "cluster.applied";
 /** The last heartbeat of a node never heard from. */
 const NEVER = -1;
+/** Snapshot pieces stay well under RocketMQ's 4 MiB message limit, beside other entries in a batch. */
+const SNAPSHOT_CHUNK_BYTES = 512 * 1024;
 
 /** A node of the cluster; connections talk to it as they would to a single broker. */
 export class ClusterNode implements SessionService {
@@ -133,11 +137,15 @@ export class ClusterNode implements SessionService {
   #applied: bigint;
   #heartbeat: TimerHandle | undefined;
   #stopped = false;
+  /** Set while this node, which started with no state, waits for another node's. */
+  #join: Join | undefined;
+  #joinTimer: TimerHandle | undefined;
 
   constructor(private readonly options: ClusterNodeOptions) {
     this.#clock = new LogClock(options.clock);
     this.#run = options.clock.now();
     this.#applied = options.applied?.position ?? -1n;
+    if (!options.applied) this.#join = new Join(options.nodeId, this.#run);
     this.broker = options.createBroker({
       egress: {
         forward: (message) => this.#forward(message),
@@ -160,15 +168,39 @@ export class ClusterNode implements SessionService {
     return this.#applied;
   }
 
-  /** Starts applying the log and saying that this node is alive. */
+  /**
+   * Starts applying the log and saying that this node is alive. A node without state first asks for
+   * another node's; if no other node is heard within three heartbeats (the first node of a cluster), or none
+   * answers within the node timeout, it starts from nothing.
+   */
   start(): void {
     this.options.log.consume((entries) => this.#applyBatch(entries));
     this.#beat();
+    if (!this.#join) return;
+    this.#append({ kind: "snapshotRequest", node: this.nodeId, run: this.#run }).catch((error) =>
+      this.options.logger.error("cluster.join_request_failed", { error: String(error) })
+    );
+    const { heartbeatMs, nodeTimeoutMs } = this.options;
+    this.#joinTimer = this.options.clock.after(3 * heartbeatMs, () => {
+      if (![...this.#peers.keys()].some((node) => node !== this.nodeId)) {
+        return void this.#startAlone("no other node");
+      }
+      this.#joinTimer = this.options.clock.after(
+        Math.max(0, nodeTimeoutMs - 3 * heartbeatMs),
+        () => void this.#startAlone("no node answered"),
+      );
+    });
+  }
+
+  /** True while the node waits for another node's state and cannot take clients yet. */
+  get joining(): boolean {
+    return this.#join !== undefined;
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.options.clock.cancel(this.#heartbeat);
+    this.options.clock.cancel(this.#joinTimer);
     for (const pending of this.#pending.values()) {
       pending.reject(new ClusterUnavailableError("node stopping"));
     }
@@ -177,6 +209,7 @@ export class ClusterNode implements SessionService {
   }
 
   health(): { ok: boolean; detail: string } {
+    if (this.#join) return { ok: false, detail: `cluster node ${this.nodeId}: joining, waiting for state` };
     const log = this.options.log.health();
     return { ok: log.ok, detail: `cluster node ${this.nodeId}: ${log.detail}` };
   }
@@ -189,6 +222,9 @@ export class ClusterNode implements SessionService {
   open(request: OpenRequest): Promise<OpenResult> {
     const link = request.link;
     if (!link) return Promise.reject(new Error("a cluster node opens sessions for its own connections only"));
+    if (this.#join) {
+      return Promise.reject(new ClusterUnavailableError("this node is still joining the cluster"));
+    }
     const id = this.#nextRequest++;
     const { permissions: _, ...attachment } = request.attachment;
     const claimed = new Promise<OpenResult>((resolve, reject) =>
@@ -272,29 +308,115 @@ export class ClusterNode implements SessionService {
   }
 
   async #applyBatch(entries: LogEntry[]): Promise<void> {
+    if (this.#join) return await this.#joinBatch(entries);
+    const decoded: KeptEntry[] = [];
+    for (const entry of entries) {
+      if (entry.position <= this.#applied) continue; // delivered again after a restart or a redelivery
+      const stamped = this.#decode(entry);
+      if (stamped) decoded.push({ position: entry.position, ...stamped });
+      else this.#applied = entry.position;
+    }
+    await this.#applyDecoded(decoded);
+  }
+
+  /** Applies entries in order, then stores how far it got with what they changed (one group commit). */
+  async #applyDecoded(entries: KeptEntry[]): Promise<void> {
     try {
-      for (const entry of entries) {
-        if (entry.position <= this.#applied) continue; // delivered again after a restart or a redelivery
-        let stamped;
-        try {
-          stamped = decodeEvent(entry.body.slice());
-        } catch (error) {
-          this.options.logger.error("cluster.entry_unreadable", {
-            position: String(entry.position),
-            error: String(error),
-          });
-          this.#applied = entry.position;
-          continue;
-        }
-        this.#clock.enter(stamped.at, entry.position);
-        await this.#apply(stamped.at, entry.position, stamped.event);
-        this.#applied = entry.position;
+      for (const { position, at, event } of entries) {
+        if (position <= this.#applied) continue;
+        this.#clock.enter(at, position);
+        await this.#apply(at, position, event);
+        this.#applied = position;
       }
     } finally {
       this.#clock.settle();
     }
     this.broker.saveMeta(APPLIED_KEY, String(this.#applied));
     await this.broker.flush();
+  }
+
+  /** The event of an entry, or undefined (logged) for one this code cannot read. */
+  #decode(entry: LogEntry): Stamped | undefined {
+    try {
+      return decodeEvent(entry.body.slice());
+    } catch (error) {
+      this.options.logger.error("cluster.entry_unreadable", {
+        position: String(entry.position),
+        error: String(error),
+      });
+      return undefined;
+    }
+  }
+
+  /** While joining: keeps what comes after the request, and installs the state once it is all there. */
+  async #joinBatch(entries: LogEntry[]): Promise<void> {
+    const join = this.#join!;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i];
+      const stamped = this.#decode(entry);
+      if (!stamped) continue;
+      const { event } = stamped;
+      if (event.kind === "heartbeat") this.#applyHeartbeat(stamped.at, event.node, event.run);
+      const answer = join.take({ position: entry.position, ...stamped });
+      if (!answer) continue;
+      const { state, position } = answer;
+      this.options.logger.info("cluster.joined", {
+        at: String(position),
+        sessions: state.broker.sessions.length,
+      });
+      this.broker.importState(state.broker);
+      for (const [node, run, lastBeat] of state.peers) {
+        if (node === this.nodeId) continue;
+        this.#peers.set(node, { run, lastBeat, heardAt: this.options.clock.now(), declaredDown: false });
+      }
+      for (const [key, sequence] of state.sequences) this.#lastSequence.set(key, sequence);
+      this.#applied = position;
+      await this.#finishJoin();
+      if (entry.position > this.#applied) this.#applied = entry.position; // the answer itself
+      return await this.#applyBatch(entries.slice(i + 1));
+    }
+  }
+
+  /** Starts from nothing: no other node's state is coming. */
+  async #startAlone(reason: string): Promise<void> {
+    if (!this.#join) return;
+    this.options.logger.warn("cluster.join_alone", { reason });
+    await this.#finishJoin();
+  }
+
+  /** Applies what was kept while joining, and takes clients from now on. */
+  async #finishJoin(): Promise<void> {
+    const join = this.#join!;
+    this.#join = undefined;
+    this.options.clock.cancel(this.#joinTimer);
+    await this.#applyDecoded(join.kept);
+  }
+
+  /** Answers another node's snapshot request if this node is the one to (the live node with the lowest id). */
+  async #answerJoin(node: string, run: number): Promise<void> {
+    const candidates = [
+      this.nodeId,
+      ...[...this.#peers].filter(([, peer]) => !peer.declaredDown).map(([id]) => id),
+    ]
+      .filter((id) => id !== node);
+    if (candidates.sort()[0] !== this.nodeId) return;
+    const state = encodeState({
+      broker: await this.broker.exportState(),
+      peers: [...this.#peers].map(([id, peer]) => [id, peer.run, peer.lastBeat]),
+      sequences: [...this.#lastSequence],
+    });
+    const pieces = chunks(state, SNAPSHOT_CHUNK_BYTES);
+    this.options.logger.info("cluster.snapshot_sent", {
+      to: node,
+      bytes: state.byteLength,
+      pieces: pieces.length,
+    });
+    pieces.forEach((data, index) =>
+      this.#append({ kind: "snapshotChunk", node, run, from: this.nodeId, index, count: pieces.length, data })
+        .catch((error) =>
+          this.options.logger.error("cluster.snapshot_failed", { to: node, error: String(error) })
+        )
+    );
   }
 
   async #apply(at: number, position: bigint, event: ClusterEvent): Promise<void> {
@@ -321,6 +443,11 @@ export class ClusterNode implements SessionService {
         return this.broker.fire(event.timer, event.clientId, event.epoch);
       case "share":
         return this.broker.applyShare(event.clientId, event.epoch, event.subscription, event.added);
+      case "snapshotRequest":
+        if (event.node !== this.nodeId) await this.#answerJoin(event.node, event.run);
+        return;
+      case "snapshotChunk":
+        return;
       case "heartbeat":
         return this.#applyHeartbeat(at, event.node, event.run);
       case "nodeDown":

@@ -83,6 +83,24 @@ export class Session {
     return session;
   }
 
+  /**
+   * Records the whole durable state of a persistent session (its deliveries in order and its inbound QoS 2
+   * ids), e.g. after {@link fromRecord}, so that storage gets all of it at the next {@link takeRecords}.
+   */
+  recordAll(): void {
+    const records = this.outbound.records;
+    if (!records) return;
+    for (const { packetId, delivery, qos, stage } of this.outbound.toRecord().inflight) {
+      records.push({ kind: "saveDelivery", delivery, qos, stage, packetId });
+    }
+    for (const { delivery, qos } of this.outbound.queue) {
+      records.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    }
+    for (const packetId of this.awaitingRelease) {
+      records.push({ kind: "awaitingRelease", packetId, waiting: true });
+    }
+  }
+
   /** The durable changes since the last call, in order, for the broker to store. */
   takeRecords(): readonly SessionRecord[] {
     const records = this.outbound.records;

@@ -277,3 +277,77 @@ Deno.test("cluster: a $share group with members on three nodes gets each message
     await cluster.stop();
   }
 });
+
+Deno.test("cluster: a node that joins later gets every retained message and persistent session, and serves them", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    const device = new FakeClient(a, "device");
+    await device.connect({ cleanStart: false, expiry: 3600 });
+    device.subscribe("cmd/#", 1);
+    device.disconnect();
+    const pub = new FakeClient(b, "pub");
+    await pub.connect();
+    pub.publish("status/1", "on", 1, 1, true);
+    pub.publish("cmd/1", "queued while away", 1, 2);
+    await pub.acks();
+    await cluster.settle();
+
+    const c = await cluster.start("c");
+    const watcher = new FakeClient(c, "watcher");
+    await watcher.connect();
+    watcher.subscribe("status/#", 1);
+    assert.deepEqual(watcher.delivered().map((d) => d.payload), ["on"], "retained reached the new node");
+
+    const resumed = new FakeClient(c, "device");
+    assert.equal((await resumed.connect({ cleanStart: false, expiry: 3600 })).sessionPresent, true);
+    assert.deepEqual(resumed.delivered().map((d) => d.payload), ["queued while away"]);
+    pub.publish("cmd/2", "live", 1, 3);
+    await cluster.settle();
+    assert.deepEqual(resumed.delivered().map((d) => d.payload), ["queued while away", "live"]);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("cluster: a node restarted with its disk resumes from its place in the log; with an empty disk it rejoins", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    const sub = new FakeClient(a, "sub");
+    await sub.connect({ cleanStart: false, expiry: 600 });
+    sub.subscribe("t", 1);
+    sub.disconnect();
+    await cluster.settle();
+    await cluster.kill(b);
+    const pub = new FakeClient(a, "pub");
+    await pub.connect();
+    pub.publish("t", "while b was down", 1, 1);
+    await pub.acks();
+    await cluster.settle();
+
+    const restarted = await cluster.start("b");
+    const onB = new FakeClient(restarted, "sub");
+    assert.equal((await onB.connect({ cleanStart: false, expiry: 600 })).sessionPresent, true);
+    assert.deepEqual(onB.delivered().map((d) => d.payload), ["while b was down"], "b caught up from the log");
+    onB.ack(onB.delivered()[0].packetId!);
+    onB.disconnect();
+    await cluster.settle();
+
+    await cluster.kill(restarted);
+    cluster.forget("b");
+    pub.publish("t", "while b was gone for good", 1, 2);
+    await pub.acks();
+    await cluster.settle();
+    const fresh = await cluster.start("b");
+    const again = new FakeClient(fresh, "sub");
+    assert.equal((await again.connect({ cleanStart: false, expiry: 600 })).sessionPresent, true);
+    assert.deepEqual(
+      again.delivered().map((d) => d.payload),
+      ["while b was gone for good"],
+      "filled from node a",
+    );
+  } finally {
+    await cluster.stop();
+  }
+});

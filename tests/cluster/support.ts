@@ -68,6 +68,9 @@ export class TestCluster {
     await node.broker.restore(snapshot);
     node.start();
     this.nodes.push(node);
+    // A node without state waits for another's (or, alone, for three heartbeats).
+    for (let beats = 0; node.joining && beats < 20; beats++) await this.advance(HEARTBEAT_MS);
+    assert.equal(node.joining, false, `${nodeId} never finished joining`);
     await this.settle();
     return node;
   }
@@ -78,16 +81,22 @@ export class TestCluster {
     await node.stop();
   }
 
+  /** Throws away a node's disk, as if it were replaced: its next start has no state. */
+  forget(nodeId: string): void {
+    this.#states.delete(nodeId);
+  }
+
   /** Waits until every node has applied every entry in the log (bounded by a count of turns, not time). */
   async settle(): Promise<void> {
     for (let turn = 0; turn < 10_000; turn++) {
       await new Promise((resolve) => setTimeout(resolve, 0));
       const last = BigInt(this.service.length - 1) << 16n;
-      if (this.service.length === 0 || this.nodes.every((node) => node.appliedPosition >= last)) {
+      const serving = this.nodes.filter((node) => !node.joining);
+      if (this.service.length === 0 || serving.every((node) => node.appliedPosition >= last)) {
         // One more turn: an apply may have appended more.
         await new Promise((resolve) => setTimeout(resolve, 0));
         const after = BigInt(this.service.length - 1) << 16n;
-        if (this.nodes.every((node) => node.appliedPosition >= after)) return;
+        if (serving.every((node) => node.appliedPosition >= after)) return;
       }
     }
     throw new Error("the cluster did not settle");

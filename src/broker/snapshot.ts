@@ -1,0 +1,112 @@
+/**
+ * A broker's whole state as data, for a node that joins a cluster (or lost its disk) to start from what
+ * another node has: every session (connected or not, with its queue and in-flight messages), retained
+ * messages and armed wills. Taken and installed where the request lands in the cluster log, so the
+ * joining node continues from exactly that point.
+ */
+import type { Will } from "../codec/types.ts";
+import type { SharedSessionState } from "../session/outbound.ts";
+import { Session } from "../session/session.ts";
+import type { Attachment, Message, Permissions, SessionLimits, SessionState } from "../session/types.ts";
+import type { Clock } from "./clock.ts";
+import type { Persistence } from "./persistence.ts";
+import type { SessionRegistry } from "./registry.ts";
+import type { RetainedService } from "./retained.ts";
+import type { Router } from "./router.ts";
+import type { WillService } from "./wills.ts";
+
+/** The broker's parts a snapshot reads and writes. */
+export interface BrokerParts {
+  registry: SessionRegistry;
+  router: Router;
+  retained: RetainedService;
+  wills: WillService;
+  persistence: Persistence;
+  shared: SharedSessionState;
+  limits: SessionLimits;
+  clock: Clock;
+  permissionsFor(clientId: string, owner: string | undefined): Permissions | undefined;
+}
+
+/** One session and what the registry knows about its client. */
+export interface SessionSnapshot {
+  state: SessionState;
+  persistent: boolean;
+  epoch: number;
+  owner?: string;
+  /** Where the client is connected (node and run), while it is. */
+  holder?: string;
+  attachment?: Omit<Attachment, "permissions">;
+  disconnectedAt?: number;
+}
+
+export interface BrokerState {
+  sessions: SessionSnapshot[];
+  retained: Message[];
+  wills: { clientId: string; will: Will; publishAt?: number }[];
+}
+
+/** Everything `broker` holds, reading paged-out queues back from storage. */
+export async function exportState(broker: BrokerParts): Promise<BrokerState> {
+  const sessions: SessionSnapshot[] = [];
+  for (const entry of [...broker.registry.values()]) {
+    const session = entry.session;
+    const pagedOut = session.outbound.storedOnly;
+    if (pagedOut) await broker.registry.pageIn(session);
+    const { permissions: _, ...attachment } = entry.attachment ?? {};
+    sessions.push({
+      state: session.toRecord(),
+      persistent: session.persistent,
+      epoch: entry.epoch,
+      owner: entry.owner,
+      holder: entry.attached ? entry.holder : undefined,
+      attachment: entry.attached ? attachment as Omit<Attachment, "permissions"> : undefined,
+      disconnectedAt: entry.disconnectedAt,
+    });
+    if (pagedOut) session.outbound.pageOut();
+  }
+  return { sessions, retained: broker.retained.all(), wills: broker.wills.exportAll() };
+}
+
+/** Installs another node's state into an empty broker, storing all of it. */
+export function importState(broker: BrokerParts, state: BrokerState): void {
+  const { registry, router } = broker;
+  const now = broker.clock.now();
+  for (const message of state.retained) broker.retained.set(message);
+  for (const snapshot of state.sessions) {
+    const session = Session.fromRecord(snapshot.state, broker.limits, broker.shared);
+    session.persistent = snapshot.persistent;
+    const entry = {
+      session,
+      epoch: snapshot.epoch,
+      owner: snapshot.owner,
+      attached: false,
+      disconnectedAt: snapshot.disconnectedAt,
+    };
+    registry.add(entry);
+    for (const subscription of session.subscriptions.values()) {
+      router.add(session, subscription);
+      broker.persistence.subscribed(session, subscription);
+    }
+    session.recordAll();
+    if (snapshot.holder !== undefined && snapshot.attachment) {
+      const permissions = broker.permissionsFor(session.clientId, snapshot.owner);
+      registry.attach(
+        entry,
+        permissions ? { ...snapshot.attachment, permissions } : snapshot.attachment,
+        snapshot.holder,
+      );
+    } else if (session.persistent) {
+      broker.persistence.saveSession(session, {
+        epoch: entry.epoch,
+        owner: entry.owner,
+        disconnectedAt: entry.disconnectedAt,
+      });
+      const since = entry.disconnectedAt ?? now;
+      registry.armExpiry(entry, Math.max(0, since + session.expiryInterval * 1000 - now));
+    }
+    broker.persistence.sessionChanged(session);
+    if (!entry.attached && session.persistent) session.outbound.pageOut();
+  }
+  broker.wills.importAll(state.wills);
+}
