@@ -146,14 +146,20 @@ export class Broker {
       this.#scheduler.cancel(entry.expiryTimer);
       entry.expiryTimer = undefined;
       const previous = entry.link;
+      // A session that lasts only as long as its connection (3.1.1 CleanSession 1, 5.0 Session Expiry 0)
+      // ends when that connection is taken over: in 3.1.1 its state is not reused [MQTT-3.1.2-6]; in 5.0
+      // no session is left, so a new one is created [MQTT-3.1.2-6]. Either way Session Present is 0.
+      const sessionEnds = request.cleanStart ||
+        (previous !== undefined && entry.session.expiryInterval === 0);
       if (previous) {
         entry.link = undefined;
         entry.session.detach();
         this.stats.connectedClients--;
         const will = entry.will;
         entry.will = undefined;
-        // The old connection's will goes out now unless its delay outlives the takeover [MQTT-3.1.3-9].
-        if (will && (request.cleanStart || !will.properties.willDelayInterval)) {
+        // The old connection's will goes out now unless its delay outlives the takeover and the session
+        // lives on [MQTT-3.1.3-9] [MQTT-3.1.2-8].
+        if (will && (sessionEnds || !will.properties.willDelayInterval)) {
           this.#publishWill(request.clientId, will);
         }
         previous.takeOver();
@@ -163,7 +169,7 @@ export class Broker {
         entry.willTimer = undefined;
         entry.will = undefined;
       }
-      if (request.cleanStart) {
+      if (sessionEnds) {
         this.#discard(entry);
         entry = undefined;
       }
