@@ -146,6 +146,7 @@ export async function startBroker(
       maxKeepAlive: config.mqtt.maxKeepAlive,
       maxClientIdLength: config.mqtt.maxClientIdLength,
       allowZeroLengthClientId: config.mqtt.allowZeroLengthClientId,
+      allowControlCharacters: config.mqtt.allowControlCharacters,
       maxSessionExpiry: config.mqtt.maxSessionExpiry,
       serverReference: config.mqtt.serverReference,
       responseInformation: config.mqtt.responseInformation,

@@ -108,17 +108,22 @@ export class SessionRegistry {
     if (entry) {
       clock.cancel(entry.expiryTimer);
       entry.expiryTimer = undefined;
+      // A session that lasts only as long as its connection (3.1.1 CleanSession 1, 5.0 Session Expiry 0)
+      // ends when that connection is taken over: in 3.1.1 its state is not reused [MQTT-3.1.2-6]; in 5.0
+      // no session is left, so a new one is created [MQTT-3.1.2-6]. Either way Session Present is 0.
+      const sessionEnds = request.cleanStart || (entry.attached && entry.session.expiryInterval === 0);
       if (entry.attached) {
         const previous = entry.link;
         this.#detach(entry);
-        // The old connection's will goes out now unless its delay outlives the takeover [MQTT-3.1.3-9].
-        if (request.cleanStart || wills.delaySeconds(clientId) === 0) wills.publishNow(clientId);
+        // The old connection's will goes out now unless its delay outlives the takeover and the session
+        // lives on [MQTT-3.1.3-9] [MQTT-3.1.2-8].
+        if (sessionEnds || wills.delaySeconds(clientId) === 0) wills.publishNow(clientId);
         previous?.takeOver();
       } else {
         // Reconnected before the will delay passed: the will is not sent [MQTT-3.1.3-9].
         wills.cancel(clientId);
       }
-      if (request.cleanStart) {
+      if (sessionEnds) {
         this.#discard(entry);
         entry = undefined;
       } else if (entry.session.outbound.storedOnly) {

@@ -60,10 +60,10 @@ export class Cursor {
     return id;
   }
 
-  /** A UTF-8 Encoded String. */
-  string(what = "string"): string {
+  /** A UTF-8 Encoded String; control characters refused (0x81) unless `allowControls`. */
+  string(what = "string", allowControls = true): string {
     const start = this.lengthPrefixed(what);
-    return decodeUtf8(this.buf, start, this.pos);
+    return decodeUtf8(this.buf, start, this.pos, allowControls, what);
   }
 
   /** Binary Data, as a view: callers decode from buffers the packet owns. */

@@ -17,25 +17,36 @@ const ConnectFlag = {
   username: 0x80,
 } as const;
 
-/** The protocol level announced by a CONNECT, or 0x84 when the name/level pair is not one we speak. */
+/**
+ * The protocol level announced by a CONNECT. A name that is neither "MQTT" nor 3.1's "MQIsdp" is not
+ * MQTT at all: closed without a CONNACK [MQTT-3.1.2-1], as Mosquitto does. A known name with a level we
+ * do not speak is refused with a CONNACK [MQTT-3.1.2-2]: in the v5 form for "MQTT" level 5 clients, in
+ * the 3.1 form for every "MQIsdp" client whatever level it names (what Mosquitto sends it).
+ */
 function protocolLevel(name: string, level: number): ProtocolVersion {
   if (name === "MQTT" && (level === 4 || level === 5)) return level;
   if (name === "MQIsdp" && level === 3) return 3;
-  throw new UnsupportedProtocolError(`Unsupported protocol ${JSON.stringify(name)} level ${level}`, level);
+  if (name !== "MQTT" && name !== "MQIsdp") {
+    throw protocolError(`Protocol name ${JSON.stringify(name)} is not MQTT`, "[MQTT-3.1.2-1]");
+  }
+  throw new UnsupportedProtocolError(
+    `Unsupported protocol ${JSON.stringify(name)} level ${level}`,
+    name === "MQTT" ? level : 3,
+  );
 }
 
-function readWillTopic(cursor: Cursor): string {
+function readWillTopic(cursor: Cursor, allowControls: boolean): string {
   const length = cursor.twoBytes("will topic length");
   if (length > cursor.remaining) throw malformed("Packet too short for will topic");
   if (length === 0) throw new MqttError(ReasonCode.TopicNameInvalid, "Empty will topic", "[MQTT-4.7.3-1]");
   const start = cursor.pos;
   cursor.pos += length;
-  return decodeTopicName(cursor.buf, start, start + length);
+  return decodeTopicName(cursor.buf, start, start + length, allowControls);
 }
 
-function readWill(cursor: Cursor, flags: number, level: ProtocolVersion): Will {
+function readWill(cursor: Cursor, flags: number, level: ProtocolVersion, allowControls: boolean): Will {
   const properties = level === 5 ? decodeProperties(cursor, PropertyScope.will) : {};
-  const topic = readWillTopic(cursor);
+  const topic = readWillTopic(cursor, allowControls);
   const payload = cursor.binary("will payload");
   const qos = ((flags & ConnectFlag.willQoS) >> 3) as QoS;
   return { topic, payload, qos, retain: (flags & ConnectFlag.willRetain) !== 0, properties };
@@ -60,12 +71,15 @@ function checkConnectFlags(flags: number, level: ProtocolVersion): void {
 /**
  * Decodes a CONNECT body in `buf[start, end)`, which the packet will own. `onLevel` learns the protocol
  * level as soon as it is known, so that a later error can still be answered at the client's level.
+ * Unless `allowControls`, a control character in the client identifier, will topic or user name makes
+ * the CONNECT a Malformed Packet.
  */
 export function decodeConnect(
   buf: Uint8Array,
   start: number,
   end: number,
   onLevel: (level: ProtocolVersion) => void,
+  allowControls = true,
 ): ConnectPacket {
   const cursor = new Cursor(buf, start, end);
   const protocolName = cursor.string("protocol name");
@@ -75,7 +89,7 @@ export function decodeConnect(
   checkConnectFlags(flags, protocolVersion);
   const keepAlive = cursor.twoBytes("keep alive");
   const properties = protocolVersion === 5 ? decodeProperties(cursor, PropertyScope.connect) : {};
-  const clientId = cursor.string("client identifier");
+  const clientId = cursor.string("client identifier", allowControls);
   const packet: ConnectPacket = {
     type: "connect",
     protocolName,
@@ -85,8 +99,8 @@ export function decodeConnect(
     clientId,
     properties,
   };
-  if (flags & ConnectFlag.will) packet.will = readWill(cursor, flags, protocolVersion);
-  if (flags & ConnectFlag.username) packet.username = cursor.string("user name");
+  if (flags & ConnectFlag.will) packet.will = readWill(cursor, flags, protocolVersion, allowControls);
+  if (flags & ConnectFlag.username) packet.username = cursor.string("user name", allowControls);
   if (flags & ConnectFlag.password) packet.password = cursor.binary("password");
   cursor.expectEnd("CONNECT");
   return packet;

@@ -42,8 +42,18 @@ export function decodeAck<T extends AckType>(
   return { type, packetId, reasonCode, properties };
 }
 
-function readSubscription(cursor: Cursor, version: ProtocolVersion): Subscription {
-  const topicFilter = cursor.string("topic filter");
+/**
+ * The Packet Identifier of a SUBSCRIBE or UNSUBSCRIBE. 0 breaks [MQTT-2.2.1-3] (client rule, no reason
+ * code named): Malformed Packet here, as Mosquitto answers it for these two packets (0x82 elsewhere).
+ */
+function requestPacketId(cursor: Cursor, packet: string): number {
+  const id = cursor.twoBytes("packet identifier");
+  if (id === 0) throw malformed(`${packet} with packet identifier 0`, "[MQTT-2.2.1-3]");
+  return id;
+}
+
+function readSubscription(cursor: Cursor, version: ProtocolVersion, allowControls: boolean): Subscription {
+  const topicFilter = cursor.string("topic filter", allowControls);
   const options = cursor.byte("subscription options");
   if (version < 5) {
     if (options & 0xfc) throw malformed("SUBSCRIBE reserved option bits are set", "[MQTT-3.8.3-4]");
@@ -64,13 +74,17 @@ function readSubscription(cursor: Cursor, version: ProtocolVersion): Subscriptio
   };
 }
 
-/** SUBSCRIBE: at least one topic filter [MQTT-3.8.3-3]. */
-export function decodeSubscribe(cursor: Cursor, version: ProtocolVersion): SubscribePacket {
-  const packetId = cursor.packetId();
+/** SUBSCRIBE: at least one topic filter [MQTT-3.8.3-3]; control characters refused unless allowed. */
+export function decodeSubscribe(
+  cursor: Cursor,
+  version: ProtocolVersion,
+  allowControls = true,
+): SubscribePacket {
+  const packetId = requestPacketId(cursor, "SUBSCRIBE");
   const properties = version === 5 ? decodeProperties(cursor, PropertyScope.subscribe) : {};
   if (cursor.remaining === 0) throw protocolError("SUBSCRIBE without topic filters", "[MQTT-3.8.3-3]");
   const subscriptions: Subscription[] = [];
-  while (cursor.remaining > 0) subscriptions.push(readSubscription(cursor, version));
+  while (cursor.remaining > 0) subscriptions.push(readSubscription(cursor, version, allowControls));
   return { type: "subscribe", packetId, subscriptions, properties };
 }
 
@@ -90,13 +104,17 @@ export function decodeSuback(cursor: Cursor, version: ProtocolVersion): SubackPa
   return { type: "suback", packetId, reasonCodes, properties };
 }
 
-/** UNSUBSCRIBE: at least one topic filter [MQTT-3.10.3-2]. */
-export function decodeUnsubscribe(cursor: Cursor, version: ProtocolVersion): UnsubscribePacket {
-  const packetId = cursor.packetId();
+/** UNSUBSCRIBE: at least one topic filter [MQTT-3.10.3-2]; control characters refused unless allowed. */
+export function decodeUnsubscribe(
+  cursor: Cursor,
+  version: ProtocolVersion,
+  allowControls = true,
+): UnsubscribePacket {
+  const packetId = requestPacketId(cursor, "UNSUBSCRIBE");
   const properties = version === 5 ? decodeProperties(cursor, PropertyScope.unsubscribe) : {};
   if (cursor.remaining === 0) throw protocolError("UNSUBSCRIBE without topic filters", "[MQTT-3.10.3-2]");
   const topicFilters: string[] = [];
-  while (cursor.remaining > 0) topicFilters.push(cursor.string("topic filter"));
+  while (cursor.remaining > 0) topicFilters.push(cursor.string("topic filter", allowControls));
   return { type: "unsubscribe", packetId, topicFilters, properties };
 }
 

@@ -12,9 +12,15 @@ const PublishFlag = { retain: 0x01, qos: 0x06, dup: 0x08 } as const;
 
 /**
  * Decodes the PUBLISH in `frame` (the whole packet, owned by the result), whose variable header starts
- * at `bodyStart`. The fixed-header flags were validated with the fixed header.
+ * at `bodyStart`. The fixed-header flags were validated with the fixed header. A topic name with a
+ * control character is a Malformed Packet unless `allowControls`.
  */
-export function decodePublish(frame: Uint8Array, bodyStart: number, version: ProtocolVersion): PublishPacket {
+export function decodePublish(
+  frame: Uint8Array,
+  bodyStart: number,
+  version: ProtocolVersion,
+  allowControls = true,
+): PublishPacket {
   const flags = frame[0];
   const end = frame.length;
   let pos = bodyStart;
@@ -23,7 +29,7 @@ export function decodePublish(frame: Uint8Array, bodyStart: number, version: Pro
   pos += 2;
   const topicEnd = pos + topicLength;
   if (topicEnd > end) throw malformed("Packet too short for topic name");
-  const topic = decodeTopicName(frame, pos, topicEnd);
+  const topic = decodeTopicName(frame, pos, topicEnd, allowControls);
   pos = topicEnd;
   const qos = ((flags & PublishFlag.qos) >> 1) as QoS;
   let packetId = 0;

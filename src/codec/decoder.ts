@@ -26,24 +26,63 @@ export interface DecoderOptions {
   maxPacketSize: number;
   /** Level for packets other than CONNECT until a CONNECT sets it; 4 (3.1.1) when absent. */
   protocolVersion?: ProtocolVersion;
+  /**
+   * The packets come from clients (the broker's side): the types only a server sends (CONNACK, SUBACK,
+   * UNSUBACK, PINGRESP) are refused from their first byte with 0x82, before their body is read.
+   */
+  fromClients?: boolean;
+  /**
+   * Accept control characters (U+0001..U+001F, U+007F..U+009F) in client identifiers, user names, topic
+   * names and topic filters; true when absent. False makes them a Malformed Packet (spec §1.5.4).
+   */
+  allowControlCharacters?: boolean;
 }
 
 const PUBLISH = 3;
 /** The fixed-header flags each non-PUBLISH type must carry [MQTT-2.2.2-1]: 0b0010 or 0. */
 const REQUIRED_FLAGS = [-1, 0, 0, -1, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0];
+/** CONNACK (2), SUBACK (9), UNSUBACK (11), PINGRESP (13): types a client never sends, one bit each. */
+const SERVER_ONLY = (1 << 2) | (1 << 9) | (1 << 11) | (1 << 13);
 
-function checkFirstByte(first: number, version: ProtocolVersion): void {
+/**
+ * Checks the first byte. Where the spec names no reason code the answer is Mosquitto 2.0's: reserved type
+ * 0 and a type the sender may not send are Protocol Errors, DUP on QoS 0 is a Malformed Packet.
+ */
+function checkFirstByte(first: number, version: ProtocolVersion, fromClients: boolean): void {
   const type = first >> 4;
   const flags = first & 0x0f;
   if (type === PUBLISH) {
     const qos = (flags >> 1) & 0x03;
     if (qos === 3) throw malformed("PUBLISH with QoS 3", "[MQTT-3.3.1-4]");
-    if (qos === 0 && (flags & 0x08)) throw protocolError("PUBLISH with QoS 0 and DUP set", "[MQTT-3.3.1-2]");
+    if (qos === 0 && (flags & 0x08)) throw malformed("PUBLISH with QoS 0 and DUP set", "[MQTT-3.3.1-2]");
     return;
   }
-  if (type === 0) throw malformed("Reserved packet type 0");
+  if (type === 0) throw protocolError("Reserved packet type 0");
   if (flags !== REQUIRED_FLAGS[type]) throw malformed("Invalid fixed header flags", "[MQTT-2.2.2-2]");
   if (type === 15 && version < 5) throw malformed("AUTH before MQTT 5");
+  if (fromClients && (SERVER_ONLY >> type) & 1) {
+    throw protocolError(`A client may not send packet type ${type}`);
+  }
+}
+
+/** Remaining Lengths fixed by the packet type, by type; -1 = any. PINGREQ/PINGRESP have no body at all. */
+const FIXED_LENGTH_V5 = [-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, -1, -1];
+/** Below MQTT 5 the acknowledgements are a packet id only, and DISCONNECT is empty. */
+const FIXED_LENGTH_V3 = [-1, -1, -1, -1, 2, 2, 2, 2, -1, -1, -1, 2, 0, 0, 0, -1];
+
+/**
+ * Refuses, from the fixed header alone, a Remaining Length the packet type cannot have (as Mosquitto's
+ * packet__read does): the connection closes at once instead of waiting for a body that may never come.
+ */
+function checkRemainingLength(first: number, remainingLength: number, version: ProtocolVersion): void {
+  const type = first >> 4;
+  const fixed = (version === 5 ? FIXED_LENGTH_V5 : FIXED_LENGTH_V3)[type];
+  if (fixed >= 0 && remainingLength !== fixed) {
+    throw malformed(`Remaining length ${remainingLength} where packet type ${type} has ${fixed}`);
+  }
+  if (version === 5 && type >= 4 && type <= 7 && remainingLength < 2) {
+    throw malformed(`Remaining length ${remainingLength} is too short for a packet identifier`);
+  }
 }
 
 /** Splits a byte stream into MQTT packets; see {@link Decoder.push} and {@link Decoder.next}. */
@@ -55,6 +94,8 @@ export class Decoder {
   protocolVersion: ProtocolVersion;
   /** Largest accepted packet in bytes, fixed header included. Settable. */
   maxPacketSize: number;
+  readonly #fromClients: boolean;
+  readonly #allowControls: boolean;
 
   private chunk: Uint8Array | undefined;
   private offset = 0;
@@ -73,6 +114,8 @@ export class Decoder {
   constructor(options: DecoderOptions) {
     this.maxPacketSize = options.maxPacketSize;
     this.protocolVersion = options.protocolVersion ?? 4;
+    this.#fromClients = options.fromClients ?? false;
+    this.#allowControls = options.allowControlCharacters ?? true;
   }
 
   /**
@@ -195,7 +238,7 @@ export class Decoder {
    * returns 0 when the header is not complete yet.
    */
   private parseFixedHeader(bytes: Uint8Array, start: number, end: number): number {
-    checkFirstByte(bytes[start], this.protocolVersion);
+    checkFirstByte(bytes[start], this.protocolVersion, this.#fromClients);
     let value = 0;
     let multiplier = 1;
     for (let index = 1; index <= 4; index++) {
@@ -206,6 +249,7 @@ export class Decoder {
         if (byte === 0 && index > 1) {
           throw malformed("Remaining length not minimally encoded", "[MQTT-1.5.5-1]");
         }
+        checkRemainingLength(bytes[start], value, this.protocolVersion);
         this.remainingLength = value;
         return index + 1;
       }
@@ -259,9 +303,15 @@ export class Decoder {
       const frame = owned ? buf : copyOf(buf, start, start + length);
       switch (type) {
         case 3:
-          return decodePublish(frame, headerSize, version);
+          return decodePublish(frame, headerSize, version, this.#allowControls);
         case 1:
-          return decodeConnect(frame, headerSize, length, (level) => this.protocolVersion = level);
+          return decodeConnect(
+            frame,
+            headerSize,
+            length,
+            (level) => this.protocolVersion = level,
+            this.#allowControls,
+          );
         case 2:
           return decodeConnack(frame, headerSize, length, version);
         default:
@@ -279,11 +329,11 @@ export class Decoder {
       case 7:
         return decodeAck("pubcomp", cursor, version);
       case 8:
-        return decodeSubscribe(cursor, version);
+        return decodeSubscribe(cursor, version, this.#allowControls);
       case 9:
         return decodeSuback(cursor, version);
       case 10:
-        return decodeUnsubscribe(cursor, version);
+        return decodeUnsubscribe(cursor, version, this.#allowControls);
       case 11:
         return decodeUnsuback(cursor, version);
       case 12:

@@ -2,6 +2,10 @@
  * UTF-8 string helpers for the codec. MQTT strings must be well-formed UTF-8 without U+0000 or
  * surrogates [MQTT-1.5.4-1] [MQTT-1.5.4-2]; a fatal TextDecoder rejects ill-formed sequences and encoded
  * surrogates, and a byte scan catches U+0000 (valid UTF-8 can only spell it as a 0x00 byte).
+ *
+ * The control characters U+0001..U+001F and U+007F..U+009F are Disallowed Unicode code points that a
+ * receiver MAY treat as a Malformed Packet (3.1.1 §1.5.3, 5.0 §1.5.4); callers that refuse them pass
+ * `allowControls = false`. In UTF-8 they are the bytes 01..1F and 7F, and C2 80..C2 9F.
  */
 import { malformed, MqttError } from "./errors.ts";
 import { ReasonCode } from "./reason_codes.ts";
@@ -16,6 +20,9 @@ const SHORT_STRING = 48;
 const NUL = 0x00;
 const PLUS = 0x2b;
 const HASH = 0x23;
+const DEL = 0x7f;
+/** Lead byte of U+0080..U+00BF; followed by 80..9F it spells a C1 control character. */
+const C1_LEAD = 0xc2;
 
 /** Largest length a two-byte length prefix can express. */
 export const MAX_STRING_BYTES = 0xffff;
@@ -68,34 +75,68 @@ function decodeNonAscii(buf: Uint8Array, start: number, end: number): string {
   }
 }
 
-/** Decodes the UTF-8 string in `buf[start, end)`; throws 0x81 for ill-formed UTF-8 or U+0000. */
-export function decodeUtf8(buf: Uint8Array, start: number, end: number): string {
+/** True when the byte at `i` starts a control character (C0 other than U+0000, DEL, or C1). */
+function isControlAt(buf: Uint8Array, i: number, end: number): boolean {
+  const byte = buf[i];
+  if (byte < 0x20 || byte === DEL) return true;
+  return byte === C1_LEAD && i + 1 < end && buf[i + 1] >= 0x80 && buf[i + 1] <= 0x9f;
+}
+
+function controlCharacter(what: string) {
+  return malformed(`${what} contains a control character (U+0001..U+001F, U+007F..U+009F)`, "§1.5.4");
+}
+
+/**
+ * Decodes the UTF-8 string in `buf[start, end)`; throws 0x81 for ill-formed UTF-8 or U+0000, and for a
+ * control character unless `allowControls`. `what` names the field in the error.
+ */
+export function decodeUtf8(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  allowControls = true,
+  what = "String",
+): string {
   let high = 0;
   for (let i = start; i < end; i++) {
     const byte = buf[i];
-    if (byte === NUL) throw malformed("String contains U+0000", "[MQTT-1.5.4-2]");
+    if (byte === NUL) throw malformed(`${what} contains U+0000`, "[MQTT-1.5.4-2]");
+    if (!allowControls && isControlAt(buf, i, end)) throw controlCharacter(what);
     high |= byte;
   }
   return high < 0x80 ? decodeAscii(buf, start, end) : decodeNonAscii(buf, start, end);
 }
 
-function decodeTopicBytes(buf: Uint8Array, start: number, end: number): string {
+/** Decodes a topic name and tells whether it holds a control character (such names are not cached). */
+function decodeTopicBytes(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  allowControls: boolean,
+): { topic: string; controls: boolean } {
   let high = 0;
+  let controls = false;
   for (let i = start; i < end; i++) {
     const byte = buf[i];
     if (byte === NUL) throw malformed("Topic name contains U+0000", "[MQTT-1.5.4-2]");
     if (byte === PLUS || byte === HASH) {
       throw new MqttError(ReasonCode.TopicNameInvalid, "Topic name contains a wildcard", "[MQTT-3.3.2-2]");
     }
+    if ((byte < 0x20 || byte === DEL || byte === C1_LEAD) && isControlAt(buf, i, end)) {
+      if (!allowControls) throw controlCharacter("Topic name");
+      controls = true;
+    }
     high |= byte;
   }
-  return high < 0x80 ? decodeAscii(buf, start, end) : decodeNonAscii(buf, start, end);
+  const topic = high < 0x80 ? decodeAscii(buf, start, end) : decodeNonAscii(buf, start, end);
+  return { topic, controls };
 }
 
 /*
  * A broker sees the same topic names over and over, and hashing and comparing bytes is several times
  * cheaper than building a string, so recently decoded topic names are kept in a direct-mapped cache
- * (slot = hash of the bytes). Only valid names enter it, so a hit needs no validation.
+ * (slot = hash of the bytes). Only valid names without control characters enter it, so a hit needs no
+ * validation whichever way the caller treats control characters.
  */
 const TOPIC_CACHE_SLOTS = 1024;
 const CACHED_TOPIC_MAX = 256;
@@ -120,14 +161,15 @@ function isCached(slot: number, buf: Uint8Array, start: number, end: number): bo
 
 /**
  * Decodes a Topic Name in `buf[start, end)`: a string that must not contain the wildcards `+` and `#`
- * [MQTT-3.3.2-2] (0x90). The wildcard bytes never occur inside multi-byte UTF-8 sequences, so a byte
- * scan is exact.
+ * [MQTT-3.3.2-2] (0x90), nor control characters unless `allowControls` (0x81). The wildcard bytes never
+ * occur inside multi-byte UTF-8 sequences, so a byte scan is exact.
  */
-export function decodeTopicName(buf: Uint8Array, start: number, end: number): string {
-  if (end - start > CACHED_TOPIC_MAX) return decodeTopicBytes(buf, start, end);
+export function decodeTopicName(buf: Uint8Array, start: number, end: number, allowControls = true): string {
+  if (end - start > CACHED_TOPIC_MAX) return decodeTopicBytes(buf, start, end, allowControls).topic;
   const slot = topicSlot(buf, start, end);
   if (isCached(slot, buf, start, end)) return cachedTopics[slot];
-  const topic = decodeTopicBytes(buf, start, end);
+  const { topic, controls } = decodeTopicBytes(buf, start, end, allowControls);
+  if (controls) return topic;
   cachedTopicBytes.set(buf.subarray(start, end), slot * CACHED_TOPIC_MAX);
   cachedTopicLengths[slot] = end - start;
   cachedTopics[slot] = topic;

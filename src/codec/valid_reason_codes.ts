@@ -1,8 +1,11 @@
 /**
  * The reason codes each MQTT 5 packet may carry (spec §2.4 and the packet chapters), plus the 3.1.1
- * CONNACK and SUBACK return codes. A code outside its packet's set makes a Malformed Packet.
+ * CONNACK and SUBACK return codes. A code outside its packet's set breaks "MUST use one of the <packet>
+ * Reason Codes" (e.g. [MQTT-3.4.2-1], [MQTT-3.14.2-1]); the spec names no reason code for it, so it is a
+ * Protocol Error (0x82): the packet parses and holds a value the protocol does not allow (§1.2), and
+ * Mosquitto 2.0 answers PUBACK, PUBREC, PUBREL, PUBCOMP and AUTH codes out of their sets the same way.
  */
-import { malformed } from "./errors.ts";
+import { protocolError } from "./errors.ts";
 
 /** A set of codes written as hex bytes separated by spaces, as the spec's tables list them. */
 function codeSet(hexCodes: string): Uint8Array {
@@ -26,8 +29,8 @@ export const ValidReasonCodes = {
   auth: codeSet("00 18 19"),
 } as const;
 
-/** Returns `code` when `set` allows it; otherwise throws 0x81. */
+/** Returns `code` when `set` allows it; otherwise throws 0x82. */
 export function checkReasonCode(set: Uint8Array, code: number, packet: string): number {
-  if (set[code] !== 1) throw malformed(`Reason code 0x${code.toString(16)} is not valid in ${packet}`);
+  if (set[code] !== 1) throw protocolError(`Reason code 0x${code.toString(16)} is not valid in ${packet}`);
   return code;
 }

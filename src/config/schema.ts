@@ -98,8 +98,8 @@ export const settingKeys = {
   ),
   "mqtt.max_topic_levels": integer(
     { min: 1, max: 65535 },
-    128,
-    "Most '/'-separated levels in a topic or filter.",
+    201,
+    "Most '/'-separated levels in a topic or filter (201 = Mosquitto's limit of 200 '/', so nothing Mosquitto accepts is refused).",
   ),
   "mqtt.max_session_expiry": integer(
     { min: 0, max: 4_294_967_295 },
@@ -114,6 +114,10 @@ export const settingKeys = {
   "mqtt.allow_zero_length_client_id": flag(
     true,
     "Accept an empty client identifier and assign one (clean sessions only before MQTT 5).",
+  ),
+  "mqtt.allow_control_characters": flag(
+    false,
+    "Accept control characters (U+0001-U+001F, U+007F-U+009F) in client identifiers, user names, topic names and filters; false treats them as a malformed packet, as Mosquitto does.",
   ),
   "mqtt.max_qos": key({
     schema: z.literal([0, 1, 2]).default(2),

@@ -41,6 +41,7 @@ export interface Config {
     maxSessionExpiry: number;
     maxClientIdLength: number;
     allowZeroLengthClientId: boolean;
+    allowControlCharacters: boolean;
     maxQos: 0 | 1 | 2;
     retainAvailable: boolean;
     wildcardSubscriptionAvailable: boolean;

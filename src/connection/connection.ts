@@ -22,6 +22,7 @@ import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
 import { type AuthOutcome, ClientAuthentication } from "./authentication.ts";
 import type { BufferPool } from "./buffer_pool.ts";
+import { halfCloseAndLinger, settlesWithin } from "./closing.ts";
 import { Outbox } from "./outbox.ts";
 
 /** What an operator sees of a connected client: logs and the admin API. */
@@ -90,10 +91,21 @@ export class Connection implements SessionLink {
   #keepAliveMs = 0;
   #lastActivity = performance.now();
   readonly #connectDeadline: number;
-  /** No more input is processed once set. */
+  /** No more input is processed once set; what still arrives is read and dropped (see closing.ts). */
   #closed = false;
-  /** Socket, timers and session released. */
+  /** The session is back with the broker (will, expiry). */
+  #released = false;
+  /** The socket is closed. */
   #finished = false;
+  /** The last packet (a DISCONNECT or refusing CONNACK), queued once the acknowledgements before it are. */
+  #farewell: Promise<void> | undefined;
+  /** The last packet is in the outbox: nothing may follow it [MQTT-3.14.4-1]. */
+  #farewellSent = false;
+  /** The close under way; serve() awaits it so that the manager tracks it to the end. */
+  #closing: Promise<void> | undefined;
+  /** The reader saw the end of the client's input (or the socket failed). */
+  #inputEnded = false;
+  #onInputEnded: (() => void) | undefined;
   readonly #auth: ClientAuthentication;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
@@ -111,11 +123,17 @@ export class Connection implements SessionLink {
 
   constructor(private readonly accepted: Accepted, private readonly context: ConnectionContext) {
     this.#outbox = new Outbox(accepted.stream, context.outboxHighWaterMark, (error) => {
-      // The peer is gone (reset, broken pipe): an abnormal disconnect, so the will goes out.
+      // The peer is gone (reset, broken pipe): an abnormal disconnect, so the will goes out, unless a
+      // close already under way decides (a DISCONNECT received, a takeover).
       this.#log("debug", "connection.write_failed", { error });
-      this.#end(true);
+      if (this.#closing) this.#shutdownSocket();
+      else this.#end(true);
     });
-    this.#decoder = new Decoder({ maxPacketSize: context.settings.maxPacketSize });
+    this.#decoder = new Decoder({
+      maxPacketSize: context.settings.maxPacketSize,
+      fromClients: true,
+      allowControlCharacters: context.settings.allowControlCharacters,
+    });
     this.#connectDeadline = this.#lastActivity + context.connectTimeoutMs;
     this.#auth = new ClientAuthentication(
       context.authenticator,
@@ -147,7 +165,7 @@ export class Connection implements SessionLink {
 
   /** The connected client, or undefined before its CONNECT is accepted and after it is gone. */
   get client(): ClientConnectionInfo | undefined {
-    if (!this.#client || this.#finished || !this.#handle) return undefined;
+    if (!this.#client || this.#closed || !this.#handle) return undefined;
     return { ...this.#client, bytesReceived: this.bytesReceived, bytesSent: this.bytesSent };
   }
 
@@ -165,18 +183,24 @@ export class Connection implements SessionLink {
     void this.#closeAfterFlush(true);
   }
 
-  /** Reads until the socket ends; never throws. */
+  /** Reads until the socket ends, then waits for the close to finish; never throws. */
   async serve(): Promise<void> {
     const pool = this.context.readBuffers;
     let buffer = new Uint8Array(SMALL_READ);
     try {
-      while (!this.#closed) {
+      while (!this.#finished) {
         const n = await this.accepted.stream.read(buffer);
-        if (n === null) return this.#end(true); // closed without DISCONNECT: the will goes out
+        if (n === null) break;
         this.bytesReceived += n;
+        if (this.#closed) continue; // closing: read only so that the socket ends with FIN, not RST
         this.#lastActivity = performance.now();
-        this.#decoder.push(buffer.subarray(0, n));
-        await this.#drainDecoder();
+        try {
+          this.#decoder.push(buffer.subarray(0, n));
+          await this.#drainDecoder();
+        } catch (error) {
+          this.#onError(error);
+          continue;
+        }
         // A busy client borrows a large buffer; a quiet one gives it back.
         if (n === buffer.byteLength && buffer.byteLength < pool.size) {
           buffer = pool.take();
@@ -189,15 +213,22 @@ export class Connection implements SessionLink {
       this.#onError(error);
     } finally {
       pool.give(buffer);
+      this.#inputEnded = true;
+      this.#onInputEnded?.();
     }
+    if (!this.#closed) this.#end(true); // closed without DISCONNECT: the will goes out
+    await this.#closing;
   }
 
-  /** Ends the connection at shutdown: v5 clients hear 0x8B Server shutting down. */
+  /**
+   * Ends the connection at shutdown: v5 clients hear 0x8B Server shutting down. No lingering: the process
+   * is stopping, and a connection already lingering stops waiting.
+   */
   async shutdown(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed) return this.#onInputEnded?.();
     this.#closeReason = "server shutting down";
     this.#sendDisconnect(ReasonCode.ServerShuttingDown, "server shutting down");
-    await this.#closeAfterFlush(false);
+    await this.#closeAfterFlush(false, undefined, false);
   }
 
   run(effects: Effect[]): void {
@@ -293,8 +324,8 @@ export class Connection implements SessionLink {
       if (!(error instanceof MqttError)) throw error;
       return this.#refuse(error.reasonCode, error.message, {});
     }
-    if (this.#finished) {
-      // The socket ended while the session was being claimed: hand it straight back.
+    if (this.#released) {
+      // The connection ended while the session was being claimed: hand it straight back.
       this.context.broker.close(opened, true);
       return;
     }
@@ -367,7 +398,7 @@ export class Connection implements SessionLink {
       reasonCode: sent,
       reason,
     });
-    this.#send({
+    this.#sendFarewell({
       type: "connack",
       sessionPresent: false,
       reasonCode: sent,
@@ -381,6 +412,7 @@ export class Connection implements SessionLink {
       case "send":
         return this.#send(effect.packet);
       case "deliver": {
+        if (this.#farewell) return; // still inflight in the session: resent on a later connection
         const { message } = effect;
         const packet = message.packet ?? {
           type: "publish" as const,
@@ -451,6 +483,7 @@ export class Connection implements SessionLink {
    * packet that still does not fit is not sent [MQTT-3.1.2-24].
    */
   #send(packet: Packet): void {
+    if (this.#farewellSent) return;
     let bytes = encode(packet, this.#version);
     const max = this.#clientMaximumPacketSize;
     if (max !== undefined && bytes.byteLength > max && "properties" in packet) {
@@ -466,7 +499,19 @@ export class Connection implements SessionLink {
   #sendDisconnect(reasonCode: number, reasonString?: string): void {
     if (this.#version !== 5 || !this.#handle) return;
     const properties = reasonString ? { reasonString } : {};
-    this.#send({ type: "disconnect", reasonCode, properties });
+    this.#sendFarewell({ type: "disconnect", reasonCode, properties });
+  }
+
+  /**
+   * Queues the last packet of the connection, a DISCONNECT or a refusing CONNACK, behind the acknowledgements
+   * still waiting for storage: those PUBLISHes were accepted before the error, so their acks go first.
+   */
+  #sendFarewell(packet: Packet): void {
+    if (this.#farewell) return;
+    this.#farewell = (this.#pendingAck ?? Promise.resolve()).then(() => {
+      this.#send(packet);
+      this.#farewellSent = true;
+    });
   }
 
   #onError(error: unknown): void {
@@ -512,24 +557,42 @@ export class Connection implements SessionLink {
   }
 
   /**
-   * Stops reading, lets queued packets (a CONNACK or DISCONNECT) reach the client, then ends. A client
-   * that does not read gets FLUSH_TIMEOUT_MS, not forever.
+   * Stops processing input, lets queued packets (a CONNACK or DISCONNECT) reach the client, hands the
+   * session back, then closes the socket. A client that does not read gets FLUSH_TIMEOUT_MS, not forever.
+   * After a reason code that was written, the socket lingers half-closed (closing.ts) unless `linger` is
+   * false. The first close wins; later calls share it.
    */
-  async #closeAfterFlush(publishWill: boolean, sessionExpiryInterval?: number): Promise<void> {
+  #closeAfterFlush(publishWill: boolean, sessionExpiryInterval?: number, linger = true): Promise<void> {
     this.#closed = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, FLUSH_TIMEOUT_MS));
-    await Promise.race([this.#outbox.drain(), timeout]);
-    clearTimeout(timer);
-    this.#end(publishWill, sessionExpiryInterval);
+    this.#closing ??= this.#close(publishWill, sessionExpiryInterval, linger);
+    return this.#closing;
   }
 
-  /** Releases everything once: timers, socket, and the session back to the broker (will, expiry). */
-  #end(publishWill: boolean, sessionExpiryInterval?: number): void {
-    if (this.#finished) return;
-    this.#finished = true;
-    this.#closed = true;
+  async #close(
+    publishWill: boolean,
+    sessionExpiryInterval: number | undefined,
+    linger: boolean,
+  ): Promise<void> {
+    const farewell = this.#farewell ?? Promise.resolve();
+    const flushed = await settlesWithin(farewell.then(() => this.#outbox.drain()), FLUSH_TIMEOUT_MS);
+    this.#release(publishWill, sessionExpiryInterval);
+    if (flushed && linger && this.#farewellSent && !this.#finished && !this.#inputEnded) {
+      const inputEnded = new Promise<void>((resolve) => this.#onInputEnded = resolve);
+      await halfCloseAndLinger(this.accepted.stream, inputEnded);
+    }
     this.#shutdownSocket();
+  }
+
+  /** Ends everything at once: the session back to the broker (will, expiry), then the socket. */
+  #end(publishWill: boolean, sessionExpiryInterval?: number): void {
+    this.#closed = true;
+    this.#release(publishWill, sessionExpiryInterval);
+    this.#shutdownSocket();
+  }
+
+  #release(publishWill: boolean, sessionExpiryInterval?: number): void {
+    if (this.#released) return;
+    this.#released = true;
     if (this.#handle) {
       this.context.broker.close(this.#handle, publishWill, sessionExpiryInterval);
       this.#logDisconnected(this.#closeReason, publishWill);
@@ -549,6 +612,8 @@ export class Connection implements SessionLink {
   }
 
   #shutdownSocket(): void {
+    if (this.#finished) return;
+    this.#finished = true;
     this.#outbox.close();
     try {
       this.accepted.stream.close();

@@ -10,6 +10,8 @@ export interface ConnectSettings {
   maxKeepAlive: number;
   maxClientIdLength: number;
   allowZeroLengthClientId: boolean;
+  /** Control characters accepted in client ids, user names, topic names and filters (else malformed). */
+  allowControlCharacters: boolean;
   maxSessionExpiry: number;
   /** When set, v5 clients are sent elsewhere with 0x9C Use Another Server. */
   serverReference?: string;

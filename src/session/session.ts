@@ -195,6 +195,13 @@ export class Session {
 
   #publish(packet: PublishPacket, now: number, out: SessionEffect[]): void {
     const version = this.#attachment!.protocolVersion;
+    if (packet.properties.subscriptionIdentifiers !== undefined) {
+      throw new MqttError(
+        ReasonCode.ProtocolError,
+        "a PUBLISH from a client carries a Subscription Identifier",
+        "[MQTT-3.3.4-6]",
+      );
+    }
     const topic = this.#resolveTopic(packet);
     if (packet.qos > this.limits.maxQos) {
       throw new MqttError(
@@ -283,6 +290,7 @@ export class Session {
 
   #subscribe(packet: SubscribePacket, out: SessionEffect[]): void {
     const version = this.#attachment!.protocolVersion;
+    if (version < 5) refuseEmptyFilters(packet.subscriptions.map((requested) => requested.topicFilter));
     const subscriptionIdentifier = packet.properties.subscriptionIdentifiers?.[0];
     if (subscriptionIdentifier !== undefined && !this.limits.subscriptionIdentifiersAvailable) {
       throw new MqttError(
@@ -350,6 +358,7 @@ export class Session {
 
   #unsubscribe(packet: UnsubscribePacket, out: SessionEffect[]): void {
     const version = this.#attachment!.protocolVersion;
+    if (version < 5) refuseEmptyFilters(packet.topicFilters);
     const removed: SessionSubscription[] = [];
     const reasonCodes: number[] = [];
     for (const filter of packet.topicFilters) {
@@ -393,17 +402,30 @@ export class Session {
 
 const NO_RECORDS: readonly SessionRecord[] = [];
 
+/**
+ * MQTT 3.1.1 has no reason code to refuse an empty Topic Filter, and one breaks [MQTT-4.7.3-1]: a protocol
+ * violation, which closes the connection [MQTT-4.8.0-1]. (MQTT 5 refuses it per filter with 0x8F.)
+ * Checked before anything of the packet is applied.
+ */
+function refuseEmptyFilters(filters: string[]): void {
+  if (filters.includes("")) {
+    throw new MqttError(ReasonCode.MalformedPacket, "empty topic filter", "[MQTT-4.7.3-1]");
+  }
+}
+
 function ack<T extends "puback" | "pubrec">(type: T, packetId: number) {
   return { type, packetId, reasonCode: 0, properties: {} };
 }
 
-/** Strips per-hop properties and converts Message Expiry Interval to an absolute deadline. */
+/**
+ * Strips the per-hop Topic Alias and converts Message Expiry Interval to an absolute deadline. (A client's
+ * PUBLISH never reaches here with Subscription Identifiers: they are refused [MQTT-3.3.4-6].)
+ */
 function toMessage(packet: PublishPacket, topic: string, publisherId: string, now: number): Message {
   let properties = packet.properties;
-  if (properties.topicAlias !== undefined || properties.subscriptionIdentifiers !== undefined) {
+  if (properties.topicAlias !== undefined) {
     properties = { ...properties };
     delete properties.topicAlias;
-    delete properties.subscriptionIdentifiers;
   }
   const expiry = properties.messageExpiryInterval;
   return {

@@ -7,6 +7,8 @@ export interface ByteStream {
   read(buffer: Uint8Array): Promise<number | null>;
   /** Writes some of `data`; resolves how many bytes were taken. */
   write(data: Uint8Array): Promise<number>;
+  /** Ends the sending side only (TCP FIN) while reads go on; absent where the transport cannot. */
+  closeWrite?(): Promise<void>;
   close(): void;
 }
 

@@ -20,10 +20,10 @@ const { MalformedPacket, ProtocolError, UnsupportedProtocolVersion, TopicNameInv
 const CASES: RejectionCase[] = [
   // CONNECT
   {
-    name: "[MQTT-3.1.2-1] unknown protocol name",
+    name: "[MQTT-3.1.2-1] unknown protocol name (not MQTT at all: no CONNACK form)",
     versions: ALL,
     bytes: frame(0x10, [...str("HTTP"), 4, 0x02, 0, 0, 0, 0]),
-    reasonCode: UnsupportedProtocolVersion,
+    reasonCode: ProtocolError,
   },
   {
     name: "[MQTT-3.1.2-2] protocol name MQTT with level 3",
@@ -98,7 +98,7 @@ const CASES: RejectionCase[] = [
     bytes: frame(0x20, [0x02, 0]),
     reasonCode: MalformedPacket,
   },
-  { name: "CONNACK return code 6", versions: V3, bytes: frame(0x20, [0, 6]), reasonCode: MalformedPacket },
+  { name: "CONNACK return code 6", versions: V3, bytes: frame(0x20, [0, 6]), reasonCode: ProtocolError },
   {
     name: "[MQTT-3.2.2-6] session present with a refusal",
     versions: [5],
@@ -107,7 +107,7 @@ const CASES: RejectionCase[] = [
   },
   // Acks
   {
-    name: "[MQTT-2.2.1-3] PUBACK packet id 0",
+    name: "[MQTT-2.2.1-3] PUBACK packet id 0 (0x82, as Mosquitto)",
     versions: ALL,
     bytes: frame(0x40, [0, 0]),
     reasonCode: ProtocolError,
@@ -123,7 +123,7 @@ const CASES: RejectionCase[] = [
     name: "PUBACK reason code 0x92 (only for PUBREL/PUBCOMP)",
     versions: [5],
     bytes: frame(0x40, [0, 1, 0x92]),
-    reasonCode: MalformedPacket,
+    reasonCode: ProtocolError,
   },
   {
     name: "PUBACK reason string not allowed to be followed by garbage",
@@ -145,10 +145,10 @@ const CASES: RejectionCase[] = [
     reasonCode: ProtocolError,
   },
   {
-    name: "[MQTT-2.2.1-3] SUBSCRIBE packet id 0",
+    name: "[MQTT-2.2.1-3] SUBSCRIBE packet id 0 (0x81, as Mosquitto)",
     versions: V3,
     bytes: frame(0x82, [0, 0, ...str("a"), 0]),
-    reasonCode: ProtocolError,
+    reasonCode: MalformedPacket,
   },
   {
     name: "[MQTT-3.8.3-4] SUBSCRIBE 3.1.1 reserved option bits",
@@ -202,7 +202,7 @@ const CASES: RejectionCase[] = [
     name: "SUBACK 3.1.1 return code 3",
     versions: V3,
     bytes: frame(0x90, [0, 1, 3]),
-    reasonCode: MalformedPacket,
+    reasonCode: ProtocolError,
   },
   {
     name: "SUBACK without return codes",
@@ -220,7 +220,7 @@ const CASES: RejectionCase[] = [
     name: "UNSUBACK 5.0 reason code 0x10",
     versions: [5],
     bytes: frame(0xb0, [0, 1, 0, 0x10]),
-    reasonCode: MalformedPacket,
+    reasonCode: ProtocolError,
   },
   // PING, DISCONNECT, AUTH
   { name: "PINGREQ with a body", versions: ALL, bytes: frame(0xc0, [0]), reasonCode: MalformedPacket },
@@ -234,7 +234,7 @@ const CASES: RejectionCase[] = [
     name: "DISCONNECT 5.0 reason code 0x01",
     versions: [5],
     bytes: frame(0xe0, [0x01]),
-    reasonCode: MalformedPacket,
+    reasonCode: ProtocolError,
   },
   {
     name: "AUTH 5.0 reason code without property length",
@@ -246,7 +246,7 @@ const CASES: RejectionCase[] = [
     name: "AUTH 5.0 reason code 0x04",
     versions: [5],
     bytes: frame(0xf0, [0x04, 0]),
-    reasonCode: MalformedPacket,
+    reasonCode: ProtocolError,
   },
 ];
 

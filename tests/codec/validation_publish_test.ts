@@ -49,7 +49,12 @@ const CASES: RejectionCase[] = [
     bytes: frame(0xc1, []),
     reasonCode: MalformedPacket,
   },
-  { name: "reserved packet type 0", versions: ALL, bytes: frame(0x00, []), reasonCode: MalformedPacket },
+  {
+    name: "reserved packet type 0 (0x82, as Mosquitto)",
+    versions: ALL,
+    bytes: frame(0x00, []),
+    reasonCode: ProtocolError,
+  },
   { name: "AUTH before 5.0", versions: V3, bytes: frame(0xf0, []), reasonCode: MalformedPacket },
   {
     name: "remaining length longer than 4 bytes",
@@ -71,10 +76,10 @@ const CASES: RejectionCase[] = [
     reasonCode: MalformedPacket,
   },
   {
-    name: "[MQTT-3.3.1-2] PUBLISH QoS 0 with DUP",
+    name: "[MQTT-3.3.1-2] PUBLISH QoS 0 with DUP (0x81, as Mosquitto)",
     versions: ALL,
     bytes: frame(0x38, [...str("a")]),
-    reasonCode: ProtocolError,
+    reasonCode: MalformedPacket,
   },
   {
     name: "[MQTT-3.3.2-2] PUBLISH topic with +",

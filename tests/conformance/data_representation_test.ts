@@ -102,7 +102,6 @@ const BAD_FLAGS: Array<[string, Uint8Array]> = [
   ["PUBACK flags 0001", hex("41 02 00 01")],
   ["PINGREQ flags 0001", hex("c1 00")],
   ["DISCONNECT flags 0100", hex("e4 00")],
-  ["reserved packet type 0", hex("00 00")],
 ];
 
 Deno.test("v5 [MQTT-2.1.3-1] reserved fixed-header flags set wrong: DISCONNECT 0x81", async () => {

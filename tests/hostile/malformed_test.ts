@@ -50,7 +50,7 @@ interface Case {
 const deepTopic = Array.from({ length: 200 }, () => "l").join("/");
 
 const CASES: Case[] = [
-  { name: "reserved packet type 0", bytes: () => hex("00 00"), v5: 0x81 },
+  { name: "reserved packet type 0", bytes: () => hex("00 00"), v5: 0x82 },
   {
     name: "SUBSCRIBE with flags 0000",
     bytes: (v) => frame(0x80, [0, 1, ...(v === 5 ? [0] : []), ...str("a"), 0]),
@@ -64,7 +64,7 @@ const CASES: Case[] = [
   {
     name: "PUBLISH QoS 0 with DUP",
     bytes: (v) => frame(0x38, [...str("a"), ...(v === 5 ? [0] : [])]),
-    v5: [0x81, 0x82],
+    v5: 0x81,
   },
   { name: "remaining length of 5 bytes", bytes: () => hex("30 ff ff ff ff 01"), v5: 0x81 },
   { name: "non-minimal remaining length", bytes: () => hex("c0 80 00"), v5: 0x81 },
@@ -143,8 +143,8 @@ const CASES: Case[] = [
     v5Only: true,
   },
   { name: "unknown topic alias", bytes: (v) => publishWith("", [0x23, 0, 3], v), v5: 0x82, v5Only: true },
-  { name: "PUBACK with an invalid reason code", bytes: () => hex("40 03 00 01 05"), v5: 0x81, v5Only: true },
-  { name: "DISCONNECT with an invalid reason code", bytes: () => hex("e0 01 03"), v5: 0x81, v5Only: true },
+  { name: "PUBACK with an invalid reason code", bytes: () => hex("40 03 00 01 05"), v5: 0x82, v5Only: true },
+  { name: "DISCONNECT with an invalid reason code", bytes: () => hex("e0 01 03"), v5: 0x82, v5Only: true },
   { name: "AUTH without an authentication method", bytes: () => hex("f0 02 19 00"), v5: 0x82, v5Only: true },
   { name: "AUTH below MQTT 5", bytes: () => hex("f0 00"), v5: 0x82, v5Only: false },
   {
@@ -196,6 +196,7 @@ for (const version of [5, 4] as const) {
           const { client } = await connect(port, "attacker", version);
           await client.send(testCase.bytes(version));
           const got = await answer(client, version).catch((error) => `error: ${error.message}`);
+          await client.close(); // the broker half-closed after its answer and waits for the client's close
           const expected = version === 5
             ? [testCase.v5].flat().map((c) => `0x${c.toString(16)}`)
             : ["closed"];
