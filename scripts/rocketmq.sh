@@ -155,6 +155,7 @@ EOF
   "grpcServerPort": $GRPC_PORT,
   "remotingListenPort": $REMOTING_PORT,
   "maxLiteRenewNumPerChannel": 10000,
+  "grpcClientConsumerMinLongPollingTimeoutMillis": 1000,
   "topicRouteServiceCacheRefreshSeconds": 5,
   "topicConfigCacheRefreshSeconds": 5,
   "subscriptionGroupConfigCacheRefreshSeconds": 5
@@ -164,6 +165,8 @@ EOF
 # Why the proxy keys: remotingListenPort defaults to 8080, our default http.port. maxLiteRenewNumPerChannel:
 # a client may hold 100 un-acked Lite messages by default, then FORBIDDEN. The three *CacheRefreshSeconds
 # default to 20 s: after a broker restart sends failed for ~30 s with "TopicMessageType validate failed".
+# grpcClientConsumerMinLongPollingTimeoutMillis (default 5000): a reader waits for its long poll to end
+# before it stops (else the batch it popped stays invisible), so a 1 s poll makes stop() take ~1 s.
 
 # --- JVMs ------------------------------------------------------------------------------------------
 jvm_flags() {

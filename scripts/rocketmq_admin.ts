@@ -22,8 +22,14 @@ import {
 const MESSAGE_TYPES: readonly TopicMessageType[] = ["FIFO", "NORMAL", "DELAY", "TRANSACTION", "LITE"];
 const POLL_MS = 200;
 
+const encoder = new TextEncoder();
+
+function say(text: string): void {
+  Deno.stdout.writeSync(encoder.encode(`${text}\n`));
+}
+
 function fail(text: string): never {
-  console.error(`rocketmq_admin: ${text}`);
+  Deno.stderr.writeSync(encoder.encode(`rocketmq_admin: ${text}\n`));
   Deno.exit(1);
 }
 
@@ -83,7 +89,7 @@ async function ensureTopics(flags: Map<string, string>, topics: TopicSpec[]): Pr
       const route = await topicRoute(nameServer, topic.name, requestMs);
       return route && route.writeQueues === topic.queues * masters.length ? route : undefined;
     });
-    console.log(`topic ${topic.name} ${topic.messageType} queues=${topic.queues} on ${masters.join(",")}`);
+    say(`topic ${topic.name} ${topic.messageType} queues=${topic.queues} on ${masters.join(",")}`);
   }
 }
 
@@ -99,7 +105,7 @@ switch (command) {
     const group = flags.get("group");
     if (!topic || !group) fail("prepare-group needs --topic and --group");
     const created = await prepareOrderlyReader(flags.get("namesrv") ?? "127.0.0.1:9876", topic, group, 5000);
-    console.log(`group ${group} orderly on ${topic}${created ? ", started at the tail" : ", offset kept"}`);
+    say(`group ${group} orderly on ${topic}${created ? ", started at the tail" : ", offset kept"}`);
     break;
   }
   default:

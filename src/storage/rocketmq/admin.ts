@@ -81,7 +81,11 @@ export function clusterMasters(nameServer: string, cluster: string, timeoutMs: n
 }
 
 /** The route of `topic`, or undefined when the name server does not know it. */
-export function topicRoute(nameServer: string, topic: string, timeoutMs: number): Promise<TopicRoute | undefined> {
+export function topicRoute(
+  nameServer: string,
+  topic: string,
+  timeoutMs: number,
+): Promise<TopicRoute | undefined> {
   return withConnection(nameServer, timeoutMs, async (conn) => {
     const response = await conn.request(RequestCode.GET_ROUTEINFO_BY_TOPIC, { topic }, undefined, timeoutMs);
     if (response.code === TOPIC_NOT_EXIST) return undefined;
@@ -102,18 +106,23 @@ export function topicRoute(nameServer: string, topic: string, timeoutMs: number)
 export async function createTopic(broker: string, spec: TopicSpec, timeoutMs: number): Promise<void> {
   await withConnection(broker, timeoutMs, async (conn) => {
     expectSuccess(
-      await conn.request(RequestCode.UPDATE_AND_CREATE_TOPIC, {
-        topic: spec.name,
-        defaultTopic: "TBW102",
-        readQueueNums: String(spec.queues),
-        writeQueueNums: String(spec.queues),
-        perm: "6", // read and write
-        topicFilterType: "SINGLE_TAG",
-        topicSysFlag: "0",
-        order: "false",
-        // The proxy and the client refuse a send whose type differs from the topic's message.type.
-        attributes: `+message.type=${spec.messageType}`,
-      }, undefined, timeoutMs),
+      await conn.request(
+        RequestCode.UPDATE_AND_CREATE_TOPIC,
+        {
+          topic: spec.name,
+          defaultTopic: "TBW102",
+          readQueueNums: String(spec.queues),
+          writeQueueNums: String(spec.queues),
+          perm: "6", // read and write
+          topicFilterType: "SINGLE_TAG",
+          topicSysFlag: "0",
+          order: "false",
+          // The proxy and the client refuse a send whose type differs from the topic's message.type.
+          attributes: `+message.type=${spec.messageType}`,
+        },
+        undefined,
+        timeoutMs,
+      ),
       `create topic ${spec.name}`,
     );
   });
@@ -122,8 +131,10 @@ export async function createTopic(broker: string, spec: TopicSpec, timeoutMs: nu
 /**
  * Creates or updates `group` on one broker as an orderly group: pop then hands out a queue's messages
  * only in offset order, one batch at a time, and redelivers a batch that was not acknowledged before the
- * next one. `retryMaxTimes` bounds redeliveries before the broker moves a message to the dead-letter
- * queue; a log reader must never lose an entry, so it is set as high as the broker takes.
+ * next one. `retryMaxTimes` bounds redeliveries before the proxy moves a message to the dead-letter
+ * queue; a log reader must never lose an entry, so it is high. Not Integer.MAX_VALUE: the proxy computes
+ * maxAttempts = retryMaxTimes + 1, which then overflows, and every message went straight to the DLQ.
+ * A million redeliveries (each one a crash or stop mid-batch) is never reached.
  */
 export async function createOrderlyGroup(broker: string, group: string, timeoutMs: number): Promise<void> {
   const config = {
@@ -133,7 +144,7 @@ export async function createOrderlyGroup(broker: string, group: string, timeoutM
     consumeBroadcastEnable: false,
     consumeMessageOrderly: true,
     retryQueueNums: 1,
-    retryMaxTimes: 2147483647,
+    retryMaxTimes: 1_000_000,
     brokerId: 0,
     whichBrokerWhenConsumeSlowly: 1,
     notifyConsumerIdsChangedEnable: true,
@@ -178,7 +189,12 @@ export async function startGroupAtTail(
       if (current.code === SUCCESS) continue;
       if (current.code !== QUERY_NOT_FOUND) expectSuccess(current, `read the offset of group ${group}`);
       const max = expectSuccess(
-        await conn.request(RequestCode.GET_MAX_OFFSET, { topic, queueId: String(queueId) }, undefined, timeoutMs),
+        await conn.request(
+          RequestCode.GET_MAX_OFFSET,
+          { topic, queueId: String(queueId) },
+          undefined,
+          timeoutMs,
+        ),
         `read the max offset of topic ${topic}`,
       );
       expectSuccess(

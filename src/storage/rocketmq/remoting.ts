@@ -97,7 +97,9 @@ export class RemotingConnection {
     return new Promise<RemotingResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(opaque);
-        reject(new Error(`RocketMQ at ${this.address} did not answer request ${code} within ${timeoutMs} ms`));
+        reject(
+          new Error(`RocketMQ at ${this.address} did not answer request ${code} within ${timeoutMs} ms`),
+        );
       }, timeoutMs);
       this.#pending.set(opaque, { resolve, reject, timer });
       this.#writeAll(frame).catch((error) => this.#fail(error));
