@@ -64,7 +64,7 @@ running_pid() {
   [[ -f "$file" ]] || return 1
   pid="$(cat "$file")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$(main_class "$1")" || return 1
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q "$(main_class "$1")" || return 1
   echo "$pid"
 }
 

@@ -2,17 +2,24 @@
  * The append side of the RocketMQ log: one send in flight at a time; whatever is appended meanwhile is
  * packed into the next message. One sender per process on one FIFO message group is what keeps a
  * process's entries in the order `append` was called; packing is what gives throughput (the client does
- * ~3–4k sends/s per process, so a send must carry many entries).
+ * ~3–4k sends/s per process, so a send must carry many entries). Entries are copied into the message
+ * being built as they are appended, so the caller may reuse its buffer at once.
  */
 import { ClusterLogError } from "../cluster_log.ts";
-import { EMPTY_MESSAGE_BYTES, frameBytes, MAX_ENTRIES_PER_MESSAGE, packEntries } from "./frames.ts";
+import { EMPTY_MESSAGE_BYTES, frameBytes, MAX_ENTRIES_PER_MESSAGE, MessageBuilder } from "./frames.ts";
 import { describe } from "./options.ts";
 
-interface Waiting {
-  body: Uint8Array;
-  deadline: number;
+interface Waiter {
   resolve(): void;
   reject(error: Error): void;
+}
+
+/** One message being built or waiting to be sent, and the appends waiting on it. */
+interface Batch {
+  builder: MessageBuilder;
+  waiters: Waiter[];
+  /** The deadline of its first entry: the batch is retried until then. */
+  deadline: number;
 }
 
 export interface AppenderOptions {
@@ -31,11 +38,20 @@ const MAX_RETRY_MS = 2000;
 /** The least time one send attempt is given, even close to a deadline. */
 const MIN_ATTEMPT_MS = 1000;
 
+/** Counters since the appender was made. */
+export interface AppendStats {
+  /** RocketMQ messages sent (each carries many entries). */
+  messagesSent: number;
+  entriesSent: number;
+  /** Send attempts that failed (each is retried until the entries' deadline). */
+  sendFailures: number;
+}
+
 export class BatchingAppender {
   readonly #options: AppenderOptions;
-  /** Entries not yet taken into a send, oldest first; `#head` is the first live index. */
-  #queue: Waiting[] = [];
-  #head = 0;
+  readonly stats: AppendStats = { messagesSent: 0, entriesSent: 0, sendFailures: 0 };
+  /** Batches not yet taken into a send, oldest first; only the last one still takes entries. */
+  #batches: Batch[] = [];
   #queuedBytes = 0;
   #running: Promise<void> | undefined;
   #closed = false;
@@ -46,36 +62,44 @@ export class BatchingAppender {
 
   /** True when nothing waits to be sent and no send is in flight. */
   get idle(): boolean {
-    return this.#running === undefined && this.#head === this.#queue.length;
+    return this.#running === undefined && this.#batches.length === 0;
   }
 
   append(body: Uint8Array): Promise<void> {
     if (this.#closed) return Promise.reject(new ClusterLogError("cluster log is stopped"));
-    if (EMPTY_MESSAGE_BYTES + frameBytes(body.length) > this.#options.maxMessageBytes) {
+    const size = frameBytes(body.length);
+    if (EMPTY_MESSAGE_BYTES + size > this.#options.maxMessageBytes) {
       return Promise.reject(
         new ClusterLogError(
           `entry of ${body.length} bytes exceeds the ${this.#options.maxMessageBytes}-byte message limit`,
         ),
       );
     }
-    if (this.#queuedBytes + body.length > this.#options.maxPendingBytes) {
+    if (this.#queuedBytes + size > this.#options.maxPendingBytes) {
       return Promise.reject(
         new ClusterLogError(
           `append backlog is full (${this.#queuedBytes} bytes waiting for the log service)`,
         ),
       );
     }
-    return new Promise<void>((resolve, reject) => {
-      // A copy: the caller may reuse its buffer once append returns, before the entry is packed.
-      this.#queue.push({
-        body: body.slice(),
+    let batch = this.#batches.at(-1);
+    if (
+      !batch || batch.builder.count >= MAX_ENTRIES_PER_MESSAGE ||
+      batch.builder.bytes + size > this.#options.maxBatchBytes
+    ) {
+      batch = {
+        builder: new MessageBuilder(),
+        waiters: [],
         deadline: Date.now() + this.#options.appendTimeoutMs,
-        resolve,
-        reject,
-      });
-      this.#queuedBytes += body.length;
-      this.#running ??= this.#run();
-    });
+      };
+      this.#batches.push(batch);
+    }
+    batch.builder.add(body);
+    this.#queuedBytes += size;
+    const waiters = batch.waiters;
+    const settled = new Promise<void>((resolve, reject) => waiters.push({ resolve, reject }));
+    this.#running ??= this.#run();
+    return settled;
   }
 
   /** Refuses new appends and waits up to `timeoutMs` for the queued ones; then rejects what is left. */
@@ -93,39 +117,25 @@ export class BatchingAppender {
     try {
       for (;;) {
         this.#rejectQueued(
-          (entry) => entry.deadline <= Date.now(),
+          (batch) => batch.deadline <= Date.now(),
           "append timed out waiting for the log service",
         );
-        const batch = this.#takeBatch();
-        if (batch.length === 0) return;
+        const batch = this.#batches.shift();
+        if (!batch) return;
+        this.#queuedBytes -= batch.builder.bytes - EMPTY_MESSAGE_BYTES;
         try {
-          await this.#sendUntil(packEntries(batch.map((entry) => entry.body)), batch[0].deadline);
-          for (const entry of batch) entry.resolve();
+          await this.#sendUntil(batch.builder.finish(), batch.deadline);
+          this.stats.messagesSent++;
+          this.stats.entriesSent += batch.waiters.length;
+          for (const waiter of batch.waiters) waiter.resolve();
         } catch (error) {
           const failure = error instanceof ClusterLogError ? error : new ClusterLogError(describe(error));
-          for (const entry of batch) entry.reject(failure);
+          for (const waiter of batch.waiters) waiter.reject(failure);
         }
       }
     } finally {
       this.#running = undefined;
     }
-  }
-
-  /** The oldest entries that fit one message (at least one). */
-  #takeBatch(): Waiting[] {
-    const batch: Waiting[] = [];
-    let bytes = EMPTY_MESSAGE_BYTES;
-    while (this.#head < this.#queue.length && batch.length < MAX_ENTRIES_PER_MESSAGE) {
-      const next = this.#queue[this.#head];
-      const size = frameBytes(next.body.length);
-      if (batch.length > 0 && bytes + size > this.#options.maxBatchBytes) break;
-      batch.push(next);
-      bytes += size;
-      this.#queuedBytes -= next.body.length;
-      this.#head++;
-    }
-    this.#compact();
-    return batch;
   }
 
   /** Retries one message with backoff until it is sent or its deadline passes. */
@@ -138,6 +148,7 @@ export class BatchingAppender {
         this.#options.onSendResult(undefined);
         return;
       } catch (error) {
+        this.stats.sendFailures++;
         this.#options.onSendResult(error);
         if (Date.now() + delay >= deadline) {
           throw new ClusterLogError(`append failed after ${attempt} attempt(s): ${describe(error)}`);
@@ -148,23 +159,13 @@ export class BatchingAppender {
     }
   }
 
-  /** Rejects queued (not yet sent) entries that `select` picks; they are oldest-first, so it stops early. */
-  #rejectQueued(select: (entry: Waiting) => boolean, reason: string): void {
-    while (this.#head < this.#queue.length && select(this.#queue[this.#head])) {
-      const entry = this.#queue[this.#head++];
-      this.#queuedBytes -= entry.body.length;
-      entry.reject(new ClusterLogError(reason));
-    }
-    this.#compact();
-  }
-
-  #compact(): void {
-    if (this.#head === this.#queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
+  /** Rejects queued (not yet sent) batches that `select` picks; they are oldest-first, so it stops early. */
+  #rejectQueued(select: (batch: Batch) => boolean, reason: string): void {
+    while (this.#batches.length > 0 && select(this.#batches[0])) {
+      const batch = this.#batches.shift()!;
+      this.#queuedBytes -= batch.builder.bytes - EMPTY_MESSAGE_BYTES;
+      const error = new ClusterLogError(reason);
+      for (const waiter of batch.waiters) waiter.reject(error);
     }
   }
 }

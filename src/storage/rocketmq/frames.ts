@@ -22,20 +22,53 @@ export function frameBytes(length: number): number {
 /** Bytes of a message that holds nothing yet. */
 export const EMPTY_MESSAGE_BYTES = HEADER_BYTES;
 
+/**
+ * Builds one message body entry by entry: each entry is copied once, at `add`, into a buffer that grows
+ * by doubling (a quiet log sends small messages without allocating a full batch each time).
+ */
+export class MessageBuilder {
+  #buffer = new Uint8Array(4096);
+  #view = new DataView(this.#buffer.buffer);
+  #length = HEADER_BYTES;
+  /** Entries added. */
+  count = 0;
+
+  constructor() {
+    this.#buffer[0] = FORMAT_VERSION;
+  }
+
+  /** Bytes of the message so far. */
+  get bytes(): number {
+    return this.#length;
+  }
+
+  add(entry: Uint8Array): void {
+    const end = this.#length + frameBytes(entry.length);
+    if (end > this.#buffer.length) {
+      let size = this.#buffer.length * 2;
+      while (size < end) size *= 2;
+      const grown = new Uint8Array(size);
+      grown.set(this.#buffer.subarray(0, this.#length));
+      this.#buffer = grown;
+      this.#view = new DataView(grown.buffer);
+    }
+    this.#view.setUint32(this.#length, entry.length);
+    this.#buffer.set(entry, this.#length + LENGTH_BYTES);
+    this.#length = end;
+    this.count++;
+  }
+
+  /** The message body (a view of the builder's buffer: add nothing after this). */
+  finish(): Uint8Array {
+    return this.#buffer.subarray(0, this.#length);
+  }
+}
+
 /** Packs entries into one message body. */
 export function packEntries(entries: readonly Uint8Array[]): Uint8Array {
-  let total = HEADER_BYTES;
-  for (const entry of entries) total += frameBytes(entry.length);
-  const out = new Uint8Array(total);
-  const view = new DataView(out.buffer);
-  out[0] = FORMAT_VERSION;
-  let offset = HEADER_BYTES;
-  for (const entry of entries) {
-    view.setUint32(offset, entry.length);
-    out.set(entry, offset + LENGTH_BYTES);
-    offset += frameBytes(entry.length);
-  }
-  return out;
+  const builder = new MessageBuilder();
+  for (const entry of entries) builder.add(entry);
+  return builder.finish();
 }
 
 /** Unpacks a message body; throws on anything that is not exactly a sequence of frames of this format. */

@@ -153,6 +153,15 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, message: string)
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** An error's message, with its causes (the client wraps the gRPC error that says what went wrong). */
 export function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const parts: string[] = [];
+  for (
+    let e: unknown = error;
+    e !== undefined && parts.length < 4;
+    e = e instanceof Error ? e.cause : undefined
+  ) {
+    parts.push(e instanceof Error ? e.message : String(e));
+  }
+  return parts.join(": ");
 }

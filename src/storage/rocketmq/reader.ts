@@ -36,6 +36,12 @@ export interface ReaderOptions {
   onReceiveResult(error: unknown): void;
 }
 
+/** Messages received together, and until when they stay invisible to redelivery. */
+interface HeldBatch<M> {
+  messages: M[];
+  visibleUntil: number;
+}
+
 const FIRST_RETRY_MS = 100;
 const MAX_RETRY_MS = 5000;
 /** Entry index bits within a message: position = offset << 16 | index. */
@@ -94,12 +100,13 @@ export class LogReader<M extends ReceivedMessage> {
       }
       if (messages.length === 0) continue;
       messages.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
+      const batch: HeldBatch<M> = { messages, visibleUntil: Date.now() + this.options.invisibleMs };
       const entries = this.#entriesOf(messages);
-      if (entries.length > 0 && !await this.#applyUntilDone(apply, entries, messages)) {
+      if (entries.length > 0 && !await this.#applyUntilDone(apply, entries, batch)) {
         await this.#release(messages);
         break;
       }
-      await this.#ackAll(messages);
+      await this.#ackAll(batch);
     }
   }
 
@@ -125,10 +132,14 @@ export class LogReader<M extends ReceivedMessage> {
   }
 
   /** Applies until apply resolves (true) or the reader stops (false); keeps the batch invisible meanwhile. */
-  async #applyUntilDone(apply: (entries: LogEntry[]) => Promise<void>, entries: LogEntry[], messages: M[]) {
+  async #applyUntilDone(
+    apply: (entries: LogEntry[]) => Promise<void>,
+    entries: LogEntry[],
+    batch: HeldBatch<M>,
+  ) {
     let renewing: Promise<void> = Promise.resolve();
     const renew = setInterval(() => {
-      renewing = renewing.then(() => this.#renew(messages));
+      renewing = renewing.then(() => this.#renew(batch));
     }, this.options.invisibleMs / 2);
     try {
       let delay = FIRST_RETRY_MS;
@@ -154,19 +165,43 @@ export class LogReader<M extends ReceivedMessage> {
     }
   }
 
-  async #renew(messages: M[]): Promise<void> {
+  async #renew(batch: HeldBatch<M>): Promise<void> {
+    const renewedAt = Date.now();
     const results = await Promise.allSettled(
-      messages.map((message) => this.consumer.changeInvisibleDuration(message, this.options.invisibleMs)),
+      batch.messages.map((message) =>
+        this.consumer.changeInvisibleDuration(message, this.options.invisibleMs)
+      ),
     );
+    if (results.every((result) => result.status === "fulfilled")) {
+      batch.visibleUntil = renewedAt + this.options.invisibleMs;
+    }
     this.#warnFailures("cluster_log_renew_failed", results);
   }
 
-  async #ackAll(messages: M[]): Promise<void> {
-    // A failed ack means a redelivery later, with the same positions: a duplicate the applier skips.
-    this.#warnFailures(
-      "cluster_log_ack_failed",
-      await Promise.allSettled(messages.map((m) => this.consumer.ack(m))),
-    );
+  /**
+   * Acknowledges an applied batch, retrying while its receipt handles are valid: they are the broker's,
+   * so an ack that failed because the proxy died succeeds once a proxy is back. Until then the orderly
+   * group hands out nothing after this batch; an ack given up on means a redelivery once the batch turns
+   * visible again, with the same positions: a duplicate the applier skips.
+   */
+  async #ackAll(batch: HeldBatch<M>): Promise<void> {
+    let pending = batch.messages;
+    let delay = FIRST_RETRY_MS;
+    for (;;) {
+      const results = await Promise.allSettled(pending.map((message) => this.consumer.ack(message)));
+      pending = pending.filter((_, i) => results[i].status === "rejected");
+      if (pending.length === 0) return;
+      const failure = results.find((result): result is PromiseRejectedResult =>
+        result.status === "rejected"
+      )!;
+      this.options.onReceiveResult(failure.reason);
+      if (this.#stopping || Date.now() + delay >= batch.visibleUntil) {
+        this.options.logger.warn("cluster_log_ack_failed", { error: describe(failure.reason) });
+        return;
+      }
+      await this.#sleep(delay);
+      delay = Math.min(delay * 2, MAX_RETRY_MS);
+    }
   }
 
   async #release(messages: M[]): Promise<void> {

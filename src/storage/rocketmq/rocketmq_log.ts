@@ -4,28 +4,27 @@
  * all of it through its own orderly consumer group, its durable cursor (reader.ts).
  */
 import { Buffer } from "node:buffer";
-import { type MessageView, Producer, SimpleConsumer } from "rocketmq-client-nodejs";
+import type { MessageView } from "rocketmq-client-nodejs";
 import { type ClusterLog, ClusterLogError, type ClusterLogHealth, type LogEntry } from "../cluster_log.ts";
 import { prepareOrderlyReader } from "./admin.ts";
-import { BatchingAppender } from "./appender.ts";
+import { type AppendStats, BatchingAppender } from "./appender.ts";
+import { type Clients, shutdownClients, startClients } from "./clients.ts";
 import {
   brokerName,
-  clientLogger,
   describe,
   type ResolvedOptions,
   resolveOptions,
   type RocketMqLogOptions,
   withTimeout,
 } from "./options.ts";
-import { LogReader } from "./reader.ts";
+import { type LogConsumer, LogReader } from "./reader.ts";
 
 type State = "new" | "starting" | "started" | "stopped";
 
 export class RocketMqLog implements ClusterLog {
   readonly #options: ResolvedOptions;
   #state: State = "new";
-  #producer: Producer | undefined;
-  #consumer: SimpleConsumer | undefined;
+  #clients: Clients | undefined;
   #appender: BatchingAppender | undefined;
   #reader: LogReader<MessageView> | undefined;
   #sendError: string | undefined;
@@ -57,26 +56,8 @@ export class RocketMqLog implements ClusterLog {
           `no answer from the name server at ${o.nameServer} within ${o.startTimeoutMs} ms`,
         );
       }
-      const base = {
-        endpoints: o.endpoints,
-        namespace: o.namespace,
-        sessionCredentials: o.credentials,
-        requestTimeout: o.requestTimeoutMs,
-        logger: clientLogger(o.logger),
-      };
-      // maxAttempts 1: the appender retries with backoff and a deadline of its own.
-      this.#producer = new Producer({ ...base, topics: [o.topic], maxAttempts: 1 });
-      await this.#startClient(this.#producer, "producer");
-      this.#consumer = new SimpleConsumer({
-        ...base,
-        consumerGroup: o.consumerGroup,
-        subscriptions: new Map([[o.topic, "*"]]),
-        awaitDuration: o.awaitMs,
-        maxRetryAttempts: 1,
-      });
-      await this.#startClient(this.#consumer, "consumer");
+      this.#clients = await startClients(o);
     } catch (error) {
-      await this.#shutdownClients();
       this.#state = "new"; // start() may be tried again
       throw new ClusterLogError(
         `cannot start the cluster log (topic ${o.topic}, group ${o.consumerGroup}) on ${o.endpoints}: ${
@@ -106,12 +87,17 @@ export class RocketMqLog implements ClusterLog {
   }
 
   consume(apply: (entries: LogEntry[]) => Promise<void>): void {
-    if (this.#state !== "started" || !this.#consumer) {
+    if (this.#state !== "started") {
       throw new ClusterLogError(`consume() while the cluster log is ${this.#state}`);
     }
     if (this.#reader) throw new ClusterLogError("consume() was already called");
     const o = this.#options;
-    this.#reader = new LogReader<MessageView>(this.#consumer, {
+    const consumer: LogConsumer<MessageView> = {
+      receive: (max, invisibleMs) => this.#current().consumer.receive(max, invisibleMs),
+      ack: (message) => this.#current().consumer.ack(message),
+      changeInvisibleDuration: (message, ms) => this.#current().consumer.changeInvisibleDuration(message, ms),
+    };
+    this.#reader = new LogReader<MessageView>(consumer, {
       receiveBatch: o.receiveBatch,
       invisibleMs: o.invisibleMs,
       awaitMs: o.awaitMs,
@@ -124,6 +110,11 @@ export class RocketMqLog implements ClusterLog {
       },
     });
     this.#reader.start(apply);
+  }
+
+  /** Append counters (messages and entries sent, failed send attempts); zero before start. */
+  stats(): AppendStats {
+    return { ...(this.#appender?.stats ?? { messagesSent: 0, entriesSent: 0, sendFailures: 0 }) };
   }
 
   health(): ClusterLogHealth {
@@ -146,16 +137,16 @@ export class RocketMqLog implements ClusterLog {
     this.#state = "stopped";
     const timeoutMs = this.#options.stopTimeoutMs;
     await Promise.all([this.#appender?.close(timeoutMs), this.#reader?.stop(timeoutMs)]);
-    await this.#shutdownClients();
+    const clients = this.#clients;
+    this.#clients = undefined;
+    await shutdownClients(clients, this.#options);
     this.#options.logger.info("cluster_log_stopped", { group: this.#options.consumerGroup });
   }
 
   async #send(body: Uint8Array, timeoutMs: number): Promise<void> {
-    const producer = this.#producer;
-    if (!producer) throw new ClusterLogError("no producer");
     const o = this.#options;
     await withTimeout(
-      producer.send({
+      this.#current().producer.send({
         topic: o.topic,
         body: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
         messageGroup: o.messageGroup,
@@ -165,19 +156,8 @@ export class RocketMqLog implements ClusterLog {
     );
   }
 
-  /** The client's startup() waits for the proxy's first settings with no timeout of its own. */
-  async #startClient(client: Producer | SimpleConsumer, what: string): Promise<void> {
-    const ms = this.#options.startTimeoutMs;
-    await withTimeout(client.startup(), ms, `the ${what} did not start within ${ms} ms`);
-  }
-
-  async #shutdownClients(): Promise<void> {
-    const clients = [this.#producer, this.#consumer].filter((client) => client !== undefined);
-    this.#producer = this.#consumer = undefined;
-    // shutdown() tells the proxy first, which waits out a request timeout when the proxy is gone.
-    const ms = this.#options.requestTimeoutMs + 1000;
-    await Promise.allSettled(
-      clients.map((client) => withTimeout(client.shutdown(), ms, "shutdown timed out")),
-    );
+  #current(): Clients {
+    if (!this.#clients) throw new ClusterLogError(`cluster log ${this.#state}`);
+    return this.#clients;
   }
 }
