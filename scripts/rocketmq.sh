@@ -114,6 +114,8 @@ brokerId=0
 brokerRole=ASYNC_MASTER
 listenPort=$BROKER_PORT
 bindAddress=$HOST
+# The HA port (for a slave; 0.0.0.0, RocketMQ has no bind option for it) follows the listen port.
+haListenPort=$((BROKER_PORT + 1))
 # The address the broker registers with the name server; without it routes point at a NIC address.
 brokerIP1=$HOST
 namesrvAddr=$HOST:$NAMESRV_PORT
