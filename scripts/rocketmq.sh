@@ -10,29 +10,30 @@
 #
 # Needs java >= 17 and mvn on PATH, and Deno (topics are created over the remoting protocol by
 # scripts/rocketmq_admin.ts, not by mqadmin: one mqadmin JVM costs 4-7 s per call here).
-# Environment (all optional):
-#   MQTT_PROXY_ROCKETMQ_VERSION  RocketMQ version (5.5.0)
-#   MQTT_PROXY_ROCKETMQ_CACHE    jar cache (~/.cache/mqtt-proxy/rocketmq-<version>)
-#   MQTT_PROXY_ROCKETMQ_HOME     runtime dir: config, store, logs, pid files (~/.local/state/mqtt-proxy/rocketmq)
-#   MQTT_PROXY_ROCKETMQ_MAVEN_REPO  Maven local repository (Maven's default, ~/.m2/repository)
-#   MQTT_PROXY_ROCKETMQ_NAMESRV_PORT (9876), _BROKER_PORT (10911), _GRPC_PORT (8081),
-#   MQTT_PROXY_ROCKETMQ_REMOTING_PORT (18080: the proxy's remoting port; its default 8080 is our http.port)
-#   MQTT_PROXY_ROCKETMQ_TOPICS   name:type:queues list ("mqtt_log:FIFO:1 mqtt_log_test:FIFO:1 mqtt_log_bench:FIFO:1")
-#   MQTT_PROXY_ROCKETMQ_START_TIMEOUT  seconds to wait for each JVM to serve (180)
+# Environment (all optional; not MQTT_PROXY_*, which the broker reads as configuration overrides and
+# refuses when unknown):
+#   ROCKETMQ_LOCAL_VERSION  RocketMQ version (5.5.0)
+#   ROCKETMQ_LOCAL_CACHE    jar cache (~/.cache/mqtt-proxy/rocketmq-<version>)
+#   ROCKETMQ_LOCAL_HOME     runtime dir: config, store, logs, pid files (~/.local/state/mqtt-proxy/rocketmq)
+#   ROCKETMQ_LOCAL_MAVEN_REPO  Maven local repository (Maven's default, ~/.m2/repository)
+#   ROCKETMQ_LOCAL_NAMESRV_PORT (9876), _BROKER_PORT (10911), _GRPC_PORT (8081),
+#   ROCKETMQ_LOCAL_REMOTING_PORT (18080: the proxy's remoting port; its default 8080 is our http.port)
+#   ROCKETMQ_LOCAL_TOPICS   name:type:queues list ("mqtt_log:FIFO:1 mqtt_log_test:FIFO:1 mqtt_log_bench:FIFO:1")
+#   ROCKETMQ_LOCAL_START_TIMEOUT  seconds to wait for each JVM to serve (180)
 #   DENO                         how to run Deno (deno on PATH, else npx -y deno@2.9.6)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VERSION="${MQTT_PROXY_ROCKETMQ_VERSION:-5.5.0}"
-CACHE="${MQTT_PROXY_ROCKETMQ_CACHE:-$HOME/.cache/mqtt-proxy/rocketmq-$VERSION}"
-RUN_DIR="${MQTT_PROXY_ROCKETMQ_HOME:-$HOME/.local/state/mqtt-proxy/rocketmq}"
+VERSION="${ROCKETMQ_LOCAL_VERSION:-5.5.0}"
+CACHE="${ROCKETMQ_LOCAL_CACHE:-$HOME/.cache/mqtt-proxy/rocketmq-$VERSION}"
+RUN_DIR="${ROCKETMQ_LOCAL_HOME:-$HOME/.local/state/mqtt-proxy/rocketmq}"
 HOST=127.0.0.1
-NAMESRV_PORT="${MQTT_PROXY_ROCKETMQ_NAMESRV_PORT:-9876}"
-BROKER_PORT="${MQTT_PROXY_ROCKETMQ_BROKER_PORT:-10911}"
-GRPC_PORT="${MQTT_PROXY_ROCKETMQ_GRPC_PORT:-8081}"
-REMOTING_PORT="${MQTT_PROXY_ROCKETMQ_REMOTING_PORT:-18080}"
-TOPICS="${MQTT_PROXY_ROCKETMQ_TOPICS:-mqtt_log:FIFO:1 mqtt_log_test:FIFO:1 mqtt_log_bench:FIFO:1}"
-START_TIMEOUT="${MQTT_PROXY_ROCKETMQ_START_TIMEOUT:-180}"
+NAMESRV_PORT="${ROCKETMQ_LOCAL_NAMESRV_PORT:-9876}"
+BROKER_PORT="${ROCKETMQ_LOCAL_BROKER_PORT:-10911}"
+GRPC_PORT="${ROCKETMQ_LOCAL_GRPC_PORT:-8081}"
+REMOTING_PORT="${ROCKETMQ_LOCAL_REMOTING_PORT:-18080}"
+TOPICS="${ROCKETMQ_LOCAL_TOPICS:-mqtt_log:FIFO:1 mqtt_log_test:FIFO:1 mqtt_log_bench:FIFO:1}"
+START_TIMEOUT="${ROCKETMQ_LOCAL_START_TIMEOUT:-180}"
 LIB="$CACHE/lib"
 SERVERS=(namesrv broker proxy)
 
@@ -93,7 +94,7 @@ EOF
   say "resolving RocketMQ $VERSION jars with Maven into $LIB (first run only)"
   rm -rf "$LIB"
   local repo=()
-  [[ -n "${MQTT_PROXY_ROCKETMQ_MAVEN_REPO:-}" ]] && repo=("-Dmaven.repo.local=$MQTT_PROXY_ROCKETMQ_MAVEN_REPO")
+  [[ -n "${ROCKETMQ_LOCAL_MAVEN_REPO:-}" ]] && repo=("-Dmaven.repo.local=$ROCKETMQ_LOCAL_MAVEN_REPO")
   mvn -B -q "${repo[@]}" -f "$CACHE/pom.xml" dependency:copy-dependencies \
     -DoutputDirectory="$LIB" -DincludeScope=runtime >"$CACHE/mvn.log" 2>&1 ||
     fail "Maven could not resolve the RocketMQ $VERSION jars; see $CACHE/mvn.log"
@@ -202,7 +203,7 @@ start_server() {
     return
   fi
   if port_open "$(port_of "$name")"; then
-    fail "port $(port_of "$name") is taken by a process this script did not start; stop it or set MQTT_PROXY_ROCKETMQ_*_PORT"
+    fail "port $(port_of "$name") is taken by a process this script did not start; stop it or set ROCKETMQ_LOCAL_*_PORT"
   fi
   local out="$RUN_DIR/logs/$name.out"
   # user.home and rocketmq.home.dir keep RocketMQ's own logs (~/logs/rocketmqlogs) and defaults in RUN_DIR.

@@ -16,9 +16,9 @@
 import process from "node:process";
 import { RocketMqLog } from "../src/storage/rocketmq/mod.ts";
 
-const endpoints = Deno.env.get("MQTT_PROXY_ROCKETMQ_ENDPOINTS") ?? "127.0.0.1:8081";
-const nameServer = Deno.env.get("MQTT_PROXY_ROCKETMQ_NAMESRV") ?? "127.0.0.1:9876";
-const runtimeDir = Deno.env.get("MQTT_PROXY_ROCKETMQ_HOME") ??
+const endpoints = Deno.env.get("ROCKETMQ_LOCAL_ENDPOINTS") ?? "127.0.0.1:8081";
+const nameServer = Deno.env.get("ROCKETMQ_LOCAL_NAMESRV") ?? "127.0.0.1:9876";
+const runtimeDir = Deno.env.get("ROCKETMQ_LOCAL_HOME") ??
   `${Deno.env.get("HOME")}/.local/state/mqtt-proxy/rocketmq`;
 const topic = "mqtt_log_bench";
 const encoder = new TextEncoder();

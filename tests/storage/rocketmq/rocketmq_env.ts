@@ -5,12 +5,12 @@
 import { ClusterLogFactory } from "../../../src/storage/cluster_log_conformance.ts";
 import { RocketMqLog, type RocketMqLogOptions } from "../../../src/storage/rocketmq/mod.ts";
 
-export const endpoints = Deno.env.get("MQTT_PROXY_ROCKETMQ_ENDPOINTS") ?? "127.0.0.1:8081";
-export const nameServer = Deno.env.get("MQTT_PROXY_ROCKETMQ_NAMESRV") ?? "127.0.0.1:9876";
+export const endpoints = Deno.env.get("ROCKETMQ_LOCAL_ENDPOINTS") ?? "127.0.0.1:8081";
+export const nameServer = Deno.env.get("ROCKETMQ_LOCAL_NAMESRV") ?? "127.0.0.1:9876";
 /** A topic of the tests' own (created by scripts/rocketmq.sh), so they never read the cluster's log. */
-export const topic = Deno.env.get("MQTT_PROXY_ROCKETMQ_TEST_TOPIC") ?? "mqtt_log_test";
+export const topic = Deno.env.get("ROCKETMQ_LOCAL_TEST_TOPIC") ?? "mqtt_log_test";
 /** The runtime dir of scripts/rocketmq.sh: its pid files tell which JVM to kill. */
-export const runtimeDir = Deno.env.get("MQTT_PROXY_ROCKETMQ_HOME") ??
+export const runtimeDir = Deno.env.get("ROCKETMQ_LOCAL_HOME") ??
   `${Deno.env.get("HOME")}/.local/state/mqtt-proxy/rocketmq`;
 
 export const appendTimeoutMs = 8000;
