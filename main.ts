@@ -11,6 +11,7 @@ import {
 import { type AdminApp, createAdminApp, createBrokerView } from "./src/admin/mod.ts";
 import { Broker, type Clock, systemClock } from "./src/broker/mod.ts";
 import { parseCommandLine } from "./src/cli/args.ts";
+import { ClusterNode, type ClusterNodeOptions } from "./src/cluster/mod.ts";
 import { describeListenError, exposure, logFormat } from "./src/cli/exposure.ts";
 import { preflight } from "./src/cli/preflight.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
@@ -64,6 +65,55 @@ function createStorage(config: Config, logger: Logger): StorageAdapter {
   });
 }
 
+/**
+ * Joins the cluster of `config.cluster`: the RocketMQ log (the client is loaded only here, so a single
+ * node never needs it) and the node that replicates the broker through it.
+ */
+async function startClusterNode(
+  config: Config,
+  logger: Logger,
+  clock: Clock,
+  applied: string | undefined,
+  createBroker: ClusterNodeOptions["createBroker"],
+  permissionsFor: ClusterNodeOptions["permissionsFor"],
+): Promise<ClusterNode> {
+  const { RocketMqLog } = await import("./src/storage/rocketmq/mod.ts");
+  const settings = config.cluster;
+  const nodeId = settings.nodeId || Deno.hostname();
+  const secret = settings.rocketmqSecretKeyFile
+    ? (await Deno.readTextFile(settings.rocketmqSecretKeyFile)).split("\n")[0].trim()
+    : undefined;
+  const log = new RocketMqLog({
+    endpoints: settings.rocketmqEndpoints,
+    nodeId,
+    topic: settings.rocketmqTopic,
+    namespace: settings.rocketmqNamespace,
+    nameServer: settings.rocketmqNameServer,
+    credentials: settings.rocketmqAccessKey && secret
+      ? { accessKey: settings.rocketmqAccessKey, accessSecret: secret }
+      : undefined,
+    appendTimeoutMs: settings.appendTimeoutMs,
+    logger,
+  });
+  await log.start();
+  logger.info("cluster.started", {
+    nodeId,
+    endpoints: settings.rocketmqEndpoints,
+    topic: settings.rocketmqTopic,
+  });
+  return new ClusterNode({
+    nodeId,
+    log,
+    clock,
+    logger,
+    heartbeatMs: settings.heartbeatMs,
+    nodeTimeoutMs: settings.nodeTimeoutMs,
+    applied: applied === undefined ? undefined : { position: BigInt(applied) },
+    createBroker,
+    permissionsFor,
+  });
+}
+
 /** What a test (or an embedding program) may inject into a broker. */
 export interface BrokerEnvironment {
   /** Time, timers and chance for sessions, wills and shared subscriptions (default: the real clock). */
@@ -107,15 +157,34 @@ export async function startBroker(
     subscriptionIdentifiersAvailable: config.mqtt.subscriptionIdentifiersAvailable,
     sharedSubscriptionAvailable: config.mqtt.sharedSubscriptionAvailable,
   };
-  const broker = new Broker({
+  const clock = environment.clock ?? systemClock;
+  const permissionsFor = (clientId: string, owner: string | undefined) =>
+    authorizer && {
+      canPublish: (topic: string) => authorizer.canPublish({ clientId, username: owner }, topic),
+      canSubscribe: (filter: string) => authorizer.canSubscribe({ clientId, username: owner }, filter),
+    };
+  const brokerOptions = {
     limits,
     maxSessionExpiry: config.mqtt.maxSessionExpiry,
     sharedSubscriptionStrategy: config.mqtt.sharedSubscriptionStrategy,
     storage,
     observeFlush: traffic.timeFlush,
-    clock: environment.clock ?? systemClock,
-  });
+    clock,
+    permissionsFor,
+  };
+  const cluster = config.cluster.enabled
+    ? await startClusterNode(
+      config,
+      logger,
+      clock,
+      snapshot.meta.get("cluster.applied"),
+      (hooks) => new Broker({ ...brokerOptions, ...hooks }),
+      permissionsFor,
+    )
+    : undefined;
+  const broker = cluster?.broker ?? new Broker(brokerOptions);
   await broker.restore(snapshot);
+  cluster?.start();
   logger.info("storage.recovered", {
     type: config.storage.type,
     sessions: broker.sessionCount,
@@ -123,7 +192,7 @@ export async function startBroker(
     retained: broker.retained.size,
   });
   const connections = new ConnectionManager({
-    broker,
+    broker: cluster ?? broker,
     traffic,
     logger,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
@@ -270,7 +339,10 @@ export async function startBroker(
             const health = storage.health();
             if (draining) return { ok: false, detail: "shutting down" };
             if (!health.ok) return { ok: false, detail: `storage: ${health.detail}` };
-            return { ok: true, detail: `${listeners.length} listener(s) up; storage: ${health.detail}` };
+            const clustered = cluster?.health();
+            if (clustered && !clustered.ok) return { ok: false, detail: clustered.detail };
+            const detail = `${listeners.length} listener(s) up; storage: ${health.detail}`;
+            return { ok: true, detail: clustered ? `${detail}; ${clustered.detail}` : detail };
           },
         }, (error) => logger.error("http.failed", { error }));
       } catch (error) {
@@ -345,6 +417,7 @@ export async function startBroker(
       for (const listener of listeners) listener.close();
       await Promise.all(listeners.map((listener) => listener.done));
       await connections.shutdown(config.shutdown.drainTimeoutMs);
+      await cluster?.stop();
       broker.stop();
       await storage.stop();
       await http?.close();

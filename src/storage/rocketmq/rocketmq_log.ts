@@ -1,0 +1,163 @@
+/**
+ * The cluster log on Apache RocketMQ 5 through its gRPC proxy (`npm:rocketmq-client-nodejs`): one FIFO
+ * topic with one queue is the log; every node sends to it on one message group (appender.ts) and reads
+ * all of it through its own orderly consumer group, its durable cursor (reader.ts).
+ */
+import { Buffer } from "node:buffer";
+import type { MessageView } from "rocketmq-client-nodejs";
+import { type ClusterLog, ClusterLogError, type ClusterLogHealth, type LogEntry } from "../cluster_log.ts";
+import { prepareOrderlyReader } from "./admin.ts";
+import { type AppendStats, BatchingAppender } from "./appender.ts";
+import { type Clients, shutdownClients, startClients } from "./clients.ts";
+import {
+  brokerName,
+  describe,
+  type ResolvedOptions,
+  resolveOptions,
+  type RocketMqLogOptions,
+  withTimeout,
+} from "./options.ts";
+import { type LogConsumer, LogReader } from "./reader.ts";
+
+type State = "new" | "starting" | "started" | "stopped";
+
+export class RocketMqLog implements ClusterLog {
+  readonly #options: ResolvedOptions;
+  #state: State = "new";
+  #clients: Clients | undefined;
+  #appender: BatchingAppender | undefined;
+  #reader: LogReader<MessageView> | undefined;
+  #sendError: string | undefined;
+  #receiveError: string | undefined;
+
+  constructor(options: RocketMqLogOptions) {
+    this.#options = resolveOptions(options);
+  }
+
+  /** This node's consumer group (its cursor in the log). */
+  get consumerGroup(): string {
+    return this.#options.consumerGroup;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== "new") throw new ClusterLogError(`start() called while ${this.#state}`);
+    this.#state = "starting";
+    const o = this.#options;
+    try {
+      if (o.nameServer) {
+        await withTimeout(
+          prepareOrderlyReader(
+            o.nameServer,
+            brokerName(o.namespace, o.topic),
+            brokerName(o.namespace, o.consumerGroup),
+            o.requestTimeoutMs,
+          ),
+          o.startTimeoutMs,
+          `no answer from the name server at ${o.nameServer} within ${o.startTimeoutMs} ms`,
+        );
+      }
+      this.#clients = await startClients(o);
+    } catch (error) {
+      this.#state = "new"; // start() may be tried again
+      throw new ClusterLogError(
+        `cannot start the cluster log (topic ${o.topic}, group ${o.consumerGroup}) on ${o.endpoints}: ${
+          describe(error)
+        }`,
+      );
+    }
+    this.#appender = new BatchingAppender({
+      maxBatchBytes: o.maxBatchBytes,
+      maxMessageBytes: o.maxMessageBytes,
+      maxPendingBytes: o.maxPendingBytes,
+      appendTimeoutMs: o.appendTimeoutMs,
+      send: (body, timeoutMs) => this.#send(body, timeoutMs),
+      onSendResult: (error) => {
+        this.#sendError = error === undefined ? undefined : describe(error);
+      },
+    });
+    this.#state = "started";
+    o.logger.info("cluster_log_started", { endpoints: o.endpoints, topic: o.topic, group: o.consumerGroup });
+  }
+
+  append(body: Uint8Array): Promise<void> {
+    if (this.#state !== "started" || !this.#appender) {
+      return Promise.reject(new ClusterLogError(`append() while the cluster log is ${this.#state}`));
+    }
+    return this.#appender.append(body);
+  }
+
+  consume(apply: (entries: LogEntry[]) => Promise<void>): void {
+    if (this.#state !== "started") {
+      throw new ClusterLogError(`consume() while the cluster log is ${this.#state}`);
+    }
+    if (this.#reader) throw new ClusterLogError("consume() was already called");
+    const o = this.#options;
+    const consumer: LogConsumer<MessageView> = {
+      receive: (max, invisibleMs) => this.#current().consumer.receive(max, invisibleMs),
+      ack: (message) => this.#current().consumer.ack(message),
+      changeInvisibleDuration: (message, ms) => this.#current().consumer.changeInvisibleDuration(message, ms),
+    };
+    this.#reader = new LogReader<MessageView>(consumer, {
+      receiveBatch: o.receiveBatch,
+      invisibleMs: o.invisibleMs,
+      awaitMs: o.awaitMs,
+      requestTimeoutMs: o.requestTimeoutMs,
+      logger: o.logger,
+      onReceiveResult: (error) => {
+        this.#receiveError = error === undefined ? undefined : describe(error);
+        // The service answers again: with nothing left to send, an old send failure is no longer news.
+        if (error === undefined && this.#appender?.idle) this.#sendError = undefined;
+      },
+    });
+    this.#reader.start(apply);
+  }
+
+  /** Append counters (messages and entries sent, failed send attempts); zero before start. */
+  stats(): AppendStats {
+    return { ...(this.#appender?.stats ?? { messagesSent: 0, entriesSent: 0, sendFailures: 0 }) };
+  }
+
+  health(): ClusterLogHealth {
+    const o = this.#options;
+    if (this.#state !== "started") return { ok: false, detail: `cluster log ${this.#state}` };
+    if (this.#sendError) {
+      return { ok: false, detail: `appends to ${o.endpoints} failing: ${this.#sendError}` };
+    }
+    if (this.#receiveError) {
+      return { ok: false, detail: `reads from ${o.endpoints} failing: ${this.#receiveError}` };
+    }
+    return { ok: true, detail: `RocketMQ ${o.endpoints}, topic ${o.topic}, group ${o.consumerGroup}` };
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state !== "started") {
+      this.#state = "stopped";
+      return;
+    }
+    this.#state = "stopped";
+    const timeoutMs = this.#options.stopTimeoutMs;
+    await Promise.all([this.#appender?.close(timeoutMs), this.#reader?.stop(timeoutMs)]);
+    const clients = this.#clients;
+    this.#clients = undefined;
+    await shutdownClients(clients, this.#options);
+    this.#options.logger.info("cluster_log_stopped", { group: this.#options.consumerGroup });
+  }
+
+  async #send(body: Uint8Array, timeoutMs: number): Promise<void> {
+    const o = this.#options;
+    await withTimeout(
+      this.#current().producer.send({
+        topic: o.topic,
+        body: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+        messageGroup: o.messageGroup,
+      }),
+      timeoutMs,
+      `no send receipt within ${timeoutMs} ms`,
+    );
+  }
+
+  #current(): Clients {
+    if (!this.#clients) throw new ClusterLogError(`cluster log ${this.#state}`);
+    return this.#clients;
+  }
+}
