@@ -2,15 +2,10 @@
  * mqtt-proxy's composition root: argv → config → logging → broker → connection manager → listeners,
  * plus signals and graceful drain. The only file that names concrete adapters.
  */
-import {
-  createAuthenticator,
-  createAuthorizer,
-  createScramMethod,
-  runPasswdCommand,
-} from "./src/auth/mod.ts";
+import { createAuthenticator, createAuthorizer, readAuthFile, runPasswdCommand } from "./src/auth/mod.ts";
 import { Broker } from "./src/broker/mod.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
-import { BufferPool, ConnectionManager } from "./src/connection/mod.ts";
+import { BufferPool, ConnectionManager, ownerUsername, willRefusal } from "./src/connection/mod.ts";
 import {
   createBrokerMetrics,
   createLogger,
@@ -47,7 +42,7 @@ export interface RunningBroker {
   logger: Logger;
   /** Graceful stop: no new connections, v5 clients told 0x8B, drained within the configured deadline. */
   stop(): Promise<void>;
-  /** Rereads the password, access-key and ACL files (SIGHUP). */
+  /** Rereads the password, access-key, SCRAM and ACL files and the HTTP token (SIGHUP). */
   reload(): Promise<void>;
   /** The Prometheus metrics of this broker (served on /metrics when http.enabled). */
   metrics: Registry;
@@ -78,11 +73,15 @@ export async function startBroker(
     allowAnonymous: config.auth.allowAnonymous,
     passwordFile: config.auth.passwordFile,
     accessKeysFile: config.auth.accessKeysFile,
+    scramFile: config.auth.scramFile,
+    certificateUsernames: config.listeners.some((listener) => listener.useCnAsUsername),
+    failureDelay: { baseMs: config.auth.failureDelayMs, maxMs: config.auth.failureDelayMaxMs },
   });
-  const scram = config.auth.scramFile ? await createScramMethod(config.auth.scramFile) : undefined;
   const authorizer = config.auth.aclFile
     ? await createAuthorizer({ aclFile: config.auth.aclFile, defaultPolicy: config.auth.aclDefault })
     : undefined;
+  const httpToken = new HttpToken(config.http.authTokenFile);
+  await httpToken.reload();
   const limits: SessionLimits = {
     maxInflight: config.mqtt.maxInflight,
     receiveMaximum: config.mqtt.receiveMaximum,
@@ -105,6 +104,12 @@ export async function startBroker(
     sharedSubscriptionStrategy: config.mqtt.sharedSubscriptionStrategy,
     storage,
     observeFlush: timeFlush,
+    // A will is published long after its CONNECT: the ACL may have been reloaded since.
+    authorizeWill: (clientId, owner, will) => {
+      const refusal = willRefusal(will.topic, { clientId, username: ownerUsername(owner) }, authorizer);
+      if (refusal !== undefined) logger.info("will.denied", { clientId, topic: will.topic, reason: refusal });
+      return refusal === undefined;
+    },
   });
   broker.restore(snapshot);
   logger.info("storage.recovered", {
@@ -120,16 +125,12 @@ export async function startBroker(
     outboxHighWaterMark: Math.max(1 << 20, config.mqtt.maxPacketSize),
     readBuffers: new BufferPool(64 * 1024, 256),
     generateClientId: () => `auto-${crypto.randomUUID()}`,
-    authenticator: {
-      // A verified client certificate's CN reaches here only from listeners with use_cn_as_username:
-      // the certificate is the credential and its CN the user name.
-      authenticate: (credentials) =>
-        credentials.certificateCommonName !== undefined
-          ? Promise.resolve({ ok: true, username: credentials.certificateCommonName })
-          : authenticator.authenticate(credentials),
-    },
+    // A verified client certificate's CN reaches the authenticator only from listeners with
+    // use_cn_as_username (see onAccept): there the certificate is the credential and its CN the user name.
+    authenticator,
     authorizer,
-    authMethods: new Map(scram ? [[scram.name, scram]] : []),
+    authMethods: authenticator.methods,
+    takeover: config.mqtt.takeover,
     settings: {
       limits,
       maxPacketSize: config.mqtt.maxPacketSize,
@@ -148,7 +149,7 @@ export async function startBroker(
     listeners: () => listenerCounts,
     traffic: () => connections.traffic(),
     drops: () => broker.stats.drops,
-    authFailures: () => authenticator.stats().failures,
+    logins: () => authenticator.methodStats(),
     sessions: () => broker.sessionTotals(),
   });
   let draining = false;
@@ -168,8 +169,11 @@ export async function startBroker(
         counts.total++;
       };
       const onError = (error: unknown) => logger.error("listener.accept_failed", { listener: name, error });
-      const onRejected = (remote: string, error: unknown) =>
+      const onRejected = (remote: string, error: unknown) => {
         logger.info("listener.client_rejected", { listener: name, remote, error });
+        // on an mTLS listener a failed handshake is a refused credential: it slows the address like one
+        if (type === "tls" && listenerConfig.caFile) authenticator.recordFailure(remote, "certificate");
+      };
       if ((type === "ws" || type === "wss") && (listenerConfig.caFile || listenerConfig.requireClientCert)) {
         throw new ConfigError(`listener.${name}: client certificates are supported on tls listeners only`);
       }
@@ -213,17 +217,36 @@ export async function startBroker(
       });
     }
     if (config.http.enabled) {
-      http = startHttpServer({ hostname: config.http.host, port: config.http.port }, {
-        metrics: () => metrics.render(),
-        live: () => true,
-        ready: () => {
-          const health = storage.health();
-          if (draining) return { ok: false, detail: "shutting down" };
-          if (!health.ok) return { ok: false, detail: `storage: ${health.detail}` };
-          return { ok: true, detail: `${listeners.length} listener(s) up; storage: ${health.detail}` };
+      let lastStorageDetail: string | undefined;
+      http = startHttpServer(
+        { hostname: config.http.host, port: config.http.port },
+        {
+          metrics: () => metrics.render(),
+          live: () => true,
+          // What callers see carries no paths or error texts (the store's detail names its directory): the
+          // detail goes to the log, once per change.
+          ready: () => {
+            const health = storage.health();
+            if (!health.ok && health.detail !== lastStorageDetail) {
+              logger.warn("storage.unhealthy", { detail: health.detail });
+            }
+            lastStorageDetail = health.ok ? undefined : health.detail;
+            if (draining) return { ok: false, detail: "shutting down" };
+            if (!health.ok) return { ok: false, detail: "storage unavailable" };
+            return { ok: true, detail: `${listeners.length} listener(s) up` };
+          },
         },
-      }, (error) => logger.error("http.failed", { error }));
+        (error) => logger.error("http.failed", { error }),
+        { bearerToken: () => httpToken.value },
+      );
       logger.info("http.started", { host: http.hostname, port: http.port });
+      if (httpToken.value === undefined && !isLoopback(http.hostname)) {
+        logger.warn("http.unauthenticated", {
+          host: http.hostname,
+          hint:
+            "anyone who can reach this address reads /metrics; set http.auth_token_file or bind 127.0.0.1",
+        });
+      }
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
@@ -232,9 +255,12 @@ export async function startBroker(
     throw error;
   }
 
-  /** SIGHUP: reread password, key and ACL files; connections stay up, a bad file keeps the old rules. */
+  /** SIGHUP: reread credential and ACL files and the HTTP token; connections stay up, a bad file keeps the old. */
   const reload = async () => {
-    const sources = [["authentication", authenticator], ["scram", scram], ["acl", authorizer]] as const;
+    const sources = [["authentication", authenticator], ["acl", authorizer], [
+      "http_token",
+      httpToken,
+    ]] as const;
     for (const [name, source] of sources) {
       try {
         await source?.reload();
@@ -286,6 +312,28 @@ export async function startBroker(
       logger.info("broker.stopped", {});
     })();
   return { broker, connections, listeners, logger, stop, reload, metrics, http };
+}
+
+/** The HTTP bearer token from `http.auth_token_file`, reread on reload; undefined without a file. */
+class HttpToken {
+  value: string | undefined;
+  constructor(private readonly file: string | undefined) {}
+
+  async reload(): Promise<void> {
+    if (this.file === undefined) return;
+    const token = (await readAuthFile(this.file)).trim();
+    // a short token can be guessed over the network; refusing to start beats serving metrics to anyone
+    if (token.length < 16 || /\s/.test(token)) {
+      throw new ConfigError(
+        `${this.file}: the HTTP token must be at least 16 characters without white space`,
+      );
+    }
+    this.value = token;
+  }
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || hostname.startsWith("127.");
 }
 
 function argValue(args: string[], ...names: string[]): string | undefined {

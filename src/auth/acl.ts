@@ -20,8 +20,12 @@
  * - Publishing to a topic needs a rule whose pattern matches the topic. Subscribing to a filter needs
  *   an `allow` rule whose pattern covers every topic the filter can match (`sensors/#` allows
  *   `sensors/+/temp`, `sensors/+/temp` does not allow `sensors/#`), and is refused when a `deny`
- *   rule's pattern shares any topic with the filter. A shared subscription `$share/<group>/<filter>`
- *   is judged by `<filter>`.
+ *   rule's pattern covers the whole filter. A `deny` rule withholds only its own topics: a filter that
+ *   merely overlaps it (`#` against `deny subscribe a/b`) is granted, and the denied topics are filtered
+ *   out where each message is delivered (`canReceive`), as Mosquitto does. A shared subscription
+ *   `$share/<group>/<filter>` is judged by `<filter>`.
+ * - Receiving a message on a topic (checked at every delivery, so a reload takes effect on existing
+ *   subscriptions) needs what subscribing to that one topic needs.
  * - `%u`/`%c` never widen access: when the user name or client id is absent, empty, starts with `$` or
  *   contains `+`, `#`, `/` or U+0000, `allow` rules using it are ignored and `deny` rules using it
  *   deny everything below the levels before the placeholder (`deny publish private/%u/x` becomes
@@ -29,13 +33,7 @@
  */
 import { AuthFileError, meaningfulLines } from "./auth_file.ts";
 import type { ClientIdentity } from "./port.ts";
-import {
-  coversFilter,
-  invalidPatternReason,
-  matchesTopic,
-  overlapsFilter,
-  unsharedFilter,
-} from "./topic_pattern.ts";
+import { coversFilter, invalidPatternReason, matchesTopic, unsharedFilter } from "./topic_pattern.ts";
 
 /** One `allow`/`deny` line. */
 export interface AclRule {
@@ -204,11 +202,24 @@ export class ClientAcl {
     return this.defaultAllow;
   }
 
-  /** Whether the client may subscribe to the topic filter. */
+  /** Whether the client may subscribe to the topic filter (denied topics within it are withheld at delivery). */
   canSubscribe(topicFilter: string): boolean {
     const levels = unsharedFilter(topicFilter).split("/");
-    if (this.#denySubscribe.some((pattern) => overlapsFilter(pattern, levels))) return false;
+    if (this.#denySubscribe.some((pattern) => coversFilter(pattern, levels))) return false;
     if (this.#allowSubscribe.some((pattern) => coversFilter(pattern, levels))) return true;
     return this.defaultAllow;
+  }
+
+  /** Whether a message on the topic name may be delivered to the client. */
+  canReceive(topic: string): boolean {
+    const levels = topic.split("/");
+    if (this.#denySubscribe.some((pattern) => matchesTopic(pattern, levels))) return false;
+    if (this.#allowSubscribe.some((pattern) => matchesTopic(pattern, levels))) return true;
+    return this.defaultAllow;
+  }
+
+  /** True when every topic may be delivered to this client (no read rule denies, the default allows). */
+  get receivesEverything(): boolean {
+    return this.defaultAllow && this.#denySubscribe.length === 0;
   }
 }

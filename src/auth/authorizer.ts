@@ -1,10 +1,12 @@
 /**
  * The PUBLISH/SUBSCRIBE-time authorizer over an ACL file (grammar in `acl.ts`).
  *
- * `canPublish` runs for every message, so each client's applicable rules are compiled once (with
- * `%u`/`%c` substituted) and its recent decisions are remembered per topic. The compiled client hangs
- * off the identity object the broker passes (a WeakMap, gone with the connection) and, for callers
- * that build a fresh identity per call, off a bounded table keyed by client id.
+ * `canPublish` and `canReceive` run for every message, so each client's applicable rules are compiled
+ * once (with `%u`/`%c` substituted) and its recent decisions are remembered per topic; a client whose
+ * rules deny no reading and whose default allows skips the delivery check altogether. The compiled client
+ * hangs off the identity object the broker passes (a WeakMap, gone with the connection) and, for callers
+ * that build a fresh identity per call, off a bounded table keyed by client id. A reload replaces the
+ * whole cache, so every decision after it follows the new rules.
  */
 import { readAuthFile } from "./auth_file.ts";
 import { type AclPolicy, ClientAcl, emptyAclPolicy, parseAclFile } from "./acl.ts";
@@ -28,13 +30,19 @@ export interface ReloadableAuthorizer extends Authorizer {
 
 /** Decisions remembered per client and kind; a device publishes to a handful of topics. */
 export const DECISIONS_PER_CLIENT = 64;
+/** Delivery decisions remembered per client: a monitoring client's `#` reaches many topics. */
+export const RECEIVE_DECISIONS_PER_CLIENT = 256;
 /** Compiled clients remembered by client id, beyond those attached to live identity objects. */
 export const CLIENTS_BY_CLIENT_ID = 16_384;
 
 class CompiledClient {
   readonly publishDecisions = new Map<string, boolean>();
   readonly subscribeDecisions = new Map<string, boolean>();
-  constructor(readonly clientId: string, readonly username: string | undefined, readonly acl: ClientAcl) {}
+  readonly receiveDecisions = new Map<string, boolean>();
+  readonly receivesEverything: boolean;
+  constructor(readonly clientId: string, readonly username: string | undefined, readonly acl: ClientAcl) {
+    this.receivesEverything = acl.receivesEverything;
+  }
 }
 
 function remember<K, V>(map: Map<K, V>, key: K, value: V, capacity: number): void {
@@ -89,6 +97,16 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Relo
       if (allowed === undefined) {
         allowed = compiled.acl.canSubscribe(topicFilter);
         remember(compiled.subscribeDecisions, topicFilter, allowed, DECISIONS_PER_CLIENT);
+      }
+      return allowed;
+    },
+    canReceive(client, topic) {
+      const compiled = cache.client(client);
+      if (compiled.receivesEverything) return true;
+      let allowed = compiled.receiveDecisions.get(topic);
+      if (allowed === undefined) {
+        allowed = compiled.acl.canReceive(topic);
+        remember(compiled.receiveDecisions, topic, allowed, RECEIVE_DECISIONS_PER_CLIENT);
       }
       return allowed;
     },

@@ -35,6 +35,11 @@ export interface BrokerOptions {
   storage: StorageAdapter;
   /** Wraps each storage flush, e.g. to time it for metrics. */
   observeFlush?: (flush: Promise<void>) => Promise<void>;
+  /**
+   * Asked when a will is about to be published, with the owner of the session that set it (undefined for a
+   * session stored before owners were recorded): the rules may have changed since its CONNECT. Absent = allowed.
+   */
+  authorizeWill?: (clientId: string, owner: string | undefined, will: Will) => boolean;
   now?: () => number;
   scheduler?: Scheduler;
 }
@@ -48,6 +53,11 @@ export interface OpenRequest {
   will?: Will;
   attachment: Attachment;
   link: SessionLink;
+  /**
+   * Who authenticated (an opaque key, the same for the same user). A session owned by someone else is
+   * not resumed: this CONNECT gets a fresh one, as with Clean Start.
+   */
+  owner?: string;
 }
 
 interface Subscriber {
@@ -59,6 +69,8 @@ interface SessionEntry {
   session: Session;
   /** Connections so far; a storage shared by nodes uses it to spot a stale writer. */
   epoch: number;
+  /** The identity the session belongs to; undefined only for sessions stored before owners were. */
+  owner?: string;
   link?: SessionLink;
   will?: Will;
   expiryTimer?: TimerHandle;
@@ -124,6 +136,12 @@ export class Broker {
     return this.#sessions.get(clientId)?.session;
   }
 
+  /** Who owns the client id's session and whether it is connected now; undefined when there is none. */
+  owner(clientId: string): { owner?: string; connected: boolean } | undefined {
+    const entry = this.#sessions.get(clientId);
+    return entry && { owner: entry.owner, connected: entry.link !== undefined };
+  }
+
   /** Messages queued behind inflight windows, and messages in flight, over all sessions. */
   sessionTotals(): { queued: number; inflight: number } {
     let queued = 0;
@@ -137,11 +155,14 @@ export class Broker {
 
   /**
    * Binds a new connection to its session: takes over a connected one [MQTT-3.1.4-3], discards it on
-   * Clean Start [MQTT-3.1.2-4], or resumes it [MQTT-3.1.2-5]. Returns the effects of the resume.
+   * Clean Start [MQTT-3.1.2-4] or when another identity owns it, or resumes it [MQTT-3.1.2-5]. Returns the
+   * effects of the resume.
    */
   open(request: OpenRequest): { session: Session; sessionPresent: boolean; effects: Effect[] } {
     const now = this.#now();
     let entry = this.#sessions.get(request.clientId);
+    // a session stored before owners were recorded is claimed by whoever resumes it first
+    const fresh = request.cleanStart || (entry?.owner !== undefined && entry.owner !== request.owner);
     if (entry) {
       this.#scheduler.cancel(entry.expiryTimer);
       entry.expiryTimer = undefined;
@@ -153,17 +174,21 @@ export class Broker {
         const will = entry.will;
         entry.will = undefined;
         // The old connection's will goes out now unless its delay outlives the takeover [MQTT-3.1.3-9].
-        if (will && (request.cleanStart || !will.properties.willDelayInterval)) {
-          this.#publishWill(request.clientId, will);
+        if (will && (fresh || !will.properties.willDelayInterval)) {
+          this.#publishWill(request.clientId, will, entry.owner);
         }
         previous.takeOver();
       } else if (entry.willTimer !== undefined) {
-        // Reconnected before the will delay passed: the will is not sent [MQTT-3.1.3-9].
         this.#scheduler.cancel(entry.willTimer);
         entry.willTimer = undefined;
+        // Reconnected before the will delay passed: the will is not sent [MQTT-3.1.3-9]; but someone
+        // else's connection does not stand in for the owner's, so the owner's will goes out.
+        if (fresh && entry.owner !== request.owner) {
+          this.#publishWill(request.clientId, entry.will!, entry.owner);
+        }
         entry.will = undefined;
       }
-      if (request.cleanStart) {
+      if (fresh) {
         this.#discard(entry);
         entry = undefined;
       }
@@ -175,10 +200,11 @@ export class Broker {
     }
     entry.link = request.link;
     entry.will = request.will;
+    entry.owner = request.owner;
     entry.epoch++;
     entry.session.expiryInterval = Math.min(request.sessionExpiryInterval, this.options.maxSessionExpiry);
-    this.#persistence.track(entry.session, entry.epoch);
-    this.#persistence.willArmed(request.clientId, request.will);
+    this.#persistence.track(entry.session, entry.epoch, entry.owner);
+    this.#persistence.willArmed(request.clientId, request.will, entry.owner);
     this.stats.connectedClients++;
     const effects = entry.session.attach(request.attachment, now);
     return { session: entry.session, sessionPresent, effects };
@@ -201,11 +227,11 @@ export class Broker {
     entry.will = undefined;
     const expiry = session.expiryInterval;
     const now = this.#now();
-    this.#persistence.disconnected(session, entry.epoch, now);
+    this.#persistence.disconnected(session, entry.epoch, now, entry.owner);
     if (!will) this.#persistence.willArmed(session.clientId, undefined);
     else {
       const delay = Math.min(will.properties.willDelayInterval ?? 0, expiry);
-      if (delay === 0) this.#publishWill(session.clientId, will);
+      if (delay === 0) this.#publishWill(session.clientId, will, entry.owner);
       else this.#delayWill(entry, will, now + delay * 1000);
     }
     if (expiry === 0) this.#end(entry);
@@ -233,10 +259,11 @@ export class Broker {
       const entry: SessionEntry = {
         session: new Session(stored.clientId, this.options.limits, this.stats.drops),
         epoch: stored.epoch,
+        owner: stored.owner,
       };
       entry.session.expiryInterval = stored.expiryInterval;
       this.#sessions.set(stored.clientId, entry);
-      this.#persistence.track(entry.session, entry.epoch);
+      this.#persistence.track(entry.session, entry.epoch, entry.owner);
       if (left !== Infinity) this.#armExpiry(entry, left);
     }
     for (const stored of snapshot.subscriptions) {
@@ -271,18 +298,19 @@ export class Broker {
       const expiry = entry?.session.expiryInterval ?? 0;
       const delay = Math.min(stored.will.properties.willDelayInterval ?? 0, expiry) * 1000;
       const publishAt = stored.publishAt ?? now + delay;
-      if (!entry || publishAt <= now) this.#publishWill(stored.clientId, stored.will);
-      else this.#delayWill(entry, stored.will, publishAt);
+      if (!entry || publishAt <= now) {
+        this.#publishWill(stored.clientId, stored.will, stored.owner ?? entry?.owner);
+      } else this.#delayWill(entry, stored.will, publishAt);
     }
   }
 
   #delayWill(entry: SessionEntry, will: Will, publishAt: number): void {
     entry.will = will;
-    this.#persistence.willArmed(entry.session.clientId, will, publishAt);
+    this.#persistence.willArmed(entry.session.clientId, will, entry.owner, publishAt);
     entry.willTimer = this.#scheduler.after(Math.max(0, publishAt - this.#now()), () => {
       entry.willTimer = undefined;
       entry.will = undefined;
-      this.#publishWill(entry.session.clientId, will);
+      this.#publishWill(entry.session.clientId, will, entry.owner);
     });
   }
 
@@ -408,8 +436,9 @@ export class Broker {
     }
   }
 
-  #publishWill(clientId: string, will: Will): void {
+  #publishWill(clientId: string, will: Will, owner: string | undefined): void {
     this.#persistence.willArmed(clientId, undefined);
+    if (this.options.authorizeWill?.(clientId, owner, will) === false) return;
     const expiry = will.properties.messageExpiryInterval;
     const properties = { ...will.properties };
     delete properties.willDelayInterval;
@@ -431,7 +460,7 @@ export class Broker {
       entry.willTimer = undefined;
       const will = entry.will;
       entry.will = undefined;
-      this.#publishWill(entry.session.clientId, will);
+      this.#publishWill(entry.session.clientId, will, entry.owner);
     }
     this.#discard(entry);
   }

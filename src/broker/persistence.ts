@@ -32,22 +32,28 @@ export class Persistence {
   }
 
   /** Starts or stops journaling for a session whose expiry makes it persistent or not. */
-  track(session: Session, epoch: number): void {
+  track(session: Session, epoch: number, owner?: string): void {
     if (session.expiryInterval === 0) {
       session.outbound.journal = undefined;
       return;
     }
-    this.storage.saveSession({ clientId: session.clientId, expiryInterval: session.expiryInterval, epoch });
+    this.storage.saveSession({
+      clientId: session.clientId,
+      expiryInterval: session.expiryInterval,
+      epoch,
+      owner,
+    });
     session.outbound.journal ??= this.#journalFor(session.clientId);
   }
 
-  disconnected(session: Session, epoch: number, at: number): void {
+  disconnected(session: Session, epoch: number, at: number, owner?: string): void {
     if (session.expiryInterval === 0) return;
     this.storage.saveSession({
       clientId: session.clientId,
       expiryInterval: session.expiryInterval,
       epoch,
       disconnectedAt: at,
+      owner,
     });
   }
 
@@ -80,9 +86,12 @@ export class Persistence {
     else this.storage.saveRetained(toStored(message));
   }
 
-  /** A will is kept while its client is connected, so a node crash cannot lose it. */
-  willArmed(clientId: string, will: Will | undefined, publishAt?: number): void {
-    if (will) this.storage.saveWill({ clientId, will, publishAt });
+  /**
+   * A will is kept while its client is connected, so a node crash cannot lose it; with its owner, so that
+   * it can be authorized again when it is finally published.
+   */
+  willArmed(clientId: string, will: Will | undefined, owner?: string, publishAt?: number): void {
+    if (will) this.storage.saveWill({ clientId, will, publishAt, owner });
     else this.storage.deleteWill(clientId);
   }
 

@@ -47,6 +47,7 @@ export interface Config {
     subscriptionIdentifiersAvailable: boolean;
     sharedSubscriptionAvailable: boolean;
     sharedSubscriptionStrategy: "round_robin" | "random";
+    takeover: "allow" | "same_user" | "deny";
     serverReference?: string;
     responseInformation?: string;
   };
@@ -58,15 +59,17 @@ export interface Config {
     maxDiskBytes: number;
   };
   auth: {
-    /** Unset: allow anonymous clients only when no credentials are configured. */
+    /** Unset: allow anonymous clients only when no credential source is configured. */
     allowAnonymous?: boolean;
     passwordFile?: string;
     accessKeysFile?: string;
     scramFile?: string;
     aclFile?: string;
     aclDefault: "allow" | "deny";
+    failureDelayMs: number;
+    failureDelayMaxMs: number;
   };
-  http: { enabled: boolean; host: string; port: number };
+  http: { enabled: boolean; host: string; port: number; authTokenFile?: string };
   sys: { intervalSeconds: number };
   log: { level: "debug" | "info" | "warn" | "error" };
   shutdown: { drainTimeoutMs: number };

@@ -20,6 +20,7 @@ import { packetsReceived, packetsSent } from "../observe/metrics.ts";
 import { type ConnectSettings, decideConnect, type Effect, type Session } from "../session/mod.ts";
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
+import { admit, clientPermissions, sessionOwner, type TakeoverPolicy } from "./access.ts";
 import { type AuthOutcome, ClientAuthentication } from "./authentication.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { Outbox } from "./outbox.ts";
@@ -46,6 +47,8 @@ export interface ConnectionContext {
   authorizer?: Authorizer;
   /** Enhanced authentication methods (v5 Authentication Method), by name. */
   authMethods?: ReadonlyMap<string, EnhancedAuthMethod>;
+  /** Who may disconnect a connected client by reusing its client id; default same_user. */
+  takeover?: TakeoverPolicy;
 }
 
 /** Each pending read pins its buffer: an idle connection's is small (a CONNECT or PINGREQ fits). */
@@ -76,6 +79,9 @@ export class Connection implements SessionLink {
   #pendingConnect: PendingConnect | undefined;
   /** The last acknowledgement still waiting for storage, if any. */
   #pendingAck: Promise<void> | undefined;
+  /** When a refused PUBLISH was last logged, and how many were not since: one line a second at most. */
+  #deniedLoggedAt = -Infinity;
+  #deniedUnlogged = 0;
   bytesReceived = 0;
 
   constructor(private readonly accepted: Accepted, private readonly context: ConnectionContext) {
@@ -209,25 +215,42 @@ export class Connection implements SessionLink {
       return this.#send(outcome.packet);
     }
     this.#pendingConnect = undefined;
-    if (outcome.kind === "refused") return this.#refuse(outcome.reasonCode, outcome.reason, {});
+    if (outcome.kind === "refused") {
+      return this.#refuse(outcome.reasonCode, outcome.reason, {}, outcome.publicReason, outcome.method);
+    }
     if (this.#closed) return;
     const { packet, decision } = pending;
     const identity = { clientId: decision.clientId, username: outcome.username };
-    const authorizer = this.context.authorizer;
-    if (authorizer) {
-      decision.attachment.permissions = {
-        canPublish: (topic) => authorizer.canPublish(identity, topic),
-        canSubscribe: (filter) => authorizer.canSubscribe(identity, filter),
-      };
+    const owner = sessionOwner(identity.username);
+    const { broker, authorizer } = this.context;
+    const policy = this.context.takeover ?? "same_user";
+    const admission = admit(
+      { will: packet.will, identity, owner, policy },
+      broker.owner(identity.clientId),
+      authorizer,
+    );
+    const logAdmission = () => {
+      for (const { event, fields } of admission.events) {
+        this.#log("info", event, { clientId: identity.clientId, ...fields });
+      }
+    };
+    if (admission.refusal !== undefined) {
+      logAdmission();
+      return this.#refuse(ReasonCode.NotAuthorized, admission.refusal, {}, "not authorized");
     }
-    const { session, sessionPresent, effects } = this.context.broker.open({
+    decision.attachment.permissions = clientPermissions(identity, authorizer, (topic, reason) => {
+      this.#publishDenied(topic, reason);
+    });
+    const { session, sessionPresent, effects } = broker.open({
       clientId: decision.clientId,
       cleanStart: packet.cleanStart,
       sessionExpiryInterval: decision.sessionExpiryInterval,
       will: packet.will,
       attachment: decision.attachment,
       link: this,
+      owner,
     });
+    logAdmission();
     this.#session = session;
     this.#send({
       type: "connack",
@@ -255,7 +278,7 @@ export class Connection implements SessionLink {
       reasonCode: outcome.reasonCode,
       reason: outcome.reason,
     });
-    this.#sendDisconnect(outcome.reasonCode, outcome.reason);
+    this.#sendDisconnect(outcome.reasonCode, outcome.publicReason);
     void this.#closeAfterFlush(true);
   }
 
@@ -272,16 +295,35 @@ export class Connection implements SessionLink {
     }
   }
 
-  #refuse(reasonCode: number, reason: string, properties: Properties): void {
+  /** Refuses a CONNECT; `reason` goes to the log and, unless a `publicReason` replaces it, to a v5 client. */
+  #refuse(
+    reasonCode: number,
+    reason: string,
+    properties: Properties,
+    publicReason = reason,
+    method?: string,
+  ): void {
     const v5 = this.#version === 5;
-    this.#log("info", "client.refused", { reasonCode, reason });
+    this.#log("info", "client.refused", { reasonCode, reason, method });
     this.#send({
       type: "connack",
       sessionPresent: false,
       reasonCode: v5 ? reasonCode : connackCodeForV3(reasonCode),
-      properties: v5 ? { ...properties, reasonString: reason } : {},
+      properties: v5 ? { ...properties, reasonString: publicReason } : {},
     });
     void this.#closeAfterFlush(false);
+  }
+
+  /** A PUBLISH the permissions refused: v5 hears 0x87, 3.1.1 nothing, so the log must say it. */
+  #publishDenied(topic: string, reason: string): void {
+    const now = performance.now();
+    if (now - this.#deniedLoggedAt < 1000) {
+      this.#deniedUnlogged++;
+      return;
+    }
+    this.#log("info", "publish.denied", { topic, reason, unloggedBefore: this.#deniedUnlogged });
+    this.#deniedLoggedAt = now;
+    this.#deniedUnlogged = 0;
   }
 
   #runEffect(effect: Effect): void {

@@ -2,3 +2,10 @@
 export * from "./connection.ts";
 export * from "./server.ts";
 export * from "./buffer_pool.ts";
+export {
+  ownerUsername,
+  reservedTopicReason,
+  sessionOwner,
+  type TakeoverPolicy,
+  willRefusal,
+} from "./access.ts";

@@ -1,8 +1,10 @@
 /**
  * The operations HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (liveness) and `/readyz`
- * (readiness: the store is open and the listeners are up). Bind it to loopback unless a scraper elsewhere
- * needs it: it has no authentication.
+ * (readiness: the store is open and the listeners are up). It binds loopback by default; with a bearer
+ * token (`http.auth_token_file`) every request must carry `Authorization: Bearer <token>`, compared in
+ * constant time. Answers never carry file paths or error messages: those go to the log.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 
 /** What the endpoint asks the broker on each request. */
@@ -11,8 +13,15 @@ export interface HealthSources {
   metrics(): string;
   /** False once the process should be restarted. */
   live(): boolean;
-  /** Whether the broker can take clients now; `detail` says why not. */
+  /** Whether the broker can take clients now; `detail` says why not (shown to callers: no paths). */
   ready(): { ok: boolean; detail: string };
+}
+
+/** Who may ask: the current bearer token (reread on reload), or undefined for no authentication. */
+export interface HttpAccess {
+  bearerToken?: () => string | undefined;
+  /** Told about a handler failure, whose detail the response does not carry. */
+  onError?: (error: unknown) => void;
 }
 
 /** A running HTTP endpoint. */
@@ -25,9 +34,30 @@ export interface HttpEndpoint {
 
 const TEXT = "text/plain; charset=utf-8";
 
+function digest(text: string): Uint8Array {
+  return createHash("sha256").update(text).digest();
+}
+
+/** Whether the request carries the token; hashing first makes the comparison independent of its length. */
+function hasToken(request: Request, token: string): boolean {
+  const header = request.headers.get("authorization") ?? "";
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match !== null && timingSafeEqual(digest(match[1]), digest(token));
+}
+
 /** The request handler on its own, so tests can call it without a socket. */
-export function healthHandler(sources: HealthSources): (request: Request) => Response {
+export function healthHandler(
+  sources: HealthSources,
+  access: HttpAccess = {},
+): (request: Request) => Response {
   return (request) => {
+    const token = access.bearerToken?.();
+    if (token !== undefined && !hasToken(request, token)) {
+      return new Response("unauthorized\n", {
+        status: 401,
+        headers: { "content-type": TEXT, "www-authenticate": 'Bearer realm="mqtt-proxy"' },
+      });
+    }
     if (request.method !== "GET" && request.method !== "HEAD") {
       return new Response("method not allowed\n", {
         status: 405,
@@ -54,10 +84,9 @@ export function healthHandler(sources: HealthSources): (request: Request) => Res
           return new Response("not found\n", { status: 404, headers: { "content-type": TEXT } });
       }
     } catch (error) {
-      return new Response(`error: ${error instanceof Error ? error.message : String(error)}\n`, {
-        status: 500,
-        headers: { "content-type": TEXT },
-      });
+      // the message may name files; it goes to the log (onError), the caller learns only that it failed
+      access.onError?.(error);
+      return new Response("internal error\n", { status: 500, headers: { "content-type": TEXT } });
     }
   };
 }
@@ -67,8 +96,9 @@ export function startHttpServer(
   options: { hostname: string; port: number },
   sources: HealthSources,
   onError: (error: unknown) => void = () => {},
+  access: HttpAccess = {},
 ): HttpEndpoint {
-  const handler = healthHandler(sources);
+  const handler = healthHandler(sources, { onError, ...access });
   const server = Deno.serve({
     hostname: options.hostname,
     port: options.port,

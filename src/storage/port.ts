@@ -20,6 +20,8 @@ export interface StoredSession {
   disconnectedAt?: number;
   /** Incremented at every (re)connect, so an adapter shared by several nodes can detect a stale writer. */
   epoch: number;
+  /** The identity that owns the session (an opaque key); absent for sessions stored before owners were. */
+  owner?: string;
 }
 
 export interface StoredSubscription {
@@ -66,6 +68,8 @@ export interface StoredWill {
   will: Will;
   /** ms since the epoch at which to publish; absent while the client is connected. */
   publishAt?: number;
+  /** The identity of the client that set it, to authorize it again when it is published. */
+  owner?: string;
 }
 
 /** Everything an adapter holds, read once at start to rebuild the broker. Queues are in delivery order. */

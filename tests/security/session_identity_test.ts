@@ -5,7 +5,9 @@
  * logged with both identities.
  */
 import assert from "node:assert/strict";
+import { scramCredentialLine } from "../../src/auth/mod.ts";
 import { publishPacket, readPublish, subscribe, subscription, text } from "../helpers/clients.ts";
+import { scramClient, scramLogin } from "./scram_client.ts";
 import { assertNothingQueued, passwordFile, tempFiles, tryConnect, withSecureBroker } from "./support.ts";
 
 const USERS = { alice: "a", bob: "b", feeder: "f" };
@@ -161,4 +163,35 @@ Deno.test("security: the owner of a persistent session survives a restart of the
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("security: re-authentication (AUTH 0x19) cannot change the user a connection acts as", async () => {
+  const lines = [await scramCredentialLine("dev", "dev-pw"), await scramCredentialLine("ops", "ops-pw")];
+  await using files = await tempFiles({ scram: `${lines.join("\n")}\n` });
+  await withSecureBroker(`auth.scram_file = ${files.paths.scram}`, async ({ port, events }) => {
+    const { client, last } = await scramLogin(port, "dev", "dev-pw");
+    assert.ok(last.type === "connack" && last.reasonCode === 0);
+    // ops's password is right, but this connection is dev's: its ACL and session owner were fixed at CONNECT
+    const scram = scramClient("ops", "ops-pw");
+    const method = { authenticationMethod: "SCRAM-SHA-256" };
+    await client.sendPacket({
+      type: "auth",
+      reasonCode: 0x19,
+      properties: { ...method, authenticationData: scram.first },
+    }, 5);
+    const challenge = await client.readPacket();
+    assert.equal(challenge.type, "auth");
+    const serverFirst = new TextDecoder().decode(
+      challenge.type === "auth" ? challenge.properties.authenticationData : undefined,
+    );
+    await client.sendPacket({
+      type: "auth",
+      reasonCode: 0x18,
+      properties: { ...method, authenticationData: scram.final(serverFirst) },
+    }, 5);
+    const answer = await client.readPacket();
+    assert.ok(answer.type === "disconnect" && answer.reasonCode === 0x87, JSON.stringify(answer));
+    await client.expectClosed();
+    assert.equal(events("client.reauthentication_failed").length, 1);
+  });
 });

@@ -89,20 +89,31 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
     });
   });
 
-  test("sessions round-trip, with and without disconnectedAt; a save replaces", async (storage, restart) => {
-    storage.saveSession(sample.session("a"));
-    storage.saveSession(
-      sample.session("b", { expiryInterval: 0xFFFFFFFF, disconnectedAt: 1_700_000_000_000 }),
-    );
-    storage.saveSession(sample.session("c", { epoch: 1 }));
-    storage.saveSession(sample.session("c", { epoch: 2, expiryInterval: 10 }));
-    const { snapshot } = await restart();
-    assert.deepEqual(sortBy(snapshot.sessions, (session) => session.clientId), [
-      sample.session("a"),
-      sample.session("b", { expiryInterval: 0xFFFFFFFF, disconnectedAt: 1_700_000_000_000 }),
-      sample.session("c", { epoch: 2, expiryInterval: 10 }),
-    ]);
-  });
+  test(
+    "sessions round-trip, with and without disconnectedAt and owner; a save replaces",
+    async (storage, restart) => {
+      storage.saveSession(sample.session("a"));
+      storage.saveSession(
+        sample.session("b", {
+          expiryInterval: 0xFFFFFFFF,
+          disconnectedAt: 1_700_000_000_000,
+          owner: "user:alice",
+        }),
+      );
+      storage.saveSession(sample.session("c", { epoch: 1 }));
+      storage.saveSession(sample.session("c", { epoch: 2, expiryInterval: 10 }));
+      const { snapshot } = await restart();
+      assert.deepEqual(sortBy(snapshot.sessions, (session) => session.clientId), [
+        sample.session("a"),
+        sample.session("b", {
+          expiryInterval: 0xFFFFFFFF,
+          disconnectedAt: 1_700_000_000_000,
+          owner: "user:alice",
+        }),
+        sample.session("c", { epoch: 2, expiryInterval: 10 }),
+      ]);
+    },
+  );
 
   test(
     "subscriptions round-trip with every field; a save replaces per filter; delete removes one",
@@ -173,10 +184,10 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
   });
 
   test(
-    "wills round-trip with and without publishAt; a save replaces; delete removes",
+    "wills round-trip with and without publishAt and owner; a save replaces; delete removes",
     async (storage, restart) => {
       storage.saveWill(sample.will("connected"));
-      storage.saveWill(sample.will("gone", { publishAt: 1_700_000_000_000 }));
+      storage.saveWill(sample.will("gone", { publishAt: 1_700_000_000_000, owner: "anonymous" }));
       storage.saveWill(sample.will("replaced"));
       storage.saveWill(sample.will("replaced", { publishAt: 5 }));
       storage.saveWill(sample.will("deleted"));
@@ -185,7 +196,7 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       const { snapshot } = await restart();
       assert.deepEqual(sortBy(snapshot.wills, (will) => will.clientId), [
         sample.will("connected"),
-        sample.will("gone", { publishAt: 1_700_000_000_000 }),
+        sample.will("gone", { publishAt: 1_700_000_000_000, owner: "anonymous" }),
         sample.will("replaced", { publishAt: 5 }),
       ]);
     },

@@ -26,8 +26,8 @@ export function grows(operation: Operation): boolean {
 }
 
 const SQL = {
-  saveSession: `INSERT OR REPLACE INTO sessions (client_id, expiry_interval, disconnected_at, epoch)
-    VALUES (?, ?, ?, ?)`,
+  saveSession: `INSERT OR REPLACE INTO sessions (client_id, expiry_interval, disconnected_at, epoch, owner)
+    VALUES (?, ?, ?, ?, ?)`,
   deleteSessionMessages:
     `DELETE FROM messages WHERE id IN (SELECT message_id FROM queue_entries WHERE client_id = ?1)
     AND NOT EXISTS (SELECT 1 FROM queue_entries q WHERE q.message_id = messages.id AND q.client_id <> ?1)`,
@@ -45,8 +45,8 @@ const SQL = {
     `INSERT OR REPLACE INTO retained (topic, payload, qos, retain, properties, publisher_id, expires_at)
     VALUES (?, ?, ?, ?, ?, ?, ?)`,
   deleteRetained: "DELETE FROM retained WHERE topic = ?",
-  saveWill: `INSERT OR REPLACE INTO wills (client_id, topic, payload, qos, retain, properties, publish_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  saveWill: `INSERT OR REPLACE INTO wills (client_id, topic, payload, qos, retain, properties, publish_at,
+    owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   deleteWill: "DELETE FROM wills WHERE client_id = ?",
 } as const;
 
@@ -60,9 +60,11 @@ export class OperationBuilder {
     ) as Record<keyof typeof SQL, StatementSync>;
   }
 
-  saveSession({ clientId, expiryInterval, disconnectedAt, epoch }: StoredSession): Operation {
+  saveSession({ clientId, expiryInterval, disconnectedAt, epoch, owner }: StoredSession): Operation {
     const statement = this.#statements.saveSession;
-    return metadataOperation(() => statement.run(clientId, expiryInterval, disconnectedAt ?? null, epoch));
+    return metadataOperation(() =>
+      statement.run(clientId, expiryInterval, disconnectedAt ?? null, epoch, owner ?? null)
+    );
   }
 
   deleteSession(clientId: string): Operation {
@@ -149,12 +151,12 @@ export class OperationBuilder {
     return metadataOperation(() => statement.run(topic));
   }
 
-  saveWill({ clientId, will, publishAt }: StoredWill): Operation {
+  saveWill({ clientId, will, publishAt, owner }: StoredWill): Operation {
     const statement = this.#statements.saveWill;
     const properties = encodeProperties(will.properties);
     const { topic, payload, qos, retain } = will;
     return payloadOperation(() =>
-      statement.run(clientId, topic, payload, qos, flag(retain), properties, publishAt ?? null)
+      statement.run(clientId, topic, payload, qos, flag(retain), properties, publishAt ?? null, owner ?? null)
     );
   }
 

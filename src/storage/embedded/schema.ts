@@ -2,7 +2,13 @@
 import type { DatabaseSync } from "node:sqlite";
 
 /** Stored in `PRAGMA user_version`; a newer file than this code understands is refused, never rewritten. */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
+
+/** Steps from each older version to the next, run in one transaction at open. */
+const MIGRATIONS: Record<number, string> = {
+  // 2: sessions and wills remember the identity that owns them (issue 10: a session belongs to its user)
+  1: "ALTER TABLE sessions ADD COLUMN owner TEXT; ALTER TABLE wills ADD COLUMN owner TEXT;",
+};
 
 const PAGE_SIZE = 4096;
 const MAX_WAL_BYTES = 4 * 1024 * 1024;
@@ -12,7 +18,8 @@ CREATE TABLE sessions (
   client_id TEXT PRIMARY KEY,
   expiry_interval INTEGER NOT NULL,
   disconnected_at INTEGER,
-  epoch INTEGER NOT NULL
+  epoch INTEGER NOT NULL,
+  owner TEXT
 ) WITHOUT ROWID;
 CREATE TABLE subscriptions (
   client_id TEXT NOT NULL,
@@ -67,7 +74,8 @@ CREATE TABLE wills (
   qos INTEGER NOT NULL,
   retain INTEGER NOT NULL,
   properties TEXT,
-  publish_at INTEGER
+  publish_at INTEGER,
+  owner TEXT
 );
 CREATE TABLE meta (
   key TEXT PRIMARY KEY,
@@ -127,6 +135,10 @@ export function prepareDatabase(db: DatabaseSync, budget: DiskBudget): void {
   }
   if (version === 0) {
     db.exec(`BEGIN; ${TABLES} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
+  } else if (version < SCHEMA_VERSION) {
+    let steps = "";
+    for (let from = version; from < SCHEMA_VERSION; from++) steps += MIGRATIONS[from];
+    db.exec(`BEGIN; ${steps} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
   }
   if (budget.maxPages !== undefined) db.exec(`PRAGMA max_page_count = ${budget.maxPages}`);
 }
