@@ -2,8 +2,11 @@
  * The PUBLISH/SUBSCRIBE-time authorizer over an ACL file (grammar in `acl.ts`).
  *
  * `canPublish` and `canReceive` run for every message, so each client's applicable rules are compiled
- * once (with `%u`/`%c` substituted) and its recent decisions are remembered per topic; a client whose
- * rules deny no reading and whose default allows skips the delivery check altogether. The compiled client
+ * once (with `%u`/`%c` substituted). Its recent publish decisions are remembered per topic (a device
+ * publishes to a handful); delivery checks use the client's read rules compiled into regular expressions
+ * instead, because a monitoring client's `#` reaches more topics than any per-topic table holds, and a
+ * table miss costs more than the test (tests/security/delivery_bench.ts). A client whose rules deny no
+ * reading and whose default allows skips the delivery check altogether. The compiled client
  * hangs off the identity object the broker passes (a WeakMap, gone with the connection) and, for callers
  * that build a fresh identity per call, off a bounded table keyed by client id. A reload replaces the
  * whole cache, so every decision after it follows the new rules.
@@ -30,15 +33,12 @@ export interface ReloadableAuthorizer extends Authorizer {
 
 /** Decisions remembered per client and kind; a device publishes to a handful of topics. */
 export const DECISIONS_PER_CLIENT = 64;
-/** Delivery decisions remembered per client: a monitoring client's `#` reaches many topics. */
-export const RECEIVE_DECISIONS_PER_CLIENT = 256;
 /** Compiled clients remembered by client id, beyond those attached to live identity objects. */
 export const CLIENTS_BY_CLIENT_ID = 16_384;
 
 class CompiledClient {
   readonly publishDecisions = new Map<string, boolean>();
   readonly subscribeDecisions = new Map<string, boolean>();
-  readonly receiveDecisions = new Map<string, boolean>();
   readonly receivesEverything: boolean;
   constructor(readonly clientId: string, readonly username: string | undefined, readonly acl: ClientAcl) {
     this.receivesEverything = acl.receivesEverything;
@@ -102,13 +102,16 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Relo
     },
     canReceive(client, topic) {
       const compiled = cache.client(client);
-      if (compiled.receivesEverything) return true;
-      let allowed = compiled.receiveDecisions.get(topic);
-      if (allowed === undefined) {
-        allowed = compiled.acl.canReceive(topic);
-        remember(compiled.receiveDecisions, topic, allowed, RECEIVE_DECISIONS_PER_CLIENT);
-      }
-      return allowed;
+      return compiled.receivesEverything || compiled.acl.canReceive(topic);
+    },
+    receiverFor(client) {
+      let seen: DecisionCache | undefined;
+      let compiled: CompiledClient | undefined;
+      return (topic) => {
+        // no identity lookup per delivery: the compiled client is kept until a reload replaces the cache
+        if (seen !== cache) [seen, compiled] = [cache, cache.client(client)];
+        return compiled!.receivesEverything || compiled!.acl.canReceive(topic);
+      };
     },
     async reload() {
       cache = new DecisionCache(await loadPolicy(options.aclFile), defaultAllow);

@@ -55,7 +55,7 @@ export function clientPermissions(
   return {
     canPublish,
     canSubscribe: (filter) => authorizer.canSubscribe(identity, filter),
-    canReceive: (topic) => authorizer.canReceive(identity, topic),
+    canReceive: authorizer.receiverFor?.(identity) ?? ((topic) => authorizer.canReceive(identity, topic)),
   };
 }
 
