@@ -28,7 +28,13 @@ import { ReasonCode } from "../codec/reason_codes.ts";
 import { readAuthFile } from "./auth_file.ts";
 import { LoginGuard, type LoginMethod, type MethodStats } from "./login_guard.ts";
 import { type Clock, type FailureDelay, systemClock } from "./login_throttle.ts";
-import { parsePasswordFile, type PasswordHash, type PasswordTable, verifyPassword } from "./password_file.ts";
+import {
+  DEFAULT_PBKDF2_ITERATIONS,
+  parsePasswordFile,
+  type PasswordHash,
+  type PasswordTable,
+  verifyPassword,
+} from "./password_file.ts";
 import type { Authenticator, AuthResult, Credentials, EnhancedAuthMethod } from "./port.ts";
 import { parseScramFile, scramMethod, type ScramTable } from "./scram.ts";
 import {
@@ -116,7 +122,7 @@ async function loadSources(options: AuthenticatorOptions): Promise<CredentialSou
       : parseAccessKeysFile(accessKeysText, accessKeysFile!),
     scram: scramText === undefined ? undefined : parseScramFile(scramText, scramFile!),
     decoy: passwords && {
-      iterations: typicalIterations(passwords) || 4_000,
+      iterations: typicalIterations(passwords) || DEFAULT_PBKDF2_ITERATIONS,
       salt: randomBytes(12),
       hash: randomBytes(64),
     },

@@ -117,3 +117,25 @@ export function admit(
   }
   return { events };
 }
+
+/**
+ * Writes at most one line a second, each with the number of lines held back since the one before, so that a
+ * client hammering a forbidden topic cannot flood the log.
+ */
+export class RateLimitedLog {
+  #writtenAt = -Infinity;
+  #heldBack = 0;
+
+  constructor(private readonly sink: (fields: Record<string, unknown>) => void) {}
+
+  write(fields: Record<string, unknown>): void {
+    const now = performance.now();
+    if (now - this.#writtenAt < 1000) {
+      this.#heldBack++;
+      return;
+    }
+    this.sink({ ...fields, heldBack: this.#heldBack });
+    this.#writtenAt = now;
+    this.#heldBack = 0;
+  }
+}

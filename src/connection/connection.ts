@@ -20,7 +20,7 @@ import { packetsReceived, packetsSent } from "../observe/metrics.ts";
 import { type ConnectSettings, decideConnect, type Effect, type Session } from "../session/mod.ts";
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
-import { admit, clientPermissions, sessionOwner, type TakeoverPolicy } from "./access.ts";
+import { admit, clientPermissions, RateLimitedLog, sessionOwner, type TakeoverPolicy } from "./access.ts";
 import { type AuthOutcome, ClientAuthentication } from "./authentication.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { Outbox } from "./outbox.ts";
@@ -79,9 +79,6 @@ export class Connection implements SessionLink {
   #pendingConnect: PendingConnect | undefined;
   /** The last acknowledgement still waiting for storage, if any. */
   #pendingAck: Promise<void> | undefined;
-  /** When a refused PUBLISH was last logged, and how many were not since: one line a second at most. */
-  #deniedLoggedAt = -Infinity;
-  #deniedUnlogged = 0;
   bytesReceived = 0;
 
   constructor(private readonly accepted: Accepted, private readonly context: ConnectionContext) {
@@ -238,8 +235,11 @@ export class Connection implements SessionLink {
       logAdmission();
       return this.#refuse(ReasonCode.NotAuthorized, admission.refusal, {}, "not authorized");
     }
+    // v5 hears 0x87 for a refused PUBLISH, 3.1.1 nothing: the log must say it (one line a second at most)
+    let denials: RateLimitedLog | undefined;
     decision.attachment.permissions = clientPermissions(identity, authorizer, (topic, reason) => {
-      this.#publishDenied(topic, reason);
+      denials ??= new RateLimitedLog((fields) => this.#log("info", "publish.denied", fields));
+      denials.write({ topic, reason });
     });
     const { session, sessionPresent, effects } = broker.open({
       clientId: decision.clientId,
@@ -312,18 +312,6 @@ export class Connection implements SessionLink {
       properties: v5 ? { ...properties, reasonString: publicReason } : {},
     });
     void this.#closeAfterFlush(false);
-  }
-
-  /** A PUBLISH the permissions refused: v5 hears 0x87, 3.1.1 nothing, so the log must say it. */
-  #publishDenied(topic: string, reason: string): void {
-    const now = performance.now();
-    if (now - this.#deniedLoggedAt < 1000) {
-      this.#deniedUnlogged++;
-      return;
-    }
-    this.#log("info", "publish.denied", { topic, reason, unloggedBefore: this.#deniedUnlogged });
-    this.#deniedLoggedAt = now;
-    this.#deniedUnlogged = 0;
   }
 
   #runEffect(effect: Effect): void {
