@@ -3,10 +3,12 @@
  * plus signals and graceful drain. The only file that names concrete adapters.
  */
 import {
+  bearerTokenOf,
   createAuthenticator,
   createAuthorizer,
-  createScramMethod,
+  readBearerTokenFile,
   runPasswdCommand,
+  tokenMatches,
 } from "./src/auth/mod.ts";
 import { type AdminApp, createAdminApp, createBrokerView } from "./src/admin/mod.ts";
 import { Broker, type Clock, systemClock } from "./src/broker/mod.ts";
@@ -15,7 +17,13 @@ import { ClusterNode, type ClusterNodeOptions } from "./src/cluster/mod.ts";
 import { describeListenError, exposure, logFormat } from "./src/cli/exposure.ts";
 import { preflight } from "./src/cli/preflight.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
-import { BufferPool, ConnectionManager } from "./src/connection/mod.ts";
+import {
+  BufferPool,
+  clientPermissions,
+  ConnectionManager,
+  ownerUsername,
+  willRefusal,
+} from "./src/connection/mod.ts";
 import {
   createBrokerMetrics,
   createLogger,
@@ -42,7 +50,7 @@ export interface RunningBroker {
   logger: Logger;
   /** Graceful stop: no new connections, v5 clients told 0x8B, drained within the configured deadline. */
   stop(): Promise<void>;
-  /** Rereads the password, access-key, SCRAM, ACL and admin files (SIGHUP). */
+  /** Rereads the password, access-key, SCRAM, ACL and admin files and the HTTP token (SIGHUP). */
   reload(): Promise<{ reloaded: string[]; failed: { part: string; error: string }[] }>;
   /** The Prometheus metrics of this broker (served on /metrics when http.enabled). */
   metrics: Registry;
@@ -136,11 +144,15 @@ export async function startBroker(
     allowAnonymous: config.auth.allowAnonymous,
     passwordFile: config.auth.passwordFile,
     accessKeysFile: config.auth.accessKeysFile,
+    scramFile: config.auth.scramFile,
+    certificateUsernames: config.listeners.some((listener) => listener.useCnAsUsername),
+    failureDelay: { baseMs: config.auth.failureDelayMs, maxMs: config.auth.failureDelayMaxMs },
   });
-  const scram = config.auth.scramFile ? await createScramMethod(config.auth.scramFile) : undefined;
   const authorizer = config.auth.aclFile
     ? await createAuthorizer({ aclFile: config.auth.aclFile, defaultPolicy: config.auth.aclDefault })
     : undefined;
+  const httpToken = new HttpToken(config.http.authTokenFile);
+  await httpToken.reload();
   const limits: SessionLimits = {
     maxInflight: config.mqtt.maxInflight,
     receiveMaximum: config.mqtt.receiveMaximum,
@@ -158,11 +170,10 @@ export async function startBroker(
     sharedSubscriptionAvailable: config.mqtt.sharedSubscriptionAvailable,
   };
   const clock = environment.clock ?? systemClock;
+  // A client's rules rebuilt from who owns its session: for a cluster node running a session whose client
+  // is connected elsewhere (its holder logs the denials).
   const permissionsFor = (clientId: string, owner: string | undefined) =>
-    authorizer && {
-      canPublish: (topic: string) => authorizer.canPublish({ clientId, username: owner }, topic),
-      canSubscribe: (filter: string) => authorizer.canSubscribe({ clientId, username: owner }, filter),
-    };
+    clientPermissions({ clientId, username: ownerUsername(owner) }, authorizer, () => {});
   const brokerOptions = {
     limits,
     maxSessionExpiry: config.mqtt.maxSessionExpiry,
@@ -171,6 +182,12 @@ export async function startBroker(
     observeFlush: traffic.timeFlush,
     clock,
     permissionsFor,
+    // A will is published long after its CONNECT: the ACL may have been reloaded since.
+    authorizeWill: (clientId: string, owner: string | undefined, will: { topic: string }) => {
+      const refusal = willRefusal(will.topic, { clientId, username: ownerUsername(owner) }, authorizer);
+      if (refusal !== undefined) logger.info("will.denied", { clientId, topic: will.topic, reason: refusal });
+      return refusal === undefined;
+    },
   };
   const cluster = config.cluster.enabled
     ? await startClusterNode(
@@ -199,16 +216,12 @@ export async function startBroker(
     outboxHighWaterMark: Math.max(1 << 20, config.mqtt.maxPacketSize),
     readBuffers: new BufferPool(64 * 1024, 256),
     generateClientId: () => `auto-${crypto.randomUUID()}`,
-    authenticator: {
-      // A verified client certificate's CN reaches here only from listeners with use_cn_as_username:
-      // the certificate is the credential and its CN the user name.
-      authenticate: (credentials) =>
-        credentials.certificateCommonName !== undefined
-          ? Promise.resolve({ ok: true, username: credentials.certificateCommonName })
-          : authenticator.authenticate(credentials),
-    },
+    // A verified client certificate's CN reaches the authenticator only from listeners with
+    // use_cn_as_username (see onAccept): there the certificate is the credential and its CN the user name.
+    authenticator,
     authorizer,
-    authMethods: new Map(scram ? [[scram.name, scram]] : []),
+    authMethods: authenticator.methods,
+    takeover: config.mqtt.takeover,
     settings: {
       limits,
       maxPacketSize: config.mqtt.maxPacketSize,
@@ -228,7 +241,7 @@ export async function startBroker(
     listeners: () => listenerCounts,
     traffic: () => connections.traffic(),
     drops: () => broker.stats.drops,
-    authFailures: () => authenticator.stats().failures,
+    logins: () => authenticator.methodStats(),
     sessions: () => broker.sessionTotals(),
   });
   let draining = false;
@@ -265,8 +278,11 @@ export async function startBroker(
         counts.total++;
       };
       const onError = (error: unknown) => logger.error("listener.accept_failed", { listener: name, error });
-      const onRejected = (remote: string, error: unknown) =>
+      const onRejected = (remote: string, error: unknown) => {
         logger.info("listener.client_rejected", { listener: name, remote, error });
+        // on an mTLS listener a failed handshake is a refused credential: it slows the address like one
+        if (type === "tls" && listenerConfig.caFile) authenticator.recordFailure(remote, "certificate");
+      };
       const listener = await (async () =>
         type === "tcp"
           ? listenTcp({ name, hostname, port }, onAccept, onError)
@@ -331,20 +347,32 @@ export async function startBroker(
     }
     if (config.http.enabled) {
       const { host, port } = config.http;
+      let lastStorageDetail: string | undefined;
       try {
-        http = startHttpServer({ hostname: host, port, app: admin?.handle }, {
-          metrics: () => metrics.render(),
-          live: () => true,
-          ready: () => {
-            const health = storage.health();
-            if (draining) return { ok: false, detail: "shutting down" };
-            if (!health.ok) return { ok: false, detail: `storage: ${health.detail}` };
-            const clustered = cluster?.health();
-            if (clustered && !clustered.ok) return { ok: false, detail: clustered.detail };
-            const detail = `${listeners.length} listener(s) up; storage: ${health.detail}`;
-            return { ok: true, detail: clustered ? `${detail}; ${clustered.detail}` : detail };
+        http = startHttpServer(
+          { hostname: host, port, app: admin?.handle },
+          {
+            metrics: () => metrics.render(),
+            live: () => true,
+            // What callers see carries no paths or error texts (the store's detail names its directory): the
+            // detail goes to the log, once per change.
+            ready: () => {
+              const health = storage.health();
+              if (!health.ok && health.detail !== lastStorageDetail) {
+                logger.warn("storage.unhealthy", { detail: health.detail });
+              }
+              lastStorageDetail = health.ok ? undefined : health.detail;
+              if (draining) return { ok: false, detail: "shutting down" };
+              if (!health.ok) return { ok: false, detail: "storage unavailable" };
+              const clustered = cluster?.health();
+              if (clustered && !clustered.ok) return { ok: false, detail: clustered.detail };
+              const detail = `${listeners.length} listener(s) up`;
+              return { ok: true, detail: clustered ? `${detail}; ${clustered.detail}` : detail };
+            },
           },
-        }, (error) => logger.error("http.failed", { error }));
+          (error) => logger.error("http.failed", { error }),
+          { authorized: (request) => httpToken.admits(request) },
+        );
       } catch (error) {
         throw describeListenError("the HTTP endpoint (http.port)", host, port, error);
       }
@@ -353,6 +381,13 @@ export async function startBroker(
         port: http.port,
         ...(admin ? { dashboard: `http://${hostForUrl(http.hostname)}:${http.port}/dashboard/` } : {}),
       });
+      if (httpToken.value === undefined && !isLoopback(http.hostname)) {
+        logger.warn("http.unauthenticated", {
+          host: http.hostname,
+          hint:
+            "anyone who can reach this address reads /metrics; set http.auth_token_file or bind 127.0.0.1",
+        });
+      }
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
@@ -361,11 +396,11 @@ export async function startBroker(
     throw error;
   }
 
-  /** SIGHUP: reread password, key, SCRAM, ACL and admin files; connections stay up, a bad file keeps the old rules. */
+  /** SIGHUP: reread credential, ACL and admin files and the HTTP token; connections stay up, a bad file keeps the old. */
   async function reload() {
-    const sources = [["authentication", authenticator], ["scram", scram], ["acl", authorizer], [
-      "admin",
-      admin,
+    const sources = [["authentication", authenticator], ["acl", authorizer], ["admin", admin], [
+      "http_token",
+      httpToken,
     ]] as const;
     const result = { reloaded: [] as string[], failed: [] as { part: string; error: string }[] };
     for (const [name, source] of sources) {
@@ -437,6 +472,27 @@ async function write(stream: { write(bytes: Uint8Array): Promise<number> }, text
   const bytes = new TextEncoder().encode(text);
   let written = 0;
   while (written < bytes.length) written += await stream.write(bytes.subarray(written));
+}
+
+/** The HTTP bearer token from `http.auth_token_file`, reread on reload; undefined without a file. */
+class HttpToken {
+  value: string | undefined;
+  constructor(private readonly file: string | undefined) {}
+
+  async reload(): Promise<void> {
+    if (this.file !== undefined) this.value = await readBearerTokenFile(this.file);
+  }
+
+  /** Whether a request may be answered: there is no token, or it carries it. */
+  admits(request: Request): boolean {
+    if (this.value === undefined) return true;
+    const presented = bearerTokenOf(request);
+    return presented !== undefined && tokenMatches(presented, this.value);
+  }
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || hostname.startsWith("127.");
 }
 
 async function main(args: string[]): Promise<number> {

@@ -20,8 +20,12 @@
  * - Publishing to a topic needs a rule whose pattern matches the topic. Subscribing to a filter needs
  *   an `allow` rule whose pattern covers every topic the filter can match (`sensors/#` allows
  *   `sensors/+/temp`, `sensors/+/temp` does not allow `sensors/#`), and is refused when a `deny`
- *   rule's pattern shares any topic with the filter. A shared subscription `$share/<group>/<filter>`
- *   is judged by `<filter>`.
+ *   rule's pattern covers the whole filter. A `deny` rule withholds only its own topics: a filter that
+ *   merely overlaps it (`#` against `deny subscribe a/b`) is granted, and the denied topics are filtered
+ *   out where each message is delivered (`canReceive`), as Mosquitto does. A shared subscription
+ *   `$share/<group>/<filter>` is judged by `<filter>`.
+ * - Receiving a message on a topic (checked at every delivery, so a reload takes effect on existing
+ *   subscriptions) needs what subscribing to that one topic needs.
  * - `%u`/`%c` never widen access: when the user name or client id is absent, empty, starts with `$` or
  *   contains `+`, `#`, `/` or U+0000, `allow` rules using it are ignored and `deny` rules using it
  *   deny everything below the levels before the placeholder (`deny publish private/%u/x` becomes
@@ -33,7 +37,7 @@ import {
   coversFilter,
   invalidPatternReason,
   matchesTopic,
-  overlapsFilter,
+  topicsRegExp,
   unsharedFilter,
 } from "./topic_pattern.ts";
 
@@ -183,6 +187,8 @@ export class ClientAcl {
   readonly #publish: { deny: boolean; levels: readonly string[] }[] = [];
   readonly #denySubscribe: (readonly string[])[] = [];
   readonly #allowSubscribe: (readonly string[])[] = [];
+  /** The read rules compiled for delivery checks, on first use (most clients never need them). */
+  #readRules: { deny?: RegExp; allow?: RegExp } | undefined;
 
   constructor(policy: AclPolicy, client: ClientIdentity, private readonly defaultAllow: boolean) {
     for (const rule of rulesFor(policy, client)) {
@@ -204,11 +210,30 @@ export class ClientAcl {
     return this.defaultAllow;
   }
 
-  /** Whether the client may subscribe to the topic filter. */
+  /** Whether the client may subscribe to the topic filter (denied topics within it are withheld at delivery). */
   canSubscribe(topicFilter: string): boolean {
     const levels = unsharedFilter(topicFilter).split("/");
-    if (this.#denySubscribe.some((pattern) => overlapsFilter(pattern, levels))) return false;
+    if (this.#denySubscribe.some((pattern) => coversFilter(pattern, levels))) return false;
     if (this.#allowSubscribe.some((pattern) => coversFilter(pattern, levels))) return true;
     return this.defaultAllow;
+  }
+
+  /**
+   * Whether a message on the topic name may be delivered to the client. Runs for every delivery, so the
+   * rules are compiled into one regular expression per effect: no split, no per-rule loop.
+   */
+  canReceive(topic: string): boolean {
+    const rules = this.#readRules ??= {
+      deny: topicsRegExp(this.#denySubscribe),
+      allow: topicsRegExp(this.#allowSubscribe),
+    };
+    if (rules.deny?.test(topic)) return false;
+    // with a default of allow, an allow rule changes nothing: one test saved per delivery
+    return this.defaultAllow || (rules.allow?.test(topic) ?? false);
+  }
+
+  /** True when every topic may be delivered to this client (no read rule denies, the default allows). */
+  get receivesEverything(): boolean {
+    return this.defaultAllow && this.#denySubscribe.length === 0;
   }
 }

@@ -1,10 +1,15 @@
 /**
  * The PUBLISH/SUBSCRIBE-time authorizer over an ACL file (grammar in `acl.ts`).
  *
- * `canPublish` runs for every message, so each client's applicable rules are compiled once (with
- * `%u`/`%c` substituted) and its recent decisions are remembered per topic. The compiled client hangs
- * off the identity object the broker passes (a WeakMap, gone with the connection) and, for callers
- * that build a fresh identity per call, off a bounded table keyed by client id.
+ * `canPublish` and `canReceive` run for every message, so each client's applicable rules are compiled
+ * once (with `%u`/`%c` substituted). Its recent publish decisions are remembered per topic (a device
+ * publishes to a handful); delivery checks use the client's read rules compiled into regular expressions
+ * instead, because a monitoring client's `#` reaches more topics than any per-topic table holds, and a
+ * table miss costs more than the test (tests/security/delivery_bench.ts). A client whose rules deny no
+ * reading and whose default allows skips the delivery check altogether. The compiled client
+ * hangs off the identity object the broker passes (a WeakMap, gone with the connection) and, for callers
+ * that build a fresh identity per call, off a bounded table keyed by client id. A reload replaces the
+ * whole cache, so every decision after it follows the new rules.
  */
 import { readAuthFile } from "./auth_file.ts";
 import { type AclPolicy, ClientAcl, emptyAclPolicy, parseAclFile } from "./acl.ts";
@@ -34,7 +39,10 @@ export const CLIENTS_BY_CLIENT_ID = 16_384;
 class CompiledClient {
   readonly publishDecisions = new Map<string, boolean>();
   readonly subscribeDecisions = new Map<string, boolean>();
-  constructor(readonly clientId: string, readonly username: string | undefined, readonly acl: ClientAcl) {}
+  readonly receivesEverything: boolean;
+  constructor(readonly clientId: string, readonly username: string | undefined, readonly acl: ClientAcl) {
+    this.receivesEverything = acl.receivesEverything;
+  }
 }
 
 function remember<K, V>(map: Map<K, V>, key: K, value: V, capacity: number): void {
@@ -91,6 +99,19 @@ export async function createAuthorizer(options: AuthorizerOptions): Promise<Relo
         remember(compiled.subscribeDecisions, topicFilter, allowed, DECISIONS_PER_CLIENT);
       }
       return allowed;
+    },
+    canReceive(client, topic) {
+      const compiled = cache.client(client);
+      return compiled.receivesEverything || compiled.acl.canReceive(topic);
+    },
+    receiverFor(client) {
+      let seen: DecisionCache | undefined;
+      let compiled: CompiledClient | undefined;
+      return (topic) => {
+        // no identity lookup per delivery: the compiled client is kept until a reload replaces the cache
+        if (seen !== cache) [seen, compiled] = [cache, cache.client(client)];
+        return compiled!.receivesEverything || compiled!.acl.canReceive(topic);
+      };
     },
     async reload() {
       cache = new DecisionCache(await loadPolicy(options.aclFile), defaultAllow);

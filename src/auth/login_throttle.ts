@@ -1,8 +1,10 @@
 /**
  * Slows down password guessing per source address: each failed login from an address doubles the
  * delay (from `baseMs` up to `maxMs`) that the address's next attempts wait before they are
- * answered; a success forgets the address. Concurrent attempts from one address queue behind each
- * other, one delay apart, so opening many connections at once does not bypass the delay.
+ * answered. A success takes back one failure, not all of them: an attacker who owns one valid account
+ * must not be able to reset the count between guesses. Concurrent attempts from one address queue
+ * behind each other, one delay apart, so opening many connections at once does not bypass the delay.
+ * The caller decides what an address is (`clientAddressKey` in login_guard.ts: IP, IPv6 /64).
  */
 
 /** Time as the throttle sees it; tests substitute a manual clock. */
@@ -52,14 +54,18 @@ export class LoginThrottle {
     return this.#records.size;
   }
 
-  /** Resolves once the address may be answered: at once for an address without recent failures. */
-  async waitTurn(address: string): Promise<void> {
+  /**
+   * Resolves once the address may be answered, with the milliseconds it waited: at once (0) for an
+   * address without recent failures.
+   */
+  async waitTurn(address: string): Promise<number> {
     const record = this.#current(address);
-    if (!record) return;
+    if (!record) return 0;
     const now = this.clock.now();
     const startAt = Math.max(now, record.nextAttemptAt);
     record.nextAttemptAt = startAt + record.delayMs;
     if (startAt > now) await this.clock.sleep(startAt - now);
+    return startAt - now;
   }
 
   /** Doubles the address's delay, up to the maximum. */
@@ -68,7 +74,7 @@ export class LoginThrottle {
     const record = this.#current(address) ??
       { failures: 0, delayMs: 0, nextAttemptAt: now, lastFailureAt: now };
     record.failures += 1;
-    record.delayMs = Math.min(this.delay.maxMs, this.delay.baseMs * 2 ** (record.failures - 1));
+    record.delayMs = this.#delayAfter(record.failures);
     record.nextAttemptAt = Math.max(record.nextAttemptAt, now + record.delayMs);
     record.lastFailureAt = now;
     this.#records.delete(address); // re-inserting moves it to the most recent end
@@ -76,9 +82,17 @@ export class LoginThrottle {
     if (this.#records.size > this.capacity) this.#records.delete(this.#records.keys().next().value!);
   }
 
-  /** Forgets the address's failures. */
+  /** Takes back one of the address's failures; the address is forgotten when none is left. */
   recordSuccess(address: string): void {
-    this.#records.delete(address);
+    const record = this.#current(address);
+    if (!record) return;
+    record.failures -= 1;
+    if (record.failures <= 0) this.#records.delete(address);
+    else record.delayMs = this.#delayAfter(record.failures);
+  }
+
+  #delayAfter(failures: number): number {
+    return Math.min(this.delay.maxMs, this.delay.baseMs * 2 ** (failures - 1));
   }
 
   #current(address: string): AddressRecord | undefined {

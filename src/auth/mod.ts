@@ -15,8 +15,14 @@ export type {
   EnhancedAuthExchange,
   EnhancedAuthMethod,
 } from "./port.ts";
-export { createScramMethod, parseScramFile, SCRAM_SHA_256, scramCredentialLine } from "./scram.ts";
-export { AuthFileError } from "./auth_file.ts";
+export {
+  createScramMethod,
+  parseScramFile,
+  SCRAM_SHA_256,
+  scramCredentialLine,
+  scramMethod,
+} from "./scram.ts";
+export { AuthFileError, readAuthFile } from "./auth_file.ts";
 export {
   type AuthenticatorOptions,
   type AuthStats,
@@ -27,6 +33,14 @@ export {
 export { type AuthorizerOptions, createAuthorizer, type ReloadableAuthorizer } from "./authorizer.ts";
 export { type AclPolicy, ClientAcl, parseAclFile } from "./acl.ts";
 export { type Clock, type FailureDelay, LoginThrottle, systemClock } from "./login_throttle.ts";
+export {
+  clientAddressKey,
+  DEFAULT_REFUSAL_FLOOR_MS,
+  LOGIN_METHODS,
+  LoginGuard,
+  type LoginMethod,
+  type MethodStats,
+} from "./login_guard.ts";
 export {
   addOrUpdateUser,
   DEFAULT_PBKDF2_ITERATIONS,

@@ -10,17 +10,23 @@ export interface Credentials {
   username?: string;
   password?: Uint8Array;
   remoteAddress: string;
+  /**
+   * Common Name of a client certificate the transport verified, on a listener that makes it the user
+   * name (use_cn_as_username); "" for a verified certificate without one.
+   */
   certificateCommonName?: string;
 }
 
 /**
- * The verdict on a CONNECT. On success `username` is the identity ACLs see; on failure `reasonCode`
- * is the CONNACK reason (0x86 bad user name or password, 0x87 not authorized) and `reason` is for
- * logs only: it never contains the password.
+ * The verdict on a CONNECT. On success `username` is the identity ACLs see, and is only ever set from a
+ * verified credential (absent = anonymous); on failure `reasonCode` is the CONNACK reason (0x86 bad user
+ * name or password, 0x87 not authorized) and `reason` is for logs only: it never contains the password,
+ * and the client never sees it (a reason string telling "unknown user" from "wrong password" would let
+ * anyone list the user names). `method` names how the client tried, for logs and metrics.
  */
 export type AuthResult =
-  | { ok: true; username?: string }
-  | { ok: false; reasonCode: number; reason: string };
+  | { ok: true; username?: string; method?: string }
+  | { ok: false; reasonCode: number; reason: string; method?: string };
 
 /** Decides whether a client may connect. */
 export interface Authenticator {
@@ -37,6 +43,17 @@ export interface ClientIdentity {
 export interface Authorizer {
   canPublish(client: ClientIdentity, topic: string): boolean;
   canSubscribe(client: ClientIdentity, topicFilter: string): boolean;
+  /**
+   * Whether a message on this topic may be delivered to the client: checked at delivery, for every
+   * message, because a wildcard subscription may reach topics a rule withholds and the rules can be
+   * reloaded after a subscription was granted.
+   */
+  canReceive(client: ClientIdentity, topic: string): boolean;
+  /**
+   * `canReceive` bound to one identity, for a connection to keep: cheaper per delivery (no identity
+   * lookup) and still following reloads. Optional; callers fall back to `canReceive`.
+   */
+  receiverFor?(client: ClientIdentity): (topic: string) => boolean;
 }
 
 /** One step of an enhanced-authentication exchange (MQTT 5 AUTH, spec §4.12). */
@@ -53,5 +70,6 @@ export interface EnhancedAuthExchange {
 /** An enhanced authentication method, named by the CONNECT's Authentication Method property. */
 export interface EnhancedAuthMethod {
   readonly name: string;
-  start(): EnhancedAuthExchange;
+  /** `remoteAddress` is the client's, `host:port`, so that failed exchanges slow that address down. */
+  start(client: { remoteAddress: string }): EnhancedAuthExchange;
 }

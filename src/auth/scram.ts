@@ -5,6 +5,11 @@
  * Credentials file, one user per line, the format PostgreSQL uses:
  *   `alice:SCRAM-SHA-256$4096:<salt base64>$<StoredKey base64>:<ServerKey base64>`
  * `scramCredentialLine(user, password)` writes such a line.
+ *
+ * An unknown user gets an exchange that looks like a known one's: a salt that is stable for that name but
+ * derived with a secret only this process knows (so a client cannot recompute it and learn the user is
+ * made up), the iteration count most users in the file have, and the same proof computation before the
+ * refusal. Every failure carries the same reason; the detail is for the log.
  */
 import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from "node:crypto";
 import { AuthFileError, meaningfulLines, readAuthFile } from "./auth_file.ts";
@@ -22,7 +27,7 @@ interface ScramCredential {
   serverKey: Uint8Array;
 }
 
-type ScramTable = Map<string, ScramCredential>;
+export type ScramTable = Map<string, ScramCredential>;
 
 function hmac(key: Uint8Array, data: string | Uint8Array): Uint8Array {
   return new Uint8Array(createHmac("sha256", key).update(data).digest());
@@ -97,6 +102,26 @@ function attributes(message: string): Map<string, string> {
 
 const failure = (reason: string): AuthStep => ({ kind: "failure", reasonCode: 0x87, reason });
 
+/** The iteration count most credentials in the table use; an unknown user is given the same. */
+function typicalIterations(table: ScramTable): number {
+  const counts = new Map<number, number>();
+  let best = DEFAULT_ITERATIONS;
+  for (const { iterations } of table.values()) {
+    const count = (counts.get(iterations) ?? 0) + 1;
+    counts.set(iterations, count);
+    if (count > (counts.get(best) ?? 0)) best = iterations;
+  }
+  return best;
+}
+
+/** What an exchange needs from its method: the credentials and the secret behind made-up salts. */
+interface ScramSource {
+  table: ScramTable;
+  decoyIterations: number;
+  /** Random per process: keys the made-up credentials of unknown users. */
+  secret: Uint8Array;
+}
+
 /** One SCRAM conversation: client-first → server-first → client-final → server-final. */
 class ScramExchange implements EnhancedAuthExchange {
   #state: "first" | "final" | "done" = "first";
@@ -104,8 +129,9 @@ class ScramExchange implements EnhancedAuthExchange {
   #nonce = "";
   #authMessagePrefix = "";
   #credential: ScramCredential | undefined;
+  #known = false;
 
-  constructor(private readonly table: () => ScramTable) {}
+  constructor(private readonly source: () => ScramSource) {}
 
   step(data: Uint8Array | undefined): Promise<AuthStep> {
     const message = data ? decoder.decode(data) : "";
@@ -123,14 +149,17 @@ class ScramExchange implements EnhancedAuthExchange {
     const clientNonce = attrs.get("r");
     if (!user || !clientNonce) return failure("SCRAM: malformed client-first-message");
     this.#user = user;
-    this.#credential = this.table().get(user);
-    // An unknown user gets a made-up salt so the exchange looks the same; it fails at the proof.
+    const source = this.source();
+    this.#credential = source.table.get(user);
+    // An unknown user gets a made-up credential so the exchange looks the same; it fails at the proof.
     const credential = this.#credential ?? {
-      salt: sha256(encoder.encode(`unknown:${user}`)).slice(0, 16),
-      iterations: DEFAULT_ITERATIONS,
-      storedKey: new Uint8Array(32),
-      serverKey: new Uint8Array(32),
+      salt: hmac(source.secret, `salt:${user}`).slice(0, 16),
+      iterations: source.decoyIterations,
+      storedKey: hmac(source.secret, `stored:${user}`),
+      serverKey: hmac(source.secret, `server:${user}`),
     };
+    this.#credential = credential;
+    this.#known = source.table.has(user);
     this.#nonce = clientNonce + b64(new Uint8Array(randomBytes(18)));
     const serverFirst = `r=${this.#nonce},s=${b64(credential.salt)},i=${credential.iterations}`;
     this.#authMessagePrefix = `${bare},${serverFirst}`;
@@ -146,17 +175,32 @@ class ScramExchange implements EnhancedAuthExchange {
     const attrs = attributes(withoutProof);
     if (attrs.get("r") !== this.#nonce) return failure("SCRAM: nonce mismatch");
     if (attrs.get("c") !== "biws") return failure("SCRAM: unexpected channel binding");
-    const credential = this.#credential;
-    if (!credential) return failure(`SCRAM: unknown user ${this.#user}`);
+    const credential = this.#credential!;
     const authMessage = `${this.#authMessagePrefix},${withoutProof}`;
     const proof = unb64(message.slice(proofAt + 3));
     const signature = hmac(credential.storedKey, authMessage);
-    if (proof.length !== signature.length) return failure("SCRAM: bad proof");
+    if (proof.length !== signature.length) return failure("SCRAM: malformed proof");
     const clientKey = proof.map((byte, i) => byte ^ signature[i]);
-    if (!timingSafeEqual(sha256(clientKey), credential.storedKey)) return failure("SCRAM: bad proof");
+    // the made-up credential of an unknown user goes through the same computation before it fails
+    const matches = timingSafeEqual(sha256(clientKey), credential.storedKey);
+    if (!this.#known) return failure(`SCRAM: unknown user ${JSON.stringify(this.#user)}`);
+    if (!matches) return failure(`SCRAM: wrong proof for user ${JSON.stringify(this.#user)}`);
     const serverSignature = hmac(credential.serverKey, authMessage);
     return { kind: "success", username: this.#user, data: encoder.encode(`v=${b64(serverSignature)}`) };
   }
+}
+
+/** The SCRAM-SHA-256 method over the credentials `table()` returns at each exchange (it may be reloaded). */
+export function scramMethod(table: () => ScramTable): EnhancedAuthMethod {
+  const secret = new Uint8Array(randomBytes(32));
+  let seen: ScramTable | undefined;
+  let source: ScramSource | undefined;
+  const current = (): ScramSource => {
+    const now = table();
+    if (now !== seen) [seen, source] = [now, { table: now, decoyIterations: typicalIterations(now), secret }];
+    return source!;
+  };
+  return { name: SCRAM_SHA_256, start: () => new ScramExchange(current) };
 }
 
 /** The SCRAM-SHA-256 method over a credentials file; `reload()` rereads it (SIGHUP). */
@@ -165,8 +209,7 @@ export async function createScramMethod(
 ): Promise<EnhancedAuthMethod & { reload(): Promise<void> }> {
   let table = parseScramFile(await readAuthFile(file), file);
   return {
-    name: SCRAM_SHA_256,
-    start: () => new ScramExchange(() => table),
+    ...scramMethod(() => table),
     async reload() {
       table = parseScramFile(await readAuthFile(file), file);
     },

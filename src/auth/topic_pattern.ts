@@ -76,3 +76,27 @@ export function overlapsFilter(pattern: readonly string[], filter: readonly stri
   const longer = pattern.length > filter.length ? pattern : filter;
   return longer.length === shared + 1 && longer[shared] === "#";
 }
+
+/** Regular-expression syntax characters, escaped where a literal level is copied into a pattern. */
+const REGEXP_SYNTAX = /[\\^$.*+?()[\]{}|/-]/g;
+
+/**
+ * One regular expression that matches exactly the topic names that {@link matchesTopic} says at least one
+ * of `patterns` matches, or undefined for no patterns. It tests the topic string as it is, without splitting
+ * it into levels: at every delivery that is several times cheaper than splitting and scanning the rules.
+ */
+export function topicsRegExp(patterns: readonly (readonly string[])[]): RegExp | undefined {
+  if (patterns.length === 0) return undefined;
+  const alternatives = patterns.map((levels) => {
+    let source = "";
+    for (const [index, level] of levels.entries()) {
+      // a wildcard first level never reaches a topic starting with $ (spec §4.7.2)
+      const notSystem = index === 0 ? "(?!\\$)" : "";
+      if (level === "#") return source + (index === 0 ? `${notSystem}[\\s\\S]*` : "(?:/[\\s\\S]*)?");
+      if (index > 0) source += "/";
+      source += level === "+" ? `${notSystem}[^/]*` : level.replace(REGEXP_SYNTAX, "\\$&");
+    }
+    return source;
+  });
+  return new RegExp(`^(?:${alternatives.join("|")})$`);
+}

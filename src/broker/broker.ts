@@ -79,6 +79,7 @@ export class Broker implements SessionService {
       clock,
       (message) => this.#publishWill(message),
       (clientId) => this.#timerDue("will", clientId),
+      options.authorizeWill,
     );
     this.registry = new SessionRegistry({
       options,
@@ -113,6 +114,12 @@ export class Broker implements SessionService {
   /** The session of a connected or persisted client, if any. */
   session(clientId: string): Session | undefined {
     return this.registry.get(clientId)?.session;
+  }
+
+  /** Who owns the client id's session and whether it is connected now; undefined when there is none. */
+  owner(clientId: string): { owner?: string; connected: boolean } | undefined {
+    const entry = this.registry.get(clientId);
+    return entry && { owner: entry.owner, connected: entry.attached };
   }
 
   // --- For the admin API (src/admin/broker_view.ts is the only caller) ---------------------------------

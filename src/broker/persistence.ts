@@ -96,9 +96,12 @@ export class Persistence {
     else this.storage.saveRetained(toStored(message));
   }
 
-  /** A will is kept while its client is connected, so a node crash cannot lose it. */
-  willArmed(clientId: string, will: Will | undefined, publishAt?: number): void {
-    if (will) this.storage.saveWill({ clientId, will, publishAt });
+  /**
+   * A will is kept while its client is connected, so a node crash cannot lose it; with its owner, so that
+   * it can be authorized again when it is finally published.
+   */
+  willArmed(clientId: string, will: Will | undefined, owner?: string, publishAt?: number): void {
+    if (will) this.storage.saveWill({ clientId, will, publishAt, owner });
     else this.storage.deleteWill(clientId);
   }
 

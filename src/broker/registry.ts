@@ -111,7 +111,11 @@ export class SessionRegistry {
       // A session that lasts only as long as its connection (3.1.1 CleanSession 1, 5.0 Session Expiry 0)
       // ends when that connection is taken over: in 3.1.1 its state is not reused [MQTT-3.1.2-6]; in 5.0
       // no session is left, so a new one is created [MQTT-3.1.2-6]. Either way Session Present is 0.
-      const sessionEnds = request.cleanStart || (entry.attached && entry.session.expiryInterval === 0);
+      // A session belongs to its identity: another one gets a fresh session, never the owner's state. (A
+      // session stored before owners were recorded is claimed by whoever resumes it first.)
+      const otherOwner = entry.owner !== undefined && entry.owner !== request.owner;
+      const sessionEnds = request.cleanStart || otherOwner ||
+        (entry.attached && entry.session.expiryInterval === 0);
       if (entry.attached) {
         const previous = entry.link;
         this.#detach(entry);
@@ -119,6 +123,9 @@ export class SessionRegistry {
         // lives on [MQTT-3.1.3-9] [MQTT-3.1.2-8].
         if (sessionEnds || wills.delaySeconds(clientId) === 0) wills.publishNow(clientId);
         previous?.takeOver();
+      } else if (otherOwner && wills.delayed(clientId)) {
+        // Someone else's connection does not stand in for the owner's: the owner's delayed will goes out.
+        wills.publishNow(clientId);
       } else {
         // Reconnected before the will delay passed: the will is not sent [MQTT-3.1.3-9].
         wills.cancel(clientId);
@@ -144,7 +151,7 @@ export class SessionRegistry {
     session.expiryInterval = Math.min(request.sessionExpiryInterval, options.maxSessionExpiry);
     session.persistent = session.expiryInterval > 0;
     const effects = this.attach(entry, request.attachment, request.holder, request.link);
-    wills.arm(clientId, request.will);
+    wills.arm(clientId, request.will, entry.owner);
     persistence.sessionChanged(session);
     return { session, sessionPresent, epoch: entry.epoch, effects };
   }

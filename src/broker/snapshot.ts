@@ -4,7 +4,7 @@
  * messages and armed wills. Taken and installed where the request lands in the cluster log, so the
  * joining node continues from exactly that point.
  */
-import type { Will } from "../codec/types.ts";
+import type { StoredWill } from "../storage/port.ts";
 import type { SharedSessionState } from "../session/outbound.ts";
 import { Session } from "../session/session.ts";
 import type { Attachment, Message, Permissions, SessionLimits, SessionState } from "../session/types.ts";
@@ -43,7 +43,7 @@ export interface SessionSnapshot {
 export interface BrokerState {
   sessions: SessionSnapshot[];
   retained: Message[];
-  wills: { clientId: string; will: Will; publishAt?: number }[];
+  wills: StoredWill[];
 }
 
 /** Everything `broker` holds, reading paged-out queues back from storage. */

@@ -59,6 +59,11 @@ export interface BrokerOptions {
    * calls `Broker.fire` when every node applies it. Default: fire at once.
    */
   onTimer?: (timer: SessionTimer, clientId: string, epoch: number) => void;
+  /**
+   * Asked when a will is about to be published, with the owner of the session that set it (undefined for a
+   * session stored before owners were recorded): the rules may have changed since its CONNECT. Absent = allowed.
+   */
+  authorizeWill?: (clientId: string, owner: string | undefined, will: Will) => boolean;
   /** The ACL of a client, for sessions rebuilt from storage while their client is connected elsewhere. */
   permissionsFor?: (clientId: string, owner: string | undefined) => Permissions | undefined;
 }
@@ -73,7 +78,10 @@ export interface OpenRequest {
   attachment: Attachment;
   /** The connection on this node; absent when the client connected to another node of a cluster. */
   link?: SessionLink;
-  /** Who connects (e.g. the verified user name); stored with a persistent session. */
+  /**
+   * Who authenticated (an opaque key, the same for the same user). A session owned by someone else is
+   * not resumed: this CONNECT gets a fresh one, as with Clean Start.
+   */
   owner?: string;
   /** The claim's epoch when a cluster decided it (its place in the log); otherwise the registry picks one. */
   epoch?: number;
@@ -100,6 +108,8 @@ export interface SessionService {
   receive(handle: SessionHandle, packet: Packet): Effect[];
   close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void;
   flush(): Promise<void> | undefined;
+  /** Who owns the client id's session and whether its client is connected; undefined when there is none. */
+  owner(clientId: string): { owner?: string; connected: boolean } | undefined;
 }
 
 /** Broker-wide counters, read by $SYS and /metrics. */

@@ -6,6 +6,8 @@ import type { Persistence } from "./persistence.ts";
 
 interface ArmedWill {
   will: Will;
+  /** The identity of the client that set it, to authorize it again when it is published. */
+  owner?: string;
   /** Set once the client is gone and the will waits for its delay [MQTT-3.1.3-9]. */
   timer?: TimerHandle;
   publishAt?: number;
@@ -28,13 +30,14 @@ export class WillService {
     private readonly clock: Clock,
     private readonly publish: (message: Message) => void,
     private readonly onDue: (clientId: string) => void,
+    private readonly authorize?: (clientId: string, owner: string | undefined, will: Will) => boolean,
   ) {}
 
   /** The client connected with `will` (or none): any previous will of this client id is replaced. */
-  arm(clientId: string, will: Will | undefined): void {
+  arm(clientId: string, will: Will | undefined, owner?: string): void {
     this.#forget(clientId);
-    if (will) this.#armed.set(clientId, { will });
-    this.persistence.willArmed(clientId, will);
+    if (will) this.#armed.set(clientId, { will, owner });
+    this.persistence.willArmed(clientId, will, owner);
   }
 
   /** The Will Delay Interval of the client's armed will, 0 without one. */
@@ -70,12 +73,16 @@ export class WillService {
     if (this.delayed(clientId)) this.publishNow(clientId);
   }
 
-  /** Publishes the client's will at once, if it has one (its session ended, or it was taken over). */
+  /**
+   * Publishes the client's will at once, if it has one (its session ended, or it was taken over), and if
+   * its owner may still publish it: the rules may have changed since its CONNECT.
+   */
   publishNow(clientId: string): void {
     const armed = this.#armed.get(clientId);
     if (!armed) return;
     this.#forget(clientId);
     this.persistence.willArmed(clientId, undefined);
+    if (this.authorize?.(clientId, armed.owner, armed.will) === false) return;
     this.publish(willMessage(armed.will, this.clock.now()));
   }
 
@@ -86,8 +93,8 @@ export class WillService {
    */
   restore(wills: StoredWill[], delayOf: (clientId: string, will: Will) => number | undefined): void {
     const now = this.clock.now();
-    for (const { clientId, will, publishAt } of wills) {
-      const armed: ArmedWill = { will };
+    for (const { clientId, will, publishAt, owner } of wills) {
+      const armed: ArmedWill = { will, owner };
       this.#armed.set(clientId, armed);
       const delay = delayOf(clientId, will);
       const at = delay === undefined ? now : publishAt ?? now + delay * 1000;
@@ -97,16 +104,21 @@ export class WillService {
   }
 
   /** Every armed will, with its deadline when its client is gone and it waits for its delay. */
-  exportAll(): { clientId: string; will: Will; publishAt?: number }[] {
-    return [...this.#armed].map(([clientId, { will, publishAt }]) => ({ clientId, will, publishAt }));
+  exportAll(): StoredWill[] {
+    return [...this.#armed].map(([clientId, { will, publishAt, owner }]) => ({
+      clientId,
+      will,
+      publishAt,
+      owner,
+    }));
   }
 
   /** Wills taken from another node's {@link exportAll}: armed, and the delayed ones scheduled. */
-  importAll(wills: { clientId: string; will: Will; publishAt?: number }[]): void {
-    for (const { clientId, will, publishAt } of wills) {
-      const armed: ArmedWill = { will };
+  importAll(wills: StoredWill[]): void {
+    for (const { clientId, will, publishAt, owner } of wills) {
+      const armed: ArmedWill = { will, owner };
       this.#armed.set(clientId, armed);
-      if (publishAt === undefined) this.persistence.willArmed(clientId, will);
+      if (publishAt === undefined) this.persistence.willArmed(clientId, will, owner);
       else this.#schedule(clientId, armed, publishAt);
     }
   }
@@ -117,7 +129,7 @@ export class WillService {
 
   #schedule(clientId: string, armed: ArmedWill, publishAt: number): void {
     armed.publishAt = publishAt;
-    this.persistence.willArmed(clientId, armed.will, publishAt);
+    this.persistence.willArmed(clientId, armed.will, armed.owner, publishAt);
     armed.timer = this.clock.after(Math.max(0, publishAt - this.clock.now()), () => this.onDue(clientId));
   }
 

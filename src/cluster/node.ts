@@ -218,6 +218,11 @@ export class ClusterNode implements SessionService {
     return this.broker.flush();
   }
 
+  /** This node's view of the client id's owner (every node sees every claim). */
+  owner(clientId: string): { owner?: string; connected: boolean } | undefined {
+    return this.broker.owner(clientId);
+  }
+
   /** Claims the client id through the log; resolves when the claim is applied here. */
   open(request: OpenRequest): Promise<OpenResult> {
     const link = request.link;

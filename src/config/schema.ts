@@ -135,6 +135,11 @@ export const settingKeys = {
     "round_robin",
     "How a shared subscription group picks the member that receives each message.",
   ),
+  "mqtt.takeover": choice(
+    ["allow", "same_user", "deny"],
+    "same_user",
+    "Whether a CONNECT may disconnect the connected client that holds its client id: allow = anyone may (MQTT's default), same_user = only the same authenticated user, deny = no one. A different user always starts a fresh session.",
+  ),
   "mqtt.server_reference": optionalText(
     "When set, MQTT 5 clients are redirected here (CONNACK reason 0x9C, Use another server).",
   ),
@@ -168,7 +173,7 @@ export const settingKeys = {
   ),
 
   "auth.allow_anonymous": optionalFlag(
-    "Accept clients without a username; unset = allow only when no password or access key file is configured.",
+    "Accept clients that present no credentials; unset = allow only when no credential source is configured (password, access key or SCRAM file, or a listener with use_cn_as_username).",
   ),
   "auth.password_file": optionalText("File of username:password-hash lines."),
   "auth.access_keys_file": optionalText("File of access keys accepted as credentials."),
@@ -177,12 +182,22 @@ export const settingKeys = {
   ),
   "auth.acl_file": optionalText("File of topic access rules."),
   "auth.acl_default": choice(["allow", "deny"], "allow", "What the ACL decides when no rule matches."),
+  "auth.failure_delay_ms": integer(
+    { min: 0, max: 60_000 },
+    250,
+    "After a failed login, the next login from the same IP address (IPv6: /64) waits this long, doubling with each failure; 0 turns the slowdown off.",
+  ),
+  "auth.failure_delay_max_ms": integer(
+    { min: 0, max: 600_000 },
+    8_000,
+    "Longest wait the login slowdown imposes on one address.",
+  ),
 
   "http.enabled": flag(false, "Serve the HTTP endpoint for health and metrics."),
   "http.host": text("127.0.0.1", "Address the HTTP endpoint binds."),
   "http.port": integer({ min: 0, max: 65535 }, 8080, "Port the HTTP endpoint binds."),
   "http.auth_token_file": optionalText(
-    "File whose first line is a bearer token (at least 16 characters); HTTP clients send it as Authorization: Bearer <token>. Opens the admin API.",
+    "File whose first line is a bearer token (at least 16 characters, no spaces); when set, every HTTP request (/metrics, /healthz, /readyz, the admin API) needs 'Authorization: Bearer <token>'. Reread on SIGHUP.",
   ),
 
   "admin.enabled": flag(

@@ -48,6 +48,7 @@ export interface Config {
     subscriptionIdentifiersAvailable: boolean;
     sharedSubscriptionAvailable: boolean;
     sharedSubscriptionStrategy: "round_robin" | "random";
+    takeover: "allow" | "same_user" | "deny";
     serverReference?: string;
     responseInformation?: string;
   };
@@ -59,13 +60,15 @@ export interface Config {
     maxDiskBytes: number;
   };
   auth: {
-    /** Unset: allow anonymous clients only when no credentials are configured. */
+    /** Unset: allow anonymous clients only when no credential source is configured. */
     allowAnonymous?: boolean;
     passwordFile?: string;
     accessKeysFile?: string;
     scramFile?: string;
     aclFile?: string;
     aclDefault: "allow" | "deny";
+    failureDelayMs: number;
+    failureDelayMaxMs: number;
   };
   http: { enabled: boolean; host: string; port: number; authTokenFile?: string };
   admin: { enabled: boolean; passwordFile?: string; viewers?: string; sessionTtlSeconds: number };

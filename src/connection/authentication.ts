@@ -4,11 +4,33 @@ import type { AuthPacket, ConnectPacket, Properties } from "../codec/types.ts";
 
 /** Where an authentication stands after a CONNECT or AUTH packet. */
 export type AuthOutcome =
-  /** Authenticated; `properties` carry the method and final data for CONNACK or AUTH. */
+  /** Authenticated; `username` is verified (absent = anonymous); `properties` go into CONNACK or AUTH. */
   | { kind: "accepted"; username?: string; properties: Properties }
   /** Send this AUTH (0x18 Continue authentication) and wait for the client's next AUTH. */
   | { kind: "continue"; packet: AuthPacket }
-  | { kind: "refused"; reasonCode: number; reason: string };
+  /** `reason` is for the log; the client hears `publicReason`, the same for every refusal with this code. */
+  | { kind: "refused"; reasonCode: number; reason: string; publicReason: string; method?: string };
+
+/**
+ * What a refused client is told: one text per reason code, so that the answer never tells an unknown user
+ * from a wrong password, an unknown access key or a wrong signature (the log has the detail).
+ */
+export function publicRefusalReason(reasonCode: number): string {
+  switch (reasonCode) {
+    case ReasonCode.BadUserNameOrPassword:
+      return "bad user name or password";
+    case ReasonCode.NotAuthorized:
+      return "not authorized";
+    case ReasonCode.BadAuthenticationMethod:
+      return "bad authentication method";
+    default:
+      return "authentication failed";
+  }
+}
+
+function refused(reasonCode: number, reason: string, method?: string): AuthOutcome {
+  return { kind: "refused", reasonCode, reason, publicReason: publicRefusalReason(reasonCode), method };
+}
 
 /**
  * One client's authentication: user name and password at CONNECT through the Authenticator, or an
@@ -18,6 +40,8 @@ export type AuthOutcome =
 export class ClientAuthentication {
   #method: EnhancedAuthMethod | undefined;
   #exchange: EnhancedAuthExchange | undefined;
+  /** Set once an enhanced exchange succeeded: a re-authentication must prove the same user. */
+  #authenticatedAs: { username: string } | undefined;
 
   constructor(
     private readonly authenticator: Authenticator | undefined,
@@ -34,7 +58,8 @@ export class ClientAuthentication {
   async begin(connect: ConnectPacket, clientId: string): Promise<AuthOutcome> {
     const methodName = connect.properties.authenticationMethod;
     if (methodName === undefined) {
-      if (!this.authenticator) return { kind: "accepted", username: connect.username, properties: {} };
+      // nothing verifies the CONNECT's user name here, so it is not the client's identity
+      if (!this.authenticator) return { kind: "accepted", properties: {} };
       const result = await this.authenticator.authenticate({
         clientId,
         username: connect.username,
@@ -43,18 +68,14 @@ export class ClientAuthentication {
         certificateCommonName: this.certificateCommonName,
       });
       return result.ok
-        ? { kind: "accepted", username: result.username ?? connect.username, properties: {} }
-        : { kind: "refused", reasonCode: result.reasonCode, reason: result.reason };
+        ? { kind: "accepted", username: result.username, properties: {} }
+        : refused(result.reasonCode, result.reason, result.method);
     }
     this.#method = this.methods.get(methodName);
     if (!this.#method) {
-      return {
-        kind: "refused",
-        reasonCode: ReasonCode.BadAuthenticationMethod,
-        reason: `unsupported authentication method ${methodName}`,
-      };
+      return refused(ReasonCode.BadAuthenticationMethod, `unsupported authentication method ${methodName}`);
     }
-    this.#exchange = this.#method.start();
+    this.#exchange = this.#method.start({ remoteAddress: this.remoteAddress });
     return await this.#step(connect.properties.authenticationData);
   }
 
@@ -67,7 +88,7 @@ export class ClientAuthentication {
       throw new MqttError(ReasonCode.ProtocolError, "AUTH with a different authentication method");
     }
     if (auth.reasonCode === ReasonCode.ReAuthenticate && !this.#exchange) {
-      this.#exchange = this.#method.start();
+      this.#exchange = this.#method.start({ remoteAddress: this.remoteAddress });
     } else if (auth.reasonCode !== ReasonCode.ContinueAuthentication || !this.#exchange) {
       throw new MqttError(
         ReasonCode.ProtocolError,
@@ -91,7 +112,18 @@ export class ClientAuthentication {
       };
     }
     this.#exchange = undefined;
-    if (step.kind === "failure") return { kind: "refused", reasonCode: step.reasonCode, reason: step.reason };
+    if (step.kind === "failure") return refused(step.reasonCode, step.reason, method.name);
+    if (this.#authenticatedAs && this.#authenticatedAs.username !== step.username) {
+      // the connection's identity (ACL, session owner) was fixed at CONNECT; it cannot change under it
+      return refused(
+        ReasonCode.NotAuthorized,
+        `re-authenticated as ${JSON.stringify(step.username)}, not ${
+          JSON.stringify(this.#authenticatedAs.username)
+        }`,
+        method.name,
+      );
+    }
+    this.#authenticatedAs = { username: step.username };
     const properties: Properties = { authenticationMethod: method.name };
     if (step.data) properties.authenticationData = step.data;
     return { kind: "accepted", username: step.username, properties };

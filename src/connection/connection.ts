@@ -20,6 +20,7 @@ import type { TrafficMetrics } from "../observe/metrics.ts";
 import { type ConnectSettings, decideConnect, type Effect } from "../session/mod.ts";
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
+import { admit, clientPermissions, RateLimitedLog, sessionOwner, type TakeoverPolicy } from "./access.ts";
 import { type AuthOutcome, ClientAuthentication } from "./authentication.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { halfCloseAndLinger, settlesWithin } from "./closing.ts";
@@ -71,6 +72,8 @@ export interface ConnectionContext {
   authorizer?: Authorizer;
   /** Enhanced authentication methods (v5 Authentication Method), by name. */
   authMethods?: ReadonlyMap<string, EnhancedAuthMethod>;
+  /** Who may disconnect a connected client by reusing its client id; default same_user. */
+  takeover?: TakeoverPolicy;
 }
 
 /** Each pending read pins its buffer: an idle connection's is small (a CONNECT or PINGREQ fits). */
@@ -297,36 +300,55 @@ export class Connection implements SessionLink {
       return this.#send(outcome.packet);
     }
     this.#pendingConnect = undefined;
-    if (outcome.kind === "refused") return this.#refuse(outcome.reasonCode, outcome.reason, {});
+    if (outcome.kind === "refused") {
+      return this.#refuse(outcome.reasonCode, outcome.reason, {}, outcome.publicReason, outcome.method);
+    }
     if (this.#closed) return;
     const { packet, decision } = pending;
     const identity = { clientId: decision.clientId, username: outcome.username };
-    const authorizer = this.context.authorizer;
-    if (authorizer) {
-      decision.attachment.permissions = {
-        canPublish: (topic) => authorizer.canPublish(identity, topic),
-        canSubscribe: (filter) => authorizer.canSubscribe(identity, filter),
-      };
+    const owner = sessionOwner(identity.username);
+    const { broker, authorizer } = this.context;
+    const policy = this.context.takeover ?? "same_user";
+    const admission = admit(
+      { will: packet.will, identity, owner, policy },
+      broker.owner(identity.clientId),
+      authorizer,
+    );
+    const logAdmission = () => {
+      for (const { event, fields } of admission.events) {
+        this.#log("info", event, { clientId: identity.clientId, ...fields });
+      }
+    };
+    if (admission.refusal !== undefined) {
+      logAdmission();
+      return this.#refuse(ReasonCode.NotAuthorized, admission.refusal, {}, "not authorized");
     }
+    // v5 hears 0x87 for a refused PUBLISH, 3.1.1 nothing: the log must say it (one line a second at most)
+    let denials: RateLimitedLog | undefined;
+    decision.attachment.permissions = clientPermissions(identity, authorizer, (topic, reason) => {
+      denials ??= new RateLimitedLog((fields) => this.#log("info", "publish.denied", fields));
+      denials.write({ topic, reason });
+    });
     let opened;
     try {
-      opened = await this.context.broker.open({
+      opened = await broker.open({
         clientId: decision.clientId,
         cleanStart: packet.cleanStart,
         sessionExpiryInterval: decision.sessionExpiryInterval,
         will: packet.will,
         attachment: decision.attachment,
         link: this,
-        owner: outcome.username,
+        owner,
       });
     } catch (error) {
       // The session could not be claimed (a cluster whose log is unreachable): 0x88 Server unavailable.
       if (!(error instanceof MqttError)) throw error;
       return this.#refuse(error.reasonCode, error.message, {});
     }
+    logAdmission();
     if (this.#released) {
       // The connection ended while the session was being claimed: hand it straight back.
-      this.context.broker.close(opened, true);
+      broker.close(opened, true);
       return;
     }
     this.#handle = opened;
@@ -370,7 +392,7 @@ export class Connection implements SessionLink {
       reasonCode: outcome.reasonCode,
       reason: outcome.reason,
     });
-    this.#sendDisconnect(outcome.reasonCode, outcome.reason);
+    this.#sendDisconnect(outcome.reasonCode, outcome.publicReason);
     void this.#closeAfterFlush(true);
   }
 
@@ -387,7 +409,14 @@ export class Connection implements SessionLink {
     }
   }
 
-  #refuse(reasonCode: number, reason: string, properties: Properties): void {
+  /** Refuses a CONNECT; `reason` goes to the log and, unless a `publicReason` replaces it, to a v5 client. */
+  #refuse(
+    reasonCode: number,
+    reason: string,
+    properties: Properties,
+    publicReason = reason,
+    method?: string,
+  ): void {
     const v5 = this.#version === 5;
     // The code the client actually receives: 3.1/3.1.1 CONNACKs have their own, smaller set.
     const sent = v5 ? reasonCode : connackCodeForV3(reasonCode);
@@ -397,12 +426,13 @@ export class Connection implements SessionLink {
       listener: this.accepted.listener,
       reasonCode: sent,
       reason,
+      method,
     });
     this.#sendFarewell({
       type: "connack",
       sessionPresent: false,
       reasonCode: sent,
-      properties: v5 ? { ...properties, reasonString: reason } : {},
+      properties: v5 ? { ...properties, reasonString: publicReason } : {},
     });
     void this.#closeAfterFlush(false);
   }

@@ -2,3 +2,11 @@
 export * from "./connection.ts";
 export * from "./server.ts";
 export * from "./buffer_pool.ts";
+export {
+  clientPermissions,
+  ownerUsername,
+  reservedTopicReason,
+  sessionOwner,
+  type TakeoverPolicy,
+  willRefusal,
+} from "./access.ts";

@@ -1,7 +1,8 @@
 /**
  * The operations HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (liveness) and `/readyz`
- * (readiness: the store is open and the listeners are up). Bind it to loopback unless a scraper elsewhere
- * needs it: it has no authentication.
+ * (readiness: the store is open and the listeners are up), plus the routes of an app on the same port (the
+ * admin API and dashboard). It binds loopback by default; with a bearer token (`http.auth_token_file`)
+ * every request must carry it. Answers never carry file paths or error messages: those go to the log.
  */
 import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 
@@ -11,8 +12,16 @@ export interface HealthSources {
   metrics(): string;
   /** False once the process should be restarted. */
   live(): boolean;
-  /** Whether the broker can take clients now; `detail` says why not. */
+  /** Whether the broker can take clients now; `detail` says why not (shown to callers: no paths). */
   ready(): { ok: boolean; detail: string };
+}
+
+/** Who may ask, and where failures go. */
+export interface HttpAccess {
+  /** Whether the request may be answered (e.g. it carries the bearer token); absent = everyone. */
+  authorized?: (request: Request) => boolean;
+  /** Told about a handler failure, whose detail the response does not carry. */
+  onError?: (error: unknown) => void;
 }
 
 /** A running HTTP endpoint. */
@@ -26,8 +35,17 @@ export interface HttpEndpoint {
 const TEXT = "text/plain; charset=utf-8";
 
 /** The request handler on its own, so tests can call it without a socket. */
-export function healthHandler(sources: HealthSources): (request: Request) => Response {
+export function healthHandler(
+  sources: HealthSources,
+  access: HttpAccess = {},
+): (request: Request) => Response {
   return (request) => {
+    if (access.authorized && !access.authorized(request)) {
+      return new Response("unauthorized\n", {
+        status: 401,
+        headers: { "content-type": TEXT, "www-authenticate": 'Bearer realm="mqtt-proxy"' },
+      });
+    }
     if (request.method !== "GET" && request.method !== "HEAD") {
       return new Response("method not allowed\n", {
         status: 405,
@@ -54,17 +72,16 @@ export function healthHandler(sources: HealthSources): (request: Request) => Res
           return new Response("not found\n", { status: 404, headers: { "content-type": TEXT } });
       }
     } catch (error) {
-      return new Response(`error: ${error instanceof Error ? error.message : String(error)}\n`, {
-        status: 500,
-        headers: { "content-type": TEXT },
-      });
+      // the message may name files; it goes to the log (onError), the caller learns only that it failed
+      access.onError?.(error);
+      return new Response("internal error\n", { status: 500, headers: { "content-type": TEXT } });
     }
   };
 }
 
 /**
- * More routes on the same endpoint (the admin API and dashboard): a response, or undefined to leave the
- * request to the health handler. `remote` is the caller's address.
+ * More routes on the same endpoint (the admin API and dashboard), with their own authentication: a
+ * response, or undefined to leave the request to the health handler. `remote` is the caller's address.
  */
 export type HttpApp = (request: Request, remote: string) => Promise<Response> | undefined;
 
@@ -73,8 +90,9 @@ export function startHttpServer(
   options: { hostname: string; port: number; app?: HttpApp },
   sources: HealthSources,
   onError: (error: unknown) => void = () => {},
+  access: HttpAccess = {},
 ): HttpEndpoint {
-  const health = healthHandler(sources);
+  const health = healthHandler(sources, { onError, ...access });
   const app = options.app;
   const handler = app === undefined
     ? health

@@ -303,6 +303,7 @@ export interface DropTotals {
   tooLarge: number;
   qos0Offline: number;
   slowConsumer: number;
+  notAuthorized: number;
 }
 
 const DROP_REASONS: readonly [keyof DropTotals, string][] = [
@@ -311,6 +312,7 @@ const DROP_REASONS: readonly [keyof DropTotals, string][] = [
   ["tooLarge", "too_large"],
   ["qos0Offline", "qos0_offline"],
   ["slowConsumer", "slow_consumer"],
+  ["notAuthorized", "not_authorized"],
 ];
 
 /** What a broker reports at scrape time; main.ts wires these to the broker and its listeners. */
@@ -322,8 +324,8 @@ export interface BrokerMetricSources {
   drops(): DropTotals;
   /** Messages queued behind the inflight window and messages in flight, over all sessions. */
   sessions(): { queued: number; inflight: number };
-  /** CONNECTs refused by the authenticator since start. */
-  authFailures(): number;
+  /** Logins since start by method (password, access_key, scram, certificate, anonymous). */
+  logins(): Record<string, { successes: number; failures: number; delayed: number }>;
 }
 
 /** A broker's metrics: a registry holding its traffic metrics plus gauges sampled from `sources`. */
@@ -358,7 +360,17 @@ export function createBrokerMetrics(traffic: TrafficMetrics, sources: BrokerMetr
   );
   registry.register(traffic.storeFlushSeconds);
   const authFailures = registry.register(
-    new Counter("mqtt_auth_failures_total", "CONNECTs refused by authentication since start."),
+    new Counter("mqtt_auth_failures_total", "Failed logins since start, by method.", ["method"]),
+  );
+  const authSuccesses = registry.register(
+    new Counter("mqtt_auth_successes_total", "Successful logins since start, by method.", ["method"]),
+  );
+  const authDelayed = registry.register(
+    new Counter(
+      "mqtt_auth_delayed_total",
+      "Logins that waited for their address's failure delay since start, by method.",
+      ["method"],
+    ),
   );
 
   registry.beforeScrape(() => {
@@ -381,7 +393,13 @@ export function createBrokerMetrics(traffic: TrafficMetrics, sources: BrokerMetr
     queueDepth.set(totals.queued);
     inflight.set(totals.inflight);
     authFailures.reset();
-    authFailures.inc(sources.authFailures());
+    authSuccesses.reset();
+    authDelayed.reset();
+    for (const [method, counts] of Object.entries(sources.logins())) {
+      authFailures.labels(method).inc(counts.failures);
+      authSuccesses.labels(method).inc(counts.successes);
+      authDelayed.labels(method).inc(counts.delayed);
+    }
   });
   return registry;
 }

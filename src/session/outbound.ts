@@ -107,8 +107,10 @@ export class OutboundFlow {
     for (const [packetId, entry] of this.inflight) {
       if (entry.stage === "release") {
         out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
-      } else {
-        this.#emit(entry.delivery, entry.qos, packetId, true, now, out);
+      } else if (!this.#emit(entry.delivery, entry.qos, packetId, true, now, out)) {
+        // not sendable any more (too large for the new connection, or no longer authorized): forget it
+        this.inflight.delete(packetId);
+        this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
       }
     }
     this.#drain(now, out);
@@ -311,7 +313,10 @@ export class OutboundFlow {
     }
   }
 
-  /** Builds the outgoing PUBLISH; false when it exceeds the client's Maximum Packet Size [MQTT-3.1.2-25]. */
+  /**
+   * Builds the outgoing PUBLISH; false when the client may not read the topic (checked here, where every
+   * route to the wire meets) or it exceeds the client's Maximum Packet Size [MQTT-3.1.2-25].
+   */
   #emit(
     delivery: Delivery,
     qos: QoS,
@@ -322,6 +327,10 @@ export class OutboundFlow {
   ) {
     const attachment = this.#attachment!;
     const { message } = delivery;
+    if (attachment.permissions?.canReceive?.(message.topic) === false) {
+      this.drops.notAuthorized++;
+      return false;
+    }
     const version = attachment.protocolVersion;
     let properties: Properties = message.properties;
     let topic = message.topic;
@@ -392,7 +401,7 @@ export function sharedState(): SharedSessionState {
 }
 
 export function emptyDropCounts(): DropCounts {
-  return { queueFull: 0, expired: 0, tooLarge: 0, qos0Offline: 0, slowConsumer: 0 };
+  return { queueFull: 0, expired: 0, tooLarge: 0, qos0Offline: 0, slowConsumer: 0, notAuthorized: 0 };
 }
 
 /** Adds subscription identifiers and the remaining Message Expiry Interval [MQTT-3.3.2-6]. */

@@ -149,6 +149,11 @@ export interface Attachment {
 export interface Permissions {
   canPublish(topic: string): boolean;
   canSubscribe(topicFilter: string): boolean;
+  /**
+   * Whether a message on this topic may go to the client, asked as each PUBLISH is built for it (live,
+   * queued, resent after a resume, retained): absent = everything (no ACL, nothing to pay).
+   */
+  canReceive?(topic: string): boolean;
 }
 
 /** Counters a session reports about messages it did not deliver. */
@@ -158,6 +163,8 @@ export interface DropCounts {
   tooLarge: number;
   qos0Offline: number;
   slowConsumer: number;
+  /** The ACL no longer lets the client read the topic (reloaded rules, a deny within a wildcard). */
+  notAuthorized: number;
 }
 
 /**

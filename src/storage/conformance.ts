@@ -193,10 +193,10 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
   });
 
   test(
-    "wills round-trip with and without publishAt; a save replaces; delete removes",
+    "wills round-trip with and without publishAt and owner; a save replaces; delete removes",
     async (storage, restart) => {
       storage.saveWill(sample.will("connected"));
-      storage.saveWill(sample.will("gone", { publishAt: 1_700_000_000_000 }));
+      storage.saveWill(sample.will("gone", { publishAt: 1_700_000_000_000, owner: "anonymous" }));
       storage.saveWill(sample.will("replaced"));
       storage.saveWill(sample.will("replaced", { publishAt: 5 }));
       storage.saveWill(sample.will("deleted"));
@@ -205,7 +205,7 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
       const { snapshot } = await restart();
       assert.deepEqual(sortBy(snapshot.wills, (will) => will.clientId), [
         sample.will("connected"),
-        sample.will("gone", { publishAt: 1_700_000_000_000 }),
+        sample.will("gone", { publishAt: 1_700_000_000_000, owner: "anonymous" }),
         sample.will("replaced", { publishAt: 5 }),
       ]);
     },

@@ -78,6 +78,8 @@ export interface StoredWill {
   will: Will;
   /** ms since the epoch at which to publish; absent while the client is connected. */
   publishAt?: number;
+  /** The identity of the client that set it, to authorize it again when it is published. */
+  owner?: string;
 }
 
 /** How many entries wait in a session's queue in storage (stage "queued"), and their topic and payload bytes. */

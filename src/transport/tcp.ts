@@ -4,7 +4,7 @@ import type { ByteStream } from "./mod.ts";
 export interface Accepted {
   stream: ByteStream;
   remoteAddress: string;
-  /** Common name of a verified client certificate (mTLS), when the transport has one. */
+  /** Common name of a verified client certificate (mTLS), "" for one without a CN; absent without one. */
   certificateCommonName?: string;
   /** Name of the listener that accepted it (for logs and the admin API); set by the composition root. */
   listener?: string;

@@ -5,7 +5,7 @@
  *   `Deno.TlsConn` is the byte stream as it is;
  * - client certificates (mutual TLS): `node:tls` `createServer({ requestCert, rejectUnauthorized, ca })`,
  *   whose sockets are adapted to a {@link ByteStream}. The Common Name of a verified certificate is handed
- *   on as `Accepted.certificateCommonName`.
+ *   on as `Accepted.certificateCommonName` ("" when it has none).
  *
  * Either way the handshake runs off the accept loop, under a deadline, so a slow or silent client never
  * delays anyone else's accept.
@@ -173,7 +173,8 @@ async function listenNodeTls(
     const verdict = socket.authorized ? { ok: true as const } : verifyClientCertificate(peer, cas);
     if (verdict.ok) {
       const cn = peer?.subject?.CN as string | string[] | undefined;
-      commonName = Array.isArray(cn) ? cn[0] : cn;
+      // "" for a verified certificate without a CN: it must not pass for a client without a certificate
+      commonName = (Array.isArray(cn) ? cn[0] : cn) ?? "";
     } else if (options.requireClientCert) {
       onHandshakeError(remote, new Error(`client certificate refused: ${verdict.reason}`));
       socket.destroy();

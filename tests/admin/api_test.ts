@@ -289,7 +289,7 @@ Deno.test("admin api: listeners, limits, stats and reload", async () => {
     }
     const reload = await body(await api("/api/v1/reload", { method: "POST" }));
     assert.equal(reload.status, 200);
-    assert.deepEqual(reload.json.reloaded, ["authentication", "admin"]);
+    assert.deepEqual(reload.json.reloaded, ["authentication", "admin", "http_token"]);
   });
 });
 

@@ -58,7 +58,7 @@ Deno.test("%u substitution for every user, with a pattern deny", () => {
   assert.equal(bob.canSubscribe("users/bob/#"), true);
 });
 
-Deno.test("a subscription needs an allow rule covering the whole filter; a deny overlapping it refuses", () => {
+Deno.test("a subscription needs an allow rule covering the whole filter; a deny refuses only what it covers", () => {
   const anonymous = forClient("c1");
   assert.equal(anonymous.canSubscribe("sensors/#"), true);
   assert.equal(anonymous.canSubscribe("sensors/+/temp"), true);
@@ -72,18 +72,40 @@ Deno.test("a subscription needs an allow rule covering the whole filter; a deny 
     false,
   );
   assert.equal(reader.canSubscribe("bob/#"), true);
-  assert.equal(reader.canSubscribe("alice/#"), false);
-  assert.equal(reader.canSubscribe("+/secret"), false);
-  assert.equal(reader.canSubscribe("#"), false);
-  assert.equal(reader.canSubscribe("$share/g/alice/#"), false);
+  // a deny withholds its own topics, at delivery; filters that merely overlap it are granted (as Mosquitto)
+  assert.equal(reader.canSubscribe("alice/#"), true);
+  assert.equal(reader.canSubscribe("+/secret"), true);
+  assert.equal(reader.canSubscribe("#"), true);
+  assert.equal(reader.canSubscribe("alice/secret"), false);
+  assert.equal(reader.canSubscribe("$share/g/alice/secret"), false);
   assert.equal(reader.canSubscribe("$share/g/bob/#"), true);
+  assert.equal(reader.canReceive("alice/secret"), false);
+  assert.equal(reader.canReceive("alice/public"), true);
+  assert.equal(reader.canReceive("bob/secret"), true);
+  assert.equal(reader.receivesEverything, false);
+});
+
+Deno.test("canReceive follows the read rules and the default; receivesEverything only without read denies", () => {
+  const narrow = new ClientAcl(parseAclFile("allow read sensors/+/temp", "acl"), { clientId: "c" }, false);
+  assert.equal(narrow.canReceive("sensors/hall/temp"), true);
+  assert.equal(narrow.canReceive("sensors/hall/humidity"), false);
+  assert.equal(narrow.receivesEverything, false);
+  const open = new ClientAcl(parseAclFile("deny publish x/#", "acl"), { clientId: "c" }, true);
+  assert.equal(open.receivesEverything, true);
+  assert.equal(open.canReceive("x/y"), true);
+  // a wildcard-first pattern never reaches a $ topic, for reading as for subscribing
+  const everything = new ClientAcl(parseAclFile("allow read #", "acl"), { clientId: "c" }, false);
+  assert.equal(everything.canReceive("$SYS/broker/uptime"), false);
 });
 
 Deno.test("the default policy decides when no rule matches, in both directions", () => {
   assert.equal(forClient("c1", undefined, true).canPublish("unlisted/topic"), true);
   assert.equal(forClient("c1", undefined, false).canPublish("unlisted/topic"), false);
   assert.equal(forClient("c1", undefined, true).canSubscribe("unlisted/#"), true);
-  assert.equal(forClient("c1", undefined, true).canSubscribe("public/#"), false); // deny public/private/# overlaps
+  // deny public/private/# only overlaps public/#: granted, and public/private/... withheld at delivery
+  assert.equal(forClient("c1", undefined, true).canSubscribe("public/#"), true);
+  assert.equal(forClient("c1", undefined, true).canReceive("public/private/x"), false);
+  assert.equal(forClient("c1", undefined, true).canSubscribe("public/private/+"), false);
   assert.equal(forClient("c1", undefined, true).canSubscribe("public/news"), true);
 });
 

@@ -26,17 +26,20 @@ Deno.test("both username forms log in with a signature computed by openssl", asy
   const authenticator = await createAuthenticator({
     accessKeysFile: files.paths.keys,
     failureDelay: { baseMs: 0, maxMs: 0 },
+    refusalFloorMs: 0,
   });
   const signature = await opensslHmacSha1Base64(SECRET_KEY, CLIENT_ID);
   assert.deepEqual(await authenticator.authenticate(credentials(ACCESS_KEY, signature)), {
     ok: true,
     username: ACCESS_KEY,
+    method: "access_key",
   });
   assert.deepEqual(
     await authenticator.authenticate(credentials(`Signature|${ACCESS_KEY}|mqtt-cn-instance`, signature)),
     {
       ok: true,
       username: ACCESS_KEY,
+      method: "access_key",
     },
   );
 });
@@ -46,6 +49,7 @@ Deno.test("a wrong signature, another client's signature or a missing one is ref
   const authenticator = await createAuthenticator({
     accessKeysFile: files.paths.keys,
     failureDelay: { baseMs: 0, maxMs: 0 },
+    refusalFloorMs: 0,
   });
   const othersSignature = await opensslHmacSha1Base64(SECRET_KEY, "another-client");
   const wrongKeySignature = await opensslHmacSha1Base64("not-the-secret", CLIENT_ID);

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
+import { Rng } from "../fuzz/fuzz.ts";
 import {
   coversFilter,
   invalidPatternReason,
   matchesTopic,
   overlapsFilter,
+  topicsRegExp,
   unsharedFilter,
 } from "../../src/auth/topic_pattern.ts";
 
@@ -78,4 +80,34 @@ Deno.test("invalid patterns are explained and shared subscriptions are judged by
   assert.match(invalidPatternReason("")!, /empty/);
   assert.equal(unsharedFilter("$share/group/sensors/+"), "sensors/+");
   assert.equal(unsharedFilter("sensors/+"), "sensors/+");
+});
+
+Deno.test("topicsRegExp matches exactly the topics matchesTopic matches (seeded random patterns and topics)", () => {
+  const rng = new Rng(0x7091c);
+  const levels = ["a", "b", "$SYS", "", "x.y", "(1)", "é", "+", "#", "a*b", "[c]", "\\", "^$"];
+  const topicLevels = levels.filter((level) => level !== "+" && level !== "#");
+  const randomPattern = () => {
+    const count = rng.int(1, 4);
+    return Array.from({ length: count }, (_, index) => {
+      const level = rng.pick(levels);
+      return level === "#" && index < count - 1 ? "+" : level;
+    });
+  };
+  const topics = Array.from(
+    { length: 200 },
+    () => Array.from({ length: rng.int(1, 4) }, () => rng.pick(topicLevels)),
+  );
+  for (let round = 0; round < 300; round++) {
+    const patterns = Array.from({ length: rng.int(1, 3) }, randomPattern);
+    const regexp = topicsRegExp(patterns)!;
+    for (const topic of topics) {
+      const expected = patterns.some((pattern) => matchesTopic(pattern, topic));
+      assert.equal(
+        regexp.test(topic.join("/")),
+        expected,
+        `${JSON.stringify(patterns)} on ${topic.join("/")}`,
+      );
+    }
+  }
+  assert.equal(topicsRegExp([]), undefined);
 });

@@ -42,9 +42,10 @@ const DEFAULTS: Config = {
     subscriptionIdentifiersAvailable: true,
     sharedSubscriptionAvailable: true,
     sharedSubscriptionStrategy: "round_robin",
+    takeover: "same_user",
   },
   storage: { type: "embedded", dir: "data", durability: "sync", batchIntervalMs: 10, maxDiskBytes: 0 },
-  auth: { aclDefault: "allow" },
+  auth: { aclDefault: "allow", failureDelayMs: 250, failureDelayMaxMs: 8000 },
   http: { enabled: false, host: "127.0.0.1", port: 8080 },
   admin: { enabled: false, sessionTtlSeconds: 3600 },
   cluster: {
@@ -99,6 +100,8 @@ Deno.test("config: values of every type are read into camelCase fields", () => {
     allowAnonymous: false,
     passwordFile: "/etc/mqtt/passwd",
     aclDefault: "allow",
+    failureDelayMs: 250,
+    failureDelayMaxMs: 8000,
   });
   assert.equal(config.shutdown.drainTimeoutMs, 0);
 });

@@ -260,7 +260,7 @@ Deno.test("metrics: QoS 0 to an offline session counts as dropped{reason=qos0_of
         }),
         2,
       );
-      assert.equal(value(samples, "mqtt_auth_failures_total"), 1);
+      assert.equal(value(samples, "mqtt_auth_failures_total", { method: "password" }), 1);
       await publisher.close();
     });
   } finally {

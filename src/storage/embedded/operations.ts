@@ -52,8 +52,8 @@ const SQL = {
     `INSERT OR REPLACE INTO retained (topic, payload, qos, retain, properties, publisher_id, expires_at)
     VALUES (?, ?, ?, ?, ?, ?, ?)`,
   deleteRetained: "DELETE FROM retained WHERE topic = ?",
-  saveWill: `INSERT OR REPLACE INTO wills (client_id, topic, payload, qos, retain, properties, publish_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  saveWill: `INSERT OR REPLACE INTO wills (client_id, topic, payload, qos, retain, properties, publish_at,
+    owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   deleteWill: "DELETE FROM wills WHERE client_id = ?",
   deleteOldestQueued: `DELETE FROM queue_entries WHERE client_id = ?1 AND seq =
     (SELECT min(seq) FROM queue_entries WHERE client_id = ?1 AND stage = 0) RETURNING message_id`,
@@ -185,12 +185,12 @@ export class OperationBuilder {
     return metadataOperation(() => statement.run(topic));
   }
 
-  saveWill({ clientId, will, publishAt }: StoredWill): Operation {
+  saveWill({ clientId, will, publishAt, owner }: StoredWill): Operation {
     const statement = this.#statements.saveWill;
     const properties = encodeProperties(will.properties);
     const { topic, payload, qos, retain } = will;
     return payloadOperation(() =>
-      statement.run(clientId, topic, payload, qos, flag(retain), properties, publishAt ?? null)
+      statement.run(clientId, topic, payload, qos, flag(retain), properties, publishAt ?? null, owner ?? null)
     );
   }
 

@@ -50,6 +50,7 @@ export function decodeProperties(text: unknown): Properties {
 export const flag = (value: boolean): number => value ? 1 : 0;
 
 const optionalNumber = (value: unknown): number | undefined => value === null ? undefined : value as number;
+const optionalText = (value: unknown): string | undefined => typeof value === "string" ? value : undefined;
 
 /** Copies only the optional fields that are present, so records compare equal to what was saved. */
 function withOptional<T extends object>(record: T, optional: Partial<T>): T {
@@ -121,5 +122,5 @@ export function willFromRow(row: Row): StoredWill {
       retain: row.retain === 1,
       properties: decodeProperties(row.properties),
     },
-  }, { publishAt: optionalNumber(row.publish_at) });
+  }, { publishAt: optionalNumber(row.publish_at), owner: optionalText(row.owner) });
 }

@@ -4,6 +4,14 @@ import type { DatabaseSync } from "node:sqlite";
 /** Stored in `PRAGMA user_version`; a newer file than this code understands is refused, never rewritten. */
 const SCHEMA_VERSION = 2;
 
+/** Steps from each older version to the next, run in one transaction at open. */
+const MIGRATIONS: Record<number, string> = {
+  // 2: sessions and wills remember the identity that owns them (a session belongs to its user), and a
+  // session where its client is connected (a cluster node restarts into the same view)
+  1: `ALTER TABLE sessions ADD COLUMN owner TEXT; ALTER TABLE sessions ADD COLUMN connection TEXT;
+    ALTER TABLE wills ADD COLUMN owner TEXT;`,
+};
+
 const PAGE_SIZE = 4096;
 const MAX_WAL_BYTES = 4 * 1024 * 1024;
 
@@ -69,7 +77,8 @@ CREATE TABLE wills (
   qos INTEGER NOT NULL,
   retain INTEGER NOT NULL,
   properties TEXT,
-  publish_at INTEGER
+  publish_at INTEGER,
+  owner TEXT
 );
 CREATE TABLE meta (
   key TEXT PRIMARY KEY,
@@ -129,12 +138,10 @@ export function prepareDatabase(db: DatabaseSync, budget: DiskBudget): void {
   }
   if (version === 0) {
     db.exec(`BEGIN; ${TABLES} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
-  } else if (version === 1) {
-    // Version 2 records who owns each session and where its client is connected.
-    db.exec(
-      `BEGIN; ALTER TABLE sessions ADD COLUMN owner TEXT; ALTER TABLE sessions ADD COLUMN connection TEXT;
-      PRAGMA user_version = 2; COMMIT;`,
-    );
+  } else if (version < SCHEMA_VERSION) {
+    let steps = "";
+    for (let from = version; from < SCHEMA_VERSION; from++) steps += MIGRATIONS[from];
+    db.exec(`BEGIN; ${steps} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
   }
   if (budget.maxPages !== undefined) db.exec(`PRAGMA max_page_count = ${budget.maxPages}`);
 }

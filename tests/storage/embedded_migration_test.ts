@@ -1,0 +1,48 @@
+/** The embedded store opens files written by older versions of its schema and upgrades them in place. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { embeddedStore, STORE_FILE, withTempDir } from "./embedded_helpers.ts";
+import { sample } from "../../src/storage/conformance_samples.ts";
+
+/** Turns a current store file back into schema version 1: no owner or connection columns. */
+function downgradeToVersion1(dir: string): void {
+  const db = new DatabaseSync(join(dir, STORE_FILE));
+  try {
+    db.exec(`ALTER TABLE sessions DROP COLUMN owner; ALTER TABLE sessions DROP COLUMN connection;
+      ALTER TABLE wills DROP COLUMN owner; PRAGMA user_version = 1;`);
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test("embedded: a version 1 store (no session owners) opens, keeps its rows and stores owners from then on", async () => {
+  await withTempDir(async (dir) => {
+    const old = embeddedStore(dir);
+    await old.start();
+    old.saveSession(sample.session("legacy"));
+    old.saveWill(sample.will("legacy"));
+    await old.flush();
+    await old.stop();
+    downgradeToVersion1(dir);
+
+    const upgraded = embeddedStore(dir);
+    const snapshot = await upgraded.start();
+    assert.deepEqual(snapshot.sessions, [sample.session("legacy")], "a legacy session has no owner");
+    assert.deepEqual(snapshot.wills, [sample.will("legacy")]);
+    upgraded.saveSession(sample.session("legacy", { owner: "user:alice" }));
+    await upgraded.flush();
+    await upgraded.stop();
+
+    const again = embeddedStore(dir);
+    const reread = await again.start();
+    assert.deepEqual(reread.sessions, [sample.session("legacy", { owner: "user:alice" })]);
+    await again.stop();
+    const db = new DatabaseSync(join(dir, STORE_FILE));
+    try {
+      assert.equal(db.prepare("PRAGMA user_version").get()?.user_version, 2);
+    } finally {
+      db.close();
+    }
+  });
+});
