@@ -343,7 +343,8 @@ export class ClusterNode implements SessionService {
   /** The event of an entry, or undefined (logged) for one this code cannot read. */
   #decode(entry: LogEntry): Stamped | undefined {
     try {
-      return decodeEvent(entry.body.slice());
+      // A copy into a plain Uint8Array: the adapter may hand out views (a Node Buffer, whose slice() is a view).
+      return decodeEvent(new Uint8Array(entry.body));
     } catch (error) {
       this.options.logger.error("cluster.entry_unreadable", {
         position: String(entry.position),

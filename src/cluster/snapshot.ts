@@ -17,9 +17,11 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export function encodeState(state: ClusterState): Uint8Array {
-  return encoder.encode(JSON.stringify(state, (key, value) => {
+  return encoder.encode(JSON.stringify(state, function (this: Record<string, unknown>, key, value) {
     if (key === "packet") return undefined; // a decoded frame kept for forwarding; the payload is enough
-    return value instanceof Uint8Array ? { [BYTES]: encodeBase64(value) } : value;
+    // The value before any toJSON: a Node Buffer (a Uint8Array) would otherwise arrive as {type, data}.
+    const raw = this[key];
+    return raw instanceof Uint8Array ? { [BYTES]: encodeBase64(raw) } : value;
   }));
 }
 

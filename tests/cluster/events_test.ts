@@ -1,0 +1,104 @@
+/** The cluster's event and snapshot encodings: byte-exact round trips, and damaged entries refused. */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { type ClusterEvent, decodeEvent, encodeEvent } from "../../src/cluster/events.ts";
+import { decodeState, encodeState } from "../../src/cluster/snapshot.ts";
+import { WireError } from "../../src/cluster/wire.ts";
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+const EVENTS: ClusterEvent[] = [
+  {
+    kind: "claim",
+    node: "a",
+    run: 1_700_000_000_000,
+    request: 7,
+    clientId: "dev/1 ☃",
+    cleanStart: false,
+    sessionExpiryInterval: 0xffffffff,
+    owner: "user:alice",
+    will: { topic: "w", payload: bytes("gone"), qos: 1, retain: true, properties: { willDelayInterval: 30 } },
+    attachment: {
+      protocolVersion: 5,
+      receiveMaximum: 20,
+      maximumPacketSize: 4096,
+      topicAliasMaximum: 3,
+      sessionExpiryInterval: 60,
+      requestProblemInformation: false,
+    },
+  },
+  {
+    kind: "packet",
+    clientId: "c",
+    epoch: 2 ** 40 + 5,
+    version: 4,
+    frame: new Uint8Array([0x30, 0x03, 0, 1, 97]),
+  },
+  { kind: "leave", clientId: "c", epoch: 9, publishWill: true, sessionExpiryInterval: 10 },
+  {
+    kind: "publish",
+    node: "b",
+    run: 2,
+    sequence: 3,
+    message: {
+      topic: "t/1",
+      payload: new Uint8Array(0),
+      qos: 2,
+      retain: false,
+      publisherId: "p",
+      expiresAt: 1_800_000_000_000,
+      properties: {
+        correlationData: bytes("x"),
+        userProperties: [["k", "v"], ["k", "w"]],
+        contentType: "a/b",
+      },
+    },
+  },
+  { kind: "timer", timer: "will", clientId: "c", epoch: 4 },
+  { kind: "heartbeat", node: "n", run: 5 },
+  { kind: "nodeDown", node: "n", run: 5, lastBeat: -1 },
+  { kind: "snapshotRequest", node: "n", run: 6 },
+  { kind: "snapshotChunk", node: "n", run: 6, from: "m", index: 1, count: 2, data: bytes("{}") },
+];
+
+Deno.test("cluster events: every kind round-trips with its time", () => {
+  for (const event of EVENTS) {
+    const decoded = decodeEvent(encodeEvent(123.5, event));
+    assert.deepEqual(decoded, { at: 123.5, event }, event.kind);
+  }
+});
+
+Deno.test("cluster events: a truncated or padded entry is refused, not misread", () => {
+  for (const event of EVENTS) {
+    const encoded = encodeEvent(1, event);
+    assert.throws(() => decodeEvent(encoded.subarray(0, encoded.length - 1)), WireError, event.kind);
+    const padded = new Uint8Array(encoded.length + 1);
+    padded.set(encoded);
+    assert.throws(() => decodeEvent(padded), WireError, event.kind);
+  }
+});
+
+Deno.test("cluster snapshot: byte fields come back as plain Uint8Arrays, also from Node Buffers", () => {
+  const state = {
+    broker: {
+      sessions: [],
+      retained: [{
+        topic: "r",
+        payload: Buffer.from("from a buffer"),
+        qos: 1 as const,
+        retain: true,
+        properties: { correlationData: Buffer.from([1, 2]) },
+        publisherId: "",
+      }],
+      wills: [],
+    },
+    peers: [["a", 1, 2]] as [string, number, number][],
+    sequences: [["a/1", 3]] as [string, number][],
+  };
+  const decoded = decodeState(encodeState(state));
+  const retained = decoded.broker.retained[0];
+  assert.ok(retained.payload instanceof Uint8Array && !Buffer.isBuffer(retained.payload));
+  assert.equal(new TextDecoder().decode(retained.payload), "from a buffer");
+  assert.deepEqual([...retained.properties.correlationData!], [1, 2]);
+  assert.deepEqual(decoded.peers, state.peers);
+});
