@@ -309,19 +309,21 @@ export class Broker implements SessionService {
       return { reached: this.router.route(message, this.#deliverTo) };
     }
     const forwarded = this.#egress!.forward(message);
-    const reached = this.router.route(message, this.#deliverTo, LOCAL_TRANSIENT);
+    // QoS 2 waits for the log like everyone else: if the cluster refuses it, nobody may have it yet.
+    const reached = message.qos === 2 ? 0 : this.router.route(message, this.#deliverTo, LOCAL_TRANSIENT);
     return { reached: reached + (forwarded ? 1 : 0), forwarded };
   }
 
   /**
    * A message that came back from the cluster log (every node applies it, in the same order): it goes to
-   * persistent sessions and shared groups, and to transient sessions unless it was published on this node,
-   * whose transient sessions already have it. Neither stored as new nor forwarded again.
+   * persistent sessions and shared groups, and to transient sessions unless it was published on this node
+   * at QoS 0 or 1, whose transient sessions already have it. Neither stored as new nor forwarded again.
    */
   deliverRemote(message: Message, publishedHere: boolean): number {
     if (message.retain) this.retained.set(message);
     this.#now = this.clock.now();
-    return this.router.route(message, this.#deliverTo, publishedHere ? FROM_LOG_HERE : EVERYONE);
+    const servedHere = publishedHere && message.qos < 2;
+    return this.router.route(message, this.#deliverTo, servedHere ? FROM_LOG_HERE : EVERYONE);
   }
 
   /** A will going out: on every node the same way, never forwarded (each node publishes its own share). */

@@ -3,8 +3,8 @@
  * Apache RocketMQ (scripts/rocketmq.sh), and real MQTT clients. Each test's nodes have names of their own,
  * so their consumer groups are new and start at the log's tail: what other tests wrote is never read.
  */
-import { type BrokerProcess, freePort, startBrokerProcess } from "../helpers/process.ts";
-import { endpoints, nameServer, topic } from "../storage/rocketmq/rocketmq_env.ts";
+import { type BrokerProcess, freePort, startBrokerProcess } from "../../helpers/process.ts";
+import { endpoints, nameServer, topic } from "../../storage/rocketmq/rocketmq_env.ts";
 
 export const HEARTBEAT_MS = 500;
 export const NODE_TIMEOUT_MS = 3000;

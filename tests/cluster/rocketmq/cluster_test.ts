@@ -3,10 +3,10 @@
  * packets where the wire matters). Needs `scripts/rocketmq.sh start`; fails (never skips) without it.
  */
 import assert from "node:assert/strict";
-import { requireRocketMq } from "../storage/rocketmq/rocketmq_env.ts";
-import { connectJs, endJs, sleep, withTimeout } from "../interop/tools.ts";
-import type { Packet } from "../../src/codec/mod.ts";
-import { connect, publishPacket, readPublish, subscribe, subscription, text } from "../helpers/clients.ts";
+import { requireRocketMq } from "../../storage/rocketmq/rocketmq_env.ts";
+import { connectJs, endJs, sleep, withTimeout } from "../../interop/tools.ts";
+import type { Packet } from "../../../src/codec/mod.ts";
+import { connect, publishPacket, readPublish, subscribe, subscription, text } from "../../helpers/clients.ts";
 import { NODE_TIMEOUT_MS, withCluster } from "./nodes.ts";
 
 requireRocketMq();
@@ -292,12 +292,12 @@ Deno.test("cluster over RocketMQ: while RocketMQ's proxy is down, local subscrib
 
 /** kill -9 of the RocketMQ proxy started by scripts/rocketmq.sh (its pid file), and a way to start it again. */
 async function stopRocketMqProxy(): Promise<{ restart(): Promise<void> }> {
-  const { runtimeDir } = await import("../storage/rocketmq/rocketmq_env.ts");
+  const { runtimeDir } = await import("../../storage/rocketmq/rocketmq_env.ts");
   const pid = Number((await Deno.readTextFile(`${runtimeDir}/proxy.pid`)).trim());
   Deno.kill(pid, "SIGKILL");
   return {
     async restart() {
-      const script = new URL("../../scripts/rocketmq.sh", import.meta.url).pathname;
+      const script = new URL("../../../scripts/rocketmq.sh", import.meta.url).pathname;
       const result = await withTimeout(
         new Deno.Command("bash", { args: [script, "start"], stdout: "piped", stderr: "piped" }).output(),
         120_000,
