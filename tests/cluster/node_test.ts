@@ -351,3 +351,36 @@ Deno.test("cluster: a node restarted with its disk resumes from its place in the
     await cluster.stop();
   }
 });
+
+Deno.test("cluster: while the log is unreachable a node serves its own subscribers, refuses what needs the cluster, and a refused QoS 2 message reaches nobody", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a] = [await cluster.start("a"), await cluster.start("b")];
+    const local = new FakeClient(a, "local");
+    await local.connect();
+    local.subscribe("t", 2);
+    const pub = new FakeClient(a, "pub");
+    await pub.connect();
+    await cluster.settle();
+    cluster.service.setReachable(false);
+    pub.publish("t", "qos1", 1, 1);
+    pub.publish("t", "qos2", 2, 2);
+    const outcomes = await Promise.allSettled(
+      pub.effects.flatMap((effect) => effect.kind === "ack" ? [effect.durable ?? Promise.resolve()] : []),
+    );
+    assert.deepEqual(outcomes.map((outcome) => outcome.status), ["rejected", "rejected"], "no PUBACK/PUBREC");
+    assert.deepEqual(
+      local.delivered().map((d) => d.payload),
+      ["qos1"],
+      "QoS 1 served locally; QoS 2 held back",
+    );
+    assert.equal(a.health().ok, false);
+    cluster.service.setReachable(true);
+    pub.publish("t", "after", 1, 3);
+    await pub.acks().catch(() => {});
+    await cluster.settle();
+    assert.deepEqual(local.delivered().map((d) => d.payload), ["qos1", "after"]);
+  } finally {
+    await cluster.stop();
+  }
+});

@@ -30,6 +30,8 @@ export const limits: SessionLimits = {
 };
 
 export const HEARTBEAT_MS = 1000;
+/** How long an append waits for an unreachable log (real time, kept short). */
+export const APPEND_TIMEOUT_MS = 300;
 export const NODE_TIMEOUT_MS = 5000;
 
 /** A cluster in one process: the shared log, a clock, and the nodes started so far. */
@@ -45,7 +47,7 @@ export class TestCluster {
     this.#states.set(nodeId, state);
     const storage = createMemoryStorage(state);
     const snapshot = await storage.start();
-    const log = new MemoryLog(this.service, { nodeId });
+    const log = new MemoryLog(this.service, { nodeId, appendTimeoutMs: APPEND_TIMEOUT_MS });
     await log.start();
     const applied = snapshot.meta.get("cluster.applied");
     const node = new ClusterNode({
