@@ -30,40 +30,9 @@ import type { Effect, Message, Permissions } from "../session/types.ts";
 import type { ClusterLog, LogEntry } from "../storage/cluster_log.ts";
 import { type ClusterEvent, decodeEvent, encodeEvent, type Stamped } from "./events.ts";
 import { Join, type KeptEntry } from "./join.ts";
+import { Liveness } from "./liveness.ts";
+import { LogClock } from "./log_clock.ts";
 import { chunks, encodeState } from "./snapshot.ts";
-
-/** The log's clock during an apply: every node uses the event's time and the entry's position. */
-export class LogClock implements Clock {
-  #at: number | undefined;
-  #seed = 0;
-
-  constructor(private readonly real: Clock) {}
-
-  now = (): number => this.#at ?? this.real.now();
-  after = (ms: number, callback: () => void) => this.real.after(ms, callback);
-  cancel = (handle: Parameters<Clock["cancel"]>[0]) => this.real.cancel(handle);
-
-  /** Chance derived from the log position while applying, so every node draws the same number. */
-  random = (): number => {
-    if (this.#at === undefined) return this.real.random();
-    this.#seed = (Math.imul(this.#seed ^ (this.#seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) | 0;
-    return (this.#seed >>> 0) / 0x1_0000_0000;
-  };
-
-  /**
-   * From now until {@link settle}, "now" is the log time of the entry being applied and chance comes from
-   * its position. (Local work that runs while an apply waits for storage sees the log's time too; it is a
-   * few milliseconds old at most.)
-   */
-  enter(at: number, position: bigint): void {
-    this.#at = at;
-    this.#seed = Number(position & 0xffff_ffffn) | 0;
-  }
-
-  settle(): void {
-    this.#at = undefined;
-  }
-}
 
 /** Logs a cluster node writes; the broker's Logger fits. */
 export interface ClusterLogger {
@@ -101,15 +70,6 @@ interface PendingClaim {
   reject(error: unknown): void;
 }
 
-/** What a node knows of another node's liveness. */
-interface Peer {
-  run: number;
-  /** Log time of its last heartbeat applied, and the local time when it was applied. */
-  lastBeat: number;
-  heardAt: number;
-  declaredDown: boolean;
-}
-
 /** A CONNECT refused because the cluster log cannot be reached (the client may retry elsewhere). */
 export class ClusterUnavailableError extends MqttError {
   constructor(reason: string) {
@@ -118,8 +78,6 @@ export class ClusterUnavailableError extends MqttError {
 }
 
 const APPLIED_KEY = "cluster.applied";
-/** The last heartbeat of a node never heard from. */
-const NEVER = -1;
 /** Snapshot pieces stay well under RocketMQ's 4 MiB message limit, beside other entries in a batch. */
 const SNAPSHOT_CHUNK_BYTES = 512 * 1024;
 
@@ -128,7 +86,7 @@ export class ClusterNode implements SessionService {
   readonly broker: Broker;
   readonly #clock: LogClock;
   readonly #pending = new Map<number, PendingClaim>();
-  readonly #peers = new Map<string, Peer>();
+  readonly #liveness: Liveness;
   /** Highest publish sequence applied per (node, run): a send retried after it had landed is applied once. */
   readonly #lastSequence = new Map<string, number>();
   readonly #run: number;
@@ -143,6 +101,7 @@ export class ClusterNode implements SessionService {
 
   constructor(private readonly options: ClusterNodeOptions) {
     this.#clock = new LogClock(options.clock);
+    this.#liveness = new Liveness(options.nodeId, options.clock.now);
     this.#run = options.clock.now();
     this.#applied = options.applied?.position ?? -1n;
     if (!options.applied) this.#join = new Join(options.nodeId, this.#run);
@@ -182,7 +141,7 @@ export class ClusterNode implements SessionService {
     );
     const { heartbeatMs, nodeTimeoutMs } = this.options;
     this.#joinTimer = this.options.clock.after(3 * heartbeatMs, () => {
-      if (![...this.#peers.keys()].some((node) => node !== this.nodeId)) {
+      if (!this.#liveness.othersKnown) {
         return void this.#startAlone("no other node");
       }
       this.#joinTimer = this.options.clock.after(
@@ -302,13 +261,9 @@ export class ClusterNode implements SessionService {
     if (this.#stopped) return;
     this.#heartbeat = this.options.clock.after(this.options.heartbeatMs, () => this.#beat());
     this.#append({ kind: "heartbeat", node: this.nodeId, run: this.#run }).catch(() => {});
-    const now = this.options.clock.now();
-    for (const [node, peer] of this.#peers) {
-      if (node === this.nodeId || peer.declaredDown) continue;
-      if (now - peer.heardAt < this.options.nodeTimeoutMs) continue;
-      peer.declaredDown = true; // ask once; the log decides
-      this.options.logger.warn("cluster.node_silent", { node, silentMs: now - peer.heardAt });
-      this.#append({ kind: "nodeDown", node, run: peer.run, lastBeat: peer.lastBeat }).catch(() => {});
+    for (const { node, run, lastBeat } of this.#liveness.silent(this.options.nodeTimeoutMs)) {
+      this.options.logger.warn("cluster.node_silent", { node });
+      this.#append({ kind: "nodeDown", node, run, lastBeat }).catch(() => {});
     }
   }
 
@@ -371,10 +326,7 @@ export class ClusterNode implements SessionService {
         sessions: state.broker.sessions.length,
       });
       this.broker.importState(state.broker);
-      for (const [node, run, lastBeat] of state.peers) {
-        if (node === this.nodeId) continue;
-        this.#peers.set(node, { run, lastBeat, heardAt: this.options.clock.now(), declaredDown: false });
-      }
+      this.#liveness.importAll(state.peers);
       for (const [key, sequence] of state.sequences) this.#lastSequence.set(key, sequence);
       this.#applied = position;
       await this.#finishJoin();
@@ -400,15 +352,10 @@ export class ClusterNode implements SessionService {
 
   /** Answers another node's snapshot request if this node is the one to (the live node with the lowest id). */
   async #answerJoin(node: string, run: number): Promise<void> {
-    const candidates = [
-      this.nodeId,
-      ...[...this.#peers].filter(([, peer]) => !peer.declaredDown).map(([id]) => id),
-    ]
-      .filter((id) => id !== node);
-    if (candidates.sort()[0] !== this.nodeId) return;
+    if (this.#liveness.alive(node).sort()[0] !== this.nodeId) return;
     const state = encodeState({
       broker: await this.broker.exportState(),
-      peers: [...this.#peers].map(([id, peer]) => [id, peer.run, peer.lastBeat]),
+      peers: this.#liveness.exportAll(),
       sequences: [...this.#lastSequence],
     });
     const pieces = chunks(state, SNAPSHOT_CHUNK_BYTES);
@@ -465,15 +412,7 @@ export class ClusterNode implements SessionService {
     const here = event.node === this.nodeId && event.run === this.#run;
     const pending = here ? this.#pending.get(event.request) : undefined;
     if (here) this.#pending.delete(event.request);
-    if (!this.#peers.has(event.node)) {
-      // A node holding clients must be watched even if none of its heartbeats reached us yet.
-      this.#peers.set(event.node, {
-        run: event.run,
-        lastBeat: NEVER,
-        heardAt: this.options.clock.now(),
-        declaredDown: false,
-      });
-    }
+    this.#liveness.watch(event.node, event.run);
     const permissions = this.options.permissionsFor?.(event.clientId, event.owner);
     try {
       const opened = await this.broker.open({
@@ -505,16 +444,18 @@ export class ClusterNode implements SessionService {
   }
 
   #applyHeartbeat(at: number, node: string, run: number): void {
-    const peer = this.#peers.get(node);
-    if (peer && peer.run > run) return; // a late beat of an earlier run
-    if (peer && peer.run < run) this.#applyNodeDown(node, peer.run, peer.lastBeat); // it restarted
-    this.#peers.set(node, { run, lastBeat: at, heardAt: this.options.clock.now(), declaredDown: false });
+    const ended = this.#liveness.heard(node, run, at);
+    if (ended) this.#disconnectAll(node, ended.run); // it restarted: its earlier run's clients are gone
+  }
+
+  #applyNodeDown(node: string, run: number, lastBeat: number): void {
+    if (!this.#liveness.isGone(node, run, lastBeat)) return; // it spoke since: not gone
+    this.#disconnectAll(node, run);
+    this.#liveness.forget(node, run);
   }
 
   /** Disconnects, abnormally, every client the gone node's run held (their wills go out, timers start). */
-  #applyNodeDown(node: string, run: number, lastBeat: number): void {
-    const peer = this.#peers.get(node);
-    if (peer && peer.run === run && peer.lastBeat !== lastBeat) return; // it spoke since: not gone
+  #disconnectAll(node: string, run: number): void {
     const holder = holderOf(node, run);
     const gone = [...this.broker.connectedClients()].filter((client) => client.holder === holder);
     this.options.logger.warn("cluster.node_down", { node, run, clients: gone.length });
@@ -523,7 +464,6 @@ export class ClusterNode implements SessionService {
       this.broker.linkOf(clientId, epoch)?.takeOver();
       this.broker.close({ session, epoch }, true);
     }
-    if (peer?.run === run) this.#peers.delete(node);
   }
 }
 
