@@ -4,6 +4,7 @@
  *   deno task bench                       full run (3 runs per case, ~10 min), rewrites docs/benchmarks.*
  *   deno task bench --quick               smoke test (1 short run per case, small idle N), report on stdout
  *   deno task bench --only mosquitto,aedes --case q0-64,idle --runs 1
+ *   deno task bench --cluster             three nodes over RocketMQ against one node (scripts/bench/cluster.ts)
  *
  * Options: --runs N, --duration S, --quick, --only <brokers>, --case <names>, --procs N (generator
  * processes per pubsub case where the topology allows), --write-docs (also in --quick), --json <file>.
@@ -257,6 +258,10 @@ function describeRecord(record: RunRecord): string {
 }
 
 async function main(): Promise<number> {
+  if (Deno.args.includes("--cluster")) {
+    const { runClusterBench } = await import("./bench/cluster.ts");
+    return await runClusterBench(Deno.args);
+  }
   const options = parseOptions(Deno.args);
   const started = Date.now();
   if (navigator.hardwareConcurrency < 2) {

@@ -199,6 +199,8 @@ export async function runPubSub(
   testCase: PubSubCase,
   durationS: number,
   processCount: number,
+  /** Where subscribers connect, when not to `port` (another node of a cluster), and deeper windows. */
+  cluster?: { subscriberPort: number; inflight: number; e2eWindow: number },
 ): Promise<PubSubResult> {
   const processes = splittable(testCase) ? processCount : 1;
   const nonce = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
@@ -221,8 +223,8 @@ export async function runPubSub(
       `--payload=${testCase.payload}`,
       `--rate=${testCase.rate * pubs.count / testCase.pubs}`,
       `--duration=${durationS}`,
-      `--inflight=${QOS1_INFLIGHT}`,
-      `--e2e-window=${E2E_WINDOW}`,
+      `--inflight=${cluster?.inflight ?? QOS1_INFLIGHT}`,
+      `--e2e-window=${cluster?.e2eWindow ?? E2E_WINDOW}`,
       `--coalesce-us=${testCase.rate > 0 ? 0 : COALESCE_US}`,
       `--nonce=${nonce}`,
       "--drain-timeout=5",
@@ -230,6 +232,7 @@ export async function runPubSub(
       "--connect-timeout=20",
     ];
     if (testCase.durable) args.push("--persistent");
+    if (cluster) args.push(`--sub-port=${cluster.subscriberPort}`);
     spawned.push(spawnGenerator(binary, args));
   }
   // Publishing starts only once every process has all its clients connected and subscribed. A process that

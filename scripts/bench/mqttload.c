@@ -104,7 +104,7 @@ typedef struct conn {
 static struct {
   const char *mode;
   const char *host;
-  int port;
+  int port, sub_port;
   int pubs, subs, pub_offset, sub_offset, total_pubs, total_subs;
   int qos, payload, inflight, keepalive, e2e_window, coalesce_us;
   double rate, duration_s, drain_timeout_s, quiet_s, connect_timeout_s, hold_s;
@@ -156,6 +156,8 @@ static int next_to_open, pending_connects, ready_count, resolved_count;
 static bool released;
 static int stdin_marker; /* its address tags stdin in epoll events */
 static struct sockaddr_in broker_addr;
+/* Where subscribers connect: the same broker, or (--sub-port) another node of a cluster. */
+static struct sockaddr_in subscriber_addr;
 
 static uint64_t monotonic_ns(void) {
   struct timespec ts;
@@ -469,7 +471,8 @@ static void open_connection(conn_t *c, int index) {
   struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
   c->out_armed = true;
   epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
-  if (connect(fd, (struct sockaddr *)&broker_addr, sizeof broker_addr) < 0 && errno != EINPROGRESS) {
+  const struct sockaddr_in *target = c->role == ROLE_SUBSCRIBER ? &subscriber_addr : &broker_addr;
+  if (connect(fd, (const struct sockaddr *)target, sizeof *target) < 0 && errno != EINPROGRESS) {
     conn_lost(c, "connect", errno);
   }
 }
@@ -990,7 +993,7 @@ static void print_idle_result(double cpu_s) {
 static void usage(void) {
   fprintf(stderr,
           "usage: mqttload --mode pubsub|idle [options]\n"
-          "  --host 127.0.0.1 --port 1883\n"
+          "  --host 127.0.0.1 --port 1883 --sub-port PORT (subscribers connect there: another cluster node)\n"
           "  pubsub: --pubs P --subs S --qos 0|1 --payload BYTES --rate MSGS_PER_S(0=unlimited)\n"
           "          --duration S --inflight N --topology pair|wildcard --persistent --prefix TOPIC\n"
           "          --pub-offset N --sub-offset N --total-pubs N --total-subs N --nonce HEX\n"
@@ -1018,7 +1021,7 @@ static void parse_options(int argc, char **argv) {
       {"connect-timeout", required_argument, 0, 15}, {"keepalive", required_argument, 0, 16},
       {"nonce", required_argument, 0, 17},         {"max-pending", required_argument, 0, 18},
  {"e2e-window", required_argument, 0, 19},
-      {"coalesce-us", required_argument, 0, 20},
+      {"coalesce-us", required_argument, 0, 20},   {"sub-port", required_argument, 0, 21},
       {"help", no_argument, 0, '?'},               {0, 0, 0, 0},
   };
   int ch;
@@ -1027,6 +1030,7 @@ static void parse_options(int argc, char **argv) {
     case 'm': opt.mode = optarg; break;
     case 'h': opt.host = optarg; break;
     case 'p': opt.port = atoi(optarg); break;
+    case 21: opt.sub_port = atoi(optarg); break;
     case 'P': opt.pubs = atoi(optarg); break;
     case 'S': opt.subs = atoi(optarg); break;
     case 1: opt.pub_offset = atoi(optarg); break;
@@ -1084,6 +1088,8 @@ int main(int argc, char **argv) {
   broker_addr.sin_family = AF_INET;
   broker_addr.sin_port = htons((uint16_t)opt.port);
   if (inet_pton(AF_INET, opt.host, &broker_addr.sin_addr) != 1) die("--host must be an IPv4 address");
+  subscriber_addr = broker_addr;
+  if (opt.sub_port > 0) subscriber_addr.sin_port = htons((uint16_t)opt.sub_port);
 
   bool idle_mode = strcmp(opt.mode, "idle") == 0;
   if (!idle_mode && strcmp(opt.mode, "pubsub") != 0) usage();

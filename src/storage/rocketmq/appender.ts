@@ -20,6 +20,8 @@ interface Batch {
   waiters: Waiter[];
   /** The deadline of its first entry: the batch is retried until then. */
   deadline: number;
+  /** When its first entry was appended (ms, monotonic). */
+  startedAt: number;
 }
 
 export interface AppenderOptions {
@@ -27,6 +29,9 @@ export interface AppenderOptions {
   maxMessageBytes: number;
   maxPendingBytes: number;
   appendTimeoutMs: number;
+  /** A lone batch smaller than `lingerBytes` waits up to `lingerMs` (since its first entry) for more. */
+  lingerMs: number;
+  lingerBytes: number;
   /** Sends one packed message; rejects when the service did not take it within `timeoutMs`. */
   send(body: Uint8Array, timeoutMs: number): Promise<void>;
   /** Called after every send attempt: undefined on success, else why it failed. */
@@ -91,6 +96,7 @@ export class BatchingAppender {
         builder: new MessageBuilder(),
         waiters: [],
         deadline: Date.now() + this.#options.appendTimeoutMs,
+        startedAt: performance.now(),
       };
       this.#batches.push(batch);
     }
@@ -120,6 +126,7 @@ export class BatchingAppender {
           (batch) => batch.deadline <= Date.now(),
           "append timed out waiting for the log service",
         );
+        await this.#linger();
         const batch = this.#batches.shift();
         if (!batch) return;
         this.#queuedBytes -= batch.builder.bytes - EMPTY_MESSAGE_BYTES;
@@ -136,6 +143,19 @@ export class BatchingAppender {
     } finally {
       this.#running = undefined;
     }
+  }
+
+  /**
+   * Lets a small lone batch gather more entries for up to `lingerMs` since its first one: each RocketMQ
+   * message costs about 1.35 ms of client CPU and 3.5 ms of JVM CPU whatever it carries, so at moderate
+   * rates a short wait saves most of that (under load, batches fill while a send is in flight anyway).
+   */
+  async #linger(): Promise<void> {
+    const batch = this.#batches[0];
+    if (!batch || this.#batches.length > 1 || this.#closed) return;
+    if (batch.builder.bytes >= this.#options.lingerBytes) return;
+    const wait = this.#options.lingerMs - (performance.now() - batch.startedAt);
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
 
   /** Retries one message with backoff until it is sent or its deadline passes. */

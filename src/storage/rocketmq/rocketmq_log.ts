@@ -70,6 +70,8 @@ export class RocketMqLog implements ClusterLog {
       maxMessageBytes: o.maxMessageBytes,
       maxPendingBytes: o.maxPendingBytes,
       appendTimeoutMs: o.appendTimeoutMs,
+      lingerMs: o.lingerMs,
+      lingerBytes: o.lingerBytes,
       send: (body, timeoutMs) => this.#send(body, timeoutMs),
       onSendResult: (error) => {
         this.#sendError = error === undefined ? undefined : describe(error);

@@ -21,6 +21,8 @@ function appender(
     maxMessageBytes: 4096,
     maxPendingBytes: 1 << 20,
     appendTimeoutMs: 2000,
+    lingerMs: 0,
+    lingerBytes: 0,
     send,
     onSendResult: (error) => results.push(error),
     ...overrides,
