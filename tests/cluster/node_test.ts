@@ -384,3 +384,41 @@ Deno.test("cluster: while the log is unreachable a node serves its own subscribe
     await cluster.stop();
   }
 });
+
+Deno.test("cluster: message expiry counts the same on every node (a message expired while queued is not delivered)", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    for (const id of ["early", "late"]) {
+      const device = new FakeClient(a, id);
+      await device.connect({ cleanStart: false, expiry: 600 });
+      device.subscribe("e/#", 1);
+      device.disconnect();
+    }
+    const pub = new FakeClient(b, "pub");
+    await pub.connect();
+    pub.send({
+      type: "publish",
+      topic: "e/short",
+      payload: new TextEncoder().encode("short"),
+      qos: 1,
+      retain: false,
+      dup: false,
+      packetId: 1,
+      properties: { messageExpiryInterval: 5 },
+    });
+    pub.publish("e/long", "long", 1, 2);
+    await pub.acks();
+    await cluster.settle();
+    await cluster.advance(3000);
+    const early = new FakeClient(b, "early");
+    await early.connect({ cleanStart: false, expiry: 600 });
+    assert.deepEqual(early.delivered().map((d) => d.payload), ["short", "long"], "3 s: not expired yet");
+    await cluster.advance(3000);
+    const late = new FakeClient(a, "late");
+    await late.connect({ cleanStart: false, expiry: 600 });
+    assert.deepEqual(late.delivered().map((d) => d.payload), ["long"], "6 s: the 5 s message expired");
+  } finally {
+    await cluster.stop();
+  }
+});

@@ -37,7 +37,8 @@ export const NODE_TIMEOUT_MS = 5000;
 /** A cluster in one process: the shared log, a clock, and the nodes started so far. */
 export class TestCluster {
   readonly service = new MemoryLogService();
-  readonly clock = new FakeClock();
+  /** Starts at the real time: storage reads check message expiry against the real clock. */
+  readonly clock = new FakeClock(Date.now());
   readonly nodes: ClusterNode[] = [];
   /** Each node's storage, kept across a restart of that node. */
   readonly #states = new Map<string, MemoryState>();
