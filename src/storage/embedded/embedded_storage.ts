@@ -260,6 +260,11 @@ class EmbeddedStore implements EmbeddedStorage {
     commits.add(operations.deleteQueueEntry(clientId, messageId));
   }
 
+  deleteUnreferencedMessage(messageId: MessageRef): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.deleteUnreferencedMessage(messageId));
+  }
+
   deleteOldestQueued(clientId: string): void {
     const { commits, operations } = this.#started();
     commits.add(operations.deleteOldestQueued(clientId));
