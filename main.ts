@@ -113,6 +113,12 @@ export async function startBroker(
     sharedSubscriptionStrategy: config.mqtt.sharedSubscriptionStrategy,
     storage,
     observeFlush: traffic.timeFlush,
+    retainedLimits: { maxMessages: config.mqtt.maxRetainedMessages, maxBytes: config.mqtt.maxRetainedBytes },
+    sessionQuota: {
+      maxSessions: config.mqtt.maxSessions,
+      maxPersistentPerUser: config.mqtt.maxPersistentSessionsPerUser,
+      maxPersistentPerAddress: config.mqtt.maxPersistentSessionsPerAddress,
+    },
     clock: environment.clock ?? systemClock,
   });
   await broker.restore(snapshot);
@@ -127,7 +133,7 @@ export async function startBroker(
     traffic,
     logger,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
-    outboxHighWaterMark: Math.max(1 << 20, config.mqtt.maxPacketSize),
+    outboxHighWaterMark: config.mqtt.maxOutboundBytes,
     readBuffers: new BufferPool(64 * 1024, 256),
     generateClientId: () => `auto-${crypto.randomUUID()}`,
     authenticator: {

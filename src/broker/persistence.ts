@@ -96,6 +96,22 @@ export class Persistence {
     else this.storage.saveRetained(toStored(message));
   }
 
+  /**
+   * Appends a message to the log before it is routed, so that a store with no room refuses it before anyone
+   * receives it; routing then refers to the same stored message.
+   */
+  stageMessage(message: Message): void {
+    if (!this.#appended.has(message)) {
+      this.#appended.set(message, this.storage.appendMessage(toStored(message)));
+    }
+  }
+
+  /** A staged message leaves the log unless a queue kept it (routing refused, or no queue took it). */
+  unstageMessage(message: Message): void {
+    const ref = this.#appended.get(message);
+    if (ref !== undefined) this.storage.deleteUnreferencedMessage(ref);
+  }
+
   /** A will is kept while its client is connected, so a node crash cannot lose it. */
   willArmed(clientId: string, will: Will | undefined, publishAt?: number): void {
     if (will) this.storage.saveWill({ clientId, will, publishAt });

@@ -1,4 +1,4 @@
-import type { SessionHandle, SessionLink, SessionService } from "../broker/mod.ts";
+import { addressOf, type SessionHandle, type SessionLink, type SessionService } from "../broker/mod.ts";
 import {
   type AckPacket,
   type AuthPacket,
@@ -61,7 +61,10 @@ export interface ConnectionContext {
   logger: Logger;
   /** Large read buffers lent to busy connections. */
   readBuffers: BufferPool;
-  /** Bytes an outbox may hold before QoS 0 deliveries are dropped for this client. */
+  /**
+   * Bytes of encoded packets an outbox may hold (mqtt.max_outbound_bytes): past it QoS 0 deliveries are
+   * dropped for this client, and QoS 1/2 ones wait unencoded (see `Connection.run`).
+   */
   outboxHighWaterMark: number;
   generateClientId: () => string;
   /** Checks credentials at CONNECT; absent = everyone may connect. */
@@ -101,6 +104,12 @@ export class Connection implements SessionLink {
   #pendingConnect: PendingConnect | undefined;
   /** The last acknowledgement still waiting for storage, if any. */
   #pendingAck: Promise<void> | undefined;
+  /**
+   * Packets to send once the outbox has room, in order, not yet encoded: a QoS 1/2 delivery here holds a
+   * reference to the routed message every subscriber shares, not a copy. Their number is bounded by the
+   * inflight window (the session queues the rest).
+   */
+  #backlog: { effect: Effect; durable?: Promise<void> }[] = [];
   bytesReceived = 0;
   /** Set once CONNECT is accepted; what logs and the admin API show. */
   #client: Omit<ClientConnectionInfo, "bytesReceived" | "bytesSent"> | undefined;
@@ -114,7 +123,7 @@ export class Connection implements SessionLink {
       // The peer is gone (reset, broken pipe): an abnormal disconnect, so the will goes out.
       this.#log("debug", "connection.write_failed", { error });
       this.#end(true);
-    });
+    }, () => this.#sendBacklog());
     this.#decoder = new Decoder({ maxPacketSize: context.settings.maxPacketSize });
     this.#connectDeadline = this.#lastActivity + context.connectTimeoutMs;
     this.#auth = new ClientAuthentication(
@@ -138,7 +147,11 @@ export class Connection implements SessionLink {
   }
 
   get writable(): boolean {
-    return this.#outbox.writable;
+    return this.#backlog.length === 0 && this.#outbox.writable;
+  }
+
+  get room(): number {
+    return this.#backlog.length === 0 ? this.#outbox.room : 0;
   }
 
   get bytesSent(): number {
@@ -204,17 +217,34 @@ export class Connection implements SessionLink {
     // After a DISCONNECT (ours or the client's) nothing more is sent [MQTT-3.14.4-1]; what was in flight
     // stays in the session and is re-sent if the client resumes it.
     if (this.#closed) return;
-    let exactlyOnce = false;
-    for (const effect of effects) {
-      this.#runEffect(effect);
-      exactlyOnce ||= (effect.kind === "deliver" && effect.qos === 2) ||
-        (effect.kind === "send" && effect.packet.type === "pubrel");
-    }
     // QoS 2 needs persist-before-send: a packet id the client saw must survive a crash, or a resend under a
     // new id would be delivered twice. QoS 1 may be repeated after a crash anyway, so it need not wait.
-    if (!exactlyOnce) return;
-    const durable = this.context.broker.flush();
-    if (durable) this.#outbox.holdUntil(durable);
+    const exactlyOnce = effects.some((effect) =>
+      (effect.kind === "deliver" && effect.qos === 2) ||
+      (effect.kind === "send" && effect.packet.type === "pubrel")
+    );
+    const durable = exactlyOnce ? this.context.broker.flush() : undefined;
+    let sent = false;
+    for (const effect of effects) {
+      // Past mqtt.max_outbound_bytes, packets wait (in order) for the outbox to drain: a client that does
+      // not read holds the broker to that many bytes, plus references to the messages in its window.
+      if ((effect.kind === "deliver" || effect.kind === "send") && !this.writable) {
+        this.#backlog.push({ effect, durable });
+        continue;
+      }
+      this.#runEffect(effect);
+      sent = true;
+    }
+    if (durable && sent) this.#outbox.holdUntil(durable);
+  }
+
+  /** The outbox drained: send what waited for room, until it is full again. */
+  #sendBacklog(): void {
+    while (this.#backlog.length > 0 && this.#outbox.writable && !this.#closed) {
+      const { effect, durable } = this.#backlog.shift()!;
+      this.#runEffect(effect);
+      if (durable) this.#outbox.holdUntil(durable);
+    }
   }
 
   takeOver(): void {
@@ -287,9 +317,11 @@ export class Connection implements SessionLink {
         attachment: decision.attachment,
         link: this,
         owner: outcome.username,
+        address: addressOf(this.accepted.remoteAddress),
       });
     } catch (error) {
-      // The session could not be claimed (a cluster whose log is unreachable): 0x88 Server unavailable.
+      // The session could not be claimed: over a cap on sessions (0x97; 3.1.1 0x03), or a cluster whose
+      // log is unreachable (0x88 Server unavailable).
       if (!(error instanceof MqttError)) throw error;
       return this.#refuse(error.reasonCode, error.message, {});
     }
@@ -529,6 +561,7 @@ export class Connection implements SessionLink {
     if (this.#finished) return;
     this.#finished = true;
     this.#closed = true;
+    this.#backlog = [];
     this.#shutdownSocket();
     if (this.#handle) {
       this.context.broker.close(this.#handle, publishWill, sessionExpiryInterval);
