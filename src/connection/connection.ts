@@ -97,7 +97,7 @@ export class Connection implements SessionLink {
   #closed = false;
   /** Socket, timers and session released. */
   #finished = false;
-  readonly #auth: ClientAuthentication;
+  #authentication: ClientAuthentication | undefined;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
   /** A CONNECT waiting for the next step of an enhanced authentication exchange. */
@@ -126,11 +126,15 @@ export class Connection implements SessionLink {
     }, () => this.#sendBacklog());
     this.#decoder = new Decoder({ maxPacketSize: context.settings.maxPacketSize });
     this.#connectDeadline = this.#lastActivity + context.connectTimeoutMs;
-    this.#auth = new ClientAuthentication(
-      context.authenticator,
-      context.authMethods ?? new Map(),
-      accepted.remoteAddress,
-      accepted.certificateCommonName,
+  }
+
+  /** Made at CONNECT: a TLS client certificate's name is known only once the handshake is done. */
+  get #auth(): ClientAuthentication {
+    return this.#authentication ??= new ClientAuthentication(
+      this.context.authenticator,
+      this.context.authMethods ?? new Map(),
+      this.accepted.remoteAddress,
+      this.accepted.certificateCommonName,
     );
   }
 

@@ -15,14 +15,6 @@ export interface HealthSources {
   ready(): { ok: boolean; detail: string };
 }
 
-/** A running HTTP endpoint. */
-export interface HttpEndpoint {
-  readonly hostname: string;
-  /** The bound port (useful when 0 was asked for). */
-  readonly port: number;
-  close(): Promise<void>;
-}
-
 const TEXT = "text/plain; charset=utf-8";
 
 /** The request handler on its own, so tests can call it without a socket. */
@@ -68,31 +60,14 @@ export function healthHandler(sources: HealthSources): (request: Request) => Res
  */
 export type HttpApp = (request: Request, remote: string) => Promise<Response> | undefined;
 
-/** Serves {@link healthHandler} (and `app`, when given) on `hostname:port` with `Deno.serve`. */
-export function startHttpServer(
-  options: { hostname: string; port: number; app?: HttpApp },
+/**
+ * The whole endpoint's handler: `app` first (when given), then {@link healthHandler}. main.ts serves it
+ * with the transport's `serveHttp`, on an accept loop of our own.
+ */
+export function httpHandler(
   sources: HealthSources,
-  onError: (error: unknown) => void = () => {},
-): HttpEndpoint {
+  app?: HttpApp,
+): (request: Request, remote: string) => Promise<Response> | Response {
   const health = healthHandler(sources);
-  const app = options.app;
-  const handler = app === undefined
-    ? health
-    : (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
-      app(request, `${info.remoteAddr.hostname}:${info.remoteAddr.port}`) ?? health(request);
-  const server = Deno.serve({
-    hostname: options.hostname,
-    port: options.port,
-    onListen() {},
-    onError(error) {
-      onError(error);
-      return new Response("internal error\n", { status: 500, headers: { "content-type": TEXT } });
-    },
-  }, handler);
-  let closing: Promise<void> | undefined;
-  return {
-    hostname: server.addr.hostname,
-    port: server.addr.port,
-    close: () => closing ??= server.shutdown(),
-  };
+  return app === undefined ? health : (request, remote) => app(request, remote) ?? health(request);
 }
