@@ -75,6 +75,12 @@ export interface ConnectionContext {
   authMethods?: ReadonlyMap<string, EnhancedAuthMethod>;
 }
 
+/** A QoS 2 PUBLISH or a PUBREL: sent only once the session state it implies is stored. */
+function isExactlyOnce(effect: Effect): boolean {
+  return (effect.kind === "deliver" && effect.qos === 2) ||
+    (effect.kind === "send" && effect.packet.type === "pubrel");
+}
+
 /** Each pending read pins its buffer: an idle connection's is small (a CONNECT or PINGREQ fits). */
 const SMALL_READ = 512;
 const FLUSH_TIMEOUT_MS = 1000;
@@ -221,25 +227,36 @@ export class Connection implements SessionLink {
     // After a DISCONNECT (ours or the client's) nothing more is sent [MQTT-3.14.4-1]; what was in flight
     // stays in the session and is re-sent if the client resumes it.
     if (this.#closed) return;
-    // QoS 2 needs persist-before-send: a packet id the client saw must survive a crash, or a resend under a
-    // new id would be delivered twice. QoS 1 may be repeated after a crash anyway, so it need not wait.
-    const exactlyOnce = effects.some((effect) =>
-      (effect.kind === "deliver" && effect.qos === 2) ||
-      (effect.kind === "send" && effect.packet.type === "pubrel")
-    );
-    const durable = exactlyOnce ? this.context.broker.flush() : undefined;
-    let sent = false;
-    for (const effect of effects) {
+    let exactlyOnce = false;
+    for (let i = 0; i < effects.length; i++) {
+      const effect = effects[i];
       // Past mqtt.max_outbound_bytes, packets wait (in order) for the outbox to drain: a client that does
       // not read holds the broker to that many bytes, plus references to the messages in its window.
-      if ((effect.kind === "deliver" || effect.kind === "send") && !this.writable) {
-        this.#backlog.push({ effect, durable });
-        continue;
+      if (
+        (effect.kind === "deliver" || effect.kind === "send") &&
+        (this.#backlog.length > 0 || !this.#outbox.writable)
+      ) {
+        this.#defer(effects, i);
+        break;
       }
       this.#runEffect(effect);
-      sent = true;
+      exactlyOnce ||= isExactlyOnce(effect);
     }
-    if (durable && sent) this.#outbox.holdUntil(durable);
+    // QoS 2 needs persist-before-send: a packet id the client saw must survive a crash, or a resend under a
+    // new id would be delivered twice. QoS 1 may be repeated after a crash anyway, so it need not wait.
+    if (!exactlyOnce) return;
+    const durable = this.context.broker.flush();
+    if (durable) this.#outbox.holdUntil(durable);
+  }
+
+  /** Puts the packets of `effects` from `from` on in the backlog; acknowledgements and a close run now. */
+  #defer(effects: Effect[], from: number): void {
+    const rest = effects.slice(from);
+    const durable = rest.some(isExactlyOnce) ? this.context.broker.flush() : undefined;
+    for (const effect of rest) {
+      if (effect.kind === "deliver" || effect.kind === "send") this.#backlog.push({ effect, durable });
+      else this.#runEffect(effect);
+    }
   }
 
   /** The outbox drained: send what waited for room, until it is full again. */
