@@ -25,8 +25,10 @@ export class ConnectionManager {
 
   /** One sweep for every connection's CONNECT timeout and keep alive, instead of a timer each. */
   readonly #sweep: ReturnType<typeof setInterval>;
-  readonly #logRefused = rateLimited<string>(REFUSED_LOG_MS, (remote, suppressed) =>
-    this.context.logger.warn("connection.refused", { remote, reason: "limit", suppressed })
+  readonly #logRefused = rateLimited<string>(
+    REFUSED_LOG_MS,
+    (remote, suppressed) =>
+      this.context.logger.warn("connection.refused", { remote, reason: "limit", suppressed }),
   );
 
   constructor(private readonly context: ConnectionContext, private readonly maxConnections: number) {

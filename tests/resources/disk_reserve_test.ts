@@ -21,7 +21,8 @@ function canMountPrivateTmpfs(): boolean {
 const tmpfsAvailable = canMountPrivateTmpfs();
 
 Deno.test({
-  name: "disk reserve: on a 4 MiB data volume QoS 1 messages for a persistent session are stored and acknowledged" +
+  name:
+    "disk reserve: on a 4 MiB data volume QoS 1 messages for a persistent session are stored and acknowledged" +
     (tmpfsAvailable ? "" : " (ignored: cannot mount a private tmpfs with unshare here)"),
   ignore: !tmpfsAvailable,
   fn: async () => {

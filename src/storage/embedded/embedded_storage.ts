@@ -372,7 +372,9 @@ class EmbeddedStore implements EmbeddedStorage {
   #reclaimOnFullDisk(): void {
     const { db, freePages, reserve } = this.#opened!;
     db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    const step = db.prepare(`PRAGMA incremental_vacuum(${Math.max(8, Math.floor(reserve.bytes / 4 / 4096))})`);
+    const step = db.prepare(
+      `PRAGMA incremental_vacuum(${Math.max(8, Math.floor(reserve.bytes / 4 / 4096))})`,
+    );
     for (let free = freePages.get()?.freelist_count as number; free > 0;) {
       try {
         step.all();
