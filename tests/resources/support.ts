@@ -22,29 +22,33 @@ export interface MemoryCgroup {
   remove(): Promise<void>;
 }
 
-/** The directory of this process's memory cgroup (v1 memory controller or v2 unified), if writable. */
-function ownMemoryCgroup(): { dir: string; version: 1 | 2 } | undefined {
-  let lines: string[];
+/**
+ * Runs a small command and returns its output, or undefined if it failed. The cgroup files are read and
+ * written by child processes: Deno lets a process touch /proc and /sys only with --allow-all, and the test
+ * task grants named permissions.
+ */
+function sh(script: string, ...args: string[]): string | undefined {
   try {
-    lines = Deno.readTextFileSync("/proc/self/cgroup").trim().split("\n");
+    const output = new Deno.Command("sh", { args: ["-c", script, "sh", ...args], stderr: "null" })
+      .outputSync();
+    return output.success ? new TextDecoder().decode(output.stdout) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The directory of this process's memory cgroup (v1 memory controller or v2 unified), if there is one. */
+function ownMemoryCgroup(): { dir: string; version: 1 | 2 } | undefined {
+  // A child's /proc/self/cgroup is ours: children start in their parent's cgroup.
+  const lines = sh("cat /proc/self/cgroup")?.trim().split("\n") ?? [];
   for (const line of lines) {
     const [, controllers, path] = line.split(":");
-    if (controllers.split(",").includes("memory")) {
+    if (controllers?.split(",").includes("memory")) {
       return { dir: join("/sys/fs/cgroup/memory", path), version: 1 };
     }
   }
   const unified = lines.find((line) => line.startsWith("0::"));
-  if (!unified) return undefined;
-  try {
-    if (!Deno.readTextFileSync("/sys/fs/cgroup/cgroup.controllers").split(/\s+/).includes("memory")) {
-      return undefined;
-    }
-  } catch {
-    return undefined;
-  }
+  if (!unified || !sh("grep -qw memory /sys/fs/cgroup/cgroup.controllers")) return undefined;
   return { dir: join("/sys/fs/cgroup", unified.slice(3)), version: 2 };
 }
 
@@ -55,43 +59,32 @@ export function createMemoryCgroup(limitBytes: number): MemoryCgroup | undefined
   const own = ownMemoryCgroup();
   if (!own) return undefined;
   const dir = join(own.dir, `mqtt-proxy-test-${Deno.pid}-${++sequence}`);
-  try {
-    Deno.mkdirSync(dir);
-  } catch {
-    return undefined;
-  }
   const file = (name: string) => join(dir, name);
-  const read = (name: string) => Number(Deno.readTextFileSync(file(name)).trim().split(/\s+/).at(-1));
-  try {
-    if (own.version === 1) {
-      Deno.writeTextFileSync(file("memory.limit_in_bytes"), String(limitBytes));
-    } else {
-      Deno.writeTextFileSync(file("memory.max"), String(limitBytes));
-      Deno.writeTextFileSync(file("memory.swap.max"), "0");
-    }
-  } catch {
-    Deno.removeSync(dir);
+  const limit = own.version === 1
+    ? sh('mkdir "$1" && echo "$2" > "$1/memory.limit_in_bytes"', dir, String(limitBytes))
+    : sh(
+      'mkdir "$1" && echo "$2" > "$1/memory.max" && echo 0 > "$1/memory.swap.max"',
+      dir,
+      String(limitBytes),
+    );
+  if (limit === undefined) {
+    sh('rmdir "$1"', dir);
     return undefined;
   }
+  const read = (name: string) => Number(sh('cat "$1"', file(name))?.trim().split(/\s+/).at(-1) ?? NaN);
   return {
     wrap: ["sh", "-c", 'echo $$ > "$0" && exec "$@"', file("cgroup.procs")],
     peak: () => read(own.version === 1 ? "memory.max_usage_in_bytes" : "memory.peak"),
     usage: () => read(own.version === 1 ? "memory.usage_in_bytes" : "memory.current"),
     limitHits: () => {
       if (own.version === 1) return read("memory.failcnt");
-      const events = Deno.readTextFileSync(file("memory.events"));
-      return Number(/^max (\d+)$/m.exec(events)?.[1] ?? 0);
+      return Number(/^max (\d+)$/m.exec(sh('cat "$1"', file("memory.events")) ?? "")?.[1] ?? 0);
     },
     async remove() {
       // The broker has exited; the kernel refuses to remove a cgroup with processes in it, so retry briefly.
-      for (let attempt = 0;; attempt++) {
-        try {
-          Deno.removeSync(dir);
-          return;
-        } catch (error) {
-          if (attempt >= 50) throw error;
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
+      for (let attempt = 0; sh('rmdir "$1"', dir) === undefined; attempt++) {
+        if (attempt >= 50) throw new Error(`cannot remove the test cgroup ${dir}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
       }
     },
   };
@@ -101,7 +94,7 @@ export function createMemoryCgroup(limitBytes: number): MemoryCgroup | undefined
 export const cgroupsAvailable = (() => {
   const probe = createMemoryCgroup(64 * MB);
   if (!probe) return false;
-  Deno.removeSync(probe.wrap[3].replace(/\/cgroup\.procs$/, ""));
+  sh('rmdir "$1"', probe.wrap[3].replace(/\/cgroup\.procs$/, ""));
   return true;
 })();
 
