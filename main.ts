@@ -27,10 +27,10 @@ import {
 import {
   createBrokerMetrics,
   createLogger,
-  type HttpEndpoint,
+  httpHandler,
   type Logger,
+  rateLimited,
   type Registry,
-  startHttpServer,
   startSysPublisher,
   TrafficMetrics,
 } from "./src/observe/mod.ts";
@@ -38,9 +38,20 @@ import type { SessionLimits } from "./src/session/mod.ts";
 import { createEmbeddedStorage } from "./src/storage/embedded/mod.ts";
 import { createMemoryStorage } from "./src/storage/memory/mod.ts";
 import type { StorageAdapter } from "./src/storage/port.ts";
-import { type Accepted, type Listener, listenTcp, listenTls, listenWebSocket } from "./src/transport/mod.ts";
+import {
+  type Accepted,
+  type HttpEndpoint,
+  type Listener,
+  listenTcp,
+  listenTls,
+  listenWebSocket,
+  serveHttp,
+} from "./src/transport/mod.ts";
 
 export const VERSION = "0.1.0";
+
+/** A failure that repeats (accepting at EMFILE) is logged at most this often, with the count it skipped. */
+const ACCEPT_ERROR_LOG_MS = 10_000;
 
 /** A broker running in this process. */
 export interface RunningBroker {
@@ -180,6 +191,12 @@ export async function startBroker(
     sharedSubscriptionStrategy: config.mqtt.sharedSubscriptionStrategy,
     storage,
     observeFlush: traffic.timeFlush,
+    retainedLimits: { maxMessages: config.mqtt.maxRetainedMessages, maxBytes: config.mqtt.maxRetainedBytes },
+    sessionQuota: {
+      maxSessions: config.mqtt.maxSessions,
+      maxPersistentPerUser: config.mqtt.maxPersistentSessionsPerUser,
+      maxPersistentPerAddress: config.mqtt.maxPersistentSessionsPerAddress,
+    },
     clock,
     permissionsFor,
     // A will is published long after its CONNECT: the ACL may have been reloaded since.
@@ -213,7 +230,7 @@ export async function startBroker(
     traffic,
     logger,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
-    outboxHighWaterMark: Math.max(1 << 20, config.mqtt.maxPacketSize),
+    outboxHighWaterMark: config.mqtt.maxOutboundBytes,
     readBuffers: new BufferPool(64 * 1024, 256),
     generateClientId: () => `auto-${crypto.randomUUID()}`,
     // A verified client certificate's CN reaches the authenticator only from listeners with
@@ -265,19 +282,19 @@ export async function startBroker(
       const counts = { name, open: 0, total: 0 };
       listenerCounts.push(counts);
       const onAccept = (accepted: Accepted) => {
-        // A certificate's CN becomes the user name only where the listener says so (see `authenticator`).
-        accepted = {
-          ...accepted,
-          listener: name,
-          certificateCommonName: listenerConfig.useCnAsUsername ? accepted.certificateCommonName : undefined,
-        };
+        // The same object: a TLS transport fills in the certificate's name once the handshake is done.
+        accepted.listener = name;
         const before = connections.connectionsTotal;
         connections.accept(accepted, () => counts.open, listenerConfig.maxConnections, () => counts.open--);
         if (connections.connectionsTotal === before) return; // refused over a limit: onDone never runs
         counts.open++;
         counts.total++;
       };
-      const onError = (error: unknown) => logger.error("listener.accept_failed", { listener: name, error });
+      // Out of descriptors (EMFILE/ENFILE), accept fails every 100 ms until some are free: log it, not each.
+      const onError = rateLimited<unknown>(
+        ACCEPT_ERROR_LOG_MS,
+        (error, suppressed) => logger.error("listener.accept_failed", { listener: name, error, suppressed }),
+      );
       const onRejected = (remote: string, error: unknown) => {
         logger.info("listener.client_rejected", { listener: name, remote, error });
         // on an mTLS listener a failed handshake is a refused credential: it slows the address like one
@@ -296,20 +313,20 @@ export async function startBroker(
               keyFile: keyFile!,
               caFile: listenerConfig.caFile,
               requireClientCert: listenerConfig.requireClientCert,
-              handshakeTimeoutMs: config.mqtt.connectTimeoutMs,
+              // A certificate's CN becomes the user name only where the listener says so (see `authenticator`).
+              useCommonName: listenerConfig.useCnAsUsername,
               onHandshakeError: onRejected,
             },
             onAccept,
             onError,
           )
-          : listenWebSocket(
+          : await listenWebSocket(
             {
               name,
               hostname,
               port,
               path: listenerConfig.path,
               tls: type === "wss" ? { certFile: certFile!, keyFile: keyFile! } : undefined,
-              maxBufferedBytes: Math.max(4 << 20, 2 * config.mqtt.maxPacketSize),
               onRejected,
             },
             onAccept,
@@ -349,29 +366,42 @@ export async function startBroker(
       const { host, port } = config.http;
       let lastStorageDetail: string | undefined;
       try {
-        http = startHttpServer(
-          { hostname: host, port, app: admin?.handle },
-          {
-            metrics: () => metrics.render(),
-            live: () => true,
-            // What callers see carries no paths or error texts (the store's detail names its directory): the
-            // detail goes to the log, once per change.
-            ready: () => {
-              const health = storage.health();
-              if (!health.ok && health.detail !== lastStorageDetail) {
-                logger.warn("storage.unhealthy", { detail: health.detail });
-              }
-              lastStorageDetail = health.ok ? undefined : health.detail;
-              if (draining) return { ok: false, detail: "shutting down" };
-              if (!health.ok) return { ok: false, detail: "storage unavailable" };
-              const clustered = cluster?.health();
-              if (clustered && !clustered.ok) return { ok: false, detail: clustered.detail };
-              const detail = `${listeners.length} listener(s) up`;
-              return { ok: true, detail: clustered ? `${detail}; ${clustered.detail}` : detail };
+        const onHttpError = rateLimited<unknown>(
+          ACCEPT_ERROR_LOG_MS,
+          (error, suppressed) => logger.error("http.failed", { error, suppressed }),
+        );
+        const options = {
+          hostname: host,
+          port,
+          maxConnections: config.http.maxConnections,
+          requestTimeoutMs: config.mqtt.connectTimeoutMs,
+        };
+        http = serveHttp(
+          options,
+          httpHandler(
+            {
+              metrics: () => metrics.render(),
+              live: () => true,
+              // What callers see carries no paths or error texts (the store's detail names its directory):
+              // the detail goes to the log, once per change.
+              ready: () => {
+                const health = storage.health();
+                if (!health.ok && health.detail !== lastStorageDetail) {
+                  logger.warn("storage.unhealthy", { detail: health.detail });
+                }
+                lastStorageDetail = health.ok ? undefined : health.detail;
+                if (draining) return { ok: false, detail: "shutting down" };
+                if (!health.ok) return { ok: false, detail: "storage unavailable" };
+                const clustered = cluster?.health();
+                if (clustered && !clustered.ok) return { ok: false, detail: clustered.detail };
+                const detail = `${listeners.length} listener(s) up`;
+                return { ok: true, detail: clustered ? `${detail}; ${clustered.detail}` : detail };
+              },
             },
-          },
-          (error) => logger.error("http.failed", { error }),
-          { authorized: (request) => httpToken.admits(request) },
+            admin?.handle,
+            { authorized: (request) => httpToken.admits(request), onError: onHttpError },
+          ),
+          onHttpError,
         );
       } catch (error) {
         throw describeListenError("the HTTP endpoint (http.port)", host, port, error);

@@ -1,7 +1,7 @@
 import { ReasonCode } from "../codec/reason_codes.ts";
-import type { Packet } from "../codec/types.ts";
+import type { AckPacket, Packet } from "../codec/types.ts";
 import type { Session } from "../session/session.ts";
-import { sharedState } from "../session/outbound.ts";
+import { estimatedSize, sharedState } from "../session/outbound.ts";
 import type {
   AcceptedSubscription,
   Delivery,
@@ -10,7 +10,7 @@ import type {
   SessionEffect,
   SessionSubscription,
 } from "../session/types.ts";
-import type { StorageSnapshot } from "../storage/port.ts";
+import { StorageError, type StorageSnapshot } from "../storage/port.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { Persistence } from "./persistence.ts";
 import { type SessionEntry, SessionRegistry } from "./registry.ts";
@@ -63,7 +63,10 @@ export class Broker implements SessionService {
     messagesSent: 0,
     drops: this.#shared.drops,
     connectedClients: 0,
+    retainedRefused: 0,
   };
+  /** Per publishing session: its routing, while a QoS 2 PUBLISH of it is staged (see `#stage`). */
+  readonly #routing = new WeakMap<Session, Promise<void>>();
   /** The route callback, bound once: called per delivery on the hot path. */
   readonly #deliverTo = (session: Session, delivery: Delivery) => this.#deliver(session, delivery);
   #now = 0;
@@ -72,7 +75,7 @@ export class Broker implements SessionService {
   constructor(private readonly options: BrokerOptions) {
     const clock = this.clock = options.clock ?? systemClock;
     const persistence = this.#persistence = new Persistence(options.storage, options.observeFlush);
-    this.retained = new RetainedService(persistence);
+    this.retained = new RetainedService(persistence, options.retainedLimits);
     const router = this.router = new Router(options.sharedSubscriptionStrategy, clock.random);
     const wills = this.#wills = new WillService(
       persistence,
@@ -193,19 +196,12 @@ export class Broker implements SessionService {
       const effect = effects[i];
       switch (effect.kind) {
         case "publish": {
-          const { reached, forwarded } = this.#publishHere(effect.message, fromLog);
           const ack = effect.ack;
+          const durable = this.#publishFrom(session, effect.message, ack, fromLog);
           if (!ack) {
             effects.splice(i--, 1);
             break;
           }
-          if (reached === 0 && session.attachment?.protocolVersion === 5) {
-            ack.reasonCode = ReasonCode.NoMatchingSubscribers;
-          }
-          const stored = this.flush();
-          const durable = forwarded && stored
-            ? Promise.all([forwarded, stored]).then(() => {})
-            : forwarded ?? stored;
           effects[i] = { kind: "ack", packet: ack, durable };
           break;
         }
@@ -230,7 +226,7 @@ export class Broker implements SessionService {
    * at their deadline; then the sessions whose client a cluster had connected, attached again.
    */
   async restore(snapshot: StorageSnapshot): Promise<void> {
-    this.retained.restore(snapshot.retained);
+    this.stats.retainedRefused += this.retained.restore(snapshot.retained);
     const connected = this.registry.restore(snapshot);
     this.#wills.restore(snapshot.wills, (clientId, will) => this.registry.willDelayOf(clientId, will));
     // Clients a cluster had connected (to another node, or to this one before it stopped): their sessions
@@ -300,13 +296,20 @@ export class Broker implements SessionService {
    * transient sessions now and forwarded for the rest ($SYS stays on its node). `reached` counts one for a
    * forwarded message, which some other node or persistent session wants.
    */
-  #publishHere(message: Message, fromLog: boolean): { reached: number; forwarded?: Promise<void> } {
+  #publishHere(
+    message: Message,
+    fromLog: boolean,
+    staged = false,
+  ): { reached: number; forwarded?: Promise<void> } {
     if (message.publisherId !== "") this.stats.messagesReceived++;
     this.#now = this.clock.now();
     const local = fromLog || !this.#egress || message.topic.startsWith("$SYS/");
     if (local) {
-      if (message.retain) this.retained.set(message);
-      return { reached: this.router.route(message, this.#deliverTo) };
+      // No room in the retained store: a QoS 0 message still reaches its subscribers (QoS 1/2 are refused).
+      if (message.retain && !this.retained.set(message, staged)) this.stats.retainedRefused++;
+      const reached = this.router.route(message, this.#deliverTo);
+      if (staged) this.#persistence.unstageMessage(message); // kept where a queue took it
+      return { reached };
     }
     const forwarded = this.#egress!.forward(message);
     // QoS 2 waits for the log like everyone else: if the cluster refuses it, nobody may have it yet.
@@ -354,12 +357,118 @@ export class Broker implements SessionService {
     else this.fire(timer, clientId, epoch);
   }
 
-  /** Adds accepted subscriptions; returns the retained messages to send after the SUBACK. */
+  /**
+   * Routes a client's PUBLISH and returns what its acknowledgement waits for. Refused (0x97, delivered to
+   * nobody) when it is retained and the retained store is full. On a single node, a QoS 2 message whose
+   * routing stores something is staged first, so that a full store refuses it before anyone has it and
+   * its packet id is free again [MQTT-4.3.3]; the publisher's later PUBLISHes wait for it, keeping its order.
+   */
+  #publishFrom(
+    session: Session,
+    message: Message,
+    ack: AckPacket<"puback" | "pubrec"> | undefined,
+    fromLog: boolean,
+  ): Promise<void> | undefined {
+    if (ack && message.retain && !this.retained.admits(message)) {
+      return this.#refused(session, ack, new StorageError("retained store full", ReasonCode.QuotaExceeded));
+    }
+    const stages = message.qos === 2 && !this.#egress && !fromLog;
+    const before = this.#routing.get(session);
+    const stagedNow = !before && stages ? this.#stage(message) : undefined;
+    if (!before && !stagedNow) return this.#route(session, message, ack, fromLog, false);
+    let durable: Promise<void> | undefined;
+    const routed = (async () => {
+      let staged = stagedNow;
+      if (before) {
+        await before;
+        staged = stages ? this.#stage(message) : undefined;
+      }
+      if (staged) {
+        try {
+          await staged;
+        } catch (error) {
+          this.#persistence.unstageMessage(message);
+          durable = this.#refused(session, ack!, error);
+          return;
+        }
+      }
+      durable = this.#route(session, message, ack, fromLog, staged !== undefined);
+    })();
+    this.#routing.set(session, routed);
+    const done = routed.then(() => {
+      if (this.#routing.get(session) === routed) this.#routing.delete(session);
+      return durable;
+    });
+    done.catch(() => {}); // the connection handles it when the ack's turn comes
+    return done;
+  }
+
+  #route(
+    session: Session,
+    message: Message,
+    ack: AckPacket<"puback" | "pubrec"> | undefined,
+    fromLog: boolean,
+    staged: boolean,
+  ): Promise<void> | undefined {
+    const { reached, forwarded } = this.#publishHere(message, fromLog, staged);
+    if (!ack) return undefined;
+    if (reached === 0 && session.attachment?.protocolVersion === 5) {
+      ack.reasonCode = ReasonCode.NoMatchingSubscribers;
+    }
+    const stored = this.flush();
+    const durable = forwarded && stored
+      ? Promise.all([forwarded, stored]).then(() => {})
+      : forwarded ?? stored;
+    if (!durable || ack.type !== "pubrec") return durable;
+    // Not acknowledged after all: a resend of this id must be taken as a new message.
+    const refusing = durable.catch((error) => {
+      session.refuseInbound(ack.packetId);
+      this.#persistence.sessionChanged(session);
+      throw error;
+    });
+    refusing.catch(() => {});
+    return refusing;
+  }
+
+  /** A rejected acknowledgement (the connection answers with the error's reason); a QoS 2 id is freed. */
+  #refused(session: Session, ack: AckPacket<"puback" | "pubrec">, error: unknown): Promise<void> {
+    if (ack.type === "pubrec") {
+      session.refuseInbound(ack.packetId);
+      this.#persistence.sessionChanged(session);
+    }
+    const refused = Promise.reject(error);
+    refused.catch(() => {}); // handled by the connection when the ack's turn comes
+    return refused;
+  }
+
+  /**
+   * Before a QoS 2 message is routed: writes to storage what routing it will write and a full store could
+   * refuse (its payload, when a persistent session will queue it; its retained copy). Returns the flush to
+   * wait for, or undefined when routing stores nothing that can be refused.
+   */
+  #stage(message: Message): Promise<void> | undefined {
+    const queued = this.router.reaches(
+      message,
+      (session, grantedQos) => session.persistent && grantedQos > 0,
+    );
+    const retained = message.retain && !message.topic.startsWith("$SYS/");
+    if (!queued && !retained) return undefined;
+    if (queued) this.#persistence.stageMessage(message);
+    if (retained) this.#persistence.retained(message);
+    return this.#persistence.flush();
+  }
+
+  /**
+   * Adds accepted subscriptions; returns the retained messages to send after the SUBACK. Only as many as
+   * the client's socket has room for (mqtt.max_outbound_bytes) go at once: QoS 0 ones beyond are dropped
+   * as for any slow consumer; QoS 1/2 ones wait in the session queue beyond the inflight window.
+   */
   #subscribe(session: Session, accepted: AcceptedSubscription[]): Effect[] {
     const now = this.clock.now();
     const effects: Effect[] = [];
     const entry = this.registry.get(session.clientId)!;
     const writable = entry.link ? entry.link.writable : entry.attached;
+    let room = entry.link?.room ?? Infinity;
     for (const { subscription, isNew } of accepted) {
       if (subscription.shared && this.#egress && !session.persistent) {
         this.#egress.share(session.clientId, entry.epoch, subscription, true);
@@ -381,7 +490,10 @@ export class Broker implements SessionService {
           retain: true,
           subscriptionIdentifiers: ids,
         };
-        for (const effect of session.deliver(delivery, writable, now)) effects.push(effect);
+        for (const effect of session.deliver(delivery, writable && room > 0, now)) {
+          if (effect.kind === "deliver") room -= estimatedSize(effect.message);
+          effects.push(effect);
+        }
       }
     }
     return effects;

@@ -97,6 +97,22 @@ export class Persistence {
   }
 
   /**
+   * Appends a message to the log before it is routed, so that a store with no room refuses it before anyone
+   * receives it; routing then refers to the same stored message.
+   */
+  stageMessage(message: Message): void {
+    if (!this.#appended.has(message)) {
+      this.#appended.set(message, this.storage.appendMessage(toStored(message)));
+    }
+  }
+
+  /** A staged message leaves the log unless a queue kept it (routing refused, or no queue took it). */
+  unstageMessage(message: Message): void {
+    const ref = this.#appended.get(message);
+    if (ref !== undefined) this.storage.deleteUnreferencedMessage(ref);
+  }
+
+  /**
    * A will is kept while its client is connected, so a node crash cannot lose it; with its owner, so that
    * it can be authorized again when it is finally published.
    */

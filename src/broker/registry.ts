@@ -1,3 +1,5 @@
+import { MqttError } from "../codec/errors.ts";
+import { ReasonCode } from "../codec/reason_codes.ts";
 import type { Will } from "../codec/types.ts";
 import type { SharedSessionState } from "../session/outbound.ts";
 import { Session } from "../session/session.ts";
@@ -7,6 +9,7 @@ import { parseSharedFilter } from "../topic/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { fromStored, type Persistence } from "./persistence.ts";
 import type { Router } from "./router.ts";
+import { SessionQuota } from "./session_quota.ts";
 import type {
   BrokerOptions,
   BrokerStats,
@@ -66,8 +69,14 @@ export class SessionRegistry {
   readonly #entries = new Map<string, SessionEntry>();
   readonly #claims = new Map<string, Promise<unknown>>();
   #lastEpoch = 0;
+  readonly #quota: SessionQuota;
 
-  constructor(private readonly services: RegistryServices) {}
+  constructor(private readonly services: RegistryServices) {
+    this.#quota = new SessionQuota(
+      services.options.sessionQuota ??
+        { maxSessions: 0, maxPersistentPerUser: 0, maxPersistentPerAddress: 0 },
+    );
+  }
 
   get size(): number {
     return this.#entries.size;
@@ -96,6 +105,8 @@ export class SessionRegistry {
   /**
    * Binds a new connection to its session: takes over a connected one [MQTT-3.1.4-3], discards it on
    * Clean Start [MQTT-3.1.2-4], or resumes it [MQTT-3.1.2-5], reading its queue back from storage.
+   * Rejects with MqttError 0x97 Quota exceeded, touching nothing, past mqtt.max_sessions or an owner's
+   * cap on persistent sessions.
    */
   open(request: OpenRequest): Promise<OpenResult> {
     return this.#serialize(request.clientId, () => this.#open(request));
@@ -105,6 +116,10 @@ export class SessionRegistry {
     const { clientId } = request;
     const { clock, wills, persistence, options } = this.services;
     let entry = this.#entries.get(clientId);
+    const persistent = Math.min(request.sessionExpiryInterval, options.maxSessionExpiry) > 0;
+    const owner = { username: request.owner, address: request.address };
+    const refusal = this.#quota.refusal(clientId, entry !== undefined, persistent, owner, this.#entries.size);
+    if (refusal) throw new MqttError(ReasonCode.QuotaExceeded, refusal);
     if (entry) {
       clock.cancel(entry.expiryTimer);
       entry.expiryTimer = undefined;
@@ -150,6 +165,7 @@ export class SessionRegistry {
     const session = entry.session;
     session.expiryInterval = Math.min(request.sessionExpiryInterval, options.maxSessionExpiry);
     session.persistent = session.expiryInterval > 0;
+    this.#quota.assign(clientId, session.persistent ? owner : undefined);
     const effects = this.attach(entry, request.attachment, request.holder, request.link);
     wills.arm(clientId, request.will, entry.owner);
     persistence.sessionChanged(session);
@@ -235,6 +251,8 @@ export class SessionRegistry {
     const now = clock.now();
     const connected: { entry: SessionEntry; holder: string; attachment: Attachment }[] = [];
     for (const stored of snapshot.sessions) {
+      // A limit lowered since the session was stored applies to it too.
+      stored.expiryInterval = Math.min(stored.expiryInterval, options.maxSessionExpiry);
       const since = stored.disconnectedAt ?? now;
       const left = stored.expiryInterval === NEVER_EXPIRES
         ? Infinity
@@ -255,6 +273,7 @@ export class SessionRegistry {
         disconnectedAt: since,
       };
       this.add(entry);
+      this.#quota.assign(stored.clientId, { username: stored.owner });
       const connection = stored.connection ? JSON.parse(stored.connection) : undefined;
       if (connection) connected.push({ entry, holder: connection.holder, attachment: connection.attachment });
       else if (left !== Infinity) this.armExpiry(entry, left);
@@ -325,7 +344,10 @@ export class SessionRegistry {
     for (const subscription of entry.session.subscriptions.values()) {
       router.remove(entry.session, subscription);
     }
-    if (this.#entries.get(entry.session.clientId) === entry) this.#entries.delete(entry.session.clientId);
+    if (this.#entries.get(entry.session.clientId) === entry) {
+      this.#entries.delete(entry.session.clientId);
+      this.#quota.assign(entry.session.clientId, undefined);
+    }
     persistence.ended(entry.session.clientId);
   }
 

@@ -90,6 +90,22 @@ export class Router {
     return count;
   }
 
+  /**
+   * Whether routing `message` could reach a subscriber for which `test` holds (any member of a matching
+   * shared group counts). Changes nothing: no shared group takes a turn.
+   */
+  reaches(message: Message, test: (session: Session, grantedQos: QoS) => boolean): boolean {
+    let found = false;
+    const check = ({ session, subscription }: Subscriber) => {
+      if (!found && test(session, subscription.qos)) found = true;
+    };
+    this.#trie.match(message.topic, {
+      subscriber: (_clientId, subscriber) => check(subscriber),
+      sharedGroup: (group) => group.members.forEach(check),
+    });
+    return found;
+  }
+
   readonly #visitor = {
     subscriber: (_clientId: string, subscriber: Subscriber) => {
       if (subscriber.session.persistent ? this.#scope.persistent : this.#scope.transient) {

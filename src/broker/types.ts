@@ -12,6 +12,8 @@ import type {
 } from "../session/types.ts";
 import type { StorageAdapter } from "../storage/port.ts";
 import type { Clock } from "./clock.ts";
+import type { RetainedLimits } from "./retained.ts";
+import type { SessionQuotaLimits } from "./session_quota.ts";
 
 /** The broker's handle on a connected client's actor. */
 export interface SessionLink {
@@ -19,6 +21,8 @@ export interface SessionLink {
   run(effects: Effect[]): void;
   /** False while the socket is backed up; QoS 0 deliveries are then dropped instead of buffered. */
   readonly writable: boolean;
+  /** Bytes the socket's output may still take (mqtt.max_outbound_bytes); absent = unbounded. */
+  readonly room?: number;
   /** Ends the connection because a new one took its session [MQTT-3.1.4-3]. */
   takeOver(): void;
 }
@@ -52,6 +56,10 @@ export interface BrokerOptions {
   storage: StorageAdapter;
   /** Wraps each storage flush, e.g. to time it for metrics. */
   observeFlush?: (flush: Promise<void>) => Promise<void>;
+  /** Caps on retained messages (default: none). */
+  retainedLimits?: RetainedLimits;
+  /** Caps on sessions, in all and per owner (default: none). */
+  sessionQuota?: SessionQuotaLimits;
   clock?: Clock;
   egress?: Egress;
   /**
@@ -83,6 +91,8 @@ export interface OpenRequest {
    * not resumed: this CONNECT gets a fresh one, as with Clean Start.
    */
   owner?: string;
+  /** The client's IP address, for the per-address cap on persistent sessions. */
+  address?: string;
   /** The claim's epoch when a cluster decided it (its place in the log); otherwise the registry picks one. */
   epoch?: number;
   /** In a cluster: the node (and run) the client is connected to. */
@@ -119,4 +129,6 @@ export interface BrokerStats {
   /** Messages not delivered, by reason, over all sessions. */
   drops: DropCounts;
   connectedClients: number;
+  /** Retained messages not retained because the retained store was full (QoS 0: still delivered). */
+  retainedRefused: number;
 }

@@ -86,6 +86,36 @@ export const settingKeys = {
     0,
     "Most clients connected at once over all listeners; 0 = unlimited.",
   ),
+  "mqtt.max_outbound_bytes": integer(
+    { min: 1024, max: 1_073_741_824 },
+    1_048_576,
+    "Bytes waiting to be written to one client's socket (live, retained and re-sent messages). Past it, QoS 1/2 messages wait in the session queue and QoS 0 messages are dropped (counted as slow_consumer).",
+  ),
+  "mqtt.max_sessions": integer(
+    { min: 0 },
+    1_000_000,
+    "Most sessions at once, connected and offline persistent ones together; a CONNECT that would create one more is refused (0x97 Quota exceeded; 3.1.1: 0x03 Server unavailable). 0 = unlimited.",
+  ),
+  "mqtt.max_persistent_sessions_per_user": integer(
+    { min: 0 },
+    10_000,
+    "Most persistent sessions (session expiry > 0) one authenticated user name may own; 0 = unlimited.",
+  ),
+  "mqtt.max_persistent_sessions_per_address": integer(
+    { min: 0 },
+    1000,
+    "Most persistent sessions that clients from one IP address may own (anonymous clients and every other); 0 = unlimited.",
+  ),
+  "mqtt.max_retained_messages": integer(
+    { min: 0 },
+    1_000_000,
+    "Most retained messages held; a new retained topic past it is refused (0x97 Quota exceeded; 3.1.1 publishers are disconnected). 0 = unlimited.",
+  ),
+  "mqtt.max_retained_bytes": integer(
+    { min: 0, max: Number.MAX_SAFE_INTEGER },
+    268_435_456,
+    "Most bytes of retained payload and topic held in memory; a retained message that would pass it is refused like one over max_retained_messages. 0 = unlimited.",
+  ),
   "mqtt.max_topic_alias": integer(
     { min: 0, max: 65535 },
     100,
@@ -103,8 +133,8 @@ export const settingKeys = {
   ),
   "mqtt.max_session_expiry": integer(
     { min: 0, max: 4_294_967_295 },
-    4_294_967_295,
-    "Cap in seconds on the Session Expiry Interval clients request; 4294967295 = no cap.",
+    604_800,
+    "Cap in seconds on the Session Expiry Interval MQTT 5 clients request, and the expiry of MQTT 3.1/3.1.1 persistent sessions (clean session 0); 7 days by default, 4294967295 = never expire.",
   ),
   "mqtt.max_client_id_length": integer(
     { min: 23, max: 65535 },
@@ -196,6 +226,11 @@ export const settingKeys = {
   "http.enabled": flag(false, "Serve the HTTP endpoint for health and metrics."),
   "http.host": text("127.0.0.1", "Address the HTTP endpoint binds."),
   "http.port": integer({ min: 0, max: 65535 }, 8080, "Port the HTTP endpoint binds."),
+  "http.max_connections": integer(
+    { min: 1, max: 10_000 },
+    32,
+    "Most HTTP connections open at once; more are closed at accept. Each has mqtt.connect_timeout_ms to send its request.",
+  ),
   "http.auth_token_file": optionalText(
     "File whose first line is a bearer token (at least 16 characters, no spaces); when set, every HTTP request (/metrics, /healthz, /readyz, the admin API) needs 'Authorization: Bearer <token>'. Reread on SIGHUP.",
   ),

@@ -35,6 +35,12 @@ export interface Config {
     maxKeepAlive: number;
     connectTimeoutMs: number;
     maxConnections: number;
+    maxOutboundBytes: number;
+    maxSessions: number;
+    maxPersistentSessionsPerUser: number;
+    maxPersistentSessionsPerAddress: number;
+    maxRetainedMessages: number;
+    maxRetainedBytes: number;
     maxTopicAlias: number;
     maxSubscriptionsPerClient: number;
     maxTopicLevels: number;
@@ -70,7 +76,7 @@ export interface Config {
     failureDelayMs: number;
     failureDelayMaxMs: number;
   };
-  http: { enabled: boolean; host: string; port: number; authTokenFile?: string };
+  http: { enabled: boolean; host: string; port: number; maxConnections: number; authTokenFile?: string };
   admin: { enabled: boolean; passwordFile?: string; viewers?: string; sessionTtlSeconds: number };
   cluster: {
     enabled: boolean;

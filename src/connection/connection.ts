@@ -1,4 +1,4 @@
-import type { SessionHandle, SessionLink, SessionService } from "../broker/mod.ts";
+import { addressOf, type SessionHandle, type SessionLink, type SessionService } from "../broker/mod.ts";
 import {
   type AckPacket,
   type AuthPacket,
@@ -63,7 +63,10 @@ export interface ConnectionContext {
   logger: Logger;
   /** Large read buffers lent to busy connections. */
   readBuffers: BufferPool;
-  /** Bytes an outbox may hold before QoS 0 deliveries are dropped for this client. */
+  /**
+   * Bytes of encoded packets an outbox may hold (mqtt.max_outbound_bytes): past it QoS 0 deliveries are
+   * dropped for this client, and QoS 1/2 ones wait unencoded (see `Connection.run`).
+   */
   outboxHighWaterMark: number;
   generateClientId: () => string;
   /** Checks credentials at CONNECT; absent = everyone may connect. */
@@ -74,6 +77,12 @@ export interface ConnectionContext {
   authMethods?: ReadonlyMap<string, EnhancedAuthMethod>;
   /** Who may disconnect a connected client by reusing its client id; default same_user. */
   takeover?: TakeoverPolicy;
+}
+
+/** A QoS 2 PUBLISH or a PUBREL: sent only once the session state it implies is stored. */
+function isExactlyOnce(effect: Effect): boolean {
+  return (effect.kind === "deliver" && effect.qos === 2) ||
+    (effect.kind === "send" && effect.packet.type === "pubrel");
 }
 
 /** Each pending read pins its buffer: an idle connection's is small (a CONNECT or PINGREQ fits). */
@@ -109,13 +118,19 @@ export class Connection implements SessionLink {
   /** The reader saw the end of the client's input (or the socket failed). */
   #inputEnded = false;
   #onInputEnded: (() => void) | undefined;
-  readonly #auth: ClientAuthentication;
+  #authentication: ClientAuthentication | undefined;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
   /** A CONNECT waiting for the next step of an enhanced authentication exchange. */
   #pendingConnect: PendingConnect | undefined;
   /** The last acknowledgement still waiting for storage, if any. */
   #pendingAck: Promise<void> | undefined;
+  /**
+   * Packets to send once the outbox has room, in order, not yet encoded: a QoS 1/2 delivery here holds a
+   * reference to the routed message every subscriber shares, not a copy. Their number is bounded by the
+   * inflight window (the session queues the rest).
+   */
+  #backlog: { effect: Effect; durable?: Promise<void> }[] = [];
   bytesReceived = 0;
   /** Set once CONNECT is accepted; what logs and the admin API show. */
   #client: Omit<ClientConnectionInfo, "bytesReceived" | "bytesSent"> | undefined;
@@ -131,18 +146,22 @@ export class Connection implements SessionLink {
       this.#log("debug", "connection.write_failed", { error });
       if (this.#closing) this.#shutdownSocket();
       else this.#end(true);
-    });
+    }, () => this.#sendBacklog());
     this.#decoder = new Decoder({
       maxPacketSize: context.settings.maxPacketSize,
       fromClients: true,
       allowControlCharacters: context.settings.allowControlCharacters,
     });
     this.#connectDeadline = this.#lastActivity + context.connectTimeoutMs;
-    this.#auth = new ClientAuthentication(
-      context.authenticator,
-      context.authMethods ?? new Map(),
-      accepted.remoteAddress,
-      accepted.certificateCommonName,
+  }
+
+  /** Made at CONNECT: a TLS client certificate's name is known only once the handshake is done. */
+  get #auth(): ClientAuthentication {
+    return this.#authentication ??= new ClientAuthentication(
+      this.context.authenticator,
+      this.context.authMethods ?? new Map(),
+      this.accepted.remoteAddress,
+      this.accepted.certificateCommonName,
     );
   }
 
@@ -159,7 +178,11 @@ export class Connection implements SessionLink {
   }
 
   get writable(): boolean {
-    return this.#outbox.writable;
+    return this.#backlog.length === 0 && this.#outbox.writable;
+  }
+
+  get room(): number {
+    return this.#backlog.length === 0 ? this.#outbox.room : 0;
   }
 
   get bytesSent(): number {
@@ -239,16 +262,44 @@ export class Connection implements SessionLink {
     // stays in the session and is re-sent if the client resumes it.
     if (this.#closed) return;
     let exactlyOnce = false;
-    for (const effect of effects) {
+    for (let i = 0; i < effects.length; i++) {
+      const effect = effects[i];
+      // Past mqtt.max_outbound_bytes, packets wait (in order) for the outbox to drain: a client that does
+      // not read holds the broker to that many bytes, plus references to the messages in its window.
+      if (
+        (effect.kind === "deliver" || effect.kind === "send") &&
+        (this.#backlog.length > 0 || !this.#outbox.writable)
+      ) {
+        this.#defer(effects, i);
+        break;
+      }
       this.#runEffect(effect);
-      exactlyOnce ||= (effect.kind === "deliver" && effect.qos === 2) ||
-        (effect.kind === "send" && effect.packet.type === "pubrel");
+      exactlyOnce ||= isExactlyOnce(effect);
     }
     // QoS 2 needs persist-before-send: a packet id the client saw must survive a crash, or a resend under a
     // new id would be delivered twice. QoS 1 may be repeated after a crash anyway, so it need not wait.
     if (!exactlyOnce) return;
     const durable = this.context.broker.flush();
     if (durable) this.#outbox.holdUntil(durable);
+  }
+
+  /** Puts the packets of `effects` from `from` on in the backlog; acknowledgements and a close run now. */
+  #defer(effects: Effect[], from: number): void {
+    const rest = effects.slice(from);
+    const durable = rest.some(isExactlyOnce) ? this.context.broker.flush() : undefined;
+    for (const effect of rest) {
+      if (effect.kind === "deliver" || effect.kind === "send") this.#backlog.push({ effect, durable });
+      else this.#runEffect(effect);
+    }
+  }
+
+  /** The outbox drained: send what waited for room, until it is full again. */
+  #sendBacklog(): void {
+    while (this.#backlog.length > 0 && this.#outbox.writable && !this.#closed) {
+      const { effect, durable } = this.#backlog.shift()!;
+      this.#runEffect(effect);
+      if (durable) this.#outbox.holdUntil(durable);
+    }
   }
 
   takeOver(): void {
@@ -339,9 +390,11 @@ export class Connection implements SessionLink {
         attachment: decision.attachment,
         link: this,
         owner,
+        address: addressOf(this.accepted.remoteAddress),
       });
     } catch (error) {
-      // The session could not be claimed (a cluster whose log is unreachable): 0x88 Server unavailable.
+      // The session could not be claimed: over a cap on sessions (0x97; 3.1.1 0x03), or a cluster whose
+      // log is unreachable (0x88 Server unavailable).
       if (!(error instanceof MqttError)) throw error;
       return this.#refuse(error.reasonCode, error.message, {});
     }
@@ -623,6 +676,8 @@ export class Connection implements SessionLink {
   #release(publishWill: boolean, sessionExpiryInterval?: number): void {
     if (this.#released) return;
     this.#released = true;
+    // packets that waited for room in the outbox: the session resends what it needs on resume
+    this.#backlog = [];
     if (this.#handle) {
       this.context.broker.close(this.#handle, publishWill, sessionExpiryInterval);
       this.#logDisconnected(this.#closeReason, publishWill);

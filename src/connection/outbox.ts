@@ -29,6 +29,8 @@ export class Outbox {
     private readonly stream: ByteStream,
     private readonly highWaterMark: number,
     private readonly onError: (error: unknown) => void,
+    /** Called each time everything queued so far has been written: room for what waited for it. */
+    private readonly onIdle: () => void = () => {},
   ) {}
 
   /** Bytes queued and not yet handed to the socket. */
@@ -38,6 +40,11 @@ export class Outbox {
 
   get writable(): boolean {
     return !this.#closed && this.#queuedBytes < this.highWaterMark;
+  }
+
+  /** Bytes that may still be queued before the high-water mark (0 once closed). */
+  get room(): number {
+    return this.#closed ? 0 : this.highWaterMark - this.#queuedBytes;
   }
 
   push(frame: Uint8Array): void {
@@ -137,6 +144,7 @@ export class Outbox {
         this.#drained = undefined;
         drained?.();
       }
+      if (!this.#closed && this.#frames.length === 0) this.onIdle();
     }
   }
 }

@@ -1,3 +1,4 @@
+import { rateLimited } from "../observe/mod.ts";
 import type { Accepted } from "../transport/mod.ts";
 import { type ClientConnectionInfo, Connection, type ConnectionContext } from "./connection.ts";
 
@@ -7,6 +8,8 @@ const SWEEP_INTERVAL_MS = 250;
 const DRAIN_POLL_MS = 20;
 /** A connection's last packets get this long to leave (the connection's own flush timeout). */
 const CLOSE_GRACE_MS = 1000;
+/** Connections refused over a limit are logged at most this often (a flood would flood the log too). */
+const REFUSED_LOG_MS = 10_000;
 
 /**
  * Owns the connection actors: starts one per accepted socket, tracks every one (no fire-and-forget task),
@@ -22,6 +25,11 @@ export class ConnectionManager {
 
   /** One sweep for every connection's CONNECT timeout and keep alive, instead of a timer each. */
   readonly #sweep: ReturnType<typeof setInterval>;
+  readonly #logRefused = rateLimited<string>(
+    REFUSED_LOG_MS,
+    (remote, suppressed) =>
+      this.context.logger.warn("connection.refused", { remote, reason: "limit", suppressed }),
+  );
 
   constructor(private readonly context: ConnectionContext, private readonly maxConnections: number) {
     this.#sweep = setInterval(() => {
@@ -50,7 +58,7 @@ export class ConnectionManager {
     const overGlobal = this.maxConnections > 0 && this.#connections.size >= this.maxConnections;
     const overListener = listenerLimit > 0 && listenerCount() >= listenerLimit;
     if (!this.#accepting || overGlobal || overListener) {
-      this.context.logger.warn("connection.refused", { remote: accepted.remoteAddress, reason: "limit" });
+      this.#logRefused(accepted.remoteAddress);
       try {
         accepted.stream.close();
       } catch { /* already gone */ }

@@ -24,14 +24,6 @@ export interface HttpAccess {
   onError?: (error: unknown) => void;
 }
 
-/** A running HTTP endpoint. */
-export interface HttpEndpoint {
-  readonly hostname: string;
-  /** The bound port (useful when 0 was asked for). */
-  readonly port: number;
-  close(): Promise<void>;
-}
-
 const TEXT = "text/plain; charset=utf-8";
 
 /** The request handler on its own, so tests can call it without a socket. */
@@ -85,32 +77,24 @@ export function healthHandler(
  */
 export type HttpApp = (request: Request, remote: string) => Promise<Response> | undefined;
 
-/** Serves {@link healthHandler} (and `app`, when given) on `hostname:port` with `Deno.serve`. */
-export function startHttpServer(
-  options: { hostname: string; port: number; app?: HttpApp },
+/**
+ * The whole endpoint's handler: `app` first (when given), then {@link healthHandler}. main.ts serves it
+ * with the transport's `serveHttp`, on an accept loop of our own.
+ */
+export function httpHandler(
   sources: HealthSources,
-  onError: (error: unknown) => void = () => {},
+  app?: HttpApp,
   access: HttpAccess = {},
-): HttpEndpoint {
-  const health = healthHandler(sources, { onError, ...access });
-  const app = options.app;
-  const handler = app === undefined
-    ? health
-    : (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
-      app(request, `${info.remoteAddr.hostname}:${info.remoteAddr.port}`) ?? health(request);
-  const server = Deno.serve({
-    hostname: options.hostname,
-    port: options.port,
-    onListen() {},
-    onError(error) {
-      onError(error);
+): (request: Request, remote: string) => Promise<Response> | Response {
+  const health = healthHandler(sources, access);
+  if (app === undefined) return health;
+  return async (request, remote) => {
+    try {
+      return await (app(request, remote) ?? health(request));
+    } catch (error) {
+      // the message may name files; it goes to the log (onError), the caller learns only that it failed
+      access.onError?.(error);
       return new Response("internal error\n", { status: 500, headers: { "content-type": TEXT } });
-    },
-  }, handler);
-  let closing: Promise<void> | undefined;
-  return {
-    hostname: server.addr.hostname,
-    port: server.addr.port,
-    close: () => closing ??= server.shutdown(),
+    }
   };
 }

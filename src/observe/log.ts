@@ -122,6 +122,29 @@ function safeValue(_key: string, value: unknown): unknown {
   return value;
 }
 
+/**
+ * Lets `emit` run at most once per `intervalMs`, telling it how many calls were skipped since it last ran:
+ * a failure that repeats (an accept at EMFILE, retried every 100 ms) is logged, not flooded.
+ */
+export function rateLimited<T>(
+  intervalMs: number,
+  emit: (value: T, suppressed: number) => void,
+  now: () => number = () => performance.now(),
+): (value: T) => void {
+  let last = -Infinity;
+  let suppressed = 0;
+  return (value) => {
+    const time = now();
+    if (time - last < intervalMs) {
+      suppressed++;
+      return;
+    }
+    last = time;
+    emit(value, suppressed);
+    suppressed = 0;
+  };
+}
+
 const encoder = new TextEncoder();
 
 function writeToStdout(line: string): void {

@@ -1,5 +1,5 @@
 /** Observability: structured JSON-line logging and the $SYS tree. */
-export { createLogger } from "./log.ts";
+export { createLogger, rateLimited } from "./log.ts";
 export type { Logger, LoggerOptions, LogLevel } from "./log.ts";
 export { startSysPublisher, type SysPublisherOptions, type SysSample } from "./sys.ts";
 export {
@@ -13,10 +13,4 @@ export {
   TrafficMetrics,
 } from "./metrics.ts";
 export type { BrokerMetricSources, DropTotals, Sample } from "./metrics.ts";
-export {
-  healthHandler,
-  type HealthSources,
-  type HttpApp,
-  type HttpEndpoint,
-  startHttpServer,
-} from "./http.ts";
+export { healthHandler, type HealthSources, type HttpApp, httpHandler } from "./http.ts";

@@ -2,4 +2,4 @@
 export * from "./types.ts";
 export { Session } from "./session.ts";
 export * from "./connect.ts";
-export { emptyDropCounts, type SharedSessionState, sharedState } from "./outbound.ts";
+export { emptyDropCounts, estimatedSize, type SharedSessionState, sharedState } from "./outbound.ts";

@@ -400,6 +400,14 @@ export function sharedState(): SharedSessionState {
   };
 }
 
+/**
+ * About what a PUBLISH of `message` adds to a socket's output: exact enough to bound it, cheap enough for
+ * every delivery (the frame is encoded later, by the connection).
+ */
+export function estimatedSize(message: Message): number {
+  return message.payload.byteLength + message.topic.length + 16;
+}
+
 export function emptyDropCounts(): DropCounts {
   return { queueFull: 0, expired: 0, tooLarge: 0, qos0Offline: 0, slowConsumer: 0, notAuthorized: 0 };
 }

@@ -123,6 +123,15 @@ export class Session {
     this.outbound.detach();
   }
 
+  /**
+   * The broker refused the QoS 2 PUBLISH with this packet id (PUBREC ≥ 0x80, or a 3.1.1 client cut off
+   * for it): it was delivered to nobody, and the id is free for the client to reuse [MQTT-4.3.3].
+   */
+  refuseInbound(packetId: number): void {
+    if (!this.awaitingRelease.delete(packetId)) return;
+    this.outbound.records?.push({ kind: "awaitingRelease", packetId, waiting: false });
+  }
+
   /** A message routed to this client. */
   deliver(delivery: Delivery, writable: boolean, now: number): Effect[] {
     const out: Effect[] = [];
@@ -222,7 +231,8 @@ export class Session {
       out.push({ kind: "send", packet: ack("pubrec", packet.packetId!) });
       return;
     }
-    if (packet.qos === 2 && this.awaitingRelease.size >= this.limits.receiveMaximum && version === 5) {
+    // Every protocol level: a 3.1.1 client never hears our Receive Maximum, but may not pile up ids either.
+    if (packet.qos === 2 && this.awaitingRelease.size >= this.limits.receiveMaximum) {
       throw new MqttError(
         ReasonCode.ReceiveMaximumExceeded,
         "more QoS 2 messages than Receive Maximum",

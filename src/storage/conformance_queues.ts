@@ -54,6 +54,24 @@ export function registerQueueCases(test: RegisterCase): void {
     assert.deepEqual(b[0].message, sample.message());
   });
 
+  test(
+    "deleteUnreferencedMessage keeps a message a queue entry refers to, in the same batch or not",
+    async (storage, restart) => {
+      const kept = storage.appendMessage(sample.message("kept"));
+      const staged = storage.appendMessage(sample.message("staged"));
+      storage.saveQueueEntry(sample.entry("a", staged));
+      storage.deleteUnreferencedMessage(staged); // queued in the same batch: stays
+      storage.deleteUnreferencedMessage(storage.appendMessage(sample.message("unused")));
+      await storage.flush();
+      storage.saveQueueEntry(sample.entry("b", kept));
+      storage.deleteUnreferencedMessage(kept); // queued in an earlier batch: stays
+      const { snapshot, storage: reopened } = await restart();
+      assert.equal(snapshot.storedMessages, 2);
+      assert.deepEqual(await refsOf(reopened, "a"), [staged]);
+      assert.deepEqual(await refsOf(reopened, "b"), [kept]);
+    },
+  );
+
   test("queues keep first-insertion order across replacements and restarts", async (storage, restart) => {
     const [m1, m2, m3] = ["t/1", "t/2", "t/3"].map((topic) => storage.appendMessage(sample.message(topic)));
     storage.saveQueueEntry(sample.entry("a", m3));

@@ -128,6 +128,11 @@ export interface MessageLog {
   saveQueueEntry(entry: QueueEntry): void;
   /** Removes a queue entry; the message goes when no entry refers to it. */
   deleteQueueEntry(clientId: string, messageId: MessageRef): void;
+  /**
+   * Deletes the message if no queue entry refers to it, else does nothing: for a message appended before it
+   * was routed (so that a full store refuses it before anyone receives it) that no queue then kept.
+   */
+  deleteUnreferencedMessage(messageId: MessageRef): void;
   /** Removes the client's oldest entry that was not sent yet (stage "queued"), if any. */
   deleteOldestQueued(clientId: string): void;
   /**

@@ -15,3 +15,4 @@ export interface ByteStream {
 export * from "./tcp.ts";
 export * from "./tls.ts";
 export * from "./websocket.ts";
+export { type HttpEndpoint, type HttpServeOptions, serveHttp } from "./http.ts";

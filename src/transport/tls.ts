@@ -1,25 +1,21 @@
 /**
- * TLS listeners. Two engines, because `Deno.listenTls` (rustls, fast) cannot ask for or verify client
- * certificates in Deno 2.9 (`ListenTlsOptions` has only cert, key and ALPN):
- * - no client certificates (no `caFile`, `requireClientCert` false): `Deno.listenTls`; the accepted
- *   `Deno.TlsConn` is the byte stream as it is;
- * - client certificates (mutual TLS): `node:tls` `createServer({ requestCert, rejectUnauthorized, ca })`,
- *   whose sockets are adapted to a {@link ByteStream}. The Common Name of a verified certificate is handed
- *   on as `Accepted.certificateCommonName` ("" when it has none).
+ * TLS listeners (with or without client certificates) on our own TCP accept loop: each accepted socket is
+ * handed on at once, as a stream whose first read waits for the TLS handshake. So a socket still in its
+ * handshake is counted against the connection limits and closed at the CONNECT deadline like any other,
+ * and closing it releases its descriptor at once. (`Deno.listenTls` cannot: a TlsConn closed before its
+ * handshake keeps the TCP socket until the peer sends or closes, and its accept loop, like that of
+ * `tls.createServer`, stops for good on EMFILE.)
  *
- * Either way the handshake runs off the accept loop, under a deadline, so a slow or silent client never
- * delays anyone else's accept.
- *
- * Known limit of `Deno.listenTls` (2.9.6): a `TlsConn` closed before its handshake completed does not
- * release its TCP socket; the socket stays open until the peer sends something or closes. A client that
- * connects and stays silent therefore holds one descriptor after its handshake deadline. node:tls closes
- * such sockets. Measured here (loopback, P-256 certificates, one core): a handshake costs about 1.5–3 ms
- * with `Deno.listenTls` and 2.7–6 ms with node:tls; QoS 0 publish+deliver of 100-byte messages on one
- * connection runs about 180 000/s with `Deno.listenTls`, while node:tls's slower writes make a flooding
- * client its own slow consumer (QoS 0 dropped) far sooner.
+ * The TLS engine is node:tls: a `tls.Server` that never listens is handed each connection as a stream
+ * over the `Deno.Conn`. It asks for a client certificate when there is a `caFile` but does not judge it:
+ * `verifyClientCertificate` does, because the engine's verifier refuses X.509 v1 certificates that
+ * OpenSSL-based brokers accept (client_cert.ts). The Common Name of a verified certificate is handed on as
+ * `Accepted.certificateCommonName` when asked for.
+ * Measured here: a handshake costs about 1.4–3 ms, and bulk throughput is 75–95% of `Deno.listenTls`'s.
  */
-import type { Buffer } from "node:buffer";
-import type { AddressInfo } from "node:net";
+import { Buffer } from "node:buffer";
+import { Duplex } from "node:stream";
+import type { X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { ChunkQueue } from "./chunk_queue.ts";
 import { parseCaBundle, verifyClientCertificate } from "./client_cert.ts";
@@ -37,89 +33,68 @@ export interface TlsListenOptions {
   caFile?: string;
   /** Refuse clients without a valid certificate (needs `caFile`). */
   requireClientCert: boolean;
-  /** A handshake not done within this many milliseconds is abandoned. Default 10 000. */
-  handshakeTimeoutMs?: number;
-  /** Told about each failed handshake (bad or missing client certificate, timeout, garbage). */
+  /** Hand on the Common Name of a verified client certificate (listener.<name>.use_cn_as_username). */
+  useCommonName?: boolean;
+  /** Told about each failed handshake (bad or missing client certificate, garbage). */
   onHandshakeError?: (remoteAddress: string, error: unknown) => void;
 }
 
-const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** The certificate, key and client-certificate policy, ready for one `tls.Server` per connection. */
+export interface TlsEngine {
+  cert: string;
+  key: string;
+  ca?: string;
+  /** The certificates of `ca`, parsed once. */
+  cas: X509Certificate[];
+  requireClientCert: boolean;
+}
+
+/** Reads the PEM files of `options`; rejects when one is missing or require_client_cert lacks a CA. */
+export async function loadTlsEngine(options: {
+  name: string;
+  certFile: string;
+  keyFile: string;
+  caFile?: string;
+  requireClientCert?: boolean;
+}): Promise<TlsEngine> {
+  const [cert, key, ca] = await Promise.all([
+    Deno.readTextFile(options.certFile),
+    Deno.readTextFile(options.keyFile),
+    options.caFile === undefined ? undefined : Deno.readTextFile(options.caFile),
+  ]);
+  const requireClientCert = options.requireClientCert ?? false;
+  if (requireClientCert && ca === undefined) {
+    throw new Error(`listener ${options.name}: require_client_cert needs ca_file`);
+  }
+  return { cert, key, ca, cas: ca === undefined ? [] : parseCaBundle(ca), requireClientCert };
+}
 
 /**
- * Listens for TLS connections and hands each one, once its handshake is done, to `onAccept`. Resolves when
- * bound (the node:tls engine binds asynchronously). Rejects when a PEM file cannot be read or the address
- * cannot be bound.
+ * Listens for TLS connections and hands each one to `onAccept` as soon as it is accepted. Rejects when a
+ * PEM file cannot be read or the address cannot be bound.
  */
 export async function listenTls(
   options: TlsListenOptions,
   onAccept: (accepted: Accepted) => void,
   onError: (error: unknown) => void,
 ): Promise<Listener> {
-  const [cert, key, ca] = await Promise.all([
-    Deno.readTextFile(options.certFile),
-    Deno.readTextFile(options.keyFile),
-    options.caFile === undefined ? undefined : Deno.readTextFile(options.caFile),
-  ]);
-  if (options.requireClientCert && ca === undefined) {
-    throw new Error(`listener ${options.name}: require_client_cert needs ca_file`);
-  }
-  const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-  const onHandshakeError = options.onHandshakeError ?? (() => {});
-  return ca === undefined
-    ? listenRustls(options, cert, key, timeoutMs, onHandshakeError, onAccept, onError)
-    : await listenNodeTls(options, cert, key, ca, timeoutMs, onHandshakeError, onAccept, onError);
-}
-
-/** Server-authenticated TLS with `Deno.listenTls`. */
-function listenRustls(
-  options: TlsListenOptions,
-  cert: string,
-  key: string,
-  timeoutMs: number,
-  onHandshakeError: (remoteAddress: string, error: unknown) => void,
-  onAccept: (accepted: Accepted) => void,
-  onError: (error: unknown) => void,
-): Listener {
-  const listener = Deno.listenTls({ hostname: options.hostname, port: options.port, cert, key });
-  const address = listener.addr;
-  const handshaking = new Set<Deno.TlsConn>();
+  const engine = await loadTlsEngine(options);
+  const listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+  const address = listener.addr as Deno.NetAddr;
   let closed = false;
-
-  const handshake = async (conn: Deno.TlsConn) => {
-    const remote = `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`;
-    handshaking.add(conn);
-    let timer: ReturnType<typeof setTimeout> | undefined;
+  const done = acceptLoop(listener, () => closed, (conn) => {
     try {
-      await Promise.race([
-        conn.handshake(),
-        new Promise((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Deno.errors.TimedOut(`TLS handshake over ${timeoutMs} ms`)),
-            timeoutMs,
-          );
-        }),
-      ]);
-    } catch (error) {
-      handshaking.delete(conn);
-      clearTimeout(timer);
-      try {
-        conn.close();
-      } catch { /* already closed */ }
-      if (!closed) onHandshakeError(remote, error);
-      return;
-    }
-    clearTimeout(timer);
-    handshaking.delete(conn);
-    if (closed) {
-      conn.close();
-      return;
-    }
-    onAccept({ stream: conn, remoteAddress: remote });
-  };
-
-  // The handshake is never awaited here: the next accept does not wait for this client.
-  const done = acceptLoop(listener, () => closed, (conn) => void handshake(conn), onError);
-
+      conn.setNoDelay(true); // small MQTT packets are not held back (Nagle)
+    } catch { /* the peer may already be gone */ }
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    const remoteAddress = `${remote.hostname}:${remote.port}`;
+    // Known once the handshake is done: the connection reads it at CONNECT, which comes after.
+    const stream = new TlsServerStream(conn, engine, (commonName) => {
+      if (options.useCommonName) accepted.certificateCommonName = commonName;
+    }, (error) => options.onHandshakeError?.(remoteAddress, error));
+    const accepted: Accepted = { stream, remoteAddress };
+    onAccept(accepted);
+  }, onError);
   return {
     name: options.name,
     port: address.port,
@@ -128,121 +103,110 @@ function listenRustls(
       if (closed) return;
       closed = true;
       listener.close();
-      for (const conn of handshaking) {
-        try {
-          conn.close(); // rejects its pending handshake, which then ends quietly
-        } catch { /* already closed */ }
-      }
     },
     done,
   };
-}
-
-/** Mutual TLS with `node:tls`: client certificates requested and verified against `ca`. */
-async function listenNodeTls(
-  options: TlsListenOptions,
-  cert: string,
-  key: string,
-  ca: string,
-  timeoutMs: number,
-  onHandshakeError: (remoteAddress: string, error: unknown) => void,
-  onAccept: (accepted: Accepted) => void,
-  onError: (error: unknown) => void,
-): Promise<Listener> {
-  // The engine asks for a certificate but does not judge it: verifyClientCertificate does, because the
-  // engine's verifier refuses X.509 v1 certificates that OpenSSL-based brokers accept (client_cert.ts).
-  const cas = parseCaBundle(ca);
-  const server = tls.createServer({
-    cert,
-    key,
-    ca,
-    requestCert: true,
-    rejectUnauthorized: false,
-    handshakeTimeout: timeoutMs,
-  });
-  let closed = false;
-  const sockets = new Set<tls.TLSSocket>();
-  server.on("secureConnection", (socket: tls.TLSSocket) => {
-    const remote = remoteOf(socket);
-    if (closed) {
-      socket.destroy();
-      return;
-    }
-    let commonName: string | undefined;
-    const peer = socket.getPeerCertificate(true);
-    const verdict = socket.authorized ? { ok: true as const } : verifyClientCertificate(peer, cas);
-    if (verdict.ok) {
-      const cn = peer?.subject?.CN as string | string[] | undefined;
-      // "" for a verified certificate without a CN: it must not pass for a client without a certificate
-      commonName = (Array.isArray(cn) ? cn[0] : cn) ?? "";
-    } else if (options.requireClientCert) {
-      onHandshakeError(remote, new Error(`client certificate refused: ${verdict.reason}`));
-      socket.destroy();
-      return;
-    }
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    onAccept({
-      stream: new NodeSocketStream(socket),
-      remoteAddress: remote,
-      certificateCommonName: commonName,
-    });
-  });
-  server.on("tlsClientError", (error: Error, socket: tls.TLSSocket) => {
-    if (!closed) onHandshakeError(remoteOf(socket), error);
-    socket.destroy();
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.hostname, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  server.on("error", onError);
-  const address = server.address() as AddressInfo;
-  let resolveDone!: () => void;
-  const done = new Promise<void>((resolve) => resolveDone = resolve);
-  return {
-    name: options.name,
-    port: address.port,
-    hostname: address.address,
-    close() {
-      if (closed) return;
-      closed = true;
-      // Stops accepting at once; node's "close" event would wait for the open connections, whose owners
-      // close them (drain), so `done` does not wait for it.
-      server.close();
-      resolveDone();
-    },
-    done,
-  };
-}
-
-/**
- * The peer's address; after a failed handshake the TLS socket has lost it and only the TCP socket under
- * it (node's `_parent`) still knows.
- */
-function remoteOf(socket: tls.TLSSocket): string {
-  const parent = (socket as unknown as { _parent?: { remoteAddress?: string; remotePort?: number } })._parent;
-  const address = socket.remoteAddress ?? parent?.remoteAddress;
-  const port = socket.remotePort ?? parent?.remotePort;
-  return address === undefined ? "unknown address" : `${address}:${port}`;
 }
 
 /** Most received bytes held for a reader that is behind; the socket is paused above it. */
 const READ_HIGH_WATER_MARK = 256 * 1024;
+/** An idle connection's pending read pins its buffer: small until the peer sends a full one. */
+const SMALL_READ = 1024;
+/** The largest TLS record. */
+const LARGE_READ = 16 * 1024 + 512;
+
+/** A `Deno.Conn` as a node stream, for node:tls to run over; destroying it closes the socket at once. */
+function connDuplex(conn: Deno.Conn): Duplex {
+  let size = SMALL_READ;
+  return new Duplex({
+    read() {
+      const buffer = new Uint8Array(size);
+      conn.read(buffer).then((n) => {
+        if (n === null) return void this.push(null);
+        size = n === buffer.byteLength ? LARGE_READ : SMALL_READ;
+        this.push(Buffer.from(buffer.buffer, 0, n));
+      }, (error) => this.destroy(error));
+    },
+    write(chunk: Uint8Array, _encoding, callback) {
+      writeFully(conn, chunk).then(() => callback(), callback);
+    },
+    final(callback) {
+      conn.closeWrite().then(() => callback(), () => callback());
+    },
+    destroy(error, callback) {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+      callback(error);
+    },
+  });
+}
+
+async function writeFully(conn: Deno.Conn, chunk: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < chunk.byteLength;) {
+    offset += await conn.write(offset === 0 ? chunk : chunk.subarray(offset));
+  }
+}
 
 /**
- * A node `net`/`tls` socket as a {@link ByteStream}: received chunks are queued (the socket is paused while
- * more than READ_HIGH_WATER_MARK bytes wait) and `write` resolves once the socket has taken the bytes.
+ * The server side of one TLS connection as a {@link ByteStream}: `read` waits for the handshake, then
+ * returns decrypted bytes (the socket is paused while more than READ_HIGH_WATER_MARK wait); `write`
+ * resolves once the socket has taken the bytes. A failed handshake ends the stream.
  */
-export class NodeSocketStream implements ByteStream {
+export class TlsServerStream implements ByteStream {
   readonly #received = new ChunkQueue();
+  readonly #duplex: Duplex;
+  #socket: tls.TLSSocket | undefined;
   #paused = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(private readonly socket: tls.TLSSocket) {
+  constructor(
+    conn: Deno.Conn,
+    engine: TlsEngine,
+    onSecure: (commonName: string | undefined) => void,
+    onHandshakeError: (error: unknown) => void,
+  ) {
+    this.#duplex = connDuplex(conn);
+    // A server that never listens: it only runs the handshake (and sets `authorized`) for this connection.
+    const server = tls.createServer({
+      cert: engine.cert,
+      key: engine.key,
+      ca: engine.ca,
+      requestCert: engine.ca !== undefined,
+      rejectUnauthorized: false,
+    });
+    server.on("secureConnection", (socket: tls.TLSSocket) => {
+      if (this.#received.ended) return void socket.destroy();
+      let commonName: string | undefined;
+      if (engine.ca !== undefined) {
+        const peer = socket.getPeerCertificate(true);
+        const verdict = socket.authorized ? { ok: true as const } : verifyClientCertificate(peer, engine.cas);
+        if (verdict.ok) {
+          const cn = peer?.subject?.CN as string | string[] | undefined;
+          // "" for a verified certificate without a CN: it must not pass for a client without a certificate
+          commonName = (Array.isArray(cn) ? cn[0] : cn) ?? "";
+        } else if (engine.requireClientCert) {
+          onHandshakeError(new Error(`client certificate refused: ${verdict.reason}`));
+          socket.destroy();
+          this.#received.end();
+          return;
+        }
+      }
+      this.#socket = socket;
+      onSecure(commonName);
+      this.#attach(socket);
+    });
+    server.on("tlsClientError", (error: Error) => {
+      onHandshakeError(error);
+      this.#duplex.destroy();
+      this.#received.end();
+    });
+    this.#duplex.on("error", () => this.#received.end());
+    this.#duplex.on("close", () => this.#received.end());
+    server.emit("connection", this.#duplex);
+  }
+
+  #attach(socket: tls.TLSSocket): void {
     socket.on("data", (chunk: Buffer) => {
       this.#received.push(chunk);
       if (this.#received.queuedBytes >= READ_HIGH_WATER_MARK && !this.#paused) {
@@ -263,37 +227,52 @@ export class NodeSocketStream implements ByteStream {
     const n = await this.#received.read(buffer);
     if (this.#paused && this.#received.queuedBytes < READ_HIGH_WATER_MARK / 2) {
       this.#paused = false;
-      this.socket.resume();
+      this.#socket?.resume();
     }
     return n;
   }
 
   write(data: Uint8Array): Promise<number> {
-    if (this.socket.destroyed || !this.socket.writable) {
+    const socket = this.#socket;
+    if (!socket || socket.destroyed || !socket.writable) {
       return Promise.reject(new Deno.errors.BrokenPipe("TLS socket closed"));
     }
     // Under the socket's high-water mark the bytes are taken at once; above it, wait for "drain". The
     // socket keeps a reference to `data`: the outbox never reuses a chunk it has handed over.
-    if (this.socket.write(data)) return Promise.resolve(data.byteLength);
+    if (socket.write(data)) return Promise.resolve(data.byteLength);
     return new Promise((resolve, reject) => {
       const drained = () => {
-        this.socket.off("close", closed);
+        socket.off("close", closed);
         resolve(data.byteLength);
       };
       const closed = () => {
-        this.socket.off("drain", drained);
+        socket.off("drain", drained);
         reject(new Deno.errors.BrokenPipe("TLS socket closed"));
       };
-      this.socket.once("drain", drained);
-      this.socket.once("close", closed);
+      socket.once("drain", drained);
+      socket.once("close", closed);
     });
   }
 
-  /** Sends close_notify and FIN after what was written; the socket is destroyed at the latest 1 s later. */
+  /** Sends close_notify and FIN after what was written (the WebSocket close handshake uses it). */
+  closeWrite(): Promise<void> {
+    this.#socket?.end();
+    return Promise.resolve();
+  }
+
+  /**
+   * After the handshake: close_notify and FIN after what was written, the socket destroyed at the latest
+   * 1 s later. Before it (a silent or slow client): the socket is closed at once.
+   */
   close(): void {
-    if (this.socket.destroyed) return;
-    this.socket.end();
-    this.#closeTimer ??= setTimeout(() => this.socket.destroy(), 1000);
     this.#received.end();
+    const socket = this.#socket;
+    if (!socket) {
+      this.#duplex.destroy();
+      return;
+    }
+    if (socket.destroyed) return;
+    socket.end();
+    this.#closeTimer ??= setTimeout(() => socket.destroy(), 1000);
   }
 }

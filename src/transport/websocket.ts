@@ -1,12 +1,16 @@
 /**
- * MQTT over WebSocket (MQTT 5.0 §6, 3.1.1 §6): `Deno.serve` + `Deno.upgradeWebSocket` on one path,
- * subprotocol `mqtt` (or `mqttv3.1` for old clients), binary messages only. Each WebSocket is adapted to a
- * {@link ByteStream} that is faithful to the bytes: MQTT packets may be split across messages or several
- * packed in one, and the broker's incremental decoder sees one continuous stream either way.
+ * MQTT over WebSocket (MQTT 5.0 §6, 3.1.1 §6) on our own accept loop: each accepted socket (TCP, or TLS
+ * for wss) is handed on at once as a stream whose first read runs the HTTP upgrade on `path` with the
+ * subprotocol `mqtt` (or `mqttv3.1` for old clients). So a socket that sends nothing, or half a request,
+ * is counted against the connection limits and closed at the CONNECT deadline like any other, and running
+ * out of descriptors only pauses the accept loop. After the upgrade, {@link WebSocketServerStream} carries
+ * the bytes.
  */
-import { ChunkQueue } from "./chunk_queue.ts";
+import { readRequestHead, type RequestHead, textResponse, writeAll } from "./http_head.ts";
 import type { ByteStream } from "./mod.ts";
-import type { Accepted, Listener } from "./tcp.ts";
+import { type Accepted, acceptLoop, type Listener } from "./tcp.ts";
+import { loadTlsEngine, type TlsEngine, TlsServerStream } from "./tls.ts";
+import { type InnerStream, WebSocketServerStream } from "./websocket_stream.ts";
 
 /** How a ws or wss listener is set up. */
 export interface WebSocketListenOptions {
@@ -17,175 +21,171 @@ export interface WebSocketListenOptions {
   path?: string;
   /** PEM files: present for wss. */
   tls?: { certFile: string; keyFile: string };
-  /**
-   * Most received bytes held for a connection whose reader is behind. Deno's WebSocket cannot pause its
-   * reads, so beyond this the connection is closed with 1009 (message too big). Default 4 MiB.
-   */
-  maxBufferedBytes?: number;
-  /** Told when a connection is closed for a protocol violation or overflow (for logging). */
+  /** Told when a connection is refused or closed for a protocol violation (for logging). */
   onRejected?: (remoteAddress: string, reason: string) => void;
 }
 
 /** Subprotocols accepted, in order of preference (MQTT §6: the client MUST offer "mqtt"). */
 const SUBPROTOCOLS = ["mqtt", "mqttv3.1"];
 
-const DEFAULT_MAX_BUFFERED_BYTES = 4 << 20;
+/** The most bytes of request head read before answering 431. */
+const MAX_HEAD_BYTES = 16 * 1024;
 
-/** Sends wait while more than this many bytes are buffered in the WebSocket (write backpressure). */
-const SEND_HIGH_WATER_MARK = 1 << 20;
+/** After an error response, how long the client has to read it before the socket is closed. */
+const RESPONSE_LINGER_MS = 1000;
 
-/** Poll interval while waiting for the WebSocket's send buffer to drain (it has no drain event). */
-const SEND_POLL_MS = 2;
-
-const TEXT = { "content-type": "text/plain; charset=utf-8" };
-
-/**
- * Serves WebSocket upgrades at `options.path` and hands each opened socket to `onAccept`. `close()` stops
- * taking new connections (503) but keeps the server up until the accepted WebSockets have closed, since
- * shutting `Deno.serve` down would cut them before the broker could tell them it is going away.
- */
-export function listenWebSocket(
+/** Serves WebSocket upgrades at `options.path`; each accepted socket goes to `onAccept` at once. */
+export async function listenWebSocket(
   options: WebSocketListenOptions,
   onAccept: (accepted: Accepted) => void,
   onError: (error: unknown) => void,
-): Listener {
+): Promise<Listener> {
   const path = options.path ?? "/mqtt";
-  const maxBuffered = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
   const onRejected = options.onRejected ?? (() => {});
-  const open = new Set<WebSocket>();
+  const engine: TlsEngine | undefined = options.tls
+    ? await loadTlsEngine({ name: options.name, ...options.tls })
+    : undefined;
+  const listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+  const address = listener.addr as Deno.NetAddr;
   let closed = false;
-  let stopping: Promise<void> | undefined;
-  let acceptEnded!: () => void;
-  const done = new Promise<void>((resolve) => acceptEnded = resolve);
-  const tls = options.tls
-    ? { cert: Deno.readTextFileSync(options.tls.certFile), key: Deno.readTextFileSync(options.tls.keyFile) }
-    : {};
-
-  const stopServer = () => stopping ??= server.shutdown().catch(onError);
-
-  const handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response => {
-    if (closed) return new Response("shutting down\n", { status: 503, headers: TEXT });
-    if (new URL(request.url).pathname !== path) {
-      return new Response("not found\n", { status: 404, headers: TEXT });
-    }
-    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return new Response("MQTT over WebSocket only\n", {
-        status: 426,
-        headers: { ...TEXT, upgrade: "websocket" },
-      });
-    }
-    const offered = (request.headers.get("sec-websocket-protocol") ?? "")
-      .split(",").map((name) => name.trim()).filter((name) => name !== "");
-    const protocol = SUBPROTOCOLS.find((name) => offered.includes(name));
-    const remote = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
-    if (offered.length > 0 && protocol === undefined) {
-      onRejected(remote, `no MQTT subprotocol among ${offered.join(", ")}`);
-      return new Response("subprotocol mqtt required\n", { status: 400, headers: TEXT });
-    }
-    // No subprotocol offered at all is tolerated (some embedded clients omit it); a wrong one is not.
-    const { socket, response } = Deno.upgradeWebSocket(request, protocol ? { protocol } : {});
-    const stream = new WebSocketByteStream(socket, maxBuffered, (reason) => onRejected(remote, reason));
-    open.add(socket);
-    socket.addEventListener("open", () => {
-      if (closed) stream.close();
-      else onAccept({ stream, remoteAddress: remote });
-    });
-    socket.addEventListener("close", () => {
-      open.delete(socket);
-      if (closed && open.size === 0) void stopServer();
-    });
-    return response;
-  };
-
-  const server = Deno.serve({
-    hostname: options.hostname,
-    port: options.port,
-    ...tls,
-    onListen() {},
-    onError(error) {
-      onError(error);
-      return new Response("internal error\n", { status: 500, headers: TEXT });
-    },
-  }, handler);
-
+  const done = acceptLoop(listener, () => closed, (conn) => {
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    const remoteAddress = `${remote.hostname}:${remote.port}`;
+    const reject = (reason: string) => onRejected(remoteAddress, reason);
+    try {
+      conn.setNoDelay(true); // small MQTT packets are not held back (Nagle)
+    } catch { /* the peer may already be gone */ }
+    const inner: InnerStream = engine
+      ? new TlsServerStream(conn, engine, () => {}, (error) => reject(`TLS: ${error}`))
+      : conn;
+    onAccept({ stream: new UpgradingStream(inner, path, reject), remoteAddress });
+  }, onError);
   return {
     name: options.name,
-    port: server.addr.port,
-    hostname: server.addr.hostname,
+    port: address.port,
+    hostname: address.hostname,
     close() {
       if (closed) return;
       closed = true;
-      acceptEnded();
-      if (open.size === 0) void stopServer();
+      listener.close();
     },
-    // The accept side ends at close(); the HTTP server itself follows once the last WebSocket is gone.
     done,
   };
 }
 
-/**
- * A server-side WebSocket as a {@link ByteStream}: `read` returns bytes from the queued binary messages,
- * `write` sends one binary message per call and waits while the socket's send buffer is over
- * SEND_HIGH_WATER_MARK. Text messages are refused (MQTT §6: close the connection).
- */
-export class WebSocketByteStream implements ByteStream {
-  readonly #received = new ChunkQueue();
+/** A socket before and after its upgrade: the first read runs the upgrade; then it is the WebSocket. */
+class UpgradingStream implements ByteStream {
+  #socket: WebSocketServerStream | undefined;
+  #upgrading: Promise<WebSocketServerStream | undefined> | undefined;
+  #closed = false;
+  /** An error response is on its way: the socket closes itself after it. */
+  #answered = false;
 
   constructor(
-    private readonly socket: WebSocket,
-    private readonly maxBufferedBytes: number,
+    private readonly inner: InnerStream,
+    private readonly path: string,
     private readonly onRejected: (reason: string) => void,
-  ) {
-    socket.binaryType = "arraybuffer";
-    socket.addEventListener("message", (event: MessageEvent) => {
-      if (this.#received.ended) return;
-      if (!(event.data instanceof ArrayBuffer)) {
-        this.onRejected("text message");
-        return this.#abort(1003, "MQTT needs binary messages");
-      }
-      const bytes = new Uint8Array(event.data);
-      if (this.#received.queuedBytes + bytes.byteLength > this.maxBufferedBytes) {
-        this.onRejected(`receive buffer over ${this.maxBufferedBytes} bytes`);
-        return this.#abort(1009, "receive buffer full");
-      }
-      this.#received.push(bytes);
-    });
-    const end = () => this.#received.end();
-    socket.addEventListener("close", end);
-    socket.addEventListener("error", end);
+  ) {}
+
+  async read(buffer: Uint8Array): Promise<number | null> {
+    this.#socket ??= await (this.#upgrading ??= this.#upgrade());
+    return this.#socket ? this.#socket.read(buffer) : null;
   }
 
-  /** Bytes received and not read yet. */
-  get queuedBytes(): number {
-    return this.#received.queuedBytes;
-  }
-
-  read(buffer: Uint8Array): Promise<number | null> {
-    return this.#received.read(buffer);
-  }
-
-  async write(data: Uint8Array): Promise<number> {
-    if (this.socket.readyState !== WebSocket.OPEN) throw new Deno.errors.BrokenPipe("WebSocket closed");
-    this.socket.send(data);
-    while (this.socket.bufferedAmount > SEND_HIGH_WATER_MARK && this.socket.readyState === WebSocket.OPEN) {
-      await new Promise((resolve) => setTimeout(resolve, SEND_POLL_MS));
-    }
-    return data.byteLength;
+  write(data: Uint8Array): Promise<number> {
+    if (!this.#socket) return Promise.reject(new Deno.errors.BrokenPipe("WebSocket not open"));
+    return this.#socket.write(data);
   }
 
   close(): void {
-    this.#received.end();
-    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) {
-      try {
-        this.socket.close(1000);
-      } catch { /* already closing */ }
-    }
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#socket) this.#socket.close();
+    else if (!this.#answered) this.#closeInner();
   }
 
-  #abort(code: number, reason: string): void {
-    this.#received.discard();
+  #closeInner(): void {
     try {
-      this.socket.close(code, reason);
-    } catch { /* already closing */ }
+      this.inner.close();
+    } catch { /* already closed */ }
   }
+
+  async #upgrade(): Promise<WebSocketServerStream | undefined> {
+    const result = await readRequestHead(this.inner, MAX_HEAD_BYTES).catch(() => ({
+      kind: "ended" as const,
+    }));
+    if (this.#closed) return undefined;
+    if (result.kind === "ended") {
+      this.#closeInner();
+      return undefined;
+    }
+    if (result.kind === "too_large") return this.#answer(431, "request head too large\n");
+    if (result.kind === "malformed") return this.#answer(400, "malformed request\n");
+    const { head, rest } = result;
+    const refusal = this.#refusal(head);
+    if (refusal) {
+      if (refusal.status === 400) this.onRejected(refusal.text.trim());
+      return this.#answer(refusal.status, refusal.text, refusal.headers);
+    }
+    const protocol = SUBPROTOCOLS.find((name) => offeredProtocols(head).includes(name));
+    const accept = await acceptKey(head.headers.get("sec-websocket-key")!);
+    const headers = [
+      "HTTP/1.1 101 Switching Protocols",
+      "upgrade: websocket",
+      "connection: Upgrade",
+      `sec-websocket-accept: ${accept}`,
+      // No subprotocol offered at all is tolerated (some embedded clients omit it); a wrong one is not.
+      ...(protocol ? [`sec-websocket-protocol: ${protocol}`] : []),
+    ];
+    try {
+      await writeAll(this.inner, new TextEncoder().encode(headers.join("\r\n") + "\r\n\r\n"));
+    } catch {
+      this.#closeInner();
+      return undefined;
+    }
+    if (this.#closed) return undefined;
+    return new WebSocketServerStream(this.inner, rest, this.onRejected);
+  }
+
+  #refusal(head: RequestHead): { status: number; text: string; headers?: [string, string][] } | undefined {
+    const pathname = head.target.split("?")[0];
+    if (pathname !== this.path) return { status: 404, text: "not found\n" };
+    if (head.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return { status: 426, text: "MQTT over WebSocket only\n", headers: [["upgrade", "websocket"]] };
+    }
+    if (head.method !== "GET") return { status: 400, text: "the upgrade must be a GET\n" };
+    if (head.headers.get("sec-websocket-version") !== "13") {
+      return { status: 426, text: "WebSocket version 13 only\n", headers: [["sec-websocket-version", "13"]] };
+    }
+    if (!head.headers.get("sec-websocket-key")) return { status: 400, text: "no Sec-WebSocket-Key\n" };
+    const offered = offeredProtocols(head);
+    if (offered.length > 0 && !SUBPROTOCOLS.some((name) => offered.includes(name))) {
+      return { status: 400, text: `subprotocol mqtt required, not ${offered.join(", ")}\n` };
+    }
+    return undefined;
+  }
+
+  /** Sends an error response, then closes once the client has had time to read it. */
+  async #answer(status: number, text: string, headers: [string, string][] = []): Promise<undefined> {
+    this.#answered = true;
+    try {
+      await writeAll(this.inner, textResponse(status, text, headers));
+      await this.inner.closeWrite?.();
+      await new Promise((resolve) => setTimeout(resolve, RESPONSE_LINGER_MS));
+    } catch { /* the client is gone */ }
+    this.#closeInner();
+    return undefined;
+  }
+}
+
+function offeredProtocols(head: RequestHead): string[] {
+  return (head.headers.get("sec-websocket-protocol") ?? "")
+    .split(",").map((name) => name.trim()).filter((name) => name !== "");
+}
+
+/** Sec-WebSocket-Accept: base64 of SHA-1 of the key and the RFC 6455 GUID. */
+async function acceptKey(key: string): Promise<string> {
+  const data = new TextEncoder().encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-1", data));
+  return btoa(String.fromCharCode(...digest));
 }

@@ -29,10 +29,16 @@ const DEFAULTS: Config = {
     maxKeepAlive: 65535,
     connectTimeoutMs: 10000,
     maxConnections: 0,
+    maxOutboundBytes: 1048576,
+    maxSessions: 1000000,
+    maxPersistentSessionsPerUser: 10000,
+    maxPersistentSessionsPerAddress: 1000,
+    maxRetainedMessages: 1000000,
+    maxRetainedBytes: 268435456,
     maxTopicAlias: 100,
     maxSubscriptionsPerClient: 10000,
     maxTopicLevels: 201,
-    maxSessionExpiry: 4294967295,
+    maxSessionExpiry: 604800,
     maxClientIdLength: 65535,
     allowZeroLengthClientId: true,
     allowControlCharacters: false,
@@ -46,7 +52,7 @@ const DEFAULTS: Config = {
   },
   storage: { type: "embedded", dir: "data", durability: "sync", batchIntervalMs: 10, maxDiskBytes: 0 },
   auth: { aclDefault: "allow", failureDelayMs: 250, failureDelayMaxMs: 8000 },
-  http: { enabled: false, host: "127.0.0.1", port: 8080 },
+  http: { enabled: false, host: "127.0.0.1", port: 8080, maxConnections: 32 },
   admin: { enabled: false, sessionTtlSeconds: 3600 },
   cluster: {
     enabled: false,
@@ -291,7 +297,7 @@ Deno.test("config: loadConfig reads a file and applies the given environment", a
     await Deno.writeTextFile(path, "mqtt.max_inflight = 9\nhttp.enabled = true\n");
     const config = await loadConfig(path, { MQTT_PROXY_HTTP__PORT: "0" });
     assert.equal(config.mqtt.maxInflight, 9);
-    assert.deepEqual(config.http, { enabled: true, host: "127.0.0.1", port: 0 });
+    assert.deepEqual(config.http, { enabled: true, host: "127.0.0.1", port: 0, maxConnections: 32 });
     await Deno.writeTextFile(path, "mqtt.max_inflight = 9\nmqtt.max_qos = 5\n");
     await assert.rejects(
       loadConfig(path, {}),

@@ -28,11 +28,20 @@ export interface BrokerProcess {
   terminate(): Promise<number>;
 }
 
-/** Starts `main.ts -c <configPath>` and waits until its MQTT port accepts connections. */
-export async function startBrokerProcess(configPath: string, port: number): Promise<BrokerProcess> {
+/**
+ * Starts `main.ts -c <configPath>` and waits until its MQTT port accepts connections. `wrap` is a command
+ * that runs the broker's command line given as its last arguments (e.g. `prlimit --nofile=256 --`).
+ */
+export async function startBrokerProcess(
+  configPath: string,
+  port: number,
+  wrap: string[] = [],
+): Promise<BrokerProcess> {
   const main = new URL("../../main.ts", import.meta.url).pathname;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...(await compileFlags()), main, "-c", configPath],
+  const command = [Deno.execPath(), "run", ...(await compileFlags()), main, "-c", configPath];
+  const [program, ...args] = [...wrap, ...command];
+  const child = new Deno.Command(program, {
+    args,
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },

@@ -3,12 +3,8 @@
  * (a broker that is not ready answers 503 with the reason), then served by a real broker on 127.0.0.1.
  */
 import assert from "node:assert/strict";
-import {
-  healthHandler,
-  type HealthSources,
-  parseExposition,
-  startHttpServer,
-} from "../../src/observe/mod.ts";
+import { healthHandler, type HealthSources, parseExposition } from "../../src/observe/mod.ts";
+import { serveHttp } from "../../src/transport/mod.ts";
 import { withBroker } from "../helpers/broker.ts";
 import { endJs } from "../interop/tools.ts";
 import { connectUrl } from "../interop/tools.ts";
@@ -56,7 +52,10 @@ Deno.test("http handler: /healthz, /metrics content type, 404 and 405", async ()
 });
 
 Deno.test("http server: serves the handler on 127.0.0.1 port 0 and closes", async () => {
-  const server = startHttpServer({ hostname: "127.0.0.1", port: 0 }, stub({ ok: false, detail: "starting" }));
+  const server = serveHttp(
+    { hostname: "127.0.0.1", port: 0 },
+    healthHandler(stub({ ok: false, detail: "starting" })),
+  );
   try {
     assert.equal(server.hostname, "127.0.0.1");
     assert.ok(server.port > 0);

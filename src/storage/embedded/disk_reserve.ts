@@ -19,7 +19,8 @@ export class DiskReserve {
 
   constructor(
     private readonly dir: string,
-    private readonly bytes: number,
+    /** The reserve's size. */
+    readonly bytes: number,
     private readonly logger: StorageLogger,
   ) {
     this.#path = join(dir, RESERVE_FILE);
@@ -95,6 +96,16 @@ export class DiskReserve {
   #freeBytes(): number {
     const stats = statfsSync(this.dir);
     return stats.bavail * stats.bsize;
+  }
+}
+
+/** The size of the file system `dir` is on, or undefined when it cannot be told. */
+export function volumeBytes(dir: string): number | undefined {
+  try {
+    const stats = statfsSync(dir);
+    return stats.blocks * stats.bsize;
+  } catch {
+    return undefined;
   }
 }
 

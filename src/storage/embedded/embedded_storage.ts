@@ -25,7 +25,7 @@ import { type DirLock, lockDataDir } from "./dir_lock.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
 import { diskBudget, VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
 import { messageFromRow, queueEntryFromRow, type Row } from "./records.ts";
-import { DiskReserve } from "./disk_reserve.ts";
+import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
 
 /** How the embedded store is set up (the `storage.*` keys of the config file). */
 export interface EmbeddedStorageOptions {
@@ -128,7 +128,7 @@ class EmbeddedStore implements EmbeddedStorage {
 
   async #open(started: number): Promise<StorageSnapshot> {
     const { dir, maxDiskBytes, durability, batchIntervalMs } = this.options;
-    const budget = diskBudget(maxDiskBytes);
+    const budget = diskBudget(maxDiskBytes, volumeBytes(dir));
     const store = openStore(dir, budget, this.#logger, Date.now());
     const reserve = new DiskReserve(dir, budget.reserveBytes, this.#logger);
     let wal: Deno.FsFile | undefined;
@@ -260,6 +260,11 @@ class EmbeddedStore implements EmbeddedStorage {
     commits.add(operations.deleteQueueEntry(clientId, messageId));
   }
 
+  deleteUnreferencedMessage(messageId: MessageRef): void {
+    const { commits, operations } = this.#started();
+    commits.add(operations.deleteUnreferencedMessage(messageId));
+  }
+
   deleteOldestQueued(clientId: string): void {
     const { commits, operations } = this.#started();
     commits.add(operations.deleteOldestQueued(clientId));
@@ -324,8 +329,7 @@ class EmbeddedStore implements EmbeddedStorage {
       runTransaction(db, writer, operations.filter((operation) => !grows(operation)));
       // Hand freed pages back to the file system now rather than at the next checkpoint, so the
       // reserve can come back and the store can leave low-disk mode.
-      this.#reclaimFreePages(true);
-      db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      this.#reclaimOnFullDisk();
       if (operations.some(grows)) {
         throw new StorageError("disk full: new messages are refused until space is freed", QUOTA_EXCEEDED);
       }
@@ -358,6 +362,32 @@ class EmbeddedStore implements EmbeddedStorage {
     }
     // The pragma frees one page per step: exec() would take one step, all() takes them all.
     vacuumStep.all();
+  }
+
+  /**
+   * Low-disk mode: the freed pages go back to the file system in steps small enough for the WAL frames of
+   * each to fit in the room the reserve left, with a checkpoint after each (the WAL holds the moved pages
+   * until then). A step that finds no room is rolled back; the next batch tries again.
+   */
+  #reclaimOnFullDisk(): void {
+    const { db, freePages, reserve } = this.#opened!;
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    const step = db.prepare(
+      `PRAGMA incremental_vacuum(${Math.max(8, Math.floor(reserve.bytes / 4 / 4096))})`,
+    );
+    for (let free = freePages.get()?.freelist_count as number; free > 0;) {
+      try {
+        step.all();
+      } catch (error) {
+        if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED) throw error;
+        break;
+      }
+      db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      const left = freePages.get()?.freelist_count as number;
+      if (left >= free) break;
+      free = left;
+    }
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   }
 
   #onOutcome(error: StorageError | undefined): void {

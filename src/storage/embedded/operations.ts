@@ -151,6 +151,11 @@ export class OperationBuilder {
     return { kind: "deleteQueueEntry", row: [clientId, messageId] };
   }
 
+  deleteUnreferencedMessage(messageId: MessageRef): Operation {
+    const statement = this.#statements.deleteUnreferencedMessage;
+    return metadataOperation(() => statement.run(messageId));
+  }
+
   deleteOldestQueued(clientId: string): Operation {
     const { deleteOldestQueued, deleteUnreferencedMessage } = this.#statements;
     return metadataOperation(() => {

@@ -101,12 +101,15 @@ export interface DiskBudget {
   maxPages?: number;
 }
 
-/** Splits `maxDiskBytes` (when set) into the WAL budget, the reserve and the page cap. */
-export function diskBudget(maxDiskBytes?: number): DiskBudget {
-  const walBytes = Math.min(
-    MAX_WAL_BYTES,
-    Math.max(8 * PAGE_SIZE, Math.floor((maxDiskBytes ?? Infinity) / 16)),
-  );
+/**
+ * Splits the space into the WAL budget, the reserve and the page cap. Both follow the smaller of
+ * `maxDiskBytes` and the data volume: the WAL gets a sixteenth of it (32 KiB to 4 MiB), the reserve twice
+ * the WAL (64 KiB to 8 MiB), room for a batch of deletes and the checkpoint that follows it on a full disk.
+ * A small volume (a 4 MiB tmpfs) is usable; a volume of 64 MiB and more keeps 8 MiB back.
+ */
+export function diskBudget(maxDiskBytes?: number, volumeBytes?: number): DiskBudget {
+  const space = Math.min(maxDiskBytes ?? Infinity, volumeBytes ?? Infinity);
+  const walBytes = Math.min(MAX_WAL_BYTES, Math.max(8 * PAGE_SIZE, Math.floor(space / 16)));
   const reserveBytes = 2 * walBytes;
   if (maxDiskBytes === undefined) return { walBytes, reserveBytes };
   return {

@@ -146,6 +146,11 @@ class MemoryStorage implements StorageAdapter {
     this.#removeEntry(clientId, messageId);
   }
 
+  deleteUnreferencedMessage(messageId: MessageRef): void {
+    const state = this.#mutate();
+    if (!state.references.get(messageId)) state.messages.delete(messageId);
+  }
+
   deleteOldestQueued(clientId: string): void {
     this.#mutate();
     for (const entry of this.state.queues.get(clientId)?.values() ?? []) {

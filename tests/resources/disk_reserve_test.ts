@@ -1,0 +1,59 @@
+/**
+ * The disk reserve (the ballast that keeps room for deletes on a full disk) scales with the data volume:
+ * 1% of it, between 64 KiB and 8 MiB. A fixed 8 MiB reserve left a small volume — here a 4 MiB tmpfs —
+ * in low-disk mode from the start, refusing every message a persistent session had to store. The broker
+ * runs as a child process in a private mount namespace that has the tmpfs.
+ */
+import assert from "node:assert/strict";
+import { connect, publishPacket, subscribe, subscription } from "../helpers/clients.ts";
+import { startLimitedBroker } from "./support.ts";
+
+/** Whether this machine lets an unprivileged process mount a tmpfs in its own user and mount namespace. */
+function canMountPrivateTmpfs(): boolean {
+  try {
+    const probe = ["-Urm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"];
+    return new Deno.Command("unshare", { args: probe, stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+const tmpfsAvailable = canMountPrivateTmpfs();
+
+Deno.test({
+  name:
+    "disk reserve: on a 4 MiB data volume QoS 1 messages for a persistent session are stored and acknowledged" +
+    (tmpfsAvailable ? "" : " (ignored: cannot mount a private tmpfs with unshare here)"),
+  ignore: !tmpfsAvailable,
+  fn: async () => {
+    const data = await Deno.makeTempDir({ prefix: "mqtt-proxy-volume-" });
+    const mountTmpfs = 'mount -t tmpfs -o size=4m tmpfs "$0" && exec "$@"';
+    const broker = await startLimitedBroker(
+      ["storage.type = embedded", `storage.dir = ${data}`, "storage.durability = sync"],
+      ["unshare", "-Urm", "sh", "-c", mountTmpfs, data],
+    );
+    try {
+      const { client: keeper } = await connect(broker.port, "keeper", 5, {
+        cleanStart: false,
+        properties: { sessionExpiryInterval: 3600 },
+      });
+      await subscribe(keeper, 5, [subscription("small/#", 1)]);
+      await keeper.sendPacket({ type: "disconnect", reasonCode: 0, properties: {} }, 5);
+      await keeper.expectClosed();
+      await keeper.close();
+
+      const { client: publisher } = await connect(broker.port, "publisher", 5);
+      const payload = "x".repeat(1024);
+      for (let id = 1; id <= 200; id++) {
+        await publisher.sendPacket(publishPacket("small/a", payload, 1, { packetId: id }), 5);
+        const ack = await publisher.readPacket();
+        assert.ok(ack.type === "puback" && ack.reasonCode === 0, `message ${id}: ${JSON.stringify(ack)}`);
+      }
+      await publisher.close();
+      assert.doesNotMatch(broker.broker.output(), /storage\.disk_full/);
+    } finally {
+      await broker.stop();
+      await Deno.remove(data, { recursive: true });
+    }
+  },
+});
