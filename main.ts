@@ -128,7 +128,7 @@ export async function startBroker(
     logger,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
     outboxHighWaterMark: Math.max(1 << 20, config.mqtt.maxPacketSize),
-    readBuffers: new BufferPool(64 * 1024, 256),
+    buffers: new BufferPool(64 * 1024, 256),
     generateClientId: () => `auto-${crypto.randomUUID()}`,
     authenticator: {
       // A verified client certificate's CN reaches here only from listeners with use_cn_as_username:

@@ -85,7 +85,12 @@ export interface SessionHandle {
 /** What connections ask of the broker (a cluster node offers the same). */
 export interface SessionService {
   open(request: OpenRequest): Promise<OpenResult>;
-  receive(handle: SessionHandle, packet: Packet): Effect[];
+  /**
+   * What the connection must do for one packet of its client, in order. With `out` (an empty list the
+   * connection keeps and empties after running it) the effects may be appended there instead of to a new
+   * list; either way the returned list is the one to run.
+   */
+  receive(handle: SessionHandle, packet: Packet, out?: Effect[]): Effect[];
   close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void;
   flush(): Promise<void> | undefined;
 }
@@ -107,6 +112,19 @@ export interface BrokerStats {
 }
 
 const NEVER_EXPIRES = 0xffffffff;
+
+function removeAt<T>(list: T[], index: number): void {
+  for (let i = index + 1; i < list.length; i++) list[i - 1] = list[i];
+  list.pop();
+}
+
+/**
+ * Empties a list that is reused per message. `list.length = 0` would drop its storage (V8 gives the array a
+ * new one at the next push, an allocation per message); popping keeps it.
+ */
+export function empty(list: unknown[]): void {
+  while (list.length > 0) list.pop();
+}
 
 /** A publish's first pass on its own node in a cluster: its transient sessions' plain subscriptions. */
 const LOCAL_TRANSIENT: RouteScope = { transient: true, persistent: false, shared: false };
@@ -144,6 +162,10 @@ export class Broker implements SessionService {
   };
   /** The route callback, bound once: called per delivery on the hot path. */
   readonly #deliverTo = (session: Session, delivery: Delivery) => this.#deliver(session, delivery);
+  /** One list for the effects of every delivery: each is run by its link before the next is made. */
+  readonly #deliveryEffects: Effect[] = [];
+  /** What the last {@link #publishHere} forwarded to the cluster (a side result, to return only a count). */
+  #forwarded: Promise<void> | undefined;
   #now = 0;
   readonly #egress: Egress | undefined;
 
@@ -317,19 +339,27 @@ export class Broker implements SessionService {
   /**
    * One packet from the client of `session`. Returns what its connection must do, in order: the
    * session's replies, with publishes routed, subscriptions applied and acknowledgements tied to storage.
+   * They are appended to `out` when it is given (see {@link SessionService.receive}).
    */
-  receive(handle: SessionHandle, packet: Packet, fromLog = false): Effect[] {
+  receive(handle: SessionHandle, packet: Packet, out: Effect[] = [], fromLog = false): Effect[] {
     const session = handle.session;
-    if (!this.#current(handle)) return [STALE];
-    const effects: SessionEffect[] = session.handleIn(packet, this.clock.now());
-    for (let i = 0; i < effects.length; i++) {
+    if (!this.#current(handle)) {
+      out.push(STALE);
+      return out;
+    }
+    const effects = out as SessionEffect[];
+    const first = effects.length;
+    session.handleInto(packet, this.clock.now(), effects);
+    for (let i = first; i < effects.length; i++) {
       const effect = effects[i];
       switch (effect.kind) {
         case "publish": {
-          const { reached, forwarded } = this.#publishHere(effect.message, fromLog);
+          const reached = this.#publishHere(effect.message, fromLog);
+          const forwarded = this.#forwarded;
+          this.#forwarded = undefined;
           const ack = effect.ack;
           if (!ack) {
-            effects.splice(i--, 1);
+            removeAt(effects, i--); // no list of removed elements, unlike splice: this runs per message
             break;
           }
           if (reached === 0 && session.attachment?.protocolVersion === 5) {
@@ -468,26 +498,31 @@ export class Broker implements SessionService {
    * Returns how many clients it reached here.
    */
   publish(message: Message): number {
-    return this.#publishHere(message, false).reached;
+    const reached = this.#publishHere(message, false);
+    this.#forwarded = undefined;
+    return reached;
   }
 
   /**
    * A message published on this node: on a single node routed to everyone; with an egress, to this node's
-   * transient sessions now and forwarded for the rest ($SYS stays on its node). `reached` counts one for a
-   * forwarded message, which some other node or persistent session wants.
+   * transient sessions now and forwarded for the rest ($SYS stays on its node). Returns how many clients it
+   * reached, counting one for a forwarded message, which some other node or persistent session wants; the
+   * forward's promise is left in {@link #forwarded} (no result object per message).
    */
-  #publishHere(message: Message, fromLog: boolean): { reached: number; forwarded?: Promise<void> } {
+  #publishHere(message: Message, fromLog: boolean): number {
     if (message.publisherId !== "") this.stats.messagesReceived++;
     this.#now = this.clock.now();
     // Published by a persistent session whose packet every node applies: each routes it to all it has.
     const local = fromLog || !this.#egress || message.topic.startsWith("$SYS/");
     if (local) {
       if (message.retain) this.retained.set(message);
-      return { reached: this.router.route(message, this.#deliverTo) };
+      this.#forwarded = undefined;
+      return this.router.route(message, this.#deliverTo);
     }
     const forwarded = this.#egress!.forward(message);
     const reached = this.router.route(message, this.#deliverTo, LOCAL_TRANSIENT);
-    return { reached: reached + (forwarded ? 1 : 0), forwarded };
+    this.#forwarded = forwarded;
+    return reached + (forwarded ? 1 : 0);
   }
 
   /**
@@ -551,13 +586,15 @@ export class Broker implements SessionService {
   #deliver(session: Session, delivery: Delivery): void {
     const entry = this.#registry.get(session.clientId)!;
     const link = entry.link;
+    const effects = this.#deliveryEffects;
     // A client connected to another node: its state moves on here too, but that node does the sending.
-    const effects = session.deliver(delivery, link ? link.writable : entry.attached, this.#now);
+    session.deliverInto(delivery, link ? link.writable : entry.attached, this.#now, effects);
     if (session.persistent) this.#persistence.sessionChanged(session);
     if (link && effects.length > 0) {
       this.stats.messagesSent++;
       link.run(effects);
     }
+    empty(effects);
   }
 
   /** True while `handle` still holds its session: same epoch, client connected. */

@@ -4,7 +4,10 @@ import type { TimerHandle } from "./clock.ts";
 
 /** The broker's handle on a connected client's actor. */
 export interface SessionLink {
-  /** Runs effects produced for this client by someone else's packet (routed deliveries, retained messages). */
+  /**
+   * Runs effects produced for this client by someone else's packet (routed deliveries, retained messages).
+   * The list is the caller's and is reused after the call: keep the effects, not the list.
+   */
   run(effects: Effect[]): void;
   /** False while the socket is backed up; QoS 0 deliveries are then dropped instead of buffered. */
   readonly writable: boolean;

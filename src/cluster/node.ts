@@ -359,7 +359,7 @@ export class ClusterNode implements SessionService {
     decoder.push(event.frame);
     const packet = decoder.next();
     if (!packet) return;
-    const effects = this.broker.receive({ session, epoch: event.epoch }, packet, true);
+    const effects = this.broker.receive({ session, epoch: event.epoch }, packet, [], true);
     this.broker.linkOf(event.clientId, event.epoch)?.run(effects);
   }
 

@@ -11,6 +11,12 @@ import { decodeTopicName } from "./utf8.ts";
 const PublishFlag = { retain: 0x01, qos: 0x06, dup: 0x08 } as const;
 
 /**
+ * The properties of every PUBLISH that has none (all of 3.1/3.1.1, most of 5.0): one frozen object instead
+ * of one per message. Code that adds properties copies first (writing to it throws).
+ */
+const NO_PROPERTIES: Properties = Object.freeze({});
+
+/**
  * Decodes the PUBLISH in `frame` (the whole packet, owned by the result), whose variable header starts
  * at `bodyStart`. The fixed-header flags were validated with the fixed header.
  */
@@ -35,9 +41,9 @@ export function decodePublish(frame: Uint8Array, bodyStart: number, version: Pro
   }
   let properties: Properties;
   if (version < 5) {
-    properties = {};
+    properties = NO_PROPERTIES;
   } else if (pos < end && frame[pos] === 0) {
-    properties = {};
+    properties = NO_PROPERTIES;
     pos += 1;
   } else {
     const cursor = new Cursor(frame, pos, end);

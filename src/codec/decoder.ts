@@ -57,10 +57,13 @@ export class Decoder {
   maxPacketSize: number;
 
   private chunk: Uint8Array | undefined;
+  /** Where the current chunk's bytes end (a read fills only the start of its buffer). */
+  private chunkEnd = 0;
   private offset = 0;
-  private readonly queued: Uint8Array[] = [];
+  /** Chunks pushed while an earlier one is still being read (rare: a caller drains between pushes). */
+  private queued: Uint8Array[] | undefined;
   /** A fixed header split across chunks (at most 1 type byte + 4 length bytes). */
-  private readonly header = new Uint8Array(5);
+  private header: Uint8Array | undefined;
   private headerFilled = 0;
   /** The packet being gathered across chunks, and how much of it has arrived. */
   private frame: Uint8Array | undefined;
@@ -76,16 +79,19 @@ export class Decoder {
   }
 
   /**
-   * Hands over the next chunk. The decoder may keep a view of it only until next() returns undefined; by
-   * then it has copied any partial packet into its own storage, so the caller may reuse its read buffer.
+   * Hands over the next chunk: its first `length` bytes (all by default, so that a read buffer is passed
+   * without a view of its filled part). The decoder may keep a view of it only until next() returns
+   * undefined; by then it has copied any partial packet into its own storage, so the caller may reuse its
+   * read buffer.
    */
-  push(chunk: Uint8Array): void {
-    if (chunk.length === 0 || this.failure !== undefined) return;
+  push(chunk: Uint8Array, length = chunk.length): void {
+    if (length === 0 || this.failure !== undefined) return;
     if (this.chunk === undefined) {
       this.chunk = chunk;
+      this.chunkEnd = length;
       this.offset = 0;
     } else {
-      this.queued.push(chunk);
+      (this.queued ??= []).push(length === chunk.length ? chunk : chunk.subarray(0, length));
     }
   }
 
@@ -103,7 +109,7 @@ export class Decoder {
     } catch (error) {
       this.failure = error;
       this.chunk = undefined;
-      this.queued.length = 0;
+      this.queued = undefined;
       this.frame = undefined;
       this.headerFilled = 0;
       throw error;
@@ -133,22 +139,23 @@ export class Decoder {
         if (packet !== undefined) return packet;
       } else {
         const start = this.offset;
-        const headerSize = this.parseFixedHeader(chunk, start, chunk.length);
+        const end = this.chunkEnd;
+        const headerSize = this.parseFixedHeader(chunk, start, end);
         if (headerSize === 0) {
-          this.checkPartialHeader(chunk.length - start);
-          copyBytes(this.header, 0, chunk, start, chunk.length);
-          this.headerFilled = chunk.length - start;
+          this.checkPartialHeader(end - start);
+          copyBytes(this.header ??= new Uint8Array(5), 0, chunk, start, end);
+          this.headerFilled = end - start;
           this.nextChunk();
           continue;
         }
         const frameLength = this.checkedFrameLength(headerSize);
-        if (chunk.length - start >= frameLength) {
+        if (end - start >= frameLength) {
           this.advance(frameLength);
           return this.decodeFrame(chunk, start, headerSize, frameLength, false);
         }
         this.frame = allocate(frameLength);
-        copyBytes(this.frame, 0, chunk, start, chunk.length);
-        this.frameFilled = chunk.length - start;
+        copyBytes(this.frame, 0, chunk, start, end);
+        this.frameFilled = end - start;
         this.frameHeaderSize = headerSize;
         this.nextChunk();
       }
@@ -158,7 +165,7 @@ export class Decoder {
   private fillFrame(chunk: Uint8Array): Packet | undefined {
     const frame = this.frame as Uint8Array;
     const wanted = frame.length - this.frameFilled;
-    const available = chunk.length - this.offset;
+    const available = this.chunkEnd - this.offset;
     const count = available < wanted ? available : wanted;
     copyBytes(frame, this.frameFilled, chunk, this.offset, this.offset + count);
     this.frameFilled += count;
@@ -167,15 +174,16 @@ export class Decoder {
   }
 
   private fillHeader(chunk: Uint8Array): Packet | undefined {
-    this.header[this.headerFilled++] = chunk[this.offset];
+    const header = this.header!;
+    header[this.headerFilled++] = chunk[this.offset];
     this.advance(1);
-    const headerSize = this.parseFixedHeader(this.header, 0, this.headerFilled);
+    const headerSize = this.parseFixedHeader(header, 0, this.headerFilled);
     if (headerSize === 0) {
       this.checkPartialHeader(this.headerFilled);
       return undefined;
     }
     const frame = allocate(this.checkedFrameLength(headerSize));
-    copyBytes(frame, 0, this.header, 0, headerSize);
+    copyBytes(frame, 0, header, 0, headerSize);
     this.headerFilled = 0;
     this.frame = frame;
     this.frameFilled = headerSize;
@@ -236,11 +244,12 @@ export class Decoder {
 
   private advance(count: number): void {
     this.offset += count;
-    if (this.offset === (this.chunk as Uint8Array).length) this.nextChunk();
+    if (this.offset === this.chunkEnd) this.nextChunk();
   }
 
   private nextChunk(): void {
-    this.chunk = this.queued.length > 0 ? this.queued.shift() : undefined;
+    this.chunk = this.queued?.shift();
+    this.chunkEnd = this.chunk?.length ?? 0;
     this.offset = 0;
   }
 

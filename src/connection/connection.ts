@@ -1,4 +1,4 @@
-import type { SessionHandle, SessionLink, SessionService } from "../broker/mod.ts";
+import { empty, type SessionHandle, type SessionLink, type SessionService } from "../broker/mod.ts";
 import {
   type AckPacket,
   type AuthPacket,
@@ -7,12 +7,15 @@ import {
   Decoder,
   encode,
   encodePublish,
+  forwardableSize,
+  hasProperties,
   MqttError,
   type Packet,
   type Properties,
   type ProtocolVersion,
   ReasonCode,
   UnsupportedProtocolError,
+  writeForwarded,
 } from "../codec/mod.ts";
 import type { Authenticator, Authorizer, EnhancedAuthMethod } from "../auth/port.ts";
 import type { Logger, LogLevel } from "../observe/mod.ts";
@@ -59,8 +62,8 @@ export interface ConnectionContext {
   settings: ConnectSettings;
   connectTimeoutMs: number;
   logger: Logger;
-  /** Large read buffers lent to busy connections. */
-  readBuffers: BufferPool;
+  /** Buffers lent to busy connections: large reads, batched writes, and idle connections' small read views. */
+  buffers: BufferPool;
   /** Bytes an outbox may hold before QoS 0 deliveries are dropped for this client. */
   outboxHighWaterMark: number;
   generateClientId: () => string;
@@ -72,9 +75,14 @@ export interface ConnectionContext {
   authMethods?: ReadonlyMap<string, EnhancedAuthMethod>;
 }
 
-/** Each pending read pins its buffer: an idle connection's is small (a CONNECT or PINGREQ fits). */
-const SMALL_READ = 512;
 const FLUSH_TIMEOUT_MS = 1000;
+/** Acknowledgements without reason code or properties, by type: PUBACK, PUBREC, PUBREL, PUBCOMP. */
+const ACK_FIRST_BYTES: Partial<Record<Packet["type"], number>> = {
+  puback: 0x40,
+  pubrec: 0x50,
+  pubrel: 0x62,
+  pubcomp: 0x70,
+};
 
 /**
  * The actor shell around one socket: reads frames through the incremental decoder, runs the session's
@@ -87,6 +95,8 @@ export class Connection implements SessionLink {
   #version: ProtocolVersion = 4;
   /** The session this connection holds, once CONNECT succeeded; undefined again after a takeover. */
   #handle: SessionHandle | undefined;
+  /** Effects of the packet being handled: one array for the connection's life, emptied after each run. */
+  readonly #effects: Effect[] = [];
   #keepAliveMs = 0;
   #lastActivity = performance.now();
   readonly #connectDeadline: number;
@@ -94,7 +104,8 @@ export class Connection implements SessionLink {
   #closed = false;
   /** Socket, timers and session released. */
   #finished = false;
-  readonly #auth: ClientAuthentication;
+  /** From CONNECT until it is accepted; kept after that only for a v5 enhanced method (re-authentication). */
+  #auth: ClientAuthentication | undefined;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
   /** A CONNECT waiting for the next step of an enhanced authentication exchange. */
@@ -110,19 +121,13 @@ export class Connection implements SessionLink {
   #closeReason = "connection closed";
 
   constructor(private readonly accepted: Accepted, private readonly context: ConnectionContext) {
-    this.#outbox = new Outbox(accepted.stream, context.outboxHighWaterMark, (error) => {
+    this.#outbox = new Outbox(accepted.stream, context.outboxHighWaterMark, context.buffers, (error) => {
       // The peer is gone (reset, broken pipe): an abnormal disconnect, so the will goes out.
       this.#log("debug", "connection.write_failed", { error });
       this.#end(true);
     });
     this.#decoder = new Decoder({ maxPacketSize: context.settings.maxPacketSize });
     this.#connectDeadline = this.#lastActivity + context.connectTimeoutMs;
-    this.#auth = new ClientAuthentication(
-      context.authenticator,
-      context.authMethods ?? new Map(),
-      accepted.remoteAddress,
-      accepted.certificateCommonName,
-    );
   }
 
   /**
@@ -165,30 +170,36 @@ export class Connection implements SessionLink {
     void this.#closeAfterFlush(true);
   }
 
-  /** Reads until the socket ends; never throws. */
+  /**
+   * Reads until the socket ends; never throws. An idle connection's pending read holds only a small view of
+   * a shared slab; a busy one borrows a large buffer and gives it back when it quiets down. Packets are
+   * handled synchronously, in the turn their bytes arrived, unless one needs to wait (CONNECT, AUTH).
+   */
   async serve(): Promise<void> {
-    const pool = this.context.readBuffers;
-    let buffer = new Uint8Array(SMALL_READ);
+    const pool = this.context.buffers;
+    let buffer = pool.takeSmall();
     try {
       while (!this.#closed) {
         const n = await this.accepted.stream.read(buffer);
         if (n === null) return this.#end(true); // closed without DISCONNECT: the will goes out
         this.bytesReceived += n;
         this.#lastActivity = performance.now();
-        this.#decoder.push(buffer.subarray(0, n));
-        await this.#drainDecoder();
-        // A busy client borrows a large buffer; a quiet one gives it back.
+        this.#decoder.push(buffer, n);
+        const waiting = this.#drainDecoder();
+        if (waiting) await waiting;
         if (n === buffer.byteLength && buffer.byteLength < pool.size) {
+          pool.giveSmall(buffer);
           buffer = pool.take();
-        } else if (n < SMALL_READ && buffer.byteLength > SMALL_READ) {
+        } else if (n < pool.smallSize && buffer.byteLength > pool.smallSize) {
           pool.give(buffer);
-          buffer = new Uint8Array(SMALL_READ);
+          buffer = pool.takeSmall();
         }
       }
     } catch (error) {
       this.#onError(error);
     } finally {
-      pool.give(buffer);
+      if (buffer.byteLength === pool.size) pool.give(buffer);
+      else pool.giveSmall(buffer);
     }
   }
 
@@ -205,7 +216,8 @@ export class Connection implements SessionLink {
     // stays in the session and is re-sent if the client resumes it.
     if (this.#closed) return;
     let exactlyOnce = false;
-    for (const effect of effects) {
+    for (let i = 0; i < effects.length; i++) {
+      const effect = effects[i];
       this.#runEffect(effect);
       exactlyOnce ||= (effect.kind === "deliver" && effect.qos === 2) ||
         (effect.kind === "send" && effect.packet.type === "pubrel");
@@ -224,24 +236,35 @@ export class Connection implements SessionLink {
     void this.#closeAfterFlush(false);
   }
 
-  async #drainDecoder(): Promise<void> {
+  /**
+   * Handles every whole packet the decoder has. Returns a promise only when a packet needs to wait (CONNECT,
+   * AUTH): the rest of the packets are then handled after it, in order.
+   */
+  #drainDecoder(): Promise<void> | undefined {
     for (;;) {
       const packet = this.#decoder.next();
-      if (packet === undefined) return;
-      this.context.traffic.packetsReceived.labels(packet.type).inc();
-      if (this.#closed) return;
-      if (this.#handle) {
-        if (packet.type === "auth" && this.#version === 5) await this.#reauthenticate(packet);
-        else this.run(this.context.broker.receive(this.#handle, packet));
-      } else if (this.#pendingConnect) {
-        if (packet.type !== "auth") {
-          throw new MqttError(ReasonCode.ProtocolError, `${packet.type} during authentication`);
-        }
-        await this.#authenticated(this.#pendingConnect, await this.#auth.receive(packet));
-      } else {
-        await this.#handleConnect(packet);
+      if (packet === undefined || this.#closed) return undefined;
+      this.context.traffic.received(packet.type);
+      const handle = this.#handle;
+      if (handle && (packet.type !== "auth" || this.#version !== 5)) {
+        const effects = this.#effects;
+        this.run(this.context.broker.receive(handle, packet, effects));
+        empty(effects);
+        continue;
       }
+      return this.#handleWaiting(packet).then(() => this.#drainDecoder());
     }
+  }
+
+  async #handleWaiting(packet: Packet): Promise<void> {
+    if (this.#handle) return await this.#reauthenticate(packet as AuthPacket);
+    if (this.#pendingConnect) {
+      if (packet.type !== "auth") {
+        throw new MqttError(ReasonCode.ProtocolError, `${packet.type} during authentication`);
+      }
+      return await this.#authenticated(this.#pendingConnect, await this.#auth!.receive(packet));
+    }
+    await this.#handleConnect(packet);
   }
 
   async #handleConnect(packet: Packet): Promise<void> {
@@ -256,6 +279,12 @@ export class Connection implements SessionLink {
       return this.#refuse(decision.reasonCode, decision.reasonString, decision.properties);
     }
     const pending = { packet, decision };
+    this.#auth = new ClientAuthentication(
+      this.context.authenticator,
+      this.context.authMethods ?? new Map(),
+      this.accepted.remoteAddress,
+      this.accepted.certificateCommonName,
+    );
     await this.#authenticated(pending, await this.#auth.begin(packet, decision.clientId));
   }
 
@@ -267,6 +296,7 @@ export class Connection implements SessionLink {
     }
     this.#pendingConnect = undefined;
     if (outcome.kind === "refused") return this.#refuse(outcome.reasonCode, outcome.reason, {});
+    if (!this.#auth?.enhanced) this.#auth = undefined; // nothing to re-authenticate with
     if (this.#closed) return;
     const { packet, decision } = pending;
     const identity = { clientId: decision.clientId, username: outcome.username };
@@ -291,7 +321,8 @@ export class Connection implements SessionLink {
       this.context.broker.close(opened, true);
       return;
     }
-    this.#handle = opened;
+    // The handle only: the open result's resume effects are run once, below, and not kept.
+    this.#handle = { session: opened.session, epoch: opened.epoch };
     const { sessionPresent, effects } = opened;
     this.#client = {
       clientId: decision.clientId,
@@ -323,6 +354,7 @@ export class Connection implements SessionLink {
 
   /** v5 re-authentication (AUTH 0x19) on a live connection; failure ends it [MQTT-4.12.1-2]. */
   async #reauthenticate(packet: AuthPacket): Promise<void> {
+    if (!this.#auth) throw new MqttError(ReasonCode.ProtocolError, "AUTH without an authentication method");
     const outcome = await this.#auth.receive(packet);
     if (outcome.kind === "continue") return this.#send(outcome.packet);
     if (outcome.kind === "accepted") {
@@ -373,29 +405,8 @@ export class Connection implements SessionLink {
     switch (effect.kind) {
       case "send":
         return this.#send(effect.packet);
-      case "deliver": {
-        const { message } = effect;
-        const packet = message.packet ?? {
-          type: "publish" as const,
-          topic: message.topic,
-          payload: message.payload,
-          qos: message.qos,
-          retain: message.retain,
-          dup: false,
-          properties: message.properties,
-        };
-        const sameProperties = effect.properties === message.properties && effect.topic === message.topic;
-        const frame = encodePublish(packet, this.#version, {
-          qos: effect.qos,
-          dup: effect.dup,
-          retain: effect.retain,
-          packetId: effect.packetId,
-          ...(sameProperties ? {} : { topic: effect.topic, properties: effect.properties }),
-        });
-        this.context.traffic.packetsSent.labels("publish").inc();
-        this.#outbox.push(frame);
-        return;
-      }
+      case "deliver":
+        return this.#deliver(effect);
       case "ack":
         return this.#acknowledge(effect.packet, effect.durable);
       case "close":
@@ -444,6 +455,21 @@ export class Connection implements SessionLink {
    * packet that still does not fit is not sent [MQTT-3.1.2-24].
    */
   #send(packet: Packet): void {
+    const ackFirstByte = ACK_FIRST_BYTES[packet.type];
+    if (ackFirstByte !== undefined) {
+      const ack = packet as AckPacket<"puback">;
+      if (ack.reasonCode === 0 && (this.#version < 5 || !hasProperties(ack.properties))) {
+        // The common acknowledgement, written straight into the outbox: 4 bytes, no encoder, no buffer.
+        const at = this.#outbox.reserve(4);
+        const out = this.#outbox.buffer;
+        out[at] = ackFirstByte;
+        out[at + 1] = 2;
+        out[at + 2] = ack.packetId >>> 8;
+        out[at + 3] = ack.packetId & 0xff;
+        this.context.traffic.sent(packet.type);
+        return;
+      }
+    }
     let bytes = encode(packet, this.#version);
     const max = this.#clientMaximumPacketSize;
     if (max !== undefined && bytes.byteLength > max && "properties" in packet) {
@@ -452,8 +478,57 @@ export class Connection implements SessionLink {
       if (bytes.byteLength > max) bytes = encode({ ...packet, properties: {} } as Packet, this.#version);
       if (bytes.byteLength > max) return;
     }
-    this.context.traffic.packetsSent.labels(packet.type).inc();
+    this.context.traffic.sent(packet.type);
     this.#outbox.push(bytes);
+  }
+
+  /**
+   * An application message to this client: its received frame copied into the outbox with new flags and
+   * packet id when it can be (no topic alias, no per-hop properties, a compatible protocol level), else
+   * encoded.
+   */
+  #deliver(effect: Extract<Effect, { kind: "deliver" }>): void {
+    const { message } = effect;
+    const packet = message.packet;
+    const sameProperties = effect.properties === message.properties && effect.topic === message.topic;
+    this.context.traffic.sent("publish");
+    if (packet !== undefined && sameProperties) {
+      const size = forwardableSize(packet, this.#version, effect.qos);
+      if (size > 0) {
+        const at = this.#outbox.reserve(size);
+        writeForwarded(
+          packet,
+          this.#version,
+          this.#outbox.buffer,
+          at,
+          effect.qos,
+          effect.dup,
+          effect.retain,
+          effect.packetId,
+        );
+        return;
+      }
+    }
+    const frame = encodePublish(
+      packet ?? {
+        type: "publish",
+        topic: message.topic,
+        payload: message.payload,
+        qos: message.qos,
+        retain: message.retain,
+        dup: false,
+        properties: message.properties,
+      },
+      this.#version,
+      {
+        qos: effect.qos,
+        dup: effect.dup,
+        retain: effect.retain,
+        packetId: effect.packetId,
+        ...(sameProperties ? {} : { topic: effect.topic, properties: effect.properties }),
+      },
+    );
+    this.#outbox.push(frame);
   }
 
   #sendDisconnect(reasonCode: number, reasonString?: string): void {

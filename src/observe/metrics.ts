@@ -269,6 +269,24 @@ export class TrafficMetrics {
     "MQTT control packets sent to clients, by packet type.",
     ["type"],
   );
+  /** Series per packet type, looked up without building a label list (these two counters are never reset). */
+  readonly #received = new Map<string, { inc(by?: number): void }>();
+  readonly #sent = new Map<string, { inc(by?: number): void }>();
+
+  /** Counts a control packet decoded from a client. */
+  received(type: string): void {
+    let series = this.#received.get(type);
+    if (series === undefined) this.#received.set(type, series = this.packetsReceived.labels(type));
+    series.inc();
+  }
+
+  /** Counts a control packet queued to a client. */
+  sent(type: string): void {
+    let series = this.#sent.get(type);
+    if (series === undefined) this.#sent.set(type, series = this.packetsSent.labels(type));
+    series.inc();
+  }
+
   /** Durations of storage flushes (group commits), in seconds. */
   readonly storeFlushSeconds = new Histogram(
     "mqtt_store_flush_seconds",

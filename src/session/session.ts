@@ -112,12 +112,21 @@ export class Session {
     return out;
   }
 
+  /** {@link deliver} into the caller's list (the broker's hot path keeps one list for every delivery). */
+  deliverInto(delivery: Delivery, writable: boolean, now: number, out: Effect[]): void {
+    this.outbound.deliver(delivery, writable, now, out);
+  }
+
   /**
    * One packet from the client. Protocol violations come back as a `close` effect carrying the
    * reason code (the connection sends DISCONNECT at v5 and closes the socket).
    */
   handleIn(packet: Packet, now: number): SessionEffect[] {
-    const out: SessionEffect[] = [];
+    return this.handleInto(packet, now, []);
+  }
+
+  /** {@link handleIn} appending to the caller's list, which it returns. */
+  handleInto(packet: Packet, now: number, out: SessionEffect[]): SessionEffect[] {
     try {
       this.#handle(packet, now, out);
     } catch (error) {
