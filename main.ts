@@ -128,7 +128,10 @@ export async function startBroker(
     logger,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
     outboxHighWaterMark: Math.max(1 << 20, config.mqtt.maxPacketSize),
-    buffers: new BufferPool(64 * 1024, 256),
+    // Large buffers for busy connections' reads and writes; small write buffers for the first frames of a
+    // turn (acks, a CONNACK: a connection storm holds one each while it is written).
+    readBuffers: new BufferPool(64 * 1024, 256),
+    writeBuffers: new BufferPool(4 * 1024, 256),
     generateClientId: () => `auto-${crypto.randomUUID()}`,
     authenticator: {
       // A verified client certificate's CN reaches here only from listeners with use_cn_as_username:
@@ -188,11 +191,7 @@ export async function startBroker(
           listener: name,
           certificateCommonName: listenerConfig.useCnAsUsername ? accepted.certificateCommonName : undefined,
         };
-        const before = connections.connectionsTotal;
-        connections.accept(accepted, () => counts.open, listenerConfig.maxConnections, () => counts.open--);
-        if (connections.connectionsTotal === before) return; // refused over a limit: onDone never runs
-        counts.open++;
-        counts.total++;
+        connections.accept(accepted, counts, listenerConfig.maxConnections);
       };
       const onError = (error: unknown) => logger.error("listener.accept_failed", { listener: name, error });
       const onRejected = (remote: string, error: unknown) =>

@@ -25,7 +25,8 @@ import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
 import { type AuthOutcome, ClientAuthentication } from "./authentication.ts";
 import type { BufferPool } from "./buffer_pool.ts";
-import { Outbox } from "./outbox.ts";
+import { Outbox, type OutboxOwner } from "./outbox.ts";
+import type { ListenerCounts } from "./server.ts";
 
 /** What an operator sees of a connected client: logs and the admin API. */
 export interface ClientConnectionInfo {
@@ -62,8 +63,10 @@ export interface ConnectionContext {
   settings: ConnectSettings;
   connectTimeoutMs: number;
   logger: Logger;
-  /** Buffers lent to busy connections: large reads, batched writes, and idle connections' small read views. */
-  buffers: BufferPool;
+  /** Read buffers: large ones lent to busy connections, small slab views for idle ones. */
+  readBuffers: BufferPool;
+  /** Small buffers an outbox batches a turn's first frames into (then large ones, from readBuffers). */
+  writeBuffers: BufferPool;
   /** Bytes an outbox may hold before QoS 0 deliveries are dropped for this client. */
   outboxHighWaterMark: number;
   generateClientId: () => string;
@@ -89,14 +92,15 @@ const ACK_FIRST_BYTES: Partial<Record<Packet["type"], number>> = {
  * effects in order, enforces CONNECT timeout and keep alive, and is the one place where an error becomes
  * a CONNACK or DISCONNECT reason code and a closed socket.
  */
-export class Connection implements SessionLink {
+export class Connection implements SessionLink, OutboxOwner {
   readonly #outbox: Outbox;
   readonly #decoder: Decoder;
   #version: ProtocolVersion = 4;
   /** The session this connection holds, once CONNECT succeeded; undefined again after a takeover. */
   #handle: SessionHandle | undefined;
-  /** Effects of the packet being handled: one array for the connection's life, emptied after each run. */
-  readonly #effects: Effect[] = [];
+  /** Effects of the packet being handled: one list for the connection's life (from its first packet after
+   * CONNECT), emptied after each run. */
+  #effects: Effect[] | undefined;
   #keepAliveMs = 0;
   #lastActivity = performance.now();
   readonly #connectDeadline: number;
@@ -120,12 +124,21 @@ export class Connection implements SessionLink {
   /** Why the connection ended, for the client.disconnected log line. */
   #closeReason = "connection closed";
 
-  constructor(private readonly accepted: Accepted, private readonly context: ConnectionContext) {
-    this.#outbox = new Outbox(accepted.stream, context.outboxHighWaterMark, context.buffers, (error) => {
-      // The peer is gone (reset, broken pipe): an abnormal disconnect, so the will goes out.
-      this.#log("debug", "connection.write_failed", { error });
-      this.#end(true);
-    });
+  constructor(
+    private readonly accepted: Accepted,
+    private readonly context: ConnectionContext,
+    /** Called once when serve() ends, whatever ended it. */
+    private readonly finished: (connection: Connection) => void,
+    /** The counts of the listener that accepted it (the manager keeps them). */
+    readonly listenerCounts: ListenerCounts,
+  ) {
+    this.#outbox = new Outbox(
+      accepted.stream,
+      context.outboxHighWaterMark,
+      context.writeBuffers,
+      context.readBuffers,
+      this,
+    );
     this.#decoder = new Decoder({ maxPacketSize: context.settings.maxPacketSize });
     this.#connectDeadline = this.#lastActivity + context.connectTimeoutMs;
   }
@@ -176,7 +189,7 @@ export class Connection implements SessionLink {
    * handled synchronously, in the turn their bytes arrived, unless one needs to wait (CONNECT, AUTH).
    */
   async serve(): Promise<void> {
-    const pool = this.context.buffers;
+    const pool = this.context.readBuffers;
     let buffer = pool.takeSmall();
     try {
       while (!this.#closed) {
@@ -196,11 +209,23 @@ export class Connection implements SessionLink {
         }
       }
     } catch (error) {
-      this.#onError(error);
+      try {
+        this.#onError(error);
+      } catch (crash) {
+        this.context.logger.error("connection.crashed", { error: crash });
+        this.#end(true);
+      }
     } finally {
       if (buffer.byteLength === pool.size) pool.give(buffer);
       else pool.giveSmall(buffer);
+      this.finished(this);
     }
+  }
+
+  /** The peer is gone (reset, broken pipe): an abnormal disconnect, so the will goes out. */
+  writeFailed(error: unknown): void {
+    this.#log("debug", "connection.write_failed", { error });
+    this.#end(true);
   }
 
   /** Ends the connection at shutdown: v5 clients hear 0x8B Server shutting down. */
@@ -247,7 +272,7 @@ export class Connection implements SessionLink {
       this.context.traffic.received(packet.type);
       const handle = this.#handle;
       if (handle && (packet.type !== "auth" || this.#version !== 5)) {
-        const effects = this.#effects;
+        const effects = this.#effects ??= [];
         this.run(this.context.broker.receive(handle, packet, effects));
         empty(effects);
         continue;

@@ -10,6 +10,20 @@ interface HeldSegment {
 }
 
 /**
+ * The empty lists every outbox starts with (an idle connection has nothing queued): replaced by lists of
+ * its own before anything is added, never added to.
+ */
+const NOTHING_READY: never[] = [];
+/** The largest buffer a backlog grows to: one write of up to 1 MiB. */
+const MAX_WRITE = 1 << 20;
+const NOTHING_HELD: never[] = [];
+
+/** Who hears that the socket failed (the peer is gone). */
+export interface OutboxOwner {
+  writeFailed(error: unknown): void;
+}
+
+/**
  * Outgoing bytes of one connection. Frames queued during one turn of the event loop are copied into one
  * pooled buffer and go out in a single write (a small send costs about 7 µs in the kernel here; batching
  * is worth 60–100×), so no frame object outlives the turn it was queued in and an idle connection holds
@@ -17,6 +31,8 @@ interface HeldSegment {
  * the session whether the client keeps up.
  */
 export class Outbox {
+  /** The size of the last buffer taken (it doubles while writes back up). */
+  #bufferSize = 0;
   /** The pooled buffer being filled, and how much of it is. */
   #chunk: Uint8Array<ArrayBuffer> | undefined;
   #filled = 0;
@@ -24,13 +40,13 @@ export class Outbox {
    * Filled buffers (or frames too large for one) waiting for the socket, oldest first, and beside each the
    * pooled buffer to give back once it is written (two lists: no object per write).
    */
-  #ready: Uint8Array[] = [];
-  #readyPooled: (Uint8Array<ArrayBuffer> | undefined)[] = [];
+  #ready: Uint8Array[] = NOTHING_READY;
+  #readyPooled: (Uint8Array<ArrayBuffer> | undefined)[] = NOTHING_READY;
   /** The write in progress. */
   #inFlight: Uint8Array | undefined;
   #inFlightPooled: Uint8Array<ArrayBuffer> | undefined;
   /** Frames waiting for storage, oldest first; everything behind a held segment waits too, to keep order. */
-  #held: HeldSegment[] = [];
+  #held: HeldSegment[] = NOTHING_HELD;
   /** While frames are held, a {@link reserve} gets a buffer of its own: this one. */
   #scratch: Uint8Array | undefined;
   #queuedBytes = 0;
@@ -39,15 +55,23 @@ export class Outbox {
   #drained: (() => void) | undefined;
   bytesSent = 0;
 
-  readonly #flushNow = () => this.#flush();
-  readonly #onWritten = (n: number) => this.#written(n);
-  readonly #onFailed = (error: unknown) => this.#failed(error);
+  /**
+   * Callbacks bound to this outbox for the microtask and the write promise: made when writing starts and
+   * dropped when everything is written, so that a busy connection makes them once per burst and an idle
+   * one holds none.
+   */
+  #flushNow: (() => void) | undefined;
+  #onWritten: ((n: number) => void) | undefined;
+  #onFailed: ((error: unknown) => void) | undefined;
 
   constructor(
     private readonly stream: ByteStream,
     private readonly highWaterMark: number,
-    private readonly pool: BufferPool,
-    private readonly onError: (error: unknown) => void,
+    /** Where a burst's first buffer comes from: small, enough for acks and a few messages. */
+    private readonly small: BufferPool,
+    /** Where the buffers after it come from, once a burst fills a small one. */
+    private readonly large: BufferPool,
+    private readonly owner: OutboxOwner,
   ) {}
 
   /** Bytes queued and not yet handed to the socket. */
@@ -67,7 +91,7 @@ export class Outbox {
       this.#queuedBytes += length;
       return this.#hold(frame.slice());
     }
-    if (length > this.pool.size) {
+    if (length > this.large.size) {
       // Too large to batch: it goes out on its own, after what is queued before it.
       this.#queuedBytes += length;
       this.#seal();
@@ -84,7 +108,7 @@ export class Outbox {
    */
   reserve(length: number): number {
     this.#queuedBytes += length;
-    if (this.#held.length > 0 || this.#closed || length > this.pool.size) {
+    if (this.#held.length > 0 || this.#closed || length > this.large.size) {
       const own = new Uint8Array(length);
       this.#scratch = own;
       if (this.#held.length > 0) this.#hold(own);
@@ -97,8 +121,9 @@ export class Outbox {
     }
     this.#scratch = undefined;
     if (this.#chunk === undefined || this.#filled + length > this.#chunk.byteLength) {
+      const bursting = this.#chunk !== undefined || this.#inFlight !== undefined || this.#ready.length > 0;
       this.#seal();
-      this.#chunk = this.pool.take();
+      this.#chunk = this.#nextBuffer(bursting, length);
     }
     const at = this.#filled;
     this.#filled += length;
@@ -125,8 +150,9 @@ export class Outbox {
       // What the socket has not been handed yet waits; a write already in progress cannot be taken back.
       // Their pooled buffers are not given back: the held bytes still live in them.
       segment = { frames: this.#ready, released: false, gated: true };
-      this.#ready = [];
-      this.#readyPooled = [];
+      this.#ready = NOTHING_READY;
+      this.#readyPooled = NOTHING_READY;
+      if (this.#held === NOTHING_HELD) this.#held = [];
       this.#held.push(segment);
     } else if (!segment.gated) {
       segment.gated = true;
@@ -158,9 +184,9 @@ export class Outbox {
     this.#closed = true;
     this.#chunk = undefined;
     this.#filled = 0;
-    this.#ready = [];
-    this.#readyPooled = [];
-    this.#held = [];
+    this.#ready = NOTHING_READY;
+    this.#readyPooled = NOTHING_READY;
+    this.#held = NOTHING_HELD;
     this.#queuedBytes = 0;
   }
 
@@ -175,7 +201,29 @@ export class Outbox {
     else this.#held.push({ frames: [frame], released: true, gated: false });
   }
 
+  /**
+   * A buffer to fill: a small one to start with; a large one once the turn has filled one already or
+   * writes are waiting; and while a write is still in flight, one twice the size of the buffers before
+   * it (up to MAX_WRITE): a client that reads slowly then gets fewer, larger writes, not a queue of them.
+   */
+  #nextBuffer(bursting: boolean, length: number): Uint8Array<ArrayBuffer> {
+    if (!bursting && length <= this.small.size) {
+      this.#bufferSize = this.small.size;
+      return this.small.take();
+    }
+    if (this.#inFlight === undefined || this.#bufferSize < this.large.size) {
+      this.#bufferSize = this.large.size;
+      return this.large.take();
+    }
+    this.#bufferSize = Math.min(MAX_WRITE, this.#bufferSize * 2);
+    return new Uint8Array(this.#bufferSize);
+  }
+
   #enqueue(bytes: Uint8Array, pooled: Uint8Array<ArrayBuffer> | undefined): void {
+    if (this.#ready === NOTHING_READY) {
+      this.#ready = [];
+      this.#readyPooled = [];
+    }
     this.#ready.push(bytes);
     this.#readyPooled.push(pooled);
   }
@@ -198,7 +246,7 @@ export class Outbox {
   #schedule(): void {
     if (this.#scheduled || this.#inFlight !== undefined || this.#closed) return;
     this.#scheduled = true;
-    queueMicrotask(this.#flushNow);
+    queueMicrotask(this.#flushNow ??= () => this.#flush());
   }
 
   /** Hands the next buffer to the socket: one write at a time, with no promise of our own per write. */
@@ -217,6 +265,8 @@ export class Outbox {
     } else {
       return this.#settle();
     }
+    this.#onWritten ??= (n: number) => this.#written(n);
+    this.#onFailed ??= (error: unknown) => this.#failed(error);
     this.stream.write(this.#inFlight!).then(this.#onWritten, this.#onFailed);
   }
 
@@ -234,7 +284,8 @@ export class Outbox {
       return;
     }
     this.#inFlight = undefined;
-    if (this.#inFlightPooled) this.pool.give(this.#inFlightPooled);
+    const done = this.#inFlightPooled;
+    if (done) (done.byteLength === this.small.size ? this.small : this.large).give(done);
     this.#inFlightPooled = undefined;
     this.#flush();
   }
@@ -243,13 +294,14 @@ export class Outbox {
     this.#inFlight = undefined;
     if (this.#closed) return this.#settle();
     this.close();
-    this.onError(error);
+    this.owner.writeFailed(error);
     this.#settle();
   }
 
   /** Nothing left to write (or nothing will be): wake whoever waits in {@link drain}. */
   #settle(): void {
     if (!this.#closed && !this.#idle()) return;
+    if (!this.#scheduled) this.#flushNow = this.#onWritten = this.#onFailed = undefined;
     const drained = this.#drained;
     this.#drained = undefined;
     drained?.();

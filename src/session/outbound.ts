@@ -35,8 +35,9 @@ interface Queued {
  * client's Receive Maximum), the bounded queue behind it, outbound topic aliases and message expiry.
  */
 export class OutboundFlow {
-  readonly inflight = new Map<number, Inflight>();
-  readonly queue: Queued[] = [];
+  // Created with their first entry: most sessions (idle clients, QoS 0 only) never need them.
+  #inflight: Map<number, Inflight> | undefined;
+  #queue: Queued[] | undefined;
   queuedBytes = 0;
   /**
    * Set while the session's deliveries live only in storage (a persistent session whose client is away):
@@ -52,6 +53,24 @@ export class OutboundFlow {
 
   /** `shared` may serve many sessions, so the broker counts drops and shares compact copies for all. */
   constructor(private readonly limits: SessionLimits, readonly shared: SharedSessionState = sharedState()) {}
+
+  /** QoS 1/2 messages sent and not yet fully acknowledged, by packet id. */
+  get inflight(): ReadonlyMap<number, Inflight> {
+    return this.#inflight ?? NO_INFLIGHT;
+  }
+
+  /** Messages waiting for a slot in the window, or for the client to come back, oldest first. */
+  get queue(): readonly Queued[] {
+    return this.#queue ?? NO_QUEUE;
+  }
+
+  #inflightMap(): Map<number, Inflight> {
+    return this.#inflight ??= new Map();
+  }
+
+  #queueList(): Queued[] {
+    return this.#queue ??= [];
+  }
 
   get drops(): DropCounts {
     return this.shared.drops;
@@ -71,8 +90,8 @@ export class OutboundFlow {
    * left): an offline queue costs no memory. `queued` counts what waits in storage, for the queue limits.
    */
   pageOut(queued: { entries: number; bytes: number } = this.#queuedTotals()): void {
-    this.inflight.clear();
-    this.queue.length = 0;
+    this.#inflight = undefined;
+    this.#queue = undefined;
     this.queuedBytes = 0;
     this.#stored = { ...queued };
   }
@@ -87,11 +106,12 @@ export class OutboundFlow {
    * were read. The caller leaves out those it already holds.
    */
   pageIn(deliveries: { delivery: Delivery; qos: QoS; stage: DeliveryStage; packetId?: number }[]): void {
-    const arrived = this.queue.splice(0);
+    const arrived = this.#queue ?? [];
+    this.#queue = undefined;
     this.queuedBytes = 0;
     for (const { delivery, qos, stage, packetId } of deliveries) this.restore(delivery, qos, stage, packetId);
     for (const queued of arrived) {
-      this.queue.push(queued);
+      this.#queueList().push(queued);
       this.queuedBytes += queued.size;
     }
   }
@@ -126,11 +146,11 @@ export class OutboundFlow {
   restore(delivery: Delivery, qos: QoS, stage: DeliveryStage, packetId?: number): void {
     if (stage === "queued" || packetId === undefined) {
       const size = delivery.message.payload.byteLength + delivery.message.topic.length;
-      this.queue.push({ delivery, qos, size });
+      this.#queueList().push({ delivery, qos, size });
       this.queuedBytes += size;
       return;
     }
-    this.inflight.set(packetId, { delivery, qos, stage: stage === "released" ? "release" : "publish" });
+    this.#inflightMap().set(packetId, { delivery, qos, stage: stage === "released" ? "release" : "publish" });
     if (packetId >= this.#nextPacketId) this.#nextPacketId = packetId === 65535 ? 1 : packetId + 1;
   }
 
@@ -193,7 +213,7 @@ export class OutboundFlow {
   acknowledge(packetId: number, now: number, out: EffectSink): void {
     const entry = this.inflight.get(packetId);
     if (entry && entry.qos === 1) {
-      this.inflight.delete(packetId);
+      this.#inflight!.delete(packetId);
       this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
       this.#drain(now, out);
     }
@@ -207,7 +227,7 @@ export class OutboundFlow {
       return;
     }
     if (reasonCode >= 0x80) {
-      this.inflight.delete(packetId);
+      this.#inflight!.delete(packetId);
       this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
       this.#drain(now, out);
       return;
@@ -221,7 +241,7 @@ export class OutboundFlow {
   completed(packetId: number, now: number, out: EffectSink): void {
     const entry = this.inflight.get(packetId);
     if (entry && entry.stage === "release") {
-      this.inflight.delete(packetId);
+      this.#inflight!.delete(packetId);
       this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
       this.#drain(now, out);
     }
@@ -231,7 +251,7 @@ export class OutboundFlow {
   #drain(now: number, out: EffectSink): void {
     const window = this.#window();
     while (this.queue.length > 0 && (this.queue[0].qos === 0 || this.inflight.size < window)) {
-      const next = this.queue.shift()!;
+      const next = this.#queue!.shift()!;
       this.queuedBytes -= next.size;
       const expiresAt = next.delivery.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
@@ -255,7 +275,7 @@ export class OutboundFlow {
       this.#record({ kind: "deleteDelivery", delivery });
       return;
     }
-    this.inflight.set(packetId, { delivery, qos, stage: "publish" });
+    this.#inflightMap().set(packetId, { delivery, qos, stage: "publish" });
     this.#record({ kind: "saveDelivery", delivery, qos, stage: "sent", packetId });
   }
 
@@ -271,12 +291,12 @@ export class OutboundFlow {
     if (full) {
       this.drops.queueFull++;
       if (this.limits.queueDropPolicy === "drop_newest" || this.queue.length === 0) return;
-      const oldest = this.queue.shift()!;
+      const oldest = this.#queue!.shift()!;
       this.queuedBytes -= oldest.size;
       if (oldest.qos > 0) this.#record({ kind: "deleteDelivery", delivery: oldest.delivery });
     }
     if (!this.#attachment) delivery.message = this.shared.compact(delivery.message);
-    this.queue.push({ delivery, qos, size });
+    this.#queueList().push({ delivery, qos, size });
     this.queuedBytes += size;
     if (qos > 0) this.#record({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
@@ -363,6 +383,9 @@ export class OutboundFlow {
     return alias;
   }
 }
+
+const NO_INFLIGHT: ReadonlyMap<number, Inflight> = new Map();
+const NO_QUEUE: readonly Queued[] = Object.freeze([]);
 
 /** What the sessions of one broker share: drop counters and compact copies of kept messages. */
 export interface SharedSessionState {

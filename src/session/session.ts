@@ -29,9 +29,9 @@ import type {
  * every rule is testable with plain values. Its state outlives connections (persistent sessions).
  */
 export class Session {
-  readonly subscriptions = new Map<string, SessionSubscription>();
-  /** Inbound QoS 2 packet ids received and not yet released: a resent PUBLISH is not routed twice [MQTT-4.3.3-10]. */
-  readonly awaitingRelease = new Set<number>();
+  // Created when first used: an idle client's session holds neither.
+  #subscriptions: Map<string, SessionSubscription> | undefined;
+  #awaitingRelease: Set<number> | undefined;
   readonly outbound: OutboundFlow;
   /** Seconds the session outlives its connection; 0xFFFFFFFF = never expires. */
   expiryInterval = 0;
@@ -45,6 +45,16 @@ export class Session {
     shared?: SharedSessionState,
   ) {
     this.outbound = new OutboundFlow(limits, shared);
+  }
+
+  /** The session's subscriptions by filter. */
+  get subscriptions(): Map<string, SessionSubscription> {
+    return this.#subscriptions ??= new Map();
+  }
+
+  /** Inbound QoS 2 packet ids received and not yet released: a resent PUBLISH is not routed twice [MQTT-4.3.3-10]. */
+  get awaitingRelease(): Set<number> {
+    return this.#awaitingRelease ??= new Set();
   }
 
   get attachment(): Attachment | undefined {
