@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers";
 import { empty, type SessionHandle, type SessionLink, type SessionService } from "../broker/mod.ts";
 import {
   type AckPacket,
@@ -79,6 +80,11 @@ export interface ConnectionContext {
 }
 
 const FLUSH_TIMEOUT_MS = 1000;
+
+/** Resolves after the event loop has polled I/O once (setTimeout(0) would wait a millisecond or more). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 /** Acknowledgements without reason code or properties, by type: PUBACK, PUBREC, PUBREL, PUBCOMP. */
 const ACK_FIRST_BYTES: Partial<Record<Packet["type"], number>> = {
   puback: 0x40,
@@ -200,6 +206,10 @@ export class Connection implements SessionLink, OutboxOwner {
         this.#decoder.push(buffer, n);
         const waiting = this.#drainDecoder();
         if (waiting) await waiting;
+        // A read that filled the large buffer means more is waiting, and the next read completes at once:
+        // without a turn of the event loop in between, one fast client would keep it (and every other
+        // client's reads and writes) waiting.
+        if (n === pool.size) await nextTurn();
         if (n === buffer.byteLength && buffer.byteLength < pool.size) {
           pool.giveSmall(buffer);
           buffer = pool.take();
