@@ -246,7 +246,7 @@ export class Broker implements SessionService {
     let queued = 0;
     let inflight = 0;
     for (const { session } of this.#registry.values()) {
-      queued += session.outbound.queue.length;
+      queued += session.outbound.queueLength;
       inflight += session.outbound.inflight.size;
     }
     return { queued, inflight };

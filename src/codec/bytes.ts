@@ -9,11 +9,8 @@
 const SLAB_SIZE = 32 * 1024;
 /** Larger buffers get their own ArrayBuffer, so that one slab serves several packets. */
 const POOLED_MAX = 4096;
-/**
- * Below this many bytes a JS loop copies about as fast as `set` on a subarray, and leaves no view behind
- * (the broker copies every received PUBLISH frame once: a view per message is garbage per message).
- */
-const SHORT_COPY = 128;
+/** Below this many bytes a JS loop copies faster than creating a subarray for `set` (measured: 16–24). */
+const SHORT_COPY = 16;
 
 let slab = new ArrayBuffer(SLAB_SIZE);
 let slabOffset = 0;

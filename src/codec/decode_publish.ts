@@ -4,17 +4,11 @@
  */
 import { Cursor } from "./cursor.ts";
 import { malformed, protocolError } from "./errors.ts";
-import { decodeProperties, PropertyScope } from "./properties.ts";
+import { decodeProperties, NO_PROPERTIES, PropertyScope } from "./properties.ts";
 import type { Properties, ProtocolVersion, PublishPacket, QoS } from "./types.ts";
 import { decodeTopicName } from "./utf8.ts";
 
 const PublishFlag = { retain: 0x01, qos: 0x06, dup: 0x08 } as const;
-
-/**
- * The properties of every PUBLISH that has none (all of 3.1/3.1.1, most of 5.0): one frozen object instead
- * of one per message. Code that adds properties copies first (writing to it throws).
- */
-const NO_PROPERTIES: Properties = Object.freeze({});
 
 /**
  * Decodes the PUBLISH in `frame` (the whole packet, owned by the result), whose variable header starts

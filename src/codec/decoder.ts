@@ -17,6 +17,7 @@ import {
 import { decodeConnack, decodeConnect } from "./decode_connect.ts";
 import { decodePublish } from "./decode_publish.ts";
 import { malformed, MqttError, protocolError } from "./errors.ts";
+import { NO_PROPERTIES } from "./properties.ts";
 import { ReasonCode } from "./reason_codes.ts";
 import type { Packet, ProtocolVersion } from "./types.ts";
 
@@ -29,6 +30,7 @@ export interface DecoderOptions {
 }
 
 const PUBLISH = 3;
+const ACK_TYPES = ["puback", "pubrec", "pubrel", "pubcomp"] as const;
 /** The fixed-header flags each non-PUBLISH type must carry [MQTT-2.2.2-1]: 0b0010 or 0. */
 const REQUIRED_FLAGS = [-1, 0, 0, -1, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0];
 
@@ -275,6 +277,14 @@ export class Decoder {
           return decodeConnack(frame, headerSize, length, version);
         default:
           return decodeAuth(new Cursor(frame, headerSize, length));
+      }
+    }
+    if (type >= 4 && type <= 7 && length === headerSize + 2) {
+      // PUBACK, PUBREC, PUBREL or PUBCOMP with only a packet identifier: one per QoS 1/2 message, so no
+      // cursor and no properties object.
+      const packetId = (buf[start + headerSize] << 8) | buf[start + headerSize + 1];
+      if (packetId !== 0) {
+        return { type: ACK_TYPES[type - 4], packetId, reasonCode: 0, properties: NO_PROPERTIES };
       }
     }
     const cursor = new Cursor(buf, start + headerSize, start + length);

@@ -163,26 +163,22 @@ function patchFrame(
 }
 
 /**
- * The size of `packet` forwarded at `version` and `qos` when its decoded frame can be copied as it is, with
- * only the fixed-header flags and the packet identifier changed (the frame was decoded at a compatible
- * level, its payload still views it, and the packet identifier neither appears nor disappears); -1 when
- * it must be encoded ({@link encodePublish}). Allocates nothing: the broker calls it per delivery.
+ * Where the packet identifier goes when `packet` is forwarded at `version` and `qos` by copying its decoded
+ * frame with only the fixed-header flags and the packet identifier changed (the frame was decoded at a
+ * compatible level, its payload still views it, and the identifier neither appears nor disappears); -1
+ * when it must be encoded ({@link encodePublish}). The copy is `packet.frame.length` bytes. Allocates
+ * nothing: the broker calls it per delivery.
  */
-export function forwardableSize(packet: PublishPacket, version: ProtocolVersion, qos: QoS): number {
+export function forwardableAt(packet: PublishPacket, version: ProtocolVersion, qos: QoS): number {
   const frame = packet.frame;
-  if (frame === undefined) return -1;
-  const topicEnd = frameTopicEnd(packet, frame, version);
-  if (topicEnd < 0 || ((frame[0] & 0x06) !== 0) !== (qos > 0)) return -1;
-  return frame.length;
+  if (frame === undefined || ((frame[0] & 0x06) !== 0) !== (qos > 0)) return -1;
+  return frameTopicEnd(packet, frame, version);
 }
 
-/**
- * Writes the frame of `packet` into `target` at `at` with new flags and packet identifier; only after
- * {@link forwardableSize} returned its size for this `qos`.
- */
+/** Writes `frame` into `target` at `at` with new flags and packet identifier (at `idAt`, from {@link forwardableAt}). */
 export function writeForwarded(
-  packet: PublishPacket,
-  version: ProtocolVersion,
+  frame: Uint8Array,
+  idAt: number,
   target: Uint8Array,
   at: number,
   qos: QoS,
@@ -190,14 +186,12 @@ export function writeForwarded(
   retain: boolean,
   packetId: number | undefined,
 ): void {
-  const frame = packet.frame!;
   const id = checkPacketId(qos, packetId);
   copyBytes(target, at, frame, 0, frame.length);
   target[at] = publishFirstByte(qos, dup, retain);
   if (qos > 0) {
-    const topicEnd = at + frameTopicEnd(packet, frame, version);
-    target[topicEnd] = id >>> 8;
-    target[topicEnd + 1] = id & 0xff;
+    target[at + idAt] = id >>> 8;
+    target[at + idAt + 1] = id & 0xff;
   }
 }
 

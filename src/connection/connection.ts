@@ -8,7 +8,7 @@ import {
   Decoder,
   encode,
   encodePublish,
-  forwardableSize,
+  forwardableAt,
   hasProperties,
   MqttError,
   type Packet,
@@ -528,12 +528,13 @@ export class Connection implements SessionLink, OutboxOwner {
     const sameProperties = effect.properties === message.properties && effect.topic === message.topic;
     this.context.traffic.sent("publish");
     if (packet !== undefined && sameProperties) {
-      const size = forwardableSize(packet, this.#version, effect.qos);
-      if (size > 0) {
-        const at = this.#outbox.reserve(size);
+      const idAt = forwardableAt(packet, this.#version, effect.qos);
+      if (idAt > 0) {
+        const frame = packet.frame!;
+        const at = this.#outbox.reserve(frame.length);
         writeForwarded(
-          packet,
-          this.#version,
+          frame,
+          idAt,
           this.#outbox.buffer,
           at,
           effect.qos,

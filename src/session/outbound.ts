@@ -1,5 +1,6 @@
 import { encodedLength } from "../codec/mod.ts";
 import type { Properties, ProtocolVersion, QoS } from "../codec/types.ts";
+import { Fifo } from "./fifo.ts";
 import type {
   Attachment,
   Delivery,
@@ -37,7 +38,7 @@ interface Queued {
 export class OutboundFlow {
   // Created with their first entry: most sessions (idle clients, QoS 0 only) never need them.
   #inflight: Map<number, Inflight> | undefined;
-  #queue: Queued[] | undefined;
+  #queue: Fifo<Queued> | undefined;
   queuedBytes = 0;
   /**
    * Set while the session's deliveries live only in storage (a persistent session whose client is away):
@@ -61,15 +62,20 @@ export class OutboundFlow {
 
   /** Messages waiting for a slot in the window, or for the client to come back, oldest first. */
   get queue(): readonly Queued[] {
-    return this.#queue ?? NO_QUEUE;
+    return this.#queue?.toArray() ?? NO_QUEUE;
+  }
+
+  /** How many messages wait in {@link queue} (without copying it). */
+  get queueLength(): number {
+    return this.#queue?.length ?? 0;
   }
 
   #inflightMap(): Map<number, Inflight> {
     return this.#inflight ??= new Map();
   }
 
-  #queueList(): Queued[] {
-    return this.#queue ??= [];
+  #queueList(): Fifo<Queued> {
+    return this.#queue ??= new Fifo();
   }
 
   get drops(): DropCounts {
@@ -106,7 +112,7 @@ export class OutboundFlow {
    * were read. The caller leaves out those it already holds.
    */
   pageIn(deliveries: { delivery: Delivery; qos: QoS; stage: DeliveryStage; packetId?: number }[]): void {
-    const arrived = this.#queue ?? [];
+    const arrived = this.#queue?.toArray() ?? [];
     this.#queue = undefined;
     this.queuedBytes = 0;
     for (const { delivery, qos, stage, packetId } of deliveries) this.restore(delivery, qos, stage, packetId);
@@ -117,7 +123,7 @@ export class OutboundFlow {
   }
 
   #queuedTotals(): { entries: number; bytes: number } {
-    return { entries: this.queue.length, bytes: this.queuedBytes };
+    return { entries: this.queueLength, bytes: this.queuedBytes };
   }
 
   /** Starts a new connection: aliases reset, unacknowledged messages re-sent with DUP in order [MQTT-4.4.0-1]. */
@@ -138,7 +144,7 @@ export class OutboundFlow {
   detach(): void {
     this.#attachment = undefined;
     const compact = this.shared.compact;
-    for (const { delivery } of this.queue) delivery.message = compact(delivery.message);
+    if (this.#queue) { for (const { delivery } of this.#queue) delivery.message = compact(delivery.message); }
     for (const { delivery } of this.inflight.values()) delivery.message = compact(delivery.message);
   }
 
@@ -202,7 +208,7 @@ export class OutboundFlow {
       this.#emit(delivery, 0, undefined, false, now, out);
       return;
     }
-    if (this.queue.length === 0 && this.inflight.size < this.#window()) {
+    if (this.queueLength === 0 && this.inflight.size < this.#window()) {
       this.#sendNew(delivery, qos, now, out);
     } else {
       this.#enqueue(delivery, qos);
@@ -250,8 +256,10 @@ export class OutboundFlow {
   /** Sends queued messages while the window has room; QoS 0 ones were queued only for an offline client. */
   #drain(now: number, out: EffectSink): void {
     const window = this.#window();
-    while (this.queue.length > 0 && (this.queue[0].qos === 0 || this.inflight.size < window)) {
-      const next = this.#queue!.shift()!;
+    const queue = this.#queue;
+    if (queue === undefined) return;
+    while (queue.length > 0 && (queue.peek()!.qos === 0 || this.inflight.size < window)) {
+      const next = queue.shift()!;
       this.queuedBytes -= next.size;
       const expiresAt = next.delivery.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
@@ -286,11 +294,11 @@ export class OutboundFlow {
   #enqueue(delivery: Delivery, qos: QoS): void {
     const size = delivery.message.payload.byteLength + delivery.message.topic.length;
     const { maxQueuedMessages, maxQueuedBytes } = this.limits;
-    const full = (maxQueuedMessages > 0 && this.queue.length >= maxQueuedMessages) ||
+    const full = (maxQueuedMessages > 0 && this.queueLength >= maxQueuedMessages) ||
       (maxQueuedBytes > 0 && this.queuedBytes + size > maxQueuedBytes);
     if (full) {
       this.drops.queueFull++;
-      if (this.limits.queueDropPolicy === "drop_newest" || this.queue.length === 0) return;
+      if (this.limits.queueDropPolicy === "drop_newest" || this.queueLength === 0) return;
       const oldest = this.#queue!.shift()!;
       this.queuedBytes -= oldest.size;
       if (oldest.qos > 0) this.#record({ kind: "deleteDelivery", delivery: oldest.delivery });

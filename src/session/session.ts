@@ -38,6 +38,8 @@ export class Session {
   #attachment: Attachment | undefined;
   /** Inbound topic aliases of this connection; created by the first PUBLISH that sets one. */
   #inboundAliases: Map<number, string> | undefined;
+  /** The last topic name this client published to that passed validation. */
+  #validTopic = "";
 
   constructor(
     readonly clientId: string,
@@ -278,7 +280,11 @@ export class Session {
     } else if (topic === "") {
       throw new MqttError(ReasonCode.ProtocolError, "empty topic without a topic alias", "[MQTT-3.3.2-1]");
     }
-    validateTopicName(topic, this.limits.maxTopicLevels);
+    // A client publishes to the same topic again and again: check each new one once.
+    if (topic !== this.#validTopic) {
+      validateTopicName(topic, this.limits.maxTopicLevels);
+      this.#validTopic = topic;
+    }
     return topic;
   }
 
