@@ -16,15 +16,18 @@ export interface SessionMeta {
  * Writes the broker's durable state through the storage port: persistent sessions (expiry > 0), their
  * subscriptions and QoS 1/2 queues (from the records the sessions hand back), inbound QoS 2 ids, retained
  * messages and wills. Each message is appended to the log once, the first time a persistent session needs
- * it; which stored message a delivery refers to is kept here, so no shared Message is ever written to.
+ * it; the stored message a delivery refers to is kept on the delivery (one per client; its message may be
+ * swapped for a compact copy), so no shared Message is ever written to.
  */
 export class Persistence {
   #lastFlush: Promise<void> | undefined;
   #lastObserved: Promise<void> | undefined;
-  /** Messages appended to the log, by the routed object every subscriber's delivery shares. */
-  readonly #appended = new WeakMap<Message, MessageRef>();
-  /** The stored message of each delivery a session keeps (its message may be swapped for a compact copy). */
-  readonly #refs = new WeakMap<Delivery, MessageRef>();
+  /**
+   * The message appended last: a routing pass hands every subscriber's delivery of one message over in a
+   * row, so one remembered message finds them all (no weak map per message for the GC to trace).
+   */
+  #lastAppended: Message | undefined;
+  #lastAppendedRef: MessageRef | undefined;
 
   constructor(
     private readonly storage: StorageAdapter,
@@ -81,12 +84,12 @@ export class Persistence {
 
   /** The stored message a delivery refers to, if it was stored. */
   storedRef(delivery: Delivery): MessageRef | undefined {
-    return this.#refs.get(delivery);
+    return delivery.storedRef as MessageRef | undefined;
   }
 
   /** Remembers which stored message a delivery read back from storage refers to. */
   restored(delivery: Delivery, stored: StoredDelivery): void {
-    this.#refs.set(delivery, stored.entry.messageId);
+    delivery.storedRef = stored.entry.messageId;
   }
 
   retained(message: Message): void {
@@ -123,7 +126,7 @@ export class Persistence {
         return;
       }
       case "deleteDelivery": {
-        const ref = this.#refs.get(record.delivery);
+        const ref = record.delivery.storedRef as MessageRef | undefined;
         if (ref !== undefined) storage.deleteQueueEntry(clientId, ref);
         return;
       }
@@ -137,15 +140,17 @@ export class Persistence {
   }
 
   #refOf(delivery: Delivery): MessageRef {
-    let ref = this.#refs.get(delivery);
+    let ref = delivery.storedRef as MessageRef | undefined;
     if (ref === undefined) {
       const message = delivery.message;
-      ref = this.#appended.get(message);
-      if (ref === undefined) {
+      if (message === this.#lastAppended) {
+        ref = this.#lastAppendedRef!;
+      } else {
         ref = this.storage.appendMessage(toStored(message));
-        this.#appended.set(message, ref);
+        this.#lastAppended = message;
+        this.#lastAppendedRef = ref;
       }
-      this.#refs.set(delivery, ref);
+      delivery.storedRef = ref;
     }
     return ref;
   }

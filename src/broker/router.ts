@@ -149,6 +149,7 @@ export class Router {
         grantedQos: subscription.qos,
         retain,
         subscriptionIdentifiers: id === undefined ? undefined : [id],
+        storedRef: undefined,
       };
       return;
     }

@@ -8,7 +8,7 @@
  * single operations keep their place; between them, queue-entry saves run before deletes (see `write`).
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
-import type { Operation } from "./operations.ts";
+import { type Operation, OperationRunner } from "./operations.ts";
 
 /** The operations that are grouped into multi-row statements, besides appends. */
 type RowOperation = Extract<Operation, { kind: "saveQueueEntry" | "deleteQueueEntry" }>;
@@ -55,7 +55,10 @@ export class BatchWriter {
   readonly #deleteQueueEntries: MultiRowStatement;
   readonly #deleteUnreferencedMessages: MultiRowStatement;
 
+  readonly runner: OperationRunner;
+
   constructor(db: DatabaseSync) {
+    this.runner = new OperationRunner(db);
     this.#appendMessages = new MultiRowStatement(
       db,
       (rows) =>
@@ -110,7 +113,7 @@ export class BatchWriter {
       if (operation.kind === "appendMessage") continue;
       if (operation.kind === "single") {
         endSegment();
-        operation.apply();
+        this.runner.run(operation);
       } else if (operation.kind === "saveQueueEntry") {
         if (deleted.size > 0 && deleted.has(operation.row[1])) endSegment();
         saves.push(operation);
