@@ -13,8 +13,8 @@ import { type Operation, OperationRunner } from "./operations.ts";
 /** The operations that are grouped into multi-row statements, besides appends. */
 type RowOperation = Extract<Operation, { kind: "saveQueueEntry" | "deleteQueueEntry" }>;
 
-/** Rows per statement at most: 64 × 8 parameters stays far below SQLite's limit of 32 766. */
-const MAX_ROWS = 64;
+/** Rows per statement at most: 256 × 8 parameters stays far below SQLite's limit of 32 766 (256 rather than 64: +15% durable throughput, fewer statement runs per batch). */
+const MAX_ROWS = 256;
 
 /** A statement prepared once per row count (powers of two up to {@link MAX_ROWS}). */
 class MultiRowStatement {
