@@ -186,11 +186,9 @@ export async function startBroker(
       listenerCounts.push(counts);
       const onAccept = (accepted: Accepted) => {
         // A certificate's CN becomes the user name only where the listener says so (see `authenticator`).
-        accepted = {
-          ...accepted,
-          listener: name,
-          certificateCommonName: listenerConfig.useCnAsUsername ? accepted.certificateCommonName : undefined,
-        };
+        // The transport's object is updated, not copied: it lives as long as the connection.
+        accepted.listener = name;
+        if (!listenerConfig.useCnAsUsername) accepted.certificateCommonName = undefined;
         connections.accept(accepted, counts, listenerConfig.maxConnections);
       };
       const onError = (error: unknown) => logger.error("listener.accept_failed", { listener: name, error });

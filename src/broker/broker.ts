@@ -113,6 +113,22 @@ export interface BrokerStats {
 
 const NEVER_EXPIRES = 0xffffffff;
 
+/**
+ * A registry entry with every field present from the start: fields added later would move to a separate
+ * property store, one more object per client.
+ */
+function newEntry(session: Session, epoch: number): SessionEntry {
+  return {
+    session,
+    epoch,
+    owner: undefined,
+    attached: false,
+    link: undefined,
+    holder: undefined,
+    expiryTimer: undefined,
+  };
+}
+
 function removeAt<T>(list: T[], index: number): void {
   for (let i = index + 1; i < list.length; i++) list[i - 1] = list[i];
   list.pop();
@@ -286,11 +302,7 @@ export class Broker implements SessionService {
     }
     const sessionPresent = entry !== undefined;
     if (!entry) {
-      entry = {
-        session: new Session(clientId, this.options.limits, this.#shared),
-        epoch: 0,
-        attached: false,
-      };
+      entry = newEntry(new Session(clientId, this.options.limits, this.#shared), 0);
     }
     entry.epoch = request.epoch ?? this.#registry.nextEpoch();
     entry.owner = request.owner;
@@ -438,7 +450,8 @@ export class Broker implements SessionService {
       session.expiryInterval = stored.expiryInterval;
       session.persistent = true;
       session.outbound.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
-      const entry: SessionEntry = { session, epoch: stored.epoch, owner: stored.owner, attached: false };
+      const entry = newEntry(session, stored.epoch);
+      entry.owner = stored.owner;
       this.#registry.set(entry);
       const connection = stored.connection ? JSON.parse(stored.connection) : undefined;
       if (connection) connected.push({ entry, holder: connection.holder, attachment: connection.attachment });

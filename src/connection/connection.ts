@@ -99,7 +99,14 @@ const ACK_FIRST_BYTES: Partial<Record<Packet["type"], number>> = {
  * a CONNACK or DISCONNECT reason code and a closed socket.
  */
 export class Connection implements SessionLink, OutboxOwner {
-  readonly #outbox: Outbox;
+  /**
+   * Outgoing bytes while there are any: made when the connection sends and let go once all is written,
+   * so that an idle connection holds none.
+   */
+  #outbox: Outbox | undefined;
+  /** Set when the socket is shut: anything sent later is dropped. */
+  #writesClosed = false;
+  bytesSent = 0;
   readonly #decoder: Decoder;
   #version: ProtocolVersion = 4;
   /** The session this connection holds, once CONNECT succeeded; undefined again after a takeover. */
@@ -123,8 +130,12 @@ export class Connection implements SessionLink, OutboxOwner {
   /** The last acknowledgement still waiting for storage, if any. */
   #pendingAck: Promise<void> | undefined;
   bytesReceived = 0;
-  /** Set once CONNECT is accepted; what logs and the admin API show. */
-  #client: Omit<ClientConnectionInfo, "bytesReceived" | "bytesSent"> | undefined;
+  /** Set once CONNECT is accepted: what logs and the admin API show besides the session and socket. */
+  #connected = false;
+  #username: string | undefined;
+  #connectedAt = 0;
+  #keepAlive = 0;
+  #cleanStart = false;
   /** The client id the CONNECT asked for, for refusal logs. */
   #requestedClientId: string | undefined;
   /** Why the connection ended, for the client.disconnected log line. */
@@ -138,13 +149,6 @@ export class Connection implements SessionLink, OutboxOwner {
     /** The counts of the listener that accepted it (the manager keeps them). */
     readonly listenerCounts: ListenerCounts,
   ) {
-    this.#outbox = new Outbox(
-      accepted.stream,
-      context.outboxHighWaterMark,
-      context.writeBuffers,
-      context.readBuffers,
-      this,
-    );
     this.#decoder = new Decoder({ maxPacketSize: context.settings.maxPacketSize });
     this.#connectDeadline = this.#lastActivity + context.connectTimeoutMs;
   }
@@ -162,17 +166,42 @@ export class Connection implements SessionLink, OutboxOwner {
   }
 
   get writable(): boolean {
-    return this.#outbox.writable;
+    return this.#outbox ? this.#outbox.writable : !this.#writesClosed;
   }
 
-  get bytesSent(): number {
-    return this.#outbox.bytesSent;
+  /** The outbox to send through (a new one if the last went idle). */
+  #out(): Outbox {
+    if (this.#outbox === undefined) {
+      const { outboxHighWaterMark, writeBuffers, readBuffers } = this.context;
+      this.#outbox = new Outbox(this.accepted.stream, outboxHighWaterMark, writeBuffers, readBuffers, this);
+      if (this.#writesClosed) this.#outbox.close();
+    }
+    return this.#outbox;
+  }
+
+  written(bytes: number): void {
+    this.bytesSent += bytes;
+  }
+
+  outboxIdle(): void {
+    this.#outbox = undefined;
   }
 
   /** The connected client, or undefined before its CONNECT is accepted and after it is gone. */
   get client(): ClientConnectionInfo | undefined {
-    if (!this.#client || this.#finished || !this.#handle) return undefined;
-    return { ...this.#client, bytesReceived: this.bytesReceived, bytesSent: this.bytesSent };
+    if (!this.#connected || this.#finished || !this.#handle) return undefined;
+    return {
+      clientId: this.#handle.session.clientId,
+      username: this.#username,
+      remoteAddress: this.accepted.remoteAddress,
+      listener: this.accepted.listener ?? "",
+      protocolVersion: this.#version,
+      connectedAt: this.#connectedAt,
+      keepAlive: this.#keepAlive,
+      cleanStart: this.#cleanStart,
+      bytesReceived: this.bytesReceived,
+      bytesSent: this.bytesSent,
+    };
   }
 
   /** Outbound QoS 1/2 deliveries not yet acknowledged by this client, plus an ack waiting for storage. */
@@ -261,7 +290,8 @@ export class Connection implements SessionLink, OutboxOwner {
     // new id would be delivered twice. QoS 1 may be repeated after a crash anyway, so it need not wait.
     if (!exactlyOnce) return;
     const durable = this.context.broker.flush();
-    if (durable) this.#outbox.holdUntil(durable);
+    // Nothing queued without an outbox, so nothing to hold then.
+    if (durable) this.#outbox?.holdUntil(durable);
   }
 
   takeOver(): void {
@@ -359,16 +389,11 @@ export class Connection implements SessionLink, OutboxOwner {
     // The handle only: the open result's resume effects are run once, below, and not kept.
     this.#handle = { session: opened.session, epoch: opened.epoch };
     const { sessionPresent, effects } = opened;
-    this.#client = {
-      clientId: decision.clientId,
-      username: outcome.username,
-      remoteAddress: this.accepted.remoteAddress,
-      listener: this.accepted.listener ?? "",
-      protocolVersion: this.#version,
-      connectedAt: Date.now(),
-      keepAlive: packet.keepAlive,
-      cleanStart: packet.cleanStart,
-    };
+    this.#connected = true;
+    this.#username = outcome.username;
+    this.#connectedAt = Date.now();
+    this.#keepAlive = packet.keepAlive;
+    this.#cleanStart = packet.cleanStart;
     this.#send({
       type: "connack",
       sessionPresent,
@@ -495,8 +520,9 @@ export class Connection implements SessionLink, OutboxOwner {
       const ack = packet as AckPacket<"puback">;
       if (ack.reasonCode === 0 && (this.#version < 5 || !hasProperties(ack.properties))) {
         // The common acknowledgement, written straight into the outbox: 4 bytes, no encoder, no buffer.
-        const at = this.#outbox.reserve(4);
-        const out = this.#outbox.buffer;
+        const outbox = this.#out();
+        const at = outbox.reserve(4);
+        const out = outbox.buffer;
         out[at] = ackFirstByte;
         out[at + 1] = 2;
         out[at + 2] = ack.packetId >>> 8;
@@ -514,7 +540,7 @@ export class Connection implements SessionLink, OutboxOwner {
       if (bytes.byteLength > max) return;
     }
     this.context.traffic.sent(packet.type);
-    this.#outbox.push(bytes);
+    this.#out().push(bytes);
   }
 
   /**
@@ -531,11 +557,12 @@ export class Connection implements SessionLink, OutboxOwner {
       const idAt = forwardableAt(packet, this.#version, effect.qos);
       if (idAt > 0) {
         const frame = packet.frame!;
-        const at = this.#outbox.reserve(frame.length);
+        const outbox = this.#out();
+        const at = outbox.reserve(frame.length);
         writeForwarded(
           frame,
           idAt,
-          this.#outbox.buffer,
+          outbox.buffer,
           at,
           effect.qos,
           effect.dup,
@@ -564,7 +591,7 @@ export class Connection implements SessionLink, OutboxOwner {
         ...(sameProperties ? {} : { topic: effect.topic, properties: effect.properties }),
       },
     );
-    this.#outbox.push(frame);
+    this.#out().push(frame);
   }
 
   #sendDisconnect(reasonCode: number, reasonString?: string): void {
@@ -623,7 +650,7 @@ export class Connection implements SessionLink, OutboxOwner {
     this.#closed = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, FLUSH_TIMEOUT_MS));
-    await Promise.race([this.#outbox.drain(), timeout]);
+    await Promise.race([this.#outbox?.drain() ?? Promise.resolve(), timeout]);
     clearTimeout(timer);
     this.#end(publishWill, sessionExpiryInterval);
   }
@@ -641,19 +668,19 @@ export class Connection implements SessionLink, OutboxOwner {
   }
 
   #logDisconnected(reason: string, publishWill?: boolean): void {
-    const client = this.#client;
-    if (!client) return;
+    if (!this.#connected) return;
     this.#log("info", "client.disconnected", {
-      user: client.username,
-      protocol: protocolName(client.protocolVersion),
-      listener: client.listener,
+      user: this.#username,
+      protocol: protocolName(this.#version),
+      listener: this.accepted.listener ?? "",
       reason,
       publishWill,
     });
   }
 
   #shutdownSocket(): void {
-    this.#outbox.close();
+    this.#writesClosed = true;
+    this.#outbox?.close();
     try {
       this.accepted.stream.close();
     } catch { /* already closed */ }

@@ -18,9 +18,14 @@ const NOTHING_READY: never[] = [];
 const MAX_WRITE = 1 << 20;
 const NOTHING_HELD: never[] = [];
 
-/** Who hears that the socket failed (the peer is gone). */
+/** The connection an outbox writes for. */
 export interface OutboxOwner {
+  /** The socket failed (the peer is gone). */
   writeFailed(error: unknown): void;
+  /** `bytes` more reached the socket. */
+  written(bytes: number): void;
+  /** Everything is written and nothing is held: the owner may let this outbox go until it sends again. */
+  outboxIdle(): void;
 }
 
 /**
@@ -53,7 +58,6 @@ export class Outbox {
   #scheduled = false;
   #closed = false;
   #drained: (() => void) | undefined;
-  bytesSent = 0;
 
   /**
    * Callbacks bound to this outbox for the microtask and the write promise: made when writing starts and
@@ -272,7 +276,7 @@ export class Outbox {
 
   #written(n: number): void {
     const current = this.#inFlight!;
-    this.bytesSent += n;
+    this.owner.written(n);
     if (this.#closed) {
       this.#inFlight = undefined;
       return this.#settle();
@@ -305,5 +309,6 @@ export class Outbox {
     const drained = this.#drained;
     this.#drained = undefined;
     drained?.();
+    if (!this.#closed && !this.#scheduled && this.#idle()) this.owner.outboxIdle();
   }
 }
