@@ -33,7 +33,7 @@ import {
 import { allCases, type BenchCase, IDLE_PROCESSES, type IdleCase, type PubSubCase } from "./bench/cases.ts";
 import { chartSvg } from "./bench/chart.ts";
 import { gcPausesIn } from "./bench/gc_trace.ts";
-import { buildGenerator, runIdle, runPubSub } from "./bench/generator.ts";
+import { buildGenerator, LATENCY_WARMUP_S, runIdle, runPubSub } from "./bench/generator.ts";
 import { buildNoDelayShim, PEER_NAMES, type PeerName, preparePeers } from "./bench/peers.ts";
 import {
   type Machine,
@@ -271,7 +271,9 @@ async function runPubSubCase(
   } finally {
     await running.stop();
   }
-  await collectGc(record, running, releasedAt); // the log is complete once the broker stopped
+  // The log is complete once the broker stopped. Fixed-rate runs: the pauses of the measured part only.
+  const warmup = testCase.rate > 0 ? Math.min(LATENCY_WARMUP_S, context.options.durationS / 2) * 1000 : 0;
+  await collectGc(record, running, releasedAt + warmup);
   return record;
 }
 

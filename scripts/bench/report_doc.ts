@@ -4,7 +4,7 @@
  */
 import { BASELINE, type BrokerName, type Layout, REFERENCE_BROKER } from "./brokers.ts";
 import { E2E_WINDOW, IDLE_PENDING, IDLE_PROCESSES, LATENCY_RATE, QOS1_INFLIGHT } from "./cases.ts";
-import { GENERATOR_BOUND_PCT } from "./generator.ts";
+import { GENERATOR_BOUND_PCT, LATENCY_WARMUP_S } from "./generator.ts";
 import {
   bestPeer,
   bytes,
@@ -368,7 +368,9 @@ ${whatChangedSection(input)}
   would drop. p50/p99 there are queueing delays at saturation, not latency.
 - **Latency** runs send a fixed ${
     LATENCY_RATE.toLocaleString("en-US")
-  } msg/s over 10 publishers (10→10, 64 B);
+  } msg/s over 10 publishers (10→10, 64 B); latency counts the messages sent after the first ${LATENCY_WARMUP_S} s
+  (every broker starts fresh; that first second is JIT compilation and start-up garbage, not the steady
+  state), loss counts them all;
   **GEN-LATE** marks a case where over ${LATE_SEND_FLAG_PCT}% of the messages left more than 1 ms behind schedule.
 - **Durable**: QoS 1, subscribers with clean session 0 and fixed client ids, 10→10, 64 B, unlimited rate.
 - **Idle connections**: ${IDLE_PROCESSES} generator processes open N connections together (CONNECT, keep alive 600 s,
