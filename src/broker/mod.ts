@@ -1,5 +1,5 @@
 /** Shared broker services: session registry, router, retained and will messages, persistence. */
-export { Broker } from "./broker.ts";
+export { Broker, empty } from "./broker.ts";
 export * from "./clock.ts";
 export * from "./types.ts";
 export type { SessionEntry } from "./registry.ts";

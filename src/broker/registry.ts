@@ -44,6 +44,29 @@ export interface SessionEntry {
   expiryTimer?: TimerHandle;
 }
 
+/**
+ * A registry entry with every field present from the start: fields added later would move to a separate
+ * property store, one more object per client.
+ */
+export function newEntry(
+  session: Session,
+  epoch: number,
+  owner?: string,
+  disconnectedAt?: number,
+): SessionEntry {
+  return {
+    session,
+    epoch,
+    owner,
+    attached: false,
+    link: undefined,
+    holder: undefined,
+    attachment: undefined,
+    disconnectedAt,
+    expiryTimer: undefined,
+  };
+}
+
 /** What the registry works with: the broker's other services and settings. */
 export interface RegistryServices {
   options: BrokerOptions;
@@ -153,11 +176,7 @@ export class SessionRegistry {
       }
     }
     const sessionPresent = entry !== undefined;
-    entry ??= {
-      session: new Session(clientId, options.limits, this.services.shared),
-      epoch: 0,
-      attached: false,
-    };
+    entry ??= newEntry(new Session(clientId, options.limits, this.services.shared), 0);
     entry.epoch = request.epoch ?? this.#nextEpoch();
     if (entry.epoch > this.#lastEpoch) this.#lastEpoch = entry.epoch;
     entry.owner = request.owner;
@@ -265,13 +284,7 @@ export class SessionRegistry {
       session.expiryInterval = stored.expiryInterval;
       session.persistent = true;
       session.outbound.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
-      const entry: SessionEntry = {
-        session,
-        epoch: stored.epoch,
-        owner: stored.owner,
-        attached: false,
-        disconnectedAt: since,
-      };
+      const entry = newEntry(session, stored.epoch, stored.owner, since);
       this.add(entry);
       this.#quota.assign(stored.clientId, { username: stored.owner });
       const connection = stored.connection ? JSON.parse(stored.connection) : undefined;

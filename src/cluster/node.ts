@@ -217,8 +217,8 @@ export class ClusterNode implements SessionService {
    * A packet from a client of this node. A transient session handles it here; a persistent one's goes
    * through the log, and its effects reach the connection when this node applies it.
    */
-  receive(handle: SessionHandle, packet: Packet): Effect[] {
-    if (!handle.session.persistent) return this.broker.receive(handle, packet);
+  receive(handle: SessionHandle, packet: Packet, out?: Effect[]): Effect[] {
+    if (!handle.session.persistent) return this.broker.receive(handle, packet, out);
     if (packet.type === "pingreq") return [{ kind: "send", packet: { type: "pingresp" } }];
     const version = handle.session.attachment?.protocolVersion ?? 4;
     const frame = encode(packet, version);
@@ -439,7 +439,7 @@ export class ClusterNode implements SessionService {
     decoder.push(event.frame);
     const packet = decoder.next();
     if (!packet) return;
-    const effects = this.broker.receive({ session, epoch: event.epoch }, packet, true);
+    const effects = this.broker.receive({ session, epoch: event.epoch }, packet, [], true);
     this.broker.linkOf(event.clientId, event.epoch)?.run(effects);
   }
 

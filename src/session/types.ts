@@ -45,6 +45,8 @@ export interface Delivery {
   /** RETAIN flag to send (retained-on-subscribe, or Retain As Published). */
   retain: boolean;
   subscriptionIdentifiers?: number[];
+  /** Where the broker stored this delivery's message (its persistence sets it; opaque here). */
+  storedRef?: number;
 }
 
 /** A subscription held by a session. `filter` is the full filter, `$share/...` included. */
