@@ -21,7 +21,7 @@ import { type ConnectSettings, decideConnect, type Effect } from "../session/mod
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
 import { admit, clientPermissions, RateLimitedLog, sessionOwner, type TakeoverPolicy } from "./access.ts";
-import { type AuthOutcome, ClientAuthentication } from "./authentication.ts";
+import { type AuthOutcome, ClientAuthentication } from "../session/authentication.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { halfCloseAndLinger, settlesWithin } from "./closing.ts";
 import { Outbox } from "./outbox.ts";
