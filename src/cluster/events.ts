@@ -24,6 +24,8 @@ export interface ClaimEvent {
   cleanStart: boolean;
   sessionExpiryInterval: number;
   owner?: string;
+  /** The client's IP address, for the per-address cap on persistent sessions. */
+  address?: string;
   will?: Will;
   attachment: AttachmentData;
   /** The claiming node's run: a claim of an earlier run of this node has no pending CONNECT to answer. */
@@ -151,6 +153,7 @@ export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
     case "claim":
       w.string(event.node).uint(event.request).string(event.clientId).bool(event.cleanStart)
         .uint(event.sessionExpiryInterval).optional(event.owner, (owner) => w.string(owner))
+        .optional(event.address, (address) => w.string(address))
         .optional(event.will, (will) => writeWill(w, will)).float(event.run);
       writeAttachment(w, event.attachment);
       break;
@@ -209,6 +212,7 @@ export function decodeEvent(bytes: Uint8Array): Stamped {
         cleanStart: r.bool(),
         sessionExpiryInterval: r.uint(),
         owner: r.optional(() => r.string()),
+        address: r.optional(() => r.string()),
         will: r.optional(() => readWill(r)),
         run: r.float(),
         attachment: readAttachment(r),

@@ -202,6 +202,7 @@ export class ClusterNode implements SessionService {
       cleanStart: request.cleanStart,
       sessionExpiryInterval: request.sessionExpiryInterval,
       owner: request.owner,
+      address: request.address,
       will: request.will,
       attachment,
       run: this.#run,
@@ -419,6 +420,7 @@ export class ClusterNode implements SessionService {
         attachment: permissions ? { ...event.attachment, permissions } : event.attachment,
         link: pending?.link,
         owner: event.owner,
+        address: event.address,
         epoch: Number(position),
         holder: holderOf(event.node, event.run),
       });

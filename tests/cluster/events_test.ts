@@ -17,6 +17,7 @@ const EVENTS: ClusterEvent[] = [
     cleanStart: false,
     sessionExpiryInterval: 0xffffffff,
     owner: "user:alice",
+    address: "192.0.2.7",
     will: { topic: "w", payload: bytes("gone"), qos: 1, retain: true, properties: { willDelayInterval: 30 } },
     attachment: {
       protocolVersion: 5,

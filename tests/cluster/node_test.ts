@@ -1,6 +1,7 @@
 /** Two or three cluster nodes in one process, one in-memory log, a fake clock: no sockets, no sleeps. */
 import assert from "node:assert/strict";
 import { type ClusterEvent, encodeEvent } from "../../src/cluster/events.ts";
+import { MqttError, ReasonCode } from "../../src/codec/mod.ts";
 import { MemoryLog } from "../../src/storage/memory/memory_log.ts";
 import { FakeClient, TestCluster } from "./support.ts";
 
@@ -456,6 +457,36 @@ Deno.test("cluster: a publish that lands twice in the log (a retried send) is de
     assert.deepEqual(sub.delivered().map((d) => d.payload), ["first", "second"]);
   } finally {
     await retrier.stop();
+    await cluster.stop();
+  }
+});
+
+Deno.test("cluster: the per-address cap on persistent sessions counts claims made on every node", async () => {
+  const cluster = new TestCluster();
+  const quota = { maxSessions: 0, maxPersistentPerUser: 0, maxPersistentPerAddress: 1 };
+  try {
+    const [a, b] = [await cluster.start("a", quota), await cluster.start("b", quota)];
+    const first = new FakeClient(a, "first");
+    await first.connect({ cleanStart: false, expiry: 3600, address: "192.0.2.7" });
+    const second = new FakeClient(b, "second");
+    await assert.rejects(
+      second.connect({ cleanStart: false, expiry: 3600, address: "192.0.2.7" }),
+      (error: unknown) => error instanceof MqttError && error.reasonCode === ReasonCode.QuotaExceeded,
+    );
+    const elsewhere = new FakeClient(b, "elsewhere");
+    await elsewhere.connect({ cleanStart: false, expiry: 3600, address: "192.0.2.8" });
+    for (const node of [a, b]) {
+      assert.deepEqual(
+        [...["first", "second", "elsewhere"]].map((id) => node.broker.session(id) !== undefined),
+        [
+          true,
+          false,
+          true,
+        ],
+        `the same sessions on ${node.nodeId}`,
+      );
+    }
+  } finally {
     await cluster.stop();
   }
 });
