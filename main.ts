@@ -11,19 +11,13 @@ import {
   tokenMatches,
 } from "./src/auth/mod.ts";
 import { type AdminApp, createAdminApp, createBrokerView } from "./src/admin/mod.ts";
-import { Broker, type Clock, systemClock } from "./src/broker/mod.ts";
+import { Broker, type Clock, ownerUsername, systemClock } from "./src/broker/mod.ts";
 import { parseCommandLine } from "./src/cli/args.ts";
 import { ClusterNode, type ClusterNodeOptions } from "./src/cluster/mod.ts";
 import { describeListenError, exposure, logFormat } from "./src/cli/exposure.ts";
 import { preflight } from "./src/cli/preflight.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
-import {
-  BufferPool,
-  clientPermissions,
-  ConnectionManager,
-  ownerUsername,
-  willRefusal,
-} from "./src/connection/mod.ts";
+import { BufferPool, clientPermissions, ConnectionManager, willRefusal } from "./src/connection/mod.ts";
 import {
   createBrokerMetrics,
   createLogger,

@@ -7,6 +7,7 @@ import type { Attachment, Delivery, SessionSubscription } from "../session/types
 import type { StorageAdapter, StorageSnapshot } from "../storage/port.ts";
 import { parseSharedFilter } from "../topic/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
+import { ownerUsername } from "./owner.ts";
 import { fromStored, type Persistence } from "./persistence.ts";
 import type { Router } from "./router.ts";
 import { SessionQuota } from "./session_quota.ts";
@@ -140,7 +141,7 @@ export class SessionRegistry {
     const { clock, wills, persistence, options } = this.services;
     let entry = this.#entries.get(clientId);
     const persistent = Math.min(request.sessionExpiryInterval, options.maxSessionExpiry) > 0;
-    const owner = { username: request.owner, address: request.address };
+    const owner = { username: ownerUsername(request.owner), address: request.address };
     const refusal = this.#quota.refusal(clientId, entry !== undefined, persistent, owner, this.#entries.size);
     if (refusal) throw new MqttError(ReasonCode.QuotaExceeded, refusal);
     if (entry) {
@@ -286,7 +287,7 @@ export class SessionRegistry {
       session.outbound.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
       const entry = newEntry(session, stored.epoch, stored.owner, since);
       this.add(entry);
-      this.#quota.assign(stored.clientId, { username: stored.owner });
+      this.#quota.assign(stored.clientId, { username: ownerUsername(stored.owner) });
       const connection = stored.connection ? JSON.parse(stored.connection) : undefined;
       if (connection) connected.push({ entry, holder: connection.holder, attachment: connection.attachment });
       else if (left !== Infinity) this.armExpiry(entry, left);

@@ -202,6 +202,7 @@ export class ClusterNode implements SessionService {
       cleanStart: request.cleanStart,
       sessionExpiryInterval: request.sessionExpiryInterval,
       owner: request.owner,
+      address: request.address,
       will: request.will,
       attachment,
       run: this.#run,
@@ -242,13 +243,8 @@ export class ClusterNode implements SessionService {
   /** Egress: a message published here by a transient session or the broker goes to the log. */
   #forward(message: Message): Promise<void> {
     const { packet: _, ...plain } = message;
-    return this.#append({
-      kind: "publish",
-      node: this.nodeId,
-      run: this.#run,
-      sequence: this.#nextSequence++,
-      message: plain,
-    });
+    const origin = { nodeId: this.nodeId, run: this.#run, sequence: this.#nextSequence++ };
+    return this.#append({ kind: "publish", message: { ...plain, origin } });
   }
 
   #append(event: ClusterEvent): Promise<void> {
@@ -386,10 +382,11 @@ export class ClusterNode implements SessionService {
         return;
       }
       case "publish": {
-        const key = `${event.node}/${event.run}`;
-        if ((this.#lastSequence.get(key) ?? 0) >= event.sequence) return;
-        this.#lastSequence.set(key, event.sequence);
-        this.broker.deliverRemote(event.message, event.node === this.nodeId && event.run === this.#run);
+        const { origin } = event.message;
+        const key = `${origin.nodeId}/${origin.run}`;
+        if ((this.#lastSequence.get(key) ?? 0) >= origin.sequence) return;
+        this.#lastSequence.set(key, origin.sequence);
+        this.broker.deliverRemote(event.message, origin.nodeId === this.nodeId && origin.run === this.#run);
         return;
       }
       case "timer":
@@ -423,6 +420,7 @@ export class ClusterNode implements SessionService {
         attachment: permissions ? { ...event.attachment, permissions } : event.attachment,
         link: pending?.link,
         owner: event.owner,
+        address: event.address,
         epoch: Number(position),
         holder: holderOf(event.node, event.run),
       });

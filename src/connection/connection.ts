@@ -4,13 +4,12 @@ import {
   empty,
   type SessionHandle,
   type SessionLink,
+  sessionOwner,
   type SessionService,
 } from "../broker/mod.ts";
 import {
   type AckPacket,
-  type AuthPacket,
   connackCodeForV3,
-  type ConnectPacket,
   Decoder,
   encode,
   encodePublish,
@@ -27,11 +26,10 @@ import {
 import type { Authenticator, Authorizer, EnhancedAuthMethod } from "../auth/port.ts";
 import type { Logger, LogLevel } from "../observe/mod.ts";
 import type { TrafficMetrics } from "../observe/metrics.ts";
-import { type ConnectSettings, decideConnect, type Effect } from "../session/mod.ts";
+import { type ConnectSettings, type Effect, Handshake, type HandshakeStep } from "../session/mod.ts";
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
-import { admit, clientPermissions, RateLimitedLog, sessionOwner, type TakeoverPolicy } from "./access.ts";
-import { type AuthOutcome, ClientAuthentication } from "./authentication.ts";
+import { admit, clientPermissions, RateLimitedLog, type TakeoverPolicy } from "./access.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { halfCloseAndLinger, settlesWithin } from "./closing.ts";
 import { Outbox, type OutboxOwner } from "./outbox.ts";
@@ -56,11 +54,6 @@ export interface ClientConnectionInfo {
 /** The protocol level as people write it. */
 export function protocolName(version: ProtocolVersion): "3.1" | "3.1.1" | "5.0" {
   return version === 3 ? "3.1" : version === 4 ? "3.1.1" : "5.0";
-}
-
-interface PendingConnect {
-  packet: ConnectPacket;
-  decision: Extract<ReturnType<typeof decideConnect>, { accepted: true }>;
 }
 
 /** Everything a connection actor needs from the server around it. */
@@ -156,12 +149,13 @@ export class Connection implements SessionLink, OutboxOwner {
   /** The reader saw the end of the client's input (or the socket failed). */
   #inputEnded = false;
   #onInputEnded: (() => void) | undefined;
-  /** From CONNECT until it is accepted; kept after that only for a v5 enhanced method (re-authentication). */
-  #authentication: ClientAuthentication | undefined;
+  /**
+   * CONNECT, AUTH and re-AUTH: made at the first packet, kept after the session opened only for a v5
+   * enhanced method (re-authentication); an idle connection without one holds none.
+   */
+  #handshakeState: Handshake | undefined;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
-  /** A CONNECT waiting for the next step of an enhanced authentication exchange. */
-  #pendingConnect: PendingConnect | undefined;
   /** The last acknowledgement still waiting for storage, if any. */
   #pendingAck: Promise<void> | undefined;
   /**
@@ -198,14 +192,16 @@ export class Connection implements SessionLink, OutboxOwner {
     this.#connectDeadline = this.#lastActivity + context.connectTimeoutMs;
   }
 
-  /** Made at CONNECT: a TLS client certificate's name is known only once the handshake is done. */
-  get #auth(): ClientAuthentication {
-    return this.#authentication ??= new ClientAuthentication(
-      this.context.authenticator,
-      this.context.authMethods ?? new Map(),
-      this.accepted.remoteAddress,
-      this.accepted.certificateCommonName,
-    );
+  /** Made at the first packet: a TLS client certificate's name is known only once the TLS handshake is done. */
+  get #handshake(): Handshake {
+    return this.#handshakeState ??= new Handshake({
+      settings: this.context.settings,
+      generateClientId: this.context.generateClientId,
+      authenticator: this.context.authenticator,
+      methods: this.context.authMethods ?? new Map(),
+      remoteAddress: this.accepted.remoteAddress,
+      certificateCommonName: this.accepted.certificateCommonName,
+    });
   }
 
   /**
@@ -424,7 +420,7 @@ export class Connection implements SessionLink, OutboxOwner {
       this.context.traffic.received(packet.type);
       if (this.#closed) return undefined;
       const handle = this.#handle;
-      if (handle && (packet.type !== "auth" || this.#version !== 5)) {
+      if (handle && packet.type !== "auth") {
         const effects = this.#effects ??= [];
         this.run(this.context.broker.receive(handle, packet, effects));
         empty(effects);
@@ -434,47 +430,48 @@ export class Connection implements SessionLink, OutboxOwner {
     }
   }
 
+  /** A packet of the handshake (CONNECT, AUTH): the connection reads on once its step has run. */
   async #handleWaiting(packet: Packet): Promise<void> {
-    if (this.#handle) return await this.#reauthenticate(packet as AuthPacket);
-    if (this.#pendingConnect) {
-      if (packet.type !== "auth") {
-        throw new MqttError(ReasonCode.ProtocolError, `${packet.type} during authentication`);
-      }
-      return await this.#authenticated(this.#pendingConnect, await this.#auth.receive(packet));
+    const handshake = this.#handshake;
+    if (packet.type === "connect" && handshake.phase === "awaiting_connect") {
+      this.#version = packet.protocolVersion;
+      this.#requestedClientId = packet.clientId;
+      this.#clientMaximumPacketSize = packet.properties.maximumPacketSize;
     }
-    await this.#handleConnect(packet);
+    await this.#runHandshakeStep(await handshake.receive(packet));
   }
 
-  async #handleConnect(packet: Packet): Promise<void> {
-    if (packet.type !== "connect") {
-      throw new MqttError(ReasonCode.ProtocolError, `${packet.type} before CONNECT`, "[MQTT-3.1.0-1]");
+  async #runHandshakeStep(step: HandshakeStep): Promise<void> {
+    switch (step.kind) {
+      case "refuse":
+        return this.#refuse(step.reasonCode, step.reason, step.properties, step.publicReason, step.method);
+      case "challenge":
+        return this.#send(step.packet);
+      case "admit":
+        return await this.#admit(step);
+      case "reauthenticated":
+        return this.#send({ type: "auth", reasonCode: ReasonCode.Success, properties: step.properties });
+      case "reauthentication_failed":
+        // [MQTT-4.12.1-2]
+        this.#log("info", "client.reauthentication_failed", {
+          reasonCode: step.reasonCode,
+          reason: step.reason,
+        });
+        this.#sendDisconnect(step.reasonCode, step.publicReason);
+        void this.#closeAfterFlush(true);
+        return;
+      case "session":
+        if (this.#handle) this.run(this.context.broker.receive(this.#handle, step.packet));
+        return;
     }
-    this.#version = packet.protocolVersion;
-    this.#requestedClientId = packet.clientId;
-    this.#clientMaximumPacketSize = packet.properties.maximumPacketSize;
-    const decision = decideConnect(packet, this.context.settings, this.context.generateClientId);
-    if (!decision.accepted) {
-      return this.#refuse(decision.reasonCode, decision.reasonString, decision.properties);
-    }
-    const pending = { packet, decision };
-    await this.#authenticated(pending, await this.#auth.begin(packet, decision.clientId));
   }
 
-  /** Continues a CONNECT once authentication has moved on: another AUTH round, a refusal, or the session. */
-  async #authenticated(pending: PendingConnect, outcome: AuthOutcome): Promise<void> {
-    if (outcome.kind === "continue") {
-      this.#pendingConnect = pending;
-      return this.#send(outcome.packet);
-    }
-    this.#pendingConnect = undefined;
-    if (outcome.kind === "refused") {
-      return this.#refuse(outcome.reasonCode, outcome.reason, {}, outcome.publicReason, outcome.method);
-    }
-    // Nothing to re-authenticate with: AUTH later is refused as without any (see ClientAuthentication).
-    if (!this.#authentication?.enhanced) this.#authentication = undefined;
-    if (this.#closed) return;
-    const { packet, decision } = pending;
-    const identity = { clientId: decision.clientId, username: outcome.username };
+  /** An authenticated CONNECT: the session rules for its identity (takeover, will), then the session. */
+  async #admit(admitted: Extract<HandshakeStep, { kind: "admit" }>): Promise<void> {
+    const handshake = this.#handshake;
+    if (this.#closed) return handshake.end();
+    const { connect: packet, decision } = admitted;
+    const identity = { clientId: decision.clientId, username: admitted.username };
     const owner = sessionOwner(identity.username);
     const { broker, authorizer } = this.context;
     const policy = this.context.takeover ?? "same_user";
@@ -490,6 +487,7 @@ export class Connection implements SessionLink, OutboxOwner {
     };
     if (admission.refusal !== undefined) {
       logAdmission();
+      handshake.end();
       return this.#refuse(ReasonCode.NotAuthorized, admission.refusal, {}, "not authorized");
     }
     // v5 hears 0x87 for a refused PUBLISH, 3.1.1 nothing: the log must say it (one line a second at most)
@@ -513,20 +511,23 @@ export class Connection implements SessionLink, OutboxOwner {
     } catch (error) {
       // The session could not be claimed: over a cap on sessions (0x97; 3.1.1 0x03), or a cluster whose
       // log is unreachable (0x88 Server unavailable).
+      handshake.end();
       if (!(error instanceof MqttError)) throw error;
       return this.#refuse(error.reasonCode, error.message, {});
     }
     logAdmission();
     if (this.#released) {
       // The connection ended while the session was being claimed: hand it straight back.
+      handshake.end();
       broker.close(opened, true);
       return;
     }
+    handshake.opened();
     // The handle only: the open result's resume effects are run once, below, and not kept.
     this.#handle = { session: opened.session, epoch: opened.epoch };
     const { sessionPresent, effects } = opened;
     this.#connected = true;
-    this.#username = outcome.username;
+    this.#username = admitted.username;
     this.#connectedAt = Date.now();
     this.#keepAlive = packet.keepAlive;
     this.#cleanStart = packet.cleanStart;
@@ -534,10 +535,10 @@ export class Connection implements SessionLink, OutboxOwner {
       type: "connack",
       sessionPresent,
       reasonCode: 0,
-      properties: this.#version === 5 ? { ...decision.properties, ...outcome.properties } : {},
+      properties: this.#version === 5 ? { ...decision.properties, ...admitted.properties } : {},
     });
     this.#log("info", "client.connected", {
-      user: outcome.username,
+      user: admitted.username,
       protocol: protocolName(this.#version),
       listener: this.accepted.listener,
       sessionPresent,
@@ -546,21 +547,6 @@ export class Connection implements SessionLink, OutboxOwner {
     });
     this.run(effects);
     this.#keepAliveMs = decision.keepAliveTimeoutMs;
-  }
-
-  /** v5 re-authentication (AUTH 0x19) on a live connection; failure ends it [MQTT-4.12.1-2]. */
-  async #reauthenticate(packet: AuthPacket): Promise<void> {
-    const outcome = await this.#auth.receive(packet);
-    if (outcome.kind === "continue") return this.#send(outcome.packet);
-    if (outcome.kind === "accepted") {
-      return this.#send({ type: "auth", reasonCode: ReasonCode.Success, properties: outcome.properties });
-    }
-    this.#log("info", "client.reauthentication_failed", {
-      reasonCode: outcome.reasonCode,
-      reason: outcome.reason,
-    });
-    this.#sendDisconnect(outcome.reasonCode, outcome.publicReason);
-    void this.#closeAfterFlush(true);
   }
 
   /**
