@@ -281,7 +281,8 @@ export class ClusterNode implements SessionService {
       for (const { position, at, event } of entries) {
         if (position <= this.#applied) continue;
         this.#clock.enter(at, position);
-        await this.#apply(at, position, event);
+        const applying = this.#apply(at, position, event);
+        if (applying) await applying; // only claims and snapshot requests wait: no await per message
         this.#applied = position;
       }
     } finally {
@@ -368,10 +369,10 @@ export class ClusterNode implements SessionService {
     );
   }
 
-  async #apply(at: number, position: bigint, event: ClusterEvent): Promise<void> {
+  #apply(at: number, position: bigint, event: ClusterEvent): Promise<void> | void {
     switch (event.kind) {
       case "claim":
-        return await this.#applyClaim(position, event);
+        return this.#applyClaim(position, event);
       case "packet":
         return this.#applyPacket(event);
       case "leave": {
@@ -394,8 +395,7 @@ export class ClusterNode implements SessionService {
       case "share":
         return this.broker.applyShare(event.clientId, event.epoch, event.subscription, event.added);
       case "snapshotRequest":
-        if (event.node !== this.nodeId) await this.#answerJoin(event.node, event.run);
-        return;
+        return event.node === this.nodeId ? undefined : this.#answerJoin(event.node, event.run);
       case "snapshotChunk":
         return;
       case "heartbeat":
