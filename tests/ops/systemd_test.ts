@@ -135,8 +135,8 @@ Deno.test("systemd (simulated, no systemd here): the documented install starts, 
   let user: ServiceUser | undefined;
   const running: BrokerProcess[] = [];
   try {
+    user = await ServiceUser.create(root, steps[0]); // first: without root the test fails here, saying why
     const release = await stageRelease(work);
-    user = await ServiceUser.create(root, steps[0]);
     const service = user;
     const etc = `${root.dir}/etc/mqtt-proxy`;
     const path = `${root.dir}/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
@@ -258,6 +258,10 @@ Deno.test("systemd (simulated, no systemd here): the documented install starts, 
           assert.notEqual((await mosquittoPub(port, "bob", PASSWORDS.bob)).code, 0, "bob before the reload");
           await systemd.reload(broker.pid);
           await broker.event("config.reloaded");
+          assert.ok(
+            broker.lines.some((line) => /"event":"config\.reloaded".*"part":"authentication"/.test(line)),
+            broker.lines.join("\n"),
+          );
           assert.ok(
             !broker.lines.some((line) => line.includes('"event":"config.reload_failed"')),
             broker.lines.join("\n"),
