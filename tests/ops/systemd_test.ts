@@ -74,8 +74,8 @@ async function readyStatus(httpPort: number): Promise<number> {
   return response.status;
 }
 
-/** A raw MQTT 5 subscriber (alice) to `topic` that acknowledges nothing unless told. */
-async function silentSubscriber(port: number, topic: string): Promise<RawClient> {
+/** A raw MQTT 5 subscriber (alice) to `topic` at `qos` that acknowledges nothing unless told. */
+async function silentSubscriber(port: number, topic: string, qos: 1 | 2): Promise<RawClient> {
   const raw = await RawClient.connect(port, 5);
   await raw.sendPacket({
     type: "connect",
@@ -95,7 +95,7 @@ async function silentSubscriber(port: number, topic: string): Promise<RawClient>
     packetId: 1,
     subscriptions: [{
       topicFilter: topic,
-      qos: 1,
+      qos,
       noLocal: false,
       retainAsPublished: false,
       retainHandling: 0,
@@ -106,17 +106,22 @@ async function silentSubscriber(port: number, topic: string): Promise<RawClient>
   return raw;
 }
 
-/** Publishes one QoS 1 message as alice and returns the PUBLISH the silent subscriber received. */
-async function deliverUnacknowledged(port: number, raw: RawClient, topic: string): Promise<Packet> {
+/** Publishes one message at `qos` as alice and returns the PUBLISH the silent subscriber received. */
+async function deliverUnacknowledged(
+  port: number,
+  raw: RawClient,
+  topic: string,
+  qos: 1 | 2,
+): Promise<Packet> {
   const publisher = await connectJs(port, {
     clientId: "sd-pub",
     username: "alice",
     password: PASSWORDS.alice,
   });
-  await publisher.client.publishAsync(topic, "in flight at stop", { qos: 1 });
+  await publisher.client.publishAsync(topic, "in flight at stop", { qos });
   await endJs(publisher.client);
   const delivery = await raw.readPacket();
-  assert.equal(delivery.type, "publish");
+  assert.deepEqual([delivery.type, delivery.type === "publish" && delivery.qos], ["publish", qos]);
   return delivery;
 }
 
@@ -296,9 +301,9 @@ Deno.test("systemd (simulated, no systemd here): the documented install starts, 
     await t.step(
       "KillSignal drains: /readyz 503, the stop waits for the unacknowledged QoS 1 delivery",
       async () => {
-        const raw = await silentSubscriber(port, "sd/drain");
+        const raw = await silentSubscriber(port, "sd/drain", 1);
         try {
-          const delivery = await deliverUnacknowledged(port, raw, "sd/drain");
+          const delivery = await deliverUnacknowledged(port, raw, "sd/drain", 1);
           assert.equal(await readyStatus(httpPort), 200);
           broker.kill(systemd.value("KillSignal") as Deno.Signal);
           await broker.event("broker.stopping");
@@ -326,13 +331,13 @@ Deno.test("systemd (simulated, no systemd here): the documented install starts, 
     );
 
     await t.step(
-      "a delivery never acknowledged holds the stop for shutdown.drain_timeout_ms, within TimeoutStopSec",
+      "a QoS 2 delivery never acknowledged (no PUBREC) holds the stop for shutdown.drain_timeout_ms, within TimeoutStopSec",
       async () => {
         const again = await systemd.start();
         running.push(again.broker);
-        const raw = await silentSubscriber(again.port, "sd/never");
+        const raw = await silentSubscriber(again.port, "sd/never", 2);
         try {
-          await deliverUnacknowledged(again.port, raw, "sd/never");
+          await deliverUnacknowledged(again.port, raw, "sd/never", 2);
           const signalled = performance.now();
           again.broker.kill(systemd.value("KillSignal") as Deno.Signal);
           const stopSeconds = Number(/^(\d+)s?$/.exec(systemd.value("TimeoutStopSec"))?.[1]);
