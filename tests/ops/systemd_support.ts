@@ -166,6 +166,18 @@ export async function stageRelease(work: string): Promise<string> {
     stderr: "piped",
   }).output();
   assert.ok(bundled.success, `deno bundle main.ts failed:\n${new TextDecoder().decode(bundled.stderr)}`);
+  // What the compile task `--include`s besides the config: worker modules (a bundler does not follow a
+  // Worker's URL), each bundled on its own beside main.js, where the code that starts it looks for it.
+  for (const module of await compileIncludedModules()) {
+    const name = module.split("/").at(-1)!.replace(/\.ts$/, ".js");
+    const worker = await new Deno.Command(Deno.execPath(), {
+      args: ["bundle", "--quiet", "--platform=deno", `--output=${standIn}/app/${name}`, `${ROOT}${module}`],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(worker.success, `deno bundle ${module} failed:\n${new TextDecoder().decode(worker.stderr)}`);
+  }
   const flags = await compilePermissionFlags();
   const binary = `${work}/mqtt-proxy.bin`;
   await Deno.writeTextFile(
@@ -191,6 +203,13 @@ export async function stageRelease(work: string): Promise<string> {
     }
   }
   return release;
+}
+
+/** The modules (.ts) the compile task of deno.json puts into the binary with `--include`. */
+async function compileIncludedModules(): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  const args = (config.tasks.compile as string).split(/\s+/);
+  return args.flatMap((arg, i) => arg === "--include" && args[i + 1].endsWith(".ts") ? [args[i + 1]] : []);
 }
 
 /** Replaces `key = ...` in a properties text, or appends it: what an operator's edit does. */

@@ -26,6 +26,16 @@ import type { StorageLogger } from "./open_store.ts";
 import { UNSPECIFIED_ERROR } from "./store_engine.ts";
 import type { FromWorker, ToWorker, WireError } from "./worker_protocol.ts";
 
+/**
+ * The worker's module, beside this one: store_worker.ts in the source tree (and in the compiled binary, which
+ * `--include`s it), store_worker.js beside a bundle of the broker (a bundler does not follow a Worker's URL,
+ * so the worker is bundled on its own next to it; see tests/ops/systemd_support.ts).
+ */
+const WORKER_MODULE = new URL(
+  import.meta.url.endsWith(".js") ? "./store_worker.js" : "./store_worker.ts",
+  import.meta.url,
+).href;
+
 /** How the embedded store is set up (the `storage.*` keys of the config file). */
 export interface EmbeddedStorageOptions {
   /** Data directory; created if missing. */
@@ -111,7 +121,7 @@ class EmbeddedStore implements EmbeddedStorage {
     const { dir, durability, batchIntervalMs, maxDiskBytes } = this.options;
     await Deno.mkdir(dir, { recursive: true });
     this.#dirLock = await lockDataDir(dir);
-    const worker = new Worker(new URL("./store_worker.ts", import.meta.url).href, { type: "module" });
+    const worker = new Worker(WORKER_MODULE, { type: "module" });
     this.#worker = worker;
     worker.onmessage = (event: MessageEvent<FromWorker>) => this.#receive(event.data);
     worker.onerror = (event) => {
