@@ -146,7 +146,7 @@ export class Router {
     },
     sharedGroup: (group: SharedGroup<Subscriber>) => {
       if (!this.#scope.shared) return;
-      const chosen = this.#pickMember(group);
+      const chosen = this.#pickMember(group, this.#message!.topic);
       if (chosen) this.#collect(chosen, true);
     },
   };
@@ -175,22 +175,28 @@ export class Router {
     if (id !== undefined) (existing.subscriptionIdentifiers ??= []).push(id);
   }
 
-  /** One member per message: the next online member in turn, or any member when none is online. */
-  #pickMember(group: SharedGroup<Subscriber>): Subscriber | undefined {
+  /**
+   * One member per message: the next online member in turn that may receive the topic (a member the ACL
+   * withholds it from is skipped, not handed a message it would drop), else any offline member.
+   */
+  #pickMember(group: SharedGroup<Subscriber>, topic: string): Subscriber | undefined {
     const ids = group.memberIds;
     if (ids.length === 0) return undefined;
     const start = this.strategy === "random"
       ? Math.floor(this.random() * ids.length)
       : group.cursor % ids.length;
+    let offline: Subscriber | undefined;
     for (let i = 0; i < ids.length; i++) {
       const index = (start + i) % ids.length;
       const member = group.members.get(ids[index])!;
-      if (member.session.attachment) {
+      const attachment = member.session.attachment;
+      if (!attachment) offline ??= member;
+      else if (attachment.permissions?.canReceive?.(topic) !== false) {
         group.cursor = index + 1;
         return member;
       }
     }
     group.cursor = start + 1;
-    return group.members.get(ids[start]);
+    return offline;
   }
 }
