@@ -242,11 +242,14 @@ export class SessionRegistry {
     const session = handle.session;
     const entry = this.#entries.get(session.clientId);
     if (!entry || entry.epoch !== handle.epoch || !entry.attached) return;
-    this.#detach(entry);
     if (sessionExpiryInterval !== undefined) {
       session.expiryInterval = Math.min(sessionExpiryInterval, options.maxSessionExpiry);
     }
     const expiry = session.expiryInterval;
+    // Storage holds every delivery of a persistent session: an absent client costs no memory. Paged out
+    // before the detach, whose compact copies of what the session holds would be thrown away at once.
+    if (expiry !== 0 && session.persistent) session.outbound.pageOut();
+    this.#detach(entry);
     entry.disconnectedAt = clock.now();
     persistence.saveSession(session, {
       epoch: entry.epoch,
@@ -256,8 +259,6 @@ export class SessionRegistry {
     if (!publishWill) wills.cancel(session.clientId);
     else wills.trigger(session.clientId, Math.min(wills.delaySeconds(session.clientId), expiry));
     if (expiry === 0) return this.end(entry);
-    // Storage holds every delivery of a persistent session: an absent client costs no memory.
-    if (session.persistent) session.outbound.pageOut();
     this.armExpiry(entry, expiry * 1000);
   }
 
