@@ -26,7 +26,13 @@ import {
 import type { Authenticator, Authorizer, EnhancedAuthMethod } from "../auth/port.ts";
 import type { Logger, LogLevel } from "../observe/mod.ts";
 import type { TrafficMetrics } from "../observe/metrics.ts";
-import { type ConnectSettings, type Effect, Handshake, type HandshakeStep } from "../session/mod.ts";
+import {
+  authWithoutMethod,
+  type ConnectSettings,
+  type Effect,
+  Handshake,
+  type HandshakeStep,
+} from "../session/mod.ts";
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
 import { admit, clientPermissions, RateLimitedLog, type TakeoverPolicy } from "./access.ts";
@@ -151,9 +157,9 @@ export class Connection implements SessionLink, OutboxOwner {
   #onInputEnded: (() => void) | undefined;
   /**
    * CONNECT, AUTH and re-AUTH: made at the first packet, kept after the session opened only for a v5
-   * enhanced method (re-authentication); an idle connection without one holds none.
+   * enhanced method (re-authentication); null after that otherwise, so an idle connection holds none.
    */
-  #handshakeState: Handshake | undefined;
+  #handshakeState: Handshake | null | undefined;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
   /** The last acknowledgement still waiting for storage, if any. */
@@ -194,6 +200,8 @@ export class Connection implements SessionLink, OutboxOwner {
 
   /** Made at the first packet: a TLS client certificate's name is known only once the TLS handshake is done. */
   get #handshake(): Handshake {
+    // AUTH is decoded at v5 only; a client without an enhanced method has nothing to re-authenticate.
+    if (this.#handshakeState === null) throw authWithoutMethod();
     return this.#handshakeState ??= new Handshake({
       settings: this.context.settings,
       generateClientId: this.context.generateClientId,
@@ -523,6 +531,7 @@ export class Connection implements SessionLink, OutboxOwner {
       return;
     }
     handshake.opened();
+    if (!handshake.reauthenticates) this.#handshakeState = null;
     // The handle only: the open result's resume effects are run once, below, and not kept.
     this.#handle = { session: opened.session, epoch: opened.epoch };
     const { sessionPresent, effects } = opened;

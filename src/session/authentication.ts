@@ -32,6 +32,11 @@ function refused(reasonCode: number, reason: string, method?: string): AuthOutco
   return { kind: "refused", reasonCode, reason, publicReason: publicRefusalReason(reasonCode), method };
 }
 
+/** An AUTH from a client that did not authenticate with an enhanced method [MQTT-4.12.0-7]. */
+export function authWithoutMethod(): MqttError {
+  return new MqttError(ReasonCode.ProtocolError, "AUTH without an authentication method");
+}
+
 /**
  * One client's authentication: user name and password at CONNECT through the Authenticator, or an
  * enhanced method (MQTT 5 Authentication Method, spec §4.12) over CONNECT/AUTH exchanges, and
@@ -86,9 +91,7 @@ export class ClientAuthentication {
 
   /** An AUTH packet from the client: the next step of an exchange, or the start of re-authentication. */
   async receive(auth: AuthPacket): Promise<AuthOutcome> {
-    if (!this.#method) {
-      throw new MqttError(ReasonCode.ProtocolError, "AUTH without an authentication method");
-    }
+    if (!this.#method) throw authWithoutMethod();
     if (auth.properties.authenticationMethod !== this.#method.name) {
       throw new MqttError(ReasonCode.ProtocolError, "AUTH with a different authentication method");
     }

@@ -84,6 +84,14 @@ export class Handshake {
   }
 
   /**
+   * Whether the open session's client may re-authenticate (it used an enhanced method). When not, the
+   * connection can let the handshake go and answer any AUTH with {@link authWithoutMethod}.
+   */
+  get reauthenticates(): boolean {
+    return this.#version === 5 && this.#authentication.enhanced;
+  }
+
+  /**
    * The next step for `packet`. A packet the phase does not allow throws an MqttError with the reason code
    * to close with (0x82 Protocol Error).
    */

@@ -3,5 +3,10 @@ export * from "./types.ts";
 export { Session } from "./session.ts";
 export * from "./connect.ts";
 export { emptyDropCounts, estimatedSize, type SharedSessionState, sharedState } from "./outbound.ts";
-export { type AuthOutcome, ClientAuthentication, publicRefusalReason } from "./authentication.ts";
+export {
+  type AuthOutcome,
+  authWithoutMethod,
+  ClientAuthentication,
+  publicRefusalReason,
+} from "./authentication.ts";
 export * from "./handshake.ts";
