@@ -5,6 +5,7 @@
  *   deno task bench --quick               smoke test (1 short run per case, small idle N), report on stdout
  *   deno task bench --only mosquitto,aedes --case q0-64,idle --runs 1
  *   deno task bench --cluster             three nodes over RocketMQ against one node (scripts/bench/cluster.ts)
+ *   deno task bench --big-queue           1M queued messages in 100k offline sessions (scripts/bench/big_queue.ts)
  *
  * Options: --runs N, --duration S, --quick, --only <brokers>, --case <names>, --procs N (generator
  * processes per pubsub case where the topology allows), --write-docs (also in --quick), --json <file>.
@@ -261,6 +262,10 @@ async function main(): Promise<number> {
   if (Deno.args.includes("--cluster")) {
     const { runClusterBench } = await import("./bench/cluster.ts");
     return await runClusterBench(Deno.args);
+  }
+  if (Deno.args.includes("--big-queue")) {
+    const { runBigQueueBench } = await import("./bench/big_queue.ts");
+    return await runBigQueueBench(Deno.args);
   }
   const options = parseOptions(Deno.args);
   const started = Date.now();

@@ -1,0 +1,358 @@
+/**
+ * `deno task bench --big-queue`: 100,000 offline persistent sessions with 1,000,000 queued QoS 1 messages of
+ * 1 KiB (1 GiB of payload) in the embedded store; the broker's memory while they are queued, after a restart
+ * (SIGTERM, then kill -9) and while every session reconnects and drains its queue.
+ *
+ *   deno task bench --big-queue [--quick] [--sessions N] [--per-session M] [--durability batch|sync]
+ *                               [--v8-flags FLAGS]
+ *
+ * --quick is 10,000 sessions and 100,000 messages. The driver is scripts/bench/mqtt_wire.ts (MQTT 3.1.1,
+ * clean session 0), in this process, with bounded concurrency; nothing is pinned. Exits non-zero when a
+ * message was lost or duplicated, or a phase failed.
+ */
+import { BenchBroker, type BenchBroker as Broker, type StartTimes } from "./big_queue_broker.ts";
+import {
+  connect,
+  DISCONNECT,
+  type Packet,
+  parsePublish,
+  pubackPacket,
+  subscribePacket,
+  type WireClient,
+  writePublish,
+} from "./mqtt_wire.ts";
+import { note, print, sleep, withTimeout } from "./util.ts";
+
+const PAYLOAD_BYTES = 1024;
+/** Sessions connecting (and subscribing, or draining) at once. */
+const SETUP_CONCURRENCY = 200;
+const DRAIN_CONCURRENCY = 400;
+/** Publisher connections, each with this many unacknowledged QoS 1 PUBLISHes at most. */
+const PUBLISHERS = 4;
+const PUBLISH_WINDOW = 1000;
+/** A session waits at most this long for each of its messages while draining. */
+const MESSAGE_WAIT_MS = 30_000;
+/** Idle time after a phase, so the broker's heap settles before the "at rest" sample. */
+const SETTLE_MS = 5_000;
+
+interface Options {
+  sessions: number;
+  perSession: number;
+  durability: "batch" | "sync";
+  v8Flags: string[];
+}
+
+function parse(args: string[]): Options {
+  const options: Options = { sessions: 100_000, perSession: 10, durability: "batch", v8Flags: [] };
+  for (let i = 0; i < args.length; i++) {
+    const value = () => args[++i];
+    switch (args[i]) {
+      case "--big-queue":
+        break;
+      case "--quick":
+        options.sessions = 10_000;
+        break;
+      case "--sessions":
+        options.sessions = Number(value());
+        break;
+      case "--per-session":
+        options.perSession = Number(value());
+        break;
+      case "--durability":
+        options.durability = value() as "batch" | "sync";
+        break;
+      case "--v8-flags":
+        options.v8Flags = value().split(",");
+        break;
+      default:
+        throw new Error(`unknown option ${args[i]} for --big-queue`);
+    }
+  }
+  if (!(options.sessions >= 1 && options.sessions <= 200_000)) {
+    throw new Error("--sessions must be 1..200000");
+  }
+  if (!(options.perSession >= 1 && options.perSession <= 100)) {
+    throw new Error("--per-session must be 1..100");
+  }
+  if (!["batch", "sync"].includes(options.durability)) throw new Error("--durability is batch or sync");
+  return options;
+}
+
+/** Runs `work(i)` for i in [0, count) with at most `concurrency` at once; the first error ends the run. */
+async function pool(count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await work(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+}
+
+const clientId = (session: number) => `bq-${session}`;
+const topicOf = (session: number) => `bq/${session}`;
+
+/** Waits for the broker to close the socket after DISCONNECT, so the TIME_WAIT lands on its side. */
+async function disconnect(client: WireClient, onPacket?: (packet: Packet) => void): Promise<void> {
+  await client.write(DISCONNECT).catch(() => {});
+  for (;;) {
+    const packet = await withTimeout(client.next(), 5000);
+    if (!packet) break;
+    onPacket?.(packet);
+  }
+  client.close();
+}
+
+/** Each session: CONNECT (clean session 0), SUBSCRIBE QoS 1 to its own topic, DISCONNECT. */
+async function createSessions(port: number, sessions: number): Promise<void> {
+  await pool(sessions, SETUP_CONCURRENCY, async (session) => {
+    const { client } = await connect(port, clientId(session), false);
+    await client.write(subscribePacket(1, topicOf(session), 1));
+    const suback = await client.next();
+    if (!suback || suback.header !== 0x90 || suback.body[2] !== 1) {
+      throw new Error(`${clientId(session)}: SUBACK ${suback?.body[2] ?? "none"}`);
+    }
+    await disconnect(client);
+  });
+}
+
+/** A payload names its session and round in its first 8 bytes; the rest differs per message too. */
+function payloadFor(session: number, round: number, filler: Uint8Array): Uint8Array {
+  const payload = filler.slice();
+  const view = new DataView(payload.buffer);
+  view.setUint32(0, session);
+  view.setUint32(4, round);
+  view.setUint32(8, session * 131 + round * 7919);
+  return payload;
+}
+
+/** Publisher `part` sends round after round to its share of the sessions, QoS 1, windowed. */
+async function publish(port: number, part: number, options: Options, filler: Uint8Array): Promise<number> {
+  const { client } = await connect(port, `bq-publisher-${part}`, true);
+  let sent = 0, acked = 0, closed = false;
+  let wake: () => void = () => {};
+  const reading = (async () => {
+    for (;;) {
+      const packet = await client.next();
+      if (!packet) break;
+      if (packet.header === 0x40) acked++;
+      wake();
+    }
+    closed = true;
+    wake();
+  })();
+  const chunk = new Uint8Array(256 * 1024);
+  let used = 0;
+  const topics = new Map<number, Uint8Array>();
+  for (let round = 0; round < options.perSession; round++) {
+    for (let session = part; session < options.sessions; session += PUBLISHERS) {
+      while (sent - acked >= PUBLISH_WINDOW && !closed) {
+        if (used > 0) {
+          await client.write(chunk.subarray(0, used));
+          used = 0;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+      if (closed) {
+        throw new Error(`publisher ${part}: the broker closed the connection after ${acked} PUBACKs`);
+      }
+      let topic = topics.get(session);
+      if (!topic) topics.set(session, topic = new TextEncoder().encode(topicOf(session)));
+      if (used + PAYLOAD_BYTES + 64 > chunk.length) {
+        await client.write(chunk.subarray(0, used));
+        used = 0;
+      }
+      used = writePublish(chunk, used, topic, (sent % 65535) + 1, payloadFor(session, round, filler));
+      sent++;
+    }
+    topics.clear();
+  }
+  if (used > 0) await client.write(chunk.subarray(0, used));
+  while (acked < sent && !closed) await new Promise<void>((resolve) => (wake = resolve));
+  await disconnect(client);
+  await reading;
+  if (acked < sent) throw new Error(`publisher ${part}: ${sent - acked} PUBLISHes not acknowledged`);
+  return sent;
+}
+
+interface DrainCounts {
+  received: number;
+  unique: number;
+  duplicates: number;
+  foreign: number;
+  missingSessions: number;
+  timedOut: number;
+}
+
+/** Every session reconnects (clean session 0), acknowledges what it receives until it has all its messages. */
+async function drain(port: number, options: Options): Promise<DrainCounts> {
+  const counts: DrainCounts = {
+    received: 0,
+    unique: 0,
+    duplicates: 0,
+    foreign: 0,
+    missingSessions: 0,
+    timedOut: 0,
+  };
+  await pool(options.sessions, DRAIN_CONCURRENCY, async (session) => {
+    const { client, sessionPresent } = await connect(port, clientId(session), false);
+    if (!sessionPresent) counts.missingSessions++;
+    const seen = new Uint8Array(options.perSession);
+    let unique = 0;
+    const acks: Uint8Array[] = [];
+    const take = (packet: Packet) => {
+      if ((packet.header & 0xf0) !== 0x30) return;
+      const publish = parsePublish(packet);
+      counts.received++;
+      if (publish.packetId) acks.push(pubackPacket(publish.packetId));
+      const view = new DataView(
+        publish.payload.buffer,
+        publish.payload.byteOffset,
+        publish.payload.byteLength,
+      );
+      const round = view.getUint32(4);
+      if (
+        publish.topic !== topicOf(session) || view.getUint32(0) !== session || round >= options.perSession
+      ) {
+        counts.foreign++;
+      } else if (seen[round]) counts.duplicates++;
+      else {
+        seen[round] = 1;
+        unique++;
+      }
+    };
+    while (unique < options.perSession) {
+      const packet = await withTimeout(client.next(), MESSAGE_WAIT_MS);
+      if (!packet) {
+        counts.timedOut++;
+        break;
+      }
+      take(packet);
+      for (let more = client.buffered(); more; more = client.buffered()) take(more);
+      if (acks.length) await client.write(concatAll(acks.splice(0)));
+    }
+    // Anything after the last expected message (a re-send) counts as a duplicate; it is acknowledged too.
+    await disconnect(client, (packet) => take(packet));
+    counts.unique += unique;
+  });
+  return counts;
+}
+
+function concatAll(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+const mb = (bytes: number | undefined) => bytes === undefined ? "?" : `${Math.round(bytes / 1e6)} MB`;
+const rate = (count: number, ms: number) => `${Math.round(count / (ms / 1000)).toLocaleString("en-US")}/s`;
+
+async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = performance.now();
+  const value = await work();
+  return { value, ms: performance.now() - started };
+}
+
+async function settle(broker: Broker, phase: string): Promise<void> {
+  broker.phase(phase);
+  await sleep(SETTLE_MS);
+}
+
+export async function runBigQueueBench(args: string[]): Promise<number> {
+  const options = parse(args);
+  const total = options.sessions * options.perSession;
+  const dir = await Deno.makeTempDir({ prefix: "mqtt-proxy-bench-bigqueue-" });
+  const broker = new BenchBroker(dir, options.durability, options.v8Flags);
+  const filler = crypto.getRandomValues(new Uint8Array(PAYLOAD_BYTES));
+  const lines: string[] = [];
+  const out = (line: string) => {
+    lines.push(line);
+    note(line);
+  };
+  let failed = false;
+  try {
+    out(
+      `big queue: ${options.sessions} sessions × ${options.perSession} QoS 1 messages of ${PAYLOAD_BYTES} B ` +
+        `= ${(total * PAYLOAD_BYTES / 2 ** 30).toFixed(2)} GiB, storage.durability = ${options.durability}`,
+    );
+    const first = await broker.start();
+    out(
+      `start (empty store): ready ${first.readyMs.toFixed(0)} ms, CONNACK ${first.connackMs.toFixed(0)} ms`,
+    );
+
+    broker.phase("sessions");
+    const setup = await timed(() => createSessions(broker.port, options.sessions));
+    out(
+      `sessions created: ${options.sessions} in ${(setup.ms / 1000).toFixed(1)} s (${
+        rate(options.sessions, setup.ms)
+      })`,
+    );
+    await settle(broker, "sessions at rest");
+
+    broker.phase("publish");
+    const published = await timed(async () => {
+      const sent = await Promise.all(
+        Array.from({ length: PUBLISHERS }, (_, part) => publish(broker.port, part, options, filler)),
+      );
+      return sent.reduce((a, b) => a + b, 0);
+    });
+    out(
+      `published: ${published.value} in ${(published.ms / 1000).toFixed(1)} s (${
+        rate(published.value, published.ms)
+      }, every one acknowledged)`,
+    );
+    await settle(broker, "queued");
+    out(
+      `store on disk: ${mb(await broker.storeBytes())}; broker VmHWM so far ${mb(await broker.highWater())}`,
+    );
+
+    const restarts: { how: string; stopMs: number; times: StartTimes }[] = [];
+    for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+      const stopMs = await broker.stop(signal);
+      broker.phase(`after ${signal}`);
+      const times = await broker.start();
+      restarts.push({ how: signal, stopMs, times });
+      out(
+        `restart after ${signal} (stop took ${stopMs.toFixed(0)} ms): ready ${
+          times.readyMs.toFixed(0)
+        } ms, ` +
+          `CONNACK ${times.connackMs.toFixed(0)} ms`,
+      );
+      await settle(broker, `after ${signal}`);
+    }
+
+    broker.phase("drain");
+    const drained = await timed(() => drain(broker.port, options));
+    const counts = drained.value;
+    out(
+      `drained: ${counts.unique} of ${total} in ${(drained.ms / 1000).toFixed(1)} s (${
+        rate(counts.unique, drained.ms)
+      }); ` +
+        `lost ${total - counts.unique}, duplicates ${counts.duplicates}, foreign ${counts.foreign}, ` +
+        `sessions not present ${counts.missingSessions}, sessions timed out ${counts.timedOut}`,
+    );
+    out(`broker VmHWM since the last restart: ${mb(await broker.highWater())}`);
+    await settle(broker, "drained");
+    failed = counts.unique !== total || counts.duplicates > 0 || counts.foreign > 0 ||
+      counts.missingSessions > 0;
+    await broker.stop("SIGTERM");
+
+    out("");
+    out("| phase | peak RSS (sampled) | RSS at its end |");
+    out("| --- | --- | --- |");
+    for (const [phase, memory] of broker.phases) {
+      out(`| ${phase} | ${mb(memory.peakRss)} | ${mb(memory.lastRss)} |`);
+    }
+  } catch (error) {
+    failed = true;
+    note(`big queue failed: ${error instanceof Error ? error.stack : error}`);
+    await broker.stop("SIGKILL").catch(() => {});
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  print(lines.join("\n"));
+  return failed ? 1 : 0;
+}
