@@ -4,7 +4,7 @@
  * (SIGTERM, then kill -9) and while every session reconnects and drains its queue.
  *
  *   deno task bench --big-queue [--quick] [--sessions N] [--per-session M] [--durability batch|sync]
- *                               [--v8-flags FLAGS]
+ *                               [--v8-flags FLAGS] [--settle S] [--inspect PORT]
  *
  * --quick is 10,000 sessions and 100,000 messages. The driver is scripts/bench/mqtt_wire.ts (MQTT 3.1.1,
  * clean session 0), in this process, with bounded concurrency; nothing is pinned. Exits non-zero when a
@@ -32,18 +32,27 @@ const PUBLISHERS = 4;
 const PUBLISH_WINDOW = 1000;
 /** A session waits at most this long for each of its messages while draining. */
 const MESSAGE_WAIT_MS = 30_000;
-/** Idle time after a phase, so the broker's heap settles before the "at rest" sample. */
-const SETTLE_MS = 5_000;
 
 interface Options {
   sessions: number;
   perSession: number;
   durability: "batch" | "sync";
   v8Flags: string[];
+  /** Idle time after a phase, so the broker's heap settles before the "at rest" sample. */
+  settleMs: number;
+  /** Broker's inspector port (heap snapshots during the idle time after each phase), when given. */
+  inspectPort: number | undefined;
 }
 
 function parse(args: string[]): Options {
-  const options: Options = { sessions: 100_000, perSession: 10, durability: "batch", v8Flags: [] };
+  const options: Options = {
+    sessions: 100_000,
+    perSession: 10,
+    durability: "batch",
+    v8Flags: [],
+    settleMs: 5000,
+    inspectPort: undefined,
+  };
   for (let i = 0; i < args.length; i++) {
     const value = () => args[++i];
     switch (args[i]) {
@@ -60,6 +69,12 @@ function parse(args: string[]): Options {
         break;
       case "--durability":
         options.durability = value() as "batch" | "sync";
+        break;
+      case "--settle":
+        options.settleMs = Number(value()) * 1000;
+        break;
+      case "--inspect":
+        options.inspectPort = Number(value());
         break;
       case "--v8-flags":
         options.v8Flags = value().split(",");
@@ -256,16 +271,19 @@ async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number 
   return { value, ms: performance.now() - started };
 }
 
-async function settle(broker: Broker, phase: string): Promise<void> {
+async function settle(broker: Broker, phase: string, options: Options): Promise<void> {
   broker.phase(phase);
-  await sleep(SETTLE_MS);
+  if (options.inspectPort) {
+    note(`settling in "${phase}" for ${options.settleMs / 1000} s (inspector: ${options.inspectPort})`);
+  }
+  await sleep(options.settleMs);
 }
 
 export async function runBigQueueBench(args: string[]): Promise<number> {
   const options = parse(args);
   const total = options.sessions * options.perSession;
   const dir = await Deno.makeTempDir({ prefix: "mqtt-proxy-bench-bigqueue-" });
-  const broker = new BenchBroker(dir, options.durability, options.v8Flags);
+  const broker = new BenchBroker(dir, options.durability, options.v8Flags, options.inspectPort);
   const filler = crypto.getRandomValues(new Uint8Array(PAYLOAD_BYTES));
   const lines: string[] = [];
   const out = (line: string) => {
@@ -290,7 +308,7 @@ export async function runBigQueueBench(args: string[]): Promise<number> {
         rate(options.sessions, setup.ms)
       })`,
     );
-    await settle(broker, "sessions at rest");
+    await settle(broker, "sessions at rest", options);
 
     broker.phase("publish");
     const published = await timed(async () => {
@@ -304,7 +322,7 @@ export async function runBigQueueBench(args: string[]): Promise<number> {
         rate(published.value, published.ms)
       }, every one acknowledged)`,
     );
-    await settle(broker, "queued");
+    await settle(broker, "queued", options);
     out(
       `store on disk: ${mb(await broker.storeBytes())}; broker VmHWM so far ${mb(await broker.highWater())}`,
     );
@@ -321,7 +339,7 @@ export async function runBigQueueBench(args: string[]): Promise<number> {
         } ms, ` +
           `CONNACK ${times.connackMs.toFixed(0)} ms`,
       );
-      await settle(broker, `after ${signal}`);
+      await settle(broker, `after ${signal}`, options);
     }
 
     broker.phase("drain");
@@ -335,7 +353,7 @@ export async function runBigQueueBench(args: string[]): Promise<number> {
         `sessions not present ${counts.missingSessions}, sessions timed out ${counts.timedOut}`,
     );
     out(`broker VmHWM since the last restart: ${mb(await broker.highWater())}`);
-    await settle(broker, "drained");
+    await settle(broker, "drained", options);
     failed = counts.unique !== total || counts.duplicates > 0 || counts.foreign > 0 ||
       counts.missingSessions > 0;
     await broker.stop("SIGTERM");

@@ -47,13 +47,15 @@ export class BenchBroker {
   readonly #dir: string;
   readonly #durability: string;
   readonly #v8Flags: string[];
+  readonly #inspectPort: number | undefined;
   #child: Deno.ChildProcess | undefined;
   #phase = "start";
   readonly #phases = new Map<string, Memory>();
   #sampling: Promise<void> | undefined;
   #sample = true;
 
-  constructor(dir: string, durability: "batch" | "sync", v8Flags: string[]) {
+  constructor(dir: string, durability: "batch" | "sync", v8Flags: string[], inspectPort?: number) {
+    this.#inspectPort = inspectPort;
     this.#dir = dir;
     this.#durability = durability;
     this.#v8Flags = v8Flags;
@@ -99,6 +101,7 @@ export class BenchBroker {
   async start(): Promise<StartTimes> {
     const config = await this.#writeConfig();
     const v8 = this.#v8Flags.length ? [`--v8-flags=${this.#v8Flags.join(",")}`] : [];
+    if (this.#inspectPort) v8.push(`--inspect=127.0.0.1:${this.#inspectPort}`);
     const log = await Deno.open(`${this.#dir}/broker.log`, { write: true, create: true, append: true });
     const spawned = performance.now();
     this.#child = new Deno.Command(Deno.execPath(), {
