@@ -13,7 +13,7 @@ import type { Operation } from "./operations.ts";
 /** The operations that are grouped into multi-row statements, besides appends. */
 type RowOperation = Extract<Operation, { kind: "saveQueueEntry" | "deleteQueueEntry" }>;
 
-/** Rows per statement at most: 64 × 8 parameters stays far below SQLite's limit of 32 766. */
+/** Rows per statement at most: 64 × 9 parameters stays far below SQLite's limit of 32 766. */
 const MAX_ROWS = 64;
 
 /** A statement prepared once per row count (powers of two up to {@link MAX_ROWS}). */
@@ -48,6 +48,13 @@ class MultiRowStatement {
 const placeholders = (rows: number, columns: number): string =>
   Array.from({ length: rows }, () => `(${Array.from({ length: columns }, () => "?").join(", ")})`).join(", ");
 
+/**
+ * One queue entry's values; its size is its message's, read as it is written (the message was appended
+ * earlier in the same batch or before, so its page is at hand), for the queue totals at start.
+ */
+const QUEUE_ENTRY_VALUES = `(?, ?, ?, ?, ?, ?, ?, ?,
+  coalesce((SELECT length(CAST(payload AS BLOB)) + length(topic) FROM messages WHERE id = ?), 0))`;
+
 /** Writes batches of {@link Operation}s over one connection. */
 export class BatchWriter {
   readonly #appendMessages: MultiRowStatement;
@@ -66,8 +73,8 @@ export class BatchWriter {
     this.#saveQueueEntries = new MultiRowStatement(
       db,
       (rows) =>
-        `INSERT INTO queue_entries (client_id, message_id, seq, qos, retain, subscription_identifiers, stage, packet_id)
-      VALUES ${placeholders(rows, 8)}
+        `INSERT INTO queue_entries (client_id, message_id, seq, qos, retain, subscription_identifiers, stage, packet_id,
+      bytes) VALUES ${Array(rows).fill(QUEUE_ENTRY_VALUES).join(", ")}
       ON CONFLICT (client_id, message_id) DO UPDATE SET qos = excluded.qos, retain = excluded.retain,
       subscription_identifiers = excluded.subscription_identifiers, stage = excluded.stage,
       packet_id = excluded.packet_id`,

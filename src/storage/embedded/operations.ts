@@ -19,7 +19,10 @@ import { encodeProperties, flag, STAGE_CODES } from "./records.ts";
 export type Operation =
   /** A `messages` row: id, topic, payload, qos, retain, properties, publisher id, expiry. */
   | { kind: "appendMessage"; row: SQLInputValue[] }
-  /** A `queue_entries` row: client, message, seq, qos, retain, subscription ids, stage, packet id. */
+  /**
+   * A `queue_entries` row: client, message, seq, qos, retain, subscription ids, stage, packet id, and the
+   * message id again (its size is read from `messages` as the row is written).
+   */
   | { kind: "saveQueueEntry"; row: SQLInputValue[] }
   | { kind: "deleteQueueEntry"; row: [clientId: string, messageId: MessageRef] }
   | { kind: "single"; apply(): void; grows: boolean };
@@ -143,6 +146,7 @@ export class OperationBuilder {
         identifiers,
         STAGE_CODES[stage],
         packetId ?? null,
+        messageId,
       ],
     };
   }

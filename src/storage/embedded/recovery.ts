@@ -17,20 +17,24 @@ export function recover(db: DatabaseSync, now: number): RecoveredStore {
   db.exec("BEGIN");
   try {
     // Expired messages go with their entries; then entries whose message is gone (a batch that hit a full
-    // disk keeps its deletes and drops its appends) and messages no entry refers to.
+    // disk keeps its deletes and drops its appends) and messages no entry refers to. None of this reads a
+    // message row (a big store is mostly payloads): expiry and the ids of all messages come from the
+    // `messages_by_expiry` index, entries from their own table and index.
     // An expired message already sent stays in flight [MQTT-4.3.3-7]; only its waiting entries go.
     db.prepare(`DELETE FROM queue_entries WHERE stage = 0 AND message_id IN
-      (SELECT id FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?)`).run(now);
+      (SELECT id FROM messages INDEXED BY messages_by_expiry WHERE expires_at <= ?)`).run(now);
     const expiredMessages = db.prepare(
-      `DELETE FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?
-      AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = messages.id)`,
+      `DELETE FROM messages WHERE id IN (SELECT id FROM messages INDEXED BY messages_by_expiry
+      WHERE expires_at <= ? AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = messages.id))`,
     )
       .run(now).changes as number;
     const danglingEntries = db.prepare(
-      "DELETE FROM queue_entries WHERE NOT EXISTS (SELECT 1 FROM messages WHERE id = queue_entries.message_id)",
+      `DELETE FROM queue_entries WHERE message_id IN (SELECT message_id FROM queue_entries
+      EXCEPT SELECT id FROM messages INDEXED BY messages_by_expiry)`,
     ).run().changes as number;
     const unreferencedMessages = db.prepare(
-      "DELETE FROM messages WHERE NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = messages.id)",
+      `DELETE FROM messages WHERE id IN (SELECT id FROM messages INDEXED BY messages_by_expiry
+      EXCEPT SELECT message_id FROM queue_entries)`,
     ).run().changes as number;
     db.prepare("DELETE FROM retained WHERE expires_at IS NOT NULL AND expires_at <= ?").run(now);
     // Guarantees a write, so the -wal file exists for the adapter to open and fsync from now on.
@@ -51,9 +55,8 @@ export function recover(db: DatabaseSync, now: number): RecoveredStore {
 function loadSnapshot(db: DatabaseSync): StorageSnapshot {
   const rows = (sql: string): Row[] => db.prepare(sql).all() as Row[];
   const queueTotals = new Map<string, QueueTotals>();
-  const totals = rows(`SELECT q.client_id, count(*) AS entries,
-    sum(length(CAST(m.payload AS BLOB)) + length(m.topic)) AS bytes
-    FROM queue_entries q JOIN messages m ON m.id = q.message_id WHERE q.stage = 0 GROUP BY q.client_id`);
+  const totals = rows(`SELECT client_id, count(*) AS entries, sum(bytes) AS bytes FROM queue_entries
+    WHERE stage = 0 GROUP BY client_id`);
   for (const row of totals) {
     queueTotals.set(row.client_id as string, { entries: row.entries as number, bytes: row.bytes as number });
   }
