@@ -1,5 +1,6 @@
 import { encodedLength } from "../codec/mod.ts";
 import type { Properties, ProtocolVersion, QoS } from "../codec/types.ts";
+import { LazyMap } from "./lazy_collections.ts";
 import type {
   Attachment,
   Delivery,
@@ -35,7 +36,7 @@ interface Queued {
  * client's Receive Maximum), the bounded queue behind it, outbound topic aliases and message expiry.
  */
 export class OutboundFlow {
-  readonly inflight = new Map<number, Inflight>();
+  readonly inflight = new LazyMap<number, Inflight>();
   readonly queue: Queued[] = [];
   queuedBytes = 0;
   /**

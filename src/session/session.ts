@@ -9,6 +9,7 @@ import type {
   UnsubscribePacket,
 } from "../codec/types.ts";
 import { hasWildcard, parseSharedFilter, validateTopicFilter, validateTopicName } from "../topic/mod.ts";
+import { LazySet } from "./lazy_collections.ts";
 import { OutboundFlow, type SharedSessionState } from "./outbound.ts";
 import type {
   AcceptedSubscription,
@@ -31,7 +32,7 @@ import type {
 export class Session {
   readonly subscriptions = new Map<string, SessionSubscription>();
   /** Inbound QoS 2 packet ids received and not yet released: a resent PUBLISH is not routed twice [MQTT-4.3.3-10]. */
-  readonly awaitingRelease = new Set<number>();
+  readonly awaitingRelease = new LazySet<number>();
   readonly outbound: OutboundFlow;
   /** Seconds the session outlives its connection; 0xFFFFFFFF = never expires. */
   expiryInterval = 0;
