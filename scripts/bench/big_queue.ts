@@ -386,7 +386,8 @@ function report(options: Options, facts: [string, string][], phases: Map<string,
   return [
     "## Big queues",
     "",
-    `Measured by \`deno task bench --big-queue${options.sessions === 100_000 ? "" : " --quick"}\` on ` +
+    `Measured by \`deno task bench --big-queue${options.sessions === 100_000 ? "" : " --quick"}` +
+    `${options.settleMs === 5000 ? "" : ` --settle ${options.settleMs / 1000}`}\` on ` +
     `${new Date().toISOString().slice(0, 10)}: ${count(options.sessions)} offline persistent sessions ` +
     "(MQTT 3.1.1, clean session 0, each subscribed at QoS 1 to its own topic, then disconnected), " +
     `${count(total)} queued QoS 1 messages of ${PAYLOAD_BYTES} B with distinct payloads (${gib} GiB), ` +
