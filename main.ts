@@ -11,19 +11,13 @@ import {
   tokenMatches,
 } from "./src/auth/mod.ts";
 import { type AdminApp, createAdminApp, createBrokerView } from "./src/admin/mod.ts";
-import { Broker, type Clock, systemClock } from "./src/broker/mod.ts";
+import { Broker, type Clock, ownerUsername, systemClock } from "./src/broker/mod.ts";
 import { parseCommandLine } from "./src/cli/args.ts";
 import { ClusterNode, type ClusterNodeOptions } from "./src/cluster/mod.ts";
 import { describeListenError, exposure, logFormat } from "./src/cli/exposure.ts";
 import { preflight } from "./src/cli/preflight.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
-import {
-  BufferPool,
-  clientPermissions,
-  ConnectionManager,
-  ownerUsername,
-  willRefusal,
-} from "./src/connection/mod.ts";
+import { BufferPool, clientPermissions, ConnectionManager, willRefusal } from "./src/connection/mod.ts";
 import {
   createBrokerMetrics,
   createLogger,
@@ -231,7 +225,10 @@ export async function startBroker(
     logger,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
     outboxHighWaterMark: config.mqtt.maxOutboundBytes,
+    // Large buffers for busy connections' reads and writes; small write buffers for the first frames of a
+    // turn (acks, a CONNACK: a connection storm holds one each while it is written).
     readBuffers: new BufferPool(64 * 1024, 256),
+    writeBuffers: new BufferPool(4 * 1024, 256),
     generateClientId: () => `auto-${crypto.randomUUID()}`,
     // A verified client certificate's CN reaches the authenticator only from listeners with
     // use_cn_as_username (see onAccept): there the certificate is the credential and its CN the user name.
@@ -284,11 +281,7 @@ export async function startBroker(
       const onAccept = (accepted: Accepted) => {
         // The same object: a TLS transport fills in the certificate's name once the handshake is done.
         accepted.listener = name;
-        const before = connections.connectionsTotal;
-        connections.accept(accepted, () => counts.open, listenerConfig.maxConnections, () => counts.open--);
-        if (connections.connectionsTotal === before) return; // refused over a limit: onDone never runs
-        counts.open++;
-        counts.total++;
+        connections.accept(accepted, counts, listenerConfig.maxConnections);
       };
       // Out of descriptors (EMFILE/ENFILE), accept fails every 100 ms until some are free: log it, not each.
       const onError = rateLimited<unknown>(

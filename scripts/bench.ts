@@ -1,41 +1,52 @@
 /**
- * `deno task bench`: mqtt-proxy against Mosquitto and Aedes on the same machine, in one run.
+ * `deno task bench`: mqtt-proxy against rumqttd, mochi-mqtt, Mosquitto and Aedes on the same machine, in one
+ * run, every case in two layouts (pinned: each broker on core 0, the generator on core 1; unpinned).
  *
- *   deno task bench                       full run (3 runs per case, ~10 min), rewrites docs/benchmarks.*
- *   deno task bench --quick               smoke test (1 short run per case, small idle N), report on stdout
- *   deno task bench --only mosquitto,aedes --case q0-64,idle --runs 1
- *   deno task bench --cluster             three nodes over RocketMQ against one node (scripts/bench/cluster.ts)
- *   deno task bench --big-queue           1M queued messages in 100k offline sessions (scripts/bench/big_queue.ts)
+ *   deno task bench            full run: builds the peers once (~6 min the first time), 3 runs per case,
+ *                              both layouts, the baseline commit too; rewrites docs/benchmarks.{md,svg}
+ *   deno task bench --quick    smoke test: 1 short run per case, pinned only, small idle N, peers only if
+ *                              already built (it says which it skipped); report on stdout
+ *   deno task bench --only mosquitto,rumqttd --case q0-64,idle --runs 1 --layout pinned
+ *   deno task bench --cluster  three nodes over RocketMQ against one node (scripts/bench/cluster.ts)
+ *   deno task bench --big-queue  1M queued messages in 100k offline sessions (scripts/bench/big_queue.ts)
  *
- * Options: --runs N, --duration S, --quick, --only <brokers>, --case <names>, --procs N (generator
- * processes per pubsub case where the topology allows), --write-docs (also in --quick), --json <file>.
+ * Options: --runs N, --duration S, --quick, --only <brokers>, --case <names>, --layout pinned|unpinned|both,
+ * --procs N (generator processes per pubsub case where the topology allows), --no-baseline, --write-docs
+ * (also in --quick), --json <file>.
  *
- * Every broker runs fresh for every run, pinned to core 0; the C load generator (scripts/bench/mqttload.c,
- * built with gcc into a temporary directory) runs on core 1. Exits non-zero when a broker could not be
- * started or a run failed, after printing the whole report.
+ * Every broker runs fresh for every run. The C load generator (scripts/bench/mqttload.c) is built with gcc
+ * into a temporary directory. Exits non-zero when a broker could not be built or started or a run failed,
+ * after printing the whole report.
  */
 import {
+  BASELINE,
   BROKER_NAMES,
+  type BrokerEnvironment,
   type BrokerName,
   BrokerStartError,
   brokerVersions,
   ensureMosquitto,
+  FLOOR_NAMES,
+  type Layout,
   REFERENCE_BROKER,
   type RunningBroker,
   startBroker,
 } from "./bench/brokers.ts";
-import { allCases, type BenchCase, type IdleCase, type PubSubCase } from "./bench/cases.ts";
-import { buildGenerator, runIdle, runPubSub } from "./bench/generator.ts";
+import { allCases, type BenchCase, IDLE_PROCESSES, type IdleCase, type PubSubCase } from "./bench/cases.ts";
+import { chartSvg } from "./bench/chart.ts";
+import { gcPausesIn } from "./bench/gc_trace.ts";
+import { buildGenerator, LATENCY_WARMUP_S, runIdle, runPubSub } from "./bench/generator.ts";
+import { buildNoDelayShim, PEER_NAMES, type PeerName, preparePeers } from "./bench/peers.ts";
 import {
-  chartSvg,
-  fullMarkdown,
   type Machine,
   type ReportInput,
   resultsMarkdown,
   type RunRecord,
   type SplitRecord,
 } from "./bench/report.ts";
+import { fullMarkdown } from "./bench/report_doc.ts";
 import { capture, freePort, note, print, residentBytes, sleep } from "./bench/util.ts";
+import { BASELINE_COMMIT } from "./bench/what_changed.ts";
 
 interface Options {
   runs: number;
@@ -43,17 +54,20 @@ interface Options {
   quick: boolean;
   brokers: BrokerName[];
   caseNames: string[] | undefined;
+  layouts: Layout[];
   processes: number;
+  baseline: boolean;
   writeDocs: boolean;
   jsonPath: string | undefined;
 }
 
 const USAGE = `usage: deno task bench [--quick] [--runs N] [--duration S] [--only ${BROKER_NAMES.join(",")}]
-                       [--case NAME,...] [--procs N] [--write-docs] [--json FILE]
+                       [--case NAME,...] [--layout pinned|unpinned|both] [--procs N] [--no-baseline]
+                       [--write-docs] [--json FILE]
 cases: ${allCases(false).map((c) => c.name).join(", ")}`;
 
 /** After this long the remaining runs are skipped (and reported as such), whatever the options. */
-const TIME_BUDGET_S = 20 * 60;
+const TIME_BUDGET_S = 110 * 60;
 /** A broker that fails to start this many times in a row is not tried again in this invocation. */
 const START_ATTEMPTS = 2;
 
@@ -64,11 +78,13 @@ function parseOptions(args: string[]): Options {
     quick: false,
     brokers: [...BROKER_NAMES],
     caseNames: undefined,
+    layouts: ["pinned", "unpinned"],
     processes: 1,
+    baseline: true,
     writeDocs: false,
     jsonPath: undefined,
   };
-  let runsGiven = false, durationGiven = false;
+  let runsGiven = false, durationGiven = false, layoutGiven = false;
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split("=", 2);
     const value = () => inline ?? args[++i];
@@ -90,8 +106,20 @@ function parseOptions(args: string[]): Options {
       case "--case":
         options.caseNames = value().split(",").map((c) => c.trim());
         break;
+      case "--layout": {
+        const layout = value();
+        if (!["pinned", "unpinned", "both"].includes(layout)) {
+          throw new Error(`--layout ${layout}?\n${USAGE}`);
+        }
+        options.layouts = layout === "both" ? ["pinned", "unpinned"] : [layout as Layout];
+        layoutGiven = true;
+        break;
+      }
       case "--procs":
         options.processes = Number(value());
+        break;
+      case "--no-baseline":
+        options.baseline = false;
         break;
       case "--write-docs":
         options.writeDocs = true;
@@ -111,23 +139,25 @@ function parseOptions(args: string[]): Options {
   if (options.quick) {
     if (!runsGiven) options.runs = 1;
     if (!durationGiven) options.durationS = 1.5;
+    if (!layoutGiven) options.layouts = ["pinned"];
+    options.baseline = false;
   }
   const unknown = options.brokers.filter((b) => !BROKER_NAMES.includes(b));
   if (unknown.length) {
     throw new Error(`unknown broker ${unknown.join(", ")}; known: ${BROKER_NAMES.join(", ")}`);
   }
+  if (!options.brokers.includes("mqtt-proxy")) options.baseline = false;
   if (!(options.runs >= 1 && options.runs <= 20)) throw new Error("--runs must be 1..20");
   if (!(options.durationS > 0 && options.durationS <= 30)) throw new Error("--duration must be in (0, 30] s");
   if (!(options.processes >= 1 && options.processes <= 4)) throw new Error("--procs must be 1..4");
   const names = allCases(false).map((c) => c.name);
   const badCases = (options.caseNames ?? []).filter((c) => !names.includes(c));
   if (badCases.length) throw new Error(`unknown case ${badCases.join(", ")}; known: ${names.join(", ")}`);
-  // Keep the reference broker first so its figures exist when the others' ratios are printed.
   options.brokers.sort((a, b) => BROKER_NAMES.indexOf(a) - BROKER_NAMES.indexOf(b));
   return options;
 }
 
-async function describeMachine(versions: Record<BrokerName, string>): Promise<Machine> {
+async function describeMachine(versions: Record<string, string>): Promise<Machine> {
   // /proc is read through `cat`: Deno wants --allow-all for it (see residentBytes).
   const cpuinfo = (await capture("cat", ["/proc/cpuinfo"])).text;
   const meminfo = (await capture("cat", ["/proc/meminfo"])).text;
@@ -142,22 +172,41 @@ async function describeMachine(versions: Record<BrokerName, string>): Promise<Ma
   };
 }
 
+/** The baseline commit's tree, extracted (git archive) into `dir`; a reason string when that fails. */
+async function extractBaseline(commit: string, dir: string): Promise<string | undefined> {
+  const repo = new URL("../", import.meta.url).pathname;
+  const archive = `${dir}.tar`;
+  const made = await capture("git", ["-C", repo, "archive", "--format=tar", "-o", archive, commit]);
+  if (!made.ok) return `git archive ${commit} failed: ${made.text.trim().split("\n")[0]}`;
+  await Deno.mkdir(dir, { recursive: true });
+  const unpacked = await capture("tar", ["-xf", archive, "-C", dir]);
+  await Deno.remove(archive);
+  return unpacked.ok ? undefined : `tar failed: ${unpacked.text.trim().split("\n")[0]}`;
+}
+
 /** Tracks brokers that would not start, so a broken one costs two attempts, not every run. */
 class BrokerHealth {
   private failuresInARow = new Map<BrokerName, number>();
   readonly disabled = new Map<BrokerName, string>();
   readonly failures: string[] = [];
 
-  disable(broker: BrokerName, reason: string): void {
+  constructor(private readonly env: BrokerEnvironment) {}
+
+  disable(broker: BrokerName, reason: string, failure = true): void {
     this.disabled.set(broker, reason);
-    this.failures.push(`${broker} NOT BENCHMARKED: ${reason}`);
+    if (failure) this.failures.push(`${broker} NOT BENCHMARKED: ${reason}`);
   }
 
-  async start(broker: BrokerName, runDir: string, durable: boolean): Promise<RunningBroker | string> {
+  async start(
+    broker: BrokerName,
+    runDir: string,
+    durable: boolean,
+    layout: Layout,
+  ): Promise<RunningBroker | string> {
     const blocked = this.disabled.get(broker);
     if (blocked) return `not run: ${blocked.split("\n")[0]}`;
     try {
-      const running = await startBroker(broker, { port: freePort(), runDir, durable });
+      const running = await startBroker(broker, { port: freePort(), runDir, durable, layout }, this.env);
       this.failuresInARow.set(broker, 0);
       return running;
     } catch (error) {
@@ -178,42 +227,68 @@ function brokerDied(broker: RunningBroker): string[] {
   return status ? [`${broker.name} exited during the run (code ${status.code}); see ${broker.logPath}`] : [];
 }
 
+/** mqtt-proxy's GC pauses from the release of the publishers to the end of the run. */
+async function collectGc(record: RunRecord, running: RunningBroker, releasedAt: number): Promise<void> {
+  if (running.name !== "mqtt-proxy" && running.name !== BASELINE) return;
+  const from = releasedAt - running.spawnedAt;
+  const to = Date.now() - running.spawnedAt;
+  record.gc = { pauses: await gcPausesIn(running.logPath, from, to), windowS: (to - from) / 1000 };
+}
+
+interface RunContext {
+  binary: string;
+  health: BrokerHealth;
+  options: Options;
+}
+
 async function runPubSubCase(
-  binary: string,
-  health: BrokerHealth,
+  context: RunContext,
   testCase: PubSubCase,
   broker: BrokerName,
+  layout: Layout,
   run: number,
   runDir: string,
-  options: Options,
-  processes = options.processes,
+  processes = context.options.processes,
 ): Promise<RunRecord> {
-  const record: RunRecord = { caseName: testCase.name, broker, run, errors: [] };
-  const running = await health.start(broker, runDir, testCase.durable);
+  const record: RunRecord = { caseName: testCase.name, broker, layout, run, errors: [] };
+  const running = await context.health.start(broker, runDir, testCase.durable, layout);
   if (typeof running === "string") {
     record.errors.push(running);
     return record;
   }
+  const releasedAt = Date.now();
   try {
-    record.pubsub = await runPubSub(binary, running.port, testCase, options.durationS, processes);
+    record.pubsub = await runPubSub(
+      context.binary,
+      running.port,
+      testCase,
+      context.options.durationS,
+      processes,
+      {
+        layout,
+        brokerPid: running.pid,
+      },
+    );
     record.errors.push(...record.pubsub.errors, ...brokerDied(running));
   } finally {
     await running.stop();
   }
+  // The log is complete once the broker stopped. Fixed-rate runs: the pauses of the measured part only.
+  const warmup = testCase.rate > 0 ? Math.min(LATENCY_WARMUP_S, context.options.durationS / 2) * 1000 : 0;
+  await collectGc(record, running, releasedAt + warmup);
   return record;
 }
 
 async function runIdleCase(
-  binary: string,
-  health: BrokerHealth,
+  context: RunContext,
   testCase: IdleCase,
   broker: BrokerName,
+  layout: Layout,
   run: number,
   runDir: string,
-  options: Options,
 ): Promise<RunRecord> {
-  const record: RunRecord = { caseName: testCase.name, broker, run, errors: [] };
-  const running = await health.start(broker, runDir, false);
+  const record: RunRecord = { caseName: testCase.name, broker, layout, run, errors: [] };
+  const running = await context.health.start(broker, runDir, false, layout);
   if (typeof running === "string") {
     record.errors.push(running);
     return record;
@@ -221,15 +296,23 @@ async function runIdleCase(
   try {
     await sleep(500); // let the runtime settle after start-up before taking the baseline
     const baseline = await residentBytes(running.pid) ?? NaN;
-    record.idle = await runIdle(binary, running.port, testCase.connections, options.processes, async () => {
-      // Hold the connections a moment (brokers allocate lazily), then keep the peak of a few samples.
-      let peak = 0;
-      for (let sample = 0; sample < 4; sample++) {
-        await sleep(400);
-        peak = Math.max(peak, await residentBytes(running.pid) ?? 0);
-      }
-      return peak - baseline;
-    });
+    const place = { layout, brokerPid: running.pid };
+    record.idle = await runIdle(
+      context.binary,
+      running.port,
+      testCase.connections,
+      IDLE_PROCESSES,
+      place,
+      async () => {
+        // Hold the connections a moment (brokers allocate lazily), then keep the peak of a few samples.
+        let peak = 0;
+        for (let sample = 0; sample < 4; sample++) {
+          await sleep(400);
+          peak = Math.max(peak, await residentBytes(running.pid) ?? 0);
+        }
+        return peak - baseline;
+      },
+    );
     record.errors.push(...record.idle.errors, ...brokerDied(running));
   } finally {
     await running.stop();
@@ -242,20 +325,34 @@ function describeRecord(record: RunRecord): string {
     return `ERROR ${record.errors[0].split("\n")[0]}`;
   }
   const suffix = record.errors.length ? `  ERROR ${record.errors[0].split("\n")[0]}` : "";
+  const cpu = (pct: number) => Number.isFinite(pct) ? `${pct.toFixed(0)}%` : "n/a";
   if (record.pubsub) {
     const p = record.pubsub;
+    const gc = record.gc ? `  gc ${record.gc.pauses.length}` : "";
     return `${Math.round(p.msgsPerSecond).toLocaleString("en-US")} msg/s  p50 ${
       p.latencyUs.p50.toFixed(0)
     } µs` +
       `  p99 ${p.latencyUs.p99.toFixed(0)} µs  lost ${p.lost}  dup ${p.duplicates}` +
-      `  gen ${p.generatorCpuPct.toFixed(0)}%${suffix}`;
+      `  broker ${cpu(p.brokerCpuPct)}  gen ${cpu(p.generatorCpuPct)}${gc}${suffix}`;
   }
   const i = record.idle!;
   return `${i.connected}/${i.requested} connected  ${Math.round(i.connectRate)} conn/s` +
-    `  RSS/conn ${(i.rssDeltaBytes / Math.max(1, i.connected)).toFixed(0)} B  gen ${
-      i.generatorCpuPct.toFixed(0)
-    }%` +
-    suffix;
+    `  RSS/conn ${(i.rssDeltaBytes / Math.max(1, i.connected)).toFixed(0)} B  broker ${cpu(i.brokerCpuPct)}` +
+    `  gen ${cpu(i.generatorCpuPct)}${suffix}`;
+}
+
+/** Who runs a case in a layout: the compared brokers; the floors and the baseline only where they apply. */
+function brokersFor(
+  testCase: BenchCase,
+  layout: Layout,
+  options: Options,
+  baselineReady: boolean,
+): BrokerName[] {
+  const brokers = [...options.brokers];
+  if (layout !== "pinned" || !options.brokers.includes("mqtt-proxy")) return brokers;
+  if (baselineReady) brokers.splice(1, 0, BASELINE);
+  if (testCase.kind === "idle") brokers.push(...FLOOR_NAMES);
+  return brokers;
 }
 
 async function main(): Promise<number> {
@@ -274,19 +371,47 @@ async function main(): Promise<number> {
   }
   const tempDir = await Deno.makeTempDir({ prefix: "mqtt-bench-" });
   const binary = await buildGenerator(tempDir);
-  const health = new BrokerHealth();
+  const wantedPeers = options.brokers.filter((b): b is PeerName => PEER_NAMES.includes(b as PeerName));
+  const peers = await preparePeers(wantedPeers, !options.quick);
+  const env: BrokerEnvironment = {
+    peers: new Map(peers.map((p) => [p.name, p])),
+    noDelayShim: await buildNoDelayShim(tempDir),
+  };
+  const health = new BrokerHealth(env);
+  const notices: string[] = [];
+  for (const peer of peers) {
+    if (!peer.notBuilt) continue;
+    if (options.quick) {
+      notices.push(`${peer.name} ${peer.version} skipped: ${peer.notBuilt}`);
+      note(`NOTE: ${peer.name} skipped in --quick: ${peer.notBuilt}`);
+      health.disable(peer.name, `not built: ${peer.notBuilt}`, false);
+    } else {
+      health.disable(peer.name, `not built: ${peer.notBuilt}`);
+    }
+  }
+  const quietlySkipped = new Set<BrokerName>(
+    options.quick ? peers.filter((p) => p.notBuilt).map((p) => p.name) : [],
+  );
   if (options.brokers.includes("mosquitto") && !(await ensureMosquitto())) {
     health.disable("mosquitto", "mosquitto is not installed and apt-get install mosquitto failed");
   }
-  const versions = await brokerVersions();
+  let baseline: string | undefined;
+  if (options.baseline) {
+    env.baselineDir = `${tempDir}/baseline`;
+    const failed = await extractBaseline(BASELINE_COMMIT, env.baselineDir);
+    if (failed) health.disable(BASELINE, failed);
+    else baseline = BASELINE_COMMIT;
+  }
+  const versions = await brokerVersions(env);
   const cases = allCases(options.quick).filter((c) =>
     !options.caseNames || options.caseNames.includes(c.name)
   );
+  const brokers = options.brokers.filter((b) => !quietlySkipped.has(b));
   const records: RunRecord[] = [];
   const splitRecords: SplitRecord[] = [];
   note(
-    `mqtt-bench: ${cases.length} cases × ${options.brokers.length} brokers × ${options.runs} runs, ` +
-      `${options.durationS} s each; work dir ${tempDir}`,
+    `mqtt-bench: ${cases.length} cases × ${brokers.length} brokers × ${options.layouts.length} layouts × ` +
+      `${options.runs} runs, ${options.durationS} s each; work dir ${tempDir}`,
   );
 
   let runIndex = 0;
@@ -297,53 +422,56 @@ async function main(): Promise<number> {
   };
   const overBudget = () => (Date.now() - started) / 1000 > TIME_BUDGET_S;
   let skippedForTime = 0;
+  const context: RunContext = { binary, health, options };
 
-  for (const testCase of cases) {
-    for (let run = 1; run <= options.runs; run++) {
-      if (testCase.kind === "split-check") {
-        const reference = options.brokers.includes(REFERENCE_BROKER) ? REFERENCE_BROKER : options.brokers[0];
-        for (const processes of [1, 2]) {
+  for (const layout of options.layouts) {
+    for (const testCase of cases) {
+      for (let run = 1; run <= options.runs; run++) {
+        if (testCase.kind === "split-check") {
+          if (layout !== "pinned") continue;
+          const reference = brokers.includes(REFERENCE_BROKER) ? REFERENCE_BROKER : brokers[0];
+          for (const processes of [1, 2]) {
+            if (overBudget()) {
+              skippedForTime++;
+              continue;
+            }
+            const dir = await nextRunDir(`split${processes}-${reference}`);
+            const record = await runPubSubCase(
+              context,
+              testCase.base,
+              reference,
+              layout,
+              run,
+              dir,
+              processes,
+            );
+            splitRecords.push({
+              broker: reference,
+              processes,
+              run,
+              result: record.pubsub,
+              errors: record.errors,
+            });
+            note(
+              `[${testCase.name} ${run}/${options.runs}] ${processes} process(es) ${reference}: ${
+                describeRecord(record)
+              }`,
+            );
+          }
+          continue;
+        }
+        for (const broker of brokersFor(testCase, layout, { ...options, brokers }, baseline !== undefined)) {
           if (overBudget()) {
             skippedForTime++;
             continue;
           }
-          const dir = await nextRunDir(`split${processes}-${reference}`);
-          const record = await runPubSubCase(
-            binary,
-            health,
-            testCase.base,
-            reference,
-            run,
-            dir,
-            options,
-            processes,
-          );
-          splitRecords.push({
-            broker: reference,
-            processes,
-            run,
-            result: record.pubsub,
-            errors: record.errors,
-          });
-          note(
-            `[${testCase.name} ${run}/${options.runs}] ${processes} process(es) ${reference}: ${
-              describeRecord(record)
-            }`,
-          );
+          const dir = await nextRunDir(`${layout}-${testCase.name}-${broker}`);
+          const record = testCase.kind === "idle"
+            ? await runIdleCase(context, testCase, broker, layout, run, dir)
+            : await runPubSubCase(context, testCase, broker, layout, run, dir);
+          records.push(record);
+          note(`[${layout} ${testCase.name} ${run}/${options.runs}] ${broker}: ${describeRecord(record)}`);
         }
-        continue;
-      }
-      for (const broker of options.brokers) {
-        if (overBudget()) {
-          skippedForTime++;
-          continue;
-        }
-        const dir = await nextRunDir(`${testCase.name}-${broker}`);
-        const record = testCase.kind === "idle"
-          ? await runIdleCase(binary, health, testCase, broker, run, dir, options)
-          : await runPubSubCase(binary, health, testCase, broker, run, dir, options);
-        records.push(record);
-        note(`[${testCase.name} ${run}/${options.runs}] ${broker}: ${describeRecord(record)}`);
       }
     }
   }
@@ -358,12 +486,15 @@ async function main(): Promise<number> {
     runs: options.runs,
     durationS: options.durationS,
     processes: options.processes,
+    layouts: options.layouts,
     machine: await describeMachine(versions),
     cases: cases.filter((c): c is BenchCase => c.kind !== "split-check" || splitRecords.length > 0),
-    brokers: options.brokers,
+    brokers,
+    baseline,
     records,
     splitRecords,
     failures,
+    notices,
     elapsedS: (Date.now() - started) / 1000,
   };
 
@@ -388,6 +519,7 @@ async function main(): Promise<number> {
   } else {
     await Deno.remove(tempDir, { recursive: true });
   }
+  if (notices.length) print(`\n${notices.map((n) => `NOTE: ${n}`).join("\n")}`);
   note(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   return broken ? 1 : 0;
 }

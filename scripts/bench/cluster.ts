@@ -174,7 +174,10 @@ export async function runClusterBench(args: string[]): Promise<number> {
     note("single node");
     const single = await startNode(dir, "single", false, run);
     for (const [index, testCase] of cases.entries()) {
-      rows[index].single = await runPubSub(binary, single.port, testCase, durationS, 1);
+      rows[index].single = await runPubSub(binary, single.port, testCase, durationS, 1, {
+        layout: "unpinned",
+        brokerPid: single.child.pid,
+      });
       note(`  ${testCase.name}: ${format(rows[index].single, "rate")} msg/s`);
     }
     await stopChild(single.child);
@@ -186,6 +189,9 @@ export async function runClusterBench(args: string[]): Promise<number> {
       // A message crosses RocketMQ before its PUBACK and its delivery: tens of ms, so the windows must be deeper
       // than on one node for the pipeline to stay full.
       rows[index].cluster = await runPubSub(binary, nodes[0].port, testCase, durationS, 1, {
+        layout: "unpinned",
+        brokerPid: nodes[0].child.pid,
+      }, {
         subscriberPort: nodes[1].port,
         inflight: CLUSTER_INFLIGHT,
         e2eWindow: CLUSTER_E2E_WINDOW,

@@ -2,13 +2,22 @@
  * Builds and drives the C load generator (mqttload.c), splitting a case over several processes when asked
  * and merging their JSON results (counts add up, latency histograms merge exactly).
  */
-import { E2E_WINDOW, type PubSubCase, QOS1_INFLIGHT } from "./cases.ts";
-import { capture, forEachLine, stopChild, withTimeout } from "./util.ts";
+import { cpuSeconds, type Layout } from "./brokers.ts";
+import { E2E_WINDOW, IDLE_PENDING, type PubSubCase, QOS1_INFLIGHT } from "./cases.ts";
+import { capture, forEachLine, sleep, stopChild, withTimeout } from "./util.ts";
 
-/** The generator runs on this core, the broker on core 0. */
+/** In the pinned layout the generator runs on this core, the broker on core 0. */
 export const GENERATOR_CPU = "1";
+/** Keep alive of every generated client: longer than any run, since the generator sends no PINGREQ, and not
+ * 0, which rumqttd refuses. */
+const KEEP_ALIVE_S = 600;
 /** Unlimited-rate runs pause this long between polls so reads and writes batch (see mqttload.c). */
 const COALESCE_US = 500;
+/**
+ * Fixed-rate runs measure latency only from messages sent after this long: the first second after a
+ * fresh start is the runtime's (JIT compilation, start-up garbage), not the broker's steady state.
+ */
+export const LATENCY_WARMUP_S = 1;
 /** A generator process above this share of its core measured itself rather than the broker. */
 export const GENERATOR_BOUND_PCT = 90;
 
@@ -63,6 +72,10 @@ export interface PubSubResult {
   lateSendPct: number;
   generatorCpuPct: number;
   processes: number;
+  /** The broker's CPU use over the publishing window, in % of one core (200% = both cores). */
+  brokerCpuPct: number;
+  /** The merged latency histogram: [bucket index, count] (see bucketUpperBoundNs). */
+  histogram: [number, number][];
   errors: string[];
 }
 
@@ -75,7 +88,15 @@ export interface IdleResult {
   /** Broker RSS while the connections were held, minus its RSS before they opened. */
   rssDeltaBytes: number;
   processes: number;
+  /** The broker's CPU use while the connections were opened, in % of one core. */
+  brokerCpuPct: number;
   errors: string[];
+}
+
+/** Where a run happens: the layout, and the broker process whose CPU time is measured. */
+export interface RunPlace {
+  layout: Layout;
+  brokerPid: number;
 }
 
 /** Compiles mqttload.c into `outDir` and returns the binary's path; throws with gcc's output on failure. */
@@ -93,7 +114,7 @@ export async function buildGenerator(outDir: string): Promise<string> {
 /** Log-linear histogram bucket bounds, the same arithmetic as hist_upper_bound() in mqttload.c. */
 const HIST_SUB_BITS = 6;
 const HIST_SUB_COUNT = 1 << HIST_SUB_BITS;
-function bucketUpperBoundNs(index: number): number {
+export function bucketUpperBoundNs(index: number): number {
   if (index < HIST_SUB_COUNT) return index;
   const exponent = Math.floor(index / HIST_SUB_COUNT) + HIST_SUB_BITS - 1;
   const mantissa = index % HIST_SUB_COUNT;
@@ -126,10 +147,15 @@ interface Spawned {
   stderrLines: string[];
 }
 
-/** Starts one generator process pinned to the generator core; `ready` resolves when it printed READY. */
-function spawnGenerator(binary: string, args: string[]): Spawned {
-  const child = new Deno.Command("taskset", {
-    args: ["-c", GENERATOR_CPU, binary, ...args, "--barrier"],
+/**
+ * Starts one generator process (pinned to the generator core in the pinned layout); `ready` resolves when
+ * it printed READY.
+ */
+function spawnGenerator(binary: string, args: string[], layout: Layout): Spawned {
+  const pinning = layout === "pinned" ? ["taskset", "-c", GENERATOR_CPU] : [];
+  const [command, ...rest] = [...pinning, binary, ...args, "--barrier"];
+  const child = new Deno.Command(command, {
+    args: rest,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -199,6 +225,7 @@ export async function runPubSub(
   testCase: PubSubCase,
   durationS: number,
   processCount: number,
+  place: RunPlace,
   /** Where subscribers connect, when not to `port` (another node of a cluster), and deeper windows. */
   cluster?: { subscriberPort: number; inflight: number; e2eWindow: number },
 ): Promise<PubSubResult> {
@@ -224,32 +251,54 @@ export async function runPubSub(
       `--rate=${testCase.rate * pubs.count / testCase.pubs}`,
       `--duration=${durationS}`,
       `--inflight=${cluster?.inflight ?? QOS1_INFLIGHT}`,
-      `--e2e-window=${cluster?.e2eWindow ?? E2E_WINDOW}`,
+      `--e2e-window=${cluster?.e2eWindow ?? E2E_WINDOW[testCase.qos]}`,
       `--coalesce-us=${testCase.rate > 0 ? 0 : COALESCE_US}`,
+      `--warmup=${testCase.rate > 0 ? Math.min(LATENCY_WARMUP_S, durationS / 2) : 0}`,
       `--nonce=${nonce}`,
       "--drain-timeout=5",
+      `--keepalive=${KEEP_ALIVE_S}`,
       "--quiet=1",
       "--connect-timeout=20",
     ];
     if (testCase.durable) args.push("--persistent");
     if (cluster) args.push(`--sub-port=${cluster.subscriberPort}`);
-    spawned.push(spawnGenerator(binary, args));
+    spawned.push(spawnGenerator(binary, args, place.layout));
   }
   // Publishing starts only once every process has all its clients connected and subscribed. A process that
   // could not connect exits with an error line on its own; one that hangs is killed by collect().
   await withTimeout(Promise.all(spawned.map((s) => s.ready)), 30_000);
   await release(spawned);
+  const brokerCpu = cpuShare(place.brokerPid, durationS * 1000);
   const { outputs, errors } = await collect<PubSubOutput>(spawned, (durationS + 40) * 1000);
-  return mergePubSub(outputs, errors, durationS, processes);
+  return mergePubSub(outputs, errors, durationS, processes, await brokerCpu);
 }
 
-function mergePubSub(outputs: PubSubOutput[], errors: string[], durationS: number, processes: number) {
+/** The share of one core a process used over the next `ms` (NaN when it could not be read). */
+async function cpuShare(pid: number, ms: number): Promise<number> {
+  const before = await cpuSeconds(pid);
+  const started = performance.now();
+  await sleep(ms);
+  const after = await cpuSeconds(pid);
+  const wallS = (performance.now() - started) / 1000;
+  return before === undefined || after === undefined ? NaN : (100 * (after - before)) / wallS;
+}
+
+function mergePubSub(
+  outputs: PubSubOutput[],
+  errors: string[],
+  durationS: number,
+  processes: number,
+  brokerCpuPct: number,
+) {
   const sum = (pick: (o: PubSubOutput) => number) => outputs.reduce((total, o) => total + pick(o), 0);
   const hist = new Map<number, number>();
   for (const output of outputs) {
     for (const [index, count] of output.hist) hist.set(index, (hist.get(index) ?? 0) + count);
   }
   const received = sum((o) => o.received);
+  // Percentiles over the messages the histograms hold (those sent after the warm-up).
+  let measured = 0;
+  for (const count of hist.values()) measured += count;
   const sent = sum((o) => o.sent);
   const maxUs = Math.max(0, ...outputs.map((o) => o.latency_us.max));
   const wall = Math.max(0, ...outputs.map((o) => o.wall_s));
@@ -267,9 +316,9 @@ function mergePubSub(outputs: PubSubOutput[], errors: string[], durationS: numbe
     msgsPerSecond: sum((o) => o.received_in_window) / durationS,
     drainSeconds: Math.max(0, ...outputs.map((o) => o.drain_s)),
     latencyUs: {
-      p50: percentileUs(hist, received, 0.5, maxUs),
-      p99: percentileUs(hist, received, 0.99, maxUs),
-      p999: percentileUs(hist, received, 0.999, maxUs),
+      p50: percentileUs(hist, measured, 0.5, maxUs),
+      p99: percentileUs(hist, measured, 0.99, maxUs),
+      p999: percentileUs(hist, measured, 0.999, maxUs),
       max: maxUs,
     },
     scheduleSlipUs: Math.max(0, ...outputs.map((o) => o.schedule_slip_max_us)),
@@ -277,6 +326,8 @@ function mergePubSub(outputs: PubSubOutput[], errors: string[], durationS: numbe
     // All processes share one core, so their CPU seconds add up against the longest wall time.
     generatorCpuPct: wall > 0 ? (100 * sum((o) => o.cpu_s)) / wall : 0,
     processes,
+    brokerCpuPct,
+    histogram: [...hist].sort((a, b) => a[0] - b[0]),
     errors,
   };
   return result;
@@ -291,10 +342,13 @@ export async function runIdle(
   port: number,
   connections: number,
   processCount: number,
+  place: RunPlace,
   whileHeld: () => Promise<number>,
 ): Promise<IdleResult> {
   const nonce = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
   const spawned: Spawned[] = [];
+  const brokerCpuBefore = await cpuSeconds(place.brokerPid);
+  const connectStarted = performance.now();
   for (let part = 0; part < processCount; part++) {
     const share = slice(connections, part, processCount);
     spawned.push(spawnGenerator(binary, [
@@ -306,22 +360,23 @@ export async function runIdle(
       // One source address has ~28k ephemeral ports; spreading over 16 keeps any leftover TIME_WAIT
       // sockets from earlier runs out of the way.
       "--src-ips=16",
-      // Mosquitto listens with a backlog of 100: more handshakes in flight overflow it and cost 1 s SYN
-      // retransmits, which would measure the backlog rather than the broker.
-      "--max-pending=64",
-      "--keepalive=0",
+      `--max-pending=${Math.max(1, Math.floor(IDLE_PENDING / processCount))}`,
+      // Longer than any run (the generator sends no PINGREQ); rumqttd refuses a keep alive of 0.
+      `--keepalive=${KEEP_ALIVE_S}`,
       "--connect-timeout=60",
       `--nonce=${nonce}`,
-    ]));
+    ], place.layout));
   }
   const ready = await withTimeout(Promise.all(spawned.map((s) => s.ready)), 90_000);
+  const brokerCpuConnecting = await cpuSeconds(place.brokerPid);
+  const connectingS = (performance.now() - connectStarted) / 1000;
   let rssDeltaBytes = NaN;
   if (ready !== undefined && !ready.includes(false)) rssDeltaBytes = await whileHeld();
   await release(spawned);
   const { outputs, errors } = await collect<IdleOutput>(spawned, 60_000);
   const connected = outputs.reduce((total, o) => total + o.connected, 0);
   const connectSeconds = Math.max(0, ...outputs.map((o) => o.connect_s));
-  const cpuSeconds = outputs.reduce((total, o) => total + o.cpu_s, 0);
+  const generatorCpuS = outputs.reduce((total, o) => total + o.cpu_s, 0);
   for (const output of outputs) {
     if (output.connect_failures > 0) {
       errors.push(`generator: ${output.connect_failures} connections failed (${output.first_error})`);
@@ -335,9 +390,13 @@ export async function runIdle(
     connected,
     failed: connections - connected,
     connectRate: connectSeconds > 0 ? connected / connectSeconds : 0,
-    generatorCpuPct: connectSeconds > 0 ? (100 * cpuSeconds) / connectSeconds : 0,
+    generatorCpuPct: connectSeconds > 0 ? (100 * generatorCpuS) / connectSeconds : 0,
     rssDeltaBytes,
     processes: processCount,
+    // From the generators' start to their READY: the broker's CPU time while the connections were opened.
+    brokerCpuPct: brokerCpuBefore === undefined || brokerCpuConnecting === undefined
+      ? NaN
+      : (100 * (brokerCpuConnecting - brokerCpuBefore)) / connectingS,
     errors,
   };
 }

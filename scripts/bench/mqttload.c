@@ -107,7 +107,7 @@ static struct {
   int port, sub_port;
   int pubs, subs, pub_offset, sub_offset, total_pubs, total_subs;
   int qos, payload, inflight, keepalive, e2e_window, coalesce_us;
-  double rate, duration_s, drain_timeout_s, quiet_s, connect_timeout_s, hold_s;
+  double rate, duration_s, drain_timeout_s, quiet_s, connect_timeout_s, hold_s, warmup_s;
   bool wildcard, persistent, barrier;
   const char *prefix;
   int connections, conn_offset, src_ips, max_pending;
@@ -579,12 +579,14 @@ static void record_delivery(conn_t *c, const uint8_t *payload, size_t len, uint6
     if (local_publisher_by_id[publisher_id]) c->resolved_from_local += (uint64_t)((int64_t)seq - s->max_seq);
     s->max_seq = (int64_t)seq;
   }
+  stats.t_last_rx = now;
+  /* Messages sent during the warm-up count for loss and order, not for latency. */
+  if (sent_at < stats.t_go + (uint64_t)(opt.warmup_s * 1e9)) return;
   uint64_t latency = now > sent_at ? now - sent_at : 0;
   stats.hist[hist_index(latency)]++;
   stats.latency_count++;
   stats.latency_sum_ns += latency;
   if (latency > stats.latency_max_ns) stats.latency_max_ns = latency;
-  stats.t_last_rx = now;
 }
 
 static void handle_packet(conn_t *c, uint8_t type, const uint8_t *body, size_t len, uint64_t now) {
@@ -999,6 +1001,7 @@ static void usage(void) {
           "          --pub-offset N --sub-offset N --total-pubs N --total-subs N --nonce HEX\n"
           "          --drain-timeout S --quiet S --e2e-window N (unlimited rate: max undelivered per subscriber)\n"
           "          --coalesce-us N (unlimited rate: pause between polls so reads batch)\n"
+          "          --warmup S (latency only from messages sent after the first S seconds)\n"
           "  idle:   --connections N --conn-offset N --src-ips K --hold S --max-pending N\n"
           "  both:   --barrier --keepalive S --connect-timeout S\n");
   exit(1);
@@ -1022,6 +1025,7 @@ static void parse_options(int argc, char **argv) {
       {"nonce", required_argument, 0, 17},         {"max-pending", required_argument, 0, 18},
  {"e2e-window", required_argument, 0, 19},
       {"coalesce-us", required_argument, 0, 20},   {"sub-port", required_argument, 0, 21},
+      {"warmup", required_argument, 0, 22},
       {"help", no_argument, 0, '?'},               {0, 0, 0, 0},
   };
   int ch;
@@ -1058,6 +1062,7 @@ static void parse_options(int argc, char **argv) {
     case 18: opt.max_pending = atoi(optarg); break;
     case 19: opt.e2e_window = atoi(optarg); break;
     case 20: opt.coalesce_us = atoi(optarg); break;
+    case 22: opt.warmup_s = atof(optarg); break;
     default: usage();
     }
   }
@@ -1070,6 +1075,7 @@ static void parse_options(int argc, char **argv) {
   if (opt.total_pubs < 1 && strcmp(opt.mode, "pubsub") == 0) die("--total-pubs must be at least 1");
   if (opt.e2e_window < 0) die("--e2e-window must be >= 0");
   if (opt.coalesce_us < 0 || opt.coalesce_us > 100000) die("--coalesce-us must be 0..100000");
+  if (opt.warmup_s < 0 || opt.warmup_s >= opt.duration_s) die("--warmup must be in [0, --duration)");
   if (!opt.nonce) opt.nonce = (uint32_t)(monotonic_ns() ^ ((uint64_t)getpid() << 16)) | 1u;
 }
 

@@ -1,19 +1,23 @@
 /**
- * Turns the runs of one `deno task bench` into per-case medians, ratios to Mosquitto, the Markdown report
- * (docs/benchmarks.md) and its chart (docs/benchmarks.svg).
+ * Turns the runs of one `deno task bench` into per-case medians and ratios between brokers measured in the
+ * same invocation, and renders the result tables (printed on every run, and part of docs/benchmarks.md).
  */
-import { type BrokerName, REFERENCE_BROKER } from "./brokers.ts";
-import { type BenchCase, E2E_WINDOW, LATENCY_RATE, QOS1_INFLIGHT } from "./cases.ts";
-import { GENERATOR_BOUND_PCT, type IdleResult, type PubSubResult } from "./generator.ts";
+import { BASELINE, type BrokerName, FLOOR_NAMES, type Layout, REFERENCE_BROKER } from "./brokers.ts";
+import type { BenchCase, PubSubCase } from "./cases.ts";
+import type { GcPause } from "./gc_trace.ts";
+import { bucketUpperBoundNs, GENERATOR_BOUND_PCT, type IdleResult, type PubSubResult } from "./generator.ts";
 import { median } from "./util.ts";
 
-/** One broker, one case, one run. */
+/** One broker, one case, one run, in one layout. */
 export interface RunRecord {
   caseName: string;
   broker: BrokerName;
+  layout: Layout;
   run: number;
   pubsub?: PubSubResult;
   idle?: IdleResult;
+  /** mqtt-proxy's garbage collections while the run was publishing (from --trace-gc). */
+  gc?: { pauses: GcPause[]; windowS: number };
   /** Why the run produced no figures or figures that cannot be trusted. */
   errors: string[];
 }
@@ -30,6 +34,7 @@ export interface SplitRecord {
 export interface Summary {
   caseName: string;
   broker: BrokerName;
+  layout: Layout;
   okRuns: number;
   totalRuns: number;
   msgsPerSecond: number;
@@ -43,11 +48,16 @@ export interface Summary {
   reordered: number;
   generatorCpuPct: number;
   generatorCpuMax: number;
+  brokerCpuPct: number;
   lateSendPct: number;
   connectRate: number;
   rssPerConnection: number;
   connected: number;
   requested: number;
+  /** Latency histogram summed over the good runs: [upper bound µs, count]. */
+  histogram: [number, number][];
+  gc: GcPause[];
+  gcWindowS: number;
   flags: string[];
 }
 
@@ -57,7 +67,7 @@ export interface Machine {
   kernel: string;
   memory: string;
   deno: string;
-  versions: Record<BrokerName, string>;
+  versions: Record<string, string>;
 }
 
 export interface ReportInput {
@@ -66,31 +76,52 @@ export interface ReportInput {
   runs: number;
   durationS: number;
   processes: number;
+  layouts: Layout[];
   machine: Machine;
   cases: BenchCase[];
   brokers: BrokerName[];
+  /** The baseline's commit when mqtt-proxy-before ran. */
+  baseline?: string;
   records: RunRecord[];
   splitRecords: SplitRecord[];
-  /** Loud, report-level problems: a broker that would not start, an install that failed. */
+  /** Loud, report-level problems: a broker that would not start or build, an install that failed. */
   failures: string[];
+  /** Quieter facts: peers --quick skipped because they are not built yet. */
+  notices: string[];
   elapsedS: number;
 }
 
 /** A fixed-rate run where more of the messages than this left over 1 ms late is flagged GEN-LATE. */
-const LATE_SEND_FLAG_PCT = 1;
+export const LATE_SEND_FLAG_PCT = 1;
+/** A throughput run where the broker used less of its core than this is flagged IDLE-BROKER. */
+const SATURATED_PCT = 85;
 
 function totalOrNaN(values: number[]): number {
   return values.length ? values.reduce((total, v) => total + v, 0) : NaN;
 }
 
-export function summarize(caseName: string, broker: BrokerName, records: RunRecord[]): Summary {
-  const mine = records.filter((r) => r.caseName === caseName && r.broker === broker);
-  const pubsub = mine.flatMap((r) => (r.pubsub && r.errors.length === 0 ? [r.pubsub] : []));
-  const idle = mine.flatMap((r) => (r.idle && r.errors.length === 0 ? [r.idle] : []));
+export function summarize(
+  caseName: string,
+  broker: BrokerName,
+  layout: Layout,
+  records: RunRecord[],
+): Summary {
+  const mine = records.filter((r) => r.caseName === caseName && r.broker === broker && r.layout === layout);
+  const good = mine.filter((r) => r.errors.length === 0);
+  const pubsub = good.flatMap((r) => (r.pubsub ? [r.pubsub] : []));
+  const idle = good.flatMap((r) => (r.idle ? [r.idle] : []));
   const cpu = [...pubsub.map((p) => p.generatorCpuPct), ...idle.map((i) => i.generatorCpuPct)];
+  const histogram = new Map<number, number>();
+  for (const p of pubsub) {
+    for (const [index, count] of p.histogram) {
+      const bound = bucketUpperBoundNs(index) / 1000;
+      histogram.set(bound, (histogram.get(bound) ?? 0) + count);
+    }
+  }
   const summary: Summary = {
     caseName,
     broker,
+    layout,
     okRuns: pubsub.length + idle.length,
     totalRuns: mine.length,
     msgsPerSecond: median(pubsub.map((p) => p.msgsPerSecond)),
@@ -104,11 +135,15 @@ export function summarize(caseName: string, broker: BrokerName, records: RunReco
     reordered: totalOrNaN(pubsub.map((p) => p.reordered)),
     generatorCpuPct: median(cpu),
     generatorCpuMax: cpu.length ? Math.max(...cpu) : NaN,
+    brokerCpuPct: median([...pubsub.map((p) => p.brokerCpuPct), ...idle.map((i) => i.brokerCpuPct)]),
     lateSendPct: median(pubsub.map((p) => p.lateSendPct)),
     connectRate: median(idle.map((i) => i.connectRate)),
     rssPerConnection: median(idle.map((i) => i.rssDeltaBytes / Math.max(1, i.connected))),
     connected: idle.length ? Math.min(...idle.map((i) => i.connected)) : NaN,
     requested: idle.length ? idle[0].requested : NaN,
+    histogram: [...histogram].sort((a, b) => a[0] - b[0]),
+    gc: good.flatMap((r) => r.gc?.pauses ?? []),
+    gcWindowS: good.reduce((total, r) => total + (r.gc?.windowS ?? 0), 0),
     flags: [],
   };
   if (summary.generatorCpuMax > GENERATOR_BOUND_PCT) summary.flags.push("GEN-BOUND");
@@ -121,13 +156,18 @@ export function summarize(caseName: string, broker: BrokerName, records: RunReco
   return summary;
 }
 
+/** Throughput cases where the broker was not kept busy: the figure is the load's, not the broker's. */
+export function markIdleBroker(summary: Summary, testCase: PubSubCase): void {
+  if (testCase.rate === 0 && summary.brokerCpuPct < SATURATED_PCT) summary.flags.push("IDLE-BROKER");
+}
+
 // ---------- formatting ----------
 
-function integer(value: number): string {
+export function integer(value: number): string {
   return Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "n/a";
 }
 
-function micros(value: number): string {
+export function micros(value: number): string {
   if (!Number.isFinite(value)) return "n/a";
   if (value >= 100_000) return `${(value / 1000).toFixed(0)} ms`;
   if (value >= 10_000) return `${(value / 1000).toFixed(1)} ms`;
@@ -135,15 +175,19 @@ function micros(value: number): string {
   return `${value.toFixed(0)} µs`;
 }
 
-function ratio(value: number, reference: number): string {
+export function ratio(value: number, reference: number): string {
   if (!Number.isFinite(value) || !Number.isFinite(reference) || reference === 0) return "n/a";
   return `${(value / reference).toFixed(2)}×`;
 }
 
-function bytes(value: number): string {
+export function bytes(value: number): string {
   if (!Number.isFinite(value)) return "n/a";
-  if (value >= 10_240) return `${(value / 1024).toFixed(1)} KiB`;
+  if (Math.abs(value) >= 10_240) return `${(value / 1024).toFixed(1)} KiB`;
   return `${value.toFixed(0)} B`;
+}
+
+export function percent(value: number): string {
+  return Number.isFinite(value) ? `${value.toFixed(0)}%` : "n/a";
 }
 
 function lossCell(summary: Summary): string {
@@ -153,47 +197,78 @@ function lossCell(summary: Summary): string {
   return `${integer(summary.lost)} (${share < 0.01 ? "<0.01" : share.toFixed(2)}%)`;
 }
 
-function cpuCell(summary: Summary): string {
-  return Number.isFinite(summary.generatorCpuPct) ? `${summary.generatorCpuPct.toFixed(0)}%` : "n/a";
-}
-
 function flagsCell(summary: Summary): string {
   if (summary.okRuns === 0) return "**NO RESULT**";
   return summary.flags.length ? summary.flags.map((f) => `**${f}**`).join(" ") : "";
 }
 
-function table(header: string[], rows: string[][]): string {
+export function table(header: string[], rows: string[][]): string {
   const lines = [`| ${header.join(" | ")} |`, `| ${header.map(() => "---").join(" | ")} |`];
   for (const row of rows) lines.push(`| ${row.join(" | ")} |`);
   return lines.join("\n");
 }
 
+export function label(broker: BrokerName): string {
+  return broker === BASELINE ? "mqtt-proxy (before)" : broker;
+}
+
 // ---------- sections ----------
 
-function summariesFor(input: ReportInput, testCase: BenchCase) {
+/** The brokers with figures in a case and layout: the compared ones, and the baseline where it ran. */
+export function summariesFor(
+  input: ReportInput,
+  testCase: BenchCase,
+  layout: Layout,
+): Map<BrokerName, Summary> {
   const byBroker = new Map<BrokerName, Summary>();
-  for (const broker of input.brokers) byBroker.set(broker, summarize(testCase.name, broker, input.records));
+  const present = new Set(input.records.filter((r) => r.layout === layout).map((r) => r.broker));
+  for (const broker of [...input.brokers, BASELINE, ...FLOOR_NAMES]) {
+    if (!input.brokers.includes(broker) && !present.has(broker)) continue;
+    const summary = summarize(testCase.name, broker, layout, input.records);
+    if (summary.totalRuns === 0 && !input.brokers.includes(broker)) continue;
+    if (testCase.kind === "pubsub") markIdleBroker(summary, testCase);
+    byBroker.set(broker, summary);
+  }
   return byBroker;
 }
 
-function throughputTable(input: ReportInput, group: "throughput" | "durable"): string {
+/** The best figure among the other brokers (not mqtt-proxy, its baseline or the floors). */
+export function bestPeer(
+  summaries: Map<BrokerName, Summary>,
+  pick: (s: Summary) => number,
+  lowerIsBetter = false,
+): { broker: BrokerName; value: number } | undefined {
+  let best: { broker: BrokerName; value: number } | undefined;
+  for (const [broker, summary] of summaries) {
+    if (broker === "mqtt-proxy" || broker === BASELINE || FLOOR_NAMES.includes(broker)) continue;
+    const value = pick(summary);
+    if (!Number.isFinite(value)) continue;
+    if (!best || (lowerIsBetter ? value < best.value : value > best.value)) best = { broker, value };
+  }
+  return best;
+}
+
+function throughputTable(input: ReportInput, group: "throughput" | "durable", layout: Layout): string {
   const rows: string[][] = [];
   for (const testCase of input.cases) {
     if (testCase.kind !== "pubsub" || testCase.group !== group) continue;
-    const summaries = summariesFor(input, testCase);
-    const reference = summaries.get(REFERENCE_BROKER);
+    const summaries = summariesFor(input, testCase, layout);
+    const mosquitto = summaries.get(REFERENCE_BROKER)?.msgsPerSecond ?? NaN;
+    const rumqttd = summaries.get("rumqttd")?.msgsPerSecond ?? NaN;
     for (const [broker, s] of summaries) {
       rows.push([
         testCase.title,
-        broker,
+        label(broker),
         integer(s.msgsPerSecond),
-        broker === REFERENCE_BROKER ? "1.00×" : ratio(s.msgsPerSecond, reference?.msgsPerSecond ?? NaN),
+        ratio(s.msgsPerSecond, mosquitto),
+        ratio(s.msgsPerSecond, rumqttd),
         micros(s.p50),
         micros(s.p99),
         lossCell(s),
         integer(s.duplicates),
         integer(s.reordered),
-        cpuCell(s),
+        percent(s.brokerCpuPct),
+        percent(s.generatorCpuPct),
         flagsCell(s),
       ]);
     }
@@ -205,11 +280,13 @@ function throughputTable(input: ReportInput, group: "throughput" | "durable"): s
       "broker",
       "delivered msg/s",
       "vs Mosquitto",
+      "vs rumqttd",
       "p50",
       "p99",
       "lost",
       "dup",
       "reord",
+      "broker CPU",
       "gen CPU",
       "flags",
     ],
@@ -217,25 +294,25 @@ function throughputTable(input: ReportInput, group: "throughput" | "durable"): s
   );
 }
 
-function latencyTable(input: ReportInput): string {
+function latencyTable(input: ReportInput, layout: Layout): string {
   const rows: string[][] = [];
   for (const testCase of input.cases) {
     if (testCase.kind !== "pubsub" || testCase.group !== "latency") continue;
-    const summaries = summariesFor(input, testCase);
-    const reference = summaries.get(REFERENCE_BROKER);
+    const summaries = summariesFor(input, testCase, layout);
+    const best = bestPeer(summaries, (s) => s.p99, true);
     for (const [broker, s] of summaries) {
       rows.push([
         testCase.title,
-        broker,
+        label(broker),
         micros(s.p50),
         micros(s.p99),
         micros(s.p999),
         micros(s.max),
-        broker === REFERENCE_BROKER ? "1.00×" : ratio(s.p99, reference?.p99 ?? NaN),
+        best ? `${ratio(s.p99, best.value)} (${best.broker})` : "n/a",
         integer(s.msgsPerSecond),
         lossCell(s),
-        integer(s.duplicates),
-        cpuCell(s),
+        percent(s.brokerCpuPct),
+        percent(s.generatorCpuPct),
         flagsCell(s),
       ]);
     }
@@ -249,10 +326,10 @@ function latencyTable(input: ReportInput): string {
       "p99",
       "p99.9",
       "max",
-      "p99 vs Mosquitto",
+      "p99 vs best peer",
       "delivered msg/s",
       "lost",
-      "dup",
+      "broker CPU",
       "gen CPU",
       "flags",
     ],
@@ -260,21 +337,25 @@ function latencyTable(input: ReportInput): string {
   );
 }
 
-function idleTable(input: ReportInput): string {
+function idleTable(input: ReportInput, layout: Layout): string {
   const rows: string[][] = [];
   for (const testCase of input.cases) {
     if (testCase.kind !== "idle") continue;
-    const summaries = summariesFor(input, testCase);
-    const reference = summaries.get(REFERENCE_BROKER);
+    const summaries = summariesFor(input, testCase, layout);
+    const mosquitto = summaries.get(REFERENCE_BROKER);
+    const floor = summaries.get("deno-floor")?.rssPerConnection ?? NaN;
     for (const [broker, s] of summaries) {
+      const deno = broker === "mqtt-proxy" || broker === BASELINE || FLOOR_NAMES.includes(broker);
       rows.push([
-        broker,
+        label(broker),
         `${integer(s.connected)} / ${integer(testCase.connections)}`,
         integer(s.connectRate),
-        broker === REFERENCE_BROKER ? "1.00×" : ratio(s.connectRate, reference?.connectRate ?? NaN),
+        ratio(s.connectRate, mosquitto?.connectRate ?? NaN),
         bytes(s.rssPerConnection),
-        broker === REFERENCE_BROKER ? "1.00×" : ratio(s.rssPerConnection, reference?.rssPerConnection ?? NaN),
-        cpuCell(s),
+        deno && broker !== "deno-floor" ? bytes(s.rssPerConnection - floor) : "",
+        ratio(s.rssPerConnection, mosquitto?.rssPerConnection ?? NaN),
+        percent(s.brokerCpuPct),
+        percent(s.generatorCpuPct),
         flagsCell(s),
       ]);
     }
@@ -287,7 +368,9 @@ function idleTable(input: ReportInput): string {
       "connects/s",
       "vs Mosquitto",
       "RSS per connection",
-      "vs Mosquitto",
+      "above deno-floor",
+      "RSS vs Mosquitto",
+      "broker CPU (connecting)",
       "gen CPU",
       "flags",
     ],
@@ -311,6 +394,15 @@ function splitTable(input: ReportInput): string {
   };
   const one = figures(1);
   const two = figures(2);
+  const row = (n: number, f: typeof one, vs: string) => [
+    String(n),
+    broker,
+    String(f.runs),
+    integer(f.rate),
+    integer(f.lost),
+    percent(f.cpu),
+    vs,
+  ];
   return table(
     [
       "generator processes",
@@ -321,26 +413,7 @@ function splitTable(input: ReportInput): string {
       "gen CPU (sum)",
       "vs 1 process",
     ],
-    [
-      [
-        "1",
-        broker,
-        String(one.runs),
-        integer(one.rate),
-        integer(one.lost),
-        `${one.cpu.toFixed(0)}%`,
-        "1.00×",
-      ],
-      [
-        "2",
-        broker,
-        String(two.runs),
-        integer(two.rate),
-        integer(two.lost),
-        `${two.cpu.toFixed(0)}%`,
-        ratio(two.rate, one.rate),
-      ],
-    ],
+    [row(1, one, "1.00×"), row(2, two, ratio(two.rate, one.rate))],
   );
 }
 
@@ -352,294 +425,47 @@ function failureList(input: ReportInput): string {
     if (detail.length) lines.push("", "  ```", ...detail.map((line) => `  ${line}`), "  ```");
   }
   for (const record of [...input.records, ...input.splitRecords]) {
-    const name = "caseName" in record ? record.caseName : "split-check";
+    const name = "caseName" in record ? `${record.caseName} (${record.layout})` : "split-check";
     for (const error of record.errors) {
       // A broker disabled after failing to start is listed once above, not once per skipped run.
       if (error.startsWith("not run:")) continue;
-      lines.push(`- ${name} / ${record.broker} / run ${record.run}: ${error.split("\n")[0]}`);
+      lines.push(`- ${name} / ${label(record.broker)} / run ${record.run}: ${error.split("\n")[0]}`);
     }
   }
   return lines.join("\n");
 }
 
+const LAYOUT_TITLES: Record<Layout, string> = {
+  pinned: "pinned: every broker on core 0, the generator on core 1",
+  unpinned: "unpinned: broker and generator free to use both cores",
+};
+
+export function layoutTitle(layout: Layout): string {
+  return LAYOUT_TITLES[layout];
+}
+
 /** The results part: also what the script prints on every run. */
-export function resultsMarkdown(input: ReportInput): string {
+export function resultsMarkdown(
+  input: ReportInput,
+  extraSections: (layout: Layout) => string[] = () => [],
+): string {
   const failures = failureList(input);
   const parts = [];
   if (failures) parts.push(`### ⚠ Failures\n\n${failures}`);
-  parts.push(
-    `### Throughput (unlimited rate)\n\n${throughputTable(input, "throughput")}`,
-    `### Latency at a fixed ${LATENCY_RATE.toLocaleString("en-US")} msg/s\n\n${latencyTable(input)}`,
-    `### Durable QoS 1 to persistent sessions\n\n${throughputTable(input, "durable")}`,
-    `### Idle connections\n\n${idleTable(input)}`,
-    `### Generator check (same case, 1 vs 2 generator processes)\n\n${splitTable(input)}`,
-  );
+  if (input.notices.length) parts.push(`### Skipped\n\n${input.notices.map((n) => `- ${n}`).join("\n")}`);
+  for (const layout of input.layouts) {
+    parts.push(
+      `### Throughput (unlimited rate), ${layoutTitle(layout)}\n\n${
+        throughputTable(input, "throughput", layout)
+      }`,
+      `### Latency at a fixed rate, ${layoutTitle(layout)}\n\n${latencyTable(input, layout)}`,
+      ...extraSections(layout),
+      `### Durable QoS 1 to persistent sessions, ${layoutTitle(layout)}\n\n${
+        throughputTable(input, "durable", layout)
+      }`,
+      `### Idle connections, ${layoutTitle(layout)}\n\n${idleTable(input, layout)}`,
+    );
+  }
+  parts.push(`### Generator check (same case, 1 vs 2 generator processes, pinned)\n\n${splitTable(input)}`);
   return parts.join("\n\n");
-}
-
-export function fullMarkdown(input: ReportInput): string {
-  const m = input.machine;
-  const machine = table(["", ""], [
-    ["CPUs (nproc)", String(m.nproc)],
-    ["CPU model", m.cpuModel],
-    ["memory", m.memory],
-    ["kernel", m.kernel],
-    ["Deno", m.deno],
-    ["mqtt-proxy", m.versions["mqtt-proxy"]],
-    ["Mosquitto", m.versions.mosquitto],
-    ["Aedes", `${m.versions.aedes} (on Deno's node:net)`],
-  ]);
-  const run = table(["", ""], [
-    ["date", input.date],
-    ["runs per case", `${input.runs} (figures are medians; lost/dup/reord are totals over the runs)`],
-    ["duration per run", `${input.durationS} s of publishing, then up to 5 s of drain`],
-    ["generator processes", String(input.processes)],
-    ["whole benchmark", `${(input.elapsedS / 60).toFixed(1)} min`],
-    ["mode", input.quick ? "quick (smoke test, not for comparison)" : "full"],
-  ]);
-  return `# Benchmarks
-
-_Written by \`deno task bench\` (scripts/bench.ts); rerun it rather than editing this file._
-
-![Delivered messages per second and p99 latency per broker](benchmarks.svg)
-
-## Machine and run
-
-${machine}
-
-${run}
-
-## Method
-
-- **Brokers**, each started fresh for every run and stopped after it, pinned with \`taskset -c 0\`, listening on
-  127.0.0.1 only:
-  - **mqtt-proxy**: \`deno run … main.ts -c <generated file>\` with \`storage.type = memory\`, or for the
-    durable case \`storage.type = embedded\`, \`storage.durability = sync\` (written to disk before each
-    acknowledgement); \`log.level = warn\`; every other key at its default.
-  - **Mosquitto** (Debian package): \`listener <port> 127.0.0.1\`, \`allow_anonymous true\`,
-    \`set_tcp_nodelay true\`, defaults otherwise (max_inflight_messages 20, max_queued_messages 1000). The
-    durable case adds \`persistence true\`: Mosquitto keeps messages in memory and writes its store only at
-    autosave or shutdown, so it **acknowledges before any disk write** — its durable figures are not
-    comparable with a broker that syncs.
-  - **Aedes** (\`npm:aedes\`) on a \`node:net\` server (\`noDelay: true\`) in Deno. Aedes' default persistence
-    is in memory, so its durable case is not durable either.
-- **Load generator**: \`scripts/bench/mqttload.c\` (C, epoll, MQTT 3.1.1, one thread, many connections),
-  pinned with \`taskset -c 1\`. Every payload carries the publisher id, a sequence number and the
-  CLOCK_MONOTONIC send time, so subscribers count **lost** (expected deliveries minus unique deliveries
-  after a drain of up to 5 s), **dup**licates, **reord**ered messages and the end-to-end latency (a
-  log-linear histogram with < 1.6% bucket error). Subscribers connect and get their SUBACK before anyone
-  publishes. The generator's own CPU time (getrusage) is shown as **gen CPU**; **GEN-BOUND** marks a result
-  where it used more than ${GENERATOR_BOUND_PCT}% of its core in some run, i.e. the figure may be the
-  generator's limit rather than the broker's. Loopback TCP also does part of the broker's kernel work on
-  the sending core, so gen CPU includes some of it.
-- **Topology**: 10→10 means 10 publishers on bench/<i>/x and 10 subscribers, subscriber i on publisher
-  i's topic (each message delivered once, so delivered msg/s = broker throughput). Fan-in: 100 publishers,
-  one subscriber on the wildcard bench/+/x. Fan-out: one publisher, 100 subscribers on its topic (every
-  message delivered 100 times; delivered msg/s counts deliveries).
-- **Unlimited rate** is closed-loop: a publisher sends as fast as it can while every subscriber of its
-  topic has fewer than ${E2E_WINDOW} messages addressed to it not yet received (and, at QoS 1, while it
-  has fewer than ${QOS1_INFLIGHT} PUBLISHes unacknowledged). An open-loop flood only measures how deep a
-  broker queues before it drops or runs out of memory (Aedes crashed with a stack overflow in such a
-  test). **delivered msg/s** counts deliveries inside the publishing window; p50/p99 in these tables are
-  queueing delays at saturation, not the broker's latency.
-- **Latency** runs send a fixed total of ${LATENCY_RATE.toLocaleString("en-US")} msg/s spread evenly
-  over 10 publishers (10→10, 64 B); sends are stamped when written, not when scheduled. **GEN-LATE** marks
-  a case where over ${LATE_SEND_FLAG_PCT}% of the messages left more than 1 ms behind schedule (the
-  generator was held up: on a shared 2-core VM, steal time and neighbours show up as latency spikes).
-- **Durable**: QoS 1, subscribers with clean session 0 and fixed client ids, 10→10, 64 B, unlimited rate.
-- **Idle connections**: the generator opens N connections (CONNECT, keep alive 0, CONNACK), at most 64
-  handshakes at a time (Mosquitto listens with a backlog of 100; overflowing it costs 1 s SYN
-  retransmits), from source addresses 127.0.0.2–127.0.0.17; **connects/s** is N over the time to the last
-  CONNACK. The kernel's loopback handshake work runs largely on the generator's core, so this figure is
-  often GEN-BOUND. The broker's VmRSS (from /proc/<pid>/status) before the connections minus its peak
-  while holding them, divided by N, is **RSS per connection**. N is ${
-    input.quick ? "small in quick mode" : "19,000"
-  }: the per-process file descriptor limit here is 20,000 (hard) for the broker and the generator alike,
-  and the broker needs some descriptors of its own.
-- **vs Mosquitto**: the broker's median divided by Mosquitto's median from the same invocation (for
-  throughput and connects/s higher is better; for latency and RSS lower is better).
-- **Generator check**: the 10→10 QoS 0 case driven by one and by two generator processes (both on core 1,
-  each with half the publisher/subscriber pairs); the sums should match the single process.
-- **Known behaviour**: Mosquitto 2.0.11 logs "Outgoing messages are being dropped" and loses QoS 1
-  messages in the fan-in case although the generator never has more than ${E2E_WINDOW} messages
-  outstanding towards the subscriber (below its max_queued_messages of 1000); with
-  \`max_queued_messages 0\` the loss disappears. The run keeps Mosquitto's defaults and shows the loss.
-
-## Results
-
-${resultsMarkdown(input)}
-`;
-}
-
-// ---------- chart ----------
-
-const COLORS: Record<BrokerName, string> = {
-  "mqtt-proxy": "#1f77b4",
-  mosquitto: "#ff7f0e",
-  aedes: "#2ca02c",
-};
-
-function escapeXml(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-}
-
-function shortNumber(value: number): string {
-  const trim = (text: string) => text.replace(/\.0$/, "");
-  if (value >= 1_000_000) return `${trim((value / 1_000_000).toFixed(1))}M`;
-  if (value >= 1000) return `${trim((value / 1000).toFixed(value >= 100_000 ? 0 : 1))}k`;
-  return value.toFixed(0);
-}
-
-/** Axis labels for powers of ten of microseconds. */
-function decadeMicros(value: number): string {
-  if (value >= 1_000_000) return `${value / 1_000_000} s`;
-  if (value >= 1000) return `${value / 1000} ms`;
-  return `${value} µs`;
-}
-
-function niceCeiling(value: number): number {
-  if (!(value > 0)) return 1;
-  const magnitude = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) {
-    if (step * magnitude >= value) return step * magnitude;
-  }
-  return 10 * magnitude;
-}
-
-/** Grouped bars: one group per case, one bar per broker. */
-function barPanel(
-  title: string,
-  groups: { label: string; values: Map<BrokerName, number> }[],
-  brokers: BrokerName[],
-  top: number,
-  options: { log: boolean; format: (v: number) => string; tick: (v: number) => string },
-): { svg: string; height: number } {
-  const left = 70, width = 900 - left - 20, plotHeight = 200, labelRoom = 60;
-  const all = groups.flatMap((g) => [...g.values.values()]).filter((v) => Number.isFinite(v) && v > 0);
-  const out: string[] = [];
-  out.push(`<text x="${left}" y="${top + 14}" font-size="14" font-weight="bold">${escapeXml(title)}</text>`);
-  const plotTop = top + 28;
-  const bottom = plotTop + plotHeight;
-  let scale: (v: number) => number;
-  const ticks: number[] = [];
-  if (options.log) {
-    const low = all.length ? 10 ** Math.floor(Math.log10(Math.min(...all))) : 1;
-    const high = Math.max(low * 10, all.length ? 10 ** Math.ceil(Math.log10(Math.max(...all))) : 10);
-    scale = (v) =>
-      plotHeight * (Math.log10(Math.max(v, low)) - Math.log10(low)) / (Math.log10(high) - Math.log10(low));
-    for (let t = low; t <= high; t *= 10) ticks.push(t);
-  } else {
-    const high = niceCeiling(Math.max(...all, 1));
-    scale = (v) => (plotHeight * v) / high;
-    for (let i = 0; i <= 4; i++) ticks.push((high * i) / 4);
-  }
-  for (const tick of ticks) {
-    const y = bottom - scale(tick);
-    out.push(
-      `<line x1="${left}" y1="${y.toFixed(1)}" x2="${left + width}" y2="${y.toFixed(1)}" stroke="#ddd"/>`,
-    );
-    out.push(
-      `<text x="${left - 6}" y="${(y + 4).toFixed(1)}" font-size="11" text-anchor="end">${
-        escapeXml(options.tick(tick))
-      }</text>`,
-    );
-  }
-  out.push(`<line x1="${left}" y1="${bottom}" x2="${left + width}" y2="${bottom}" stroke="#333"/>`);
-  const groupWidth = width / Math.max(1, groups.length);
-  const barWidth = Math.min(28, (groupWidth * 0.8) / Math.max(1, brokers.length));
-  groups.forEach((group, g) => {
-    const groupLeft = left + g * groupWidth + (groupWidth - barWidth * brokers.length) / 2;
-    brokers.forEach((broker, b) => {
-      const value = group.values.get(broker) ?? NaN;
-      const x = groupLeft + b * barWidth;
-      if (!Number.isFinite(value) || value <= 0) {
-        out.push(
-          `<text x="${(x + barWidth / 2).toFixed(1)}" y="${
-            bottom - 4
-          }" font-size="9" text-anchor="middle" fill="#c00">n/a</text>`,
-        );
-        return;
-      }
-      const h = Math.max(1, scale(value));
-      out.push(
-        `<rect x="${x.toFixed(1)}" y="${(bottom - h).toFixed(1)}" width="${
-          (barWidth - 2).toFixed(1)
-        }" height="${h.toFixed(1)}" fill="${COLORS[broker]}"><title>${
-          escapeXml(`${broker}: ${options.format(value)}`)
-        }</title></rect>`,
-      );
-      out.push(
-        `<text x="${(x + barWidth / 2 - 1).toFixed(1)}" y="${
-          (bottom - h - 3).toFixed(1)
-        }" font-size="9" text-anchor="middle">${escapeXml(options.format(value))}</text>`,
-      );
-    });
-    const labelX = left + g * groupWidth + groupWidth / 2;
-    out.push(
-      `<text x="${labelX.toFixed(1)}" y="${bottom + 16}" font-size="11" text-anchor="middle">${
-        escapeXml(group.label)
-      }</text>`,
-    );
-  });
-  return { svg: out.join("\n"), height: 28 + plotHeight + labelRoom };
-}
-
-export function chartSvg(input: ReportInput): string {
-  const throughputGroups = [];
-  const latencyGroups = [];
-  for (const testCase of input.cases) {
-    if (testCase.kind !== "pubsub") continue;
-    const summaries = summariesFor(input, testCase);
-    if (testCase.group === "latency") {
-      latencyGroups.push({
-        label: testCase.name,
-        values: new Map(input.brokers.map((b) => [b, summaries.get(b)!.p99])),
-      });
-    } else {
-      throughputGroups.push({
-        label: testCase.name,
-        values: new Map(input.brokers.map((b) => [b, summaries.get(b)!.msgsPerSecond])),
-      });
-    }
-  }
-  const parts: string[] = [];
-  let y = 40;
-  const legend = input.brokers.map((broker, i) =>
-    `<rect x="${70 + i * 140}" y="12" width="14" height="14" fill="${COLORS[broker]}"/>` +
-    `<text x="${90 + i * 140}" y="24" font-size="13">${escapeXml(broker)}</text>`
-  ).join("\n");
-  if (throughputGroups.length) {
-    // Fan-out deliveries can outnumber the other cases by 10× or more: a log axis keeps every bar readable.
-    const panel = barPanel(
-      "Delivered msg/s (median, log scale; higher is better)",
-      throughputGroups,
-      input.brokers,
-      y,
-      { log: true, format: shortNumber, tick: shortNumber },
-    );
-    parts.push(panel.svg);
-    y += panel.height;
-  }
-  if (latencyGroups.length) {
-    const panel = barPanel(
-      `p99 latency at ${LATENCY_RATE.toLocaleString("en-US")} msg/s (median, log scale; lower is better)`,
-      latencyGroups,
-      input.brokers,
-      y,
-      { log: true, format: micros, tick: decadeMicros },
-    );
-    parts.push(panel.svg);
-    y += panel.height;
-  }
-  const note = `${input.machine.cpuModel}, ${input.machine.nproc} CPUs, ${input.date}${
-    input.quick ? " (quick run)" : ""
-  }`;
-  parts.push(`<text x="70" y="${y + 4}" font-size="10" fill="#666">${escapeXml(note)}</text>`);
-  const height = y + 16;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="900" height="${height}" viewBox="0 0 900 ${height}" font-family="sans-serif">
-<rect width="900" height="${height}" fill="white"/>
-${legend}
-${parts.join("\n")}
-</svg>
-`;
 }

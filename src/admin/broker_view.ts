@@ -54,7 +54,7 @@ export function createBrokerView(sources: BrokerViewSources): AdminBrokerView {
     expiryInterval: session.expiryInterval,
     subscriptions: session.subscriptions.size,
     inflight: session.outbound.inflight.size,
-    queued: session.outbound.queue.length,
+    queued: session.outbound.queueLength,
     queuedBytes: session.outbound.queuedBytes,
     awaitingRelease: session.awaitingRelease.size,
   });
@@ -72,7 +72,7 @@ export function createBrokerView(sources: BrokerViewSources): AdminBrokerView {
       cleanStart: info.cleanStart,
       subscriptions: session?.subscriptions.size ?? 0,
       inflight: session?.outbound.inflight.size ?? 0,
-      queued: session?.outbound.queue.length ?? 0,
+      queued: session?.outbound.queueLength ?? 0,
       bytesReceived: info.bytesReceived,
       bytesSent: info.bytesSent,
     };

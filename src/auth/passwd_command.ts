@@ -7,8 +7,9 @@
  * mqtt-proxy passwd -D <file> <user>              delete the user
  * ```
  *
- * A missing file is created with mode 0600; an existing file keeps its mode. The new text is written
- * to a sibling temporary file and renamed over the old one, so a crash never leaves half a file.
+ * A missing file is created with mode 0600; an existing file keeps its mode, owner and group (a service
+ * reads it through its group: root:mqtt-proxy 0640 under systemd). The new text is written to a sibling
+ * temporary file and renamed over the old one, so a crash never leaves half a file.
  */
 import { AuthFileError, meaningfulLines } from "./auth_file.ts";
 import { addOrUpdateUser, invalidUsernameReason, removeUser } from "./password_file.ts";
@@ -82,21 +83,42 @@ function parseArguments(args: string[]): PasswdAction | undefined {
   return undefined;
 }
 
-async function readExisting(file: string): Promise<{ text: string; mode: number } | undefined> {
+interface ExistingFile {
+  text: string;
+  mode: number;
+  uid: number | null;
+  gid: number | null;
+}
+
+async function readExisting(file: string): Promise<ExistingFile | undefined> {
   try {
     const [text, info] = await Promise.all([Deno.readTextFile(file), Deno.stat(file)]);
-    return { text, mode: (info.mode ?? NEW_FILE_MODE) & 0o777 };
+    return { text, mode: (info.mode ?? NEW_FILE_MODE) & 0o777, uid: info.uid, gid: info.gid };
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
   }
 }
 
-async function replaceFile(file: string, text: string, mode: number): Promise<void> {
+async function replaceFile(file: string, text: string, existing: ExistingFile | undefined): Promise<void> {
   const temporary = `${file}.${crypto.randomUUID()}.tmp`;
+  const mode = existing?.mode ?? NEW_FILE_MODE;
   try {
     await Deno.writeTextFile(temporary, text, { createNew: true, mode });
     await Deno.chmod(temporary, mode); // the umask may have narrowed or widened the creation mode
+    // The new file would belong to whoever runs the command (root): keep the old owner and group, or the
+    // service that reads the file through its group cannot after the next reload. Refuse rather than
+    // replace it with a file of other ownership when they cannot be kept.
+    const created = await Deno.stat(temporary);
+    if (existing && (existing.uid !== created.uid || existing.gid !== created.gid)) {
+      await Deno.chown(temporary, existing.uid, existing.gid).catch((error) => {
+        throw new Error(
+          `cannot keep the owner ${existing.uid}:${existing.gid} of ${file} (${
+            error instanceof Error ? error.message : error
+          }); run as root or as the owner`,
+        );
+      });
+    }
     await Deno.rename(temporary, file);
   } catch (error) {
     await Deno.remove(temporary).catch(() => {});
@@ -126,14 +148,14 @@ export async function runPasswdCommand(
       const text = format === "scram"
         ? removeScramUser(existing.text, action.user, action.file)
         : removeUser(existing.text, action.user, action.file);
-      await replaceFile(action.file, text, existing.mode);
+      await replaceFile(action.file, text, existing);
       return 0;
     }
     const password = action.password ?? await io.readPassword();
     const text = format === "scram"
       ? await setScramUser(existing?.text ?? "", action.user, password, action.file)
       : await addOrUpdateUser(existing?.text ?? "", action.user, password, { source: action.file });
-    await replaceFile(action.file, text, existing?.mode ?? NEW_FILE_MODE);
+    await replaceFile(action.file, text, existing);
     return 0;
   } catch (error) {
     io.report(`mqtt-proxy ${format}: ${error instanceof Error ? error.message : String(error)}`);

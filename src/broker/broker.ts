@@ -30,6 +30,19 @@ import type {
 } from "./types.ts";
 import { WillService } from "./wills.ts";
 
+function removeAt<T>(list: T[], index: number): void {
+  for (let i = index + 1; i < list.length; i++) list[i - 1] = list[i];
+  list.pop();
+}
+
+/**
+ * Empties a list that is reused per message. `list.length = 0` would drop its storage (V8 gives the array a
+ * new one at the next push, an allocation per message); popping keeps it.
+ */
+export function empty(list: unknown[]): void {
+  while (list.length > 0) list.pop();
+}
+
 /** A publish's first pass on its own node in a cluster: its transient sessions' plain subscriptions. */
 const LOCAL_TRANSIENT: RouteScope = { transient: true, persistent: false, shared: false };
 /** The log pass on the node a message was published on: everything the first pass left. */
@@ -69,6 +82,10 @@ export class Broker implements SessionService {
   readonly #routing = new WeakMap<Session, Promise<void>>();
   /** The route callback, bound once: called per delivery on the hot path. */
   readonly #deliverTo = (session: Session, delivery: Delivery) => this.#deliver(session, delivery);
+  /** One list for the effects of every delivery: each is run by its link before the next is made. */
+  readonly #deliveryEffects: Effect[] = [];
+  /** What the last {@link #publishHere} forwarded to the cluster (a side result, to return only a count). */
+  #forwarded: Promise<void> | undefined;
   #now = 0;
   readonly #egress: Egress | undefined;
 
@@ -166,7 +183,7 @@ export class Broker implements SessionService {
     let queued = 0;
     let inflight = 0;
     for (const { session } of this.registry.values()) {
-      queued += session.outbound.queue.length;
+      queued += session.outbound.queueLength;
       inflight += session.outbound.inflight.size;
     }
     return { queued, inflight };
@@ -186,20 +203,26 @@ export class Broker implements SessionService {
    * One packet from the client of `session`. Returns what its connection must do, in order: the
    * session's replies, with publishes routed, subscriptions applied and acknowledgements tied to storage.
    * `fromLog`: a cluster applies a persistent session's packet on every node; its publishes are then
-   * routed here to everyone, never forwarded.
+   * routed here to everyone, never forwarded. The effects are appended to `out` when it is given (see
+   * {@link SessionService.receive}).
    */
-  receive(handle: SessionHandle, packet: Packet, fromLog = false): Effect[] {
+  receive(handle: SessionHandle, packet: Packet, out: Effect[] = [], fromLog = false): Effect[] {
     const session = handle.session;
-    if (!this.registry.current(handle)) return [STALE];
-    const effects: SessionEffect[] = session.handleIn(packet, this.clock.now());
-    for (let i = 0; i < effects.length; i++) {
+    if (!this.registry.current(handle)) {
+      out.push(STALE);
+      return out;
+    }
+    const effects = out as SessionEffect[];
+    const first = effects.length;
+    session.handleInto(packet, this.clock.now(), effects);
+    for (let i = first; i < effects.length; i++) {
       const effect = effects[i];
       switch (effect.kind) {
         case "publish": {
           const ack = effect.ack;
           const durable = this.#publishFrom(session, effect.message, ack, fromLog);
           if (!ack) {
-            effects.splice(i--, 1);
+            removeAt(effects, i--); // no list of removed elements, unlike splice: this runs per message
             break;
           }
           effects[i] = { kind: "ack", packet: ack, durable };
@@ -288,19 +311,18 @@ export class Broker implements SessionService {
    * Returns how many clients it reached here.
    */
   publish(message: Message): number {
-    return this.#publishHere(message, false).reached;
+    const reached = this.#publishHere(message, false);
+    this.#forwarded = undefined;
+    return reached;
   }
 
   /**
    * A message published on this node: on a single node routed to everyone; with an egress, to this node's
-   * transient sessions now and forwarded for the rest ($SYS stays on its node). `reached` counts one for a
-   * forwarded message, which some other node or persistent session wants.
+   * transient sessions now and forwarded for the rest ($SYS stays on its node). Returns how many clients it
+   * reached, counting one for a forwarded message, which some other node or persistent session wants; the
+   * forward's promise is left in {@link #forwarded} (no result object per message).
    */
-  #publishHere(
-    message: Message,
-    fromLog: boolean,
-    staged = false,
-  ): { reached: number; forwarded?: Promise<void> } {
+  #publishHere(message: Message, fromLog: boolean, staged = false): number {
     if (message.publisherId !== "") this.stats.messagesReceived++;
     this.#now = this.clock.now();
     const local = fromLog || !this.#egress || message.topic.startsWith("$SYS/");
@@ -309,12 +331,14 @@ export class Broker implements SessionService {
       if (message.retain && !this.retained.set(message, staged)) this.stats.retainedRefused++;
       const reached = this.router.route(message, this.#deliverTo);
       if (staged) this.#persistence.unstageMessage(message); // kept where a queue took it
-      return { reached };
+      this.#forwarded = undefined;
+      return reached;
     }
     const forwarded = this.#egress!.forward(message);
     // QoS 2 waits for the log like everyone else: if the cluster refuses it, nobody may have it yet.
     const reached = message.qos === 2 ? 0 : this.router.route(message, this.#deliverTo, LOCAL_TRANSIENT);
-    return { reached: reached + (forwarded ? 1 : 0), forwarded };
+    this.#forwarded = forwarded;
+    return reached + (forwarded ? 1 : 0);
   }
 
   /**
@@ -410,7 +434,9 @@ export class Broker implements SessionService {
     fromLog: boolean,
     staged: boolean,
   ): Promise<void> | undefined {
-    const { reached, forwarded } = this.#publishHere(message, fromLog, staged);
+    const reached = this.#publishHere(message, fromLog, staged);
+    const forwarded = this.#forwarded;
+    this.#forwarded = undefined;
     if (!ack) return undefined;
     if (reached === 0 && session.attachment?.protocolVersion === 5) {
       ack.reasonCode = ReasonCode.NoMatchingSubscribers;
@@ -530,12 +556,14 @@ export class Broker implements SessionService {
     const link = entry.link;
     // Another node's transient client: that node alone keeps its state and sends.
     if (!link && !session.persistent && entry.attached) return;
+    const effects = this.#deliveryEffects;
     // A client connected to another node: its state moves on here too, but that node does the sending.
-    const effects = session.deliver(delivery, link ? link.writable : entry.attached, this.#now);
+    session.deliverInto(delivery, link ? link.writable : entry.attached, this.#now, effects);
     if (session.persistent) this.#persistence.sessionChanged(session);
     if (link && effects.length > 0) {
       this.stats.messagesSent++;
       link.run(effects);
     }
+    empty(effects);
   }
 }

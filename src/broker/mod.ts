@@ -1,9 +1,10 @@
 /** Shared broker services: session registry, router, retained and will messages, persistence. */
-export { Broker } from "./broker.ts";
+export { Broker, empty } from "./broker.ts";
 export * from "./clock.ts";
 export * from "./types.ts";
 export type { SessionEntry } from "./registry.ts";
 export { type RetainedLimits, RetainedService } from "./retained.ts";
+export { ownerUsername, sessionOwner } from "./owner.ts";
 export { addressOf, type SessionOwner, type SessionQuotaLimits } from "./session_quota.ts";
 export { type RouteChange, Router } from "./router.ts";
 export { willMessage } from "./wills.ts";

@@ -16,15 +16,23 @@ export interface SessionMeta {
  * Writes the broker's durable state through the storage port: persistent sessions (expiry > 0), their
  * subscriptions and QoS 1/2 queues (from the records the sessions hand back), inbound QoS 2 ids, retained
  * messages and wills. Each message is appended to the log once, the first time a persistent session needs
- * it; which stored message a delivery refers to is kept here, so no shared Message is ever written to.
+ * it; the stored message a delivery refers to is kept on the delivery (one per client; its message may be
+ * swapped for a compact copy), so no shared Message is ever written to.
  */
 export class Persistence {
   #lastFlush: Promise<void> | undefined;
   #lastObserved: Promise<void> | undefined;
-  /** Messages appended to the log, by the routed object every subscriber's delivery shares. */
-  readonly #appended = new WeakMap<Message, MessageRef>();
-  /** The stored message of each delivery a session keeps (its message may be swapped for a compact copy). */
-  readonly #refs = new WeakMap<Delivery, MessageRef>();
+  /**
+   * The message appended last: a routing pass hands every subscriber's delivery of one message over in a
+   * row, so one remembered message finds them all (no weak map per message for the GC to trace).
+   */
+  #lastAppended: Message | undefined;
+  #lastAppendedRef: MessageRef | undefined;
+  /**
+   * Messages appended before routing (see {@link stageMessage}) until they are routed: other messages may
+   * be appended while a staged one waits for its flush.
+   */
+  readonly #staged = new Map<Message, MessageRef>();
 
   constructor(
     private readonly storage: StorageAdapter,
@@ -81,12 +89,12 @@ export class Persistence {
 
   /** The stored message a delivery refers to, if it was stored. */
   storedRef(delivery: Delivery): MessageRef | undefined {
-    return this.#refs.get(delivery);
+    return delivery.storedRef as MessageRef | undefined;
   }
 
   /** Remembers which stored message a delivery read back from storage refers to. */
   restored(delivery: Delivery, stored: StoredDelivery): void {
-    this.#refs.set(delivery, stored.entry.messageId);
+    delivery.storedRef = stored.entry.messageId;
   }
 
   retained(message: Message): void {
@@ -101,15 +109,19 @@ export class Persistence {
    * receives it; routing then refers to the same stored message.
    */
   stageMessage(message: Message): void {
-    if (!this.#appended.has(message)) {
-      this.#appended.set(message, this.storage.appendMessage(toStored(message)));
+    if (!this.#staged.has(message)) {
+      this.#staged.set(message, this.storage.appendMessage(toStored(message)));
     }
   }
 
   /** A staged message leaves the log unless a queue kept it (routing refused, or no queue took it). */
   unstageMessage(message: Message): void {
-    const ref = this.#appended.get(message);
-    if (ref !== undefined) this.storage.deleteUnreferencedMessage(ref);
+    const ref = this.#staged.get(message);
+    if (ref === undefined) return;
+    this.#staged.delete(message);
+    // A later delivery of it (none is expected) appends it again rather than refer to a deleted row.
+    if (this.#lastAppended === message) this.#lastAppended = this.#lastAppendedRef = undefined;
+    this.storage.deleteUnreferencedMessage(ref);
   }
 
   /**
@@ -142,7 +154,7 @@ export class Persistence {
         return;
       }
       case "deleteDelivery": {
-        const ref = this.#refs.get(record.delivery);
+        const ref = record.delivery.storedRef as MessageRef | undefined;
         if (ref !== undefined) storage.deleteQueueEntry(clientId, ref);
         return;
       }
@@ -156,15 +168,21 @@ export class Persistence {
   }
 
   #refOf(delivery: Delivery): MessageRef {
-    let ref = this.#refs.get(delivery);
+    let ref = delivery.storedRef as MessageRef | undefined;
     if (ref === undefined) {
       const message = delivery.message;
-      ref = this.#appended.get(message);
-      if (ref === undefined) {
+      if (message === this.#lastAppended) {
+        ref = this.#lastAppendedRef!;
+      } else if (this.#staged.size > 0 && this.#staged.has(message)) {
+        ref = this.#staged.get(message)!;
+        this.#lastAppended = message;
+        this.#lastAppendedRef = ref;
+      } else {
         ref = this.storage.appendMessage(toStored(message));
-        this.#appended.set(message, ref);
+        this.#lastAppended = message;
+        this.#lastAppendedRef = ref;
       }
-      this.#refs.set(delivery, ref);
+      delivery.storedRef = ref;
     }
     return ref;
   }

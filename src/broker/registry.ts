@@ -7,6 +7,7 @@ import type { Attachment, Delivery, SessionSubscription } from "../session/types
 import type { StorageAdapter, StorageSnapshot } from "../storage/port.ts";
 import { parseSharedFilter } from "../topic/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
+import { ownerUsername } from "./owner.ts";
 import { fromStored, type Persistence } from "./persistence.ts";
 import type { Router } from "./router.ts";
 import { SessionQuota } from "./session_quota.ts";
@@ -42,6 +43,29 @@ export interface SessionEntry {
   /** ms since the epoch when the client left; undefined while connected. */
   disconnectedAt?: number;
   expiryTimer?: TimerHandle;
+}
+
+/**
+ * A registry entry with every field present from the start: fields added later would move to a separate
+ * property store, one more object per client.
+ */
+export function newEntry(
+  session: Session,
+  epoch: number,
+  owner?: string,
+  disconnectedAt?: number,
+): SessionEntry {
+  return {
+    session,
+    epoch,
+    owner,
+    attached: false,
+    link: undefined,
+    holder: undefined,
+    attachment: undefined,
+    disconnectedAt,
+    expiryTimer: undefined,
+  };
 }
 
 /** What the registry works with: the broker's other services and settings. */
@@ -117,7 +141,7 @@ export class SessionRegistry {
     const { clock, wills, persistence, options } = this.services;
     let entry = this.#entries.get(clientId);
     const persistent = Math.min(request.sessionExpiryInterval, options.maxSessionExpiry) > 0;
-    const owner = { username: request.owner, address: request.address };
+    const owner = { username: ownerUsername(request.owner), address: request.address };
     const refusal = this.#quota.refusal(clientId, entry !== undefined, persistent, owner, this.#entries.size);
     if (refusal) throw new MqttError(ReasonCode.QuotaExceeded, refusal);
     if (entry) {
@@ -153,11 +177,7 @@ export class SessionRegistry {
       }
     }
     const sessionPresent = entry !== undefined;
-    entry ??= {
-      session: new Session(clientId, options.limits, this.services.shared),
-      epoch: 0,
-      attached: false,
-    };
+    entry ??= newEntry(new Session(clientId, options.limits, this.services.shared), 0);
     entry.epoch = request.epoch ?? this.#nextEpoch();
     if (entry.epoch > this.#lastEpoch) this.#lastEpoch = entry.epoch;
     entry.owner = request.owner;
@@ -222,11 +242,14 @@ export class SessionRegistry {
     const session = handle.session;
     const entry = this.#entries.get(session.clientId);
     if (!entry || entry.epoch !== handle.epoch || !entry.attached) return;
-    this.#detach(entry);
     if (sessionExpiryInterval !== undefined) {
       session.expiryInterval = Math.min(sessionExpiryInterval, options.maxSessionExpiry);
     }
     const expiry = session.expiryInterval;
+    // Storage holds every delivery of a persistent session: an absent client costs no memory. Paged out
+    // before the detach, whose compact copies of what the session holds would be thrown away at once.
+    if (expiry !== 0 && session.persistent) session.outbound.pageOut();
+    this.#detach(entry);
     entry.disconnectedAt = clock.now();
     persistence.saveSession(session, {
       epoch: entry.epoch,
@@ -236,8 +259,6 @@ export class SessionRegistry {
     if (!publishWill) wills.cancel(session.clientId);
     else wills.trigger(session.clientId, Math.min(wills.delaySeconds(session.clientId), expiry));
     if (expiry === 0) return this.end(entry);
-    // Storage holds every delivery of a persistent session: an absent client costs no memory.
-    if (session.persistent) session.outbound.pageOut();
     this.armExpiry(entry, expiry * 1000);
   }
 
@@ -265,15 +286,9 @@ export class SessionRegistry {
       session.expiryInterval = stored.expiryInterval;
       session.persistent = true;
       session.outbound.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
-      const entry: SessionEntry = {
-        session,
-        epoch: stored.epoch,
-        owner: stored.owner,
-        attached: false,
-        disconnectedAt: since,
-      };
+      const entry = newEntry(session, stored.epoch, stored.owner, since);
       this.add(entry);
-      this.#quota.assign(stored.clientId, { username: stored.owner });
+      this.#quota.assign(stored.clientId, { username: ownerUsername(stored.owner) });
       const connection = stored.connection ? JSON.parse(stored.connection) : undefined;
       if (connection) connected.push({ entry, holder: connection.holder, attachment: connection.attachment });
       else if (left !== Infinity) this.armExpiry(entry, left);

@@ -6,6 +6,19 @@ import { type SharedGroup, SubscriptionTrie } from "../topic/mod.ts";
 interface Subscriber {
   session: Session;
   subscription: SessionSubscription;
+  /** Shared by every subscription of the session. */
+  route: RouteSlot;
+}
+
+/**
+ * Where a session's delivery of the message being routed sits, stamped with that routing pass: a session
+ * reached through several subscriptions gets one delivery, found without a map per message.
+ */
+interface RouteSlot {
+  pass: number;
+  index: number;
+  /** Subscriptions of the session in the router; the slot goes when the last one does. */
+  subscriptions: number;
 }
 
 /**
@@ -36,8 +49,12 @@ export interface RouteChange {
  */
 export class Router {
   readonly #trie = new SubscriptionTrie<Subscriber>();
-  /** Reused per message: one delivery per client. */
-  readonly #matches = new Map<Session, Delivery>();
+  readonly #slots = new Map<Session, RouteSlot>();
+  /** Reused per message: one delivery per client, in the order the clients were reached. */
+  readonly #matchedSessions: (Session | undefined)[] = [];
+  readonly #matchedDeliveries: (Delivery | undefined)[] = [];
+  #matched = 0;
+  #pass = 0;
   #message: Message | undefined;
   #scope: RouteScope = EVERYONE;
   /** Called for every subscription added or removed, e.g. to announce routes to other nodes. */
@@ -54,7 +71,10 @@ export class Router {
   }
 
   add(session: Session, subscription: SessionSubscription): void {
-    const subscriber = { session, subscription };
+    let route = this.#slots.get(session);
+    if (!route) this.#slots.set(session, route = { pass: 0, index: 0, subscriptions: 0 });
+    route.subscriptions++;
+    const subscriber = { session, subscription, route };
     if (subscription.shared) {
       this.#trie.add(subscription.shared.filter, session.clientId, subscriber, subscription.shared.group);
     } else {
@@ -67,7 +87,10 @@ export class Router {
     const removed = subscription.shared
       ? this.#trie.remove(subscription.shared.filter, session.clientId, subscription.shared.group)
       : this.#trie.remove(subscription.topicFilter, session.clientId);
-    if (removed) this.onChange?.({ kind: "removed", clientId: session.clientId, subscription });
+    if (!removed) return;
+    const route = this.#slots.get(session);
+    if (route && --route.subscriptions === 0) this.#slots.delete(session);
+    this.onChange?.({ kind: "removed", clientId: session.clientId, subscription });
   }
 
   /**
@@ -81,12 +104,21 @@ export class Router {
   ): number {
     this.#message = message;
     this.#scope = scope;
+    this.#pass++;
+    this.#matched = 0;
     this.#trie.match(message.topic, this.#visitor);
     this.#message = undefined;
-    const matches = this.#matches;
-    const count = matches.size;
-    matches.forEach((delivery, session) => deliver(session, delivery));
-    matches.clear();
+    const count = this.#matched;
+    const sessions = this.#matchedSessions;
+    const deliveries = this.#matchedDeliveries;
+    for (let i = 0; i < count; i++) {
+      const session = sessions[i]!;
+      const delivery = deliveries[i]!;
+      // Not kept past this pass: the lists are reused, their entries must not pin messages.
+      sessions[i] = undefined;
+      deliveries[i] = undefined;
+      deliver(session, delivery);
+    }
     return count;
   }
 
@@ -114,47 +146,57 @@ export class Router {
     },
     sharedGroup: (group: SharedGroup<Subscriber>) => {
       if (!this.#scope.shared) return;
-      const chosen = this.#pickMember(group);
+      const chosen = this.#pickMember(group, this.#message!.topic);
       if (chosen) this.#collect(chosen, true);
     },
   };
 
-  #collect({ session, subscription }: Subscriber, shared = false): void {
+  #collect({ session, subscription, route }: Subscriber, shared = false): void {
     const message = this.#message!;
     if (!shared && subscription.noLocal && session.clientId === message.publisherId) return; // [MQTT-3.8.3-3]
     const retain = subscription.retainAsPublished && message.retain;
     const id = subscription.subscriptionIdentifier;
-    const existing = this.#matches.get(session);
-    if (!existing) {
-      this.#matches.set(session, {
+    if (route.pass !== this.#pass) {
+      route.pass = this.#pass;
+      route.index = this.#matched++;
+      this.#matchedSessions[route.index] = session;
+      this.#matchedDeliveries[route.index] = {
         message,
         grantedQos: subscription.qos,
         retain,
         subscriptionIdentifiers: id === undefined ? undefined : [id],
-      });
+        storedRef: undefined,
+      };
       return;
     }
+    const existing = this.#matchedDeliveries[route.index]!;
     if (subscription.qos > existing.grantedQos) existing.grantedQos = subscription.qos as QoS;
     existing.retain ||= retain;
     if (id !== undefined) (existing.subscriptionIdentifiers ??= []).push(id);
   }
 
-  /** One member per message: the next online member in turn, or any member when none is online. */
-  #pickMember(group: SharedGroup<Subscriber>): Subscriber | undefined {
+  /**
+   * One member per message: the next online member in turn that may receive the topic (a member the ACL
+   * withholds it from is skipped, not handed a message it would drop), else any offline member.
+   */
+  #pickMember(group: SharedGroup<Subscriber>, topic: string): Subscriber | undefined {
     const ids = group.memberIds;
     if (ids.length === 0) return undefined;
     const start = this.strategy === "random"
       ? Math.floor(this.random() * ids.length)
       : group.cursor % ids.length;
+    let offline: Subscriber | undefined;
     for (let i = 0; i < ids.length; i++) {
       const index = (start + i) % ids.length;
       const member = group.members.get(ids[index])!;
-      if (member.session.attachment) {
+      const attachment = member.session.attachment;
+      if (!attachment) offline ??= member;
+      else if (attachment.permissions?.canReceive?.(topic) !== false) {
         group.cursor = index + 1;
         return member;
       }
     }
     group.cursor = start + 1;
-    return group.members.get(ids[start]);
+    return offline;
   }
 }

@@ -10,7 +10,7 @@ import { Session } from "../session/session.ts";
 import type { Attachment, Message, Permissions, SessionLimits, SessionState } from "../session/types.ts";
 import type { Clock } from "./clock.ts";
 import type { Persistence } from "./persistence.ts";
-import type { SessionRegistry } from "./registry.ts";
+import { newEntry, type SessionRegistry } from "./registry.ts";
 import type { RetainedService } from "./retained.ts";
 import type { Router } from "./router.ts";
 import type { WillService } from "./wills.ts";
@@ -55,7 +55,7 @@ export async function exportState(broker: BrokerParts): Promise<BrokerState> {
     if (pagedOut) await broker.registry.pageIn(session);
     const { permissions: _, ...attachment } = entry.attachment ?? {};
     sessions.push({
-      state: session.toRecord(),
+      state: withoutStoredRefs(session.toRecord()),
       persistent: session.persistent,
       epoch: entry.epoch,
       owner: entry.owner,
@@ -68,6 +68,21 @@ export async function exportState(broker: BrokerParts): Promise<BrokerState> {
   return { sessions, retained: broker.retained.all(), wills: broker.wills.exportAll() };
 }
 
+/**
+ * The state with copies of its deliveries that do not name this node's stored messages: the node that
+ * imports it stores them again under its own refs.
+ */
+function withoutStoredRefs(state: SessionState): SessionState {
+  return {
+    ...state,
+    inflight: state.inflight.map((entry) => ({
+      ...entry,
+      delivery: { ...entry.delivery, storedRef: undefined },
+    })),
+    queue: state.queue.map((entry) => ({ ...entry, delivery: { ...entry.delivery, storedRef: undefined } })),
+  };
+}
+
 /** Installs another node's state into an empty broker, storing all of it. */
 export function importState(broker: BrokerParts, state: BrokerState): void {
   const { registry, router } = broker;
@@ -76,13 +91,7 @@ export function importState(broker: BrokerParts, state: BrokerState): void {
   for (const snapshot of state.sessions) {
     const session = Session.fromRecord(snapshot.state, broker.limits, broker.shared);
     session.persistent = snapshot.persistent;
-    const entry = {
-      session,
-      epoch: snapshot.epoch,
-      owner: snapshot.owner,
-      attached: false,
-      disconnectedAt: snapshot.disconnectedAt,
-    };
+    const entry = newEntry(session, snapshot.epoch, snapshot.owner, snapshot.disconnectedAt);
     registry.add(entry);
     for (const subscription of session.subscriptions.values()) {
       router.add(session, subscription);

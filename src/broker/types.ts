@@ -17,7 +17,10 @@ import type { SessionQuotaLimits } from "./session_quota.ts";
 
 /** The broker's handle on a connected client's actor. */
 export interface SessionLink {
-  /** Runs effects produced for this client by someone else's packet (routed deliveries, retained messages). */
+  /**
+   * Runs effects produced for this client by someone else's packet (routed deliveries, retained messages).
+   * The list is the caller's and is reused after the call: keep the effects, not the list.
+   */
   run(effects: Effect[]): void;
   /** False while the socket is backed up; QoS 0 deliveries are then dropped instead of buffered. */
   readonly writable: boolean;
@@ -115,7 +118,12 @@ export interface OpenResult extends SessionHandle {
 /** What connections ask of the broker (a cluster node offers the same). */
 export interface SessionService {
   open(request: OpenRequest): Promise<OpenResult>;
-  receive(handle: SessionHandle, packet: Packet): Effect[];
+  /**
+   * What the connection must do for one packet of its client, in order. With `out` (an empty list the
+   * connection keeps and empties after running it) the effects may be appended there instead of to a new
+   * list; either way the returned list is the one to run.
+   */
+  receive(handle: SessionHandle, packet: Packet, out?: Effect[]): Effect[];
   close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void;
   flush(): Promise<void> | undefined;
   /** Who owns the client id's session and whether its client is connected; undefined when there is none. */

@@ -7,7 +7,7 @@ import { Cursor } from "../codec/cursor.ts";
 import { decodeProperties, emitProperties, PropertyScope } from "../codec/properties.ts";
 import { Sink } from "../codec/sink.ts";
 import type { Properties, ProtocolVersion, QoS, Will } from "../codec/types.ts";
-import type { Attachment, Message, SessionSubscription } from "../session/types.ts";
+import type { Attachment, Message, MessageOrigin, SessionSubscription } from "../session/types.ts";
 import { parseSharedFilter } from "../topic/mod.ts";
 import { WireError, WireReader, WireWriter } from "./wire.ts";
 
@@ -24,6 +24,8 @@ export interface ClaimEvent {
   cleanStart: boolean;
   sessionExpiryInterval: number;
   owner?: string;
+  /** The client's IP address, for the per-address cap on persistent sessions. */
+  address?: string;
   will?: Will;
   attachment: AttachmentData;
   /** The claiming node's run: a claim of an earlier run of this node has no pending CONNECT to answer. */
@@ -48,14 +50,13 @@ export interface LeaveEvent {
   sessionExpiryInterval?: number;
 }
 
-/** A message published on `node` by a transient session (or the broker), numbered in that node's run. */
+/**
+ * A message published by a transient session (or the broker), stamped with its origin: the node, its run
+ * and its number in that run.
+ */
 export interface PublishEvent {
   kind: "publish";
-  node: string;
-  /** The node's run (its start time): sequences restart with each run. */
-  run: number;
-  sequence: number;
-  message: Message;
+  message: Message & { origin: MessageOrigin };
 }
 
 /** A session timer came due on some node; it takes effect where it lands in the log. */
@@ -142,7 +143,8 @@ const KINDS: ClusterEvent["kind"][] = [
   "snapshotRequest",
   "snapshotChunk",
 ];
-const FORMAT_VERSION = 1;
+/** 2: messages carry their origin. */
+const FORMAT_VERSION = 2;
 const MESSAGE_PROPERTIES = PropertyScope.publish | PropertyScope.will;
 
 export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
@@ -151,6 +153,7 @@ export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
     case "claim":
       w.string(event.node).uint(event.request).string(event.clientId).bool(event.cleanStart)
         .uint(event.sessionExpiryInterval).optional(event.owner, (owner) => w.string(owner))
+        .optional(event.address, (address) => w.string(address))
         .optional(event.will, (will) => writeWill(w, will)).float(event.run);
       writeAttachment(w, event.attachment);
       break;
@@ -162,7 +165,6 @@ export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
         .optional(event.sessionExpiryInterval, (expiry) => w.uint(expiry));
       break;
     case "publish":
-      w.string(event.node).float(event.run).uint(event.sequence);
       writeMessage(w, event.message);
       break;
     case "timer":
@@ -210,6 +212,7 @@ export function decodeEvent(bytes: Uint8Array): Stamped {
         cleanStart: r.bool(),
         sessionExpiryInterval: r.uint(),
         owner: r.optional(() => r.string()),
+        address: r.optional(() => r.string()),
         will: r.optional(() => readWill(r)),
         run: r.float(),
         attachment: readAttachment(r),
@@ -233,9 +236,12 @@ export function decodeEvent(bytes: Uint8Array): Stamped {
         sessionExpiryInterval: r.optional(() => r.uint()),
       };
       break;
-    case "publish":
-      event = { kind, node: r.string(), run: r.float(), sequence: r.uint(), message: readMessage(r) };
+    case "publish": {
+      const message = readMessage(r);
+      if (message.origin === undefined) throw new WireError("publish event without its origin");
+      event = { kind, message: { ...message, origin: message.origin } };
       break;
+    }
     case "timer":
       event = { kind, timer: r.byte() === 0 ? "expire" : "will", clientId: r.string(), epoch: r.float() };
       break;
@@ -304,7 +310,8 @@ function readProperties(r: WireReader): Properties {
 
 function writeMessage(w: WireWriter, message: Message): void {
   w.string(message.topic).bytesField(message.payload).byte(message.qos).bool(message.retain)
-    .string(message.publisherId).optional(message.expiresAt, (at) => w.float(at));
+    .string(message.publisherId).optional(message.expiresAt, (at) => w.float(at))
+    .optional(message.origin, (origin) => w.string(origin.nodeId).float(origin.run).uint(origin.sequence));
   writeProperties(w, message.properties);
 }
 
@@ -316,6 +323,7 @@ function readMessage(r: WireReader): Message {
     retain: r.bool(),
     publisherId: r.string(),
     expiresAt: r.optional(() => r.float()),
+    origin: r.optional(() => ({ nodeId: r.string(), run: r.float(), sequence: r.uint() })),
     properties: readProperties(r),
   });
 }

@@ -202,6 +202,7 @@ export class ClusterNode implements SessionService {
       cleanStart: request.cleanStart,
       sessionExpiryInterval: request.sessionExpiryInterval,
       owner: request.owner,
+      address: request.address,
       will: request.will,
       attachment,
       run: this.#run,
@@ -217,8 +218,8 @@ export class ClusterNode implements SessionService {
    * A packet from a client of this node. A transient session handles it here; a persistent one's goes
    * through the log, and its effects reach the connection when this node applies it.
    */
-  receive(handle: SessionHandle, packet: Packet): Effect[] {
-    if (!handle.session.persistent) return this.broker.receive(handle, packet);
+  receive(handle: SessionHandle, packet: Packet, out?: Effect[]): Effect[] {
+    if (!handle.session.persistent) return this.broker.receive(handle, packet, out);
     if (packet.type === "pingreq") return [{ kind: "send", packet: { type: "pingresp" } }];
     const version = handle.session.attachment?.protocolVersion ?? 4;
     const frame = encode(packet, version);
@@ -242,13 +243,8 @@ export class ClusterNode implements SessionService {
   /** Egress: a message published here by a transient session or the broker goes to the log. */
   #forward(message: Message): Promise<void> {
     const { packet: _, ...plain } = message;
-    return this.#append({
-      kind: "publish",
-      node: this.nodeId,
-      run: this.#run,
-      sequence: this.#nextSequence++,
-      message: plain,
-    });
+    const origin = { nodeId: this.nodeId, run: this.#run, sequence: this.#nextSequence++ };
+    return this.#append({ kind: "publish", message: { ...plain, origin } });
   }
 
   #append(event: ClusterEvent): Promise<void> {
@@ -285,7 +281,8 @@ export class ClusterNode implements SessionService {
       for (const { position, at, event } of entries) {
         if (position <= this.#applied) continue;
         this.#clock.enter(at, position);
-        await this.#apply(at, position, event);
+        const applying = this.#apply(at, position, event);
+        if (applying) await applying; // only claims and snapshot requests wait: no await per message
         this.#applied = position;
       }
     } finally {
@@ -372,10 +369,10 @@ export class ClusterNode implements SessionService {
     );
   }
 
-  async #apply(at: number, position: bigint, event: ClusterEvent): Promise<void> {
+  #apply(at: number, position: bigint, event: ClusterEvent): Promise<void> | void {
     switch (event.kind) {
       case "claim":
-        return await this.#applyClaim(position, event);
+        return this.#applyClaim(position, event);
       case "packet":
         return this.#applyPacket(event);
       case "leave": {
@@ -386,10 +383,11 @@ export class ClusterNode implements SessionService {
         return;
       }
       case "publish": {
-        const key = `${event.node}/${event.run}`;
-        if ((this.#lastSequence.get(key) ?? 0) >= event.sequence) return;
-        this.#lastSequence.set(key, event.sequence);
-        this.broker.deliverRemote(event.message, event.node === this.nodeId && event.run === this.#run);
+        const { origin } = event.message;
+        const key = `${origin.nodeId}/${origin.run}`;
+        if ((this.#lastSequence.get(key) ?? 0) >= origin.sequence) return;
+        this.#lastSequence.set(key, origin.sequence);
+        this.broker.deliverRemote(event.message, origin.nodeId === this.nodeId && origin.run === this.#run);
         return;
       }
       case "timer":
@@ -397,8 +395,7 @@ export class ClusterNode implements SessionService {
       case "share":
         return this.broker.applyShare(event.clientId, event.epoch, event.subscription, event.added);
       case "snapshotRequest":
-        if (event.node !== this.nodeId) await this.#answerJoin(event.node, event.run);
-        return;
+        return event.node === this.nodeId ? undefined : this.#answerJoin(event.node, event.run);
       case "snapshotChunk":
         return;
       case "heartbeat":
@@ -423,6 +420,7 @@ export class ClusterNode implements SessionService {
         attachment: permissions ? { ...event.attachment, permissions } : event.attachment,
         link: pending?.link,
         owner: event.owner,
+        address: event.address,
         epoch: Number(position),
         holder: holderOf(event.node, event.run),
       });
@@ -439,7 +437,7 @@ export class ClusterNode implements SessionService {
     decoder.push(event.frame);
     const packet = decoder.next();
     if (!packet) return;
-    const effects = this.broker.receive({ session, epoch: event.epoch }, packet, true);
+    const effects = this.broker.receive({ session, epoch: event.epoch }, packet, [], true);
     this.broker.linkOf(event.clientId, event.epoch)?.run(effects);
   }
 

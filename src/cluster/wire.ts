@@ -6,6 +6,8 @@
  */
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
+/** Strings up to this many bytes are decoded in JavaScript when they are ASCII. */
+const SHORT_ASCII = 64;
 
 export class WireWriter {
   #buf = new Uint8Array(256);
@@ -139,7 +141,19 @@ export class WireReader {
   }
 
   string(): string {
-    return decoder.decode(this.bytesField());
+    const bytes = this.bytesField();
+    // Topics, client and node ids are short and mostly ASCII: building them here is cheaper than a call out
+    // to the native decoder for each.
+    if (bytes.byteLength <= SHORT_ASCII) {
+      let text = "";
+      for (let i = 0; i < bytes.byteLength; i++) {
+        const byte = bytes[i];
+        if (byte >= 0x80) return decoder.decode(bytes);
+        text += String.fromCharCode(byte);
+      }
+      return text;
+    }
+    return decoder.decode(bytes);
   }
 
   optional<T>(read: () => T): T | undefined {

@@ -9,8 +9,8 @@
 const SLAB_SIZE = 32 * 1024;
 /** Larger buffers get their own ArrayBuffer, so that one slab serves several packets. */
 const POOLED_MAX = 4096;
-/** Below this many bytes a JS loop copies faster than creating a subarray for `set`. */
-const SHORT_COPY = 40;
+/** Below this many bytes a JS loop copies faster than creating a subarray for `set` (measured: 16–24). */
+const SHORT_COPY = 16;
 
 let slab = new ArrayBuffer(SLAB_SIZE);
 let slabOffset = 0;
@@ -38,6 +38,8 @@ export function copyBytes(
 ): void {
   if (end - start <= SHORT_COPY) {
     for (let i = start; i < end; i++) target[at++] = source[i];
+  } else if (start === 0 && end === source.length) {
+    target.set(source, at);
   } else {
     target.set(source.subarray(start, end), at);
   }

@@ -4,7 +4,7 @@
  */
 import { Cursor } from "./cursor.ts";
 import { malformed, protocolError } from "./errors.ts";
-import { decodeProperties, PropertyScope } from "./properties.ts";
+import { decodeProperties, NO_PROPERTIES, PropertyScope } from "./properties.ts";
 import type { Properties, ProtocolVersion, PublishPacket, QoS } from "./types.ts";
 import { decodeTopicName } from "./utf8.ts";
 
@@ -41,9 +41,9 @@ export function decodePublish(
   }
   let properties: Properties;
   if (version < 5) {
-    properties = {};
+    properties = NO_PROPERTIES;
   } else if (pos < end && frame[pos] === 0) {
-    properties = {};
+    properties = NO_PROPERTIES;
     pos += 1;
   } else {
     const cursor = new Cursor(frame, pos, end);

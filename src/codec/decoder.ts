@@ -17,6 +17,7 @@ import {
 import { decodeConnack, decodeConnect } from "./decode_connect.ts";
 import { decodePublish } from "./decode_publish.ts";
 import { malformed, MqttError, protocolError } from "./errors.ts";
+import { NO_PROPERTIES } from "./properties.ts";
 import { ReasonCode } from "./reason_codes.ts";
 import type { Packet, ProtocolVersion } from "./types.ts";
 
@@ -39,6 +40,7 @@ export interface DecoderOptions {
 }
 
 const PUBLISH = 3;
+const ACK_TYPES = ["puback", "pubrec", "pubrel", "pubcomp"] as const;
 /** The fixed-header flags each non-PUBLISH type must carry [MQTT-2.2.2-1]: 0b0010 or 0. */
 const REQUIRED_FLAGS = [-1, 0, 0, -1, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0];
 /** CONNACK (2), SUBACK (9), UNSUBACK (11), PINGRESP (13): types a client never sends, one bit each. */
@@ -98,10 +100,13 @@ export class Decoder {
   readonly #allowControls: boolean;
 
   private chunk: Uint8Array | undefined;
+  /** Where the current chunk's bytes end (a read fills only the start of its buffer). */
+  private chunkEnd = 0;
   private offset = 0;
-  private readonly queued: Uint8Array[] = [];
+  /** Chunks pushed while an earlier one is still being read (rare: a caller drains between pushes). */
+  private queued: Uint8Array[] | undefined;
   /** A fixed header split across chunks (at most 1 type byte + 4 length bytes). */
-  private readonly header = new Uint8Array(5);
+  private header: Uint8Array | undefined;
   private headerFilled = 0;
   /** The packet being gathered across chunks, and how much of it has arrived. */
   private frame: Uint8Array | undefined;
@@ -119,16 +124,19 @@ export class Decoder {
   }
 
   /**
-   * Hands over the next chunk. The decoder may keep a view of it only until next() returns undefined; by
-   * then it has copied any partial packet into its own storage, so the caller may reuse its read buffer.
+   * Hands over the next chunk: its first `length` bytes (all by default, so that a read buffer is passed
+   * without a view of its filled part). The decoder may keep a view of it only until next() returns
+   * undefined; by then it has copied any partial packet into its own storage, so the caller may reuse its
+   * read buffer.
    */
-  push(chunk: Uint8Array): void {
-    if (chunk.length === 0 || this.failure !== undefined) return;
+  push(chunk: Uint8Array, length = chunk.length): void {
+    if (length === 0 || this.failure !== undefined) return;
     if (this.chunk === undefined) {
       this.chunk = chunk;
+      this.chunkEnd = length;
       this.offset = 0;
     } else {
-      this.queued.push(chunk);
+      (this.queued ??= []).push(length === chunk.length ? chunk : chunk.subarray(0, length));
     }
   }
 
@@ -146,7 +154,7 @@ export class Decoder {
     } catch (error) {
       this.failure = error;
       this.chunk = undefined;
-      this.queued.length = 0;
+      this.queued = undefined;
       this.frame = undefined;
       this.headerFilled = 0;
       throw error;
@@ -176,22 +184,23 @@ export class Decoder {
         if (packet !== undefined) return packet;
       } else {
         const start = this.offset;
-        const headerSize = this.parseFixedHeader(chunk, start, chunk.length);
+        const end = this.chunkEnd;
+        const headerSize = this.parseFixedHeader(chunk, start, end);
         if (headerSize === 0) {
-          this.checkPartialHeader(chunk.length - start);
-          copyBytes(this.header, 0, chunk, start, chunk.length);
-          this.headerFilled = chunk.length - start;
+          this.checkPartialHeader(end - start);
+          copyBytes(this.header ??= new Uint8Array(5), 0, chunk, start, end);
+          this.headerFilled = end - start;
           this.nextChunk();
           continue;
         }
         const frameLength = this.checkedFrameLength(headerSize);
-        if (chunk.length - start >= frameLength) {
+        if (end - start >= frameLength) {
           this.advance(frameLength);
           return this.decodeFrame(chunk, start, headerSize, frameLength, false);
         }
         this.frame = allocate(frameLength);
-        copyBytes(this.frame, 0, chunk, start, chunk.length);
-        this.frameFilled = chunk.length - start;
+        copyBytes(this.frame, 0, chunk, start, end);
+        this.frameFilled = end - start;
         this.frameHeaderSize = headerSize;
         this.nextChunk();
       }
@@ -201,7 +210,7 @@ export class Decoder {
   private fillFrame(chunk: Uint8Array): Packet | undefined {
     const frame = this.frame as Uint8Array;
     const wanted = frame.length - this.frameFilled;
-    const available = chunk.length - this.offset;
+    const available = this.chunkEnd - this.offset;
     const count = available < wanted ? available : wanted;
     copyBytes(frame, this.frameFilled, chunk, this.offset, this.offset + count);
     this.frameFilled += count;
@@ -210,15 +219,16 @@ export class Decoder {
   }
 
   private fillHeader(chunk: Uint8Array): Packet | undefined {
-    this.header[this.headerFilled++] = chunk[this.offset];
+    const header = this.header!;
+    header[this.headerFilled++] = chunk[this.offset];
     this.advance(1);
-    const headerSize = this.parseFixedHeader(this.header, 0, this.headerFilled);
+    const headerSize = this.parseFixedHeader(header, 0, this.headerFilled);
     if (headerSize === 0) {
       this.checkPartialHeader(this.headerFilled);
       return undefined;
     }
     const frame = allocate(this.checkedFrameLength(headerSize));
-    copyBytes(frame, 0, this.header, 0, headerSize);
+    copyBytes(frame, 0, header, 0, headerSize);
     this.headerFilled = 0;
     this.frame = frame;
     this.frameFilled = headerSize;
@@ -280,11 +290,12 @@ export class Decoder {
 
   private advance(count: number): void {
     this.offset += count;
-    if (this.offset === (this.chunk as Uint8Array).length) this.nextChunk();
+    if (this.offset === this.chunkEnd) this.nextChunk();
   }
 
   private nextChunk(): void {
-    this.chunk = this.queued.length > 0 ? this.queued.shift() : undefined;
+    this.chunk = this.queued?.shift();
+    this.chunkEnd = this.chunk?.length ?? 0;
     this.offset = 0;
   }
 
@@ -316,6 +327,14 @@ export class Decoder {
           return decodeConnack(frame, headerSize, length, version);
         default:
           return decodeAuth(new Cursor(frame, headerSize, length));
+      }
+    }
+    if (type >= 4 && type <= 7 && length === headerSize + 2) {
+      // PUBACK, PUBREC, PUBREL or PUBCOMP with only a packet identifier: one per QoS 1/2 message, so no
+      // cursor and no properties object.
+      const packetId = (buf[start + headerSize] << 8) | buf[start + headerSize + 1];
+      if (packetId !== 0) {
+        return { type: ACK_TYPES[type - 4], packetId, reasonCode: 0, properties: NO_PROPERTIES };
       }
     }
     const cursor = new Cursor(buf, start + headerSize, start + length);

@@ -120,18 +120,12 @@ function reusableFrameLayout(
   frame: Uint8Array,
   version: ProtocolVersion,
 ): FrameLayout | undefined {
-  const payload = packet.payload;
-  if (payload.buffer !== frame.buffer) return undefined;
-  const payloadStart = payload.byteOffset - frame.byteOffset;
-  if (payloadStart < 0 || payloadStart + payload.length !== frame.length) return undefined;
+  const topicEnd = frameTopicEnd(packet, frame, version);
+  if (topicEnd < 0) return undefined;
   let headerSize = 2;
   while (frame[headerSize - 1] & 0x80) headerSize++;
-  const topicEnd = headerSize + 2 + ((frame[headerSize] << 8) | frame[headerSize + 1]);
   const qos = ((frame[0] >> 1) & 0x03) as QoS;
-  const afterPacketId = topicEnd + (qos > 0 ? 2 : 0);
-  const hasPropertiesSection = payloadStart > afterPacketId;
-  if (hasPropertiesSection !== (version === 5) || payloadStart < afterPacketId) return undefined;
-  return { headerSize, topicEnd, afterPacketId, qos };
+  return { headerSize, topicEnd, afterPacketId: topicEnd + (qos > 0 ? 2 : 0), qos };
 }
 
 function patchFrame(
@@ -166,6 +160,54 @@ function patchFrame(
   }
   copyBytes(buf, pos, frame, layout.afterPacketId, frame.length);
   return buf;
+}
+
+/**
+ * Where the packet identifier goes when `packet` is forwarded at `version` and `qos` by copying its decoded
+ * frame with only the fixed-header flags and the packet identifier changed (the frame was decoded at a
+ * compatible level, its payload still views it, and the identifier neither appears nor disappears); -1
+ * when it must be encoded ({@link encodePublish}). The copy is `packet.frame.length` bytes. Allocates
+ * nothing: the broker calls it per delivery.
+ */
+export function forwardableAt(packet: PublishPacket, version: ProtocolVersion, qos: QoS): number {
+  const frame = packet.frame;
+  if (frame === undefined || ((frame[0] & 0x06) !== 0) !== (qos > 0)) return -1;
+  return frameTopicEnd(packet, frame, version);
+}
+
+/** Writes `frame` into `target` at `at` with new flags and packet identifier (at `idAt`, from {@link forwardableAt}). */
+export function writeForwarded(
+  frame: Uint8Array,
+  idAt: number,
+  target: Uint8Array,
+  at: number,
+  qos: QoS,
+  dup: boolean,
+  retain: boolean,
+  packetId: number | undefined,
+): void {
+  const id = checkPacketId(qos, packetId);
+  copyBytes(target, at, frame, 0, frame.length);
+  target[at] = publishFirstByte(qos, dup, retain);
+  if (qos > 0) {
+    target[at + idAt] = id >>> 8;
+    target[at + idAt + 1] = id & 0xff;
+  }
+}
+
+/** Where the topic of a reusable frame ends (its packet identifier starts), or -1 (see reusableFrameLayout). */
+function frameTopicEnd(packet: PublishPacket, frame: Uint8Array, version: ProtocolVersion): number {
+  const payload = packet.payload;
+  if (payload.buffer !== frame.buffer) return -1;
+  const payloadStart = payload.byteOffset - frame.byteOffset;
+  if (payloadStart < 0 || payloadStart + payload.length !== frame.length) return -1;
+  let headerSize = 2;
+  while (frame[headerSize - 1] & 0x80) headerSize++;
+  const topicEnd = headerSize + 2 + ((frame[headerSize] << 8) | frame[headerSize + 1]);
+  const afterPacketId = topicEnd + ((frame[0] & 0x06) !== 0 ? 2 : 0);
+  const hasPropertiesSection = payloadStart > afterPacketId;
+  if (hasPropertiesSection !== (version === 5) || payloadStart < afterPacketId) return -1;
+  return topicEnd;
 }
 
 /**

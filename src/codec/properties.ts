@@ -243,6 +243,12 @@ export function emitProperties(sink: Sink, properties: Properties, scope: number
 }
 
 /** True when `properties` puts at least one property on the wire, so a short-form ack cannot be used. */
+/**
+ * The properties of every decoded PUBLISH or acknowledgement that has none (all of 3.1/3.1.1, most of 5.0):
+ * one frozen object instead of one per message. Code that adds properties copies first (writing throws).
+ */
+export const NO_PROPERTIES: Properties = Object.freeze({});
+
 export function hasProperties(properties: Properties): boolean {
   const record = properties as Record<string, unknown>;
   for (const key in record) {

@@ -4,6 +4,7 @@
  * and whether a CONNECT may take over a connected client id.
  */
 import type { Authorizer, ClientIdentity } from "../auth/port.ts";
+import { ownerUsername } from "../broker/mod.ts";
 import type { Permissions } from "../session/mod.ts";
 
 /** Who may disconnect a connected client by connecting with its client id (`mqtt.takeover`). */
@@ -18,16 +19,6 @@ export function reservedTopicReason(topic: string): string | undefined {
   return topic.charCodeAt(0) === 0x24 /* $ */
     ? "topics starting with $ are reserved for the broker"
     : undefined;
-}
-
-/** The key a session's owner is stored under: the same for the same verified user, one for all anonymous. */
-export function sessionOwner(username: string | undefined): string {
-  return username === undefined ? "anonymous" : `user:${username}`;
-}
-
-/** The user name of an owner key, undefined for anonymous (or an unknown key). */
-export function ownerUsername(owner: string | undefined): string | undefined {
-  return owner?.startsWith("user:") ? owner.slice("user:".length) : undefined;
 }
 
 /**

@@ -1,30 +1,39 @@
-import { addressOf, type SessionHandle, type SessionLink, type SessionService } from "../broker/mod.ts";
+import { setImmediate } from "node:timers";
+import {
+  addressOf,
+  empty,
+  type SessionHandle,
+  type SessionLink,
+  sessionOwner,
+  type SessionService,
+} from "../broker/mod.ts";
 import {
   type AckPacket,
-  type AuthPacket,
   connackCodeForV3,
-  type ConnectPacket,
   Decoder,
   encode,
   encodePublish,
+  forwardableAt,
+  hasProperties,
   MqttError,
   type Packet,
   type Properties,
   type ProtocolVersion,
   ReasonCode,
   UnsupportedProtocolError,
+  writeForwarded,
 } from "../codec/mod.ts";
 import type { Authenticator, Authorizer, EnhancedAuthMethod } from "../auth/port.ts";
 import type { Logger, LogLevel } from "../observe/mod.ts";
 import type { TrafficMetrics } from "../observe/metrics.ts";
-import { type ConnectSettings, decideConnect, type Effect } from "../session/mod.ts";
+import { type ConnectSettings, type Effect, Handshake, type HandshakeStep } from "../session/mod.ts";
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
-import { admit, clientPermissions, RateLimitedLog, sessionOwner, type TakeoverPolicy } from "./access.ts";
-import { type AuthOutcome, ClientAuthentication } from "./authentication.ts";
+import { admit, clientPermissions, RateLimitedLog, type TakeoverPolicy } from "./access.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { halfCloseAndLinger, settlesWithin } from "./closing.ts";
-import { Outbox } from "./outbox.ts";
+import { Outbox, type OutboxOwner } from "./outbox.ts";
+import type { ListenerCounts } from "./server.ts";
 
 /** What an operator sees of a connected client: logs and the admin API. */
 export interface ClientConnectionInfo {
@@ -47,11 +56,6 @@ export function protocolName(version: ProtocolVersion): "3.1" | "3.1.1" | "5.0" 
   return version === 3 ? "3.1" : version === 4 ? "3.1.1" : "5.0";
 }
 
-interface PendingConnect {
-  packet: ConnectPacket;
-  decision: Extract<ReturnType<typeof decideConnect>, { accepted: true }>;
-}
-
 /** Everything a connection actor needs from the server around it. */
 export interface ConnectionContext {
   /** The broker, or the cluster node in front of it. */
@@ -61,8 +65,10 @@ export interface ConnectionContext {
   settings: ConnectSettings;
   connectTimeoutMs: number;
   logger: Logger;
-  /** Large read buffers lent to busy connections. */
+  /** Read buffers: large ones lent to busy connections, small slab views for idle ones. */
   readBuffers: BufferPool;
+  /** Small buffers an outbox batches a turn's first frames into (then large ones, from readBuffers). */
+  writeBuffers: BufferPool;
   /**
    * Bytes of encoded packets an outbox may hold (mqtt.max_outbound_bytes): past it QoS 0 deliveries are
    * dropped for this client, and QoS 1/2 ones wait unencoded (see `Connection.run`).
@@ -79,27 +85,52 @@ export interface ConnectionContext {
   takeover?: TakeoverPolicy;
 }
 
+/** The backlog of a connection with nothing waiting: shared, replaced by a list of its own before use. */
+const NO_BACKLOG: never[] = [];
+
 /** A QoS 2 PUBLISH or a PUBREL: sent only once the session state it implies is stored. */
 function isExactlyOnce(effect: Effect): boolean {
   return (effect.kind === "deliver" && effect.qos === 2) ||
     (effect.kind === "send" && effect.packet.type === "pubrel");
 }
 
-/** Each pending read pins its buffer: an idle connection's is small (a CONNECT or PINGREQ fits). */
-const SMALL_READ = 512;
 const FLUSH_TIMEOUT_MS = 1000;
+
+/** Resolves after the event loop has polled I/O once (setTimeout(0) would wait a millisecond or more). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+/** Acknowledgements without reason code or properties, by type: PUBACK, PUBREC, PUBREL, PUBCOMP. */
+const ACK_FIRST_BYTES: Partial<Record<Packet["type"], number>> = {
+  puback: 0x40,
+  pubrec: 0x50,
+  pubrel: 0x62,
+  pubcomp: 0x70,
+};
 
 /**
  * The actor shell around one socket: reads frames through the incremental decoder, runs the session's
  * effects in order, enforces CONNECT timeout and keep alive, and is the one place where an error becomes
  * a CONNACK or DISCONNECT reason code and a closed socket.
  */
-export class Connection implements SessionLink {
-  readonly #outbox: Outbox;
+export class Connection implements SessionLink, OutboxOwner {
+  /**
+   * Outgoing bytes while there are any: made when the connection sends and let go once all is written,
+   * so that an idle connection holds none.
+   */
+  #outbox: Outbox | undefined;
+  /** Set when the socket is shut: anything sent later is dropped. */
+  #writesClosed = false;
+  bytesSent = 0;
   readonly #decoder: Decoder;
   #version: ProtocolVersion = 4;
   /** The session this connection holds, once CONNECT succeeded; undefined again after a takeover. */
   #handle: SessionHandle | undefined;
+  /**
+   * Effects of the packet being handled: one list for the connection's life (from its first packet after
+   * CONNECT), emptied after each run.
+   */
+  #effects: Effect[] | undefined;
   #keepAliveMs = 0;
   #lastActivity = performance.now();
   readonly #connectDeadline: number;
@@ -118,11 +149,13 @@ export class Connection implements SessionLink {
   /** The reader saw the end of the client's input (or the socket failed). */
   #inputEnded = false;
   #onInputEnded: (() => void) | undefined;
-  #authentication: ClientAuthentication | undefined;
+  /**
+   * CONNECT, AUTH and re-AUTH: made at the first packet, kept after the session opened only for a v5
+   * enhanced method (re-authentication); an idle connection without one holds none.
+   */
+  #handshakeState: Handshake | undefined;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
-  /** A CONNECT waiting for the next step of an enhanced authentication exchange. */
-  #pendingConnect: PendingConnect | undefined;
   /** The last acknowledgement still waiting for storage, if any. */
   #pendingAck: Promise<void> | undefined;
   /**
@@ -130,23 +163,27 @@ export class Connection implements SessionLink {
    * reference to the routed message every subscriber shares, not a copy. Their number is bounded by the
    * inflight window (the session queues the rest).
    */
-  #backlog: { effect: Effect; durable?: Promise<void> }[] = [];
+  #backlog: { effect: Effect; durable?: Promise<void> }[] = NO_BACKLOG;
   bytesReceived = 0;
-  /** Set once CONNECT is accepted; what logs and the admin API show. */
-  #client: Omit<ClientConnectionInfo, "bytesReceived" | "bytesSent"> | undefined;
+  /** Set once CONNECT is accepted: what logs and the admin API show besides the session and socket. */
+  #connected = false;
+  #username: string | undefined;
+  #connectedAt = 0;
+  #keepAlive = 0;
+  #cleanStart = false;
   /** The client id the CONNECT asked for, for refusal logs. */
   #requestedClientId: string | undefined;
   /** Why the connection ended, for the client.disconnected log line. */
   #closeReason = "connection closed";
 
-  constructor(private readonly accepted: Accepted, private readonly context: ConnectionContext) {
-    this.#outbox = new Outbox(accepted.stream, context.outboxHighWaterMark, (error) => {
-      // The peer is gone (reset, broken pipe): an abnormal disconnect, so the will goes out, unless a
-      // close already under way decides (a DISCONNECT received, a takeover).
-      this.#log("debug", "connection.write_failed", { error });
-      if (this.#closing) this.#shutdownSocket();
-      else this.#end(true);
-    }, () => this.#sendBacklog());
+  constructor(
+    private readonly accepted: Accepted,
+    private readonly context: ConnectionContext,
+    /** Called once when serve() ends, whatever ended it. */
+    private readonly finished: (connection: Connection) => void,
+    /** The counts of the listener that accepted it (the manager keeps them). */
+    readonly listenerCounts: ListenerCounts,
+  ) {
     this.#decoder = new Decoder({
       maxPacketSize: context.settings.maxPacketSize,
       fromClients: true,
@@ -155,14 +192,16 @@ export class Connection implements SessionLink {
     this.#connectDeadline = this.#lastActivity + context.connectTimeoutMs;
   }
 
-  /** Made at CONNECT: a TLS client certificate's name is known only once the handshake is done. */
-  get #auth(): ClientAuthentication {
-    return this.#authentication ??= new ClientAuthentication(
-      this.context.authenticator,
-      this.context.authMethods ?? new Map(),
-      this.accepted.remoteAddress,
-      this.accepted.certificateCommonName,
-    );
+  /** Made at the first packet: a TLS client certificate's name is known only once the TLS handshake is done. */
+  get #handshake(): Handshake {
+    return this.#handshakeState ??= new Handshake({
+      settings: this.context.settings,
+      generateClientId: this.context.generateClientId,
+      authenticator: this.context.authenticator,
+      methods: this.context.authMethods ?? new Map(),
+      remoteAddress: this.accepted.remoteAddress,
+      certificateCommonName: this.accepted.certificateCommonName,
+    });
   }
 
   /**
@@ -178,21 +217,60 @@ export class Connection implements SessionLink {
   }
 
   get writable(): boolean {
-    return this.#backlog.length === 0 && this.#outbox.writable;
+    if (this.#backlog.length > 0) return false;
+    return this.#outbox ? this.#outbox.writable : !this.#writesClosed;
   }
 
   get room(): number {
-    return this.#backlog.length === 0 ? this.#outbox.room : 0;
+    if (this.#backlog.length > 0 || this.#writesClosed) return 0;
+    return this.#outbox ? this.#outbox.room : this.context.outboxHighWaterMark;
   }
 
-  get bytesSent(): number {
-    return this.#outbox.bytesSent;
+  /** The outbox to send through (a new one if the last went idle). */
+  #out(): Outbox {
+    if (this.#outbox === undefined) {
+      const { outboxHighWaterMark, writeBuffers, readBuffers } = this.context;
+      this.#outbox = new Outbox(this.accepted.stream, outboxHighWaterMark, writeBuffers, readBuffers, this);
+      if (this.#writesClosed) this.#outbox.close();
+    }
+    return this.#outbox;
+  }
+
+  written(bytes: number): void {
+    this.bytesSent += bytes;
+  }
+
+  /** Everything is written: send what waited for room, or let the outbox go until the next send. */
+  outboxIdle(): void {
+    if (this.#backlog.length > 0) this.#sendBacklog();
+    else this.#outbox = undefined;
+  }
+
+  /**
+   * The peer is gone (reset, broken pipe): an abnormal disconnect, so the will goes out, unless a close
+   * already under way decides (a DISCONNECT received, a takeover).
+   */
+  writeFailed(error: unknown): void {
+    this.#log("debug", "connection.write_failed", { error });
+    if (this.#closing) this.#shutdownSocket();
+    else this.#end(true);
   }
 
   /** The connected client, or undefined before its CONNECT is accepted and after it is gone. */
   get client(): ClientConnectionInfo | undefined {
-    if (!this.#client || this.#closed || !this.#handle) return undefined;
-    return { ...this.#client, bytesReceived: this.bytesReceived, bytesSent: this.bytesSent };
+    if (!this.#connected || this.#closed || !this.#handle) return undefined;
+    return {
+      clientId: this.#handle.session.clientId,
+      username: this.#username,
+      remoteAddress: this.accepted.remoteAddress,
+      listener: this.accepted.listener ?? "",
+      protocolVersion: this.#version,
+      connectedAt: this.#connectedAt,
+      keepAlive: this.#keepAlive,
+      cleanStart: this.#cleanStart,
+      bytesReceived: this.bytesReceived,
+      bytesSent: this.bytesSent,
+    };
   }
 
   /** Outbound QoS 1/2 deliveries not yet acknowledged by this client, plus an ack waiting for storage. */
@@ -209,10 +287,15 @@ export class Connection implements SessionLink {
     void this.#closeAfterFlush(true);
   }
 
-  /** Reads until the socket ends, then waits for the close to finish; never throws. */
+  /**
+   * Reads until the socket ends, then waits for the close to finish; never throws. An idle connection's
+   * pending read holds only a small view of a shared slab; a busy one borrows a large buffer and gives it
+   * back when it quiets down. Packets are handled synchronously, in the turn their bytes arrived, unless
+   * one needs to wait (CONNECT, AUTH).
+   */
   async serve(): Promise<void> {
     const pool = this.context.readBuffers;
-    let buffer = new Uint8Array(SMALL_READ);
+    let buffer = pool.takeSmall();
     try {
       while (!this.#finished) {
         const n = await this.accepted.stream.read(buffer);
@@ -221,29 +304,42 @@ export class Connection implements SessionLink {
         if (this.#closed) continue; // closing: read only so that the socket ends with FIN, not RST
         this.#lastActivity = performance.now();
         try {
-          this.#decoder.push(buffer.subarray(0, n));
-          await this.#drainDecoder();
+          this.#decoder.push(buffer, n);
+          const waiting = this.#drainDecoder();
+          if (waiting) await waiting;
         } catch (error) {
           this.#onError(error);
           continue;
         }
+        // A read that filled the large buffer means more is waiting, and the next read completes at once:
+        // without a turn of the event loop in between, one fast client would keep it (and every other
+        // client's reads and writes) waiting.
+        if (n === pool.size) await nextTurn();
         // A busy client borrows a large buffer; a quiet one gives it back.
         if (n === buffer.byteLength && buffer.byteLength < pool.size) {
+          pool.giveSmall(buffer);
           buffer = pool.take();
-        } else if (n < SMALL_READ && buffer.byteLength > SMALL_READ) {
+        } else if (n < pool.smallSize && buffer.byteLength > pool.smallSize) {
           pool.give(buffer);
-          buffer = new Uint8Array(SMALL_READ);
+          buffer = pool.takeSmall();
         }
       }
     } catch (error) {
       this.#onError(error);
     } finally {
-      pool.give(buffer);
+      if (buffer.byteLength === pool.size) pool.give(buffer);
+      else pool.giveSmall(buffer);
       this.#inputEnded = true;
       this.#onInputEnded?.();
     }
-    if (!this.#closed) this.#end(true); // closed without DISCONNECT: the will goes out
-    await this.#closing;
+    try {
+      if (!this.#closed) this.#end(true); // closed without DISCONNECT: the will goes out
+      await this.#closing;
+    } catch (error) {
+      this.context.logger.error("connection.crashed", { error });
+    } finally {
+      this.finished(this);
+    }
   }
 
   /**
@@ -268,7 +364,7 @@ export class Connection implements SessionLink {
       // not read holds the broker to that many bytes, plus references to the messages in its window.
       if (
         (effect.kind === "deliver" || effect.kind === "send") &&
-        (this.#backlog.length > 0 || !this.#outbox.writable)
+        (this.#backlog.length > 0 || (this.#outbox !== undefined && !this.#outbox.writable))
       ) {
         this.#defer(effects, i);
         break;
@@ -280,13 +376,16 @@ export class Connection implements SessionLink {
     // new id would be delivered twice. QoS 1 may be repeated after a crash anyway, so it need not wait.
     if (!exactlyOnce) return;
     const durable = this.context.broker.flush();
-    if (durable) this.#outbox.holdUntil(durable);
+    // Nothing queued without an outbox, so nothing to hold then.
+    if (durable) this.#outbox?.holdUntil(durable);
   }
 
   /** Puts the packets of `effects` from `from` on in the backlog; acknowledgements and a close run now. */
   #defer(effects: Effect[], from: number): void {
+    // The effects are kept, not the list: the caller reuses it (see SessionLink.run).
     const rest = effects.slice(from);
     const durable = rest.some(isExactlyOnce) ? this.context.broker.flush() : undefined;
+    if (this.#backlog === NO_BACKLOG) this.#backlog = [];
     for (const effect of rest) {
       if (effect.kind === "deliver" || effect.kind === "send") this.#backlog.push({ effect, durable });
       else this.#runEffect(effect);
@@ -295,11 +394,12 @@ export class Connection implements SessionLink {
 
   /** The outbox drained: send what waited for room, until it is full again. */
   #sendBacklog(): void {
-    while (this.#backlog.length > 0 && this.#outbox.writable && !this.#closed) {
+    while (this.#backlog.length > 0 && !this.#closed && this.#out().writable) {
       const { effect, durable } = this.#backlog.shift()!;
       this.#runEffect(effect);
-      if (durable) this.#outbox.holdUntil(durable);
+      if (durable) this.#outbox?.holdUntil(durable);
     }
+    if (this.#backlog.length === 0) this.#backlog = NO_BACKLOG;
   }
 
   takeOver(): void {
@@ -309,54 +409,69 @@ export class Connection implements SessionLink {
     void this.#closeAfterFlush(false);
   }
 
-  async #drainDecoder(): Promise<void> {
+  /**
+   * Handles every whole packet the decoder has. Returns a promise only when a packet needs to wait (CONNECT,
+   * AUTH): the rest of the packets are then handled after it, in order.
+   */
+  #drainDecoder(): Promise<void> | undefined {
     for (;;) {
       const packet = this.#decoder.next();
-      if (packet === undefined) return;
-      this.context.traffic.packetsReceived.labels(packet.type).inc();
-      if (this.#closed) return;
-      if (this.#handle) {
-        if (packet.type === "auth" && this.#version === 5) await this.#reauthenticate(packet);
-        else this.run(this.context.broker.receive(this.#handle, packet));
-      } else if (this.#pendingConnect) {
-        if (packet.type !== "auth") {
-          throw new MqttError(ReasonCode.ProtocolError, `${packet.type} during authentication`);
-        }
-        await this.#authenticated(this.#pendingConnect, await this.#auth.receive(packet));
-      } else {
-        await this.#handleConnect(packet);
+      if (packet === undefined) return undefined;
+      this.context.traffic.received(packet.type);
+      if (this.#closed) return undefined;
+      const handle = this.#handle;
+      if (handle && packet.type !== "auth") {
+        const effects = this.#effects ??= [];
+        this.run(this.context.broker.receive(handle, packet, effects));
+        empty(effects);
+        continue;
       }
+      return this.#handleWaiting(packet).then(() => this.#drainDecoder());
     }
   }
 
-  async #handleConnect(packet: Packet): Promise<void> {
-    if (packet.type !== "connect") {
-      throw new MqttError(ReasonCode.ProtocolError, `${packet.type} before CONNECT`, "[MQTT-3.1.0-1]");
+  /** A packet of the handshake (CONNECT, AUTH): the connection reads on once its step has run. */
+  async #handleWaiting(packet: Packet): Promise<void> {
+    const handshake = this.#handshake;
+    if (packet.type === "connect" && handshake.phase === "awaiting_connect") {
+      this.#version = packet.protocolVersion;
+      this.#requestedClientId = packet.clientId;
+      this.#clientMaximumPacketSize = packet.properties.maximumPacketSize;
     }
-    this.#version = packet.protocolVersion;
-    this.#requestedClientId = packet.clientId;
-    this.#clientMaximumPacketSize = packet.properties.maximumPacketSize;
-    const decision = decideConnect(packet, this.context.settings, this.context.generateClientId);
-    if (!decision.accepted) {
-      return this.#refuse(decision.reasonCode, decision.reasonString, decision.properties);
-    }
-    const pending = { packet, decision };
-    await this.#authenticated(pending, await this.#auth.begin(packet, decision.clientId));
+    await this.#runHandshakeStep(await handshake.receive(packet));
   }
 
-  /** Continues a CONNECT once authentication has moved on: another AUTH round, a refusal, or the session. */
-  async #authenticated(pending: PendingConnect, outcome: AuthOutcome): Promise<void> {
-    if (outcome.kind === "continue") {
-      this.#pendingConnect = pending;
-      return this.#send(outcome.packet);
+  async #runHandshakeStep(step: HandshakeStep): Promise<void> {
+    switch (step.kind) {
+      case "refuse":
+        return this.#refuse(step.reasonCode, step.reason, step.properties, step.publicReason, step.method);
+      case "challenge":
+        return this.#send(step.packet);
+      case "admit":
+        return await this.#admit(step);
+      case "reauthenticated":
+        return this.#send({ type: "auth", reasonCode: ReasonCode.Success, properties: step.properties });
+      case "reauthentication_failed":
+        // [MQTT-4.12.1-2]
+        this.#log("info", "client.reauthentication_failed", {
+          reasonCode: step.reasonCode,
+          reason: step.reason,
+        });
+        this.#sendDisconnect(step.reasonCode, step.publicReason);
+        void this.#closeAfterFlush(true);
+        return;
+      case "session":
+        if (this.#handle) this.run(this.context.broker.receive(this.#handle, step.packet));
+        return;
     }
-    this.#pendingConnect = undefined;
-    if (outcome.kind === "refused") {
-      return this.#refuse(outcome.reasonCode, outcome.reason, {}, outcome.publicReason, outcome.method);
-    }
-    if (this.#closed) return;
-    const { packet, decision } = pending;
-    const identity = { clientId: decision.clientId, username: outcome.username };
+  }
+
+  /** An authenticated CONNECT: the session rules for its identity (takeover, will), then the session. */
+  async #admit(admitted: Extract<HandshakeStep, { kind: "admit" }>): Promise<void> {
+    const handshake = this.#handshake;
+    if (this.#closed) return handshake.end();
+    const { connect: packet, decision } = admitted;
+    const identity = { clientId: decision.clientId, username: admitted.username };
     const owner = sessionOwner(identity.username);
     const { broker, authorizer } = this.context;
     const policy = this.context.takeover ?? "same_user";
@@ -372,6 +487,7 @@ export class Connection implements SessionLink {
     };
     if (admission.refusal !== undefined) {
       logAdmission();
+      handshake.end();
       return this.#refuse(ReasonCode.NotAuthorized, admission.refusal, {}, "not authorized");
     }
     // v5 hears 0x87 for a refused PUBLISH, 3.1.1 nothing: the log must say it (one line a second at most)
@@ -395,35 +511,34 @@ export class Connection implements SessionLink {
     } catch (error) {
       // The session could not be claimed: over a cap on sessions (0x97; 3.1.1 0x03), or a cluster whose
       // log is unreachable (0x88 Server unavailable).
+      handshake.end();
       if (!(error instanceof MqttError)) throw error;
       return this.#refuse(error.reasonCode, error.message, {});
     }
     logAdmission();
     if (this.#released) {
       // The connection ended while the session was being claimed: hand it straight back.
+      handshake.end();
       broker.close(opened, true);
       return;
     }
-    this.#handle = opened;
+    handshake.opened();
+    // The handle only: the open result's resume effects are run once, below, and not kept.
+    this.#handle = { session: opened.session, epoch: opened.epoch };
     const { sessionPresent, effects } = opened;
-    this.#client = {
-      clientId: decision.clientId,
-      username: outcome.username,
-      remoteAddress: this.accepted.remoteAddress,
-      listener: this.accepted.listener ?? "",
-      protocolVersion: this.#version,
-      connectedAt: Date.now(),
-      keepAlive: packet.keepAlive,
-      cleanStart: packet.cleanStart,
-    };
+    this.#connected = true;
+    this.#username = admitted.username;
+    this.#connectedAt = Date.now();
+    this.#keepAlive = packet.keepAlive;
+    this.#cleanStart = packet.cleanStart;
     this.#send({
       type: "connack",
       sessionPresent,
       reasonCode: 0,
-      properties: this.#version === 5 ? { ...decision.properties, ...outcome.properties } : {},
+      properties: this.#version === 5 ? { ...decision.properties, ...admitted.properties } : {},
     });
     this.#log("info", "client.connected", {
-      user: outcome.username,
+      user: admitted.username,
       protocol: protocolName(this.#version),
       listener: this.accepted.listener,
       sessionPresent,
@@ -432,21 +547,6 @@ export class Connection implements SessionLink {
     });
     this.run(effects);
     this.#keepAliveMs = decision.keepAliveTimeoutMs;
-  }
-
-  /** v5 re-authentication (AUTH 0x19) on a live connection; failure ends it [MQTT-4.12.1-2]. */
-  async #reauthenticate(packet: AuthPacket): Promise<void> {
-    const outcome = await this.#auth.receive(packet);
-    if (outcome.kind === "continue") return this.#send(outcome.packet);
-    if (outcome.kind === "accepted") {
-      return this.#send({ type: "auth", reasonCode: ReasonCode.Success, properties: outcome.properties });
-    }
-    this.#log("info", "client.reauthentication_failed", {
-      reasonCode: outcome.reasonCode,
-      reason: outcome.reason,
-    });
-    this.#sendDisconnect(outcome.reasonCode, outcome.publicReason);
-    void this.#closeAfterFlush(true);
   }
 
   /**
@@ -494,30 +594,9 @@ export class Connection implements SessionLink {
     switch (effect.kind) {
       case "send":
         return this.#send(effect.packet);
-      case "deliver": {
+      case "deliver":
         if (this.#farewell) return; // still inflight in the session: resent on a later connection
-        const { message } = effect;
-        const packet = message.packet ?? {
-          type: "publish" as const,
-          topic: message.topic,
-          payload: message.payload,
-          qos: message.qos,
-          retain: message.retain,
-          dup: false,
-          properties: message.properties,
-        };
-        const sameProperties = effect.properties === message.properties && effect.topic === message.topic;
-        const frame = encodePublish(packet, this.#version, {
-          qos: effect.qos,
-          dup: effect.dup,
-          retain: effect.retain,
-          packetId: effect.packetId,
-          ...(sameProperties ? {} : { topic: effect.topic, properties: effect.properties }),
-        });
-        this.context.traffic.packetsSent.labels("publish").inc();
-        this.#outbox.push(frame);
-        return;
-      }
+        return this.#deliver(effect);
       case "ack":
         return this.#acknowledge(effect.packet, effect.durable);
       case "close":
@@ -567,6 +646,23 @@ export class Connection implements SessionLink {
    */
   #send(packet: Packet): void {
     if (this.#farewellSent) return;
+    const ackFirstByte = ACK_FIRST_BYTES[packet.type];
+    if (ackFirstByte !== undefined) {
+      const ack = packet as AckPacket<"puback">;
+      const fits = this.#clientMaximumPacketSize === undefined || this.#clientMaximumPacketSize >= 4;
+      if (ack.reasonCode === 0 && fits && (this.#version < 5 || !hasProperties(ack.properties))) {
+        // The common acknowledgement, written straight into the outbox: 4 bytes, no encoder, no buffer.
+        const outbox = this.#out();
+        const at = outbox.reserve(4);
+        const out = outbox.buffer;
+        out[at] = ackFirstByte;
+        out[at + 1] = 2;
+        out[at + 2] = ack.packetId >>> 8;
+        out[at + 3] = ack.packetId & 0xff;
+        this.context.traffic.sent(packet.type);
+        return;
+      }
+    }
     let bytes = encode(packet, this.#version);
     const max = this.#clientMaximumPacketSize;
     if (max !== undefined && bytes.byteLength > max && "properties" in packet) {
@@ -575,8 +671,59 @@ export class Connection implements SessionLink {
       if (bytes.byteLength > max) bytes = encode({ ...packet, properties: {} } as Packet, this.#version);
       if (bytes.byteLength > max) return;
     }
-    this.context.traffic.packetsSent.labels(packet.type).inc();
-    this.#outbox.push(bytes);
+    this.context.traffic.sent(packet.type);
+    this.#out().push(bytes);
+  }
+
+  /**
+   * An application message to this client: its received frame copied into the outbox with new flags and
+   * packet id when it can be (no topic alias, no per-hop properties, a compatible protocol level), else
+   * encoded.
+   */
+  #deliver(effect: Extract<Effect, { kind: "deliver" }>): void {
+    const { message } = effect;
+    const packet = message.packet;
+    const sameProperties = effect.properties === message.properties && effect.topic === message.topic;
+    this.context.traffic.sent("publish");
+    if (packet !== undefined && sameProperties) {
+      const idAt = forwardableAt(packet, this.#version, effect.qos);
+      if (idAt > 0) {
+        const frame = packet.frame!;
+        const outbox = this.#out();
+        const at = outbox.reserve(frame.length);
+        writeForwarded(
+          frame,
+          idAt,
+          outbox.buffer,
+          at,
+          effect.qos,
+          effect.dup,
+          effect.retain,
+          effect.packetId,
+        );
+        return;
+      }
+    }
+    const frame = encodePublish(
+      packet ?? {
+        type: "publish",
+        topic: message.topic,
+        payload: message.payload,
+        qos: message.qos,
+        retain: message.retain,
+        dup: false,
+        properties: message.properties,
+      },
+      this.#version,
+      {
+        qos: effect.qos,
+        dup: effect.dup,
+        retain: effect.retain,
+        packetId: effect.packetId,
+        ...(sameProperties ? {} : { topic: effect.topic, properties: effect.properties }),
+      },
+    );
+    this.#out().push(frame);
   }
 
   #sendDisconnect(reasonCode: number, reasonString?: string): void {
@@ -657,7 +804,7 @@ export class Connection implements SessionLink {
     linger: boolean,
   ): Promise<void> {
     const farewell = this.#farewell ?? Promise.resolve();
-    const flushed = await settlesWithin(farewell.then(() => this.#outbox.drain()), FLUSH_TIMEOUT_MS);
+    const flushed = await settlesWithin(farewell.then(() => this.#outbox?.drain()), FLUSH_TIMEOUT_MS);
     this.#release(publishWill, sessionExpiryInterval);
     if (flushed && linger && this.#farewellSent && !this.#finished && !this.#inputEnded) {
       const inputEnded = new Promise<void>((resolve) => this.#onInputEnded = resolve);
@@ -677,7 +824,7 @@ export class Connection implements SessionLink {
     if (this.#released) return;
     this.#released = true;
     // packets that waited for room in the outbox: the session resends what it needs on resume
-    this.#backlog = [];
+    this.#backlog = NO_BACKLOG;
     if (this.#handle) {
       this.context.broker.close(this.#handle, publishWill, sessionExpiryInterval);
       this.#logDisconnected(this.#closeReason, publishWill);
@@ -685,12 +832,11 @@ export class Connection implements SessionLink {
   }
 
   #logDisconnected(reason: string, publishWill?: boolean): void {
-    const client = this.#client;
-    if (!client) return;
+    if (!this.#connected) return;
     this.#log("info", "client.disconnected", {
-      user: client.username,
-      protocol: protocolName(client.protocolVersion),
-      listener: client.listener,
+      user: this.#username,
+      protocol: protocolName(this.#version),
+      listener: this.accepted.listener ?? "",
       reason,
       publishWill,
     });
@@ -699,7 +845,8 @@ export class Connection implements SessionLink {
   #shutdownSocket(): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#outbox.close();
+    this.#writesClosed = true;
+    this.#outbox?.close();
     try {
       this.accepted.stream.close();
     } catch { /* already closed */ }

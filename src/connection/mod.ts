@@ -2,11 +2,4 @@
 export * from "./connection.ts";
 export * from "./server.ts";
 export * from "./buffer_pool.ts";
-export {
-  clientPermissions,
-  ownerUsername,
-  reservedTopicReason,
-  sessionOwner,
-  type TakeoverPolicy,
-  willRefusal,
-} from "./access.ts";
+export { clientPermissions, reservedTopicReason, type TakeoverPolicy, willRefusal } from "./access.ts";

@@ -1,4 +1,5 @@
 import type { ByteStream } from "../transport/mod.ts";
+import type { BufferPool } from "./buffer_pool.ts";
 
 /** Frames that wait, in order, for a storage flush (or only for the held frames before them). */
 interface HeldSegment {
@@ -9,28 +10,72 @@ interface HeldSegment {
 }
 
 /**
- * Outgoing bytes of one connection. Frames queued during one turn of the event loop go out in a single
- * write (a small send costs about 7 µs in the kernel here; batching is worth 60–100×). The queue's size
- * tells the session whether the client keeps up.
+ * The empty lists every outbox starts with (an idle connection has nothing queued): replaced by lists of
+ * its own before anything is added, never added to.
+ */
+const NOTHING_READY: never[] = [];
+/** The largest buffer a backlog grows to: one write of up to 1 MiB. */
+const MAX_WRITE = 1 << 20;
+const NOTHING_HELD: never[] = [];
+
+/** The connection an outbox writes for. */
+export interface OutboxOwner {
+  /** The socket failed (the peer is gone). */
+  writeFailed(error: unknown): void;
+  /** `bytes` more reached the socket. */
+  written(bytes: number): void;
+  /** Everything is written and nothing is held: the owner may let this outbox go until it sends again. */
+  outboxIdle(): void;
+}
+
+/**
+ * Outgoing bytes of one connection. Frames queued during one turn of the event loop are copied into one
+ * pooled buffer and go out in a single write (a small send costs about 7 µs in the kernel here; batching
+ * is worth 60–100×), so no frame object outlives the turn it was queued in and an idle connection holds
+ * no buffer at all. Encoders may write straight into the buffer ({@link reserve}). The queue's size tells
+ * the session whether the client keeps up.
  */
 export class Outbox {
-  /** Frames ready for the next write. */
-  #frames: Uint8Array[] = [];
+  /** The size of the last buffer taken (it doubles while writes back up). */
+  #bufferSize = 0;
+  /** The pooled buffer being filled, and how much of it is. */
+  #chunk: Uint8Array<ArrayBuffer> | undefined;
+  #filled = 0;
+  /**
+   * Filled buffers (or frames too large for one) waiting for the socket, oldest first, and beside each the
+   * pooled buffer to give back once it is written (two lists: no object per write).
+   */
+  #ready: Uint8Array[] = NOTHING_READY;
+  #readyPooled: (Uint8Array<ArrayBuffer> | undefined)[] = NOTHING_READY;
+  /** The write in progress. */
+  #inFlight: Uint8Array | undefined;
+  #inFlightPooled: Uint8Array<ArrayBuffer> | undefined;
   /** Frames waiting for storage, oldest first; everything behind a held segment waits too, to keep order. */
-  #held: HeldSegment[] = [];
+  #held: HeldSegment[] = NOTHING_HELD;
+  /** While frames are held, a {@link reserve} gets a buffer of its own: this one. */
+  #scratch: Uint8Array | undefined;
   #queuedBytes = 0;
-  #writing = false;
   #scheduled = false;
   #closed = false;
   #drained: (() => void) | undefined;
-  bytesSent = 0;
+
+  /**
+   * Callbacks bound to this outbox for the microtask and the write promise: made when writing starts and
+   * dropped when everything is written, so that a busy connection makes them once per burst and an idle
+   * one holds none.
+   */
+  #flushNow: (() => void) | undefined;
+  #onWritten: ((n: number) => void) | undefined;
+  #onFailed: ((error: unknown) => void) | undefined;
 
   constructor(
     private readonly stream: ByteStream,
     private readonly highWaterMark: number,
-    private readonly onError: (error: unknown) => void,
-    /** Called each time everything queued so far has been written: room for what waited for it. */
-    private readonly onIdle: () => void = () => {},
+    /** Where a burst's first buffer comes from: small, enough for acks and a few messages. */
+    private readonly small: BufferPool,
+    /** Where the buffers after it come from, once a burst fills a small one. */
+    private readonly large: BufferPool,
+    private readonly owner: OutboxOwner,
   ) {}
 
   /** Bytes queued and not yet handed to the socket. */
@@ -47,18 +92,57 @@ export class Outbox {
     return this.#closed ? 0 : this.highWaterMark - this.#queuedBytes;
   }
 
+  /** Queues a whole frame. Small frames are copied; a large one is sent as it is: do not change it later. */
   push(frame: Uint8Array): void {
     if (this.#closed) return;
-    this.#queuedBytes += frame.byteLength;
-    const tail = this.#held.at(-1);
-    if (!tail) {
-      this.#frames.push(frame);
-      this.#schedule();
-    } else if (!tail.gated) {
-      tail.frames.push(frame);
-    } else {
-      this.#held.push({ frames: [frame], released: true, gated: false });
+    const length = frame.byteLength;
+    if (this.#held.length > 0) {
+      this.#queuedBytes += length;
+      return this.#hold(frame.slice());
     }
+    if (length > this.large.size) {
+      // Too large to batch: it goes out on its own, after what is queued before it.
+      this.#queuedBytes += length;
+      this.#seal();
+      this.#enqueue(frame, undefined);
+      return this.#schedule();
+    }
+    const at = this.reserve(length);
+    this.buffer.set(frame, at);
+  }
+
+  /**
+   * Room for `length` more bytes, counted as queued: returns where in {@link buffer} to write them. The
+   * bytes must be written before anything else is queued.
+   */
+  reserve(length: number): number {
+    this.#queuedBytes += length;
+    if (this.#held.length > 0 || this.#closed || length > this.large.size) {
+      const own = new Uint8Array(length);
+      this.#scratch = own;
+      if (this.#held.length > 0) this.#hold(own);
+      else if (!this.#closed) {
+        this.#seal();
+        this.#enqueue(own, undefined);
+        this.#schedule();
+      }
+      return 0;
+    }
+    this.#scratch = undefined;
+    if (this.#chunk === undefined || this.#filled + length > this.#chunk.byteLength) {
+      const bursting = this.#chunk !== undefined || this.#inFlight !== undefined || this.#ready.length > 0;
+      this.#seal();
+      this.#chunk = this.#nextBuffer(bursting, length);
+    }
+    const at = this.#filled;
+    this.#filled += length;
+    this.#schedule();
+    return at;
+  }
+
+  /** The buffer the last {@link reserve} made room in. */
+  get buffer(): Uint8Array {
+    return this.#scratch ?? this.#chunk!;
   }
 
   /**
@@ -70,9 +154,14 @@ export class Outbox {
   holdUntil(durable: Promise<void>): void {
     let segment = this.#held.at(-1);
     if (!segment) {
-      if (this.#frames.length === 0) return;
-      segment = { frames: this.#frames, released: false, gated: true };
-      this.#frames = [];
+      this.#seal();
+      if (this.#ready.length === 0) return;
+      // What the socket has not been handed yet waits; a write already in progress cannot be taken back.
+      // Their pooled buffers are not given back: the held bytes still live in them.
+      segment = { frames: this.#ready, released: false, gated: true };
+      this.#ready = NOTHING_READY;
+      this.#readyPooled = NOTHING_READY;
+      if (this.#held === NOTHING_HELD) this.#held = [];
       this.#held.push(segment);
     } else if (!segment.gated) {
       segment.gated = true;
@@ -89,7 +178,7 @@ export class Outbox {
 
   /** Resolves when everything queued so far was written (or the stream failed). */
   drain(): Promise<void> {
-    if (!this.#writing && !this.#scheduled && this.#held.length === 0) return Promise.resolve();
+    if (this.#idle()) return Promise.resolve();
     return new Promise((resolve) => {
       const previous = this.#drained;
       this.#drained = () => {
@@ -102,66 +191,129 @@ export class Outbox {
   /** Stops writing; queued frames are discarded. */
   close(): void {
     this.#closed = true;
-    this.#frames = [];
-    this.#held = [];
+    this.#chunk = undefined;
+    this.#filled = 0;
+    this.#ready = NOTHING_READY;
+    this.#readyPooled = NOTHING_READY;
+    this.#held = NOTHING_HELD;
     this.#queuedBytes = 0;
+  }
+
+  #idle(): boolean {
+    return this.#inFlight === undefined && this.#ready.length === 0 && this.#filled === 0 &&
+      this.#held.length === 0;
+  }
+
+  #hold(frame: Uint8Array): void {
+    const tail = this.#held.at(-1)!;
+    if (!tail.gated) tail.frames.push(frame);
+    else this.#held.push({ frames: [frame], released: true, gated: false });
+  }
+
+  /**
+   * A buffer to fill: a small one to start with; a large one once the turn has filled one already or
+   * writes are waiting; and while a write is still in flight, one twice the size of the buffers before
+   * it (up to MAX_WRITE): a client that reads slowly then gets fewer, larger writes, not a queue of them.
+   */
+  #nextBuffer(bursting: boolean, length: number): Uint8Array<ArrayBuffer> {
+    if (!bursting && length <= this.small.size) {
+      this.#bufferSize = this.small.size;
+      return this.small.take();
+    }
+    if (this.#inFlight === undefined || this.#bufferSize < this.large.size) {
+      this.#bufferSize = this.large.size;
+      return this.large.take();
+    }
+    this.#bufferSize = Math.min(MAX_WRITE, this.#bufferSize * 2);
+    return new Uint8Array(this.#bufferSize);
+  }
+
+  #enqueue(bytes: Uint8Array, pooled: Uint8Array<ArrayBuffer> | undefined): void {
+    if (this.#ready === NOTHING_READY) {
+      this.#ready = [];
+      this.#readyPooled = [];
+    }
+    this.#ready.push(bytes);
+    this.#readyPooled.push(pooled);
+  }
+
+  /** Moves the buffer being filled to the ready list. */
+  #seal(): void {
+    if (this.#chunk === undefined || this.#filled === 0) return;
+    this.#enqueue(this.#chunk.subarray(0, this.#filled), this.#chunk);
+    this.#chunk = undefined;
+    this.#filled = 0;
   }
 
   #release(): void {
     while (this.#held.length > 0 && this.#held[0].released) {
-      for (const frame of this.#held.shift()!.frames) this.#frames.push(frame);
+      for (const frame of this.#held.shift()!.frames) this.#enqueue(frame, undefined);
     }
     this.#schedule();
   }
 
   #schedule(): void {
-    if (this.#writing || this.#scheduled || this.#frames.length === 0 || this.#closed) return;
+    if (this.#scheduled || this.#inFlight !== undefined || this.#closed) return;
     this.#scheduled = true;
-    queueMicrotask(() => this.#flush());
+    queueMicrotask(this.#flushNow ??= () => this.#flush());
   }
 
-  async #flush(): Promise<void> {
+  /** Hands the next buffer to the socket: one write at a time, with no promise of our own per write. */
+  #flush(): void {
     this.#scheduled = false;
-    this.#writing = true;
-    try {
-      while (this.#frames.length > 0 && !this.#closed) {
-        const frames = this.#frames;
-        this.#frames = [];
-        let bytes = 0;
-        for (const frame of frames) bytes += frame.byteLength;
-        const chunk = frames.length === 1 ? frames[0] : concat(frames, bytes);
-        await writeAll(this.stream, chunk);
-        this.#queuedBytes -= bytes;
-        this.bytesSent += bytes;
-      }
-    } catch (error) {
-      this.close();
-      this.onError(error);
-    } finally {
-      this.#writing = false;
-      if (this.#held.length === 0 || this.#closed) {
-        const drained = this.#drained;
-        this.#drained = undefined;
-        drained?.();
-      }
-      if (!this.#closed && this.#frames.length === 0) this.onIdle();
+    if (this.#inFlight !== undefined || this.#closed) return;
+    if (this.#ready.length > 0) {
+      this.#inFlight = this.#ready.shift();
+      this.#inFlightPooled = this.#readyPooled.shift();
+    } else if (this.#filled > 0) {
+      // The usual case: one buffer filled this turn, written without going through the ready list.
+      this.#inFlight = this.#chunk!.subarray(0, this.#filled);
+      this.#inFlightPooled = this.#chunk;
+      this.#chunk = undefined;
+      this.#filled = 0;
+    } else {
+      return this.#settle();
     }
+    this.#onWritten ??= (n: number) => this.#written(n);
+    this.#onFailed ??= (error: unknown) => this.#failed(error);
+    this.stream.write(this.#inFlight!).then(this.#onWritten, this.#onFailed);
   }
-}
 
-function concat(frames: Uint8Array[], total: number): Uint8Array {
-  const chunk = new Uint8Array(total);
-  let offset = 0;
-  for (const frame of frames) {
-    chunk.set(frame, offset);
-    offset += frame.byteLength;
+  #written(n: number): void {
+    const current = this.#inFlight!;
+    this.owner.written(n);
+    if (this.#closed) {
+      this.#inFlight = undefined;
+      return this.#settle();
+    }
+    this.#queuedBytes -= n;
+    if (n < current.byteLength) {
+      this.#inFlight = current.subarray(n);
+      this.stream.write(this.#inFlight).then(this.#onWritten, this.#onFailed);
+      return;
+    }
+    this.#inFlight = undefined;
+    const done = this.#inFlightPooled;
+    if (done) (done.byteLength === this.small.size ? this.small : this.large).give(done);
+    this.#inFlightPooled = undefined;
+    this.#flush();
   }
-  return chunk;
-}
 
-async function writeAll(stream: ByteStream, chunk: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < chunk.byteLength) {
-    offset += await stream.write(offset === 0 ? chunk : chunk.subarray(offset));
+  #failed(error: unknown): void {
+    this.#inFlight = undefined;
+    if (this.#closed) return this.#settle();
+    this.close();
+    this.owner.writeFailed(error);
+    this.#settle();
+  }
+
+  /** Nothing left to write (or nothing will be): wake whoever waits in {@link drain}. */
+  #settle(): void {
+    if (!this.#closed && !this.#idle()) return;
+    if (!this.#scheduled) this.#flushNow = this.#onWritten = this.#onFailed = undefined;
+    const drained = this.#drained;
+    this.#drained = undefined;
+    drained?.();
+    if (!this.#closed && !this.#scheduled && this.#idle()) this.owner.outboxIdle();
   }
 }

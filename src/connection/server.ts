@@ -2,6 +2,12 @@ import { rateLimited } from "../observe/mod.ts";
 import type { Accepted } from "../transport/mod.ts";
 import { type ClientConnectionInfo, Connection, type ConnectionContext } from "./connection.ts";
 
+/** Open and total connections of one listener, kept by the manager. */
+export interface ListenerCounts {
+  open: number;
+  total: number;
+}
+
 /** Deadlines are checked this often: a keep alive of 1 s is enforced between 1.5 and 1.75 s. */
 const SWEEP_INTERVAL_MS = 250;
 /** How often a draining broker looks whether every delivery is acknowledged. */
@@ -16,8 +22,10 @@ const REFUSED_LOG_MS = 10_000;
  * enforces the global connection limit, and drains them all at shutdown.
  */
 export class ConnectionManager {
+  /** Every connection whose serve() has not finished: each ends by calling {@link #finished}. */
   readonly #connections = new Set<Connection>();
-  readonly #tasks = new Set<Promise<void>>();
+  /** Set while shutdown waits for the last connection to finish. */
+  #allFinished: (() => void) | undefined;
   #accepting = true;
   connectionsTotal = 0;
   #closedBytesReceived = 0;
@@ -53,10 +61,13 @@ export class ConnectionManager {
     return { bytesReceived, bytesSent };
   }
 
-  /** Takes ownership of an accepted socket. `listenerLimit` is the listener's own maximum (0 = none). */
-  accept(accepted: Accepted, listenerCount: () => number, listenerLimit: number, onDone: () => void): void {
+  /**
+   * Takes ownership of an accepted socket, counted in its listener's `counts` while it is open.
+   * `listenerLimit` is the listener's own maximum (0 = none).
+   */
+  accept(accepted: Accepted, counts: ListenerCounts, listenerLimit: number): void {
     const overGlobal = this.maxConnections > 0 && this.#connections.size >= this.maxConnections;
-    const overListener = listenerLimit > 0 && listenerCount() >= listenerLimit;
+    const overListener = listenerLimit > 0 && counts.open >= listenerLimit;
     if (!this.#accepting || overGlobal || overListener) {
       this.#logRefused(accepted.remoteAddress);
       try {
@@ -65,19 +76,21 @@ export class ConnectionManager {
       return;
     }
     this.connectionsTotal++;
-    const connection = new Connection(accepted, this.context);
+    counts.open++;
+    counts.total++;
+    const connection = new Connection(accepted, this.context, this.#finished, counts);
     this.#connections.add(connection);
-    const task = connection.serve()
-      .catch((error) => this.context.logger.error("connection.crashed", { error }))
-      .finally(() => {
-        this.#closedBytesReceived += connection.bytesReceived;
-        this.#closedBytesSent += connection.bytesSent;
-        this.#connections.delete(connection);
-        this.#tasks.delete(task);
-        onDone();
-      });
-    this.#tasks.add(task);
+    // Tracked in #connections until it calls #finished; serve() never rejects (it logs what went wrong).
+    void connection.serve();
   }
+
+  /** The end of a connection's serve(): one callback for all of them, so no closure per connection. */
+  readonly #finished = (connection: Connection): void => {
+    this.#closedBytesReceived += connection.bytesReceived;
+    this.#closedBytesSent += connection.bytesSent;
+    if (this.#connections.delete(connection)) connection.listenerCounts.open--;
+    if (this.#connections.size === 0) this.#allFinished?.();
+  };
 
   /** The clients connected now (CONNECT accepted), in no particular order. */
   *clients(): Generator<ClientConnectionInfo> {
@@ -124,7 +137,10 @@ export class ConnectionManager {
     // handed back to the broker before storage stops.
     const left = Math.max(CLOSE_GRACE_MS, deadline - performance.now());
     const closed = new Promise<void>((resolve) => timer = setTimeout(resolve, left));
-    await Promise.race([Promise.all([...this.#tasks]), closed]);
+    const finished = this.#connections.size === 0
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => this.#allFinished = resolve);
+    await Promise.race([finished, closed]);
     clearTimeout(timer);
   }
 }

@@ -115,6 +115,11 @@ export class Counter extends Metric<number> {
     return this.entry(values).value;
   }
 
+  /** The series of one label value itself, for a hot path that adds to it directly (never below 0). */
+  seriesOf(value: string): Series<number> {
+    return this.entry([value]);
+  }
+
   override reset(): void {
     super.reset();
     this.#children.clear();
@@ -269,6 +274,27 @@ export class TrafficMetrics {
     "MQTT control packets sent to clients, by packet type.",
     ["type"],
   );
+  /**
+   * Series per packet type, found without building a label list and counted without a call through the
+   * counter (these two counters are never reset, so the series stay theirs).
+   */
+  readonly #received = new Map<string, Series<number>>();
+  readonly #sent = new Map<string, Series<number>>();
+
+  /** Counts a control packet decoded from a client. */
+  received(type: string): void {
+    let series = this.#received.get(type);
+    if (series === undefined) this.#received.set(type, series = this.packetsReceived.seriesOf(type));
+    series.value++;
+  }
+
+  /** Counts a control packet queued to a client. */
+  sent(type: string): void {
+    let series = this.#sent.get(type);
+    if (series === undefined) this.#sent.set(type, series = this.packetsSent.seriesOf(type));
+    series.value++;
+  }
+
   /** Durations of storage flushes (group commits), in seconds. */
   readonly storeFlushSeconds = new Histogram(
     "mqtt_store_flush_seconds",

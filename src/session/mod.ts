@@ -3,3 +3,5 @@ export * from "./types.ts";
 export { Session } from "./session.ts";
 export * from "./connect.ts";
 export { emptyDropCounts, estimatedSize, type SharedSessionState, sharedState } from "./outbound.ts";
+export { type AuthOutcome, ClientAuthentication, publicRefusalReason } from "./authentication.ts";
+export * from "./handshake.ts";

@@ -1,6 +1,6 @@
 import { encodedLength } from "../codec/mod.ts";
 import type { Properties, ProtocolVersion, QoS } from "../codec/types.ts";
-import { LazyMap } from "./lazy_collections.ts";
+import { Fifo } from "./fifo.ts";
 import type {
   Attachment,
   Delivery,
@@ -36,8 +36,9 @@ interface Queued {
  * client's Receive Maximum), the bounded queue behind it, outbound topic aliases and message expiry.
  */
 export class OutboundFlow {
-  readonly inflight = new LazyMap<number, Inflight>();
-  readonly queue: Queued[] = [];
+  // Created with their first entry: most sessions (idle clients, QoS 0 only) never need them.
+  #inflight: Map<number, Inflight> | undefined;
+  #queue: Fifo<Queued> | undefined;
   queuedBytes = 0;
   /**
    * Set while the session's deliveries live only in storage (a persistent session whose client is away):
@@ -53,6 +54,29 @@ export class OutboundFlow {
 
   /** `shared` may serve many sessions, so the broker counts drops and shares compact copies for all. */
   constructor(private readonly limits: SessionLimits, readonly shared: SharedSessionState = sharedState()) {}
+
+  /** QoS 1/2 messages sent and not yet fully acknowledged, by packet id. */
+  get inflight(): ReadonlyMap<number, Inflight> {
+    return this.#inflight ?? NO_INFLIGHT;
+  }
+
+  /** Messages waiting for a slot in the window, or for the client to come back, oldest first. */
+  get queue(): readonly Queued[] {
+    return this.#queue?.toArray() ?? NO_QUEUE;
+  }
+
+  /** How many messages wait in {@link queue} (without copying it). */
+  get queueLength(): number {
+    return this.#queue?.length ?? 0;
+  }
+
+  #inflightMap(): Map<number, Inflight> {
+    return this.#inflight ??= new Map();
+  }
+
+  #queueList(): Fifo<Queued> {
+    return this.#queue ??= new Fifo();
+  }
 
   get drops(): DropCounts {
     return this.shared.drops;
@@ -72,8 +96,8 @@ export class OutboundFlow {
    * left): an offline queue costs no memory. `queued` counts what waits in storage, for the queue limits.
    */
   pageOut(queued: { entries: number; bytes: number } = this.#queuedTotals()): void {
-    this.inflight.clear();
-    this.queue.length = 0;
+    this.#inflight = undefined;
+    this.#queue = undefined;
     this.queuedBytes = 0;
     this.#stored = { ...queued };
   }
@@ -88,17 +112,18 @@ export class OutboundFlow {
    * were read. The caller leaves out those it already holds.
    */
   pageIn(deliveries: { delivery: Delivery; qos: QoS; stage: DeliveryStage; packetId?: number }[]): void {
-    const arrived = this.queue.splice(0);
+    const arrived = this.#queue?.toArray() ?? [];
+    this.#queue = undefined;
     this.queuedBytes = 0;
     for (const { delivery, qos, stage, packetId } of deliveries) this.restore(delivery, qos, stage, packetId);
     for (const queued of arrived) {
-      this.queue.push(queued);
+      this.#queueList().push(queued);
       this.queuedBytes += queued.size;
     }
   }
 
   #queuedTotals(): { entries: number; bytes: number } {
-    return { entries: this.queue.length, bytes: this.queuedBytes };
+    return { entries: this.queueLength, bytes: this.queuedBytes };
   }
 
   /** Starts a new connection: aliases reset, unacknowledged messages re-sent with DUP in order [MQTT-4.4.0-1]. */
@@ -110,7 +135,7 @@ export class OutboundFlow {
         out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
       } else if (!this.#emit(entry.delivery, entry.qos, packetId, true, now, out)) {
         // not sendable any more (too large for the new connection, or no longer authorized): forget it
-        this.inflight.delete(packetId);
+        this.#inflight!.delete(packetId);
         this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
       }
     }
@@ -121,7 +146,7 @@ export class OutboundFlow {
   detach(): void {
     this.#attachment = undefined;
     const compact = this.shared.compact;
-    for (const { delivery } of this.queue) delivery.message = compact(delivery.message);
+    if (this.#queue) { for (const { delivery } of this.#queue) delivery.message = compact(delivery.message); }
     for (const { delivery } of this.inflight.values()) delivery.message = compact(delivery.message);
   }
 
@@ -129,11 +154,11 @@ export class OutboundFlow {
   restore(delivery: Delivery, qos: QoS, stage: DeliveryStage, packetId?: number): void {
     if (stage === "queued" || packetId === undefined) {
       const size = delivery.message.payload.byteLength + delivery.message.topic.length;
-      this.queue.push({ delivery, qos, size });
+      this.#queueList().push({ delivery, qos, size });
       this.queuedBytes += size;
       return;
     }
-    this.inflight.set(packetId, { delivery, qos, stage: stage === "released" ? "release" : "publish" });
+    this.#inflightMap().set(packetId, { delivery, qos, stage: stage === "released" ? "release" : "publish" });
     if (packetId >= this.#nextPacketId) this.#nextPacketId = packetId === 65535 ? 1 : packetId + 1;
   }
 
@@ -185,7 +210,7 @@ export class OutboundFlow {
       this.#emit(delivery, 0, undefined, false, now, out);
       return;
     }
-    if (this.queue.length === 0 && this.inflight.size < this.#window()) {
+    if (this.queueLength === 0 && this.inflight.size < this.#window()) {
       this.#sendNew(delivery, qos, now, out);
     } else {
       this.#enqueue(delivery, qos);
@@ -196,7 +221,7 @@ export class OutboundFlow {
   acknowledge(packetId: number, now: number, out: EffectSink): void {
     const entry = this.inflight.get(packetId);
     if (entry && entry.qos === 1) {
-      this.inflight.delete(packetId);
+      this.#inflight!.delete(packetId);
       this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
       this.#drain(now, out);
     }
@@ -210,7 +235,7 @@ export class OutboundFlow {
       return;
     }
     if (reasonCode >= 0x80) {
-      this.inflight.delete(packetId);
+      this.#inflight!.delete(packetId);
       this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
       this.#drain(now, out);
       return;
@@ -224,7 +249,7 @@ export class OutboundFlow {
   completed(packetId: number, now: number, out: EffectSink): void {
     const entry = this.inflight.get(packetId);
     if (entry && entry.stage === "release") {
-      this.inflight.delete(packetId);
+      this.#inflight!.delete(packetId);
       this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
       this.#drain(now, out);
     }
@@ -233,8 +258,10 @@ export class OutboundFlow {
   /** Sends queued messages while the window has room; QoS 0 ones were queued only for an offline client. */
   #drain(now: number, out: EffectSink): void {
     const window = this.#window();
-    while (this.queue.length > 0 && (this.queue[0].qos === 0 || this.inflight.size < window)) {
-      const next = this.queue.shift()!;
+    const queue = this.#queue;
+    if (queue === undefined) return;
+    while (queue.length > 0 && (queue.peek()!.qos === 0 || this.inflight.size < window)) {
+      const next = queue.shift()!;
       this.queuedBytes -= next.size;
       const expiresAt = next.delivery.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
@@ -258,7 +285,7 @@ export class OutboundFlow {
       this.#record({ kind: "deleteDelivery", delivery });
       return;
     }
-    this.inflight.set(packetId, { delivery, qos, stage: "publish" });
+    this.#inflightMap().set(packetId, { delivery, qos, stage: "publish" });
     this.#record({ kind: "saveDelivery", delivery, qos, stage: "sent", packetId });
   }
 
@@ -269,17 +296,17 @@ export class OutboundFlow {
   #enqueue(delivery: Delivery, qos: QoS): void {
     const size = delivery.message.payload.byteLength + delivery.message.topic.length;
     const { maxQueuedMessages, maxQueuedBytes } = this.limits;
-    const full = (maxQueuedMessages > 0 && this.queue.length >= maxQueuedMessages) ||
+    const full = (maxQueuedMessages > 0 && this.queueLength >= maxQueuedMessages) ||
       (maxQueuedBytes > 0 && this.queuedBytes + size > maxQueuedBytes);
     if (full) {
       this.drops.queueFull++;
-      if (this.limits.queueDropPolicy === "drop_newest" || this.queue.length === 0) return;
-      const oldest = this.queue.shift()!;
+      if (this.limits.queueDropPolicy === "drop_newest" || this.queueLength === 0) return;
+      const oldest = this.#queue!.shift()!;
       this.queuedBytes -= oldest.size;
       if (oldest.qos > 0) this.#record({ kind: "deleteDelivery", delivery: oldest.delivery });
     }
     if (!this.#attachment) delivery.message = this.shared.compact(delivery.message);
-    this.queue.push({ delivery, qos, size });
+    this.#queueList().push({ delivery, qos, size });
     this.queuedBytes += size;
     if (qos > 0) this.#record({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
@@ -373,6 +400,9 @@ export class OutboundFlow {
     return alias;
   }
 }
+
+const NO_INFLIGHT: ReadonlyMap<number, Inflight> = new Map();
+const NO_QUEUE: readonly Queued[] = Object.freeze([]);
 
 /** What the sessions of one broker share: drop counters and compact copies of kept messages. */
 export interface SharedSessionState {

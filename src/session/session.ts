@@ -9,7 +9,6 @@ import type {
   UnsubscribePacket,
 } from "../codec/types.ts";
 import { hasWildcard, parseSharedFilter, validateTopicFilter, validateTopicName } from "../topic/mod.ts";
-import { LazySet } from "./lazy_collections.ts";
 import { OutboundFlow, type SharedSessionState } from "./outbound.ts";
 import type {
   AcceptedSubscription,
@@ -30,15 +29,17 @@ import type {
  * every rule is testable with plain values. Its state outlives connections (persistent sessions).
  */
 export class Session {
-  readonly subscriptions = new Map<string, SessionSubscription>();
-  /** Inbound QoS 2 packet ids received and not yet released: a resent PUBLISH is not routed twice [MQTT-4.3.3-10]. */
-  readonly awaitingRelease = new LazySet<number>();
+  // Created when first used: an idle client's session holds neither.
+  #subscriptions: Map<string, SessionSubscription> | undefined;
+  #awaitingRelease: Set<number> | undefined;
   readonly outbound: OutboundFlow;
   /** Seconds the session outlives its connection; 0xFFFFFFFF = never expires. */
   expiryInterval = 0;
   #attachment: Attachment | undefined;
   /** Inbound topic aliases of this connection; created by the first PUBLISH that sets one. */
   #inboundAliases: Map<number, string> | undefined;
+  /** The last topic name this client published to that passed validation. */
+  #validTopic = "";
 
   constructor(
     readonly clientId: string,
@@ -46,6 +47,16 @@ export class Session {
     shared?: SharedSessionState,
   ) {
     this.outbound = new OutboundFlow(limits, shared);
+  }
+
+  /** The session's subscriptions by filter. */
+  get subscriptions(): Map<string, SessionSubscription> {
+    return this.#subscriptions ??= new Map();
+  }
+
+  /** Inbound QoS 2 packet ids received and not yet released: a resent PUBLISH is not routed twice [MQTT-4.3.3-10]. */
+  get awaitingRelease(): Set<number> {
+    return this.#awaitingRelease ??= new Set();
   }
 
   get attachment(): Attachment | undefined {
@@ -140,12 +151,21 @@ export class Session {
     return out;
   }
 
+  /** {@link deliver} into the caller's list (the broker's hot path keeps one list for every delivery). */
+  deliverInto(delivery: Delivery, writable: boolean, now: number, out: Effect[]): void {
+    this.outbound.deliver(delivery, writable, now, out);
+  }
+
   /**
    * One packet from the client. Protocol violations come back as a `close` effect carrying the
    * reason code (the connection sends DISCONNECT at v5 and closes the socket).
    */
   handleIn(packet: Packet, now: number): SessionEffect[] {
-    const out: SessionEffect[] = [];
+    return this.handleInto(packet, now, []);
+  }
+
+  /** {@link handleIn} appending to the caller's list, which it returns. */
+  handleInto(packet: Packet, now: number, out: SessionEffect[]): SessionEffect[] {
     try {
       this.#handle(packet, now, out);
     } catch (error) {
@@ -295,7 +315,11 @@ export class Session {
     } else if (topic === "") {
       throw new MqttError(ReasonCode.ProtocolError, "empty topic without a topic alias", "[MQTT-3.3.2-1]");
     }
-    validateTopicName(topic, this.limits.maxTopicLevels);
+    // A client publishes to the same topic again and again: check each new one once.
+    if (topic !== this.#validTopic) {
+      validateTopicName(topic, this.limits.maxTopicLevels);
+      this.#validTopic = topic;
+    }
     return topic;
   }
 

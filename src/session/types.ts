@@ -25,8 +25,9 @@ export interface Message {
   /** Absolute expiry in ms since the epoch (Message Expiry Interval), if any. */
   expiresAt?: number;
   /**
-   * Where the message entered the broker, when it entered through a cluster: the node and that node's
-   * sequence number, so a message seen twice (a retried send) or coming back to its node is recognised.
+   * Where the message entered the broker, when it entered through a cluster: the node, its run and its
+   * place in that run's sequence, so a message seen twice (a retried send) or coming back to the node
+   * that published it is recognised.
    */
   origin?: MessageOrigin;
 }
@@ -34,6 +35,8 @@ export interface Message {
 /** The node a message was published on and its place in that node's sequence. */
 export interface MessageOrigin {
   nodeId: string;
+  /** The node's run (its start time): sequences restart with each run. */
+  run: number;
   sequence: number;
 }
 
@@ -45,6 +48,8 @@ export interface Delivery {
   /** RETAIN flag to send (retained-on-subscribe, or Retain As Published). */
   retain: boolean;
   subscriptionIdentifiers?: number[];
+  /** Where the broker stored this delivery's message (its persistence sets it; opaque here). */
+  storedRef?: number;
 }
 
 /** A subscription held by a session. `filter` is the full filter, `$share/...` included. */

@@ -33,9 +33,24 @@ class TrieNode<T> {
 
 const SPLIT_CACHE_SIZE = 4096;
 
+interface VisitState<T> {
+  visitor: MatchVisitor<T> | undefined;
+  filter: string;
+}
+
+function visitSubscriber<T>(this: VisitState<T>, value: T, clientId: string): void {
+  this.visitor!.subscriber(clientId, value, this.filter);
+}
+
+function visitGroup<T>(this: MatchVisitor<T>, group: SharedGroup<T>): void {
+  this.sharedGroup(group);
+}
+
 export class SubscriptionTrie<T> {
   #root = new TrieNode<T>("");
   readonly #splitTopics = new Map<string, string[]>();
+  /** The `this` of visitSubscriber: matching never runs inside a visitor, so one will do. */
+  readonly #visitState: VisitState<T> = { visitor: undefined, filter: "" };
   #count = 0;
 
   /** Number of (filter, subscriber) pairs, shared memberships included. */
@@ -127,10 +142,10 @@ export class SubscriptionTrie<T> {
   #walk(node: TrieNode<T>, levels: string[], depth: number, dollar: boolean, visitor: MatchVisitor<T>): void {
     const children = node.children;
     if (depth === levels.length) {
-      SubscriptionTrie.#visit(node, visitor);
+      this.#visit(node, visitor);
       // "sport/#" also matches "sport" [MQTT-4.7.1-2].
       const hash = children?.get("#");
-      if (hash) SubscriptionTrie.#visit(hash, visitor);
+      if (hash) this.#visit(hash, visitor);
       return;
     }
     if (!children) return;
@@ -141,15 +156,17 @@ export class SubscriptionTrie<T> {
     const plus = children.get("+");
     if (plus) this.#walk(plus, levels, depth + 1, dollar, visitor);
     const hash = children.get("#");
-    if (hash) SubscriptionTrie.#visit(hash, visitor);
+    if (hash) this.#visit(hash, visitor);
   }
 
-  static #visit<T>(node: TrieNode<T>, visitor: MatchVisitor<T>): void {
+  #visit(node: TrieNode<T>, visitor: MatchVisitor<T>): void {
+    // forEach with a `this` instead of for…of: no iterator and no entry pair per subscriber per message.
     if (node.subscribers) {
-      for (const [clientId, value] of node.subscribers) visitor.subscriber(clientId, value, node.filter);
+      const state = this.#visitState;
+      state.visitor = visitor;
+      state.filter = node.filter;
+      node.subscribers.forEach(visitSubscriber<T>, state);
     }
-    if (node.groups) {
-      for (const group of node.groups.values()) visitor.sharedGroup(group);
-    }
+    if (node.groups) node.groups.forEach(visitGroup<T>, visitor);
   }
 }

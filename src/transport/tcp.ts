@@ -39,7 +39,13 @@ export function listenTcp(
       conn.setNoDelay(true);
     } catch { /* the peer may already be gone */ }
     const remote = conn.remoteAddr as Deno.NetAddr;
-    onAccept({ stream: conn, remoteAddress: `${remote.hostname}:${remote.port}` });
+    // Every field present from the start (the listener's name is set later): one object per client.
+    onAccept({
+      stream: conn,
+      remoteAddress: `${remote.hostname}:${remote.port}`,
+      certificateCommonName: undefined,
+      listener: undefined,
+    });
   }, onError);
   return {
     name: options.name,

@@ -17,6 +17,7 @@ const EVENTS: ClusterEvent[] = [
     cleanStart: false,
     sessionExpiryInterval: 0xffffffff,
     owner: "user:alice",
+    address: "192.0.2.7",
     will: { topic: "w", payload: bytes("gone"), qos: 1, retain: true, properties: { willDelayInterval: 30 } },
     attachment: {
       protocolVersion: 5,
@@ -37,10 +38,8 @@ const EVENTS: ClusterEvent[] = [
   { kind: "leave", clientId: "c", epoch: 9, publishWill: true, sessionExpiryInterval: 10 },
   {
     kind: "publish",
-    node: "b",
-    run: 2,
-    sequence: 3,
     message: {
+      origin: { nodeId: "b", run: 2, sequence: 3 },
       topic: "t/1",
       payload: new Uint8Array(0),
       qos: 2,
@@ -76,6 +75,14 @@ Deno.test("cluster events: a truncated or padded entry is refused, not misread",
     padded.set(encoded);
     assert.throws(() => decodeEvent(padded), WireError, event.kind);
   }
+});
+
+Deno.test("cluster events: a publish without its origin is refused (duplicates could not be told apart)", () => {
+  const publish = EVENTS.find((event) => event.kind === "publish")!;
+  assert(publish.kind === "publish");
+  const { origin: _, ...message } = publish.message;
+  const unstamped = { kind: "publish", message } as unknown as ClusterEvent;
+  assert.throws(() => decodeEvent(encodeEvent(1, unstamped)), WireError, "origin");
 });
 
 Deno.test("cluster snapshot: byte fields come back as plain Uint8Arrays, also from Node Buffers", () => {

@@ -1,5 +1,8 @@
 /** Two or three cluster nodes in one process, one in-memory log, a fake clock: no sockets, no sleeps. */
 import assert from "node:assert/strict";
+import { type ClusterEvent, encodeEvent } from "../../src/cluster/events.ts";
+import { MqttError, ReasonCode } from "../../src/codec/mod.ts";
+import { MemoryLog } from "../../src/storage/memory/memory_log.ts";
 import { FakeClient, TestCluster } from "./support.ts";
 
 Deno.test("cluster: a QoS 1 publish on one node reaches a subscriber on the other exactly once", async () => {
@@ -418,6 +421,71 @@ Deno.test("cluster: message expiry counts the same on every node (a message expi
     const late = new FakeClient(a, "late");
     await late.connect({ cleanStart: false, expiry: 600 });
     assert.deepEqual(late.delivered().map((d) => d.payload), ["long"], "6 s: the 5 s message expired");
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("cluster: a publish that lands twice in the log (a retried send) is delivered once: its origin tells", async () => {
+  const cluster = new TestCluster();
+  const retrier = new MemoryLog(cluster.service, { nodeId: "retrier" });
+  try {
+    const b = await cluster.start("b");
+    const sub = new FakeClient(b, "sub");
+    await sub.connect();
+    sub.subscribe("t/#", 1);
+    await cluster.settle();
+    await retrier.start();
+    const publish = (sequence: number, payload: string): ClusterEvent => ({
+      kind: "publish",
+      message: {
+        topic: "t/1",
+        payload: new TextEncoder().encode(payload),
+        qos: 1,
+        retain: false,
+        publisherId: "p",
+        properties: {},
+        origin: { nodeId: "gone", run: 1, sequence },
+      },
+    });
+    for (
+      const event of [publish(1, "first"), publish(1, "first"), publish(2, "second"), publish(1, "first")]
+    ) {
+      await retrier.append(encodeEvent(cluster.clock.now(), event));
+    }
+    await cluster.settle();
+    assert.deepEqual(sub.delivered().map((d) => d.payload), ["first", "second"]);
+  } finally {
+    await retrier.stop();
+    await cluster.stop();
+  }
+});
+
+Deno.test("cluster: the per-address cap on persistent sessions counts claims made on every node", async () => {
+  const cluster = new TestCluster();
+  const quota = { maxSessions: 0, maxPersistentPerUser: 0, maxPersistentPerAddress: 1 };
+  try {
+    const [a, b] = [await cluster.start("a", quota), await cluster.start("b", quota)];
+    const first = new FakeClient(a, "first");
+    await first.connect({ cleanStart: false, expiry: 3600, address: "192.0.2.7" });
+    const second = new FakeClient(b, "second");
+    await assert.rejects(
+      second.connect({ cleanStart: false, expiry: 3600, address: "192.0.2.7" }),
+      (error: unknown) => error instanceof MqttError && error.reasonCode === ReasonCode.QuotaExceeded,
+    );
+    const elsewhere = new FakeClient(b, "elsewhere");
+    await elsewhere.connect({ cleanStart: false, expiry: 3600, address: "192.0.2.8" });
+    for (const node of [a, b]) {
+      assert.deepEqual(
+        [...["first", "second", "elsewhere"]].map((id) => node.broker.session(id) !== undefined),
+        [
+          true,
+          false,
+          true,
+        ],
+        `the same sessions on ${node.nodeId}`,
+      );
+    }
   } finally {
     await cluster.stop();
   }

@@ -4,7 +4,7 @@
  * connections (a SessionLink that records what the node asks it to do).
  */
 import assert from "node:assert/strict";
-import { Broker, type OpenResult, type SessionLink } from "../../src/broker/mod.ts";
+import { Broker, type OpenResult, type SessionLink, type SessionQuotaLimits } from "../../src/broker/mod.ts";
 import { ClusterNode } from "../../src/cluster/mod.ts";
 import type { AckPacket, Packet, ProtocolVersion, PublishPacket, QoS, Will } from "../../src/codec/mod.ts";
 import type { Attachment, Effect, SessionLimits } from "../../src/session/mod.ts";
@@ -43,7 +43,7 @@ export class TestCluster {
   /** Each node's storage, kept across a restart of that node. */
   readonly #states = new Map<string, MemoryState>();
 
-  async start(nodeId: string): Promise<ClusterNode> {
+  async start(nodeId: string, quota?: SessionQuotaLimits): Promise<ClusterNode> {
     const state = this.#states.get(nodeId) ?? createMemoryState();
     this.#states.set(nodeId, state);
     const storage = createMemoryStorage(state);
@@ -65,6 +65,7 @@ export class TestCluster {
           maxSessionExpiry: 0xffffffff,
           sharedSubscriptionStrategy: "round_robin",
           storage,
+          sessionQuota: quota,
           ...hooks,
         }),
     });
@@ -141,7 +142,14 @@ export class FakeClient implements SessionLink {
   }
 
   async connect(
-    options: { cleanStart?: boolean; expiry?: number; will?: Will; receiveMaximum?: number } = {},
+    options: {
+      cleanStart?: boolean;
+      expiry?: number;
+      will?: Will;
+      receiveMaximum?: number;
+      /** The client's IP address. */
+      address?: string;
+    } = {},
   ): Promise<OpenResult> {
     const attachment: Attachment = {
       protocolVersion: this.version,
@@ -157,6 +165,7 @@ export class FakeClient implements SessionLink {
       will: options.will,
       attachment,
       link: this,
+      address: options.address,
     });
     this.effects.push(...this.handle.effects);
     return this.handle;

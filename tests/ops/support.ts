@@ -22,7 +22,7 @@ export async function compilePermissionFlags(): Promise<string[]> {
 }
 
 /** A running broker process whose JSON log lines are collected. */
-class BrokerProcess {
+export class BrokerProcess {
   readonly lines: string[] = [];
   readonly status: Promise<Deno.CommandStatus>;
   stderr = "";
@@ -32,9 +32,22 @@ class BrokerProcess {
   #wake: (() => void) | undefined;
   #exited = false;
 
-  constructor(command: string, args: string[], cwd: string, timeoutMs = 30_000) {
-    this.#child = new Deno.Command(command, { args, cwd, stdin: "null", stdout: "piped", stderr: "piped" })
-      .spawn();
+  /** `env`, when given, is the whole environment (as a service manager gives it), not an addition. */
+  constructor(
+    command: string,
+    args: string[],
+    cwd: string,
+    timeoutMs = 30_000,
+    env?: Record<string, string>,
+  ) {
+    this.#child = new Deno.Command(command, {
+      args,
+      cwd,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      ...(env ? { env, clearEnv: true } : {}),
+    }).spawn();
     this.#timer = setTimeout(() => this.kill("SIGKILL"), timeoutMs);
     this.#pumps = [this.#pump(this.#child.stdout, (text) => this.lines.push(...text)), this.#pumpErr()];
     this.status = this.#child.status.then((status) => {
@@ -43,6 +56,14 @@ class BrokerProcess {
       this.#wake?.();
       return status;
     });
+  }
+
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  get exited(): boolean {
+    return this.#exited;
   }
 
   kill(signal: Deno.Signal): void {

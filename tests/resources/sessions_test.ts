@@ -7,12 +7,14 @@ import assert from "node:assert/strict";
 import type { ConnackPacket, ProtocolVersion } from "../../src/codec/mod.ts";
 import { RawClient, withBroker } from "../helpers/broker.ts";
 import { connect } from "../helpers/clients.ts";
+import { passwordFile } from "../security/support.ts";
 
 interface Attempt {
   clientId: string;
   version?: ProtocolVersion;
   cleanStart?: boolean;
   username?: string;
+  password?: string;
   /** v5 Session Expiry Interval asked for (3.1.1: persistent when cleanStart is false). */
   expiry?: number;
 }
@@ -32,6 +34,7 @@ async function attempt(
     keepAlive: 60,
     clientId: options.clientId,
     username: options.username,
+    password: options.password === undefined ? undefined : new TextEncoder().encode(options.password),
     properties: version === 5 && options.expiry !== undefined
       ? { sessionExpiryInterval: options.expiry }
       : {},
@@ -114,24 +117,39 @@ Deno.test("sessions: one IP address owns at most max_persistent_sessions_per_add
 });
 
 Deno.test("sessions: one user name owns at most max_persistent_sessions_per_user persistent sessions", async () => {
-  const config = "mqtt.max_persistent_sessions_per_user = 2\nmqtt.max_persistent_sessions_per_address = 0";
+  const passwords = await Deno.makeTempFile({ prefix: "mqtt-proxy-passwords-" });
+  await Deno.writeTextFile(passwords, await passwordFile({ alice: "alice-secret", bob: "bob-secret" }));
+  const config = `mqtt.max_persistent_sessions_per_user = 2
+mqtt.max_persistent_sessions_per_address = 0
+auth.password_file = ${passwords}`;
   await withBroker(config, async ({ port }) => {
+    const alice = { username: "alice", password: "alice-secret", cleanStart: false };
     for (const clientId of ["u1", "u2"]) {
-      const { client, connack } = await attempt(port, {
-        clientId,
-        username: "alice",
-        cleanStart: false,
-        expiry: 3600,
-      });
+      const { client, connack } = await attempt(port, { clientId, ...alice, expiry: 3600 });
       assert.equal(connack.reasonCode, 0);
       await disconnect(client);
     }
-    const refused = await attempt(port, { clientId: "u3", username: "alice", cleanStart: false, expiry: 60 });
+    const refused = await attempt(port, { clientId: "u3", ...alice, expiry: 60 });
     assert.equal(refused.connack.reasonCode, 0x97);
     await refused.client.expectClosed();
-    const other = await attempt(port, { clientId: "u3", username: "bob", cleanStart: false, expiry: 60 });
+    const bob = { username: "bob", password: "bob-secret", cleanStart: false };
+    const other = await attempt(port, { clientId: "u3", ...bob, expiry: 60 });
     assert.equal(other.connack.reasonCode, 0, "another user has his own quota");
     await other.client.close();
+  }).finally(() => Deno.remove(passwords));
+});
+
+Deno.test("sessions: anonymous clients are bounded per address, not pooled as one user", async () => {
+  const config = "mqtt.max_persistent_sessions_per_user = 1\nmqtt.max_persistent_sessions_per_address = 2";
+  await withBroker(config, async ({ port }) => {
+    for (const clientId of ["a1", "a2"]) {
+      const { client, connack } = await attempt(port, { clientId, cleanStart: false, expiry: 3600 });
+      assert.equal(connack.reasonCode, 0, "the user cap does not count anonymous clients");
+      await disconnect(client);
+    }
+    const third = await attempt(port, { clientId: "a3", cleanStart: false, expiry: 3600 });
+    assert.equal(third.connack.reasonCode, 0x97, "the address cap does");
+    await third.client.expectClosed();
   });
 });
 

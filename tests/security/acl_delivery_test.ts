@@ -111,3 +111,31 @@ Deno.test("security: a deny rule withholds only its own topics; # and +/+ subscr
     }
   });
 });
+
+Deno.test("security: a $share group skips a member the ACL withholds a topic from; the message goes to another member", async () => {
+  await using files = await tempFiles({
+    acl: "user alice\nallow readwrite jobs/#\nuser bob\nallow readwrite jobs/#\ndeny subscribe jobs/secret\n",
+    passwords: await passwordFile({ alice: "a", bob: "b" }),
+  });
+  const properties = [
+    `auth.password_file = ${files.paths.passwords}`,
+    `auth.acl_file = ${files.paths.acl}`,
+    "auth.acl_default = deny",
+  ].join("\n");
+  await withSecureBroker(properties, async ({ port }) => {
+    const workers = [];
+    for (const [username, password] of [["alice", "a"], ["bob", "b"]]) {
+      const { client } = await tryConnect(port, { version: 5, clientId: username, username, password });
+      assert.deepEqual(await subscribe(client, 5, [subscription("$share/g/jobs/#", 0)]), [0]);
+      workers.push(client);
+    }
+    const [alice, bob] = workers;
+    const { client: pub } = await tryConnect(port, { version: 5, username: "alice", password: "a" });
+    for (let i = 0; i < 4; i++) await pub.sendPacket(publishPacket("jobs/secret", `secret ${i}`, 0), 5);
+    for (let i = 0; i < 4; i++) {
+      assert.equal(text((await readPublish(alice)).payload), `secret ${i}`, "every secret job reaches alice");
+    }
+    await assertNothingQueued(bob, 5, "bob never gets a secret job");
+    await Promise.all([alice.close(), bob.close(), pub.close()]);
+  });
+});

@@ -14,7 +14,7 @@ function controlledTarget() {
     write(operations) {
       if (failWrites) throw failWrites;
       const names: string[] = [];
-      for (const operation of operations) names.push((operation as NamedOperation).name);
+      for (const operation of operations) names.push(nameOf(operation));
       writes.push(names);
     },
     sync() {
@@ -34,8 +34,15 @@ function controlledTarget() {
   };
 }
 
-type NamedOperation = Operation & { name: string };
-const operation = (name: string): NamedOperation => ({ kind: "single", name, apply() {}, grows: false });
+/** An operation the controlled target only records, by the name it carries as its argument. */
+const operation = (name: string): Operation => ({
+  kind: "single",
+  statement: "saveMeta",
+  args: [name],
+  grows: false,
+});
+const nameOf = (operation: Operation): string =>
+  operation.kind === "single" ? String(operation.args[0]) : operation.kind;
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 Deno.test("group commit: operations of one turn share one write; nothing is written during the call", async () => {

@@ -1,10 +1,11 @@
 /**
  * The embedded durable store: one SQLite file in WAL mode in the data directory, written with group
- * commit. Commits only write the WAL (`synchronous=NORMAL`); durability comes from an fdatasync of the
- * WAL file that runs on Deno's blocking-I/O thread pool, so the event loop never waits for the disk.
- * docs/storage.md has the format, the durability levels and the measurements behind these choices.
+ * commit by a worker that owns the database (store_worker.ts). On the broker's event loop a mutation only
+ * becomes data in this turn's batch; at the end of the turn the batch goes to the worker, which writes
+ * the batches of one of its turns in one transaction, fdatasyncs the WAL while it writes the next, and
+ * answers each batch when it is durable. docs/storage.md has the format and the durability levels.
  */
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { setImmediate } from "node:timers";
 import {
   type MessageRef,
   type QueueEntry,
@@ -18,14 +19,22 @@ import {
   type StoredSubscription,
   type StoredWill,
 } from "../port.ts";
-import { type CommitStats, GroupCommit } from "./group_commit.ts";
-import { grows, type Operation, OperationBuilder } from "./operations.ts";
-import { BatchWriter } from "./batch_writer.ts";
+import type { CommitStats } from "./group_commit.ts";
+import { OperationBatch } from "./operations.ts";
 import { type DirLock, lockDataDir } from "./dir_lock.ts";
-import { openStore, type StorageLogger } from "./open_store.ts";
-import { diskBudget, VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
-import { messageFromRow, queueEntryFromRow, type Row } from "./records.ts";
-import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
+import type { StorageLogger } from "./open_store.ts";
+import { UNSPECIFIED_ERROR } from "./store_engine.ts";
+import type { FromWorker, ToWorker, WireError } from "./worker_protocol.ts";
+
+/**
+ * The worker's module, beside this one: store_worker.ts in the source tree (and in the compiled binary, which
+ * `--include`s it), store_worker.js beside a bundle of the broker (a bundler does not follow a Worker's URL,
+ * so the worker is bundled on its own next to it; see tests/ops/systemd_support.ts).
+ */
+const WORKER_MODULE = new URL(
+  import.meta.url.endsWith(".js") ? "./store_worker.js" : "./store_worker.ts",
+  import.meta.url,
+).href;
 
 /** How the embedded store is set up (the `storage.*` keys of the config file). */
 export interface EmbeddedStorageOptions {
@@ -48,10 +57,6 @@ export interface EmbeddedStorage extends StorageAdapter {
   stats(): CommitStats;
 }
 
-/** MQTT reason codes a failed flush carries. */
-const QUOTA_EXCEEDED = 0x97;
-const UNSPECIFIED_ERROR = 0x80;
-
 const SILENT_LOGGER: StorageLogger = { info() {}, warn() {}, error() {} };
 
 /** Creates the embedded adapter; see {@link EmbeddedStorageOptions}. */
@@ -59,48 +64,47 @@ export function createEmbeddedStorage(options: EmbeddedStorageOptions): Embedded
   return new EmbeddedStore(options);
 }
 
-/** Maps an engine failure to the reason code the broker answers with; a full disk is a quota problem. */
-function toStorageError(error: unknown): StorageError {
-  if (error instanceof StorageError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  const full = /database or disk is full|no space left|os error 28|quota/i.test(message);
-  return new StorageError(`storage write failed: ${message}`, full ? QUOTA_EXCEEDED : UNSPECIFIED_ERROR, {
-    cause: error,
-  });
+function fromWire(error: WireError): Error {
+  return error.reasonCode === undefined
+    ? new Error(error.message)
+    : new StorageError(error.message, error.reasonCode);
 }
 
-/** Runs the operations as one transaction, rolling back whatever part ran if one throws. */
-function runTransaction(db: DatabaseSync, writer: BatchWriter, operations: Operation[]): void {
-  db.exec("BEGIN");
-  try {
-    writer.write(operations);
-    db.exec("COMMIT");
-  } finally {
-    // SQLite rolls back by itself on SQLITE_FULL; any other failure leaves the transaction open.
-    if (db.isTransaction) db.exec("ROLLBACK");
-  }
+/** A batch's shared promise. */
+interface Batch {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(error: StorageError): void;
 }
 
-interface Opened {
-  db: DatabaseSync;
-  wal: Deno.FsFile;
-  reserve: DiskReserve;
-  operations: OperationBuilder;
-  writer: BatchWriter;
-  commits: GroupCommit;
-  freePages: StatementSync;
-  pageCount: StatementSync;
-  vacuumStep: StatementSync;
-  readQueue: StatementSync;
+function createBatch(): Batch {
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  // A batch nobody awaits may still fail; its outcome reaches health() and the log, not an unhandled rejection.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
 }
 
 class EmbeddedStore implements EmbeddedStorage {
   #phase: "new" | "starting" | "started" | "stopped" = "new";
-  #opened: Opened | undefined;
+  #worker: Worker | undefined;
   #dirLock: DirLock | undefined;
   #failure: StorageError | undefined;
+  #lowDisk = false;
+  #stats: CommitStats = { flushes: 0, syncs: 0 };
   #nextMessageId = 1;
   #nextSequence = 1;
+  /** This turn's operations, and the batch they will be answered with. */
+  #pending: OperationBatch | undefined;
+  #collecting: Batch | undefined;
+  #scheduled = false;
+  /** The batch sent last: `flush()` with nothing collecting waits for it. */
+  #lastSent: Batch | undefined;
+  #nextId = 1;
+  /** Batches and reads the worker has not answered yet, by id. */
+  readonly #waiting = new Map<number, Batch>();
+  readonly #reads = new Map<number, PromiseWithResolvers<StoredDelivery[]>>();
+  #opened: PromiseWithResolvers<StorageSnapshot> | undefined;
+  #closed: PromiseWithResolvers<void> | undefined;
   readonly #logger: StorageLogger;
 
   constructor(private readonly options: EmbeddedStorageOptions) {
@@ -108,94 +112,52 @@ class EmbeddedStore implements EmbeddedStorage {
   }
 
   get dirty(): boolean {
-    return this.#opened?.commits.dirty ?? false;
+    return this.#pending !== undefined;
   }
 
   async start(): Promise<StorageSnapshot> {
     if (this.#phase !== "new") throw new Error(`embedded storage cannot start when ${this.#phase}`);
     this.#phase = "starting";
-    const started = performance.now();
-    const { dir } = this.options;
+    const { dir, durability, batchIntervalMs, maxDiskBytes } = this.options;
     await Deno.mkdir(dir, { recursive: true });
     this.#dirLock = await lockDataDir(dir);
+    const worker = new Worker(WORKER_MODULE, { type: "module" });
+    this.#worker = worker;
+    worker.onmessage = (event: MessageEvent<FromWorker>) => this.#receive(event.data);
+    worker.onerror = (event) => {
+      event.preventDefault();
+      this.#workerDied(event.message);
+    };
+    this.#opened = Promise.withResolvers();
+    this.#send({ type: "open", options: { dir, durability, batchIntervalMs, maxDiskBytes } });
     try {
-      return await this.#open(started);
+      const snapshot = await this.#opened.promise;
+      this.#phase = "started";
+      return snapshot;
     } catch (error) {
+      worker.terminate();
+      this.#worker = undefined;
       this.#dirLock.release();
       throw error;
     }
   }
 
-  async #open(started: number): Promise<StorageSnapshot> {
-    const { dir, maxDiskBytes, durability, batchIntervalMs } = this.options;
-    const budget = diskBudget(maxDiskBytes, volumeBytes(dir));
-    const store = openStore(dir, budget, this.#logger, Date.now());
-    const reserve = new DiskReserve(dir, budget.reserveBytes, this.#logger);
-    let wal: Deno.FsFile | undefined;
-    try {
-      await reserve.create();
-      wal = await Deno.open(`${store.path}-wal`, { read: true });
-      // The recovery transaction, and the directory entries of files this start may have created.
-      await wal.syncData();
-      await syncDirectory(dir);
-    } catch (error) {
-      wal?.close();
-      store.db.close();
-      throw error;
-    }
-    this.#nextMessageId = store.nextMessageId;
-    this.#nextSequence = store.nextSequence;
-    const { db } = store;
-    this.#opened = {
-      db,
-      wal,
-      reserve,
-      operations: new OperationBuilder(db),
-      writer: new BatchWriter(db),
-      commits: new GroupCommit(
-        {
-          write: (operations) => this.#write(operations),
-          sync: () => wal.syncData(),
-          toStorageError,
-          onOutcome: (error) => this.#onOutcome(error),
-        },
-        durability,
-        batchIntervalMs,
-      ),
-      freePages: db.prepare("PRAGMA freelist_count"),
-      pageCount: db.prepare("PRAGMA page_count"),
-      vacuumStep: db.prepare(`PRAGMA incremental_vacuum(${VACUUM_STEP_PAGES})`),
-      readQueue: db.prepare(`SELECT q.*, m.topic, m.payload, m.qos AS message_qos, m.retain AS message_retain,
-        m.properties, m.publisher_id, m.expires_at FROM queue_entries q JOIN messages m ON m.id = q.message_id
-        WHERE q.client_id = ? AND (q.stage <> 0 OR m.expires_at IS NULL OR m.expires_at > ?) ORDER BY q.seq`),
-    };
-    this.#phase = "started";
-    const { snapshot } = store;
-    this.#logger.info("storage.started", {
-      path: store.path,
-      durability,
-      sessions: snapshot.sessions.length,
-      queues: snapshot.queueTotals.size,
-      retained: snapshot.retained.length,
-      ...store.dropped,
-      ms: Math.round(performance.now() - started),
-    });
-    return snapshot;
-  }
-
   async stop(): Promise<void> {
-    const opened = this.#opened;
+    const worker = this.#worker;
+    const wasStarted = this.#phase === "started";
     this.#phase = "stopped";
-    if (!opened) {
+    if (!worker || !wasStarted) {
       this.#dirLock?.release();
       return;
     }
     try {
-      await opened.commits.close();
+      this.#sendPending();
+      this.#closed = Promise.withResolvers();
+      this.#send({ type: "close" });
+      await this.#closed.promise;
     } finally {
-      this.#opened = undefined;
-      opened.wal.close();
-      opened.db.close();
+      worker.terminate();
+      this.#worker = undefined;
       this.#dirLock?.release();
       this.#logger.info("storage.stopped", { path: this.options.dir });
     }
@@ -205,9 +167,7 @@ class EmbeddedStore implements EmbeddedStorage {
     if (this.#phase !== "started") {
       return { ok: false, detail: this.#phase === "stopped" ? "stopped" : "not started" };
     }
-    if (this.#opened?.reserve.lowDisk) {
-      return { ok: false, detail: "disk full: storing only deletes and updates" };
-    }
+    if (this.#lowDisk) return { ok: false, detail: "disk full: storing only deletes and updates" };
     if (this.#failure) return { ok: false, detail: this.#failure.message };
     return {
       ok: true,
@@ -216,178 +176,181 @@ class EmbeddedStore implements EmbeddedStorage {
   }
 
   flush(): Promise<void> {
-    return this.#opened?.commits.flush() ?? Promise.resolve();
+    return (this.#collecting ?? this.#lastSent)?.promise ?? Promise.resolve();
   }
 
   stats(): CommitStats {
-    return { ...(this.#opened?.commits.stats ?? { flushes: 0, syncs: 0 }) };
+    return { ...this.#stats };
   }
 
   saveSession(session: StoredSession): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.saveSession(session));
+    this.#batch().saveSession(session);
   }
 
   deleteSession(clientId: string): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.deleteSession(clientId));
+    this.#batch().deleteSession(clientId);
   }
 
   saveSubscription(subscription: StoredSubscription): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.saveSubscription(subscription));
+    this.#batch().saveSubscription(subscription);
   }
 
   deleteSubscription(clientId: string, topicFilter: string): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.deleteSubscription(clientId, topicFilter));
+    this.#batch().deleteSubscription(clientId, topicFilter);
   }
 
   appendMessage(message: StoredMessage): MessageRef {
-    const { commits, operations } = this.#started();
+    const batch = this.#batch();
     const id = this.#nextMessageId++ as MessageRef;
-    commits.add(operations.appendMessage(id, message));
+    batch.appendMessage(id, message);
     return id;
   }
 
   saveQueueEntry(entry: QueueEntry): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.saveQueueEntry(entry, this.#nextSequence++));
+    this.#batch().saveQueueEntry(entry, this.#nextSequence++);
   }
 
   deleteQueueEntry(clientId: string, messageId: MessageRef): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.deleteQueueEntry(clientId, messageId));
+    this.#batch().deleteQueueEntry(clientId, messageId);
   }
 
   deleteUnreferencedMessage(messageId: MessageRef): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.deleteUnreferencedMessage(messageId));
+    this.#batch().deleteUnreferencedMessage(messageId);
   }
 
   deleteOldestQueued(clientId: string): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.deleteOldestQueued(clientId));
+    this.#batch().deleteOldestQueued(clientId);
   }
 
   async readQueue(clientId: string): Promise<StoredDelivery[]> {
-    // The buffered mutations first: the read must see every change issued before it. A batch refused for
-    // a full disk still wrote its deletes and updates, which is all a queue read needs.
-    await this.flush().catch(() => {});
-    const rows = this.#started().readQueue.all(clientId, Date.now()) as Row[];
-    return rows.map((row) => ({
-      entry: queueEntryFromRow(row),
-      message: messageFromRow({ ...row, qos: row.message_qos, retain: row.message_retain }),
-    }));
+    this.#started();
+    // The buffered mutations first: the worker writes them before the read (no fsync needed for it).
+    this.#sendPending();
+    const id = this.#nextId++;
+    const read = Promise.withResolvers<StoredDelivery[]>();
+    this.#reads.set(id, read);
+    this.#send({ type: "read", id, clientId, now: Date.now() });
+    return await read.promise;
   }
 
   saveMeta(key: string, value: string): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.saveMeta(key, value));
+    this.#batch().saveMeta(key, value);
   }
 
   addAwaitingRelease(clientId: string, packetId: number): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.addAwaitingRelease(clientId, packetId));
+    this.#batch().addAwaitingRelease(clientId, packetId);
   }
 
   deleteAwaitingRelease(clientId: string, packetId: number): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.deleteAwaitingRelease(clientId, packetId));
+    this.#batch().deleteAwaitingRelease(clientId, packetId);
   }
 
   saveRetained(message: StoredMessage): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.saveRetained(message));
+    this.#batch().saveRetained(message);
   }
 
   deleteRetained(topic: string): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.deleteRetained(topic));
+    this.#batch().deleteRetained(topic);
   }
 
   saveWill(will: StoredWill): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.saveWill(will));
+    this.#batch().saveWill(will);
   }
 
   deleteWill(clientId: string): void {
-    const { commits, operations } = this.#started();
-    commits.add(operations.deleteWill(clientId));
+    this.#batch().deleteWill(clientId);
   }
 
-  #started(): Opened {
-    if (!this.#opened || this.#phase !== "started") {
+  #started(): void {
+    if (this.#phase !== "started") {
       throw new Error(`embedded storage is ${this.#phase}: start it before writing`);
     }
-    return this.#opened;
   }
 
-  #write(operations: Operation[]): void {
-    const { db, reserve, writer } = this.#opened!;
-    if (!reserve.restore()) {
-      runTransaction(db, writer, operations.filter((operation) => !grows(operation)));
-      // Hand freed pages back to the file system now rather than at the next checkpoint, so the
-      // reserve can come back and the store can leave low-disk mode.
-      this.#reclaimOnFullDisk();
-      if (operations.some(grows)) {
-        throw new StorageError("disk full: new messages are refused until space is freed", QUOTA_EXCEEDED);
+  /** This turn's batch, to add an operation to; the first operation of a turn schedules its sending. */
+  #batch(): OperationBatch {
+    this.#started();
+    if (this.#pending) return this.#pending;
+    this.#pending = new OperationBatch();
+    this.#collecting = createBatch();
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      // setImmediate runs after this turn's I/O callbacks, so one batch takes all of them (setTimeout(0)
+      // waits about 2 ms here, a microtask would send after every single callback).
+      setImmediate(() => {
+        this.#scheduled = false;
+        this.#sendPending();
+      });
+    }
+    return this.#pending;
+  }
+
+  /** Hands this turn's operations to the worker. */
+  #sendPending(): void {
+    const batch = this.#collecting;
+    const pending = this.#pending;
+    if (!batch || !pending) return;
+    const id = this.#nextId++;
+    this.#collecting = undefined;
+    this.#pending = undefined;
+    this.#lastSent = batch;
+    this.#waiting.set(id, batch);
+    this.#send({ type: "batch", id, kinds: pending.kinds, values: pending.values });
+  }
+
+  #send(message: ToWorker): void {
+    this.#worker?.postMessage(message);
+  }
+
+  #receive(message: FromWorker): void {
+    switch (message.type) {
+      case "opened":
+        this.#nextMessageId = message.nextMessageId;
+        this.#nextSequence = message.nextSequence;
+        this.#opened?.resolve(message.snapshot);
+        return;
+      case "openFailed":
+        this.#opened?.reject(fromWire(message.error));
+        return;
+      case "committed":
+        this.#waiting.get(message.id)?.resolve();
+        this.#waiting.delete(message.id);
+        return;
+      case "failed":
+        this.#waiting.get(message.id)?.reject(asStorageError(fromWire(message.error)));
+        this.#waiting.delete(message.id);
+        return;
+      case "queue": {
+        const read = this.#reads.get(message.id);
+        this.#reads.delete(message.id);
+        if (message.error) read?.reject(fromWire(message.error));
+        else read?.resolve(message.deliveries ?? []);
+        return;
       }
-      return;
+      case "outcome":
+        this.#stats = message.stats;
+        this.#lowDisk = message.lowDisk;
+        return this.#onOutcome(message.error ? asStorageError(fromWire(message.error)) : undefined);
+      case "log":
+        this.#logger[message.level](message.event, message.fields);
+        return;
+      case "closed":
+        if (message.error) this.#closed?.reject(fromWire(message.error));
+        else this.#closed?.resolve();
+        return;
     }
-    try {
-      runTransaction(db, writer, operations);
-    } catch (error) {
-      if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED) throw error;
-      reserve.releaseIfDiskFull();
-      // Keep the batch's deletes and updates: if acknowledgements could not land while the store is
-      // full, it would never drain. The batch still fails when it carried new messages.
-      const kept = operations.filter((operation) => !grows(operation));
-      runTransaction(db, writer, kept);
-      if (kept.length < operations.length) throw error;
-    }
-    this.#reclaimFreePages(false);
   }
 
-  /**
-   * Returns free pages to the file system, so deleted messages shrink the file. Unless `always`, only
-   * when a quarter of the file is free: each pass moves pages and stalls the event loop a little.
-   */
-  #reclaimFreePages(always: boolean): void {
-    const { freePages, pageCount, vacuumStep } = this.#opened!;
-    const free = freePages.get()?.freelist_count as number;
-    if (free === 0) return;
-    if (!always && (free < VACUUM_MIN_FREE_PAGES || free * 4 < (pageCount.get()?.page_count as number))) {
-      return;
-    }
-    // The pragma frees one page per step: exec() would take one step, all() takes them all.
-    vacuumStep.all();
-  }
-
-  /**
-   * Low-disk mode: the freed pages go back to the file system in steps small enough for the WAL frames of
-   * each to fit in the room the reserve left, with a checkpoint after each (the WAL holds the moved pages
-   * until then). A step that finds no room is rolled back; the next batch tries again.
-   */
-  #reclaimOnFullDisk(): void {
-    const { db, freePages, reserve } = this.#opened!;
-    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    const step = db.prepare(
-      `PRAGMA incremental_vacuum(${Math.max(8, Math.floor(reserve.bytes / 4 / 4096))})`,
-    );
-    for (let free = freePages.get()?.freelist_count as number; free > 0;) {
-      try {
-        step.all();
-      } catch (error) {
-        if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED) throw error;
-        break;
-      }
-      db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-      const left = freePages.get()?.freelist_count as number;
-      if (left >= free) break;
-      free = left;
-    }
-    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  /** The worker is gone (a crash in the engine): nothing it had will be answered any more. */
+  #workerDied(reason: string): void {
+    const failure = new StorageError(`storage worker failed: ${reason}`, UNSPECIFIED_ERROR);
+    this.#onOutcome(failure);
+    this.#opened?.reject(failure);
+    this.#closed?.reject(failure);
+    for (const batch of this.#waiting.values()) batch.reject(failure);
+    for (const read of this.#reads.values()) read.reject(failure);
+    this.#waiting.clear();
+    this.#reads.clear();
   }
 
   #onOutcome(error: StorageError | undefined): void {
@@ -400,12 +363,6 @@ class EmbeddedStore implements EmbeddedStorage {
   }
 }
 
-/** fsyncs a directory, so files created in it survive a power loss. */
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await Deno.open(dir, { read: true });
-  try {
-    await handle.sync();
-  } finally {
-    handle.close();
-  }
+function asStorageError(error: Error): StorageError {
+  return error instanceof StorageError ? error : new StorageError(error.message, UNSPECIFIED_ERROR);
 }

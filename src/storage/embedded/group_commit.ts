@@ -82,6 +82,11 @@ export class GroupCommit {
     });
   }
 
+  /** Writes what is buffered now instead of at the end of the turn (a read must see it); no fsync. */
+  writePending(): void {
+    this.#drain();
+  }
+
   /** Resolves when everything added so far is durable (written, at durability `batch`). */
   flush(): Promise<void> {
     return (this.#collecting ?? this.#lastWritten)?.promise ?? Promise.resolve();

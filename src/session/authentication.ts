@@ -50,6 +50,11 @@ export class ClientAuthentication {
     private readonly certificateCommonName: string | undefined,
   ) {}
 
+  /** True when the client authenticated with an enhanced method (it may re-authenticate with AUTH). */
+  get enhanced(): boolean {
+    return this.#method !== undefined;
+  }
+
   /** True while an enhanced exchange waits for the client's AUTH. */
   get inProgress(): boolean {
     return this.#exchange !== undefined;

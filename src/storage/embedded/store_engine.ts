@@ -1,0 +1,252 @@
+/**
+ * The part of the embedded store that touches the disk, run by the store's worker: the SQLite file in WAL
+ * mode (opened and recovered), batches of operations written as transactions with group commit, the
+ * fdatasync of the WAL (on Deno's blocking-I/O pool, so that the next batch is written while it runs), the
+ * disk reserve and page reclaiming, and queue reads. Commits only write the WAL (`synchronous=NORMAL`).
+ * docs/storage.md has the format, the durability levels and the measurements behind these choices.
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { StorageError, type StorageSnapshot, type StoredDelivery } from "../port.ts";
+import { BatchWriter } from "./batch_writer.ts";
+import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
+import { type CommitStats, GroupCommit } from "./group_commit.ts";
+import { openStore, type StorageLogger } from "./open_store.ts";
+import { grows, type Operation } from "./operations.ts";
+import { messageFromRow, queueEntryFromRow, type Row } from "./records.ts";
+import { diskBudget, VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
+
+/** What the engine is opened with (the adapter's options that concern the disk). */
+export interface EngineOptions {
+  dir: string;
+  durability: "sync" | "batch";
+  batchIntervalMs: number;
+  maxDiskBytes?: number;
+}
+
+/** An opened engine, with what the adapter continues from. */
+export interface OpenedEngine {
+  engine: StoreEngine;
+  snapshot: StorageSnapshot;
+  nextMessageId: number;
+  nextSequence: number;
+}
+
+/** MQTT reason codes a failed flush carries. */
+export const QUOTA_EXCEEDED = 0x97;
+export const UNSPECIFIED_ERROR = 0x80;
+
+/** Maps an engine failure to the reason code the broker answers with; a full disk is a quota problem. */
+export function toStorageError(error: unknown): StorageError {
+  if (error instanceof StorageError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const full = /database or disk is full|no space left|os error 28|quota/i.test(message);
+  return new StorageError(`storage write failed: ${message}`, full ? QUOTA_EXCEEDED : UNSPECIFIED_ERROR, {
+    cause: error,
+  });
+}
+
+/** Runs the operations as one transaction, rolling back whatever part ran if one throws. */
+function runTransaction(db: DatabaseSync, writer: BatchWriter, operations: Operation[]): void {
+  db.exec("BEGIN");
+  try {
+    writer.write(operations);
+    db.exec("COMMIT");
+  } finally {
+    // SQLite rolls back by itself on SQLITE_FULL; any other failure leaves the transaction open.
+    if (db.isTransaction) db.exec("ROLLBACK");
+  }
+}
+
+export class StoreEngine {
+  readonly #writer: BatchWriter;
+  readonly #commits: GroupCommit;
+  readonly #freePages: StatementSync;
+  readonly #pageCount: StatementSync;
+  readonly #vacuumStep: StatementSync;
+  readonly #readQueue: StatementSync;
+
+  private constructor(
+    private readonly db: DatabaseSync,
+    private readonly wal: Deno.FsFile,
+    private readonly reserve: DiskReserve,
+    options: EngineOptions,
+    onOutcome: (error: StorageError | undefined) => void,
+  ) {
+    this.#writer = new BatchWriter(db);
+    this.#commits = new GroupCommit(
+      {
+        write: (operations) => this.#write(operations),
+        sync: () => wal.syncData(),
+        toStorageError,
+        onOutcome,
+      },
+      options.durability,
+      options.batchIntervalMs,
+    );
+    this.#freePages = db.prepare("PRAGMA freelist_count");
+    this.#pageCount = db.prepare("PRAGMA page_count");
+    this.#vacuumStep = db.prepare(`PRAGMA incremental_vacuum(${VACUUM_STEP_PAGES})`);
+    this.#readQueue = db.prepare(`SELECT q.*, m.topic, m.payload, m.qos AS message_qos,
+      m.retain AS message_retain, m.properties, m.publisher_id, m.expires_at FROM queue_entries q
+      JOIN messages m ON m.id = q.message_id
+      WHERE q.client_id = ? AND (q.stage <> 0 OR m.expires_at IS NULL OR m.expires_at > ?) ORDER BY q.seq`);
+  }
+
+  /** Opens and recovers the store in `options.dir` (the caller holds the directory lock). */
+  static async open(
+    options: EngineOptions,
+    logger: StorageLogger,
+    onOutcome: (error: StorageError | undefined) => void,
+  ): Promise<OpenedEngine> {
+    const started = performance.now();
+    const { dir, maxDiskBytes, durability } = options;
+    const budget = diskBudget(maxDiskBytes, volumeBytes(dir));
+    const store = openStore(dir, budget, logger, Date.now());
+    const reserve = new DiskReserve(dir, budget.reserveBytes, logger);
+    let wal: Deno.FsFile | undefined;
+    try {
+      await reserve.create();
+      wal = await Deno.open(`${store.path}-wal`, { read: true });
+      // The recovery transaction, and the directory entries of files this start may have created.
+      await wal.syncData();
+      await syncDirectory(dir);
+    } catch (error) {
+      wal?.close();
+      store.db.close();
+      throw error;
+    }
+    const { snapshot } = store;
+    logger.info("storage.started", {
+      path: store.path,
+      durability,
+      sessions: snapshot.sessions.length,
+      queues: snapshot.queueTotals.size,
+      retained: snapshot.retained.length,
+      ...store.dropped,
+      ms: Math.round(performance.now() - started),
+    });
+    return {
+      engine: new StoreEngine(store.db, wal, reserve, options, onOutcome),
+      snapshot,
+      nextMessageId: store.nextMessageId,
+      nextSequence: store.nextSequence,
+    };
+  }
+
+  get stats(): CommitStats {
+    return { ...this.#commits.stats };
+  }
+
+  /** True while the disk reserve is freed: only deletes and updates are stored. */
+  get lowDisk(): boolean {
+    return this.reserve.lowDisk;
+  }
+
+  /**
+   * Adds one batch of the adapter's operations; they share the next transaction with every batch that
+   * arrives in this turn. Resolves when they are durable (written, at durability `batch`).
+   */
+  add(operations: Operation[]): Promise<void> {
+    for (const operation of operations) this.#commits.add(operation);
+    return this.#commits.flush();
+  }
+
+  /** One client's queue in delivery order, after writing everything added before (no fsync needed). */
+  readQueue(clientId: string, now: number): StoredDelivery[] {
+    this.#commits.writePending();
+    const rows = this.#readQueue.all(clientId, now) as Row[];
+    return rows.map((row) => ({
+      entry: queueEntryFromRow(row),
+      message: messageFromRow({ ...row, qos: row.message_qos, retain: row.message_retain }),
+    }));
+  }
+
+  /** Writes and syncs what is left, then closes the file. */
+  async close(): Promise<void> {
+    try {
+      await this.#commits.close();
+    } finally {
+      this.wal.close();
+      this.db.close();
+    }
+  }
+
+  #write(operations: Operation[]): void {
+    const { db, reserve } = this;
+    const writer = this.#writer;
+    if (!reserve.restore()) {
+      runTransaction(db, writer, operations.filter((operation) => !grows(operation)));
+      // Hand freed pages back to the file system now rather than at the next checkpoint, so the
+      // reserve can come back and the store can leave low-disk mode.
+      this.#reclaimOnFullDisk();
+      if (operations.some(grows)) {
+        throw new StorageError("disk full: new messages are refused until space is freed", QUOTA_EXCEEDED);
+      }
+      return;
+    }
+    try {
+      runTransaction(db, writer, operations);
+    } catch (error) {
+      if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED) throw error;
+      reserve.releaseIfDiskFull();
+      // Keep the batch's deletes and updates: if acknowledgements could not land while the store is
+      // full, it would never drain. The batch still fails when it carried new messages.
+      const kept = operations.filter((operation) => !grows(operation));
+      runTransaction(db, writer, kept);
+      if (kept.length < operations.length) throw error;
+    }
+    this.#reclaimFreePages(false);
+  }
+
+  /**
+   * Low-disk mode: the freed pages go back to the file system in steps small enough for the WAL frames of
+   * each to fit in the room the reserve left, with a checkpoint after each (the WAL holds the moved pages
+   * until then). A step that finds no room is rolled back; the next batch tries again.
+   */
+  #reclaimOnFullDisk(): void {
+    const { db, reserve } = this;
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    const step = db.prepare(
+      `PRAGMA incremental_vacuum(${Math.max(8, Math.floor(reserve.bytes / 4 / 4096))})`,
+    );
+    for (let free = this.#freePages.get()?.freelist_count as number; free > 0;) {
+      try {
+        step.all();
+      } catch (error) {
+        if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED) throw error;
+        break;
+      }
+      db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      const left = this.#freePages.get()?.freelist_count as number;
+      if (left >= free) break;
+      free = left;
+    }
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+
+  /**
+   * Returns free pages to the file system, so deleted messages shrink the file. Unless `always`, only
+   * when a quarter of the file is free: each pass moves pages.
+   */
+  #reclaimFreePages(always: boolean): void {
+    const free = this.#freePages.get()?.freelist_count as number;
+    if (free === 0) return;
+    if (
+      !always && (free < VACUUM_MIN_FREE_PAGES || free * 4 < (this.#pageCount.get()?.page_count as number))
+    ) {
+      return;
+    }
+    // The pragma frees one page per step: exec() would take one step, all() takes them all.
+    this.#vacuumStep.all();
+  }
+}
+
+/** fsyncs a directory, so files created in it survive a power loss. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await Deno.open(dir, { read: true });
+  try {
+    await handle.sync();
+  } finally {
+    handle.close();
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The embedded store's worker: owns the SQLite database, so that writing transactions, reading queues and
+ * compacting never run on the broker's event loop. It answers each batch once it is durable; batches that
+ * arrive in one of its turns share a transaction, and the next one is written while an fsync runs.
+ */
+/// <reference lib="deno.worker" />
+import { StorageError } from "../port.ts";
+import type { StorageLogger } from "./open_store.ts";
+import { decodeBatch } from "./operations.ts";
+import { StoreEngine } from "./store_engine.ts";
+import type { FromWorker, ToWorker, WireError } from "./worker_protocol.ts";
+
+const post = (message: FromWorker) => self.postMessage(message);
+
+function wire(error: unknown): WireError {
+  return {
+    message: error instanceof Error ? error.message : String(error),
+    reasonCode: error instanceof StorageError ? error.reasonCode : undefined,
+  };
+}
+
+const logger: StorageLogger = {
+  info: (event, fields) => post({ type: "log", level: "info", event, fields: plain(fields) }),
+  warn: (event, fields) => post({ type: "log", level: "warn", event, fields: plain(fields) }),
+  error: (event, fields) => post({ type: "log", level: "error", event, fields: plain(fields) }),
+};
+
+/** Log fields as clonable data (an Error becomes its message). */
+function plain(fields: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (!fields) return undefined;
+  return Object.fromEntries(
+    Object.entries(fields).map(([key, value]) => [key, value instanceof Error ? value.message : value]),
+  );
+}
+
+let engine: StoreEngine | undefined;
+
+function outcome(error: StorageError | undefined): void {
+  post({
+    type: "outcome",
+    error: error ? wire(error) : undefined,
+    stats: engine?.stats ?? { flushes: 0, syncs: 0 },
+    lowDisk: engine?.lowDisk ?? false,
+  });
+}
+
+self.onmessage = async (event: MessageEvent<ToWorker>) => {
+  const message = event.data;
+  switch (message.type) {
+    case "open":
+      try {
+        const opened = await StoreEngine.open(message.options, logger, outcome);
+        engine = opened.engine;
+        const { snapshot, nextMessageId, nextSequence } = opened;
+        post({ type: "opened", snapshot, nextMessageId, nextSequence });
+      } catch (error) {
+        post({ type: "openFailed", error: wire(error) });
+      }
+      return;
+    case "batch": {
+      const { id } = message;
+      engine!.add(decodeBatch(message.kinds, message.values)).then(
+        () => post({ type: "committed", id }),
+        (error) => post({ type: "failed", id, error: wire(error) }),
+      );
+      return;
+    }
+    case "read":
+      try {
+        post({ type: "queue", id: message.id, deliveries: engine!.readQueue(message.clientId, message.now) });
+      } catch (error) {
+        post({ type: "queue", id: message.id, error: wire(error) });
+      }
+      return;
+    case "close":
+      try {
+        await engine?.close();
+        post({ type: "closed" });
+      } catch (error) {
+        post({ type: "closed", error: wire(error) });
+      }
+      engine = undefined;
+      return;
+  }
+};

@@ -1,0 +1,36 @@
+/**
+ * The messages between the embedded adapter (on the broker's event loop) and the worker that owns the
+ * database. Everything crossing is structured-cloneable data; errors travel as message and reason code.
+ */
+import type { StorageSnapshot, StoredDelivery } from "../port.ts";
+import type { CommitStats } from "./group_commit.ts";
+import type { SQLInputValue } from "node:sqlite";
+import type { EngineOptions } from "./store_engine.ts";
+
+export type ToWorker =
+  | { type: "open"; options: EngineOptions }
+  /**
+   * The operations of one turn of the broker, flat (see OperationBatch); answered by "committed" or
+   * "failed" with the same id.
+   */
+  | { type: "batch"; id: number; kinds: number[]; values: SQLInputValue[] }
+  /** A queue read; answered by "queue" with the same id, after every batch sent before it is written. */
+  | { type: "read"; id: number; clientId: string; now: number }
+  | { type: "close" };
+
+export interface WireError {
+  message: string;
+  /** Set when it was a StorageError. */
+  reasonCode?: number;
+}
+
+export type FromWorker =
+  | { type: "opened"; snapshot: StorageSnapshot; nextMessageId: number; nextSequence: number }
+  | { type: "openFailed"; error: WireError }
+  | { type: "committed"; id: number }
+  | { type: "failed"; id: number; error: WireError }
+  | { type: "queue"; id: number; deliveries?: StoredDelivery[]; error?: WireError }
+  /** After each batch and each timed sync: for health(), stats() and the failure log. */
+  | { type: "outcome"; error?: WireError; stats: CommitStats; lowDisk: boolean }
+  | { type: "log"; level: "info" | "warn" | "error"; event: string; fields?: Record<string, unknown> }
+  | { type: "closed"; error?: WireError };
