@@ -10,8 +10,8 @@
  * clean session 0), in this process, with bounded concurrency; nothing is pinned. Exits non-zero when a
  * message was lost or duplicated, or a phase failed.
  */
-import { BenchBroker, type BenchBroker as Broker, type Memory } from "./big_queue_broker.ts";
-import { writeBigQueueSection } from "./big_queue_docs.ts";
+import { BenchBroker, type BenchBroker as Broker } from "./big_queue_broker.ts";
+import { count, mb, ms, rate, report, seconds, writeBigQueueSection } from "./big_queue_docs.ts";
 import {
   connect,
   DISCONNECT,
@@ -268,12 +268,6 @@ function concatAll(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-const mb = (bytes: number | undefined) => bytes === undefined ? "?" : `${Math.round(bytes / 1e6)} MB`;
-const count = (n: number) => n.toLocaleString("en-US");
-const rate = (n: number, elapsedMs: number) => `${count(Math.round(n / (elapsedMs / 1000)))}/s`;
-const ms = (elapsedMs: number) => `${Math.round(elapsedMs)} ms`;
-const seconds = (elapsedMs: number) => `${(elapsedMs / 1000).toFixed(1)} s`;
-
 async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const started = performance.now();
   const value = await work();
@@ -371,40 +365,11 @@ export async function runBigQueueBench(args: string[]): Promise<number> {
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-  const markdown = report(options, facts, broker.phases, failed);
+  const markdown = report({ ...options, payloadBytes: PAYLOAD_BYTES }, facts, broker.phases, failed);
   print(markdown);
   if (options.writeDocs) {
     await writeBigQueueSection(new URL("../../docs/benchmarks.md", import.meta.url), markdown);
     note("wrote the Big queues section of docs/benchmarks.md");
   }
   return failed ? 1 : 0;
-}
-
-function report(options: Options, facts: [string, string][], phases: Map<string, Memory>, failed: boolean) {
-  const total = options.sessions * options.perSession;
-  const gib = (total * PAYLOAD_BYTES / 2 ** 30).toFixed(2);
-  return [
-    "## Big queues",
-    "",
-    `Measured by \`deno task bench --big-queue${options.sessions === 100_000 ? "" : " --quick"}` +
-    `${options.settleMs === 5000 ? "" : ` --settle ${options.settleMs / 1000}`}\` on ` +
-    `${new Date().toISOString().slice(0, 10)}: ${count(options.sessions)} offline persistent sessions ` +
-    "(MQTT 3.1.1, clean session 0, each subscribed at QoS 1 to its own topic, then disconnected), " +
-    `${count(total)} queued QoS 1 messages of ${PAYLOAD_BYTES} B with distinct payloads (${gib} GiB), ` +
-    `the embedded store with \`storage.durability = ${options.durability}\`, every other key at its default. ` +
-    "The driver (scripts/bench/mqtt_wire.ts, in the benchmark's process) and the broker share 2 cores with " +
-    "other work, nothing pinned: the figures are noisy. Target (issue 11): RSS under 300 MB while queued, " +
-    "after a restart and while draining; restart to ready under 3 s." +
-    (failed ? " **The run failed.**" : ""),
-    "",
-    "| measured | figure |",
-    "| --- | --- |",
-    ...facts.map(([what, figure]) => `| ${what} | ${figure} |`),
-    "",
-    "| phase | peak RSS (VmRSS every 200 ms) | RSS at its end |",
-    "| --- | --- | --- |",
-    ...[...phases].map(([phase, memory]) => `| ${phase} | ${mb(memory.peakRss)} | ${mb(memory.lastRss)} |`),
-    "",
-    `Phases "at rest", "queued", "after …" and "drained" are ${options.settleMs / 1000} s of idle broker.`,
-  ].join("\n");
 }
