@@ -11,7 +11,16 @@
  * message was lost or duplicated, or a phase failed.
  */
 import { BenchBroker, type BenchBroker as Broker } from "./big_queue_broker.ts";
-import { count, mb, ms, rate, report, seconds, writeBigQueueSection } from "./big_queue_docs.ts";
+import {
+  count,
+  mb,
+  mosquittoReport,
+  ms,
+  rate,
+  report,
+  seconds,
+  writeBigQueueSection,
+} from "./big_queue_docs.ts";
 import {
   connect,
   DISCONNECT,
@@ -44,6 +53,8 @@ interface Options {
   /** Broker's inspector port (heap snapshots during the idle time after each phase), when given. */
   inspectPort: number | undefined;
   writeDocs: boolean;
+  /** The broker measured: mqtt-proxy, or Mosquitto for comparison (its figures are printed, not written). */
+  broker: "mqtt-proxy" | "mosquitto";
 }
 
 function parse(args: string[]): Options {
@@ -55,6 +66,7 @@ function parse(args: string[]): Options {
     settleMs: 5000,
     inspectPort: undefined,
     writeDocs: false,
+    broker: "mqtt-proxy",
   };
   for (let i = 0; i < args.length; i++) {
     const value = () => args[++i];
@@ -72,6 +84,9 @@ function parse(args: string[]): Options {
         break;
       case "--durability":
         options.durability = value() as "batch" | "sync";
+        break;
+      case "--broker":
+        options.broker = value() as Options["broker"];
         break;
       case "--write-docs":
         options.writeDocs = true;
@@ -96,6 +111,12 @@ function parse(args: string[]): Options {
     throw new Error("--per-session must be 1..100");
   }
   if (!["batch", "sync"].includes(options.durability)) throw new Error("--durability is batch or sync");
+  if (!["mqtt-proxy", "mosquitto"].includes(options.broker)) {
+    throw new Error("--broker is mqtt-proxy or mosquitto");
+  }
+  if (options.broker === "mosquitto" && options.writeDocs) {
+    throw new Error("--write-docs is for mqtt-proxy's run");
+  }
   return options;
 }
 
@@ -286,7 +307,13 @@ export async function runBigQueueBench(args: string[]): Promise<number> {
   const options = parse(args);
   const total = options.sessions * options.perSession;
   const dir = await Deno.makeTempDir({ prefix: "mqtt-proxy-bench-bigqueue-" });
-  const broker = new BenchBroker(dir, options.durability, options.v8Flags, options.inspectPort);
+  const broker = new BenchBroker(
+    dir,
+    options.durability,
+    options.v8Flags,
+    options.inspectPort,
+    options.broker,
+  );
   const filler = crypto.getRandomValues(new Uint8Array(PAYLOAD_BYTES));
   /** The results table: what was measured, and the figure. */
   const facts: [string, string][] = [];
@@ -365,7 +392,9 @@ export async function runBigQueueBench(args: string[]): Promise<number> {
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-  const markdown = report({ ...options, payloadBytes: PAYLOAD_BYTES }, facts, broker.phases, failed);
+  const markdown = options.broker === "mosquitto"
+    ? mosquittoReport(facts, broker.phases, failed)
+    : report({ ...options, payloadBytes: PAYLOAD_BYTES }, facts, broker.phases, failed);
   print(markdown);
   if (options.writeDocs) {
     await writeBigQueueSection(new URL("../../docs/benchmarks.md", import.meta.url), markdown);

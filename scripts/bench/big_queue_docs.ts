@@ -90,3 +90,24 @@ export function report(
     `Phases "at rest", "queued", "after …" and "drained" are ${options.settleMs / 1000} s of idle broker.`,
   ].join("\n");
 }
+
+/** The same tables for Mosquitto's run, to set beside mqtt-proxy's. */
+export function mosquittoReport(
+  facts: [string, string][],
+  phases: Map<string, Memory>,
+  failed: boolean,
+): string {
+  return [
+    `### Mosquitto, same load (persistence true, autosave off: the queues live in RAM)${
+      failed ? " — failed" : ""
+    }`,
+    "",
+    "| measured | figure |",
+    "| --- | --- |",
+    ...facts.map(([what, figure]) => `| ${what} | ${figure} |`),
+    "",
+    "| phase | peak RSS (VmRSS every 200 ms) | RSS at its end |",
+    "| --- | --- | --- |",
+    ...[...phases].map(([phase, memory]) => `| ${phase} | ${mb(memory.peakRss)} | ${mb(memory.lastRss)} |`),
+  ].join("\n");
+}
