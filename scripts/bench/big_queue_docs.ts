@@ -4,10 +4,13 @@
  */
 import type { Memory } from "./big_queue_broker.ts";
 
-const START = "<!-- bench:big-queue -->";
-const END = "<!-- /bench:big-queue -->";
+/** The marked sections: mqtt-proxy's run, and Mosquitto's under the same load. */
+const SECTIONS = ["big-queue", "big-queue-mosquitto"] as const;
+export type BigQueueSection = typeof SECTIONS[number];
 
-/** The marked section of the file (with a blank line before it), or "" when there is none. */
+const markers = (name: BigQueueSection) => [`<!-- bench:${name} -->`, `<!-- /bench:${name} -->`];
+
+/** The marked sections of the file (each with a blank line before it), or "" when there are none. */
 export async function keptBigQueueSection(path: URL): Promise<string> {
   let text = "";
   try {
@@ -15,19 +18,29 @@ export async function keptBigQueueSection(path: URL): Promise<string> {
   } catch {
     return "";
   }
-  const start = text.indexOf(START);
-  const end = text.indexOf(END);
-  return start >= 0 && end > start ? `\n${text.slice(start, end + END.length)}\n` : "";
+  let kept = "";
+  for (const name of SECTIONS) {
+    const [start, end] = markers(name);
+    const from = text.indexOf(start);
+    const to = text.indexOf(end);
+    if (from >= 0 && to > from) kept += `\n${text.slice(from, to + end.length)}\n`;
+  }
+  return kept;
 }
 
-/** Replaces the marked section with `markdown`, or appends it when the file has none. */
-export async function writeBigQueueSection(path: URL, markdown: string): Promise<void> {
+/** Replaces the marked section `name` with `markdown`, or appends it when the file has none. */
+export async function writeBigQueueSection(
+  path: URL,
+  markdown: string,
+  name: BigQueueSection,
+): Promise<void> {
   const text = await Deno.readTextFile(path);
-  const section = `${START}\n${markdown.trimEnd()}\n${END}`;
-  const start = text.indexOf(START);
-  const end = text.indexOf(END);
-  const updated = start >= 0 && end > start
-    ? text.slice(0, start) + section + text.slice(end + END.length)
+  const [start, end] = markers(name);
+  const section = `${start}\n${markdown.trimEnd()}\n${end}`;
+  const from = text.indexOf(start);
+  const to = text.indexOf(end);
+  const updated = from >= 0 && to > from
+    ? text.slice(0, from) + section + text.slice(to + end.length)
     : `${text.trimEnd()}\n\n${section}\n`;
   await Deno.writeTextFile(path, updated);
 }
