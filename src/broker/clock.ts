@@ -19,6 +19,7 @@ export interface Clock {
 const MAX_TIMER_MS = 0x7fffffff;
 
 interface Timer extends TimerHandle {
+  /** On the monotonic clock (performance.now), as setTimeout's delays are: a wall-clock step moves no timer. */
   due: number;
   /** Creation order: timers due at the same millisecond fire in the order they were set, as setTimeout's do. */
   order: number;
@@ -41,7 +42,12 @@ class TimerQueue {
   #armedFor = Infinity;
 
   add(ms: number, callback: () => void): TimerHandle {
-    const timer: Timer = { due: Date.now() + Math.max(0, ms), order: this.#order++, callback, index: -1 };
+    const timer: Timer = {
+      due: performance.now() + Math.max(0, ms),
+      order: this.#order++,
+      callback,
+      index: -1,
+    };
     this.#push(timer);
     if (timer.due < this.#armedFor) this.#arm();
     return timer;
@@ -57,7 +63,7 @@ class TimerQueue {
   #fire = (): void => {
     this.#timeout = undefined;
     this.#armedFor = Infinity;
-    const now = Date.now();
+    const now = performance.now();
     // Only timers set before this pass: one that sets a timer for 0 ms waits for the next pass, as it would
     // with setTimeout.
     const lastOrder = this.#order;
@@ -76,7 +82,10 @@ class TimerQueue {
     if (this.#timeout !== undefined) clearTimeout(this.#timeout);
     const due = this.#heap[0].due;
     this.#armedFor = due;
-    this.#timeout = setTimeout(this.#fire, Math.min(MAX_TIMER_MS, Math.max(0, due - Date.now())));
+    this.#timeout = setTimeout(
+      this.#fire,
+      Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(due - performance.now()))),
+    );
   }
 
   #disarm(): void {
