@@ -5,8 +5,20 @@ import { DatabaseSync } from "node:sqlite";
 import { embeddedStore, STORE_FILE, withTempDir } from "./embedded_helpers.ts";
 import { sample } from "../../src/storage/conformance_samples.ts";
 
+/** Turns a current store file back into schema version 2: no entry sizes, no expiry index. */
+function downgradeToVersion2(dir: string): void {
+  const db = new DatabaseSync(join(dir, STORE_FILE));
+  try {
+    db.exec(`DROP INDEX messages_by_expiry; ALTER TABLE queue_entries DROP COLUMN bytes;
+      PRAGMA user_version = 2;`);
+  } finally {
+    db.close();
+  }
+}
+
 /** Turns a current store file back into schema version 1: no owner or connection columns. */
 function downgradeToVersion1(dir: string): void {
+  downgradeToVersion2(dir);
   const db = new DatabaseSync(join(dir, STORE_FILE));
   try {
     db.exec(`ALTER TABLE sessions DROP COLUMN owner; ALTER TABLE sessions DROP COLUMN connection;
@@ -40,9 +52,35 @@ Deno.test("embedded: a version 1 store (no session owners) opens, keeps its rows
     await again.stop();
     const db = new DatabaseSync(join(dir, STORE_FILE));
     try {
-      assert.equal(db.prepare("PRAGMA user_version").get()?.user_version, 2);
+      assert.equal(db.prepare("PRAGMA user_version").get()?.user_version, 3);
     } finally {
       db.close();
     }
+  });
+});
+
+Deno.test("embedded: a version 2 store (no entry sizes) opens with its queue totals and keeps them after", async () => {
+  await withTempDir(async (dir) => {
+    const old = embeddedStore(dir);
+    await old.start();
+    old.saveSession(sample.session("a"));
+    const id = old.appendMessage(sample.message("t", { payload: new Uint8Array(1000) }));
+    old.saveQueueEntry(sample.entry("a", id));
+    await old.flush();
+    await old.stop();
+    downgradeToVersion2(dir);
+
+    const upgraded = embeddedStore(dir);
+    const snapshot = await upgraded.start();
+    assert.deepEqual(snapshot.queueTotals, new Map([["a", { entries: 1, bytes: 1001 }]]));
+    const second = upgraded.appendMessage(sample.message("tt", { payload: new Uint8Array(10) }));
+    upgraded.saveQueueEntry(sample.entry("a", second));
+    await upgraded.flush();
+    await upgraded.stop();
+
+    const again = embeddedStore(dir);
+    const reread = await again.start();
+    assert.deepEqual(reread.queueTotals, new Map([["a", { entries: 2, bytes: 1001 + 12 }]]));
+    await again.stop();
   });
 });

@@ -48,6 +48,18 @@ class MultiRowStatement {
 const placeholders = (rows: number, columns: number): string =>
   Array.from({ length: rows }, () => `(${Array.from({ length: columns }, () => "?").join(", ")})`).join(", ");
 
+/**
+ * Row `index`'s values of a multi-row queue-entry insert, numbered: its size (`bytes`) is its message's
+ * (parameter 2 again), read as it is written, since the message was appended earlier in the same batch or
+ * before (its page is at hand); the queue totals at start then read no message.
+ */
+const queueEntryValues = (index: number): string => {
+  const first = index * 8;
+  const columns = Array.from({ length: 8 }, (_, column) => `?${first + column + 1}`).join(", ");
+  return `(${columns}, coalesce((SELECT length(CAST(payload AS BLOB)) + length(topic) FROM messages
+    WHERE id = ?${first + 2}), 0))`;
+};
+
 /** Writes batches of {@link Operation}s over one connection. */
 export class BatchWriter {
   readonly #appendMessages: MultiRowStatement;
@@ -69,8 +81,8 @@ export class BatchWriter {
     this.#saveQueueEntries = new MultiRowStatement(
       db,
       (rows) =>
-        `INSERT INTO queue_entries (client_id, message_id, seq, qos, retain, subscription_identifiers, stage, packet_id)
-      VALUES ${placeholders(rows, 8)}
+        `INSERT INTO queue_entries (client_id, message_id, seq, qos, retain, subscription_identifiers, stage, packet_id,
+      bytes) VALUES ${Array.from({ length: rows }, (_, index) => queueEntryValues(index)).join(", ")}
       ON CONFLICT (client_id, message_id) DO UPDATE SET qos = excluded.qos, retain = excluded.retain,
       subscription_identifiers = excluded.subscription_identifiers, stage = excluded.stage,
       packet_id = excluded.packet_id`,

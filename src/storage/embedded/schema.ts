@@ -2,7 +2,7 @@
 import type { DatabaseSync } from "node:sqlite";
 
 /** Stored in `PRAGMA user_version`; a newer file than this code understands is refused, never rewritten. */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 /** Steps from each older version to the next, run in one transaction at open. */
 const MIGRATIONS: Record<number, string> = {
@@ -10,6 +10,12 @@ const MIGRATIONS: Record<number, string> = {
   // session where its client is connected (a cluster node restarts into the same view)
   1: `ALTER TABLE sessions ADD COLUMN owner TEXT; ALTER TABLE sessions ADD COLUMN connection TEXT;
     ALTER TABLE wills ADD COLUMN owner TEXT;`,
+  // 3: a start reads no message row: queue totals come from the entries' own sizes, expired messages and
+  // the ids of all messages from an index (see recovery.ts)
+  2: `CREATE INDEX messages_by_expiry ON messages (expires_at);
+    ALTER TABLE queue_entries ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+    UPDATE queue_entries SET bytes = coalesce((SELECT length(CAST(payload AS BLOB)) + length(topic)
+    FROM messages WHERE id = message_id), 0);`,
 };
 
 const PAGE_SIZE = 4096;
@@ -44,6 +50,7 @@ CREATE TABLE messages (
   publisher_id TEXT NOT NULL,
   expires_at INTEGER
 );
+CREATE INDEX messages_by_expiry ON messages (expires_at);
 CREATE TABLE queue_entries (
   client_id TEXT NOT NULL,
   message_id INTEGER NOT NULL,
@@ -53,6 +60,8 @@ CREATE TABLE queue_entries (
   subscription_identifiers TEXT,
   stage INTEGER NOT NULL,
   packet_id INTEGER,
+  -- the message's topic and payload size, so that a start reads no message to total the queues
+  bytes INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (client_id, message_id)
 ) WITHOUT ROWID;
 CREATE INDEX queue_entries_by_message ON queue_entries (message_id);
@@ -131,10 +140,6 @@ export function prepareDatabase(db: DatabaseSync, budget: DiskBudget): void {
   // NORMAL: commits only write the WAL; the adapter fsyncs it off the event loop (see docs/storage.md).
   db.exec(`PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = ${budget.walBytes};
     PRAGMA wal_autocheckpoint = ${Math.floor(budget.walBytes / PAGE_SIZE)};`);
-  const quickCheck = db.prepare("PRAGMA quick_check").all().map((row) => String(row.quick_check));
-  if (quickCheck.join() !== "ok") {
-    throw new StoreDamagedError(`quick_check: ${quickCheck.slice(0, 5).join("; ")}`);
-  }
   const version = db.prepare("PRAGMA user_version").get()?.user_version as number;
   if (version > SCHEMA_VERSION) {
     throw new Error(`store schema version ${version} is newer than this broker's ${SCHEMA_VERSION}`);
@@ -146,7 +151,33 @@ export function prepareDatabase(db: DatabaseSync, budget: DiskBudget): void {
     for (let from = version; from < SCHEMA_VERSION; from++) steps += MIGRATIONS[from];
     db.exec(`BEGIN; ${steps} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
   }
+  checkTables(db);
   if (budget.maxPages !== undefined) db.exec(`PRAGMA max_page_count = ${budget.maxPages}`);
+}
+
+/**
+ * The tables read whole at start, checked (with their indexes) at every open. `messages`, the payloads, is
+ * most of a big store (1 GiB for a million queued 1 KiB messages): checking it would read every page at
+ * every start, seconds that the broker is not ready. Its rows are read per client when the client comes
+ * back, and a damaged page there fails that read (the client is refused, logged) rather than the start.
+ */
+const CHECKED_AT_OPEN = [
+  "sessions",
+  "subscriptions",
+  "queue_entries",
+  "awaiting_release",
+  "retained",
+  "wills",
+  "meta",
+];
+
+function checkTables(db: DatabaseSync): void {
+  for (const table of CHECKED_AT_OPEN) {
+    const result = db.prepare(`PRAGMA quick_check(${table})`).all().map((row) => String(row.quick_check));
+    if (result.join() !== "ok") {
+      throw new StoreDamagedError(`quick_check(${table}): ${result.slice(0, 5).join("; ")}`);
+    }
+  }
 }
 
 /** Free pages returned to the file system per vacuum pass at most, to bound the event-loop stall. */
