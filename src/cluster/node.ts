@@ -113,7 +113,7 @@ export class ClusterNode implements SessionService {
             this.options.logger.warn("cluster.share_not_appended", { clientId, error: String(error) })
           ),
       },
-      onTimer: (timer, clientId, epoch) => void this.#append({ kind: "timer", timer, clientId, epoch }),
+      onTimer: (timer, clientId, epoch) => this.#appendTimer(timer, clientId, epoch),
       clock: this.#clock,
     });
   }
@@ -244,7 +244,23 @@ export class ClusterNode implements SessionService {
   #forward(message: Message): Promise<void> {
     const { packet: _, ...plain } = message;
     const origin = { nodeId: this.nodeId, run: this.#run, sequence: this.#nextSequence++ };
-    return this.#append({ kind: "publish", message: { ...plain, origin } });
+    const appended = this.#append({ kind: "publish", message: { ...plain, origin } });
+    // A QoS 0 or broker message has nobody to tell when the log refuses it (QoS 1/2 are refused to their
+    // publisher through the returned promise): it is lost, as QoS 0 may be, and must not end the process.
+    appended.catch(() => {});
+    return appended;
+  }
+
+  /**
+   * A session timer came due here: its event goes to the log, and is offered again every heartbeat while the
+   * log refuses it (expiry and delayed wills wait for the log; a late copy from another node changes nothing).
+   */
+  #appendTimer(timer: SessionTimer, clientId: string, epoch: number): void {
+    this.#append({ kind: "timer", timer, clientId, epoch }).catch((error) => {
+      if (this.#stopped) return;
+      this.options.logger.warn("cluster.timer_not_appended", { clientId, timer, error: String(error) });
+      this.options.clock.after(this.options.heartbeatMs, () => this.#appendTimer(timer, clientId, epoch));
+    });
   }
 
   #append(event: ClusterEvent): Promise<void> {

@@ -490,3 +490,31 @@ Deno.test("cluster: the per-address cap on persistent sessions counts claims mad
     await cluster.stop();
   }
 });
+
+Deno.test("cluster: QoS 0 publishes and session timers while the log is unreachable neither crash the node nor get lost", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    const dev = new FakeClient(a, "expiring");
+    await dev.connect({ cleanStart: false, expiry: 2 });
+    dev.disconnect();
+    const pub = new FakeClient(a, "pub");
+    await pub.connect();
+    await cluster.settle();
+    cluster.service.setReachable(false);
+    pub.publish("t", "lost in the outage", 0);
+    await cluster.advance(3000); // the expiry timers come due: their events cannot be appended
+    pub.publish("t", "refused", 1, 1);
+    // The QoS 1 append fails last; the QoS 0 forward and the timers' appends (an unhandled rejection each,
+    // which ends the test as it would end the broker) have failed before it.
+    await assert.rejects(pub.acks());
+    assert.ok(a.broker.session("expiring") && b.broker.session("expiring"), "expiry waits for the log");
+    cluster.service.setReachable(true);
+    await cluster.advance(1000); // the timers are appended again
+    await cluster.settle();
+    assert.equal(a.broker.session("expiring"), undefined);
+    assert.equal(b.broker.session("expiring"), undefined);
+  } finally {
+    await cluster.stop();
+  }
+});
