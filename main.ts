@@ -11,7 +11,8 @@ import {
   tokenMatches,
 } from "./src/auth/mod.ts";
 import { type AdminApp, createAdminApp, createBrokerView } from "./src/admin/mod.ts";
-import { Broker, type Clock, ownerUsername, systemClock } from "./src/broker/mod.ts";
+import { getHeapStatistics } from "node:v8";
+import { Broker, type Clock, MemoryBudget, ownerUsername, systemClock } from "./src/broker/mod.ts";
 import { parseCommandLine } from "./src/cli/args.ts";
 import { ClusterNode, type ClusterNodeOptions } from "./src/cluster/mod.ts";
 import { describeListenError, exposure, logFormat } from "./src/cli/exposure.ts";
@@ -43,6 +44,9 @@ import {
 } from "./src/transport/mod.ts";
 
 export const VERSION = "0.1.0";
+
+/** How often the memory in use is compared with limits.memory_bytes. */
+const MEMORY_SAMPLE_MS = 250;
 
 /** A failure that repeats (accepting at EMFILE) is logged at most this often, with the count it skipped. */
 const ACCEPT_ERROR_LOG_MS = 10_000;
@@ -179,7 +183,18 @@ export async function startBroker(
   // is connected elsewhere (its holder logs the denials).
   const permissionsFor = (clientId: string, owner: string | undefined) =>
     clientPermissions({ clientId, username: ownerUsername(owner) }, authorizer, () => {});
+  const memoryBudget = new MemoryBudget(config.limits.memoryBytes || automaticMemoryBudget());
+  const sampleMemory = () => {
+    const { heapUsed, external } = Deno.memoryUsage();
+    const turned = memoryBudget.sample(heapUsed + external);
+    const fields = { usedBytes: memoryBudget.usedBytes, limitBytes: memoryBudget.limitBytes };
+    if (turned === "over") logger.warn("memory.over_budget", { ...fields, refusing: "new client messages" });
+    else if (turned === "under") logger.info("memory.under_budget", fields);
+  };
+  sampleMemory();
+  const memoryTimer = setInterval(sampleMemory, MEMORY_SAMPLE_MS);
   const brokerOptions = {
+    memoryBudget,
     limits,
     maxSessionExpiry: config.mqtt.maxSessionExpiry,
     sharedSubscriptionStrategy: config.mqtt.sharedSubscriptionStrategy,
@@ -257,6 +272,11 @@ export async function startBroker(
     drops: () => broker.stats.drops,
     logins: () => authenticator.methodStats(),
     sessions: () => broker.sessionTotals(),
+    memory: () => ({
+      usedBytes: memoryBudget.usedBytes,
+      limitBytes: memoryBudget.limitBytes,
+      refused: memoryBudget.refused,
+    }),
   });
   let draining = false;
   let http: HttpEndpoint | undefined;
@@ -471,6 +491,7 @@ export async function startBroker(
     stopping ??= (async () => {
       logger.info("broker.stopping", { connections: connections.connectionCount });
       stopSys?.();
+      clearInterval(memoryTimer);
       draining = true;
       for (const listener of listeners) listener.close();
       await Promise.all(listeners.map((listener) => listener.done));
@@ -482,6 +503,14 @@ export async function startBroker(
       logger.info("broker.stopped", {});
     })();
   return { broker, connections, listeners, logger, stop, reload, metrics, http };
+}
+
+/**
+ * `limits.memory_bytes = 0`: half the machine's memory, and at most three quarters of the JavaScript heap's
+ * limit, which the heap part of the usage cannot pass without ending the process.
+ */
+function automaticMemoryBudget(): number {
+  return Math.floor(Math.min(Deno.systemMemoryInfo().total / 2, getHeapStatistics().heap_size_limit * 0.75));
 }
 
 /** A host as it goes into a URL: IPv6 in brackets, a wildcard address as loopback. */

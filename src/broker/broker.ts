@@ -393,6 +393,18 @@ export class Broker implements SessionService {
     ack: AckPacket<"puback" | "pubrec"> | undefined,
     fromLog: boolean,
   ): Promise<void> | undefined {
+    // Over the memory budget nothing new is taken (a retained delete frees memory: it is); a packet from the
+    // cluster log was taken by its holder.
+    const deletesRetained = message.retain && message.payload.byteLength === 0;
+    if (!fromLog && !deletesRetained && this.options.memoryBudget?.over) {
+      this.options.memoryBudget.refused++;
+      if (!ack) return undefined; // QoS 0: dropped
+      return this.#refused(
+        session,
+        ack,
+        new StorageError("memory budget exceeded", ReasonCode.QuotaExceeded),
+      );
+    }
     if (ack && message.retain && !this.retained.admits(message)) {
       return this.#refused(session, ack, new StorageError("retained store full", ReasonCode.QuotaExceeded));
     }

@@ -1,5 +1,6 @@
 /** Shared broker services: session registry, router, retained and will messages, persistence. */
 export { Broker, empty } from "./broker.ts";
+export { MemoryBudget } from "./memory_budget.ts";
 export * from "./clock.ts";
 export * from "./types.ts";
 export type { SessionEntry } from "./registry.ts";

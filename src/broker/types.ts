@@ -12,6 +12,7 @@ import type {
 } from "../session/types.ts";
 import type { StorageAdapter } from "../storage/port.ts";
 import type { Clock } from "./clock.ts";
+import type { MemoryBudget } from "./memory_budget.ts";
 import type { RetainedLimits } from "./retained.ts";
 import type { SessionQuotaLimits } from "./session_quota.ts";
 
@@ -63,6 +64,8 @@ export interface BrokerOptions {
   retainedLimits?: RetainedLimits;
   /** Caps on sessions, in all and per owner (default: none). */
   sessionQuota?: SessionQuotaLimits;
+  /** While it is over, client PUBLISHes are not taken (QoS 0 dropped, QoS 1/2 refused with 0x97). */
+  memoryBudget?: MemoryBudget;
   clock?: Clock;
   egress?: Egress;
   /**

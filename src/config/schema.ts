@@ -305,6 +305,12 @@ export const settingKeys = {
     "Log line format: JSON lines, human-readable text, or auto (text when stdout is a terminal, JSON otherwise).",
   ),
 
+  "limits.memory_bytes": integer(
+    { min: 0, max: Number.MAX_SAFE_INTEGER },
+    0,
+    "Memory the broker may use (JavaScript heap in use plus buffers: queues, retained messages, in-flight and outbound frames). Over it, new client messages are not taken (QoS 0 dropped, QoS 1/2 refused with 0x97 Quota exceeded; 3.1.1 publishers are disconnected) until usage falls below 90% of it. 0 = automatic: half of the machine's memory, at most three quarters of the JavaScript heap limit.",
+  ),
+
   "shutdown.drain_timeout_ms": integer(
     { min: 0, max: MAX_TIMER_MS },
     5000,
@@ -327,6 +333,7 @@ export const sectionTitles: Record<"listener" | SectionOf<keyof typeof settingKe
   cluster: "Cluster over Apache RocketMQ 5",
   sys: "$SYS topics",
   log: "Logging (on stdout)",
+  limits: "Memory",
   shutdown: "Shutdown",
 };
 

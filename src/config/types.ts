@@ -93,5 +93,7 @@ export interface Config {
   };
   sys: { intervalSeconds: number };
   log: { level: "debug" | "info" | "warn" | "error"; format: "auto" | "json" | "text" };
+  /** 0 = automatic (see src/config/schema.ts). */
+  limits: { memoryBytes: number };
   shutdown: { drainTimeoutMs: number };
 }

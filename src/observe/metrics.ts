@@ -352,6 +352,8 @@ export interface BrokerMetricSources {
   sessions(): { queued: number; inflight: number };
   /** Logins since start by method (password, access_key, scram, certificate, anonymous). */
   logins(): Record<string, { successes: number; failures: number; delayed: number }>;
+  /** Memory in use against limits.memory_bytes, and messages not taken because it was over. */
+  memory?(): { usedBytes: number; limitBytes: number; refused: number };
 }
 
 /** A broker's metrics: a registry holding its traffic metrics plus gauges sampled from `sources`. */
@@ -399,8 +401,28 @@ export function createBrokerMetrics(traffic: TrafficMetrics, sources: BrokerMetr
     ),
   );
 
+  const memoryUsed = registry.register(
+    new Gauge("mqtt_memory_used_bytes", "Memory in use (JavaScript heap in use plus buffers), last sample."),
+  );
+  const memoryLimit = registry.register(
+    new Gauge("mqtt_memory_limit_bytes", "limits.memory_bytes in effect."),
+  );
+  const memoryRefused = registry.register(
+    new Counter(
+      "mqtt_memory_refused_total",
+      "Client messages not taken because memory was over limits.memory_bytes (QoS 0 dropped, QoS 1/2 refused).",
+    ),
+  );
+
   registry.beforeScrape(() => {
     // Totals kept elsewhere are copied in: reset and set rather than inc.
+    const memory = sources.memory?.();
+    if (memory) {
+      memoryUsed.set(memory.usedBytes);
+      memoryLimit.set(memory.limitBytes);
+      memoryRefused.reset();
+      memoryRefused.inc(memory.refused);
+    }
     connections.reset();
     connectionsTotal.reset();
     for (const listener of sources.listeners()) {

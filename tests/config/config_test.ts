@@ -67,6 +67,7 @@ const DEFAULTS: Config = {
   },
   sys: { intervalSeconds: 10 },
   log: { level: "info", format: "auto" },
+  limits: { memoryBytes: 0 },
   shutdown: { drainTimeoutMs: 5000 },
 };
 

@@ -1,0 +1,58 @@
+/**
+ * limits.memory_bytes: while the broker's memory is over it, client messages are not taken: QoS 0 is
+ * dropped, QoS 1/2 are refused with 0x97 Quota exceeded (a QoS 2 id is free again), 3.1.1 publishers are
+ * disconnected as for a full store; deleting a retained message, which frees memory, still works. A limit
+ * of one byte keeps the broker over it from its first sample (the way back under is in
+ * tests/broker/memory_budget_test.ts).
+ */
+import assert from "node:assert/strict";
+import { withBroker } from "../helpers/broker.ts";
+import { connect, publishPacket, readPublish, subscribe, subscription, text } from "../helpers/clients.ts";
+
+Deno.test("memory budget: over limits.memory_bytes, QoS 0 is dropped and QoS 1/2 refused with 0x97; a retained delete is taken", async () => {
+  await withBroker("limits.memory_bytes = 1\nsys.interval_seconds = 0", async ({ port, running }) => {
+    const { client: watcher } = await connect(port, "watcher", 5);
+    await subscribe(watcher, 5, [subscription("m/#", 2)]);
+    const { client: publisher } = await connect(port, "publisher", 5);
+
+    await publisher.sendPacket(publishPacket("m/0", "qos 0", 0), 5);
+    await publisher.sendPacket(publishPacket("m/1", "qos 1", 1, { packetId: 1 }), 5);
+    const puback = await publisher.readPacket();
+    assert.ok(puback.type === "puback" && puback.reasonCode === 0x97, JSON.stringify(puback));
+    await publisher.sendPacket(publishPacket("m/2", "qos 2", 2, { packetId: 2 }), 5);
+    const pubrec = await publisher.readPacket();
+    assert.ok(pubrec.type === "pubrec" && pubrec.reasonCode === 0x97, JSON.stringify(pubrec));
+    assert.equal(
+      running.broker.session("publisher")?.awaitingRelease.size,
+      0,
+      "the refused QoS 2 id is free",
+    );
+    assert.ok(await watcher.expectSilence(300), "nothing refused or dropped reaches a subscriber");
+
+    await publisher.sendPacket(publishPacket("m/r", "", 1, { packetId: 3, retain: true }), 5);
+    const deleted = await publisher.readPacket();
+    assert.ok(
+      deleted.type === "puback" && deleted.reasonCode < 0x80,
+      "a retained delete frees memory: taken",
+    );
+    assert.equal(text((await readPublish(watcher)).payload), "");
+
+    const { client: old } = await connect(port, "old", 4);
+    await old.sendPacket(publishPacket("m/3", "3.1.1", 1, { packetId: 4 }), 4);
+    await old.expectClosed();
+    await Promise.all([watcher.close(), publisher.close(), old.close()]);
+  });
+});
+
+Deno.test("memory budget: under limits.memory_bytes (automatic by default) messages flow", async () => {
+  await withBroker("sys.interval_seconds = 0", async ({ port }) => {
+    const { client: watcher } = await connect(port, "watcher", 5);
+    await subscribe(watcher, 5, [subscription("m/#", 1)]);
+    const { client: publisher } = await connect(port, "publisher", 5);
+    await publisher.sendPacket(publishPacket("m/1", "qos 1", 1, { packetId: 1 }), 5);
+    const puback = await publisher.readPacket();
+    assert.ok(puback.type === "puback" && puback.reasonCode < 0x80, JSON.stringify(puback));
+    assert.equal(text((await readPublish(watcher)).payload), "qos 1");
+    await Promise.all([watcher.close(), publisher.close()]);
+  });
+});
