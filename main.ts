@@ -193,6 +193,7 @@ export async function startBroker(
   };
   sampleMemory();
   const memoryTimer = setInterval(sampleMemory, MEMORY_SAMPLE_MS);
+  Deno.unrefTimer(memoryTimer); // sampling never keeps the process alive (a failed start exits)
   const brokerOptions = {
     memoryBudget,
     limits,
@@ -433,6 +434,7 @@ export async function startBroker(
       }
     }
   } catch (error) {
+    clearInterval(memoryTimer);
     for (const listener of listeners) listener.close();
     broker.stop();
     await storage.stop();
