@@ -48,6 +48,9 @@ class MultiRowStatement {
 const placeholders = (rows: number, columns: number): string =>
   Array.from({ length: rows }, () => `(${Array.from({ length: columns }, () => "?").join(", ")})`).join(", ");
 
+/** How many appended messages' sizes are remembered for the saves of their queue entries. */
+const RECENT_SIZES = 65_536;
+
 /** Writes batches of {@link Operation}s over one connection. */
 export class BatchWriter {
   readonly #appendMessages: MultiRowStatement;
@@ -55,8 +58,11 @@ export class BatchWriter {
   readonly #deleteQueueEntries: MultiRowStatement;
   readonly #deleteUnreferencedMessages: MultiRowStatement;
   readonly #messageSize: StatementSync;
-  /** The sizes of the messages appended in the batch being written, by id. */
-  readonly #appendedSizes = new Map<SQLInputValue, number>();
+  /**
+   * The sizes of the messages appended lately, by id: an entry is saved in the batch that appends its
+   * message, and saved again (its stage) soon after; a query per entry cost durable QoS 1 a third.
+   */
+  readonly #recentSizes = new Map<SQLInputValue, number>();
 
   readonly runner: OperationRunner;
 
@@ -98,12 +104,16 @@ export class BatchWriter {
   /** Applies the operations; the caller wraps the call in a transaction. */
   write(operations: readonly Operation[]): void {
     const appends: SQLInputValue[][] = [];
-    this.#appendedSizes.clear();
     for (const operation of operations) {
       if (operation.kind !== "appendMessage") continue;
       const [id, topic, payload] = operation.row as [SQLInputValue, string, Uint8Array];
-      this.#appendedSizes.set(id, payload.byteLength + topic.length);
+      this.#recentSizes.set(id, payload.byteLength + topic.length);
       appends.push(operation.row);
+    }
+    // Oldest first (insertion order): what is left is the latest RECENT_SIZES appends.
+    for (const id of this.#recentSizes.keys()) {
+      if (this.#recentSizes.size <= RECENT_SIZES) break;
+      this.#recentSizes.delete(id);
     }
     this.#appendMessages.run(appends);
 
@@ -138,7 +148,7 @@ export class BatchWriter {
   }
 
   #sizeOf(messageId: SQLInputValue): number {
-    const appended = this.#appendedSizes.get(messageId);
+    const appended = this.#recentSizes.get(messageId);
     if (appended !== undefined) return appended;
     return Number(this.#messageSize.get(messageId as number)?.bytes ?? 0);
   }
@@ -147,9 +157,8 @@ export class BatchWriter {
     if (run.length === 0) return;
     const rows = run.map((operation) => operation.row);
     if (run[0].kind === "saveQueueEntry") {
-      // An entry records its message's size, so that a start totals the queues without reading messages.
-      // The message was nearly always appended in the same batch; a query per entry (3x slower durable
-      // QoS 1 when every entry did it) is left for the others.
+      // An entry records its message's size, so that a start totals the queues without reading messages
+      // (a save of an existing entry keeps the size it has).
       this.#saveQueueEntries.run(rows.map((row) => [...row, this.#sizeOf(row[1])]));
       return;
     }
