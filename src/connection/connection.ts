@@ -160,6 +160,8 @@ export class Connection implements SessionLink, OutboxOwner {
    * enhanced method (re-authentication); null after that otherwise, so an idle connection holds none.
    */
   #handshakeState: Handshake | null | undefined;
+  /** Made at the first refused acknowledgement. */
+  #notStored: RateLimitedLog | undefined;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
   /** The last acknowledgement still waiting for storage, if any. */
@@ -638,7 +640,9 @@ export class Connection implements SessionLink, OutboxOwner {
       () => this.#send(ack),
       (error) => {
         const reasonCode = error instanceof StorageError ? error.reasonCode : ReasonCode.UnspecifiedError;
-        this.#log("error", "publish.not_stored", { reasonCode, error });
+        // one line a second at most: a publisher can keep sending into a full store or memory budget
+        this.#notStored ??= new RateLimitedLog((fields) => this.#log("error", "publish.not_stored", fields));
+        this.#notStored.write({ reasonCode, error });
         if (this.#version === 5) this.#send({ ...ack, reasonCode });
         else void this.#closeAfterFlush(true);
       },

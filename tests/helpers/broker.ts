@@ -10,6 +10,8 @@ import { createLogger } from "../../src/observe/mod.ts";
 export interface TestBroker {
   port: number;
   running: RunningBroker;
+  /** The JSON log lines written so far (level warn and above). */
+  logLines: readonly string[];
 }
 
 /** Starts a broker with `properties` lines on top of a loopback listener, runs `fn`, always stops it. */
@@ -27,7 +29,7 @@ export async function withBroker(
   const logger = createLogger({ level: "warn", write: (line) => lines.push(line) });
   const running = await startBroker(config, logger);
   try {
-    await fn({ port: running.listeners[0].port, running });
+    await fn({ port: running.listeners[0].port, running, logLines: lines });
   } finally {
     await running.stop();
   }

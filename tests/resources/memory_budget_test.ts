@@ -44,6 +44,22 @@ Deno.test("memory budget: over limits.memory_bytes, QoS 0 is dropped and QoS 1/2
   });
 });
 
+Deno.test("memory budget: a publisher that keeps sending over the budget is logged once a second, not per message", async () => {
+  await withBroker("limits.memory_bytes = 1\nsys.interval_seconds = 0", async ({ port, logLines }) => {
+    const { client: publisher } = await connect(port, "publisher", 5);
+    for (let id = 1; id <= 50; id++) {
+      await publisher.sendPacket(publishPacket("m/1", "refused", 1, { packetId: id }), 5);
+    }
+    for (let id = 1; id <= 50; id++) {
+      const ack = await publisher.readPacket();
+      assert.ok(ack.type === "puback" && ack.reasonCode === 0x97, JSON.stringify(ack));
+    }
+    const refusals = logLines.filter((line) => line.includes('"publish.not_stored"'));
+    assert.ok(refusals.length >= 1 && refusals.length <= 2, `${refusals.length} log lines for 50 refusals`);
+    await publisher.close();
+  });
+});
+
 Deno.test("memory budget: under limits.memory_bytes (automatic by default) messages flow", async () => {
   await withBroker("sys.interval_seconds = 0", async ({ port }) => {
     const { client: watcher } = await connect(port, "watcher", 5);
