@@ -7,27 +7,12 @@ import assert from "node:assert/strict";
 import { Broker, type OpenResult, type SessionLink, type SessionQuotaLimits } from "../../src/broker/mod.ts";
 import { ClusterNode } from "../../src/cluster/mod.ts";
 import type { AckPacket, Packet, ProtocolVersion, PublishPacket, QoS, Will } from "../../src/codec/mod.ts";
-import type { Attachment, Effect, SessionLimits } from "../../src/session/mod.ts";
+import type { Attachment, Effect } from "../../src/session/mod.ts";
 import { MemoryLog, MemoryLogService } from "../../src/storage/memory/memory_log.ts";
 import { createMemoryState, createMemoryStorage, type MemoryState } from "../../src/storage/mod.ts";
 import { FakeClock } from "../helpers/clock.ts";
 
-export const limits: SessionLimits = {
-  maxInflight: 10,
-  receiveMaximum: 10,
-  maxQueuedMessages: 1000,
-  maxQueuedBytes: 0,
-  queueDropPolicy: "drop_oldest",
-  queueQos0Offline: false,
-  maxTopicAlias: 10,
-  maxSubscriptionsPerClient: 100,
-  maxTopicLevels: 32,
-  maxQos: 2,
-  retainAvailable: true,
-  wildcardSubscriptionAvailable: true,
-  subscriptionIdentifiersAvailable: true,
-  sharedSubscriptionAvailable: true,
-};
+import { limits } from "../helpers/session_limits.ts";
 
 export const HEARTBEAT_MS = 1000;
 /** How long an append waits for an unreachable log (real time, kept short). */

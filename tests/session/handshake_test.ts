@@ -6,24 +6,8 @@ import assert from "node:assert/strict";
 import type { Authenticator, AuthStep, EnhancedAuthMethod } from "../../src/auth/port.ts";
 import { MqttError, ReasonCode } from "../../src/codec/mod.ts";
 import type { AuthPacket, ConnectPacket, ProtocolVersion } from "../../src/codec/types.ts";
-import { Handshake, type HandshakeContext, type SessionLimits } from "../../src/session/mod.ts";
-
-const limits: SessionLimits = {
-  maxInflight: 10,
-  receiveMaximum: 10,
-  maxQueuedMessages: 100,
-  maxQueuedBytes: 0,
-  queueDropPolicy: "drop_oldest",
-  queueQos0Offline: false,
-  maxTopicAlias: 10,
-  maxSubscriptionsPerClient: 100,
-  maxTopicLevels: 32,
-  maxQos: 2,
-  retainAvailable: true,
-  wildcardSubscriptionAvailable: true,
-  subscriptionIdentifiersAvailable: true,
-  sharedSubscriptionAvailable: true,
-};
+import { Handshake, type HandshakeContext } from "../../src/session/mod.ts";
+import { limits } from "../helpers/session_limits.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (data: Uint8Array | undefined) => new TextDecoder().decode(data);
