@@ -22,12 +22,44 @@ export interface MatchVisitor<T> {
 
 class TrieNode<T> {
   children: Map<string, TrieNode<T>> | undefined;
+  /**
+   * A filter's only plain subscriber is held in these two fields, a Map (about 250 B) only from the second
+   * on: most filters have one subscriber (a device's own topics), and there may be millions of them.
+   */
+  soleId: string | undefined;
+  soleValue: T | undefined;
   subscribers: Map<string, T> | undefined;
   groups: Map<string, SharedGroup<T>> | undefined;
   constructor(readonly filter: string) {}
 
   isEmpty(): boolean {
-    return !this.children?.size && !this.subscribers?.size && !this.groups?.size;
+    return this.soleId === undefined && !this.children?.size && !this.subscribers?.size && !this.groups?.size;
+  }
+
+  /** Adds or replaces a plain subscriber; returns true when it is new. */
+  setSubscriber(clientId: string, value: T): boolean {
+    if (this.subscribers) {
+      const isNew = !this.subscribers.has(clientId);
+      this.subscribers.set(clientId, value);
+      return isNew;
+    }
+    if (this.soleId === undefined || this.soleId === clientId) {
+      const isNew = this.soleId === undefined;
+      this.soleId = clientId;
+      this.soleValue = value;
+      return isNew;
+    }
+    this.subscribers = new Map([[this.soleId, this.soleValue as T], [clientId, value]]);
+    this.soleId = this.soleValue = undefined;
+    return true;
+  }
+
+  deleteSubscriber(clientId: string): boolean {
+    if (this.soleId === clientId) {
+      this.soleId = this.soleValue = undefined;
+      return true;
+    }
+    return this.subscribers?.delete(clientId) ?? false;
   }
 }
 
@@ -71,10 +103,9 @@ export class SubscriptionTrie<T> {
       }
       node = child;
     }
-    let members: Map<string, T>;
+    let isNew: boolean;
     if (group === undefined) {
-      node.subscribers ??= new Map();
-      members = node.subscribers;
+      isNew = node.setSubscriber(clientId, value);
     } else {
       node.groups ??= new Map();
       let shared = node.groups.get(group);
@@ -82,11 +113,10 @@ export class SubscriptionTrie<T> {
         shared = new SharedGroup<T>(group, filter);
         node.groups.set(group, shared);
       }
-      if (!shared.members.has(clientId)) shared.memberIds.push(clientId);
-      members = shared.members;
+      isNew = !shared.members.has(clientId);
+      if (isNew) shared.memberIds.push(clientId);
+      shared.members.set(clientId, value);
     }
-    const isNew = !members.has(clientId);
-    members.set(clientId, value);
     if (isNew) this.#count++;
     return isNew;
   }
@@ -103,7 +133,7 @@ export class SubscriptionTrie<T> {
     }
     let removed: boolean;
     if (group === undefined) {
-      removed = node.subscribers?.delete(clientId) ?? false;
+      removed = node.deleteSubscriber(clientId);
     } else {
       const shared = node.groups?.get(group);
       removed = shared?.members.delete(clientId) ?? false;
@@ -161,7 +191,8 @@ export class SubscriptionTrie<T> {
 
   #visit(node: TrieNode<T>, visitor: MatchVisitor<T>): void {
     // forEach with a `this` instead of for…of: no iterator and no entry pair per subscriber per message.
-    if (node.subscribers) {
+    if (node.soleId !== undefined) visitor.subscriber(node.soleId, node.soleValue as T, node.filter);
+    else if (node.subscribers) {
       const state = this.#visitState;
       state.visitor = visitor;
       state.filter = node.filter;

@@ -113,3 +113,26 @@ Deno.test("[MQTT-4.8.2-1] [MQTT-4.8.2-2] shared filters: $share/<name>/<filter>,
   assert.equal(reasonOf(() => parseSharedFilter("$share/g", 8)), 0x8f);
   assert.equal(reasonOf(() => parseSharedFilter("$share/g/a/#/b", 8)), 0x8f);
 });
+
+Deno.test("trie: one filter's subscribers join, replace and leave in any order (one, then many, then none)", () => {
+  const trie = new SubscriptionTrie<string>();
+  assert.equal(trie.add("a/b", "x", "1"), true);
+  assert.equal(trie.add("a/b", "x", "2"), false, "a second add by the same client replaces");
+  assert.deepEqual(matches(trie, "a/b"), ["x:2"]);
+  assert.equal(trie.add("a/b", "y", "3"), true);
+  assert.equal(trie.add("a/b", "z", "4"), true);
+  assert.equal(trie.size, 3);
+  assert.deepEqual(matches(trie, "a/b"), ["x:2", "y:3", "z:4"]);
+  assert.equal(trie.remove("a/b", "x"), true);
+  assert.equal(trie.remove("a/b", "x"), false);
+  assert.deepEqual(matches(trie, "a/b"), ["y:3", "z:4"]);
+  assert.equal(trie.remove("a/b", "y"), true);
+  assert.equal(trie.remove("a/b", "z"), true);
+  assert.equal(trie.size, 0);
+  assert.deepEqual(matches(trie, "a/b"), []);
+  assert.equal(trie.add("a/b", "w", "5"), true, "an emptied filter takes subscribers again");
+  assert.deepEqual(matches(trie, "a/b"), ["w:5"]);
+  assert.equal(trie.remove("a/b", "w"), true);
+  trie.add("a/b/c", "v", "6");
+  assert.deepEqual(matches(trie, "a/b/c"), ["v:6"], "the pruned branch was rebuilt");
+});
