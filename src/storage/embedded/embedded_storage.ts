@@ -21,6 +21,7 @@ import {
 } from "../port.ts";
 import type { CommitStats } from "./group_commit.ts";
 import { OperationBatch } from "./operations.ts";
+import { snapshotFromWire } from "./records.ts";
 import { type DirLock, lockDataDir } from "./dir_lock.ts";
 import type { StorageLogger } from "./open_store.ts";
 import { UNSPECIFIED_ERROR } from "./store_engine.ts";
@@ -307,7 +308,7 @@ class EmbeddedStore implements EmbeddedStorage {
       case "opened":
         this.#nextMessageId = message.nextMessageId;
         this.#nextSequence = message.nextSequence;
-        this.#opened?.resolve(message.snapshot);
+        this.#opened?.resolve(snapshotFromWire(message.snapshot));
         return;
       case "openFailed":
         this.#opened?.reject(fromWire(message.error));

@@ -4,6 +4,8 @@ import type { Properties } from "../../codec/types.ts";
 import type {
   MessageRef,
   QueueEntry,
+  QueueTotals,
+  StorageSnapshot,
   StoredMessage,
   StoredSession,
   StoredSubscription,
@@ -60,30 +62,64 @@ function withOptional<T extends object>(record: T, optional: Partial<T>): T {
   return record;
 }
 
-export function sessionFromRow(row: Row): StoredSession {
-  return withOptional<StoredSession>(
-    {
-      clientId: row.client_id as string,
-      expiryInterval: row.expiry_interval as number,
-      epoch: row.epoch as number,
-    },
-    {
-      disconnectedAt: optionalNumber(row.disconnected_at),
-      owner: typeof row.owner === "string" ? row.owner : undefined,
-      connection: typeof row.connection === "string" ? row.connection : undefined,
-    },
+/**
+ * The snapshot as the store's worker sends it: sessions, subscriptions and queue totals as JSON text of one
+ * array per column (see recovery.ts), which crosses to the broker's thread as one string.
+ */
+export interface WireSnapshot extends Omit<StorageSnapshot, "sessions" | "subscriptions" | "queueTotals"> {
+  sessions: WireTable;
+  subscriptions: WireTable;
+  queueTotals: WireTable;
+}
+
+/** One table's rows: how many, and a JSON array of its columns. */
+export interface WireTable {
+  rows: number;
+  columns: string;
+}
+
+/** The port's snapshot from the worker's. */
+export function snapshotFromWire(wire: WireSnapshot): StorageSnapshot {
+  return {
+    ...wire,
+    sessions: sessionsFromColumns(wire.sessions.columns),
+    subscriptions: subscriptionsFromColumns(wire.subscriptions.columns),
+    queueTotals: queueTotalsFromColumns(wire.queueTotals.columns),
+  };
+}
+
+function sessionsFromColumns(text: string): StoredSession[] {
+  const [clientIds, expiryIntervals, disconnectedAts, epochs, owners, connections] = JSON.parse(text);
+  return (clientIds as string[]).map((clientId, i) =>
+    withOptional<StoredSession>({ clientId, expiryInterval: expiryIntervals[i], epoch: epochs[i] }, {
+      disconnectedAt: optionalNumber(disconnectedAts[i]),
+      owner: optionalText(owners[i]),
+      connection: optionalText(connections[i]),
+    })
   );
 }
 
-export function subscriptionFromRow(row: Row): StoredSubscription {
-  return withOptional<StoredSubscription>({
-    clientId: row.client_id as string,
-    topicFilter: row.topic_filter as string,
-    qos: row.qos as StoredSubscription["qos"],
-    noLocal: row.no_local === 1,
-    retainAsPublished: row.retain_as_published === 1,
-    retainHandling: row.retain_handling as StoredSubscription["retainHandling"],
-  }, { subscriptionIdentifier: optionalNumber(row.subscription_identifier) });
+function subscriptionsFromColumns(text: string): StoredSubscription[] {
+  const [clientIds, filters, qoses, noLocals, retainAsPublisheds, retainHandlings, identifiers] = JSON.parse(
+    text,
+  );
+  return (clientIds as string[]).map((clientId, i) =>
+    withOptional<StoredSubscription>({
+      clientId,
+      topicFilter: filters[i],
+      qos: qoses[i],
+      noLocal: noLocals[i] === 1,
+      retainAsPublished: retainAsPublisheds[i] === 1,
+      retainHandling: retainHandlings[i],
+    }, { subscriptionIdentifier: optionalNumber(identifiers[i]) })
+  );
+}
+
+function queueTotalsFromColumns(text: string): Map<string, QueueTotals> {
+  const [clientIds, entries, bytes] = JSON.parse(text);
+  return new Map(
+    (clientIds as string[]).map((clientId, i) => [clientId, { entries: entries[i], bytes: bytes[i] }]),
+  );
 }
 
 /** Reads the message columns shared by `messages` and `retained`. */

@@ -6,13 +6,13 @@
  * docs/storage.md has the format, the durability levels and the measurements behind these choices.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { StorageError, type StorageSnapshot, type StoredDelivery } from "../port.ts";
+import { StorageError, type StoredDelivery } from "../port.ts";
 import { BatchWriter } from "./batch_writer.ts";
 import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
 import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
 import { grows, type Operation } from "./operations.ts";
-import { messageFromRow, queueEntryFromRow, type Row } from "./records.ts";
+import { messageFromRow, queueEntryFromRow, type Row, type WireSnapshot } from "./records.ts";
 import { diskBudget, VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
 
 /** What the engine is opened with (the adapter's options that concern the disk). */
@@ -26,7 +26,7 @@ export interface EngineOptions {
 /** An opened engine, with what the adapter continues from. */
 export interface OpenedEngine {
   engine: StoreEngine;
-  snapshot: StorageSnapshot;
+  snapshot: WireSnapshot;
   nextMessageId: number;
   nextSequence: number;
 }
@@ -119,8 +119,8 @@ export class StoreEngine {
     logger.info("storage.started", {
       path: store.path,
       durability,
-      sessions: snapshot.sessions.length,
-      queues: snapshot.queueTotals.size,
+      sessions: snapshot.sessions.rows,
+      queues: snapshot.queueTotals.rows,
       retained: snapshot.retained.length,
       ...store.dropped,
       ms: Math.round(performance.now() - started),

@@ -2,7 +2,8 @@
  * The messages between the embedded adapter (on the broker's event loop) and the worker that owns the
  * database. Everything crossing is structured-cloneable data; errors travel as message and reason code.
  */
-import type { StorageSnapshot, StoredDelivery } from "../port.ts";
+import type { StoredDelivery } from "../port.ts";
+import type { WireSnapshot } from "./records.ts";
 import type { CommitStats } from "./group_commit.ts";
 import type { SQLInputValue } from "node:sqlite";
 import type { EngineOptions } from "./store_engine.ts";
@@ -25,7 +26,7 @@ export interface WireError {
 }
 
 export type FromWorker =
-  | { type: "opened"; snapshot: StorageSnapshot; nextMessageId: number; nextSequence: number }
+  | { type: "opened"; snapshot: WireSnapshot; nextMessageId: number; nextSequence: number }
   | { type: "openFailed"; error: WireError }
   | { type: "committed"; id: number }
   | { type: "failed"; id: number; error: WireError }
