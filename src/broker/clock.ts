@@ -10,6 +10,8 @@ export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number;
   after(ms: number, callback: () => void): TimerHandle;
+  /** A timer for one client (`key`), with no closure to hold it: 100,000 offline sessions each have one. */
+  after(ms: number, callback: (key: string) => void, key: string): TimerHandle;
   cancel(handle: TimerHandle | undefined): void;
   /** A number in [0, 1). */
   random(): number;
@@ -23,7 +25,8 @@ interface Timer extends TimerHandle {
   due: number;
   /** Creation order: timers due at the same millisecond fire in the order they were set, as setTimeout's do. */
   order: number;
-  callback: () => void;
+  callback: (key: string) => void;
+  key: string;
   /** Position in the heap; -1 once fired or cancelled. */
   index: number;
 }
@@ -41,11 +44,12 @@ class TimerQueue {
   #timeout: ReturnType<typeof setTimeout> | undefined;
   #armedFor = Infinity;
 
-  add(ms: number, callback: () => void): TimerHandle {
+  add(ms: number, callback: (key: string) => void, key: string): TimerHandle {
     const timer: Timer = {
       due: performance.now() + Math.max(0, ms),
       order: this.#order++,
       callback,
+      key,
       index: -1,
     };
     this.#push(timer);
@@ -71,7 +75,7 @@ class TimerQueue {
       while (this.#heap.length > 0 && this.#heap[0].due <= now && this.#heap[0].order < lastOrder) {
         const timer = this.#heap[0];
         this.#removeAt(0);
-        timer.callback();
+        timer.callback(timer.key);
       }
     } finally {
       if (this.#heap.length > 0) this.#arm();
@@ -148,7 +152,7 @@ const timers = new TimerQueue();
 /** The real clock. */
 export const systemClock: Clock = {
   now: Date.now,
-  after: (ms, callback) => timers.add(ms, callback),
+  after: (ms: number, callback: (key: string) => void, key: string = "") => timers.add(ms, callback, key),
   cancel(handle) {
     if (handle) timers.cancel(handle);
   },

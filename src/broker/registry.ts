@@ -326,10 +326,11 @@ export class SessionRegistry {
     else this.end(entry);
   }
 
+  readonly #expire = (clientId: string): void => this.services.timerDue("expire", clientId);
+
   armExpiry(entry: SessionEntry, ms: number): void {
     if (entry.session.expiryInterval === NEVER_EXPIRES) return;
-    const clientId = entry.session.clientId;
-    entry.expiryTimer = this.services.clock.after(ms, () => this.services.timerDue("expire", clientId));
+    entry.expiryTimer = this.services.clock.after(ms, this.#expire, entry.session.clientId);
   }
 
   /** The session expired (or its connection ended with expiry 0): publish a pending will, forget it all. */

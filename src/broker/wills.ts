@@ -130,7 +130,7 @@ export class WillService {
   #schedule(clientId: string, armed: ArmedWill, publishAt: number): void {
     armed.publishAt = publishAt;
     this.persistence.willArmed(clientId, armed.will, armed.owner, publishAt);
-    armed.timer = this.clock.after(Math.max(0, publishAt - this.clock.now()), () => this.onDue(clientId));
+    armed.timer = this.clock.after(Math.max(0, publishAt - this.clock.now()), this.onDue, clientId);
   }
 
   #forget(clientId: string): void {

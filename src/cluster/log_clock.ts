@@ -8,7 +8,7 @@ export class LogClock implements Clock {
   constructor(private readonly real: Clock) {}
 
   now = (): number => this.#at ?? this.real.now();
-  after = (ms: number, callback: () => void) => this.real.after(ms, callback);
+  after = (ms: number, callback: (key: string) => void, key = "") => this.real.after(ms, callback, key);
   cancel = (handle: Parameters<Clock["cancel"]>[0]) => this.real.cancel(handle);
 
   /** Chance derived from the log position while applying, so every node draws the same number. */

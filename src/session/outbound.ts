@@ -16,6 +16,9 @@ import type {
 /** Where the flow writes the effects it produces (a session's effect list). */
 type EffectSink = { push(effect: Effect): number };
 
+/** `#storedEntries` of a session whose deliveries are held in memory. */
+const NOT_PAGED_OUT = -1;
+
 /** A QoS 1/2 message sent and not yet fully acknowledged. */
 interface Inflight {
   delivery: Delivery;
@@ -41,10 +44,11 @@ export class OutboundFlow {
   #queue: Fifo<Queued> | undefined;
   queuedBytes = 0;
   /**
-   * Set while the session's deliveries live only in storage (a persistent session whose client is away):
-   * how many wait there, and their size, for the queue limits. New deliveries then go to storage only.
+   * While the session's deliveries live only in storage (a persistent session whose client is away): how
+   * many wait there, and their size, for the queue limits. New deliveries then go to storage only.
    */
-  #stored: { entries: number; bytes: number } | undefined;
+  #storedEntries = NOT_PAGED_OUT;
+  #storedBytes = 0;
   #nextPacketId = 1;
   /** Outbound topic aliases of this connection; created when the client allows aliases. */
   #aliases: Map<string, number> | undefined;
@@ -88,7 +92,7 @@ export class OutboundFlow {
 
   /** True while the deliveries are in storage, not in memory (see {@link pageOut}). */
   get storedOnly(): boolean {
-    return this.#stored !== undefined;
+    return this.#storedEntries !== NOT_PAGED_OUT;
   }
 
   /**
@@ -99,12 +103,14 @@ export class OutboundFlow {
     this.#inflight = undefined;
     this.#queue = undefined;
     this.queuedBytes = 0;
-    this.#stored = { ...queued };
+    this.#storedEntries = queued.entries;
+    this.#storedBytes = queued.bytes;
   }
 
   /** Starts taking the deliveries back from storage: from now on new ones are kept in memory as well. */
   beginPageIn(): void {
-    this.#stored = undefined;
+    this.#storedEntries = NOT_PAGED_OUT;
+    this.#storedBytes = 0;
   }
 
   /**
@@ -198,7 +204,7 @@ export class OutboundFlow {
         this.drops.qos0Offline++;
         return;
       }
-      if (this.#stored) this.#store(delivery, qos, this.#stored);
+      if (this.storedOnly) this.#store(delivery, qos);
       else this.#enqueue(delivery, qos);
       return;
     }
@@ -312,23 +318,23 @@ export class OutboundFlow {
   }
 
   /** Queues a delivery in storage only (the session is paged out); QoS 0 too, since nothing else keeps it. */
-  #store(delivery: Delivery, qos: QoS, stored: { entries: number; bytes: number }): void {
+  #store(delivery: Delivery, qos: QoS): void {
     const size = delivery.message.payload.byteLength + delivery.message.topic.length;
     const { maxQueuedMessages, maxQueuedBytes } = this.limits;
-    const full = (maxQueuedMessages > 0 && stored.entries >= maxQueuedMessages) ||
-      (maxQueuedBytes > 0 && stored.bytes + size > maxQueuedBytes);
+    const full = (maxQueuedMessages > 0 && this.#storedEntries >= maxQueuedMessages) ||
+      (maxQueuedBytes > 0 && this.#storedBytes + size > maxQueuedBytes);
     if (full) {
       this.drops.queueFull++;
-      if (this.limits.queueDropPolicy === "drop_newest" || stored.entries === 0) return;
+      if (this.limits.queueDropPolicy === "drop_newest" || this.#storedEntries === 0) return;
       this.#record({ kind: "dropOldestStored" });
       // The dropped entry's size is in storage, not here: count it as an average one until the queue is
       // read back, when the totals are exact again.
-      stored.bytes -= stored.bytes / stored.entries;
-      stored.entries--;
+      this.#storedBytes -= this.#storedBytes / this.#storedEntries;
+      this.#storedEntries--;
     }
     delivery.message = this.shared.compact(delivery.message);
-    stored.entries++;
-    stored.bytes += size;
+    this.#storedEntries++;
+    this.#storedBytes += size;
     this.#record({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 

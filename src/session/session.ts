@@ -10,6 +10,7 @@ import type {
 } from "../codec/types.ts";
 import { hasWildcard, parseSharedFilter, validateTopicFilter, validateTopicName } from "../topic/mod.ts";
 import { OutboundFlow, type SharedSessionState } from "./outbound.ts";
+import { SubscriptionTable } from "./subscription_table.ts";
 import type {
   AcceptedSubscription,
   Attachment,
@@ -30,7 +31,7 @@ import type {
  */
 export class Session {
   // Created when first used: an idle client's session holds neither.
-  #subscriptions: Map<string, SessionSubscription> | undefined;
+  #subscriptions: SubscriptionTable | undefined;
   #awaitingRelease: Set<number> | undefined;
   readonly outbound: OutboundFlow;
   /** Seconds the session outlives its connection; 0xFFFFFFFF = never expires. */
@@ -50,8 +51,8 @@ export class Session {
   }
 
   /** The session's subscriptions by filter. */
-  get subscriptions(): Map<string, SessionSubscription> {
-    return this.#subscriptions ??= new Map();
+  get subscriptions(): SubscriptionTable {
+    return this.#subscriptions ??= new SubscriptionTable();
   }
 
   /** Inbound QoS 2 packet ids received and not yet released: a resent PUBLISH is not routed twice [MQTT-4.3.3-10]. */

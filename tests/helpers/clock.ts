@@ -4,7 +4,8 @@ import type { Clock, TimerHandle } from "../../src/broker/mod.ts";
 interface Pending {
   at: number;
   order: number;
-  callback: () => void;
+  callback: (key: string) => void;
+  key: string;
   handle: TimerHandle;
 }
 
@@ -20,9 +21,9 @@ export class FakeClock implements Clock {
 
   now = (): number => this.#now;
 
-  after = (ms: number, callback: () => void): TimerHandle => {
+  after = (ms: number, callback: (key: string) => void, key = ""): TimerHandle => {
     const handle = { id: this.#order } as unknown as TimerHandle;
-    this.#timers.add({ at: this.#now + Math.max(0, ms), order: this.#order++, callback, handle });
+    this.#timers.add({ at: this.#now + Math.max(0, ms), order: this.#order++, callback, key, handle });
     return handle;
   };
 
@@ -57,7 +58,7 @@ export class FakeClock implements Clock {
       if (!next) break;
       this.#timers.delete(next);
       this.#now = next.at;
-      next.callback();
+      next.callback(next.key);
     }
     this.#now = end;
   }
