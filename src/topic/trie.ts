@@ -93,15 +93,21 @@ export class SubscriptionTrie<T> {
   /** Adds or replaces a subscription; returns true when it is new. */
   add(filter: string, clientId: string, value: T, group?: string): boolean {
     let node = this.#root;
-    const levels = filter.split("/");
-    for (let i = 0; i < levels.length; i++) {
+    let start = 0;
+    for (;;) {
+      const slash = filter.indexOf("/", start);
+      const end = slash === -1 ? filter.length : slash;
+      const level = filter.slice(start, end);
       node.children ??= new Map();
-      let child = node.children.get(levels[i]);
+      let child = node.children.get(level);
       if (!child) {
-        child = new TrieNode<T>(levels.slice(0, i + 1).join("/"));
-        node.children.set(levels[i], child);
+        // The filter itself for the last level: no new string for most nodes.
+        child = new TrieNode<T>(end === filter.length ? filter : filter.slice(0, end));
+        node.children.set(level, child);
       }
       node = child;
+      if (slash === -1) break;
+      start = slash + 1;
     }
     let isNew: boolean;
     if (group === undefined) {
