@@ -10,7 +10,7 @@ import type { Clock, TimerHandle } from "./clock.ts";
 import { ownerUsername } from "./owner.ts";
 import { fromStored, type Persistence } from "./persistence.ts";
 import type { Router } from "./router.ts";
-import { SessionQuota } from "./session_quota.ts";
+import { type SessionOwner, SessionQuota } from "./session_quota.ts";
 import type {
   BrokerOptions,
   BrokerStats,
@@ -271,6 +271,8 @@ export class SessionRegistry {
     const { clock, persistence, router, options } = this.services;
     const now = clock.now();
     const connected: { entry: SessionEntry; holder: string; attachment: Attachment }[] = [];
+    // Restored sessions have no address yet: one owner object per user name serves all of that user's.
+    const owners = new RestoredOwners();
     for (const stored of snapshot.sessions) {
       // A limit lowered since the session was stored applies to it too.
       stored.expiryInterval = Math.min(stored.expiryInterval, options.maxSessionExpiry);
@@ -288,7 +290,7 @@ export class SessionRegistry {
       session.outbound.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
       const entry = newEntry(session, stored.epoch, stored.owner, since);
       this.add(entry);
-      this.#quota.assign(stored.clientId, { username: ownerUsername(stored.owner) });
+      this.#quota.assign(stored.clientId, owners.of(ownerUsername(stored.owner)));
       const connection = stored.connection ? JSON.parse(stored.connection) : undefined;
       if (connection) connected.push({ entry, holder: connection.holder, attachment: connection.attachment });
       else if (left !== Infinity) this.armExpiry(entry, left);
@@ -385,5 +387,16 @@ export class SessionRegistry {
       if (this.#claims.get(clientId) === settled) this.#claims.delete(clientId);
     });
     return next;
+  }
+}
+
+/** Shared, read-only owners of restored sessions, one per user name. */
+class RestoredOwners {
+  readonly #byUsername = new Map<string | undefined, SessionOwner>();
+
+  of(username: string | undefined): SessionOwner {
+    let owner = this.#byUsername.get(username);
+    if (!owner) this.#byUsername.set(username, owner = Object.freeze({ username }));
+    return owner;
   }
 }
