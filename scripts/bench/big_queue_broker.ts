@@ -4,7 +4,7 @@
  * attributed to the phase the benchmark is in.
  */
 import { connect } from "./mqtt_wire.ts";
-import { capture, freePort, sleep, stopChild } from "./util.ts";
+import { capture, freePort, sleep, startTaskV8Flags, stopChild } from "./util.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
 /** The permissions `deno task start` grants the broker. */
@@ -131,7 +131,9 @@ export class BenchBroker {
 
   /** Starts the broker and waits until it is ready and answers CONNECT (Mosquitto: ready = CONNACK). */
   async start(): Promise<StartTimes> {
-    const v8 = this.#v8Flags.length ? [`--v8-flags=${this.#v8Flags.join(",")}`] : [];
+    // The flags the broker ships with (deno task start), then the run's own.
+    const flags = [...await startTaskV8Flags(REPO), ...this.#v8Flags];
+    const v8 = flags.length ? [`--v8-flags=${flags.join(",")}`] : [];
     if (this.#inspectPort) v8.push(`--inspect=127.0.0.1:${this.#inspectPort}`);
     const [command, args] = this.kind === "mosquitto"
       ? ["mosquitto", ["-c", await this.#writeMosquittoConfig()]]

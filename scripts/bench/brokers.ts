@@ -5,7 +5,7 @@
  * mqtt-proxy does, and mqtt-proxy as it was before this round's changes (the baseline).
  */
 import type { PeerBuild } from "./peers.ts";
-import { capture, note, sleep, stopChild, withTimeout } from "./util.ts";
+import { capture, note, sleep, startTaskV8Flags, stopChild, withTimeout } from "./util.ts";
 
 export type BrokerName =
   | "mqtt-proxy"
@@ -94,16 +94,6 @@ async function mqttProxy(root: string, options: StartOptions): Promise<Launch> {
 
 function v8FlagsArgument(flags: string[]): string[] {
   return flags.length ? [`--v8-flags=${flags.join(",")}`] : [];
-}
-
-/** The V8 flags `deno task start` runs the broker with (none before this round). */
-async function startTaskV8Flags(root: string): Promise<string[]> {
-  try {
-    const start: string = JSON.parse(await Deno.readTextFile(`${root}/deno.json`)).tasks?.start ?? "";
-    return start.match(/--v8-flags=(\S+)/)?.[1].split(",") ?? [];
-  } catch {
-    return [];
-  }
 }
 
 function rumqttdConfig(port: number): string {

@@ -98,3 +98,13 @@ export function median(values: number[]): number {
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
+
+/** The V8 flags `deno task start` runs the broker with: every benchmark measures the broker as it ships. */
+export async function startTaskV8Flags(root: string): Promise<string[]> {
+  try {
+    const start: string = JSON.parse(await Deno.readTextFile(`${root}/deno.json`)).tasks?.start ?? "";
+    return start.match(/--v8-flags=(\S+)/)?.[1].split(",") ?? [];
+  } catch {
+    return [];
+  }
+}
