@@ -298,9 +298,18 @@ export class SessionRegistry {
     for (const stored of snapshot.subscriptions) {
       const entry = this.#entries.get(stored.clientId);
       if (!entry) continue;
-      const { clientId: _, ...fields } = stored;
-      const shared = parseSharedFilter(stored.topicFilter, Number.MAX_SAFE_INTEGER);
-      const subscription: SessionSubscription = { ...fields, shared };
+      const { topicFilter, qos, noLocal, retainAsPublished, retainHandling, subscriptionIdentifier } = stored;
+      const shared = parseSharedFilter(topicFilter, Number.MAX_SAFE_INTEGER);
+      // The fields in the order a SUBSCRIBE makes them: one object shape for every subscription.
+      const subscription: SessionSubscription = {
+        topicFilter,
+        qos,
+        noLocal,
+        retainAsPublished,
+        retainHandling,
+        subscriptionIdentifier,
+        shared,
+      };
       entry.session.subscriptions.set(stored.topicFilter, subscription);
       router.add(entry.session, subscription);
     }
