@@ -100,7 +100,10 @@ export interface StorageSnapshot {
   subscriptions: StoredSubscription[];
   /** Per client with a non-empty queue: what its queue holds. */
   queueTotals: Map<string, QueueTotals>;
-  /** Messages in the log after recovery (each stored once, however many queues refer to it). */
+  /**
+   * Messages in the log (each stored once, however many queues refer to it), counted when the snapshot was
+   * read: an adapter may drop messages no queue refers to after that, before it takes any write.
+   */
   storedMessages: number;
   /** Inbound QoS 2 packet ids received and not yet released, per client. */
   awaitingRelease: { clientId: string; packetId: number }[];

@@ -88,38 +88,52 @@ export function snapshotFromWire(wire: WireSnapshot): StorageSnapshot {
   };
 }
 
+// Row by row with plain assignments (no withOptional): 100,000 rows of each kind are decoded on the
+// broker's thread while it starts.
 function sessionsFromColumns(text: string): StoredSession[] {
   const [clientIds, expiryIntervals, disconnectedAts, epochs, owners, connections] = JSON.parse(text);
-  return (clientIds as string[]).map((clientId, i) =>
-    withOptional<StoredSession>({ clientId, expiryInterval: expiryIntervals[i], epoch: epochs[i] }, {
-      disconnectedAt: optionalNumber(disconnectedAts[i]),
-      owner: optionalText(owners[i]),
-      connection: optionalText(connections[i]),
-    })
-  );
+  const sessions: StoredSession[] = new Array(clientIds.length);
+  for (let i = 0; i < clientIds.length; i++) {
+    const session: StoredSession = {
+      clientId: clientIds[i],
+      expiryInterval: expiryIntervals[i],
+      epoch: epochs[i],
+    };
+    if (disconnectedAts[i] !== null) session.disconnectedAt = disconnectedAts[i];
+    if (owners[i] !== null) session.owner = owners[i];
+    if (connections[i] !== null) session.connection = connections[i];
+    sessions[i] = session;
+  }
+  return sessions;
 }
 
 function subscriptionsFromColumns(text: string): StoredSubscription[] {
   const [clientIds, filters, qoses, noLocals, retainAsPublisheds, retainHandlings, identifiers] = JSON.parse(
     text,
   );
-  return (clientIds as string[]).map((clientId, i) =>
-    withOptional<StoredSubscription>({
-      clientId,
+  const subscriptions: StoredSubscription[] = new Array(clientIds.length);
+  for (let i = 0; i < clientIds.length; i++) {
+    const subscription: StoredSubscription = {
+      clientId: clientIds[i],
       topicFilter: filters[i],
       qos: qoses[i],
       noLocal: noLocals[i] === 1,
       retainAsPublished: retainAsPublisheds[i] === 1,
       retainHandling: retainHandlings[i],
-    }, { subscriptionIdentifier: optionalNumber(identifiers[i]) })
-  );
+    };
+    if (identifiers[i] !== null) subscription.subscriptionIdentifier = identifiers[i];
+    subscriptions[i] = subscription;
+  }
+  return subscriptions;
 }
 
 function queueTotalsFromColumns(text: string): Map<string, QueueTotals> {
   const [clientIds, entries, bytes] = JSON.parse(text);
-  return new Map(
-    (clientIds as string[]).map((clientId, i) => [clientId, { entries: entries[i], bytes: bytes[i] }]),
-  );
+  const totals = new Map<string, QueueTotals>();
+  for (let i = 0; i < clientIds.length; i++) {
+    totals.set(clientIds[i], { entries: entries[i], bytes: bytes[i] });
+  }
+  return totals;
 }
 
 /** Reads the message columns shared by `messages` and `retained`. */

@@ -13,6 +13,7 @@ import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
 import { grows, type Operation } from "./operations.ts";
 import { messageFromRow, queueEntryFromRow, type Row, type WireSnapshot } from "./records.ts";
+import { dropOrphans } from "./recovery.ts";
 import { diskBudget, VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
 
 /** What the engine is opened with (the adapter's options that concern the disk). */
@@ -122,7 +123,7 @@ export class StoreEngine {
       sessions: snapshot.sessions.rows,
       queues: snapshot.queueTotals.rows,
       retained: snapshot.retained.length,
-      ...store.dropped,
+      expiredMessages: store.expiredMessages,
       ms: Math.round(performance.now() - started),
     });
     return {
@@ -146,6 +147,13 @@ export class StoreEngine {
    * Adds one batch of the adapter's operations; they share the next transaction with every batch that
    * arrives in this turn. Resolves when they are durable (written, at durability `batch`).
    */
+  /** Finishes recovery (see recovery.ts): called once the snapshot is sent, before any batch or read. */
+  dropOrphans(logger: StorageLogger): void {
+    const started = performance.now();
+    const dropped = dropOrphans(this.db);
+    logger.info("storage.orphans_dropped", { ...dropped, ms: Math.round(performance.now() - started) });
+  }
+
   add(operations: Operation[]): Promise<void> {
     for (const operation of operations) this.#commits.add(operation);
     return this.#commits.flush();

@@ -53,6 +53,8 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
         engine = opened.engine;
         const { snapshot, nextMessageId, nextSequence } = opened;
         post({ type: "opened", snapshot, nextMessageId, nextSequence });
+        // In this same turn: no batch or read is taken before recovery is complete.
+        engine.dropOrphans(logger);
       } catch (error) {
         post({ type: "openFailed", error: wire(error) });
       }
