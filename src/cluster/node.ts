@@ -78,6 +78,8 @@ export class ClusterUnavailableError extends MqttError {
 }
 
 const APPLIED_KEY = "cluster.applied";
+/** The stored applied position may lag behind by entries that changed nothing stored, for at most this long. */
+const APPLIED_SAVE_MS = 1000;
 /** Snapshot pieces stay well under RocketMQ's 4 MiB message limit, beside other entries in a batch. */
 const SNAPSHOT_CHUNK_BYTES = 512 * 1024;
 
@@ -93,6 +95,10 @@ export class ClusterNode implements SessionService {
   #nextRequest = 1;
   #nextSequence = 1;
   #applied: bigint;
+  /** When the applied position was last stored (clock ms); see #storeApplied. */
+  #appliedSavedAt = -Infinity;
+  /** Set when a connection asked for a flush (see #applyDecoded). */
+  #flushAsked = false;
   #heartbeat: TimerHandle | undefined;
   #stopped = false;
   /** Set while this node, which started with no state, waits for another node's. */
@@ -174,6 +180,7 @@ export class ClusterNode implements SessionService {
   }
 
   flush(): Promise<void> | undefined {
+    this.#flushAsked = true;
     return this.broker.flush();
   }
 
@@ -293,9 +300,14 @@ export class ClusterNode implements SessionService {
 
   /** Applies entries in order, then stores how far it got with what they changed (one group commit). */
   async #applyDecoded(entries: KeptEntry[]): Promise<void> {
+    // Only publishes and heartbeats are applied without a wait and without a flush of their own, so for
+    // them "nothing is waiting to be stored" (below) means "they stored nothing".
+    let routine = true;
+    this.#flushAsked = false;
     try {
       for (const { position, at, event } of entries) {
         if (position <= this.#applied) continue;
+        if (event.kind !== "publish" && event.kind !== "heartbeat") routine = false;
         this.#clock.enter(at, position);
         const applying = this.#apply(at, position, event);
         if (applying) await applying; // only claims and snapshot requests wait: no await per message
@@ -304,6 +316,26 @@ export class ClusterNode implements SessionService {
     } finally {
       this.#clock.settle();
     }
+    // A connection asks for a flush when a QoS 2 delivery must be stored before it is sent.
+    await this.#storeApplied(routine && !this.#flushAsked);
+  }
+
+  /**
+   * Stores how far this node got, in the same commit as what the applied entries changed, before the log
+   * is told they are done. Entries that changed nothing stored (publishes that reached only transient
+   * sessions or none, heartbeats: `mayDefer`) need no commit: the log's own cursor is what a restarted
+   * node resumes from, and the stored position only keeps a batch that was applied but not yet
+   * acknowledged from being applied twice after a restart, which for such entries changes nothing that
+   * outlives the restart. So their position is written with the next commit, or at least once every
+   * APPLIED_SAVE_MS: a commit (an fsync) per received batch was most of the time a node took to apply one
+   * (7–8 ms of 10 ms at 2k msg/s).
+   */
+  async #storeApplied(mayDefer: boolean): Promise<void> {
+    // undefined: nothing is waiting to be stored (the meta below joins this same commit otherwise).
+    const changed = this.broker.flush();
+    const now = this.options.clock.now();
+    if (mayDefer && changed === undefined && now - this.#appliedSavedAt < APPLIED_SAVE_MS) return;
+    this.#appliedSavedAt = now;
     this.broker.saveMeta(APPLIED_KEY, String(this.#applied));
     await this.broker.flush();
   }
