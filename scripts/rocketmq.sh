@@ -149,6 +149,11 @@ recallMessageEnable=true
 # The Lite event queue per client defaults to 100 and its overflow is rescanned only every 10 s.
 maxClientEventCount=10000
 liteEventCheckInterval=1000
+# A receive hands out messages up to this many bytes (default 256 KiB in memory, 64 KiB from disk): the
+# cluster log packs entries into messages of up to 1 MiB, so a reader that fell behind got one message
+# per round trip and could not catch up.
+maxTransferBytesOnMessageInMemory=8388608
+maxTransferBytesOnMessageInDisk=8388608
 EOF
   cat >"$RUN_DIR/conf/rmq-proxy.json" <<EOF
 {

@@ -239,8 +239,8 @@ export function decodeEvent(bytes: Uint8Array): Stamped {
     case "publish": {
       const message = readMessage(r);
       if (message.origin === undefined) throw new WireError("publish event without its origin");
-      event = { kind, message: { ...message, origin: message.origin } };
-      break;
+      if (!r.done) throw new WireError(`${kind} event has trailing bytes`);
+      return { at, event: { kind, message: message as PublishEvent["message"] } };
     }
     case "timer":
       event = { kind, timer: r.byte() === 0 ? "expire" : "will", clientId: r.string(), epoch: r.float() };
@@ -289,6 +289,38 @@ export function decodeEvent(bytes: Uint8Array): Stamped {
   return { at, event: withoutUndefined(event) };
 }
 
+/** What a node needs of a publish event to tell whether it concerns it at all. */
+export interface PublishSkim {
+  at: number;
+  topic: string;
+  retain: boolean;
+  origin: MessageOrigin;
+}
+
+const PUBLISH_KIND = KINDS.indexOf("publish");
+
+/**
+ * The topic, retain flag and origin of a publish event, read without decoding the rest (payload,
+ * properties): most publishes reach no client on most nodes, and every node reads every one. Undefined
+ * for any other event; throws WireError for a damaged entry.
+ */
+export function skimPublish(bytes: Uint8Array): PublishSkim | undefined {
+  if (bytes.byteLength < 2 || bytes[0] !== FORMAT_VERSION || bytes[1] !== PUBLISH_KIND) return undefined;
+  const r = new WireReader(bytes);
+  r.byte();
+  r.byte();
+  const at = r.float();
+  const topic = r.string();
+  r.skipField(); // payload
+  r.byte(); // qos
+  const retain = r.bool();
+  r.skipField(); // publisher id
+  if (r.bool()) r.float(); // expiry
+  if (!r.bool()) throw new WireError("publish event without its origin");
+  const origin = { nodeId: r.string(), run: r.float(), sequence: r.uint() };
+  return { at, topic, retain, origin };
+}
+
 /** Optional fields absent rather than undefined, so decoded events compare equal to the originals. */
 function withoutUndefined<T extends object>(value: T): T {
   for (const key of Object.keys(value) as (keyof T)[]) if (value[key] === undefined) delete value[key];
@@ -305,6 +337,8 @@ function writeProperties(w: WireWriter, properties: Properties): void {
 
 function readProperties(r: WireReader): Properties {
   const bytes = r.bytesField();
+  // Most messages carry none: no cursor for them.
+  if (bytes.byteLength === 0) return {};
   return decodeProperties(new Cursor(bytes, 0, bytes.byteLength), MESSAGE_PROPERTIES);
 }
 
@@ -316,16 +350,22 @@ function writeMessage(w: WireWriter, message: Message): void {
 }
 
 function readMessage(r: WireReader): Message {
-  return withoutUndefined({
-    topic: r.string(),
-    payload: r.bytesField(),
-    qos: r.byte() as QoS,
-    retain: r.bool(),
-    publisherId: r.string(),
-    expiresAt: r.optional(() => r.float()),
-    origin: r.optional(() => ({ nodeId: r.string(), run: r.float(), sequence: r.uint() })),
-    properties: readProperties(r),
-  });
+  // Absent fields are left out as it goes (every node decodes every message: no pass to delete them).
+  const topic = r.string();
+  const payload = r.bytesField();
+  const qos = r.byte() as QoS;
+  const retain = r.bool();
+  const publisherId = r.string();
+  const expiresAt = r.bool() ? r.float() : undefined;
+  const origin = r.bool() ? { nodeId: r.string(), run: r.float(), sequence: r.uint() } : undefined;
+  const properties = readProperties(r);
+  if (expiresAt === undefined && origin !== undefined) {
+    return { topic, payload, qos, retain, publisherId, origin, properties };
+  }
+  const message: Message = { topic, payload, qos, retain, publisherId, properties };
+  if (expiresAt !== undefined) message.expiresAt = expiresAt;
+  if (origin !== undefined) message.origin = origin;
+  return message;
 }
 
 function writeWill(w: WireWriter, will: Will): void {

@@ -140,6 +140,13 @@ export class WireReader {
     return value;
   }
 
+  /** Passes over a length-prefixed field without looking at it. */
+  skipField(): void {
+    const length = this.uint();
+    this.#need(length);
+    this.#pos += length;
+  }
+
   string(): string {
     const bytes = this.bytesField();
     // Topics, client and node ids are short and mostly ASCII: building them here is cheaper than a call out

@@ -25,6 +25,8 @@ export class TestCluster {
   /** Starts at the real time: storage reads check message expiry against the real clock. */
   readonly clock = new FakeClock(Date.now());
   readonly nodes: ClusterNode[] = [];
+  /** How many times each node wrote a meta value (its applied position) to its storage. */
+  readonly metaSaves = new Map<string, number>();
   /** Each node's storage, kept across a restart of that node. */
   readonly #states = new Map<string, MemoryState>();
 
@@ -32,6 +34,11 @@ export class TestCluster {
     const state = this.#states.get(nodeId) ?? createMemoryState();
     this.#states.set(nodeId, state);
     const storage = createMemoryStorage(state);
+    const saveMeta = storage.saveMeta.bind(storage);
+    storage.saveMeta = (key, value) => {
+      this.metaSaves.set(nodeId, (this.metaSaves.get(nodeId) ?? 0) + 1);
+      saveMeta(key, value);
+    };
     const snapshot = await storage.start();
     const log = new MemoryLog(this.service, { nodeId, appendTimeoutMs: APPEND_TIMEOUT_MS });
     await log.start();
@@ -68,6 +75,11 @@ export class TestCluster {
   async kill(node: ClusterNode): Promise<void> {
     this.nodes.splice(this.nodes.indexOf(node), 1);
     await node.stop();
+  }
+
+  /** The applied position a node has in its storage (what it would start from after a crash). */
+  storedApplied(nodeId: string): string | undefined {
+    return this.#states.get(nodeId)?.meta.get("cluster.applied");
   }
 
   /** Throws away a node's disk, as if it were replaced: its next start has no state. */

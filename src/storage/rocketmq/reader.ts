@@ -72,16 +72,21 @@ export class LogReader<M extends ReceivedMessage> {
     clearTimeout(timer);
   }
 
+  /**
+   * Receive, apply, ack — with the next receive sent together with the ack, so it is already waiting in
+   * the service when the ack lets the orderly group hand out the next batch (the service wakes a waiting
+   * receive on an ack): one round trip per batch instead of two. Nothing is applied before the previous
+   * batch's ack settled.
+   */
   async #run(apply: (entries: LogEntry[]) => Promise<void>): Promise<void> {
     let delay = FIRST_RETRY_MS;
+    let next: Promise<M[]> | undefined;
     while (!this.#stopping) {
       let messages: M[];
       try {
-        messages = await withTimeout(
-          this.consumer.receive(this.options.receiveBatch, this.options.invisibleMs),
-          this.options.awaitMs + this.options.requestTimeoutMs + 2000,
-          "receive timed out",
-        );
+        const receiving = next ?? this.#receive();
+        next = undefined;
+        messages = await receiving;
         const bad = messages.find((message) => message.corrupted || message.offset === undefined);
         if (bad) {
           await this.#release(messages);
@@ -99,6 +104,10 @@ export class LogReader<M extends ReceivedMessage> {
         continue;
       }
       if (messages.length === 0) continue;
+      if (this.#stopping) {
+        await this.#release(messages);
+        break;
+      }
       messages.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
       const batch: HeldBatch<M> = { messages, visibleUntil: Date.now() + this.options.invisibleMs };
       const entries = this.#entriesOf(messages);
@@ -106,8 +115,23 @@ export class LogReader<M extends ReceivedMessage> {
         await this.#release(messages);
         break;
       }
-      await this.#ackAll(batch);
+      const acked = this.#ackAll(batch);
+      if (!this.#stopping) {
+        next = this.#receive();
+        next.catch(() => {}); // a failure is handled where it is awaited, after the ack
+      }
+      await acked;
     }
+    // A receive sent with the last ack may still bring a batch: it goes back at once, unapplied.
+    if (next) await next.then((messages) => this.#release(messages), () => {});
+  }
+
+  #receive(): Promise<M[]> {
+    return withTimeout(
+      this.consumer.receive(this.options.receiveBatch, this.options.invisibleMs),
+      this.options.awaitMs + this.options.requestTimeoutMs + 2000,
+      "receive timed out",
+    );
   }
 
   #entriesOf(messages: M[]): LogEntry[] {
