@@ -35,7 +35,13 @@ import {
 } from "../session/mod.ts";
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
-import { admit, clientPermissions, RateLimitedLog, type TakeoverPolicy } from "./access.ts";
+import {
+  admit,
+  clientPermissions,
+  type DenialListener,
+  RateLimitedLog,
+  type TakeoverPolicy,
+} from "./access.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { halfCloseAndLinger, settlesWithin } from "./closing.ts";
 import { Outbox, type OutboxOwner } from "./outbox.ts";
@@ -119,7 +125,7 @@ const ACK_FIRST_BYTES: Partial<Record<Packet["type"], number>> = {
  * effects in order, enforces CONNECT timeout and keep alive, and is the one place where an error becomes
  * a CONNACK or DISCONNECT reason code and a closed socket.
  */
-export class Connection implements SessionLink, OutboxOwner {
+export class Connection implements SessionLink, OutboxOwner, DenialListener {
   /**
    * Outgoing bytes while there are any: made when the connection sends and let go once all is written,
    * so that an idle connection holds none.
@@ -128,7 +134,11 @@ export class Connection implements SessionLink, OutboxOwner {
   /** Set when the socket is shut: anything sent later is dropped. */
   #writesClosed = false;
   bytesSent = 0;
-  readonly #decoder: Decoder;
+  /**
+   * Made at a read and let go once it holds no bytes again (a new one goes on as it would): an idle
+   * connection holds none.
+   */
+  #decoder: Decoder | undefined;
   #version: ProtocolVersion = 4;
   /** The session this connection holds, once CONNECT succeeded; undefined again after a takeover. */
   #handle: SessionHandle | undefined;
@@ -162,6 +172,8 @@ export class Connection implements SessionLink, OutboxOwner {
   #handshakeState: Handshake | null | undefined;
   /** Made at the first refused acknowledgement. */
   #notStored: RateLimitedLog | undefined;
+  /** Made at the first PUBLISH the client's permissions refuse. */
+  #denials: RateLimitedLog | undefined;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
   /** The last acknowledgement still waiting for storage, if any. */
@@ -192,11 +204,6 @@ export class Connection implements SessionLink, OutboxOwner {
     /** The counts of the listener that accepted it (the manager keeps them). */
     readonly listenerCounts: ListenerCounts,
   ) {
-    this.#decoder = new Decoder({
-      maxPacketSize: context.settings.maxPacketSize,
-      fromClients: true,
-      allowControlCharacters: context.settings.allowControlCharacters,
-    });
     this.#connectDeadline = this.#lastActivity + context.connectTimeoutMs;
   }
 
@@ -266,6 +273,12 @@ export class Connection implements SessionLink, OutboxOwner {
     else this.#end(true);
   }
 
+  /** v5 hears 0x87 for a refused PUBLISH, 3.1.1 nothing: the log must say it (one line a second at most). */
+  publishDenied(topic: string, reason: string): void {
+    this.#denials ??= new RateLimitedLog((fields) => this.#log("info", "publish.denied", fields));
+    this.#denials.write({ topic, reason });
+  }
+
   /** The connected client, or undefined before its CONNECT is accepted and after it is gone. */
   get client(): ClientConnectionInfo | undefined {
     if (!this.#connected || this.#closed || !this.#handle) return undefined;
@@ -314,8 +327,7 @@ export class Connection implements SessionLink, OutboxOwner {
         if (this.#closed) continue; // closing: read only so that the socket ends with FIN, not RST
         this.#lastActivity = performance.now();
         try {
-          this.#decoder.push(buffer, n);
-          const waiting = this.#drainDecoder();
+          const waiting = this.#decode(buffer, n);
           if (waiting) await waiting;
         } catch (error) {
           this.#onError(error);
@@ -420,12 +432,35 @@ export class Connection implements SessionLink, OutboxOwner {
   }
 
   /**
+   * Handles the packets of a read's bytes. Not in serve() itself: a decoder held in its frame while it
+   * awaits the next read would outlive its use.
+   */
+  #decode(buffer: Uint8Array, length: number): Promise<void> | undefined {
+    const decoder = this.#decoder ??= new Decoder({
+      maxPacketSize: this.context.settings.maxPacketSize,
+      fromClients: true,
+      allowControlCharacters: this.context.settings.allowControlCharacters,
+      protocolVersion: this.#version,
+    });
+    decoder.push(buffer, length);
+    const waiting = this.#drainDecoder(decoder);
+    if (waiting) return waiting.then(() => this.#releaseDecoder(decoder));
+    this.#releaseDecoder(decoder);
+    return undefined;
+  }
+
+  /** A decoder that holds no bytes is let go: the next read makes a new one. */
+  #releaseDecoder(decoder: Decoder): void {
+    if (decoder.empty && this.#decoder === decoder) this.#decoder = undefined;
+  }
+
+  /**
    * Handles every whole packet the decoder has. Returns a promise only when a packet needs to wait (CONNECT,
    * AUTH): the rest of the packets are then handled after it, in order.
    */
-  #drainDecoder(): Promise<void> | undefined {
+  #drainDecoder(decoder: Decoder): Promise<void> | undefined {
     for (;;) {
-      const packet = this.#decoder.next();
+      const packet = decoder.next();
       if (packet === undefined) return undefined;
       this.context.traffic.received(packet.type);
       if (this.#closed) return undefined;
@@ -436,7 +471,7 @@ export class Connection implements SessionLink, OutboxOwner {
         empty(effects);
         continue;
       }
-      return this.#handleWaiting(packet).then(() => this.#drainDecoder());
+      return this.#handleWaiting(packet).then(() => this.#drainDecoder(decoder));
     }
   }
 
@@ -500,12 +535,7 @@ export class Connection implements SessionLink, OutboxOwner {
       handshake.end();
       return this.#refuse(ReasonCode.NotAuthorized, admission.refusal, {}, "not authorized");
     }
-    // v5 hears 0x87 for a refused PUBLISH, 3.1.1 nothing: the log must say it (one line a second at most)
-    let denials: RateLimitedLog | undefined;
-    decision.attachment.permissions = clientPermissions(identity, authorizer, (topic, reason) => {
-      denials ??= new RateLimitedLog((fields) => this.#log("info", "publish.denied", fields));
-      denials.write({ topic, reason });
-    });
+    decision.attachment.permissions = clientPermissions(identity, authorizer, this);
     let opened;
     try {
       opened = await broker.open({
