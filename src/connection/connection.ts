@@ -97,6 +97,15 @@ export interface ConnectionContext {
   takeover?: TakeoverPolicy;
 }
 
+/** Bits of Connection's flags field. */
+const CLOSED = 1;
+const RELEASED = 2;
+const FINISHED = 4;
+const FAREWELL_SENT = 8;
+const INPUT_ENDED = 16;
+const CONNECTED = 32;
+const CLEAN_START = 64;
+
 /** The backlog of a connection with nothing waiting: shared, replaced by a list of its own before use. */
 const NO_BACKLOG: never[] = [];
 
@@ -131,8 +140,11 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
    * so that an idle connection holds none.
    */
   #outbox: Outbox | undefined;
-  /** Set when the socket is shut: anything sent later is dropped. */
-  #writesClosed = false;
+  /**
+   * The yes/no states below (#closed, #released, ...), one bit each in one field: an idle connection
+   * must stay cheap, and a field costs 8 bytes.
+   */
+  #flags = 0;
   bytesSent = 0;
   /**
    * Made at a read and let go once it holds no bytes again (a new one goes on as it would): an idle
@@ -150,20 +162,10 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
   #keepAliveMs = 0;
   #lastActivity = performance.now();
   readonly #connectDeadline: number;
-  /** No more input is processed once set; what still arrives is read and dropped (see closing.ts). */
-  #closed = false;
-  /** The session is back with the broker (will, expiry). */
-  #released = false;
-  /** The socket is closed. */
-  #finished = false;
   /** The last packet (a DISCONNECT or refusing CONNACK), queued once the acknowledgements before it are. */
   #farewell: Promise<void> | undefined;
-  /** The last packet is in the outbox: nothing may follow it [MQTT-3.14.4-1]. */
-  #farewellSent = false;
   /** The close under way; serve() awaits it so that the manager tracks it to the end. */
   #closing: Promise<void> | undefined;
-  /** The reader saw the end of the client's input (or the socket failed). */
-  #inputEnded = false;
   #onInputEnded: (() => void) | undefined;
   /**
    * CONNECT, AUTH and re-AUTH: made at the first packet, kept after the session opened only for a v5
@@ -185,16 +187,63 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
    */
   #backlog: { effect: Effect; durable?: Promise<void> }[] = NO_BACKLOG;
   bytesReceived = 0;
-  /** Set once CONNECT is accepted: what logs and the admin API show besides the session and socket. */
-  #connected = false;
+  /** What logs and the admin API show besides the session and socket, once CONNECT is accepted. */
   #username: string | undefined;
   #connectedAt = 0;
   #keepAlive = 0;
-  #cleanStart = false;
   /** The client id the CONNECT asked for, for refusal logs. */
   #requestedClientId: string | undefined;
   /** Why the connection ended, for the client.disconnected log line. */
   #closeReason = "connection closed";
+
+  /** No more input is processed once set; what still arrives is read and dropped (see closing.ts). */
+  get #closed(): boolean {
+    return (this.#flags & CLOSED) !== 0;
+  }
+  set #closed(on: boolean) {
+    this.#flags = on ? this.#flags | CLOSED : this.#flags & ~CLOSED;
+  }
+  /** The session is back with the broker (will, expiry). */
+  get #released(): boolean {
+    return (this.#flags & RELEASED) !== 0;
+  }
+  set #released(on: boolean) {
+    this.#flags = on ? this.#flags | RELEASED : this.#flags & ~RELEASED;
+  }
+  /** The socket is closed, and anything sent from now on is dropped. */
+  get #finished(): boolean {
+    return (this.#flags & FINISHED) !== 0;
+  }
+  set #finished(on: boolean) {
+    this.#flags = on ? this.#flags | FINISHED : this.#flags & ~FINISHED;
+  }
+  /** The last packet is in the outbox: nothing may follow it [MQTT-3.14.4-1]. */
+  get #farewellSent(): boolean {
+    return (this.#flags & FAREWELL_SENT) !== 0;
+  }
+  set #farewellSent(on: boolean) {
+    this.#flags = on ? this.#flags | FAREWELL_SENT : this.#flags & ~FAREWELL_SENT;
+  }
+  /** The reader saw the end of the client's input (or the socket failed). */
+  get #inputEnded(): boolean {
+    return (this.#flags & INPUT_ENDED) !== 0;
+  }
+  set #inputEnded(on: boolean) {
+    this.#flags = on ? this.#flags | INPUT_ENDED : this.#flags & ~INPUT_ENDED;
+  }
+  /** CONNECT was accepted (and stays so after a takeover, for the disconnect log). */
+  get #connected(): boolean {
+    return (this.#flags & CONNECTED) !== 0;
+  }
+  set #connected(on: boolean) {
+    this.#flags = on ? this.#flags | CONNECTED : this.#flags & ~CONNECTED;
+  }
+  get #cleanStart(): boolean {
+    return (this.#flags & CLEAN_START) !== 0;
+  }
+  set #cleanStart(on: boolean) {
+    this.#flags = on ? this.#flags | CLEAN_START : this.#flags & ~CLEAN_START;
+  }
 
   constructor(
     private readonly accepted: Accepted,
@@ -235,11 +284,11 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
 
   get writable(): boolean {
     if (this.#backlog.length > 0) return false;
-    return this.#outbox ? this.#outbox.writable : !this.#writesClosed;
+    return this.#outbox ? this.#outbox.writable : !this.#finished;
   }
 
   get room(): number {
-    if (this.#backlog.length > 0 || this.#writesClosed) return 0;
+    if (this.#backlog.length > 0 || this.#finished) return 0;
     return this.#outbox ? this.#outbox.room : this.context.outboxHighWaterMark;
   }
 
@@ -248,7 +297,7 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
     if (this.#outbox === undefined) {
       const { outboxHighWaterMark, writeBuffers, readBuffers } = this.context;
       this.#outbox = new Outbox(this.accepted.stream, outboxHighWaterMark, writeBuffers, readBuffers, this);
-      if (this.#writesClosed) this.#outbox.close();
+      if (this.#finished) this.#outbox.close();
     }
     return this.#outbox;
   }
@@ -564,6 +613,7 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
     }
     handshake.opened();
     if (!handshake.reauthenticates) this.#handshakeState = null;
+    this.#requestedClientId = undefined; // for refusal logs only
     // The handle only: the open result's resume effects are run once, below, and not kept.
     this.#handle = { session: opened.session, epoch: opened.epoch };
     const { sessionPresent, effects } = opened;
@@ -888,7 +938,6 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
   #shutdownSocket(): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#writesClosed = true;
     this.#outbox?.close();
     try {
       this.accepted.stream.close();
