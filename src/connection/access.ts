@@ -35,28 +35,43 @@ export function clientPermissions(
   authorizer: Authorizer | undefined,
   listener: DenialListener,
 ): Permissions {
-  return new ClientPermissions(identity, authorizer, listener);
+  return authorizer
+    ? new ClientPermissions(identity, authorizer, listener)
+    : new ReservedTopicsOnly(listener);
+}
+
+/** Without an authorizer: only the reserved topics are refused, and deliveries are not checked at all. */
+class ReservedTopicsOnly implements Permissions {
+  constructor(private readonly listener: DenialListener) {}
+
+  canPublish(topic: string): boolean {
+    const reserved = reservedTopicReason(topic);
+    if (reserved !== undefined) this.listener.publishDenied(topic, reserved);
+    return reserved === undefined;
+  }
+
+  canSubscribe(): boolean {
+    return true;
+  }
 }
 
 /**
- * One object per connected client, with methods on the prototype: an idle client holds no closures and no
- * scope for them. It is its own identity for the authorizer (client id and user name).
+ * With an authorizer: one object per connected client, with methods on the prototype (an idle client holds
+ * no closures and no scope for them). It is its own identity for the authorizer (client id and user name).
  */
 class ClientPermissions implements Permissions, ClientIdentity {
   readonly clientId: string;
   readonly username: string | undefined;
-  /** Set only with an authorizer: absent, deliveries are not checked at all. */
-  readonly canReceive: ((topic: string) => boolean) | undefined;
+  readonly canReceive: (topic: string) => boolean;
 
   constructor(
     identity: ClientIdentity,
-    private readonly authorizer: Authorizer | undefined,
+    private readonly authorizer: Authorizer,
     private readonly listener: DenialListener,
   ) {
     this.clientId = identity.clientId;
     this.username = identity.username;
-    this.canReceive = authorizer &&
-      (authorizer.receiverFor?.(this) ?? ((topic) => authorizer.canReceive(this, topic)));
+    this.canReceive = authorizer.receiverFor?.(this) ?? ((topic) => authorizer.canReceive(this, topic));
   }
 
   canPublish(topic: string): boolean {
@@ -65,7 +80,7 @@ class ClientPermissions implements Permissions, ClientIdentity {
       this.listener.publishDenied(topic, reserved);
       return false;
     }
-    if (this.authorizer && !this.authorizer.canPublish(this, topic)) {
+    if (!this.authorizer.canPublish(this, topic)) {
       this.listener.publishDenied(topic, "the ACL does not allow it");
       return false;
     }
@@ -73,7 +88,7 @@ class ClientPermissions implements Permissions, ClientIdentity {
   }
 
   canSubscribe(filter: string): boolean {
-    return this.authorizer ? this.authorizer.canSubscribe(this, filter) : true;
+    return this.authorizer.canSubscribe(this, filter);
   }
 }
 

@@ -161,7 +161,6 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
   #effects: Effect[] | undefined;
   #keepAliveMs = 0;
   #lastActivity = performance.now();
-  readonly #connectDeadline: number;
   /** The last packet (a DISCONNECT or refusing CONNACK), queued once the acknowledgements before it are. */
   #farewell: Promise<void> | undefined;
   /** The close under way; serve() awaits it so that the manager tracks it to the end. */
@@ -189,7 +188,11 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
   bytesReceived = 0;
   /** What logs and the admin API show besides the session and socket, once CONNECT is accepted. */
   #username: string | undefined;
-  #connectedAt = 0;
+  /**
+   * Until CONNECT is accepted, when the socket was (performance.now(), for the CONNECT timeout); from then
+   * on, when the client connected (ms since the epoch). One field for both: an idle connection stays cheap.
+   */
+  #connectedAt = performance.now();
   #keepAlive = 0;
   /** The client id the CONNECT asked for, for refusal logs. */
   #requestedClientId: string | undefined;
@@ -253,7 +256,6 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
     /** The counts of the listener that accepted it (the manager keeps them). */
     readonly listenerCounts: ListenerCounts,
   ) {
-    this.#connectDeadline = this.#lastActivity + context.connectTimeoutMs;
   }
 
   /** Made at the first packet: a TLS client certificate's name is known only once the TLS handshake is done. */
@@ -647,7 +649,7 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
   checkDeadlines(now: number): void {
     if (this.#closed) return;
     if (!this.#handle) {
-      if (now >= this.#connectDeadline) this.#fail("connect_timeout");
+      if (now >= this.#connectedAt + this.context.connectTimeoutMs) this.#fail("connect_timeout");
     } else if (this.#keepAliveMs > 0 && now - this.#lastActivity >= this.#keepAliveMs) {
       this.#fail("keep_alive_timeout", ReasonCode.KeepAliveTimeout);
     }
