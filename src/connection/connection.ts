@@ -24,7 +24,7 @@ import {
   writeForwarded,
 } from "../codec/mod.ts";
 import type { Authenticator, Authorizer, EnhancedAuthMethod } from "../auth/port.ts";
-import type { Logger, LogLevel } from "../observe/mod.ts";
+import { type Logger, type LogLevel, logsAt } from "../observe/mod.ts";
 import type { TrafficMetrics } from "../observe/metrics.ts";
 import {
   authWithoutMethod,
@@ -277,6 +277,7 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
    * and an idle connection must stay cheap.
    */
   #log(level: LogLevel, event: string, fields: Record<string, unknown> = {}): void {
+    if (!logsAt(this.context.logger, level)) return;
     this.context.logger[level](event, {
       clientId: this.#handle?.session.clientId,
       remote: this.accepted.remoteAddress,
