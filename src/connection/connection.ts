@@ -32,6 +32,7 @@ import {
   type Effect,
   Handshake,
   type HandshakeStep,
+  type Session,
 } from "../session/mod.ts";
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
@@ -134,7 +135,7 @@ const ACK_FIRST_BYTES: Partial<Record<Packet["type"], number>> = {
  * effects in order, enforces CONNECT timeout and keep alive, and is the one place where an error becomes
  * a CONNACK or DISCONNECT reason code and a closed socket.
  */
-export class Connection implements SessionLink, OutboxOwner, DenialListener {
+export class Connection implements SessionLink, SessionHandle, OutboxOwner, DenialListener {
   /**
    * Outgoing bytes while there are any: made when the connection sends and let go once all is written,
    * so that an idle connection holds none.
@@ -152,8 +153,13 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
    */
   #decoder: Decoder | undefined;
   #version: ProtocolVersion = 4;
-  /** The session this connection holds, once CONNECT succeeded; undefined again after a takeover. */
-  #handle: SessionHandle | undefined;
+  /**
+   * The session this connection holds, once CONNECT succeeded; undefined again after a takeover. With
+   * #epoch, the connection is its own SessionHandle (see {@link session}): no handle object per client.
+   */
+  #session: Session | undefined;
+  /** The epoch of the claim that gave this connection its session (kept after a takeover). */
+  #epoch = 0;
   /**
    * Effects of the packet being handled: one list for the connection's life (from its first packet after
    * CONNECT), emptied after each run.
@@ -279,7 +285,7 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
   #log(level: LogLevel, event: string, fields: Record<string, unknown> = {}): void {
     if (!logsAt(this.context.logger, level)) return;
     this.context.logger[level](event, {
-      clientId: this.#handle?.session.clientId,
+      clientId: this.#session?.clientId,
       remote: this.accepted.remoteAddress,
       ...fields,
     });
@@ -325,6 +331,15 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
     else this.#end(true);
   }
 
+  /** The held session, as a SessionHandle: read by the broker only while the connection holds one. */
+  get session(): Session {
+    return this.#session!;
+  }
+
+  get epoch(): number {
+    return this.#epoch;
+  }
+
   /** v5 hears 0x87 for a refused PUBLISH, 3.1.1 nothing: the log must say it (one line a second at most). */
   publishDenied(topic: string, reason: string): void {
     this.#denials ??= new RateLimitedLog((fields) => this.#log("info", "publish.denied", fields));
@@ -333,9 +348,9 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
 
   /** The connected client, or undefined before its CONNECT is accepted and after it is gone. */
   get client(): ClientConnectionInfo | undefined {
-    if (!this.#connected || this.#closed || !this.#handle) return undefined;
+    if (!this.#connected || this.#closed || !this.#session) return undefined;
     return {
-      clientId: this.#handle.session.clientId,
+      clientId: this.#session.clientId,
       username: this.#username,
       remoteAddress: this.accepted.remoteAddress,
       listener: this.accepted.listener ?? "",
@@ -351,7 +366,7 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
   /** Outbound QoS 1/2 deliveries not yet acknowledged by this client, plus an ack waiting for storage. */
   get unacknowledged(): number {
     if (this.#closed) return 0;
-    return (this.#handle?.session.outbound.inflight.size ?? 0) + (this.#pendingAck ? 1 : 0);
+    return (this.#session?.outbound.inflight.size ?? 0) + (this.#pendingAck ? 1 : 0);
   }
 
   /** Ends the connection on an operator's request: v5 clients hear `reasonCode`; the will goes out. */
@@ -479,7 +494,7 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
   takeOver(): void {
     this.#sendDisconnect(ReasonCode.SessionTakenOver, "session taken over");
     this.#logDisconnected("session taken over");
-    this.#handle = undefined; // the broker has already moved the session to the new connection
+    this.#session = undefined; // the broker has already moved the session to the new connection
     void this.#closeAfterFlush(false);
   }
 
@@ -516,10 +531,9 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
       if (packet === undefined) return undefined;
       this.context.traffic.received(packet.type);
       if (this.#closed) return undefined;
-      const handle = this.#handle;
-      if (handle && packet.type !== "auth") {
+      if (this.#session && packet.type !== "auth") {
         const effects = this.#effects ??= [];
-        this.run(this.context.broker.receive(handle, packet, effects));
+        this.run(this.context.broker.receive(this, packet, effects));
         empty(effects);
         continue;
       }
@@ -558,7 +572,7 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
         void this.#closeAfterFlush(true);
         return;
       case "session":
-        if (this.#handle) this.run(this.context.broker.receive(this.#handle, step.packet));
+        if (this.#session) this.run(this.context.broker.receive(this, step.packet));
         return;
     }
   }
@@ -617,8 +631,9 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
     handshake.opened();
     if (!handshake.reauthenticates) this.#handshakeState = null;
     this.#requestedClientId = undefined; // for refusal logs only
-    // The handle only: the open result's resume effects are run once, below, and not kept.
-    this.#handle = { session: opened.session, epoch: opened.epoch };
+    // The session and epoch only: the open result's resume effects are run once, below, and not kept.
+    this.#session = opened.session;
+    this.#epoch = opened.epoch;
     const { sessionPresent, effects } = opened;
     this.#connected = true;
     this.#username = admitted.username;
@@ -649,7 +664,7 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
    */
   checkDeadlines(now: number): void {
     if (this.#closed) return;
-    if (!this.#handle) {
+    if (!this.#session) {
       if (now >= this.#connectedAt + this.context.connectTimeoutMs) this.#fail("connect_timeout");
     } else if (this.#keepAliveMs > 0 && now - this.#lastActivity >= this.#keepAliveMs) {
       this.#fail("keep_alive_timeout", ReasonCode.KeepAliveTimeout);
@@ -823,7 +838,7 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
   }
 
   #sendDisconnect(reasonCode: number, reasonString?: string): void {
-    if (this.#version !== 5 || !this.#handle) return;
+    if (this.#version !== 5 || !this.#session) return;
     const properties = reasonString ? { reasonString } : {};
     this.#sendFarewell({ type: "disconnect", reasonCode, properties });
   }
@@ -848,7 +863,7 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
       });
       this.#closeReason = `malformed: ${error.message}`;
       if (error instanceof UnsupportedProtocolError) {
-        if (this.#handle) {
+        if (this.#session) {
           // Any second CONNECT is a protocol error, whatever it announces [MQTT-3.1.0-2].
           this.#sendDisconnect(ReasonCode.ProtocolError, "second CONNECT");
           return void this.#closeAfterFlush(true);
@@ -921,8 +936,8 @@ export class Connection implements SessionLink, OutboxOwner, DenialListener {
     this.#released = true;
     // packets that waited for room in the outbox: the session resends what it needs on resume
     this.#backlog = NO_BACKLOG;
-    if (this.#handle) {
-      this.context.broker.close(this.#handle, publishWill, sessionExpiryInterval);
+    if (this.#session) {
+      this.context.broker.close(this, publishWill, sessionExpiryInterval);
       this.#logDisconnected(this.#closeReason, publishWill);
     }
   }
