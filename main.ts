@@ -48,6 +48,9 @@ export const VERSION = "0.1.0";
 /** How often the memory in use is compared with limits.memory_bytes. */
 const MEMORY_SAMPLE_MS = 250;
 
+/** Permissions rebuilt for a session whose client is connected elsewhere: its holder logs the denials. */
+const IGNORE_DENIALS = { publishDenied() {} };
+
 /** A failure that repeats (accepting at EMFILE) is logged at most this often, with the count it skipped. */
 const ACCEPT_ERROR_LOG_MS = 10_000;
 
@@ -182,7 +185,7 @@ export async function startBroker(
   // A client's rules rebuilt from who owns its session: for a cluster node running a session whose client
   // is connected elsewhere (its holder logs the denials).
   const permissionsFor = (clientId: string, owner: string | undefined) =>
-    clientPermissions({ clientId, username: ownerUsername(owner) }, authorizer, () => {});
+    clientPermissions({ clientId, username: ownerUsername(owner) }, authorizer, IGNORE_DENIALS);
   const memoryBudget = new MemoryBudget(config.limits.memoryBytes || automaticMemoryBudget());
   const sampleMemory = () => {
     const { heapUsed, external } = Deno.memoryUsage();

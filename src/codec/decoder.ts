@@ -167,6 +167,15 @@ export class Decoder {
     return this.headerFilled > 0 ? 1 : 2;
   }
 
+  /**
+   * True when the decoder holds no bytes (no chunk, no part of a packet) and has not failed: a new decoder
+   * with the same settings and protocol level would go on exactly as this one.
+   */
+  get empty(): boolean {
+    return this.chunk === undefined && this.frame === undefined && this.headerFilled === 0 &&
+      this.failure === undefined;
+  }
+
   /** Bytes of an unfinished packet held in the decoder's own storage (never more than maxPacketSize). */
   get buffered(): number {
     return this.frame !== undefined ? this.frameFilled : this.headerFilled;

@@ -21,33 +21,75 @@ export function reservedTopicReason(topic: string): string | undefined {
     : undefined;
 }
 
+/** Hears of each PUBLISH the permissions refuse (for the log). */
+export interface DenialListener {
+  publishDenied(topic: string, reason: string): void;
+}
+
 /**
- * The permissions of one connection. `onDenied` hears of each refused PUBLISH (for the log). Without an
- * authorizer only the reserved topics are refused and nothing is checked at delivery.
+ * The permissions of one connection. `listener` hears of each refused PUBLISH. Without an authorizer only the
+ * reserved topics are refused and nothing is checked at delivery.
  */
 export function clientPermissions(
   identity: ClientIdentity,
   authorizer: Authorizer | undefined,
-  onDenied: (topic: string, reason: string) => void,
+  listener: DenialListener,
 ): Permissions {
-  const canPublish = (topic: string): boolean => {
+  return authorizer
+    ? new ClientPermissions(identity, authorizer, listener)
+    : new ReservedTopicsOnly(listener);
+}
+
+/** Without an authorizer: only the reserved topics are refused, and deliveries are not checked at all. */
+class ReservedTopicsOnly implements Permissions {
+  constructor(private readonly listener: DenialListener) {}
+
+  canPublish(topic: string): boolean {
+    const reserved = reservedTopicReason(topic);
+    if (reserved !== undefined) this.listener.publishDenied(topic, reserved);
+    return reserved === undefined;
+  }
+
+  canSubscribe(): boolean {
+    return true;
+  }
+}
+
+/**
+ * With an authorizer: one object per connected client, with methods on the prototype (an idle client holds
+ * no closures and no scope for them). It is its own identity for the authorizer (client id and user name).
+ */
+class ClientPermissions implements Permissions, ClientIdentity {
+  readonly clientId: string;
+  readonly username: string | undefined;
+  readonly canReceive: (topic: string) => boolean;
+
+  constructor(
+    identity: ClientIdentity,
+    private readonly authorizer: Authorizer,
+    private readonly listener: DenialListener,
+  ) {
+    this.clientId = identity.clientId;
+    this.username = identity.username;
+    this.canReceive = authorizer.receiverFor?.(this) ?? ((topic) => authorizer.canReceive(this, topic));
+  }
+
+  canPublish(topic: string): boolean {
     const reserved = reservedTopicReason(topic);
     if (reserved !== undefined) {
-      onDenied(topic, reserved);
+      this.listener.publishDenied(topic, reserved);
       return false;
     }
-    if (authorizer && !authorizer.canPublish(identity, topic)) {
-      onDenied(topic, "the ACL does not allow it");
+    if (!this.authorizer.canPublish(this, topic)) {
+      this.listener.publishDenied(topic, "the ACL does not allow it");
       return false;
     }
     return true;
-  };
-  if (!authorizer) return { canPublish, canSubscribe: () => true };
-  return {
-    canPublish,
-    canSubscribe: (filter) => authorizer.canSubscribe(identity, filter),
-    canReceive: authorizer.receiverFor?.(identity) ?? ((topic) => authorizer.canReceive(identity, topic)),
-  };
+  }
+
+  canSubscribe(filter: string): boolean {
+    return this.authorizer.canSubscribe(this, filter);
+  }
 }
 
 /** Whether a CONNECT from `owner` may disconnect the connected holder of its client id, owned by `current`. */

@@ -24,7 +24,7 @@ import {
   writeForwarded,
 } from "../codec/mod.ts";
 import type { Authenticator, Authorizer, EnhancedAuthMethod } from "../auth/port.ts";
-import type { Logger, LogLevel } from "../observe/mod.ts";
+import { type Logger, type LogLevel, logsAt } from "../observe/mod.ts";
 import type { TrafficMetrics } from "../observe/metrics.ts";
 import {
   authWithoutMethod,
@@ -32,10 +32,17 @@ import {
   type Effect,
   Handshake,
   type HandshakeStep,
+  type Session,
 } from "../session/mod.ts";
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
-import { admit, clientPermissions, RateLimitedLog, type TakeoverPolicy } from "./access.ts";
+import {
+  admit,
+  clientPermissions,
+  type DenialListener,
+  RateLimitedLog,
+  type TakeoverPolicy,
+} from "./access.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { halfCloseAndLinger, settlesWithin } from "./closing.ts";
 import { Outbox, type OutboxOwner } from "./outbox.ts";
@@ -91,6 +98,15 @@ export interface ConnectionContext {
   takeover?: TakeoverPolicy;
 }
 
+/** Bits of Connection's flags field. */
+const CLOSED = 1;
+const RELEASED = 2;
+const FINISHED = 4;
+const FAREWELL_SENT = 8;
+const INPUT_ENDED = 16;
+const CONNECTED = 32;
+const CLEAN_START = 64;
+
 /** The backlog of a connection with nothing waiting: shared, replaced by a list of its own before use. */
 const NO_BACKLOG: never[] = [];
 
@@ -119,19 +135,31 @@ const ACK_FIRST_BYTES: Partial<Record<Packet["type"], number>> = {
  * effects in order, enforces CONNECT timeout and keep alive, and is the one place where an error becomes
  * a CONNACK or DISCONNECT reason code and a closed socket.
  */
-export class Connection implements SessionLink, OutboxOwner {
+export class Connection implements SessionLink, SessionHandle, OutboxOwner, DenialListener {
   /**
    * Outgoing bytes while there are any: made when the connection sends and let go once all is written,
    * so that an idle connection holds none.
    */
   #outbox: Outbox | undefined;
-  /** Set when the socket is shut: anything sent later is dropped. */
-  #writesClosed = false;
+  /**
+   * The yes/no states below (#closed, #released, ...), one bit each in one field: an idle connection
+   * must stay cheap, and a field costs 8 bytes.
+   */
+  #flags = 0;
   bytesSent = 0;
-  readonly #decoder: Decoder;
+  /**
+   * Made at a read and let go once it holds no bytes again (a new one goes on as it would): an idle
+   * connection holds none.
+   */
+  #decoder: Decoder | undefined;
   #version: ProtocolVersion = 4;
-  /** The session this connection holds, once CONNECT succeeded; undefined again after a takeover. */
-  #handle: SessionHandle | undefined;
+  /**
+   * The session this connection holds, once CONNECT succeeded; undefined again after a takeover. With
+   * #epoch, the connection is its own SessionHandle (see {@link session}): no handle object per client.
+   */
+  #session: Session | undefined;
+  /** The epoch of the claim that gave this connection its session (kept after a takeover). */
+  #epoch = 0;
   /**
    * Effects of the packet being handled: one list for the connection's life (from its first packet after
    * CONNECT), emptied after each run.
@@ -139,21 +167,10 @@ export class Connection implements SessionLink, OutboxOwner {
   #effects: Effect[] | undefined;
   #keepAliveMs = 0;
   #lastActivity = performance.now();
-  readonly #connectDeadline: number;
-  /** No more input is processed once set; what still arrives is read and dropped (see closing.ts). */
-  #closed = false;
-  /** The session is back with the broker (will, expiry). */
-  #released = false;
-  /** The socket is closed. */
-  #finished = false;
   /** The last packet (a DISCONNECT or refusing CONNACK), queued once the acknowledgements before it are. */
   #farewell: Promise<void> | undefined;
-  /** The last packet is in the outbox: nothing may follow it [MQTT-3.14.4-1]. */
-  #farewellSent = false;
   /** The close under way; serve() awaits it so that the manager tracks it to the end. */
   #closing: Promise<void> | undefined;
-  /** The reader saw the end of the client's input (or the socket failed). */
-  #inputEnded = false;
   #onInputEnded: (() => void) | undefined;
   /**
    * CONNECT, AUTH and re-AUTH: made at the first packet, kept after the session opened only for a v5
@@ -162,6 +179,8 @@ export class Connection implements SessionLink, OutboxOwner {
   #handshakeState: Handshake | null | undefined;
   /** Made at the first refused acknowledgement. */
   #notStored: RateLimitedLog | undefined;
+  /** Made at the first PUBLISH the client's permissions refuse. */
+  #denials: RateLimitedLog | undefined;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
   /** The last acknowledgement still waiting for storage, if any. */
@@ -173,16 +192,67 @@ export class Connection implements SessionLink, OutboxOwner {
    */
   #backlog: { effect: Effect; durable?: Promise<void> }[] = NO_BACKLOG;
   bytesReceived = 0;
-  /** Set once CONNECT is accepted: what logs and the admin API show besides the session and socket. */
-  #connected = false;
+  /** What logs and the admin API show besides the session and socket, once CONNECT is accepted. */
   #username: string | undefined;
-  #connectedAt = 0;
+  /**
+   * Until CONNECT is accepted, when the socket was (performance.now(), for the CONNECT timeout); from then
+   * on, when the client connected (ms since the epoch). One field for both: an idle connection stays cheap.
+   */
+  #connectedAt = performance.now();
   #keepAlive = 0;
-  #cleanStart = false;
   /** The client id the CONNECT asked for, for refusal logs. */
   #requestedClientId: string | undefined;
   /** Why the connection ended, for the client.disconnected log line. */
   #closeReason = "connection closed";
+
+  /** No more input is processed once set; what still arrives is read and dropped (see closing.ts). */
+  get #closed(): boolean {
+    return (this.#flags & CLOSED) !== 0;
+  }
+  set #closed(on: boolean) {
+    this.#flags = on ? this.#flags | CLOSED : this.#flags & ~CLOSED;
+  }
+  /** The session is back with the broker (will, expiry). */
+  get #released(): boolean {
+    return (this.#flags & RELEASED) !== 0;
+  }
+  set #released(on: boolean) {
+    this.#flags = on ? this.#flags | RELEASED : this.#flags & ~RELEASED;
+  }
+  /** The socket is closed, and anything sent from now on is dropped. */
+  get #finished(): boolean {
+    return (this.#flags & FINISHED) !== 0;
+  }
+  set #finished(on: boolean) {
+    this.#flags = on ? this.#flags | FINISHED : this.#flags & ~FINISHED;
+  }
+  /** The last packet is in the outbox: nothing may follow it [MQTT-3.14.4-1]. */
+  get #farewellSent(): boolean {
+    return (this.#flags & FAREWELL_SENT) !== 0;
+  }
+  set #farewellSent(on: boolean) {
+    this.#flags = on ? this.#flags | FAREWELL_SENT : this.#flags & ~FAREWELL_SENT;
+  }
+  /** The reader saw the end of the client's input (or the socket failed). */
+  get #inputEnded(): boolean {
+    return (this.#flags & INPUT_ENDED) !== 0;
+  }
+  set #inputEnded(on: boolean) {
+    this.#flags = on ? this.#flags | INPUT_ENDED : this.#flags & ~INPUT_ENDED;
+  }
+  /** CONNECT was accepted (and stays so after a takeover, for the disconnect log). */
+  get #connected(): boolean {
+    return (this.#flags & CONNECTED) !== 0;
+  }
+  set #connected(on: boolean) {
+    this.#flags = on ? this.#flags | CONNECTED : this.#flags & ~CONNECTED;
+  }
+  get #cleanStart(): boolean {
+    return (this.#flags & CLEAN_START) !== 0;
+  }
+  set #cleanStart(on: boolean) {
+    this.#flags = on ? this.#flags | CLEAN_START : this.#flags & ~CLEAN_START;
+  }
 
   constructor(
     private readonly accepted: Accepted,
@@ -192,12 +262,6 @@ export class Connection implements SessionLink, OutboxOwner {
     /** The counts of the listener that accepted it (the manager keeps them). */
     readonly listenerCounts: ListenerCounts,
   ) {
-    this.#decoder = new Decoder({
-      maxPacketSize: context.settings.maxPacketSize,
-      fromClients: true,
-      allowControlCharacters: context.settings.allowControlCharacters,
-    });
-    this.#connectDeadline = this.#lastActivity + context.connectTimeoutMs;
   }
 
   /** Made at the first packet: a TLS client certificate's name is known only once the TLS handshake is done. */
@@ -219,8 +283,9 @@ export class Connection implements SessionLink, OutboxOwner {
    * and an idle connection must stay cheap.
    */
   #log(level: LogLevel, event: string, fields: Record<string, unknown> = {}): void {
+    if (!logsAt(this.context.logger, level)) return;
     this.context.logger[level](event, {
-      clientId: this.#handle?.session.clientId,
+      clientId: this.#session?.clientId,
       remote: this.accepted.remoteAddress,
       ...fields,
     });
@@ -228,11 +293,11 @@ export class Connection implements SessionLink, OutboxOwner {
 
   get writable(): boolean {
     if (this.#backlog.length > 0) return false;
-    return this.#outbox ? this.#outbox.writable : !this.#writesClosed;
+    return this.#outbox ? this.#outbox.writable : !this.#finished;
   }
 
   get room(): number {
-    if (this.#backlog.length > 0 || this.#writesClosed) return 0;
+    if (this.#backlog.length > 0 || this.#finished) return 0;
     return this.#outbox ? this.#outbox.room : this.context.outboxHighWaterMark;
   }
 
@@ -241,7 +306,7 @@ export class Connection implements SessionLink, OutboxOwner {
     if (this.#outbox === undefined) {
       const { outboxHighWaterMark, writeBuffers, readBuffers } = this.context;
       this.#outbox = new Outbox(this.accepted.stream, outboxHighWaterMark, writeBuffers, readBuffers, this);
-      if (this.#writesClosed) this.#outbox.close();
+      if (this.#finished) this.#outbox.close();
     }
     return this.#outbox;
   }
@@ -266,11 +331,26 @@ export class Connection implements SessionLink, OutboxOwner {
     else this.#end(true);
   }
 
+  /** The held session, as a SessionHandle: read by the broker only while the connection holds one. */
+  get session(): Session {
+    return this.#session!;
+  }
+
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** v5 hears 0x87 for a refused PUBLISH, 3.1.1 nothing: the log must say it (one line a second at most). */
+  publishDenied(topic: string, reason: string): void {
+    this.#denials ??= new RateLimitedLog((fields) => this.#log("info", "publish.denied", fields));
+    this.#denials.write({ topic, reason });
+  }
+
   /** The connected client, or undefined before its CONNECT is accepted and after it is gone. */
   get client(): ClientConnectionInfo | undefined {
-    if (!this.#connected || this.#closed || !this.#handle) return undefined;
+    if (!this.#connected || this.#closed || !this.#session) return undefined;
     return {
-      clientId: this.#handle.session.clientId,
+      clientId: this.#session.clientId,
       username: this.#username,
       remoteAddress: this.accepted.remoteAddress,
       listener: this.accepted.listener ?? "",
@@ -286,7 +366,7 @@ export class Connection implements SessionLink, OutboxOwner {
   /** Outbound QoS 1/2 deliveries not yet acknowledged by this client, plus an ack waiting for storage. */
   get unacknowledged(): number {
     if (this.#closed) return 0;
-    return (this.#handle?.session.outbound.inflight.size ?? 0) + (this.#pendingAck ? 1 : 0);
+    return (this.#session?.outbound.inflight.size ?? 0) + (this.#pendingAck ? 1 : 0);
   }
 
   /** Ends the connection on an operator's request: v5 clients hear `reasonCode`; the will goes out. */
@@ -314,8 +394,7 @@ export class Connection implements SessionLink, OutboxOwner {
         if (this.#closed) continue; // closing: read only so that the socket ends with FIN, not RST
         this.#lastActivity = performance.now();
         try {
-          this.#decoder.push(buffer, n);
-          const waiting = this.#drainDecoder();
+          const waiting = this.#decode(buffer, n);
           if (waiting) await waiting;
         } catch (error) {
           this.#onError(error);
@@ -415,28 +494,50 @@ export class Connection implements SessionLink, OutboxOwner {
   takeOver(): void {
     this.#sendDisconnect(ReasonCode.SessionTakenOver, "session taken over");
     this.#logDisconnected("session taken over");
-    this.#handle = undefined; // the broker has already moved the session to the new connection
+    this.#session = undefined; // the broker has already moved the session to the new connection
     void this.#closeAfterFlush(false);
+  }
+
+  /**
+   * Handles the packets of a read's bytes. Not in serve() itself: a decoder held in its frame while it
+   * awaits the next read would outlive its use.
+   */
+  #decode(buffer: Uint8Array, length: number): Promise<void> | undefined {
+    const decoder = this.#decoder ??= new Decoder({
+      maxPacketSize: this.context.settings.maxPacketSize,
+      fromClients: true,
+      allowControlCharacters: this.context.settings.allowControlCharacters,
+      protocolVersion: this.#version,
+    });
+    decoder.push(buffer, length);
+    const waiting = this.#drainDecoder(decoder);
+    if (waiting) return waiting.then(() => this.#releaseDecoder(decoder));
+    this.#releaseDecoder(decoder);
+    return undefined;
+  }
+
+  /** A decoder that holds no bytes is let go: the next read makes a new one. */
+  #releaseDecoder(decoder: Decoder): void {
+    if (decoder.empty && this.#decoder === decoder) this.#decoder = undefined;
   }
 
   /**
    * Handles every whole packet the decoder has. Returns a promise only when a packet needs to wait (CONNECT,
    * AUTH): the rest of the packets are then handled after it, in order.
    */
-  #drainDecoder(): Promise<void> | undefined {
+  #drainDecoder(decoder: Decoder): Promise<void> | undefined {
     for (;;) {
-      const packet = this.#decoder.next();
+      const packet = decoder.next();
       if (packet === undefined) return undefined;
       this.context.traffic.received(packet.type);
       if (this.#closed) return undefined;
-      const handle = this.#handle;
-      if (handle && packet.type !== "auth") {
+      if (this.#session && packet.type !== "auth") {
         const effects = this.#effects ??= [];
-        this.run(this.context.broker.receive(handle, packet, effects));
+        this.run(this.context.broker.receive(this, packet, effects));
         empty(effects);
         continue;
       }
-      return this.#handleWaiting(packet).then(() => this.#drainDecoder());
+      return this.#handleWaiting(packet).then(() => this.#drainDecoder(decoder));
     }
   }
 
@@ -471,7 +572,7 @@ export class Connection implements SessionLink, OutboxOwner {
         void this.#closeAfterFlush(true);
         return;
       case "session":
-        if (this.#handle) this.run(this.context.broker.receive(this.#handle, step.packet));
+        if (this.#session) this.run(this.context.broker.receive(this, step.packet));
         return;
     }
   }
@@ -500,12 +601,7 @@ export class Connection implements SessionLink, OutboxOwner {
       handshake.end();
       return this.#refuse(ReasonCode.NotAuthorized, admission.refusal, {}, "not authorized");
     }
-    // v5 hears 0x87 for a refused PUBLISH, 3.1.1 nothing: the log must say it (one line a second at most)
-    let denials: RateLimitedLog | undefined;
-    decision.attachment.permissions = clientPermissions(identity, authorizer, (topic, reason) => {
-      denials ??= new RateLimitedLog((fields) => this.#log("info", "publish.denied", fields));
-      denials.write({ topic, reason });
-    });
+    decision.attachment.permissions = clientPermissions(identity, authorizer, this);
     let opened;
     try {
       opened = await broker.open({
@@ -534,8 +630,10 @@ export class Connection implements SessionLink, OutboxOwner {
     }
     handshake.opened();
     if (!handshake.reauthenticates) this.#handshakeState = null;
-    // The handle only: the open result's resume effects are run once, below, and not kept.
-    this.#handle = { session: opened.session, epoch: opened.epoch };
+    this.#requestedClientId = undefined; // for refusal logs only
+    // The session and epoch only: the open result's resume effects are run once, below, and not kept.
+    this.#session = opened.session;
+    this.#epoch = opened.epoch;
     const { sessionPresent, effects } = opened;
     this.#connected = true;
     this.#username = admitted.username;
@@ -566,8 +664,8 @@ export class Connection implements SessionLink, OutboxOwner {
    */
   checkDeadlines(now: number): void {
     if (this.#closed) return;
-    if (!this.#handle) {
-      if (now >= this.#connectDeadline) this.#fail("connect_timeout");
+    if (!this.#session) {
+      if (now >= this.#connectedAt + this.context.connectTimeoutMs) this.#fail("connect_timeout");
     } else if (this.#keepAliveMs > 0 && now - this.#lastActivity >= this.#keepAliveMs) {
       this.#fail("keep_alive_timeout", ReasonCode.KeepAliveTimeout);
     }
@@ -740,7 +838,7 @@ export class Connection implements SessionLink, OutboxOwner {
   }
 
   #sendDisconnect(reasonCode: number, reasonString?: string): void {
-    if (this.#version !== 5 || !this.#handle) return;
+    if (this.#version !== 5 || !this.#session) return;
     const properties = reasonString ? { reasonString } : {};
     this.#sendFarewell({ type: "disconnect", reasonCode, properties });
   }
@@ -765,7 +863,7 @@ export class Connection implements SessionLink, OutboxOwner {
       });
       this.#closeReason = `malformed: ${error.message}`;
       if (error instanceof UnsupportedProtocolError) {
-        if (this.#handle) {
+        if (this.#session) {
           // Any second CONNECT is a protocol error, whatever it announces [MQTT-3.1.0-2].
           this.#sendDisconnect(ReasonCode.ProtocolError, "second CONNECT");
           return void this.#closeAfterFlush(true);
@@ -838,8 +936,8 @@ export class Connection implements SessionLink, OutboxOwner {
     this.#released = true;
     // packets that waited for room in the outbox: the session resends what it needs on resume
     this.#backlog = NO_BACKLOG;
-    if (this.#handle) {
-      this.context.broker.close(this.#handle, publishWill, sessionExpiryInterval);
+    if (this.#session) {
+      this.context.broker.close(this, publishWill, sessionExpiryInterval);
       this.#logDisconnected(this.#closeReason, publishWill);
     }
   }
@@ -858,7 +956,6 @@ export class Connection implements SessionLink, OutboxOwner {
   #shutdownSocket(): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#writesClosed = true;
     this.#outbox?.close();
     try {
       this.accepted.stream.close();

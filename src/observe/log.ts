@@ -39,6 +39,15 @@ interface LevelState {
 }
 
 /** Creates the JSON-line logger; see {@link Logger}. */
+/**
+ * Whether `logger` writes lines of `level`: lets a caller skip building the fields of a line nobody reads. A
+ * logger without a known level (a test's stand-in) writes everything.
+ */
+export function logsAt(logger: Logger, level: LogLevel): boolean {
+  const rank = LEVEL_RANK[logger.level];
+  return rank === undefined || LEVEL_RANK[level] >= rank;
+}
+
 export function createLogger(options: LoggerOptions): Logger {
   const state: LevelState = { level: options.level, rank: LEVEL_RANK[options.level] };
   const format = options.format === "text" ? formatText : formatLine;

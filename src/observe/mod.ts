@@ -1,5 +1,5 @@
 /** Observability: structured JSON-line logging and the $SYS tree. */
-export { createLogger, rateLimited } from "./log.ts";
+export { createLogger, logsAt, rateLimited } from "./log.ts";
 export type { Logger, LoggerOptions, LogLevel } from "./log.ts";
 export { startSysPublisher, type SysPublisherOptions, type SysSample } from "./sys.ts";
 export {

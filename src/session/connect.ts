@@ -135,6 +135,9 @@ export function decideConnect(
       topicAliasMaximum: requested.topicAliasMaximum ?? 0,
       sessionExpiryInterval,
       requestProblemInformation: requested.requestProblemInformation !== 0,
+      // present from the start (set once the client is admitted): a field added later would move to a
+      // separate property store, one more object per connected client
+      permissions: undefined,
     },
   };
 }

@@ -23,6 +23,23 @@ export interface Listener {
 }
 
 /**
+ * An accepted TCP socket. Its remote address is made into text when asked for (at CONNECT, in a log line),
+ * not kept as a string per idle client: the socket holds the address anyway.
+ */
+class TcpAccepted implements Accepted {
+  // Every field present from the start (the listener's name is set later): one object per client.
+  certificateCommonName: string | undefined = undefined;
+  listener: string | undefined = undefined;
+
+  constructor(readonly stream: Deno.TcpConn) {}
+
+  get remoteAddress(): string {
+    const remote = this.stream.remoteAddr;
+    return `${remote.hostname}:${remote.port}`;
+  }
+}
+
+/**
  * Accepts TCP connections in a `Deno.listen` loop, with Nagle off so that small MQTT packets are not
  * delayed. Each connection is handed to `onAccept`, which owns it from then on.
  */
@@ -38,14 +55,7 @@ export function listenTcp(
     try {
       conn.setNoDelay(true);
     } catch { /* the peer may already be gone */ }
-    const remote = conn.remoteAddr as Deno.NetAddr;
-    // Every field present from the start (the listener's name is set later): one object per client.
-    onAccept({
-      stream: conn,
-      remoteAddress: `${remote.hostname}:${remote.port}`,
-      certificateCommonName: undefined,
-      listener: undefined,
-    });
+    onAccept(new TcpAccepted(conn));
   }, onError);
   return {
     name: options.name,
