@@ -1,5 +1,5 @@
 import { ReasonCode } from "../codec/reason_codes.ts";
-import type { AckPacket, Packet } from "../codec/types.ts";
+import type { AckPacket, Packet, PublishPacket } from "../codec/types.ts";
 import type { Session } from "../session/session.ts";
 import { estimatedSize, sharedState } from "../session/outbound.ts";
 import type {
@@ -395,15 +395,10 @@ export class Broker implements SessionService {
   ): Promise<void> | undefined {
     // Over the memory budget nothing new is taken (a retained delete frees memory: it is); a packet from the
     // cluster log was taken by its holder.
-    const deletesRetained = message.retain && message.payload.byteLength === 0;
-    if (!fromLog && !deletesRetained && this.options.memoryBudget?.over) {
-      this.options.memoryBudget.refused++;
+    if (!fromLog && this.#overBudget(message.retain, message.payload.byteLength)) {
+      this.options.memoryBudget!.refused++;
       if (!ack) return undefined; // QoS 0: dropped
-      return this.#refused(
-        session,
-        ack,
-        new StorageError("memory budget exceeded", ReasonCode.QuotaExceeded),
-      );
+      return this.#refused(session, ack, overBudget());
     }
     if (ack && message.retain && !this.retained.admits(message)) {
       return this.#refused(session, ack, new StorageError("retained store full", ReasonCode.QuotaExceeded));
@@ -469,6 +464,32 @@ export class Broker implements SessionService {
   }
 
   /** A rejected acknowledgement (the connection answers with the error's reason); a QoS 2 id is freed. */
+  /** Over the memory budget nothing new is taken, but a retained delete, which frees memory. */
+  #overBudget(retain: boolean, payloadBytes: number): boolean {
+    return this.options.memoryBudget?.over === true && !(retain && payloadBytes === 0);
+  }
+
+  /**
+   * For a cluster node, before it sends a persistent session's PUBLISH to the log (which every node applies
+   * whatever its memory): the refusal its client gets over the memory budget, as on a single node (QoS 0
+   * dropped, QoS 1/2 0x97, 3.1.1 disconnected), or undefined to go on. A resent QoS 2 PUBLISH already taken
+   * goes on: it adds nothing.
+   */
+  refusalOverBudget(session: Session, packet: PublishPacket): Effect[] | undefined {
+    if (!this.#overBudget(packet.retain, packet.payload.byteLength)) return undefined;
+    if (packet.qos === 2 && session.awaitingRelease.has(packet.packetId!)) return undefined;
+    this.options.memoryBudget!.refused++;
+    if (packet.qos === 0) return [];
+    const durable = Promise.reject(overBudget());
+    durable.catch(() => {}); // handled by the connection when the ack's turn comes
+    const type = packet.qos === 1 ? "puback" as const : "pubrec" as const;
+    return [{
+      kind: "ack",
+      packet: { type, packetId: packet.packetId!, reasonCode: 0, properties: {} },
+      durable,
+    }];
+  }
+
   #refused(session: Session, ack: AckPacket<"puback" | "pubrec">, error: unknown): Promise<void> {
     if (ack.type === "pubrec") {
       session.refuseInbound(ack.packetId);
@@ -579,3 +600,5 @@ export class Broker implements SessionService {
     empty(effects);
   }
 }
+
+const overBudget = () => new StorageError("memory budget exceeded", ReasonCode.QuotaExceeded);

@@ -235,6 +235,10 @@ export class ClusterNode implements SessionService {
   receive(handle: SessionHandle, packet: Packet, out?: Effect[]): Effect[] {
     if (!handle.session.persistent) return this.broker.receive(handle, packet, out);
     if (packet.type === "pingreq") return [{ kind: "send", packet: { type: "pingresp" } }];
+    if (packet.type === "publish") {
+      const refusal = this.broker.refusalOverBudget(handle.session, packet);
+      if (refusal) return refusal;
+    }
     const version = handle.session.attachment?.protocolVersion ?? 4;
     const frame = encode(packet, version);
     const clientId = handle.session.clientId;

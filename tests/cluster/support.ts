@@ -4,7 +4,13 @@
  * connections (a SessionLink that records what the node asks it to do).
  */
 import assert from "node:assert/strict";
-import { Broker, type OpenResult, type SessionLink, type SessionQuotaLimits } from "../../src/broker/mod.ts";
+import {
+  Broker,
+  type MemoryBudget,
+  type OpenResult,
+  type SessionLink,
+  type SessionQuotaLimits,
+} from "../../src/broker/mod.ts";
 import { ClusterNode } from "../../src/cluster/mod.ts";
 import type { AckPacket, Packet, ProtocolVersion, PublishPacket, QoS, Will } from "../../src/codec/mod.ts";
 import type { Attachment, Effect } from "../../src/session/mod.ts";
@@ -30,7 +36,7 @@ export class TestCluster {
   /** Each node's storage, kept across a restart of that node. */
   readonly #states = new Map<string, MemoryState>();
 
-  async start(nodeId: string, quota?: SessionQuotaLimits): Promise<ClusterNode> {
+  async start(nodeId: string, quota?: SessionQuotaLimits, memoryBudget?: MemoryBudget): Promise<ClusterNode> {
     const state = this.#states.get(nodeId) ?? createMemoryState();
     this.#states.set(nodeId, state);
     const storage = createMemoryStorage(state);
@@ -58,6 +64,7 @@ export class TestCluster {
           sharedSubscriptionStrategy: "round_robin",
           storage,
           sessionQuota: quota,
+          memoryBudget,
           ...hooks,
         }),
     });
