@@ -96,6 +96,27 @@ export const CHANGES: Change[] = [
     ratio: "0.73× / 0.33×",
   },
   {
+    change:
+      "Idle connection diet: permissions as one object with prototype methods (no closures, no retained " +
+      "CONNECT scope), the decoder dropped while it holds no bytes, a connection's flags in one field, no " +
+      "handle object, the remote address made into text on demand",
+    measure:
+      "RSS per idle connection at 19,000 / above the Deno floor (medians of 3, pinned); JS heap per idle " +
+      "connection after GC",
+    before: "8687 B / 2094 B; 4141 B",
+    after: "7853 B / 1268 B; ~3380 B",
+    ratio: "0.90× / 0.61×; 0.82×",
+  },
+  {
+    change:
+      "Offline sessions: a session's first subscription and a filter's only subscriber held without a " +
+      "Map, timers without a closure per client, stored queue totals as fields",
+    measure: "JS heap of 100,000 restored offline sessions with one subscription each (after GC)",
+    before: "~190 MB",
+    after: "130 MB",
+    ratio: "0.68×",
+  },
+  {
     change: "Read strategy: a 64-byte view of a shared slab per idle socket instead of a 512-byte buffer",
     measure: "RSS per idle connection of the bare Deno server (deno-floor vs deno-floor-512), 19,000",
     before: "7.26 KB",
@@ -124,8 +145,9 @@ export const CHANGES: Change[] = [
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **QoS 1 10→10 and fan-out QoS 1, rumqttd ≈ 2× ahead** (mqtt-proxy ≈ 0.5× in the pinned layout; QoS 0
-  10→10 and fan-out QoS 0 lead rumqttd, 1.1–1.4×). A QoS 1 delivery still costs mqtt-proxy about 3 µs of
+- **QoS 1 10→10 and fan-out QoS 1, rumqttd 1.5–3.5× ahead** (mqtt-proxy 0.43–0.66× in QoS 1 10→10 and
+  0.28–0.46× in fan-out QoS 1, pinned, across the day's runs; QoS 0 10→10 and fan-out QoS 0 are even or lead
+  rumqttd, 0.94–1.4×). A QoS 1 delivery still costs mqtt-proxy about 3 µs of
   JavaScript: a packet, a message, a delivery, an in-flight entry and an effect object per delivery, an ack
   packet and effect per publish, and a map insert and delete per packet id, against rumqttd's ring of
   offsets into a commit log. The next step is a delivery path without per-delivery objects (packet ids in a
@@ -136,12 +158,14 @@ export const PEER_NOTES =
   Deno relay of the same traffic (no broker logic) shows p99 1.0–1.6 ms and p99.9 3–4 ms on this VM, above
   the 1 ms target already. The generator itself sends 0.5–1.3% of its messages over 1 ms late here (CPU
   steal on the shared host), which the tail shows too.
-- **Connects per second: Mosquitto ≈ 2× ahead.** The bare Deno server with the same read strategy
-  (deno-floor) connects about as fast as Mosquitto using 70% of its core for accept, read and write alone;
-  mqtt-proxy's CONNECT path (decode, session claim, CONNACK, the async steps between them) costs about twice
-  the floor. 1.5× Mosquitto is out of reach for a single-threaded Deno listener on one core.
-- **Idle RSS: Mosquitto 0.7 KB per connection, mqtt-proxy 7.8 KB**, of which 6.6 KB is Deno's own per-socket
-  cost (deno-floor); mqtt-proxy's share above it is 1.2–1.5 KB (target 1 KB).
+- **Connects per second: Mosquitto ≈ 2× ahead.** Broker CPU per connect: Mosquitto 22–30 µs, the bare Deno
+  server with the same read strategy (deno-floor) 28–34 µs warm and ~43 µs cold, mqtt-proxy 41–46 µs warm
+  and 61–64 µs cold (GC of ~19.5 KB allocated per connect in about ten chained async steps, and the CONNECT
+  handling itself). 1.5× Mosquitto's rate needs at most 26–35 µs per connect in all, less than the floor:
+  out of reach for a single-threaded Deno listener on one core.
+- **Idle RSS: Mosquitto 0.7 KB per connection, mqtt-proxy 7.8–8.1 KB**, of which 6.4–6.6 KB is Deno's own
+  per-socket cost (deno-floor); mqtt-proxy's share above it is 1.3–1.7 KB (target 1 KB): what is left is the
+  session's objects (its outbound flow, the session, its registry entry), made for every client at CONNECT.
 - **Durable QoS 1 ≈ 0.15× in-memory QoS 1** (target 0.6×): SQLite does four to five row operations per
   message (append, queue entry queued, then sent, delete with the message), about 12 µs of CPU. The worker
   takes them off the event loop (unpinned it runs on the other core: +30%), but on one pinned core the work
