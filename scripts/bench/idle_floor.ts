@@ -1,7 +1,8 @@
 /**
  * The idle-connection floor for `deno task bench`: a bare `Deno.listen` server that answers a CONNECT with
  * a CONNACK and then only keeps one read pending per socket, as mqtt-proxy does. What it costs per
- * connection is Deno's own share; what mqtt-proxy costs above it is the broker's.
+ * connection is Deno's own share; what mqtt-proxy costs above it is the broker's. Run as a process by the
+ * benchmark; scripts/bench/idle_heap.ts starts it in its own process with {@link startFloor}.
  *
  * Usage: deno run --allow-net=127.0.0.1 idle_floor.ts --port N --read broker|own-512
  *   broker   the broker's read strategy: a small view of a shared slab (src/connection/buffer_pool.ts)
@@ -9,46 +10,75 @@
  */
 import { BufferPool } from "../../src/connection/buffer_pool.ts";
 
-function option(name: string): string | undefined {
-  const index = Deno.args.indexOf(name);
-  return index >= 0 ? Deno.args[index + 1] : undefined;
+export type ReadStrategy = "broker" | "own-512";
+
+/** A running floor server: how many sockets it holds, and how to stop it. */
+export interface FloorServer {
+  readonly openConnections: number;
+  stop(): Promise<void>;
 }
 
-const port = Number(option("--port"));
-const strategy = option("--read") ?? "broker";
-if (!Number.isInteger(port) || port <= 0 || port > 65535 || !["broker", "own-512"].includes(strategy)) {
-  throw new Error("usage: idle_floor.ts --port <1-65535> --read broker|own-512");
-}
-const pool = new BufferPool(64 * 1024, 256);
 const CONNACK = new Uint8Array([0x20, 2, 0, 0]);
 
-async function hold(conn: Deno.TcpConn): Promise<void> {
-  conn.setNoDelay(true);
-  const own = strategy === "own-512";
-  let buffer = own ? new Uint8Array(512) : pool.takeSmall();
-  let answered = false;
-  try {
-    for (;;) {
-      const n = await conn.read(buffer);
-      if (n === null) break;
-      // Whatever arrives first is taken for the CONNECT; the generator sends nothing else.
-      if (!answered) {
-        answered = true;
-        await conn.write(CONNACK);
-      }
-    }
-  } catch {
-    // reset by the peer: nothing to report
-  } finally {
-    if (!own) pool.giveSmall(buffer as Uint8Array<ArrayBuffer>);
-    buffer = new Uint8Array(0);
+/** Listens on 127.0.0.1:`port` and holds every socket with one pending read until the peer goes. */
+export function startFloor(port: number, strategy: ReadStrategy = "broker"): FloorServer {
+  const pool = new BufferPool(64 * 1024, 256);
+  let open = 0;
+  const hold = async (conn: Deno.TcpConn): Promise<void> => {
+    conn.setNoDelay(true);
+    open++;
+    const own = strategy === "own-512";
+    let buffer = own ? new Uint8Array(512) : pool.takeSmall();
+    let answered = false;
     try {
-      conn.close();
-    } catch { /* already closed */ }
-  }
+      for (;;) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        // Whatever arrives first is taken for the CONNECT; the generator sends nothing else.
+        if (!answered) {
+          answered = true;
+          await conn.write(CONNACK);
+        }
+      }
+    } catch {
+      // reset by the peer: nothing to report
+    } finally {
+      open--;
+      if (!own) pool.giveSmall(buffer as Uint8Array<ArrayBuffer>);
+      buffer = new Uint8Array(0);
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }
+  };
+  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+  const accepting = (async () => {
+    for await (const conn of listener) void hold(conn);
+  })().catch(() => {});
+  return {
+    get openConnections() {
+      return open;
+    },
+    async stop() {
+      listener.close();
+      await accepting;
+    },
+  };
 }
 
-// The benchmark stops the floor between runs: exit at once.
-Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
-const listener = Deno.listen({ hostname: "127.0.0.1", port });
-for await (const conn of listener) void hold(conn);
+if (import.meta.main) {
+  const option = (name: string): string | undefined => {
+    const index = Deno.args.indexOf(name);
+    return index >= 0 ? Deno.args[index + 1] : undefined;
+  };
+  const port = Number(option("--port"));
+  const strategy = option("--read") ?? "broker";
+  if (
+    !Number.isInteger(port) || port <= 0 || port > 65535 || (strategy !== "broker" && strategy !== "own-512")
+  ) {
+    throw new Error("usage: idle_floor.ts --port <1-65535> --read broker|own-512");
+  }
+  // The benchmark stops the floor between runs: exit at once.
+  Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
+  startFloor(port, strategy);
+}

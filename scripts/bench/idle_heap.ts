@@ -14,8 +14,8 @@ import { writeHeapSnapshot } from "node:v8";
 import { parseConfig } from "../../src/config/mod.ts";
 import { createLogger } from "../../src/observe/mod.ts";
 import { startBroker } from "../../main.ts";
-import { BufferPool } from "../../src/connection/buffer_pool.ts";
 import { buildGenerator } from "./generator.ts";
+import { startFloor } from "./idle_floor.ts";
 import { freePort, sleep } from "./util.ts";
 
 function option(name: string): string | undefined {
@@ -77,46 +77,15 @@ async function aggregate(path: string): Promise<Map<string, { count: number; byt
 }
 
 /** idle_floor.ts's server with the broker's read strategy, shaped like the part of RunningBroker used here. */
-function startFloor(port: number) {
-  const pool = new BufferPool(64 * 1024, 256);
-  const connack = new Uint8Array([0x20, 2, 0, 0]);
-  let open = 0;
-  const hold = async (conn: Deno.TcpConn) => {
-    conn.setNoDelay(true);
-    open++;
-    const buffer = pool.takeSmall();
-    let answered = false;
-    try {
-      for (;;) {
-        const n = await conn.read(buffer);
-        if (n === null) break;
-        if (!answered) {
-          answered = true;
-          await conn.write(connack);
-        }
-      }
-    } catch {
-      // reset by the peer
-    } finally {
-      open--;
-      pool.giveSmall(buffer);
-      conn.close();
-    }
-  };
-  const listener = Deno.listen({ hostname: "127.0.0.1", port });
-  const accepting = (async () => {
-    for await (const conn of listener) void hold(conn);
-  })().catch(() => {});
+function floorInProcess(port: number) {
+  const server = startFloor(port);
   return {
     connections: {
       get connectionCount() {
-        return open;
+        return server.openConnections;
       },
     },
-    async stop() {
-      listener.close();
-      await accepting;
-    },
+    stop: () => server.stop(),
   };
 }
 
@@ -133,7 +102,7 @@ try {
     ].join("\n"),
     "idle_heap",
   );
-  const running = floor ? startFloor(port) : await startBroker(config, createLogger({ level: "warn" }));
+  const running = floor ? floorInProcess(port) : await startBroker(config, createLogger({ level: "warn" }));
   await sleep(300);
   collect();
   const before = sizes();
