@@ -22,6 +22,7 @@ import {
   writeBigQueueSection,
 } from "./big_queue_docs.ts";
 import {
+  concat,
   connect,
   DISCONNECT,
   type Packet,
@@ -266,24 +267,13 @@ async function drain(port: number, options: Options): Promise<DrainCounts> {
       }
       take(packet);
       for (let more = client.buffered(); more; more = client.buffered()) take(more);
-      if (acks.length) await client.write(concatAll(acks.splice(0)));
+      if (acks.length) await client.write(concat(acks.splice(0)));
     }
     // Anything after the last expected message (a re-send) counts as a duplicate; it is acknowledged too.
     await disconnect(client, (packet) => take(packet));
     counts.unique += unique;
   });
   return counts;
-}
-
-function concatAll(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> {

@@ -92,13 +92,7 @@ export function report(
     "after a restart and while draining; restart to ready under 3 s." +
     (failed ? " **The run failed.**" : ""),
     "",
-    "| measured | figure |",
-    "| --- | --- |",
-    ...facts.map(([what, figure]) => `| ${what} | ${figure} |`),
-    "",
-    "| phase | peak RSS (VmRSS every 200 ms) | RSS at its end |",
-    "| --- | --- | --- |",
-    ...[...phases].map(([phase, memory]) => `| ${phase} | ${mb(memory.peakRss)} | ${mb(memory.lastRss)} |`),
+    ...tables(facts, phases),
     "",
     `Phases "at rest", "queued", "after …" and "drained" are ${options.settleMs / 1000} s of idle broker.`,
   ].join("\n");
@@ -115,6 +109,13 @@ export function mosquittoReport(
       failed ? " — failed" : ""
     }`,
     "",
+    ...tables(facts, phases),
+  ].join("\n");
+}
+
+/** The results and the memory of each phase, as two Markdown tables. */
+function tables(facts: [string, string][], phases: Map<string, Memory>): string[] {
+  return [
     "| measured | figure |",
     "| --- | --- |",
     ...facts.map(([what, figure]) => `| ${what} | ${figure} |`),
@@ -122,5 +123,5 @@ export function mosquittoReport(
     "| phase | peak RSS (VmRSS every 200 ms) | RSS at its end |",
     "| --- | --- | --- |",
     ...[...phases].map(([phase, memory]) => `| ${phase} | ${mb(memory.peakRss)} | ${mb(memory.lastRss)} |`),
-  ].join("\n");
+  ];
 }
