@@ -98,13 +98,20 @@ export interface ConnectionContext {
   takeover?: TakeoverPolicy;
 }
 
-/** Bits of Connection's flags field. */
+// Bits of Connection's flags field; once set, a bit stays set.
+/** No more input is processed; what still arrives is read and dropped (see closing.ts). */
 const CLOSED = 1;
+/** The session is back with the broker (will, expiry). */
 const RELEASED = 2;
+/** The socket is closed, and anything sent from now on is dropped. */
 const FINISHED = 4;
+/** The last packet is in the outbox: nothing may follow it [MQTT-3.14.4-1]. */
 const FAREWELL_SENT = 8;
+/** The reader saw the end of the client's input (or the socket failed). */
 const INPUT_ENDED = 16;
+/** CONNECT was accepted (and stays so after a takeover, for the disconnect log). */
 const CONNECTED = 32;
+/** The accepted CONNECT asked for a clean start. */
 const CLEAN_START = 64;
 
 /** The backlog of a connection with nothing waiting: shared, replaced by a list of its own before use. */
@@ -142,7 +149,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    */
   #outbox: Outbox | undefined;
   /**
-   * The yes/no states below (#closed, #released, ...), one bit each in one field: an idle connection
+   * The yes/no states (CLOSED, RELEASED, ... above), one bit each in one field: an idle connection
    * must stay cheap, and a field costs 8 bytes.
    */
   #flags = 0;
@@ -205,53 +212,9 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /** Why the connection ended, for the client.disconnected log line. */
   #closeReason = "connection closed";
 
-  /** No more input is processed once set; what still arrives is read and dropped (see closing.ts). */
-  get #closed(): boolean {
-    return (this.#flags & CLOSED) !== 0;
-  }
-  set #closed(on: boolean) {
-    this.#flags = on ? this.#flags | CLOSED : this.#flags & ~CLOSED;
-  }
-  /** The session is back with the broker (will, expiry). */
-  get #released(): boolean {
-    return (this.#flags & RELEASED) !== 0;
-  }
-  set #released(on: boolean) {
-    this.#flags = on ? this.#flags | RELEASED : this.#flags & ~RELEASED;
-  }
-  /** The socket is closed, and anything sent from now on is dropped. */
-  get #finished(): boolean {
-    return (this.#flags & FINISHED) !== 0;
-  }
-  set #finished(on: boolean) {
-    this.#flags = on ? this.#flags | FINISHED : this.#flags & ~FINISHED;
-  }
-  /** The last packet is in the outbox: nothing may follow it [MQTT-3.14.4-1]. */
-  get #farewellSent(): boolean {
-    return (this.#flags & FAREWELL_SENT) !== 0;
-  }
-  set #farewellSent(on: boolean) {
-    this.#flags = on ? this.#flags | FAREWELL_SENT : this.#flags & ~FAREWELL_SENT;
-  }
-  /** The reader saw the end of the client's input (or the socket failed). */
-  get #inputEnded(): boolean {
-    return (this.#flags & INPUT_ENDED) !== 0;
-  }
-  set #inputEnded(on: boolean) {
-    this.#flags = on ? this.#flags | INPUT_ENDED : this.#flags & ~INPUT_ENDED;
-  }
-  /** CONNECT was accepted (and stays so after a takeover, for the disconnect log). */
-  get #connected(): boolean {
-    return (this.#flags & CONNECTED) !== 0;
-  }
-  set #connected(on: boolean) {
-    this.#flags = on ? this.#flags | CONNECTED : this.#flags & ~CONNECTED;
-  }
-  get #cleanStart(): boolean {
-    return (this.#flags & CLEAN_START) !== 0;
-  }
-  set #cleanStart(on: boolean) {
-    this.#flags = on ? this.#flags | CLEAN_START : this.#flags & ~CLEAN_START;
+  /** Whether a flag (CLOSED, RELEASED, …) is set: once set, a flag stays set. */
+  #is(flag: number): boolean {
+    return (this.#flags & flag) !== 0;
   }
 
   constructor(
@@ -293,11 +256,11 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
 
   get writable(): boolean {
     if (this.#backlog.length > 0) return false;
-    return this.#outbox ? this.#outbox.writable : !this.#finished;
+    return this.#outbox ? this.#outbox.writable : !this.#is(FINISHED);
   }
 
   get room(): number {
-    if (this.#backlog.length > 0 || this.#finished) return 0;
+    if (this.#backlog.length > 0 || this.#is(FINISHED)) return 0;
     return this.#outbox ? this.#outbox.room : this.context.outboxHighWaterMark;
   }
 
@@ -306,7 +269,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     if (this.#outbox === undefined) {
       const { outboxHighWaterMark, writeBuffers, readBuffers } = this.context;
       this.#outbox = new Outbox(this.accepted.stream, outboxHighWaterMark, writeBuffers, readBuffers, this);
-      if (this.#finished) this.#outbox.close();
+      if (this.#is(FINISHED)) this.#outbox.close();
     }
     return this.#outbox;
   }
@@ -348,7 +311,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
 
   /** The connected client, or undefined before its CONNECT is accepted and after it is gone. */
   get client(): ClientConnectionInfo | undefined {
-    if (!this.#connected || this.#closed || !this.#session) return undefined;
+    if (!this.#is(CONNECTED) || this.#is(CLOSED) || !this.#session) return undefined;
     return {
       clientId: this.#session.clientId,
       username: this.#username,
@@ -357,7 +320,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       protocolVersion: this.#version,
       connectedAt: this.#connectedAt,
       keepAlive: this.#keepAlive,
-      cleanStart: this.#cleanStart,
+      cleanStart: this.#is(CLEAN_START),
       bytesReceived: this.bytesReceived,
       bytesSent: this.bytesSent,
     };
@@ -365,13 +328,13 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
 
   /** Outbound QoS 1/2 deliveries not yet acknowledged by this client, plus an ack waiting for storage. */
   get unacknowledged(): number {
-    if (this.#closed) return 0;
+    if (this.#is(CLOSED)) return 0;
     return (this.#session?.outbound.inflight.size ?? 0) + (this.#pendingAck ? 1 : 0);
   }
 
   /** Ends the connection on an operator's request: v5 clients hear `reasonCode`; the will goes out. */
   kick(reasonCode: number, reason: string): void {
-    if (this.#closed) return;
+    if (this.#is(CLOSED)) return;
     this.#closeReason = `kicked: ${reason}`;
     this.#sendDisconnect(reasonCode, reason);
     void this.#closeAfterFlush(true);
@@ -387,11 +350,11 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     const pool = this.context.readBuffers;
     let buffer = pool.takeSmall();
     try {
-      while (!this.#finished) {
+      while (!this.#is(FINISHED)) {
         const n = await this.accepted.stream.read(buffer);
         if (n === null) break;
         this.bytesReceived += n;
-        if (this.#closed) continue; // closing: read only so that the socket ends with FIN, not RST
+        if (this.#is(CLOSED)) continue; // closing: read only so that the socket ends with FIN, not RST
         this.#lastActivity = performance.now();
         try {
           const waiting = this.#decode(buffer, n);
@@ -418,11 +381,11 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     } finally {
       if (buffer.byteLength === pool.size) pool.give(buffer);
       else pool.giveSmall(buffer);
-      this.#inputEnded = true;
+      this.#flags |= INPUT_ENDED;
       this.#onInputEnded?.();
     }
     try {
-      if (!this.#closed) this.#end(true); // closed without DISCONNECT: the will goes out
+      if (!this.#is(CLOSED)) this.#end(true); // closed without DISCONNECT: the will goes out
       await this.#closing;
     } catch (error) {
       this.context.logger.error("connection.crashed", { error });
@@ -436,7 +399,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * is stopping, and a connection already lingering stops waiting.
    */
   async shutdown(): Promise<void> {
-    if (this.#closed) return this.#onInputEnded?.();
+    if (this.#is(CLOSED)) return this.#onInputEnded?.();
     this.#closeReason = "server shutting down";
     this.#sendDisconnect(ReasonCode.ServerShuttingDown, "server shutting down");
     await this.#closeAfterFlush(false, undefined, false);
@@ -445,7 +408,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   run(effects: Effect[]): void {
     // After a DISCONNECT (ours or the client's) nothing more is sent [MQTT-3.14.4-1]; what was in flight
     // stays in the session and is re-sent if the client resumes it.
-    if (this.#closed) return;
+    if (this.#is(CLOSED)) return;
     let exactlyOnce = false;
     for (let i = 0; i < effects.length; i++) {
       const effect = effects[i];
@@ -483,7 +446,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
 
   /** The outbox drained: send what waited for room, until it is full again. */
   #sendBacklog(): void {
-    while (this.#backlog.length > 0 && !this.#closed && this.#out().writable) {
+    while (this.#backlog.length > 0 && !this.#is(CLOSED) && this.#out().writable) {
       const { effect, durable } = this.#backlog.shift()!;
       this.#runEffect(effect);
       if (durable) this.#outbox?.holdUntil(durable);
@@ -530,7 +493,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       const packet = decoder.next();
       if (packet === undefined) return undefined;
       this.context.traffic.received(packet.type);
-      if (this.#closed) return undefined;
+      if (this.#is(CLOSED)) return undefined;
       if (this.#session && packet.type !== "auth") {
         const effects = this.#effects ??= [];
         this.run(this.context.broker.receive(this, packet, effects));
@@ -580,7 +543,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /** An authenticated CONNECT: the session rules for its identity (takeover, will), then the session. */
   async #admit(admitted: Extract<HandshakeStep, { kind: "admit" }>): Promise<void> {
     const handshake = this.#handshake;
-    if (this.#closed) return handshake.end();
+    if (this.#is(CLOSED)) return handshake.end();
     const { connect: packet, decision } = admitted;
     const identity = { clientId: decision.clientId, username: admitted.username };
     const owner = sessionOwner(identity.username);
@@ -622,7 +585,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       return this.#refuse(error.reasonCode, error.message, {});
     }
     logAdmission();
-    if (this.#released) {
+    if (this.#is(RELEASED)) {
       // The connection ended while the session was being claimed: hand it straight back.
       handshake.end();
       broker.close(opened, true);
@@ -635,11 +598,11 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     this.#session = opened.session;
     this.#epoch = opened.epoch;
     const { sessionPresent, effects } = opened;
-    this.#connected = true;
+    this.#flags |= CONNECTED;
     this.#username = admitted.username;
     this.#connectedAt = Date.now();
     this.#keepAlive = packet.keepAlive;
-    this.#cleanStart = packet.cleanStart;
+    if (packet.cleanStart) this.#flags |= CLEAN_START;
     this.#send({
       type: "connack",
       sessionPresent,
@@ -663,7 +626,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * socket that sent no CONNECT in time, or a client silent for 1.5 × its keep alive [MQTT-3.1.2-24].
    */
   checkDeadlines(now: number): void {
-    if (this.#closed) return;
+    if (this.#is(CLOSED)) return;
     if (!this.#session) {
       if (now >= this.#connectedAt + this.context.connectTimeoutMs) this.#fail("connect_timeout");
     } else if (this.#keepAliveMs > 0 && now - this.#lastActivity >= this.#keepAliveMs) {
@@ -756,7 +719,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * packet that still does not fit is not sent [MQTT-3.1.2-24].
    */
   #send(packet: Packet): void {
-    if (this.#farewellSent) return;
+    if (this.#is(FAREWELL_SENT)) return;
     const ackFirstByte = ACK_FIRST_BYTES[packet.type];
     if (ackFirstByte !== undefined) {
       const ack = packet as AckPacket<"puback">;
@@ -851,7 +814,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     if (this.#farewell) return;
     this.#farewell = (this.#pendingAck ?? Promise.resolve()).then(() => {
       this.#send(packet);
-      this.#farewellSent = true;
+      this.#flags |= FAREWELL_SENT;
     });
   }
 
@@ -876,7 +839,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       void this.#closeAfterFlush(true);
       return;
     }
-    if (this.#closed) return; // the read was cut short by our own close
+    if (this.#is(CLOSED)) return; // the read was cut short by our own close
     // A reset, a broken pipe, or a TLS peer that closed without close_notify (MQTT.js does when it is
     // ended in a hurry): the client went away, nothing failed here.
     if (
@@ -904,7 +867,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * false. The first close wins; later calls share it.
    */
   #closeAfterFlush(publishWill: boolean, sessionExpiryInterval?: number, linger = true): Promise<void> {
-    this.#closed = true;
+    this.#flags |= CLOSED;
     this.#closing ??= this.#close(publishWill, sessionExpiryInterval, linger);
     return this.#closing;
   }
@@ -917,7 +880,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     const farewell = this.#farewell ?? Promise.resolve();
     const flushed = await settlesWithin(farewell.then(() => this.#outbox?.drain()), FLUSH_TIMEOUT_MS);
     this.#release(publishWill, sessionExpiryInterval);
-    if (flushed && linger && this.#farewellSent && !this.#finished && !this.#inputEnded) {
+    if (flushed && linger && this.#is(FAREWELL_SENT) && !this.#is(FINISHED) && !this.#is(INPUT_ENDED)) {
       const inputEnded = new Promise<void>((resolve) => this.#onInputEnded = resolve);
       await halfCloseAndLinger(this.accepted.stream, inputEnded);
     }
@@ -926,14 +889,14 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
 
   /** Ends everything at once: the session back to the broker (will, expiry), then the socket. */
   #end(publishWill: boolean, sessionExpiryInterval?: number): void {
-    this.#closed = true;
+    this.#flags |= CLOSED;
     this.#release(publishWill, sessionExpiryInterval);
     this.#shutdownSocket();
   }
 
   #release(publishWill: boolean, sessionExpiryInterval?: number): void {
-    if (this.#released) return;
-    this.#released = true;
+    if (this.#is(RELEASED)) return;
+    this.#flags |= RELEASED;
     // packets that waited for room in the outbox: the session resends what it needs on resume
     this.#backlog = NO_BACKLOG;
     if (this.#session) {
@@ -943,7 +906,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   }
 
   #logDisconnected(reason: string, publishWill?: boolean): void {
-    if (!this.#connected) return;
+    if (!this.#is(CONNECTED)) return;
     this.#log("info", "client.disconnected", {
       user: this.#username,
       protocol: protocolName(this.#version),
@@ -954,8 +917,8 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   }
 
   #shutdownSocket(): void {
-    if (this.#finished) return;
-    this.#finished = true;
+    if (this.#is(FINISHED)) return;
+    this.#flags |= FINISHED;
     this.#outbox?.close();
     try {
       this.accepted.stream.close();
