@@ -24,11 +24,15 @@ Deno.test("embedded: 1000 mutations and one flush make one transaction and one f
         const id = storage.appendMessage(sample.message(`t/${index}`));
         storage.saveQueueEntry(sample.entry("a", id));
       }
-      assert.deepEqual(storage.stats(), { flushes: 0, syncs: 0 }, "mutations only buffer");
+      assert.deepEqual(
+        storage.stats(),
+        { flushes: 0, syncs: 0, operations: 0, cancelled: 0 },
+        "mutations only buffer",
+      );
       assert.equal(storage.dirty, true);
       await storage.flush();
       assert.equal(storage.dirty, false);
-      assert.deepEqual(storage.stats(), { flushes: 1, syncs: 1 });
+      assert.deepEqual(storage.stats(), { flushes: 1, syncs: 1, operations: 1000, cancelled: 0 });
     } finally {
       await storage.stop();
     }
@@ -43,7 +47,7 @@ Deno.test("embedded durability sync: every resolved flush has its transaction fs
       for (let index = 1; index <= 20; index++) {
         storage.saveSession(sample.session(`client-${index}`));
         await storage.flush();
-        assert.deepEqual(storage.stats(), { flushes: index, syncs: index });
+        assert.deepEqual(storage.stats(), { flushes: index, syncs: index, operations: index, cancelled: 0 });
       }
     } finally {
       await storage.stop();
@@ -60,9 +64,9 @@ Deno.test("embedded durability batch: flush resolves after the write, an fsync f
         storage.saveSession(sample.session(`client-${index}`));
         await storage.flush();
       }
-      assert.deepEqual(storage.stats(), { flushes: 5, syncs: 0 });
+      assert.deepEqual(storage.stats(), { flushes: 5, syncs: 0, operations: 5, cancelled: 0 });
       await new Promise((resolve) => setTimeout(resolve, 100));
-      assert.deepEqual(storage.stats(), { flushes: 5, syncs: 1 });
+      assert.deepEqual(storage.stats(), { flushes: 5, syncs: 1, operations: 5, cancelled: 0 });
     } finally {
       await storage.stop();
     }

@@ -58,7 +58,7 @@ Deno.test("group commit: operations of one turn share one write; nothing is writ
   assert.equal(commits.dirty, false);
   syncs[0].resolve();
   await flushed;
-  assert.deepEqual(commits.stats, { flushes: 1, syncs: 1 });
+  assert.deepEqual(commits.stats, { flushes: 1, syncs: 1, operations: 1000 });
 });
 
 Deno.test("group commit: batches written while a sync runs share the next sync, which starts after it", async () => {
@@ -86,7 +86,7 @@ Deno.test("group commit: batches written while a sync runs share the next sync, 
   assert.equal(syncs.length, 2, "the next sync starts when the previous one returns");
   syncs[1].resolve();
   await Promise.all([second, third]);
-  assert.deepEqual(commits.stats, { flushes: 3, syncs: 2 });
+  assert.deepEqual(commits.stats, { flushes: 3, syncs: 2, operations: 3 });
 });
 
 Deno.test("group commit: flush with nothing pending resolves at once", async () => {
@@ -140,5 +140,5 @@ Deno.test("group commit at durability batch: flush resolves after the write, one
   assert.equal(syncs.length, 1);
   syncs[0].resolve();
   await commits.close();
-  assert.deepEqual(commits.stats, { flushes: 3, syncs: 1 });
+  assert.deepEqual(commits.stats, { flushes: 3, syncs: 1, operations: 3 });
 });

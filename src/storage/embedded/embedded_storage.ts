@@ -52,10 +52,16 @@ export interface EmbeddedStorageOptions {
   maxDiskBytes?: number;
 }
 
+/** What the embedded adapter counts, for tests and metrics. */
+export interface EmbeddedStats extends CommitStats {
+  /** Operations that cancelled out before reaching the database (see Cancellations). */
+  cancelled: number;
+}
+
 /** The embedded adapter, with counters for tests and metrics. */
 export interface EmbeddedStorage extends StorageAdapter {
-  /** Transactions written and fsyncs done since start. */
-  stats(): CommitStats;
+  /** Transactions and operations written, fsyncs done and operations cancelled out since start. */
+  stats(): EmbeddedStats;
 }
 
 const SILENT_LOGGER: StorageLogger = { info() {}, warn() {}, error() {} };
@@ -91,7 +97,8 @@ class EmbeddedStore implements EmbeddedStorage {
   #dirLock: DirLock | undefined;
   #failure: StorageError | undefined;
   #lowDisk = false;
-  #stats: CommitStats = { flushes: 0, syncs: 0 };
+  #stats: CommitStats = { flushes: 0, syncs: 0, operations: 0 };
+  #cancelled = 0;
   #nextMessageId = 1;
   #nextSequence = 1;
   /** This turn's operations, and the batch they will be answered with. */
@@ -180,8 +187,8 @@ class EmbeddedStore implements EmbeddedStorage {
     return (this.#collecting ?? this.#lastSent)?.promise ?? Promise.resolve();
   }
 
-  stats(): CommitStats {
-    return { ...this.#stats };
+  stats(): EmbeddedStats {
+    return { ...this.#stats, cancelled: this.#cancelled };
   }
 
   saveSession(session: StoredSession): void {
@@ -280,27 +287,45 @@ class EmbeddedStore implements EmbeddedStorage {
       // waits about 2 ms here, a microtask would send after every single callback).
       setImmediate(() => {
         this.#scheduled = false;
-        this.#sendPending();
+        if (this.#waiting.size === 0) this.#sendPending();
       });
     }
     return this.#pending;
   }
 
-  /** Hands this turn's operations to the worker. */
+  /**
+   * Hands the collected operations to the worker. The first ones of a turn go at once when the worker has
+   * nothing of ours to write; otherwise they wait for its answer, so that operations on the messages of the
+   * meantime can cancel out (see Cancellations) and many turns share one message to the worker.
+   */
   #sendPending(): void {
     const batch = this.#collecting;
     const pending = this.#pending;
     if (!batch || !pending) return;
-    const id = this.#nextId++;
     this.#collecting = undefined;
     this.#pending = undefined;
     this.#lastSent = batch;
+    this.#cancelled += pending.cancelled;
+    if (pending.size === 0 && this.#waiting.size === 0) {
+      // Everything cancelled out and nothing earlier is unanswered: durable as it stands.
+      batch.resolve();
+      return;
+    }
+    const id = this.#nextId++;
     this.#waiting.set(id, batch);
-    this.#send({ type: "batch", id, kinds: pending.kinds, values: pending.values });
+    const encoded = pending.encode();
+    // The payload buffer is the batch's own: it moves to the worker instead of being copied.
+    this.#send({ type: "batch", id, ...encoded }, [encoded.payloads.buffer]);
   }
 
-  #send(message: ToWorker): void {
-    this.#worker?.postMessage(message);
+  /** After the worker answered a batch: what was collected meanwhile goes now. */
+  #answered(id: number): void {
+    this.#waiting.delete(id);
+    if (this.#waiting.size === 0 && !this.#scheduled) this.#sendPending();
+  }
+
+  #send(message: ToWorker, transfer: Transferable[] = []): void {
+    this.#worker?.postMessage(message, transfer);
   }
 
   #receive(message: FromWorker): void {
@@ -315,12 +340,10 @@ class EmbeddedStore implements EmbeddedStorage {
         return;
       case "committed":
         this.#waiting.get(message.id)?.resolve();
-        this.#waiting.delete(message.id);
-        return;
+        return this.#answered(message.id);
       case "failed":
         this.#waiting.get(message.id)?.reject(asStorageError(fromWire(message.error)));
-        this.#waiting.delete(message.id);
-        return;
+        return this.#answered(message.id);
       case "queue": {
         const read = this.#reads.get(message.id);
         this.#reads.delete(message.id);

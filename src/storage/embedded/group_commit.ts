@@ -26,6 +26,8 @@ export interface CommitStats {
   flushes: number;
   /** fsyncs completed. */
   syncs: number;
+  /** Operations in the transactions written. */
+  operations: number;
 }
 
 /** A batch's shared promise. */
@@ -44,7 +46,7 @@ function createBatch(): Batch {
 
 /** Batches operations into transactions; see the module comment. */
 export class GroupCommit {
-  readonly stats: CommitStats = { flushes: 0, syncs: 0 };
+  readonly stats: CommitStats = { flushes: 0, syncs: 0, operations: 0 };
   #pending: Operation[] = [];
   /** The batch collecting `#pending`. */
   #collecting: Batch | undefined;
@@ -119,6 +121,7 @@ export class GroupCommit {
       try {
         this.target.write(operations);
         this.stats.flushes++;
+        this.stats.operations += operations.length;
       } catch (error) {
         const failure = this.target.toStorageError(error);
         this.target.onOutcome(failure);

@@ -4,5 +4,6 @@ export {
   type EmbeddedStorage,
   type EmbeddedStorageOptions,
 } from "./embedded_storage.ts";
+export type { EmbeddedStats } from "./embedded_storage.ts";
 export type { CommitStats } from "./group_commit.ts";
 export type { StorageLogger } from "./open_store.ts";

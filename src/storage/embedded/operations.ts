@@ -13,6 +13,7 @@ import type {
   StoredSubscription,
   StoredWill,
 } from "../port.ts";
+import { Cancellations } from "./cancellations.ts";
 import { encodeProperties, flag, STAGE_CODES } from "./records.ts";
 
 /** One buffered mutation; structured-cloneable, so it can cross to the store's worker. */
@@ -66,25 +67,77 @@ const SQL = {
   saveMeta: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
 } as const;
 
-/** Operation kinds as small integers, for the flat encoding. */
-const APPEND = 0, SAVE_ENTRY = 1, DELETE_ENTRY = 2, SINGLE = 3;
+/** Operation kinds as small integers, for the flat encoding; CANCELLED marks one that cancelled out. */
+const APPEND = 0, SAVE_ENTRY = 1, DELETE_ENTRY = 2, SINGLE = 3, CANCELLED = -1;
+
+/** A batch as it crosses to the worker; `payloads` holds the appended messages' payloads back to back. */
+export interface EncodedBatch {
+  kinds: number[];
+  values: SQLInputValue[];
+  payloads: Uint8Array<ArrayBuffer>;
+}
+
+/** The first size of a batch's payload buffer; it doubles as payloads need. */
+const FIRST_PAYLOAD_BYTES = 16 * 1024;
 
 /**
- * One turn's operations, flat: a kind per operation and all their values in one list, so that handing a
- * batch to the worker clones two arrays of plain values rather than an object and an array per operation.
+ * The operations collected until the worker takes them, flat: a kind per operation and all their values in
+ * one list, so that handing a batch to the worker clones two arrays of plain values rather than an object and
+ * an array per operation, and messages' payloads in one buffer that moves to the worker without a copy rather
+ * than one buffer each (an ArrayBuffer per message cost more than the rest of the append, mostly in GC).
  * {@link decodeBatch} turns it back into {@link Operation}s on the worker's side.
+ * Operations on the same queue entry may cancel out (see {@link Cancellations}).
  */
 export class OperationBatch {
-  readonly kinds: number[] = [];
-  readonly values: SQLInputValue[] = [];
+  readonly #kinds: number[] = [];
+  readonly #values: SQLInputValue[] = [];
+  /** Where each operation's values start in `#values`. */
+  readonly #starts: number[] = [];
+  readonly #cancellations = new Cancellations((operation) => {
+    this.#kinds[operation] = CANCELLED;
+    this.#dropped++;
+  });
+  /** Operations marked CANCELLED in `#kinds`. */
+  #dropped = 0;
+  /** Deletes that cancelled out before they were added. */
+  #skipped = 0;
+  #payloads = new Uint8Array(FIRST_PAYLOAD_BYTES);
+  #payloadBytes = 0;
 
+  /** Operations that will be written. */
   get size(): number {
-    return this.kinds.length;
+    return this.#kinds.length - this.#dropped;
+  }
+
+  /** Operations that cancelled out. */
+  get cancelled(): number {
+    return this.#dropped + this.#skipped;
+  }
+
+  /** The operations that did not cancel out, for the worker. */
+  encode(): EncodedBatch {
+    const kinds = this.#kinds, values = this.#values;
+    const payloads = this.#payloads.subarray(0, this.#payloadBytes);
+    if (this.#dropped === 0) return { kinds, values, payloads };
+    const kept: EncodedBatch = { kinds: [], values: [], payloads };
+    for (let i = 0; i < kinds.length; i++) {
+      if (kinds[i] === CANCELLED) continue;
+      kept.kinds.push(kinds[i]);
+      const end = i + 1 < kinds.length ? this.#starts[i + 1] : values.length;
+      for (let at = this.#starts[i]; at < end; at++) kept.values.push(values[at]);
+    }
+    return kept;
+  }
+
+  /** Starts an operation of `kind`; returns its index. */
+  #begin(kind: number): number {
+    this.#starts.push(this.#values.length);
+    return this.#kinds.push(kind) - 1;
   }
 
   #single(statement: SingleStatement, grows: boolean, ...args: SQLInputValue[]): void {
-    this.kinds.push(SINGLE);
-    this.values.push(statement, grows ? 1 : 0, args.length, ...args);
+    this.#begin(SINGLE);
+    this.#values.push(statement, grows ? 1 : 0, args.length, ...args);
   }
 
   saveSession({ clientId, expiryInterval, disconnectedAt, epoch, owner, connection }: StoredSession): void {
@@ -101,6 +154,7 @@ export class OperationBatch {
   }
 
   deleteSession(clientId: string): void {
+    this.#cancellations.pin(clientId);
     this.#single("deleteSessionCascade", false, clientId);
   }
 
@@ -125,11 +179,22 @@ export class OperationBatch {
   }
 
   appendMessage(id: MessageRef, message: StoredMessage): void {
-    this.kinds.push(APPEND);
-    this.values.push(
+    this.#cancellations.appended(id, this.#begin(APPEND));
+    const { payload } = message;
+    let payloads = this.#payloads;
+    const offset = this.#payloadBytes;
+    if (offset + payload.byteLength > payloads.byteLength) {
+      payloads = new Uint8Array(Math.max(2 * payloads.byteLength, offset + payload.byteLength));
+      payloads.set(this.#payloads.subarray(0, offset));
+      this.#payloads = payloads;
+    }
+    payloads.set(payload, offset);
+    this.#payloadBytes = offset + payload.byteLength;
+    this.#values.push(
       id,
       message.topic,
-      ownBytes(message.payload),
+      offset,
+      payload.byteLength,
       message.qos,
       flag(message.retain),
       encodeProperties(message.properties),
@@ -140,8 +205,8 @@ export class OperationBatch {
 
   saveQueueEntry(entry: QueueEntry, sequence: number): void {
     const { clientId, messageId, qos, retain, subscriptionIdentifiers, stage, packetId } = entry;
-    this.kinds.push(SAVE_ENTRY);
-    this.values.push(
+    this.#cancellations.saved(clientId, messageId, this.#begin(SAVE_ENTRY));
+    this.#values.push(
       clientId,
       messageId,
       sequence,
@@ -154,15 +219,24 @@ export class OperationBatch {
   }
 
   deleteQueueEntry(clientId: string, messageId: MessageRef): void {
-    this.kinds.push(DELETE_ENTRY);
-    this.values.push(clientId, messageId);
+    if (!this.#cancellations.deleted(clientId, messageId)) {
+      this.#skipped++;
+      return;
+    }
+    this.#begin(DELETE_ENTRY);
+    this.#values.push(clientId, messageId);
   }
 
   deleteUnreferencedMessage(messageId: MessageRef): void {
+    if (!this.#cancellations.unreferenced(messageId)) {
+      this.#skipped++;
+      return;
+    }
     this.#single("deleteUnreferencedMessage", false, messageId);
   }
 
   deleteOldestQueued(clientId: string): void {
+    this.#cancellations.pin(clientId);
     this.#single("deleteOldestQueuedCascade", false, clientId);
   }
 
@@ -209,12 +283,15 @@ export class OperationBatch {
 }
 
 /** The operations of a batch encoded by {@link OperationBatch}, in order. */
-export function decodeBatch(kinds: readonly number[], values: readonly SQLInputValue[]): Operation[] {
+export function decodeBatch({ kinds, values, payloads }: EncodedBatch): Operation[] {
   const decoded: Operation[] = [];
   let at = 0;
   for (const kind of kinds) {
     if (kind === APPEND) {
-      decoded.push({ kind: "appendMessage", row: values.slice(at, at += 8) });
+      const offset = values[at + 2] as number;
+      const payload = payloads.subarray(offset, offset + (values[at + 3] as number));
+      const row = [values[at], values[at + 1], payload, ...values.slice(at + 4, at += 9)];
+      decoded.push({ kind: "appendMessage", row });
     } else if (kind === SAVE_ENTRY) {
       decoded.push({ kind: "saveQueueEntry", row: values.slice(at, at += 8) });
     } else if (kind === DELETE_ENTRY) {

@@ -39,7 +39,7 @@ function outcome(error: StorageError | undefined): void {
   post({
     type: "outcome",
     error: error ? wire(error) : undefined,
-    stats: engine?.stats ?? { flushes: 0, syncs: 0 },
+    stats: engine?.stats ?? { flushes: 0, syncs: 0, operations: 0 },
     lowDisk: engine?.lowDisk ?? false,
   });
 }
@@ -61,7 +61,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       return;
     case "batch": {
       const { id } = message;
-      engine!.add(decodeBatch(message.kinds, message.values)).then(
+      engine!.add(decodeBatch(message)).then(
         () => post({ type: "committed", id }),
         (error) => post({ type: "failed", id, error: wire(error) }),
       );

@@ -5,7 +5,7 @@
 import type { StoredDelivery } from "../port.ts";
 import type { WireSnapshot } from "./records.ts";
 import type { CommitStats } from "./group_commit.ts";
-import type { SQLInputValue } from "node:sqlite";
+import type { EncodedBatch } from "./operations.ts";
 import type { EngineOptions } from "./store_engine.ts";
 
 export type ToWorker =
@@ -14,7 +14,7 @@ export type ToWorker =
    * The operations of one turn of the broker, flat (see OperationBatch); answered by "committed" or
    * "failed" with the same id.
    */
-  | { type: "batch"; id: number; kinds: number[]; values: SQLInputValue[] }
+  | ({ type: "batch"; id: number } & EncodedBatch)
   /** A queue read; answered by "queue" with the same id, after every batch sent before it is written. */
   | { type: "read"; id: number; clientId: string; now: number }
   | { type: "close" };
