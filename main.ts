@@ -24,6 +24,7 @@ import {
   createLogger,
   httpHandler,
   type Logger,
+  MallocTrimmer,
   rateLimited,
   type Registry,
   startSysPublisher,
@@ -187,8 +188,10 @@ export async function startBroker(
   const permissionsFor = (clientId: string, owner: string | undefined) =>
     clientPermissions({ clientId, username: ownerUsername(owner) }, authorizer, IGNORE_DENIALS);
   const memoryBudget = new MemoryBudget(config.limits.memoryBytes || automaticMemoryBudget());
+  const trimmer = MallocTrimmer.open(logger, performance.now());
   const sampleMemory = () => {
-    const { heapUsed, external } = Deno.memoryUsage();
+    const { heapUsed, external, rss } = Deno.memoryUsage();
+    trimmer?.sampled(rss, performance.now());
     const turned = memoryBudget.sample(heapUsed + external);
     const fields = { usedBytes: memoryBudget.usedBytes, limitBytes: memoryBudget.limitBytes };
     if (turned === "over") logger.warn("memory.over_budget", { ...fields, refusing: "new client messages" });

@@ -1,0 +1,95 @@
+/**
+ * After a burst of messages into offline queues, the broker gives the C allocator's free memory back to the
+ * system (MallocTrimmer) instead of keeping the burst's size resident: glibc returns only the top of its main
+ * heap by itself, and the buffers a burst frees (payloads that crossed to the storage worker, decoder slabs,
+ * clone buffers) sit in the middle of it.
+ */
+import assert from "node:assert/strict";
+import { encode, type ProtocolVersion } from "../../src/codec/mod.ts";
+import { TRIM_INTERVAL_MS } from "../../src/observe/malloc_trim.ts";
+import { connect, publishPacket, subscribe, subscription } from "../helpers/clients.ts";
+import { MB, startLimitedBroker } from "./support.ts";
+
+const SESSIONS = 10;
+const PER_SESSION = 6_000;
+const PAYLOAD = "x".repeat(1024);
+const WINDOW = 500;
+const V4: ProtocolVersion = 4;
+
+/** Resident bytes of the process's main malloc heap (the `[heap]` mapping). */
+async function heapResident(pid: number): Promise<number> {
+  const smaps = await Deno.readTextFile(`/proc/${pid}/smaps`);
+  const at = smaps.indexOf("[heap]");
+  if (at < 0) return 0;
+  return Number(/\nRss:\s+(\d+) kB/.exec(smaps.slice(at))![1]) * 1024;
+}
+
+Deno.test("memory: the allocator's free memory goes back to the system within the trim interval after a burst", async () => {
+  const storeDir = await Deno.makeTempDir({ prefix: "mqtt-proxy-trim-" });
+  const limited = await startLimitedBroker(["storage.type = embedded", `storage.dir = ${storeDir}`]);
+  try {
+    const pid = limited.broker.child.pid;
+    for (let session = 0; session < SESSIONS; session++) {
+      const { client } = await connect(limited.port, `queue-${session}`, V4, { cleanStart: false });
+      await subscribe(client, V4, [subscription(`burst/${session}`, 1)]);
+      await client.close();
+    }
+    const before = await heapResident(pid);
+    // The heap's largest size while the burst runs (a trim may already run during it).
+    let peak = before;
+    let bursting = true;
+    const watching = (async () => {
+      while (bursting) {
+        peak = Math.max(peak, await heapResident(pid));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+
+    const { client: publisher } = await connect(limited.port, "publisher", V4);
+    const total = SESSIONS * PER_SESSION;
+    for (let sent = 0; sent < total;) {
+      const window = [];
+      for (const end = Math.min(total, sent + WINDOW); sent < end; sent++) {
+        const packet = publishPacket(`burst/${sent % SESSIONS}`, PAYLOAD, 1, {
+          packetId: (sent % WINDOW) + 1,
+        });
+        window.push(encode(packet, V4));
+      }
+      const bytes = new Uint8Array(window.reduce((sum, frame) => sum + frame.length, 0));
+      window.reduce((offset, frame) => (bytes.set(frame, offset), offset + frame.length), 0);
+      await publisher.send(bytes);
+      for (let acked = 0; acked < window.length; acked++) {
+        assert.equal((await publisher.readPacket()).type, "puback");
+      }
+    }
+    await publisher.close();
+    bursting = false;
+    await watching;
+    assert.ok(
+      peak - before >= 16 * MB,
+      `the burst should grow the main heap (it is what this test watches): ${before} -> ${peak} bytes`,
+    );
+
+    // Within one interval (plus the sampling period) at least half of the growth is given back; without the
+    // trimmer the heap keeps its peak.
+    let after = peak;
+    for (
+      let waited = 0;
+      waited < TRIM_INTERVAL_MS * 2 && after > before + (peak - before) / 2;
+      waited += 250
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      after = await heapResident(pid);
+    }
+    assert.ok(
+      after <= before + (peak - before) / 2,
+      `main heap before the burst ${before}, at its end ${peak}, ${
+        TRIM_INTERVAL_MS * 2
+      } ms later ${after} bytes`,
+    );
+    assert.ok(await limited.alive());
+  } finally {
+    await limited.stop();
+    await Deno.remove(storeDir, { recursive: true });
+  }
+});
