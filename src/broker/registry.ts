@@ -172,7 +172,7 @@ export class SessionRegistry {
       if (sessionEnds) {
         this.#discard(entry);
         entry = undefined;
-      } else if (entry.session.outbound.storedOnly) {
+      } else if (entry.session.storedOnly) {
         await this.pageIn(entry.session);
       }
     }

@@ -51,7 +51,7 @@ export async function exportState(broker: BrokerParts): Promise<BrokerState> {
   const sessions: SessionSnapshot[] = [];
   for (const entry of [...broker.registry.values()]) {
     const session = entry.session;
-    const pagedOut = session.outbound.storedOnly;
+    const pagedOut = session.storedOnly;
     if (pagedOut) await broker.registry.pageIn(session);
     const { permissions: _, ...attachment } = entry.attachment ?? {};
     sessions.push({

@@ -329,7 +329,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /** Outbound QoS 1/2 deliveries not yet acknowledged by this client, plus an ack waiting for storage. */
   get unacknowledged(): number {
     if (this.#is(CLOSED)) return 0;
-    return (this.#session?.outbound.inflight.size ?? 0) + (this.#pendingAck ? 1 : 0);
+    return (this.#session?.inflightCount ?? 0) + (this.#pendingAck ? 1 : 0);
   }
 
   /** Ends the connection on an operator's request: v5 clients hear `reasonCode`; the will goes out. */

@@ -9,7 +9,7 @@ import type {
   UnsubscribePacket,
 } from "../codec/types.ts";
 import { hasWildcard, parseSharedFilter, validateTopicFilter, validateTopicName } from "../topic/mod.ts";
-import { OutboundFlow, type SharedSessionState } from "./outbound.ts";
+import { emptyFlowRecord, OutboundFlow, type SharedSessionState } from "./outbound.ts";
 import { SubscriptionTable } from "./subscription_table.ts";
 import type {
   AcceptedSubscription,
@@ -33,7 +33,11 @@ export class Session {
   // Created when first used: an idle client's session holds neither.
   #subscriptions: SubscriptionTable | undefined;
   #awaitingRelease: Set<number> | undefined;
-  readonly outbound: OutboundFlow;
+  /**
+   * Made at its first use (a delivery, an acknowledgement from the client, a persistent session): an idle
+   * clean-session client never needs one. Read through {@link outbound}, or the counts below, which make none.
+   */
+  #outbound: OutboundFlow | undefined;
   /** Seconds the session outlives its connection; 0xFFFFFFFF = never expires. */
   expiryInterval = 0;
   #attachment: Attachment | undefined;
@@ -45,9 +49,32 @@ export class Session {
   constructor(
     readonly clientId: string,
     private readonly limits: SessionLimits,
-    shared?: SharedSessionState,
-  ) {
-    this.outbound = new OutboundFlow(limits, shared);
+    private readonly shared?: SharedSessionState,
+  ) {}
+
+  /** The server-to-client half of the session (made now if it was not yet needed). */
+  get outbound(): OutboundFlow {
+    return this.#outbound ??= new OutboundFlow(this.limits, this.shared, this.#attachment);
+  }
+
+  /** QoS 1/2 deliveries sent and not yet acknowledged. */
+  get inflightCount(): number {
+    return this.#outbound?.inflight.size ?? 0;
+  }
+
+  /** Deliveries waiting in memory for the inflight window or for the client to come back. */
+  get queueLength(): number {
+    return this.#outbound?.queueLength ?? 0;
+  }
+
+  /** The size of {@link queueLength}'s deliveries. */
+  get queuedBytes(): number {
+    return this.#outbound?.queuedBytes ?? 0;
+  }
+
+  /** True while the deliveries are in storage, not in memory (see OutboundFlow.pageOut). */
+  get storedOnly(): boolean {
+    return this.#outbound?.storedOnly ?? false;
   }
 
   /** The session's subscriptions by filter. */
@@ -66,11 +93,12 @@ export class Session {
 
   /** A persistent session records every durable change (see {@link takeRecords}); a transient one does not. */
   get persistent(): boolean {
-    return this.outbound.records !== undefined;
+    return this.#outbound?.records !== undefined;
   }
 
   set persistent(persistent: boolean) {
-    this.outbound.records = persistent ? (this.outbound.records ?? []) : undefined;
+    if (persistent) this.outbound.records ??= [];
+    else if (this.#outbound) this.#outbound.records = undefined;
   }
 
   /** The session's state as data, e.g. to move it to another node. */
@@ -80,7 +108,7 @@ export class Session {
       expiryInterval: this.expiryInterval,
       subscriptions: [...this.subscriptions.values()],
       awaitingRelease: [...this.awaitingRelease],
-      ...this.outbound.toRecord(),
+      ...(this.#outbound?.toRecord() ?? emptyFlowRecord()),
     };
   }
 
@@ -101,7 +129,7 @@ export class Session {
    * ids), e.g. after {@link fromRecord}, so that storage gets all of it at the next {@link takeRecords}.
    */
   recordAll(): void {
-    const records = this.outbound.records;
+    const records = this.#outbound?.records;
     if (!records) return;
     for (const { packetId, delivery, qos, stage } of this.outbound.toRecord().inflight) {
       records.push({ kind: "saveDelivery", delivery, qos, stage, packetId });
@@ -116,9 +144,9 @@ export class Session {
 
   /** The durable changes since the last call, in order, for the broker to store. */
   takeRecords(): readonly SessionRecord[] {
-    const records = this.outbound.records;
+    const records = this.#outbound?.records;
     if (!records || records.length === 0) return NO_RECORDS;
-    this.outbound.records = [];
+    this.#outbound!.records = [];
     return records;
   }
 
@@ -127,13 +155,13 @@ export class Session {
     this.#attachment = attachment;
     this.#inboundAliases = undefined;
     const out: Effect[] = [];
-    this.outbound.attach(attachment, now, out);
+    this.#outbound?.attach(attachment, now, out);
     return out;
   }
 
   detach(): void {
     this.#attachment = undefined;
-    this.outbound.detach();
+    this.#outbound?.detach();
   }
 
   /**
@@ -142,7 +170,7 @@ export class Session {
    */
   refuseInbound(packetId: number): void {
     if (!this.awaitingRelease.delete(packetId)) return;
-    this.outbound.records?.push({ kind: "awaitingRelease", packetId, waiting: false });
+    this.#outbound?.records?.push({ kind: "awaitingRelease", packetId, waiting: false });
   }
 
   /** A message routed to this client. */
@@ -195,7 +223,11 @@ export class Session {
       case "pubrel": {
         const known = this.awaitingRelease.delete(packet.packetId);
         if (known) {
-          this.outbound.records?.push({ kind: "awaitingRelease", packetId: packet.packetId, waiting: false });
+          this.#outbound?.records?.push({
+            kind: "awaitingRelease",
+            packetId: packet.packetId,
+            waiting: false,
+          });
         }
         out.push({
           kind: "send",
@@ -289,7 +321,7 @@ export class Session {
 
   #awaitRelease(packetId: number): void {
     this.awaitingRelease.add(packetId);
-    this.outbound.records?.push({ kind: "awaitingRelease", packetId, waiting: true });
+    this.#outbound?.records?.push({ kind: "awaitingRelease", packetId, waiting: true });
   }
 
   /** Applies an inbound Topic Alias [MQTT-3.3.2-12] and validates the resulting topic name. */
