@@ -28,6 +28,8 @@ import type {
  * One client's MQTT session: the protocol state machine after CONNECT. It turns inbound packets and
  * routed messages into effects for the connection and broker to run; it never touches a socket, so
  * every rule is testable with plain values. Its state outlives connections (persistent sessions).
+ * Its methods are TypeScript-private, not #private: #methods give every instance a brand field (8 bytes),
+ * and there is a session per client.
  */
 export class Session {
   // Created when first used: an idle client's session holds neither.
@@ -196,7 +198,7 @@ export class Session {
   /** {@link handleIn} appending to the caller's list, which it returns. */
   handleInto(packet: Packet, now: number, out: SessionEffect[]): SessionEffect[] {
     try {
-      this.#handle(packet, now, out);
+      this.handle(packet, now, out);
     } catch (error) {
       if (!(error instanceof MqttError)) throw error;
       out.push({
@@ -210,10 +212,10 @@ export class Session {
     return out;
   }
 
-  #handle(packet: Packet, now: number, out: SessionEffect[]): void {
+  private handle(packet: Packet, now: number, out: SessionEffect[]): void {
     switch (packet.type) {
       case "publish":
-        return this.#publish(packet, now, out);
+        return this.publish(packet, now, out);
       case "puback":
         return this.outbound.acknowledge(packet.packetId, now, out);
       case "pubrec":
@@ -241,14 +243,14 @@ export class Session {
         return;
       }
       case "subscribe":
-        return this.#subscribe(packet, out);
+        return this.subscribe(packet, out);
       case "unsubscribe":
-        return this.#unsubscribe(packet, out);
+        return this.unsubscribe(packet, out);
       case "pingreq":
         out.push({ kind: "send", packet: { type: "pingresp" } });
         return;
       case "disconnect":
-        return this.#disconnect(packet, out);
+        return this.disconnect(packet, out);
       case "connect":
         throw new MqttError(ReasonCode.ProtocolError, "second CONNECT", "[MQTT-3.1.0-2]");
       default:
@@ -256,7 +258,7 @@ export class Session {
     }
   }
 
-  #publish(packet: PublishPacket, now: number, out: SessionEffect[]): void {
+  private publish(packet: PublishPacket, now: number, out: SessionEffect[]): void {
     const version = this.#attachment!.protocolVersion;
     if (packet.properties.subscriptionIdentifiers !== undefined) {
       throw new MqttError(
@@ -265,7 +267,7 @@ export class Session {
         "[MQTT-3.3.4-6]",
       );
     }
-    const topic = this.#resolveTopic(packet);
+    const topic = this.resolveTopic(packet);
     if (packet.qos > this.limits.maxQos) {
       throw new MqttError(
         ReasonCode.QoSNotSupported,
@@ -294,7 +296,7 @@ export class Session {
       );
     }
     if (this.#attachment!.permissions?.canPublish(topic) === false) {
-      return this.#refusePublish(packet, version, out);
+      return this.refusePublish(packet, version, out);
     }
     const message = toMessage(packet, topic, this.clientId, now);
     if (packet.qos === 0) {
@@ -302,7 +304,7 @@ export class Session {
     } else if (packet.qos === 1) {
       out.push({ kind: "publish", message, ack: ack("puback", packet.packetId!) });
     } else {
-      this.#awaitRelease(packet.packetId!);
+      this.awaitRelease(packet.packetId!);
       out.push({ kind: "publish", message, ack: ack("pubrec", packet.packetId!) });
     }
   }
@@ -311,21 +313,21 @@ export class Session {
    * An unauthorized PUBLISH is not routed. v5 acks it with 0x87; 3.1.1 cannot say no, so it acks
    * normally and drops the message, as the spec allows [MQTT-3.3.5-2].
    */
-  #refusePublish(packet: PublishPacket, version: number, out: SessionEffect[]): void {
+  private refusePublish(packet: PublishPacket, version: number, out: SessionEffect[]): void {
     if (packet.qos === 0) return;
     const reasonCode = version === 5 ? ReasonCode.NotAuthorized : 0;
-    if (packet.qos === 2 && reasonCode === 0) this.#awaitRelease(packet.packetId!);
+    if (packet.qos === 2 && reasonCode === 0) this.awaitRelease(packet.packetId!);
     const type = packet.qos === 1 ? "puback" : "pubrec";
     out.push({ kind: "send", packet: { type, packetId: packet.packetId!, reasonCode, properties: {} } });
   }
 
-  #awaitRelease(packetId: number): void {
+  private awaitRelease(packetId: number): void {
     this.awaitingRelease.add(packetId);
     this.#outbound?.records?.push({ kind: "awaitingRelease", packetId, waiting: true });
   }
 
   /** Applies an inbound Topic Alias [MQTT-3.3.2-12] and validates the resulting topic name. */
-  #resolveTopic(packet: PublishPacket): string {
+  private resolveTopic(packet: PublishPacket): string {
     const alias = packet.properties.topicAlias;
     let topic = packet.topic;
     if (alias !== undefined) {
@@ -356,7 +358,7 @@ export class Session {
     return topic;
   }
 
-  #subscribe(packet: SubscribePacket, out: SessionEffect[]): void {
+  private subscribe(packet: SubscribePacket, out: SessionEffect[]): void {
     const version = this.#attachment!.protocolVersion;
     if (version < 5) refuseEmptyFilters(packet.subscriptions.map((requested) => requested.topicFilter));
     const subscriptionIdentifier = packet.properties.subscriptionIdentifiers?.[0];
@@ -369,7 +371,7 @@ export class Session {
     const accepted: AcceptedSubscription[] = [];
     const reasonCodes: number[] = [];
     for (const requested of packet.subscriptions) {
-      const code = this.#checkFilter(requested.topicFilter, requested.noLocal);
+      const code = this.checkFilter(requested.topicFilter, requested.noLocal);
       if (code !== 0) {
         reasonCodes.push(version === 5 ? code : 0x80);
         continue;
@@ -390,7 +392,7 @@ export class Session {
   }
 
   /** 0 when the filter may be subscribed, else the v5 reason code refusing it. */
-  #checkFilter(filter: string, noLocal: boolean): number {
+  private checkFilter(filter: string, noLocal: boolean): number {
     let inner = filter;
     try {
       const shared = parseSharedFilter(filter, this.limits.maxTopicLevels);
@@ -424,7 +426,7 @@ export class Session {
     return 0;
   }
 
-  #unsubscribe(packet: UnsubscribePacket, out: SessionEffect[]): void {
+  private unsubscribe(packet: UnsubscribePacket, out: SessionEffect[]): void {
     const version = this.#attachment!.protocolVersion;
     if (version < 5) refuseEmptyFilters(packet.topicFilters);
     const removed: SessionSubscription[] = [];
@@ -449,7 +451,7 @@ export class Session {
     });
   }
 
-  #disconnect(packet: DisconnectPacket, out: SessionEffect[]): void {
+  private disconnect(packet: DisconnectPacket, out: SessionEffect[]): void {
     const requested = packet.properties.sessionExpiryInterval;
     if (requested !== undefined && requested !== 0 && this.#attachment!.sessionExpiryInterval === 0) {
       throw new MqttError(
