@@ -47,7 +47,7 @@ import {
 } from "./access.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { halfCloseAndLinger, settlesWithin } from "./closing.ts";
-import { Outbox, type OutboxOwner } from "./outbox.ts";
+import type { Outbox, OutboxOwner, OutboxPool } from "./outbox.ts";
 import type { ListenerCounts } from "./server.ts";
 
 /** What an operator sees of a connected client: logs and the admin API. */
@@ -104,6 +104,8 @@ export interface ConnectionContext {
 export interface ManagedContext extends ConnectionContext {
   /** Called once when a connection's serve() ends, whatever ended it. */
   finished(connection: Connection): void;
+  /** Outboxes idle connections let go, for the next that sends. */
+  outboxes: OutboxPool;
 }
 
 // Bits of Connection's flags field; once set, a bit stays set.
@@ -306,8 +308,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /** The outbox to send through (a new one if the last went idle). */
   #out(): Outbox {
     if (this.#outbox === undefined) {
-      const { outboxHighWaterMark, writeBuffers, readBuffers } = this.context;
-      this.#outbox = new Outbox(this.accepted.stream, outboxHighWaterMark, writeBuffers, readBuffers, this);
+      this.#outbox = this.context.outboxes.take(this.accepted.stream, this);
       if (this.#is(FINISHED)) this.#outbox.close();
     }
     return this.#outbox;
@@ -319,8 +320,9 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
 
   /** Everything is written: send what waited for room, or let the outbox go until the next send. */
   outboxIdle(): void {
-    if (this.#backlog.length > 0) this.#sendBacklog();
-    else this.#outbox = undefined;
+    if (this.#backlog.length > 0) return this.#sendBacklog();
+    this.context.outboxes.give(this.#outbox!);
+    this.#outbox = undefined;
   }
 
   /**

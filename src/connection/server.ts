@@ -1,5 +1,6 @@
 import { rateLimited } from "../observe/mod.ts";
 import type { Accepted } from "../transport/mod.ts";
+import { OutboxPool } from "./outbox.ts";
 import {
   type ClientConnectionInfo,
   Connection,
@@ -50,7 +51,12 @@ export class ConnectionManager {
   readonly #context: ManagedContext;
 
   constructor(private readonly context: ConnectionContext, private readonly maxConnections: number) {
-    this.#context = { ...context, finished: this.#finished };
+    const { outboxHighWaterMark, writeBuffers, readBuffers } = context;
+    this.#context = {
+      ...context,
+      finished: this.#finished,
+      outboxes: new OutboxPool(outboxHighWaterMark, writeBuffers, readBuffers),
+    };
     this.#sweep = setInterval(() => {
       const now = performance.now();
       for (const connection of this.#connections) connection.checkDeadlines(now);
