@@ -197,8 +197,8 @@ const ACK_FIRST_BYTES: Partial<Record<Packet["type"], number>> = {
  */
 export class Connection implements SessionLink, SessionHandle, OutboxOwner, DenialListener, Permissions {
   /**
-   * Outgoing bytes while there are any: made when the connection sends and let go once all is written,
-   * so that an idle connection holds none.
+   * Outgoing bytes while there are any: taken from the manager's pool when the connection sends and given
+   * back once all is written, so that an idle connection holds none.
    */
   #outbox: Outbox | undefined;
   /**
@@ -305,7 +305,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     return this.#outbox ? this.#outbox.room : this.context.outboxHighWaterMark;
   }
 
-  /** The outbox to send through (a new one if the last went idle). */
+  /** The outbox to send through (one from the pool if the last went idle). */
   #out(): Outbox {
     if (this.#outbox === undefined) {
       this.#outbox = this.context.outboxes.take(this.accepted.stream, this);
