@@ -305,11 +305,8 @@ export async function startBroker(
       }
       const counts = { name, open: 0, total: 0 };
       listenerCounts.push(counts);
-      const onAccept = (accepted: Accepted) => {
-        // The same object: a TLS transport fills in the certificate's name once the handshake is done.
-        accepted.listener = name;
+      const onAccept = (accepted: Accepted) =>
         connections.accept(accepted, counts, listenerConfig.maxConnections);
-      };
       // Out of descriptors (EMFILE/ENFILE), accept fails every 100 ms until some are free: log it, not each.
       const onError = rateLimited<unknown>(
         ACCEPT_ERROR_LOG_MS,

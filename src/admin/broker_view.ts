@@ -53,9 +53,9 @@ export function createBrokerView(sources: BrokerViewSources): AdminBrokerView {
     connected,
     expiryInterval: session.expiryInterval,
     subscriptions: session.subscriptions.size,
-    inflight: session.outbound.inflight.size,
-    queued: session.outbound.queueLength,
-    queuedBytes: session.outbound.queuedBytes,
+    inflight: session.inflightCount,
+    queued: session.queueLength,
+    queuedBytes: session.queuedBytes,
     awaitingRelease: session.awaitingRelease.size,
   });
 
@@ -71,8 +71,8 @@ export function createBrokerView(sources: BrokerViewSources): AdminBrokerView {
       keepAlive: info.keepAlive,
       cleanStart: info.cleanStart,
       subscriptions: session?.subscriptions.size ?? 0,
-      inflight: session?.outbound.inflight.size ?? 0,
-      queued: session?.outbound.queueLength ?? 0,
+      inflight: session?.inflightCount ?? 0,
+      queued: session?.queueLength ?? 0,
       bytesReceived: info.bytesReceived,
       bytesSent: info.bytesSent,
     };

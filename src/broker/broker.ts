@@ -183,8 +183,8 @@ export class Broker implements SessionService {
     let queued = 0;
     let inflight = 0;
     for (const { session } of this.registry.values()) {
-      queued += session.outbound.queueLength;
-      inflight += session.outbound.inflight.size;
+      queued += session.queueLength;
+      inflight += session.inflightCount;
     }
     return { queued, inflight };
   }

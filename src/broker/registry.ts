@@ -38,8 +38,6 @@ export interface SessionEntry {
   link?: SessionLink;
   /** In a cluster, while the client is connected: the node (and run) holding it. */
   holder?: string;
-  /** How the client connected, while it is (kept for a cluster, whose other nodes run the session too). */
-  attachment?: Attachment;
   /** ms since the epoch when the client left; undefined while connected. */
   disconnectedAt?: number;
   expiryTimer?: TimerHandle;
@@ -62,7 +60,6 @@ export function newEntry(
     attached: false,
     link: undefined,
     holder: undefined,
-    attachment: undefined,
     disconnectedAt,
     expiryTimer: undefined,
   };
@@ -172,7 +169,7 @@ export class SessionRegistry {
       if (sessionEnds) {
         this.#discard(entry);
         entry = undefined;
-      } else if (entry.session.outbound.storedOnly) {
+      } else if (entry.session.storedOnly) {
         await this.pageIn(entry.session);
       }
     }
@@ -197,7 +194,6 @@ export class SessionRegistry {
     entry.attached = true;
     entry.link = link;
     entry.holder = holder;
-    entry.attachment = attachment;
     entry.disconnectedAt = undefined;
     this.services.stats.connectedClients++;
     const connection = holder === undefined
@@ -360,7 +356,6 @@ export class SessionRegistry {
     entry.attached = false;
     entry.link = undefined;
     entry.holder = undefined;
-    entry.attachment = undefined;
     entry.session.detach();
     this.services.stats.connectedClients--;
   }

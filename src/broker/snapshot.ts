@@ -51,9 +51,10 @@ export async function exportState(broker: BrokerParts): Promise<BrokerState> {
   const sessions: SessionSnapshot[] = [];
   for (const entry of [...broker.registry.values()]) {
     const session = entry.session;
-    const pagedOut = session.outbound.storedOnly;
+    const pagedOut = session.storedOnly;
     if (pagedOut) await broker.registry.pageIn(session);
-    const { permissions: _, ...attachment } = entry.attachment ?? {};
+    // how the client connected, while it is: the session's attachment (entry.attached)
+    const { permissions: _, ...attachment } = session.attachment ?? {};
     sessions.push({
       state: withoutStoredRefs(session.toRecord()),
       persistent: session.persistent,

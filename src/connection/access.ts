@@ -27,8 +27,9 @@ export interface DenialListener {
 }
 
 /**
- * The permissions of one connection. `listener` hears of each refused PUBLISH. Without an authorizer only the
- * reserved topics are refused and nothing is checked at delivery.
+ * The permissions of one client. `listener` hears of each refused PUBLISH. Without an authorizer only the
+ * reserved topics are refused and nothing is checked at delivery (a connection answers that itself, with
+ * {@link mayPublishWithoutAcl}: no object per client).
  */
 export function clientPermissions(
   identity: ClientIdentity,
@@ -40,14 +41,19 @@ export function clientPermissions(
     : new ReservedTopicsOnly(listener);
 }
 
+/** Without an authorizer, whether a client may publish to `topic`: any but a reserved one (`listener` hears). */
+export function mayPublishWithoutAcl(topic: string, listener: DenialListener): boolean {
+  const reserved = reservedTopicReason(topic);
+  if (reserved !== undefined) listener.publishDenied(topic, reserved);
+  return reserved === undefined;
+}
+
 /** Without an authorizer: only the reserved topics are refused, and deliveries are not checked at all. */
 class ReservedTopicsOnly implements Permissions {
   constructor(private readonly listener: DenialListener) {}
 
   canPublish(topic: string): boolean {
-    const reserved = reservedTopicReason(topic);
-    if (reserved !== undefined) this.listener.publishDenied(topic, reserved);
-    return reserved === undefined;
+    return mayPublishWithoutAcl(topic, this.listener);
   }
 
   canSubscribe(): boolean {

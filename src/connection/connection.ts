@@ -32,6 +32,7 @@ import {
   type Effect,
   Handshake,
   type HandshakeStep,
+  type Permissions,
   type Session,
 } from "../session/mod.ts";
 import { StorageError } from "../storage/port.ts";
@@ -40,12 +41,13 @@ import {
   admit,
   clientPermissions,
   type DenialListener,
+  mayPublishWithoutAcl,
   RateLimitedLog,
   type TakeoverPolicy,
 } from "./access.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { halfCloseAndLinger, settlesWithin } from "./closing.ts";
-import { Outbox, type OutboxOwner } from "./outbox.ts";
+import type { Outbox, OutboxOwner, OutboxPool } from "./outbox.ts";
 import type { ListenerCounts } from "./server.ts";
 
 /** What an operator sees of a connected client: logs and the admin API. */
@@ -98,6 +100,14 @@ export interface ConnectionContext {
   takeover?: TakeoverPolicy;
 }
 
+/** The context a manager gives its connections: one object for all of them, with what each calls at its end. */
+export interface ManagedContext extends ConnectionContext {
+  /** Called once when a connection's serve() ends, whatever ended it. */
+  finished(connection: Connection): void;
+  /** Outboxes idle connections let go, for the next that sends. */
+  outboxes: OutboxPool;
+}
+
 // Bits of Connection's flags field; once set, a bit stays set.
 /** No more input is processed; what still arrives is read and dropped (see closing.ts). */
 const CLOSED = 1;
@@ -114,6 +124,25 @@ const CONNECTED = 32;
 /** The accepted CONNECT asked for a clean start. */
 const CLEAN_START = 64;
 
+/**
+ * Whole milliseconds since the process started, rounded up (a deadline is never early): V8 keeps a small
+ * integer in the object's field itself, but puts a fractional or large number in a 16-byte box of its own,
+ * one per connection and field. Small enough for the first 24 days of a process; a later time is boxed
+ * again, and still right.
+ */
+function uptimeMs(): number {
+  return Math.ceil(performance.now());
+}
+
+/** Connect times are kept as ms after this one (when the module loaded), small integers like uptimeMs(). */
+const WALL_CLOCK_BASE = Date.now();
+
+/**
+ * The effects of the packet being handled, one list for every connection: a packet's effects are run, and
+ * the list emptied, before any other packet is handled (see SessionLink.run).
+ */
+const PACKET_EFFECTS: Effect[] = [];
+
 /** The backlog of a connection with nothing waiting: shared, replaced by a list of its own before use. */
 const NO_BACKLOG: never[] = [];
 
@@ -124,6 +153,30 @@ function isExactlyOnce(effect: Effect): boolean {
 }
 
 const FLUSH_TIMEOUT_MS = 1000;
+
+/** How a connection ends, once it does. */
+interface Ending {
+  /** Why, for the client.disconnected log line. */
+  reason: string;
+  /** The last packet (a DISCONNECT or refusing CONNACK), queued once the acknowledgements before it are. */
+  farewell: Promise<void> | undefined;
+  /** The close under way; serve() awaits it so that the manager tracks it to the end. */
+  closed: Promise<void> | undefined;
+  /** Ends the linger of a half-closed socket (closing.ts) when the client's input ends. */
+  onInputEnded: (() => void) | undefined;
+}
+
+function newEnding(): Ending {
+  return { reason: "connection closed", farewell: undefined, closed: undefined, onInputEnded: undefined };
+}
+
+/** Log lines a client could flood the log with, one a second at most: made at the first of each. */
+interface ThrottledLogs {
+  /** A PUBLISH its permissions refused. */
+  denied?: RateLimitedLog;
+  /** An acknowledgement storage refused. */
+  notStored?: RateLimitedLog;
+}
 
 /** Resolves after the event loop has polled I/O once (setTimeout(0) would wait a millisecond or more). */
 function nextTurn(): Promise<void> {
@@ -142,10 +195,10 @@ const ACK_FIRST_BYTES: Partial<Record<Packet["type"], number>> = {
  * effects in order, enforces CONNECT timeout and keep alive, and is the one place where an error becomes
  * a CONNACK or DISCONNECT reason code and a closed socket.
  */
-export class Connection implements SessionLink, SessionHandle, OutboxOwner, DenialListener {
+export class Connection implements SessionLink, SessionHandle, OutboxOwner, DenialListener, Permissions {
   /**
-   * Outgoing bytes while there are any: made when the connection sends and let go once all is written,
-   * so that an idle connection holds none.
+   * Outgoing bytes while there are any: taken from the manager's pool when the connection sends and given
+   * back once all is written, so that an idle connection holds none.
    */
   #outbox: Outbox | undefined;
   /**
@@ -167,27 +220,17 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   #session: Session | undefined;
   /** The epoch of the claim that gave this connection its session (kept after a takeover). */
   #epoch = 0;
-  /**
-   * Effects of the packet being handled: one list for the connection's life (from its first packet after
-   * CONNECT), emptied after each run.
-   */
-  #effects: Effect[] | undefined;
   #keepAliveMs = 0;
-  #lastActivity = performance.now();
-  /** The last packet (a DISCONNECT or refusing CONNACK), queued once the acknowledgements before it are. */
-  #farewell: Promise<void> | undefined;
-  /** The close under way; serve() awaits it so that the manager tracks it to the end. */
-  #closing: Promise<void> | undefined;
-  #onInputEnded: (() => void) | undefined;
+  /** When the client last sent something (uptimeMs()). */
+  #lastActivity = uptimeMs();
+  /** Made by the last packet or the first close: a connection that is not ending holds none. */
+  #ending: Ending | undefined;
   /**
    * CONNECT, AUTH and re-AUTH: made at the first packet, kept after the session opened only for a v5
    * enhanced method (re-authentication); null after that otherwise, so an idle connection holds none.
    */
   #handshakeState: Handshake | null | undefined;
-  /** Made at the first refused acknowledgement. */
-  #notStored: RateLimitedLog | undefined;
-  /** Made at the first PUBLISH the client's permissions refuse. */
-  #denials: RateLimitedLog | undefined;
+  #throttledLogs: ThrottledLogs | undefined;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
   /** The last acknowledgement still waiting for storage, if any. */
@@ -202,15 +245,15 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /** What logs and the admin API show besides the session and socket, once CONNECT is accepted. */
   #username: string | undefined;
   /**
-   * Until CONNECT is accepted, when the socket was (performance.now(), for the CONNECT timeout); from then
-   * on, when the client connected (ms since the epoch). One field for both: an idle connection stays cheap.
+   * Until CONNECT is accepted, when the socket was (uptimeMs(), for the CONNECT timeout); from then on,
+   * when the client connected (ms after WALL_CLOCK_BASE). One field for both: an idle connection stays cheap.
    */
-  #connectedAt = performance.now();
+  #connectedAt = uptimeMs();
   #keepAlive = 0;
-  /** The client id the CONNECT asked for, for refusal logs. */
-  #requestedClientId: string | undefined;
-  /** Why the connection ended, for the client.disconnected log line. */
-  #closeReason = "connection closed";
+
+  #endingNow(): Ending {
+    return this.#ending ??= newEnding();
+  }
 
   /** Whether a flag (CLOSED, RELEASED, …) is set: once set, a flag stays set. */
   #is(flag: number): boolean {
@@ -219,10 +262,8 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
 
   constructor(
     private readonly accepted: Accepted,
-    private readonly context: ConnectionContext,
-    /** Called once when serve() ends, whatever ended it. */
-    private readonly finished: (connection: Connection) => void,
-    /** The counts of the listener that accepted it (the manager keeps them). */
+    private readonly context: ManagedContext,
+    /** The name and counts of the listener that accepted it (the manager keeps the counts). */
     readonly listenerCounts: ListenerCounts,
   ) {
   }
@@ -264,11 +305,10 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     return this.#outbox ? this.#outbox.room : this.context.outboxHighWaterMark;
   }
 
-  /** The outbox to send through (a new one if the last went idle). */
+  /** The outbox to send through (one from the pool if the last went idle). */
   #out(): Outbox {
     if (this.#outbox === undefined) {
-      const { outboxHighWaterMark, writeBuffers, readBuffers } = this.context;
-      this.#outbox = new Outbox(this.accepted.stream, outboxHighWaterMark, writeBuffers, readBuffers, this);
+      this.#outbox = this.context.outboxes.take(this.accepted.stream, this);
       if (this.#is(FINISHED)) this.#outbox.close();
     }
     return this.#outbox;
@@ -280,8 +320,9 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
 
   /** Everything is written: send what waited for room, or let the outbox go until the next send. */
   outboxIdle(): void {
-    if (this.#backlog.length > 0) this.#sendBacklog();
-    else this.#outbox = undefined;
+    if (this.#backlog.length > 0) return this.#sendBacklog();
+    this.context.outboxes.give(this.#outbox!);
+    this.#outbox = undefined;
   }
 
   /**
@@ -290,7 +331,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    */
   writeFailed(error: unknown): void {
     this.#log("debug", "connection.write_failed", { error });
-    if (this.#closing) this.#shutdownSocket();
+    if (this.#ending?.closed) this.#shutdownSocket();
     else this.#end(true);
   }
 
@@ -305,8 +346,21 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
 
   /** v5 hears 0x87 for a refused PUBLISH, 3.1.1 nothing: the log must say it (one line a second at most). */
   publishDenied(topic: string, reason: string): void {
-    this.#denials ??= new RateLimitedLog((fields) => this.#log("info", "publish.denied", fields));
-    this.#denials.write({ topic, reason });
+    const logs = this.#throttledLogs ??= {};
+    logs.denied ??= new RateLimitedLog((fields) => this.#log("info", "publish.denied", fields));
+    logs.denied.write({ topic, reason });
+  }
+
+  /**
+   * Without an authorizer the connection is its client's Permissions (no object per client): it may publish
+   * to any topic but a reserved one, and subscribe to any filter.
+   */
+  canPublish(topic: string): boolean {
+    return mayPublishWithoutAcl(topic, this);
+  }
+
+  canSubscribe(): boolean {
+    return true;
   }
 
   /** The connected client, or undefined before its CONNECT is accepted and after it is gone. */
@@ -316,9 +370,9 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       clientId: this.#session.clientId,
       username: this.#username,
       remoteAddress: this.accepted.remoteAddress,
-      listener: this.accepted.listener ?? "",
+      listener: this.listenerCounts.name,
       protocolVersion: this.#version,
-      connectedAt: this.#connectedAt,
+      connectedAt: WALL_CLOCK_BASE + this.#connectedAt,
       keepAlive: this.#keepAlive,
       cleanStart: this.#is(CLEAN_START),
       bytesReceived: this.bytesReceived,
@@ -329,13 +383,13 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /** Outbound QoS 1/2 deliveries not yet acknowledged by this client, plus an ack waiting for storage. */
   get unacknowledged(): number {
     if (this.#is(CLOSED)) return 0;
-    return (this.#session?.outbound.inflight.size ?? 0) + (this.#pendingAck ? 1 : 0);
+    return (this.#session?.inflightCount ?? 0) + (this.#pendingAck ? 1 : 0);
   }
 
   /** Ends the connection on an operator's request: v5 clients hear `reasonCode`; the will goes out. */
   kick(reasonCode: number, reason: string): void {
     if (this.#is(CLOSED)) return;
-    this.#closeReason = `kicked: ${reason}`;
+    this.#endingNow().reason = `kicked: ${reason}`;
     this.#sendDisconnect(reasonCode, reason);
     void this.#closeAfterFlush(true);
   }
@@ -355,7 +409,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         if (n === null) break;
         this.bytesReceived += n;
         if (this.#is(CLOSED)) continue; // closing: read only so that the socket ends with FIN, not RST
-        this.#lastActivity = performance.now();
+        this.#lastActivity = uptimeMs();
         try {
           const waiting = this.#decode(buffer, n);
           if (waiting) await waiting;
@@ -382,15 +436,15 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       if (buffer.byteLength === pool.size) pool.give(buffer);
       else pool.giveSmall(buffer);
       this.#flags |= INPUT_ENDED;
-      this.#onInputEnded?.();
+      this.#ending?.onInputEnded?.();
     }
     try {
       if (!this.#is(CLOSED)) this.#end(true); // closed without DISCONNECT: the will goes out
-      await this.#closing;
+      await this.#ending?.closed;
     } catch (error) {
       this.context.logger.error("connection.crashed", { error });
     } finally {
-      this.finished(this);
+      this.context.finished(this);
     }
   }
 
@@ -399,8 +453,8 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * is stopping, and a connection already lingering stops waiting.
    */
   async shutdown(): Promise<void> {
-    if (this.#is(CLOSED)) return this.#onInputEnded?.();
-    this.#closeReason = "server shutting down";
+    if (this.#is(CLOSED)) return this.#ending?.onInputEnded?.();
+    this.#endingNow().reason = "server shutting down";
     this.#sendDisconnect(ReasonCode.ServerShuttingDown, "server shutting down");
     await this.#closeAfterFlush(false, undefined, false);
   }
@@ -495,9 +549,12 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       this.context.traffic.received(packet.type);
       if (this.#is(CLOSED)) return undefined;
       if (this.#session && packet.type !== "auth") {
-        const effects = this.#effects ??= [];
-        this.run(this.context.broker.receive(this, packet, effects));
-        empty(effects);
+        try {
+          this.run(this.context.broker.receive(this, packet, PACKET_EFFECTS));
+        } finally {
+          // emptied even when a packet fails: what is left would be run for the next connection's packet
+          empty(PACKET_EFFECTS);
+        }
         continue;
       }
       return this.#handleWaiting(packet).then(() => this.#drainDecoder(decoder));
@@ -509,7 +566,6 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     const handshake = this.#handshake;
     if (packet.type === "connect" && handshake.phase === "awaiting_connect") {
       this.#version = packet.protocolVersion;
-      this.#requestedClientId = packet.clientId;
       this.#clientMaximumPacketSize = packet.properties.maximumPacketSize;
     }
     await this.#runHandshakeStep(await handshake.receive(packet));
@@ -564,7 +620,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       handshake.end();
       return this.#refuse(ReasonCode.NotAuthorized, admission.refusal, {}, "not authorized");
     }
-    decision.attachment.permissions = clientPermissions(identity, authorizer, this);
+    decision.attachment.permissions = authorizer ? clientPermissions(identity, authorizer, this) : this;
     let opened;
     try {
       opened = await broker.open({
@@ -593,14 +649,13 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     }
     handshake.opened();
     if (!handshake.reauthenticates) this.#handshakeState = null;
-    this.#requestedClientId = undefined; // for refusal logs only
     // The session and epoch only: the open result's resume effects are run once, below, and not kept.
     this.#session = opened.session;
     this.#epoch = opened.epoch;
     const { sessionPresent, effects } = opened;
     this.#flags |= CONNECTED;
     this.#username = admitted.username;
-    this.#connectedAt = Date.now();
+    this.#connectedAt = Date.now() - WALL_CLOCK_BASE;
     this.#keepAlive = packet.keepAlive;
     if (packet.cleanStart) this.#flags |= CLEAN_START;
     this.#send({
@@ -612,7 +667,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     this.#log("info", "client.connected", {
       user: admitted.username,
       protocol: protocolName(this.#version),
-      listener: this.accepted.listener,
+      listener: this.listenerCounts.name,
       sessionPresent,
       cleanStart: packet.cleanStart,
       keepAlive: packet.keepAlive,
@@ -646,9 +701,10 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     // The code the client actually receives: 3.1/3.1.1 CONNACKs have their own, smaller set.
     const sent = v5 ? reasonCode : connackCodeForV3(reasonCode);
     this.#log("info", "client.refused", {
-      clientId: this.#requestedClientId,
+      // the handshake is let go only once the session is open, after which nothing is refused
+      clientId: this.#handshakeState?.requestedClientId,
       protocol: protocolName(this.#version),
-      listener: this.accepted.listener,
+      listener: this.listenerCounts.name,
       reasonCode: sent,
       reason,
       method,
@@ -667,12 +723,12 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       case "send":
         return this.#send(effect.packet);
       case "deliver":
-        if (this.#farewell) return; // still inflight in the session: resent on a later connection
+        if (this.#ending?.farewell) return; // still inflight in the session: resent on a later connection
         return this.#deliver(effect);
       case "ack":
         return this.#acknowledge(effect.packet, effect.durable);
       case "close":
-        this.#closeReason = effect.reasonCode === 0 && !effect.notify
+        this.#endingNow().reason = effect.reasonCode === 0 && !effect.notify
           ? "client disconnected"
           : `reason 0x${effect.reasonCode.toString(16).padStart(2, "0")}${
             effect.reasonString ? `: ${effect.reasonString}` : ""
@@ -702,8 +758,9 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       (error) => {
         const reasonCode = error instanceof StorageError ? error.reasonCode : ReasonCode.UnspecifiedError;
         // one line a second at most: a publisher can keep sending into a full store or memory budget
-        this.#notStored ??= new RateLimitedLog((fields) => this.#log("error", "publish.not_stored", fields));
-        this.#notStored.write({ reasonCode, error });
+        const logs = this.#throttledLogs ??= {};
+        logs.notStored ??= new RateLimitedLog((fields) => this.#log("error", "publish.not_stored", fields));
+        logs.notStored.write({ reasonCode, error });
         if (this.#version === 5) this.#send({ ...ack, reasonCode });
         else void this.#closeAfterFlush(true);
       },
@@ -811,8 +868,9 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * still waiting for storage: those PUBLISHes were accepted before the error, so their acks go first.
    */
   #sendFarewell(packet: Packet): void {
-    if (this.#farewell) return;
-    this.#farewell = (this.#pendingAck ?? Promise.resolve()).then(() => {
+    const ending = this.#endingNow();
+    if (ending.farewell) return;
+    ending.farewell = (this.#pendingAck ?? Promise.resolve()).then(() => {
       this.#send(packet);
       this.#flags |= FAREWELL_SENT;
     });
@@ -824,7 +882,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         reasonCode: error.reasonCode,
         reason: error.message,
       });
-      this.#closeReason = `malformed: ${error.message}`;
+      this.#endingNow().reason = `malformed: ${error.message}`;
       if (error instanceof UnsupportedProtocolError) {
         if (this.#session) {
           // Any second CONNECT is a protocol error, whatever it announces [MQTT-3.1.0-2].
@@ -855,7 +913,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
 
   #fail(event: string, reasonCode?: number): void {
     this.#log("info", `client.${event}`);
-    this.#closeReason = event.replaceAll("_", " ");
+    this.#endingNow().reason = event.replaceAll("_", " ");
     if (reasonCode !== undefined) this.#sendDisconnect(reasonCode);
     void this.#closeAfterFlush(true);
   }
@@ -868,20 +926,21 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    */
   #closeAfterFlush(publishWill: boolean, sessionExpiryInterval?: number, linger = true): Promise<void> {
     this.#flags |= CLOSED;
-    this.#closing ??= this.#close(publishWill, sessionExpiryInterval, linger);
-    return this.#closing;
+    const ending = this.#endingNow();
+    return ending.closed ??= this.#close(ending, publishWill, sessionExpiryInterval, linger);
   }
 
   async #close(
+    ending: Ending,
     publishWill: boolean,
     sessionExpiryInterval: number | undefined,
     linger: boolean,
   ): Promise<void> {
-    const farewell = this.#farewell ?? Promise.resolve();
+    const farewell = ending.farewell ?? Promise.resolve();
     const flushed = await settlesWithin(farewell.then(() => this.#outbox?.drain()), FLUSH_TIMEOUT_MS);
     this.#release(publishWill, sessionExpiryInterval);
     if (flushed && linger && this.#is(FAREWELL_SENT) && !this.#is(FINISHED) && !this.#is(INPUT_ENDED)) {
-      const inputEnded = new Promise<void>((resolve) => this.#onInputEnded = resolve);
+      const inputEnded = new Promise<void>((resolve) => ending.onInputEnded = resolve);
       await halfCloseAndLinger(this.accepted.stream, inputEnded);
     }
     this.#shutdownSocket();
@@ -901,7 +960,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     this.#backlog = NO_BACKLOG;
     if (this.#session) {
       this.context.broker.close(this, publishWill, sessionExpiryInterval);
-      this.#logDisconnected(this.#closeReason, publishWill);
+      this.#logDisconnected(this.#endingNow().reason, publishWill);
     }
   }
 
@@ -910,7 +969,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     this.#log("info", "client.disconnected", {
       user: this.#username,
       protocol: protocolName(this.#version),
-      listener: this.accepted.listener ?? "",
+      listener: this.listenerCounts.name,
       reason,
       publishWill,
     });

@@ -60,23 +60,30 @@ export class Outbox {
   #drained: (() => void) | undefined;
 
   /**
-   * Callbacks bound to this outbox for the microtask and the write promise: made when writing starts and
-   * dropped when everything is written, so that a busy connection makes them once per burst and an idle
-   * one holds none.
+   * Callbacks bound to this outbox for the microtask and the write promise, made when it first writes: an
+   * idle connection holds no outbox (see {@link OutboxPool}), so they cost it nothing.
    */
   #flushNow: (() => void) | undefined;
   #onWritten: ((n: number) => void) | undefined;
   #onFailed: ((error: unknown) => void) | undefined;
 
   constructor(
-    private readonly stream: ByteStream,
+    private stream: ByteStream,
     private readonly highWaterMark: number,
     /** Where a burst's first buffer comes from: small, enough for acks and a few messages. */
     private readonly small: BufferPool,
     /** Where the buffers after it come from, once a burst fills a small one. */
     private readonly large: BufferPool,
-    private readonly owner: OutboxOwner,
+    private owner: OutboxOwner,
   ) {}
+
+  /** Hands an idle outbox (from the pool) to another connection. */
+  rebind(stream: ByteStream, owner: OutboxOwner): void {
+    this.stream = stream;
+    this.owner = owner;
+    this.#bufferSize = 0;
+    this.#scratch = undefined;
+  }
 
   /** Bytes queued and not yet handed to the socket. */
   get queuedBytes(): number {
@@ -310,10 +317,39 @@ export class Outbox {
   /** Nothing left to write (or nothing will be): wake whoever waits in {@link drain}. */
   #settle(): void {
     if (!this.#closed && !this.#idle()) return;
-    if (!this.#scheduled) this.#flushNow = this.#onWritten = this.#onFailed = undefined;
     const drained = this.#drained;
     this.#drained = undefined;
     drained?.();
     if (!this.#closed && !this.#scheduled && this.#idle()) this.owner.outboxIdle();
+  }
+}
+
+/**
+ * Outboxes that idle connections let go, for the next connection that sends. Without it a connection storm
+ * made an outbox (and its callbacks) per client for the CONNACK alone, and each lived just long enough to be
+ * promoted to V8's old generation and die there: some 450 bytes per client, held until the next full
+ * collection. Only idle, open outboxes come back (see Outbox.rebind).
+ */
+export class OutboxPool {
+  readonly #free: Outbox[] = [];
+
+  constructor(
+    private readonly highWaterMark: number,
+    private readonly small: BufferPool,
+    private readonly large: BufferPool,
+    /** How many idle outboxes are kept: about the number of connections that start a write at once. */
+    private readonly maxFree = 256,
+  ) {}
+
+  take(stream: ByteStream, owner: OutboxOwner): Outbox {
+    const outbox = this.#free.pop();
+    if (outbox === undefined) return new Outbox(stream, this.highWaterMark, this.small, this.large, owner);
+    outbox.rebind(stream, owner);
+    return outbox;
+  }
+
+  /** An outbox that just went idle (everything written, nothing held, not closed); its owner let it go. */
+  give(outbox: Outbox): void {
+    if (this.#free.length < this.maxFree) this.#free.push(outbox);
   }
 }

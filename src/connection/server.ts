@@ -1,9 +1,17 @@
 import { rateLimited } from "../observe/mod.ts";
 import type { Accepted } from "../transport/mod.ts";
-import { type ClientConnectionInfo, Connection, type ConnectionContext } from "./connection.ts";
+import { OutboxPool } from "./outbox.ts";
+import {
+  type ClientConnectionInfo,
+  Connection,
+  type ConnectionContext,
+  type ManagedContext,
+} from "./connection.ts";
 
 /** Open and total connections of one listener, kept by the manager. */
 export interface ListenerCounts {
+  /** The listener's name (for logs and the admin API). */
+  readonly name: string;
   open: number;
   total: number;
 }
@@ -39,7 +47,16 @@ export class ConnectionManager {
       this.context.logger.warn("connection.refused", { remote, reason: "limit", suppressed }),
   );
 
+  /** The context every connection shares, with the manager's end-of-connection callback. */
+  readonly #context: ManagedContext;
+
   constructor(private readonly context: ConnectionContext, private readonly maxConnections: number) {
+    const { outboxHighWaterMark, writeBuffers, readBuffers } = context;
+    this.#context = {
+      ...context,
+      finished: this.#finished,
+      outboxes: new OutboxPool(outboxHighWaterMark, writeBuffers, readBuffers),
+    };
     this.#sweep = setInterval(() => {
       const now = performance.now();
       for (const connection of this.#connections) connection.checkDeadlines(now);
@@ -78,13 +95,13 @@ export class ConnectionManager {
     this.connectionsTotal++;
     counts.open++;
     counts.total++;
-    const connection = new Connection(accepted, this.context, this.#finished, counts);
+    const connection = new Connection(accepted, this.#context, counts);
     this.#connections.add(connection);
     // Tracked in #connections until it calls #finished; serve() never rejects (it logs what went wrong).
     void connection.serve();
   }
 
-  /** The end of a connection's serve(): one callback for all of them, so no closure per connection. */
+  /** The end of a connection's serve(): one callback for all of them, in their shared context. */
   readonly #finished = (connection: Connection): void => {
     this.#closedBytesReceived += connection.bytesReceived;
     this.#closedBytesSent += connection.bytesSent;

@@ -68,6 +68,7 @@ export class Handshake {
   #connect: { packet: ConnectPacket; decision: AcceptedConnect } | undefined;
   /** The CONNECT's protocol level, kept after it: AUTH on an open session is re-authentication at v5 only. */
   #version = 4;
+  #requestedClientId: string | undefined;
   readonly #authentication: ClientAuthentication;
 
   constructor(private readonly context: HandshakeContext) {
@@ -81,6 +82,11 @@ export class Handshake {
 
   get phase(): HandshakePhase {
     return this.#phase;
+  }
+
+  /** The client id the CONNECT asked for (before one is assigned), for refusal logs. */
+  get requestedClientId(): string | undefined {
+    return this.#requestedClientId;
   }
 
   /**
@@ -132,6 +138,7 @@ export class Handshake {
     if (packet.type !== "connect") {
       throw new MqttError(ReasonCode.ProtocolError, `${packet.type} before CONNECT`, "[MQTT-3.1.0-1]");
     }
+    this.#requestedClientId = packet.clientId;
     const decision = decideConnect(packet, this.context.settings, this.context.generateClientId);
     if (!decision.accepted) {
       this.#phase = "ended";

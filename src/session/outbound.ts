@@ -56,8 +56,17 @@ export class OutboundFlow {
   /** Set while the session is persistent: every durable change is recorded here for the broker to store. */
   records: SessionRecord[] | undefined;
 
-  /** `shared` may serve many sessions, so the broker counts drops and shares compact copies for all. */
-  constructor(private readonly limits: SessionLimits, readonly shared: SharedSessionState = sharedState()) {}
+  /**
+   * `shared` may serve many sessions, so the broker counts drops and shares compact copies for all.
+   * `attachment`: the client's connection when the flow is made while it is connected.
+   */
+  constructor(
+    private readonly limits: SessionLimits,
+    readonly shared: SharedSessionState = sharedState(),
+    attachment?: Attachment,
+  ) {
+    this.#attachment = attachment;
+  }
 
   /** QoS 1/2 messages sent and not yet fully acknowledged, by packet id. */
   get inflight(): ReadonlyMap<number, Inflight> {
@@ -408,6 +417,11 @@ export class OutboundFlow {
 }
 
 const NO_INFLIGHT: ReadonlyMap<number, Inflight> = new Map();
+
+/** {@link OutboundFlow.toRecord} of a flow that never sent or queued anything. */
+export function emptyFlowRecord(): Pick<SessionState, "inflight" | "queue" | "nextPacketId"> {
+  return { inflight: [], queue: [], nextPacketId: 1 };
+}
 const NO_QUEUE: readonly Queued[] = Object.freeze([]);
 
 /** What the sessions of one broker share: drop counters and compact copies of kept messages. */

@@ -9,7 +9,7 @@ import type {
   UnsubscribePacket,
 } from "../codec/types.ts";
 import { hasWildcard, parseSharedFilter, validateTopicFilter, validateTopicName } from "../topic/mod.ts";
-import { OutboundFlow, type SharedSessionState } from "./outbound.ts";
+import { emptyFlowRecord, OutboundFlow, type SharedSessionState } from "./outbound.ts";
 import { SubscriptionTable } from "./subscription_table.ts";
 import type {
   AcceptedSubscription,
@@ -28,12 +28,18 @@ import type {
  * One client's MQTT session: the protocol state machine after CONNECT. It turns inbound packets and
  * routed messages into effects for the connection and broker to run; it never touches a socket, so
  * every rule is testable with plain values. Its state outlives connections (persistent sessions).
+ * Its methods are TypeScript-private, not #private: #methods give every instance a brand field (8 bytes),
+ * and there is a session per client.
  */
 export class Session {
   // Created when first used: an idle client's session holds neither.
   #subscriptions: SubscriptionTable | undefined;
   #awaitingRelease: Set<number> | undefined;
-  readonly outbound: OutboundFlow;
+  /**
+   * Made at its first use (a delivery, an acknowledgement from the client, a persistent session): an idle
+   * clean-session client never needs one. Read through {@link outbound}, or the counts below, which make none.
+   */
+  #outbound: OutboundFlow | undefined;
   /** Seconds the session outlives its connection; 0xFFFFFFFF = never expires. */
   expiryInterval = 0;
   #attachment: Attachment | undefined;
@@ -45,9 +51,32 @@ export class Session {
   constructor(
     readonly clientId: string,
     private readonly limits: SessionLimits,
-    shared?: SharedSessionState,
-  ) {
-    this.outbound = new OutboundFlow(limits, shared);
+    private readonly shared?: SharedSessionState,
+  ) {}
+
+  /** The server-to-client half of the session (made now if it was not yet needed). */
+  get outbound(): OutboundFlow {
+    return this.#outbound ??= new OutboundFlow(this.limits, this.shared, this.#attachment);
+  }
+
+  /** QoS 1/2 deliveries sent and not yet acknowledged. */
+  get inflightCount(): number {
+    return this.#outbound?.inflight.size ?? 0;
+  }
+
+  /** Deliveries waiting in memory for the inflight window or for the client to come back. */
+  get queueLength(): number {
+    return this.#outbound?.queueLength ?? 0;
+  }
+
+  /** The size of {@link queueLength}'s deliveries. */
+  get queuedBytes(): number {
+    return this.#outbound?.queuedBytes ?? 0;
+  }
+
+  /** True while the deliveries are in storage, not in memory (see OutboundFlow.pageOut). */
+  get storedOnly(): boolean {
+    return this.#outbound?.storedOnly ?? false;
   }
 
   /** The session's subscriptions by filter. */
@@ -66,11 +95,12 @@ export class Session {
 
   /** A persistent session records every durable change (see {@link takeRecords}); a transient one does not. */
   get persistent(): boolean {
-    return this.outbound.records !== undefined;
+    return this.#outbound?.records !== undefined;
   }
 
   set persistent(persistent: boolean) {
-    this.outbound.records = persistent ? (this.outbound.records ?? []) : undefined;
+    if (persistent) this.outbound.records ??= [];
+    else if (this.#outbound) this.#outbound.records = undefined;
   }
 
   /** The session's state as data, e.g. to move it to another node. */
@@ -80,7 +110,7 @@ export class Session {
       expiryInterval: this.expiryInterval,
       subscriptions: [...this.subscriptions.values()],
       awaitingRelease: [...this.awaitingRelease],
-      ...this.outbound.toRecord(),
+      ...(this.#outbound?.toRecord() ?? emptyFlowRecord()),
     };
   }
 
@@ -101,7 +131,7 @@ export class Session {
    * ids), e.g. after {@link fromRecord}, so that storage gets all of it at the next {@link takeRecords}.
    */
   recordAll(): void {
-    const records = this.outbound.records;
+    const records = this.#outbound?.records;
     if (!records) return;
     for (const { packetId, delivery, qos, stage } of this.outbound.toRecord().inflight) {
       records.push({ kind: "saveDelivery", delivery, qos, stage, packetId });
@@ -116,9 +146,9 @@ export class Session {
 
   /** The durable changes since the last call, in order, for the broker to store. */
   takeRecords(): readonly SessionRecord[] {
-    const records = this.outbound.records;
+    const records = this.#outbound?.records;
     if (!records || records.length === 0) return NO_RECORDS;
-    this.outbound.records = [];
+    this.#outbound!.records = [];
     return records;
   }
 
@@ -127,13 +157,13 @@ export class Session {
     this.#attachment = attachment;
     this.#inboundAliases = undefined;
     const out: Effect[] = [];
-    this.outbound.attach(attachment, now, out);
+    this.#outbound?.attach(attachment, now, out);
     return out;
   }
 
   detach(): void {
     this.#attachment = undefined;
-    this.outbound.detach();
+    this.#outbound?.detach();
   }
 
   /**
@@ -142,7 +172,7 @@ export class Session {
    */
   refuseInbound(packetId: number): void {
     if (!this.awaitingRelease.delete(packetId)) return;
-    this.outbound.records?.push({ kind: "awaitingRelease", packetId, waiting: false });
+    this.#outbound?.records?.push({ kind: "awaitingRelease", packetId, waiting: false });
   }
 
   /** A message routed to this client. */
@@ -168,7 +198,7 @@ export class Session {
   /** {@link handleIn} appending to the caller's list, which it returns. */
   handleInto(packet: Packet, now: number, out: SessionEffect[]): SessionEffect[] {
     try {
-      this.#handle(packet, now, out);
+      this.handle(packet, now, out);
     } catch (error) {
       if (!(error instanceof MqttError)) throw error;
       out.push({
@@ -182,10 +212,10 @@ export class Session {
     return out;
   }
 
-  #handle(packet: Packet, now: number, out: SessionEffect[]): void {
+  private handle(packet: Packet, now: number, out: SessionEffect[]): void {
     switch (packet.type) {
       case "publish":
-        return this.#publish(packet, now, out);
+        return this.publish(packet, now, out);
       case "puback":
         return this.outbound.acknowledge(packet.packetId, now, out);
       case "pubrec":
@@ -195,7 +225,11 @@ export class Session {
       case "pubrel": {
         const known = this.awaitingRelease.delete(packet.packetId);
         if (known) {
-          this.outbound.records?.push({ kind: "awaitingRelease", packetId: packet.packetId, waiting: false });
+          this.#outbound?.records?.push({
+            kind: "awaitingRelease",
+            packetId: packet.packetId,
+            waiting: false,
+          });
         }
         out.push({
           kind: "send",
@@ -209,14 +243,14 @@ export class Session {
         return;
       }
       case "subscribe":
-        return this.#subscribe(packet, out);
+        return this.subscribe(packet, out);
       case "unsubscribe":
-        return this.#unsubscribe(packet, out);
+        return this.unsubscribe(packet, out);
       case "pingreq":
         out.push({ kind: "send", packet: { type: "pingresp" } });
         return;
       case "disconnect":
-        return this.#disconnect(packet, out);
+        return this.disconnect(packet, out);
       case "connect":
         throw new MqttError(ReasonCode.ProtocolError, "second CONNECT", "[MQTT-3.1.0-2]");
       default:
@@ -224,7 +258,7 @@ export class Session {
     }
   }
 
-  #publish(packet: PublishPacket, now: number, out: SessionEffect[]): void {
+  private publish(packet: PublishPacket, now: number, out: SessionEffect[]): void {
     const version = this.#attachment!.protocolVersion;
     if (packet.properties.subscriptionIdentifiers !== undefined) {
       throw new MqttError(
@@ -233,7 +267,7 @@ export class Session {
         "[MQTT-3.3.4-6]",
       );
     }
-    const topic = this.#resolveTopic(packet);
+    const topic = this.resolveTopic(packet);
     if (packet.qos > this.limits.maxQos) {
       throw new MqttError(
         ReasonCode.QoSNotSupported,
@@ -262,7 +296,7 @@ export class Session {
       );
     }
     if (this.#attachment!.permissions?.canPublish(topic) === false) {
-      return this.#refusePublish(packet, version, out);
+      return this.refusePublish(packet, version, out);
     }
     const message = toMessage(packet, topic, this.clientId, now);
     if (packet.qos === 0) {
@@ -270,7 +304,7 @@ export class Session {
     } else if (packet.qos === 1) {
       out.push({ kind: "publish", message, ack: ack("puback", packet.packetId!) });
     } else {
-      this.#awaitRelease(packet.packetId!);
+      this.awaitRelease(packet.packetId!);
       out.push({ kind: "publish", message, ack: ack("pubrec", packet.packetId!) });
     }
   }
@@ -279,21 +313,21 @@ export class Session {
    * An unauthorized PUBLISH is not routed. v5 acks it with 0x87; 3.1.1 cannot say no, so it acks
    * normally and drops the message, as the spec allows [MQTT-3.3.5-2].
    */
-  #refusePublish(packet: PublishPacket, version: number, out: SessionEffect[]): void {
+  private refusePublish(packet: PublishPacket, version: number, out: SessionEffect[]): void {
     if (packet.qos === 0) return;
     const reasonCode = version === 5 ? ReasonCode.NotAuthorized : 0;
-    if (packet.qos === 2 && reasonCode === 0) this.#awaitRelease(packet.packetId!);
+    if (packet.qos === 2 && reasonCode === 0) this.awaitRelease(packet.packetId!);
     const type = packet.qos === 1 ? "puback" : "pubrec";
     out.push({ kind: "send", packet: { type, packetId: packet.packetId!, reasonCode, properties: {} } });
   }
 
-  #awaitRelease(packetId: number): void {
+  private awaitRelease(packetId: number): void {
     this.awaitingRelease.add(packetId);
-    this.outbound.records?.push({ kind: "awaitingRelease", packetId, waiting: true });
+    this.#outbound?.records?.push({ kind: "awaitingRelease", packetId, waiting: true });
   }
 
   /** Applies an inbound Topic Alias [MQTT-3.3.2-12] and validates the resulting topic name. */
-  #resolveTopic(packet: PublishPacket): string {
+  private resolveTopic(packet: PublishPacket): string {
     const alias = packet.properties.topicAlias;
     let topic = packet.topic;
     if (alias !== undefined) {
@@ -324,7 +358,7 @@ export class Session {
     return topic;
   }
 
-  #subscribe(packet: SubscribePacket, out: SessionEffect[]): void {
+  private subscribe(packet: SubscribePacket, out: SessionEffect[]): void {
     const version = this.#attachment!.protocolVersion;
     if (version < 5) refuseEmptyFilters(packet.subscriptions.map((requested) => requested.topicFilter));
     const subscriptionIdentifier = packet.properties.subscriptionIdentifiers?.[0];
@@ -337,7 +371,7 @@ export class Session {
     const accepted: AcceptedSubscription[] = [];
     const reasonCodes: number[] = [];
     for (const requested of packet.subscriptions) {
-      const code = this.#checkFilter(requested.topicFilter, requested.noLocal);
+      const code = this.checkFilter(requested.topicFilter, requested.noLocal);
       if (code !== 0) {
         reasonCodes.push(version === 5 ? code : 0x80);
         continue;
@@ -358,7 +392,7 @@ export class Session {
   }
 
   /** 0 when the filter may be subscribed, else the v5 reason code refusing it. */
-  #checkFilter(filter: string, noLocal: boolean): number {
+  private checkFilter(filter: string, noLocal: boolean): number {
     let inner = filter;
     try {
       const shared = parseSharedFilter(filter, this.limits.maxTopicLevels);
@@ -392,7 +426,7 @@ export class Session {
     return 0;
   }
 
-  #unsubscribe(packet: UnsubscribePacket, out: SessionEffect[]): void {
+  private unsubscribe(packet: UnsubscribePacket, out: SessionEffect[]): void {
     const version = this.#attachment!.protocolVersion;
     if (version < 5) refuseEmptyFilters(packet.topicFilters);
     const removed: SessionSubscription[] = [];
@@ -417,7 +451,7 @@ export class Session {
     });
   }
 
-  #disconnect(packet: DisconnectPacket, out: SessionEffect[]): void {
+  private disconnect(packet: DisconnectPacket, out: SessionEffect[]): void {
     const requested = packet.properties.sessionExpiryInterval;
     if (requested !== undefined && requested !== 0 && this.#attachment!.sessionExpiryInterval === 0) {
       throw new MqttError(

@@ -6,8 +6,6 @@ export interface Accepted {
   remoteAddress: string;
   /** Common name of a verified client certificate (mTLS), "" for one without a CN; absent without one. */
   certificateCommonName?: string;
-  /** Name of the listener that accepted it (for logs and the admin API); set by the composition root. */
-  listener?: string;
 }
 
 /** A running listener. */
@@ -23,14 +21,11 @@ export interface Listener {
 }
 
 /**
- * An accepted TCP socket. Its remote address is made into text when asked for (at CONNECT, in a log line),
- * not kept as a string per idle client: the socket holds the address anyway.
+ * An accepted TCP socket: the socket alone, for an idle client must stay cheap. Its remote address is made
+ * into text when asked for (at CONNECT, in a log line): the socket holds the address anyway. A TCP client
+ * has no certificate.
  */
 class TcpAccepted implements Accepted {
-  // Every field present from the start (the listener's name is set later): one object per client.
-  certificateCommonName: string | undefined = undefined;
-  listener: string | undefined = undefined;
-
   constructor(readonly stream: Deno.TcpConn) {}
 
   get remoteAddress(): string {

@@ -56,8 +56,8 @@ Deno.test("a client that floods the broker does not starve the others: a message
     const reads = 400; // 400 × 1,024 PUBLISHes: a bounded flood
     const flood = floodingStream(reads);
     running.connections.accept(
-      { stream: flood, remoteAddress: "flood", certificateCommonName: undefined, listener: "test" },
-      { open: 0, total: 0 },
+      { stream: flood, remoteAddress: "flood", certificateCommonName: undefined },
+      { name: "test", open: 0, total: 0 },
       0,
     );
     // Sent while the flood is being read: its socket is served only when the event loop gets a turn.
