@@ -381,15 +381,18 @@ export class SessionRegistry {
     return Math.max(this.#lastEpoch + 1, this.services.clock.now() * 1000);
   }
 
-  /** Runs `claim` after every earlier claim of the same client id has finished. */
+  /**
+   * Runs `claim` after every earlier claim of the same client id has finished; at once when there is none
+   * (the common case: no promise chained ahead of it, which a storm of CONNECTs would promote and drop).
+   */
   #serialize<T>(clientId: string, claim: () => Promise<T>): Promise<T> {
-    const previous = this.#claims.get(clientId) ?? Promise.resolve();
-    const next = previous.then(claim, claim);
-    const settled = next.then(() => {}, () => {});
-    this.#claims.set(clientId, settled);
-    settled.then(() => {
-      if (this.#claims.get(clientId) === settled) this.#claims.delete(clientId);
-    });
+    const previous = this.#claims.get(clientId);
+    const next = previous === undefined ? claim() : previous.then(claim, claim);
+    this.#claims.set(clientId, next);
+    const forget = () => {
+      if (this.#claims.get(clientId) === next) this.#claims.delete(clientId);
+    };
+    next.then(forget, forget);
     return next;
   }
 }
