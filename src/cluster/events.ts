@@ -4,7 +4,7 @@
  * messages, wills) is decided identically everywhere.
  */
 import { Cursor } from "../codec/cursor.ts";
-import { decodeProperties, emitProperties, PropertyScope } from "../codec/properties.ts";
+import { decodeProperties, emitProperties, hasProperties, PropertyScope } from "../codec/properties.ts";
 import { Sink } from "../codec/sink.ts";
 import type { Properties, ProtocolVersion, QoS, Will } from "../codec/types.ts";
 import type { Attachment, Message, MessageOrigin, SessionSubscription } from "../session/types.ts";
@@ -147,6 +147,7 @@ const KINDS: ClusterEvent["kind"][] = [
 const FORMAT_VERSION = 2;
 const MESSAGE_PROPERTIES = PropertyScope.publish | PropertyScope.will;
 
+/** The event's bytes: a view of a buffer of its own (the log copies what it is given on append). */
 export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
   const w = new WireWriter().byte(FORMAT_VERSION).byte(KINDS.indexOf(event.kind)).float(at);
   switch (event.kind) {
@@ -191,7 +192,7 @@ export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
       w.string(event.node).float(event.run).float(event.lastBeat);
       break;
   }
-  return w.bytes().slice();
+  return w.bytes();
 }
 
 /** Decodes one event; throws WireError for an entry this code cannot read. Byte fields are views of `bytes`. */
@@ -328,6 +329,12 @@ function withoutUndefined<T extends object>(value: T): T {
 }
 
 function writeProperties(w: WireWriter, properties: Properties): void {
+  // Most messages carry none: the bytes emitProperties writes for none (a zero property length), without
+  // measuring and building them.
+  if (!hasProperties(properties)) {
+    w.uint(1).byte(0);
+    return;
+  }
   const measure = new Sink(undefined);
   emitProperties(measure, properties, MESSAGE_PROPERTIES);
   const sink = new Sink(new Uint8Array(measure.pos));
@@ -337,8 +344,8 @@ function writeProperties(w: WireWriter, properties: Properties): void {
 
 function readProperties(r: WireReader): Properties {
   const bytes = r.bytesField();
-  // Most messages carry none: no cursor for them.
-  if (bytes.byteLength === 0) return {};
+  // Most messages carry none (a zero property length, or nothing): no cursor for them.
+  if (bytes.byteLength === 0 || (bytes.byteLength === 1 && bytes[0] === 0)) return {};
   return decodeProperties(new Cursor(bytes, 0, bytes.byteLength), MESSAGE_PROPERTIES);
 }
 

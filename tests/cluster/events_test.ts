@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { type ClusterEvent, decodeEvent, encodeEvent } from "../../src/cluster/events.ts";
 import { decodeState, encodeState } from "../../src/cluster/snapshot.ts";
-import { WireError } from "../../src/cluster/wire.ts";
+import { WireError, WireReader, WireWriter } from "../../src/cluster/wire.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -109,3 +109,56 @@ Deno.test("cluster snapshot: byte fields come back as plain Uint8Arrays, also fr
   assert.deepEqual([...retained.properties.correlationData!], [1, 2]);
   assert.deepEqual(decoded.peers, state.peers);
 });
+
+Deno.test("cluster wire: a string is its UTF-8 bytes after a LEB128 length, short or long, ASCII or not", () => {
+  const cases = [
+    "",
+    "a",
+    "x".repeat(63),
+    "x".repeat(64),
+    "x".repeat(65),
+    "y".repeat(63) + "é",
+    "é" + "y".repeat(70),
+    "日本",
+  ];
+  for (const text of cases) {
+    const utf8 = new TextEncoder().encode(text);
+    const length = utf8.length < 0x80 ? [utf8.length] : [(utf8.length & 0x7f) | 0x80, utf8.length >> 7];
+    const written = new WireWriter().byte(7).string(text).byte(9).bytes();
+    assert.deepEqual([...written], [7, ...length, ...utf8, 9], JSON.stringify(text));
+    const reader = new WireReader(written);
+    reader.byte();
+    assert.equal(reader.string(), text);
+  }
+});
+
+Deno.test("cluster events: a message without properties carries a zero property length, as the codec writes it", () => {
+  for (const properties of [{}, { userProperties: [] }, { contentType: undefined }]) {
+    const bytes = encodeEvent(1, { ...publishEvent(), message: { ...publishEvent().message, properties } });
+    assert.deepEqual([...bytes.subarray(-2)], [1, 0], JSON.stringify(properties));
+    assert.deepEqual(
+      (decodeEvent(bytes).event as { message: { properties: object } }).message.properties,
+      {},
+    );
+  }
+  const withType = encodeEvent(1, {
+    ...publishEvent(),
+    message: { ...publishEvent().message, properties: { contentType: "a" } },
+  });
+  assert.deepEqual([...withType.subarray(-6)], [5, 4, 0x03, 0, 1, 0x61]);
+});
+
+function publishEvent(): Extract<ClusterEvent, { kind: "publish" }> {
+  return {
+    kind: "publish",
+    message: {
+      topic: "t",
+      payload: new Uint8Array([1]),
+      qos: 0,
+      retain: false,
+      publisherId: "p",
+      properties: {},
+      origin: { nodeId: "n", run: 1, sequence: 1 },
+    },
+  };
+}
