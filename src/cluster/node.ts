@@ -98,6 +98,7 @@ export class ClusterNode implements SessionService {
   readonly #liveness: Liveness;
   /** Highest publish sequence applied per (node, run): a send retried after it had landed is applied once. */
   readonly #lastSequence = new Map<string, number>();
+  #lastOrigin = { nodeId: "", run: Number.NaN, key: "" };
   readonly #run: number;
   #nextRequest = 1;
   #nextSequence = 1;
@@ -374,10 +375,18 @@ export class ClusterNode implements SessionService {
 
   /** True the first time a publish of this origin and sequence is applied (a retried send lands twice). */
   #firstSight(origin: MessageOrigin): boolean {
-    const key = `${origin.nodeId}/${origin.run}`;
+    const key = this.#originKey(origin);
     if ((this.#lastSequence.get(key) ?? 0) >= origin.sequence) return false;
     this.#lastSequence.set(key, origin.sequence);
     return true;
+  }
+
+  /** The key of an origin's node and run in #lastSequence; the last one is kept, as entries come in runs. */
+  #originKey(origin: MessageOrigin): string {
+    const last = this.#lastOrigin;
+    if (last.nodeId === origin.nodeId && last.run === origin.run) return last.key;
+    this.#lastOrigin = { nodeId: origin.nodeId, run: origin.run, key: `${origin.nodeId}/${origin.run}` };
+    return this.#lastOrigin.key;
   }
 
   /** The topic, retain flag and origin of a publish entry (undefined for other events and damaged ones). */

@@ -102,13 +102,14 @@ export class WireError extends Error {
   override readonly name = "WireError";
 }
 
+/** Eight bytes to read a float64 through (readers are made per entry: no DataView of their own). */
+const FLOAT_BYTES = new Uint8Array(8);
+const FLOAT_VIEW = new DataView(FLOAT_BYTES.buffer);
+
 export class WireReader {
   #pos = 0;
-  readonly #view: DataView;
 
-  constructor(private readonly buf: Uint8Array) {
-    this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  }
+  constructor(private readonly buf: Uint8Array) {}
 
   get done(): boolean {
     return this.#pos === this.buf.byteLength;
@@ -143,9 +144,11 @@ export class WireReader {
 
   float(): number {
     this.#need(8);
-    const value = this.#view.getFloat64(this.#pos);
-    this.#pos += 8;
-    return value;
+    const buf = this.buf;
+    const pos = this.#pos;
+    for (let i = 0; i < 8; i++) FLOAT_BYTES[i] = buf[pos + i];
+    this.#pos = pos + 8;
+    return FLOAT_VIEW.getFloat64(0);
   }
 
   /** A view into the entry (not a copy). */
