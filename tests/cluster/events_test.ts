@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { type ClusterEvent, decodeEvent, encodeEvent } from "../../src/cluster/events.ts";
 import { decodeState, encodeState } from "../../src/cluster/snapshot.ts";
-import { WireError, WireReader, WireWriter } from "../../src/cluster/wire.ts";
+import { recentSlot, WireError, WireReader, WireWriter } from "../../src/cluster/wire.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -162,3 +162,28 @@ function publishEvent(): Extract<ClusterEvent, { kind: "publish" }> {
     },
   };
 }
+
+Deno.test("cluster wire: strings read again come back right, past many others and from reused Node Buffers", () => {
+  const texts = Array.from({ length: 3000 }, (_, i) => i % 7 === 0 ? `ü-${i}` : `client-${i}`);
+  const written = new WireWriter();
+  for (const text of texts) written.string(text);
+  const bytes = written.bytes().slice();
+  for (let round = 0; round < 2; round++) {
+    const reader = new WireReader(bytes);
+    assert.deepEqual(texts.map(() => reader.string()), texts);
+  }
+  // A reader of a Node Buffer must keep no view of it: the same buffer later holds other bytes, here two
+  // ids that share a slot among the recent strings.
+  const encode = (text: string) => new TextEncoder().encode(text);
+  const slotOf = (text: string) => recentSlot(encode(text), 0, text.length);
+  const candidates = Array.from({ length: 100_000 }, (_, i) => `n${String(i).padStart(5, "0")}`);
+  const other = candidates.find((text) => slotOf(text) === slotOf("node-a"))!;
+  const buffer = Buffer.from(new WireWriter().string("node-a").bytes());
+  assert.equal(new WireReader(buffer).string(), "node-a");
+  buffer.set(encode(other), 1);
+  assert.equal(new WireReader(buffer).string(), other);
+  assert.equal(new WireReader(new WireWriter().string("node-a").bytes()).string(), "node-a");
+  // Bytes that are not UTF-8 are refused every time, never taken for a string read before.
+  assert.throws(() => new WireReader(new Uint8Array([2, 0xc3, 0x28])).string());
+  assert.throws(() => new WireReader(new Uint8Array([2, 0xc3, 0x28])).string());
+});
