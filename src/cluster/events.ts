@@ -147,9 +147,16 @@ const KINDS: ClusterEvent["kind"][] = [
 const FORMAT_VERSION = 2;
 const MESSAGE_PROPERTIES = PropertyScope.publish | PropertyScope.will;
 
-/** The event's bytes: a view of a buffer of its own (the log copies what it is given on append). */
+/**
+ * One writer for every event (encoding never nests), the event copied out of it: a node encodes one per
+ * message it forwards, and a writer of its own each time was a buffer, a view and a DataView per message.
+ */
+let writer = new WireWriter();
+/** A writer grown past this (by a snapshot chunk) is let go rather than kept. */
+const KEPT_WRITER_BYTES = 64 * 1024;
+
 export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
-  const w = new WireWriter().byte(FORMAT_VERSION).byte(KINDS.indexOf(event.kind)).float(at);
+  const w = writer.reset().byte(FORMAT_VERSION).byte(KINDS.indexOf(event.kind)).float(at);
   switch (event.kind) {
     case "claim":
       w.string(event.node).uint(event.request).string(event.clientId).bool(event.cleanStart)
@@ -192,7 +199,9 @@ export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
       w.string(event.node).float(event.run).float(event.lastBeat);
       break;
   }
-  return w.bytes();
+  const bytes = w.bytes().slice();
+  if (bytes.byteLength > KEPT_WRITER_BYTES) writer = new WireWriter();
+  return bytes;
 }
 
 /** Decodes one event; throws WireError for an entry this code cannot read. Byte fields are views of `bytes`. */

@@ -261,9 +261,14 @@ export class ClusterNode implements SessionService {
 
   /** Egress: a message published here by a transient session or the broker goes to the log. */
   #forward(message: Message): Promise<void> {
-    const { packet: _, ...plain } = message;
     const origin = { nodeId: this.nodeId, run: this.#run, sequence: this.#nextSequence++ };
-    const appended = this.#append({ kind: "publish", message: { ...plain, origin } });
+    // What the event carries (its encoding writes these fields), in one object: no copy of the message
+    // without its packet and then another with its origin, for every message this node forwards.
+    const { topic, payload, qos, retain, publisherId, expiresAt, properties } = message;
+    const appended = this.#append({
+      kind: "publish",
+      message: { topic, payload, qos, retain, publisherId, expiresAt, properties, origin },
+    });
     // A QoS 0 or broker message has nobody to tell when the log refuses it (QoS 1/2 are refused to their
     // publisher through the returned promise): it is lost, as QoS 0 may be, and must not end the process.
     appended.catch(() => {});

@@ -19,6 +19,12 @@ export class WireWriter {
     return this.#buf.subarray(0, this.#pos);
   }
 
+  /** Starts over, keeping the buffer (a view from bytes() then sees what is written next). */
+  reset(): this {
+    this.#pos = 0;
+    return this;
+  }
+
   #reserve(count: number): void {
     if (this.#pos + count <= this.#buf.byteLength) return;
     let size = this.#buf.byteLength * 2;
