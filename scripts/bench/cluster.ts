@@ -189,10 +189,13 @@ export async function runClusterBench(args: string[]): Promise<number> {
   const rows: Row[] = cases.map((c) => ({ case: c.name }));
   let resumeMs: number | undefined;
   const rss: string[] = [];
+  /** Every node started, stopped in `finally` too: a failed run must not leave nodes running. */
+  const started: Node[] = [];
   try {
     if (!clusterOnly) {
       note("single node");
       const single = await startNode(dir, "single", false, run);
+      started.push(single);
       for (const [index, testCase] of cases.entries()) {
         rows[index].single = await runPubSub(binary, single.port, testCase, durationS, 1, {
           layout: "unpinned",
@@ -205,7 +208,11 @@ export async function runClusterBench(args: string[]): Promise<number> {
 
     note("three nodes over RocketMQ: publishers on a, subscribers on b");
     const nodes = [];
-    for (const name of ["a", "b", "c"]) nodes.push(await startNode(dir, name, true, run));
+    for (const name of ["a", "b", "c"]) {
+      const node = await startNode(dir, name, true, run);
+      started.push(node);
+      nodes.push(node);
+    }
     for (const [index, testCase] of cases.entries()) {
       // A message crosses RocketMQ before its PUBACK and its delivery: tens of ms, so the windows must be deeper
       // than on one node for the pipeline to stay full.
@@ -230,6 +237,7 @@ export async function runClusterBench(args: string[]): Promise<number> {
       for (const node of nodes.slice(1)) await stopChild(node.child);
     }
   } finally {
+    for (const node of started) await stopChild(node.child); // no-op for those already stopped
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
   const lines = [
