@@ -3,7 +3,11 @@
  * publishers on one node and subscribers on another, against the same load on one node; then the time a
  * client takes to resume on another node after its node was killed, and each node's memory.
  *
- *   deno task bench --cluster [--quick] [--duration S] [--write-docs]
+ *   deno task bench --cluster [--quick] [--duration S] [--case qos0|qos1|latency]... [--cluster-only]
+ *                             [--write-docs]
+ *
+ * --case (repeatable) runs only those cases and --cluster-only skips the one-node runs and the resume after
+ * kill -9: for iterating on the cluster's own figures (neither may be combined with --write-docs).
  *
  * Nothing is pinned (three brokers and three JVMs share the machine's two cores; the C generator runs on
  * core 1). --write-docs replaces the "Measured" section of docs/cluster.md.
@@ -53,6 +57,13 @@ function pubsub(name: string, qos: 0 | 1, rate: number): PubSubCase {
     durable: false,
   };
 }
+
+/** The cases, by the name `--case` selects them with. */
+const CASES: Record<string, PubSubCase> = {
+  qos0: pubsub("QoS 0 10→10 64 B", 0, 0),
+  qos1: pubsub("QoS 1 10→10 64 B", 1, 0),
+  latency: pubsub("latency QoS 1 at 2k msg/s", 1, 2000),
+};
 
 async function permissions(): Promise<string[]> {
   const config = JSON.parse(await Deno.readTextFile(`${REPO}deno.json`));
@@ -162,29 +173,46 @@ export async function runClusterBench(args: string[]): Promise<number> {
   const dir = await Deno.makeTempDir({ prefix: "mqtt-proxy-bench-cluster-" });
   const binary = await buildGenerator(dir);
   const run = crypto.randomUUID().slice(0, 8);
-  const cases = [
-    pubsub("QoS 0 10→10 64 B", 0, 0),
-    pubsub("QoS 1 10→10 64 B", 1, 0),
-    pubsub("latency QoS 1 at 2k msg/s", 1, 2000),
-  ];
+  const selected = args.flatMap((arg, index) => args[index - 1] === "--case" ? [arg] : []);
+  const clusterOnly = args.includes("--cluster-only");
+  if ((selected.length > 0 || clusterOnly) && args.includes("--write-docs")) {
+    throw new Error("--write-docs needs every case and the one-node runs (no --case, no --cluster-only)");
+  }
+  const known = new Set(Object.keys(CASES));
+  const unknown = selected.filter((key) => !known.has(key));
+  if (unknown.length > 0) {
+    throw new Error(`unknown --case ${unknown.join(", ")} (known: ${[...known].join(", ")})`);
+  }
+  const cases = Object.entries(CASES)
+    .filter(([key]) => selected.length === 0 || selected.includes(key))
+    .map(([, testCase]) => testCase);
   const rows: Row[] = cases.map((c) => ({ case: c.name }));
   let resumeMs: number | undefined;
   const rss: string[] = [];
+  /** Every node started, stopped in `finally` too: a failed run must not leave nodes running. */
+  const started: Node[] = [];
   try {
-    note("single node");
-    const single = await startNode(dir, "single", false, run);
-    for (const [index, testCase] of cases.entries()) {
-      rows[index].single = await runPubSub(binary, single.port, testCase, durationS, 1, {
-        layout: "unpinned",
-        brokerPid: single.child.pid,
-      });
-      note(`  ${testCase.name}: ${format(rows[index].single, "rate")} msg/s`);
+    if (!clusterOnly) {
+      note("single node");
+      const single = await startNode(dir, "single", false, run);
+      started.push(single);
+      for (const [index, testCase] of cases.entries()) {
+        rows[index].single = await runPubSub(binary, single.port, testCase, durationS, 1, {
+          layout: "unpinned",
+          brokerPid: single.child.pid,
+        });
+        note(`  ${testCase.name}: ${format(rows[index].single, "rate")} msg/s`);
+      }
+      await stopChild(single.child);
     }
-    await stopChild(single.child);
 
     note("three nodes over RocketMQ: publishers on a, subscribers on b");
     const nodes = [];
-    for (const name of ["a", "b", "c"]) nodes.push(await startNode(dir, name, true, run));
+    for (const name of ["a", "b", "c"]) {
+      const node = await startNode(dir, name, true, run);
+      started.push(node);
+      nodes.push(node);
+    }
     for (const [index, testCase] of cases.entries()) {
       // A message crosses RocketMQ before its PUBACK and its delivery: tens of ms, so the windows must be deeper
       // than on one node for the pipeline to stay full.
@@ -202,9 +230,14 @@ export async function runClusterBench(args: string[]): Promise<number> {
       const bytes = await residentBytes(node.child.pid);
       rss.push(`${node.name} ${bytes === undefined ? "?" : `${Math.round(bytes / 1e6)} MB`}`);
     }
-    resumeMs = await resumeAfterKill(nodes);
-    for (const node of nodes.slice(1)) await stopChild(node.child);
+    if (clusterOnly) {
+      for (const node of nodes) await stopChild(node.child);
+    } else {
+      resumeMs = await resumeAfterKill(nodes);
+      for (const node of nodes.slice(1)) await stopChild(node.child);
+    }
   } finally {
+    for (const node of started) await stopChild(node.child); // no-op for those already stopped
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
   const lines = [
@@ -222,11 +255,13 @@ export async function runClusterBench(args: string[]): Promise<number> {
       `${row.cluster?.duplicates ?? "–"} |`
     ),
     "",
-    `Resume on another node after kill -9 of the client's node: ${
-      resumeMs?.toFixed(0)
-    } ms (until CONNACK with`,
-    "session present; no node timeout is involved: the claim itself fences the dead node).",
-    "",
+    ...(resumeMs === undefined ? [] : [
+      `Resume on another node after kill -9 of the client's node: ${
+        resumeMs.toFixed(0)
+      } ms (until CONNACK with`,
+      "session present; no node timeout is involved: the claim itself fences the dead node).",
+      "",
+    ]),
     `Memory per node (RSS after the runs): ${rss.join(", ")}.`,
   ];
   print(lines.join("\n"));
@@ -242,7 +277,7 @@ export async function runClusterBench(args: string[]): Promise<number> {
     );
   }
   const failed = rows.some((row) =>
-    !row.single || !row.cluster || row.cluster.lost > 0 || row.cluster.errors.length > 0
+    (!clusterOnly && !row.single) || !row.cluster || row.cluster.lost > 0 || row.cluster.errors.length > 0
   );
   return failed ? 1 : 0;
 }

@@ -4,7 +4,7 @@
  * messages, wills) is decided identically everywhere.
  */
 import { Cursor } from "../codec/cursor.ts";
-import { decodeProperties, emitProperties, PropertyScope } from "../codec/properties.ts";
+import { decodeProperties, emitProperties, hasProperties, PropertyScope } from "../codec/properties.ts";
 import { Sink } from "../codec/sink.ts";
 import type { Properties, ProtocolVersion, QoS, Will } from "../codec/types.ts";
 import type { Attachment, Message, MessageOrigin, SessionSubscription } from "../session/types.ts";
@@ -147,8 +147,16 @@ const KINDS: ClusterEvent["kind"][] = [
 const FORMAT_VERSION = 2;
 const MESSAGE_PROPERTIES = PropertyScope.publish | PropertyScope.will;
 
+/**
+ * One writer for every event (encoding never nests), the event copied out of it: a node encodes one per
+ * message it forwards, and a writer of its own each time was a buffer, a view and a DataView per message.
+ */
+let writer = new WireWriter();
+/** A writer grown past this (by a snapshot chunk) is let go rather than kept. */
+const KEPT_WRITER_BYTES = 64 * 1024;
+
 export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
-  const w = new WireWriter().byte(FORMAT_VERSION).byte(KINDS.indexOf(event.kind)).float(at);
+  const w = writer.reset().byte(FORMAT_VERSION).byte(KINDS.indexOf(event.kind)).float(at);
   switch (event.kind) {
     case "claim":
       w.string(event.node).uint(event.request).string(event.clientId).bool(event.cleanStart)
@@ -191,7 +199,9 @@ export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
       w.string(event.node).float(event.run).float(event.lastBeat);
       break;
   }
-  return w.bytes().slice();
+  const bytes = w.bytes().slice();
+  if (bytes.byteLength > KEPT_WRITER_BYTES) writer = new WireWriter();
+  return bytes;
 }
 
 /** Decodes one event; throws WireError for an entry this code cannot read. Byte fields are views of `bytes`. */
@@ -328,6 +338,12 @@ function withoutUndefined<T extends object>(value: T): T {
 }
 
 function writeProperties(w: WireWriter, properties: Properties): void {
+  // Most messages carry none: the bytes emitProperties writes for none (a zero property length), without
+  // measuring and building them.
+  if (!hasProperties(properties)) {
+    w.uint(1).byte(0);
+    return;
+  }
   const measure = new Sink(undefined);
   emitProperties(measure, properties, MESSAGE_PROPERTIES);
   const sink = new Sink(new Uint8Array(measure.pos));
@@ -337,8 +353,8 @@ function writeProperties(w: WireWriter, properties: Properties): void {
 
 function readProperties(r: WireReader): Properties {
   const bytes = r.bytesField();
-  // Most messages carry none: no cursor for them.
-  if (bytes.byteLength === 0) return {};
+  // Most messages carry none (a zero property length, or nothing): no cursor for them.
+  if (bytes.byteLength === 0 || (bytes.byteLength === 1 && bytes[0] === 0)) return {};
   return decodeProperties(new Cursor(bytes, 0, bytes.byteLength), MESSAGE_PROPERTIES);
 }
 

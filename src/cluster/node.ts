@@ -98,6 +98,7 @@ export class ClusterNode implements SessionService {
   readonly #liveness: Liveness;
   /** Highest publish sequence applied per (node, run): a send retried after it had landed is applied once. */
   readonly #lastSequence = new Map<string, number>();
+  #lastOrigin = { nodeId: "", run: Number.NaN, key: "" };
   readonly #run: number;
   #nextRequest = 1;
   #nextSequence = 1;
@@ -260,9 +261,14 @@ export class ClusterNode implements SessionService {
 
   /** Egress: a message published here by a transient session or the broker goes to the log. */
   #forward(message: Message): Promise<void> {
-    const { packet: _, ...plain } = message;
     const origin = { nodeId: this.nodeId, run: this.#run, sequence: this.#nextSequence++ };
-    const appended = this.#append({ kind: "publish", message: { ...plain, origin } });
+    // What the event carries (its encoding writes these fields), in one object: no copy of the message
+    // without its packet and then another with its origin, for every message this node forwards.
+    const { topic, payload, qos, retain, publisherId, expiresAt, properties } = message;
+    const appended = this.#append({
+      kind: "publish",
+      message: { topic, payload, qos, retain, publisherId, expiresAt, properties, origin },
+    });
     // A QoS 0 or broker message has nobody to tell when the log refuses it (QoS 1/2 are refused to their
     // publisher through the returned promise): it is lost, as QoS 0 may be, and must not end the process.
     appended.catch(() => {});
@@ -374,10 +380,18 @@ export class ClusterNode implements SessionService {
 
   /** True the first time a publish of this origin and sequence is applied (a retried send lands twice). */
   #firstSight(origin: MessageOrigin): boolean {
-    const key = `${origin.nodeId}/${origin.run}`;
+    const key = this.#originKey(origin);
     if ((this.#lastSequence.get(key) ?? 0) >= origin.sequence) return false;
     this.#lastSequence.set(key, origin.sequence);
     return true;
+  }
+
+  /** The key of an origin's node and run in #lastSequence; the last one is kept, as entries come in runs. */
+  #originKey(origin: MessageOrigin): string {
+    const last = this.#lastOrigin;
+    if (last.nodeId === origin.nodeId && last.run === origin.run) return last.key;
+    this.#lastOrigin = { nodeId: origin.nodeId, run: origin.run, key: `${origin.nodeId}/${origin.run}` };
+    return this.#lastOrigin.key;
   }
 
   /** The topic, retain flag and origin of a publish entry (undefined for other events and damaged ones). */
