@@ -1,6 +1,6 @@
 /**
  * After a burst of messages into offline queues, the broker gives the C allocator's free memory back to the
- * system (MallocTrimmer) instead of keeping the burst's size resident: glibc returns only the top of its main
+ * system (MallocTrimmer) instead of keeping it resident: glibc returns only the top of its main
  * heap by itself, and the buffers a burst frees (payloads that crossed to the storage worker, decoder slabs,
  * clone buffers) sit in the middle of it.
  */
@@ -75,20 +75,18 @@ Deno.test("memory: the allocator's free memory goes back to the system within th
       `the burst should grow the main heap (it is what this test watches): ${before} -> ${peak} bytes`,
     );
 
-    // Within one interval (plus the sampling period) at least half of the growth is given back; without the
-    // trimmer the heap keeps its peak.
+    // What the allocator holds free is given back within one interval (plus the sampling period). How much is
+    // free depends on when V8 collected the burst's dead buffers (an idle broker may not for a while): on this
+    // machine kind 4–30 MB of a 25–30 MB growth. Without the trimmer the heap keeps its size to the byte (glibc
+    // returns only the top of the heap by itself, and the burst's blocks sit below live ones).
     let after = peak;
-    for (
-      let waited = 0;
-      waited < TRIM_INTERVAL_MS * 2 && after > before + (peak - before) / 2;
-      waited += 250
-    ) {
+    for (let waited = 0; waited < TRIM_INTERVAL_MS * 2 && after > peak - MB; waited += 250) {
       await new Promise((resolve) => setTimeout(resolve, 250));
       after = await heapResident(pid);
     }
     assert.ok(
-      after <= before + (peak - before) / 2,
-      `main heap before the burst ${before}, at its end ${peak}, ${
+      after <= peak - MB,
+      `main heap before the burst ${before}, at its largest ${peak}, ${
         TRIM_INTERVAL_MS * 2
       } ms later ${after} bytes`,
     );
