@@ -1,9 +1,10 @@
 /**
  * The embedded durable store: one SQLite file in WAL mode in the data directory, written with group
  * commit by a worker that owns the database (store_worker.ts). On the broker's event loop a mutation only
- * becomes data in this turn's batch; at the end of the turn the batch goes to the worker, which writes
- * the batches of one of its turns in one transaction, fdatasyncs the WAL while it writes the next, and
- * answers each batch when it is durable. docs/storage.md has the format and the durability levels.
+ * becomes data in the batch being collected; at the end of a turn the batch goes to the worker unless the
+ * worker has not answered the previous one yet (then it goes with that answer). The worker writes the
+ * batches of one of its turns in one transaction, fdatasyncs the WAL while it writes the next, and answers
+ * each batch when it is durable. docs/storage.md has the format and the durability levels.
  */
 import { setImmediate } from "node:timers";
 import {
@@ -101,7 +102,7 @@ class EmbeddedStore implements EmbeddedStorage {
   #cancelled = 0;
   #nextMessageId = 1;
   #nextSequence = 1;
-  /** This turn's operations, and the batch they will be answered with. */
+  /** The operations collected since the last batch was sent, and the batch they will be answered with. */
   #pending: OperationBatch | undefined;
   #collecting: Batch | undefined;
   #scheduled = false;
