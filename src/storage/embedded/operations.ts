@@ -101,7 +101,8 @@ export class OperationBatch {
   #dropped = 0;
   /** Deletes that cancelled out before they were added. */
   #skipped = 0;
-  #payloads = new Uint8Array(FIRST_PAYLOAD_BYTES);
+  /** Made at the first append: most batches of a quiet broker carry none. */
+  #payloads: Uint8Array<ArrayBuffer> | undefined;
   #payloadBytes = 0;
 
   /** Operations that will be written. */
@@ -117,7 +118,7 @@ export class OperationBatch {
   /** The operations that did not cancel out, for the worker. */
   encode(): EncodedBatch {
     const kinds = this.#kinds, values = this.#values;
-    const payloads = this.#payloads.subarray(0, this.#payloadBytes);
+    const payloads = this.#payloads?.subarray(0, this.#payloadBytes) ?? new Uint8Array(0);
     if (this.#dropped === 0) return { kinds, values, payloads };
     const kept: EncodedBatch = { kinds: [], values: [], payloads };
     for (let i = 0; i < kinds.length; i++) {
@@ -181,12 +182,14 @@ export class OperationBatch {
   appendMessage(id: MessageRef, message: StoredMessage): void {
     this.#cancellations.appended(id, this.#begin(APPEND));
     const { payload } = message;
-    let payloads = this.#payloads;
     const offset = this.#payloadBytes;
-    if (offset + payload.byteLength > payloads.byteLength) {
-      payloads = new Uint8Array(Math.max(2 * payloads.byteLength, offset + payload.byteLength));
-      payloads.set(this.#payloads.subarray(0, offset));
-      this.#payloads = payloads;
+    let payloads = this.#payloads;
+    if (!payloads || offset + payload.byteLength > payloads.byteLength) {
+      const grown = new Uint8Array(
+        Math.max(2 * (payloads?.byteLength ?? FIRST_PAYLOAD_BYTES / 2), offset + payload.byteLength),
+      );
+      if (payloads) grown.set(payloads.subarray(0, offset));
+      this.#payloads = payloads = grown;
     }
     payloads.set(payload, offset);
     this.#payloadBytes = offset + payload.byteLength;
