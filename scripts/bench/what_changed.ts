@@ -194,8 +194,8 @@ export const PEER_NOTES =
   handling itself). 1.5× Mosquitto's rate needs at most 26–35 µs per connect in all, less than the floor:
   out of reach for a single-threaded Deno listener on one core.
 - **Idle RSS: Mosquitto 0.7 KB per connection, mqtt-proxy 7.6–7.8 KB**, of which 6.4–6.6 KB is Deno's own
-  per-socket cost (deno-floor); mqtt-proxy's share above it is about 1.0–1.2 KB (1016 B in this run, 1176–1197 B
-  as medians of 3 before the registry's claims were made cheaper; target 1 KB): most of what is left is garbage
+  per-socket cost (deno-floor); mqtt-proxy's share above it is about 1.0–1.25 KB (1016 B in this run; 1244 B as
+  the median of 3 runs right after it on the same code; target 1 KB): most of what is left is garbage
   of the connection storm promoted to the old generation (Deno's socket operations, a claim's Map entry), and
   two epochs per client that are µs timestamps (a number box each).
 - **Durable QoS 1 ≈ 0.15–0.2× in-memory QoS 1** (target 0.6×): broker CPU per message 12.7–15.3 µs
