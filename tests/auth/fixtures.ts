@@ -27,6 +27,18 @@ export class VirtualClock implements Clock {
     return new Promise((wake) => this.#timers.push({ at: this.time + milliseconds, wake }));
   }
 
+  /**
+   * Fires the earliest timer, once one is pending (real async work, such as password hashing, may still have to
+   * register it); tests that step attempt by attempt use it with an await of each attempt in between.
+   */
+  async fireNext(): Promise<void> {
+    while (this.#timers.length === 0) await new Promise((settle) => setTimeout(settle, 1));
+    this.#timers.sort((a, b) => a.at - b.at);
+    const next = this.#timers.shift()!;
+    this.time = Math.max(this.time, next.at);
+    next.wake();
+  }
+
   /** Lets pending work settle, then fires timers in time order until none is left. */
   async runUntilIdle(): Promise<void> {
     for (;;) {
