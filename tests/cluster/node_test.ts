@@ -1,9 +1,9 @@
 /** Two or three cluster nodes in one process, one in-memory log, a fake clock: no sockets, no sleeps. */
 import assert from "node:assert/strict";
-import { type ClusterEvent, encodeEvent } from "../../src/cluster/events.ts";
+import { encodeEvent } from "../../src/cluster/events.ts";
 import { MqttError, ReasonCode } from "../../src/codec/mod.ts";
 import { MemoryLog } from "../../src/storage/memory/memory_log.ts";
-import { FakeClient, TestCluster } from "./support.ts";
+import { FakeClient, goneNodePublish, TestCluster } from "./support.ts";
 
 Deno.test("cluster: a QoS 1 publish on one node reaches a subscriber on the other exactly once", async () => {
   const cluster = new TestCluster();
@@ -436,20 +436,13 @@ Deno.test("cluster: a publish that lands twice in the log (a retried send) is de
     sub.subscribe("t/#", 1);
     await cluster.settle();
     await retrier.start();
-    const publish = (sequence: number, payload: string): ClusterEvent => ({
-      kind: "publish",
-      message: {
-        topic: "t/1",
-        payload: new TextEncoder().encode(payload),
-        qos: 1,
-        retain: false,
-        publisherId: "p",
-        properties: {},
-        origin: { nodeId: "gone", run: 1, sequence },
-      },
-    });
     for (
-      const event of [publish(1, "first"), publish(1, "first"), publish(2, "second"), publish(1, "first")]
+      const event of [
+        goneNodePublish(1, "first"),
+        goneNodePublish(1, "first"),
+        goneNodePublish(2, "second"),
+        goneNodePublish(1, "first"),
+      ]
     ) {
       await retrier.append(encodeEvent(cluster.clock.now(), event));
     }

@@ -4,25 +4,10 @@
  * earlier in the same batch of the log gets the message.
  */
 import assert from "node:assert/strict";
-import { type ClusterEvent, encodeEvent } from "../../src/cluster/events.ts";
+import { encodeEvent } from "../../src/cluster/events.ts";
 import { encode } from "../../src/codec/mod.ts";
 import { MemoryLog } from "../../src/storage/memory/memory_log.ts";
-import { FakeClient, TestCluster } from "./support.ts";
-
-function publish(sequence: number, payload: string): ClusterEvent {
-  return {
-    kind: "publish",
-    message: {
-      topic: "t/1",
-      payload: new TextEncoder().encode(payload),
-      qos: 1,
-      retain: false,
-      publisherId: "p",
-      properties: {},
-      origin: { nodeId: "gone", run: 1, sequence },
-    },
-  };
-}
+import { FakeClient, goneNodePublish as publish, TestCluster } from "./support.ts";
 
 Deno.test("cluster: a publish that reached nobody on a node still counts when a retried copy lands after a subscribe", async () => {
   const cluster = new TestCluster();

@@ -12,6 +12,7 @@ import {
   type SessionQuotaLimits,
 } from "../../src/broker/mod.ts";
 import { ClusterNode } from "../../src/cluster/mod.ts";
+import type { ClusterEvent } from "../../src/cluster/events.ts";
 import type { AckPacket, Packet, ProtocolVersion, PublishPacket, QoS, Will } from "../../src/codec/mod.ts";
 import type { Attachment, Effect } from "../../src/session/mod.ts";
 import { MemoryLog, MemoryLogService } from "../../src/storage/memory/memory_log.ts";
@@ -24,6 +25,22 @@ export const HEARTBEAT_MS = 1000;
 /** How long an append waits for an unreachable log (real time, kept short). */
 export const APPEND_TIMEOUT_MS = 300;
 export const NODE_TIMEOUT_MS = 5000;
+
+/** A QoS 1 publish on t/1 as a node that is gone wrote it to the log, numbered `sequence` in its run. */
+export function goneNodePublish(sequence: number, payload: string): ClusterEvent {
+  return {
+    kind: "publish",
+    message: {
+      topic: "t/1",
+      payload: new TextEncoder().encode(payload),
+      qos: 1,
+      retain: false,
+      publisherId: "p",
+      properties: {},
+      origin: { nodeId: "gone", run: 1, sequence },
+    },
+  };
+}
 
 /** A cluster in one process: the shared log, a clock, and the nodes started so far. */
 export class TestCluster {
