@@ -15,6 +15,9 @@ export const TRIM_INTERVAL_MS = 10_000;
 
 type MallocTrim = (pad: bigint) => number;
 
+/** glibc's malloc_trim, looked up once per process (brokers started in one process share it). */
+let libcTrim: MallocTrim | undefined;
+
 export class MallocTrimmer {
   #lastTrimAt: number;
 
@@ -29,8 +32,11 @@ export class MallocTrimmer {
       return undefined;
     }
     try {
-      const libc = Deno.dlopen("libc.so.6", { malloc_trim: { parameters: ["usize"], result: "i32" } });
-      return new MallocTrimmer((pad) => libc.symbols.malloc_trim(pad), logger, now);
+      if (!libcTrim) {
+        const libc = Deno.dlopen("libc.so.6", { malloc_trim: { parameters: ["usize"], result: "i32" } });
+        libcTrim = (pad) => libc.symbols.malloc_trim(pad);
+      }
+      return new MallocTrimmer(libcTrim, logger, now);
     } catch (error) {
       logger.info("memory.trim_unavailable", {
         reason: error instanceof Error ? error.message : String(error),
