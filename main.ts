@@ -24,7 +24,7 @@ import {
   createLogger,
   httpHandler,
   type Logger,
-  MallocTrimmer,
+  MemoryReclaimer,
   rateLimited,
   type Registry,
   startSysPublisher,
@@ -188,18 +188,6 @@ export async function startBroker(
   const permissionsFor = (clientId: string, owner: string | undefined) =>
     clientPermissions({ clientId, username: ownerUsername(owner) }, authorizer, IGNORE_DENIALS);
   const memoryBudget = new MemoryBudget(config.limits.memoryBytes || automaticMemoryBudget());
-  const trimmer = MallocTrimmer.open(logger, performance.now());
-  const sampleMemory = () => {
-    const { heapUsed, external, rss } = Deno.memoryUsage();
-    trimmer?.sampled(rss, performance.now());
-    const turned = memoryBudget.sample(heapUsed + external);
-    const fields = { usedBytes: memoryBudget.usedBytes, limitBytes: memoryBudget.limitBytes };
-    if (turned === "over") logger.warn("memory.over_budget", { ...fields, refusing: "new client messages" });
-    else if (turned === "under") logger.info("memory.under_budget", fields);
-  };
-  sampleMemory();
-  const memoryTimer = setInterval(sampleMemory, MEMORY_SAMPLE_MS);
-  Deno.unrefTimer(memoryTimer); // sampling never keeps the process alive (a failed start exits)
   const brokerOptions = {
     memoryBudget,
     limits,
@@ -233,6 +221,23 @@ export async function startBroker(
     )
     : undefined;
   const broker = cluster?.broker ?? new Broker(brokerOptions);
+  // Quiet is measured by the broker's messages.
+  const reclaimer = new MemoryReclaimer(
+    logger,
+    () => broker.stats.messagesReceived + broker.stats.messagesSent,
+    performance.now(),
+  );
+  const sampleMemory = () => {
+    const { heapUsed, external } = Deno.memoryUsage();
+    reclaimer.sampled(heapUsed, performance.now());
+    const turned = memoryBudget.sample(heapUsed + external);
+    const fields = { usedBytes: memoryBudget.usedBytes, limitBytes: memoryBudget.limitBytes };
+    if (turned === "over") logger.warn("memory.over_budget", { ...fields, refusing: "new client messages" });
+    else if (turned === "under") logger.info("memory.under_budget", fields);
+  };
+  sampleMemory();
+  const memoryTimer = setInterval(sampleMemory, MEMORY_SAMPLE_MS);
+  Deno.unrefTimer(memoryTimer); // sampling never keeps the process alive (a failed start exits)
   await broker.restore(snapshot);
   cluster?.start();
   logger.info("storage.recovered", {

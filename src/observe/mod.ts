@@ -1,6 +1,6 @@
 /** Observability: structured JSON-line logging and the $SYS tree. */
 export { createLogger, logsAt, rateLimited } from "./log.ts";
-export { MallocTrimmer } from "./malloc_trim.ts";
+export { MemoryReclaimer } from "./memory_reclaimer.ts";
 export type { Logger, LoggerOptions, LogLevel } from "./log.ts";
 export { startSysPublisher, type SysPublisherOptions, type SysSample } from "./sys.ts";
 export {

@@ -60,10 +60,13 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       }
       return;
     case "batch": {
-      const { id } = message;
+      const { id, payloads } = message;
+      // Once written, the payload buffer is given back at once (transfer(0) frees it) instead of waiting
+      // for this isolate's next collection: an idle worker would keep a burst's payloads resident.
+      const release = () => payloads.buffer.transfer(0);
       engine!.add(decodeBatch(message)).then(
-        () => post({ type: "committed", id }),
-        (error) => post({ type: "failed", id, error: wire(error) }),
+        () => (release(), post({ type: "committed", id })),
+        (error) => (release(), post({ type: "failed", id, error: wire(error) })),
       );
       return;
     }
