@@ -230,7 +230,10 @@ export async function startBroker(
   const sampleMemory = () => {
     const { heapUsed, external } = Deno.memoryUsage();
     reclaimer.sampled(heapUsed, performance.now());
-    const turned = memoryBudget.sample(heapUsed + external);
+    const turned = memoryBudget.sample(
+      heapUsed + external,
+      () => reclaimer.collectForBudget(performance.now()),
+    );
     const fields = { usedBytes: memoryBudget.usedBytes, limitBytes: memoryBudget.limitBytes };
     if (turned === "over") logger.warn("memory.over_budget", { ...fields, refusing: "new client messages" });
     else if (turned === "under") logger.info("memory.under_budget", fields);

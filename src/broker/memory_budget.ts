@@ -22,11 +22,16 @@ export class MemoryBudget {
     return this.#used;
   }
 
-  /** Records a sample of the bytes in use; says whether the budget turned over or under with it. */
-  sample(usedBytes: number): "over" | "under" | undefined {
+  /**
+   * Records a sample of the bytes in use; says whether the budget turned over or under with it. A sample
+   * counts garbage too, so before turning over it asks `reclaim` (if given) to collect and measure again.
+   */
+  sample(usedBytes: number, reclaim?: () => number | undefined): "over" | "under" | undefined {
     this.#used = usedBytes;
     if (this.limitBytes <= 0) return undefined;
     if (!this.#over && usedBytes >= this.limitBytes) {
+      this.#used = reclaim?.() ?? usedBytes;
+      if (this.#used < this.limitBytes) return undefined;
       this.#over = true;
       return "over";
     }

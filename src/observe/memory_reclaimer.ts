@@ -1,5 +1,6 @@
 /**
- * Gives memory a burst left behind back to the system. Two things keep it resident once traffic stops:
+ * Gives memory a burst left behind back to the system, and keeps garbage from counting against the memory
+ * budget. Two things keep it resident once traffic stops:
  * - V8 collects when JavaScript allocates, so the garbage of a burst (decoded packets, payloads read back
  *   from the store, grown batch buffers) stays in the heap of a broker that went quiet, together with the
  *   C memory behind its ArrayBuffers: after a big queue drained, 328 MB of heap were in use and 152 MB
@@ -9,6 +10,9 @@
  *   messages the main heap held 143 MB, of which `malloc_trim(0)` gave back 130. A trim walks the free lists
  *   (0.2–2 ms at 100–450 MB resident under load), so once every {@link RECLAIM_INTERVAL_MS} costs nothing
  *   measurable; after a collection it runs on the next sample, once V8 has swept the freed buffers.
+ *
+ * The memory budget (limits.memory_bytes) counts the heap in use, garbage included: before it turns over,
+ * {@link MemoryReclaimer.collectForBudget} collects, so that only what is live refuses messages.
  *
  * The trim needs `--allow-ffi` and glibc; without them it is off, and says so once. The collection is
  * V8's `gc()` made reachable at run time (a flag and a fresh context), so it needs no command-line flag.
@@ -21,6 +25,8 @@ export const RECLAIM_INTERVAL_MS = 10_000;
 /** At most this many messages (received plus sent) in an interval count as quiet. */
 export const QUIET_MESSAGES = 1_000;
 export const GROWTH_FLOOR_BYTES = 8 << 20;
+/** Collections asked for by the memory budget are at least this far apart. */
+export const BUDGET_COLLECTION_SPACING_MS = 2_000;
 
 type MallocTrim = (pad: bigint) => number;
 
@@ -63,6 +69,7 @@ export class MemoryReclaimer {
   /** An upper bound of the live heap: the heap in use after the last collection, or less seen since. */
   #liveHeapBytes: number;
   #trimOnNextSample = false;
+  #lastBudgetCollectionAt = -Infinity;
 
   /** `messages` counts messages received and sent since start: the broker's activity. */
   constructor(private readonly logger: Logger, private readonly messages: () => number, now: number) {
@@ -86,18 +93,36 @@ export class MemoryReclaimer {
     this.#messagesAtIntervalStart = messages;
     const growth = heapUsedBytes - this.#liveHeapBytes;
     if (quiet && growth >= Math.max(GROWTH_FLOOR_BYTES, this.#liveHeapBytes / 4)) {
-      const started = performance.now();
-      this.#collect();
-      this.#liveHeapBytes = Deno.memoryUsage().heapUsed;
-      this.#trimOnNextSample = true;
-      this.logger.debug("memory.collected", {
-        heapBefore: heapUsedBytes,
-        heapAfter: this.#liveHeapBytes,
-        ms: Math.round(performance.now() - started),
-      });
+      this.#collectNow("quiet", heapUsedBytes);
     } else {
       this.#trimNow();
     }
+  }
+
+  /**
+   * For the memory budget about to turn over: collects (unless it did less than
+   * {@link BUDGET_COLLECTION_SPACING_MS} ago) and returns the heap and outside buffers in use after it, so
+   * that garbage does not make the broker refuse messages.
+   */
+  collectForBudget(now: number): number | undefined {
+    if (now - this.#lastBudgetCollectionAt < BUDGET_COLLECTION_SPACING_MS) return undefined;
+    this.#lastBudgetCollectionAt = now;
+    this.#collectNow("budget", Deno.memoryUsage().heapUsed);
+    const { heapUsed, external } = Deno.memoryUsage();
+    return heapUsed + external;
+  }
+
+  #collectNow(reason: "quiet" | "budget", heapUsedBytes: number): void {
+    const started = performance.now();
+    this.#collect();
+    this.#liveHeapBytes = Deno.memoryUsage().heapUsed;
+    this.#trimOnNextSample = true;
+    this.logger.debug("memory.collected", {
+      reason,
+      heapBefore: heapUsedBytes,
+      heapAfter: this.#liveHeapBytes,
+      ms: Math.round(performance.now() - started),
+    });
   }
 
   #trimNow(): void {
