@@ -32,7 +32,14 @@ import {
   type RunningBroker,
   startBroker,
 } from "./bench/brokers.ts";
-import { allCases, type BenchCase, IDLE_PROCESSES, type IdleCase, type PubSubCase } from "./bench/cases.ts";
+import {
+  allCases,
+  type BenchCase,
+  IDLE_HOLD_MS,
+  IDLE_PROCESSES,
+  type IdleCase,
+  type PubSubCase,
+} from "./bench/cases.ts";
 import { chartSvg } from "./bench/chart.ts";
 import { gcPausesIn } from "./bench/gc_trace.ts";
 import { buildGenerator, LATENCY_WARMUP_S, runIdle, runPubSub } from "./bench/generator.ts";
@@ -304,13 +311,15 @@ async function runIdleCase(
       IDLE_PROCESSES,
       place,
       async () => {
-        // Hold the connections a moment (brokers allocate lazily), then keep the peak of a few samples.
-        let peak = 0;
-        for (let sample = 0; sample < 4; sample++) {
-          await sleep(400);
-          peak = Math.max(peak, await residentBytes(running.pid) ?? 0);
+        // The cost of connections at rest: held past one reclaim interval (mqtt-proxy and the deno-floor
+        // give a connect storm's garbage back once quiet; Go's and Node's collectors run meanwhile too), the
+        // median of the last three samples, a second apart.
+        const samples: number[] = [];
+        for (let held = 0; held < IDLE_HOLD_MS; held += 1000) {
+          await sleep(1000);
+          samples.push(await residentBytes(running.pid) ?? NaN);
         }
-        return peak - baseline;
+        return samples.slice(-3).sort((a, b) => a - b)[1] - baseline;
       },
     );
     record.errors.push(...record.idle.errors, ...brokerDied(running));

@@ -174,6 +174,7 @@ async function commandFor(name: BrokerName, options: StartOptions, env: BrokerEn
           "run",
           ...v8FlagsArgument(await startTaskV8Flags(repoRoot)),
           "--allow-net=127.0.0.1",
+          "--allow-ffi",
           idleFloor,
           "--port",
           String(options.port),

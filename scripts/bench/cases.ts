@@ -1,4 +1,5 @@
 /** The benchmark cases: what each measures and how the load generator is driven for it. */
+import { RECLAIM_INTERVAL_MS } from "../../src/observe/memory_reclaimer.ts";
 
 export type Topology = "pair" | "wildcard";
 
@@ -55,6 +56,11 @@ export const LATENCY_RATE = 10_000;
  * the broker's own descriptors (listeners, storage, runtime). */
 export const IDLE_CONNECTIONS = 19_000;
 export const QUICK_IDLE_CONNECTIONS = 500;
+/**
+ * How long the idle case holds its connections before it takes their cost: past one interval of mqtt-proxy's
+ * memory reclaimer (src/observe/memory_reclaimer.ts), so every broker is measured at rest.
+ */
+export const IDLE_HOLD_MS = RECLAIM_INTERVAL_MS + 4_000;
 /** The idle case opens its connections from this many generator processes at once. */
 export const IDLE_PROCESSES = 4;
 /** Handshakes in flight over all generator processes: Mosquitto listens with a backlog of 100, and

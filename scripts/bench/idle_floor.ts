@@ -4,11 +4,17 @@
  * connection is Deno's own share; what mqtt-proxy costs above it is the broker's. Run as a process by the
  * benchmark; scripts/bench/idle_heap.ts starts it in its own process with {@link startFloor}.
  *
- * Usage: deno run --allow-net=127.0.0.1 idle_floor.ts --port N --read broker|own-512
+ * The process reclaims memory as the broker does (src/observe/memory_reclaimer.ts: it collects once quiet
+ * after its heap grew, and trims the allocator), so that the benchmark compares like with like after the
+ * connections have been held a while.
+ *
+ * Usage: deno run --allow-net=127.0.0.1 --allow-ffi idle_floor.ts --port N --read broker|own-512
  *   broker   the broker's read strategy: a small view of a shared slab (src/connection/buffer_pool.ts)
  *   own-512  a 512-byte buffer of its own per socket (the broker's strategy before this round)
  */
 import { BufferPool } from "../../src/connection/buffer_pool.ts";
+import { createLogger } from "../../src/observe/log.ts";
+import { MemoryReclaimer } from "../../src/observe/memory_reclaimer.ts";
 
 export type ReadStrategy = "broker" | "own-512";
 
@@ -81,4 +87,7 @@ if (import.meta.main) {
   // The benchmark stops the floor between runs: exit at once.
   Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
   startFloor(port, strategy);
+  // The floor carries no messages: every interval counts as quiet, as an idle broker's does.
+  const reclaimer = new MemoryReclaimer(createLogger({ level: "warn" }), () => 0, performance.now());
+  setInterval(() => reclaimer.sampled(Deno.memoryUsage().heapUsed, performance.now()), 250);
 }

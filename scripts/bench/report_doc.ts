@@ -3,7 +3,14 @@
  * with mqtt-proxy's GC pauses, what changed since the baseline, and the result tables.
  */
 import { BASELINE, type BrokerName, type Layout, REFERENCE_BROKER } from "./brokers.ts";
-import { E2E_WINDOW, IDLE_PENDING, IDLE_PROCESSES, LATENCY_RATE, QOS1_INFLIGHT } from "./cases.ts";
+import {
+  E2E_WINDOW,
+  IDLE_HOLD_MS,
+  IDLE_PENDING,
+  IDLE_PROCESSES,
+  LATENCY_RATE,
+  QOS1_INFLIGHT,
+} from "./cases.ts";
 import { GENERATOR_BOUND_PCT, LATENCY_WARMUP_S } from "./generator.ts";
 import {
   bestPeer,
@@ -377,7 +384,10 @@ ${whatChangedSection(input)}
   CONNACK), ${IDLE_PENDING} handshakes in flight in all (Mosquitto listens with a backlog of 100) from 127.0.0.2–17;
   **connects/s** is N over the time to the last CONNACK, **broker CPU (connecting)** the broker's CPU use
   meanwhile: near 100% pinned means the broker, not the generator, set the rate. **RSS per connection** is the
-  broker's VmRSS peak while holding them minus its VmRSS before, over N. N is ${
+  broker's VmRSS at rest minus its VmRSS before, over N: the median of three samples a second apart, taken
+  after the connections were held idle for ${IDLE_HOLD_MS / 1000} s (past one interval of mqtt-proxy's memory
+  reclaimer, which gives a connect storm's garbage back once quiet; the deno-floor runs the same reclaimer;
+  before this round the peak within 1.6 s of the last CONNACK was taken). N is ${
     input.quick ? "small in quick mode" : "19,000"
   } (the per-process descriptor limit here is 20,000). **deno-floor** is a bare \`Deno.listen\` server
   (scripts/bench/idle_floor.ts) with the broker's read strategy and V8 flags, answering CONNECT with CONNACK:
