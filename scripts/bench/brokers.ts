@@ -30,7 +30,15 @@ export const BROKER_CPU = "0";
 const repoRoot = new URL("../../", import.meta.url).pathname;
 const aedesServer = new URL("./aedes_server.ts", import.meta.url).pathname;
 const idleFloor = new URL("./idle_floor.ts", import.meta.url).pathname;
-const DENO_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
+/** The permissions `deno task start` grants the broker (--allow-ffi: the allocator trim). */
+const DENO_PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-sys",
+  "--allow-ffi",
+];
 
 /** What a run needs besides the broker's name: built peers, the shim, the baseline's sources. */
 export interface BrokerEnvironment {
