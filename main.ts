@@ -221,10 +221,10 @@ export async function startBroker(
     )
     : undefined;
   const broker = cluster?.broker ?? new Broker(brokerOptions);
-  // Quiet is measured by the broker's messages.
+  // Quiet is measured by the broker's messages and connects.
   const reclaimer = new MemoryReclaimer(
     logger,
-    () => broker.stats.messagesReceived + broker.stats.messagesSent,
+    () => broker.stats.messagesReceived + broker.stats.messagesSent + broker.stats.connectsAccepted,
     performance.now(),
   );
   const sampleMemory = () => {

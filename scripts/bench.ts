@@ -311,7 +311,7 @@ async function runIdleCase(
       IDLE_PROCESSES,
       place,
       async () => {
-        // The cost of connections at rest: held past one reclaim interval (mqtt-proxy and the deno-floor
+        // The cost of connections at rest: held past the quiet time of the memory reclaimer (mqtt-proxy and the deno-floor
         // give a connect storm's garbage back once quiet; Go's and Node's collectors run meanwhile too), the
         // median of the last three samples, a second apart.
         const samples: number[] = [];

@@ -57,8 +57,9 @@ export const LATENCY_RATE = 10_000;
 export const IDLE_CONNECTIONS = 19_000;
 export const QUICK_IDLE_CONNECTIONS = 500;
 /**
- * How long the idle case holds its connections before it takes their cost: past one interval of mqtt-proxy's
- * memory reclaimer (src/observe/memory_reclaimer.ts), so every broker is measured at rest.
+ * How long the idle case holds its connections before it takes their cost: past the quiet time of mqtt-proxy's
+ * memory reclaimer and its next allocator trim (src/observe/memory_reclaimer.ts), so every broker is measured
+ * at rest.
  */
 export const IDLE_HOLD_MS = RECLAIM_INTERVAL_MS + 4_000;
 /** The idle case opens its connections from this many generator processes at once. */

@@ -385,9 +385,11 @@ ${whatChangedSection(input)}
   **connects/s** is N over the time to the last CONNACK, **broker CPU (connecting)** the broker's CPU use
   meanwhile: near 100% pinned means the broker, not the generator, set the rate. **RSS per connection** is the
   broker's VmRSS at rest minus its VmRSS before, over N: the median of three samples a second apart, taken
-  after the connections were held idle for ${IDLE_HOLD_MS / 1000} s (past one interval of mqtt-proxy's memory
+  after the connections were held idle for ${
+    IDLE_HOLD_MS / 1000
+  } s (past the quiet time of mqtt-proxy's memory
   reclaimer, which gives a connect storm's garbage back once quiet; the deno-floor runs the same reclaimer;
-  before this round the peak within 1.6 s of the last CONNACK was taken). N is ${
+  runs before 2026-12-04 took the peak within 1.6 s of the last CONNACK). N is ${
     input.quick ? "small in quick mode" : "19,000"
   } (the per-process descriptor limit here is 20,000). **deno-floor** is a bare \`Deno.listen\` server
   (scripts/bench/idle_floor.ts) with the broker's read strategy and V8 flags, answering CONNECT with CONNACK:

@@ -76,6 +76,7 @@ export class Broker implements SessionService {
     messagesSent: 0,
     drops: this.#shared.drops,
     connectedClients: 0,
+    connectsAccepted: 0,
     retainedRefused: 0,
   };
   /** Per publishing session: its routing, while a QoS 2 PUBLISH of it is staged (see `#stage`). */

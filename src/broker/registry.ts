@@ -196,6 +196,7 @@ export class SessionRegistry {
     entry.holder = holder;
     entry.disconnectedAt = undefined;
     this.services.stats.connectedClients++;
+    this.services.stats.connectsAccepted++;
     const connection = holder === undefined
       ? undefined
       : JSON.stringify({ holder, attachment: { ...attachment, permissions: undefined } });

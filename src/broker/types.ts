@@ -140,6 +140,8 @@ export interface BrokerStats {
   /** Messages not delivered, by reason, over all sessions. */
   drops: DropCounts;
   connectedClients: number;
+  /** Client connections taken since start (each CONNECT that was accepted). */
+  connectsAccepted: number;
   /** Retained messages not retained because the retained store was full (QoS 0: still delivered). */
   retainedRefused: number;
 }

@@ -75,7 +75,7 @@ Deno.test("memory: a burst's memory goes back to the system once the broker is q
       `the burst should grow the main heap (it is what this test watches): ${before} -> ${peak} bytes`,
     );
 
-    // Within two intervals of the burst's end one has been quiet: the heap goes back to about its size
+    // Some seconds after the burst's end the broker is quiet: the heap goes back to about its size
     // before the burst (at most half the growth is left). Without the reclaimer the heap kept its size to the
     // byte, and with only a trim it depended on when V8 happened to collect (CI: 27.47 -> 27.40 MB).
     const settled = before + (peak - before) / 2;

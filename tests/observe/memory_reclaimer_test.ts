@@ -1,0 +1,70 @@
+/**
+ * When MemoryReclaimer collects: only once the broker has been quiet for QUIET_MS and the heap grew, and
+ * for the memory budget at most every BUDGET_COLLECTION_SPACING_MS. The samples' heap sizes are given; the
+ * collections are V8's own (their log lines say which ran). What a collection gives back is shown by
+ * tests/resources/memory_reclaimer_test.ts against a broker process.
+ */
+import assert from "node:assert/strict";
+import { createLogger } from "../../src/observe/log.ts";
+import {
+  BUDGET_COLLECTION_SPACING_MS,
+  MemoryReclaimer,
+  QUIET_ACTIVITY,
+  QUIET_MS,
+} from "../../src/observe/memory_reclaimer.ts";
+
+const MB = 1 << 20;
+
+function reclaimer(activity: () => number) {
+  const lines: string[] = [];
+  const logger = createLogger({ level: "debug", write: (line) => lines.push(line) });
+  const collections = () =>
+    lines.filter((line) => line.includes('"memory.collected"')).map((line) => JSON.parse(line).reason);
+  return { reclaimer: new MemoryReclaimer(logger, activity, 0), collections };
+}
+
+Deno.test("memory reclaimer: a grown heap is collected once the broker has been quiet for QUIET_MS, not while it is busy", () => {
+  let activity = 0;
+  const { reclaimer: subject, collections } = reclaimer(() => activity);
+  const grown = Deno.memoryUsage().heapUsed + 64 * MB;
+  // Busy: more than QUIET_ACTIVITY in every window.
+  for (let now = 0; now <= 3 * QUIET_MS; now += 250) {
+    activity += QUIET_ACTIVITY + 1;
+    subject.sampled(grown, now);
+  }
+  assert.deepEqual(collections(), [], "no collection while messages flow");
+  // Quiet after the last busy sample: a trickle below QUIET_ACTIVITY.
+  const lastBusy = 3 * QUIET_MS;
+  for (let now = lastBusy + 250; now < lastBusy + QUIET_MS; now += 250) {
+    activity += 1;
+    subject.sampled(grown, now);
+  }
+  assert.deepEqual(collections(), [], "not before QUIET_MS of quiet");
+  subject.sampled(grown, lastBusy + QUIET_MS);
+  assert.deepEqual(collections(), ["quiet"]);
+  // The heap is what the collection left: no growth, no second collection.
+  for (let now = lastBusy + QUIET_MS + 250; now < lastBusy + 4 * QUIET_MS; now += 250) {
+    subject.sampled(Deno.memoryUsage().heapUsed, now);
+  }
+  assert.deepEqual(collections(), ["quiet"]);
+});
+
+Deno.test("memory reclaimer: a heap that did not grow is not collected, however quiet", () => {
+  const { reclaimer: subject, collections } = reclaimer(() => 0);
+  for (let now = 0; now <= 4 * QUIET_MS; now += 250) subject.sampled(Deno.memoryUsage().heapUsed, now);
+  assert.deepEqual(collections(), []);
+});
+
+Deno.test("memory reclaimer: the budget's collections are at least BUDGET_COLLECTION_SPACING_MS apart", () => {
+  let activity = 0;
+  const { reclaimer: subject, collections } = reclaimer(() => activity += QUIET_ACTIVITY + 1);
+  const first = subject.collectForBudget(1_000);
+  assert.ok(first !== undefined && first > 0, "a collection, and the bytes in use after it");
+  assert.equal(
+    subject.collectForBudget(1_000 + BUDGET_COLLECTION_SPACING_MS - 1),
+    undefined,
+    "too soon: none",
+  );
+  assert.ok(subject.collectForBudget(1_000 + BUDGET_COLLECTION_SPACING_MS) !== undefined);
+  assert.deepEqual(collections(), ["budget", "budget"]);
+});
