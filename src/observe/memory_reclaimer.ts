@@ -18,7 +18,8 @@
  * {@link MemoryReclaimer.collectForBudget} collects, so that only what is live refuses messages.
  *
  * The trim needs `--allow-ffi` and glibc; without them it is off, and says so once. The collection is
- * V8's `gc()` made reachable at run time (a flag and a fresh context), so it needs no command-line flag.
+ * V8's `gc()` made reachable at run time (a flag and a fresh context), so it needs no command-line flag;
+ * a runtime that does not give it turns collections off (`memory.collect_unavailable`), never the broker.
  */
 import v8 from "node:v8";
 import vm from "node:vm";
@@ -39,12 +40,22 @@ type MallocTrim = (pad: bigint) => number;
 let libcTrim: MallocTrim | undefined;
 let collect: (() => void) | undefined;
 
-function fullCollection(): () => void {
-  if (!collect) {
-    v8.setFlagsFromString("--expose-gc");
-    collect = vm.runInNewContext("gc") as () => void;
+/** V8's gc(), or undefined (logged once per broker) where the runtime does not give it. */
+function fullCollection(logger: Logger): (() => void) | undefined {
+  try {
+    if (!collect) {
+      v8.setFlagsFromString("--expose-gc");
+      const found: unknown = vm.runInNewContext("typeof gc === 'function' ? gc : undefined");
+      if (typeof found !== "function") throw new Error("gc() is not exposed");
+      collect = found as () => void;
+    }
+    return collect;
+  } catch (error) {
+    logger.info("memory.collect_unavailable", {
+      reason: error instanceof Error ? error.message : String(error),
+    });
+    return undefined;
   }
-  return collect;
 }
 
 function openTrim(logger: Logger): MallocTrim | undefined {
@@ -67,7 +78,7 @@ function openTrim(logger: Logger): MallocTrim | undefined {
 }
 
 export class MemoryReclaimer {
-  readonly #collect = fullCollection();
+  readonly #collect: (() => void) | undefined;
   readonly #trim: MallocTrim | undefined;
   #lastTrimAt: number;
   /** Since when the broker has done at most {@link QUIET_ACTIVITY}, and its activity count then. */
@@ -83,6 +94,7 @@ export class MemoryReclaimer {
    * pauses the event loop (0.2–1 s at 120–150 MB of live heap), so it waits for {@link QUIET_MS} without much.
    */
   constructor(private readonly logger: Logger, private readonly activity: () => number, now: number) {
+    this.#collect = fullCollection(logger);
     this.#trim = openTrim(logger);
     this.#lastTrimAt = now;
     this.#quietSince = now;
@@ -99,10 +111,9 @@ export class MemoryReclaimer {
       this.#activityAtQuietStart = activity;
     }
     const growth = heapUsedBytes - this.#liveHeapBytes;
-    if (
-      now - this.#quietSince >= QUIET_MS && growth >= Math.max(GROWTH_FLOOR_BYTES, this.#liveHeapBytes / 4)
-    ) {
-      this.#collectNow("quiet", heapUsedBytes);
+    const quiet = now - this.#quietSince >= QUIET_MS;
+    if (this.#collect && quiet && growth >= Math.max(GROWTH_FLOOR_BYTES, this.#liveHeapBytes / 4)) {
+      this.#collectNow(this.#collect, "quiet", heapUsedBytes);
     } else if (this.#trimOnNextSample || now - this.#lastTrimAt >= RECLAIM_INTERVAL_MS) {
       this.#trimOnNextSample = false;
       this.#lastTrimAt = now;
@@ -116,16 +127,16 @@ export class MemoryReclaimer {
    * that garbage does not make the broker refuse messages.
    */
   collectForBudget(now: number): number | undefined {
-    if (now - this.#lastBudgetCollectionAt < BUDGET_COLLECTION_SPACING_MS) return undefined;
+    if (!this.#collect || now - this.#lastBudgetCollectionAt < BUDGET_COLLECTION_SPACING_MS) return undefined;
     this.#lastBudgetCollectionAt = now;
-    this.#collectNow("budget", Deno.memoryUsage().heapUsed);
+    this.#collectNow(this.#collect, "budget", Deno.memoryUsage().heapUsed);
     const { heapUsed, external } = Deno.memoryUsage();
     return heapUsed + external;
   }
 
-  #collectNow(reason: "quiet" | "budget", heapUsedBytes: number): void {
+  #collectNow(collect: () => void, reason: "quiet" | "budget", heapUsedBytes: number): void {
     const started = performance.now();
-    this.#collect();
+    collect();
     this.#liveHeapBytes = Deno.memoryUsage().heapUsed;
     this.#trimOnNextSample = true;
     this.logger.debug("memory.collected", {
