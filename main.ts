@@ -228,8 +228,8 @@ export async function startBroker(
     performance.now(),
   );
   const sampleMemory = () => {
-    const { heapUsed, external } = Deno.memoryUsage();
-    reclaimer.sampled(heapUsed, performance.now());
+    reclaimer.sampled(Deno.memoryUsage().heapUsed, performance.now());
+    const { heapUsed, external } = Deno.memoryUsage(); // after the collection the reclaimer may have run
     const turned = memoryBudget.sample(
       heapUsed + external,
       () => reclaimer.collectForBudget(performance.now()),

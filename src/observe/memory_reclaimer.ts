@@ -31,7 +31,7 @@ export const RECLAIM_INTERVAL_MS = 10_000;
 export const QUIET_MS = 5_000;
 export const QUIET_ACTIVITY = 500;
 export const GROWTH_FLOOR_BYTES = 8 << 20;
-/** Collections asked for by the memory budget are at least this far apart. */
+/** A collection asked for by the memory budget comes at least this long after the previous one. */
 export const BUDGET_COLLECTION_SPACING_MS = 2_000;
 
 type MallocTrim = (pad: bigint) => number;
@@ -87,7 +87,7 @@ export class MemoryReclaimer {
   /** An upper bound of the live heap: the heap in use after the last collection, or less seen since. */
   #liveHeapBytes: number;
   #trimOnNextSample = false;
-  #lastBudgetCollectionAt = -Infinity;
+  #lastCollectionAt = -Infinity;
 
   /**
    * `activity` counts what the broker did since start (messages received and sent, connects): a collection
@@ -113,7 +113,7 @@ export class MemoryReclaimer {
     const growth = heapUsedBytes - this.#liveHeapBytes;
     const quiet = now - this.#quietSince >= QUIET_MS;
     if (this.#collect && quiet && growth >= Math.max(GROWTH_FLOOR_BYTES, this.#liveHeapBytes / 4)) {
-      this.#collectNow(this.#collect, "quiet", heapUsedBytes);
+      this.#collectNow(this.#collect, "quiet", heapUsedBytes, now);
     } else if (this.#trimOnNextSample || now - this.#lastTrimAt >= RECLAIM_INTERVAL_MS) {
       this.#trimOnNextSample = false;
       this.#lastTrimAt = now;
@@ -122,19 +122,19 @@ export class MemoryReclaimer {
   }
 
   /**
-   * For the memory budget about to turn over: collects (unless it did less than
-   * {@link BUDGET_COLLECTION_SPACING_MS} ago) and returns the heap and outside buffers in use after it, so
-   * that garbage does not make the broker refuse messages.
+   * For the memory budget about to turn over: collects (unless the last collection, which the sample
+   * already shows, was less than {@link BUDGET_COLLECTION_SPACING_MS} ago) and returns the heap and outside
+   * buffers in use after it, so that garbage does not make the broker refuse messages.
    */
   collectForBudget(now: number): number | undefined {
-    if (!this.#collect || now - this.#lastBudgetCollectionAt < BUDGET_COLLECTION_SPACING_MS) return undefined;
-    this.#lastBudgetCollectionAt = now;
-    this.#collectNow(this.#collect, "budget", Deno.memoryUsage().heapUsed);
+    if (!this.#collect || now - this.#lastCollectionAt < BUDGET_COLLECTION_SPACING_MS) return undefined;
+    this.#collectNow(this.#collect, "budget", Deno.memoryUsage().heapUsed, now);
     const { heapUsed, external } = Deno.memoryUsage();
     return heapUsed + external;
   }
 
-  #collectNow(collect: () => void, reason: "quiet" | "budget", heapUsedBytes: number): void {
+  #collectNow(collect: () => void, reason: "quiet" | "budget", heapUsedBytes: number, now: number): void {
+    this.#lastCollectionAt = now;
     const started = performance.now();
     collect();
     this.#liveHeapBytes = Deno.memoryUsage().heapUsed;
