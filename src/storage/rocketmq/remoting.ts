@@ -122,24 +122,41 @@ export class RemotingConnection {
     }
   }
 
+  /**
+   * Reads frames into one buffer that grows by doubling and is compacted in place: a pull answer is up to
+   * 8 MiB, and merging every 64 KiB read into a new array copied it again on every read.
+   */
   async #readLoop(): Promise<void> {
-    let buffered = new Uint8Array(0);
-    const chunk = new Uint8Array(64 * 1024);
+    let buffer = new Uint8Array(64 * 1024);
+    let start = 0;
+    let end = 0;
     try {
       for (;;) {
-        const n = await this.#conn.read(chunk);
-        if (n === null) break;
-        const merged = new Uint8Array(buffered.length + n);
-        merged.set(buffered);
-        merged.set(chunk.subarray(0, n), buffered.length);
-        buffered = merged;
-        while (buffered.length >= 4) {
-          const length = new DataView(buffered.buffer, buffered.byteOffset).getInt32(0);
-          if (length < 4 || length > MAX_FRAME_BYTES) throw new Error(`bad frame length ${length}`);
-          if (buffered.length < 4 + length) break;
-          this.#dispatch(buffered.subarray(4, 4 + length));
-          buffered = buffered.subarray(4 + length);
+        if (buffer.length - end < 16 * 1024) {
+          const needed = end - start + 16 * 1024;
+          if (start > 0 && needed <= buffer.length / 2) {
+            buffer.copyWithin(0, start, end);
+          } else {
+            let size = buffer.length;
+            while (size < needed * 2) size *= 2;
+            const grown = new Uint8Array(size);
+            grown.set(buffer.subarray(start, end));
+            buffer = grown;
+          }
+          end -= start;
+          start = 0;
         }
+        const n = await this.#conn.read(buffer.subarray(end));
+        if (n === null) break;
+        end += n;
+        while (end - start >= 4) {
+          const length = new DataView(buffer.buffer, start).getInt32(0);
+          if (length < 4 || length > MAX_FRAME_BYTES) throw new Error(`bad frame length ${length}`);
+          if (end - start < 4 + length) break;
+          this.#dispatch(buffer.subarray(start + 4, start + 4 + length));
+          start += 4 + length;
+        }
+        if (start === end) start = end = 0;
       }
       this.#fail(new Error(`RocketMQ at ${this.address} closed the connection`));
     } catch (error) {
