@@ -10,7 +10,8 @@
 const CLIENT_VERSION = 513;
 /** Bit 0 of `flag` marks a response. */
 const RESPONSE_FLAG = 1;
-const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/** A pull answer holds up to the broker's maxTransferBytesOnMessageInMemory (8 MiB in scripts/rocketmq.sh), or one larger message. */
+const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
 /** One response: `code` 0 is success; `remark` says why not. */
 export interface RemotingResponse {
