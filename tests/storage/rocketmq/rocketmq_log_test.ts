@@ -1,11 +1,28 @@
 import assert from "node:assert/strict";
 import { ClusterLogError } from "../../../src/storage/cluster_log.ts";
 import { runClusterLogConformance } from "../../../src/storage/cluster_log_conformance.ts";
-import { RocketMqLog } from "../../../src/storage/rocketmq/mod.ts";
-import { requireRocketMq, rocketMqFactory, testOptions } from "./rocketmq_env.ts";
+import { consumerGroupFor, prepareOrderlyReader, RocketMqLog } from "../../../src/storage/rocketmq/mod.ts";
+import { nameServer, requireRocketMq, rocketMqFactory, testOptions, topic } from "./rocketmq_env.ts";
 
 requireRocketMq();
 runClusterLogConformance("rocketmq", rocketMqFactory());
+
+/**
+ * Without a name server (an ACL-enabled RocketMQ, whose remoting requests would have to be signed) the
+ * log is read by popping an orderly group through the proxy; the operator made the group, as here.
+ */
+runClusterLogConformance("rocketmq, read through the proxy", {
+  ...rocketMqFactory(),
+  open: (nodeId) => {
+    const log = new RocketMqLog(testOptions(nodeId, { nameServer: "" }));
+    const start = log.start.bind(log);
+    log.start = async () => {
+      await prepareOrderlyReader(nameServer, topic, consumerGroupFor(nodeId), 5000);
+      await start();
+    };
+    return log;
+  },
+});
 
 Deno.test("rocketmq log: start() rejects with a clear ClusterLogError when the proxy is not there", async () => {
   const log = new RocketMqLog(
