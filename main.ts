@@ -228,7 +228,8 @@ export async function startBroker(
     performance.now(),
   );
   const sampleMemory = () => {
-    reclaimer.sampled(Deno.memoryUsage().heapUsed, performance.now());
+    const before = Deno.memoryUsage();
+    reclaimer.sampled(before.heapUsed + before.external, performance.now());
     const { heapUsed, external } = Deno.memoryUsage(); // after the collection the reclaimer may have run
     const turned = memoryBudget.sample(
       heapUsed + external,

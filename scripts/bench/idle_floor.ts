@@ -100,5 +100,8 @@ if (import.meta.main) {
     () => floor.accepted,
     performance.now(),
   );
-  setInterval(() => reclaimer.sampled(Deno.memoryUsage().heapUsed, performance.now()), 250);
+  setInterval(
+    () => reclaimer.sampled(Deno.memoryUsage().heapUsed + Deno.memoryUsage().external, performance.now()),
+    250,
+  );
 }

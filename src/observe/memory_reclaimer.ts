@@ -4,8 +4,8 @@
  * - V8 collects when JavaScript allocates, so the garbage of a burst (decoded packets, payloads read back
  *   from the store, grown batch buffers) stays in the heap of a broker that went quiet, together with the
  *   C memory behind its ArrayBuffers: after a big queue drained, 328 MB of heap were in use and 152 MB
- *   after a full collection. So when the broker has been quiet for {@link QUIET_MS} and the heap has grown
- *   by a quarter (at least {@link GROWTH_FLOOR_BYTES}) since the last collection, it collects once. Not
+ *   after a full collection. So when the broker has been quiet for {@link QUIET_MS} and the heap and the
+ *   buffers outside it have grown by a quarter (at least {@link GROWTH_FLOOR_BYTES}) since the last collection, it collects once. Not
  *   under load: a full collection stops the event loop for 0.2–1 s at 120–150 MB of live heap. Tried on the
  *   big-queue benchmark (collect whenever the heap doubled past 256 MB), it took the publishing peak from
  *   871 to 737 MB and the draining peak from 873 to 695 MB at the cost of a dozen such pauses.
@@ -58,6 +58,12 @@ function fullCollection(logger: Logger): (() => void) | undefined {
   }
 }
 
+/** The heap in use and the buffers outside it. */
+function usedBytes(): number {
+  const { heapUsed, external } = Deno.memoryUsage();
+  return heapUsed + external;
+}
+
 function openTrim(logger: Logger): MallocTrim | undefined {
   if (Deno.build.os !== "linux" || Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
     logger.info("memory.trim_unavailable", { reason: "needs Linux and --allow-ffi" });
@@ -84,8 +90,11 @@ export class MemoryReclaimer {
   /** Since when the broker has done at most {@link QUIET_ACTIVITY}, and its activity count then. */
   #quietSince: number;
   #activityAtQuietStart: number;
-  /** An upper bound of the live heap: the heap in use after the last collection, or less seen since. */
-  #liveHeapBytes: number;
+  /**
+   * An upper bound of what is live: the heap and the buffers outside it (payloads, read slabs: what the
+   * trim gives back once they are freed) in use after the last collection, or less seen since.
+   */
+  #liveBytes: number;
   #trimOnNextSample = false;
   #lastCollectionAt = -Infinity;
 
@@ -99,21 +108,21 @@ export class MemoryReclaimer {
     this.#lastTrimAt = now;
     this.#quietSince = now;
     this.#activityAtQuietStart = activity();
-    this.#liveHeapBytes = Deno.memoryUsage().heapUsed;
+    this.#liveBytes = usedBytes();
   }
 
-  /** Called with each memory sample. */
-  sampled(heapUsedBytes: number, now: number): void {
-    this.#liveHeapBytes = Math.min(this.#liveHeapBytes, heapUsedBytes);
+  /** Called with each memory sample: `usedBytes` is the heap and the buffers outside it in use. */
+  sampled(usedBytes: number, now: number): void {
+    this.#liveBytes = Math.min(this.#liveBytes, usedBytes);
     const activity = this.activity();
     if (activity - this.#activityAtQuietStart > QUIET_ACTIVITY) {
       this.#quietSince = now;
       this.#activityAtQuietStart = activity;
     }
-    const growth = heapUsedBytes - this.#liveHeapBytes;
+    const growth = usedBytes - this.#liveBytes;
     const quiet = now - this.#quietSince >= QUIET_MS;
-    if (this.#collect && quiet && growth >= Math.max(GROWTH_FLOOR_BYTES, this.#liveHeapBytes / 4)) {
-      this.#collectNow(this.#collect, "quiet", heapUsedBytes, now);
+    if (this.#collect && quiet && growth >= Math.max(GROWTH_FLOOR_BYTES, this.#liveBytes / 4)) {
+      this.#collectNow(this.#collect, "quiet", usedBytes, now);
     } else if (this.#trimOnNextSample || now - this.#lastTrimAt >= RECLAIM_INTERVAL_MS) {
       this.#trimOnNextSample = false;
       this.#lastTrimAt = now;
@@ -128,21 +137,20 @@ export class MemoryReclaimer {
    */
   collectForBudget(now: number): number | undefined {
     if (!this.#collect || now - this.#lastCollectionAt < BUDGET_COLLECTION_SPACING_MS) return undefined;
-    this.#collectNow(this.#collect, "budget", Deno.memoryUsage().heapUsed, now);
-    const { heapUsed, external } = Deno.memoryUsage();
-    return heapUsed + external;
+    this.#collectNow(this.#collect, "budget", usedBytes(), now);
+    return this.#liveBytes;
   }
 
-  #collectNow(collect: () => void, reason: "quiet" | "budget", heapUsedBytes: number, now: number): void {
+  #collectNow(collect: () => void, reason: "quiet" | "budget", usedBefore: number, now: number): void {
     this.#lastCollectionAt = now;
     const started = performance.now();
     collect();
-    this.#liveHeapBytes = Deno.memoryUsage().heapUsed;
+    this.#liveBytes = usedBytes();
     this.#trimOnNextSample = true;
     this.logger.debug("memory.collected", {
       reason,
-      heapBefore: heapUsedBytes,
-      heapAfter: this.#liveHeapBytes,
+      usedBefore,
+      usedAfter: this.#liveBytes,
       ms: Math.round(performance.now() - started),
     });
   }
