@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { requireRocketMq } from "../../storage/rocketmq/rocketmq_env.ts";
-import { connectJs, endJs, sleep, withTimeout } from "../../interop/tools.ts";
+import { connectJs, endJs, sleep, WAIT_MS, withTimeout } from "../../interop/tools.ts";
 import type { Packet } from "../../../src/codec/mod.ts";
 import { connect, publishPacket, readPublish, subscribe, subscription, text } from "../../helpers/clients.ts";
 import { NODE_TIMEOUT_MS, withCluster } from "./nodes.ts";
@@ -261,13 +261,17 @@ Deno.test("cluster over RocketMQ: Will Delay is cancelled when the client comes 
 
 Deno.test("cluster over RocketMQ: while RocketMQ's proxy is down, local subscribers are served and /readyz says so; it recovers by itself", async () => {
   await withCluster(async (cluster) => {
-    const a = await cluster.start("a");
+    const a = await cluster.start("a", ["log.level = info"]);
     const local = await connectJs(a.port, { clientId: "local", protocolVersion: 5 });
     await local.client.subscribeAsync("l/#", { qos: 0 });
     const publisher = await connectJs(a.port, { clientId: "pub", protocolVersion: 5 });
     const proxy = await stopRocketMqProxy();
     try {
-      await publisher.client.publishAsync("l/1", "during the outage", { qos: 0 });
+      await withTimeout(
+        publisher.client.publishAsync("l/1", "during the outage", { qos: 0 }),
+        WAIT_MS,
+        "QoS 0 PUBLISH during the outage",
+      );
       assert.deepEqual((await local.inbox.take(1)).map((m) => m.payload), ["during the outage"]);
       const deadline = Date.now() + 15_000;
       let readiness = await cluster.readiness(a);
@@ -281,7 +285,18 @@ Deno.test("cluster over RocketMQ: while RocketMQ's proxy is down, local subscrib
       await proxy.restart();
     }
     await cluster.ready(a, 60_000);
-    await publisher.client.publishAsync("l/2", "after", { qos: 1 });
+    // Bounded: MQTT.js waits for a PUBACK forever, and a lost one must fail this test, not hang the suite.
+    assert.ok(
+      publisher.client.connected,
+      `the publisher is still connected after the outage; node a:\n${a.process.output().slice(-4000)}`,
+    );
+    await withTimeout(
+      publisher.client.publishAsync("l/2", "after", { qos: 1 }),
+      20_000,
+      `QoS 1 PUBLISH after the outage (publisher connected: ${publisher.client.connected}); node a:\n${
+        a.process.output().slice(-4000)
+      }`,
+    );
     assert.deepEqual((await local.inbox.take(2, 15_000)).map((m) => m.payload), [
       "during the outage",
       "after",

@@ -65,7 +65,9 @@ export class ProcessCluster {
     let last = "";
     while (Date.now() < deadline) {
       try {
-        const response = await fetch(`http://127.0.0.1:${node.httpPort}/readyz`);
+        const response = await fetch(`http://127.0.0.1:${node.httpPort}/readyz`, {
+          signal: AbortSignal.timeout(5_000),
+        });
         last = await response.text();
         if (response.ok) return;
       } catch (error) {
@@ -78,7 +80,9 @@ export class ProcessCluster {
 
   /** The node's /readyz answer. */
   async readiness(node: Node): Promise<{ ok: boolean; text: string }> {
-    const response = await fetch(`http://127.0.0.1:${node.httpPort}/readyz`);
+    const response = await fetch(`http://127.0.0.1:${node.httpPort}/readyz`, {
+      signal: AbortSignal.timeout(5_000),
+    });
     return { ok: response.ok, text: await response.text() };
   }
 
