@@ -4,18 +4,9 @@
  * attributed to the phase the benchmark is in.
  */
 import { connect } from "./mqtt_wire.ts";
-import { capture, freePort, sleep, startTaskV8Flags, stopChild } from "./util.ts";
+import { capture, freePort, sleep, startTaskPermissions, startTaskV8Flags, stopChild } from "./util.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
-/** The permissions `deno task start` grants the broker. */
-const PERMISSIONS = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-sys",
-  "--allow-ffi",
-];
 const SAMPLE_MS = 200;
 const START_DEADLINE_MS = 120_000;
 
@@ -137,7 +128,14 @@ export class BenchBroker {
     if (this.#inspectPort) v8.push(`--inspect=127.0.0.1:${this.#inspectPort}`);
     const [command, args] = this.kind === "mosquitto"
       ? ["mosquitto", ["-c", await this.#writeMosquittoConfig()]]
-      : [Deno.execPath(), ["run", ...PERMISSIONS, ...v8, "main.ts", "-c", await this.#writeConfig()]];
+      : [Deno.execPath(), [
+        "run",
+        ...await startTaskPermissions(REPO),
+        ...v8,
+        "main.ts",
+        "-c",
+        await this.#writeConfig(),
+      ]];
     const log = await Deno.open(`${this.#dir}/broker.log`, { write: true, create: true, append: true });
     const spawned = performance.now();
     this.#child = new Deno.Command(command, {

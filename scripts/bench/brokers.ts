@@ -5,7 +5,15 @@
  * mqtt-proxy does, and mqtt-proxy as it was before this round's changes (the baseline).
  */
 import type { PeerBuild } from "./peers.ts";
-import { capture, note, sleep, startTaskV8Flags, stopChild, withTimeout } from "./util.ts";
+import {
+  capture,
+  note,
+  sleep,
+  startTaskPermissions,
+  startTaskV8Flags,
+  stopChild,
+  withTimeout,
+} from "./util.ts";
 
 export type BrokerName =
   | "mqtt-proxy"
@@ -30,15 +38,6 @@ export const BROKER_CPU = "0";
 const repoRoot = new URL("../../", import.meta.url).pathname;
 const aedesServer = new URL("./aedes_server.ts", import.meta.url).pathname;
 const idleFloor = new URL("./idle_floor.ts", import.meta.url).pathname;
-/** The permissions `deno task start` grants the broker (--allow-ffi: the allocator trim). */
-const DENO_PERMISSIONS = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-sys",
-  "--allow-ffi",
-];
 
 /** What a run needs besides the broker's name: built peers, the shim, the baseline's sources. */
 export interface BrokerEnvironment {
@@ -95,7 +94,15 @@ async function mqttProxy(root: string, options: StartOptions): Promise<Launch> {
   // The start task's flags (deno.json) plus --trace-gc, one line per collection on stdout (the log).
   const v8Flags = v8FlagsArgument([...await startTaskV8Flags(root), "--trace-gc"]);
   return {
-    argv: [Deno.execPath(), "run", ...v8Flags, ...DENO_PERMISSIONS, "main.ts", "-c", configPath],
+    argv: [
+      Deno.execPath(),
+      "run",
+      ...v8Flags,
+      ...await startTaskPermissions(root),
+      "main.ts",
+      "-c",
+      configPath,
+    ],
     cwd: root,
   };
 }

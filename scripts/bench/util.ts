@@ -100,6 +100,14 @@ export function median(values: number[]): number {
 }
 
 /** The V8 flags `deno task start` runs the broker with: every benchmark measures the broker as it ships. */
+/** The permissions `deno task start` grants the broker (deno.json): the benchmarks run it as operators do. */
+export async function startTaskPermissions(root: string): Promise<string[]> {
+  const start: string = JSON.parse(await Deno.readTextFile(`${root}/deno.json`)).tasks?.start ?? "";
+  const permissions = start.match(/--allow-[a-z-]+(=\S+)?/g) ?? [];
+  if (permissions.length === 0) throw new Error(`no --allow-* flags in the start task of ${root}/deno.json`);
+  return permissions;
+}
+
 export async function startTaskV8Flags(root: string): Promise<string[]> {
   try {
     const start: string = JSON.parse(await Deno.readTextFile(`${root}/deno.json`)).tasks?.start ?? "";
