@@ -9,6 +9,11 @@ import type { EmbeddedStorage } from "../../src/storage/mod.ts";
 import { embeddedStore, withTempDir } from "./embedded_helpers.ts";
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+/** The store's counts of row operations written and cancelled before they were. */
+const written = (storage: EmbeddedStorage) => {
+  const { operations, cancelled } = storage.stats();
+  return { operations, cancelled };
+};
 
 /** Runs `body` against a started store, then restarts it and hands the restarted one to `check`. */
 async function withRestart(
@@ -44,7 +49,7 @@ Deno.test("cancellations: a message queued, sent and acknowledged in one batch w
     storage.deleteQueueEntry("a", id);
     await storage.flush();
     assert.deepEqual(
-      { operations: storage.stats().operations, cancelled: storage.stats().cancelled },
+      written(storage),
       { operations: 0, cancelled: 4 },
     );
   }, async (restarted, storedMessages) => {
@@ -118,7 +123,7 @@ Deno.test("cancellations: a staged message no queue kept is never written", asyn
     storage.deleteUnreferencedMessage(routed);
     await storage.flush();
     assert.deepEqual(
-      { operations: storage.stats().operations, cancelled: storage.stats().cancelled },
+      written(storage),
       { operations: 3, cancelled: 2 },
       "the routed message, its entry and its (no-op) delete-if-unreferenced",
     );
@@ -143,7 +148,7 @@ Deno.test("cancellations: turns issued while the worker writes an earlier batch 
     storage.deleteQueueEntry("a", id);
     await storage.flush();
     assert.deepEqual(
-      { operations: storage.stats().operations, cancelled: storage.stats().cancelled },
+      written(storage),
       { operations: 40_000, cancelled: 4 },
     );
   }, async (restarted, storedMessages) => {
