@@ -265,7 +265,7 @@ export const settingKeys = {
   ),
   "cluster.rocketmq.name_server": text(
     "127.0.0.1:9876",
-    "The RocketMQ name server (host:port), used at start to create this node's orderly consumer group; empty = the operator created it.",
+    "The RocketMQ name server (host:port): at start it creates this node's consumer group, and it names the broker the node reads the log from by offset; empty = the operator created the group (orderly), and the log is read through the proxy instead (slower: a round trip per batch).",
   ),
   "cluster.rocketmq.topic": text(
     "mqtt_log",

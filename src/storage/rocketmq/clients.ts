@@ -18,7 +18,7 @@ const PATCHED = Symbol.for("mqtt-proxy.rocketmq.channel-options");
  * subclass put there gives every channel the options above. Idempotent.
  */
 function shortenReconnectBackoff(): void {
-  type StubConstructor = new (address: string, credentials: unknown, options?: object) => object;
+  type StubConstructor = new (address: string, credentials: unknown, options?: object) => GrpcStub;
   const stubs = grpcStubs as unknown as Record<string | symbol, unknown> & {
     MessagingServiceClient: StubConstructor;
   };
@@ -27,19 +27,53 @@ function shortenReconnectBackoff(): void {
   stubs.MessagingServiceClient = class extends Base {
     constructor(address: string, credentials: unknown, options: object = {}) {
       super(address, credentials, { ...CHANNEL_OPTIONS, ...options });
+      openStubs.set(this, address);
+    }
+    override close(): void {
+      openStubs.delete(this);
+      super.close();
     }
   };
   stubs[PATCHED] = true;
+}
+
+/** What is used of a grpc-js client stub. */
+interface GrpcStub {
+  getChannel(): { getConnectivityState(tryToConnect: boolean): number };
+  close(): void;
+}
+/** grpc-js `ConnectivityState.TRANSIENT_FAILURE`: the last attempt to connect failed. */
+const TRANSIENT_FAILURE = 3;
+/** Every stub made and not closed, with the address it connects to (the clients make one per endpoint). */
+const openStubs = new Map<GrpcStub, string>();
+
+/**
+ * Whether a channel of this process to one of `endpoints` (`host:port;host:port`) is failing to connect.
+ * An idle channel is asked to connect, so a proxy that went away while nothing was sent shows up too. A
+ * log read from the broker sends only what its node appends: this is how it notices that appends would
+ * fail when it has none under way.
+ */
+export function proxyUnreachable(endpoints: string): boolean {
+  const addresses = new Set(endpoints.split(/[;,]/));
+  for (const [stub, address] of openStubs) {
+    if (!address.split(",").some((one) => addresses.has(one))) continue;
+    if (stub.getChannel().getConnectivityState(true) === TRANSIENT_FAILURE) return true;
+  }
+  return false;
 }
 shortenReconnectBackoff();
 
 export interface Clients {
   producer: Producer;
-  consumer: SimpleConsumer;
+  /** Only when the log is read through the proxy (no name server to find the broker by). */
+  consumer?: SimpleConsumer;
 }
 
-/** Starts both clients; the client's own startup() has no timeout, so each is bounded by startTimeoutMs. */
-export async function startClients(o: ResolvedOptions): Promise<Clients> {
+/**
+ * Starts the producer and, when `consumer`, the simple consumer; the client's own startup() has no
+ * timeout, so each is bounded by startTimeoutMs.
+ */
+export async function startClients(o: ResolvedOptions, want: { consumer: boolean }): Promise<Clients> {
   const base = {
     endpoints: o.endpoints,
     namespace: o.namespace,
@@ -50,18 +84,21 @@ export async function startClients(o: ResolvedOptions): Promise<Clients> {
   const clients: Clients = {
     // maxAttempts 1: the appender retries with backoff and a deadline of its own.
     producer: new Producer({ ...base, topics: [o.topic], maxAttempts: 1 }),
-    consumer: new SimpleConsumer({
-      ...base,
-      consumerGroup: o.consumerGroup,
-      subscriptions: new Map([[o.topic, "*"]]),
-      awaitDuration: o.awaitMs,
-      maxRetryAttempts: 1,
-    }),
+    consumer: want.consumer
+      ? new SimpleConsumer({
+        ...base,
+        consumerGroup: o.consumerGroup,
+        subscriptions: new Map([[o.topic, "*"]]),
+        awaitDuration: o.awaitMs,
+        maxRetryAttempts: 1,
+      })
+      : undefined,
   };
   const ms = o.startTimeoutMs;
   try {
     await Promise.all([
       withTimeout(clients.producer.startup(), ms, `the producer did not start within ${ms} ms`),
+      clients.consumer &&
       withTimeout(clients.consumer.startup(), ms, `the consumer did not start within ${ms} ms`),
     ]);
   } catch (error) {
@@ -76,7 +113,7 @@ export async function shutdownClients(clients: Clients | undefined, o: ResolvedO
   if (!clients) return;
   const ms = o.requestTimeoutMs + 1000;
   await Promise.allSettled(
-    [clients.producer, clients.consumer].map((client) =>
+    [clients.producer, ...clients.consumer ? [clients.consumer] : []].map((client) =>
       withTimeout(client.shutdown(), ms, "shutdown timed out")
     ),
   );

@@ -24,9 +24,12 @@ export interface RocketMqLogOptions {
   credentials?: { accessKey: string; accessSecret: string };
   /**
    * The name server's remoting address (`host:port`). When set, start() makes this node's group orderly
-   * and, when new, starts it at the log's tail, over the remoting admin protocol (the gRPC API cannot).
-   * When empty, an operator must have created the group with consumeMessageOrderly=true; a non-orderly
-   * group would hand entries out of order after a redelivery. Default `127.0.0.1:9876`.
+   * and, when new, starts it at the log's tail, over the remoting admin protocol (the gRPC API cannot),
+   * and the log is read from the broker the name server names, by offset over remoting (pull_reader.ts).
+   * When empty (an ACL-enabled RocketMQ: remoting requests are not signed here), an operator must have
+   * created the group with consumeMessageOrderly=true, and the log is read by popping that group through
+   * the proxy (reader.ts); a non-orderly group would hand entries out of order after a redelivery.
+   * Default `127.0.0.1:9876`.
    */
   nameServer?: string;
   /** Overrides the consumer group derived from nodeId (`mqtt-node-<nodeId>`). */
@@ -55,11 +58,17 @@ export interface RocketMqLogOptions {
    */
   lingerMs?: number;
   lingerBytes?: number;
-  /** RocketMQ messages per receive. Default 32 (the proxy's cap). */
+  /** RocketMQ messages per receive or pull. Default 32 (the proxy's cap). */
   receiveBatch?: number;
-  /** How long a received batch stays invisible to redelivery; renewed while apply runs. Min 10000. Default 30000. */
+  /**
+   * How long a popped batch stays invisible to redelivery; renewed while apply runs (only when the log is
+   * read through the proxy). Min 10000. Default 30000.
+   */
   invisibleMs?: number;
-  /** Long-poll duration of one receive (the proxy clamps it to 5–20 s). Default 5000: stop() waits for it. */
+  /**
+   * Long-poll duration of one pull (the broker holds it that long when nothing is there; stop() drops
+   * it) or receive (the proxy clamps it to 5–20 s; stop() waits for it). Default 5000.
+   */
   awaitMs?: number;
   /** How long stop() waits for appends in flight and the batch being applied. Default 15000. */
   stopTimeoutMs?: number;

@@ -10,7 +10,11 @@
 const CLIENT_VERSION = 513;
 /** Bit 0 of `flag` marks a response. */
 const RESPONSE_FLAG = 1;
-const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/** A pull answer holds up to the broker's maxTransferBytesOnMessageInMemory (8 MiB in scripts/rocketmq.sh), or one larger message. */
+const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+const READ_BUFFER_BYTES = 64 * 1024;
+/** The least free space a read is given. */
+const MIN_READ_BYTES = 16 * 1024;
 
 /** One response: `code` 0 is success; `remark` says why not. */
 export interface RemotingResponse {
@@ -122,29 +126,55 @@ export class RemotingConnection {
     }
   }
 
+  /**
+   * Reads frames into one buffer that is compacted in place and grown to fit the frame being read (a pull
+   * answer is up to 8 MiB; merging every 64 KiB read into a new array copied it again on every read), and
+   * that goes back to its small size once a large frame has been handed on.
+   */
   async #readLoop(): Promise<void> {
-    let buffered = new Uint8Array(0);
-    const chunk = new Uint8Array(64 * 1024);
+    let buffer = new Uint8Array(READ_BUFFER_BYTES);
+    let start = 0;
+    let end = 0;
     try {
       for (;;) {
-        const n = await this.#conn.read(chunk);
+        const pending = end - start;
+        let room = MIN_READ_BYTES;
+        if (pending >= 4) room = Math.max(room, 4 + this.#frameLength(buffer, start) - pending);
+        if (buffer.length - end < room) {
+          if (pending + room <= buffer.length) {
+            buffer.copyWithin(0, start, end);
+          } else {
+            const grown = new Uint8Array(Math.max(pending + room, buffer.length * 2));
+            grown.set(buffer.subarray(start, end));
+            buffer = grown;
+          }
+          start = 0;
+          end = pending;
+        }
+        const n = await this.#conn.read(buffer.subarray(end));
         if (n === null) break;
-        const merged = new Uint8Array(buffered.length + n);
-        merged.set(buffered);
-        merged.set(chunk.subarray(0, n), buffered.length);
-        buffered = merged;
-        while (buffered.length >= 4) {
-          const length = new DataView(buffered.buffer, buffered.byteOffset).getInt32(0);
-          if (length < 4 || length > MAX_FRAME_BYTES) throw new Error(`bad frame length ${length}`);
-          if (buffered.length < 4 + length) break;
-          this.#dispatch(buffered.subarray(4, 4 + length));
-          buffered = buffered.subarray(4 + length);
+        end += n;
+        while (end - start >= 4) {
+          const length = this.#frameLength(buffer, start);
+          if (end - start < 4 + length) break;
+          this.#dispatch(buffer.subarray(start + 4, start + 4 + length));
+          start += 4 + length;
+        }
+        if (start === end) {
+          start = end = 0;
+          if (buffer.length > READ_BUFFER_BYTES) buffer = new Uint8Array(READ_BUFFER_BYTES);
         }
       }
       this.#fail(new Error(`RocketMQ at ${this.address} closed the connection`));
     } catch (error) {
       this.#fail(this.#closed ? new Error(`connection to ${this.address} is closed`) : error);
     }
+  }
+
+  #frameLength(buffer: Uint8Array, at: number): number {
+    const length = new DataView(buffer.buffer, buffer.byteOffset + at, 4).getInt32(0);
+    if (length < 4 || length > MAX_FRAME_BYTES) throw new Error(`bad frame length ${length}`);
+    return length;
   }
 
   #dispatch(frame: Uint8Array): void {

@@ -1,14 +1,16 @@
 /**
- * The cluster log on Apache RocketMQ 5 through its gRPC proxy (`npm:rocketmq-client-nodejs`): one FIFO
- * topic with one queue is the log; every node sends to it on one message group (appender.ts) and reads
- * all of it through its own orderly consumer group, its durable cursor (reader.ts).
+ * The cluster log on Apache RocketMQ 5 (`npm:rocketmq-client-nodejs`): one FIFO topic with one queue is
+ * the log; every node sends to it through the gRPC proxy on one message group (appender.ts) and reads all
+ * of it under its own consumer group, its durable cursor: by offset from the broker over remoting when the
+ * name server is given (pull_reader.ts), else by popping an orderly group through the proxy (reader.ts).
  */
 import { Buffer } from "node:buffer";
-import type { MessageView } from "rocketmq-client-nodejs";
+import type { MessageView, SimpleConsumer } from "rocketmq-client-nodejs";
 import { type ClusterLog, ClusterLogError, type ClusterLogHealth, type LogEntry } from "../cluster_log.ts";
 import { prepareOrderlyReader } from "./admin.ts";
 import { type AppendStats, BatchingAppender } from "./appender.ts";
-import { type Clients, shutdownClients, startClients } from "./clients.ts";
+import { BrokerPuller } from "./broker_puller.ts";
+import { type Clients, proxyUnreachable, shutdownClients, startClients } from "./clients.ts";
 import {
   brokerName,
   describe,
@@ -17,6 +19,7 @@ import {
   type RocketMqLogOptions,
   withTimeout,
 } from "./options.ts";
+import { PullReader } from "./pull_reader.ts";
 import { type LogConsumer, LogReader } from "./reader.ts";
 
 type State = "new" | "starting" | "started" | "stopped";
@@ -26,7 +29,7 @@ export class RocketMqLog implements ClusterLog {
   #state: State = "new";
   #clients: Clients | undefined;
   #appender: BatchingAppender | undefined;
-  #reader: LogReader<MessageView> | undefined;
+  #reader: LogReader<MessageView> | PullReader | undefined;
   #sendError: string | undefined;
   #receiveError: string | undefined;
 
@@ -56,7 +59,8 @@ export class RocketMqLog implements ClusterLog {
           `no answer from the name server at ${o.nameServer} within ${o.startTimeoutMs} ms`,
         );
       }
-      this.#clients = await startClients(o);
+      // Reading by offset needs the broker's remoting address, which only the name server gives.
+      this.#clients = await startClients(o, { consumer: !o.nameServer });
     } catch (error) {
       this.#state = "new"; // start() may be tried again
       throw new ClusterLogError(
@@ -94,10 +98,33 @@ export class RocketMqLog implements ClusterLog {
     }
     if (this.#reader) throw new ClusterLogError("consume() was already called");
     const o = this.#options;
+    const onReceiveResult = (error: unknown) => {
+      this.#receiveError = error === undefined ? undefined : describe(error);
+      // The service answers again: with nothing left to send, an old send failure is no longer news.
+      if (error === undefined && this.#appender?.idle) this.#sendError = undefined;
+    };
+    if (o.nameServer) {
+      const puller = new BrokerPuller({
+        nameServer: o.nameServer,
+        topic: brokerName(o.namespace, o.topic),
+        group: brokerName(o.namespace, o.consumerGroup),
+        maxMessages: o.receiveBatch,
+        connectTimeoutMs: o.requestTimeoutMs,
+      });
+      const reader = new PullReader(puller, {
+        suspendMs: o.awaitMs,
+        requestTimeoutMs: o.requestTimeoutMs,
+        logger: o.logger,
+        onReceiveResult,
+      });
+      this.#reader = reader;
+      reader.start(apply);
+      return;
+    }
     const consumer: LogConsumer<MessageView> = {
-      receive: (max, invisibleMs) => this.#current().consumer.receive(max, invisibleMs),
-      ack: (message) => this.#current().consumer.ack(message),
-      changeInvisibleDuration: (message, ms) => this.#current().consumer.changeInvisibleDuration(message, ms),
+      receive: (max, invisibleMs) => this.#consumer().receive(max, invisibleMs),
+      ack: (message) => this.#consumer().ack(message),
+      changeInvisibleDuration: (message, ms) => this.#consumer().changeInvisibleDuration(message, ms),
     };
     this.#reader = new LogReader<MessageView>(consumer, {
       receiveBatch: o.receiveBatch,
@@ -105,11 +132,7 @@ export class RocketMqLog implements ClusterLog {
       awaitMs: o.awaitMs,
       requestTimeoutMs: o.requestTimeoutMs,
       logger: o.logger,
-      onReceiveResult: (error) => {
-        this.#receiveError = error === undefined ? undefined : describe(error);
-        // The service answers again: with nothing left to send, an old send failure is no longer news.
-        if (error === undefined && this.#appender?.idle) this.#sendError = undefined;
-      },
+      onReceiveResult,
     });
     this.#reader.start(apply);
   }
@@ -126,7 +149,12 @@ export class RocketMqLog implements ClusterLog {
       return { ok: false, detail: `appends to ${o.endpoints} failing: ${this.#sendError}` };
     }
     if (this.#receiveError) {
-      return { ok: false, detail: `reads from ${o.endpoints} failing: ${this.#receiveError}` };
+      const from = o.nameServer ? `the broker (name server ${o.nameServer})` : o.endpoints;
+      return { ok: false, detail: `reads from ${from} failing: ${this.#receiveError}` };
+    }
+    // Reads go to the broker; with no send under way, nothing else tells that appends would fail.
+    if (o.nameServer && this.#appender?.idle && proxyUnreachable(o.endpoints)) {
+      return { ok: false, detail: `the proxy at ${o.endpoints} cannot be reached: appends would fail` };
     }
     return { ok: true, detail: `RocketMQ ${o.endpoints}, topic ${o.topic}, group ${o.consumerGroup}` };
   }
@@ -161,5 +189,11 @@ export class RocketMqLog implements ClusterLog {
   #current(): Clients {
     if (!this.#clients) throw new ClusterLogError(`cluster log ${this.#state}`);
     return this.#clients;
+  }
+
+  #consumer(): SimpleConsumer {
+    const consumer = this.#current().consumer;
+    if (!consumer) throw new ClusterLogError("the cluster log reads from the broker, not through a consumer");
+    return consumer;
   }
 }
