@@ -31,8 +31,10 @@ export interface ClusterLogHealth {
  * - `consume` delivers every entry of the log, from this node's cursor on, in log order, in batches; the next
  *   batch is delivered only after the returned promise resolves, and the cursor moves past a batch only
  *   then, so a node that dies while applying sees that batch again after restart. A reader new to the log
- *   starts at its tail. An entry may be delivered more than once (same position); a duplicate append (a
- *   retried send that had in fact landed) appears as a second entry with its own position.
+ *   starts at its tail. An entry may be delivered more than once (same position: the applier skips what it
+ *   applied). An entry appended once is delivered at one position only, even when the service stored it
+ *   twice (a send retried after its receipt was lost): the adapter drops the later copy. Applied twice,
+ *   a copy would replay a client's claim (taking over its own connection) or its packets.
  */
 export interface ClusterLog {
   /** Connects to the log service and prepares this node's cursor; rejects with a clear message if it cannot. */

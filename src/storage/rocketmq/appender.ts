@@ -6,7 +6,13 @@
  * being built as they are appended, so the caller may reuse its buffer at once.
  */
 import { ClusterLogError } from "../cluster_log.ts";
-import { EMPTY_MESSAGE_BYTES, frameBytes, MAX_ENTRIES_PER_MESSAGE, MessageBuilder } from "./frames.ts";
+import {
+  EMPTY_MESSAGE_BYTES,
+  frameBytes,
+  MAX_ENTRIES_PER_MESSAGE,
+  MessageBuilder,
+  newWriter,
+} from "./frames.ts";
 import { describe } from "./options.ts";
 
 interface Waiter {
@@ -60,6 +66,9 @@ export class BatchingAppender {
   #queuedBytes = 0;
   #running: Promise<void> | undefined;
   #closed = false;
+  /** Stamped on every message, so a reader can drop one the service stored twice (frames.ts). */
+  readonly #writer = newWriter();
+  #sequence = 0;
 
   constructor(options: AppenderOptions) {
     this.#options = options;
@@ -93,7 +102,7 @@ export class BatchingAppender {
       batch.builder.bytes + size > this.#options.maxBatchBytes
     ) {
       batch = {
-        builder: new MessageBuilder(),
+        builder: new MessageBuilder(this.#writer, ++this.#sequence),
         waiters: [],
         deadline: Date.now() + this.#options.appendTimeoutMs,
         startedAt: performance.now(),

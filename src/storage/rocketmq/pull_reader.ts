@@ -10,7 +10,7 @@
  */
 import type { LogEntry } from "../cluster_log.ts";
 import type { LogPuller, PulledBatch } from "./broker_puller.ts";
-import { unpackEntries } from "./frames.ts";
+import { ResendFilter, type Stamp, unpackMessage } from "./frames.ts";
 import { type ClusterLogLogger, describe } from "./options.ts";
 
 export interface PullReaderOptions {
@@ -30,11 +30,15 @@ const MAX_RETRY_MS = 5000;
  * answered after 1.9–5.0 s and one with 5 s after 10.0 s (measured).
  */
 const BROKER_HOLD_CHECK_MS = 5000;
+/** How many messages before its committed offset a starting reader reads to know recent writers. */
+const LOOK_BACK_MESSAGES = 1024;
 /** Entry index bits within a message: position = offset << 16 | index (as the pop reader, reader.ts). */
 const INDEX_BITS = 16n;
 
 export class PullReader {
   #stopping = false;
+  /** Drops the second copy of a message sent twice (frames.ts). */
+  readonly #resends = new ResendFilter();
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   /** Resolves when stop() is called, so a pull waiting in the broker is not waited for. */
@@ -76,7 +80,9 @@ export class PullReader {
       let batch: PulledBatch | undefined;
       try {
         if (offset === undefined || applied === undefined) {
-          offset = applied = await this.puller.committedOffset(this.options.requestTimeoutMs);
+          const committed = await this.puller.committedOffset(this.options.requestTimeoutMs);
+          await this.#lookBack(committed);
+          offset = applied = committed;
         }
         const pulling = next ?? this.#pull(offset, applied);
         next = undefined;
@@ -132,6 +138,34 @@ export class PullReader {
     }
   }
 
+  /**
+   * Shows the resend filter the messages just before where this node resumes, so that the second copy
+   * of a message it applied before it stopped is still dropped. A copy lands within its writer's append
+   * timeout of the first; LOOK_BACK_MESSAGES covers what lands meanwhile unless the log is very busy.
+   */
+  async #lookBack(committed: number): Promise<void> {
+    let from = Math.max(0, committed - LOOK_BACK_MESSAGES);
+    while (from < committed && !this.#stopping) {
+      const batch = await this.puller.pull(from, committed, 0, this.options.requestTimeoutMs);
+      if (batch.status === "moved") {
+        if (batch.nextOffset <= from) return;
+        from = batch.nextOffset;
+        continue;
+      }
+      if (batch.status !== "found") return;
+      for (const message of batch.messages) {
+        if (message.queueOffset >= committed) return;
+        try {
+          this.#resends.fresh(unpackMessage(message.body).stamp, message.queueOffset);
+        } catch {
+          // A foreign message: the reader reports it where it applies, not here.
+        }
+      }
+      if (batch.nextOffset <= from) return;
+      from = batch.nextOffset;
+    }
+  }
+
   #pull(offset: number, applied: number): Promise<PulledBatch> {
     const { suspendMs, requestTimeoutMs } = this.options;
     return this.puller.pull(offset, applied, suspendMs, suspendMs + BROKER_HOLD_CHECK_MS + requestTimeoutMs);
@@ -149,13 +183,22 @@ export class PullReader {
       }
       expected = message.queueOffset + 1;
       let bodies: Uint8Array[];
+      let stamp: Stamp;
       try {
-        bodies = unpackEntries(message.body);
+        ({ stamp, entries: bodies } = unpackMessage(message.body));
       } catch (error) {
         // Not written by a cluster log: it can never be applied, and holding it would stop every node.
         this.options.logger.error("cluster_log_foreign_message", {
           offset: message.queueOffset,
           error: describe(error),
+        });
+        continue;
+      }
+      if (!this.#resends.fresh(stamp, message.queueOffset)) {
+        this.options.logger.info("cluster_log_resend_dropped", {
+          offset: message.queueOffset,
+          writer: stamp.writer,
+          sequence: stamp.sequence,
         });
         continue;
       }

@@ -7,7 +7,7 @@
  * backoff forever; the loop never ends by itself.
  */
 import type { LogEntry } from "../cluster_log.ts";
-import { unpackEntries } from "./frames.ts";
+import { ResendFilter, type Stamp, unpackMessage } from "./frames.ts";
 import { type ClusterLogLogger, describe, withTimeout } from "./options.ts";
 
 /** What the reader needs of a received message (the client's MessageView has it). */
@@ -49,6 +49,8 @@ const INDEX_BITS = 16n;
 
 export class LogReader<M extends ReceivedMessage> {
   #stopping = false;
+  /** Drops the second copy of a message sent twice (frames.ts). */
+  readonly #resends = new ResendFilter();
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
 
@@ -138,14 +140,24 @@ export class LogReader<M extends ReceivedMessage> {
     const entries: LogEntry[] = [];
     for (const message of messages) {
       let bodies: Uint8Array[];
+      let stamp: Stamp;
       try {
-        bodies = unpackEntries(message.body);
+        ({ stamp, entries: bodies } = unpackMessage(message.body));
       } catch (error) {
         // Not written by a cluster log: it can never be applied, and holding it would stop every node.
         this.options.logger.error("cluster_log_foreign_message", {
           messageId: message.messageId,
           offset: message.offset,
           error: describe(error),
+        });
+        continue;
+      }
+      if (!this.#resends.fresh(stamp, message.offset ?? 0)) {
+        this.options.logger.info("cluster_log_resend_dropped", {
+          messageId: message.messageId,
+          offset: message.offset ?? 0,
+          writer: stamp.writer,
+          sequence: stamp.sequence,
         });
         continue;
       }

@@ -5,7 +5,14 @@
 import assert from "node:assert/strict";
 import { ClusterLogError } from "../../../src/storage/cluster_log.ts";
 import { BatchingAppender } from "../../../src/storage/rocketmq/appender.ts";
-import { packEntries, unpackEntries } from "../../../src/storage/rocketmq/frames.ts";
+import {
+  EMPTY_MESSAGE_BYTES,
+  newWriter,
+  packEntries,
+  ResendFilter,
+  unpackEntries,
+  unpackMessage,
+} from "../../../src/storage/rocketmq/frames.ts";
 import { consumerGroupFor } from "../../../src/storage/rocketmq/options.ts";
 
 const text = (value: string) => new TextEncoder().encode(value);
@@ -56,8 +63,8 @@ Deno.test("rocketmq appender: messages stay under maxBatchBytes; a larger entry 
   const small = Array.from({ length: 40 }, () => log.append(new Uint8Array(100)));
   const big = log.append(new Uint8Array(3000));
   await Promise.all([...small, big]);
-  assert.ok(sizes.every((size) => size <= 1024 || size === 1 + 4 + 3000), `sizes ${sizes}`);
-  assert.ok(sizes.includes(1 + 4 + 3000));
+  assert.ok(sizes.every((size) => size <= 1024 || size === EMPTY_MESSAGE_BYTES + 4 + 3000), `sizes ${sizes}`);
+  assert.ok(sizes.includes(EMPTY_MESSAGE_BYTES + 4 + 3000));
   await assert.rejects(log.append(new Uint8Array(5000)), ClusterLogError);
 });
 
@@ -96,8 +103,56 @@ Deno.test("rocketmq frames: pack and unpack round-trip; anything else is refused
   assert.deepEqual(unpackEntries(packEntries(entries)), entries);
   assert.deepEqual(unpackEntries(packEntries([])), []);
   assert.throws(() => unpackEntries(text("hello")), /not a cluster log message/);
-  assert.throws(() => unpackEntries(packEntries([text("abc")]).subarray(0, 6)), /overruns/);
+  assert.throws(
+    () => unpackEntries(packEntries([text("abc")]).subarray(0, EMPTY_MESSAGE_BYTES + 6)),
+    /overruns/,
+  );
   assert.throws(() => unpackEntries(Uint8Array.of(1, 0, 0)), /truncated/);
+});
+
+Deno.test("rocketmq frames: each message is stamped with its appender and a sequence; a retried send sends the same bytes", async () => {
+  const sent: Uint8Array[] = [];
+  const { log } = appender((body) => {
+    sent.push(body.slice());
+    return sent.length === 2
+      ? Promise.reject(new Error("14 UNAVAILABLE: Connection dropped"))
+      : Promise.resolve();
+  });
+  await log.append(text("a"));
+  await log.append(text("b")); // its first send fails (stored or not, the appender cannot tell): sent again
+  await log.append(text("c"));
+  const stamps = sent.map((body) => unpackMessage(body).stamp);
+  assert.equal(new Set(stamps.map((stamp) => stamp.writer)).size, 1, "one writer per appender");
+  assert.deepEqual(stamps.map((stamp) => stamp.sequence), [1, 2, 2, 3]);
+  assert.deepEqual(sent[2], sent[1], "the retry is byte for byte the first attempt");
+  const otherSent: Uint8Array[] = [];
+  await appender((body) => (otherSent.push(body.slice()), Promise.resolve())).log.append(text("x"));
+  assert.notEqual(
+    unpackMessage(otherSent[0]).stamp.writer,
+    stamps[0].writer,
+    "another appender, another writer",
+  );
+});
+
+Deno.test("rocketmq frames: the resend filter drops only a later copy of a message already seen", () => {
+  const filter = new ResendFilter();
+  const a = unpackMessage(packEntries([], newWriter(), 1)).stamp.writer;
+  const b = unpackMessage(packEntries([], newWriter(), 1)).stamp.writer;
+  assert.equal(filter.fresh({ writer: a, sequence: 1 }, 10), true);
+  assert.equal(filter.fresh({ writer: b, sequence: 1 }, 11), true, "writers are independent");
+  assert.equal(filter.fresh({ writer: a, sequence: 2 }, 12), true);
+  assert.equal(filter.fresh({ writer: a, sequence: 2 }, 13), false, "sent twice: the copy at a later offset");
+  assert.equal(filter.fresh({ writer: a, sequence: 1 }, 14), false, "an older one's copy too");
+  assert.equal(filter.fresh({ writer: a, sequence: 2 }, 12), true, "read again at its own offset: passed on");
+  assert.equal(filter.fresh({ writer: a, sequence: 1 }, 10), true, "an earlier one read again: passed on");
+  assert.equal(filter.fresh({ writer: a, sequence: 3 }, 15), true);
+  assert.equal(filter.fresh({ writer: "", sequence: 0 }, 16), true, "unstamped (format 1): never dropped");
+  assert.equal(filter.fresh({ writer: "", sequence: 0 }, 17), true);
+});
+
+Deno.test("rocketmq frames: a message of format 1 (no stamp) is still read", () => {
+  const old = Uint8Array.of(1, 0, 0, 0, 2, 104, 105);
+  assert.deepEqual(unpackMessage(old), { stamp: { writer: "", sequence: 0 }, entries: [text("hi")] });
 });
 
 Deno.test("rocketmq names: a node's consumer group is within RocketMQ's alphabet and unique per node id", () => {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { crc32, deflateSync } from "node:zlib";
 import type { LogEntry } from "../../../src/storage/cluster_log.ts";
 import type { LogPuller, PulledBatch } from "../../../src/storage/rocketmq/broker_puller.ts";
-import { packEntries } from "../../../src/storage/rocketmq/frames.ts";
+import { newWriter, packEntries } from "../../../src/storage/rocketmq/frames.ts";
 import { silentLogger } from "../../../src/storage/rocketmq/options.ts";
 import { PullReader } from "../../../src/storage/rocketmq/pull_reader.ts";
 import { decodeStoredMessages } from "../../../src/storage/rocketmq/stored_messages.ts";
@@ -94,7 +94,10 @@ Deno.test("stored messages: a zlib-compressed body comes back inflated; a wrong 
   assert.throws(() => decodeStoredMessages(stored(3, deflated, { sysFlag: 0x1 | 0x100 })), /zlib/);
 });
 
-/** A broker queue of one-entry messages `e<offset>`; a pull at the end waits until `land()` adds one. */
+/**
+ * A broker queue of one-entry messages `e<offset>` (or the bodies `bodyAt` gives); a pull at the end
+ * waits until `land()` adds one.
+ */
 class FakeBroker implements LogPuller {
   readonly calls: string[] = [];
   committed: number;
@@ -102,7 +105,11 @@ class FakeBroker implements LogPuller {
   #waiting: (() => void) | undefined;
   closed = false;
 
-  constructor(start: number, messages: number) {
+  constructor(
+    start: number,
+    messages: number,
+    private readonly bodyAt = (at: number) => packEntries([text(`e${at}`)]),
+  ) {
     this.committed = start;
     this.#messages = messages;
   }
@@ -126,7 +133,7 @@ class FakeBroker implements LogPuller {
     const end = Math.min(this.#messages, offset + 2); // two messages per answer
     const messages = [];
     for (let at = offset; at < end; at++) {
-      messages.push({ queueOffset: at, body: packEntries([text(`e${at}`)]) });
+      messages.push({ queueOffset: at, body: this.bodyAt(at) });
     }
     return { status: "found", messages, nextOffset: end, minOffset: 0, maxOffset: this.#messages };
   }
@@ -170,11 +177,12 @@ Deno.test("pull reader: the next pull goes out while a batch is applied, and com
     positions.push(...entries.map((entry) => entry.position));
   });
   await until("the first batch to be held", () => release !== undefined);
-  await until("the next pull", () => broker.calls.length === 2);
+  await until("the next pull", () => broker.calls.length === 5);
+  const lookBack = ["pull 0 commit 5", "pull 2 commit 5", "pull 4 commit 5"];
   assert.deepEqual(
     broker.calls,
-    ["pull 5 commit 5", "pull 7 commit 5"],
-    "sent before the first batch was applied",
+    [...lookBack, "pull 5 commit 5", "pull 7 commit 5"],
+    "read back to the start for recent writers; the next pull sent before the first batch was applied",
   );
   release!();
   await until("every message", () => applied.length === 4);
@@ -188,6 +196,7 @@ Deno.test("pull reader: the next pull goes out while a batch is applied, and com
   await until("the message that landed later", () => applied.length === 5);
   await reader.stop(1000);
   assert.deepEqual(broker.calls, [
+    ...lookBack,
     "pull 5 commit 5",
     "pull 7 commit 5",
     "pull 9 commit 7",
@@ -212,4 +221,49 @@ Deno.test("pull reader: a batch whose apply fails is applied again, nothing afte
   assert.deepEqual(committedAtApply, [0, 0, 0, 2], "a batch is committed only after its apply succeeded");
   await reader.stop(1000);
   assert.equal(broker.committed, 4);
+});
+
+/**
+ * Offsets 0–5 of one writer, whose message at offset 2 was stored twice: its receipt was lost when the
+ * proxy died, so it was sent again and landed at offset 3 too.
+ */
+function queueWithResend(): (at: number) => Uint8Array {
+  const writer = newWriter();
+  const sequenceAt = [1, 2, 3, 3, 4, 5];
+  return (at) => packEntries([text(`m${sequenceAt[at]}`)], writer, sequenceAt[at]);
+}
+
+Deno.test("pull reader: a message the broker stored twice (a re-send after a lost receipt) is applied once", async () => {
+  const broker = new FakeBroker(0, 6, queueWithResend());
+  const reader = pullReader(broker);
+  const applied: string[] = [];
+  const positions: bigint[] = [];
+  reader.start((entries: LogEntry[]) => {
+    applied.push(...entries.map((entry) => new TextDecoder().decode(entry.body)));
+    positions.push(...entries.map((entry) => entry.position));
+    return Promise.resolve();
+  });
+  await until("every message", () => applied.length >= 5);
+  await reader.stop(1000);
+  assert.deepEqual(applied, ["m1", "m2", "m3", "m4", "m5"]);
+  assert.deepEqual(
+    positions,
+    [0n, 1n << 16n, 2n << 16n, 4n << 16n, 5n << 16n],
+    "the copy at offset 3 dropped",
+  );
+  assert.equal(broker.committed, 6, "the copy's offset is read past and committed");
+});
+
+Deno.test("pull reader: after a restart between a message and its copy, the copy is still dropped (it looks back)", async () => {
+  // Applied and committed up to offset 3: the original (2) was applied before the restart, its copy (3) not.
+  const broker = new FakeBroker(3, 6, queueWithResend());
+  const reader = pullReader(broker);
+  const applied: string[] = [];
+  reader.start((entries: LogEntry[]) => {
+    applied.push(...entries.map((entry) => new TextDecoder().decode(entry.body)));
+    return Promise.resolve();
+  });
+  await until("every message", () => applied.length >= 2);
+  await reader.stop(1000);
+  assert.deepEqual(applied, ["m4", "m5"]);
 });

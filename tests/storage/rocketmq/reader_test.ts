@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { LogEntry } from "../../../src/storage/cluster_log.ts";
-import { packEntries } from "../../../src/storage/rocketmq/frames.ts";
+import { newWriter, packEntries } from "../../../src/storage/rocketmq/frames.ts";
 import { silentLogger } from "../../../src/storage/rocketmq/options.ts";
 import { type LogConsumer, LogReader, type ReceivedMessage } from "../../../src/storage/rocketmq/reader.ts";
 
@@ -21,7 +21,10 @@ class OrderlyFake implements LogConsumer<ReceivedMessage> {
   /** When set, acks wait until `releaseAck()`. */
   holdAcks = false;
 
-  constructor(private readonly count: number) {}
+  constructor(
+    private readonly count: number,
+    private readonly bodyAt = (offset: number) => packEntries([text(`e${offset}`)]),
+  ) {}
 
   async receive(): Promise<ReceivedMessage[]> {
     this.calls.push("receive");
@@ -40,7 +43,7 @@ class OrderlyFake implements LogConsumer<ReceivedMessage> {
     const offset = this.#next++;
     this.#unacked = 1;
     this.calls.push(`got ${offset}`);
-    return [{ messageId: `m${offset}`, offset, corrupted: false, body: packEntries([text(`e${offset}`)]) }];
+    return [{ messageId: `m${offset}`, offset, corrupted: false, body: this.bodyAt(offset) }];
   }
 
   async ack(message: ReceivedMessage): Promise<void> {
@@ -95,4 +98,30 @@ Deno.test("rocketmq reader: the next receive is already waiting while a batch's 
   await log.stop(5000);
   const order = consumer.calls.filter((call) => /^(got|acked)/.test(call));
   assert.deepEqual(order, ["got 0", "acked 0", "got 1", "acked 1", "got 2", "acked 2"]);
+});
+
+Deno.test("rocketmq reader: a message stored twice (a re-send after a lost receipt) is applied once and both are acked", async () => {
+  const writer = newWriter();
+  const sequenceAt = [1, 2, 2, 3]; // offset 2 is offset 1 sent again
+  const consumer = new OrderlyFake(
+    4,
+    (offset) => packEntries([text(`m${sequenceAt[offset]}`)], writer, sequenceAt[offset]),
+  );
+  const applied: string[] = [];
+  const log = reader(consumer);
+  log.start((entries: LogEntry[]) => {
+    applied.push(...entries.map((entry) => new TextDecoder().decode(entry.body)));
+    return Promise.resolve();
+  });
+  for (let turn = 0; turn < 1000 && !consumer.calls.includes("acked 3"); turn++) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await log.stop(5000);
+  assert.deepEqual(applied, ["m1", "m2", "m3"]);
+  assert.deepEqual(consumer.calls.filter((call) => call.startsWith("acked")), [
+    "acked 0",
+    "acked 1",
+    "acked 2",
+    "acked 3",
+  ]);
 });

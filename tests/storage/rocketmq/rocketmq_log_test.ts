@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
-import { ClusterLogError } from "../../../src/storage/cluster_log.ts";
+import { Buffer } from "node:buffer";
+import { ClusterLogError, type LogEntry } from "../../../src/storage/cluster_log.ts";
 import { runClusterLogConformance } from "../../../src/storage/cluster_log_conformance.ts";
 import { consumerGroupFor, prepareOrderlyReader, RocketMqLog } from "../../../src/storage/rocketmq/mod.ts";
+import { shutdownClients, startClients } from "../../../src/storage/rocketmq/clients.ts";
+import { newWriter, packEntries } from "../../../src/storage/rocketmq/frames.ts";
+import { resolveOptions } from "../../../src/storage/rocketmq/options.ts";
 import { nameServer, requireRocketMq, rocketMqFactory, testOptions, topic } from "./rocketmq_env.ts";
+
+const text = (value: string) => new TextEncoder().encode(value);
 
 requireRocketMq();
 runClusterLogConformance("rocketmq", rocketMqFactory());
@@ -65,3 +71,47 @@ Deno.test("rocketmq log: an idle reader stays healthy through its long polls (a 
     await log.stop();
   }
 });
+
+/** Sends `body` as one message of the log, as a node's appender would; twice is a re-send. */
+async function sendRaw(nodeId: string, bodies: Uint8Array[]): Promise<void> {
+  const o = resolveOptions(testOptions(nodeId));
+  const clients = await startClients(o, { consumer: false });
+  try {
+    for (const body of bodies) {
+      await clients.producer.send({ topic: o.topic, body: Buffer.from(body), messageGroup: o.messageGroup });
+    }
+  } finally {
+    await shutdownClients(clients, o);
+  }
+}
+
+for (const [how, overrides] of [["by pull", {}], ["through the proxy", { nameServer: "" }]] as const) {
+  Deno.test(`rocketmq log: a message RocketMQ stored twice (a re-send after a lost receipt) is applied once, read ${how}`, async () => {
+    const id = `dup-${crypto.randomUUID().slice(0, 8)}`;
+    if (overrides.nameServer === "") {
+      await prepareOrderlyReader(nameServer, topic, consumerGroupFor(id), 5000);
+    }
+    const reader = new RocketMqLog(testOptions(id, overrides));
+    try {
+      await reader.start();
+      const applied: string[] = [];
+      reader.consume((entries: LogEntry[]) => {
+        applied.push(...entries.map((entry) => new TextDecoder().decode(entry.body)));
+        return Promise.resolve();
+      });
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the reader's first read is out
+      const writer = newWriter();
+      const first = packEntries([text(`${id} a`), text(`${id} b`)], writer, 1);
+      const second = packEntries([text(`${id} c`)], writer, 2);
+      await sendRaw(`${id}-writer`, [first, first, second, first]);
+      const mine = () => applied.filter((entry) => entry.startsWith(id));
+      for (let turn = 0; turn < 200 && mine().length < 3; turn++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // time for a copy to arrive, if it would
+      assert.deepEqual(mine(), [`${id} a`, `${id} b`, `${id} c`]);
+    } finally {
+      await reader.stop();
+    }
+  });
+}
