@@ -14,6 +14,7 @@
  */
 import type { PubSubCase } from "./cases.ts";
 import { buildGenerator, type PubSubResult, runPubSub } from "./generator.ts";
+import { cpuSeconds } from "./brokers.ts";
 import { capture, freePort, note, print, residentBytes, sleep, stopChild } from "./util.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
@@ -56,6 +57,28 @@ function pubsub(name: string, qos: 0 | 1, rate: number): PubSubCase {
     rate,
     durable: false,
   };
+}
+
+/** The nodes count as idle when together they use less than this share of a core over a second. */
+const IDLE_CPU_SHARE = 0.15;
+const SETTLE_MAX_MS = 60_000;
+
+/**
+ * Waits until the nodes are idle. A saturating QoS 0 case leaves up to the append backlog (64 MiB) on the
+ * publishing node, which it goes on sending for seconds after the case: that is the case's cost, and it
+ * would otherwise land in the next case's latency.
+ */
+async function settle(nodes: Node[]): Promise<void> {
+  const started = Date.now();
+  const busy = async () => {
+    const before = await Promise.all(nodes.map((node) => cpuSeconds(node.child.pid)));
+    await sleep(1000);
+    const after = await Promise.all(nodes.map((node) => cpuSeconds(node.child.pid)));
+    return after.reduce((sum: number, value, i) => sum + (value ?? 0) - (before[i] ?? 0), 0) >=
+      IDLE_CPU_SHARE;
+  };
+  while (Date.now() - started < SETTLE_MAX_MS && await busy()) { /* the next second */ }
+  note(`  settled in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
 /** The cases, by the name `--case` selects them with. */
@@ -214,6 +237,7 @@ export async function runClusterBench(args: string[]): Promise<number> {
       nodes.push(node);
     }
     for (const [index, testCase] of cases.entries()) {
+      if (index > 0) await settle(nodes);
       // A message crosses RocketMQ before its PUBACK and its delivery: tens of ms, so the windows must be deeper
       // than on one node for the pipeline to stay full.
       rows[index].cluster = await runPubSub(binary, nodes[0].port, testCase, durationS, 1, {
@@ -245,7 +269,7 @@ export async function runClusterBench(args: string[]): Promise<number> {
       new Date().toISOString().slice(0, 10)
     } (2 cores shared by three`,
     "nodes, three RocketMQ JVMs and the C generator; nothing pinned; one run per case of " +
-    `${durationS} s).`,
+    `${durationS} s; before each case after the first, the nodes are left until idle).`,
     "",
     "| case | one node | three nodes, cross-node | cross-node p50 / p99 | lost / duplicated |",
     "| --- | --- | --- | --- | --- |",
