@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { createLogger } from "../../src/observe/log.ts";
 import {
   BUDGET_COLLECTION_SPACING_MS,
+  BUDGET_SPACING_PER_PAUSE,
   MemoryReclaimer,
   QUIET_ACTIVITY,
   QUIET_MS,
@@ -68,4 +69,35 @@ Deno.test("memory reclaimer: the budget's collections are at least BUDGET_COLLEC
   );
   assert.ok(subject.collectForBudget(1_000 + BUDGET_COLLECTION_SPACING_MS) !== undefined);
   assert.deepEqual(collections(), ["budget", "budget"]);
+});
+
+Deno.test("memory reclaimer: a long collection spaces the budget's next ones by BUDGET_SPACING_PER_PAUSE times its pause", () => {
+  const lines: string[] = [];
+  const logger = createLogger({ level: "debug", write: (line) => lines.push(line) });
+  const pauseMs = 250; // as a full collection of 100,000 sessions' heap takes (0.2–1 s measured)
+  let collections = 0;
+  let measuredMs = 0;
+  const slowCollection = () => {
+    collections++;
+    const started = performance.now();
+    while (performance.now() < started + pauseMs) { /* the event loop stopped, as in a full collection */ }
+    measuredMs = performance.now() - started;
+  };
+  const subject = new MemoryReclaimer(logger, () => 0, 0, slowCollection);
+  assert.ok(subject.collectForBudget(1_000) !== undefined);
+  const spacing = BUDGET_SPACING_PER_PAUSE * measuredMs;
+  assert.ok(spacing > BUDGET_COLLECTION_SPACING_MS, "the test's pause must matter");
+  assert.equal(
+    subject.collectForBudget(1_000 + BUDGET_COLLECTION_SPACING_MS),
+    undefined,
+    "2 s later: too soon",
+  );
+  assert.equal(subject.collectForBudget(1_000 + spacing - 1), undefined, "just under 20 pauses: too soon");
+  // The reclaimer times the call around the collection: a few microseconds more than the collection's own.
+  assert.ok(subject.collectForBudget(1_000 + spacing + 10) !== undefined, "20 pauses later: collects");
+  assert.equal(collections, 2);
+  const logged = lines.filter((line) => line.includes('"memory.collected"')).map((line) =>
+    JSON.parse(line).ms
+  );
+  assert.ok(logged.every((ms) => ms >= pauseMs), `each pause logged: ${logged}`);
 });
