@@ -37,22 +37,33 @@ function storeWith(others: number): RetainedService {
   return store;
 }
 
-/** The fastest of many timed batches: the least disturbed by anything else running. */
-function fastestMatch(store: RetainedService, filter: string): number {
-  let best = Infinity;
-  for (let sample = 0; sample < 60; sample++) {
-    const started = performance.now();
-    for (let i = 0; i < 20; i++) assert.equal(store.match(filter, 0).length, 10);
-    best = Math.min(best, performance.now() - started);
+/** One timed batch of matches, in ms. */
+function timedBatch(store: RetainedService, filter: string): number {
+  const started = performance.now();
+  for (let i = 0; i < 20; i++) assert.equal(store.match(filter, 0).length, 10);
+  return performance.now() - started;
+}
+
+/**
+ * The fastest of many timed batches on each store, taken in turns: whatever else runs meanwhile (another
+ * process, or a collection in this one, which a store of 50,000 messages makes longer) slows both alike.
+ */
+function fastestInTurns(large: RetainedService, small: RetainedService, filter: string) {
+  let bestLarge = Infinity;
+  let bestSmall = Infinity;
+  for (let sample = 0; sample < 200; sample++) {
+    bestLarge = Math.min(bestLarge, timedBatch(large, filter));
+    bestSmall = Math.min(bestSmall, timedBatch(small, filter));
   }
-  return best;
+  return { large: bestLarge, small: bestSmall };
 }
 
 Deno.test("retained index: a wildcard SUBSCRIBE over 50,000 retained messages costs what it matches, like over 500", () => {
   const large = storeWith(50_000);
   const small = storeWith(500);
   for (const filter of ["small/+/x", "small/#"]) {
-    const ratio = fastestMatch(large, filter) / Math.max(fastestMatch(small, filter), 0.01);
+    const best = fastestInTurns(large, small, filter);
+    const ratio = best.large / Math.max(best.small, 0.01);
     assert.ok(ratio < 10, `${filter}: ${ratio.toFixed(1)}× slower with 100× more retained messages`);
   }
 });
