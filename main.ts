@@ -293,6 +293,7 @@ export async function startBroker(
       limitBytes: memoryBudget.limitBytes,
       refused: memoryBudget.refused,
     }),
+    cluster: cluster ? () => cluster.metrics() : undefined,
   });
   let draining = false;
   let http: HttpEndpoint | undefined;

@@ -27,7 +27,7 @@ import type {
   TimerHandle,
 } from "../broker/mod.ts";
 import type { Effect, Message, MessageOrigin, Permissions } from "../session/types.ts";
-import type { ClusterLog, LogEntry } from "../storage/cluster_log.ts";
+import type { ClusterLog, ClusterLogStats, LogEntry } from "../storage/cluster_log.ts";
 import {
   type ClusterEvent,
   decodeEvent,
@@ -179,6 +179,11 @@ export class ClusterNode implements SessionService {
     }
     this.#pending.clear();
     await this.options.log.stop();
+  }
+
+  /** For /metrics: whether the log can be used, the nodes believed alive (this one included), the log's counters. */
+  metrics(): { up: boolean; nodes: number; log: ClusterLogStats } {
+    return { up: this.health().ok, nodes: this.#liveness.alive("").length, log: this.options.log.stats() };
   }
 
   health(): { ok: boolean; detail: string } {

@@ -354,7 +354,69 @@ export interface BrokerMetricSources {
   logins(): Record<string, { successes: number; failures: number; delayed: number }>;
   /** Memory in use against limits.memory_bytes, and messages not taken because it was over. */
   memory?(): { usedBytes: number; limitBytes: number; refused: number };
+  /** A cluster node's view (absent on a single node). */
+  cluster?(): ClusterMetricSample;
 }
+
+/** What a cluster node reports: the shape of its ClusterNode.metrics(), kept here without importing it. */
+export interface ClusterMetricSample {
+  /** The cluster log can be used (what /readyz says of it). */
+  up: boolean;
+  /** Nodes this node believes alive, itself included. */
+  nodes: number;
+  log: {
+    entriesAppended: number;
+    appendsFailed: number;
+    messagesSent: number;
+    sendFailures: number;
+    pendingBytes: number;
+    entriesApplied: number;
+    resendsDropped: number;
+  };
+}
+
+/** The cluster's series: name, help, and how each is read from a sample. */
+const CLUSTER_GAUGES: [string, string, (sample: ClusterMetricSample) => number][] = [
+  ["mqtt_cluster_up", "1 while this node can use the cluster log, else 0.", (s) => s.up ? 1 : 0],
+  ["mqtt_cluster_nodes", "Nodes this node believes alive, itself included.", (s) => s.nodes],
+  [
+    "mqtt_cluster_log_pending_bytes",
+    "Bytes appended to the cluster log and not yet acknowledged by it.",
+    (s) => s.log.pendingBytes,
+  ],
+];
+const CLUSTER_COUNTERS: [string, string, (sample: ClusterMetricSample) => number][] = [
+  [
+    "mqtt_cluster_log_entries_appended_total",
+    "Entries this node appended that the cluster log acknowledged.",
+    (s) => s.log.entriesAppended,
+  ],
+  [
+    "mqtt_cluster_log_appends_failed_total",
+    "Appends refused or timed out (what needed them was refused to the client or retried).",
+    (s) => s.log.appendsFailed,
+  ],
+  [
+    "mqtt_cluster_log_messages_sent_total",
+    "Messages sent to the log service (each carries many entries).",
+    (s) => s.log.messagesSent,
+  ],
+  [
+    "mqtt_cluster_log_send_failures_total",
+    "Send attempts to the log service that failed (retried until their deadline).",
+    (s) => s.log.sendFailures,
+  ],
+  [
+    "mqtt_cluster_log_entries_applied_total",
+    "Entries of the cluster log this node applied.",
+    (s) => s.log.entriesApplied,
+  ],
+  [
+    "mqtt_cluster_log_resends_dropped_total",
+    "Second copies of a log message (a send retried after its receipt was lost) that were dropped.",
+    (s) => s.log.resendsDropped,
+  ],
+];
 
 /** A broker's metrics: a registry holding its traffic metrics plus gauges sampled from `sources`. */
 export function createBrokerMetrics(traffic: TrafficMetrics, sources: BrokerMetricSources): Registry {
@@ -414,8 +476,26 @@ export function createBrokerMetrics(traffic: TrafficMetrics, sources: BrokerMetr
     ),
   );
 
+  const clusterGauges = sources.cluster
+    ? CLUSTER_GAUGES.map(([name, help, read]) => ({ metric: registry.register(new Gauge(name, help)), read }))
+    : [];
+  const clusterCounters = sources.cluster
+    ? CLUSTER_COUNTERS.map(([name, help, read]) => ({
+      metric: registry.register(new Counter(name, help)),
+      read,
+    }))
+    : [];
+
   registry.beforeScrape(() => {
     // Totals kept elsewhere are copied in: reset and set rather than inc.
+    const cluster = sources.cluster?.();
+    if (cluster) {
+      for (const { metric, read } of clusterGauges) metric.set(read(cluster));
+      for (const { metric, read } of clusterCounters) {
+        metric.reset();
+        metric.inc(read(cluster));
+      }
+    }
     const memory = sources.memory?.();
     if (memory) {
       memoryUsed.set(memory.usedBytes);

@@ -16,6 +16,24 @@ export interface LogEntry {
   body: Uint8Array;
 }
 
+/** What a log did since it started, for /metrics. */
+export interface ClusterLogStats {
+  /** Entries the service acknowledged. */
+  entriesAppended: number;
+  /** Appends rejected to their caller (the service was unreachable until their deadline, or the log stopped). */
+  appendsFailed: number;
+  /** Messages sent to the service to carry them (an adapter that packs entries sends fewer). */
+  messagesSent: number;
+  /** Send attempts that failed (each is retried until its entries' deadline). */
+  sendFailures: number;
+  /** Bytes of entries waiting to be sent or acknowledged. */
+  pendingBytes: number;
+  /** Entries delivered to this node's applier and applied. */
+  entriesApplied: number;
+  /** Copies of a message the service had stored twice, dropped (see `consume`). */
+  resendsDropped: number;
+}
+
 export interface ClusterLogHealth {
   ok: boolean;
   detail: string;
@@ -44,6 +62,7 @@ export interface ClusterLog {
   consume(apply: (entries: LogEntry[]) => Promise<void>): void;
   /** ok=false while the log service cannot be reached (appends fail or time out); detail says why. */
   health(): ClusterLogHealth;
+  stats(): ClusterLogStats;
   /** Stops consuming, waits for appends in flight (bounded), disconnects. */
   stop(): Promise<void>;
 }

@@ -151,6 +151,26 @@ export function runClusterLogConformance(name: string, factory: ClusterLogFactor
     await log.stop(); // twice is fine
   });
 
+  test("stats count what was appended, sent and applied (failed appends: the outage case)", async (ctx) => {
+    const writer = await ctx.start("writer");
+    const reader = await ctx.reader("reader");
+    const fresh = writer.stats();
+    assert.deepEqual(
+      [fresh.entriesAppended, fresh.appendsFailed, fresh.pendingBytes],
+      [0, 0, 0],
+      "nothing before the first append",
+    );
+    await Promise.all(Array.from({ length: 20 }, (_, i) => writer.append(text(`s${i}`))));
+    await ctx.waitFor(reader, 20);
+    const written = writer.stats();
+    assert.equal(written.entriesAppended, 20);
+    assert.equal(written.pendingBytes, 0, "everything acknowledged");
+    assert.ok(written.messagesSent >= 1 && written.messagesSent <= 20, `${written.messagesSent} messages`);
+    await waitUntil("the reader's count", ctx.waitMs, () => reader.log.stats().entriesApplied >= 20);
+    assert.equal(reader.log.stats().entriesApplied, 20, "a reader new to the log counts what it applied");
+    assert.equal(reader.log.stats().entriesAppended, 0, "the reader appended nothing");
+  });
+
   test("every reader gets every entry, in one total order identical on all readers", async (ctx) => {
     const nodes = ["a", "b", "c"];
     const readers = await Promise.all(nodes.map((node) => ctx.reader(node)));
@@ -350,6 +370,12 @@ export function runClusterLogOutageConformance(name: string, factory: ClusterLog
       assert.ok(
         ackedAfterRecovery >= 100,
         `only ${ackedAfterRecovery} appends acknowledged after the outage`,
+      );
+      const { entriesAppended, appendsFailed } = writer.stats();
+      assert.deepEqual(
+        { entriesAppended, appendsFailed },
+        { entriesAppended: acked.length, appendsFailed: failures.length },
+        "stats count every acknowledged and every failed append",
       );
       await waitUntil("health to recover", ctx.waitMs, () => writer.health().ok && reader.log.health().ok);
       const missing = () => {

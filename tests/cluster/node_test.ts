@@ -26,6 +26,41 @@ Deno.test("cluster: a QoS 1 publish on one node reaches a subscriber on the othe
   }
 });
 
+Deno.test("cluster: a node's metrics count what it appended and applied, the nodes it sees, and whether the log is up", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    const sub = new FakeClient(b, "sub");
+    await sub.connect();
+    sub.subscribe("t/#", 1);
+    const pub = new FakeClient(a, "pub");
+    await pub.connect();
+    await cluster.settle();
+    const before = { a: a.metrics(), b: b.metrics() };
+    for (let i = 1; i <= 3; i++) pub.publish("t/1", `m${i}`, 1, i);
+    await pub.acks();
+    await cluster.settle();
+    assert.equal(sub.delivered().length, 3);
+    const after = { a: a.metrics(), b: b.metrics() };
+    assert.equal(after.a.log.entriesAppended - before.a.log.entriesAppended, 3, "the three publishes, by a");
+    assert.equal(after.b.log.entriesAppended, before.b.log.entriesAppended, "b appended nothing for them");
+    for (const node of ["a", "b"] as const) {
+      assert.ok(
+        after[node].log.entriesApplied - before[node].log.entriesApplied >= 3,
+        `${node} applied them`,
+      );
+      assert.equal(after[node].up, true);
+      assert.equal(after[node].nodes, 2);
+      assert.equal(after[node].log.pendingBytes, 0);
+    }
+    cluster.service.setReachable(false);
+    assert.equal(a.metrics().up, false, "the log unreachable: down");
+    cluster.service.setReachable(true);
+  } finally {
+    await cluster.stop();
+  }
+});
+
 Deno.test("cluster: a persistent session moves to another node with its queue, packet ids and QoS 2 stage", async () => {
   const cluster = new TestCluster();
   try {

@@ -7,6 +7,7 @@ import { addOrUpdateUser } from "../../src/auth/mod.ts";
 import { encode, type Packet } from "../../src/codec/mod.ts";
 import {
   Counter,
+  createBrokerMetrics,
   Gauge,
   Histogram,
   parseExposition,
@@ -266,4 +267,58 @@ Deno.test("metrics: QoS 0 to an offline session counts as dropped{reason=qos0_of
   } finally {
     await Deno.remove(passwords);
   }
+});
+
+Deno.test("metrics: a cluster node's series come from its sample; a single node has none", () => {
+  const sources = {
+    listeners: () => [],
+    traffic: () => ({ bytesReceived: 0, bytesSent: 0 }),
+    drops: () => ({
+      queueFull: 0,
+      expired: 0,
+      tooLarge: 0,
+      qos0Offline: 0,
+      slowConsumer: 0,
+      notAuthorized: 0,
+    }),
+    sessions: () => ({ queued: 0, inflight: 0 }),
+    logins: () => ({}),
+  };
+  const sample = {
+    up: true,
+    nodes: 3,
+    log: {
+      entriesAppended: 120,
+      appendsFailed: 2,
+      messagesSent: 7,
+      sendFailures: 4,
+      pendingBytes: 512,
+      entriesApplied: 360,
+      resendsDropped: 1,
+    },
+  };
+  const clustered = createBrokerMetrics(new TrafficMetrics(), { ...sources, cluster: () => sample });
+  const values = (registry: ReturnType<typeof createBrokerMetrics>) =>
+    Object.fromEntries(
+      parseExposition(registry.render()).filter((s) => s.name.startsWith("mqtt_cluster_")).map((s) => [
+        s.name,
+        s.value,
+      ]),
+    );
+  assert.deepEqual(values(clustered), {
+    mqtt_cluster_up: 1,
+    mqtt_cluster_nodes: 3,
+    mqtt_cluster_log_pending_bytes: 512,
+    mqtt_cluster_log_entries_appended_total: 120,
+    mqtt_cluster_log_appends_failed_total: 2,
+    mqtt_cluster_log_messages_sent_total: 7,
+    mqtt_cluster_log_send_failures_total: 4,
+    mqtt_cluster_log_entries_applied_total: 360,
+    mqtt_cluster_log_resends_dropped_total: 1,
+  });
+  sample.up = false;
+  sample.log.entriesApplied = 400;
+  assert.equal(values(clustered).mqtt_cluster_up, 0, "read again at each scrape");
+  assert.equal(values(clustered).mqtt_cluster_log_entries_applied_total, 400);
+  assert.deepEqual(values(createBrokerMetrics(new TrafficMetrics(), sources)), {});
 });

@@ -5,7 +5,13 @@
  * after apply resolves. `setReachable(false)` simulates an unreachable service for tests: appends wait
  * (then time out), reads pause, health says so; `setReachable(true)` resumes everything.
  */
-import { type ClusterLog, ClusterLogError, type ClusterLogHealth, type LogEntry } from "../cluster_log.ts";
+import {
+  type ClusterLog,
+  ClusterLogError,
+  type ClusterLogHealth,
+  type ClusterLogStats,
+  type LogEntry,
+} from "../cluster_log.ts";
 
 /** The shared log and the cursors of its readers. */
 export class MemoryLogService {
@@ -90,6 +96,15 @@ export class MemoryLog implements ClusterLog {
   #sending: Promise<void> | undefined;
   #reading: Promise<void> | undefined;
   #wake = Promise.withResolvers<void>();
+  readonly #stats: ClusterLogStats = {
+    entriesAppended: 0,
+    appendsFailed: 0,
+    messagesSent: 0,
+    sendFailures: 0,
+    pendingBytes: 0,
+    entriesApplied: 0,
+    resendsDropped: 0,
+  };
 
   constructor(service: MemoryLogService, options: MemoryLogOptions) {
     this.#service = service;
@@ -114,6 +129,7 @@ export class MemoryLog implements ClusterLog {
     if (this.#state !== "started") {
       return Promise.reject(new ClusterLogError(`append() while the cluster log is ${this.#state}`));
     }
+    this.#stats.pendingBytes += body.length;
     return new Promise<void>((resolve, reject) => {
       this.#outbox.push({
         body: body.slice(),
@@ -139,6 +155,11 @@ export class MemoryLog implements ClusterLog {
     return { ok: true, detail: `memory log, node ${this.#nodeId}` };
   }
 
+  /** One message per entry; the service never stores one twice. */
+  stats(): ClusterLogStats {
+    return { ...this.#stats };
+  }
+
   async stop(): Promise<void> {
     if (this.#state === "stopped") return;
     this.#state = "stopped";
@@ -155,6 +176,8 @@ export class MemoryLog implements ClusterLog {
         if (!this.#service.reachable) {
           const expired = this.#outbox.findIndex((entry) => entry.deadline > now);
           for (const entry of this.#outbox.splice(0, expired < 0 ? this.#outbox.length : expired)) {
+            this.#stats.pendingBytes -= entry.body.length;
+            this.#stats.appendsFailed++;
             entry.reject(new ClusterLogError("append timed out: memory log service unreachable"));
           }
           if (this.#outbox.length > 0) await this.#untilChangeOr(this.#outbox[0].deadline - now);
@@ -162,6 +185,9 @@ export class MemoryLog implements ClusterLog {
         }
         for (const entry of this.#outbox.splice(0)) {
           this.#service.add(entry.body);
+          this.#stats.pendingBytes -= entry.body.length;
+          this.#stats.entriesAppended++;
+          this.#stats.messagesSent++;
           entry.resolve();
         }
       }
@@ -181,6 +207,7 @@ export class MemoryLog implements ClusterLog {
       const batch = this.#service.read(cursor, this.#maxBatchEntries);
       try {
         await apply(batch);
+        this.#stats.entriesApplied += batch.length;
         this.#service.setCursor(this.#nodeId, cursor + batch.length);
         delay = RETRY_MS;
       } catch {

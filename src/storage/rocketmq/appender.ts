@@ -56,14 +56,18 @@ export interface AppendStats {
   entriesSent: number;
   /** Send attempts that failed (each is retried until the entries' deadline). */
   sendFailures: number;
+  /** Entries rejected to their caller: their deadline passed, or the appender closed first. */
+  appendsFailed: number;
 }
 
 export class BatchingAppender {
   readonly #options: AppenderOptions;
-  readonly stats: AppendStats = { messagesSent: 0, entriesSent: 0, sendFailures: 0 };
+  readonly stats: AppendStats = { messagesSent: 0, entriesSent: 0, sendFailures: 0, appendsFailed: 0 };
   /** Batches not yet taken into a send, oldest first; only the last one still takes entries. */
   #batches: Batch[] = [];
   #queuedBytes = 0;
+  /** Bytes of the message being sent. */
+  #sendingBytes = 0;
   #running: Promise<void> | undefined;
   #closed = false;
   /** Stamped on every message, so a reader can drop one the service stored twice (frames.ts). */
@@ -74,27 +78,26 @@ export class BatchingAppender {
     this.#options = options;
   }
 
+  /** Bytes of entries appended and not yet acknowledged by the service. */
+  get pendingBytes(): number {
+    return this.#queuedBytes + this.#sendingBytes;
+  }
+
   /** True when nothing waits to be sent and no send is in flight. */
   get idle(): boolean {
     return this.#running === undefined && this.#batches.length === 0;
   }
 
   append(body: Uint8Array): Promise<void> {
-    if (this.#closed) return Promise.reject(new ClusterLogError("cluster log is stopped"));
+    if (this.#closed) return this.#refuse("cluster log is stopped");
     const size = frameBytes(body.length);
     if (EMPTY_MESSAGE_BYTES + size > this.#options.maxMessageBytes) {
-      return Promise.reject(
-        new ClusterLogError(
-          `entry of ${body.length} bytes exceeds the ${this.#options.maxMessageBytes}-byte message limit`,
-        ),
+      return this.#refuse(
+        `entry of ${body.length} bytes exceeds the ${this.#options.maxMessageBytes}-byte message limit`,
       );
     }
     if (this.#queuedBytes + size > this.#options.maxPendingBytes) {
-      return Promise.reject(
-        new ClusterLogError(
-          `append backlog is full (${this.#queuedBytes} bytes waiting for the log service)`,
-        ),
-      );
+      return this.#refuse(`append backlog is full (${this.#queuedBytes} bytes waiting for the log service)`);
     }
     let batch = this.#batches.at(-1);
     if (
@@ -115,6 +118,11 @@ export class BatchingAppender {
     const settled = new Promise<void>((resolve, reject) => waiters.push({ resolve, reject }));
     this.#running ??= this.#run();
     return settled;
+  }
+
+  #refuse(reason: string): Promise<void> {
+    this.stats.appendsFailed++;
+    return Promise.reject(new ClusterLogError(reason));
   }
 
   /** Refuses new appends and waits up to `timeoutMs` for the queued ones; then rejects what is left. */
@@ -139,6 +147,7 @@ export class BatchingAppender {
         const batch = this.#batches.shift();
         if (!batch) return;
         this.#queuedBytes -= batch.builder.bytes - EMPTY_MESSAGE_BYTES;
+        this.#sendingBytes = batch.builder.bytes - EMPTY_MESSAGE_BYTES;
         try {
           await this.#sendUntil(batch.builder.finish(), batch.deadline);
           this.stats.messagesSent++;
@@ -146,7 +155,10 @@ export class BatchingAppender {
           for (const waiter of batch.waiters) waiter.resolve();
         } catch (error) {
           const failure = error instanceof ClusterLogError ? error : new ClusterLogError(describe(error));
+          this.stats.appendsFailed += batch.waiters.length;
           for (const waiter of batch.waiters) waiter.reject(failure);
+        } finally {
+          this.#sendingBytes = 0;
         }
       }
     } finally {
@@ -193,6 +205,7 @@ export class BatchingAppender {
     while (this.#batches.length > 0 && select(this.#batches[0])) {
       const batch = this.#batches.shift()!;
       this.#queuedBytes -= batch.builder.bytes - EMPTY_MESSAGE_BYTES;
+      this.stats.appendsFailed += batch.waiters.length;
       const error = new ClusterLogError(reason);
       for (const waiter of batch.waiters) waiter.reject(error);
     }

@@ -125,6 +125,12 @@ export function unpackEntries(body: Uint8Array): Uint8Array[] {
   return unpackMessage(body).entries;
 }
 
+/** What a reader of the log counts, for the log's stats. */
+export interface ReadCounters {
+  entriesApplied: number;
+  resendsDropped: number;
+}
+
 /** How many writers a ResendFilter remembers: far more processes than append to one log at a time. */
 const REMEMBERED_WRITERS = 4096;
 

@@ -10,10 +10,12 @@
  */
 import type { LogEntry } from "../cluster_log.ts";
 import type { LogPuller, PulledBatch } from "./broker_puller.ts";
-import { ResendFilter, type Stamp, unpackMessage } from "./frames.ts";
+import { type ReadCounters, ResendFilter, type Stamp, unpackMessage } from "./frames.ts";
 import { type ClusterLogLogger, describe } from "./options.ts";
 
 export interface PullReaderOptions {
+  /** What it applied and dropped, for the log\'s stats. */
+  counters: ReadCounters;
   /** How long a pull waits in the broker for a message when there is none. */
   suspendMs: number;
   requestTimeoutMs: number;
@@ -195,6 +197,7 @@ export class PullReader {
         continue;
       }
       if (!this.#resends.fresh(stamp, message.queueOffset)) {
+        this.options.counters.resendsDropped++;
         this.options.logger.info("cluster_log_resend_dropped", {
           offset: message.queueOffset,
           writer: stamp.writer,
@@ -217,6 +220,7 @@ export class PullReader {
     for (;;) {
       try {
         await apply(entries);
+        this.options.counters.entriesApplied += entries.length;
         return true;
       } catch (error) {
         this.options.logger.warn("cluster_log_apply_failed", {

@@ -7,7 +7,7 @@
  * backoff forever; the loop never ends by itself.
  */
 import type { LogEntry } from "../cluster_log.ts";
-import { ResendFilter, type Stamp, unpackMessage } from "./frames.ts";
+import { type ReadCounters, ResendFilter, type Stamp, unpackMessage } from "./frames.ts";
 import { type ClusterLogLogger, describe, withTimeout } from "./options.ts";
 
 /** What the reader needs of a received message (the client's MessageView has it). */
@@ -27,6 +27,8 @@ export interface LogConsumer<M extends ReceivedMessage> {
 }
 
 export interface ReaderOptions {
+  /** What it applied and dropped, for the log\'s stats. */
+  counters: ReadCounters;
   receiveBatch: number;
   invisibleMs: number;
   awaitMs: number;
@@ -153,6 +155,7 @@ export class LogReader<M extends ReceivedMessage> {
         continue;
       }
       if (!this.#resends.fresh(stamp, message.offset ?? 0)) {
+        this.options.counters.resendsDropped++;
         this.options.logger.info("cluster_log_resend_dropped", {
           messageId: message.messageId,
           offset: message.offset ?? 0,
@@ -182,6 +185,7 @@ export class LogReader<M extends ReceivedMessage> {
       for (;;) {
         try {
           await apply(entries);
+          this.options.counters.entriesApplied += entries.length;
           return true;
         } catch (error) {
           this.options.logger.warn("cluster_log_apply_failed", {

@@ -6,9 +6,15 @@
  */
 import { Buffer } from "node:buffer";
 import type { MessageView, SimpleConsumer } from "rocketmq-client-nodejs";
-import { type ClusterLog, ClusterLogError, type ClusterLogHealth, type LogEntry } from "../cluster_log.ts";
+import {
+  type ClusterLog,
+  ClusterLogError,
+  type ClusterLogHealth,
+  type ClusterLogStats,
+  type LogEntry,
+} from "../cluster_log.ts";
 import { prepareOrderlyReader } from "./admin.ts";
-import { type AppendStats, BatchingAppender } from "./appender.ts";
+import { BatchingAppender } from "./appender.ts";
 import { BrokerPuller } from "./broker_puller.ts";
 import { type Clients, proxyUnreachable, shutdownClients, startClients } from "./clients.ts";
 import {
@@ -19,6 +25,7 @@ import {
   type RocketMqLogOptions,
   withTimeout,
 } from "./options.ts";
+import type { ReadCounters } from "./frames.ts";
 import { PullReader } from "./pull_reader.ts";
 import { type LogConsumer, LogReader } from "./reader.ts";
 
@@ -32,6 +39,7 @@ export class RocketMqLog implements ClusterLog {
   #reader: LogReader<MessageView> | PullReader | undefined;
   #sendError: string | undefined;
   #receiveError: string | undefined;
+  readonly #readCounters: ReadCounters = { entriesApplied: 0, resendsDropped: 0 };
 
   constructor(options: RocketMqLogOptions) {
     this.#options = resolveOptions(options);
@@ -116,6 +124,7 @@ export class RocketMqLog implements ClusterLog {
         requestTimeoutMs: o.requestTimeoutMs,
         logger: o.logger,
         onReceiveResult,
+        counters: this.#readCounters,
       });
       this.#reader = reader;
       reader.start(apply);
@@ -133,13 +142,21 @@ export class RocketMqLog implements ClusterLog {
       requestTimeoutMs: o.requestTimeoutMs,
       logger: o.logger,
       onReceiveResult,
+      counters: this.#readCounters,
     });
     this.#reader.start(apply);
   }
 
-  /** Append counters (messages and entries sent, failed send attempts); zero before start. */
-  stats(): AppendStats {
-    return { ...(this.#appender?.stats ?? { messagesSent: 0, entriesSent: 0, sendFailures: 0 }) };
+  stats(): ClusterLogStats {
+    const sent = this.#appender?.stats;
+    return {
+      entriesAppended: sent?.entriesSent ?? 0,
+      appendsFailed: sent?.appendsFailed ?? 0,
+      messagesSent: sent?.messagesSent ?? 0,
+      sendFailures: sent?.sendFailures ?? 0,
+      pendingBytes: this.#appender?.pendingBytes ?? 0,
+      ...this.#readCounters,
+    };
   }
 
   health(): ClusterLogHealth {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { requireRocketMq } from "../../storage/rocketmq/rocketmq_env.ts";
 import { connectJs, endJs, sleep, WAIT_MS, withTimeout } from "../../interop/tools.ts";
 import type { Packet } from "../../../src/codec/mod.ts";
+import { parseExposition } from "../../../src/observe/mod.ts";
 import { connect, publishPacket, readPublish, subscribe, subscription, text } from "../../helpers/clients.ts";
 import { NODE_TIMEOUT_MS, withCluster } from "./nodes.ts";
 
@@ -50,11 +51,28 @@ Deno.test("cluster over RocketMQ: QoS 0, 1 and 2 at 3.1.1 and 5.0 cross nodes on
       assert.equal(fourth.packet.properties?.contentType, "text/plain");
       await onB.inbox.expectCount(30, 500);
       await onC.inbox.expectCount(30, 0);
+      // What an operator scrapes: the node that took the publishes appended them, the others applied them.
+      const [onA, onNodeB] = [await clusterMetrics(a.httpPort), await clusterMetrics(b.httpPort)];
+      assert.equal(onA.mqtt_cluster_up, 1);
+      assert.equal(onA.mqtt_cluster_nodes, 3);
+      assert.ok(onA.mqtt_cluster_log_entries_appended_total >= 30, JSON.stringify(onA));
+      assert.ok(onA.mqtt_cluster_log_messages_sent_total >= 1, JSON.stringify(onA));
+      assert.ok(onNodeB.mqtt_cluster_log_entries_applied_total >= 30, JSON.stringify(onNodeB));
     } finally {
       await endJs(onB.client, onC.client, publisher.client);
     }
   });
 });
+
+/** A node's mqtt_cluster_* series from /metrics. */
+async function clusterMetrics(httpPort: number): Promise<Record<string, number>> {
+  const text =
+    await (await fetch(`http://127.0.0.1:${httpPort}/metrics`, { signal: AbortSignal.timeout(WAIT_MS) }))
+      .text();
+  return Object.fromEntries(
+    parseExposition(text).filter((s) => s.name.startsWith("mqtt_cluster_")).map((s) => [s.name, s.value]),
+  );
+}
 
 Deno.test("cluster over RocketMQ: a $share group across nodes gets each message exactly once", async () => {
   await withCluster(async (cluster) => {

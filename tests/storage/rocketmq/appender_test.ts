@@ -91,10 +91,13 @@ Deno.test("rocketmq appender: the backlog is bounded; close() rejects what was n
   const inFlight = log.append(new Uint8Array(10)); // taken by the send that never answers
   await new Promise((resolve) => setTimeout(resolve, 10));
   const queued = log.append(new Uint8Array(900));
+  assert.equal(log.pendingBytes, 4 + 10 + 4 + 900, "the one in flight and the one queued, with their frames");
   await assert.rejects(log.append(new Uint8Array(200)), /backlog is full/);
+  assert.equal(log.stats.appendsFailed, 1);
   await log.close(50);
   await assert.rejects(queued, /stopped before the entry was sent/);
   await assert.rejects(log.append(text("late")), ClusterLogError);
+  assert.equal(log.stats.appendsFailed, 3, "refused, rejected at close, refused after close");
   void inFlight.catch(() => {});
 });
 

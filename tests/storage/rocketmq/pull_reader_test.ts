@@ -151,12 +151,13 @@ class FakeBroker implements LogPuller {
   }
 }
 
-function pullReader(broker: LogPuller) {
+function pullReader(broker: LogPuller, counters = { entriesApplied: 0, resendsDropped: 0 }) {
   return new PullReader(broker, {
     suspendMs: 1000,
     requestTimeoutMs: 1000,
     logger: silentLogger,
     onReceiveResult: () => {},
+    counters,
   });
 }
 
@@ -235,7 +236,8 @@ function queueWithResend(): (at: number) => Uint8Array {
 
 Deno.test("pull reader: a message the broker stored twice (a re-send after a lost receipt) is applied once", async () => {
   const broker = new FakeBroker(0, 6, queueWithResend());
-  const reader = pullReader(broker);
+  const counters = { entriesApplied: 0, resendsDropped: 0 };
+  const reader = pullReader(broker, counters);
   const applied: string[] = [];
   const positions: bigint[] = [];
   reader.start((entries: LogEntry[]) => {
@@ -245,6 +247,7 @@ Deno.test("pull reader: a message the broker stored twice (a re-send after a los
   });
   await until("every message", () => applied.length >= 5);
   await reader.stop(1000);
+  assert.deepEqual(counters, { entriesApplied: 5, resendsDropped: 1 }, "counted for /metrics");
   assert.deepEqual(applied, ["m1", "m2", "m3", "m4", "m5"]);
   assert.deepEqual(
     positions,

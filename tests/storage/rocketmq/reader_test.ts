@@ -63,7 +63,7 @@ class OrderlyFake implements LogConsumer<ReceivedMessage> {
   }
 }
 
-function reader(consumer: LogConsumer<ReceivedMessage>) {
+function reader(consumer: LogConsumer<ReceivedMessage>, counters = { entriesApplied: 0, resendsDropped: 0 }) {
   return new LogReader(consumer, {
     receiveBatch: 32,
     invisibleMs: 30_000,
@@ -71,6 +71,7 @@ function reader(consumer: LogConsumer<ReceivedMessage>) {
     requestTimeoutMs: 1000,
     logger: silentLogger,
     onReceiveResult: () => {},
+    counters,
   });
 }
 
@@ -108,7 +109,8 @@ Deno.test("rocketmq reader: a message stored twice (a re-send after a lost recei
     (offset) => packEntries([text(`m${sequenceAt[offset]}`)], writer, sequenceAt[offset]),
   );
   const applied: string[] = [];
-  const log = reader(consumer);
+  const counters = { entriesApplied: 0, resendsDropped: 0 };
+  const log = reader(consumer, counters);
   log.start((entries: LogEntry[]) => {
     applied.push(...entries.map((entry) => new TextDecoder().decode(entry.body)));
     return Promise.resolve();
@@ -117,6 +119,7 @@ Deno.test("rocketmq reader: a message stored twice (a re-send after a lost recei
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
   await log.stop(5000);
+  assert.deepEqual(counters, { entriesApplied: 3, resendsDropped: 1 }, "counted for /metrics");
   assert.deepEqual(applied, ["m1", "m2", "m3"]);
   assert.deepEqual(consumer.calls.filter((call) => call.startsWith("acked")), [
     "acked 0",

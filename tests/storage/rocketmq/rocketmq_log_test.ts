@@ -110,6 +110,11 @@ for (const [how, overrides] of [["by pull", {}], ["through the proxy", { nameSer
       }
       await new Promise((resolve) => setTimeout(resolve, 1000)); // time for a copy to arrive, if it would
       assert.deepEqual(mine(), [`${id} a`, `${id} b`, `${id} c`]);
+      assert.equal(
+        reader.stats().resendsDropped,
+        2,
+        "the two copies of the first message, counted for /metrics",
+      );
     } finally {
       await reader.stop();
     }
