@@ -372,6 +372,7 @@ export async function startBroker(
     if (config.admin.enabled) {
       const view = createBrokerView({
         broker,
+        cluster,
         connections,
         traffic,
         config,

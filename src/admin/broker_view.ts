@@ -4,6 +4,7 @@
  * into services, this file changes and the rest of src/admin/ does not.
  */
 import type { Broker } from "../broker/mod.ts";
+import type { ClusterNode } from "../cluster/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { type ClientConnectionInfo, type ConnectionManager, protocolName } from "../connection/mod.ts";
 import type { TrafficMetrics } from "../observe/metrics.ts";
@@ -13,6 +14,7 @@ import { topicMatches, validateTopicName } from "../topic/mod.ts";
 import type {
   Client,
   ClientDetail,
+  ClusterStatus,
   Limits,
   Listener,
   Page,
@@ -37,6 +39,8 @@ export interface BrokerViewSources {
   /** The bound listeners with their connection counts. */
   listeners: () => { name: string; hostname: string; port: number; open: number; total: number }[];
   reload: () => Promise<ReloadResult>;
+  /** The cluster node this broker is the replica of, when clustered. */
+  cluster?: ClusterNode;
 }
 
 const PREVIEW_CHARS = 1024;
@@ -245,6 +249,13 @@ export function createBrokerView(sources: BrokerViewSources): AdminBrokerView {
         storeFlushes: flushes.count,
         storeFlushSeconds: flushes.sum,
       };
+    },
+
+    cluster(): ClusterStatus {
+      if (!sources.cluster) {
+        return { enabled: false, nodeId: null, up: true, detail: "single node", nodes: [], log: null };
+      }
+      return { enabled: true, ...sources.cluster.status() };
     },
 
     reload: () => sources.reload(),

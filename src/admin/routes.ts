@@ -199,6 +199,17 @@ export const routes: Route[] = [
     handle: (view) => view.stats(),
   },
   {
+    method: "GET",
+    path: `${API_BASE}/cluster`,
+    operationId: "getCluster",
+    summary:
+      "This node's view of the cluster: the nodes it sees, whether the cluster log is up, its counters.",
+    tag: "broker",
+    access: "read",
+    response: S.ClusterStatus,
+    handle: (view) => view.cluster(),
+  },
+  {
     method: "POST",
     path: `${API_BASE}/reload`,
     operationId: "reload",

@@ -173,6 +173,31 @@ export const Stats = z.object({
   storeFlushSeconds: z.number().describe("Their total duration; Δseconds/Δflushes is the mean latency."),
 }).meta({ id: "Stats" });
 
+export const ClusterStatus = z.object({
+  enabled: z.boolean().describe("cluster.enabled: false on a single node (the rest is then empty)."),
+  nodeId: z.string().nullable(),
+  up: z.boolean().describe("This node can use the cluster log (as /readyz says)."),
+  detail: z.string(),
+  nodes: z.array(z.object({
+    nodeId: z.string(),
+    run: z.number().describe(
+      "When that node's process started (ms since the epoch): another value means it restarted.",
+    ),
+    self: z.boolean(),
+    alive: z.boolean().describe("False once this node asked the log to declare it gone."),
+    lastHeardMsAgo: z.int().describe("Since its last heartbeat was applied here."),
+  })).describe("This node first, then every node it heard of and has not seen declared gone."),
+  log: z.object({
+    entriesAppended: z.int(),
+    appendsFailed: z.int(),
+    messagesSent: z.int(),
+    sendFailures: z.int(),
+    pendingBytes: z.int(),
+    entriesApplied: z.int(),
+    resendsDropped: z.int(),
+  }).nullable().describe("The cluster log's counters since this node started (as on /metrics)."),
+}).meta({ id: "ClusterStatus" });
+
 export const ReloadResult = z.object({
   reloaded: z.array(z.string()),
   failed: z.array(z.object({ part: z.string(), error: z.string() })),
@@ -223,6 +248,7 @@ export type PublishResult = z.output<typeof PublishResult>;
 export type Listener = z.output<typeof Listener>;
 export type Limits = z.output<typeof Limits>;
 export type Stats = z.output<typeof Stats>;
+export type ClusterStatus = z.output<typeof ClusterStatus>;
 export type ReloadResult = z.output<typeof ReloadResult>;
 export type Role = z.output<typeof Role>;
 /** One page of a list. */

@@ -7,6 +7,7 @@ import type {
   Client,
   ClientDetail,
   ClientsQuery,
+  ClusterStatus,
   Limits,
   Listener,
   Page,
@@ -52,6 +53,7 @@ export interface AdminBrokerView {
   listeners(): Listener[];
   limits(): Limits;
   stats(): Stats;
+  cluster(): ClusterStatus;
   /** Same as SIGHUP. */
   reload(): Promise<ReloadResult>;
 }

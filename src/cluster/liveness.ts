@@ -79,6 +79,16 @@ export class Liveness {
     return nodes.filter((node) => node !== except);
   }
 
+  /** Every other node heard of: its run, when it was last heard here (local time), and whether declared gone. */
+  peers(): { node: string; run: number; heardAt: number; declaredDown: boolean }[] {
+    return [...this.#peers].filter(([node]) => node !== this.self).map(([node, peer]) => ({
+      node,
+      run: peer.run,
+      heardAt: peer.heardAt,
+      declaredDown: peer.declaredDown,
+    }));
+  }
+
   /** The liveness view, for a joining node. */
   exportAll(): [node: string, run: number, lastBeat: number][] {
     return [...this.#peers].map(([node, peer]) => [node, peer.run, peer.lastBeat]);

@@ -41,6 +41,24 @@ import { Liveness } from "./liveness.ts";
 import { LogClock } from "./log_clock.ts";
 import { chunks, encodeState } from "./snapshot.ts";
 
+/** A node's view of the cluster (ClusterNode.status). */
+export interface ClusterStatus {
+  nodeId: string;
+  /** The cluster log can be used; `detail` says why not, or what it is. */
+  up: boolean;
+  detail: string;
+  nodes: {
+    nodeId: string;
+    /** When its process started (ms since the epoch): another value means it restarted. */
+    run: number;
+    self: boolean;
+    /** False once this node asked the log to declare it gone. */
+    alive: boolean;
+    lastHeardMsAgo: number;
+  }[];
+  log: ClusterLogStats;
+}
+
 /** Logs a cluster node writes; the broker's Logger fits. */
 export interface ClusterLogger {
   info(event: string, fields?: Record<string, unknown>): void;
@@ -179,6 +197,28 @@ export class ClusterNode implements SessionService {
     }
     this.#pending.clear();
     await this.options.log.stop();
+  }
+
+  /** This node's view of the cluster, for the admin API: itself first, then every node it heard of. */
+  status(): ClusterStatus {
+    const now = this.options.clock.now();
+    const health = this.health();
+    return {
+      nodeId: this.nodeId,
+      up: health.ok,
+      detail: health.detail,
+      nodes: [
+        { nodeId: this.nodeId, run: this.#run, self: true, alive: true, lastHeardMsAgo: 0 },
+        ...this.#liveness.peers().map((peer) => ({
+          nodeId: peer.node,
+          run: peer.run,
+          self: false,
+          alive: !peer.declaredDown,
+          lastHeardMsAgo: Math.max(0, Math.round(now - peer.heardAt)),
+        })),
+      ],
+      log: this.options.log.stats(),
+    };
   }
 
   /** For /metrics: whether the log can be used, the nodes believed alive (this one included), the log's counters. */

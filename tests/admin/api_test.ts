@@ -266,7 +266,7 @@ Deno.test("admin api: sessions are listed; an offline one is deleted, a connecte
   });
 });
 
-Deno.test("admin api: listeners, limits, stats and reload", async () => {
+Deno.test("admin api: listeners, limits, cluster (a single node), stats and reload", async () => {
   await withAdminBroker("mqtt.max_inflight = 7", async ({ api, port }) => {
     const listeners = await body(await api("/api/v1/listeners"));
     assert.deepEqual(
@@ -277,6 +277,15 @@ Deno.test("admin api: listeners, limits, stats and reload", async () => {
     );
     const limits = await body(await api("/api/v1/limits"));
     assert.equal(limits.json["mqtt.max_inflight"], 7);
+    const cluster = await body(await api("/api/v1/cluster"));
+    assert.deepEqual(cluster.json, {
+      enabled: false,
+      nodeId: null,
+      up: true,
+      detail: "single node",
+      nodes: [],
+      log: null,
+    });
     assert.equal(limits.json["shutdown.drain_timeout_ms"], 5000);
     const client = await connectJs(port, { clientId: "counted" });
     try {

@@ -26,7 +26,7 @@ Deno.test("cluster: a QoS 1 publish on one node reaches a subscriber on the othe
   }
 });
 
-Deno.test("cluster: a node's metrics count what it appended and applied, the nodes it sees, and whether the log is up", async () => {
+Deno.test("cluster: a node's metrics and status count what it appended and applied, the nodes it sees, and whether the log is up", async () => {
   const cluster = new TestCluster();
   try {
     const [a, b] = [await cluster.start("a"), await cluster.start("b")];
@@ -53,8 +53,16 @@ Deno.test("cluster: a node's metrics count what it appended and applied, the nod
       assert.equal(after[node].nodes, 2);
       assert.equal(after[node].log.pendingBytes, 0);
     }
+    const status = a.status();
+    assert.deepEqual(
+      status.nodes.map((node) => [node.nodeId, node.self, node.alive]),
+      [["a", true, true], ["b", false, true]],
+      "itself first, then the node it heard of",
+    );
+    assert.deepEqual(status.log, a.metrics().log);
     cluster.service.setReachable(false);
     assert.equal(a.metrics().up, false, "the log unreachable: down");
+    assert.equal(a.status().up, false);
     cluster.service.setReachable(true);
   } finally {
     await cluster.stop();

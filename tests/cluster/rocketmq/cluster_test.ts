@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { requireRocketMq } from "../../storage/rocketmq/rocketmq_env.ts";
 import { connectJs, endJs, sleep, WAIT_MS, withTimeout } from "../../interop/tools.ts";
 import type { Packet } from "../../../src/codec/mod.ts";
+import { hashPassword } from "../../../src/auth/mod.ts";
 import { parseExposition } from "../../../src/observe/mod.ts";
 import { connect, publishPacket, readPublish, subscribe, subscription, text } from "../../helpers/clients.ts";
 import { NODE_TIMEOUT_MS, withCluster } from "./nodes.ts";
@@ -219,7 +220,12 @@ Deno.test("cluster over RocketMQ: retained messages reach every node, and a node
 
 Deno.test("cluster over RocketMQ: the will of a client whose node dies goes out once, within the node timeout", async () => {
   await withCluster(async (cluster) => {
-    const [a, b, c] = [await cluster.start("a"), await cluster.start("b"), await cluster.start("c")];
+    const admin = await adminConfig();
+    const [a, b, c] = [
+      await cluster.start("a"),
+      await cluster.start("b", admin.lines),
+      await cluster.start("c"),
+    ];
     const watchB = await connectJs(b.port, { clientId: "watch-b", protocolVersion: 5 });
     const watchC = await connectJs(c.port, { clientId: "watch-c", protocolVersion: 4 });
     await watchB.client.subscribeAsync("status/#", { qos: 1 });
@@ -244,11 +250,50 @@ Deno.test("cluster over RocketMQ: the will of a client whose node dies goes out 
       assert.ok(elapsed < NODE_TIMEOUT_MS + 5000, `will after ${elapsed} ms`);
       await watchB.inbox.expectCount(1, 2000);
       await watchC.inbox.expectCount(1, 0);
+      // The operator's view on b: a gone, c alive.
+      const response = await fetch(`http://127.0.0.1:${b.httpPort}/api/v1/cluster`, {
+        headers: { authorization: `Bearer ${await admin.login(b.httpPort)}` },
+        signal: AbortSignal.timeout(WAIT_MS),
+      });
+      const status = await response.json();
+      assert.equal(response.status, 200, JSON.stringify(status));
+      const seen = (prefix: string) =>
+        status.nodes.find((node: { nodeId: string }) => node.nodeId.startsWith(prefix));
+      // A node declared gone is forgotten once the log confirms it.
+      assert.deepEqual(
+        [status.enabled, status.up, seen("b-")?.self, seen("a-")?.alive ?? "forgotten", seen("c-")?.alive],
+        [true, true, true, "forgotten", true],
+        JSON.stringify(status),
+      );
     } finally {
       await endJs(watchB.client, watchC.client, device.client);
+      await Deno.remove(admin.dir, { recursive: true });
     }
   });
 });
+
+/** The admin API on a node, with an admin password file in a temporary directory (/readyz stays open). */
+async function adminConfig(): Promise<
+  { lines: string[]; dir: string; login(httpPort: number): Promise<string> }
+> {
+  const dir = await Deno.makeTempDir({ prefix: "mqtt-proxy-cluster-admin-" });
+  await Deno.writeTextFile(`${dir}/admins`, `alice:${await hashPassword("alice-password", 10)}\n`);
+  return {
+    lines: ["admin.enabled = true", `admin.password_file = ${dir}/admins`],
+    dir,
+    async login(httpPort) {
+      const response = await fetch(`http://127.0.0.1:${httpPort}/api/v1/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ username: "alice", password: "alice-password" }),
+        signal: AbortSignal.timeout(WAIT_MS),
+      });
+      const body = await response.json();
+      assert.equal(response.status, 200, JSON.stringify(body));
+      return body.token;
+    },
+  };
+}
 
 Deno.test("cluster over RocketMQ: Will Delay is cancelled when the client comes back on another node in time", async () => {
   await withCluster(async (cluster) => {
