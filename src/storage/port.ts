@@ -125,7 +125,10 @@ export interface SubscriptionStore {
 }
 
 export interface MessageLog {
-  /** Appends a message once; returns the reference queue entries use. */
+  /**
+   * Appends a message once; returns the reference queue entries use. The payload may be a view of a buffer
+   * the caller goes on to reuse: an adapter that keeps it in memory keeps a copy.
+   */
   appendMessage(message: StoredMessage): MessageRef;
   /** Adds or replaces (same client and message) a queue entry; entries keep the order they were first added in. */
   saveQueueEntry(entry: QueueEntry): void;

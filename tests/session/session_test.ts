@@ -319,3 +319,19 @@ Deno.test("a message larger than the client's Maximum Packet Size is dropped for
   assert.equal(session.outbound.drops.tooLarge, 1);
   assert.equal(session.outbound.inflight.size, 0);
 });
+
+Deno.test("a paged-out session hands a delivery to storage as it came, without a copy of its payload", () => {
+  const session = new Session("c1", limits);
+  session.persistent = true;
+  session.outbound.pageOut();
+  // A payload that is a view of a larger received block, as the decoder's are.
+  const block = new Uint8Array(4096);
+  const payload = block.subarray(100, 1124);
+  session.deliver({ message: message("t", 1, { payload }), grantedQos: 1, retain: false }, false, 0);
+  const records = session.takeRecords();
+  assert.equal(records.length, 1);
+  const [record] = records;
+  assert.ok(record.kind === "saveDelivery" && record.stage === "queued");
+  assert.equal(record.delivery.message.payload, payload, "the payload is not copied for storage");
+  assert.equal(session.outbound.queueLength, 0, "nothing is kept in memory");
+});

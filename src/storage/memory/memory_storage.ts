@@ -127,7 +127,11 @@ class MemoryStorage implements StorageAdapter {
   appendMessage(message: StoredMessage): MessageRef {
     const state = this.#mutate();
     const id = state.nextMessageId++ as MessageRef;
-    state.messages.set(id, { ...message });
+    // The payload may be a view of a block the caller reuses or that holds other frames: keep a copy of
+    // its own, as a store on disk does, so that a queued message does not pin the block.
+    const { payload } = message;
+    const own = payload.byteLength === payload.buffer.byteLength ? payload : payload.slice();
+    state.messages.set(id, { ...message, payload: own });
     return id;
   }
 
