@@ -144,6 +144,8 @@ export interface MessageLog {
   /**
    * One client's queue in delivery order, with its messages; it reflects every mutation issued before the
    * call. Expired messages not yet sent are left out; one already sent is not expired [MQTT-4.3.3-7].
+   * Each payload read is the caller's own (a buffer of its own that nothing else refers to): the broker
+   * gives its memory back as soon as the delivery is acknowledged.
    */
   readQueue(clientId: string): Promise<StoredDelivery[]>;
 }

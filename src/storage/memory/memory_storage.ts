@@ -170,7 +170,11 @@ class MemoryStorage implements StorageAdapter {
     for (const entry of this.state.queues.get(clientId)?.values() ?? []) {
       const message = this.state.messages.get(entry.messageId);
       if (message && (entry.stage !== "queued" || !isExpired(message, now))) {
-        deliveries.push({ entry: copyEntry(entry), message: { ...message } });
+        // The caller's own payload (see MessageLog.readQueue), as a read from disk would give it.
+        deliveries.push({
+          entry: copyEntry(entry),
+          message: { ...message, payload: message.payload.slice() },
+        });
       }
     }
     return Promise.resolve(deliveries);
