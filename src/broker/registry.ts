@@ -223,8 +223,8 @@ export class SessionRegistry {
         grantedQos: entry.qos,
         retain: entry.retain,
         subscriptionIdentifiers: entry.subscriptionIdentifiers,
-        // A read's payloads are ours alone (MessageLog.readQueue): freed once acknowledged.
-        ownsPayload: true,
+        // Freed once acknowledged where a read's payloads are ours alone (MessageLog.readsOwnPayloads).
+        ownsPayload: storage.readsOwnPayloads === true,
       };
       persistence.restored(delivery, item);
       deliveries.push({ delivery, qos: entry.qos, stage: entry.stage, packetId: entry.packetId });

@@ -73,69 +73,81 @@ for (const storage of ["memory", "embedded"] as const) {
 Deno.test("a client that acknowledges read-back messages before it reads them (still in the backlog) loses only those, and the connection lives", async () => {
   const count = 100;
   const big = "x".repeat(64 * 1024);
-  await withBroker("sys.interval_seconds = 0\nmqtt.max_outbound_bytes = 1024", async ({ port }) => {
-    const persistent = { cleanStart: false };
-    const { client: first } = await connect(port, "slow", 4, persistent);
-    await subscribe(first, 4, [subscription("q/#", 1)]);
-    await first.close();
-    const { client: publisher } = await connect(port, "pub", 4);
-    for (let id = 1; id <= count; id++) {
-      await publisher.sendPacket(publishPacket("q/big", `${id}:${big}`, 1, { packetId: id }), 4);
-      assert.equal((await publisher.readPacket()).type, "puback");
-    }
-
-    // A socket that does not read: 6.4 MB of PUBLISHes fill the kernel's buffers and the rest waits in
-    // the connection's backlog, already numbered; the client acknowledges every packet id at once.
-    const socket = await Deno.connect({ hostname: "127.0.0.1", port });
-    const connectPacket: Packet = {
-      type: "connect",
-      protocolName: "MQTT",
-      protocolVersion: 4,
-      cleanStart: false,
-      keepAlive: 60,
-      clientId: "slow",
-      properties: {},
-    };
-    const acks = Array.from(
-      { length: count },
-      (_, index) => encode({ type: "puback", packetId: index + 1, reasonCode: 0, properties: {} }, 4),
-    );
-    await socket.write(encode(connectPacket, 4));
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    for (const ack of acks) await socket.write(ack);
-
-    const decoder = new Decoder({ maxPacketSize: 1 << 20, protocolVersion: 4 });
-    const received: number[] = [];
-    const buffer = new Uint8Array(256 * 1024);
-    let connacked = false;
-    // One read at a time; the test stops once nothing has come for three 300 ms waits in a row.
-    let pending = socket.read(buffer);
-    for (let idle = 0; idle < 3;) {
-      const read = await Promise.race([
-        pending,
-        new Promise<"idle">((resolve) => setTimeout(() => resolve("idle"), 300)),
-      ]);
-      if (read === "idle") {
-        idle++;
-        continue;
+  // The embedded store: its reads are the broker's own payloads, freed once acknowledged.
+  const dir = await Deno.makeTempDir({ prefix: "mqtt-proxy-paged-" });
+  const properties = `storage.type = embedded\nstorage.dir = ${dir}\nsys.interval_seconds = 0\n` +
+    "mqtt.max_outbound_bytes = 1024";
+  try {
+    await withBroker(properties, async ({ port }) => {
+      const persistent = { cleanStart: false };
+      const { client: first } = await connect(port, "slow", 4, persistent);
+      await subscribe(first, 4, [subscription("q/#", 1)]);
+      await first.close();
+      const { client: publisher } = await connect(port, "pub", 4);
+      for (let id = 1; id <= count; id++) {
+        await publisher.sendPacket(publishPacket("q/big", `${id}:${big}`, 1, { packetId: id }), 4);
+        assert.equal((await publisher.readPacket()).type, "puback");
       }
-      assert.ok(read !== null, "the broker closed the connection");
-      idle = 0;
-      decoder.push(buffer.subarray(0, read));
-      for (let packet = decoder.next(); packet; packet = decoder.next()) {
-        if (packet.type === "connack") connacked = true;
-        if (packet.type === "publish") {
-          const text = new TextDecoder().decode(packet.payload);
-          assert.equal(text.length, big.length + `${packet.packetId}:`.length, "every PUBLISH sent is whole");
-          received.push(Number(text.split(":")[0]));
+
+      // A socket that does not read: 6.4 MB of PUBLISHes fill the kernel's buffers and the rest waits in
+      // the connection's backlog, already numbered; the client acknowledges every packet id at once.
+      const socket = await Deno.connect({ hostname: "127.0.0.1", port });
+      const connectPacket: Packet = {
+        type: "connect",
+        protocolName: "MQTT",
+        protocolVersion: 4,
+        cleanStart: false,
+        keepAlive: 60,
+        clientId: "slow",
+        properties: {},
+      };
+      const acks = Array.from(
+        { length: count },
+        (_, index) => encode({ type: "puback", packetId: index + 1, reasonCode: 0, properties: {} }, 4),
+      );
+      await socket.write(encode(connectPacket, 4));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      for (const ack of acks) await socket.write(ack);
+
+      const decoder = new Decoder({ maxPacketSize: 1 << 20, protocolVersion: 4 });
+      const received: number[] = [];
+      const buffer = new Uint8Array(256 * 1024);
+      let connacked = false;
+      // One read at a time; the test stops once nothing has come for three 300 ms waits in a row.
+      let pending = socket.read(buffer);
+      for (let idle = 0; idle < 3;) {
+        const read = await Promise.race([
+          pending,
+          new Promise<"idle">((resolve) => setTimeout(() => resolve("idle"), 300)),
+        ]);
+        if (read === "idle") {
+          idle++;
+          continue;
         }
+        assert.ok(read !== null, "the broker closed the connection");
+        idle = 0;
+        decoder.push(buffer.subarray(0, read));
+        for (let packet = decoder.next(); packet; packet = decoder.next()) {
+          if (packet.type === "connack") connacked = true;
+          if (packet.type === "publish") {
+            const text = new TextDecoder().decode(packet.payload);
+            assert.equal(
+              text.length,
+              big.length + `${packet.packetId}:`.length,
+              "every PUBLISH sent is whole",
+            );
+            received.push(Number(text.split(":")[0]));
+          }
+        }
+        pending = socket.read(buffer);
       }
-      pending = socket.read(buffer);
-    }
-    assert.ok(connacked);
-    assert.ok(received.length > 0 && received.length < count, `${received.length} of ${count} written`);
-    socket.close();
-    await pending.catch(() => null);
-    await publisher.close();
-  });
+      assert.ok(connacked);
+      assert.ok(received.length > 0 && received.length < count, `${received.length} of ${count} written`);
+      socket.close();
+      await pending.catch(() => null);
+      await publisher.close();
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

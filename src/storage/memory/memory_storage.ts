@@ -170,11 +170,8 @@ class MemoryStorage implements StorageAdapter {
     for (const entry of this.state.queues.get(clientId)?.values() ?? []) {
       const message = this.state.messages.get(entry.messageId);
       if (message && (entry.stage !== "queued" || !isExpired(message, now))) {
-        // The caller's own payload (see MessageLog.readQueue), as a read from disk would give it.
-        deliveries.push({
-          entry: copyEntry(entry),
-          message: { ...message, payload: message.payload.slice() },
-        });
+        // The stored payload itself: no copy per read (readsOwnPayloads is unset, so nothing frees it).
+        deliveries.push({ entry: copyEntry(entry), message: { ...message } });
       }
     }
     return Promise.resolve(deliveries);
