@@ -223,6 +223,8 @@ export class SessionRegistry {
         grantedQos: entry.qos,
         retain: entry.retain,
         subscriptionIdentifiers: entry.subscriptionIdentifiers,
+        // Freed once acknowledged where a read's payloads are ours alone (MessageLog.readsOwnPayloads).
+        ownsPayload: storage.readsOwnPayloads === true,
       };
       persistence.restored(delivery, item);
       deliveries.push({ delivery, qos: entry.qos, stage: entry.stage, packetId: entry.packetId });

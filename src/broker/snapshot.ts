@@ -7,7 +7,14 @@
 import type { StoredWill } from "../storage/port.ts";
 import type { SharedSessionState } from "../session/outbound.ts";
 import { Session } from "../session/session.ts";
-import type { Attachment, Message, Permissions, SessionLimits, SessionState } from "../session/types.ts";
+import type {
+  Attachment,
+  Delivery,
+  Message,
+  Permissions,
+  SessionLimits,
+  SessionState,
+} from "../session/types.ts";
 import type { Clock } from "./clock.ts";
 import type { Persistence } from "./persistence.ts";
 import { newEntry, type SessionRegistry } from "./registry.ts";
@@ -56,7 +63,8 @@ export async function exportState(broker: BrokerParts): Promise<BrokerState> {
     // how the client connected, while it is: the session's attachment (entry.attached)
     const { permissions: _, ...attachment } = session.attachment ?? {};
     sessions.push({
-      state: withoutStoredRefs(session.toRecord()),
+      // A session paged in only for this is paged out again below: nothing can free its payloads meanwhile.
+      state: withoutStoredRefs(session.toRecord(), !pagedOut),
       persistent: session.persistent,
       epoch: entry.epoch,
       owner: entry.owner,
@@ -73,15 +81,26 @@ export async function exportState(broker: BrokerParts): Promise<BrokerState> {
  * The state with copies of its deliveries that do not name this node's stored messages: the node that
  * imports it stores them again under its own refs.
  */
-function withoutStoredRefs(state: SessionState): SessionState {
+function withoutStoredRefs(state: SessionState, copyOwnPayloads: boolean): SessionState {
   return {
     ...state,
     inflight: state.inflight.map((entry) => ({
       ...entry,
-      delivery: { ...entry.delivery, storedRef: undefined },
+      delivery: exported(entry.delivery, copyOwnPayloads),
     })),
-    queue: state.queue.map((entry) => ({ ...entry, delivery: { ...entry.delivery, storedRef: undefined } })),
+    queue: state.queue.map((entry) => ({ ...entry, delivery: exported(entry.delivery, copyOwnPayloads) })),
   };
+}
+
+/**
+ * A delivery for the snapshot: no stored ref, and a payload of its own where this node's session frees its
+ * payload once acknowledged (Delivery.ownsPayload), which may happen while the snapshot is still being built.
+ */
+function exported(delivery: Delivery, copyOwnPayload: boolean): Delivery {
+  const message = copyOwnPayload && delivery.ownsPayload
+    ? { ...delivery.message, payload: delivery.message.payload.slice() }
+    : delivery.message;
+  return { ...delivery, message, storedRef: undefined, ownsPayload: undefined };
 }
 
 /** Installs another node's state into an empty broker, storing all of it. */

@@ -813,6 +813,9 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    */
   #deliver(effect: Extract<Effect, { kind: "deliver" }>): void {
     const { message } = effect;
+    // A payload read back from storage is freed once acknowledged (Delivery.ownsPayload): a client that
+    // acknowledged a packet id before the PUBLISH left the backlog has nothing left to be sent.
+    if ((message.payload.buffer as ArrayBuffer).detached) return;
     const packet = message.packet;
     const sameProperties = effect.properties === message.properties && effect.topic === message.topic;
     this.context.traffic.sent("publish");

@@ -50,6 +50,12 @@ export interface Delivery {
   subscriptionIdentifiers?: number[];
   /** Where the broker stored this delivery's message (its persistence sets it; opaque here). */
   storedRef?: number;
+  /**
+   * True when the message was made for this delivery alone (read back from storage) and its payload is a
+   * buffer nothing else refers to: once the delivery ends (acknowledged), the session gives that memory
+   * back at once instead of leaving it to V8's next full collection.
+   */
+  ownsPayload?: boolean;
 }
 
 /** A subscription held by a session. `filter` is the full filter, `$share/...` included. */

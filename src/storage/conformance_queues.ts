@@ -40,6 +40,23 @@ export function registerQueueCases(test: RegisterCase): void {
     },
   );
 
+  test(
+    "appendMessage keeps the payload's bytes, not the caller's buffer: a view of a block reused after it",
+    async (storage, restart) => {
+      // The broker hands over payloads that are views of its read blocks, which go on to hold other data.
+      const block = Uint8Array.from({ length: 4096 }, (_, index) => index % 199);
+      const payload = block.subarray(1000, 2024);
+      const expected = payload.slice();
+      const id = storage.appendMessage(sample.message("view", { payload }));
+      storage.saveQueueEntry(sample.entry("a", id));
+      block.fill(0);
+      const { storage: reopened } = await restart();
+      const [read] = await reopened.readQueue("a");
+      assert.deepEqual(read.message.payload, expected);
+      assert.equal(read.message.payload.buffer.byteLength, expected.byteLength, "not the whole block");
+    },
+  );
+
   test("a message is stored once however many queue entries refer to it", async (storage, restart) => {
     const id = storage.appendMessage(sample.message());
     storage.saveQueueEntry(sample.entry("a", id));

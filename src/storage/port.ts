@@ -125,7 +125,17 @@ export interface SubscriptionStore {
 }
 
 export interface MessageLog {
-  /** Appends a message once; returns the reference queue entries use. */
+  /**
+   * True when every payload {@link readQueue} returns is a buffer of the caller's own that nothing else
+   * refers to (the embedded store: each read is a fresh copy from disk): the broker then frees it as soon as
+   * the delivery is acknowledged instead of leaving it to V8's next full collection. An adapter that hands
+   * out payloads it keeps (the memory store) leaves it unset.
+   */
+  readonly readsOwnPayloads?: boolean;
+  /**
+   * Appends a message once; returns the reference queue entries use. The payload may be a view of a buffer
+   * the caller goes on to reuse: an adapter that keeps it in memory keeps a copy.
+   */
   appendMessage(message: StoredMessage): MessageRef;
   /** Adds or replaces (same client and message) a queue entry; entries keep the order they were first added in. */
   saveQueueEntry(entry: QueueEntry): void;
@@ -141,6 +151,7 @@ export interface MessageLog {
   /**
    * One client's queue in delivery order, with its messages; it reflects every mutation issued before the
    * call. Expired messages not yet sent are left out; one already sent is not expired [MQTT-4.3.3-7].
+   * See {@link readsOwnPayloads} for whether its payloads are the caller's own.
    */
   readQueue(clientId: string): Promise<StoredDelivery[]>;
 }

@@ -142,6 +142,15 @@ export class TestCluster {
 
 const silentLogger = { info() {}, warn() {}, error() {} };
 
+/**
+ * An effect as a connection runs it: a PUBLISH is encoded then, so its payload is copied here. The session
+ * frees a payload read back from storage once it is acknowledged (Delivery.ownsPayload).
+ */
+function asWritten(effect: Effect): Effect {
+  if (effect.kind !== "deliver") return effect;
+  return { ...effect, message: { ...effect.message, payload: effect.message.payload.slice() } };
+}
+
 /** A stand-in for a connection: records the effects the node runs for its client. */
 export class FakeClient implements SessionLink {
   readonly effects: Effect[] = [];
@@ -154,7 +163,7 @@ export class FakeClient implements SessionLink {
   constructor(readonly node: ClusterNode, readonly clientId: string, readonly version: ProtocolVersion = 5) {}
 
   run(effects: Effect[]): void {
-    this.effects.push(...effects);
+    this.effects.push(...effects.map(asWritten));
   }
 
   takeOver(): void {
@@ -188,14 +197,14 @@ export class FakeClient implements SessionLink {
       link: this,
       address: options.address,
     });
-    this.effects.push(...this.handle.effects);
+    this.effects.push(...this.handle.effects.map(asWritten));
     return this.handle;
   }
 
   /** Sends a packet as the client would; the node's immediate answer joins the recorded effects. */
   send(packet: Packet): void {
     assert.ok(this.handle, `${this.clientId} is not connected`);
-    this.effects.push(...this.node.receive(this.handle, packet));
+    this.effects.push(...this.node.receive(this.handle, packet).map(asWritten));
   }
 
   subscribe(filter: string, qos: QoS, packetId = 1): void {

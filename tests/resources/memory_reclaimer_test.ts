@@ -12,7 +12,7 @@ import { MB, startLimitedBroker } from "./support.ts";
 
 const SESSIONS = 10;
 const PER_SESSION = 6_000;
-const PAYLOAD = "x".repeat(1024);
+const PAYLOAD = "x".repeat(4096);
 const WINDOW = 500;
 const V4: ProtocolVersion = 4;
 

@@ -319,3 +319,41 @@ Deno.test("a message larger than the client's Maximum Packet Size is dropped for
   assert.equal(session.outbound.drops.tooLarge, 1);
   assert.equal(session.outbound.inflight.size, 0);
 });
+
+Deno.test("a paged-out session hands a delivery to storage as it came, without a copy of its payload", () => {
+  const session = new Session("c1", limits);
+  session.persistent = true;
+  session.outbound.pageOut();
+  // A payload that is a view of a larger received block, as the decoder's are.
+  const block = new Uint8Array(4096);
+  const payload = block.subarray(100, 1124);
+  session.deliver({ message: message("t", 1, { payload }), grantedQos: 1, retain: false }, false, 0);
+  const records = session.takeRecords();
+  assert.equal(records.length, 1);
+  const [record] = records;
+  assert.ok(record.kind === "saveDelivery" && record.stage === "queued");
+  assert.equal(record.delivery.message.payload, payload, "the payload is not copied for storage");
+  assert.equal(session.outbound.queueLength, 0, "nothing is kept in memory");
+});
+
+Deno.test("a delivery read back from storage gives its payload's memory back once acknowledged; a shared one is kept", () => {
+  const session = connected(5);
+  const stored = message("read-back", 1, { payload: new Uint8Array(1024).fill(7) });
+  const shared = message("live", 1, { payload: new Uint8Array(1024).fill(9) });
+  const storedQos2 = message("read-back-2", 2, { payload: new Uint8Array(512).fill(3) });
+  session.deliver({ message: stored, grantedQos: 1, retain: false, ownsPayload: true }, true, 0);
+  session.deliver({ message: shared, grantedQos: 1, retain: false }, true, 0);
+  assert.equal(stored.payload.byteLength, 1024, "kept while in flight: a takeover re-sends it");
+
+  session.handleIn({ type: "puback", packetId: 1, reasonCode: 0, properties: {} }, 0);
+  session.handleIn({ type: "puback", packetId: 2, reasonCode: 0, properties: {} }, 0);
+  assert.equal(stored.payload.buffer.byteLength, 0, "freed at PUBACK");
+  assert.equal(shared.payload.byteLength, 1024, "a message other sessions may hold is left alone");
+  assert.ok(shared.payload.every((byte) => byte === 9));
+
+  session.deliver({ message: storedQos2, grantedQos: 2, retain: false, ownsPayload: true }, true, 0);
+  session.handleIn({ type: "pubrec", packetId: 3, reasonCode: 0, properties: {} }, 0);
+  assert.equal(storedQos2.payload.byteLength, 512, "QoS 2: kept until PUBCOMP");
+  session.handleIn({ type: "pubcomp", packetId: 3, reasonCode: 0, properties: {} }, 0);
+  assert.equal(storedQos2.payload.buffer.byteLength, 0, "freed at PUBCOMP");
+});

@@ -216,3 +216,27 @@ Deno.test({
     });
   },
 });
+
+Deno.test("embedded: queue reads give payloads of the caller's own (readsOwnPayloads): freeing one leaves the store whole", async () => {
+  await withTempDir(async (dir) => {
+    const storage = embeddedStore(dir);
+    await storage.start();
+    try {
+      assert.equal(storage.readsOwnPayloads, true, "the broker frees them once acknowledged");
+      const payload = Uint8Array.from({ length: 1024 }, (_, index) => index % 251);
+      const id = storage.appendMessage(sample.message("own", { payload }));
+      storage.saveQueueEntry(sample.entry("a", id));
+      storage.saveQueueEntry(sample.entry("b", id));
+      const [first] = await storage.readQueue("a");
+      const [other] = await storage.readQueue("b");
+      assert.notEqual(first.message.payload.buffer, other.message.payload.buffer);
+      // What the broker does once the delivery is acknowledged (Delivery.ownsPayload).
+      (first.message.payload.buffer as ArrayBuffer).transfer(0);
+      assert.deepEqual(other.message.payload, payload);
+      const [again] = await storage.readQueue("a");
+      assert.deepEqual(again.message.payload, payload);
+    } finally {
+      await storage.stop();
+    }
+  });
+});

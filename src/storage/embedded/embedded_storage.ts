@@ -93,6 +93,8 @@ function createBatch(): Batch {
 }
 
 class EmbeddedStore implements EmbeddedStorage {
+  /** Each queue read is a fresh copy from the worker (structured clone): its payloads are the caller's. */
+  readonly readsOwnPayloads = true;
   #phase: "new" | "starting" | "started" | "stopped" = "new";
   #worker: Worker | undefined;
   #dirLock: DirLock | undefined;

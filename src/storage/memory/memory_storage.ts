@@ -127,7 +127,11 @@ class MemoryStorage implements StorageAdapter {
   appendMessage(message: StoredMessage): MessageRef {
     const state = this.#mutate();
     const id = state.nextMessageId++ as MessageRef;
-    state.messages.set(id, { ...message });
+    // The payload may be a view of a block the caller reuses or that holds other frames: keep a copy of
+    // its own, as a store on disk does, so that a queued message does not pin the block.
+    const { payload } = message;
+    const own = payload.byteLength === payload.buffer.byteLength ? payload : payload.slice();
+    state.messages.set(id, { ...message, payload: own });
     return id;
   }
 
@@ -166,6 +170,7 @@ class MemoryStorage implements StorageAdapter {
     for (const entry of this.state.queues.get(clientId)?.values() ?? []) {
       const message = this.state.messages.get(entry.messageId);
       if (message && (entry.stage !== "queued" || !isExpired(message, now))) {
+        // The stored payload itself: no copy per read (readsOwnPayloads is unset, so nothing frees it).
         deliveries.push({ entry: copyEntry(entry), message: { ...message } });
       }
     }
