@@ -281,7 +281,7 @@ async function runPubSubCase(
     await running.stop();
   }
   // The log is complete once the broker stopped. Fixed-rate runs: the pauses of the measured part only.
-  const warmup = testCase.rate > 0 ? Math.min(LATENCY_WARMUP_S, context.options.durationS / 2) * 1000 : 0;
+  const warmup = testCase.rate > 0 ? LATENCY_WARMUP_S * 1000 : 0;
   await collectGc(record, running, releasedAt + warmup);
   return record;
 }

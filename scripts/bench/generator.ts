@@ -14,10 +14,13 @@ const KEEP_ALIVE_S = 600;
 /** Unlimited-rate runs pause this long between polls so reads and writes batch (see mqttload.c). */
 const COALESCE_US = 500;
 /**
- * Fixed-rate runs measure latency only from messages sent after this long: the first second after a
- * fresh start is the runtime's (JIT compilation, start-up garbage), not the broker's steady state.
+ * Fixed-rate runs measure latency only from messages sent after this long at the rate, added to the run's
+ * duration: the first seconds after a fresh start are the runtime's (JIT compilation on the same core,
+ * start-up garbage), not the broker's steady state. One second was too short for V8 on one pinned core:
+ * mqtt-proxy's p99 at 10k msg/s QoS 0 was 0.9–1.2 ms measured after 1 s and 0.19–0.22 ms after 2 s (same
+ * build, quiet machine, 2026-12-05).
  */
-export const LATENCY_WARMUP_S = 1;
+export const LATENCY_WARMUP_S = 3;
 /** A generator process above this share of its core measured itself rather than the broker. */
 export const GENERATOR_BOUND_PCT = 90;
 
@@ -230,6 +233,8 @@ export async function runPubSub(
   cluster?: { subscriberPort: number; inflight: number; e2eWindow: number },
 ): Promise<PubSubResult> {
   const processes = splittable(testCase) ? processCount : 1;
+  const warmupS = testCase.rate > 0 ? LATENCY_WARMUP_S : 0;
+  const runS = durationS + warmupS;
   const nonce = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
   const spawned: Spawned[] = [];
   for (let part = 0; part < processes; part++) {
@@ -249,11 +254,11 @@ export async function runPubSub(
       `--qos=${testCase.qos}`,
       `--payload=${testCase.payload}`,
       `--rate=${testCase.rate * pubs.count / testCase.pubs}`,
-      `--duration=${durationS}`,
+      `--duration=${runS}`,
       `--inflight=${cluster?.inflight ?? QOS1_INFLIGHT}`,
       `--e2e-window=${cluster?.e2eWindow ?? E2E_WINDOW[testCase.qos]}`,
       `--coalesce-us=${testCase.rate > 0 ? 0 : COALESCE_US}`,
-      `--warmup=${testCase.rate > 0 ? Math.min(LATENCY_WARMUP_S, durationS / 2) : 0}`,
+      `--warmup=${warmupS}`,
       `--nonce=${nonce}`,
       "--drain-timeout=5",
       `--keepalive=${KEEP_ALIVE_S}`,
@@ -268,9 +273,9 @@ export async function runPubSub(
   // could not connect exits with an error line on its own; one that hangs is killed by collect().
   await withTimeout(Promise.all(spawned.map((s) => s.ready)), 30_000);
   await release(spawned);
-  const brokerCpu = cpuShare(place.brokerPid, durationS * 1000);
-  const { outputs, errors } = await collect<PubSubOutput>(spawned, (durationS + 40) * 1000);
-  return mergePubSub(outputs, errors, durationS, processes, await brokerCpu);
+  const brokerCpu = cpuShare(place.brokerPid, runS * 1000);
+  const { outputs, errors } = await collect<PubSubOutput>(spawned, (runS + 40) * 1000);
+  return mergePubSub(outputs, errors, runS, processes, await brokerCpu);
 }
 
 /** The share of one core a process used over the next `ms` (NaN when it could not be read). */
