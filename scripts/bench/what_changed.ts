@@ -192,12 +192,13 @@ export const PEER_NOTES =
   packet and effect per publish, and a map insert and delete per packet id, against rumqttd's ring of
   offsets into a commit log. The next step is a delivery path without per-delivery objects (packet ids in a
   ring, effects written straight to the connection).
-- **p99 at 10k msg/s: rumqttd 0.4–0.65 ms, mqtt-proxy 1.5–3.3 ms**, p99.9 4 ms against 4–15 ms. Young-GC
-  pauses, the measured cause before, are now 0.3–0.6 ms (see the GC table); what is left is the runtime's
-  per-message cost at a low rate (one read and one write op per message through Deno's op layer): a bare
-  Deno relay of the same traffic (no broker logic) shows p99 1.0–1.6 ms and p99.9 3–4 ms on this VM, above
-  the 1 ms target already. The generator itself sends 0.5–1.3% of its messages over 1 ms late here (CPU
-  steal on the shared host), which the tail shows too.
+- **p99 at 10k msg/s: Mosquitto 0.11–0.14 ms, rumqttd 0.16–0.21 ms, mqtt-proxy 0.18–0.23 ms** (QoS 0 and 1,
+  pinned, measured after 3 s at the rate; unpinned in the 2026-12-05 run, QoS 0: 0.06, 0.16 and 0.60 ms). Until 2026-12-05 the latency cases measured after 1 s and
+  mqtt-proxy showed 1.5–3.3 ms: V8's optimizing compiler was still at work on the broker's one pinned core
+  (the same build gave p99 0.9–1.2 ms after 1 s and 0.19–0.22 ms after 2 s), and the bare Deno relay used to
+  bound the runtime's cost had the same 1 s. What is left against Mosquitto is the runtime beside the event
+  loop on the same core: with V8's background worker thread reniced to 19 (a quick test, 3 runs each, not
+  adopted), p99.9 went from 1.9–2.8 ms to 0.39–0.51 ms with p99 unchanged.
 - **Connects per second: Mosquitto ≈ 2× ahead.** Broker CPU per connect: Mosquitto 22–30 µs, the bare Deno
   server with the same read strategy (deno-floor) 28–34 µs warm and ~43 µs cold, mqtt-proxy 41–46 µs warm
   and 61–64 µs cold (GC of ~19.5 KB allocated per connect in about ten chained async steps, and the CONNECT
