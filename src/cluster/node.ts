@@ -223,7 +223,8 @@ export class ClusterNode implements SessionService {
 
   /** For /metrics: whether the log can be used, the nodes believed alive (this one included), the log's counters. */
   metrics(): { up: boolean; nodes: number; log: ClusterLogStats } {
-    return { up: this.health().ok, nodes: this.#liveness.alive("").length, log: this.options.log.stats() };
+    const { up, nodes, log } = this.status();
+    return { up, nodes: nodes.filter((node) => node.alive).length, log };
   }
 
   health(): { ok: boolean; detail: string } {
