@@ -4,6 +4,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { call, savedToken, saveToken } from "./api.ts";
 import { Overview } from "./overview.tsx";
+import { ClusterPage } from "./cluster.tsx";
 import { ClientsPage, RetainedPage, SessionsPage, SubscriptionsPage } from "./pages.tsx";
 import { TestClient } from "./test_client.tsx";
 
@@ -13,6 +14,7 @@ const PAGES = {
   sessions: { title: "Sessions", view: SessionsPage },
   subscriptions: { title: "Subscriptions", view: SubscriptionsPage },
   retained: { title: "Retained", view: RetainedPage },
+  cluster: { title: "Cluster", view: ClusterPage },
   "test-client": { title: "Test client", view: TestClient },
 } as const;
 

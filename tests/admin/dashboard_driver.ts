@@ -5,6 +5,7 @@
  *
  *   deno run -A dashboard_driver.ts test <chromium> <base url> <token>
  *   deno run -A dashboard_driver.ts screenshots <chromium> <base url> <token> <dir>
+ *   deno run -A dashboard_driver.ts cluster <chromium> <base url> <token> <node id prefixes, comma-separated>
  */
 import { chromium, type Page } from "npm:playwright-core@^1.49.0";
 
@@ -15,7 +16,8 @@ declare const document: {
   ): { textContent: string | null; getAttribute(name: string): string | null } | null;
 };
 
-const [mode, executablePath, base, token, dir] = Deno.args;
+/** `modeArgument`: the screenshots' directory, or the cluster nodes to wait for. */
+const [mode, executablePath, base, token, modeArgument] = Deno.args;
 const say = (line: string) => {
   // deno-lint-ignore no-console
   console.log(line);
@@ -45,7 +47,8 @@ try {
   page.on("dialog", (dialog) => void dialog.accept());
   page.setDefaultTimeout(20_000);
   await login(page);
-  if (mode === "screenshots") await screenshots(page);
+  if (mode === "screenshots") await screenshots(page, modeArgument);
+  else if (mode === "cluster") await clusterView(page, modeArgument.split(","));
   else await scenario(page);
   code = 0;
 } catch (error) {
@@ -114,9 +117,32 @@ async function scenario(page: Page): Promise<void> {
   await page.click("#tc-publish button[type=submit]");
   await page.waitForSelector("#tc-messages td.payload:has-text('from the dashboard')");
   say("test-client-received dash/hello=from the dashboard");
+  await page.click("#nav-cluster");
+  await page.waitForSelector("#cluster-single");
+  say(`cluster-single ${await page.textContent("#cluster-single")}`);
 }
 
-async function screenshots(page: Page): Promise<void> {
+/**
+ * The cluster page of a node: waits until a row for each of `prefixes` (node ids start with the name the
+ * test gave the node) is shown, then prints the log state and every row as id:alive.
+ */
+async function clusterView(page: Page, prefixes: string[]): Promise<void> {
+  await page.click("#nav-cluster");
+  await page.waitForFunction(
+    (wanted) =>
+      wanted.every((prefix) => document.querySelector(`#cluster-nodes tr[data-key^="${prefix}"]`) !== null),
+    prefixes,
+  );
+  const rows = await page.$$eval(
+    "#cluster-nodes tbody tr",
+    (trs) => trs.map((tr) => `${tr.getAttribute("data-key")}:${tr.getAttribute("data-alive")}`),
+  );
+  const up = await page.getAttribute("#cluster-log-state", "data-up");
+  const applied = await page.textContent("#cluster-entriesApplied");
+  say(`cluster-view up=${up} applied=${applied} nodes=${rows.join(",")}`);
+}
+
+async function screenshots(page: Page, dir: string): Promise<void> {
   const shoot = async (name: string) => {
     await page.screenshot({ path: `${dir}/${name}.png`, fullPage: true });
     say(`screenshot ${dir}/${name}.png`);

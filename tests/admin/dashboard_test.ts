@@ -2,7 +2,7 @@
  * The dashboard in a real browser: headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core
  * in dashboard_driver.ts) logs in with the API token, sees an MQTT client appear, kicks it (the client gets
  * DISCONNECT 0x98), watches the overview chart move as messages flow, and publishes from the page's
- * MQTT-over-WebSocket test client to a subscriber here.
+ * MQTT-over-WebSocket test client to a subscriber here; the cluster page says the broker is a single node.
  */
 import assert from "node:assert/strict";
 import { connectJs, endJs, LiveProcess, withTimeout } from "../interop/tools.ts";
@@ -62,6 +62,7 @@ Deno.test("dashboard: log in, see a client, kick it, watch the chart move, publi
         "kicked",
         "chart-moved",
         "test-client-received",
+        "cluster-single",
       ]);
       const moved = driver.lines.find((line) => line.startsWith("chart-moved"))!;
       assert.ok(Number(/received=(\d+)/.exec(moved)?.[1]) >= 20, moved);

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { requireRocketMq } from "../../storage/rocketmq/rocketmq_env.ts";
-import { connectJs, endJs, sleep, WAIT_MS, withTimeout } from "../../interop/tools.ts";
+import { connectJs, endJs, LiveProcess, sleep, WAIT_MS, withTimeout } from "../../interop/tools.ts";
 import type { Packet } from "../../../src/codec/mod.ts";
 import { hashPassword } from "../../../src/auth/mod.ts";
 import { parseExposition } from "../../../src/observe/mod.ts";
@@ -251,8 +251,9 @@ Deno.test("cluster over RocketMQ: the will of a client whose node dies goes out 
       await watchB.inbox.expectCount(1, 2000);
       await watchC.inbox.expectCount(1, 0);
       // The operator's view on b: a gone, c alive.
+      const token = await admin.login(b.httpPort);
       const response = await fetch(`http://127.0.0.1:${b.httpPort}/api/v1/cluster`, {
-        headers: { authorization: `Bearer ${await admin.login(b.httpPort)}` },
+        headers: { authorization: `Bearer ${token}` },
         signal: AbortSignal.timeout(WAIT_MS),
       });
       const status = await response.json();
@@ -265,12 +266,58 @@ Deno.test("cluster over RocketMQ: the will of a client whose node dies goes out 
         [true, true, true, "forgotten", true],
         JSON.stringify(status),
       );
+      // The same view on the dashboard's cluster page, in a real browser.
+      const shown = await dashboardClusterView(`http://127.0.0.1:${b.httpPort}`, token, ["b-", "c-"]);
+      assert.match(shown, /^cluster-view up=true applied=[1-9]\d* nodes=b-[^:]+:true,c-[^:]+:true$/);
     } finally {
       await endJs(watchB.client, watchC.client, device.client);
       await Deno.remove(admin.dir, { recursive: true });
     }
   });
 });
+
+const CHROMIUM = "/usr/bin/chromium";
+
+/**
+ * The dashboard's cluster page of the node at `base`, read by tests/admin/dashboard_driver.ts in headless
+ * Chromium once a row for each node prefix is shown: its "cluster-view" line.
+ */
+async function dashboardClusterView(base: string, token: string, prefixes: string[]): Promise<string> {
+  try {
+    await Deno.stat(CHROMIUM);
+  } catch {
+    throw new Error(`MISSING TOOL chromium at ${CHROMIUM}: apt-get install -y chromium`);
+  }
+  const here = (path: string) => decodeURIComponent(new URL(path, import.meta.url).pathname);
+  const driver = new LiveProcess(
+    Deno.execPath(),
+    [
+      "run",
+      "-A",
+      `--config=${here("../../../deno.json")}`,
+      here("../../admin/dashboard_driver.ts"),
+      "cluster",
+      CHROMIUM,
+      base,
+      token,
+      prefixes.join(","),
+    ],
+    120_000,
+  );
+  try {
+    const line = await driver.waitForLine((line) => line.startsWith("cluster-view"), 60_000).catch(
+      (error) => {
+        throw new Error(`${error.message}\ndriver:\n${driver.lines.join("\n")}\n${driver.stderr}`);
+      },
+    );
+    const status = await driver.finish();
+    assert.equal(status.code, 0, `${driver.lines.join("\n")}\n${driver.stderr}`);
+    return line;
+  } finally {
+    driver.kill("SIGKILL");
+    await driver.finish();
+  }
+}
 
 /** The admin API on a node, with an admin password file in a temporary directory (/readyz stays open). */
 async function adminConfig(): Promise<
