@@ -4,7 +4,7 @@ import type { Will } from "../codec/types.ts";
 import type { SharedSessionState } from "../session/outbound.ts";
 import { Session } from "../session/session.ts";
 import type { Attachment, Delivery, SessionSubscription } from "../session/types.ts";
-import type { StorageAdapter, StorageSnapshot } from "../storage/port.ts";
+import type { QueuePosition, StorageAdapter, StorageSnapshot } from "../storage/port.ts";
 import { parseSharedFilter } from "../topic/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { ownerUsername } from "./owner.ts";
@@ -212,7 +212,14 @@ export class SessionRegistry {
   async pageIn(session: Session): Promise<void> {
     const { storage, persistence } = this.services;
     session.outbound.beginPageIn();
-    const stored = await storage.readQueue(session.clientId);
+    const stored = [];
+    let after: QueuePosition | undefined;
+    for (;;) {
+      const page = await storage.readQueue(session.clientId, { after, maxEntries: 1000, maxBytes: 1 << 30 });
+      stored.push(...page.deliveries);
+      after = page.last ?? after;
+      if (!page.more) break;
+    }
     const arrived = new Set(session.outbound.queue.map((queued) => persistence.storedRef(queued.delivery)));
     const deliveries = [];
     for (const item of stored) {
