@@ -20,10 +20,11 @@ type EffectSink = { push(effect: Effect): number };
 const NOT_PAGED_OUT = -1;
 
 /**
- * How much of a session's queue is read back from storage at once, and held in memory behind its inflight
- * window: 4 MiB fills a default outbound buffer (mqtt.max_outbound_bytes, 1 MiB) four times over, and 1000
- * small messages keep a fast client busy for a page read (a few ms), while 1000 clients coming back at
- * once hold 4 GiB at most instead of 1000 whole queues (up to 1 GiB each at the default limits).
+ * How much of a session's queue is read back from storage at once; the next page is read when half a page
+ * is left, so at most 1.5 pages wait in memory behind the inflight window. 4 MiB fills a default outbound
+ * buffer (mqtt.max_outbound_bytes, 1 MiB) four times over, and 1000 small messages keep a fast client busy
+ * while the next page is read (a few ms); 1000 clients coming back at once then hold 6 GiB at most, not
+ * 1000 whole queues (up to 1 GiB each at the default limits).
  */
 export const QUEUE_PAGE = { maxEntries: 1000, maxBytes: 4 * 1024 * 1024 } as const;
 
@@ -202,16 +203,20 @@ export class OutboundFlow {
         this.restore(delivery, qos, "queued");
       }
     }
+    // The queue held nothing when these drops were put off, so the oldest queued entries are this page's;
+    // the stored totals lost them when they were put off.
+    for (; this.#pendingDrops > 0 && this.queueLength > 0; this.#pendingDrops--) {
+      entries--;
+      bytes -= this.#dropOldestQueued();
+    }
     if (more) {
       this.#storedEntries = Math.max(0, this.#storedEntries - entries);
       this.#storedBytes = Math.max(0, this.#storedBytes - bytes);
     } else {
       this.#storedEntries = NOT_PAGED_OUT;
       this.#storedBytes = 0;
+      this.#pendingDrops = 0;
     }
-    // The queue held nothing when these drops were put off, so the oldest queued entries are this page's.
-    for (; this.#pendingDrops > 0 && this.queueLength > 0; this.#pendingDrops--) this.#dropOldestQueued();
-    if (!more) this.#pendingDrops = 0;
     if (this.#attachment) this.#drain(now, out);
   }
 
@@ -450,11 +455,12 @@ export class OutboundFlow {
     this.#record({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
-  /** Drops the oldest message of the queue in memory (a full queue, drop_oldest). */
-  #dropOldestQueued(): void {
+  /** Drops the oldest message of the queue in memory (a full queue, drop_oldest); returns its size. */
+  #dropOldestQueued(): number {
     const oldest = this.#queue!.shift()!;
     this.queuedBytes -= oldest.size;
     if (oldest.qos > 0) this.#record({ kind: "deleteDelivery", delivery: oldest.delivery });
+    return oldest.size;
   }
 
   /** Packet ids in use are skipped, so a resumed session never reuses one still inflight [MQTT-2.2.1-3]. */

@@ -191,3 +191,15 @@ Deno.test("a page-out while a page is read gives the put-off drops to storage an
   assert.ok(session.outbound.pagedOut);
   assert.ok(session.outbound.wantsPage, "a new read may start");
 });
+
+Deno.test("a drop put off until its page came is counted once: the queue limit still sees every message", () => {
+  const session = pagedOut(3); // a, b, c in storage: full
+  session.outbound.beginPageRead();
+  session.deliver(delivery("d"), true, 0); // drops the oldest (a, in the page being read), stores d
+  session.outbound.pageIn([stored("a"), stored("b")], true, 0, []);
+  assert.deepEqual(recorded(session.takeRecords()), ["save d queued", "delete a"]);
+  // b in memory, c and d in storage: full again.
+  session.deliver(delivery("e"), true, 0);
+  assert.deepEqual(recorded(session.takeRecords()), ["delete b", "save e queued"]);
+  assert.equal(session.outbound.drops.queueFull, 2);
+});
