@@ -178,7 +178,7 @@ export class SessionRegistry {
       } else if (!persistent && entry.session.storedOnly) {
         // Kept in memory only from now on: the whole queue comes back.
         await this.pageInAll(entry);
-      } else if (entry.session.outbound.pagedOut) {
+      } else if (entry.session.pagedOut) {
         await this.pageIn(entry);
       }
     }
@@ -225,16 +225,19 @@ export class SessionRegistry {
    */
   async pageIn(entry: SessionEntry): Promise<void> {
     const outbound = entry.session.outbound;
-    while (outbound.storedOnly) {
+    while (outbound.storedOnly && this.#entries.get(entry.session.clientId) === entry) {
       const page = await this.#readPage(entry);
       const inFlight = page?.deliveries.some((item) => item.entry.stage !== "queued") ?? false;
       if (!inFlight && !outbound.wantsPage) return;
     }
   }
 
-  /** Reads all of a session's queue that is in storage back into memory (a snapshot; a session not kept). */
+  /**
+   * Reads all of a session's queue that is in storage back into memory (a snapshot; a session no longer
+   * stored), unless the session ends meanwhile.
+   */
   async pageInAll(entry: SessionEntry): Promise<void> {
-    while (entry.session.storedOnly) {
+    while (entry.session.storedOnly && this.#entries.get(entry.session.clientId) === entry) {
       // One read at a time: a page already being read comes first.
       if (entry.pageRead) await entry.pageRead;
       else await this.#readPage(entry);
@@ -249,6 +252,7 @@ export class SessionRegistry {
   pageOn(clientId: string): void {
     const entry = this.#entries.get(clientId);
     if (!entry?.attached || !entry.session.outbound.wantsPage) return;
+    // A failure is left to the retry: the read is not this client's to end, and the store's health says it.
     this.#readPage(entry).then((page) => page && this.pageOn(clientId), () => {});
   }
 

@@ -58,7 +58,7 @@ export async function exportState(broker: BrokerParts): Promise<BrokerState> {
   const sessions: SessionSnapshot[] = [];
   for (const entry of [...broker.registry.values()]) {
     const session = entry.session;
-    const pagedOut = session.outbound.pagedOut;
+    const pagedOut = session.pagedOut;
     if (session.storedOnly) await broker.registry.pageInAll(entry);
     // how the client connected, while it is: the session's attachment (entry.attached)
     const { permissions: _, ...attachment } = session.attachment ?? {};
