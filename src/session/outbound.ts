@@ -378,11 +378,17 @@ export class OutboundFlow {
       const expiresAt = next.delivery.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
         this.drops.expired++;
-        if (next.qos > 0) this.#record({ kind: "deleteDelivery", delivery: next.delivery });
+        this.#record({ kind: "deleteDelivery", delivery: next.delivery });
         continue;
       }
-      if (next.qos === 0) this.#emit(next.delivery, 0, undefined, false, now, out);
-      else this.#sendNew(next.delivery, next.qos, now, out);
+      if (next.qos === 0) {
+        this.#emit(next.delivery, 0, undefined, false, now, out);
+        // Nothing acknowledges QoS 0: one stored while the client was away (mqtt.queue_qos0_offline) goes
+        // now, or it would be read back and sent again at every resume.
+        this.#record({ kind: "deleteDelivery", delivery: next.delivery });
+      } else {
+        this.#sendNew(next.delivery, next.qos, now, out);
+      }
     }
   }
 
@@ -459,7 +465,7 @@ export class OutboundFlow {
   #dropOldestQueued(): number {
     const oldest = this.#queue!.shift()!;
     this.queuedBytes -= oldest.size;
-    if (oldest.qos > 0) this.#record({ kind: "deleteDelivery", delivery: oldest.delivery });
+    this.#record({ kind: "deleteDelivery", delivery: oldest.delivery });
     return oldest.size;
   }
 
