@@ -242,6 +242,8 @@ export class Broker implements SessionService {
       }
     }
     this.#persistence.sessionChanged(session);
+    // Acknowledgements free the window: the next page of a queue read back from storage may be due.
+    if (session.storedOnly) this.registry.pageOn(session.clientId);
     return effects as Effect[]; // every broker-level effect was replaced above
   }
 
@@ -256,7 +258,7 @@ export class Broker implements SessionService {
     // Clients a cluster had connected (to another node, or to this one before it stopped): their sessions
     // stay attached until the cluster says they left, so every node keeps running them alike.
     for (const { entry, holder, attachment } of connected) {
-      await this.registry.pageIn(entry.session);
+      await this.registry.pageIn(entry);
       const permissions = this.options.permissionsFor?.(entry.session.clientId, entry.owner);
       this.registry.attach(entry, permissions ? { ...attachment, permissions } : attachment, holder);
       this.#persistence.sessionChanged(entry.session);

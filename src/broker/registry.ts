@@ -1,10 +1,10 @@
 import { MqttError } from "../codec/errors.ts";
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type { Will } from "../codec/types.ts";
-import type { SharedSessionState } from "../session/outbound.ts";
+import { QUEUE_PAGE, type SharedSessionState, type StoredDeliveryState } from "../session/outbound.ts";
 import { Session } from "../session/session.ts";
-import type { Attachment, Delivery, SessionSubscription } from "../session/types.ts";
-import type { StorageAdapter, StorageSnapshot } from "../storage/port.ts";
+import type { Attachment, Delivery, Effect, SessionSubscription } from "../session/types.ts";
+import type { QueuePage, QueuePosition, StorageAdapter, StorageSnapshot } from "../storage/port.ts";
 import { parseSharedFilter } from "../topic/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { ownerUsername } from "./owner.ts";
@@ -41,6 +41,10 @@ export interface SessionEntry {
   /** ms since the epoch when the client left; undefined while connected. */
   disconnectedAt?: number;
   expiryTimer?: TimerHandle;
+  /** Where the last page read back from storage ended: the next one starts after it. */
+  pageAfter?: QueuePosition;
+  /** The page read running for this session, if any; a read that is not this one any more is dropped. */
+  pageRead?: Promise<QueuePage | undefined>;
 }
 
 /**
@@ -62,6 +66,8 @@ export function newEntry(
     holder: undefined,
     disconnectedAt,
     expiryTimer: undefined,
+    pageAfter: undefined,
+    pageRead: undefined,
   };
 }
 
@@ -169,8 +175,11 @@ export class SessionRegistry {
       if (sessionEnds) {
         this.#discard(entry);
         entry = undefined;
-      } else if (entry.session.storedOnly) {
-        await this.pageIn(entry.session);
+      } else if (!persistent && entry.session.storedOnly) {
+        // Kept in memory only from now on: the whole queue comes back.
+        await this.pageInAll(entry);
+      } else if (entry.session.pagedOut) {
+        await this.pageIn(entry);
       }
     }
     const sessionPresent = entry !== undefined;
@@ -208,28 +217,97 @@ export class SessionRegistry {
     return entry.session.attach(attachment, this.services.clock.now());
   }
 
-  /** Reads a paged-out session's deliveries back, keeping any that arrived while they were read. */
-  async pageIn(session: Session): Promise<void> {
-    const { storage, persistence } = this.services;
-    session.outbound.beginPageIn();
-    const stored = await storage.readQueue(session.clientId);
-    const arrived = new Set(session.outbound.queue.map((queued) => persistence.storedRef(queued.delivery)));
-    const deliveries = [];
-    for (const item of stored) {
-      if (arrived.has(item.entry.messageId)) continue;
-      const { entry } = item;
-      const delivery: Delivery = {
-        message: fromStored(item.message),
-        grantedQos: entry.qos,
-        retain: entry.retain,
-        subscriptionIdentifiers: entry.subscriptionIdentifiers,
-        // Freed once acknowledged where a read's payloads are ours alone (MessageLog.readsOwnPayloads).
-        ownsPayload: storage.readsOwnPayloads === true,
-      };
-      persistence.restored(delivery, item);
-      deliveries.push({ delivery, qos: entry.qos, stage: entry.stage, packetId: entry.packetId });
+  /**
+   * Reads the first pages of a paged-out session's queue back, before its client is attached: every page
+   * that holds in-flight messages (they come first: they were sent in queue order), then until half a page
+   * or more waits in memory. The rest stays in storage and is read as the client works through the queue
+   * ({@link pageOn}), so a returning client costs about a page, whatever its queue holds.
+   */
+  async pageIn(entry: SessionEntry): Promise<void> {
+    const outbound = entry.session.outbound;
+    while (outbound.storedOnly && this.#entries.get(entry.session.clientId) === entry) {
+      const page = await this.#readPage(entry);
+      const inFlight = page?.deliveries.some((item) => item.entry.stage !== "queued") ?? false;
+      if (!inFlight && !outbound.wantsPage) return;
     }
-    session.outbound.pageIn(deliveries);
+  }
+
+  /**
+   * Reads all of a session's queue that is in storage back into memory (a snapshot; a session no longer
+   * stored), unless the session ends meanwhile.
+   */
+  async pageInAll(entry: SessionEntry): Promise<void> {
+    while (entry.session.storedOnly && this.#entries.get(entry.session.clientId) === entry) {
+      // One read at a time: a page already being read comes first.
+      if (entry.pageRead) await entry.pageRead;
+      else await this.#readPage(entry);
+    }
+  }
+
+  /**
+   * Reads the next page of the client's queue if its session wants one (its client acknowledged its way
+   * down to half a page), and again after it while it still does. A failed read is tried again at the
+   * client's next packet; storage's own health reports the failure.
+   */
+  pageOn(clientId: string): void {
+    const entry = this.#entries.get(clientId);
+    if (!entry?.attached || !entry.session.outbound.wantsPage) return;
+    // A failure is left to the retry: the read is not this client's to end, and the store's health says it.
+    this.#readPage(entry).then((page) => page && this.pageOn(clientId), () => {});
+  }
+
+  /** Pages a session out (see OutboundFlow.pageOut): a page still being read for it will be dropped. */
+  pageOut(entry: SessionEntry): void {
+    entry.session.outbound.pageOut();
+    entry.pageRead = undefined;
+    entry.pageAfter = undefined;
+  }
+
+  /**
+   * Reads the session's next page from storage into it and sends what its window has room for. Resolves
+   * undefined when the read is no longer the session's (paged out, or the session ended, meanwhile).
+   */
+  #readPage(entry: SessionEntry): Promise<QueuePage | undefined> {
+    const { storage, persistence, clock } = this.services;
+    const { session } = entry;
+    const outbound = session.outbound;
+    const after = outbound.pagedOut ? undefined : entry.pageAfter;
+    outbound.beginPageRead();
+    const read: Promise<QueuePage | undefined> = storage.readQueue(session.clientId, { after, ...QUEUE_PAGE })
+      .then(
+        (page) => {
+          if (entry.pageRead !== read || this.#entries.get(session.clientId) !== entry) return undefined;
+          entry.pageRead = undefined;
+          entry.pageAfter = page.last ?? after;
+          const deliveries: StoredDeliveryState[] = page.deliveries.map((item) => {
+            const { entry: stored } = item;
+            const delivery: Delivery = {
+              message: fromStored(item.message),
+              grantedQos: stored.qos,
+              retain: stored.retain,
+              subscriptionIdentifiers: stored.subscriptionIdentifiers,
+              // Freed once acknowledged where a read's payloads are ours alone (MessageLog.readsOwnPayloads).
+              ownsPayload: storage.readsOwnPayloads === true,
+            };
+            persistence.restored(delivery, item);
+            return { delivery, qos: stored.qos, stage: stored.stage, packetId: stored.packetId };
+          });
+          const effects: Effect[] = [];
+          outbound.pageIn(deliveries, page.more, clock.now(), effects);
+          if (effects.length > 0) entry.link?.run(effects);
+          persistence.sessionChanged(session);
+          return page;
+        },
+        (error) => {
+          if (entry.pageRead === read) {
+            entry.pageRead = undefined;
+            outbound.pageReadFailed();
+          }
+          throw error;
+        },
+      );
+    entry.pageRead = read;
+    return read;
   }
 
   /**
@@ -247,7 +325,7 @@ export class SessionRegistry {
     const expiry = session.expiryInterval;
     // Storage holds every delivery of a persistent session: an absent client costs no memory. Paged out
     // before the detach, whose compact copies of what the session holds would be thrown away at once.
-    if (expiry !== 0 && session.persistent) session.outbound.pageOut();
+    if (expiry !== 0 && session.persistent) this.pageOut(entry);
     this.#detach(entry);
     entry.disconnectedAt = clock.now();
     persistence.saveSession(session, {

@@ -58,8 +58,8 @@ export async function exportState(broker: BrokerParts): Promise<BrokerState> {
   const sessions: SessionSnapshot[] = [];
   for (const entry of [...broker.registry.values()]) {
     const session = entry.session;
-    const pagedOut = session.storedOnly;
-    if (pagedOut) await broker.registry.pageIn(session);
+    const pagedOut = session.pagedOut;
+    if (session.storedOnly) await broker.registry.pageInAll(entry);
     // how the client connected, while it is: the session's attachment (entry.attached)
     const { permissions: _, ...attachment } = session.attachment ?? {};
     sessions.push({
@@ -72,7 +72,7 @@ export async function exportState(broker: BrokerParts): Promise<BrokerState> {
       attachment: entry.attached ? attachment as Omit<Attachment, "permissions"> : undefined,
       disconnectedAt: entry.disconnectedAt,
     });
-    if (pagedOut) session.outbound.pageOut();
+    if (pagedOut) broker.registry.pageOut(entry);
   }
   return { sessions, retained: broker.retained.all(), wills: broker.wills.exportAll() };
 }

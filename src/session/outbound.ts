@@ -19,6 +19,23 @@ type EffectSink = { push(effect: Effect): number };
 /** `#storedEntries` of a session whose deliveries are held in memory. */
 const NOT_PAGED_OUT = -1;
 
+/**
+ * How much of a session's queue is read back from storage at once; the next page is read when half a page
+ * is left, so at most 1.5 pages wait in memory behind the inflight window. 4 MiB fills a default outbound
+ * buffer (mqtt.max_outbound_bytes, 1 MiB) four times over, and 1000 small messages keep a fast client busy
+ * while the next page is read (a few ms); 1000 clients coming back at once then hold 6 GiB at most, not
+ * 1000 whole queues (up to 1 GiB each at the default limits).
+ */
+export const QUEUE_PAGE = { maxEntries: 1000, maxBytes: 4 * 1024 * 1024 } as const;
+
+/** A delivery read back from storage, at the stage storage had it in. */
+export interface StoredDeliveryState {
+  delivery: Delivery;
+  qos: QoS;
+  stage: DeliveryStage;
+  packetId?: number;
+}
+
 /** A QoS 1/2 message sent and not yet fully acknowledged. */
 interface Inflight {
   delivery: Delivery;
@@ -44,11 +61,21 @@ export class OutboundFlow {
   #queue: Fifo<Queued> | undefined;
   queuedBytes = 0;
   /**
-   * While the session's deliveries live only in storage (a persistent session whose client is away): how
-   * many wait there, and their size, for the queue limits. New deliveries then go to storage only.
+   * While some of the session's deliveries live only in storage (all of them while its client is away, the
+   * tail of its queue while it is read back page by page): how many wait there, and their size, for the
+   * queue limits. New deliveries then go to storage only, behind them.
    */
   #storedEntries = NOT_PAGED_OUT;
   #storedBytes = 0;
+  /** True while storage holds everything, in-flight messages included: the next read starts at the top. */
+  #pagedOut = false;
+  /** True while a page is being read (one at a time). */
+  #reading = false;
+  /**
+   * Oldest stored entries to drop (a full queue, drop_oldest) that a page being read may already hold:
+   * dropped from that page when it comes, so that storage and the page agree on what was dropped.
+   */
+  #pendingDrops = 0;
   #nextPacketId = 1;
   /** Outbound topic aliases of this connection; created when the client allows aliases. */
   #aliases: Map<string, number> | undefined;
@@ -99,14 +126,32 @@ export class OutboundFlow {
     return this.#attachment !== undefined;
   }
 
-  /** True while the deliveries are in storage, not in memory (see {@link pageOut}). */
+  /**
+   * True while storage holds deliveries that memory does not (see {@link pageOut} and {@link pageIn}): new
+   * deliveries then go to storage only.
+   */
   get storedOnly(): boolean {
     return this.#storedEntries !== NOT_PAGED_OUT;
+  }
+
+  /** True while storage holds all of the session's deliveries: it is read back from its first entry. */
+  get pagedOut(): boolean {
+    return this.#pagedOut;
+  }
+
+  /**
+   * True when the next page should be read: storage holds more, no read is running, and what waits in
+   * memory is down to half a page (the client acknowledged its way through the rest).
+   */
+  get wantsPage(): boolean {
+    return this.storedOnly && !this.#reading &&
+      this.queueLength < QUEUE_PAGE.maxEntries / 2 && this.queuedBytes < QUEUE_PAGE.maxBytes / 2;
   }
 
   /**
    * Forgets the deliveries held in memory because storage has them all (a persistent session whose client
    * left): an offline queue costs no memory. `queued` counts what waits in storage, for the queue limits.
+   * A page being read is of no use any more: the next read starts at the top.
    */
   pageOut(queued: { entries: number; bytes: number } = this.#queuedTotals()): void {
     this.#inflight = undefined;
@@ -114,47 +159,93 @@ export class OutboundFlow {
     this.queuedBytes = 0;
     this.#storedEntries = queued.entries;
     this.#storedBytes = queued.bytes;
+    this.#pagedOut = true;
+    this.#reading = false;
+    // The drops waited for a page that will not come: storage's oldest queued entries are the ones to drop.
+    for (; this.#pendingDrops > 0; this.#pendingDrops--) this.#record({ kind: "dropOldestStored" });
   }
 
-  /** Starts taking the deliveries back from storage: from now on new ones are kept in memory as well. */
-  beginPageIn(): void {
-    this.#storedEntries = NOT_PAGED_OUT;
-    this.#storedBytes = 0;
+  /** A page read starts: until {@link pageIn} (or {@link pageOut}), no other starts. */
+  beginPageRead(): void {
+    this.#reading = true;
+  }
+
+  /** The page read failed: the next trigger reads it again. */
+  pageReadFailed(): void {
+    this.#reading = false;
   }
 
   /**
-   * The deliveries read back from storage, in delivery order; they go before any that arrived while they
-   * were read. The caller leaves out those it already holds.
+   * The next page of the deliveries in storage, in delivery order. They go behind what memory holds (new
+   * deliveries went to storage meanwhile, so nothing newer is in memory); those with a packet id go back
+   * in flight under it, as they were. `more` says whether storage holds more after them: until it does not,
+   * new deliveries keep going to storage. With the client connected, what the window has room for is sent.
    */
-  pageIn(deliveries: { delivery: Delivery; qos: QoS; stage: DeliveryStage; packetId?: number }[]): void {
-    const arrived = this.#queue?.toArray() ?? [];
-    this.#queue = undefined;
-    this.queuedBytes = 0;
-    for (const { delivery, qos, stage, packetId } of deliveries) this.restore(delivery, qos, stage, packetId);
-    for (const queued of arrived) {
-      this.#queueList().push(queued);
-      this.queuedBytes += queued.size;
+  pageIn(deliveries: StoredDeliveryState[], more: boolean, now: number, out: EffectSink): void {
+    this.#reading = false;
+    this.#pagedOut = false;
+    let entries = 0;
+    let bytes = 0;
+    for (const { delivery, qos, stage, packetId } of deliveries) {
+      if (stage === "queued" || packetId === undefined) {
+        entries++;
+        bytes += delivery.message.payload.byteLength + delivery.message.topic.length;
+        this.restore(delivery, qos, "queued");
+      } else if (!this.#attachment) {
+        this.restore(delivery, qos, stage, packetId);
+      } else if (!this.inflight.has(packetId)) {
+        // Read after the client came back (the in-flight messages outgrew the pages read before): sent
+        // again now, as attach sent the others [MQTT-4.4.0-1].
+        this.restore(delivery, qos, stage, packetId);
+        this.#resend(packetId, this.#inflight!.get(packetId)!, now, out);
+      } else {
+        // Its id was taken since by a message sent on this connection: sent anew under another.
+        this.restore(delivery, qos, "queued");
+      }
     }
+    // The queue held nothing when these drops were put off, so the oldest queued entries are this page's;
+    // the stored totals lost them when they were put off.
+    for (; this.#pendingDrops > 0 && this.queueLength > 0; this.#pendingDrops--) {
+      entries--;
+      bytes -= this.#dropOldestQueued();
+    }
+    if (more) {
+      this.#storedEntries = Math.max(0, this.#storedEntries - entries);
+      this.#storedBytes = Math.max(0, this.#storedBytes - bytes);
+    } else {
+      this.#storedEntries = NOT_PAGED_OUT;
+      this.#storedBytes = 0;
+      this.#pendingDrops = 0;
+    }
+    if (this.#attachment) this.#drain(now, out);
   }
 
+  /** What waits to be sent, in memory and in storage, for the queue limits. */
   #queuedTotals(): { entries: number; bytes: number } {
-    return { entries: this.queueLength, bytes: this.queuedBytes };
+    const stored = this.storedOnly;
+    return {
+      entries: this.queueLength + (stored ? this.#storedEntries : 0),
+      bytes: this.queuedBytes + (stored ? this.#storedBytes : 0),
+    };
   }
 
   /** Starts a new connection: aliases reset, unacknowledged messages re-sent with DUP in order [MQTT-4.4.0-1]. */
   attach(attachment: Attachment, now: number, out: EffectSink): void {
     this.#attachment = attachment;
     this.#aliases = undefined;
-    for (const [packetId, entry] of this.inflight) {
-      if (entry.stage === "release") {
-        out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
-      } else if (!this.#emit(entry.delivery, entry.qos, packetId, true, now, out)) {
-        // not sendable any more (too large for the new connection, or no longer authorized): forget it
-        this.#inflight!.delete(packetId);
-        this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
-      }
-    }
+    for (const [packetId, entry] of this.inflight) this.#resend(packetId, entry, now, out);
     this.#drain(now, out);
+  }
+
+  /** Sends an unacknowledged message again: PUBREL once PUBREC came, else the PUBLISH with DUP. */
+  #resend(packetId: number, entry: Inflight, now: number, out: EffectSink): void {
+    if (entry.stage === "release") {
+      out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
+    } else if (!this.#emit(entry.delivery, entry.qos, packetId, true, now, out)) {
+      // not sendable any more (too large for the new connection, or no longer authorized): forget it
+      this.#inflight!.delete(packetId);
+      this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
+    }
   }
 
   /** The client left: what waits for it may wait long, so it stops pinning the decoder's shared blocks. */
@@ -225,7 +316,10 @@ export class OutboundFlow {
       this.#emit(delivery, 0, undefined, false, now, out);
       return;
     }
-    if (this.queueLength === 0 && this.inflight.size < this.#window()) {
+    if (this.storedOnly) {
+      // Behind the queue's tail in storage, to keep the order; read back with it, page by page.
+      this.#store(delivery, qos);
+    } else if (this.queueLength === 0 && this.inflight.size < this.#window()) {
       this.#sendNew(delivery, qos, now, out);
     } else {
       this.#enqueue(delivery, qos);
@@ -284,11 +378,17 @@ export class OutboundFlow {
       const expiresAt = next.delivery.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
         this.drops.expired++;
-        if (next.qos > 0) this.#record({ kind: "deleteDelivery", delivery: next.delivery });
+        this.#record({ kind: "deleteDelivery", delivery: next.delivery });
         continue;
       }
-      if (next.qos === 0) this.#emit(next.delivery, 0, undefined, false, now, out);
-      else this.#sendNew(next.delivery, next.qos, now, out);
+      if (next.qos === 0) {
+        this.#emit(next.delivery, 0, undefined, false, now, out);
+        // Nothing acknowledges QoS 0: one stored while the client was away (mqtt.queue_qos0_offline) goes
+        // now, or it would be read back and sent again at every resume.
+        this.#record({ kind: "deleteDelivery", delivery: next.delivery });
+      } else {
+        this.#sendNew(next.delivery, next.qos, now, out);
+      }
     }
   }
 
@@ -319,9 +419,7 @@ export class OutboundFlow {
     if (full) {
       this.drops.queueFull++;
       if (this.limits.queueDropPolicy === "drop_newest" || this.queueLength === 0) return;
-      const oldest = this.#queue!.shift()!;
-      this.queuedBytes -= oldest.size;
-      if (oldest.qos > 0) this.#record({ kind: "deleteDelivery", delivery: oldest.delivery });
+      this.#dropOldestQueued();
     }
     if (!this.#attachment) delivery.message = this.shared.compact(delivery.message);
     this.#queueList().push({ delivery, qos, size });
@@ -329,20 +427,31 @@ export class OutboundFlow {
     if (qos > 0) this.#record({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
-  /** Queues a delivery in storage only (the session is paged out); QoS 0 too, since nothing else keeps it. */
+  /**
+   * Queues a delivery in storage only (all or the tail of the queue is there); QoS 0 too, since nothing
+   * else keeps it. The queue limits count what waits in memory and in storage.
+   */
   #store(delivery: Delivery, qos: QoS): void {
     const size = delivery.message.payload.byteLength + delivery.message.topic.length;
     const { maxQueuedMessages, maxQueuedBytes } = this.limits;
-    const full = (maxQueuedMessages > 0 && this.#storedEntries >= maxQueuedMessages) ||
-      (maxQueuedBytes > 0 && this.#storedBytes + size > maxQueuedBytes);
+    const full = (maxQueuedMessages > 0 && this.queueLength + this.#storedEntries >= maxQueuedMessages) ||
+      (maxQueuedBytes > 0 && this.queuedBytes + this.#storedBytes + size > maxQueuedBytes);
     if (full) {
       this.drops.queueFull++;
-      if (this.limits.queueDropPolicy === "drop_newest" || this.#storedEntries === 0) return;
-      this.#record({ kind: "dropOldestStored" });
-      // The dropped entry's size is in storage, not here: count it as an average one until the queue is
-      // read back, when the totals are exact again.
-      this.#storedBytes -= this.#storedBytes / this.#storedEntries;
-      this.#storedEntries--;
+      if (this.limits.queueDropPolicy === "drop_newest") return;
+      if (this.queueLength > 0) {
+        this.#dropOldestQueued();
+      } else if (this.#storedEntries > 0) {
+        // A page being read may hold the oldest stored entry: drop it from the page when it comes.
+        if (this.#reading) this.#pendingDrops++;
+        else this.#record({ kind: "dropOldestStored" });
+        // The dropped entry's size is in storage, not here: count it as an average one until the queue is
+        // read back, when the totals are exact again.
+        this.#storedBytes -= this.#storedBytes / this.#storedEntries;
+        this.#storedEntries--;
+      } else {
+        return;
+      }
     }
     // No compact copy: nothing here keeps the delivery past this turn (its record goes to storage, which
     // copies the payload), and copying every message for every absent subscriber was a third of a
@@ -350,6 +459,14 @@ export class OutboundFlow {
     this.#storedEntries++;
     this.#storedBytes += size;
     this.#record({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+  }
+
+  /** Drops the oldest message of the queue in memory (a full queue, drop_oldest); returns its size. */
+  #dropOldestQueued(): number {
+    const oldest = this.#queue!.shift()!;
+    this.queuedBytes -= oldest.size;
+    this.#record({ kind: "deleteDelivery", delivery: oldest.delivery });
+    return oldest.size;
   }
 
   /** Packet ids in use are skipped, so a resumed session never reuses one still inflight [MQTT-2.2.1-3]. */

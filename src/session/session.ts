@@ -74,9 +74,14 @@ export class Session {
     return this.#outbound?.queuedBytes ?? 0;
   }
 
-  /** True while the deliveries are in storage, not in memory (see OutboundFlow.pageOut). */
+  /** True while storage holds deliveries memory does not: all, or the queue's tail (see OutboundFlow). */
   get storedOnly(): boolean {
     return this.#outbound?.storedOnly ?? false;
+  }
+
+  /** True while storage holds all of the session's deliveries (see OutboundFlow.pageOut). */
+  get pagedOut(): boolean {
+    return this.#outbound?.pagedOut ?? false;
   }
 
   /** The session's subscriptions by filter. */

@@ -8,8 +8,8 @@
  *
  * Messages are stored once in a log and referenced from each session's queue (no copy per subscriber); a
  * message is deleted when the last queue entry referring to it is removed. Queues are not part of the
- * snapshot `start()` returns: a session's queue is read when its client comes back ({@link MessageLog.readQueue}),
- * so a restart does not load every queued message.
+ * snapshot `start()` returns: a session's queue is read when its client comes back, a bounded page at a time
+ * ({@link MessageLog.readQueue}), so neither a restart nor a returning client loads every queued message.
  */
 import type { Properties, QoS, Will } from "../codec/types.ts";
 
@@ -94,6 +94,34 @@ export interface StoredDelivery {
   message: StoredMessage;
 }
 
+/** Where an entry stands in its queue, for reading on after it; opaque to everything but its adapter. */
+export type QueuePosition = number & { readonly __queuePosition: unique symbol };
+
+/** Which part of a queue {@link MessageLog.readQueue} reads. */
+export interface QueueRead {
+  /** Read the entries after this one ({@link QueuePage.last} of the page before); from the start when absent. */
+  after?: QueuePosition;
+  /** At most this many entries (at least 1). */
+  maxEntries: number;
+  /**
+   * At most this many topic and payload bytes (as {@link QueueTotals} counts them), except that a page holds
+   * at least one entry, however large, whenever one follows `after`.
+   */
+  maxBytes: number;
+}
+
+/** A page of a queue, in delivery order. */
+export interface QueuePage {
+  deliveries: StoredDelivery[];
+  /**
+   * Where the page ends, to pass as the next read's `after`: the last entry it looked at, which may be an
+   * expired one it left out. Absent when it looked at none (then `after` still holds).
+   */
+  last?: QueuePosition;
+  /** False once nothing follows `last` (or `after`): the queue has been read to its end. */
+  more: boolean;
+}
+
 /** What an adapter holds, read once at start to rebuild the broker; queues are read per client later. */
 export interface StorageSnapshot {
   sessions: StoredSession[];
@@ -149,11 +177,13 @@ export interface MessageLog {
   /** Removes the client's oldest entry that was not sent yet (stage "queued"), if any. */
   deleteOldestQueued(clientId: string): void;
   /**
-   * One client's queue in delivery order, with its messages; it reflects every mutation issued before the
-   * call. Expired messages not yet sent are left out; one already sent is not expired [MQTT-4.3.3-7].
+   * The next page of one client's queue in delivery order (the order entries were first added), with its
+   * messages: bounded, so that a long queue of large messages is never in memory at once. It reflects every
+   * mutation issued before the call: an entry added since the page before is in a later page, a deleted one
+   * in none. Expired messages not yet sent are left out; one already sent is not expired [MQTT-4.3.3-7].
    * See {@link readsOwnPayloads} for whether its payloads are the caller's own.
    */
-  readQueue(clientId: string): Promise<StoredDelivery[]>;
+  readQueue(clientId: string, read: QueueRead): Promise<QueuePage>;
 }
 
 export interface InflightStore {

@@ -47,6 +47,8 @@ const READ_TIMEOUT_MS = 5000;
  */
 export class RawClient {
   readonly #decoder: Decoder;
+  /** Packets decoded by {@link expectSilence}, for the next reads. */
+  readonly #held: Packet[] = [];
   #buffered = new Uint8Array(0);
   #ended = false;
   #wake: (() => void) | undefined;
@@ -90,6 +92,8 @@ export class RawClient {
 
   /** Reads the next whole packet. */
   async readPacket(): Promise<Packet> {
+    const held = this.#held.shift();
+    if (held) return held;
     for (;;) {
       if (this.#buffered.length > 0) {
         this.#decoder.push(this.#buffered);
@@ -111,7 +115,10 @@ export class RawClient {
   /** True when nothing arrives within `ms` (to assert that a message is NOT delivered). */
   async expectSilence(ms: number): Promise<boolean> {
     await new Promise((resolve) => setTimeout(resolve, ms));
-    return this.#buffered.length === 0;
+    // Packets that came in the same read as the last one read are in the decoder, not in the buffer.
+    const decoded = this.#decoder.next();
+    if (decoded) this.#held.push(decoded);
+    return this.#held.length === 0 && this.#buffered.length === 0;
   }
 
   get closedByServer(): boolean {

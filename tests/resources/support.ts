@@ -17,6 +17,8 @@ export interface MemoryCgroup {
   peak(): number;
   /** Its memory use now, in bytes. */
   usage(): number;
+  /** Its anonymous memory now (the processes' own, no file cache), in bytes. */
+  anon(): number;
   /** How often the cgroup hit its limit (v1 failcnt; v2 the `max` events). */
   limitHits(): number;
   remove(): Promise<void>;
@@ -76,6 +78,12 @@ export function createMemoryCgroup(limitBytes: number): MemoryCgroup | undefined
     wrap: ["sh", "-c", 'echo $$ > "$0" && exec "$@"', file("cgroup.procs")],
     peak: () => read(own.version === 1 ? "memory.max_usage_in_bytes" : "memory.peak"),
     usage: () => read(own.version === 1 ? "memory.usage_in_bytes" : "memory.current"),
+    anon: () => {
+      const key = own.version === 1 ? "total_rss" : "anon";
+      return Number(
+        new RegExp(`^${key} (\\d+)$`, "m").exec(sh('cat "$1"', file("memory.stat")) ?? "")?.[1] ?? NaN,
+      );
+    },
     limitHits: () => {
       if (own.version === 1) return read("memory.failcnt");
       return Number(/^max (\d+)$/m.exec(sh('cat "$1"', file("memory.events")) ?? "")?.[1] ?? 0);

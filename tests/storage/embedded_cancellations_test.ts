@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { setImmediate } from "node:timers";
 import { sample } from "../../src/storage/conformance_samples.ts";
+import { readWholeQueue } from "../../src/storage/conformance.ts";
 import type { EmbeddedStorage } from "../../src/storage/mod.ts";
 import { embeddedStore, withTempDir } from "./embedded_helpers.ts";
 
@@ -39,7 +40,7 @@ async function withRestart(
 }
 
 const topics = async (storage: EmbeddedStorage, clientId: string) =>
-  (await storage.readQueue(clientId)).map(({ message, entry }) => `${message.topic}:${entry.stage}`);
+  (await readWholeQueue(storage, clientId)).map(({ message, entry }) => `${message.topic}:${entry.stage}`);
 
 Deno.test("cancellations: a message queued, sent and acknowledged in one batch writes nothing", async () => {
   await withRestart(async (storage) => {

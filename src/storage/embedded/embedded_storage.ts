@@ -10,11 +10,12 @@ import { setImmediate } from "node:timers";
 import {
   type MessageRef,
   type QueueEntry,
+  type QueuePage,
+  type QueueRead,
   type StorageAdapter,
   StorageError,
   type StorageHealth,
   type StorageSnapshot,
-  type StoredDelivery,
   type StoredMessage,
   type StoredSession,
   type StoredSubscription,
@@ -113,7 +114,7 @@ class EmbeddedStore implements EmbeddedStorage {
   #nextId = 1;
   /** Batches and reads the worker has not answered yet, by id. */
   readonly #waiting = new Map<number, Batch>();
-  readonly #reads = new Map<number, PromiseWithResolvers<StoredDelivery[]>>();
+  readonly #reads = new Map<number, PromiseWithResolvers<QueuePage>>();
   #opened: PromiseWithResolvers<StorageSnapshot> | undefined;
   #closed: PromiseWithResolvers<void> | undefined;
   readonly #logger: StorageLogger;
@@ -233,14 +234,14 @@ class EmbeddedStore implements EmbeddedStorage {
     this.#batch().deleteOldestQueued(clientId);
   }
 
-  async readQueue(clientId: string): Promise<StoredDelivery[]> {
+  async readQueue(clientId: string, queueRead: QueueRead): Promise<QueuePage> {
     this.#started();
     // The buffered mutations first: the worker writes them before the read (no fsync needed for it).
     this.#sendPending();
     const id = this.#nextId++;
-    const read = Promise.withResolvers<StoredDelivery[]>();
+    const read = Promise.withResolvers<QueuePage>();
     this.#reads.set(id, read);
-    this.#send({ type: "read", id, clientId, now: Date.now() });
+    this.#send({ type: "read", id, clientId, read: queueRead, now: Date.now() });
     return await read.promise;
   }
 
@@ -351,7 +352,7 @@ class EmbeddedStore implements EmbeddedStorage {
         const read = this.#reads.get(message.id);
         this.#reads.delete(message.id);
         if (message.error) read?.reject(fromWire(message.error));
-        else read?.resolve(message.deliveries ?? []);
+        else read?.resolve(message.page!);
         return;
       }
       case "outcome":

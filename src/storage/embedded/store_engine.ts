@@ -6,7 +6,7 @@
  * docs/storage.md has the format, the durability levels and the measurements behind these choices.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { StorageError, type StoredDelivery } from "../port.ts";
+import { type QueuePage, type QueuePosition, type QueueRead, StorageError } from "../port.ts";
 import { BatchWriter } from "./batch_writer.ts";
 import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
 import { type CommitStats, GroupCommit } from "./group_commit.ts";
@@ -64,6 +64,7 @@ export class StoreEngine {
   readonly #freePages: StatementSync;
   readonly #pageCount: StatementSync;
   readonly #vacuumStep: StatementSync;
+  readonly #queuePositions: StatementSync;
   readonly #readQueue: StatementSync;
 
   private constructor(
@@ -87,10 +88,16 @@ export class StoreEngine {
     this.#freePages = db.prepare("PRAGMA freelist_count");
     this.#pageCount = db.prepare("PRAGMA page_count");
     this.#vacuumStep = db.prepare(`PRAGMA incremental_vacuum(${VACUUM_STEP_PAGES})`);
+    // A page is read in two steps: the entries' positions and sizes (no message row), to find where the
+    // page ends, then the messages of that range only; reading one row too many would load its payload.
+    this.#queuePositions = db.prepare(
+      "SELECT seq, bytes FROM queue_entries WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+    );
     this.#readQueue = db.prepare(`SELECT q.*, m.topic, m.payload, m.qos AS message_qos,
       m.retain AS message_retain, m.properties, m.publisher_id, m.expires_at FROM queue_entries q
       JOIN messages m ON m.id = q.message_id
-      WHERE q.client_id = ? AND (q.stage <> 0 OR m.expires_at IS NULL OR m.expires_at > ?) ORDER BY q.seq`);
+      WHERE q.client_id = ? AND q.seq > ? AND q.seq <= ?
+      AND (q.stage <> 0 OR m.expires_at IS NULL OR m.expires_at > ?) ORDER BY q.seq`);
   }
 
   /** Opens and recovers the store in `options.dir` (the caller holds the directory lock). */
@@ -159,14 +166,35 @@ export class StoreEngine {
     return this.#commits.flush();
   }
 
-  /** One client's queue in delivery order, after writing everything added before (no fsync needed). */
-  readQueue(clientId: string, now: number): StoredDelivery[] {
+  /**
+   * The next page of one client's queue in delivery order, after writing everything added before (no fsync
+   * needed). The byte bound counts expired entries too (their sizes are known without reading them).
+   */
+  readQueue(clientId: string, { after, maxEntries, maxBytes }: QueueRead, now: number): QueuePage {
     this.#commits.writePending();
-    const rows = this.#readQueue.all(clientId, now) as Row[];
-    return rows.map((row) => ({
-      entry: queueEntryFromRow(row),
-      message: messageFromRow({ ...row, qos: row.message_qos, retain: row.message_retain }),
-    }));
+    const from = after ?? 0;
+    const positions = this.#queuePositions.all(clientId, from, maxEntries + 1) as {
+      seq: number;
+      bytes: number;
+    }[];
+    let end = 0;
+    let bytes = 0;
+    while (
+      end < positions.length && end < maxEntries && (end === 0 || bytes + positions[end].bytes <= maxBytes)
+    ) {
+      bytes += positions[end++].bytes;
+    }
+    if (end === 0) return { deliveries: [], more: false };
+    const last = positions[end - 1].seq;
+    const rows = this.#readQueue.all(clientId, from, last, now) as Row[];
+    return {
+      deliveries: rows.map((row) => ({
+        entry: queueEntryFromRow(row),
+        message: messageFromRow({ ...row, qos: row.message_qos, retain: row.message_retain }),
+      })),
+      last: last as QueuePosition,
+      more: end < positions.length,
+    };
   }
 
   /** Writes and syncs what is left, then closes the file. */

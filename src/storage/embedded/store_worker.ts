@@ -72,7 +72,11 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
     }
     case "read":
       try {
-        post({ type: "queue", id: message.id, deliveries: engine!.readQueue(message.clientId, message.now) });
+        post({
+          type: "queue",
+          id: message.id,
+          page: engine!.readQueue(message.clientId, message.read, message.now),
+        });
       } catch (error) {
         post({ type: "queue", id: message.id, error: wire(error) });
       }

@@ -2,7 +2,7 @@
  * The messages between the embedded adapter (on the broker's event loop) and the worker that owns the
  * database. Everything crossing is structured-cloneable data; errors travel as message and reason code.
  */
-import type { StoredDelivery } from "../port.ts";
+import type { QueuePage, QueueRead } from "../port.ts";
 import type { WireSnapshot } from "./records.ts";
 import type { CommitStats } from "./group_commit.ts";
 import type { EncodedBatch } from "./operations.ts";
@@ -16,7 +16,7 @@ export type ToWorker =
    */
   | ({ type: "batch"; id: number } & EncodedBatch)
   /** A queue read; answered by "queue" with the same id, after every batch sent before it is written. */
-  | { type: "read"; id: number; clientId: string; now: number }
+  | { type: "read"; id: number; clientId: string; read: QueueRead; now: number }
   | { type: "close" };
 
 export interface WireError {
@@ -30,7 +30,7 @@ export type FromWorker =
   | { type: "openFailed"; error: WireError }
   | { type: "committed"; id: number }
   | { type: "failed"; id: number; error: WireError }
-  | { type: "queue"; id: number; deliveries?: StoredDelivery[]; error?: WireError }
+  | { type: "queue"; id: number; page?: QueuePage; error?: WireError }
   /** After each batch and each timed sync: for health(), stats() and the failure log. */
   | { type: "outcome"; error?: WireError; stats: CommitStats; lowDisk: boolean }
   | { type: "log"; level: "info" | "warn" | "error"; event: string; fields?: Record<string, unknown> }

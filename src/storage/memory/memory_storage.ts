@@ -6,6 +6,9 @@
 import type {
   MessageRef,
   QueueEntry,
+  QueuePage,
+  QueuePosition,
+  QueueRead,
   QueueTotals,
   StorageAdapter,
   StorageHealth,
@@ -25,7 +28,9 @@ export interface MemoryState {
   messages: Map<MessageRef, StoredMessage>;
   nextMessageId: number;
   /** Per client, per message id; a Map keeps first-insertion order, which is the delivery order. */
-  queues: Map<string, Map<MessageRef, QueueEntry>>;
+  queues: Map<string, Map<MessageRef, PositionedEntry>>;
+  /** The next entry's position: grows with every entry added, so a paged read can go on after one. */
+  nextPosition: number;
   /** Number of queue entries referring to each message. */
   references: Map<MessageRef, number>;
   awaitingRelease: Map<string, Set<number>>;
@@ -42,6 +47,7 @@ export function createMemoryState(): MemoryState {
     messages: new Map(),
     nextMessageId: 1,
     queues: new Map(),
+    nextPosition: 1,
     references: new Map(),
     awaitingRelease: new Map(),
     retained: new Map(),
@@ -64,6 +70,12 @@ const copyEntry = (entry: QueueEntry): QueueEntry =>
   entry.subscriptionIdentifiers
     ? { ...entry, subscriptionIdentifiers: [...entry.subscriptionIdentifiers] }
     : { ...entry };
+
+/** A queue entry and where it stands in its queue (kept when the entry is saved again). */
+interface PositionedEntry {
+  entry: QueueEntry;
+  position: QueuePosition;
+}
 
 class MemoryStorage implements StorageAdapter {
   #phase: "new" | "started" | "stopped" = "new";
@@ -137,11 +149,13 @@ class MemoryStorage implements StorageAdapter {
 
   saveQueueEntry(entry: QueueEntry): void {
     const state = this.#mutate();
-    const queue = state.queues.get(entry.clientId) ?? new Map<MessageRef, QueueEntry>();
-    if (!queue.has(entry.messageId)) {
+    const queue = state.queues.get(entry.clientId) ?? new Map<MessageRef, PositionedEntry>();
+    const existing = queue.get(entry.messageId);
+    if (!existing) {
       state.references.set(entry.messageId, (state.references.get(entry.messageId) ?? 0) + 1);
     }
-    queue.set(entry.messageId, copyEntry(entry));
+    const position = existing?.position ?? state.nextPosition++ as QueuePosition;
+    queue.set(entry.messageId, { entry: copyEntry(entry), position });
     state.queues.set(entry.clientId, queue);
   }
 
@@ -157,24 +171,39 @@ class MemoryStorage implements StorageAdapter {
 
   deleteOldestQueued(clientId: string): void {
     this.#mutate();
-    for (const entry of this.state.queues.get(clientId)?.values() ?? []) {
+    for (const { entry } of this.state.queues.get(clientId)?.values() ?? []) {
       if (entry.stage !== "queued") continue;
       this.#removeEntry(clientId, entry.messageId);
       return;
     }
   }
 
-  readQueue(clientId: string): Promise<StoredDelivery[]> {
+  readQueue(clientId: string, { after, maxEntries, maxBytes }: QueueRead): Promise<QueuePage> {
     const now = Date.now();
     const deliveries: StoredDelivery[] = [];
-    for (const entry of this.state.queues.get(clientId)?.values() ?? []) {
+    let last: QueuePosition | undefined;
+    let looked = 0;
+    let bytes = 0;
+    // Positions grow in insertion order, so the entries before `after` are the ones skipped here.
+    for (const { entry, position } of this.state.queues.get(clientId)?.values() ?? []) {
+      if (after !== undefined && position <= after) continue;
       const message = this.state.messages.get(entry.messageId);
-      if (message && (entry.stage !== "queued" || !isExpired(message, now))) {
+      if (!message) continue; // an entry whose message is gone is dropped at the next start
+      const size = storedSize(message);
+      if (looked === maxEntries || (deliveries.length > 0 && bytes + size > maxBytes)) {
+        return Promise.resolve({ deliveries, last, more: true });
+      }
+      looked++;
+      last = position;
+      if (entry.stage !== "queued" || !isExpired(message, now)) {
+        bytes += size;
         // The stored payload itself: no copy per read (readsOwnPayloads is unset, so nothing frees it).
         deliveries.push({ entry: copyEntry(entry), message: { ...message } });
       }
     }
-    return Promise.resolve(deliveries);
+    return Promise.resolve(
+      last === undefined ? { deliveries, more: false } : { deliveries, last, more: false },
+    );
   }
 
   saveMeta(key: string, value: string): void {
@@ -240,7 +269,7 @@ class MemoryStorage implements StorageAdapter {
     for (const [id, message] of messages) {
       if (!isExpired(message, now)) continue;
       for (const [clientId, queue] of queues) {
-        if (queue.get(id)?.stage === "queued") this.#removeEntry(clientId, id);
+        if (queue.get(id)?.entry.stage === "queued") this.#removeEntry(clientId, id);
       }
     }
     const references = this.state.references;
@@ -274,7 +303,7 @@ class MemoryStorage implements StorageAdapter {
     for (const [clientId, queue] of this.state.queues) {
       let entries = 0;
       let bytes = 0;
-      for (const entry of queue.values()) {
+      for (const { entry } of queue.values()) {
         if (entry.stage !== "queued") continue;
         entries++;
         bytes += storedSize(this.state.messages.get(entry.messageId)!);

@@ -1,0 +1,205 @@
+/**
+ * A session read back from storage a page at a time (OutboundFlow.pageIn): in-flight messages come back
+ * as they were, new deliveries go behind the tail in storage, and the queue limits count both parts.
+ */
+import assert from "node:assert/strict";
+import type { QoS } from "../../src/codec/mod.ts";
+import type { StoredDeliveryState } from "../../src/session/outbound.ts";
+import {
+  type Attachment,
+  type Delivery,
+  type Effect,
+  Session,
+  type SessionEffect,
+  type SessionLimits,
+  type SessionRecord,
+} from "../../src/session/mod.ts";
+
+const limits: SessionLimits = {
+  maxInflight: 2,
+  receiveMaximum: 2,
+  maxQueuedMessages: 3,
+  maxQueuedBytes: 0,
+  queueDropPolicy: "drop_oldest",
+  queueQos0Offline: false,
+  maxTopicAlias: 0,
+  maxSubscriptionsPerClient: 3,
+  maxTopicLevels: 8,
+  maxQos: 2,
+  retainAvailable: true,
+  wildcardSubscriptionAvailable: true,
+  subscriptionIdentifiersAvailable: true,
+  sharedSubscriptionAvailable: true,
+};
+
+const attachment: Attachment = {
+  protocolVersion: 5,
+  receiveMaximum: 65535,
+  topicAliasMaximum: 0,
+  sessionExpiryInterval: 3600,
+  requestProblemInformation: true,
+};
+
+function delivery(topic: string, qos: QoS = 1): Delivery {
+  return {
+    message: { topic, payload: new Uint8Array([1]), qos, retain: false, properties: {}, publisherId: "p" },
+    grantedQos: qos,
+    retain: false,
+  };
+}
+
+function stored(
+  topic: string,
+  stage: StoredDeliveryState["stage"] = "queued",
+  packetId?: number,
+  qos: QoS = 1,
+) {
+  return { delivery: delivery(topic, qos), qos, stage, packetId };
+}
+
+/** What the effects put on the wire, as `PUBLISH topic id [dup]` and `PUBREL id`. */
+function wire(effects: readonly (Effect | SessionEffect)[]): string[] {
+  return effects.flatMap((effect) => {
+    if (effect.kind === "deliver") {
+      return [`PUBLISH ${effect.message.topic} ${effect.packetId}${effect.dup ? " dup" : ""}`];
+    }
+    if (effect.kind === "send" && effect.packet.type === "pubrel") {
+      return [`PUBREL ${effect.packet.packetId}`];
+    }
+    return [];
+  });
+}
+
+function recorded(records: readonly SessionRecord[]): string[] {
+  return records.map((record) =>
+    record.kind === "saveDelivery"
+      ? `save ${record.delivery.message.topic} ${record.stage}`
+      : record.kind === "deleteDelivery"
+      ? `delete ${record.delivery.message.topic}`
+      : record.kind
+  );
+}
+
+/** A persistent session paged out with `queued` entries in storage. */
+function pagedOut(queued: number, sessionLimits = limits): Session {
+  const session = new Session("c", sessionLimits);
+  session.persistent = true;
+  session.outbound.pageOut({ entries: queued, bytes: queued * 2 });
+  return session;
+}
+
+Deno.test("a first page brings QoS 2 stages and packet ids back as they were, re-sent before the queue", () => {
+  const session = pagedOut(3);
+  session.outbound.beginPageRead();
+  session.outbound.pageIn(
+    [stored("r", "released", 7, 2), stored("s", "sent", 8, 2), stored("q1"), stored("q2")],
+    true,
+    0,
+    [],
+  );
+  assert.ok(session.storedOnly, "more remains in storage");
+  const effects = session.attach(attachment, 0);
+  // Window of 2: both taken by the messages in flight, so nothing queued goes yet.
+  assert.deepEqual(wire(effects), ["PUBREL 7", "PUBLISH s 8 dup"]);
+  const afterComp = session.handleIn({ type: "pubcomp", packetId: 7, reasonCode: 0, properties: {} }, 0);
+  assert.deepEqual(wire(afterComp), ["PUBLISH q1 9"]);
+});
+
+Deno.test("while the tail is in storage, a new delivery goes behind it even with room in the window", () => {
+  const session = pagedOut(2);
+  session.outbound.beginPageRead();
+  session.outbound.pageIn([stored("q1")], true, 0, []);
+  session.attach(attachment, 0);
+  session.takeRecords();
+  const effects = session.deliver(delivery("live"), true, 0);
+  assert.deepEqual(wire(effects), [], "not sent ahead of the stored tail");
+  assert.deepEqual(recorded(session.takeRecords()), ["save live queued"]);
+  assert.equal(session.outbound.queueLength, 0, "kept in storage only");
+
+  // The last page: the tail and the live message, in that order; the session holds its queue again.
+  const out: Effect[] = [];
+  session.outbound.beginPageRead();
+  session.outbound.pageIn([stored("q2"), stored("live")], false, 0, out);
+  assert.equal(session.storedOnly, false);
+  assert.deepEqual(wire(out), ["PUBLISH q2 2"], "the window's free slot");
+  const next = session.handleIn({ type: "puback", packetId: 1, reasonCode: 0, properties: {} }, 0);
+  assert.deepEqual(wire(next), ["PUBLISH live 3"]);
+});
+
+Deno.test("the queue limit counts what waits in memory and in storage: drop_oldest drops the oldest of either", () => {
+  // maxQueuedMessages 3: one in memory behind a full window, two in storage.
+  const session = pagedOut(5);
+  session.outbound.beginPageRead();
+  session.outbound.pageIn([stored("a"), stored("b"), stored("c")], true, 0, []);
+  session.attach(attachment, 0); // a and b in flight, c queued
+  session.takeRecords();
+  session.deliver(delivery("d"), true, 0); // c + 2 in storage = 3: full
+  assert.deepEqual(recorded(session.takeRecords()), ["delete c", "save d queued"], "the oldest is in memory");
+  assert.equal(session.outbound.drops.queueFull, 1);
+  session.deliver(delivery("e"), true, 0);
+  assert.deepEqual(
+    recorded(session.takeRecords()),
+    ["dropOldestStored", "save e queued"],
+    "the oldest is in storage, no page being read",
+  );
+});
+
+Deno.test("drop_oldest while a page is read drops that page's first entry when it comes, not another", () => {
+  const session = pagedOut(3);
+  session.outbound.beginPageRead();
+  session.outbound.pageIn([stored("a"), stored("b")], true, 0, []);
+  session.attach(attachment, 0); // a and b in flight; 1 in storage
+  session.deliver(delivery("c"), true, 0);
+  session.deliver(delivery("d"), true, 0); // 1 + 2 = 3 stored
+  session.takeRecords();
+  session.outbound.beginPageRead();
+  session.deliver(delivery("e"), true, 0); // full: the oldest stored is what the running read returns
+  assert.deepEqual(
+    recorded(session.takeRecords()),
+    ["save e queued"],
+    "no delete storage would race the read with",
+  );
+  const out: Effect[] = [];
+  session.outbound.pageIn([stored("x"), stored("c"), stored("d"), stored("e")], false, 0, out);
+  assert.deepEqual(recorded(session.takeRecords()), ["delete x"]);
+  session.handleIn({ type: "puback", packetId: 1, reasonCode: 0, properties: {} }, 0);
+  assert.deepEqual(session.outbound.queue.map((queued) => queued.delivery.message.topic), ["d", "e"]);
+});
+
+Deno.test("an in-flight message in a later page is re-sent under its id, or anew if its id was taken since", () => {
+  const session = pagedOut(4, { ...limits, maxInflight: 10 });
+  session.outbound.beginPageRead();
+  session.outbound.pageIn([stored("s1", "sent", 1)], true, 0, []);
+  session.attach(attachment, 0);
+  const out: Effect[] = [];
+  session.outbound.beginPageRead();
+  session.outbound.pageIn([stored("s5", "sent", 5), stored("q1")], true, 0, out);
+  assert.deepEqual(wire(out), ["PUBLISH s5 5 dup", "PUBLISH q1 6"]);
+  const again: Effect[] = [];
+  session.outbound.beginPageRead();
+  session.outbound.pageIn([stored("s6", "sent", 6)], false, 0, again);
+  assert.deepEqual(wire(again), ["PUBLISH s6 7"], "id 6 is q1's now");
+});
+
+Deno.test("a page-out while a page is read gives the put-off drops to storage and starts over at the top", () => {
+  const session = pagedOut(3);
+  session.outbound.beginPageRead();
+  session.deliver(delivery("d"), true, 0); // offline, full, read running: put off
+  session.takeRecords();
+  session.outbound.pageOut();
+  assert.deepEqual(recorded(session.takeRecords()), ["dropOldestStored"]);
+  assert.ok(session.outbound.pagedOut);
+  assert.ok(session.outbound.wantsPage, "a new read may start");
+});
+
+Deno.test("a drop put off until its page came is counted once: the queue limit still sees every message", () => {
+  const session = pagedOut(3); // a, b, c in storage: full
+  session.outbound.beginPageRead();
+  session.deliver(delivery("d"), true, 0); // drops the oldest (a, in the page being read), stores d
+  session.outbound.pageIn([stored("a"), stored("b")], true, 0, []);
+  assert.deepEqual(recorded(session.takeRecords()), ["save d queued", "delete a"]);
+  // b in memory, c and d in storage: full again.
+  session.deliver(delivery("e"), true, 0);
+  assert.deepEqual(recorded(session.takeRecords()), ["delete b", "save e queued"]);
+  assert.equal(session.outbound.drops.queueFull, 2);
+});
