@@ -195,6 +195,17 @@ export class Broker implements SessionService {
     return this.registry.open(request);
   }
 
+  /**
+   * Every message of the first pages read back can be dropped when the client attaches (over its Maximum
+   * Packet Size, no longer authorized), leaving nothing to send while the rest waits in storage; the next
+   * page is read now rather than at the client's next packet, which a subscriber with keep alive 0 may
+   * never send. Not from open(): a page read that completes at once (the memory store) would send its
+   * PUBLISHes before the CONNACK.
+   */
+  connected(handle: SessionHandle): void {
+    if (handle.session.storedOnly) this.registry.pageOn(handle.session.clientId);
+  }
+
   /** See {@link SessionRegistry.close}. */
   close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void {
     this.registry.close(handle, publishWill, sessionExpiryInterval);

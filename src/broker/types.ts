@@ -128,6 +128,11 @@ export interface SessionService {
    */
   receive(handle: SessionHandle, packet: Packet, out?: Effect[]): Effect[];
   close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void;
+  /**
+   * The connection sent the CONNACK and ran the open result's effects: a queue read back from storage may
+   * want its next page already (see {@link SessionRegistry.pageOn}).
+   */
+  connected(handle: SessionHandle): void;
   flush(): Promise<void> | undefined;
   /** Who owns the client id's session and whether its client is connected; undefined when there is none. */
   owner(clientId: string): { owner?: string; connected: boolean } | undefined;

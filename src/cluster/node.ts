@@ -238,6 +238,14 @@ export class ClusterNode implements SessionService {
     return this.broker.flush();
   }
 
+  /**
+   * Local: every node reads its own store's pages at its own pace (docs/cluster.md, "Design");
+   * the others read the next page at the client's next packet, as they apply it.
+   */
+  connected(handle: SessionHandle): void {
+    this.broker.connected(handle);
+  }
+
   /** This node's view of the client id's owner (every node sees every claim). */
   owner(clientId: string): { owner?: string; connected: boolean } | undefined {
     return this.broker.owner(clientId);

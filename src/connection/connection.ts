@@ -673,6 +673,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       keepAlive: packet.keepAlive,
     });
     this.run(effects);
+    broker.connected(opened);
     this.#keepAliveMs = decision.keepAliveTimeoutMs;
   }
 

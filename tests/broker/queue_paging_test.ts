@@ -160,3 +160,55 @@ for (const storage of ["memory", "embedded"] as const) {
     }),
   );
 }
+
+for (const storage of ["memory", "embedded"] as const) {
+  Deno.test(
+    `${storage} store: a first page the client cannot take does not hold back the next one until its next packet`,
+    async () => {
+      const dir = await Deno.makeTempDir({ prefix: "mqtt-proxy-paging-" });
+      const properties = [
+        "sys.interval_seconds = 0",
+        `mqtt.max_queued_messages = ${2 * QUEUE_PAGE.maxEntries}`,
+        ...(storage === "embedded" ? ["storage.type = embedded", `storage.dir = ${dir}`] : []),
+      ].join("\n");
+      try {
+        await withBroker(properties, async ({ port }) => {
+          const { client: first } = await connect(port, "sub", 5, persistent);
+          await subscribe(first, 5, [subscription("q/#", 1)]);
+          await first.close();
+          // A whole first page (by entries) of messages over the client's Maximum Packet Size, then three
+          // small ones in the next page.
+          const { client: publisher } = await connect(port, "pub", 5);
+          const big = "b".repeat(2048);
+          const small = ["q/small/0", "q/small/1", "q/small/2"];
+          const messages = [
+            ...Array.from({ length: QUEUE_PAGE.maxEntries }, (_, index) => [`q/big/${index}`, big]),
+            ...small.map((topic) => [topic, "s"]),
+          ];
+          for (const [index, [topic, payload]] of messages.entries()) {
+            await publisher.sendPacket(publishPacket(topic, payload, 1, { packetId: 1 + index }), 5);
+          }
+          for (const _ of messages) assert.equal((await publisher.readPacket()).type, "puback");
+          await publisher.close();
+
+          // Keep alive 0 and nothing sent after CONNECT: only the broker can start the next page.
+          const { client: back } = await connect(port, "sub", 5, {
+            cleanStart: false,
+            keepAlive: 0,
+            properties: { sessionExpiryInterval: 3600, maximumPacketSize: 1024 },
+          });
+          const received = [];
+          for (const _ of small) {
+            const publish = await readPublish(back);
+            received.push(publish.topic);
+            await puback(back, publish.packetId!);
+          }
+          assert.deepEqual(received, small);
+          await back.close();
+        });
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
