@@ -1,4 +1,5 @@
 import { MqttError } from "../codec/errors.ts";
+import { NO_PROPERTIES } from "../codec/properties.ts";
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type {
   DisconnectPacket,
@@ -483,8 +484,9 @@ function refuseEmptyFilters(filters: string[]): void {
   }
 }
 
+/** An acknowledgement without properties: one per QoS 1/2 PUBLISH, so they share one empty set, never changed. */
 function ack<T extends "puback" | "pubrec">(type: T, packetId: number) {
-  return { type, packetId, reasonCode: 0, properties: {} };
+  return { type, packetId, reasonCode: 0, properties: NO_PROPERTIES };
 }
 
 /**
