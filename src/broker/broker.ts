@@ -1,11 +1,13 @@
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type { AckPacket, Packet, PublishPacket } from "../codec/types.ts";
+import { EffectList } from "../session/effect_list.ts";
 import type { Session } from "../session/session.ts";
 import { estimatedSize, sharedState } from "../session/outbound.ts";
 import type {
   AcceptedSubscription,
   Delivery,
   Effect,
+  EffectSink,
   Message,
   SessionEffect,
   SessionSubscription,
@@ -42,6 +44,12 @@ function removeAt<T>(list: T[], index: number): void {
 export function empty(list: unknown[]): void {
   while (list.length > 0) list.pop();
 }
+
+/** Where the effects for a client connected to another node go: that node sends them. */
+const NOWHERE: EffectSink = { push() {}, deliver() {} };
+
+/** The list of {@link Broker}'s list sink between uses: always empty, never added to. */
+const NO_EFFECTS: never[] = [];
 
 /** A publish's first pass on its own node in a cluster: its transient sessions' plain subscriptions. */
 const LOCAL_TRANSIENT: RouteScope = { transient: true, persistent: false, shared: false };
@@ -83,8 +91,8 @@ export class Broker implements SessionService {
   readonly #routing = new WeakMap<Session, Promise<void>>();
   /** The route callback, bound once: called per delivery on the hot path. */
   readonly #deliverTo = (session: Session, delivery: Delivery) => this.#deliver(session, delivery);
-  /** One list for the effects of every delivery: each is run by its link before the next is made. */
-  readonly #deliveryEffects: Effect[] = [];
+  /** The sink for a client not connected here, whose effects are returned as a list (see {@link receive}). */
+  readonly #listSink = new EffectList(NO_EFFECTS);
   /** What the last {@link #publishHere} forwarded to the cluster (a side result, to return only a count). */
   #forwarded: Promise<void> | undefined;
   #now = 0;
@@ -215,7 +223,15 @@ export class Broker implements SessionService {
     }
     const effects = out as SessionEffect[];
     const first = effects.length;
-    session.handleInto(packet, this.clock.now(), effects);
+    // What the client's acknowledgements let out of its queue goes straight to its connection, if here.
+    const link = this.registry.get(session.clientId)?.link;
+    let sink: EffectSink | undefined = link;
+    if (sink === undefined) {
+      sink = this.#listSink;
+      this.#listSink.effects = out;
+    }
+    session.handleInto(packet, this.clock.now(), effects, sink);
+    this.#listSink.effects = NO_EFFECTS;
     for (let i = first; i < effects.length; i++) {
       const effect = effects[i];
       switch (effect.kind) {
@@ -590,15 +606,15 @@ export class Broker implements SessionService {
     const link = entry.link;
     // Another node's transient client: that node alone keeps its state and sends.
     if (!link && !session.persistent && entry.attached) return;
-    const effects = this.#deliveryEffects;
     // A client connected to another node: its state moves on here too, but that node does the sending.
-    session.deliverInto(delivery, link ? link.writable : entry.attached, this.#now, effects);
+    const sent = session.deliverInto(
+      delivery,
+      link ? link.writable : entry.attached,
+      this.#now,
+      link ?? NOWHERE,
+    );
     if (session.persistent) this.#persistence.sessionChanged(session);
-    if (link && effects.length > 0) {
-      this.stats.messagesSent++;
-      link.run(effects);
-    }
-    empty(effects);
+    if (link && sent) this.stats.messagesSent++;
   }
 }
 

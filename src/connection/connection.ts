@@ -19,6 +19,7 @@ import {
   type Packet,
   type Properties,
   type ProtocolVersion,
+  type QoS,
   ReasonCode,
   UnsupportedProtocolError,
   writeForwarded,
@@ -32,6 +33,7 @@ import {
   type Effect,
   Handshake,
   type HandshakeStep,
+  type Message,
   type Permissions,
   type Session,
 } from "../session/mod.ts";
@@ -463,39 +465,65 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     // After a DISCONNECT (ours or the client's) nothing more is sent [MQTT-3.14.4-1]; what was in flight
     // stays in the session and is re-sent if the client resumes it.
     if (this.#is(CLOSED)) return;
-    let exactlyOnce = false;
-    for (let i = 0; i < effects.length; i++) {
-      const effect = effects[i];
-      // Past mqtt.max_outbound_bytes, packets wait (in order) for the outbox to drain: a client that does
-      // not read holds the broker to that many bytes, plus references to the messages in its window.
-      if (
-        (effect.kind === "deliver" || effect.kind === "send") &&
-        (this.#backlog.length > 0 || (this.#outbox !== undefined && !this.#outbox.writable))
-      ) {
-        this.#defer(effects, i);
-        break;
-      }
-      this.#runEffect(effect);
-      exactlyOnce ||= isExactlyOnce(effect);
-    }
-    // QoS 2 needs persist-before-send: a packet id the client saw must survive a crash, or a resend under a
-    // new id would be delivered twice. QoS 1 may be repeated after a crash anyway, so it need not wait.
-    if (!exactlyOnce) return;
-    const durable = this.context.broker.flush();
-    // Nothing queued without an outbox, so nothing to hold then.
-    if (durable) this.#outbox?.holdUntil(durable);
+    for (let i = 0; i < effects.length; i++) this.#take(effects[i]);
   }
 
-  /** Puts the packets of `effects` from `from` on in the backlog; acknowledgements and a close run now. */
-  #defer(effects: Effect[], from: number): void {
-    // The effects are kept, not the list: the caller reuses it (see SessionLink.run).
-    const rest = effects.slice(from);
-    const durable = rest.some(isExactlyOnce) ? this.context.broker.flush() : undefined;
-    if (this.#backlog === NO_BACKLOG) this.#backlog = [];
-    for (const effect of rest) {
-      if (effect.kind === "deliver" || effect.kind === "send") this.#backlog.push({ effect, durable });
-      else this.#runEffect(effect);
+  /** One effect for this client, run now (the connection as its session's EffectSink). */
+  push(effect: Effect): void {
+    if (!this.#is(CLOSED)) this.#take(effect);
+  }
+
+  /** An application message for this client, run now: a "deliver" effect's fields, without the object. */
+  deliver(
+    message: Message,
+    qos: QoS,
+    packetId: number | undefined,
+    dup: boolean,
+    retain: boolean,
+    properties: Properties,
+    topic: string,
+  ): void {
+    if (this.#is(CLOSED)) return;
+    if (this.#mustWait()) {
+      return this.#defer({ kind: "deliver", message, qos, packetId, dup, retain, properties, topic });
     }
+    if (this.#ending?.farewell) return; // still inflight in the session: resent on a later connection
+    this.#deliver(message, qos, packetId, dup, retain, properties, topic);
+    if (qos === 2) this.#outbox?.holdUntil(this.#storedSoon());
+  }
+
+  /** Runs an effect, or puts its packet in the backlog while packets must wait for room. */
+  #take(effect: Effect): void {
+    if ((effect.kind === "deliver" || effect.kind === "send") && this.#mustWait()) return this.#defer(effect);
+    this.#runEffect(effect);
+    // QoS 2 needs persist-before-send: a packet id the client saw must survive a crash, or a resend under a
+    // new id would be delivered twice. QoS 1 may be repeated after a crash anyway, so it need not wait.
+    // Nothing queued without an outbox, so nothing to hold then.
+    if (isExactlyOnce(effect)) this.#outbox?.holdUntil(this.#storedSoon());
+  }
+
+  /**
+   * Past mqtt.max_outbound_bytes, packets wait (in order) for the outbox to drain: a client that does not
+   * read holds the broker to that many bytes, plus references to the messages in its window.
+   */
+  #mustWait(): boolean {
+    return this.#backlog.length > 0 || (this.#outbox !== undefined && !this.#outbox.writable);
+  }
+
+  /**
+   * Resolves once storage holds what the session changed by the end of this task. A packet can reach the
+   * connection before the change it implies reaches storage (the broker writes a session's changes once
+   * the session has made them, in the same task), so the flush is asked for a microtask later.
+   */
+  #storedSoon(): Promise<void> {
+    return Promise.resolve().then(() => this.context.broker.flush());
+  }
+
+  /** Puts a packet in the backlog, with the flush an exactly-once packet must wait for once it is sent. */
+  #defer(effect: Effect): void {
+    const durable = isExactlyOnce(effect) ? this.#storedSoon() : undefined;
+    if (this.#backlog === NO_BACKLOG) this.#backlog = [];
+    this.#backlog.push({ effect, durable });
   }
 
   /** The outbox drained: send what waited for room, until it is full again. */
@@ -724,7 +752,15 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         return this.#send(effect.packet);
       case "deliver":
         if (this.#ending?.farewell) return; // still inflight in the session: resent on a later connection
-        return this.#deliver(effect);
+        return this.#deliver(
+          effect.message,
+          effect.qos,
+          effect.packetId,
+          effect.dup,
+          effect.retain,
+          effect.properties,
+          effect.topic,
+        );
       case "ack":
         return this.#acknowledge(effect.packet, effect.durable);
       case "close":
@@ -811,30 +847,28 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * packet id when it can be (no topic alias, no per-hop properties, a compatible protocol level), else
    * encoded.
    */
-  #deliver(effect: Extract<Effect, { kind: "deliver" }>): void {
-    const { message } = effect;
+  #deliver(
+    message: Message,
+    qos: QoS,
+    packetId: number | undefined,
+    dup: boolean,
+    retain: boolean,
+    properties: Properties,
+    topic: string,
+  ): void {
     // A payload read back from storage is freed once acknowledged (Delivery.ownsPayload): a client that
     // acknowledged a packet id before the PUBLISH left the backlog has nothing left to be sent.
     if ((message.payload.buffer as ArrayBuffer).detached) return;
     const packet = message.packet;
-    const sameProperties = effect.properties === message.properties && effect.topic === message.topic;
+    const sameProperties = properties === message.properties && topic === message.topic;
     this.context.traffic.sent("publish");
     if (packet !== undefined && sameProperties) {
-      const idAt = forwardableAt(packet, this.#version, effect.qos);
+      const idAt = forwardableAt(packet, this.#version, qos);
       if (idAt > 0) {
         const frame = packet.frame!;
         const outbox = this.#out();
         const at = outbox.reserve(frame.length);
-        writeForwarded(
-          frame,
-          idAt,
-          outbox.buffer,
-          at,
-          effect.qos,
-          effect.dup,
-          effect.retain,
-          effect.packetId,
-        );
+        writeForwarded(frame, idAt, outbox.buffer, at, qos, dup, retain, packetId);
         return;
       }
     }
@@ -849,13 +883,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         properties: message.properties,
       },
       this.#version,
-      {
-        qos: effect.qos,
-        dup: effect.dup,
-        retain: effect.retain,
-        packetId: effect.packetId,
-        ...(sameProperties ? {} : { topic: effect.topic, properties: effect.properties }),
-      },
+      { qos, dup, retain, packetId, ...(sameProperties ? {} : { topic, properties }) },
     );
     this.#out().push(frame);
   }

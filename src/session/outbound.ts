@@ -6,15 +6,12 @@ import type {
   Delivery,
   DeliveryStage,
   DropCounts,
-  Effect,
+  EffectSink,
   Message,
   SessionLimits,
   SessionRecord,
   SessionState,
 } from "./types.ts";
-
-/** Where the flow writes the effects it produces (a session's effect list). */
-type EffectSink = { push(effect: Effect): number };
 
 /** `#storedEntries` of a session whose deliveries are held in memory. */
 const NOT_PAGED_OUT = -1;
@@ -200,36 +197,38 @@ export class OutboundFlow {
     this.#nextPacketId = state.nextPacketId;
   }
 
-  /** Hands one routed message to the client, or queues it. `writable` is false when the socket is backed up. */
-  deliver(delivery: Delivery, writable: boolean, now: number, out: EffectSink): void {
+  /**
+   * Hands one routed message to the client, or queues it. `writable` is false when the socket is backed up.
+   * True when it went to `out` now.
+   */
+  deliver(delivery: Delivery, writable: boolean, now: number, out: EffectSink): boolean {
     const message = delivery.message;
     if (message.expiresAt !== undefined && message.expiresAt <= now) {
       this.drops.expired++;
-      return;
+      return false;
     }
     const qos = (message.qos < delivery.grantedQos ? message.qos : delivery.grantedQos) as QoS;
     if (!this.#attachment) {
       if (qos === 0 && !this.limits.queueQos0Offline) {
         this.drops.qos0Offline++;
-        return;
+        return false;
       }
       if (this.storedOnly) this.#store(delivery, qos);
       else this.#enqueue(delivery, qos);
-      return;
+      return false;
     }
     if (qos === 0) {
       if (!writable) {
         this.drops.slowConsumer++;
-        return;
+        return false;
       }
-      this.#emit(delivery, 0, undefined, false, now, out);
-      return;
+      return this.#emit(delivery, 0, undefined, false, now, out);
     }
     if (this.queueLength === 0 && this.inflight.size < this.#window()) {
-      this.#sendNew(delivery, qos, now, out);
-    } else {
-      this.#enqueue(delivery, qos);
+      return this.#sendNew(delivery, qos, now, out);
     }
+    this.#enqueue(delivery, qos);
+    return false;
   }
 
   /** PUBACK from the client. Unknown ids are ignored: a late ack after a resend is harmless. */
@@ -297,14 +296,16 @@ export class OutboundFlow {
     return clientMax < this.limits.maxInflight ? clientMax : this.limits.maxInflight;
   }
 
-  #sendNew(delivery: Delivery, qos: QoS, now: number, out: EffectSink): void {
+  /** True when the PUBLISH went to `out` (see {@link #emit}). */
+  #sendNew(delivery: Delivery, qos: QoS, now: number, out: EffectSink): boolean {
     const packetId = this.#allocatePacketId();
     if (!this.#emit(delivery, qos, packetId, false, now, out)) {
       this.#record({ kind: "deleteDelivery", delivery });
-      return;
+      return false;
     }
     this.#inflightMap().set(packetId, { delivery, qos, stage: "publish" });
     this.#record({ kind: "saveDelivery", delivery, qos, stage: "sent", packetId });
+    return true;
   }
 
   #record(record: SessionRecord): void {
@@ -372,7 +373,7 @@ export class OutboundFlow {
     dup: boolean,
     now: number,
     out: EffectSink,
-  ) {
+  ): boolean {
     const attachment = this.#attachment!;
     const { message } = delivery;
     if (attachment.permissions?.canReceive?.(message.topic) === false) {
@@ -401,7 +402,7 @@ export class OutboundFlow {
         return false;
       }
     }
-    out.push({ kind: "deliver", message, qos, packetId, dup, retain: delivery.retain, properties, topic });
+    out.deliver(message, qos, packetId, dup, delivery.retain, properties, topic);
     return true;
   }
 

@@ -108,6 +108,25 @@ export type Effect =
     sessionExpiryInterval?: number;
   };
 
+/**
+ * Where a session puts the effects it makes for its client, in order: a list that someone runs later
+ * ({@link EffectList}), or the client's connection, which runs each at once. An application message comes
+ * field by field, as the fields of a "deliver" effect: a routed message reaches every subscriber through
+ * here, and an effect object per delivery was a large share of a QoS 1 message's garbage.
+ */
+export interface EffectSink {
+  push(effect: Effect): void;
+  deliver(
+    message: Message,
+    qos: QoS,
+    packetId: number | undefined,
+    dup: boolean,
+    retain: boolean,
+    properties: Properties,
+    topic: string,
+  ): void;
+}
+
 /** What a client's packet asks of the broker besides its connection's effects; the broker runs these. */
 export type SessionEffect =
   | Effect

@@ -13,8 +13,16 @@ import {
 } from "../../src/broker/mod.ts";
 import { ClusterNode } from "../../src/cluster/mod.ts";
 import type { ClusterEvent } from "../../src/cluster/events.ts";
-import type { AckPacket, Packet, ProtocolVersion, PublishPacket, QoS, Will } from "../../src/codec/mod.ts";
-import type { Attachment, Effect } from "../../src/session/mod.ts";
+import type {
+  AckPacket,
+  Packet,
+  Properties,
+  ProtocolVersion,
+  PublishPacket,
+  QoS,
+  Will,
+} from "../../src/codec/mod.ts";
+import type { Attachment, Effect, Message } from "../../src/session/mod.ts";
 import { MemoryLog, MemoryLogService } from "../../src/storage/memory/memory_log.ts";
 import { createMemoryState, createMemoryStorage, type MemoryState } from "../../src/storage/mod.ts";
 import { FakeClock } from "../helpers/clock.ts";
@@ -164,6 +172,22 @@ export class FakeClient implements SessionLink {
 
   run(effects: Effect[]): void {
     this.effects.push(...effects.map(asWritten));
+  }
+
+  push(effect: Effect): void {
+    this.effects.push(asWritten(effect));
+  }
+
+  deliver(
+    message: Message,
+    qos: QoS,
+    packetId: number | undefined,
+    dup: boolean,
+    retain: boolean,
+    properties: Properties,
+    topic: string,
+  ): void {
+    this.push({ kind: "deliver", message, qos, packetId, dup, retain, properties, topic });
   }
 
   takeOver(): void {
