@@ -50,7 +50,10 @@ export class OutboundFlow {
   /** Outbound topic aliases of this connection; created when the client allows aliases. */
   #aliases: Map<string, number> | undefined;
   #attachment: Attachment | undefined;
-  /** Set while the session is persistent: every durable change is recorded here for the broker to store. */
+  /**
+   * Set while the session is persistent: every durable change is recorded here for the broker to store.
+   * Written as `this.records?.push({...})`: a transient session then makes no record object at all.
+   */
   records: SessionRecord[] | undefined;
 
   /**
@@ -148,7 +151,7 @@ export class OutboundFlow {
       } else if (!this.#emit(entry.delivery, entry.qos, packetId, true, now, out)) {
         // not sendable any more (too large for the new connection, or no longer authorized): forget it
         this.#inflight!.delete(packetId);
-        this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
+        this.records?.push({ kind: "deleteDelivery", delivery: entry.delivery });
       }
     }
     this.#drain(now, out);
@@ -236,7 +239,7 @@ export class OutboundFlow {
     const entry = this.inflight.get(packetId);
     if (entry && entry.qos === 1) {
       this.#inflight!.delete(packetId);
-      this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
+      this.records?.push({ kind: "deleteDelivery", delivery: entry.delivery });
       releasePayload(entry.delivery);
       this.#drain(now, out);
     }
@@ -251,13 +254,19 @@ export class OutboundFlow {
     }
     if (reasonCode >= 0x80) {
       this.#inflight!.delete(packetId);
-      this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
+      this.records?.push({ kind: "deleteDelivery", delivery: entry.delivery });
       releasePayload(entry.delivery);
       this.#drain(now, out);
       return;
     }
     entry.stage = "release";
-    this.#record({ kind: "saveDelivery", delivery: entry.delivery, qos: 2, stage: "released", packetId });
+    this.records?.push({
+      kind: "saveDelivery",
+      delivery: entry.delivery,
+      qos: 2,
+      stage: "released",
+      packetId,
+    });
     out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
   }
 
@@ -266,7 +275,7 @@ export class OutboundFlow {
     const entry = this.inflight.get(packetId);
     if (entry && entry.stage === "release") {
       this.#inflight!.delete(packetId);
-      this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
+      this.records?.push({ kind: "deleteDelivery", delivery: entry.delivery });
       releasePayload(entry.delivery);
       this.#drain(now, out);
     }
@@ -283,7 +292,7 @@ export class OutboundFlow {
       const expiresAt = next.delivery.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
         this.drops.expired++;
-        if (next.qos > 0) this.#record({ kind: "deleteDelivery", delivery: next.delivery });
+        if (next.qos > 0) this.records?.push({ kind: "deleteDelivery", delivery: next.delivery });
         continue;
       }
       if (next.qos === 0) this.#emit(next.delivery, 0, undefined, false, now, out);
@@ -300,16 +309,12 @@ export class OutboundFlow {
   #sendNew(delivery: Delivery, qos: QoS, now: number, out: EffectSink): boolean {
     const packetId = this.#allocatePacketId();
     if (!this.#emit(delivery, qos, packetId, false, now, out)) {
-      this.#record({ kind: "deleteDelivery", delivery });
+      this.records?.push({ kind: "deleteDelivery", delivery });
       return false;
     }
     this.#inflightMap().set(packetId, { delivery, qos, stage: "publish" });
-    this.#record({ kind: "saveDelivery", delivery, qos, stage: "sent", packetId });
+    this.records?.push({ kind: "saveDelivery", delivery, qos, stage: "sent", packetId });
     return true;
-  }
-
-  #record(record: SessionRecord): void {
-    this.records?.push(record);
   }
 
   #enqueue(delivery: Delivery, qos: QoS): void {
@@ -322,12 +327,12 @@ export class OutboundFlow {
       if (this.limits.queueDropPolicy === "drop_newest" || this.queueLength === 0) return;
       const oldest = this.#queue!.shift()!;
       this.queuedBytes -= oldest.size;
-      if (oldest.qos > 0) this.#record({ kind: "deleteDelivery", delivery: oldest.delivery });
+      if (oldest.qos > 0) this.records?.push({ kind: "deleteDelivery", delivery: oldest.delivery });
     }
     if (!this.#attachment) delivery.message = this.shared.compact(delivery.message);
     this.#queueList().push({ delivery, qos, size });
     this.queuedBytes += size;
-    if (qos > 0) this.#record({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    if (qos > 0) this.records?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
   /** Queues a delivery in storage only (the session is paged out); QoS 0 too, since nothing else keeps it. */
@@ -339,7 +344,7 @@ export class OutboundFlow {
     if (full) {
       this.drops.queueFull++;
       if (this.limits.queueDropPolicy === "drop_newest" || this.#storedEntries === 0) return;
-      this.#record({ kind: "dropOldestStored" });
+      this.records?.push({ kind: "dropOldestStored" });
       // The dropped entry's size is in storage, not here: count it as an average one until the queue is
       // read back, when the totals are exact again.
       this.#storedBytes -= this.#storedBytes / this.#storedEntries;
@@ -350,7 +355,7 @@ export class OutboundFlow {
     // publishing burst's garbage (1 KiB of ArrayBuffer each, freed only by a full collection).
     this.#storedEntries++;
     this.#storedBytes += size;
-    this.#record({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    this.records?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
   /** Packet ids in use are skipped, so a resumed session never reuses one still inflight [MQTT-2.2.1-3]. */
