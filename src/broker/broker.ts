@@ -424,6 +424,22 @@ export class Broker implements SessionService {
     const before = this.#routing.get(session);
     const stagedNow = !before && stages ? this.#stage(message) : undefined;
     if (!before && !stagedNow) return this.#route(session, message, ack, fromLog, false);
+    return this.#routeInTurn(session, message, ack, fromLog, stages, before, stagedNow);
+  }
+
+  /**
+   * {@link #publishFrom} for a PUBLISH that waits: for its staging, or for the publisher's earlier PUBLISH.
+   * A method of its own: its closures in #publishFrom would make every PUBLISH allocate what they capture.
+   */
+  #routeInTurn(
+    session: Session,
+    message: Message,
+    ack: AckPacket<"puback" | "pubrec"> | undefined,
+    fromLog: boolean,
+    stages: boolean,
+    before: Promise<void> | undefined,
+    stagedNow: Promise<void> | undefined,
+  ): Promise<void> | undefined {
     let durable: Promise<void> | undefined;
     const routed = (async () => {
       let staged = stagedNow;
@@ -470,7 +486,18 @@ export class Broker implements SessionService {
       ? Promise.all([forwarded, stored]).then(() => {})
       : forwarded ?? stored;
     if (!durable || ack.type !== "pubrec") return durable;
-    // Not acknowledged after all: a resend of this id must be taken as a new message.
+    return this.#freeIdIfRefused(session, ack, durable);
+  }
+
+  /**
+   * A QoS 2 PUBLISH not acknowledged after all: a resend of its id must be taken as a new message. A method
+   * of its own: its closure in #route would make every PUBLISH allocate what it captures.
+   */
+  #freeIdIfRefused(
+    session: Session,
+    ack: AckPacket<"puback" | "pubrec">,
+    durable: Promise<void>,
+  ): Promise<void> {
     const refusing = durable.catch((error) => {
       session.refuseInbound(ack.packetId);
       this.#persistence.sessionChanged(session);

@@ -308,6 +308,20 @@ export class Decoder {
     this.offset = 0;
   }
 
+  /**
+   * A CONNECT, which sets the protocol level. A method of its own: the closure in {@link decodeFrame} made
+   * every frame decoded allocate a context for it.
+   */
+  private decodeConnect(frame: Uint8Array, headerSize: number, length: number): Packet {
+    return decodeConnect(
+      frame,
+      headerSize,
+      length,
+      (level) => this.protocolVersion = level,
+      this.#allowControls,
+    );
+  }
+
   /** Decodes the frame at `buf[start, start + length)`; `owned` says whether `buf` is ours to hand out. */
   private decodeFrame(
     buf: Uint8Array,
@@ -325,13 +339,7 @@ export class Decoder {
         case 3:
           return decodePublish(frame, headerSize, version, this.#allowControls);
         case 1:
-          return decodeConnect(
-            frame,
-            headerSize,
-            length,
-            (level) => this.protocolVersion = level,
-            this.#allowControls,
-          );
+          return this.decodeConnect(frame, headerSize, length);
         case 2:
           return decodeConnack(frame, headerSize, length, version);
         default:

@@ -556,9 +556,17 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     });
     decoder.push(buffer, length);
     const waiting = this.#drainDecoder(decoder);
-    if (waiting) return waiting.then(() => this.#releaseDecoder(decoder));
+    if (waiting) return this.#releaseDecoderAfter(waiting, decoder);
     this.#releaseDecoder(decoder);
     return undefined;
+  }
+
+  /**
+   * {@link #releaseDecoder} once `waiting` settles. A method of its own: a closure in {@link #decode} would
+   * make every read allocate the variables it captures, also when nothing waits.
+   */
+  #releaseDecoderAfter(waiting: Promise<void>, decoder: Decoder): Promise<void> {
+    return waiting.then(() => this.#releaseDecoder(decoder));
   }
 
   /** A decoder that holds no bytes is let go: the next read makes a new one. */
@@ -585,8 +593,13 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         }
         continue;
       }
-      return this.#handleWaiting(packet).then(() => this.#drainDecoder(decoder));
+      return this.#handleThenDrain(packet, decoder);
     }
+  }
+
+  /** The handshake packet, then the packets behind it (a method of its own, see {@link #releaseDecoderAfter}). */
+  #handleThenDrain(packet: Packet, decoder: Decoder): Promise<void> {
+    return this.#handleWaiting(packet).then(() => this.#drainDecoder(decoder));
   }
 
   /** A packet of the handshake (CONNECT, AUTH): the connection reads on once its step has run. */
@@ -789,6 +802,14 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    */
   #acknowledge(ack: AckPacket<"puback" | "pubrec">, durable: Promise<void> | undefined): void {
     if (!durable && !this.#pendingAck) return this.#send(ack);
+    this.#acknowledgeInTurn(ack, durable);
+  }
+
+  /**
+   * {@link #acknowledge} behind storage or an earlier ack. A method of its own: its closures in
+   * #acknowledge would make every acknowledgement allocate what they capture, also those sent at once.
+   */
+  #acknowledgeInTurn(ack: AckPacket<"puback" | "pubrec">, durable: Promise<void> | undefined): void {
     const sent = (this.#pendingAck ?? Promise.resolve()).then(() => durable).then(
       () => this.#send(ack),
       (error) => {
