@@ -16,19 +16,18 @@ import type {
 /** `#storedEntries` of a session whose deliveries are held in memory. */
 const NOT_PAGED_OUT = -1;
 
-/** A QoS 1/2 message sent and not yet fully acknowledged. */
-interface Inflight {
+/**
+ * A message waiting in the queue (for a free slot in the inflight window, or for the client to come back),
+ * or a QoS 1/2 message sent and not yet fully acknowledged. One object goes from the queue into the window:
+ * not one for each, as a message behind a full window would otherwise cost.
+ */
+interface Entry {
   delivery: Delivery;
   qos: QoS;
-  /** "publish": awaiting PUBACK/PUBREC; "release": PUBREL sent, awaiting PUBCOMP. */
-  stage: "publish" | "release";
-}
-
-/** A message waiting for a free slot in the inflight window, or for the client to come back. */
-interface Queued {
-  delivery: Delivery;
-  qos: QoS;
+  /** What it counts against the queue's limits (see {@link entrySize}). */
   size: number;
+  /** In flight, "publish": awaiting PUBACK/PUBREC; "release": PUBREL sent, awaiting PUBCOMP. */
+  stage: "publish" | "release";
 }
 
 /**
@@ -37,8 +36,8 @@ interface Queued {
  */
 export class OutboundFlow {
   // Created with their first entry: most sessions (idle clients, QoS 0 only) never need them.
-  #inflight: Map<number, Inflight> | undefined;
-  #queue: Fifo<Queued> | undefined;
+  #inflight: Map<number, Entry> | undefined;
+  #queue: Fifo<Entry> | undefined;
   queuedBytes = 0;
   /**
    * While the session's deliveries live only in storage (a persistent session whose client is away): how
@@ -69,12 +68,12 @@ export class OutboundFlow {
   }
 
   /** QoS 1/2 messages sent and not yet fully acknowledged, by packet id. */
-  get inflight(): ReadonlyMap<number, Inflight> {
+  get inflight(): ReadonlyMap<number, Entry> {
     return this.#inflight ?? NO_INFLIGHT;
   }
 
   /** Messages waiting for a slot in the window, or for the client to come back, oldest first. */
-  get queue(): readonly Queued[] {
+  get queue(): readonly Entry[] {
     return this.#queue?.toArray() ?? NO_QUEUE;
   }
 
@@ -83,11 +82,11 @@ export class OutboundFlow {
     return this.#queue?.length ?? 0;
   }
 
-  #inflightMap(): Map<number, Inflight> {
+  #inflightMap(): Map<number, Entry> {
     return this.#inflight ??= new Map();
   }
 
-  #queueList(): Fifo<Queued> {
+  #queueList(): Fifo<Entry> {
     return this.#queue ??= new Fifo();
   }
 
@@ -167,13 +166,18 @@ export class OutboundFlow {
 
   /** Rebuilds an entry recovered from storage: in flight under its packet id, or waiting in the queue. */
   restore(delivery: Delivery, qos: QoS, stage: DeliveryStage, packetId?: number): void {
+    const size = entrySize(delivery);
     if (stage === "queued" || packetId === undefined) {
-      const size = delivery.message.payload.byteLength + delivery.message.topic.length;
-      this.#queueList().push({ delivery, qos, size });
+      this.#queueList().push({ delivery, qos, size, stage: "publish" });
       this.queuedBytes += size;
       return;
     }
-    this.#inflightMap().set(packetId, { delivery, qos, stage: stage === "released" ? "release" : "publish" });
+    this.#inflightMap().set(packetId, {
+      delivery,
+      qos,
+      size,
+      stage: stage === "released" ? "release" : "publish",
+    });
     if (packetId >= this.#nextPacketId) this.#nextPacketId = packetId === 65535 ? 1 : packetId + 1;
   }
 
@@ -228,7 +232,7 @@ export class OutboundFlow {
       return this.#emit(delivery, 0, undefined, false, now, out);
     }
     if (this.queueLength === 0 && this.inflight.size < this.#window()) {
-      return this.#sendNew(delivery, qos, now, out);
+      return this.#sendNew({ delivery, qos, size: entrySize(delivery), stage: "publish" }, now, out);
     }
     this.#enqueue(delivery, qos);
     return false;
@@ -296,7 +300,7 @@ export class OutboundFlow {
         continue;
       }
       if (next.qos === 0) this.#emit(next.delivery, 0, undefined, false, now, out);
-      else this.#sendNew(next.delivery, next.qos, now, out);
+      else this.#sendNew(next, now, out);
     }
   }
 
@@ -305,20 +309,21 @@ export class OutboundFlow {
     return clientMax < this.limits.maxInflight ? clientMax : this.limits.maxInflight;
   }
 
-  /** True when the PUBLISH went to `out` (see {@link #emit}). */
-  #sendNew(delivery: Delivery, qos: QoS, now: number, out: EffectSink): boolean {
+  /** Sends a QoS 1/2 entry and puts it in flight; true when the PUBLISH went to `out` (see {@link #emit}). */
+  #sendNew(entry: Entry, now: number, out: EffectSink): boolean {
+    const { delivery, qos } = entry;
     const packetId = this.#allocatePacketId();
     if (!this.#emit(delivery, qos, packetId, false, now, out)) {
       this.records?.push({ kind: "deleteDelivery", delivery });
       return false;
     }
-    this.#inflightMap().set(packetId, { delivery, qos, stage: "publish" });
+    this.#inflightMap().set(packetId, entry);
     this.records?.push({ kind: "saveDelivery", delivery, qos, stage: "sent", packetId });
     return true;
   }
 
   #enqueue(delivery: Delivery, qos: QoS): void {
-    const size = delivery.message.payload.byteLength + delivery.message.topic.length;
+    const size = entrySize(delivery);
     const { maxQueuedMessages, maxQueuedBytes } = this.limits;
     const full = (maxQueuedMessages > 0 && this.queueLength >= maxQueuedMessages) ||
       (maxQueuedBytes > 0 && this.queuedBytes + size > maxQueuedBytes);
@@ -330,14 +335,14 @@ export class OutboundFlow {
       if (oldest.qos > 0) this.records?.push({ kind: "deleteDelivery", delivery: oldest.delivery });
     }
     if (!this.#attachment) delivery.message = this.shared.compact(delivery.message);
-    this.#queueList().push({ delivery, qos, size });
+    this.#queueList().push({ delivery, qos, size, stage: "publish" });
     this.queuedBytes += size;
     if (qos > 0) this.records?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
   /** Queues a delivery in storage only (the session is paged out); QoS 0 too, since nothing else keeps it. */
   #store(delivery: Delivery, qos: QoS): void {
-    const size = delivery.message.payload.byteLength + delivery.message.topic.length;
+    const size = entrySize(delivery);
     const { maxQueuedMessages, maxQueuedBytes } = this.limits;
     const full = (maxQueuedMessages > 0 && this.#storedEntries >= maxQueuedMessages) ||
       (maxQueuedBytes > 0 && this.#storedBytes + size > maxQueuedBytes);
@@ -427,7 +432,12 @@ export class OutboundFlow {
   }
 }
 
-const NO_INFLIGHT: ReadonlyMap<number, Inflight> = new Map();
+const NO_INFLIGHT: ReadonlyMap<number, Entry> = new Map();
+
+/** What a delivery counts against the queue's limits: its payload and topic. */
+function entrySize(delivery: Delivery): number {
+  return delivery.message.payload.byteLength + delivery.message.topic.length;
+}
 
 /**
  * Gives the memory of an ended delivery's own payload back now (see Delivery.ownsPayload). Draining a big
@@ -446,7 +456,7 @@ function releasePayload(delivery: Delivery): void {
 export function emptyFlowRecord(): Pick<SessionState, "inflight" | "queue" | "nextPacketId"> {
   return { inflight: [], queue: [], nextPacketId: 1 };
 }
-const NO_QUEUE: readonly Queued[] = Object.freeze([]);
+const NO_QUEUE: readonly Entry[] = Object.freeze([]);
 
 /** What the sessions of one broker share: drop counters and compact copies of kept messages. */
 export interface SharedSessionState {
