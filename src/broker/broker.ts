@@ -1,10 +1,11 @@
 import { ReasonCode } from "../codec/reason_codes.ts";
-import type { AckPacket, Packet, PublishPacket } from "../codec/types.ts";
+import type { Packet, PublishPacket } from "../codec/types.ts";
 import { EffectList } from "../session/effect_list.ts";
 import type { Session } from "../session/session.ts";
 import { estimatedSize, sharedState } from "../session/outbound.ts";
 import type {
   AcceptedSubscription,
+  AckEffect,
   Delivery,
   Effect,
   EffectSink,
@@ -242,7 +243,8 @@ export class Broker implements SessionService {
             removeAt(effects, i--); // no list of removed elements, unlike splice: this runs per message
             break;
           }
-          effects[i] = { kind: "ack", packet: ack, durable };
+          ack.durable = durable;
+          effects[i] = ack;
           break;
         }
         case "subscribe": {
@@ -407,7 +409,7 @@ export class Broker implements SessionService {
   #publishFrom(
     session: Session,
     message: Message,
-    ack: AckPacket<"puback" | "pubrec"> | undefined,
+    ack: AckEffect | undefined,
     fromLog: boolean,
   ): Promise<void> | undefined {
     // Over the memory budget nothing new is taken (a retained delete frees memory: it is); a packet from the
@@ -434,7 +436,7 @@ export class Broker implements SessionService {
   #routeInTurn(
     session: Session,
     message: Message,
-    ack: AckPacket<"puback" | "pubrec"> | undefined,
+    ack: AckEffect | undefined,
     fromLog: boolean,
     stages: boolean,
     before: Promise<void> | undefined,
@@ -470,7 +472,7 @@ export class Broker implements SessionService {
   #route(
     session: Session,
     message: Message,
-    ack: AckPacket<"puback" | "pubrec"> | undefined,
+    ack: AckEffect | undefined,
     fromLog: boolean,
     staged: boolean,
   ): Promise<void> | undefined {
@@ -495,7 +497,7 @@ export class Broker implements SessionService {
    */
   #freeIdIfRefused(
     session: Session,
-    ack: AckPacket<"puback" | "pubrec">,
+    ack: AckEffect,
     durable: Promise<void>,
   ): Promise<void> {
     const refusing = durable.catch((error) => {
@@ -527,14 +529,10 @@ export class Broker implements SessionService {
     const durable = Promise.reject(overBudget());
     durable.catch(() => {}); // handled by the connection when the ack's turn comes
     const type = packet.qos === 1 ? "puback" as const : "pubrec" as const;
-    return [{
-      kind: "ack",
-      packet: { type, packetId: packet.packetId!, reasonCode: 0, properties: {} },
-      durable,
-    }];
+    return [{ kind: "ack", type, packetId: packet.packetId!, reasonCode: 0, durable }];
   }
 
-  #refused(session: Session, ack: AckPacket<"puback" | "pubrec">, error: unknown): Promise<void> {
+  #refused(session: Session, ack: AckEffect, error: unknown): Promise<void> {
     if (ack.type === "pubrec") {
       session.refuseInbound(ack.packetId);
       this.#persistence.sessionChanged(session);

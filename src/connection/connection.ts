@@ -28,6 +28,7 @@ import type { Authenticator, Authorizer, EnhancedAuthMethod } from "../auth/port
 import { type Logger, type LogLevel, logsAt } from "../observe/mod.ts";
 import type { TrafficMetrics } from "../observe/metrics.ts";
 import {
+  type AckEffect,
   authWithoutMethod,
   type ConnectSettings,
   type Effect,
@@ -775,7 +776,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
           effect.topic,
         );
       case "ack":
-        return this.#acknowledge(effect.packet, effect.durable);
+        return this.#acknowledge(effect);
       case "close":
         this.#endingNow().reason = effect.reasonCode === 0 && !effect.notify
           ? "client disconnected"
@@ -800,31 +801,56 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * back the ones behind it. If storage refuses, v5 publishers hear the reason (0x97 when full) and
    * 3.1.1 publishers, who have no way to hear it, are disconnected.
    */
-  #acknowledge(ack: AckPacket<"puback" | "pubrec">, durable: Promise<void> | undefined): void {
-    if (!durable && !this.#pendingAck) return this.#send(ack);
-    this.#acknowledgeInTurn(ack, durable);
+  #acknowledge(ack: AckEffect): void {
+    if (!ack.durable && !this.#pendingAck) return this.#sendAck(ack.type, ack.packetId, ack.reasonCode);
+    this.#acknowledgeInTurn(ack);
   }
 
   /**
    * {@link #acknowledge} behind storage or an earlier ack. A method of its own: its closures in
    * #acknowledge would make every acknowledgement allocate what they capture, also those sent at once.
    */
-  #acknowledgeInTurn(ack: AckPacket<"puback" | "pubrec">, durable: Promise<void> | undefined): void {
-    const sent = (this.#pendingAck ?? Promise.resolve()).then(() => durable).then(
-      () => this.#send(ack),
+  #acknowledgeInTurn(ack: AckEffect): void {
+    const sent = (this.#pendingAck ?? Promise.resolve()).then(() => ack.durable).then(
+      () => this.#sendAck(ack.type, ack.packetId, ack.reasonCode),
       (error) => {
         const reasonCode = error instanceof StorageError ? error.reasonCode : ReasonCode.UnspecifiedError;
         // one line a second at most: a publisher can keep sending into a full store or memory budget
         const logs = this.#throttledLogs ??= {};
         logs.notStored ??= new RateLimitedLog((fields) => this.#log("error", "publish.not_stored", fields));
         logs.notStored.write({ reasonCode, error });
-        if (this.#version === 5) this.#send({ ...ack, reasonCode });
+        if (this.#version === 5) this.#sendAck(ack.type, ack.packetId, reasonCode);
         else void this.#closeAfterFlush(true);
       },
     ).finally(() => {
       if (this.#pendingAck === sent) this.#pendingAck = undefined;
     });
     this.#pendingAck = sent;
+  }
+
+  /** A PUBACK/PUBREC from its fields (it has no properties): {@link #send} without a packet object, mostly. */
+  #sendAck(type: "puback" | "pubrec", packetId: number, reasonCode: number): void {
+    if (reasonCode === 0 && this.#writePlainAck(type, packetId)) return;
+    this.#send({ type, packetId, reasonCode, properties: {} });
+  }
+
+  /**
+   * The common acknowledgement (reason 0, no properties), written straight into the outbox: 4 bytes, no
+   * encoder, no buffer. False when the client's Maximum Packet Size is below 4: {@link #send} decides then.
+   */
+  #writePlainAck(type: Packet["type"], packetId: number): boolean {
+    const max = this.#clientMaximumPacketSize;
+    if (max !== undefined && max < 4) return false;
+    if (this.#is(FAREWELL_SENT)) return true; // nothing follows the last packet [MQTT-3.14.4-1]
+    const outbox = this.#out();
+    const at = outbox.reserve(4);
+    const out = outbox.buffer;
+    out[at] = ACK_FIRST_BYTES[type]!;
+    out[at + 1] = 2;
+    out[at + 2] = packetId >>> 8;
+    out[at + 3] = packetId & 0xff;
+    this.context.traffic.sent(type);
+    return true;
   }
 
   /**
@@ -834,22 +860,10 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    */
   #send(packet: Packet): void {
     if (this.#is(FAREWELL_SENT)) return;
-    const ackFirstByte = ACK_FIRST_BYTES[packet.type];
-    if (ackFirstByte !== undefined) {
+    if (ACK_FIRST_BYTES[packet.type] !== undefined) {
       const ack = packet as AckPacket<"puback">;
-      const fits = this.#clientMaximumPacketSize === undefined || this.#clientMaximumPacketSize >= 4;
-      if (ack.reasonCode === 0 && fits && (this.#version < 5 || !hasProperties(ack.properties))) {
-        // The common acknowledgement, written straight into the outbox: 4 bytes, no encoder, no buffer.
-        const outbox = this.#out();
-        const at = outbox.reserve(4);
-        const out = outbox.buffer;
-        out[at] = ackFirstByte;
-        out[at + 1] = 2;
-        out[at + 2] = ack.packetId >>> 8;
-        out[at + 3] = ack.packetId & 0xff;
-        this.context.traffic.sent(packet.type);
-        return;
-      }
+      const plain = ack.reasonCode === 0 && (this.#version < 5 || !hasProperties(ack.properties));
+      if (plain && this.#writePlainAck(packet.type, ack.packetId)) return;
     }
     let bytes = encode(packet, this.#version);
     const max = this.#clientMaximumPacketSize;

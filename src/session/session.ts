@@ -15,6 +15,7 @@ import { emptyFlowRecord, OutboundFlow, type SharedSessionState } from "./outbou
 import { SubscriptionTable } from "./subscription_table.ts";
 import type {
   AcceptedSubscription,
+  AckEffect,
   Attachment,
   Delivery,
   Effect,
@@ -295,7 +296,10 @@ export class Session {
     }
     if (packet.qos === 2 && this.awaitingRelease.has(packet.packetId!)) {
       // A resend before PUBREL: acknowledge again, deliver nothing [MQTT-4.3.3-10].
-      out.push({ kind: "send", packet: ack("pubrec", packet.packetId!) });
+      out.push({
+        kind: "send",
+        packet: { type: "pubrec", packetId: packet.packetId!, reasonCode: 0, properties: NO_PROPERTIES },
+      });
       return;
     }
     // Every protocol level: a 3.1.1 client never hears our Receive Maximum, but may not pile up ids either.
@@ -494,9 +498,9 @@ function refuseEmptyFilters(filters: string[]): void {
   }
 }
 
-/** An acknowledgement without properties: one per QoS 1/2 PUBLISH, so they share one empty set, never changed. */
-function ack<T extends "puback" | "pubrec">(type: T, packetId: number) {
-  return { type, packetId, reasonCode: 0, properties: NO_PROPERTIES };
+/** The acknowledgement of a QoS 1/2 PUBLISH, for the broker to send once it is routed and stored. */
+function ack(type: "puback" | "pubrec", packetId: number): AckEffect {
+  return { kind: "ack", type, packetId, reasonCode: 0, durable: undefined };
 }
 
 /**

@@ -1,5 +1,4 @@
 import type {
-  AckPacket,
   Packet,
   Properties,
   ProtocolVersion,
@@ -91,11 +90,7 @@ export type Effect =
     /** Empty string when a topic alias replaces the topic. */
     topic: string;
   }
-  /**
-   * Send a PUBACK/PUBREC once `durable` resolves (what the PUBLISH changed is stored), in the order the
-   * PUBLISHes came; if it rejects, the publisher hears the storage error instead.
-   */
-  | { kind: "ack"; packet: AckPacket<"puback" | "pubrec">; durable?: Promise<void> }
+  | AckEffect
   /** End the connection. At v5, a DISCONNECT with this reason is sent first when `notify` is set. */
   | {
     kind: "close";
@@ -127,14 +122,28 @@ export interface EffectSink {
   ): void;
 }
 
+/**
+ * Send a PUBACK/PUBREC once `durable` resolves (what the PUBLISH changed is stored), in the order the
+ * PUBLISHes came; if it rejects, the publisher hears the storage error instead. The packet's fields are the
+ * effect's own (it has no properties): one object per QoS 1/2 PUBLISH, not an effect and a packet.
+ */
+export interface AckEffect {
+  kind: "ack";
+  type: "puback" | "pubrec";
+  packetId: number;
+  reasonCode: number;
+  durable: Promise<void> | undefined;
+}
+
 /** What a client's packet asks of the broker besides its connection's effects; the broker runs these. */
 export type SessionEffect =
   | Effect
   /**
-   * Route an inbound message to subscribers, then send `ack` (PUBACK/PUBREC) if any. At v5 the ack's
-   * reason becomes 0x10 when no subscriber matched.
+   * Route an inbound message to subscribers, then send `ack` (PUBACK/PUBREC) if any: the broker sets its
+   * `durable` and runs it in this effect's place. At v5 the ack's reason becomes 0x10 when no subscriber
+   * matched.
    */
-  | { kind: "publish"; message: Message; ack?: AckPacket<"puback" | "pubrec"> }
+  | { kind: "publish"; message: Message; ack?: AckEffect }
   /** Add subscriptions to the router, send the SUBACK, then deliver retained messages per Retain Handling. */
   | { kind: "subscribe"; accepted: AcceptedSubscription[]; suback: SubackPacket }
   /** Remove subscriptions from the router, then send the UNSUBACK. */
