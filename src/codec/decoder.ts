@@ -19,7 +19,7 @@ import { decodePublish } from "./decode_publish.ts";
 import { malformed, MqttError, protocolError } from "./errors.ts";
 import { NO_PROPERTIES } from "./properties.ts";
 import { ReasonCode } from "./reason_codes.ts";
-import type { Packet, ProtocolVersion } from "./types.ts";
+import type { AckPacket, Packet, ProtocolVersion } from "./types.ts";
 
 /** Settings of a {@link Decoder}. */
 export interface DecoderOptions {
@@ -37,6 +37,12 @@ export interface DecoderOptions {
    * names and topic filters; true when absent. False makes them a Malformed Packet (spec §1.5.4).
    */
   allowControlCharacters?: boolean;
+  /**
+   * PUBACK, PUBREC, PUBREL and PUBCOMP without reason code or properties come back as one object the decoder
+   * reuses, valid until the next call to next(): for a caller that handles each packet before it asks for
+   * the next and keeps none (a connection: one of these per QoS 1/2 message, both ways). False when absent.
+   */
+  reuseAcks?: boolean;
 }
 
 const PUBLISH = 3;
@@ -98,6 +104,8 @@ export class Decoder {
   maxPacketSize: number;
   readonly #fromClients: boolean;
   readonly #allowControls: boolean;
+  /** The acknowledgement next() hands out again and again (see DecoderOptions.reuseAcks), if reused. */
+  readonly #ack: AckPacket<typeof ACK_TYPES[number]> | undefined;
 
   private chunk: Uint8Array | undefined;
   /** Where the current chunk's bytes end (a read fills only the start of its buffer). */
@@ -121,6 +129,9 @@ export class Decoder {
     this.protocolVersion = options.protocolVersion ?? 4;
     this.#fromClients = options.fromClients ?? false;
     this.#allowControls = options.allowControlCharacters ?? true;
+    this.#ack = options.reuseAcks
+      ? { type: "puback", packetId: 0, reasonCode: 0, properties: NO_PROPERTIES }
+      : undefined;
   }
 
   /**
@@ -351,7 +362,13 @@ export class Decoder {
       // cursor and no properties object.
       const packetId = (buf[start + headerSize] << 8) | buf[start + headerSize + 1];
       if (packetId !== 0) {
-        return { type: ACK_TYPES[type - 4], packetId, reasonCode: 0, properties: NO_PROPERTIES };
+        const ack = this.#ack;
+        if (ack === undefined) {
+          return { type: ACK_TYPES[type - 4], packetId, reasonCode: 0, properties: NO_PROPERTIES };
+        }
+        ack.type = ACK_TYPES[type - 4];
+        ack.packetId = packetId;
+        return ack;
       }
     }
     const cursor = new Cursor(buf, start + headerSize, start + length);

@@ -554,6 +554,8 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       fromClients: true,
       allowControlCharacters: this.context.settings.allowControlCharacters,
       protocolVersion: this.#version,
+      // Every packet is handled before the next is decoded, and none is kept (a cluster encodes it anew).
+      reuseAcks: true,
     });
     decoder.push(buffer, length);
     const waiting = this.#drainDecoder(decoder);

@@ -235,3 +235,20 @@ Deno.test("protocolVersion can be set by a client after sending CONNECT", () => 
   decoder.push(new Uint8Array([0xe0, 0x01, 0x8e])); // DISCONNECT, reason 0x8e session taken over
   assert.deepEqual(decoder.next(), { type: "disconnect", reasonCode: 0x8e, properties: {} });
 });
+
+Deno.test("reuseAcks: plain acknowledgements come back as one object, each right until the next call", () => {
+  const bytes = new Uint8Array([0x40, 2, 0, 1, 0x50, 2, 0, 2, 0x62, 2, 0, 3, 0x70, 2, 0, 4]);
+  const reusing = new Decoder({ maxPacketSize: 1024, reuseAcks: true });
+  reusing.push(bytes);
+  const first = reusing.next();
+  assert.deepEqual(first, { type: "puback", packetId: 1, reasonCode: 0, properties: {} });
+  const seen: [string, number][] = [];
+  for (let packet = reusing.next(); packet; packet = reusing.next()) {
+    assert.ok(packet === first, "the same object");
+    seen.push([packet.type, (packet as { packetId: number }).packetId]);
+  }
+  assert.deepEqual(seen, [["pubrec", 2], ["pubrel", 3], ["pubcomp", 4]]);
+  const fresh = new Decoder({ maxPacketSize: 1024 });
+  fresh.push(bytes);
+  assert.notEqual(fresh.next(), fresh.next(), "without the option every packet is an object of its own");
+});
