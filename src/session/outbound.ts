@@ -1,6 +1,7 @@
 import { encodedLength } from "../codec/mod.ts";
 import type { Properties, ProtocolVersion, QoS } from "../codec/types.ts";
 import { Fifo } from "./fifo.ts";
+import { InflightTable } from "./inflight_table.ts";
 import type {
   Attachment,
   Delivery,
@@ -36,7 +37,7 @@ interface Entry {
  */
 export class OutboundFlow {
   // Created with their first entry: most sessions (idle clients, QoS 0 only) never need them.
-  #inflight: Map<number, Entry> | undefined;
+  #inflight: InflightTable<Entry> | undefined;
   #queue: Fifo<Entry> | undefined;
   queuedBytes = 0;
   /**
@@ -82,8 +83,8 @@ export class OutboundFlow {
     return this.#queue?.length ?? 0;
   }
 
-  #inflightMap(): Map<number, Entry> {
-    return this.#inflight ??= new Map();
+  #inflightTable(): InflightTable<Entry> {
+    return this.#inflight ??= new InflightTable();
   }
 
   #queueList(): Fifo<Entry> {
@@ -172,7 +173,7 @@ export class OutboundFlow {
       this.queuedBytes += size;
       return;
     }
-    this.#inflightMap().set(packetId, {
+    this.#inflightTable().set(packetId, {
       delivery,
       qos,
       size,
@@ -317,7 +318,7 @@ export class OutboundFlow {
       this.records?.push({ kind: "deleteDelivery", delivery });
       return false;
     }
-    this.#inflightMap().set(packetId, entry);
+    this.#inflightTable().set(packetId, entry);
     this.records?.push({ kind: "saveDelivery", delivery, qos, stage: "sent", packetId });
     return true;
   }
@@ -363,12 +364,15 @@ export class OutboundFlow {
     this.records?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
-  /** Packet ids in use are skipped, so a resumed session never reuses one still inflight [MQTT-2.2.1-3]. */
+  /**
+   * Packet ids in use are skipped, so a resumed session never reuses one still inflight [MQTT-2.2.1-3]; so is,
+   * rarely, one whose slot in the table a long unacknowledged delivery holds (InflightTable.canTake).
+   */
   #allocatePacketId(): number {
     for (;;) {
       const id = this.#nextPacketId;
       this.#nextPacketId = id === 65535 ? 1 : id + 1;
-      if (!this.inflight.has(id)) return id;
+      if (this.#inflight === undefined || this.#inflight.canTake(id)) return id;
     }
   }
 
