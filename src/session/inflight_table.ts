@@ -4,19 +4,19 @@ import { Fifo } from "./fifo.ts";
  * The QoS 1/2 deliveries in flight, by packet id, iterated in the order they were sent (as a Map would).
  * A Map cost an insert and a delete per message, and V8's hash table reallocates itself every hundred or
  * so of those: about 45 bytes per delivery. Here each entry sits in a slot picked by its packet id's low
- * bits, and the order of sends is a list of numbers whose stale ones (acknowledged) are skipped, and
- * dropped once at the front or once they outnumber the live ones.
+ * bits, and the send order is a list of packet ids, small integers that cost no allocation, whose stale
+ * ones (acknowledged) are skipped, and dropped once at the front or once they outnumber the live ones.
  */
 export class InflightTable<T> implements ReadonlyMap<number, T> {
-  /** By slot (packet id & mask): the entry, its packet id (0: free) and its send number. */
+  /** By slot (packet id & mask): the entry, its packet id (0: free), and where its id is in the order. */
   #entries: (T | undefined)[] = [];
   #ids: number[] = [];
-  #sends: number[] = [];
+  #positions: number[] = [];
   #mask = -1;
   #size = 0;
-  #sendCount = 0;
-  /** `send number * 65536 + packet id` of every entry set, in send order. */
+  /** The packet ids in send order; the head's position counts the ids dropped from the front. */
   #order = new Fifo<number>();
+  #headPosition = 0;
 
   get size(): number {
     return this.#size;
@@ -49,11 +49,10 @@ export class InflightTable<T> implements ReadonlyMap<number, T> {
     // At most half the slots in use: ids taken in turn then never meet an occupied slot.
     while (this.#mask < 0 || (this.#size + 1) * 2 > this.#mask + 1 || !this.canTake(packetId)) this.#grow();
     const slot = packetId & this.#mask;
-    const send = ++this.#sendCount;
     this.#entries[slot] = entry;
     this.#ids[slot] = packetId;
-    this.#sends[slot] = send;
-    this.#order.push(send * 65536 + packetId);
+    this.#positions[slot] = this.#headPosition + this.#order.length;
+    this.#order.push(packetId);
     this.#size++;
     return this;
   }
@@ -65,19 +64,22 @@ export class InflightTable<T> implements ReadonlyMap<number, T> {
     this.#ids[slot] = 0;
     this.#size--;
     const order = this.#order;
-    while (order.length > 0 && !this.#live(order.peek()!)) order.shift();
+    while (order.length > 0 && !this.#live(order.peek()!, this.#headPosition)) {
+      order.shift();
+      this.#headPosition++;
+    }
     if (order.length > 2 * this.#size + 64) this.#compact();
     return true;
   }
 
+  /** The entries there are when it is called, in send order (the caller may delete while it iterates). */
   *entries(): MapIterator<[number, T]> {
-    // Fifo iterates a copy: the caller may delete entries while it iterates (as a Map allows).
-    for (const key of this.#order) {
-      if (this.#live(key)) {
-        const packetId = key % 65536;
-        yield [packetId, this.#entries[packetId & this.#mask]!];
-      }
+    const live: [number, T][] = [];
+    let position = this.#headPosition;
+    for (const packetId of this.#order) {
+      if (this.#live(packetId, position++)) live.push([packetId, this.#entries[packetId & this.#mask]!]);
     }
+    yield* live;
   }
 
   [Symbol.iterator](): MapIterator<[number, T]> {
@@ -96,35 +98,42 @@ export class InflightTable<T> implements ReadonlyMap<number, T> {
     for (const [packetId, entry] of this.entries()) callback(entry, packetId, this);
   }
 
-  /** Whether an order key still names the entry in its slot (not acknowledged, its id not taken again). */
-  #live(key: number): boolean {
-    const packetId = key % 65536;
+  /** Whether the id at this position of the order is its slot's entry (not acknowledged, nor taken again). */
+  #live(packetId: number, position: number): boolean {
     const slot = packetId & this.#mask;
-    return this.#ids[slot] === packetId && this.#sends[slot] === (key - packetId) / 65536;
+    return this.#ids[slot] === packetId && this.#positions[slot] === position;
   }
 
-  /** Drops the stale keys of the order. */
+  /** Drops the stale ids of the order. */
   #compact(): void {
     const order = new Fifo<number>();
-    for (const key of this.#order) if (this.#live(key)) order.push(key);
+    let position = this.#headPosition;
+    for (const packetId of this.#order) {
+      if (!this.#live(packetId, position++)) continue;
+      this.#positions[packetId & this.#mask] = order.length;
+      order.push(packetId);
+    }
     this.#order = order;
+    this.#headPosition = 0;
   }
 
   /** Twice the slots (16 at first), the entries moved to theirs. */
   #grow(): void {
-    const old = { entries: this.#entries, ids: this.#ids, sends: this.#sends };
+    const entries = this.#entries;
+    const ids = this.#ids;
+    const positions = this.#positions;
     const capacity = this.#mask < 0 ? 16 : (this.#mask + 1) * 2;
     this.#entries = new Array(capacity).fill(undefined);
     this.#ids = new Array(capacity).fill(0);
-    this.#sends = new Array(capacity).fill(0);
+    this.#positions = new Array(capacity).fill(0);
     this.#mask = capacity - 1;
-    for (let i = 0; i < old.ids.length; i++) {
-      const packetId = old.ids[i];
+    for (let i = 0; i < ids.length; i++) {
+      const packetId = ids[i];
       if (packetId === 0) continue;
       const slot = packetId & this.#mask;
-      this.#entries[slot] = old.entries[i];
+      this.#entries[slot] = entries[i];
       this.#ids[slot] = packetId;
-      this.#sends[slot] = old.sends[i];
+      this.#positions[slot] = positions[i];
     }
   }
 }

@@ -53,7 +53,9 @@ Deno.test("InflightTable: deleting while iterating, and a stuck entry kept in it
     table.delete(id);
   }
   table.set(7000, "last");
-  assert.deepEqual([...table.keys()], [1, 7000]);
+  table.set(2, "again"); // an id whose old place in the order is stale: it is where it was set last
+  table.set(7000, "replaced"); // set again: replaced in its place
+  assert.deepEqual([...table], [[1, "stuck"], [7000, "replaced"], [2, "again"]]);
   for (const [id] of table) table.delete(id);
   assert.equal(table.size, 0);
   assert.deepEqual([...table], []);
