@@ -19,7 +19,7 @@ import { decodePublish } from "./decode_publish.ts";
 import { malformed, MqttError, protocolError } from "./errors.ts";
 import { NO_PROPERTIES } from "./properties.ts";
 import { ReasonCode } from "./reason_codes.ts";
-import type { AckPacket, Packet, ProtocolVersion } from "./types.ts";
+import type { AckPacket, Packet, ProtocolVersion, PublishPacket } from "./types.ts";
 
 /** Settings of a {@link Decoder}. */
 export interface DecoderOptions {
@@ -38,11 +38,13 @@ export interface DecoderOptions {
    */
   allowControlCharacters?: boolean;
   /**
-   * PUBACK, PUBREC, PUBREL and PUBCOMP without reason code or properties come back as one object the decoder
-   * reuses, valid until the next call to next(): for a caller that handles each packet before it asks for
-   * the next and keeps none (a connection: one of these per QoS 1/2 message, both ways). False when absent.
+   * PUBLISH, and PUBACK, PUBREC, PUBREL and PUBCOMP without reason code or properties, come back as objects
+   * the decoder reuses (one per type), valid until the next call to next(): for a caller that handles each
+   * packet before it asks for the next and keeps none of them (a connection: one PUBLISH and one or two
+   * acknowledgements per QoS 1/2 message). A PUBLISH's frame, payload and strings are its own still.
+   * False when absent.
    */
-  reuseAcks?: boolean;
+  reusePackets?: boolean;
 }
 
 const PUBLISH = 3;
@@ -93,6 +95,21 @@ function checkRemainingLength(first: number, remainingLength: number, version: P
   }
 }
 
+/** The PUBLISH a decoder with DecoderOptions.reusePackets writes every one into. */
+function reusablePublish(): PublishPacket {
+  return {
+    type: "publish",
+    topic: "",
+    payload: new Uint8Array(0),
+    qos: 0,
+    retain: false,
+    dup: false,
+    packetId: undefined,
+    properties: NO_PROPERTIES,
+    frame: undefined,
+  };
+}
+
 /** Splits a byte stream into MQTT packets; see {@link Decoder.push} and {@link Decoder.next}. */
 export class Decoder {
   /**
@@ -104,8 +121,9 @@ export class Decoder {
   maxPacketSize: number;
   readonly #fromClients: boolean;
   readonly #allowControls: boolean;
-  /** The acknowledgement next() hands out again and again (see DecoderOptions.reuseAcks), if reused. */
+  /** The packets next() hands out again and again (see DecoderOptions.reusePackets), if reused. */
   readonly #ack: AckPacket<typeof ACK_TYPES[number]> | undefined;
+  readonly #publish: PublishPacket | undefined;
 
   private chunk: Uint8Array | undefined;
   /** Where the current chunk's bytes end (a read fills only the start of its buffer). */
@@ -129,7 +147,8 @@ export class Decoder {
     this.protocolVersion = options.protocolVersion ?? 4;
     this.#fromClients = options.fromClients ?? false;
     this.#allowControls = options.allowControlCharacters ?? true;
-    this.#ack = options.reuseAcks
+    this.#publish = options.reusePackets ? reusablePublish() : undefined;
+    this.#ack = options.reusePackets
       ? { type: "puback", packetId: 0, reasonCode: 0, properties: NO_PROPERTIES }
       : undefined;
   }
@@ -348,7 +367,7 @@ export class Decoder {
       const frame = owned ? buf : copyOf(buf, start, start + length);
       switch (type) {
         case 3:
-          return decodePublish(frame, headerSize, version, this.#allowControls);
+          return decodePublish(frame, headerSize, version, this.#allowControls, this.#publish);
         case 1:
           return this.decodeConnect(frame, headerSize, length);
         case 2:

@@ -554,8 +554,9 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       fromClients: true,
       allowControlCharacters: this.context.settings.allowControlCharacters,
       protocolVersion: this.#version,
-      // Every packet is handled before the next is decoded, and none is kept (a cluster encodes it anew).
-      reuseAcks: true,
+      // Every packet is handled before the next is decoded, and none is kept: a message keeps the PUBLISH's
+      // frame and fields, a cluster encodes a packet anew.
+      reusePackets: true,
     });
     decoder.push(buffer, length);
     const waiting = this.#drainDecoder(decoder);
@@ -896,21 +897,20 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     // A payload read back from storage is freed once acknowledged (Delivery.ownsPayload): a client that
     // acknowledged a packet id before the PUBLISH left the backlog has nothing left to be sent.
     if ((message.payload.buffer as ArrayBuffer).detached) return;
-    const packet = message.packet;
+    const frame = message.frame;
     const sameProperties = properties === message.properties && topic === message.topic;
     this.context.traffic.sent("publish");
-    if (packet !== undefined && sameProperties) {
-      const idAt = forwardableAt(packet, this.#version, qos);
+    if (frame !== undefined && sameProperties) {
+      const idAt = forwardableAt(frame, message.payload, this.#version, qos);
       if (idAt > 0) {
-        const frame = packet.frame!;
         const outbox = this.#out();
         const at = outbox.reserve(frame.length);
         writeForwarded(frame, idAt, outbox.buffer, at, qos, dup, retain, packetId);
         return;
       }
     }
-    const frame = encodePublish(
-      packet ?? {
+    const encoded = encodePublish(
+      {
         type: "publish",
         topic: message.topic,
         payload: message.payload,
@@ -918,11 +918,12 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         retain: message.retain,
         dup: false,
         properties: message.properties,
+        frame,
       },
       this.#version,
       { qos, dup, retain, packetId, ...(sameProperties ? {} : { topic, properties }) },
     );
-    this.#out().push(frame);
+    this.#out().push(encoded);
   }
 
   #sendDisconnect(reasonCode: number, reasonString?: string): void {

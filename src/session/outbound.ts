@@ -476,12 +476,12 @@ export function sharedState(): SharedSessionState {
     drops: emptyDropCounts(),
     compact(message) {
       const payload = message.payload;
-      if (message.packet === undefined && payload.byteLength === payload.buffer.byteLength) return message;
+      if (message.frame === undefined && payload.byteLength === payload.buffer.byteLength) return message;
       let copy = copies.get(message);
       if (!copy) {
         // The decoder's frames are views into shared blocks, and a kept view would pin its whole block;
         // forwarding the copy re-encodes instead of reusing the frame.
-        copy = { ...message, payload: payload.slice(), packet: undefined };
+        copy = { ...message, payload: payload.slice(), frame: undefined };
         copies.set(message, copy);
       }
       return copy;

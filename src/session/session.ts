@@ -520,7 +520,7 @@ function toMessage(packet: PublishPacket, topic: string, publisherId: string, no
     qos: packet.qos,
     retain: packet.retain,
     properties,
-    packet: properties === packet.properties && topic === packet.topic ? packet : undefined,
+    frame: properties === packet.properties && topic === packet.topic ? packet.frame : undefined,
     publisherId,
     expiresAt: expiry === undefined ? undefined : now + expiry * 1000,
   };

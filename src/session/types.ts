@@ -2,7 +2,6 @@ import type {
   Packet,
   Properties,
   ProtocolVersion,
-  PublishPacket,
   QoS,
   SubackPacket,
   Subscription,
@@ -17,8 +16,11 @@ export interface Message {
   retain: boolean;
   /** v5 publish properties without the per-hop ones (topic alias, subscription identifiers). */
   properties: Properties;
-  /** The decoded PUBLISH it came from, for forwarding its bytes without re-encoding. */
-  packet?: PublishPacket;
+  /**
+   * The frame of the decoded PUBLISH it came from (its payload a view of it; same topic and properties),
+   * for forwarding its bytes without re-encoding. Only the frame: the decoder reuses its packet object.
+   */
+  frame?: Uint8Array;
   /** Client id of the publisher ("" for messages the broker makes, such as $SYS). */
   publisherId: string;
   /** Absolute expiry in ms since the epoch (Message Expiry Interval), if any. */
