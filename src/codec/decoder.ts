@@ -39,7 +39,8 @@ export interface DecoderOptions {
   allowControlCharacters?: boolean;
   /**
    * PUBLISH, and PUBACK, PUBREC, PUBREL and PUBCOMP without reason code or properties, come back as objects
-   * the decoder reuses (one per type), valid until the next call to next(): for a caller that handles each
+   * the decoder reuses (one for PUBLISH, one for the acknowledgements, each made at its first use: a decoder
+   * that reads one packet costs no more), valid until the next call to next(): for a caller that handles each
    * packet before it asks for the next and keeps none of them (a connection: one PUBLISH and one or two
    * acknowledgements per QoS 1/2 message). A PUBLISH's frame, payload and strings are its own still.
    * False when absent.
@@ -121,9 +122,10 @@ export class Decoder {
   maxPacketSize: number;
   readonly #fromClients: boolean;
   readonly #allowControls: boolean;
-  /** The packets next() hands out again and again (see DecoderOptions.reusePackets), if reused. */
-  readonly #ack: AckPacket<typeof ACK_TYPES[number]> | undefined;
-  readonly #publish: PublishPacket | undefined;
+  readonly #reusePackets: boolean;
+  /** The packets next() hands out again and again (see DecoderOptions.reusePackets), once made. */
+  #ack: AckPacket<typeof ACK_TYPES[number]> | undefined;
+  #publish: PublishPacket | undefined;
 
   private chunk: Uint8Array | undefined;
   /** Where the current chunk's bytes end (a read fills only the start of its buffer). */
@@ -147,10 +149,7 @@ export class Decoder {
     this.protocolVersion = options.protocolVersion ?? 4;
     this.#fromClients = options.fromClients ?? false;
     this.#allowControls = options.allowControlCharacters ?? true;
-    this.#publish = options.reusePackets ? reusablePublish() : undefined;
-    this.#ack = options.reusePackets
-      ? { type: "puback", packetId: 0, reasonCode: 0, properties: NO_PROPERTIES }
-      : undefined;
+    this.#reusePackets = options.reusePackets ?? false;
   }
 
   /**
@@ -367,7 +366,13 @@ export class Decoder {
       const frame = owned ? buf : copyOf(buf, start, start + length);
       switch (type) {
         case 3:
-          return decodePublish(frame, headerSize, version, this.#allowControls, this.#publish);
+          return decodePublish(
+            frame,
+            headerSize,
+            version,
+            this.#allowControls,
+            this.#reusePackets ? this.#publish ??= reusablePublish() : undefined,
+          );
         case 1:
           return this.decodeConnect(frame, headerSize, length);
         case 2:
@@ -381,11 +386,10 @@ export class Decoder {
       // cursor and no properties object.
       const packetId = (buf[start + headerSize] << 8) | buf[start + headerSize + 1];
       if (packetId !== 0) {
-        const ack = this.#ack;
-        if (ack === undefined) {
-          return { type: ACK_TYPES[type - 4], packetId, reasonCode: 0, properties: NO_PROPERTIES };
-        }
-        ack.type = ACK_TYPES[type - 4];
+        const ackType = ACK_TYPES[type - 4];
+        if (!this.#reusePackets) return { type: ackType, packetId, reasonCode: 0, properties: NO_PROPERTIES };
+        const ack = this.#ack ??= { type: ackType, packetId, reasonCode: 0, properties: NO_PROPERTIES };
+        ack.type = ackType;
         ack.packetId = packetId;
         return ack;
       }
