@@ -1,11 +1,14 @@
 import { ReasonCode } from "../codec/reason_codes.ts";
-import type { AckPacket, Packet, PublishPacket } from "../codec/types.ts";
+import type { Packet, PublishPacket } from "../codec/types.ts";
+import { EffectList } from "../session/effect_list.ts";
 import type { Session } from "../session/session.ts";
 import { estimatedSize, sharedState } from "../session/outbound.ts";
 import type {
   AcceptedSubscription,
+  AckEffect,
   Delivery,
   Effect,
+  EffectSink,
   Message,
   SessionEffect,
   SessionSubscription,
@@ -42,6 +45,12 @@ function removeAt<T>(list: T[], index: number): void {
 export function empty(list: unknown[]): void {
   while (list.length > 0) list.pop();
 }
+
+/** Where the effects for a client connected to another node go: that node sends them. */
+const NOWHERE: EffectSink = { push() {}, deliver() {} };
+
+/** The list of {@link Broker}'s list sink between uses: always empty, never added to. */
+const NO_EFFECTS: never[] = [];
 
 /** A publish's first pass on its own node in a cluster: its transient sessions' plain subscriptions. */
 const LOCAL_TRANSIENT: RouteScope = { transient: true, persistent: false, shared: false };
@@ -83,8 +92,8 @@ export class Broker implements SessionService {
   readonly #routing = new WeakMap<Session, Promise<void>>();
   /** The route callback, bound once: called per delivery on the hot path. */
   readonly #deliverTo = (session: Session, delivery: Delivery) => this.#deliver(session, delivery);
-  /** One list for the effects of every delivery: each is run by its link before the next is made. */
-  readonly #deliveryEffects: Effect[] = [];
+  /** The sink for a client not connected here, whose effects are returned as a list (see {@link receive}). */
+  readonly #listSink = new EffectList(NO_EFFECTS);
   /** What the last {@link #publishHere} forwarded to the cluster (a side result, to return only a count). */
   #forwarded: Promise<void> | undefined;
   #now = 0;
@@ -226,7 +235,15 @@ export class Broker implements SessionService {
     }
     const effects = out as SessionEffect[];
     const first = effects.length;
-    session.handleInto(packet, this.clock.now(), effects);
+    // What the client's acknowledgements let out of its queue goes straight to its connection, if here.
+    const link = this.registry.get(session.clientId)?.link;
+    let sink: EffectSink | undefined = link;
+    if (sink === undefined) {
+      sink = this.#listSink;
+      this.#listSink.effects = out;
+    }
+    session.handleInto(packet, this.clock.now(), effects, sink);
+    this.#listSink.effects = NO_EFFECTS;
     for (let i = first; i < effects.length; i++) {
       const effect = effects[i];
       switch (effect.kind) {
@@ -237,7 +254,8 @@ export class Broker implements SessionService {
             removeAt(effects, i--); // no list of removed elements, unlike splice: this runs per message
             break;
           }
-          effects[i] = { kind: "ack", packet: ack, durable };
+          ack.durable = durable;
+          effects[i] = ack;
           break;
         }
         case "subscribe": {
@@ -404,7 +422,7 @@ export class Broker implements SessionService {
   #publishFrom(
     session: Session,
     message: Message,
-    ack: AckPacket<"puback" | "pubrec"> | undefined,
+    ack: AckEffect | undefined,
     fromLog: boolean,
   ): Promise<void> | undefined {
     // Over the memory budget nothing new is taken (a retained delete frees memory: it is); a packet from the
@@ -421,6 +439,22 @@ export class Broker implements SessionService {
     const before = this.#routing.get(session);
     const stagedNow = !before && stages ? this.#stage(message) : undefined;
     if (!before && !stagedNow) return this.#route(session, message, ack, fromLog, false);
+    return this.#routeInTurn(session, message, ack, fromLog, stages, before, stagedNow);
+  }
+
+  /**
+   * {@link #publishFrom} for a PUBLISH that waits: for its staging, or for the publisher's earlier PUBLISH.
+   * A method of its own: its closures in #publishFrom would make every PUBLISH allocate what they capture.
+   */
+  #routeInTurn(
+    session: Session,
+    message: Message,
+    ack: AckEffect | undefined,
+    fromLog: boolean,
+    stages: boolean,
+    before: Promise<void> | undefined,
+    stagedNow: Promise<void> | undefined,
+  ): Promise<void> | undefined {
     let durable: Promise<void> | undefined;
     const routed = (async () => {
       let staged = stagedNow;
@@ -451,7 +485,7 @@ export class Broker implements SessionService {
   #route(
     session: Session,
     message: Message,
-    ack: AckPacket<"puback" | "pubrec"> | undefined,
+    ack: AckEffect | undefined,
     fromLog: boolean,
     staged: boolean,
   ): Promise<void> | undefined {
@@ -467,7 +501,18 @@ export class Broker implements SessionService {
       ? Promise.all([forwarded, stored]).then(() => {})
       : forwarded ?? stored;
     if (!durable || ack.type !== "pubrec") return durable;
-    // Not acknowledged after all: a resend of this id must be taken as a new message.
+    return this.#freeIdIfRefused(session, ack, durable);
+  }
+
+  /**
+   * A QoS 2 PUBLISH not acknowledged after all: a resend of its id must be taken as a new message. A method
+   * of its own: its closure in #route would make every PUBLISH allocate what it captures.
+   */
+  #freeIdIfRefused(
+    session: Session,
+    ack: AckEffect,
+    durable: Promise<void>,
+  ): Promise<void> {
     const refusing = durable.catch((error) => {
       session.refuseInbound(ack.packetId);
       this.#persistence.sessionChanged(session);
@@ -497,14 +542,10 @@ export class Broker implements SessionService {
     const durable = Promise.reject(overBudget());
     durable.catch(() => {}); // handled by the connection when the ack's turn comes
     const type = packet.qos === 1 ? "puback" as const : "pubrec" as const;
-    return [{
-      kind: "ack",
-      packet: { type, packetId: packet.packetId!, reasonCode: 0, properties: {} },
-      durable,
-    }];
+    return [{ kind: "ack", type, packetId: packet.packetId!, reasonCode: 0, durable }];
   }
 
-  #refused(session: Session, ack: AckPacket<"puback" | "pubrec">, error: unknown): Promise<void> {
+  #refused(session: Session, ack: AckEffect, error: unknown): Promise<void> {
     if (ack.type === "pubrec") {
       session.refuseInbound(ack.packetId);
       this.#persistence.sessionChanged(session);
@@ -603,15 +644,15 @@ export class Broker implements SessionService {
     const link = entry.link;
     // Another node's transient client: that node alone keeps its state and sends.
     if (!link && !session.persistent && entry.attached) return;
-    const effects = this.#deliveryEffects;
     // A client connected to another node: its state moves on here too, but that node does the sending.
-    session.deliverInto(delivery, link ? link.writable : entry.attached, this.#now, effects);
+    const sent = session.deliverInto(
+      delivery,
+      link ? link.writable : entry.attached,
+      this.#now,
+      link ?? NOWHERE,
+    );
     if (session.persistent) this.#persistence.sessionChanged(session);
-    if (link && effects.length > 0) {
-      this.stats.messagesSent++;
-      link.run(effects);
-    }
-    empty(effects);
+    if (link && sent) this.stats.messagesSent++;
   }
 }
 

@@ -2,8 +2,9 @@ import { MqttError } from "../codec/errors.ts";
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type { Will } from "../codec/types.ts";
 import { QUEUE_PAGE, type SharedSessionState, type StoredDeliveryState } from "../session/outbound.ts";
+import { EffectList } from "../session/effect_list.ts";
 import { Session } from "../session/session.ts";
-import type { Attachment, Delivery, Effect, SessionSubscription } from "../session/types.ts";
+import type { Attachment, Delivery, SessionSubscription } from "../session/types.ts";
 import type { QueuePage, QueuePosition, StorageAdapter, StorageSnapshot } from "../storage/port.ts";
 import { parseSharedFilter } from "../topic/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
@@ -292,9 +293,9 @@ export class SessionRegistry {
             persistence.restored(delivery, item);
             return { delivery, qos: stored.qos, stage: stored.stage, packetId: stored.packetId };
           });
-          const effects: Effect[] = [];
-          outbound.pageIn(deliveries, page.more, clock.now(), effects);
-          if (effects.length > 0) entry.link?.run(effects);
+          const out = new EffectList();
+          outbound.pageIn(deliveries, page.more, clock.now(), out);
+          if (out.effects.length > 0) entry.link?.run(out.effects);
           persistence.sessionChanged(session);
           return page;
         },

@@ -97,7 +97,7 @@ export class RetainedService {
       this.#size--;
     }
     // Its own payload: the received one is a view into a shared decoder block.
-    node.message = { ...message, payload: message.payload.slice(), packet: undefined };
+    node.message = { ...message, payload: message.payload.slice(), frame: undefined };
     this.#bytes += sizeOf(node.message);
     this.#size++;
     return true;

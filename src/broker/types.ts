@@ -5,6 +5,7 @@ import type {
   Attachment,
   DropCounts,
   Effect,
+  EffectSink,
   Message,
   Permissions,
   SessionLimits,
@@ -16,10 +17,13 @@ import type { MemoryBudget } from "./memory_budget.ts";
 import type { RetainedLimits } from "./retained.ts";
 import type { SessionQuotaLimits } from "./session_quota.ts";
 
-/** The broker's handle on a connected client's actor. */
-export interface SessionLink {
+/**
+ * The broker's handle on a connected client's actor. As an EffectSink it runs each effect at once: routed
+ * deliveries, and what the client's acknowledgements let out of its queue, come that way.
+ */
+export interface SessionLink extends EffectSink {
   /**
-   * Runs effects produced for this client by someone else's packet (routed deliveries, retained messages).
+   * Runs effects produced for this client by someone else's packet (retained messages, a resume).
    * The list is the caller's and is reused after the call: keep the effects, not the list.
    */
   run(effects: Effect[]): void;

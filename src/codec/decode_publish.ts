@@ -13,13 +13,15 @@ const PublishFlag = { retain: 0x01, qos: 0x06, dup: 0x08 } as const;
 /**
  * Decodes the PUBLISH in `frame` (the whole packet, owned by the result), whose variable header starts
  * at `bodyStart`. The fixed-header flags were validated with the fixed header. A topic name with a
- * control character is a Malformed Packet unless `allowControls`.
+ * control character is a Malformed Packet unless `allowControls`. With `into`, the packet is written into
+ * that object (see DecoderOptions.reusePackets) instead of a new one.
  */
 export function decodePublish(
   frame: Uint8Array,
   bodyStart: number,
   version: ProtocolVersion,
   allowControls = true,
+  into?: PublishPacket,
 ): PublishPacket {
   const flags = frame[0];
   const end = frame.length;
@@ -56,6 +58,17 @@ export function decodePublish(
   const payload = frame.subarray(pos, end);
   const retain = (flags & PublishFlag.retain) !== 0;
   const dup = (flags & PublishFlag.dup) !== 0;
+  if (into !== undefined) {
+    into.topic = topic;
+    into.payload = payload;
+    into.qos = qos;
+    into.retain = retain;
+    into.dup = dup;
+    into.packetId = qos === 0 ? undefined : packetId;
+    into.properties = properties;
+    into.frame = frame;
+    return into;
+  }
   if (qos === 0) return { type: "publish", topic, payload, qos, retain, dup, properties, frame };
   return { type: "publish", topic, payload, qos, retain, dup, packetId, properties, frame };
 }

@@ -19,7 +19,7 @@ import { decodePublish } from "./decode_publish.ts";
 import { malformed, MqttError, protocolError } from "./errors.ts";
 import { NO_PROPERTIES } from "./properties.ts";
 import { ReasonCode } from "./reason_codes.ts";
-import type { Packet, ProtocolVersion } from "./types.ts";
+import type { AckPacket, Packet, ProtocolVersion, PublishPacket } from "./types.ts";
 
 /** Settings of a {@link Decoder}. */
 export interface DecoderOptions {
@@ -37,6 +37,15 @@ export interface DecoderOptions {
    * names and topic filters; true when absent. False makes them a Malformed Packet (spec §1.5.4).
    */
   allowControlCharacters?: boolean;
+  /**
+   * PUBLISH, and PUBACK, PUBREC, PUBREL and PUBCOMP without reason code or properties, come back as objects
+   * the decoder reuses (one for PUBLISH, one for the acknowledgements, each made at its first use: a decoder
+   * that reads one packet costs no more), valid until the next call to next(): for a caller that handles each
+   * packet before it asks for the next and keeps none of them (a connection: one PUBLISH and one or two
+   * acknowledgements per QoS 1/2 message). A PUBLISH's frame, payload and strings are its own still.
+   * False when absent.
+   */
+  reusePackets?: boolean;
 }
 
 const PUBLISH = 3;
@@ -87,6 +96,21 @@ function checkRemainingLength(first: number, remainingLength: number, version: P
   }
 }
 
+/** The PUBLISH a decoder with DecoderOptions.reusePackets writes every one into. */
+function reusablePublish(): PublishPacket {
+  return {
+    type: "publish",
+    topic: "",
+    payload: new Uint8Array(0),
+    qos: 0,
+    retain: false,
+    dup: false,
+    packetId: undefined,
+    properties: NO_PROPERTIES,
+    frame: undefined,
+  };
+}
+
 /** Splits a byte stream into MQTT packets; see {@link Decoder.push} and {@link Decoder.next}. */
 export class Decoder {
   /**
@@ -98,6 +122,10 @@ export class Decoder {
   maxPacketSize: number;
   readonly #fromClients: boolean;
   readonly #allowControls: boolean;
+  readonly #reusePackets: boolean;
+  /** The packets next() hands out again and again (see DecoderOptions.reusePackets), once made. */
+  #ack: AckPacket<typeof ACK_TYPES[number]> | undefined;
+  #publish: PublishPacket | undefined;
 
   private chunk: Uint8Array | undefined;
   /** Where the current chunk's bytes end (a read fills only the start of its buffer). */
@@ -121,6 +149,7 @@ export class Decoder {
     this.protocolVersion = options.protocolVersion ?? 4;
     this.#fromClients = options.fromClients ?? false;
     this.#allowControls = options.allowControlCharacters ?? true;
+    this.#reusePackets = options.reusePackets ?? false;
   }
 
   /**
@@ -308,6 +337,20 @@ export class Decoder {
     this.offset = 0;
   }
 
+  /**
+   * A CONNECT, which sets the protocol level. A method of its own: the closure in {@link decodeFrame} made
+   * every frame decoded allocate a context for it.
+   */
+  private decodeConnect(frame: Uint8Array, headerSize: number, length: number): Packet {
+    return decodeConnect(
+      frame,
+      headerSize,
+      length,
+      (level) => this.protocolVersion = level,
+      this.#allowControls,
+    );
+  }
+
   /** Decodes the frame at `buf[start, start + length)`; `owned` says whether `buf` is ours to hand out. */
   private decodeFrame(
     buf: Uint8Array,
@@ -323,15 +366,15 @@ export class Decoder {
       const frame = owned ? buf : copyOf(buf, start, start + length);
       switch (type) {
         case 3:
-          return decodePublish(frame, headerSize, version, this.#allowControls);
-        case 1:
-          return decodeConnect(
+          return decodePublish(
             frame,
             headerSize,
-            length,
-            (level) => this.protocolVersion = level,
+            version,
             this.#allowControls,
+            this.#reusePackets ? this.#publish ??= reusablePublish() : undefined,
           );
+        case 1:
+          return this.decodeConnect(frame, headerSize, length);
         case 2:
           return decodeConnack(frame, headerSize, length, version);
         default:
@@ -343,7 +386,12 @@ export class Decoder {
       // cursor and no properties object.
       const packetId = (buf[start + headerSize] << 8) | buf[start + headerSize + 1];
       if (packetId !== 0) {
-        return { type: ACK_TYPES[type - 4], packetId, reasonCode: 0, properties: NO_PROPERTIES };
+        const ackType = ACK_TYPES[type - 4];
+        if (!this.#reusePackets) return { type: ackType, packetId, reasonCode: 0, properties: NO_PROPERTIES };
+        const ack = this.#ack ??= { type: ackType, packetId, reasonCode: 0, properties: NO_PROPERTIES };
+        ack.type = ackType;
+        ack.packetId = packetId;
+        return ack;
       }
     }
     const cursor = new Cursor(buf, start + headerSize, start + length);

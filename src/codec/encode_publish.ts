@@ -120,7 +120,7 @@ function reusableFrameLayout(
   frame: Uint8Array,
   version: ProtocolVersion,
 ): FrameLayout | undefined {
-  const topicEnd = frameTopicEnd(packet, frame, version);
+  const topicEnd = frameTopicEnd(packet.payload, frame, version);
   if (topicEnd < 0) return undefined;
   let headerSize = 2;
   while (frame[headerSize - 1] & 0x80) headerSize++;
@@ -163,16 +163,20 @@ function patchFrame(
 }
 
 /**
- * Where the packet identifier goes when `packet` is forwarded at `version` and `qos` by copying its decoded
- * frame with only the fixed-header flags and the packet identifier changed (the frame was decoded at a
- * compatible level, its payload still views it, and the identifier neither appears nor disappears); -1
- * when it must be encoded ({@link encodePublish}). The copy is `packet.frame.length` bytes. Allocates
- * nothing: the broker calls it per delivery.
+ * Where the packet identifier goes when a decoded PUBLISH `frame` whose payload is `payload` is forwarded
+ * at `version` and `qos` by copying it with only the fixed-header flags and the packet identifier changed
+ * (the frame was decoded at a compatible level, its payload still views it, and the identifier neither
+ * appears nor disappears); -1 when it must be encoded ({@link encodePublish}). The copy is `frame.length`
+ * bytes. Allocates nothing: the broker calls it per delivery.
  */
-export function forwardableAt(packet: PublishPacket, version: ProtocolVersion, qos: QoS): number {
-  const frame = packet.frame;
-  if (frame === undefined || ((frame[0] & 0x06) !== 0) !== (qos > 0)) return -1;
-  return frameTopicEnd(packet, frame, version);
+export function forwardableAt(
+  frame: Uint8Array,
+  payload: Uint8Array,
+  version: ProtocolVersion,
+  qos: QoS,
+): number {
+  if (((frame[0] & 0x06) !== 0) !== (qos > 0)) return -1;
+  return frameTopicEnd(payload, frame, version);
 }
 
 /** Writes `frame` into `target` at `at` with new flags and packet identifier (at `idAt`, from {@link forwardableAt}). */
@@ -196,8 +200,7 @@ export function writeForwarded(
 }
 
 /** Where the topic of a reusable frame ends (its packet identifier starts), or -1 (see reusableFrameLayout). */
-function frameTopicEnd(packet: PublishPacket, frame: Uint8Array, version: ProtocolVersion): number {
-  const payload = packet.payload;
+function frameTopicEnd(payload: Uint8Array, frame: Uint8Array, version: ProtocolVersion): number {
   if (payload.buffer !== frame.buffer) return -1;
   const payloadStart = payload.byteOffset - frame.byteOffset;
   if (payloadStart < 0 || payloadStart + payload.length !== frame.length) return -1;

@@ -19,6 +19,7 @@ import {
   type Packet,
   type Properties,
   type ProtocolVersion,
+  type QoS,
   ReasonCode,
   UnsupportedProtocolError,
   writeForwarded,
@@ -27,11 +28,13 @@ import type { Authenticator, Authorizer, EnhancedAuthMethod } from "../auth/port
 import { type Logger, type LogLevel, logsAt } from "../observe/mod.ts";
 import type { TrafficMetrics } from "../observe/metrics.ts";
 import {
+  type AckEffect,
   authWithoutMethod,
   type ConnectSettings,
   type Effect,
   Handshake,
   type HandshakeStep,
+  type Message,
   type Permissions,
   type Session,
 } from "../session/mod.ts";
@@ -463,39 +466,65 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     // After a DISCONNECT (ours or the client's) nothing more is sent [MQTT-3.14.4-1]; what was in flight
     // stays in the session and is re-sent if the client resumes it.
     if (this.#is(CLOSED)) return;
-    let exactlyOnce = false;
-    for (let i = 0; i < effects.length; i++) {
-      const effect = effects[i];
-      // Past mqtt.max_outbound_bytes, packets wait (in order) for the outbox to drain: a client that does
-      // not read holds the broker to that many bytes, plus references to the messages in its window.
-      if (
-        (effect.kind === "deliver" || effect.kind === "send") &&
-        (this.#backlog.length > 0 || (this.#outbox !== undefined && !this.#outbox.writable))
-      ) {
-        this.#defer(effects, i);
-        break;
-      }
-      this.#runEffect(effect);
-      exactlyOnce ||= isExactlyOnce(effect);
-    }
-    // QoS 2 needs persist-before-send: a packet id the client saw must survive a crash, or a resend under a
-    // new id would be delivered twice. QoS 1 may be repeated after a crash anyway, so it need not wait.
-    if (!exactlyOnce) return;
-    const durable = this.context.broker.flush();
-    // Nothing queued without an outbox, so nothing to hold then.
-    if (durable) this.#outbox?.holdUntil(durable);
+    for (let i = 0; i < effects.length; i++) this.#take(effects[i]);
   }
 
-  /** Puts the packets of `effects` from `from` on in the backlog; acknowledgements and a close run now. */
-  #defer(effects: Effect[], from: number): void {
-    // The effects are kept, not the list: the caller reuses it (see SessionLink.run).
-    const rest = effects.slice(from);
-    const durable = rest.some(isExactlyOnce) ? this.context.broker.flush() : undefined;
-    if (this.#backlog === NO_BACKLOG) this.#backlog = [];
-    for (const effect of rest) {
-      if (effect.kind === "deliver" || effect.kind === "send") this.#backlog.push({ effect, durable });
-      else this.#runEffect(effect);
+  /** One effect for this client, run now (the connection as its session's EffectSink). */
+  push(effect: Effect): void {
+    if (!this.#is(CLOSED)) this.#take(effect);
+  }
+
+  /** An application message for this client, run now: a "deliver" effect's fields, without the object. */
+  deliver(
+    message: Message,
+    qos: QoS,
+    packetId: number | undefined,
+    dup: boolean,
+    retain: boolean,
+    properties: Properties,
+    topic: string,
+  ): void {
+    if (this.#is(CLOSED)) return;
+    if (this.#mustWait()) {
+      return this.#defer({ kind: "deliver", message, qos, packetId, dup, retain, properties, topic });
     }
+    if (this.#ending?.farewell) return; // still inflight in the session: resent on a later connection
+    this.#deliver(message, qos, packetId, dup, retain, properties, topic);
+    if (qos === 2) this.#outbox?.holdUntil(this.#storedSoon());
+  }
+
+  /** Runs an effect, or puts its packet in the backlog while packets must wait for room. */
+  #take(effect: Effect): void {
+    if ((effect.kind === "deliver" || effect.kind === "send") && this.#mustWait()) return this.#defer(effect);
+    this.#runEffect(effect);
+    // QoS 2 needs persist-before-send: a packet id the client saw must survive a crash, or a resend under a
+    // new id would be delivered twice. QoS 1 may be repeated after a crash anyway, so it need not wait.
+    // Nothing queued without an outbox, so nothing to hold then.
+    if (isExactlyOnce(effect)) this.#outbox?.holdUntil(this.#storedSoon());
+  }
+
+  /**
+   * Past mqtt.max_outbound_bytes, packets wait (in order) for the outbox to drain: a client that does not
+   * read holds the broker to that many bytes, plus references to the messages in its window.
+   */
+  #mustWait(): boolean {
+    return this.#backlog.length > 0 || (this.#outbox !== undefined && !this.#outbox.writable);
+  }
+
+  /**
+   * Resolves once storage holds what the session changed by the end of this task. A packet can reach the
+   * connection before the change it implies reaches storage (the broker writes a session's changes once
+   * the session has made them, in the same task), so the flush is asked for a microtask later.
+   */
+  #storedSoon(): Promise<void> {
+    return Promise.resolve().then(() => this.context.broker.flush());
+  }
+
+  /** Puts a packet in the backlog, with the flush an exactly-once packet must wait for once it is sent. */
+  #defer(effect: Effect): void {
+    const durable = isExactlyOnce(effect) ? this.#storedSoon() : undefined;
+    if (this.#backlog === NO_BACKLOG) this.#backlog = [];
+    this.#backlog.push({ effect, durable });
   }
 
   /** The outbox drained: send what waited for room, until it is full again. */
@@ -525,12 +554,23 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       fromClients: true,
       allowControlCharacters: this.context.settings.allowControlCharacters,
       protocolVersion: this.#version,
+      // Every packet is handled before the next is decoded, and none is kept: a message keeps the PUBLISH's
+      // frame and fields, a cluster encodes a packet anew.
+      reusePackets: true,
     });
     decoder.push(buffer, length);
     const waiting = this.#drainDecoder(decoder);
-    if (waiting) return waiting.then(() => this.#releaseDecoder(decoder));
+    if (waiting) return this.#releaseDecoderAfter(waiting, decoder);
     this.#releaseDecoder(decoder);
     return undefined;
+  }
+
+  /**
+   * {@link #releaseDecoder} once `waiting` settles. A method of its own: a closure in {@link #decode} would
+   * make every read allocate the variables it captures, also when nothing waits.
+   */
+  #releaseDecoderAfter(waiting: Promise<void>, decoder: Decoder): Promise<void> {
+    return waiting.then(() => this.#releaseDecoder(decoder));
   }
 
   /** A decoder that holds no bytes is let go: the next read makes a new one. */
@@ -557,8 +597,13 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         }
         continue;
       }
-      return this.#handleWaiting(packet).then(() => this.#drainDecoder(decoder));
+      return this.#handleThenDrain(packet, decoder);
     }
+  }
+
+  /** The handshake packet, then the packets behind it (a method of its own, see {@link #releaseDecoderAfter}). */
+  #handleThenDrain(packet: Packet, decoder: Decoder): Promise<void> {
+    return this.#handleWaiting(packet).then(() => this.#drainDecoder(decoder));
   }
 
   /** A packet of the handshake (CONNECT, AUTH): the connection reads on once its step has run. */
@@ -725,9 +770,17 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         return this.#send(effect.packet);
       case "deliver":
         if (this.#ending?.farewell) return; // still inflight in the session: resent on a later connection
-        return this.#deliver(effect);
+        return this.#deliver(
+          effect.message,
+          effect.qos,
+          effect.packetId,
+          effect.dup,
+          effect.retain,
+          effect.properties,
+          effect.topic,
+        );
       case "ack":
-        return this.#acknowledge(effect.packet, effect.durable);
+        return this.#acknowledge(effect);
       case "close":
         this.#endingNow().reason = effect.reasonCode === 0 && !effect.notify
           ? "client disconnected"
@@ -752,23 +805,56 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * back the ones behind it. If storage refuses, v5 publishers hear the reason (0x97 when full) and
    * 3.1.1 publishers, who have no way to hear it, are disconnected.
    */
-  #acknowledge(ack: AckPacket<"puback" | "pubrec">, durable: Promise<void> | undefined): void {
-    if (!durable && !this.#pendingAck) return this.#send(ack);
-    const sent = (this.#pendingAck ?? Promise.resolve()).then(() => durable).then(
-      () => this.#send(ack),
+  #acknowledge(ack: AckEffect): void {
+    if (!ack.durable && !this.#pendingAck) return this.#sendAck(ack.type, ack.packetId, ack.reasonCode);
+    this.#acknowledgeInTurn(ack);
+  }
+
+  /**
+   * {@link #acknowledge} behind storage or an earlier ack. A method of its own: its closures in
+   * #acknowledge would make every acknowledgement allocate what they capture, also those sent at once.
+   */
+  #acknowledgeInTurn(ack: AckEffect): void {
+    const sent = (this.#pendingAck ?? Promise.resolve()).then(() => ack.durable).then(
+      () => this.#sendAck(ack.type, ack.packetId, ack.reasonCode),
       (error) => {
         const reasonCode = error instanceof StorageError ? error.reasonCode : ReasonCode.UnspecifiedError;
         // one line a second at most: a publisher can keep sending into a full store or memory budget
         const logs = this.#throttledLogs ??= {};
         logs.notStored ??= new RateLimitedLog((fields) => this.#log("error", "publish.not_stored", fields));
         logs.notStored.write({ reasonCode, error });
-        if (this.#version === 5) this.#send({ ...ack, reasonCode });
+        if (this.#version === 5) this.#sendAck(ack.type, ack.packetId, reasonCode);
         else void this.#closeAfterFlush(true);
       },
     ).finally(() => {
       if (this.#pendingAck === sent) this.#pendingAck = undefined;
     });
     this.#pendingAck = sent;
+  }
+
+  /** A PUBACK/PUBREC from its fields (it has no properties): {@link #send} without a packet object, mostly. */
+  #sendAck(type: "puback" | "pubrec", packetId: number, reasonCode: number): void {
+    if (reasonCode === 0 && this.#writePlainAck(type, packetId)) return;
+    this.#send({ type, packetId, reasonCode, properties: {} });
+  }
+
+  /**
+   * The common acknowledgement (reason 0, no properties), written straight into the outbox: 4 bytes, no
+   * encoder, no buffer. False when the client's Maximum Packet Size is below 4: {@link #send} decides then.
+   */
+  #writePlainAck(type: Packet["type"], packetId: number): boolean {
+    const max = this.#clientMaximumPacketSize;
+    if (max !== undefined && max < 4) return false;
+    if (this.#is(FAREWELL_SENT)) return true; // nothing follows the last packet [MQTT-3.14.4-1]
+    const outbox = this.#out();
+    const at = outbox.reserve(4);
+    const out = outbox.buffer;
+    out[at] = ACK_FIRST_BYTES[type]!;
+    out[at + 1] = 2;
+    out[at + 2] = packetId >>> 8;
+    out[at + 3] = packetId & 0xff;
+    this.context.traffic.sent(type);
+    return true;
   }
 
   /**
@@ -778,22 +864,10 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    */
   #send(packet: Packet): void {
     if (this.#is(FAREWELL_SENT)) return;
-    const ackFirstByte = ACK_FIRST_BYTES[packet.type];
-    if (ackFirstByte !== undefined) {
+    if (ACK_FIRST_BYTES[packet.type] !== undefined) {
       const ack = packet as AckPacket<"puback">;
-      const fits = this.#clientMaximumPacketSize === undefined || this.#clientMaximumPacketSize >= 4;
-      if (ack.reasonCode === 0 && fits && (this.#version < 5 || !hasProperties(ack.properties))) {
-        // The common acknowledgement, written straight into the outbox: 4 bytes, no encoder, no buffer.
-        const outbox = this.#out();
-        const at = outbox.reserve(4);
-        const out = outbox.buffer;
-        out[at] = ackFirstByte;
-        out[at + 1] = 2;
-        out[at + 2] = ack.packetId >>> 8;
-        out[at + 3] = ack.packetId & 0xff;
-        this.context.traffic.sent(packet.type);
-        return;
-      }
+      const plain = ack.reasonCode === 0 && (this.#version < 5 || !hasProperties(ack.properties));
+      if (plain && this.#writePlainAck(packet.type, ack.packetId)) return;
     }
     let bytes = encode(packet, this.#version);
     const max = this.#clientMaximumPacketSize;
@@ -812,35 +886,32 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * packet id when it can be (no topic alias, no per-hop properties, a compatible protocol level), else
    * encoded.
    */
-  #deliver(effect: Extract<Effect, { kind: "deliver" }>): void {
-    const { message } = effect;
+  #deliver(
+    message: Message,
+    qos: QoS,
+    packetId: number | undefined,
+    dup: boolean,
+    retain: boolean,
+    properties: Properties,
+    topic: string,
+  ): void {
     // A payload read back from storage is freed once acknowledged (Delivery.ownsPayload): a client that
     // acknowledged a packet id before the PUBLISH left the backlog has nothing left to be sent.
     if ((message.payload.buffer as ArrayBuffer).detached) return;
-    const packet = message.packet;
-    const sameProperties = effect.properties === message.properties && effect.topic === message.topic;
+    const frame = message.frame;
+    const sameProperties = properties === message.properties && topic === message.topic;
     this.context.traffic.sent("publish");
-    if (packet !== undefined && sameProperties) {
-      const idAt = forwardableAt(packet, this.#version, effect.qos);
+    if (frame !== undefined && sameProperties) {
+      const idAt = forwardableAt(frame, message.payload, this.#version, qos);
       if (idAt > 0) {
-        const frame = packet.frame!;
         const outbox = this.#out();
         const at = outbox.reserve(frame.length);
-        writeForwarded(
-          frame,
-          idAt,
-          outbox.buffer,
-          at,
-          effect.qos,
-          effect.dup,
-          effect.retain,
-          effect.packetId,
-        );
+        writeForwarded(frame, idAt, outbox.buffer, at, qos, dup, retain, packetId);
         return;
       }
     }
-    const frame = encodePublish(
-      packet ?? {
+    const encoded = encodePublish(
+      {
         type: "publish",
         topic: message.topic,
         payload: message.payload,
@@ -848,17 +919,12 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         retain: message.retain,
         dup: false,
         properties: message.properties,
+        frame,
       },
       this.#version,
-      {
-        qos: effect.qos,
-        dup: effect.dup,
-        retain: effect.retain,
-        packetId: effect.packetId,
-        ...(sameProperties ? {} : { topic: effect.topic, properties: effect.properties }),
-      },
+      { qos, dup, retain, packetId, ...(sameProperties ? {} : { topic, properties }) },
     );
-    this.#out().push(frame);
+    this.#out().push(encoded);
   }
 
   #sendDisconnect(reasonCode: number, reasonString?: string): void {

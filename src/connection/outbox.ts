@@ -60,12 +60,13 @@ export class Outbox {
   #drained: (() => void) | undefined;
 
   /**
-   * Callbacks bound to this outbox for the microtask and the write promise, made when it first writes: an
-   * idle connection holds no outbox (see {@link OutboxPool}), so they cost it nothing.
+   * Callbacks bound to this outbox for the microtask and the write promise, made with it: an idle connection
+   * holds no outbox (see {@link OutboxPool}), so they cost it nothing. (Made where they are used, their
+   * closures made every call of those methods allocate a context, a queued packet or a write each.)
    */
-  #flushNow: (() => void) | undefined;
-  #onWritten: ((n: number) => void) | undefined;
-  #onFailed: ((error: unknown) => void) | undefined;
+  readonly #flushNow = () => this.#flush();
+  readonly #onWritten = (n: number) => this.#written(n);
+  readonly #onFailed = (error: unknown) => this.#failed(error);
 
   constructor(
     private stream: ByteStream,
@@ -262,7 +263,7 @@ export class Outbox {
   #schedule(): void {
     if (this.#scheduled || this.#inFlight !== undefined || this.#closed) return;
     this.#scheduled = true;
-    queueMicrotask(this.#flushNow ??= () => this.#flush());
+    queueMicrotask(this.#flushNow);
   }
 
   /** Hands the next buffer to the socket: one write at a time, with no promise of our own per write. */
@@ -281,8 +282,6 @@ export class Outbox {
     } else {
       return this.#settle();
     }
-    this.#onWritten ??= (n: number) => this.#written(n);
-    this.#onFailed ??= (error: unknown) => this.#failed(error);
     this.stream.write(this.#inFlight!).then(this.#onWritten, this.#onFailed);
   }
 

@@ -1,6 +1,7 @@
 /** The per-client MQTT session state machine. No sockets. */
 export * from "./types.ts";
 export { Session } from "./session.ts";
+export { EffectList } from "./effect_list.ts";
 export * from "./connect.ts";
 export { emptyDropCounts, estimatedSize, type SharedSessionState, sharedState } from "./outbound.ts";
 export {

@@ -1,20 +1,18 @@
 import { encodedLength } from "../codec/mod.ts";
 import type { Properties, ProtocolVersion, QoS } from "../codec/types.ts";
 import { Fifo } from "./fifo.ts";
+import { InflightTable } from "./inflight_table.ts";
 import type {
   Attachment,
   Delivery,
   DeliveryStage,
   DropCounts,
-  Effect,
+  EffectSink,
   Message,
   SessionLimits,
   SessionRecord,
   SessionState,
 } from "./types.ts";
-
-/** Where the flow writes the effects it produces (a session's effect list). */
-type EffectSink = { push(effect: Effect): number };
 
 /** `#storedEntries` of a session whose deliveries are held in memory. */
 const NOT_PAGED_OUT = -1;
@@ -36,19 +34,18 @@ export interface StoredDeliveryState {
   packetId?: number;
 }
 
-/** A QoS 1/2 message sent and not yet fully acknowledged. */
-interface Inflight {
+/**
+ * A message waiting in the queue (for a free slot in the inflight window, or for the client to come back),
+ * or a QoS 1/2 message sent and not yet fully acknowledged. One object goes from the queue into the window:
+ * not one for each, as a message behind a full window would otherwise cost.
+ */
+interface Entry {
   delivery: Delivery;
   qos: QoS;
-  /** "publish": awaiting PUBACK/PUBREC; "release": PUBREL sent, awaiting PUBCOMP. */
-  stage: "publish" | "release";
-}
-
-/** A message waiting for a free slot in the inflight window, or for the client to come back. */
-interface Queued {
-  delivery: Delivery;
-  qos: QoS;
+  /** What it counts against the queue's limits (see {@link entrySize}). */
   size: number;
+  /** In flight, "publish": awaiting PUBACK/PUBREC; "release": PUBREL sent, awaiting PUBCOMP. */
+  stage: "publish" | "release";
 }
 
 /**
@@ -57,8 +54,8 @@ interface Queued {
  */
 export class OutboundFlow {
   // Created with their first entry: most sessions (idle clients, QoS 0 only) never need them.
-  #inflight: Map<number, Inflight> | undefined;
-  #queue: Fifo<Queued> | undefined;
+  #inflight: InflightTable<Entry> | undefined;
+  #queue: Fifo<Entry> | undefined;
   queuedBytes = 0;
   /**
    * While some of the session's deliveries live only in storage (all of them while its client is away, the
@@ -80,7 +77,10 @@ export class OutboundFlow {
   /** Outbound topic aliases of this connection; created when the client allows aliases. */
   #aliases: Map<string, number> | undefined;
   #attachment: Attachment | undefined;
-  /** Set while the session is persistent: every durable change is recorded here for the broker to store. */
+  /**
+   * Set while the session is persistent: every durable change is recorded here for the broker to store.
+   * Written as `this.records?.push({...})`: a transient session then makes no record object at all.
+   */
   records: SessionRecord[] | undefined;
 
   /**
@@ -96,12 +96,12 @@ export class OutboundFlow {
   }
 
   /** QoS 1/2 messages sent and not yet fully acknowledged, by packet id. */
-  get inflight(): ReadonlyMap<number, Inflight> {
+  get inflight(): ReadonlyMap<number, Entry> {
     return this.#inflight ?? NO_INFLIGHT;
   }
 
   /** Messages waiting for a slot in the window, or for the client to come back, oldest first. */
-  get queue(): readonly Queued[] {
+  get queue(): readonly Entry[] {
     return this.#queue?.toArray() ?? NO_QUEUE;
   }
 
@@ -110,11 +110,11 @@ export class OutboundFlow {
     return this.#queue?.length ?? 0;
   }
 
-  #inflightMap(): Map<number, Inflight> {
-    return this.#inflight ??= new Map();
+  #inflightTable(): InflightTable<Entry> {
+    return this.#inflight ??= new InflightTable();
   }
 
-  #queueList(): Fifo<Queued> {
+  #queueList(): Fifo<Entry> {
     return this.#queue ??= new Fifo();
   }
 
@@ -162,7 +162,7 @@ export class OutboundFlow {
     this.#pagedOut = true;
     this.#reading = false;
     // The drops waited for a page that will not come: storage's oldest queued entries are the ones to drop.
-    for (; this.#pendingDrops > 0; this.#pendingDrops--) this.#record({ kind: "dropOldestStored" });
+    for (; this.#pendingDrops > 0; this.#pendingDrops--) this.records?.push({ kind: "dropOldestStored" });
   }
 
   /** A page read starts: until {@link pageIn} (or {@link pageOut}), no other starts. */
@@ -238,13 +238,13 @@ export class OutboundFlow {
   }
 
   /** Sends an unacknowledged message again: PUBREL once PUBREC came, else the PUBLISH with DUP. */
-  #resend(packetId: number, entry: Inflight, now: number, out: EffectSink): void {
+  #resend(packetId: number, entry: Entry, now: number, out: EffectSink): void {
     if (entry.stage === "release") {
       out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
     } else if (!this.#emit(entry.delivery, entry.qos, packetId, true, now, out)) {
       // not sendable any more (too large for the new connection, or no longer authorized): forget it
       this.#inflight!.delete(packetId);
-      this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
+      this.records?.push({ kind: "deleteDelivery", delivery: entry.delivery });
     }
   }
 
@@ -258,13 +258,18 @@ export class OutboundFlow {
 
   /** Rebuilds an entry recovered from storage: in flight under its packet id, or waiting in the queue. */
   restore(delivery: Delivery, qos: QoS, stage: DeliveryStage, packetId?: number): void {
+    const size = entrySize(delivery);
     if (stage === "queued" || packetId === undefined) {
-      const size = delivery.message.payload.byteLength + delivery.message.topic.length;
-      this.#queueList().push({ delivery, qos, size });
+      this.#queueList().push({ delivery, qos, size, stage: "publish" });
       this.queuedBytes += size;
       return;
     }
-    this.#inflightMap().set(packetId, { delivery, qos, stage: stage === "released" ? "release" : "publish" });
+    this.#inflightTable().set(packetId, {
+      delivery,
+      qos,
+      size,
+      stage: stage === "released" ? "release" : "publish",
+    });
     if (packetId >= this.#nextPacketId) this.#nextPacketId = packetId === 65535 ? 1 : packetId + 1;
   }
 
@@ -291,39 +296,43 @@ export class OutboundFlow {
     this.#nextPacketId = state.nextPacketId;
   }
 
-  /** Hands one routed message to the client, or queues it. `writable` is false when the socket is backed up. */
-  deliver(delivery: Delivery, writable: boolean, now: number, out: EffectSink): void {
+  /**
+   * Hands one routed message to the client, or queues it. `writable` is false when the socket is backed up.
+   * True when it went to `out` now.
+   */
+  deliver(delivery: Delivery, writable: boolean, now: number, out: EffectSink): boolean {
     const message = delivery.message;
     if (message.expiresAt !== undefined && message.expiresAt <= now) {
       this.drops.expired++;
-      return;
+      return false;
     }
     const qos = (message.qos < delivery.grantedQos ? message.qos : delivery.grantedQos) as QoS;
     if (!this.#attachment) {
       if (qos === 0 && !this.limits.queueQos0Offline) {
         this.drops.qos0Offline++;
-        return;
+        return false;
       }
       if (this.storedOnly) this.#store(delivery, qos);
       else this.#enqueue(delivery, qos);
-      return;
+      return false;
     }
     if (qos === 0) {
       if (!writable) {
         this.drops.slowConsumer++;
-        return;
+        return false;
       }
-      this.#emit(delivery, 0, undefined, false, now, out);
-      return;
+      return this.#emit(delivery, 0, undefined, false, now, out);
     }
     if (this.storedOnly) {
       // Behind the queue's tail in storage, to keep the order; read back with it, page by page.
       this.#store(delivery, qos);
-    } else if (this.queueLength === 0 && this.inflight.size < this.#window()) {
-      this.#sendNew(delivery, qos, now, out);
-    } else {
-      this.#enqueue(delivery, qos);
+      return false;
     }
+    if (this.queueLength === 0 && this.inflight.size < this.#window()) {
+      return this.#sendNew({ delivery, qos, size: entrySize(delivery), stage: "publish" }, now, out);
+    }
+    this.#enqueue(delivery, qos);
+    return false;
   }
 
   /** PUBACK from the client. Unknown ids are ignored: a late ack after a resend is harmless. */
@@ -331,7 +340,7 @@ export class OutboundFlow {
     const entry = this.inflight.get(packetId);
     if (entry && entry.qos === 1) {
       this.#inflight!.delete(packetId);
-      this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
+      this.records?.push({ kind: "deleteDelivery", delivery: entry.delivery });
       releasePayload(entry.delivery);
       this.#drain(now, out);
     }
@@ -346,13 +355,19 @@ export class OutboundFlow {
     }
     if (reasonCode >= 0x80) {
       this.#inflight!.delete(packetId);
-      this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
+      this.records?.push({ kind: "deleteDelivery", delivery: entry.delivery });
       releasePayload(entry.delivery);
       this.#drain(now, out);
       return;
     }
     entry.stage = "release";
-    this.#record({ kind: "saveDelivery", delivery: entry.delivery, qos: 2, stage: "released", packetId });
+    this.records?.push({
+      kind: "saveDelivery",
+      delivery: entry.delivery,
+      qos: 2,
+      stage: "released",
+      packetId,
+    });
     out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
   }
 
@@ -361,7 +376,7 @@ export class OutboundFlow {
     const entry = this.inflight.get(packetId);
     if (entry && entry.stage === "release") {
       this.#inflight!.delete(packetId);
-      this.#record({ kind: "deleteDelivery", delivery: entry.delivery });
+      this.records?.push({ kind: "deleteDelivery", delivery: entry.delivery });
       releasePayload(entry.delivery);
       this.#drain(now, out);
     }
@@ -378,16 +393,16 @@ export class OutboundFlow {
       const expiresAt = next.delivery.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
         this.drops.expired++;
-        this.#record({ kind: "deleteDelivery", delivery: next.delivery });
+        this.records?.push({ kind: "deleteDelivery", delivery: next.delivery });
         continue;
       }
       if (next.qos === 0) {
         this.#emit(next.delivery, 0, undefined, false, now, out);
         // Nothing acknowledges QoS 0: one stored while the client was away (mqtt.queue_qos0_offline) goes
         // now, or it would be read back and sent again at every resume.
-        this.#record({ kind: "deleteDelivery", delivery: next.delivery });
+        this.records?.push({ kind: "deleteDelivery", delivery: next.delivery });
       } else {
-        this.#sendNew(next.delivery, next.qos, now, out);
+        this.#sendNew(next, now, out);
       }
     }
   }
@@ -397,22 +412,21 @@ export class OutboundFlow {
     return clientMax < this.limits.maxInflight ? clientMax : this.limits.maxInflight;
   }
 
-  #sendNew(delivery: Delivery, qos: QoS, now: number, out: EffectSink): void {
+  /** Sends a QoS 1/2 entry and puts it in flight; true when the PUBLISH went to `out` (see {@link #emit}). */
+  #sendNew(entry: Entry, now: number, out: EffectSink): boolean {
+    const { delivery, qos } = entry;
     const packetId = this.#allocatePacketId();
     if (!this.#emit(delivery, qos, packetId, false, now, out)) {
-      this.#record({ kind: "deleteDelivery", delivery });
-      return;
+      this.records?.push({ kind: "deleteDelivery", delivery });
+      return false;
     }
-    this.#inflightMap().set(packetId, { delivery, qos, stage: "publish" });
-    this.#record({ kind: "saveDelivery", delivery, qos, stage: "sent", packetId });
-  }
-
-  #record(record: SessionRecord): void {
-    this.records?.push(record);
+    this.#inflightTable().set(packetId, entry);
+    this.records?.push({ kind: "saveDelivery", delivery, qos, stage: "sent", packetId });
+    return true;
   }
 
   #enqueue(delivery: Delivery, qos: QoS): void {
-    const size = delivery.message.payload.byteLength + delivery.message.topic.length;
+    const size = entrySize(delivery);
     const { maxQueuedMessages, maxQueuedBytes } = this.limits;
     const full = (maxQueuedMessages > 0 && this.queueLength >= maxQueuedMessages) ||
       (maxQueuedBytes > 0 && this.queuedBytes + size > maxQueuedBytes);
@@ -422,9 +436,9 @@ export class OutboundFlow {
       this.#dropOldestQueued();
     }
     if (!this.#attachment) delivery.message = this.shared.compact(delivery.message);
-    this.#queueList().push({ delivery, qos, size });
+    this.#queueList().push({ delivery, qos, size, stage: "publish" });
     this.queuedBytes += size;
-    if (qos > 0) this.#record({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    if (qos > 0) this.records?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
   /**
@@ -432,7 +446,7 @@ export class OutboundFlow {
    * else keeps it. The queue limits count what waits in memory and in storage.
    */
   #store(delivery: Delivery, qos: QoS): void {
-    const size = delivery.message.payload.byteLength + delivery.message.topic.length;
+    const size = entrySize(delivery);
     const { maxQueuedMessages, maxQueuedBytes } = this.limits;
     const full = (maxQueuedMessages > 0 && this.queueLength + this.#storedEntries >= maxQueuedMessages) ||
       (maxQueuedBytes > 0 && this.queuedBytes + this.#storedBytes + size > maxQueuedBytes);
@@ -444,7 +458,7 @@ export class OutboundFlow {
       } else if (this.#storedEntries > 0) {
         // A page being read may hold the oldest stored entry: drop it from the page when it comes.
         if (this.#reading) this.#pendingDrops++;
-        else this.#record({ kind: "dropOldestStored" });
+        else this.records?.push({ kind: "dropOldestStored" });
         // The dropped entry's size is in storage, not here: count it as an average one until the queue is
         // read back, when the totals are exact again.
         this.#storedBytes -= this.#storedBytes / this.#storedEntries;
@@ -458,23 +472,26 @@ export class OutboundFlow {
     // publishing burst's garbage (1 KiB of ArrayBuffer each, freed only by a full collection).
     this.#storedEntries++;
     this.#storedBytes += size;
-    this.#record({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    this.records?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
   /** Drops the oldest message of the queue in memory (a full queue, drop_oldest); returns its size. */
   #dropOldestQueued(): number {
     const oldest = this.#queue!.shift()!;
     this.queuedBytes -= oldest.size;
-    this.#record({ kind: "deleteDelivery", delivery: oldest.delivery });
+    this.records?.push({ kind: "deleteDelivery", delivery: oldest.delivery });
     return oldest.size;
   }
 
-  /** Packet ids in use are skipped, so a resumed session never reuses one still inflight [MQTT-2.2.1-3]. */
+  /**
+   * Packet ids in use are skipped, so a resumed session never reuses one still inflight [MQTT-2.2.1-3]; so is,
+   * rarely, one whose slot in the table a long unacknowledged delivery holds (InflightTable.canTake).
+   */
   #allocatePacketId(): number {
     for (;;) {
       const id = this.#nextPacketId;
       this.#nextPacketId = id === 65535 ? 1 : id + 1;
-      if (!this.inflight.has(id)) return id;
+      if (this.#inflight === undefined || this.#inflight.canTake(id)) return id;
     }
   }
 
@@ -489,7 +506,7 @@ export class OutboundFlow {
     dup: boolean,
     now: number,
     out: EffectSink,
-  ) {
+  ): boolean {
     const attachment = this.#attachment!;
     const { message } = delivery;
     if (attachment.permissions?.canReceive?.(message.topic) === false) {
@@ -518,7 +535,7 @@ export class OutboundFlow {
         return false;
       }
     }
-    out.push({ kind: "deliver", message, qos, packetId, dup, retain: delivery.retain, properties, topic });
+    out.deliver(message, qos, packetId, dup, delivery.retain, properties, topic);
     return true;
   }
 
@@ -538,7 +555,12 @@ export class OutboundFlow {
   }
 }
 
-const NO_INFLIGHT: ReadonlyMap<number, Inflight> = new Map();
+const NO_INFLIGHT: ReadonlyMap<number, Entry> = new Map();
+
+/** What a delivery counts against the queue's limits: its payload and topic. */
+function entrySize(delivery: Delivery): number {
+  return delivery.message.payload.byteLength + delivery.message.topic.length;
+}
 
 /**
  * Gives the memory of an ended delivery's own payload back now (see Delivery.ownsPayload). Draining a big
@@ -557,7 +579,7 @@ function releasePayload(delivery: Delivery): void {
 export function emptyFlowRecord(): Pick<SessionState, "inflight" | "queue" | "nextPacketId"> {
   return { inflight: [], queue: [], nextPacketId: 1 };
 }
-const NO_QUEUE: readonly Queued[] = Object.freeze([]);
+const NO_QUEUE: readonly Entry[] = Object.freeze([]);
 
 /** What the sessions of one broker share: drop counters and compact copies of kept messages. */
 export interface SharedSessionState {
@@ -573,12 +595,12 @@ export function sharedState(): SharedSessionState {
     drops: emptyDropCounts(),
     compact(message) {
       const payload = message.payload;
-      if (message.packet === undefined && payload.byteLength === payload.buffer.byteLength) return message;
+      if (message.frame === undefined && payload.byteLength === payload.buffer.byteLength) return message;
       let copy = copies.get(message);
       if (!copy) {
         // The decoder's frames are views into shared blocks, and a kept view would pin its whole block;
         // forwarding the copy re-encodes instead of reusing the frame.
-        copy = { ...message, payload: payload.slice(), packet: undefined };
+        copy = { ...message, payload: payload.slice(), frame: undefined };
         copies.set(message, copy);
       }
       return copy;

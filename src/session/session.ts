@@ -1,4 +1,5 @@
 import { MqttError } from "../codec/errors.ts";
+import { NO_PROPERTIES } from "../codec/properties.ts";
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type {
   DisconnectPacket,
@@ -9,13 +10,16 @@ import type {
   UnsubscribePacket,
 } from "../codec/types.ts";
 import { hasWildcard, parseSharedFilter, validateTopicFilter, validateTopicName } from "../topic/mod.ts";
+import { EffectList } from "./effect_list.ts";
 import { emptyFlowRecord, OutboundFlow, type SharedSessionState } from "./outbound.ts";
 import { SubscriptionTable } from "./subscription_table.ts";
 import type {
   AcceptedSubscription,
+  AckEffect,
   Attachment,
   Delivery,
   Effect,
+  EffectSink,
   Message,
   SessionEffect,
   SessionLimits,
@@ -161,9 +165,9 @@ export class Session {
   attach(attachment: Attachment, now: number): Effect[] {
     this.#attachment = attachment;
     this.#inboundAliases = undefined;
-    const out: Effect[] = [];
+    const out = new EffectList();
     this.#outbound?.attach(attachment, now, out);
-    return out;
+    return out.effects;
   }
 
   detach(): void {
@@ -182,14 +186,17 @@ export class Session {
 
   /** A message routed to this client. */
   deliver(delivery: Delivery, writable: boolean, now: number): Effect[] {
-    const out: Effect[] = [];
+    const out = new EffectList();
     this.outbound.deliver(delivery, writable, now, out);
-    return out;
+    return out.effects;
   }
 
-  /** {@link deliver} into the caller's list (the broker's hot path keeps one list for every delivery). */
-  deliverInto(delivery: Delivery, writable: boolean, now: number, out: Effect[]): void {
-    this.outbound.deliver(delivery, writable, now, out);
+  /**
+   * {@link deliver} into the caller's sink (the broker's hot path: the client's connection itself). True
+   * when the message went to `out` now, not to the queue.
+   */
+  deliverInto(delivery: Delivery, writable: boolean, now: number, out: EffectSink): boolean {
+    return this.outbound.deliver(delivery, writable, now, out);
   }
 
   /**
@@ -197,13 +204,18 @@ export class Session {
    * reason code (the connection sends DISCONNECT at v5 and closes the socket).
    */
   handleIn(packet: Packet, now: number): SessionEffect[] {
-    return this.handleInto(packet, now, []);
+    const out: SessionEffect[] = [];
+    return this.handleInto(packet, now, out, new EffectList(out as Effect[]));
   }
 
-  /** {@link handleIn} appending to the caller's list, which it returns. */
-  handleInto(packet: Packet, now: number, out: SessionEffect[]): SessionEffect[] {
+  /**
+   * {@link handleIn} appending to the caller's list, which it returns. What the server-to-client flow makes
+   * (PUBLISHes the acknowledgement lets out of the queue, PUBREL) goes to `sink`, which may be the client's
+   * connection, or a list sink on `out`.
+   */
+  handleInto(packet: Packet, now: number, out: SessionEffect[], sink: EffectSink): SessionEffect[] {
     try {
-      this.handle(packet, now, out);
+      this.handle(packet, now, out, sink);
     } catch (error) {
       if (!(error instanceof MqttError)) throw error;
       out.push({
@@ -217,16 +229,16 @@ export class Session {
     return out;
   }
 
-  private handle(packet: Packet, now: number, out: SessionEffect[]): void {
+  private handle(packet: Packet, now: number, out: SessionEffect[], sink: EffectSink): void {
     switch (packet.type) {
       case "publish":
         return this.publish(packet, now, out);
       case "puback":
-        return this.outbound.acknowledge(packet.packetId, now, out);
+        return this.outbound.acknowledge(packet.packetId, now, sink);
       case "pubrec":
-        return this.outbound.received(packet.packetId, packet.reasonCode, now, out);
+        return this.outbound.received(packet.packetId, packet.reasonCode, now, sink);
       case "pubcomp":
-        return this.outbound.completed(packet.packetId, now, out);
+        return this.outbound.completed(packet.packetId, now, sink);
       case "pubrel": {
         const known = this.awaitingRelease.delete(packet.packetId);
         if (known) {
@@ -289,7 +301,10 @@ export class Session {
     }
     if (packet.qos === 2 && this.awaitingRelease.has(packet.packetId!)) {
       // A resend before PUBREL: acknowledge again, deliver nothing [MQTT-4.3.3-10].
-      out.push({ kind: "send", packet: ack("pubrec", packet.packetId!) });
+      out.push({
+        kind: "send",
+        packet: { type: "pubrec", packetId: packet.packetId!, reasonCode: 0, properties: NO_PROPERTIES },
+      });
       return;
     }
     // Every protocol level: a 3.1.1 client never hears our Receive Maximum, but may not pile up ids either.
@@ -488,8 +503,9 @@ function refuseEmptyFilters(filters: string[]): void {
   }
 }
 
-function ack<T extends "puback" | "pubrec">(type: T, packetId: number) {
-  return { type, packetId, reasonCode: 0, properties: {} };
+/** The acknowledgement of a QoS 1/2 PUBLISH, for the broker to send once it is routed and stored. */
+function ack(type: "puback" | "pubrec", packetId: number): AckEffect {
+  return { kind: "ack", type, packetId, reasonCode: 0, durable: undefined };
 }
 
 /**
@@ -509,7 +525,7 @@ function toMessage(packet: PublishPacket, topic: string, publisherId: string, no
     qos: packet.qos,
     retain: packet.retain,
     properties,
-    packet: properties === packet.properties && topic === packet.topic ? packet : undefined,
+    frame: properties === packet.properties && topic === packet.topic ? packet.frame : undefined,
     publisherId,
     expiresAt: expiry === undefined ? undefined : now + expiry * 1000,
   };

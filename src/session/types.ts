@@ -1,9 +1,7 @@
 import type {
-  AckPacket,
   Packet,
   Properties,
   ProtocolVersion,
-  PublishPacket,
   QoS,
   SubackPacket,
   Subscription,
@@ -18,8 +16,11 @@ export interface Message {
   retain: boolean;
   /** v5 publish properties without the per-hop ones (topic alias, subscription identifiers). */
   properties: Properties;
-  /** The decoded PUBLISH it came from, for forwarding its bytes without re-encoding. */
-  packet?: PublishPacket;
+  /**
+   * The frame of the decoded PUBLISH it came from (its payload a view of it; same topic and properties),
+   * for forwarding its bytes without re-encoding. Only the frame: the decoder reuses its packet object.
+   */
+  frame?: Uint8Array;
   /** Client id of the publisher ("" for messages the broker makes, such as $SYS). */
   publisherId: string;
   /** Absolute expiry in ms since the epoch (Message Expiry Interval), if any. */
@@ -91,11 +92,7 @@ export type Effect =
     /** Empty string when a topic alias replaces the topic. */
     topic: string;
   }
-  /**
-   * Send a PUBACK/PUBREC once `durable` resolves (what the PUBLISH changed is stored), in the order the
-   * PUBLISHes came; if it rejects, the publisher hears the storage error instead.
-   */
-  | { kind: "ack"; packet: AckPacket<"puback" | "pubrec">; durable?: Promise<void> }
+  | AckEffect
   /** End the connection. At v5, a DISCONNECT with this reason is sent first when `notify` is set. */
   | {
     kind: "close";
@@ -108,14 +105,47 @@ export type Effect =
     sessionExpiryInterval?: number;
   };
 
+/**
+ * Where a session puts the effects it makes for its client, in order: a list that someone runs later
+ * ({@link EffectList}), or the client's connection, which runs each at once. An application message comes
+ * field by field, as the fields of a "deliver" effect: a routed message reaches every subscriber through
+ * here, and an effect object per delivery was a large share of a QoS 1 message's garbage.
+ */
+export interface EffectSink {
+  push(effect: Effect): void;
+  deliver(
+    message: Message,
+    qos: QoS,
+    packetId: number | undefined,
+    dup: boolean,
+    retain: boolean,
+    properties: Properties,
+    topic: string,
+  ): void;
+}
+
+/**
+ * Send a PUBACK/PUBREC once `durable` resolves (what the PUBLISH changed is stored), in the order the
+ * PUBLISHes came; if it rejects, the publisher hears the storage error instead. The packet's fields are the
+ * effect's own (it has no properties): one object per QoS 1/2 PUBLISH, not an effect and a packet.
+ */
+export interface AckEffect {
+  kind: "ack";
+  type: "puback" | "pubrec";
+  packetId: number;
+  reasonCode: number;
+  durable: Promise<void> | undefined;
+}
+
 /** What a client's packet asks of the broker besides its connection's effects; the broker runs these. */
 export type SessionEffect =
   | Effect
   /**
-   * Route an inbound message to subscribers, then send `ack` (PUBACK/PUBREC) if any. At v5 the ack's
-   * reason becomes 0x10 when no subscriber matched.
+   * Route an inbound message to subscribers, then send `ack` (PUBACK/PUBREC) if any: the broker sets its
+   * `durable` and runs it in this effect's place. At v5 the ack's reason becomes 0x10 when no subscriber
+   * matched.
    */
-  | { kind: "publish"; message: Message; ack?: AckPacket<"puback" | "pubrec"> }
+  | { kind: "publish"; message: Message; ack?: AckEffect }
   /** Add subscriptions to the router, send the SUBACK, then deliver retained messages per Retain Handling. */
   | { kind: "subscribe"; accepted: AcceptedSubscription[]; suback: SubackPacket }
   /** Remove subscriptions from the router, then send the UNSUBACK. */

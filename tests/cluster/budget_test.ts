@@ -30,7 +30,7 @@ Deno.test("cluster: over its memory budget a node refuses its persistent clients
     await cluster.settle();
     assert.equal(cluster.service.length, logged, "nothing went to the log");
     const acks = pub.effects.flatMap((effect) => effect.kind === "ack" ? [effect] : []);
-    assert.deepEqual(acks.map((ack) => [ack.packet.type, ack.packet.packetId]), [["puback", 5], [
+    assert.deepEqual(acks.map((ack) => [ack.type, ack.packetId]), [["puback", 5], [
       "pubrec",
       6,
     ]]);

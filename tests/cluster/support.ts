@@ -13,8 +13,8 @@ import {
 } from "../../src/broker/mod.ts";
 import { ClusterNode } from "../../src/cluster/mod.ts";
 import type { ClusterEvent } from "../../src/cluster/events.ts";
-import type { AckPacket, Packet, ProtocolVersion, PublishPacket, QoS, Will } from "../../src/codec/mod.ts";
-import type { Attachment, Effect } from "../../src/session/mod.ts";
+import type { Packet, Properties, ProtocolVersion, PublishPacket, QoS, Will } from "../../src/codec/mod.ts";
+import type { AckEffect, Attachment, Effect, Message } from "../../src/session/mod.ts";
 import { MemoryLog, MemoryLogService } from "../../src/storage/memory/memory_log.ts";
 import { createMemoryState, createMemoryStorage, type MemoryState } from "../../src/storage/mod.ts";
 import { FakeClock } from "../helpers/clock.ts";
@@ -166,6 +166,22 @@ export class FakeClient implements SessionLink {
     this.effects.push(...effects.map(asWritten));
   }
 
+  push(effect: Effect): void {
+    this.effects.push(asWritten(effect));
+  }
+
+  deliver(
+    message: Message,
+    qos: QoS,
+    packetId: number | undefined,
+    dup: boolean,
+    retain: boolean,
+    properties: Properties,
+    topic: string,
+  ): void {
+    this.push({ kind: "deliver", message, qos, packetId, dup, retain, properties, topic });
+  }
+
   takeOver(): void {
     this.takenOver = true;
     this.handle = undefined;
@@ -261,12 +277,12 @@ export class FakeClient implements SessionLink {
   }
 
   /** The acknowledgements sent to this client as a publisher, once durable. */
-  async acks(): Promise<AckPacket<"puback" | "pubrec">[]> {
+  async acks(): Promise<AckEffect[]> {
     const acks = [];
     for (const effect of this.effects) {
       if (effect.kind !== "ack") continue;
       await effect.durable;
-      acks.push(effect.packet);
+      acks.push(effect);
     }
     return acks;
   }

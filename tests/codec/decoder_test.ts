@@ -235,3 +235,67 @@ Deno.test("protocolVersion can be set by a client after sending CONNECT", () => 
   decoder.push(new Uint8Array([0xe0, 0x01, 0x8e])); // DISCONNECT, reason 0x8e session taken over
   assert.deepEqual(decoder.next(), { type: "disconnect", reasonCode: 0x8e, properties: {} });
 });
+
+Deno.test("reusePackets: plain acknowledgements come back as one object, each right until the next call", () => {
+  const bytes = new Uint8Array([0x40, 2, 0, 1, 0x50, 2, 0, 2, 0x62, 2, 0, 3, 0x70, 2, 0, 4]);
+  const reusing = new Decoder({ maxPacketSize: 1024, reusePackets: true });
+  reusing.push(bytes);
+  const first = reusing.next();
+  assert.deepEqual(first, { type: "puback", packetId: 1, reasonCode: 0, properties: {} });
+  const seen: [string, number][] = [];
+  for (let packet = reusing.next(); packet; packet = reusing.next()) {
+    assert.ok(packet === first, "the same object");
+    seen.push([packet.type, (packet as { packetId: number }).packetId]);
+  }
+  assert.deepEqual(seen, [["pubrec", 2], ["pubrel", 3], ["pubcomp", 4]]);
+  const fresh = new Decoder({ maxPacketSize: 1024 });
+  fresh.push(bytes);
+  assert.notEqual(fresh.next(), fresh.next(), "without the option every packet is an object of its own");
+});
+
+Deno.test("reusePackets: PUBLISHes come back as one object, each with its own frame and payload", () => {
+  const packets: PublishPacket[] = [
+    {
+      type: "publish",
+      topic: "a/b",
+      payload: new Uint8Array([1, 2]),
+      qos: 1,
+      retain: true,
+      dup: false,
+      packetId: 7,
+      properties: {},
+    },
+    {
+      type: "publish",
+      topic: "c",
+      payload: new Uint8Array([3]),
+      qos: 0,
+      retain: false,
+      dup: false,
+      properties: {},
+    },
+  ];
+  const reusing = new Decoder({ maxPacketSize: 1024, reusePackets: true });
+  for (const packet of packets) reusing.push(encode(packet, 4));
+  const first = reusing.next() as PublishPacket;
+  assert.deepEqual([first.topic, [...first.payload], first.qos, first.retain, first.packetId], [
+    "a/b",
+    [1, 2],
+    1,
+    true,
+    7,
+  ]);
+  const firstFrame = first.frame!;
+  const firstPayload = first.payload;
+  const second = reusing.next() as PublishPacket;
+  assert.ok(second === first, "the same object");
+  assert.deepEqual([second.topic, [...second.payload], second.qos, second.retain, second.packetId], [
+    "c",
+    [3],
+    0,
+    false,
+    undefined,
+  ]);
+  assert.deepEqual([...firstFrame], [...encode(packets[0], 4)], "the first frame is left as it was");
+  assert.deepEqual([...firstPayload], [1, 2]);
+});

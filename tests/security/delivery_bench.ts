@@ -72,6 +72,8 @@ async function fanOut(aclText: string | undefined) {
     const link = {
       writable: true,
       run: (effects: unknown[]) => void (delivered += effects.length),
+      push: () => void delivered++,
+      deliver: () => void delivered++,
       takeOver() {},
     };
     const handle = await broker.open({

@@ -9,6 +9,7 @@ import {
   type Attachment,
   type Delivery,
   type Effect,
+  EffectList,
   Session,
   type SessionEffect,
   type SessionLimits,
@@ -95,7 +96,7 @@ Deno.test("a first page brings QoS 2 stages and packet ids back as they were, re
     [stored("r", "released", 7, 2), stored("s", "sent", 8, 2), stored("q1"), stored("q2")],
     true,
     0,
-    [],
+    new EffectList(),
   );
   assert.ok(session.storedOnly, "more remains in storage");
   const effects = session.attach(attachment, 0);
@@ -108,7 +109,7 @@ Deno.test("a first page brings QoS 2 stages and packet ids back as they were, re
 Deno.test("while the tail is in storage, a new delivery goes behind it even with room in the window", () => {
   const session = pagedOut(2);
   session.outbound.beginPageRead();
-  session.outbound.pageIn([stored("q1")], true, 0, []);
+  session.outbound.pageIn([stored("q1")], true, 0, new EffectList());
   session.attach(attachment, 0);
   session.takeRecords();
   const effects = session.deliver(delivery("live"), true, 0);
@@ -117,11 +118,11 @@ Deno.test("while the tail is in storage, a new delivery goes behind it even with
   assert.equal(session.outbound.queueLength, 0, "kept in storage only");
 
   // The last page: the tail and the live message, in that order; the session holds its queue again.
-  const out: Effect[] = [];
+  const out = new EffectList();
   session.outbound.beginPageRead();
   session.outbound.pageIn([stored("q2"), stored("live")], false, 0, out);
   assert.equal(session.storedOnly, false);
-  assert.deepEqual(wire(out), ["PUBLISH q2 2"], "the window's free slot");
+  assert.deepEqual(wire(out.effects), ["PUBLISH q2 2"], "the window's free slot");
   const next = session.handleIn({ type: "puback", packetId: 1, reasonCode: 0, properties: {} }, 0);
   assert.deepEqual(wire(next), ["PUBLISH live 3"]);
 });
@@ -130,7 +131,7 @@ Deno.test("the queue limit counts what waits in memory and in storage: drop_olde
   // maxQueuedMessages 3: one in memory behind a full window, two in storage.
   const session = pagedOut(5);
   session.outbound.beginPageRead();
-  session.outbound.pageIn([stored("a"), stored("b"), stored("c")], true, 0, []);
+  session.outbound.pageIn([stored("a"), stored("b"), stored("c")], true, 0, new EffectList());
   session.attach(attachment, 0); // a and b in flight, c queued
   session.takeRecords();
   session.deliver(delivery("d"), true, 0); // c + 2 in storage = 3: full
@@ -147,7 +148,7 @@ Deno.test("the queue limit counts what waits in memory and in storage: drop_olde
 Deno.test("drop_oldest while a page is read drops that page's first entry when it comes, not another", () => {
   const session = pagedOut(3);
   session.outbound.beginPageRead();
-  session.outbound.pageIn([stored("a"), stored("b")], true, 0, []);
+  session.outbound.pageIn([stored("a"), stored("b")], true, 0, new EffectList());
   session.attach(attachment, 0); // a and b in flight; 1 in storage
   session.deliver(delivery("c"), true, 0);
   session.deliver(delivery("d"), true, 0); // 1 + 2 = 3 stored
@@ -159,7 +160,7 @@ Deno.test("drop_oldest while a page is read drops that page's first entry when i
     ["save e queued"],
     "no delete storage would race the read with",
   );
-  const out: Effect[] = [];
+  const out = new EffectList();
   session.outbound.pageIn([stored("x"), stored("c"), stored("d"), stored("e")], false, 0, out);
   assert.deepEqual(recorded(session.takeRecords()), ["delete x"]);
   session.handleIn({ type: "puback", packetId: 1, reasonCode: 0, properties: {} }, 0);
@@ -169,16 +170,16 @@ Deno.test("drop_oldest while a page is read drops that page's first entry when i
 Deno.test("an in-flight message in a later page is re-sent under its id, or anew if its id was taken since", () => {
   const session = pagedOut(4, { ...limits, maxInflight: 10 });
   session.outbound.beginPageRead();
-  session.outbound.pageIn([stored("s1", "sent", 1)], true, 0, []);
+  session.outbound.pageIn([stored("s1", "sent", 1)], true, 0, new EffectList());
   session.attach(attachment, 0);
-  const out: Effect[] = [];
+  const out = new EffectList();
   session.outbound.beginPageRead();
   session.outbound.pageIn([stored("s5", "sent", 5), stored("q1")], true, 0, out);
-  assert.deepEqual(wire(out), ["PUBLISH s5 5 dup", "PUBLISH q1 6"]);
-  const again: Effect[] = [];
+  assert.deepEqual(wire(out.effects), ["PUBLISH s5 5 dup", "PUBLISH q1 6"]);
+  const again = new EffectList();
   session.outbound.beginPageRead();
   session.outbound.pageIn([stored("s6", "sent", 6)], false, 0, again);
-  assert.deepEqual(wire(again), ["PUBLISH s6 7"], "id 6 is q1's now");
+  assert.deepEqual(wire(again.effects), ["PUBLISH s6 7"], "id 6 is q1's now");
 });
 
 Deno.test("a page-out while a page is read gives the put-off drops to storage and starts over at the top", () => {
@@ -196,7 +197,7 @@ Deno.test("a drop put off until its page came is counted once: the queue limit s
   const session = pagedOut(3); // a, b, c in storage: full
   session.outbound.beginPageRead();
   session.deliver(delivery("d"), true, 0); // drops the oldest (a, in the page being read), stores d
-  session.outbound.pageIn([stored("a"), stored("b")], true, 0, []);
+  session.outbound.pageIn([stored("a"), stored("b")], true, 0, new EffectList());
   assert.deepEqual(recorded(session.takeRecords()), ["save d queued", "delete a"]);
   // b in memory, c and d in storage: full again.
   session.deliver(delivery("e"), true, 0);

@@ -91,7 +91,13 @@ Deno.test("QoS 1 PUBLISH is routed with a PUBACK to send after routing [MQTT-4.3
   assert.equal(effect.kind, "publish");
   if (effect.kind !== "publish") return;
   assert.equal(effect.message.topic, "a/b");
-  assert.deepEqual(effect.ack, { type: "puback", packetId: 7, reasonCode: 0, properties: {} });
+  assert.deepEqual(effect.ack, {
+    kind: "ack",
+    type: "puback",
+    packetId: 7,
+    reasonCode: 0,
+    durable: undefined,
+  });
 });
 
 Deno.test("QoS 2 PUBLISH resent before PUBREL is acknowledged but not routed again [MQTT-4.3.3-10]", () => {

@@ -1,0 +1,139 @@
+import { Fifo } from "./fifo.ts";
+
+/**
+ * The QoS 1/2 deliveries in flight, by packet id, iterated in the order they were sent (as a Map would).
+ * A Map cost an insert and a delete per message, and V8's hash table reallocates itself every hundred or
+ * so of those: about 45 bytes per delivery. Here each entry sits in a slot picked by its packet id's low
+ * bits, and the send order is a list of packet ids, small integers that cost no allocation, whose stale
+ * ones (acknowledged) are skipped, and dropped once at the front or once they outnumber the live ones.
+ */
+export class InflightTable<T> implements ReadonlyMap<number, T> {
+  /** By slot (packet id & mask): the entry, its packet id (0: free), and where its id is in the order. */
+  #entries: (T | undefined)[] = [];
+  #ids: number[] = [];
+  #positions: number[] = [];
+  #mask = -1;
+  #size = 0;
+  /** The packet ids in send order; the head's position counts the ids dropped from the front. */
+  #order = new Fifo<number>();
+  #headPosition = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * Whether a new delivery may take `packetId`: it is not in use, and its slot is free. Packet ids are
+   * taken in turn, so a slot is taken by another id only while a delivery waits for its acknowledgement
+   * for as many sends as there are slots; the caller takes the next id then.
+   */
+  canTake(packetId: number): boolean {
+    return this.#mask < 0 || this.#ids[packetId & this.#mask] === 0;
+  }
+
+  has(packetId: number): boolean {
+    // 0 marks a free slot: it is no packet id [MQTT-2.2.1-3]
+    return packetId !== 0 && this.#mask >= 0 && this.#ids[packetId & this.#mask] === packetId;
+  }
+
+  get(packetId: number): T | undefined {
+    return this.has(packetId) ? this.#entries[packetId & this.#mask] : undefined;
+  }
+
+  /** Adds an entry as the last sent; an entry already under `packetId` is replaced in its place. */
+  set(packetId: number, entry: T): this {
+    if (this.has(packetId)) {
+      this.#entries[packetId & this.#mask] = entry;
+      return this;
+    }
+    // At most half the slots in use: ids taken in turn then never meet an occupied slot.
+    while (this.#mask < 0 || (this.#size + 1) * 2 > this.#mask + 1 || !this.canTake(packetId)) this.#grow();
+    const slot = packetId & this.#mask;
+    this.#entries[slot] = entry;
+    this.#ids[slot] = packetId;
+    this.#positions[slot] = this.#headPosition + this.#order.length;
+    this.#order.push(packetId);
+    this.#size++;
+    return this;
+  }
+
+  delete(packetId: number): boolean {
+    if (!this.has(packetId)) return false;
+    const slot = packetId & this.#mask;
+    this.#entries[slot] = undefined;
+    this.#ids[slot] = 0;
+    this.#size--;
+    const order = this.#order;
+    while (order.length > 0 && !this.#live(order.peek()!, this.#headPosition)) {
+      order.shift();
+      this.#headPosition++;
+    }
+    if (order.length > 2 * this.#size + 64) this.#compact();
+    return true;
+  }
+
+  /** The entries there are when it is called, in send order (the caller may delete while it iterates). */
+  *entries(): MapIterator<[number, T]> {
+    const live: [number, T][] = [];
+    let position = this.#headPosition;
+    for (const packetId of this.#order) {
+      if (this.#live(packetId, position++)) live.push([packetId, this.#entries[packetId & this.#mask]!]);
+    }
+    yield* live;
+  }
+
+  [Symbol.iterator](): MapIterator<[number, T]> {
+    return this.entries();
+  }
+
+  *keys(): MapIterator<number> {
+    for (const [packetId] of this.entries()) yield packetId;
+  }
+
+  *values(): MapIterator<T> {
+    for (const [, entry] of this.entries()) yield entry;
+  }
+
+  forEach(callback: (entry: T, packetId: number, map: ReadonlyMap<number, T>) => void): void {
+    for (const [packetId, entry] of this.entries()) callback(entry, packetId, this);
+  }
+
+  /** Whether the id at this position of the order is its slot's entry (not acknowledged, nor taken again). */
+  #live(packetId: number, position: number): boolean {
+    const slot = packetId & this.#mask;
+    return this.#ids[slot] === packetId && this.#positions[slot] === position;
+  }
+
+  /** Drops the stale ids of the order. */
+  #compact(): void {
+    const order = new Fifo<number>();
+    let position = this.#headPosition;
+    for (const packetId of this.#order) {
+      if (!this.#live(packetId, position++)) continue;
+      this.#positions[packetId & this.#mask] = order.length;
+      order.push(packetId);
+    }
+    this.#order = order;
+    this.#headPosition = 0;
+  }
+
+  /** Twice the slots (16 at first), the entries moved to theirs. */
+  #grow(): void {
+    const entries = this.#entries;
+    const ids = this.#ids;
+    const positions = this.#positions;
+    const capacity = this.#mask < 0 ? 16 : (this.#mask + 1) * 2;
+    this.#entries = new Array(capacity).fill(undefined);
+    this.#ids = new Array(capacity).fill(0);
+    this.#positions = new Array(capacity).fill(0);
+    this.#mask = capacity - 1;
+    for (let i = 0; i < ids.length; i++) {
+      const packetId = ids[i];
+      if (packetId === 0) continue;
+      const slot = packetId & this.#mask;
+      this.#entries[slot] = entries[i];
+      this.#ids[slot] = packetId;
+      this.#positions[slot] = positions[i];
+    }
+  }
+}
