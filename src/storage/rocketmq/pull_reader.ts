@@ -11,6 +11,7 @@
 import type { LogEntry } from "../cluster_log.ts";
 import type { LogPuller, PulledBatch } from "./broker_puller.ts";
 import { type ReadCounters, ResendFilter, type Stamp, unpackMessage } from "./frames.ts";
+import { applyUntilDone, FIRST_RETRY_MS, MAX_RETRY_MS, ReaderStop } from "./retry.ts";
 import { type ClusterLogLogger, describe } from "./options.ts";
 
 export interface PullReaderOptions {
@@ -24,8 +25,6 @@ export interface PullReaderOptions {
   onReceiveResult(error: unknown): void;
 }
 
-const FIRST_RETRY_MS = 100;
-const MAX_RETRY_MS = 5000;
 /**
  * The broker answers a pull it holds when a message lands, else at its next check after the pull's
  * suspend time: it checks every 5 s (PullRequestHoldService), so an idle pull with a 1 s suspend was
@@ -38,11 +37,10 @@ const LOOK_BACK_MESSAGES = 1024;
 const INDEX_BITS = 16n;
 
 export class PullReader {
-  #stopping = false;
+  readonly #stop = new ReaderStop();
   /** Drops the second copy of a message sent twice (frames.ts). */
   readonly #resends = new ResendFilter();
   #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
   /** Resolves when stop() is called, so a pull waiting in the broker is not waited for. */
   #stopped!: Promise<void>;
   #signalStop!: () => void;
@@ -61,9 +59,8 @@ export class PullReader {
    * the connection (a pull waiting in the broker is dropped).
    */
   async stop(timeoutMs: number): Promise<void> {
-    this.#stopping = true;
+    this.#stop.stop();
     this.#signalStop();
-    this.#wake?.();
     if (this.#loop) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([this.#loop, new Promise((resolve) => timer = setTimeout(resolve, timeoutMs))]);
@@ -78,7 +75,7 @@ export class PullReader {
     let offset: number | undefined;
     let applied: number | undefined;
     let next: Promise<PulledBatch> | undefined;
-    while (!this.#stopping) {
+    while (!this.#stop.stopping) {
       let batch: PulledBatch | undefined;
       try {
         if (offset === undefined || applied === undefined) {
@@ -93,9 +90,9 @@ export class PullReader {
         this.options.onReceiveResult(undefined);
         delay = FIRST_RETRY_MS;
       } catch (error) {
-        if (this.#stopping) break;
+        if (this.#stop.stopping) break;
         this.options.onReceiveResult(error);
-        await this.#sleep(delay);
+        await this.#stop.sleep(delay);
         delay = Math.min(delay * 2, MAX_RETRY_MS);
         continue;
       }
@@ -118,7 +115,7 @@ export class PullReader {
         entries = this.#entriesOf(batch, offset);
       } catch (error) {
         this.options.onReceiveResult(error);
-        await this.#sleep(delay);
+        await this.#stop.sleep(delay);
         delay = Math.min(delay * 2, MAX_RETRY_MS);
         continue; // read again from the same offset
       }
@@ -127,7 +124,7 @@ export class PullReader {
       // commits only what was applied before this batch.
       next = this.#pull(offset, applied);
       next.catch(() => {}); // a failure is handled where it is awaited
-      if (entries.length > 0 && !await this.#applyUntilDone(apply, entries)) break;
+      if (entries.length > 0 && !await applyUntilDone(apply, entries, this.#stop, this.options)) break;
       applied = offset;
     }
     if (applied !== undefined) {
@@ -147,7 +144,7 @@ export class PullReader {
    */
   async #lookBack(committed: number): Promise<void> {
     let from = Math.max(0, committed - LOOK_BACK_MESSAGES);
-    while (from < committed && !this.#stopping) {
+    while (from < committed && !this.#stop.stopping) {
       const batch = await this.puller.pull(from, committed, 0, this.options.requestTimeoutMs);
       if (batch.status === "moved") {
         if (batch.nextOffset <= from) return;
@@ -209,42 +206,5 @@ export class PullReader {
       bodies.forEach((body, index) => entries.push({ position: base | BigInt(index), body }));
     }
     return entries;
-  }
-
-  /** Applies until apply resolves (true) or the reader stops (false). */
-  async #applyUntilDone(
-    apply: (entries: LogEntry[]) => Promise<void>,
-    entries: LogEntry[],
-  ): Promise<boolean> {
-    let delay = FIRST_RETRY_MS;
-    for (;;) {
-      try {
-        await apply(entries);
-        this.options.counters.entriesApplied += entries.length;
-        return true;
-      } catch (error) {
-        this.options.logger.warn("cluster_log_apply_failed", {
-          position: String(entries[0].position),
-          entries: entries.length,
-          error: describe(error),
-        });
-      }
-      if (this.#stopping) return false;
-      await this.#sleep(delay);
-      if (this.#stopping) return false;
-      delay = Math.min(delay * 2, MAX_RETRY_MS);
-    }
-  }
-
-  /** Sleeps `ms`, or less when stop() is called. */
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
   }
 }

@@ -8,6 +8,7 @@
  */
 import type { LogEntry } from "../cluster_log.ts";
 import { type ReadCounters, ResendFilter, type Stamp, unpackMessage } from "./frames.ts";
+import { applyUntilDone, FIRST_RETRY_MS, MAX_RETRY_MS, ReaderStop } from "./retry.ts";
 import { type ClusterLogLogger, describe, withTimeout } from "./options.ts";
 
 /** What the reader needs of a received message (the client's MessageView has it). */
@@ -44,17 +45,14 @@ interface HeldBatch<M> {
   visibleUntil: number;
 }
 
-const FIRST_RETRY_MS = 100;
-const MAX_RETRY_MS = 5000;
 /** Entry index bits within a message: position = offset << 16 | index. */
 const INDEX_BITS = 16n;
 
 export class LogReader<M extends ReceivedMessage> {
-  #stopping = false;
+  readonly #stop = new ReaderStop();
   /** Drops the second copy of a message sent twice (frames.ts). */
   readonly #resends = new ResendFilter();
   #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
 
   constructor(private readonly consumer: LogConsumer<M>, private readonly options: ReaderOptions) {}
 
@@ -68,8 +66,7 @@ export class LogReader<M extends ReceivedMessage> {
    * made visible again at once, so a restarted reader gets it without waiting out its invisibility.
    */
   async stop(timeoutMs: number): Promise<void> {
-    this.#stopping = true;
-    this.#wake?.();
+    this.#stop.stop();
     if (!this.#loop) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([this.#loop, new Promise((resolve) => timer = setTimeout(resolve, timeoutMs))]);
@@ -85,7 +82,7 @@ export class LogReader<M extends ReceivedMessage> {
   async #run(apply: (entries: LogEntry[]) => Promise<void>): Promise<void> {
     let delay = FIRST_RETRY_MS;
     let next: Promise<M[]> | undefined;
-    while (!this.#stopping) {
+    while (!this.#stop.stopping) {
       let messages: M[];
       try {
         const receiving = next ?? this.#receive();
@@ -101,14 +98,14 @@ export class LogReader<M extends ReceivedMessage> {
         this.options.onReceiveResult(undefined);
         delay = FIRST_RETRY_MS;
       } catch (error) {
-        if (this.#stopping) break;
+        if (this.#stop.stopping) break;
         this.options.onReceiveResult(error);
-        await this.#sleep(delay);
+        await this.#stop.sleep(delay);
         delay = Math.min(delay * 2, MAX_RETRY_MS);
         continue;
       }
       if (messages.length === 0) continue;
-      if (this.#stopping) {
+      if (this.#stop.stopping) {
         await this.#release(messages);
         break;
       }
@@ -120,7 +117,7 @@ export class LogReader<M extends ReceivedMessage> {
         break;
       }
       const acked = this.#ackAll(batch);
-      if (!this.#stopping) {
+      if (!this.#stop.stopping) {
         next = this.#receive();
         next.catch(() => {}); // a failure is handled where it is awaited, after the ack
       }
@@ -181,24 +178,7 @@ export class LogReader<M extends ReceivedMessage> {
       renewing = renewing.then(() => this.#renew(batch));
     }, this.options.invisibleMs / 2);
     try {
-      let delay = FIRST_RETRY_MS;
-      for (;;) {
-        try {
-          await apply(entries);
-          this.options.counters.entriesApplied += entries.length;
-          return true;
-        } catch (error) {
-          this.options.logger.warn("cluster_log_apply_failed", {
-            position: String(entries[0].position),
-            entries: entries.length,
-            error: describe(error),
-          });
-        }
-        if (this.#stopping) return false;
-        await this.#sleep(delay);
-        if (this.#stopping) return false;
-        delay = Math.min(delay * 2, MAX_RETRY_MS);
-      }
+      return await applyUntilDone(apply, entries, this.#stop, this.options);
     } finally {
       clearInterval(renew);
       await renewing; // an ack must carry the receipt handle the last renewal returned
@@ -235,11 +215,11 @@ export class LogReader<M extends ReceivedMessage> {
         result.status === "rejected"
       )!;
       this.options.onReceiveResult(failure.reason);
-      if (this.#stopping || Date.now() + delay >= batch.visibleUntil) {
+      if (this.#stop.stopping || Date.now() + delay >= batch.visibleUntil) {
         this.options.logger.warn("cluster_log_ack_failed", { error: describe(failure.reason) });
         return;
       }
-      await this.#sleep(delay);
+      await this.#stop.sleep(delay);
       delay = Math.min(delay * 2, MAX_RETRY_MS);
     }
   }
@@ -254,17 +234,5 @@ export class LogReader<M extends ReceivedMessage> {
   #warnFailures(event: string, results: PromiseSettledResult<void>[]): void {
     const failed = results.find((result): result is PromiseRejectedResult => result.status === "rejected");
     if (failed) this.options.logger.warn(event, { error: describe(failed.reason) });
-  }
-
-  /** Sleeps `ms`, or less when stop() is called. */
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
   }
 }
