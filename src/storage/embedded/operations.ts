@@ -1,8 +1,9 @@
 /**
- * Turns each port mutation into a buffered {@link Operation}: plain data, captured when the broker calls (it
- * may reuse its objects afterwards) and handed to the worker that owns the database, which runs them later
- * inside a batch's transaction ({@link OperationRunner}). The three mutations of the delivery path are rows,
- * so that `BatchWriter` can run runs of them as multi-row statements; the rest name their statement.
+ * Turns each port mutation into a buffered operation: plain data, captured when the broker calls (it may
+ * reuse its objects afterwards) and handed to the worker that owns the database, which runs them later
+ * inside a batch's transaction (`BatchWriter`, {@link OperationRunner}). The three mutations of the
+ * delivery path are rows, so that `BatchWriter` can run runs of them as multi-row statements; the rest
+ * name their statement.
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import type {
@@ -16,26 +17,8 @@ import type {
 import { Cancellations } from "./cancellations.ts";
 import { encodeProperties, flag, STAGE_CODES } from "./records.ts";
 
-/** One buffered mutation; structured-cloneable, so it can cross to the store's worker. */
-export type Operation =
-  /** A `messages` row: id, topic, payload, qos, retain, properties, publisher id, expiry. */
-  | { kind: "appendMessage"; row: SQLInputValue[] }
-  /** A `queue_entries` row: client, message, seq, qos, retain, subscription ids, stage, packet id. */
-  | { kind: "saveQueueEntry"; row: SQLInputValue[] }
-  | { kind: "deleteQueueEntry"; row: [clientId: string, messageId: MessageRef] }
-  /** One run of a named statement (or of a named sequence of them, see {@link OperationRunner}). */
-  | { kind: "single"; statement: SingleStatement; args: SQLInputValue[]; grows: boolean };
-
 /** The statements a single operation may name: those of {@link SQL} and two sequences. */
 export type SingleStatement = keyof typeof SQL | "deleteSessionCascade" | "deleteOldestQueuedCascade";
-
-/**
- * Whether the operation adds payload bytes: the part of a batch that is dropped when the store is full,
- * so that deletes and updates still land.
- */
-export function grows(operation: Operation): boolean {
-  return operation.kind === "appendMessage" || (operation.kind === "single" && operation.grows);
-}
 
 const SQL = {
   saveSession: `INSERT OR REPLACE INTO sessions (client_id, expiry_interval, disconnected_at, epoch, owner,
@@ -67,8 +50,17 @@ const SQL = {
   saveMeta: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
 } as const;
 
-/** Operation kinds as small integers, for the flat encoding; CANCELLED marks one that cancelled out. */
-const APPEND = 0, SAVE_ENTRY = 1, DELETE_ENTRY = 2, SINGLE = 3, CANCELLED = -1;
+/**
+ * Operation kinds as small integers, for the flat encoding; CANCELLED marks one that cancelled out. The
+ * three mutations of the delivery path take a fixed number of values: an append the `messages` row's
+ * (id, topic, the payload's offset and length in `payloads`, qos, retain, properties, publisher id,
+ * expiry), a save the `queue_entries` row's (client, message, seq, qos, retain, subscription ids, stage,
+ * packet id), a delete the entry's client and message. A single operation takes its statement's name,
+ * 1 if it adds payload bytes (else 0), its argument count, then its arguments.
+ */
+export const APPEND = 0, SAVE_ENTRY = 1, DELETE_ENTRY = 2, SINGLE = 3;
+export const APPEND_VALUES = 9, SAVE_VALUES = 8, DELETE_VALUES = 2;
+const CANCELLED = -1;
 
 /** A batch as it crosses to the worker; `payloads` holds the appended messages' payloads back to back. */
 export interface EncodedBatch {
@@ -85,7 +77,7 @@ const FIRST_PAYLOAD_BYTES = 16 * 1024;
  * one list, so that handing a batch to the worker clones two arrays of plain values rather than an object and
  * an array per operation, and messages' payloads in one buffer that moves to the worker without a copy rather
  * than one buffer each (an ArrayBuffer per message cost more than the rest of the append, mostly in GC).
- * {@link decodeBatch} turns it back into {@link Operation}s on the worker's side.
+ * `BatchWriter` reads it as it is on the worker's side.
  * Operations on the same queue entry may cancel out (see {@link Cancellations}).
  */
 export class OperationBatch {
@@ -285,33 +277,20 @@ export class OperationBatch {
   }
 }
 
-/** The operations of a batch encoded by {@link OperationBatch}, in order. */
-export function decodeBatch({ kinds, values, payloads }: EncodedBatch): Operation[] {
-  const decoded: Operation[] = [];
-  let at = 0;
-  for (const kind of kinds) {
-    if (kind === APPEND) {
-      const offset = values[at + 2] as number;
-      const payload = payloads.subarray(offset, offset + (values[at + 3] as number));
-      const row = [values[at], values[at + 1], payload, ...values.slice(at + 4, at += 9)];
-      decoded.push({ kind: "appendMessage", row });
-    } else if (kind === SAVE_ENTRY) {
-      decoded.push({ kind: "saveQueueEntry", row: values.slice(at, at += 8) });
-    } else if (kind === DELETE_ENTRY) {
-      decoded.push({
-        kind: "deleteQueueEntry",
-        row: [values[at] as string, values[at + 1] as MessageRef],
-      });
-      at += 2;
-    } else {
-      const statement = values[at] as SingleStatement;
-      const grows = values[at + 1] === 1;
-      const count = values[at + 2] as number;
-      at += 3;
-      decoded.push({ kind: "single", statement, args: values.slice(at, at += count), grows });
-    }
+/**
+ * Whether the batch adds payload bytes: the part of a batch that is left out when the store is full, so
+ * that deletes and updates still land.
+ */
+export function grows({ kinds, values }: EncodedBatch): boolean {
+  for (let k = 0, at = 0; k < kinds.length; k++) {
+    const kind = kinds[k];
+    if (kind === APPEND) return true;
+    if (kind === SAVE_ENTRY) at += SAVE_VALUES;
+    else if (kind === DELETE_ENTRY) at += DELETE_VALUES;
+    else if (values[at + 1] === 1) return true;
+    else at += 3 + (values[at + 2] as number);
   }
-  return decoded;
+  return false;
 }
 
 /** Runs single operations over one connection's prepared statements (in the store's worker). */
@@ -324,9 +303,8 @@ export class OperationRunner {
     ) as Record<keyof typeof SQL, StatementSync>;
   }
 
-  run(operation: Extract<Operation, { kind: "single" }>): void {
+  run(statement: SingleStatement, args: SQLInputValue[]): void {
     const s = this.#statements;
-    const { statement, args } = operation;
     if (statement === "deleteSessionCascade") {
       // Messages first: the subquery needs the entries that are about to go.
       const cascade = [
