@@ -31,27 +31,14 @@ class MultiRowStatement {
 
   constructor(private readonly db: DatabaseSync, private readonly sqlFor: (rows: number) => string) {}
 
-  /**
-   * Runs the rows given as `columns` values each, back to back in `parameters` (of which only the first
-   * `length` count); returns the rows a RETURNING clause produced, if any.
-   */
-  run(parameters: SQLInputValue[], length: number, columns: number): Record<string, unknown>[] {
-    let returned: Record<string, unknown>[] | undefined;
+  /** Runs the rows given as `columns` values each, back to back in the first `length` of `parameters`. */
+  run(parameters: SQLInputValue[], length: number, columns: number): void {
     const rows = length / columns;
     for (let start = 0; start < rows;) {
       const size = Math.min(MAX_ROWS, 2 ** Math.floor(Math.log2(rows - start)));
-      const statement = this.#statement(size);
-      const chunk = start === 0 && size * columns === parameters.length
-        ? parameters
-        : parameters.slice(start * columns, (start + size) * columns);
-      const result = statement.all(...chunk);
-      if (result.length > 0) {
-        if (returned) { for (const row of result) returned.push(row); }
-        else returned = result;
-      }
+      this.#statement(size).run(...parameters.slice(start * columns, (start + size) * columns));
       start += size;
     }
-    return returned ?? NONE;
   }
 
   #statement(size: number): StatementSync {
@@ -64,8 +51,6 @@ class MultiRowStatement {
   }
 }
 
-const NONE: Record<string, unknown>[] = [];
-
 const placeholders = (rows: number, columns: number): string =>
   Array.from({ length: rows }, () => `(${Array.from({ length: columns }, () => "?").join(", ")})`).join(", ");
 
@@ -77,7 +62,6 @@ export class BatchWriter {
   readonly #appendMessages: MultiRowStatement;
   readonly #saveQueueEntries: MultiRowStatement;
   readonly #deleteQueueEntries: MultiRowStatement;
-  readonly #deleteUnreferencedMessages: MultiRowStatement;
   readonly #messageSize: StatementSync;
   /**
    * The sizes of the messages appended lately, by id: an entry is saved in the batch that appends its
@@ -109,17 +93,11 @@ export class BatchWriter {
       subscription_identifiers = excluded.subscription_identifiers, stage = excluded.stage,
       packet_id = excluded.packet_id`,
     );
+    // A message goes with its last entry, in SQLite (the schema's trigger).
     this.#deleteQueueEntries = new MultiRowStatement(
       db,
       (rows) =>
-        `DELETE FROM queue_entries WHERE (client_id, message_id) IN (VALUES ${placeholders(rows, 2)})
-      RETURNING message_id`,
-    );
-    this.#deleteUnreferencedMessages = new MultiRowStatement(
-      db,
-      (rows) =>
-        `DELETE FROM messages WHERE id IN (${Array(rows).fill("?").join(", ")})
-      AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = messages.id)`,
+        `DELETE FROM queue_entries WHERE (client_id, message_id) IN (VALUES ${placeholders(rows, 2)})`,
     );
     this.#messageSize = db.prepare(
       "SELECT length(CAST(payload AS BLOB)) + length(topic) AS bytes FROM messages WHERE id = ?",
@@ -176,14 +154,7 @@ export class BatchWriter {
     const deleted = new Set<SQLInputValue>();
     const endSegment = () => {
       if (savesLength > 0) this.#saveQueueEntries.run(saves, savesLength, SAVE_VALUES + 1);
-      if (deletesLength > 0) {
-        const gone = this.#deleteQueueEntries.run(deletes, deletesLength, DELETE_VALUES);
-        // A message goes with its last entry; only entries that existed count, as the port says.
-        if (gone.length > 0) {
-          const ids = gone.map((row) => row.message_id as SQLInputValue);
-          this.#deleteUnreferencedMessages.run(ids, ids.length, 1);
-        }
-      }
+      if (deletesLength > 0) this.#deleteQueueEntries.run(deletes, deletesLength, DELETE_VALUES);
       saves.fill(null, 0, savesLength);
       deletes.fill(null, 0, deletesLength);
       savesLength = deletesLength = 0;

@@ -17,15 +17,12 @@ import type {
 import { Cancellations } from "./cancellations.ts";
 import { encodeProperties, flag, STAGE_CODES } from "./records.ts";
 
-/** The statements a single operation may name: those of {@link SQL} and two sequences. */
-export type SingleStatement = keyof typeof SQL | "deleteSessionCascade" | "deleteOldestQueuedCascade";
+/** The statements a single operation may name: those of {@link SQL} and a sequence of them. */
+export type SingleStatement = keyof typeof SQL | "deleteSessionCascade";
 
 const SQL = {
   saveSession: `INSERT OR REPLACE INTO sessions (client_id, expiry_interval, disconnected_at, epoch, owner,
     connection) VALUES (?, ?, ?, ?, ?, ?)`,
-  deleteSessionMessages:
-    `DELETE FROM messages WHERE id IN (SELECT message_id FROM queue_entries WHERE client_id = ?1)
-    AND NOT EXISTS (SELECT 1 FROM queue_entries q WHERE q.message_id = messages.id AND q.client_id <> ?1)`,
   deleteSessionEntries: "DELETE FROM queue_entries WHERE client_id = ?",
   deleteSessionSubscriptions: "DELETE FROM subscriptions WHERE client_id = ?",
   deleteSessionAwaiting: "DELETE FROM awaiting_release WHERE client_id = ?",
@@ -44,7 +41,7 @@ const SQL = {
     owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   deleteWill: "DELETE FROM wills WHERE client_id = ?",
   deleteOldestQueued: `DELETE FROM queue_entries WHERE client_id = ?1 AND seq =
-    (SELECT min(seq) FROM queue_entries WHERE client_id = ?1 AND stage = 0) RETURNING message_id`,
+    (SELECT min(seq) FROM queue_entries WHERE client_id = ?1 AND stage = 0)`,
   deleteUnreferencedMessage:
     "DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = ?1)",
   saveMeta: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -232,7 +229,7 @@ export class OperationBatch {
 
   deleteOldestQueued(clientId: string): void {
     this.#cancellations.pin(clientId);
-    this.#single("deleteOldestQueuedCascade", false, clientId);
+    this.#single("deleteOldestQueued", false, clientId);
   }
 
   saveMeta(key: string, value: string): void {
@@ -306,18 +303,14 @@ export class OperationRunner {
   run(statement: SingleStatement, args: SQLInputValue[]): void {
     const s = this.#statements;
     if (statement === "deleteSessionCascade") {
-      // Messages first: the subquery needs the entries that are about to go.
+      // The session's messages go with their last entries (the schema's trigger).
       const cascade = [
-        s.deleteSessionMessages,
         s.deleteSessionEntries,
         s.deleteSessionSubscriptions,
         s.deleteSessionAwaiting,
         s.deleteSession,
       ];
       for (const step of cascade) step.run(...args);
-    } else if (statement === "deleteOldestQueuedCascade") {
-      const deleted = s.deleteOldestQueued.get(...args);
-      if (deleted) s.deleteUnreferencedMessage.run(deleted.message_id as number);
     } else {
       s[statement].run(...args);
     }
