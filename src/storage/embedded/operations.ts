@@ -78,10 +78,17 @@ const FIRST_PAYLOAD_BYTES = 16 * 1024;
  * Operations on the same queue entry may cancel out (see {@link Cancellations}).
  */
 export class OperationBatch {
+  /**
+   * Kept from batch to batch (see {@link reset}) and filled by index, only ever growing: lists rebuilt by
+   * push for every batch lived until it left, long enough to be promoted, and cost more in copies as they
+   * grew than the values they held.
+   */
   readonly #kinds: number[] = [];
   readonly #values: SQLInputValue[] = [];
   /** Where each operation's values start in `#values`. */
   readonly #starts: number[] = [];
+  #kindCount = 0;
+  #valueCount = 0;
   readonly #cancellations = new Cancellations((operation) => {
     this.#kinds[operation] = CANCELLED;
     this.#dropped++;
@@ -96,7 +103,7 @@ export class OperationBatch {
 
   /** Operations that will be written. */
   get size(): number {
-    return this.#kinds.length - this.#dropped;
+    return this.#kindCount - this.#dropped;
   }
 
   /** Operations that cancelled out. */
@@ -104,30 +111,54 @@ export class OperationBatch {
     return this.#dropped + this.#skipped;
   }
 
-  /** The operations that did not cancel out, for the worker. */
+  /** The operations that did not cancel out, for the worker: copies, and a payload buffer of their own. */
   encode(): EncodedBatch {
-    const kinds = this.#kinds, values = this.#values;
+    const kinds = this.#kinds, values = this.#values, kindCount = this.#kindCount;
     const payloads = this.#payloads?.subarray(0, this.#payloadBytes) ?? new Uint8Array(0);
-    if (this.#dropped === 0) return { kinds, values, payloads };
+    if (this.#dropped === 0) {
+      return { kinds: kinds.slice(0, kindCount), values: values.slice(0, this.#valueCount), payloads };
+    }
     const kept: EncodedBatch = { kinds: [], values: [], payloads };
-    for (let i = 0; i < kinds.length; i++) {
+    for (let i = 0; i < kindCount; i++) {
       if (kinds[i] === CANCELLED) continue;
       kept.kinds.push(kinds[i]);
-      const end = i + 1 < kinds.length ? this.#starts[i + 1] : values.length;
+      const end = i + 1 < kindCount ? this.#starts[i + 1] : this.#valueCount;
       for (let at = this.#starts[i]; at < end; at++) kept.values.push(values[at]);
     }
     return kept;
   }
 
+  /** Empties the batch for the next one (after {@link encode}; the payload buffer went with it). */
+  reset(): void {
+    // Not to hold the last batch's strings until they are overwritten.
+    this.#values.fill(null, 0, this.#valueCount);
+    this.#kindCount =
+      this.#valueCount =
+      this.#dropped =
+      this.#skipped =
+      this.#payloadBytes =
+        0;
+    this.#payloads = undefined;
+    this.#cancellations.reset();
+  }
+
   /** Starts an operation of `kind`; returns its index. */
   #begin(kind: number): number {
-    this.#starts.push(this.#values.length);
-    return this.#kinds.push(kind) - 1;
+    const index = this.#kindCount++;
+    this.#starts[index] = this.#valueCount;
+    this.#kinds[index] = kind;
+    return index;
   }
 
   #single(statement: SingleStatement, grows: boolean, ...args: SQLInputValue[]): void {
     this.#begin(SINGLE);
-    this.#values.push(statement, grows ? 1 : 0, args.length, ...args);
+    const values = this.#values;
+    let at = this.#valueCount;
+    values[at++] = statement;
+    values[at++] = grows ? 1 : 0;
+    values[at++] = args.length;
+    for (const arg of args) values[at++] = arg;
+    this.#valueCount = at;
   }
 
   saveSession({ clientId, expiryInterval, disconnectedAt, epoch, owner, connection }: StoredSession): void {
@@ -182,32 +213,34 @@ export class OperationBatch {
     }
     payloads.set(payload, offset);
     this.#payloadBytes = offset + payload.byteLength;
-    this.#values.push(
-      id,
-      message.topic,
-      offset,
-      payload.byteLength,
-      message.qos,
-      flag(message.retain),
-      encodeProperties(message.properties),
-      message.publisherId,
-      message.expiresAt ?? null,
-    );
+    const values = this.#values;
+    let at = this.#valueCount;
+    values[at++] = id;
+    values[at++] = message.topic;
+    values[at++] = offset;
+    values[at++] = payload.byteLength;
+    values[at++] = message.qos;
+    values[at++] = flag(message.retain);
+    values[at++] = encodeProperties(message.properties);
+    values[at++] = message.publisherId;
+    values[at++] = message.expiresAt ?? null;
+    this.#valueCount = at;
   }
 
   saveQueueEntry(entry: QueueEntry, sequence: number): void {
     const { clientId, messageId, qos, retain, subscriptionIdentifiers, stage, packetId } = entry;
     this.#cancellations.saved(clientId, messageId, this.#begin(SAVE_ENTRY));
-    this.#values.push(
-      clientId,
-      messageId,
-      sequence,
-      qos,
-      flag(retain),
-      subscriptionIdentifiers ? JSON.stringify(subscriptionIdentifiers) : null,
-      STAGE_CODES[stage],
-      packetId ?? null,
-    );
+    const values = this.#values;
+    let at = this.#valueCount;
+    values[at++] = clientId;
+    values[at++] = messageId;
+    values[at++] = sequence;
+    values[at++] = qos;
+    values[at++] = flag(retain);
+    values[at++] = subscriptionIdentifiers ? JSON.stringify(subscriptionIdentifiers) : null;
+    values[at++] = STAGE_CODES[stage];
+    values[at++] = packetId ?? null;
+    this.#valueCount = at;
   }
 
   deleteQueueEntry(clientId: string, messageId: MessageRef): void {
@@ -216,7 +249,10 @@ export class OperationBatch {
       return;
     }
     this.#begin(DELETE_ENTRY);
-    this.#values.push(clientId, messageId);
+    const at = this.#valueCount;
+    this.#values[at] = clientId;
+    this.#values[at + 1] = messageId;
+    this.#valueCount = at + 2;
   }
 
   deleteUnreferencedMessage(messageId: MessageRef): void {
