@@ -1,5 +1,5 @@
 /**
- * Applies encoded batches of operations (see {@link OperationBatch}) inside the caller's transaction. Each
+ * Applies encoded batches of operations (see `OperationBatch`) inside the caller's transaction. Each
  * node:sqlite statement call costs about 2.5 µs of binding overhead in Deno, more than SQLite's own work for
  * a small row, so runs of the delivery-path operations go as multi-row statements (about 1 µs a row instead
  * of 3.5 µs; see docs/storage.md). The batch's flat values go straight into those statements' parameters:
@@ -106,7 +106,7 @@ export class BatchWriter {
 
   /**
    * Applies the batches in order; the caller wraps the call in a transaction. Unless `growing`, operations
-   * that add payload bytes are left out (a full disk; see {@link grows}).
+   * that add payload bytes are left out (a full disk; see `grows`).
    */
   write(batches: readonly EncodedBatch[], growing: boolean): void {
     for (const batch of batches) {
