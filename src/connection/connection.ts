@@ -174,10 +174,10 @@ function newEnding(): Ending {
   return { reason: "connection closed", farewell: undefined, closed: undefined, onInputEnded: undefined };
 }
 
-/** Log lines a client could flood the log with, one a second at most: made at the first of each. */
 /** An acknowledgement waiting in {@link Connection}'s queue: an {@link AckEffect}'s fields. */
 type WaitingAck = Omit<AckEffect, "kind">;
 
+/** Log lines a client could flood the log with, one a second at most: made at the first of each. */
 interface ThrottledLogs {
   /** A PUBLISH its permissions refused. */
   denied?: RateLimitedLog;
@@ -241,9 +241,9 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
   /**
-   * Acknowledgements waiting for storage or for an earlier one, oldest first: plain fields (the effect is
-   * reused), and one wait per storage batch rather than a chain of promises per PUBLISH, which lived until
-   * the fsync and were most of what a durable publish allocated.
+   * Acknowledgements waiting for storage or for an earlier one, oldest first: the effects' fields, and one
+   * wait per storage batch rather than a chain of promises per PUBLISH, which lived until the fsync and were
+   * a fifth of what a durable publish allocated.
    */
   #waitingAcks: Fifo<WaitingAck> | undefined;
   /** Resolves once no acknowledgement waits; made when the last packet has to go after them. */
