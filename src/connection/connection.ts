@@ -32,6 +32,7 @@ import {
   authWithoutMethod,
   type ConnectSettings,
   type Effect,
+  Fifo,
   Handshake,
   type HandshakeStep,
   type Message,
@@ -173,6 +174,9 @@ function newEnding(): Ending {
   return { reason: "connection closed", farewell: undefined, closed: undefined, onInputEnded: undefined };
 }
 
+/** An acknowledgement waiting in {@link Connection}'s queue: an {@link AckEffect}'s fields. */
+type WaitingAck = Omit<AckEffect, "kind">;
+
 /** Log lines a client could flood the log with, one a second at most: made at the first of each. */
 interface ThrottledLogs {
   /** A PUBLISH its permissions refused. */
@@ -236,8 +240,14 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   #throttledLogs: ThrottledLogs | undefined;
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
-  /** The last acknowledgement still waiting for storage, if any. */
-  #pendingAck: Promise<void> | undefined;
+  /**
+   * Acknowledgements waiting for storage or for an earlier one, oldest first: the effects' fields, and one
+   * wait per storage batch rather than a chain of promises per PUBLISH, which lived until the fsync and were
+   * a fifth of what a durable publish allocated.
+   */
+  #waitingAcks: Fifo<WaitingAck> | undefined;
+  /** Resolves once no acknowledgement waits; made when the last packet has to go after them. */
+  #acksSent: PromiseWithResolvers<void> | undefined;
   /**
    * Packets to send once the outbox has room, in order, not yet encoded: a QoS 1/2 delivery here holds a
    * reference to the routed message every subscriber shares, not a copy. Their number is bounded by the
@@ -386,7 +396,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /** Outbound QoS 1/2 deliveries not yet acknowledged by this client, plus an ack waiting for storage. */
   get unacknowledged(): number {
     if (this.#is(CLOSED)) return 0;
-    return (this.#session?.inflightCount ?? 0) + (this.#pendingAck ? 1 : 0);
+    return (this.#session?.inflightCount ?? 0) + (this.#waitingAcks?.length ? 1 : 0);
   }
 
   /** Ends the connection on an operator's request: v5 clients hear `reasonCode`; the will goes out. */
@@ -802,34 +812,53 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /**
    * Sends a PUBACK/PUBREC once what the PUBLISH changed is durable: an acknowledged message survives a
    * crash. Acks leave in the order their PUBLISHes came [MQTT-4.6.0-2], so one waiting for storage holds
-   * back the ones behind it. If storage refuses, v5 publishers hear the reason (0x97 when full) and
-   * 3.1.1 publishers, who have no way to hear it, are disconnected.
+   * back the ones behind it (see {@link #releaseAcks}).
    */
   #acknowledge(ack: AckEffect): void {
-    if (!ack.durable && !this.#pendingAck) return this.#sendAck(ack.type, ack.packetId, ack.reasonCode);
-    this.#acknowledgeInTurn(ack);
+    const waiting = this.#waitingAcks;
+    if (!ack.durable && !waiting?.length) return this.#sendAck(ack.type, ack.packetId, ack.reasonCode);
+    const { type, packetId, reasonCode, durable } = ack;
+    (this.#waitingAcks ??= new Fifo()).push({ type, packetId, reasonCode, durable });
+    if (this.#waitingAcks.length === 1) this.#awaitFirstAck();
   }
 
   /**
-   * {@link #acknowledge} behind storage or an earlier ack. A method of its own: its closures in
+   * Waits for the storage of the oldest waiting acknowledgement. A method of its own: its closures in
    * #acknowledge would make every acknowledgement allocate what they capture, also those sent at once.
    */
-  #acknowledgeInTurn(ack: AckEffect): void {
-    const sent = (this.#pendingAck ?? Promise.resolve()).then(() => ack.durable).then(
-      () => this.#sendAck(ack.type, ack.packetId, ack.reasonCode),
-      (error) => {
-        const reasonCode = error instanceof StorageError ? error.reasonCode : ReasonCode.UnspecifiedError;
-        // one line a second at most: a publisher can keep sending into a full store or memory budget
-        const logs = this.#throttledLogs ??= {};
-        logs.notStored ??= new RateLimitedLog((fields) => this.#log("error", "publish.not_stored", fields));
-        logs.notStored.write({ reasonCode, error });
-        if (this.#version === 5) this.#sendAck(ack.type, ack.packetId, reasonCode);
-        else void this.#closeAfterFlush(true);
-      },
-    ).finally(() => {
-      if (this.#pendingAck === sent) this.#pendingAck = undefined;
-    });
-    this.#pendingAck = sent;
+  #awaitFirstAck(): void {
+    const durable = this.#waitingAcks!.peek()!.durable!;
+    durable.then(
+      () => this.#releaseAcks(durable, false, undefined),
+      (error) => this.#releaseAcks(durable, true, error),
+    );
+  }
+
+  /**
+   * Sends the waiting acknowledgements, in order, up to the first that waits for other storage than the
+   * settled `durable`. If storage refused, v5 publishers hear the reason (0x97 when full) and 3.1.1
+   * publishers, who have no way to hear it, are disconnected.
+   */
+  #releaseAcks(durable: Promise<void>, failed: boolean, error: unknown): void {
+    const waiting = this.#waitingAcks!;
+    for (let ack = waiting.peek(); ack; ack = waiting.peek()) {
+      if (ack.durable !== undefined && ack.durable !== durable) return this.#awaitFirstAck();
+      waiting.shift();
+      if (failed && ack.durable === durable) this.#ackNotStored(ack, error);
+      else this.#sendAck(ack.type, ack.packetId, ack.reasonCode);
+    }
+    this.#acksSent?.resolve();
+    this.#acksSent = undefined;
+  }
+
+  #ackNotStored(ack: WaitingAck, error: unknown): void {
+    const reasonCode = error instanceof StorageError ? error.reasonCode : ReasonCode.UnspecifiedError;
+    // one line a second at most: a publisher can keep sending into a full store or memory budget
+    const logs = this.#throttledLogs ??= {};
+    logs.notStored ??= new RateLimitedLog((fields) => this.#log("error", "publish.not_stored", fields));
+    logs.notStored.write({ reasonCode, error });
+    if (this.#version === 5) this.#sendAck(ack.type, ack.packetId, reasonCode);
+    else void this.#closeAfterFlush(true);
   }
 
   /** A PUBACK/PUBREC from its fields (it has no properties): {@link #send} without a packet object, mostly. */
@@ -940,7 +969,10 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   #sendFarewell(packet: Packet): void {
     const ending = this.#endingNow();
     if (ending.farewell) return;
-    ending.farewell = (this.#pendingAck ?? Promise.resolve()).then(() => {
+    const acksSent = this.#waitingAcks?.length
+      ? (this.#acksSent ??= Promise.withResolvers()).promise
+      : Promise.resolve();
+    ending.farewell = acksSent.then(() => {
       this.#send(packet);
       this.#flags |= FAREWELL_SENT;
     });

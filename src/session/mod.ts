@@ -2,6 +2,7 @@
 export * from "./types.ts";
 export { Session } from "./session.ts";
 export { EffectList } from "./effect_list.ts";
+export { Fifo } from "./fifo.ts";
 export * from "./connect.ts";
 export { emptyDropCounts, estimatedSize, type SharedSessionState, sharedState } from "./outbound.ts";
 export {

@@ -5,8 +5,19 @@ import { DatabaseSync } from "node:sqlite";
 import { embeddedStore, STORE_FILE, withTempDir } from "./embedded_helpers.ts";
 import { sample } from "../../src/storage/conformance_samples.ts";
 
+/** Turns a current store file back into schema version 3: no trigger deleting a message with its last entry. */
+function downgradeToVersion3(dir: string): void {
+  const db = new DatabaseSync(join(dir, STORE_FILE));
+  try {
+    db.exec("DROP TRIGGER queue_entries_take_message; PRAGMA user_version = 3;");
+  } finally {
+    db.close();
+  }
+}
+
 /** Turns a current store file back into schema version 2: no entry sizes, no expiry index. */
 function downgradeToVersion2(dir: string): void {
+  downgradeToVersion3(dir);
   const db = new DatabaseSync(join(dir, STORE_FILE));
   try {
     db.exec(`DROP INDEX messages_by_expiry; ALTER TABLE queue_entries DROP COLUMN bytes;
@@ -52,7 +63,7 @@ Deno.test("embedded: a version 1 store (no session owners) opens, keeps its rows
     await again.stop();
     const db = new DatabaseSync(join(dir, STORE_FILE));
     try {
-      assert.equal(db.prepare("PRAGMA user_version").get()?.user_version, 3);
+      assert.equal(db.prepare("PRAGMA user_version").get()?.user_version, 4);
     } finally {
       db.close();
     }
@@ -81,6 +92,38 @@ Deno.test("embedded: a version 2 store (no entry sizes) opens with its queue tot
     const again = embeddedStore(dir);
     const reread = await again.start();
     assert.deepEqual(reread.queueTotals, new Map([["a", { entries: 2, bytes: 1001 + 12 }]]));
+    await again.stop();
+  });
+});
+
+Deno.test("embedded: a version 3 store opens, and a message still goes with its last queue entry", async () => {
+  await withTempDir(async (dir) => {
+    const old = embeddedStore(dir);
+    await old.start();
+    old.saveSession(sample.session("a"));
+    old.saveSession(sample.session("b"));
+    const id = old.appendMessage(sample.message("t"));
+    old.saveQueueEntry(sample.entry("a", id));
+    old.saveQueueEntry(sample.entry("b", id));
+    await old.flush();
+    await old.stop();
+    downgradeToVersion3(dir);
+
+    const upgraded = embeddedStore(dir);
+    assert.equal((await upgraded.start()).storedMessages, 1);
+    upgraded.deleteQueueEntry("a", id);
+    await upgraded.flush();
+    await upgraded.stop();
+    const kept = embeddedStore(dir);
+    assert.equal((await kept.start()).storedMessages, 1, "b's entry keeps the message");
+    kept.deleteQueueEntry("b", id);
+    await kept.flush();
+    await kept.stop();
+
+    const again = embeddedStore(dir);
+    const reread = await again.start();
+    assert.equal(reread.storedMessages, 0, "the last entry took the message");
+    assert.deepEqual(reread.queueTotals, new Map());
     await again.stop();
   });
 });

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { setImmediate } from "node:timers";
 import { StorageError } from "../../src/storage/mod.ts";
 import { type CommitTarget, GroupCommit } from "../../src/storage/embedded/group_commit.ts";
-import type { Operation } from "../../src/storage/embedded/operations.ts";
 
 /** A target whose syncs complete only when the test says so; records what each write contained. */
 function controlledTarget() {
@@ -10,13 +9,12 @@ function controlledTarget() {
   const syncs: PromiseWithResolvers<void>[] = [];
   const outcomes: (StorageError | undefined)[] = [];
   let failWrites: Error | undefined;
-  const target: CommitTarget = {
+  const target: CommitTarget<string> = {
     write(operations) {
       if (failWrites) throw failWrites;
-      const names: string[] = [];
-      for (const operation of operations) names.push(nameOf(operation));
-      writes.push(names);
+      writes.push([...operations]);
     },
+    count: () => 1,
     sync() {
       const sync = Promise.withResolvers<void>();
       syncs.push(sync);
@@ -34,15 +32,8 @@ function controlledTarget() {
   };
 }
 
-/** An operation the controlled target only records, by the name it carries as its argument. */
-const operation = (name: string): Operation => ({
-  kind: "single",
-  statement: "saveMeta",
-  args: [name],
-  grows: false,
-});
-const nameOf = (operation: Operation): string =>
-  operation.kind === "single" ? String(operation.args[0]) : operation.kind;
+/** An operation the controlled target only records: its name. */
+const operation = (name: string): string => name;
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 Deno.test("group commit: operations of one turn share one write; nothing is written during the call", async () => {

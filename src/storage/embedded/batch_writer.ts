@@ -1,17 +1,26 @@
 /**
- * Applies a batch of operations inside the caller's transaction. Each node:sqlite statement call costs
- * about 2.5 µs of binding overhead in Deno, more than SQLite's own work for a small row, so runs of the
- * delivery-path operations go as multi-row statements (about 1 µs a row instead of 3.5 µs; see
- * docs/storage.md).
+ * Applies encoded batches of operations (see `OperationBatch`) inside the caller's transaction. Each
+ * node:sqlite statement call costs about 2.5 µs of binding overhead in Deno, more than SQLite's own work for
+ * a small row, so runs of the delivery-path operations go as multi-row statements (about 1 µs a row instead
+ * of 3.5 µs; see docs/storage.md). The batch's flat values go straight into those statements' parameters:
+ * no object or array per operation on the worker's side either.
  *
- * Order: appends run first (a fresh id conflicts with nothing, and later operations may refer to it);
- * single operations keep their place; between them, queue-entry saves run before deletes (see `write`).
+ * Order: a batch's appends run first (a fresh id conflicts with nothing, and later operations may refer
+ * to it); single operations keep their place; between them, queue-entry saves run before deletes (see
+ * `#writeRest`).
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
-import { type Operation, OperationRunner } from "./operations.ts";
-
-/** The operations that are grouped into multi-row statements, besides appends. */
-type RowOperation = Extract<Operation, { kind: "saveQueueEntry" | "deleteQueueEntry" }>;
+import {
+  APPEND,
+  APPEND_VALUES,
+  DELETE_ENTRY,
+  DELETE_VALUES,
+  type EncodedBatch,
+  OperationRunner,
+  SAVE_ENTRY,
+  SAVE_VALUES,
+  type SingleStatement,
+} from "./operations.ts";
 
 /** Rows per statement at most: 256 × 8 parameters stays far below SQLite's limit of 32 766 (256 rather than 64: +15% durable throughput, fewer statement runs per batch). */
 const MAX_ROWS = 256;
@@ -22,17 +31,14 @@ class MultiRowStatement {
 
   constructor(private readonly db: DatabaseSync, private readonly sqlFor: (rows: number) => string) {}
 
-  /** Runs every row; returns the rows a RETURNING clause produced, if any. */
-  run(rows: readonly (readonly SQLInputValue[])[]): Record<string, unknown>[] {
-    const returned: Record<string, unknown>[] = [];
-    for (let start = 0; start < rows.length;) {
-      const size = Math.min(MAX_ROWS, 2 ** Math.floor(Math.log2(rows.length - start)));
-      const parameters: SQLInputValue[] = [];
-      for (let index = start; index < start + size; index++) parameters.push(...rows[index]);
-      returned.push(...this.#statement(size).all(...parameters));
+  /** Runs the rows given as `columns` values each, back to back in the first `length` of `parameters`. */
+  run(parameters: SQLInputValue[], length: number, columns: number): void {
+    const rows = length / columns;
+    for (let start = 0; start < rows;) {
+      const size = Math.min(MAX_ROWS, 2 ** Math.floor(Math.log2(rows - start)));
+      this.#statement(size).run(...parameters.slice(start * columns, (start + size) * columns));
       start += size;
     }
-    return returned;
   }
 
   #statement(size: number): StatementSync {
@@ -56,13 +62,16 @@ export class BatchWriter {
   readonly #appendMessages: MultiRowStatement;
   readonly #saveQueueEntries: MultiRowStatement;
   readonly #deleteQueueEntries: MultiRowStatement;
-  readonly #deleteUnreferencedMessages: MultiRowStatement;
   readonly #messageSize: StatementSync;
   /**
    * The sizes of the messages appended lately, by id: an entry is saved in the batch that appends its
    * message, and saved again (its stage) soon after; a query per entry cost durable QoS 1 a third.
    */
   readonly #recentSizes = new Map<SQLInputValue, number>();
+  /** Parameter lists kept from batch to batch (filled with nulls after use, not to hold payloads). */
+  readonly #appendParameters: SQLInputValue[] = [];
+  readonly #saveParameters: SQLInputValue[] = [];
+  readonly #deleteParameters: SQLInputValue[] = [];
 
   readonly runner: OperationRunner;
 
@@ -84,65 +93,95 @@ export class BatchWriter {
       subscription_identifiers = excluded.subscription_identifiers, stage = excluded.stage,
       packet_id = excluded.packet_id`,
     );
+    // A message goes with its last entry, in SQLite (the schema's trigger).
     this.#deleteQueueEntries = new MultiRowStatement(
       db,
       (rows) =>
-        `DELETE FROM queue_entries WHERE (client_id, message_id) IN (VALUES ${placeholders(rows, 2)})
-      RETURNING message_id`,
-    );
-    this.#deleteUnreferencedMessages = new MultiRowStatement(
-      db,
-      (rows) =>
-        `DELETE FROM messages WHERE id IN (${Array(rows).fill("?").join(", ")})
-      AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = messages.id)`,
+        `DELETE FROM queue_entries WHERE (client_id, message_id) IN (VALUES ${placeholders(rows, 2)})`,
     );
     this.#messageSize = db.prepare(
       "SELECT length(CAST(payload AS BLOB)) + length(topic) AS bytes FROM messages WHERE id = ?",
     );
   }
 
-  /** Applies the operations; the caller wraps the call in a transaction. */
-  write(operations: readonly Operation[]): void {
-    const appends: SQLInputValue[][] = [];
-    for (const operation of operations) {
-      if (operation.kind !== "appendMessage") continue;
-      const [id, topic, payload] = operation.row as [SQLInputValue, string, Uint8Array];
-      this.#recentSizes.set(id, payload.byteLength + topic.length);
-      appends.push(operation.row);
+  /**
+   * Applies the batches in order; the caller wraps the call in a transaction. Unless `growing`, operations
+   * that add payload bytes are left out (a full disk; see `grows`).
+   */
+  write(batches: readonly EncodedBatch[], growing: boolean): void {
+    for (const batch of batches) {
+      if (growing) this.#writeAppends(batch);
+      this.#writeRest(batch, growing);
     }
-    // Oldest first (insertion order): what is left is the latest RECENT_SIZES appends.
-    for (const id of this.#recentSizes.keys()) {
-      if (this.#recentSizes.size <= RECENT_SIZES) break;
-      this.#recentSizes.delete(id);
-    }
-    this.#appendMessages.run(appends);
+  }
 
-    // Between two single operations, all saves go before all deletes: on the delivery path saves and
-    // deletes of different messages interleave, and grouping them keeps the statements long. A save for a
-    // message that already had a delete in the segment ends the segment, so that order is kept (the
-    // delete of a message's last entry takes the message with it).
-    let saves: RowOperation[] = [];
-    let deletes: RowOperation[] = [];
-    let deleted = new Set<SQLInputValue>();
-    const endSegment = () => {
-      this.#writeRun(saves);
-      this.#writeRun(deletes);
-      saves = [];
-      deletes = [];
-      deleted = new Set();
-    };
-    for (const operation of operations) {
-      if (operation.kind === "appendMessage") continue;
-      if (operation.kind === "single") {
-        endSegment();
-        this.runner.run(operation);
-      } else if (operation.kind === "saveQueueEntry") {
-        if (deleted.size > 0 && deleted.has(operation.row[1])) endSegment();
-        saves.push(operation);
-      } else {
-        deletes.push(operation);
-        deleted.add(operation.row[1]);
+  #writeAppends({ kinds, values, payloads }: EncodedBatch): void {
+    const parameters = this.#appendParameters;
+    let length = 0;
+    const recentSizes = this.#recentSizes;
+    for (let k = 0, at = 0; k < kinds.length; k++) {
+      const kind = kinds[k];
+      if (kind === APPEND) {
+        const id = values[at], topic = values[at + 1] as string;
+        const offset = values[at + 2] as number, bytes = values[at + 3] as number;
+        recentSizes.set(id, bytes + topic.length);
+        parameters[length++] = id;
+        parameters[length++] = topic;
+        parameters[length++] = payloads.subarray(offset, offset + bytes);
+        for (let column = 4; column < APPEND_VALUES; column++) parameters[length++] = values[at + column];
       }
+      at += valueCount(kind, values, at);
+    }
+    if (length === 0) return;
+    // Oldest first (insertion order): what is left is the latest RECENT_SIZES appends.
+    for (const id of recentSizes.keys()) {
+      if (recentSizes.size <= RECENT_SIZES) break;
+      recentSizes.delete(id);
+    }
+    this.#appendMessages.run(parameters, length, APPEND_VALUES - 1);
+    parameters.fill(null, 0, length);
+  }
+
+  /**
+   * Between two single operations, all saves go before all deletes: on the delivery path saves and
+   * deletes of different messages interleave, and grouping them keeps the statements long. A save for a
+   * message that already had a delete in the segment ends the segment, so that order is kept (the delete
+   * of a message's last entry takes the message with it).
+   */
+  #writeRest({ kinds, values }: EncodedBatch, growing: boolean): void {
+    const saves = this.#saveParameters, deletes = this.#deleteParameters;
+    let savesLength = 0, deletesLength = 0;
+    const deleted = new Set<SQLInputValue>();
+    const endSegment = () => {
+      if (savesLength > 0) this.#saveQueueEntries.run(saves, savesLength, SAVE_VALUES + 1);
+      if (deletesLength > 0) this.#deleteQueueEntries.run(deletes, deletesLength, DELETE_VALUES);
+      saves.fill(null, 0, savesLength);
+      deletes.fill(null, 0, deletesLength);
+      savesLength = deletesLength = 0;
+      deleted.clear();
+    };
+    for (let k = 0, at = 0; k < kinds.length; k++) {
+      const kind = kinds[k];
+      if (kind === SAVE_ENTRY) {
+        const messageId = values[at + 1];
+        if (deleted.size > 0 && deleted.has(messageId)) endSegment();
+        for (let column = 0; column < SAVE_VALUES; column++) saves[savesLength++] = values[at + column];
+        // An entry records its message's size, so that a start totals the queues without reading
+        // messages (a save of an existing entry keeps the size it has).
+        saves[savesLength++] = this.#sizeOf(messageId);
+      } else if (kind === DELETE_ENTRY) {
+        deletes[deletesLength++] = values[at];
+        deletes[deletesLength++] = values[at + 1];
+        deleted.add(values[at + 1]);
+      } else if (kind !== APPEND) {
+        const statement = values[at] as SingleStatement;
+        const count = values[at + 2] as number;
+        if (growing || values[at + 1] !== 1) {
+          endSegment();
+          this.runner.run(statement, values.slice(at + 3, at + 3 + count));
+        }
+      }
+      at += valueCount(kind, values, at);
     }
     endSegment();
   }
@@ -152,18 +191,12 @@ export class BatchWriter {
     if (appended !== undefined) return appended;
     return Number(this.#messageSize.get(messageId as number)?.bytes ?? 0);
   }
+}
 
-  #writeRun(run: RowOperation[]): void {
-    if (run.length === 0) return;
-    const rows = run.map((operation) => operation.row);
-    if (run[0].kind === "saveQueueEntry") {
-      // An entry records its message's size, so that a start totals the queues without reading messages
-      // (a save of an existing entry keeps the size it has).
-      this.#saveQueueEntries.run(rows.map((row) => [...row, this.#sizeOf(row[1])]));
-      return;
-    }
-    // A message goes with its last entry; only entries that existed count, as the port says.
-    const deleted = this.#deleteQueueEntries.run(rows);
-    this.#deleteUnreferencedMessages.run(deleted.map((row) => [row.message_id as number]));
-  }
+/** How many values the operation of `kind` starting at `at` takes. */
+function valueCount(kind: number, values: readonly SQLInputValue[], at: number): number {
+  if (kind === APPEND) return APPEND_VALUES;
+  if (kind === SAVE_ENTRY) return SAVE_VALUES;
+  if (kind === DELETE_ENTRY) return DELETE_VALUES;
+  return 3 + (values[at + 2] as number);
 }

@@ -12,30 +12,53 @@
  */
 import type { MessageRef } from "../port.ts";
 
-interface Message {
-  /** The index of its append operation in this batch, if it was appended in this batch. */
-  append: number | undefined;
-  /** Pairs of client id and the index of a save operation of that client's entry. */
-  saves: (string | number)[];
-  /** An operation about it is written, so its append must be too. */
-  written: boolean;
-}
+/** Marks a message slot with no append in this batch, and the end of a list of saves. */
+const NONE = -1;
 
+/**
+ * The bookkeeping is flat and kept from batch to batch (see {@link reset}): a slot per message in
+ * parallel arrays, its saves in a list through pooled nodes. An object and an array per message lived until
+ * the batch left, long enough to be promoted, and were a tenth of what a durable message allocated.
+ */
 export class Cancellations {
-  readonly #messages = new Map<MessageRef, Message>();
+  readonly #slots = new Map<MessageRef, number>();
+  #slotCount = 0;
+  /** By slot: the index of its append operation in this batch, or {@link NONE}. */
+  readonly #appends: number[] = [];
+  /** By slot: an operation about it is written, so its append must be too. */
+  readonly #written: boolean[] = [];
+  /** By slot: its first save node, or {@link NONE}. */
+  readonly #firstSave: number[] = [];
+  /** Save nodes: the client, the index of the save operation, the next node of the same message. */
+  readonly #saveClients: string[] = [];
+  readonly #saveOperations: number[] = [];
+  readonly #nextSave: number[] = [];
+  #saveCount = 0;
   /** Clients whose entries the database picks by itself in this batch (see the module comment). */
   #pinned: Set<string> | undefined;
 
   constructor(private readonly cancel: (operation: number) => void) {}
 
+  /** Forgets this batch, keeping the storage for the next. */
+  reset(): void {
+    this.#slots.clear();
+    this.#slotCount = 0;
+    this.#saveClients.fill("", 0, this.#saveCount);
+    this.#saveCount = 0;
+    this.#pinned = undefined;
+  }
+
   appended(id: MessageRef, operation: number): void {
-    this.#messages.set(id, { append: operation, saves: [], written: false });
+    this.#appends[this.#slot(id)] = operation;
   }
 
   saved(clientId: string, id: MessageRef, operation: number): void {
-    let message = this.#messages.get(id);
-    if (!message) this.#messages.set(id, message = { append: undefined, saves: [], written: false });
-    message.saves.push(clientId, operation);
+    const slot = this.#slots.get(id) ?? this.#slot(id);
+    const node = this.#saveCount++;
+    this.#saveClients[node] = clientId;
+    this.#saveOperations[node] = operation;
+    this.#nextSave[node] = this.#firstSave[slot];
+    this.#firstSave[slot] = node;
   }
 
   /**
@@ -44,45 +67,62 @@ export class Cancellations {
    * written (the entry may exist in the database).
    */
   deleted(clientId: string, id: MessageRef): boolean {
-    const message = this.#messages.get(id);
-    if (!message) return true;
+    const slot = this.#slots.get(id);
+    if (slot === undefined) return true;
     if (this.#pinned?.has(clientId)) {
-      message.written = true;
+      this.#written[slot] = true;
       return true;
     }
-    const saves = message.saves;
-    let kept = 0;
     let cancelled = false;
-    for (let i = 0; i < saves.length; i += 2) {
-      if (saves[i] === clientId) {
-        this.cancel(saves[i + 1] as number);
+    let kept = false;
+    let previous = NONE;
+    for (let node = this.#firstSave[slot]; node !== NONE; node = this.#nextSave[node]) {
+      if (this.#saveClients[node] === clientId) {
+        this.cancel(this.#saveOperations[node]);
         cancelled = true;
+        if (previous === NONE) this.#firstSave[slot] = this.#nextSave[node];
+        else this.#nextSave[previous] = this.#nextSave[node];
       } else {
-        saves[kept++] = saves[i];
-        saves[kept++] = saves[i + 1];
+        kept = true;
+        previous = node;
       }
     }
-    saves.length = kept;
-    if (message.append === undefined) return true;
+    const append = this.#appends[slot];
+    if (append === NONE) return true;
     // Only the delete of an entry that existed takes the message with it, as in the database.
-    if (cancelled && kept === 0 && !message.written) {
-      this.cancel(message.append);
-      this.#messages.delete(id);
+    if (cancelled && !kept && !this.#written[slot]) {
+      this.cancel(append);
+      this.#slots.delete(id);
     }
     return false;
   }
 
   /** Cancels the append a delete-if-unreferenced makes needless; returns whether it must be written. */
   unreferenced(id: MessageRef): boolean {
-    const message = this.#messages.get(id);
-    if (message?.append === undefined || message.saves.length > 0 || message.written) return true;
-    this.cancel(message.append);
-    this.#messages.delete(id);
+    const slot = this.#slots.get(id);
+    if (
+      slot === undefined || this.#appends[slot] === NONE || this.#firstSave[slot] !== NONE ||
+      this.#written[slot]
+    ) {
+      return true;
+    }
+    this.cancel(this.#appends[slot]);
+    this.#slots.delete(id);
     return false;
   }
 
   /** The database picks which of the client's entries an operation deletes: write its entries as they come. */
   pin(clientId: string): void {
     (this.#pinned ??= new Set()).add(clientId);
+  }
+
+  /** A new slot for the message: no append, not written, no saves. */
+  #slot(id: MessageRef): number {
+    const slot = this.#slotCount++;
+    this.#slots.set(id, slot);
+    this.#appends[slot] = NONE;
+    this.#written[slot] = false;
+    this.#firstSave[slot] = NONE;
+    return slot;
   }
 }

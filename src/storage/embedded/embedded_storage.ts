@@ -105,8 +105,11 @@ class EmbeddedStore implements EmbeddedStorage {
   #cancelled = 0;
   #nextMessageId = 1;
   #nextSequence = 1;
-  /** The operations collected since the last batch was sent, and the batch they will be answered with. */
-  #pending: OperationBatch | undefined;
+  /**
+   * The operations collected since the last batch was sent (one OperationBatch, emptied after each
+   * send), and while any are, the batch they will be answered with.
+   */
+  readonly #operations = new OperationBatch();
   #collecting: Batch | undefined;
   #scheduled = false;
   /** The batch sent last: `flush()` with nothing collecting waits for it. */
@@ -124,7 +127,7 @@ class EmbeddedStore implements EmbeddedStorage {
   }
 
   get dirty(): boolean {
-    return this.#pending !== undefined;
+    return this.#collecting !== undefined;
   }
 
   async start(): Promise<StorageSnapshot> {
@@ -282,8 +285,7 @@ class EmbeddedStore implements EmbeddedStorage {
   /** This turn's batch, to add an operation to; the first operation of a turn schedules its sending. */
   #batch(): OperationBatch {
     this.#started();
-    if (this.#pending) return this.#pending;
-    this.#pending = new OperationBatch();
+    if (this.#collecting) return this.#operations;
     this.#collecting = createBatch();
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -294,7 +296,7 @@ class EmbeddedStore implements EmbeddedStorage {
         if (this.#waiting.size === 0) this.#sendPending();
       });
     }
-    return this.#pending;
+    return this.#operations;
   }
 
   /**
@@ -304,20 +306,21 @@ class EmbeddedStore implements EmbeddedStorage {
    */
   #sendPending(): void {
     const batch = this.#collecting;
-    const pending = this.#pending;
-    if (!batch || !pending) return;
+    if (!batch) return;
+    const operations = this.#operations;
     this.#collecting = undefined;
-    this.#pending = undefined;
     this.#lastSent = batch;
-    this.#cancelled += pending.cancelled;
-    if (pending.size === 0 && this.#waiting.size === 0) {
+    this.#cancelled += operations.cancelled;
+    if (operations.size === 0 && this.#waiting.size === 0) {
       // Everything cancelled out and nothing earlier is unanswered: durable as it stands.
+      operations.reset();
       batch.resolve();
       return;
     }
     const id = this.#nextId++;
     this.#waiting.set(id, batch);
-    const encoded = pending.encode();
+    const encoded = operations.encode();
+    operations.reset();
     // The payload buffer is the batch's own: it moves to the worker instead of being copied.
     this.#send({ type: "batch", id, ...encoded }, [encoded.payloads.buffer]);
   }

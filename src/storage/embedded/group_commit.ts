@@ -6,12 +6,13 @@
  */
 import { setImmediate } from "node:timers";
 import { StorageError } from "../port.ts";
-import type { Operation } from "./operations.ts";
 
-/** What group commit drives: the engine underneath. */
-export interface CommitTarget {
-  /** Applies the operations as one transaction; throws (nothing or a consistent part applied) if it cannot. */
-  write(operations: Operation[]): void;
+/** What group commit drives: the engine underneath, writing items (batches of operations) of type `T`. */
+export interface CommitTarget<T> {
+  /** Applies the items as one transaction; throws (nothing or a consistent part applied) if it cannot. */
+  write(items: T[]): void;
+  /** The operations in an item, for {@link CommitStats}. */
+  count(item: T): number;
   /** Makes every written transaction durable. */
   sync(): Promise<void>;
   /** Converts a failure of `write` or `sync` into the error `flush()` rejects with. */
@@ -45,9 +46,9 @@ function createBatch(): Batch {
 }
 
 /** Batches operations into transactions; see the module comment. */
-export class GroupCommit {
+export class GroupCommit<T> {
   readonly stats: CommitStats = { flushes: 0, syncs: 0, operations: 0 };
-  #pending: Operation[] = [];
+  #pending: T[] = [];
   /** The batch collecting `#pending`. */
   #collecting: Batch | undefined;
   /** The batch written last: `flush()` with nothing collecting waits for it. */
@@ -61,7 +62,7 @@ export class GroupCommit {
   #timedSync: Promise<void> | undefined;
 
   constructor(
-    private readonly target: CommitTarget,
+    private readonly target: CommitTarget<T>,
     private readonly durability: "sync" | "batch",
     private readonly intervalMs: number,
   ) {}
@@ -71,8 +72,8 @@ export class GroupCommit {
     return this.#pending.length > 0;
   }
 
-  add(operation: Operation): void {
-    this.#pending.push(operation);
+  add(item: T): void {
+    this.#pending.push(item);
     this.#collecting ??= createBatch();
     if (this.#scheduled) return;
     this.#scheduled = true;
@@ -114,14 +115,14 @@ export class GroupCommit {
   #drain(): void {
     while (this.#collecting) {
       const batch = this.#collecting;
-      const operations = this.#pending;
+      const items = this.#pending;
       this.#collecting = undefined;
       this.#pending = [];
       this.#lastWritten = batch;
       try {
-        this.target.write(operations);
+        this.target.write(items);
         this.stats.flushes++;
-        this.stats.operations += operations.length;
+        for (const item of items) this.stats.operations += this.target.count(item);
       } catch (error) {
         const failure = this.target.toStorageError(error);
         this.target.onOutcome(failure);

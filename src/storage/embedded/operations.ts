@@ -1,8 +1,9 @@
 /**
- * Turns each port mutation into a buffered {@link Operation}: plain data, captured when the broker calls (it
- * may reuse its objects afterwards) and handed to the worker that owns the database, which runs them later
- * inside a batch's transaction ({@link OperationRunner}). The three mutations of the delivery path are rows,
- * so that `BatchWriter` can run runs of them as multi-row statements; the rest name their statement.
+ * Turns each port mutation into a buffered operation: plain data, captured when the broker calls (it may
+ * reuse its objects afterwards) and handed to the worker that owns the database, which runs them later
+ * inside a batch's transaction (`BatchWriter`, {@link OperationRunner}). The three mutations of the
+ * delivery path are rows, so that `BatchWriter` can run runs of them as multi-row statements; the rest
+ * name their statement.
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import type {
@@ -16,33 +17,12 @@ import type {
 import { Cancellations } from "./cancellations.ts";
 import { encodeProperties, flag, STAGE_CODES } from "./records.ts";
 
-/** One buffered mutation; structured-cloneable, so it can cross to the store's worker. */
-export type Operation =
-  /** A `messages` row: id, topic, payload, qos, retain, properties, publisher id, expiry. */
-  | { kind: "appendMessage"; row: SQLInputValue[] }
-  /** A `queue_entries` row: client, message, seq, qos, retain, subscription ids, stage, packet id. */
-  | { kind: "saveQueueEntry"; row: SQLInputValue[] }
-  | { kind: "deleteQueueEntry"; row: [clientId: string, messageId: MessageRef] }
-  /** One run of a named statement (or of a named sequence of them, see {@link OperationRunner}). */
-  | { kind: "single"; statement: SingleStatement; args: SQLInputValue[]; grows: boolean };
-
-/** The statements a single operation may name: those of {@link SQL} and two sequences. */
-export type SingleStatement = keyof typeof SQL | "deleteSessionCascade" | "deleteOldestQueuedCascade";
-
-/**
- * Whether the operation adds payload bytes: the part of a batch that is dropped when the store is full,
- * so that deletes and updates still land.
- */
-export function grows(operation: Operation): boolean {
-  return operation.kind === "appendMessage" || (operation.kind === "single" && operation.grows);
-}
+/** The statements a single operation may name: those of {@link SQL} and a sequence of them. */
+export type SingleStatement = keyof typeof SQL | "deleteSessionCascade";
 
 const SQL = {
   saveSession: `INSERT OR REPLACE INTO sessions (client_id, expiry_interval, disconnected_at, epoch, owner,
     connection) VALUES (?, ?, ?, ?, ?, ?)`,
-  deleteSessionMessages:
-    `DELETE FROM messages WHERE id IN (SELECT message_id FROM queue_entries WHERE client_id = ?1)
-    AND NOT EXISTS (SELECT 1 FROM queue_entries q WHERE q.message_id = messages.id AND q.client_id <> ?1)`,
   deleteSessionEntries: "DELETE FROM queue_entries WHERE client_id = ?",
   deleteSessionSubscriptions: "DELETE FROM subscriptions WHERE client_id = ?",
   deleteSessionAwaiting: "DELETE FROM awaiting_release WHERE client_id = ?",
@@ -61,14 +41,23 @@ const SQL = {
     owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   deleteWill: "DELETE FROM wills WHERE client_id = ?",
   deleteOldestQueued: `DELETE FROM queue_entries WHERE client_id = ?1 AND seq =
-    (SELECT min(seq) FROM queue_entries WHERE client_id = ?1 AND stage = 0) RETURNING message_id`,
+    (SELECT min(seq) FROM queue_entries WHERE client_id = ?1 AND stage = 0)`,
   deleteUnreferencedMessage:
     "DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = ?1)",
   saveMeta: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
 } as const;
 
-/** Operation kinds as small integers, for the flat encoding; CANCELLED marks one that cancelled out. */
-const APPEND = 0, SAVE_ENTRY = 1, DELETE_ENTRY = 2, SINGLE = 3, CANCELLED = -1;
+/**
+ * Operation kinds as small integers, for the flat encoding; CANCELLED marks one that cancelled out. The
+ * three mutations of the delivery path take a fixed number of values: an append the `messages` row's
+ * (id, topic, the payload's offset and length in `payloads`, qos, retain, properties, publisher id,
+ * expiry), a save the `queue_entries` row's (client, message, seq, qos, retain, subscription ids, stage,
+ * packet id), a delete the entry's client and message. A single operation takes its statement's name,
+ * 1 if it adds payload bytes (else 0), its argument count, then its arguments.
+ */
+export const APPEND = 0, SAVE_ENTRY = 1, DELETE_ENTRY = 2, SINGLE = 3;
+export const APPEND_VALUES = 9, SAVE_VALUES = 8, DELETE_VALUES = 2;
+const CANCELLED = -1;
 
 /** A batch as it crosses to the worker; `payloads` holds the appended messages' payloads back to back. */
 export interface EncodedBatch {
@@ -85,14 +74,21 @@ const FIRST_PAYLOAD_BYTES = 16 * 1024;
  * one list, so that handing a batch to the worker clones two arrays of plain values rather than an object and
  * an array per operation, and messages' payloads in one buffer that moves to the worker without a copy rather
  * than one buffer each (an ArrayBuffer per message cost more than the rest of the append, mostly in GC).
- * {@link decodeBatch} turns it back into {@link Operation}s on the worker's side.
+ * `BatchWriter` reads it as it is on the worker's side.
  * Operations on the same queue entry may cancel out (see {@link Cancellations}).
  */
 export class OperationBatch {
+  /**
+   * Kept from batch to batch (see {@link reset}) and filled by index, only ever growing: lists rebuilt by
+   * push for every batch lived until it left, long enough to be promoted, and cost more in copies as they
+   * grew than the values they held.
+   */
   readonly #kinds: number[] = [];
   readonly #values: SQLInputValue[] = [];
   /** Where each operation's values start in `#values`. */
   readonly #starts: number[] = [];
+  #kindCount = 0;
+  #valueCount = 0;
   readonly #cancellations = new Cancellations((operation) => {
     this.#kinds[operation] = CANCELLED;
     this.#dropped++;
@@ -107,7 +103,7 @@ export class OperationBatch {
 
   /** Operations that will be written. */
   get size(): number {
-    return this.#kinds.length - this.#dropped;
+    return this.#kindCount - this.#dropped;
   }
 
   /** Operations that cancelled out. */
@@ -115,30 +111,54 @@ export class OperationBatch {
     return this.#dropped + this.#skipped;
   }
 
-  /** The operations that did not cancel out, for the worker. */
+  /** The operations that did not cancel out, for the worker: copies, and a payload buffer of their own. */
   encode(): EncodedBatch {
-    const kinds = this.#kinds, values = this.#values;
+    const kinds = this.#kinds, values = this.#values, kindCount = this.#kindCount;
     const payloads = this.#payloads?.subarray(0, this.#payloadBytes) ?? new Uint8Array(0);
-    if (this.#dropped === 0) return { kinds, values, payloads };
+    if (this.#dropped === 0) {
+      return { kinds: kinds.slice(0, kindCount), values: values.slice(0, this.#valueCount), payloads };
+    }
     const kept: EncodedBatch = { kinds: [], values: [], payloads };
-    for (let i = 0; i < kinds.length; i++) {
+    for (let i = 0; i < kindCount; i++) {
       if (kinds[i] === CANCELLED) continue;
       kept.kinds.push(kinds[i]);
-      const end = i + 1 < kinds.length ? this.#starts[i + 1] : values.length;
+      const end = i + 1 < kindCount ? this.#starts[i + 1] : this.#valueCount;
       for (let at = this.#starts[i]; at < end; at++) kept.values.push(values[at]);
     }
     return kept;
   }
 
+  /** Empties the batch for the next one (after {@link encode}; the payload buffer went with it). */
+  reset(): void {
+    // Not to hold the last batch's strings until they are overwritten.
+    this.#values.fill(null, 0, this.#valueCount);
+    this.#kindCount =
+      this.#valueCount =
+      this.#dropped =
+      this.#skipped =
+      this.#payloadBytes =
+        0;
+    this.#payloads = undefined;
+    this.#cancellations.reset();
+  }
+
   /** Starts an operation of `kind`; returns its index. */
   #begin(kind: number): number {
-    this.#starts.push(this.#values.length);
-    return this.#kinds.push(kind) - 1;
+    const index = this.#kindCount++;
+    this.#starts[index] = this.#valueCount;
+    this.#kinds[index] = kind;
+    return index;
   }
 
   #single(statement: SingleStatement, grows: boolean, ...args: SQLInputValue[]): void {
     this.#begin(SINGLE);
-    this.#values.push(statement, grows ? 1 : 0, args.length, ...args);
+    const values = this.#values;
+    let at = this.#valueCount;
+    values[at++] = statement;
+    values[at++] = grows ? 1 : 0;
+    values[at++] = args.length;
+    for (const arg of args) values[at++] = arg;
+    this.#valueCount = at;
   }
 
   saveSession({ clientId, expiryInterval, disconnectedAt, epoch, owner, connection }: StoredSession): void {
@@ -193,32 +213,34 @@ export class OperationBatch {
     }
     payloads.set(payload, offset);
     this.#payloadBytes = offset + payload.byteLength;
-    this.#values.push(
-      id,
-      message.topic,
-      offset,
-      payload.byteLength,
-      message.qos,
-      flag(message.retain),
-      encodeProperties(message.properties),
-      message.publisherId,
-      message.expiresAt ?? null,
-    );
+    const values = this.#values;
+    let at = this.#valueCount;
+    values[at++] = id;
+    values[at++] = message.topic;
+    values[at++] = offset;
+    values[at++] = payload.byteLength;
+    values[at++] = message.qos;
+    values[at++] = flag(message.retain);
+    values[at++] = encodeProperties(message.properties);
+    values[at++] = message.publisherId;
+    values[at++] = message.expiresAt ?? null;
+    this.#valueCount = at;
   }
 
   saveQueueEntry(entry: QueueEntry, sequence: number): void {
     const { clientId, messageId, qos, retain, subscriptionIdentifiers, stage, packetId } = entry;
     this.#cancellations.saved(clientId, messageId, this.#begin(SAVE_ENTRY));
-    this.#values.push(
-      clientId,
-      messageId,
-      sequence,
-      qos,
-      flag(retain),
-      subscriptionIdentifiers ? JSON.stringify(subscriptionIdentifiers) : null,
-      STAGE_CODES[stage],
-      packetId ?? null,
-    );
+    const values = this.#values;
+    let at = this.#valueCount;
+    values[at++] = clientId;
+    values[at++] = messageId;
+    values[at++] = sequence;
+    values[at++] = qos;
+    values[at++] = flag(retain);
+    values[at++] = subscriptionIdentifiers ? JSON.stringify(subscriptionIdentifiers) : null;
+    values[at++] = STAGE_CODES[stage];
+    values[at++] = packetId ?? null;
+    this.#valueCount = at;
   }
 
   deleteQueueEntry(clientId: string, messageId: MessageRef): void {
@@ -227,7 +249,10 @@ export class OperationBatch {
       return;
     }
     this.#begin(DELETE_ENTRY);
-    this.#values.push(clientId, messageId);
+    const at = this.#valueCount;
+    this.#values[at] = clientId;
+    this.#values[at + 1] = messageId;
+    this.#valueCount = at + 2;
   }
 
   deleteUnreferencedMessage(messageId: MessageRef): void {
@@ -240,7 +265,7 @@ export class OperationBatch {
 
   deleteOldestQueued(clientId: string): void {
     this.#cancellations.pin(clientId);
-    this.#single("deleteOldestQueuedCascade", false, clientId);
+    this.#single("deleteOldestQueued", false, clientId);
   }
 
   saveMeta(key: string, value: string): void {
@@ -285,33 +310,20 @@ export class OperationBatch {
   }
 }
 
-/** The operations of a batch encoded by {@link OperationBatch}, in order. */
-export function decodeBatch({ kinds, values, payloads }: EncodedBatch): Operation[] {
-  const decoded: Operation[] = [];
-  let at = 0;
-  for (const kind of kinds) {
-    if (kind === APPEND) {
-      const offset = values[at + 2] as number;
-      const payload = payloads.subarray(offset, offset + (values[at + 3] as number));
-      const row = [values[at], values[at + 1], payload, ...values.slice(at + 4, at += 9)];
-      decoded.push({ kind: "appendMessage", row });
-    } else if (kind === SAVE_ENTRY) {
-      decoded.push({ kind: "saveQueueEntry", row: values.slice(at, at += 8) });
-    } else if (kind === DELETE_ENTRY) {
-      decoded.push({
-        kind: "deleteQueueEntry",
-        row: [values[at] as string, values[at + 1] as MessageRef],
-      });
-      at += 2;
-    } else {
-      const statement = values[at] as SingleStatement;
-      const grows = values[at + 1] === 1;
-      const count = values[at + 2] as number;
-      at += 3;
-      decoded.push({ kind: "single", statement, args: values.slice(at, at += count), grows });
-    }
+/**
+ * Whether the batch adds payload bytes: the part of a batch that is left out when the store is full, so
+ * that deletes and updates still land.
+ */
+export function grows({ kinds, values }: EncodedBatch): boolean {
+  for (let k = 0, at = 0; k < kinds.length; k++) {
+    const kind = kinds[k];
+    if (kind === APPEND) return true;
+    if (kind === SAVE_ENTRY) at += SAVE_VALUES;
+    else if (kind === DELETE_ENTRY) at += DELETE_VALUES;
+    else if (values[at + 1] === 1) return true;
+    else at += 3 + (values[at + 2] as number);
   }
-  return decoded;
+  return false;
 }
 
 /** Runs single operations over one connection's prepared statements (in the store's worker). */
@@ -324,22 +336,17 @@ export class OperationRunner {
     ) as Record<keyof typeof SQL, StatementSync>;
   }
 
-  run(operation: Extract<Operation, { kind: "single" }>): void {
+  run(statement: SingleStatement, args: SQLInputValue[]): void {
     const s = this.#statements;
-    const { statement, args } = operation;
     if (statement === "deleteSessionCascade") {
-      // Messages first: the subquery needs the entries that are about to go.
+      // The session's messages go with their last entries (the schema's trigger).
       const cascade = [
-        s.deleteSessionMessages,
         s.deleteSessionEntries,
         s.deleteSessionSubscriptions,
         s.deleteSessionAwaiting,
         s.deleteSession,
       ];
       for (const step of cascade) step.run(...args);
-    } else if (statement === "deleteOldestQueuedCascade") {
-      const deleted = s.deleteOldestQueued.get(...args);
-      if (deleted) s.deleteUnreferencedMessage.run(deleted.message_id as number);
     } else {
       s[statement].run(...args);
     }

@@ -20,14 +20,20 @@ export function recover(db: DatabaseSync, now: number): RecoveredStore {
   try {
     // Expired messages go with their entries. None of this reads a message row (a big store is mostly
     // payloads): expiry comes from the `messages_by_expiry` index.
-    // An expired message already sent stays in flight [MQTT-4.3.3-7]; only its waiting entries go.
+    // An expired message already sent stays in flight [MQTT-4.3.3-7]; only its waiting entries go, and
+    // with the last of them the message (the schema's trigger). Expired messages no entry referred to
+    // go as well.
+    const expired = db.prepare(
+      "SELECT count(*) AS value FROM messages INDEXED BY messages_by_expiry WHERE expires_at <= ?",
+    );
+    const expiredBefore = expired.get(now)?.value as number;
     db.prepare(`DELETE FROM queue_entries WHERE stage = 0 AND message_id IN
       (SELECT id FROM messages INDEXED BY messages_by_expiry WHERE expires_at <= ?)`).run(now);
-    const expiredMessages = db.prepare(
+    db.prepare(
       `DELETE FROM messages WHERE id IN (SELECT id FROM messages INDEXED BY messages_by_expiry
       WHERE expires_at <= ? AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = messages.id))`,
-    )
-      .run(now).changes as number;
+    ).run(now);
+    const expiredMessages = expiredBefore - (expired.get(now)?.value as number);
     db.prepare("DELETE FROM retained WHERE expires_at IS NOT NULL AND expires_at <= ?").run(now);
     // Guarantees a write, so the -wal file exists for the adapter to open and fsync from now on.
     db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('store.last_start', ?)").run(now);

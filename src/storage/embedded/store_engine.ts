@@ -11,7 +11,7 @@ import { BatchWriter } from "./batch_writer.ts";
 import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
 import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
-import { grows, type Operation } from "./operations.ts";
+import { type EncodedBatch, grows } from "./operations.ts";
 import { messageFromRow, queueEntryFromRow, type Row, type WireSnapshot } from "./records.ts";
 import { dropOrphans } from "./recovery.ts";
 import { diskBudget, VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
@@ -46,11 +46,19 @@ export function toStorageError(error: unknown): StorageError {
   });
 }
 
-/** Runs the operations as one transaction, rolling back whatever part ran if one throws. */
-function runTransaction(db: DatabaseSync, writer: BatchWriter, operations: Operation[]): void {
+/**
+ * Runs the batches as one transaction, rolling back whatever part ran if one throws; unless `growing`,
+ * without the operations that add payload bytes.
+ */
+function runTransaction(
+  db: DatabaseSync,
+  writer: BatchWriter,
+  batches: EncodedBatch[],
+  growing: boolean,
+): void {
   db.exec("BEGIN");
   try {
-    writer.write(operations);
+    writer.write(batches, growing);
     db.exec("COMMIT");
   } finally {
     // SQLite rolls back by itself on SQLITE_FULL; any other failure leaves the transaction open.
@@ -60,7 +68,7 @@ function runTransaction(db: DatabaseSync, writer: BatchWriter, operations: Opera
 
 export class StoreEngine {
   readonly #writer: BatchWriter;
-  readonly #commits: GroupCommit;
+  readonly #commits: GroupCommit<EncodedBatch>;
   readonly #freePages: StatementSync;
   readonly #pageCount: StatementSync;
   readonly #vacuumStep: StatementSync;
@@ -77,7 +85,8 @@ export class StoreEngine {
     this.#writer = new BatchWriter(db);
     this.#commits = new GroupCommit(
       {
-        write: (operations) => this.#write(operations),
+        write: (batches) => this.#write(batches),
+        count: (batch) => batch.kinds.length,
         sync: () => wal.syncData(),
         toStorageError,
         onOutcome,
@@ -150,10 +159,6 @@ export class StoreEngine {
     return this.reserve.lowDisk;
   }
 
-  /**
-   * Adds one batch of the adapter's operations; they share the next transaction with every batch that
-   * arrives in this turn. Resolves when they are durable (written, at durability `batch`).
-   */
   /** Finishes recovery (see recovery.ts): called once the snapshot is sent, before any batch or read. */
   dropOrphans(logger: StorageLogger): void {
     const started = performance.now();
@@ -161,8 +166,12 @@ export class StoreEngine {
     logger.info("storage.orphans_dropped", { ...dropped, ms: Math.round(performance.now() - started) });
   }
 
-  add(operations: Operation[]): Promise<void> {
-    for (const operation of operations) this.#commits.add(operation);
+  /**
+   * Adds one batch of the adapter's operations; they share the next transaction with every batch that
+   * arrives in this turn. Resolves when they are durable (written, at durability `batch`).
+   */
+  add(batch: EncodedBatch): Promise<void> {
+    this.#commits.add(batch);
     return this.#commits.flush();
   }
 
@@ -207,29 +216,28 @@ export class StoreEngine {
     }
   }
 
-  #write(operations: Operation[]): void {
+  #write(batches: EncodedBatch[]): void {
     const { db, reserve } = this;
     const writer = this.#writer;
     if (!reserve.restore()) {
-      runTransaction(db, writer, operations.filter((operation) => !grows(operation)));
+      runTransaction(db, writer, batches, false);
       // Hand freed pages back to the file system now rather than at the next checkpoint, so the
       // reserve can come back and the store can leave low-disk mode.
       this.#reclaimOnFullDisk();
-      if (operations.some(grows)) {
+      if (batches.some(grows)) {
         throw new StorageError("disk full: new messages are refused until space is freed", QUOTA_EXCEEDED);
       }
       return;
     }
     try {
-      runTransaction(db, writer, operations);
+      runTransaction(db, writer, batches, true);
     } catch (error) {
       if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED) throw error;
       reserve.releaseIfDiskFull();
       // Keep the batch's deletes and updates: if acknowledgements could not land while the store is
       // full, it would never drain. The batch still fails when it carried new messages.
-      const kept = operations.filter((operation) => !grows(operation));
-      runTransaction(db, writer, kept);
-      if (kept.length < operations.length) throw error;
+      runTransaction(db, writer, batches, false);
+      if (batches.some(grows)) throw error;
     }
     this.#reclaimFreePages(false);
   }

@@ -6,7 +6,6 @@
 /// <reference lib="deno.worker" />
 import { StorageError } from "../port.ts";
 import type { StorageLogger } from "./open_store.ts";
-import { decodeBatch } from "./operations.ts";
 import { StoreEngine } from "./store_engine.ts";
 import type { FromWorker, ToWorker, WireError } from "./worker_protocol.ts";
 
@@ -64,7 +63,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       // Once written, the payload buffer is given back at once (transfer(0) frees it) instead of waiting
       // for this isolate's next collection: an idle worker would keep a burst's payloads resident.
       const release = () => payloads.buffer.transfer(0);
-      engine!.add(decodeBatch(message)).then(
+      engine!.add(message).then(
         () => (release(), post({ type: "committed", id })),
         (error) => (release(), post({ type: "failed", id, error: wire(error) })),
       );
