@@ -56,7 +56,24 @@ Deno.test("embedded durability sync: every resolved flush has its transaction fs
   });
 });
 
-Deno.test("embedded durability batch: flush resolves after the write, an fsync follows within the interval", async () => {
+Deno.test("embedded durability batch: flush resolves after the write, without waiting for an fsync", async () => {
+  await withTempDir(async (dir) => {
+    // An interval no test run reaches: any sync seen here would have been waited for by a flush.
+    const storage = embeddedStore(dir, { durability: "batch", batchIntervalMs: 60_000 });
+    await storage.start();
+    try {
+      for (let index = 0; index < 5; index++) {
+        storage.saveSession(sample.session(`client-${index}`));
+        await storage.flush();
+      }
+      assert.deepEqual(storage.stats(), { flushes: 5, syncs: 0, operations: 5, cancelled: 0 });
+    } finally {
+      await storage.stop();
+    }
+  });
+});
+
+Deno.test("embedded durability batch: an fsync follows the writes at the interval", async () => {
   await withTempDir(async (dir) => {
     const storage = embeddedStore(dir, { durability: "batch", batchIntervalMs: 20 });
     await storage.start();
@@ -65,9 +82,11 @@ Deno.test("embedded durability batch: flush resolves after the write, an fsync f
         storage.saveSession(sample.session(`client-${index}`));
         await storage.flush();
       }
-      assert.deepEqual(storage.stats(), { flushes: 5, syncs: 0, operations: 5, cancelled: 0 });
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      assert.deepEqual(storage.stats(), { flushes: 5, syncs: 1, operations: 5, cancelled: 0 });
+      // However loaded the machine, the timed sync comes; how soon is the benchmark's business.
+      while (storage.stats().syncs === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      const { flushes, syncs, operations } = storage.stats();
+      assert.deepEqual({ flushes, operations }, { flushes: 5, operations: 5 });
+      assert.ok(syncs >= 1 && syncs <= flushes, `syncs ${syncs} for ${flushes} flushes`);
     } finally {
       await storage.stop();
     }
