@@ -51,6 +51,13 @@ export class Session {
   #inboundAliases: Map<number, string> | undefined;
   /** The last topic name this client published to that passed validation. */
   #validTopic = "";
+  /**
+   * The router's mark: the routing pass that last reached this session, and where its delivery sits in that
+   * pass (a session reached through several subscriptions gets one delivery). Kept here rather than in a
+   * map of the router's: an entry and a slot object per session cost about 90 B.
+   */
+  routePass = 0;
+  routeIndex = 0;
 
   constructor(
     readonly clientId: string,
@@ -104,12 +111,16 @@ export class Session {
 
   /** A persistent session records every durable change (see {@link takeRecords}); a transient one does not. */
   get persistent(): boolean {
-    return this.#outbound?.records !== undefined;
+    return this.#outbound?.persistent ?? false;
   }
 
   set persistent(persistent: boolean) {
-    if (persistent) this.outbound.records ??= [];
-    else if (this.#outbound) this.#outbound.records = undefined;
+    if (persistent) {
+      this.outbound.persistent = true;
+    } else if (this.#outbound) {
+      this.#outbound.persistent = false;
+      this.#outbound.records = undefined;
+    }
   }
 
   /** The session's state as data, e.g. to move it to another node. */
@@ -140,7 +151,7 @@ export class Session {
    * ids), e.g. after {@link fromRecord}, so that storage gets all of it at the next {@link takeRecords}.
    */
   recordAll(): void {
-    const records = this.#outbound?.records;
+    const records = this.#outbound?.recordsToWrite();
     if (!records) return;
     for (const { packetId, delivery, qos, stage } of this.outbound.toRecord().inflight) {
       records.push({ kind: "saveDelivery", delivery, qos, stage, packetId });
@@ -156,9 +167,9 @@ export class Session {
   /** The durable changes since the last call, in order, for the broker to store. */
   takeRecords(): readonly SessionRecord[] {
     const records = this.#outbound?.records;
-    if (!records || records.length === 0) return NO_RECORDS;
-    this.#outbound!.records = [];
-    return records;
+    if (records === undefined) return NO_RECORDS;
+    this.#outbound!.records = undefined;
+    return records.length === 0 ? NO_RECORDS : records;
   }
 
   /** A connection took this session: resend what is unacknowledged, then what is queued. */
@@ -181,7 +192,7 @@ export class Session {
    */
   refuseInbound(packetId: number): void {
     if (!this.awaitingRelease.delete(packetId)) return;
-    this.#outbound?.records?.push({ kind: "awaitingRelease", packetId, waiting: false });
+    this.#outbound?.recordsToWrite()?.push({ kind: "awaitingRelease", packetId, waiting: false });
   }
 
   /** A message routed to this client. */
@@ -242,7 +253,7 @@ export class Session {
       case "pubrel": {
         const known = this.awaitingRelease.delete(packet.packetId);
         if (known) {
-          this.#outbound?.records?.push({
+          this.#outbound?.recordsToWrite()?.push({
             kind: "awaitingRelease",
             packetId: packet.packetId,
             waiting: false,
@@ -343,7 +354,7 @@ export class Session {
 
   private awaitRelease(packetId: number): void {
     this.awaitingRelease.add(packetId);
-    this.#outbound?.records?.push({ kind: "awaitingRelease", packetId, waiting: true });
+    this.#outbound?.recordsToWrite()?.push({ kind: "awaitingRelease", packetId, waiting: true });
   }
 
   /** Applies an inbound Topic Alias [MQTT-3.3.2-12] and validates the resulting topic name. */
@@ -398,7 +409,17 @@ export class Session {
       }
       const shared = parseSharedFilter(requested.topicFilter, this.limits.maxTopicLevels);
       const qos = (requested.qos < this.limits.maxQos ? requested.qos : this.limits.maxQos) as QoS;
-      const subscription: SessionSubscription = { ...requested, qos, subscriptionIdentifier, shared };
+      // Every field written out, in the order a subscription read back from storage has them: one object
+      // shape for all, and all in the object (a spread's object keeps the last two in a separate store, 40 B).
+      const subscription: SessionSubscription = {
+        topicFilter: requested.topicFilter,
+        qos,
+        noLocal: requested.noLocal,
+        retainAsPublished: requested.retainAsPublished,
+        retainHandling: requested.retainHandling,
+        subscriptionIdentifier,
+        shared,
+      };
       const isNew = !this.subscriptions.has(requested.topicFilter);
       this.subscriptions.set(requested.topicFilter, subscription);
       accepted.push({ subscription, isNew });
