@@ -279,7 +279,7 @@ export class SessionRegistry {
 
   /** Pages a session out (see OutboundFlow.pageOut): a page still being read for it will be dropped. */
   pageOut(entry: SessionEntry): void {
-    entry.session.outbound.pageOut();
+    entry.session.pageOut();
     entry.pageRead = undefined;
     entry.pageAfter = undefined;
   }
@@ -385,7 +385,7 @@ export class SessionRegistry {
       const session = new Session(stored.clientId, options.limits, this.services.shared);
       session.expiryInterval = stored.expiryInterval;
       session.persistent = true;
-      session.outbound.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
+      session.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
       const entry = newEntry(session, stored.epoch, stored.owner, since);
       this.add(entry);
       this.#countFor(entry, owners.of(ownerUsername(stored.owner)));

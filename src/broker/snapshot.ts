@@ -135,7 +135,7 @@ export function importState(broker: BrokerParts, state: BrokerState): void {
       registry.armExpiry(entry);
     }
     broker.persistence.sessionChanged(session);
-    if (!entry.attached && session.persistent) session.outbound.pageOut();
+    if (!entry.attached && session.persistent) session.pageOut();
   }
   broker.wills.importAll(state.wills);
 }

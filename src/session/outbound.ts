@@ -26,6 +26,17 @@ const NOT_PAGED_OUT = -1;
  */
 export const QUEUE_PAGE = { maxEntries: 1000, maxBytes: 4 * 1024 * 1024 } as const;
 
+/**
+ * What a persistent session keeps of its outbound flow while storage holds all of its deliveries and nothing
+ * waits to be stored (see Session.pageOut): the flow is made again from it when it is needed.
+ */
+export interface PagedOutFlow {
+  /** How many deliveries wait in storage, and their size, for the queue limits. */
+  entries: number;
+  bytes: number;
+  nextPacketId: number;
+}
+
 /** A delivery read back from storage, at the stage storage had it in. */
 export interface StoredDeliveryState {
   delivery: Delivery;
@@ -173,6 +184,24 @@ export class OutboundFlow {
     for (; this.#pendingDrops > 0; this.#pendingDrops--) {
       this.recordsToWrite()?.push({ kind: "dropOldestStored" });
     }
+  }
+
+  /**
+   * What a paged-out flow must keep when it is let go (see {@link PagedOutFlow}), or undefined while it holds
+   * more than that: it is not paged out, or it has changes not yet stored.
+   */
+  pagedOutState(): PagedOutFlow | undefined {
+    if (!this.#pagedOut || this.#reading || this.#pendingDrops > 0 || (this.records?.length ?? 0) > 0) {
+      return undefined;
+    }
+    return { entries: this.#storedEntries, bytes: this.#storedBytes, nextPacketId: this.#nextPacketId };
+  }
+
+  /** Makes this new flow the one a persistent session let go as `state` (see {@link pagedOutState}). */
+  resumePagedOut(state: PagedOutFlow): void {
+    this.persistent = true;
+    this.pageOut(state);
+    this.#nextPacketId = state.nextPacketId;
   }
 
   /** A page read starts: until {@link pageIn} (or {@link pageOut}), no other starts. */
