@@ -37,7 +37,7 @@ const earlier = (a: Timer, b: Timer) => a.due < b.due || (a.due === b.due && a.o
  * Every timer of the system clock in one binary heap behind a single setTimeout, armed for the earliest:
  * as runtime timers, thousands of them (wills, a cluster's timers) would cost about 450 bytes and 4 µs
  * each to arm; here a timer is one small object. (Offline sessions' expiries are not timers: the registry
- * keeps them in a heap of its own, see expiry_queue.ts.)
+ * keeps them in a heap of its own, see registry.ts.)
  */
 class TimerQueue {
   readonly #heap = new IndexedHeap<Timer>(earlier);
