@@ -46,7 +46,7 @@ export class Session {
   #outbound: OutboundFlow | undefined;
   /**
    * A persistent session whose client is away, with all of its deliveries in storage, keeps this instead of
-   * its flow (about 150 B less per offline session); the flow is made again from it at its next use.
+   * its flow (about 100 B less per offline session); the flow is made again from it at its next use.
    */
   #pagedOutFlow: PagedOutFlow | undefined;
   /** Seconds the session outlives its connection; 0xFFFFFFFF = never expires. */
@@ -75,6 +75,7 @@ export class Session {
     return this.#outbound ??= this.makeFlow();
   }
 
+  /** A new flow: the one the session let go paged out (see {@link pageOut}) if it did, else an empty one. */
   private makeFlow(): OutboundFlow {
     const flow = new OutboundFlow(this.limits, this.shared, this.#attachment);
     if (this.#pagedOutFlow) {
