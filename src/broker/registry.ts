@@ -8,6 +8,7 @@ import type { Attachment, Delivery, SessionSubscription } from "../session/types
 import type { QueuePage, QueuePosition, StorageAdapter, StorageSnapshot } from "../storage/port.ts";
 import { parseSharedFilter } from "../topic/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
+import { type HeapItem, IndexedHeap } from "./indexed_heap.ts";
 import { ownerUsername } from "./owner.ts";
 import { fromStored, type Persistence } from "./persistence.ts";
 import type { Router } from "./router.ts";
@@ -24,7 +25,7 @@ import type {
 import type { WillService } from "./wills.ts";
 
 /** One client id's session and who holds it. */
-export interface SessionEntry {
+export interface SessionEntry extends HeapItem {
   session: Session;
   /**
    * Grows with every claim of this client id, across clean starts and restarts, so whatever a previous
@@ -39,9 +40,14 @@ export interface SessionEntry {
   link?: SessionLink;
   /** In a cluster, while the client is connected: the node (and run) holding it. */
   holder?: string;
-  /** ms since the epoch when the client left; undefined while connected. */
+  /**
+   * ms since the epoch when the client left; undefined while connected. With the session's expiry interval
+   * it says when the session expires: the registry's expiry queue orders offline sessions by that, with no
+   * timer (and no deadline of its own, a boxed number) per session.
+   */
   disconnectedAt?: number;
-  expiryTimer?: TimerHandle;
+  /** The owner the session is counted for against the caps on persistent sessions (SessionQuota), if any. */
+  quotaOwner?: SessionOwner;
   /** Where the last page read back from storage ended: the next one starts after it. */
   pageAfter?: QueuePosition;
   /** The page read running for this session, if any; a read that is not this one any more is dropped. */
@@ -66,9 +72,10 @@ export function newEntry(
     link: undefined,
     holder: undefined,
     disconnectedAt,
-    expiryTimer: undefined,
+    quotaOwner: undefined,
     pageAfter: undefined,
     pageRead: undefined,
+    heapIndex: -1,
   };
 }
 
@@ -98,6 +105,14 @@ export class SessionRegistry {
   readonly #claims = new Map<string, Promise<unknown>>();
   #lastEpoch = 0;
   readonly #quota: SessionQuota;
+  /** Offline sessions that expire, soonest first (ties: the older claim first, alike on every node). */
+  readonly #expiries = new IndexedHeap<SessionEntry>((a, b) => {
+    const due = expiresAt(a), other = expiresAt(b);
+    return due < other || (due === other && a.epoch < b.epoch);
+  });
+  /** The one timer behind {@link #expiries}, set for its first session. */
+  #expiryTimer: TimerHandle | undefined;
+  #expiryTimerAt = Infinity;
 
   constructor(private readonly services: RegistryServices) {
     this.#quota = new SessionQuota(
@@ -142,15 +157,20 @@ export class SessionRegistry {
 
   async #open(request: OpenRequest): Promise<OpenResult> {
     const { clientId } = request;
-    const { clock, wills, persistence, options } = this.services;
+    const { wills, persistence, options } = this.services;
     let entry = this.#entries.get(clientId);
     const persistent = Math.min(request.sessionExpiryInterval, options.maxSessionExpiry) > 0;
     const owner = { username: ownerUsername(request.owner), address: request.address };
-    const refusal = this.#quota.refusal(clientId, entry !== undefined, persistent, owner, this.#entries.size);
+    const refusal = this.#quota.refusal(
+      entry?.quotaOwner,
+      entry !== undefined,
+      persistent,
+      owner,
+      this.#entries.size,
+    );
     if (refusal) throw new MqttError(ReasonCode.QuotaExceeded, refusal);
     if (entry) {
-      clock.cancel(entry.expiryTimer);
-      entry.expiryTimer = undefined;
+      this.#cancelExpiry(entry);
       // A session that lasts only as long as its connection (3.1.1 CleanSession 1, 5.0 Session Expiry 0)
       // ends when that connection is taken over: in 3.1.1 its state is not reused [MQTT-3.1.2-6]; in 5.0
       // no session is left, so a new one is created [MQTT-3.1.2-6]. Either way Session Present is 0.
@@ -192,7 +212,7 @@ export class SessionRegistry {
     const session = entry.session;
     session.expiryInterval = Math.min(request.sessionExpiryInterval, options.maxSessionExpiry);
     session.persistent = session.expiryInterval > 0;
-    this.#quota.assign(clientId, session.persistent ? owner : undefined);
+    this.#countFor(entry, session.persistent ? owner : undefined);
     const effects = this.attach(entry, request.attachment, request.holder, request.link);
     wills.arm(clientId, request.will, entry.owner);
     persistence.sessionChanged(session);
@@ -259,7 +279,7 @@ export class SessionRegistry {
 
   /** Pages a session out (see OutboundFlow.pageOut): a page still being read for it will be dropped. */
   pageOut(entry: SessionEntry): void {
-    entry.session.outbound.pageOut();
+    entry.session.pageOut();
     entry.pageRead = undefined;
     entry.pageAfter = undefined;
   }
@@ -337,7 +357,7 @@ export class SessionRegistry {
     if (!publishWill) wills.cancel(session.clientId);
     else wills.trigger(session.clientId, Math.min(wills.delaySeconds(session.clientId), expiry));
     if (expiry === 0) return this.end(entry);
-    this.armExpiry(entry, expiry * 1000);
+    this.armExpiry(entry);
   }
 
   /**
@@ -365,13 +385,13 @@ export class SessionRegistry {
       const session = new Session(stored.clientId, options.limits, this.services.shared);
       session.expiryInterval = stored.expiryInterval;
       session.persistent = true;
-      session.outbound.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
+      session.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
       const entry = newEntry(session, stored.epoch, stored.owner, since);
       this.add(entry);
-      this.#quota.assign(stored.clientId, owners.of(ownerUsername(stored.owner)));
+      this.#countFor(entry, owners.of(ownerUsername(stored.owner)));
       const connection = stored.connection ? JSON.parse(stored.connection) : undefined;
       if (connection) connected.push({ entry, holder: connection.holder, attachment: connection.attachment });
-      else if (left !== Infinity) this.armExpiry(entry, left);
+      else this.armExpiry(entry);
     }
     for (const stored of snapshot.subscriptions) {
       const entry = this.#entries.get(stored.clientId);
@@ -415,12 +435,47 @@ export class SessionRegistry {
     else this.end(entry);
   }
 
-  readonly #expire = (clientId: string): void => this.services.timerDue("expire", clientId);
-
-  armExpiry(entry: SessionEntry, ms: number): void {
+  /**
+   * Queues an offline session for expiry, its expiry interval after its client left (`disconnectedAt`, which
+   * must be set); a session that never expires is not queued.
+   */
+  armExpiry(entry: SessionEntry): void {
     if (entry.session.expiryInterval === NEVER_EXPIRES) return;
-    entry.expiryTimer = this.services.clock.after(ms, this.#expire, entry.session.clientId);
+    this.#expiries.push(entry);
+    if (this.#expiries.peek() === entry) this.#setExpiryTimer();
   }
+
+  #cancelExpiry(entry: SessionEntry): void {
+    // The timer stays set for a session no longer first: it finds nothing due, and is set again.
+    this.#expiries.remove(entry);
+  }
+
+  #setExpiryTimer(): void {
+    const first = this.#expiries.peek();
+    if (!first) return;
+    const at = expiresAt(first);
+    if (this.#expiryTimer !== undefined && at >= this.#expiryTimerAt) return;
+    const { clock } = this.services;
+    clock.cancel(this.#expiryTimer);
+    this.#expiryTimerAt = at;
+    this.#expiryTimer = clock.after(Math.max(0, at - clock.now()), this.#expireDue);
+  }
+
+  /** The sessions whose time is up expire (or, in a cluster, go to its log to expire on every node). */
+  readonly #expireDue = (): void => {
+    this.#expiryTimer = undefined;
+    this.#expiryTimerAt = Infinity;
+    const now = this.services.clock.now();
+    try {
+      for (let first = this.#expiries.peek(); first && expiresAt(first) <= now;) {
+        this.#expiries.remove(first);
+        this.services.timerDue("expire", first.session.clientId);
+        first = this.#expiries.peek();
+      }
+    } finally {
+      this.#setExpiryTimer();
+    }
+  };
 
   /** The session expired (or its connection ended with expiry 0): publish a pending will, forget it all. */
   end(entry: SessionEntry): void {
@@ -431,7 +486,9 @@ export class SessionRegistry {
 
   /** Stops every timer; used at shutdown. */
   stop(): void {
-    for (const entry of this.#entries.values()) this.services.clock.cancel(entry.expiryTimer);
+    this.services.clock.cancel(this.#expiryTimer);
+    this.#expiryTimer = undefined;
+    this.#expiryTimerAt = Infinity;
   }
 
   #detach(entry: SessionEntry): void {
@@ -443,16 +500,22 @@ export class SessionRegistry {
   }
 
   #discard(entry: SessionEntry): void {
-    const { clock, router, persistence } = this.services;
-    clock.cancel(entry.expiryTimer);
+    const { router, persistence } = this.services;
+    this.#cancelExpiry(entry);
     for (const subscription of entry.session.subscriptions.values()) {
       router.remove(entry.session, subscription);
     }
     if (this.#entries.get(entry.session.clientId) === entry) {
       this.#entries.delete(entry.session.clientId);
-      this.#quota.assign(entry.session.clientId, undefined);
+      this.#countFor(entry, undefined);
     }
     persistence.ended(entry.session.clientId);
+  }
+
+  /** The entry's session is counted for `owner` against the caps on persistent sessions, or not at all. */
+  #countFor(entry: SessionEntry, owner: SessionOwner | undefined): void {
+    this.#quota.reassign(entry.quotaOwner, owner);
+    entry.quotaOwner = owner;
   }
 
   /**
@@ -477,6 +540,11 @@ export class SessionRegistry {
     next.then(forget, forget);
     return next;
   }
+}
+
+/** When an offline session expires (ms since the epoch). */
+function expiresAt(entry: SessionEntry): number {
+  return entry.disconnectedAt! + entry.session.expiryInterval * 1000;
 }
 
 /** Shared, read-only owners of restored sessions, one per user name. */

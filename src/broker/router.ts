@@ -6,20 +6,13 @@ import { type SharedGroup, SubscriptionTrie } from "../topic/mod.ts";
 interface Subscriber {
   session: Session;
   subscription: SessionSubscription;
-  /** Shared by every subscription of the session. */
-  route: RouteSlot;
 }
 
 /**
- * Where a session's delivery of the message being routed sits, stamped with that routing pass: a session
- * reached through several subscriptions gets one delivery, found without a map per message.
+ * Numbers every routing pass of every router in the process, so that a session's mark (Session.routePass)
+ * names one pass of one router.
  */
-interface RouteSlot {
-  pass: number;
-  index: number;
-  /** Subscriptions of the session in the router; the slot goes when the last one does. */
-  subscriptions: number;
-}
+let lastPass = 0;
 
 /**
  * Which subscriptions a routing pass serves. A cluster routes a message twice: at once on the node it was
@@ -49,7 +42,6 @@ export interface RouteChange {
  */
 export class Router {
   readonly #trie = new SubscriptionTrie<Subscriber>();
-  readonly #slots = new Map<Session, RouteSlot>();
   /** Reused per message: one delivery per client, in the order the clients were reached. */
   readonly #matchedSessions: (Session | undefined)[] = [];
   readonly #matchedDeliveries: (Delivery | undefined)[] = [];
@@ -71,10 +63,7 @@ export class Router {
   }
 
   add(session: Session, subscription: SessionSubscription): void {
-    let route = this.#slots.get(session);
-    if (!route) this.#slots.set(session, route = { pass: 0, index: 0, subscriptions: 0 });
-    route.subscriptions++;
-    const subscriber = { session, subscription, route };
+    const subscriber = { session, subscription };
     if (subscription.shared) {
       this.#trie.add(subscription.shared.filter, session.clientId, subscriber, subscription.shared.group);
     } else {
@@ -88,8 +77,6 @@ export class Router {
       ? this.#trie.remove(subscription.shared.filter, session.clientId, subscription.shared.group)
       : this.#trie.remove(subscription.topicFilter, session.clientId);
     if (!removed) return;
-    const route = this.#slots.get(session);
-    if (route && --route.subscriptions === 0) this.#slots.delete(session);
     this.onChange?.({ kind: "removed", clientId: session.clientId, subscription });
   }
 
@@ -104,7 +91,7 @@ export class Router {
   ): number {
     this.#message = message;
     this.#scope = scope;
-    this.#pass++;
+    this.#pass = ++lastPass;
     this.#matched = 0;
     this.#trie.match(message.topic, this.#visitor);
     this.#message = undefined;
@@ -151,16 +138,20 @@ export class Router {
     },
   };
 
-  #collect({ session, subscription, route }: Subscriber, shared = false): void {
+  /**
+   * Adds the session's delivery, or merges into the one it got from another of its subscriptions: the
+   * session's mark says whether this pass reached it already and where its delivery sits.
+   */
+  #collect({ session, subscription }: Subscriber, shared = false): void {
     const message = this.#message!;
     if (!shared && subscription.noLocal && session.clientId === message.publisherId) return; // [MQTT-3.8.3-3]
     const retain = subscription.retainAsPublished && message.retain;
     const id = subscription.subscriptionIdentifier;
-    if (route.pass !== this.#pass) {
-      route.pass = this.#pass;
-      route.index = this.#matched++;
-      this.#matchedSessions[route.index] = session;
-      this.#matchedDeliveries[route.index] = {
+    if (session.routePass !== this.#pass) {
+      session.routePass = this.#pass;
+      session.routeIndex = this.#matched++;
+      this.#matchedSessions[session.routeIndex] = session;
+      this.#matchedDeliveries[session.routeIndex] = {
         message,
         grantedQos: subscription.qos,
         retain,
@@ -169,7 +160,7 @@ export class Router {
       };
       return;
     }
-    const existing = this.#matchedDeliveries[route.index]!;
+    const existing = this.#matchedDeliveries[session.routeIndex]!;
     if (subscription.qos > existing.grantedQos) existing.grantedQos = subscription.qos as QoS;
     existing.retain ||= retain;
     if (id !== undefined) (existing.subscriptionIdentifiers ??= []).push(id);

@@ -19,10 +19,10 @@ export interface SessionOwner {
  * Counts persistent sessions per owner, so that one user or one address (an anonymous client above all)
  * cannot fill the broker with sessions that outlive their connections. A session is counted for the owner
  * of its latest connection while it is persistent. Sessions recovered from storage count for their stored
- * owner; their address is known once their client connects again.
+ * owner; their address is known once their client connects again. Which owner a session is counted for is
+ * the caller's to keep (the registry keeps it with the session: no map by client id here).
  */
 export class SessionQuota {
-  readonly #owners = new Map<string, SessionOwner>();
   readonly #byUser = new Map<string, number>();
   readonly #byAddress = new Map<string, number>();
 
@@ -30,10 +30,11 @@ export class SessionQuota {
 
   /**
    * Why a CONNECT may not have its session, or undefined when it may. `sessions` is the number held now;
-   * `exists` whether this client id already has one (a reconnect never counts as one more).
+   * `exists` whether this client id already has one (a reconnect never counts as one more), `current` the
+   * owner that session is counted for.
    */
   refusal(
-    clientId: string,
+    current: SessionOwner | undefined,
     exists: boolean,
     persistent: boolean,
     owner: SessionOwner,
@@ -42,7 +43,6 @@ export class SessionQuota {
     const { maxSessions, maxPersistentPerUser, maxPersistentPerAddress } = this.limits;
     if (!exists && maxSessions > 0 && sessions >= maxSessions) return `more than ${maxSessions} sessions`;
     if (!persistent) return undefined;
-    const current = this.#owners.get(clientId);
     const user = owner.username;
     if (
       user !== undefined && maxPersistentPerUser > 0 && current?.username !== user &&
@@ -60,16 +60,13 @@ export class SessionQuota {
     return undefined;
   }
 
-  /** The session of `clientId` is persistent and owned by `owner` now, or (undefined) no longer counted. */
-  assign(clientId: string, owner: SessionOwner | undefined): void {
-    const previous = this.#owners.get(clientId);
+  /** A session counted for `previous` (if any) is counted for `owner` (if any) from now on. */
+  reassign(previous: SessionOwner | undefined, owner: SessionOwner | undefined): void {
     if (previous) {
       if (previous.address !== undefined) decrement(this.#byAddress, previous.address);
       if (previous.username !== undefined) decrement(this.#byUser, previous.username);
-      this.#owners.delete(clientId);
     }
     if (!owner) return;
-    this.#owners.set(clientId, owner);
     if (owner.address !== undefined) {
       this.#byAddress.set(owner.address, (this.#byAddress.get(owner.address) ?? 0) + 1);
     }

@@ -131,11 +131,11 @@ export function importState(broker: BrokerParts, state: BrokerState): void {
         owner: entry.owner,
         disconnectedAt: entry.disconnectedAt,
       });
-      const since = entry.disconnectedAt ?? now;
-      registry.armExpiry(entry, Math.max(0, since + session.expiryInterval * 1000 - now));
+      entry.disconnectedAt ??= now;
+      registry.armExpiry(entry);
     }
     broker.persistence.sessionChanged(session);
-    if (!entry.attached && session.persistent) session.outbound.pageOut();
+    if (!entry.attached && session.persistent) session.pageOut();
   }
   broker.wills.importAll(state.wills);
 }

@@ -26,6 +26,17 @@ const NOT_PAGED_OUT = -1;
  */
 export const QUEUE_PAGE = { maxEntries: 1000, maxBytes: 4 * 1024 * 1024 } as const;
 
+/**
+ * What a persistent session keeps of its outbound flow while storage holds all of its deliveries and nothing
+ * waits to be stored (see Session.pageOut): the flow is made again from it when it is needed.
+ */
+export interface PagedOutFlow {
+  /** How many deliveries wait in storage, and their size, for the queue limits. */
+  entries: number;
+  bytes: number;
+  nextPacketId: number;
+}
+
 /** A delivery read back from storage, at the stage storage had it in. */
 export interface StoredDeliveryState {
   delivery: Delivery;
@@ -77,10 +88,9 @@ export class OutboundFlow {
   /** Outbound topic aliases of this connection; created when the client allows aliases. */
   #aliases: Map<string, number> | undefined;
   #attachment: Attachment | undefined;
-  /**
-   * Set while the session is persistent: every durable change is recorded here for the broker to store.
-   * Written as `this.records?.push({...})`: a transient session then makes no record object at all.
-   */
+  /** A persistent session records every durable change for the broker to store; a transient one does not. */
+  persistent = false;
+  /** The durable changes not yet taken (see {@link recordsToWrite}); none at rest, as most sessions are. */
   records: SessionRecord[] | undefined;
 
   /**
@@ -116,6 +126,15 @@ export class OutboundFlow {
 
   #queueList(): Fifo<Entry> {
     return this.#queue ??= new Fifo();
+  }
+
+  /**
+   * The list to record a durable change in, made now if none waits to be taken; undefined for a transient
+   * session. Written as `this.recordsToWrite()?.push({...})`: a transient session then makes no record
+   * object at all, and a persistent one holds no list while nothing waits (an empty one is 32 B).
+   */
+  recordsToWrite(): SessionRecord[] | undefined {
+    return this.persistent ? this.records ??= [] : undefined;
   }
 
   get drops(): DropCounts {
@@ -162,7 +181,27 @@ export class OutboundFlow {
     this.#pagedOut = true;
     this.#reading = false;
     // The drops waited for a page that will not come: storage's oldest queued entries are the ones to drop.
-    for (; this.#pendingDrops > 0; this.#pendingDrops--) this.records?.push({ kind: "dropOldestStored" });
+    for (; this.#pendingDrops > 0; this.#pendingDrops--) {
+      this.recordsToWrite()?.push({ kind: "dropOldestStored" });
+    }
+  }
+
+  /**
+   * What a paged-out flow must keep when it is let go (see {@link PagedOutFlow}), or undefined while it holds
+   * more than that: it is not paged out, or it has changes not yet stored.
+   */
+  pagedOutState(): PagedOutFlow | undefined {
+    if (!this.#pagedOut || this.#reading || this.#pendingDrops > 0 || (this.records?.length ?? 0) > 0) {
+      return undefined;
+    }
+    return { entries: this.#storedEntries, bytes: this.#storedBytes, nextPacketId: this.#nextPacketId };
+  }
+
+  /** Makes this new flow the one a persistent session let go as `state` (see {@link pagedOutState}). */
+  resumePagedOut(state: PagedOutFlow): void {
+    this.persistent = true;
+    this.pageOut(state);
+    this.#nextPacketId = state.nextPacketId;
   }
 
   /** A page read starts: until {@link pageIn} (or {@link pageOut}), no other starts. */
@@ -244,7 +283,7 @@ export class OutboundFlow {
     } else if (!this.#emit(entry.delivery, entry.qos, packetId, true, now, out)) {
       // not sendable any more (too large for the new connection, or no longer authorized): forget it
       this.#inflight!.delete(packetId);
-      this.records?.push({ kind: "deleteDelivery", delivery: entry.delivery });
+      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry.delivery });
     }
   }
 
@@ -340,7 +379,7 @@ export class OutboundFlow {
     const entry = this.inflight.get(packetId);
     if (entry && entry.qos === 1) {
       this.#inflight!.delete(packetId);
-      this.records?.push({ kind: "deleteDelivery", delivery: entry.delivery });
+      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry.delivery });
       releasePayload(entry.delivery);
       this.#drain(now, out);
     }
@@ -355,13 +394,13 @@ export class OutboundFlow {
     }
     if (reasonCode >= 0x80) {
       this.#inflight!.delete(packetId);
-      this.records?.push({ kind: "deleteDelivery", delivery: entry.delivery });
+      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry.delivery });
       releasePayload(entry.delivery);
       this.#drain(now, out);
       return;
     }
     entry.stage = "release";
-    this.records?.push({
+    this.recordsToWrite()?.push({
       kind: "saveDelivery",
       delivery: entry.delivery,
       qos: 2,
@@ -376,7 +415,7 @@ export class OutboundFlow {
     const entry = this.inflight.get(packetId);
     if (entry && entry.stage === "release") {
       this.#inflight!.delete(packetId);
-      this.records?.push({ kind: "deleteDelivery", delivery: entry.delivery });
+      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry.delivery });
       releasePayload(entry.delivery);
       this.#drain(now, out);
     }
@@ -393,14 +432,14 @@ export class OutboundFlow {
       const expiresAt = next.delivery.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
         this.drops.expired++;
-        this.records?.push({ kind: "deleteDelivery", delivery: next.delivery });
+        this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: next.delivery });
         continue;
       }
       if (next.qos === 0) {
         this.#emit(next.delivery, 0, undefined, false, now, out);
         // Nothing acknowledges QoS 0: one stored while the client was away (mqtt.queue_qos0_offline) goes
         // now, or it would be read back and sent again at every resume.
-        this.records?.push({ kind: "deleteDelivery", delivery: next.delivery });
+        this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: next.delivery });
       } else {
         this.#sendNew(next, now, out);
       }
@@ -417,11 +456,11 @@ export class OutboundFlow {
     const { delivery, qos } = entry;
     const packetId = this.#allocatePacketId();
     if (!this.#emit(delivery, qos, packetId, false, now, out)) {
-      this.records?.push({ kind: "deleteDelivery", delivery });
+      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery });
       return false;
     }
     this.#inflightTable().set(packetId, entry);
-    this.records?.push({ kind: "saveDelivery", delivery, qos, stage: "sent", packetId });
+    this.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "sent", packetId });
     return true;
   }
 
@@ -438,7 +477,7 @@ export class OutboundFlow {
     if (!this.#attachment) delivery.message = this.shared.compact(delivery.message);
     this.#queueList().push({ delivery, qos, size, stage: "publish" });
     this.queuedBytes += size;
-    if (qos > 0) this.records?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    if (qos > 0) this.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
   /**
@@ -458,7 +497,7 @@ export class OutboundFlow {
       } else if (this.#storedEntries > 0) {
         // A page being read may hold the oldest stored entry: drop it from the page when it comes.
         if (this.#reading) this.#pendingDrops++;
-        else this.records?.push({ kind: "dropOldestStored" });
+        else this.recordsToWrite()?.push({ kind: "dropOldestStored" });
         // The dropped entry's size is in storage, not here: count it as an average one until the queue is
         // read back, when the totals are exact again.
         this.#storedBytes -= this.#storedBytes / this.#storedEntries;
@@ -472,14 +511,14 @@ export class OutboundFlow {
     // publishing burst's garbage (1 KiB of ArrayBuffer each, freed only by a full collection).
     this.#storedEntries++;
     this.#storedBytes += size;
-    this.records?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    this.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
   /** Drops the oldest message of the queue in memory (a full queue, drop_oldest); returns its size. */
   #dropOldestQueued(): number {
     const oldest = this.#queue!.shift()!;
     this.queuedBytes -= oldest.size;
-    this.records?.push({ kind: "deleteDelivery", delivery: oldest.delivery });
+    this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: oldest.delivery });
     return oldest.size;
   }
 

@@ -204,3 +204,44 @@ Deno.test("a drop put off until its page came is counted once: the queue limit s
   assert.deepEqual(recorded(session.takeRecords()), ["delete b", "save e queued"]);
   assert.equal(session.outbound.drops.queueFull, 2);
 });
+
+Deno.test("a session paged out lets its flow go and makes it again as it was: counts, packet ids, records", () => {
+  const session = new Session("c", limits);
+  session.persistent = true;
+  session.attach(attachment, 0);
+  // Packet ids 1 and 2 in flight, acknowledged: the next one is 3.
+  session.deliver(delivery("a"), true, 0);
+  session.deliver(delivery("b"), true, 0);
+  session.handleIn({ type: "puback", packetId: 1, reasonCode: 0, properties: {} }, 0);
+  session.handleIn({ type: "puback", packetId: 2, reasonCode: 0, properties: {} }, 0);
+  session.takeRecords();
+  session.pageOut({ entries: 2, bytes: 4 });
+  session.detach();
+  assert.equal(session.outbound.pagedOut, true, "made again, paged out");
+  assert.ok(session.persistent);
+
+  // Let go again; a delivery while the client is away counts against the queue limit (3) with the two in
+  // storage, so the fourth drops the oldest stored one.
+  session.pageOut();
+  assert.ok(
+    session.storedOnly && session.pagedOut && session.persistent,
+    "a paged-out session, with no flow",
+  );
+  session.deliver(delivery("c"), false, 0);
+  session.deliver(delivery("d"), false, 0);
+  assert.deepEqual(recorded(session.takeRecords()), ["save c queued", "dropOldestStored", "save d queued"]);
+
+  // A change recorded while the flow is let go (an inbound QoS 2 id freed) still reaches storage.
+  session.pageOut();
+  session.refuseInbound(5); // unknown: nothing to record
+  session.awaitingRelease.add(6);
+  session.pageOut();
+  session.refuseInbound(6);
+  assert.deepEqual(session.takeRecords(), [{ kind: "awaitingRelease", packetId: 6, waiting: false }]);
+
+  // Back: its next new packet id continues where it was.
+  session.pageOut();
+  session.outbound.beginPageRead();
+  session.outbound.pageIn([stored("b2"), stored("c"), stored("d")], false, 0, new EffectList());
+  assert.deepEqual(wire(session.attach(attachment, 0)), ["PUBLISH b2 3", "PUBLISH c 4"]);
+});

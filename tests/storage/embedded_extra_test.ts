@@ -1,7 +1,8 @@
 /** Embedded-store behaviour beyond the port: durability levels, group commit, quota, bounded disk, locking. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type MessageRef, StorageError } from "../../src/storage/mod.ts";
+import { writeHeapSnapshot } from "node:v8";
+import { type EmbeddedStorage, type MessageRef, StorageError } from "../../src/storage/mod.ts";
 import {
   capturingLogger,
   embeddedStore,
@@ -255,6 +256,41 @@ Deno.test("embedded: queue reads give payloads of the caller's own (readsOwnPayl
       assert.deepEqual(other.message.payload, payload);
       const [again] = await readWholeQueue(storage, "a");
       assert.deepEqual(again.message.payload, payload);
+    } finally {
+      await storage.stop();
+    }
+  });
+});
+
+/** Stores a session under the client id spelled backwards by `reversed`; keeps no reference to the id. */
+async function storeSessionOf(dir: string, reversed: string): Promise<void> {
+  const storage = embeddedStore(dir);
+  await storage.start();
+  storage.saveSession(sample.session([...reversed].reverse().join("")));
+  await storage.flush();
+  await storage.stop();
+}
+
+/** Starts `storage`; returns the ids of the sessions it read, spelled backwards, and keeps nothing else. */
+async function startedSessions(storage: EmbeddedStorage): Promise<string[]> {
+  const snapshot = await storage.start();
+  return snapshot.sessions.map(({ clientId }) => [...clientId].reverse().join(""));
+}
+
+Deno.test("embedded: a started store keeps nothing of the snapshot it started with (the broker has it)", async () => {
+  await withTempDir(async (dir) => {
+    // The test holds only the id spelled backwards: the id itself is in the heap only where something of
+    // the snapshot still is.
+    const reversed = [...`session-${crypto.randomUUID()}-held`].reverse().join("");
+    await storeSessionOf(dir, reversed);
+    const storage = embeddedStore(dir);
+    const restored = await startedSessions(storage);
+    try {
+      assert.deepEqual(restored, [reversed]);
+      const path = writeHeapSnapshot(join(dir, "heap.heapsnapshot"));
+      const heap = await Deno.readTextFile(path);
+      const id = [...reversed].reverse().join("");
+      assert.equal(heap.includes(id), false, "the snapshot's session is still held after start");
     } finally {
       await storage.stop();
     }
