@@ -10,6 +10,7 @@ import { parseSharedFilter } from "../topic/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { ownerUsername } from "./owner.ts";
 import { fromStored, type Persistence } from "./persistence.ts";
+import type { RetainedReader } from "./retained_reader.ts";
 import type { Router } from "./router.ts";
 import { type SessionOwner, SessionQuota } from "./session_quota.ts";
 import type {
@@ -46,6 +47,8 @@ export interface SessionEntry {
   pageAfter?: QueuePosition;
   /** The page read running for this session, if any; a read that is not this one any more is dropped. */
   pageRead?: Promise<QueuePage | undefined>;
+  /** Retained messages SUBSCRIBEs matched that wait to be read from the store and sent (see Broker). */
+  retainedReader?: RetainedReader;
 }
 
 /**
@@ -69,6 +72,7 @@ export function newEntry(
     expiryTimer: undefined,
     pageAfter: undefined,
     pageRead: undefined,
+    retainedReader: undefined,
   };
 }
 
