@@ -17,7 +17,7 @@ import { StorageError, type StorageSnapshot } from "../storage/port.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { Persistence } from "./persistence.ts";
 import { type SessionEntry, SessionRegistry } from "./registry.ts";
-import { messageOf, RetainedService } from "./retained.ts";
+import { messageOf, type RetainedEntry, RetainedService } from "./retained.ts";
 import { type PendingRetained, RETAINED_PAGE, RetainedReader } from "./retained_reader.ts";
 import { EVERYONE, Router, type RouteScope } from "./router.ts";
 import { type BrokerParts, type BrokerState, exportState, importState } from "./snapshot.ts";
@@ -587,8 +587,9 @@ export class Broker implements SessionService {
    * Adds accepted subscriptions; returns the retained messages to send after the SUBACK. Only as many as
    * the client's socket has room for (mqtt.max_outbound_bytes) go at once: QoS 0 ones beyond are dropped
    * as for any slow consumer; QoS 1/2 ones wait in the session queue beyond the inflight window. Where
-   * retained payloads live in the store, none is returned: they are read and sent after the SUBACK, a page
-   * at a time as the client takes them (see {@link #sendRetained}).
+   * retained payloads live in the store, a subscription's matches are returned only when memory keeps all
+   * their payloads (RETAINED_CACHE) and the socket has room for them all; otherwise they are read and sent
+   * after the SUBACK, a page at a time as the client takes them (see {@link #sendRetained}).
    */
   #subscribe(session: Session, accepted: AcceptedSubscription[]): Effect[] {
     const now = this.clock.now();
@@ -596,7 +597,7 @@ export class Broker implements SessionService {
     const entry = this.registry.get(session.clientId)!;
     const writable = entry.link ? entry.link.writable : entry.attached;
     let room = entry.link?.room ?? Infinity;
-    const paged = this.retained.payloadsInStore;
+    const inStore = this.retained.payloadsInStore;
     for (const { subscription, isNew } of accepted) {
       if (subscription.shared && this.#egress && !session.persistent) {
         this.#egress.share(session.clientId, entry.epoch, subscription, true);
@@ -607,7 +608,9 @@ export class Broker implements SessionService {
       if (subscription.shared) continue; // Retained messages are not sent to shared subscriptions (spec §4.8.2).
       const handling = subscription.retainHandling;
       if (handling === 2 || (handling === 1 && !isNew)) continue; // [MQTT-3.3.1-9/10]
-      for (const retained of this.retained.match(subscription.topicFilter, now)) {
+      const matched = this.retained.match(subscription.topicFilter, now);
+      const paged = inStore && (entry.retainedReader !== undefined || !(writable && allKept(matched, room)));
+      for (const retained of matched) {
         const ids = subscription.subscriptionIdentifier === undefined
           ? undefined
           : [subscription.subscriptionIdentifier];
@@ -752,6 +755,16 @@ export class Broker implements SessionService {
     if (session.persistent) this.#persistence.sessionChanged(session);
     if (link && sent) this.stats.messagesSent++;
   }
+}
+
+/** Whether memory keeps the payloads of all `entries` and they fit in `room` bytes of output. */
+function allKept(entries: RetainedEntry[], room: number): boolean {
+  let bytes = 0;
+  for (const { topic, payload } of entries) {
+    if (payload === undefined) return false;
+    bytes += estimatedSize({ topic, payload });
+  }
+  return bytes <= room;
 }
 
 const overBudget = () => new StorageError("memory budget exceeded", ReasonCode.QuotaExceeded);

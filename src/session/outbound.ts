@@ -612,7 +612,7 @@ export function sharedState(): SharedSessionState {
  * About what a PUBLISH of `message` adds to a socket's output: exact enough to bound it, cheap enough for
  * every delivery (the frame is encoded later, by the connection).
  */
-export function estimatedSize(message: Message): number {
+export function estimatedSize(message: Pick<Message, "topic" | "payload">): number {
   return message.payload.byteLength + message.topic.length + 16;
 }
 

@@ -47,30 +47,40 @@ function withEmbeddedBroker(lines: string, fn: (port: number) => Promise<void>):
 }
 
 Deno.test("retained store: a live message published while the retained ones are read comes after its topic's; a replacement is sent instead of the stale one", async () => {
-  await withEmbeddedBroker("", async (port) => {
-    const { client: publisher } = await connect(port, "publisher", 5);
+  await withTempDir(async (dir) => {
+    const properties = `storage.type = embedded\nstorage.dir = ${join(dir, "data")}`;
     const count = 3000;
-    await retainTree(publisher, "t", count, 1024);
-    const { client: subscriber } = await connect(port, "subscriber", 5);
-    assert.deepEqual(await subscribe(subscriber, 5, [subscription("t/#", 0)]), [0]);
-    // While the pages are read (3 MB, a few pages): the last topics' messages are still in the store.
-    await publisher.sendPacket(publishPacket(`t/${count - 1}`, "live"), 5);
-    await publisher.sendPacket(publishPacket(`t/${count - 2}`, "new", 0, { retain: true }), 5);
-    const received = await receiveUntil(
-      subscriber,
-      (received) => received.size === count && received.get(`t/${count - 1}`)?.length === 2,
-    );
-    assert.deepEqual(received.get(`t/${count - 1}`), [`t/${count - 1} old`, "live"]);
-    const replaced = received.get(`t/${count - 2}`)!;
-    // The old one if its page went before the replacement came, then the replacement once: never after it.
-    assert.ok(
-      [[`t/${count - 2} old`, "new"], ["new"]].some((expected) => expected.join() === replaced.join()),
-      `t/${count - 2}: ${replaced}`,
-    );
-    assert.equal(received.get("t/0")![0], "t/0 old");
-    assert.equal(await subscriber.expectSilence(200), true);
-    await publisher.close();
-    await subscriber.close();
+    await withBroker(properties, async ({ port }) => {
+      const { client: publisher } = await connect(port, "publisher", 5);
+      await retainTree(publisher, "t", count, 1024);
+      await publisher.close();
+    });
+    // After a restart no payload is in memory: every page is read from the store.
+    await withBroker(properties, async ({ port }) => {
+      const { client: publisher } = await connect(port, "publisher", 5);
+      const { client: subscriber } = await connect(port, "subscriber", 5);
+      assert.deepEqual(await subscribe(subscriber, 5, [subscription("t/#", 0)]), [0]);
+      // While the pages are read (3 MB, a few pages): the last topics' messages are still in the store.
+      await publisher.sendPacket(publishPacket(`t/${count - 1}`, "live"), 5);
+      await publisher.sendPacket(publishPacket(`t/${count - 2}`, "new", 0, { retain: true }), 5);
+      const received = await receiveUntil(
+        subscriber,
+        (received) =>
+          received.size === count && received.get(`t/${count - 1}`)?.length === 2 &&
+          received.get(`t/${count - 2}`)!.includes("new"),
+      );
+      assert.deepEqual(received.get(`t/${count - 1}`), [`t/${count - 1} old`, "live"]);
+      const replaced = received.get(`t/${count - 2}`)!;
+      // The old one if its page went before the replacement came, then the replacement once: never after it.
+      assert.ok(
+        [[`t/${count - 2} old`, "new"], ["new"]].some((expected) => expected.join() === replaced.join()),
+        `t/${count - 2}: ${replaced}`,
+      );
+      assert.equal(received.get("t/0")![0], "t/0 old");
+      assert.equal(await subscriber.expectSilence(200), true);
+      await publisher.close();
+      await subscriber.close();
+    });
   });
 });
 
