@@ -147,3 +147,36 @@ Deno.test("retained store: after a restart the retained messages are read from t
     });
   });
 });
+
+Deno.test("retained store: read from the store after a restart, Retain Handling 1 and 2, shared subscriptions and Retain As Published keep their meaning", async () => {
+  await withTempDir(async (dir) => {
+    const properties = `storage.type = embedded\nstorage.dir = ${join(dir, "data")}`;
+    await withBroker(properties, async ({ port }) => {
+      const { client } = await connect(port, "publisher", 5);
+      await client.sendPacket(publishPacket("rh", "kept", 1, { packetId: 1, retain: true }), 5);
+      assert.equal((await client.readPacket()).type, "puback");
+      await client.close();
+    });
+    await withBroker(properties, async ({ port }) => {
+      const { client: sub } = await connect(port, "sub", 5);
+      const options = { retainHandling: 1 as const, retainAsPublished: true };
+      await subscribe(sub, 5, [subscription("rh", 0, options)], {}, 1);
+      const first = await readPublish(sub);
+      assert.deepEqual([text(first.payload), first.retain], ["kept", true]);
+      await subscribe(sub, 5, [subscription("rh", 0, options)], {}, 2);
+      assert.ok(await sub.expectSilence(150), "Retain Handling 1 resent on an existing subscription");
+      const { client: other } = await connect(port, "other", 5);
+      await subscribe(other, 5, [subscription("rh", 0, { retainHandling: 2 })], {}, 1);
+      await subscribe(other, 5, [subscription("$share/g/rh", 0)], {}, 2);
+      assert.ok(
+        await other.expectSilence(150),
+        "Retain Handling 2 or a shared subscription sent a retained message",
+      );
+      const { client: pub } = await connect(port, "pub", 5);
+      await pub.sendPacket(publishPacket("rh", "live", 0, { retain: true }), 5);
+      assert.equal((await readPublish(sub)).retain, true); // Retain As Published
+      assert.equal((await readPublish(other)).retain, false);
+      await Promise.all([sub.close(), pub.close(), other.close()]);
+    });
+  });
+});
