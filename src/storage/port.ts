@@ -10,6 +10,8 @@
  * message is deleted when the last queue entry referring to it is removed. Queues are not part of the
  * snapshot `start()` returns: a session's queue is read when its client comes back, a bounded page at a time
  * ({@link MessageLog.readQueue}), so neither a restart nor a returning client loads every queued message.
+ * Retained messages are in the snapshot without their payloads, which are read when a SUBSCRIBE matches
+ * them ({@link RetainedStore.readRetained}).
  */
 import type { Properties, QoS, Will } from "../codec/types.ts";
 
