@@ -180,3 +180,48 @@ Deno.test("retained store: read from the store after a restart, Retain Handling 
     });
   });
 });
+
+Deno.test("retained store: a persistent subscriber that leaves while its retained messages are read gets every one when it comes back", async () => {
+  await withTempDir(async (dir) => {
+    // A queue that takes them all (the default 1000 would drop the oldest, as for live messages).
+    const properties = `storage.type = embedded\nstorage.dir = ${
+      join(dir, "data")
+    }\nmqtt.max_queued_messages = 10000`;
+    const count = 2000;
+    await withBroker(properties, async ({ port }) => {
+      // At QoS 1, so that what the subscriber is not sent before it leaves is kept for it.
+      const { client: publisher } = await connect(port, "publisher", 5);
+      for (let i = 0; i < count; i += 50) {
+        for (let id = 1; id <= 50; id++) {
+          const topic = `p/${i + id - 1}`;
+          await publisher.sendPacket(publishPacket(topic, topic, 1, { packetId: id, retain: true }), 5);
+        }
+        for (let id = 1; id <= 50; id++) assert.equal((await publisher.readPacket()).type, "puback");
+      }
+      await publisher.close();
+    });
+    await withBroker(properties, async ({ port }) => {
+      const persistent = { cleanStart: false, properties: { sessionExpiryInterval: 3600 } };
+      const { client: first } = await connect(port, "persistent", 5, persistent);
+      assert.deepEqual(await subscribe(first, 5, [subscription("p/#", 1)]), [1]);
+      await readPublish(first); // then gone without acknowledging: the rest is read while it is away
+      await first.close();
+      const { client: again, connack } = await connect(port, "persistent", 5, persistent);
+      assert.equal(connack.sessionPresent, true);
+      const topics = new Set<string>();
+      while (topics.size < count) {
+        const publish = await readPublish(again).catch((error) => {
+          throw new Error(`after ${topics.size} of ${count} topics: ${error}`);
+        });
+        assert.equal(publish.retain, true);
+        topics.add(publish.topic);
+        await again.sendPacket(
+          { type: "puback", packetId: publish.packetId!, reasonCode: 0, properties: {} },
+          5,
+        );
+      }
+      assert.ok(await again.expectSilence(200));
+      await again.close();
+    });
+  });
+});

@@ -204,3 +204,17 @@ Deno.test("a drop put off until its page came is counted once: the queue limit s
   assert.deepEqual(recorded(session.takeRecords()), ["delete b", "save e queued"]);
   assert.equal(session.outbound.drops.queueFull, 2);
 });
+
+Deno.test("a delivery stored while a page is read keeps the session reading: the page's end is not the queue's", () => {
+  const session = pagedOut(1);
+  session.outbound.beginPageRead();
+  // Stored after the read began (the client is away): the page cannot hold it, nor count it.
+  session.deliver(delivery("during"), false, 0);
+  assert.deepEqual(recorded(session.takeRecords()), ["save during queued"]);
+  session.outbound.pageIn([stored("q1")], false, 0, new EffectList());
+  assert.ok(session.storedOnly, "`during` is still only in storage: the next page must be read");
+  session.outbound.beginPageRead();
+  session.outbound.pageIn([stored("during")], false, 0, new EffectList());
+  assert.equal(session.storedOnly, false);
+  assert.deepEqual(wire(session.attach(attachment, 0)), ["PUBLISH q1 1", "PUBLISH during 2"]);
+});
