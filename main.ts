@@ -71,9 +71,13 @@ export interface RunningBroker {
   http?: HttpEndpoint;
 }
 
+/** The memory store: storage type `memory`, or durability `memory`, which keeps nothing on disk. */
+function usesMemoryStorage(config: Config): boolean {
+  return config.storage.type === "memory" || config.storage.durability === "memory";
+}
+
 /** The storage adapter the configuration asks for: the embedded store by default, or none at all. */
 function createStorage(config: Config, logger: Logger): StorageAdapter {
-  // Durability `memory` keeps the embedded store's settings but nothing reaches the disk.
   if (config.storage.type === "memory" || config.storage.durability === "memory") {
     return createMemoryStorage();
   }
@@ -196,6 +200,9 @@ export async function startBroker(
     storage,
     observeFlush: traffic.timeFlush,
     retainedLimits: { maxMessages: config.mqtt.maxRetainedMessages, maxBytes: config.mqtt.maxRetainedBytes },
+    // The memory store keeps payloads in memory anyway; a cluster's nodes must send a SUBSCRIBE's retained
+    // messages in the same turn, which a read from the store would not allow.
+    retainedPayloadsInStore: !usesMemoryStorage(config) && !config.cluster.enabled,
     sessionQuota: {
       maxSessions: config.mqtt.maxSessions,
       maxPersistentPerUser: config.mqtt.maxPersistentSessionsPerUser,

@@ -3,7 +3,7 @@
  * the Broker's and the ConnectionManager's public methods and the configuration. When the broker is split
  * into services, this file changes and the rest of src/admin/ does not.
  */
-import type { Broker } from "../broker/mod.ts";
+import type { Broker, RetainedEntry } from "../broker/mod.ts";
 import type { ClusterNode } from "../cluster/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { type ClientConnectionInfo, type ConnectionManager, protocolName } from "../connection/mod.ts";
@@ -170,14 +170,17 @@ export function createBrokerView(sources: BrokerViewSources): AdminBrokerView {
       );
     },
 
-    retained(query) {
-      let messages: Message[];
+    async retained(query) {
+      let entries: RetainedEntry[];
       try {
-        messages = broker.retained.match(query.filter, now());
+        entries = broker.retained.match(query.filter, now());
       } catch {
         throw new AdminRefusal(422, "not a valid topic filter", "query.filter");
       }
-      return pageOf(messages, (message) => message.topic, query, () => true, retainedOf);
+      const page = pageOf(entries, (entry) => entry.topic, query, () => true, (entry) => entry);
+      const messages = await broker.retained.read(page.data);
+      // One replaced or deleted since it was matched is shown as matched, without a preview.
+      return { ...page, data: page.data.map((entry, i) => retainedOf(entry, messages[i]?.payload)) };
     },
 
     async deleteRetained(topic) {
@@ -268,17 +271,17 @@ function reaches(topicFilter: string, topic: string): boolean {
   return topicMatches(shared ? shared[1] : topicFilter, topic);
 }
 
-function retainedOf(message: Message): RetainedMessage {
+function retainedOf(entry: RetainedEntry, payload: Uint8Array | undefined): RetainedMessage {
   let text: string | null = null;
   try {
-    text = strictUtf8.decode(message.payload).slice(0, PREVIEW_CHARS);
+    if (payload) text = strictUtf8.decode(payload).slice(0, PREVIEW_CHARS);
   } catch { /* binary: no preview */ }
   return {
-    topic: message.topic,
-    qos: message.qos,
-    payloadBytes: message.payload.byteLength,
+    topic: entry.topic,
+    qos: entry.qos,
+    payloadBytes: entry.payloadBytes,
     payloadText: text,
-    expiresAt: message.expiresAt === undefined ? null : new Date(message.expiresAt).toISOString(),
+    expiresAt: entry.expiresAt === undefined ? null : new Date(entry.expiresAt).toISOString(),
   };
 }
 

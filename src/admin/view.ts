@@ -45,7 +45,8 @@ export interface AdminBrokerView {
   /** Ends an offline session; refuses a connected one (409) and an unknown one (404). */
   deleteSession(clientId: string): void;
   subscriptions(query: SubscriptionsQuery): Page<Subscription>;
-  retained(query: RetainedQuery): Page<RetainedMessage>;
+  /** Reads the payloads of the page's messages from the store where memory has none (for the preview). */
+  retained(query: RetainedQuery): Promise<Page<RetainedMessage>>;
   /** Deletes a retained message without notifying subscribers; false when there was none. */
   deleteRetained(topic: string): Promise<boolean>;
   /** Publishes as the broker itself; resolves once a QoS 1/2 message is durable. */

@@ -17,7 +17,8 @@ import { StorageError, type StorageSnapshot } from "../storage/port.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { Persistence } from "./persistence.ts";
 import { type SessionEntry, SessionRegistry } from "./registry.ts";
-import { RetainedService } from "./retained.ts";
+import { messageOf, type RetainedEntry, RetainedService } from "./retained.ts";
+import { type PendingRetained, RETAINED_PAGE, RetainedReader } from "./retained_reader.ts";
 import { EVERYONE, Router, type RouteScope } from "./router.ts";
 import { type BrokerParts, type BrokerState, exportState, importState } from "./snapshot.ts";
 import type {
@@ -102,7 +103,12 @@ export class Broker implements SessionService {
   constructor(private readonly options: BrokerOptions) {
     const clock = this.clock = options.clock ?? systemClock;
     const persistence = this.#persistence = new Persistence(options.storage, options.observeFlush);
-    this.retained = new RetainedService(persistence, options.retainedLimits);
+    this.retained = new RetainedService(
+      persistence,
+      options.storage,
+      options.retainedLimits,
+      options.retainedPayloadsInStore,
+    );
     const router = this.router = new Router(options.sharedSubscriptionStrategy, clock.random);
     const wills = this.#wills = new WillService(
       persistence,
@@ -213,11 +219,14 @@ export class Broker implements SessionService {
    */
   connected(handle: SessionHandle): void {
     if (handle.session.storedOnly) this.registry.pageOn(handle.session.clientId);
+    this.#sendRetained(handle.session.clientId);
   }
 
   /** See {@link SessionRegistry.close}. */
   close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void {
     this.registry.close(handle, publishWill, sessionExpiryInterval);
+    // Retained messages still waiting for a slow client's socket go to its session's queue instead.
+    this.#sendRetained(handle.session.clientId);
   }
 
   /**
@@ -236,7 +245,8 @@ export class Broker implements SessionService {
     const effects = out as SessionEffect[];
     const first = effects.length;
     // What the client's acknowledgements let out of its queue goes straight to its connection, if here.
-    const link = this.registry.get(session.clientId)?.link;
+    const entry = this.registry.get(session.clientId);
+    const link = entry?.link;
     let sink: EffectSink | undefined = link;
     if (sink === undefined) {
       sink = this.#listSink;
@@ -273,6 +283,7 @@ export class Broker implements SessionService {
     this.#persistence.sessionChanged(session);
     // Acknowledgements free the window: the next page of a queue read back from storage may be due.
     if (session.storedOnly) this.registry.pageOn(session.clientId);
+    if (entry?.retainedReader) this.#sendRetained(session.clientId);
     return effects as Effect[]; // every broker-level effect was replaced above
   }
 
@@ -281,7 +292,7 @@ export class Broker implements SessionService {
    * at their deadline; then the sessions whose client a cluster had connected, attached again.
    */
   async restore(snapshot: StorageSnapshot): Promise<void> {
-    this.stats.retainedRefused += this.retained.restore(snapshot.retained);
+    this.stats.retainedRefused += await this.retained.restore(snapshot.retained);
     const connected = this.registry.restore(snapshot);
     this.#wills.restore(snapshot.wills, (clientId, will) => this.registry.willDelayOf(clientId, will));
     // Clients a cluster had connected (to another node, or to this one before it stopped): their sessions
@@ -575,7 +586,10 @@ export class Broker implements SessionService {
   /**
    * Adds accepted subscriptions; returns the retained messages to send after the SUBACK. Only as many as
    * the client's socket has room for (mqtt.max_outbound_bytes) go at once: QoS 0 ones beyond are dropped
-   * as for any slow consumer; QoS 1/2 ones wait in the session queue beyond the inflight window.
+   * as for any slow consumer; QoS 1/2 ones wait in the session queue beyond the inflight window. Where
+   * retained payloads live in the store, a subscription's matches are returned only when memory keeps all
+   * their payloads (RETAINED_CACHE) and the socket has room for them all; otherwise they are read and sent
+   * after the SUBACK, a page at a time as the client takes them (see {@link #sendRetained}).
    */
   #subscribe(session: Session, accepted: AcceptedSubscription[]): Effect[] {
     const now = this.clock.now();
@@ -583,6 +597,7 @@ export class Broker implements SessionService {
     const entry = this.registry.get(session.clientId)!;
     const writable = entry.link ? entry.link.writable : entry.attached;
     let room = entry.link?.room ?? Infinity;
+    const inStore = this.retained.payloadsInStore;
     for (const { subscription, isNew } of accepted) {
       if (subscription.shared && this.#egress && !session.persistent) {
         this.#egress.share(session.clientId, entry.epoch, subscription, true);
@@ -593,13 +608,21 @@ export class Broker implements SessionService {
       if (subscription.shared) continue; // Retained messages are not sent to shared subscriptions (spec §4.8.2).
       const handling = subscription.retainHandling;
       if (handling === 2 || (handling === 1 && !isNew)) continue; // [MQTT-3.3.1-9/10]
-      for (const message of this.retained.match(subscription.topicFilter, now)) {
+      const matched = this.retained.match(subscription.topicFilter, now);
+      const paged = inStore && (entry.retainedReader !== undefined || !(writable && allKept(matched, room)));
+      for (const retained of matched) {
         const ids = subscription.subscriptionIdentifier === undefined
           ? undefined
           : [subscription.subscriptionIdentifier];
-        // A copy per delivery: the same retained message may be queued for this client more than once.
+        if (paged) {
+          const pending: PendingRetained = { entry: retained, grantedQos: subscription.qos };
+          if (ids) pending.subscriptionIdentifiers = ids;
+          (entry.retainedReader ??= new RetainedReader()).add(pending);
+          continue;
+        }
+        // A message per delivery: the same retained message may be queued for this client more than once.
         const delivery = {
-          message: { ...message },
+          message: messageOf(retained, retained.payload!),
           grantedQos: subscription.qos,
           retain: true,
           subscriptionIdentifiers: ids,
@@ -610,7 +633,83 @@ export class Broker implements SessionService {
         }
       }
     }
+    if (entry.retainedReader) this.#sendRetained(session.clientId);
     return effects;
+  }
+
+  /**
+   * Reads the next page of the retained messages SUBSCRIBEs matched for the client and sends it, if the
+   * client has taken the page before: its socket has room (else it is asked to say when it drains: QoS 0
+   * messages have no acknowledgement to wait for) and its session queue is empty (what the inflight window
+   * did not take; so a page never meets a queue it would overflow, whatever mqtt.max_queued_messages). Each
+   * message goes out unless it was replaced or deleted meanwhile (the live message that did it went to
+   * the client); live messages held behind it follow. Pages follow one another until none is left.
+   * Without a connection here (the client left) the pages go to its session like live messages do.
+   */
+  #sendRetained(clientId: string): void {
+    const entry = this.registry.get(clientId);
+    const reader = entry?.retainedReader;
+    if (!entry || !reader || reader.reading) return;
+    const { session, link } = entry;
+    let maxBytes: number = RETAINED_PAGE.maxBytes;
+    if (link) {
+      if (!link.writable || link.room === 0) return link.whenDrained(() => this.#sendRetained(clientId));
+      if (session.queueLength > 0) return; // the client's acknowledgements bring it back here
+      maxBytes = Math.min(maxBytes, link.room ?? maxBytes);
+    }
+    const page = reader.nextPage(RETAINED_PAGE.maxEntries, maxBytes);
+    if (page.length === 0) {
+      entry.retainedReader = undefined;
+      return;
+    }
+    reader.reading = true;
+    this.retained.read(page.map((pending) => pending.entry)).then(
+      (messages) => {
+        reader.reading = false;
+        if (this.registry.get(clientId) !== entry || entry.retainedReader !== reader) return;
+        this.#sendRetainedPage(entry, reader, page, messages);
+        if (reader.done) entry.retainedReader = undefined;
+        else this.#sendRetained(clientId);
+      },
+      () => {
+        // Tried again at the client's next packet; the store's health reports the failure.
+        reader.reading = false;
+        reader.putBack(page);
+      },
+    );
+  }
+
+  #sendRetainedPage(
+    entry: SessionEntry,
+    reader: RetainedReader,
+    page: PendingRetained[],
+    messages: (Message | undefined)[],
+  ): void {
+    const { session, link } = entry;
+    const now = this.#now = this.clock.now();
+    const writable = link ? link.writable : entry.attached;
+    let room = link?.room ?? Infinity;
+    const ownsPayload = this.options.storage.readsOwnPayloads === true;
+    for (let i = 0; i < page.length; i++) {
+      const pending = page[i];
+      const message = messages[i];
+      if (message && this.retained.isCurrent(pending.entry)) {
+        const delivery: Delivery = {
+          message,
+          grantedQos: pending.grantedQos,
+          retain: true,
+          subscriptionIdentifiers: pending.subscriptionIdentifiers,
+          // Freed once acknowledged, as a queue page's are; a payload memory keeps ($SYS) is not its own.
+          ownsPayload: ownsPayload && pending.entry.payload === undefined,
+        };
+        if (session.deliverInto(delivery, writable && room > 0, now, link ?? NOWHERE)) {
+          room -= estimatedSize(message);
+        }
+      }
+      const held = reader.settle(pending);
+      if (held) { for (const delivery of held) this.#deliver(session, delivery); }
+    }
+    if (session.persistent) this.#persistence.sessionChanged(session);
   }
 
   #unsubscribe(session: Session, subscription: SessionSubscription): void {
@@ -641,6 +740,8 @@ export class Broker implements SessionService {
 
   #deliver(session: Session, delivery: Delivery): void {
     const entry: SessionEntry = this.registry.get(session.clientId)!;
+    const reader = entry.retainedReader;
+    if (reader !== undefined && reader.holds(delivery, this.#shared.compact)) return;
     const link = entry.link;
     // Another node's transient client: that node alone keeps its state and sends.
     if (!link && !session.persistent && entry.attached) return;
@@ -654,6 +755,16 @@ export class Broker implements SessionService {
     if (session.persistent) this.#persistence.sessionChanged(session);
     if (link && sent) this.stats.messagesSent++;
   }
+}
+
+/** Whether memory keeps the payloads of all `entries` and they fit in `room` bytes of output. */
+function allKept(entries: RetainedEntry[], room: number): boolean {
+  let bytes = 0;
+  for (const { topic, payload } of entries) {
+    if (payload === undefined) return false;
+    bytes += estimatedSize({ topic, payload });
+  }
+  return bytes <= room;
 }
 
 const overBudget = () => new StorageError("memory budget exceeded", ReasonCode.QuotaExceeded);

@@ -4,7 +4,7 @@ export { MemoryBudget } from "./memory_budget.ts";
 export * from "./clock.ts";
 export * from "./types.ts";
 export type { SessionEntry } from "./registry.ts";
-export { type RetainedLimits, RetainedService } from "./retained.ts";
+export { type RetainedEntry, type RetainedLimits, RetainedService } from "./retained.ts";
 export { ownerUsername, sessionOwner } from "./owner.ts";
 export { addressOf, type SessionOwner, type SessionQuotaLimits } from "./session_quota.ts";
 export { type RouteChange, Router } from "./router.ts";

@@ -11,6 +11,7 @@ import type { Clock, TimerHandle } from "./clock.ts";
 import { type HeapItem, IndexedHeap } from "./indexed_heap.ts";
 import { ownerUsername } from "./owner.ts";
 import { fromStored, type Persistence } from "./persistence.ts";
+import type { RetainedReader } from "./retained_reader.ts";
 import type { Router } from "./router.ts";
 import { type SessionOwner, SessionQuota } from "./session_quota.ts";
 import type {
@@ -52,6 +53,8 @@ export interface SessionEntry extends HeapItem {
   pageAfter?: QueuePosition;
   /** The page read running for this session, if any; a read that is not this one any more is dropped. */
   pageRead?: Promise<QueuePage | undefined>;
+  /** Retained messages SUBSCRIBEs matched that wait to be read from the store and sent (see Broker). */
+  retainedReader?: RetainedReader;
 }
 
 /**
@@ -76,6 +79,7 @@ export function newEntry(
     pageAfter: undefined,
     pageRead: undefined,
     heapIndex: -1,
+    retainedReader: undefined,
   };
 }
 

@@ -74,7 +74,7 @@ export async function exportState(broker: BrokerParts): Promise<BrokerState> {
     });
     if (pagedOut) broker.registry.pageOut(entry);
   }
-  return { sessions, retained: broker.retained.all(), wills: broker.wills.exportAll() };
+  return { sessions, retained: await broker.retained.readAll(), wills: broker.wills.exportAll() };
 }
 
 /**

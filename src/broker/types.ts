@@ -33,6 +33,11 @@ export interface SessionLink extends EffectSink {
   readonly room?: number;
   /** Ends the connection because a new one took its session [MQTT-3.1.4-3]. */
   takeOver(): void;
+  /**
+   * Calls `callback` once, when everything sent so far is written and the socket takes more (not if the
+   * connection ends first): for what waits on room rather than on the client's acknowledgements.
+   */
+  whenDrained(callback: () => void): void;
 }
 
 /**
@@ -66,6 +71,11 @@ export interface BrokerOptions {
   observeFlush?: (flush: Promise<void>) => Promise<void>;
   /** Caps on retained messages (default: none). */
   retainedLimits?: RetainedLimits;
+  /**
+   * Retained payloads stay in the store and are read when a SUBSCRIBE matches them (see RetainedService);
+   * for a durable store on a single node. Default: kept in memory.
+   */
+  retainedPayloadsInStore?: boolean;
   /** Caps on sessions, in all and per owner (default: none). */
   sessionQuota?: SessionQuotaLimits;
   /** While it is over, client PUBLISHes are not taken (QoS 0 dropped, QoS 1/2 refused with 0x97). */

@@ -114,7 +114,7 @@ export const settingKeys = {
   "mqtt.max_retained_bytes": integer(
     { min: 0, max: Number.MAX_SAFE_INTEGER },
     268_435_456,
-    "Most bytes of retained payload and topic held in memory; a retained message that would pass it is refused like one over max_retained_messages. 0 = unlimited.",
+    "Most bytes of retained payload and topic (the payloads stay in the embedded store on a single node, in memory with the memory store or in a cluster); a retained message that would pass it is refused like one over max_retained_messages. 0 = unlimited.",
   ),
   "mqtt.max_topic_alias": integer(
     { min: 0, max: 65535 },

@@ -254,6 +254,8 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * inflight window (the session queues the rest).
    */
   #backlog: { effect: Effect; durable?: Promise<void> }[] = NO_BACKLOG;
+  /** Who waits for everything to be written (see SessionLink.whenDrained); one at a time, the latest. */
+  #onDrained: (() => void) | undefined;
   bytesReceived = 0;
   /** What logs and the admin API show besides the session and socket, once CONNECT is accepted. */
   #username: string | undefined;
@@ -336,6 +338,13 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     if (this.#backlog.length > 0) return this.#sendBacklog();
     this.context.outboxes.give(this.#outbox!);
     this.#outbox = undefined;
+    const drained = this.#onDrained;
+    this.#onDrained = undefined;
+    drained?.();
+  }
+
+  whenDrained(callback: () => void): void {
+    this.#onDrained = callback;
   }
 
   /**

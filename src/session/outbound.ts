@@ -84,6 +84,11 @@ export class OutboundFlow {
    * dropped from that page when it comes, so that storage and the page agree on what was dropped.
    */
   #pendingDrops = 0;
+  /**
+   * Deliveries stored while a page was being read: the read does not see them, so a page that says nothing
+   * follows it is not the end of the queue when this is not 0.
+   */
+  #storedWhileReading = 0;
   #nextPacketId = 1;
   /** Outbound topic aliases of this connection; created when the client allows aliases. */
   #aliases: Map<string, number> | undefined;
@@ -207,6 +212,7 @@ export class OutboundFlow {
   /** A page read starts: until {@link pageIn} (or {@link pageOut}), no other starts. */
   beginPageRead(): void {
     this.#reading = true;
+    this.#storedWhileReading = 0;
   }
 
   /** The page read failed: the next trigger reads it again. */
@@ -217,8 +223,9 @@ export class OutboundFlow {
   /**
    * The next page of the deliveries in storage, in delivery order. They go behind what memory holds (new
    * deliveries went to storage meanwhile, so nothing newer is in memory); those with a packet id go back
-   * in flight under it, as they were. `more` says whether storage holds more after them: until it does not,
-   * new deliveries keep going to storage. With the client connected, what the window has room for is sent.
+   * in flight under it, as they were. `more` says whether storage holds more after them (or deliveries were
+   * stored while the page was read, which it cannot show): until it does not, new deliveries keep going to
+   * storage. With the client connected, what the window has room for is sent.
    */
   pageIn(deliveries: StoredDeliveryState[], more: boolean, now: number, out: EffectSink): void {
     this.#reading = false;
@@ -248,7 +255,7 @@ export class OutboundFlow {
       entries--;
       bytes -= this.#dropOldestQueued();
     }
-    if (more) {
+    if (more || this.#storedWhileReading > 0) {
       this.#storedEntries = Math.max(0, this.#storedEntries - entries);
       this.#storedBytes = Math.max(0, this.#storedBytes - bytes);
     } else {
@@ -510,6 +517,7 @@ export class OutboundFlow {
     // copies the payload), and copying every message for every absent subscriber was a third of a
     // publishing burst's garbage (1 KiB of ArrayBuffer each, freed only by a full collection).
     this.#storedEntries++;
+    if (this.#reading) this.#storedWhileReading++;
     this.#storedBytes += size;
     this.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
@@ -651,7 +659,7 @@ export function sharedState(): SharedSessionState {
  * About what a PUBLISH of `message` adds to a socket's output: exact enough to bound it, cheap enough for
  * every delivery (the frame is encoded later, by the connection).
  */
-export function estimatedSize(message: Message): number {
+export function estimatedSize(message: Pick<Message, "topic" | "payload">): number {
   return message.payload.byteLength + message.topic.length + 16;
 }
 

@@ -11,6 +11,8 @@ import type {
   StorageAdapter,
   StorageSnapshot,
   StoredDelivery,
+  StoredMessage,
+  StoredRetained,
   StoredSubscription,
 } from "./port.ts";
 import { registerPageCases } from "./conformance_pages.ts";
@@ -38,6 +40,11 @@ export type CaseBody = (storage: StorageAdapter, restart: () => Promise<Restarte
 
 /** Registers one case as `storage conformance (<name>): <title>`, with open, restart and cleanup done. */
 export type RegisterCase = (title: string, body: CaseBody) => void;
+
+/** A retained message as the snapshot has it: without its payload, with the payload's size. */
+function summaryOf({ payload, ...summary }: StoredMessage): StoredRetained {
+  return { ...summary, payloadBytes: payload.byteLength };
+}
 
 /** Registers the suite's tests as `storage conformance (<name>): ...`. */
 export function runStorageConformance(name: string, factory: StorageFactory): void {
@@ -188,11 +195,55 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
     storage.saveRetained(sample.message("status/3", { retain: true }));
     storage.deleteRetained("status/3");
     storage.deleteRetained("status/never");
-    const { snapshot } = await restart();
+    const { snapshot, storage: restarted } = await restart();
     assert.deepEqual(sortBy(snapshot.retained, (message) => message.topic), [
-      replacement,
-      sample.message("status/2", { retain: true }),
+      summaryOf(replacement),
+      summaryOf(sample.message("status/2", { retain: true })),
     ]);
+    assert.deepEqual(await restarted.readRetained(["status/2", "status/3", "status/1"]), [
+      sample.message("status/2", { retain: true }),
+      undefined,
+      replacement,
+    ]);
+  });
+
+  test(
+    "the snapshot's retained messages carry their payload's size, not the payload",
+    async (storage, restart) => {
+      storage.saveRetained(
+        sample.message("big/1", { retain: true, payload: new Uint8Array(100_000).fill(7) }),
+      );
+      storage.saveRetained(sample.message("big/2", { retain: true, payload: new Uint8Array(3) }));
+      const { snapshot } = await restart();
+      const retained = sortBy(snapshot.retained, (message) => message.topic);
+      assert.deepEqual(retained.map((message) => [message.topic, message.payloadBytes]), [
+        ["big/1", 100_000],
+        [
+          "big/2",
+          3,
+        ],
+      ]);
+      assert.ok(retained.every((message) => !("payload" in message)));
+    },
+  );
+
+  test("readRetained reflects every mutation issued before it, without a flush", async (storage) => {
+    storage.saveRetained(sample.message("live/1", { retain: true, payload: new Uint8Array([1]) }));
+    storage.saveRetained(sample.message("live/2", { retain: true, payload: new Uint8Array([2]) }));
+    const first = storage.readRetained(["live/1", "live/2"]);
+    storage.saveRetained(sample.message("live/1", { retain: true, payload: new Uint8Array([3]) }));
+    storage.deleteRetained("live/2");
+    const second = storage.readRetained(["live/2", "live/1", "live/1"]);
+    assert.deepEqual((await first).map((message) => message?.payload), [
+      new Uint8Array([1]),
+      new Uint8Array([2]),
+    ]);
+    assert.deepEqual((await second).map((message) => message?.payload), [
+      undefined,
+      new Uint8Array([3]),
+      new Uint8Array([3]),
+    ]);
+    assert.deepEqual(await storage.readRetained([]), []);
   });
 
   test(

@@ -10,6 +10,8 @@
  * message is deleted when the last queue entry referring to it is removed. Queues are not part of the
  * snapshot `start()` returns: a session's queue is read when its client comes back, a bounded page at a time
  * ({@link MessageLog.readQueue}), so neither a restart nor a returning client loads every queued message.
+ * Retained messages are in the snapshot without their payloads, which are read when a SUBSCRIBE matches
+ * them ({@link RetainedStore.readRetained}).
  */
 import type { Properties, QoS, Will } from "../codec/types.ts";
 
@@ -56,6 +58,14 @@ export interface StoredMessage {
   publisherId: string;
   /** ms since the epoch, from Message Expiry Interval. */
   expiresAt?: number;
+}
+
+/**
+ * A retained message as the snapshot gives it: everything but the payload, which stays in the store until
+ * {@link RetainedStore.readRetained} reads it, so that a start does not load every retained payload.
+ */
+export interface StoredRetained extends Omit<StoredMessage, "payload"> {
+  payloadBytes: number;
 }
 
 /** One message waiting in, or in flight from, one session's queue. */
@@ -135,7 +145,8 @@ export interface StorageSnapshot {
   storedMessages: number;
   /** Inbound QoS 2 packet ids received and not yet released, per client. */
   awaitingRelease: { clientId: string; packetId: number }[];
-  retained: StoredMessage[];
+  /** Retained messages without their payloads (see {@link RetainedStore.readRetained}). */
+  retained: StoredRetained[];
   wills: StoredWill[];
   /** Small named values other parts keep with the state (e.g. how far a cluster node has applied its log). */
   meta: Map<string, string>;
@@ -195,6 +206,12 @@ export interface RetainedStore {
   /** Stores the retained message of `message.topic`, replacing the previous one. */
   saveRetained(message: StoredMessage): void;
   deleteRetained(topic: string): void;
+  /**
+   * The retained messages of `topics`, payloads included, in the order asked: undefined for a topic that
+   * has none. It reflects every mutation issued before the call, as {@link MessageLog.readQueue} does.
+   * Payloads are the caller's own when {@link MessageLog.readsOwnPayloads} says so.
+   */
+  readRetained(topics: string[]): Promise<(StoredMessage | undefined)[]>;
 }
 
 export interface WillStore {

@@ -187,6 +187,8 @@ export class FakeClient implements SessionLink {
     this.handle = undefined;
   }
 
+  whenDrained(): void {} // always writable
+
   async connect(
     options: {
       cleanStart?: boolean;

@@ -27,7 +27,7 @@ const storage = createMemoryStorage();
 await storage.start();
 
 function retainedService(): RetainedService {
-  return new RetainedService(new Persistence(storage));
+  return new RetainedService(new Persistence(storage), storage);
 }
 
 function storeWith(others: number): RetainedService {

@@ -75,6 +75,7 @@ async function fanOut(aclText: string | undefined) {
       push: () => void delivered++,
       deliver: () => void delivered++,
       takeOver() {},
+      whenDrained() {},
     };
     const handle = await broker.open({
       clientId,

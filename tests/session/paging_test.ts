@@ -245,3 +245,17 @@ Deno.test("a session paged out lets its flow go and makes it again as it was: co
   session.outbound.pageIn([stored("b2"), stored("c"), stored("d")], false, 0, new EffectList());
   assert.deepEqual(wire(session.attach(attachment, 0)), ["PUBLISH b2 3", "PUBLISH c 4"]);
 });
+
+Deno.test("a delivery stored while a page is read keeps the session reading: the page's end is not the queue's", () => {
+  const session = pagedOut(1);
+  session.outbound.beginPageRead();
+  // Stored after the read began (the client is away): the page cannot hold it, nor count it.
+  session.deliver(delivery("during"), false, 0);
+  assert.deepEqual(recorded(session.takeRecords()), ["save during queued"]);
+  session.outbound.pageIn([stored("q1")], false, 0, new EffectList());
+  assert.ok(session.storedOnly, "`during` is still only in storage: the next page must be read");
+  session.outbound.beginPageRead();
+  session.outbound.pageIn([stored("during")], false, 0, new EffectList());
+  assert.equal(session.storedOnly, false);
+  assert.deepEqual(wire(session.attach(attachment, 0)), ["PUBLISH q1 1", "PUBLISH during 2"]);
+});

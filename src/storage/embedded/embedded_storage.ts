@@ -117,7 +117,9 @@ class EmbeddedStore implements EmbeddedStorage {
   #nextId = 1;
   /** Batches and reads the worker has not answered yet, by id. */
   readonly #waiting = new Map<number, Batch>();
+  /** Queue and retained reads the worker has not answered yet, by id. */
   readonly #reads = new Map<number, PromiseWithResolvers<QueuePage>>();
+  readonly #retainedReads = new Map<number, PromiseWithResolvers<(StoredMessage | undefined)[]>>();
   #opened: PromiseWithResolvers<StorageSnapshot> | undefined;
   #closed: PromiseWithResolvers<void> | undefined;
   readonly #logger: StorageLogger;
@@ -252,6 +254,16 @@ class EmbeddedStore implements EmbeddedStorage {
     return await read.promise;
   }
 
+  async readRetained(topics: string[]): Promise<(StoredMessage | undefined)[]> {
+    this.#started();
+    this.#sendPending();
+    const id = this.#nextId++;
+    const read = Promise.withResolvers<(StoredMessage | undefined)[]>();
+    this.#retainedReads.set(id, read);
+    this.#send({ type: "readRetained", id, topics });
+    return await read.promise;
+  }
+
   saveMeta(key: string, value: string): void {
     this.#batch().saveMeta(key, value);
   }
@@ -362,6 +374,13 @@ class EmbeddedStore implements EmbeddedStorage {
         else read?.resolve(message.page!);
         return;
       }
+      case "retained": {
+        const read = this.#retainedReads.get(message.id);
+        this.#retainedReads.delete(message.id);
+        if (message.error) read?.reject(fromWire(message.error));
+        else read?.resolve(message.messages!);
+        return;
+      }
       case "outcome":
         this.#stats = message.stats;
         this.#lowDisk = message.lowDisk;
@@ -384,8 +403,10 @@ class EmbeddedStore implements EmbeddedStorage {
     this.#closed?.reject(failure);
     for (const batch of this.#waiting.values()) batch.reject(failure);
     for (const read of this.#reads.values()) read.reject(failure);
+    for (const read of this.#retainedReads.values()) read.reject(failure);
     this.#waiting.clear();
     this.#reads.clear();
+    this.#retainedReads.clear();
   }
 
   #onOutcome(error: StorageError | undefined): void {

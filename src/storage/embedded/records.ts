@@ -7,6 +7,7 @@ import type {
   QueueTotals,
   StorageSnapshot,
   StoredMessage,
+  StoredRetained,
   StoredSession,
   StoredSubscription,
   StoredWill,
@@ -142,6 +143,18 @@ export function messageFromRow(row: Row): StoredMessage {
     topic: row.topic as string,
     payload: row.payload as Uint8Array,
     qos: row.qos as StoredMessage["qos"],
+    retain: row.retain === 1,
+    properties: decodeProperties(row.properties),
+    publisherId: row.publisher_id as string,
+  }, { expiresAt: optionalNumber(row.expires_at) });
+}
+
+/** Reads a retained message's columns without its payload, whose size is `payload_bytes`. */
+export function retainedFromRow(row: Row): StoredRetained {
+  return withOptional<StoredRetained>({
+    topic: row.topic as string,
+    payloadBytes: row.payload_bytes as number,
+    qos: row.qos as StoredRetained["qos"],
     retain: row.retain === 1,
     properties: decodeProperties(row.properties),
     publisherId: row.publisher_id as string,

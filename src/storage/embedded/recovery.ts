@@ -1,6 +1,6 @@
 /** Recovery at start: drop what can never be delivered, then read everything the broker rebuilds from. */
 import type { DatabaseSync } from "node:sqlite";
-import { messageFromRow, type Row, willFromRow, type WireSnapshot, type WireTable } from "./records.ts";
+import { retainedFromRow, type Row, willFromRow, type WireSnapshot, type WireTable } from "./records.ts";
 
 /** The snapshot plus the counters the adapter continues from. */
 export interface RecoveredStore {
@@ -102,7 +102,11 @@ function loadSnapshot(db: DatabaseSync): WireSnapshot {
       clientId: row.client_id as string,
       packetId: row.packet_id as number,
     })),
-    retained: rows("SELECT * FROM retained", messageFromRow),
+    // length() of a blob reads its size from the record header, not the payload's pages.
+    retained: rows(
+      "SELECT topic, length(payload) AS payload_bytes, qos, retain, properties, publisher_id, expires_at FROM retained",
+      retainedFromRow,
+    ),
     wills: rows("SELECT * FROM wills", willFromRow),
     meta: new Map(rows("SELECT key, value FROM meta", (row) => [row.key as string, String(row.value)])),
   };

@@ -6,7 +6,13 @@
  * docs/storage.md has the format, the durability levels and the measurements behind these choices.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { type QueuePage, type QueuePosition, type QueueRead, StorageError } from "../port.ts";
+import {
+  type QueuePage,
+  type QueuePosition,
+  type QueueRead,
+  StorageError,
+  type StoredMessage,
+} from "../port.ts";
 import { BatchWriter } from "./batch_writer.ts";
 import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
 import { type CommitStats, GroupCommit } from "./group_commit.ts";
@@ -74,6 +80,7 @@ export class StoreEngine {
   readonly #vacuumStep: StatementSync;
   readonly #queuePositions: StatementSync;
   readonly #readQueue: StatementSync;
+  readonly #readRetained: StatementSync;
 
   private constructor(
     private readonly db: DatabaseSync,
@@ -107,6 +114,7 @@ export class StoreEngine {
       JOIN messages m ON m.id = q.message_id
       WHERE q.client_id = ? AND q.seq > ? AND q.seq <= ?
       AND (q.stage <> 0 OR m.expires_at IS NULL OR m.expires_at > ?) ORDER BY q.seq`);
+    this.#readRetained = db.prepare("SELECT * FROM retained WHERE topic = ?");
   }
 
   /** Opens and recovers the store in `options.dir` (the caller holds the directory lock). */
@@ -204,6 +212,15 @@ export class StoreEngine {
       last: last as QueuePosition,
       more: end < positions.length,
     };
+  }
+
+  /** The retained messages of `topics`, in that order, after writing everything added before. */
+  readRetained(topics: string[]): (StoredMessage | undefined)[] {
+    this.#commits.writePending();
+    return topics.map((topic) => {
+      const row = this.#readRetained.get(topic) as Row | undefined;
+      return row && messageFromRow(row);
+    });
   }
 
   /** Writes and syncs what is left, then closes the file. */

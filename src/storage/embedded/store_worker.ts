@@ -80,6 +80,19 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
         post({ type: "queue", id: message.id, error: wire(error) });
       }
       return;
+    case "readRetained":
+      try {
+        const messages = engine!.readRetained(message.topics);
+        // Each payload is a buffer of its own: moved to the broker, not copied, so that neither side keeps
+        // garbage of a wildcard SUBSCRIBE's pages until its next collection.
+        const payloads = new Set(
+          messages.flatMap((read) => read ? [read.payload.buffer as ArrayBuffer] : []),
+        );
+        self.postMessage({ type: "retained", id: message.id, messages } satisfies FromWorker, [...payloads]);
+      } catch (error) {
+        post({ type: "retained", id: message.id, error: wire(error) });
+      }
+      return;
     case "close":
       try {
         await engine?.close();

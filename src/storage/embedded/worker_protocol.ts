@@ -2,7 +2,7 @@
  * The messages between the embedded adapter (on the broker's event loop) and the worker that owns the
  * database. Everything crossing is structured-cloneable data; errors travel as message and reason code.
  */
-import type { QueuePage, QueueRead } from "../port.ts";
+import type { QueuePage, QueueRead, StoredMessage } from "../port.ts";
 import type { WireSnapshot } from "./records.ts";
 import type { CommitStats } from "./group_commit.ts";
 import type { EncodedBatch } from "./operations.ts";
@@ -17,6 +17,8 @@ export type ToWorker =
   | ({ type: "batch"; id: number } & EncodedBatch)
   /** A queue read; answered by "queue" with the same id, after every batch sent before it is written. */
   | { type: "read"; id: number; clientId: string; read: QueueRead; now: number }
+  /** Retained messages by topic; answered by "retained" with the same id, after the batches sent before it. */
+  | { type: "readRetained"; id: number; topics: string[] }
   | { type: "close" };
 
 export interface WireError {
@@ -31,6 +33,7 @@ export type FromWorker =
   | { type: "committed"; id: number }
   | { type: "failed"; id: number; error: WireError }
   | { type: "queue"; id: number; page?: QueuePage; error?: WireError }
+  | { type: "retained"; id: number; messages?: (StoredMessage | undefined)[]; error?: WireError }
   /** After each batch and each timed sync: for health(), stats() and the failure log. */
   | { type: "outcome"; error?: WireError; stats: CommitStats; lowDisk: boolean }
   | { type: "log"; level: "info" | "warn" | "error"; event: string; fields?: Record<string, unknown> }

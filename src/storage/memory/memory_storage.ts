@@ -229,6 +229,14 @@ class MemoryStorage implements StorageAdapter {
     this.#mutate().retained.delete(topic);
   }
 
+  readRetained(topics: string[]): Promise<(StoredMessage | undefined)[]> {
+    const { retained } = this.state;
+    return Promise.resolve(topics.map((topic) => {
+      const message = retained.get(topic);
+      return message && { ...message };
+    }));
+  }
+
   saveWill(will: StoredWill): void {
     this.#mutate().wills.set(will.clientId, { ...will });
   }
@@ -292,7 +300,10 @@ class MemoryStorage implements StorageAdapter {
       awaitingRelease: [...state.awaitingRelease].flatMap(([clientId, packetIds]) =>
         [...packetIds].map((packetId) => ({ clientId, packetId }))
       ),
-      retained: [...state.retained.values()].map((message) => ({ ...message })),
+      retained: [...state.retained.values()].map(({ payload, ...summary }) => ({
+        ...summary,
+        payloadBytes: payload.byteLength,
+      })),
       wills: [...state.wills.values()].map((will) => ({ ...will })),
       meta: new Map(state.meta),
     };

@@ -1,0 +1,98 @@
+import type { QoS } from "../codec/types.ts";
+import { Fifo } from "../session/fifo.ts";
+import type { Delivery, Message } from "../session/types.ts";
+import type { RetainedEntry } from "./retained.ts";
+
+/**
+ * How many retained messages one read from the store takes for a subscriber, at most: its payloads wait
+ * in memory until sent, so the page is also capped by the room the client's socket has
+ * (mqtt.max_outbound_bytes), and the next page is read only once the client took this one (see
+ * Broker.#sendRetained).
+ */
+export const RETAINED_PAGE = { maxEntries: 1000, maxBytes: 1024 * 1024 } as const;
+
+/** A retained message a SUBSCRIBE matched, waiting to be read from the store and sent. */
+export interface PendingRetained {
+  entry: RetainedEntry;
+  grantedQos: QoS;
+  subscriptionIdentifiers?: number[];
+}
+
+/**
+ * One session's retained messages that SUBSCRIBEs matched and that are not sent yet, in the order they
+ * were matched, while their payloads are read from the store a page at a time. A live message on a topic
+ * whose retained message still waits is held back until that one is sent: the retained message is older
+ * and must not overtake it. (A live message that replaces or deletes the retained one makes it stale: the
+ * broker drops it instead of sending it, see RetainedService.isCurrent.)
+ */
+export class RetainedReader {
+  readonly #pending = new Fifo<PendingRetained>();
+  /** Per topic: how many of its retained messages wait (overlapping filters can match one twice). */
+  readonly #waiting = new Map<string, number>();
+  /** Live deliveries on a waiting topic, in arrival order. */
+  readonly #held = new Map<string, Delivery[]>();
+  /** True while a page is being read (one at a time). */
+  reading = false;
+
+  /** True when nothing waits any more: no retained message, no page being read. */
+  get done(): boolean {
+    return this.#pending.length === 0 && !this.reading;
+  }
+
+  add(pending: PendingRetained): void {
+    this.#pending.push(pending);
+    const topic = pending.entry.topic;
+    this.#waiting.set(topic, (this.#waiting.get(topic) ?? 0) + 1);
+  }
+
+  /**
+   * Holds a live delivery whose topic has a retained message waiting; false (not held) otherwise. `keep`
+   * makes a copy of the message fit to be kept a while (not a view of the decoder's shared blocks).
+   */
+  holds(delivery: Delivery, keep: (message: Message) => Message): boolean {
+    const topic = delivery.message.topic;
+    if (!this.#waiting.has(topic)) return false;
+    delivery.message = keep(delivery.message);
+    const held = this.#held.get(topic);
+    if (held) held.push(delivery);
+    else this.#held.set(topic, [delivery]);
+    return true;
+  }
+
+  /** The next page to read: at least one message, then as many as the bounds allow. */
+  nextPage(maxEntries: number, maxBytes: number): PendingRetained[] {
+    const page: PendingRetained[] = [];
+    let bytes = 0;
+    for (let next = this.#pending.peek(); next !== undefined; next = this.#pending.peek()) {
+      const size = next.entry.payloadBytes + next.entry.topic.length;
+      if (page.length > 0 && (page.length >= maxEntries || bytes + size > maxBytes)) break;
+      page.push(this.#pending.shift()!);
+      bytes += size;
+    }
+    return page;
+  }
+
+  /** A page read failed: its messages wait again, first, for the next attempt. */
+  putBack(page: PendingRetained[]): void {
+    const rest = this.#pending.toArray();
+    while (this.#pending.length > 0) this.#pending.shift();
+    for (const pending of [...page, ...rest]) this.#pending.push(pending);
+  }
+
+  /**
+   * A page's retained message was sent (or dropped as stale): the live deliveries held behind it, once no
+   * other retained message of its topic waits.
+   */
+  settle(pending: PendingRetained): Delivery[] | undefined {
+    const topic = pending.entry.topic;
+    const left = this.#waiting.get(topic)! - 1;
+    if (left > 0) {
+      this.#waiting.set(topic, left);
+      return undefined;
+    }
+    this.#waiting.delete(topic);
+    const held = this.#held.get(topic);
+    this.#held.delete(topic);
+    return held;
+  }
+}

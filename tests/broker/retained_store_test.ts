@@ -1,0 +1,227 @@
+/**
+ * With the embedded store, retained payloads stay in the store and a SUBSCRIBE's matches are read from it
+ * a page at a time, after the SUBACK: they still reach the subscriber in order with the live messages
+ * (none older overtakes a newer one on its topic), and they wait for room in its socket rather than be
+ * dropped. (The retained semantics themselves, Retain Handling, Retain As Published, shared subscriptions,
+ * subscription identifiers, are the conformance suites'.)
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { RawClient } from "../helpers/broker.ts";
+import { withBroker } from "../helpers/broker.ts";
+import { connect, publishPacket, readPublish, subscribe, subscription, text } from "../helpers/clients.ts";
+import { withTempDir } from "../storage/embedded_helpers.ts";
+
+/** Publishes `count` retained QoS 0 messages of `size` bytes on `prefix/<i>`, then waits until all are taken. */
+async function retainTree(publisher: RawClient, prefix: string, count: number, size: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const payload = `${prefix}/${i} old`.padEnd(size, ".");
+    await publisher.sendPacket(publishPacket(`${prefix}/${i}`, payload, 0, { retain: true }), 5);
+  }
+  // Handled in order: its PUBACK comes once every message before it is retained.
+  await publisher.sendPacket(publishPacket("barrier", "", 1, { packetId: 1 }), 5);
+  assert.equal((await publisher.readPacket()).type, "puback");
+}
+
+/** What a subscriber received per topic, as payload texts (up to the first "."), until `done` says so. */
+async function receiveUntil(
+  client: RawClient,
+  done: (received: Map<string, string[]>) => boolean,
+): Promise<Map<string, string[]>> {
+  const received = new Map<string, string[]>();
+  while (!done(received)) {
+    const publish = await readPublish(client);
+    const payload = text(publish.payload).split(".")[0];
+    received.set(publish.topic, [...received.get(publish.topic) ?? [], payload]);
+  }
+  return received;
+}
+
+function withEmbeddedBroker(lines: string, fn: (port: number) => Promise<void>): Promise<void> {
+  return withTempDir((dir) =>
+    withBroker(
+      `storage.type = embedded\nstorage.dir = ${join(dir, "data")}\n${lines}`,
+      ({ port }) => fn(port),
+    )
+  );
+}
+
+Deno.test("retained store: a live message published while the retained ones are read comes after its topic's; a replacement is sent instead of the stale one", async () => {
+  await withTempDir(async (dir) => {
+    const properties = `storage.type = embedded\nstorage.dir = ${join(dir, "data")}`;
+    const count = 3000;
+    await withBroker(properties, async ({ port }) => {
+      const { client: publisher } = await connect(port, "publisher", 5);
+      await retainTree(publisher, "t", count, 1024);
+      await publisher.close();
+    });
+    // After a restart no payload is in memory: every page is read from the store.
+    await withBroker(properties, async ({ port }) => {
+      const { client: publisher } = await connect(port, "publisher", 5);
+      const { client: subscriber } = await connect(port, "subscriber", 5);
+      assert.deepEqual(await subscribe(subscriber, 5, [subscription("t/#", 0)]), [0]);
+      // While the pages are read (3 MB, a few pages): the last topics' messages are still in the store.
+      await publisher.sendPacket(publishPacket(`t/${count - 1}`, "live"), 5);
+      await publisher.sendPacket(publishPacket(`t/${count - 2}`, "new", 0, { retain: true }), 5);
+      const received = await receiveUntil(
+        subscriber,
+        (received) =>
+          received.size === count && received.get(`t/${count - 1}`)?.length === 2 &&
+          received.get(`t/${count - 2}`)!.includes("new"),
+      );
+      assert.deepEqual(received.get(`t/${count - 1}`), [`t/${count - 1} old`, "live"]);
+      const replaced = received.get(`t/${count - 2}`)!;
+      // The old one if its page went before the replacement came, then the replacement once: never after it.
+      assert.ok(
+        [[`t/${count - 2} old`, "new"], ["new"]].some((expected) => expected.join() === replaced.join()),
+        `t/${count - 2}: ${replaced}`,
+      );
+      assert.equal(received.get("t/0")![0], "t/0 old");
+      assert.equal(await subscriber.expectSilence(200), true);
+      await publisher.close();
+      await subscriber.close();
+    });
+  });
+});
+
+Deno.test("retained store: retained messages past mqtt.max_outbound_bytes wait for room, even at QoS 0, and all arrive", async () => {
+  await withEmbeddedBroker("mqtt.max_outbound_bytes = 16384", async (port) => {
+    const { client: publisher } = await connect(port, "publisher", 5);
+    const count = 500;
+    await retainTree(publisher, "q", count, 1024); // 500 KiB: thirty times the subscriber's output bound
+    const { client: subscriber } = await connect(port, "subscriber", 5);
+    assert.deepEqual(await subscribe(subscriber, 5, [subscription("q/#", 0)]), [0]);
+    const received = await receiveUntil(subscriber, (received) => received.size === count);
+    assert.ok([...received.values()].every((payloads) => payloads.length === 1));
+    assert.equal(await subscriber.expectSilence(200), true);
+    await publisher.close();
+    await subscriber.close();
+  });
+});
+
+Deno.test("retained store: after a restart the retained messages are read from the store, payloads and properties intact", async () => {
+  await withTempDir(async (dir) => {
+    const properties = `storage.type = embedded\nstorage.dir = ${join(dir, "data")}`;
+    await withBroker(properties, async ({ port }) => {
+      const { client } = await connect(port, "publisher", 5);
+      await client.sendPacket(
+        publishPacket("r/1", "first", 1, {
+          packetId: 1,
+          retain: true,
+          properties: { contentType: "text/plain", userProperties: [["k", "v"]] },
+        }),
+        5,
+      );
+      assert.equal((await client.readPacket()).type, "puback");
+      await client.sendPacket(publishPacket("r/2", "second", 1, { packetId: 2, retain: true }), 5);
+      assert.equal((await client.readPacket()).type, "puback");
+      await client.close();
+    });
+    await withBroker(properties, async ({ port }) => {
+      const { client } = await connect(port, "subscriber", 5);
+      assert.deepEqual(
+        await subscribe(client, 5, [subscription("r/+", 1)], { subscriptionIdentifiers: [7] }),
+        [
+          1,
+        ],
+      );
+      const received = [await readPublish(client), await readPublish(client)].sort((a, b) =>
+        a.topic.localeCompare(b.topic)
+      );
+      assert.deepEqual(received.map((publish) => [publish.topic, text(publish.payload), publish.retain]), [
+        ["r/1", "first", true],
+        ["r/2", "second", true],
+      ]);
+      assert.equal(received[0].properties.contentType, "text/plain");
+      assert.deepEqual(received[0].properties.userProperties, [["k", "v"]]);
+      assert.deepEqual(received[1].properties.subscriptionIdentifiers, [7]);
+      for (const publish of received) {
+        await client.sendPacket({
+          type: "puback",
+          packetId: publish.packetId!,
+          reasonCode: 0,
+          properties: {},
+        }, 5);
+      }
+      await client.close();
+    });
+  });
+});
+
+Deno.test("retained store: read from the store after a restart, Retain Handling 1 and 2, shared subscriptions and Retain As Published keep their meaning", async () => {
+  await withTempDir(async (dir) => {
+    const properties = `storage.type = embedded\nstorage.dir = ${join(dir, "data")}`;
+    await withBroker(properties, async ({ port }) => {
+      const { client } = await connect(port, "publisher", 5);
+      await client.sendPacket(publishPacket("rh", "kept", 1, { packetId: 1, retain: true }), 5);
+      assert.equal((await client.readPacket()).type, "puback");
+      await client.close();
+    });
+    await withBroker(properties, async ({ port }) => {
+      const { client: sub } = await connect(port, "sub", 5);
+      const options = { retainHandling: 1 as const, retainAsPublished: true };
+      await subscribe(sub, 5, [subscription("rh", 0, options)], {}, 1);
+      const first = await readPublish(sub);
+      assert.deepEqual([text(first.payload), first.retain], ["kept", true]);
+      await subscribe(sub, 5, [subscription("rh", 0, options)], {}, 2);
+      assert.ok(await sub.expectSilence(150), "Retain Handling 1 resent on an existing subscription");
+      const { client: other } = await connect(port, "other", 5);
+      await subscribe(other, 5, [subscription("rh", 0, { retainHandling: 2 })], {}, 1);
+      await subscribe(other, 5, [subscription("$share/g/rh", 0)], {}, 2);
+      assert.ok(
+        await other.expectSilence(150),
+        "Retain Handling 2 or a shared subscription sent a retained message",
+      );
+      const { client: pub } = await connect(port, "pub", 5);
+      await pub.sendPacket(publishPacket("rh", "live", 0, { retain: true }), 5);
+      assert.equal((await readPublish(sub)).retain, true); // Retain As Published
+      assert.equal((await readPublish(other)).retain, false);
+      await Promise.all([sub.close(), pub.close(), other.close()]);
+    });
+  });
+});
+
+Deno.test("retained store: a persistent subscriber that leaves while its retained messages are read gets every one when it comes back", async () => {
+  await withTempDir(async (dir) => {
+    // A queue that takes them all (the default 1000 would drop the oldest, as for live messages).
+    const properties = `storage.type = embedded\nstorage.dir = ${
+      join(dir, "data")
+    }\nmqtt.max_queued_messages = 10000`;
+    const count = 2000;
+    await withBroker(properties, async ({ port }) => {
+      // At QoS 1, so that what the subscriber is not sent before it leaves is kept for it.
+      const { client: publisher } = await connect(port, "publisher", 5);
+      for (let i = 0; i < count; i += 50) {
+        for (let id = 1; id <= 50; id++) {
+          const topic = `p/${i + id - 1}`;
+          await publisher.sendPacket(publishPacket(topic, topic, 1, { packetId: id, retain: true }), 5);
+        }
+        for (let id = 1; id <= 50; id++) assert.equal((await publisher.readPacket()).type, "puback");
+      }
+      await publisher.close();
+    });
+    await withBroker(properties, async ({ port }) => {
+      const persistent = { cleanStart: false, properties: { sessionExpiryInterval: 3600 } };
+      const { client: first } = await connect(port, "persistent", 5, persistent);
+      assert.deepEqual(await subscribe(first, 5, [subscription("p/#", 1)]), [1]);
+      await readPublish(first); // then gone without acknowledging: the rest is read while it is away
+      await first.close();
+      const { client: again, connack } = await connect(port, "persistent", 5, persistent);
+      assert.equal(connack.sessionPresent, true);
+      const topics = new Set<string>();
+      while (topics.size < count) {
+        const publish = await readPublish(again).catch((error) => {
+          throw new Error(`after ${topics.size} of ${count} topics: ${error}`);
+        });
+        assert.equal(publish.retain, true);
+        topics.add(publish.topic);
+        await again.sendPacket(
+          { type: "puback", packetId: publish.packetId!, reasonCode: 0, properties: {} },
+          5,
+        );
+      }
+      assert.ok(await again.expectSilence(200));
+      await again.close();
+    });
+  });
+});
