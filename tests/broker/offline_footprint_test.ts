@@ -17,7 +17,7 @@ const attachment: Attachment = {
   requestProblemInformation: true,
 };
 
-const link = { writable: true, run() {}, push() {}, deliver() {}, takeOver() {} };
+const link = { writable: true, run() {}, push() {}, deliver() {}, takeOver() {}, whenDrained() {} };
 
 Deno.test("offline sessions: one timer for all their expiries; each expires at its own time, soonest first", async () => {
   const clock = new FakeClock();
