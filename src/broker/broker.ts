@@ -741,7 +741,13 @@ export class Broker implements SessionService {
   #deliver(session: Session, delivery: Delivery): void {
     const entry: SessionEntry = this.registry.get(session.clientId)!;
     const reader = entry.retainedReader;
-    if (reader !== undefined && reader.holds(delivery, this.#shared.compact)) return;
+    if (reader !== undefined && reader.holds(delivery, this.#shared.compact)) {
+      if (session.persistent) {
+        session.storeHeld(delivery);
+        this.#persistence.sessionChanged(session);
+      }
+      return;
+    }
     const link = entry.link;
     // Another node's transient client: that node alone keeps its state and sends.
     if (!link && !session.persistent && entry.attached) return;

@@ -249,6 +249,17 @@ export class Session {
   }
 
   /**
+   * A message the broker holds back for a moment (behind an older retained message of its topic still being
+   * read from the store) is stored now as queued, so that the publisher's acknowledgement, which waits for
+   * this turn's writes, never covers a message only memory has; delivered later, its entry is updated in
+   * place. QoS 0 is not kept, as for a connected client.
+   */
+  storeHeld(delivery: Delivery): void {
+    const qos = delivery.message.qos < delivery.grantedQos ? delivery.message.qos : delivery.grantedQos;
+    if (qos > 0) this.outbound.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+  }
+
+  /**
    * One packet from the client. Protocol violations come back as a `close` effect carrying the
    * reason code (the connection sends DISCONNECT at v5 and closes the socket).
    */

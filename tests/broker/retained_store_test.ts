@@ -7,9 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { Decoder, encode } from "../../src/codec/mod.ts";
 import type { RawClient } from "../helpers/broker.ts";
 import { withBroker } from "../helpers/broker.ts";
 import { connect, publishPacket, readPublish, subscribe, subscription, text } from "../helpers/clients.ts";
+import { freePort, startBrokerProcess } from "../helpers/process.ts";
 import { withTempDir } from "../storage/embedded_helpers.ts";
 
 /** Publishes `count` retained QoS 0 messages of `size` bytes on `prefix/<i>`, then waits until all are taken. */
@@ -223,5 +225,86 @@ Deno.test("retained store: a persistent subscriber that leaves while its retaine
       assert.ok(await again.expectSilence(200));
       await again.close();
     });
+  });
+});
+
+Deno.test("retained store: a live QoS 1 message held behind its topic's retained one being read survives a kill -9 once acknowledged", async () => {
+  await withTempDir(async (dir) => {
+    const port = freePort();
+    const config = join(dir, "broker.properties");
+    // Payloads over the 64 KiB kept in memory, and more of them than the subscriber's socket takes: its
+    // retained messages wait in the store for room, and a live message on the last topic waits behind them.
+    await Deno.writeTextFile(
+      config,
+      [
+        "listener.default.host = 127.0.0.1",
+        `listener.default.port = ${port}`,
+        "storage.type = embedded",
+        `storage.dir = ${join(dir, "data")}`,
+        "mqtt.max_outbound_bytes = 262144",
+        "log.level = warn",
+      ].join("\n") + "\n",
+    );
+    const count = 200;
+    let broker = await startBrokerProcess(config, port);
+    try {
+      const { client: publisher } = await connect(port, "publisher", 5);
+      await retainTree(publisher, "big", count, 100 * 1024);
+      const persistent = { cleanStart: false, properties: { sessionExpiryInterval: 3600 } };
+      // A subscriber that never reads its socket (not even the CONNACK): 20 MB of retained messages cannot
+      // all go out, so the last topic's is still in the store when the live message comes.
+      const subscriber = await Deno.connect({ hostname: "127.0.0.1", port });
+      const connectPacket = {
+        type: "connect" as const,
+        protocolName: "MQTT",
+        protocolVersion: 5 as const,
+        keepAlive: 0,
+        clientId: "subscriber",
+        ...persistent,
+      };
+      await subscriber.write(encode(connectPacket, 5));
+      await subscriber.write(
+        encode(
+          { type: "subscribe", packetId: 1, subscriptions: [subscription("big/#", 1)], properties: {} },
+          5,
+        ),
+      );
+      // Read up to the SUBACK and no further (its retained messages are right behind it).
+      const decoder = new Decoder({ maxPacketSize: 1 << 28, protocolVersion: 5 });
+      const chunk = new Uint8Array(64);
+      for (let subacked = false; !subacked;) {
+        const n = await subscriber.read(chunk);
+        assert.ok(n !== null, "the broker closed the subscriber");
+        decoder.push(chunk.slice(0, n));
+        for (let packet = decoder.next(); packet && !subacked; packet = decoder.next()) {
+          subacked = packet.type === "suback";
+        }
+      }
+      await publisher.sendPacket(publishPacket(`big/${count - 1}`, "live", 1, { packetId: 2 }), 5);
+      const ack = await publisher.readPacket();
+      assert.equal(ack.type, "puback");
+      await broker.kill9();
+      subscriber.close();
+      await publisher.close();
+
+      broker = await startBrokerProcess(config, port);
+      const { client: again, connack } = await connect(port, "subscriber", 5, persistent);
+      assert.equal(connack.sessionPresent, true);
+      // Retained messages sent before the crash come again; the acknowledged live message must come too.
+      const payloads: string[] = [];
+      while (!payloads.includes("live")) {
+        const publish = await readPublish(again).catch((error) => {
+          throw new Error(`"live" never came, after ${payloads.length} messages: ${error}`);
+        });
+        payloads.push(text(publish.payload).split(".")[0]);
+        await again.sendPacket(
+          { type: "puback", packetId: publish.packetId!, reasonCode: 0, properties: {} },
+          5,
+        );
+      }
+      await again.close();
+    } finally {
+      await broker.kill9();
+    }
   });
 });
