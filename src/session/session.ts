@@ -256,7 +256,9 @@ export class Session {
    */
   storeHeld(delivery: Delivery): void {
     const qos = delivery.message.qos < delivery.grantedQos ? delivery.message.qos : delivery.grantedQos;
-    if (qos > 0) this.outbound.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    if (qos > 0) {
+      this.outbound.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    }
   }
 
   /**
