@@ -25,6 +25,9 @@ import type {
 } from "./types.ts";
 import type { WillService } from "./wills.ts";
 
+/** How long after a failed page read of a connected client's queue it is tried again. */
+export const PAGE_RETRY_MS = 1000;
+
 /** One client id's session and who holds it. */
 export interface SessionEntry extends HeapItem {
   session: Session;
@@ -271,15 +274,21 @@ export class SessionRegistry {
 
   /**
    * Reads the next page of the client's queue if its session wants one (its client acknowledged its way
-   * down to half a page), and again after it while it still does. A failed read is tried again at the
-   * client's next packet; storage's own health reports the failure.
+   * down to half a page), and again after it while it still does. A failed read is tried again
+   * PAGE_RETRY_MS later, or at the client's next packet if that comes first: a client with nothing left in
+   * flight may send none (keep alive 0). Storage's own health reports the failure.
    */
   pageOn(clientId: string): void {
     const entry = this.#entries.get(clientId);
     if (!entry?.attached || !entry.session.outbound.wantsPage) return;
-    // A failure is left to the retry: the read is not this client's to end, and the store's health says it.
-    this.#readPage(entry).then((page) => page && this.pageOn(clientId), () => {});
+    // A failure does not end the client: the read is not its fault, and the store's health says it.
+    this.#readPage(entry).then(
+      (page) => page && this.pageOn(clientId),
+      () => this.services.clock.after(PAGE_RETRY_MS, this.#retryPage, clientId),
+    );
   }
+
+  readonly #retryPage = (clientId: string): void => this.pageOn(clientId);
 
   /** Pages a session out (see OutboundFlow.pageOut): a page still being read for it will be dropped. */
   pageOut(entry: SessionEntry): void {

@@ -9,6 +9,8 @@ import { withBroker } from "../helpers/broker.ts";
 import { connect, publishPacket, readPublish, subscribe, subscription, text } from "../helpers/clients.ts";
 import type { RawClient, TestBroker } from "../helpers/broker.ts";
 import { QUEUE_PAGE } from "../../src/session/outbound.ts";
+import { ReasonCode } from "../../src/codec/mod.ts";
+import { type StorageAdapter, StorageError } from "../../src/storage/port.ts";
 
 const STORED = 48;
 const LIVE = 6;
@@ -212,3 +214,34 @@ for (const storage of ["memory", "embedded"] as const) {
     },
   );
 }
+
+Deno.test(
+  "memory store: a failed page read is tried again by the broker, though the client has nothing left to acknowledge",
+  withStoredQueue("memory", async ({ port, running, stored }) => {
+    // The store fails every read while `failing`: the broker's own storage object, its readQueue replaced.
+    const storage = (running.broker as unknown as { options: { storage: StorageAdapter } }).options.storage;
+    const readQueue = storage.readQueue.bind(storage);
+    let failing = false;
+    let failed = 0;
+    storage.readQueue = (clientId, read) => {
+      if (!failing) return readQueue(clientId, read);
+      failed++;
+      return Promise.reject(new StorageError("injected read failure", ReasonCode.UnspecifiedError));
+    };
+    const { client } = await connect(port, "sub", 5, { ...resume, keepAlive: 0 });
+    failing = true;
+    // What the pages read at the CONNECT hold, acknowledged; the next page's reads fail meanwhile.
+    const received: string[] = [];
+    while (!(await client.expectSilence(300))) {
+      const publish = await readPublish(client);
+      received.push(publish.topic);
+      await puback(client, publish.packetId!);
+    }
+    assert.ok(failed > 0 && received.length < STORED, `${failed} reads failed, ${received.length} received`);
+    failing = false;
+    // Keep alive 0 and every message acknowledged: the client sends nothing more, the broker must try again.
+    const rest = await drain(client, STORED - received.length);
+    assert.deepEqual([...received, ...rest.map(({ topic }) => topic)], stored);
+    await client.close();
+  }),
+);
