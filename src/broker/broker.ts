@@ -16,7 +16,7 @@ import type {
 import { StorageError, type StorageSnapshot } from "../storage/port.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { Persistence } from "./persistence.ts";
-import { type SessionEntry, SessionRegistry } from "./registry.ts";
+import { PAGE_RETRY_MS, type SessionEntry, SessionRegistry } from "./registry.ts";
 import { messageOf, type RetainedEntry, RetainedService } from "./retained.ts";
 import { type PendingRetained, RETAINED_PAGE, RetainedReader } from "./retained_reader.ts";
 import { EVERYONE, Router, type RouteScope } from "./router.ts";
@@ -637,6 +637,8 @@ export class Broker implements SessionService {
     return effects;
   }
 
+  readonly #retryRetained = (clientId: string): void => this.#sendRetained(clientId);
+
   /**
    * Reads the next page of the retained messages SUBSCRIBEs matched for the client and sends it, if the
    * client has taken the page before: its socket has room (else it is asked to say when it drains: QoS 0
@@ -672,9 +674,11 @@ export class Broker implements SessionService {
         else this.#sendRetained(clientId);
       },
       () => {
-        // Tried again at the client's next packet; the store's health reports the failure.
+        // Tried again a while later, or at the client's next packet if sooner (keep alive 0 sends none);
+        // the store's health reports the failure.
         reader.reading = false;
         reader.putBack(page);
+        this.clock.after(PAGE_RETRY_MS, this.#retryRetained, clientId);
       },
     );
   }

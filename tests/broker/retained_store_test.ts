@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Decoder, encode } from "../../src/codec/mod.ts";
+import { Decoder, encode, ReasonCode } from "../../src/codec/mod.ts";
+import { type StorageAdapter, StorageError } from "../../src/storage/port.ts";
 import type { RawClient } from "../helpers/broker.ts";
 import { withBroker } from "../helpers/broker.ts";
 import { connect, publishPacket, readPublish, subscribe, subscription, text } from "../helpers/clients.ts";
@@ -306,5 +307,39 @@ Deno.test("retained store: a live QoS 1 message held behind its topic's retained
     } finally {
       await broker.kill9();
     }
+  });
+});
+
+Deno.test("retained store: a failed read of a SUBSCRIBE's retained messages is tried again by the broker, though the client sends nothing more", async () => {
+  await withTempDir(async (dir) => {
+    await withBroker(
+      `storage.type = embedded\nstorage.dir = ${join(dir, "data")}`,
+      async ({ port, running }) => {
+        const { client: publisher } = await connect(port, "publisher", 5);
+        // Over the 64 KiB kept in memory: read from the store.
+        await retainTree(publisher, "r", 3, 100 * 1024);
+        await publisher.close();
+        // The store fails every retained read while `failing`: the broker's own storage object, patched.
+        const storage =
+          (running.broker as unknown as { options: { storage: StorageAdapter } }).options.storage;
+        const readRetained = storage.readRetained.bind(storage);
+        let failing = true;
+        let failed = 0;
+        storage.readRetained = (topics) => {
+          if (!failing) return readRetained(topics);
+          failed++;
+          return Promise.reject(new StorageError("injected read failure", ReasonCode.UnspecifiedError));
+        };
+        const { client: subscriber } = await connect(port, "subscriber", 5, { keepAlive: 0 });
+        assert.deepEqual(await subscribe(subscriber, 5, [subscription("r/#", 0)]), [0]);
+        assert.ok(await subscriber.expectSilence(300));
+        assert.ok(failed > 0, "a read was tried and failed");
+        failing = false;
+        // The client sends nothing more: only the broker trying again brings them.
+        const received = await receiveUntil(subscriber, (received) => received.size === 3);
+        assert.deepEqual([...received.keys()].sort(), ["r/0", "r/1", "r/2"]);
+        await subscriber.close();
+      },
+    );
   });
 });
