@@ -745,7 +745,15 @@ export class Broker implements SessionService {
   #deliver(session: Session, delivery: Delivery): void {
     const entry: SessionEntry = this.registry.get(session.clientId)!;
     const reader = entry.retainedReader;
-    if (reader !== undefined && reader.holds(delivery, this.#shared.compact)) {
+    if (reader !== undefined && reader.waits(delivery.message.topic)) {
+      // Held messages wait as a queue's would, so they are bounded like one: a client that stops reading
+      // while a busy topic's retained message waits must not hold the broker's memory without end.
+      const { maxQueuedMessages } = this.options.limits;
+      if (maxQueuedMessages > 0 && reader.heldCount >= maxQueuedMessages) {
+        this.#shared.drops.queueFull++;
+        return;
+      }
+      reader.hold(delivery, this.#shared.compact);
       if (session.persistent) {
         session.storeHeld(delivery);
         this.#persistence.sessionChanged(session);

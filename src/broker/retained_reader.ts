@@ -31,6 +31,7 @@ export class RetainedReader {
   readonly #waiting = new Map<string, number>();
   /** Live deliveries on a waiting topic, in arrival order. */
   readonly #held = new Map<string, Delivery[]>();
+  #heldCount = 0;
   /** True while a page is being read (one at a time). */
   reading = false;
 
@@ -45,18 +46,27 @@ export class RetainedReader {
     this.#waiting.set(topic, (this.#waiting.get(topic) ?? 0) + 1);
   }
 
+  /** Whether a live message on `topic` must wait: a retained message of that topic is still to be sent. */
+  waits(topic: string): boolean {
+    return this.#waiting.has(topic);
+  }
+
+  /** Live deliveries held now, over all topics. */
+  get heldCount(): number {
+    return this.#heldCount;
+  }
+
   /**
-   * Holds a live delivery whose topic has a retained message waiting; false (not held) otherwise. `keep`
-   * makes a copy of the message fit to be kept a while (not a view of the decoder's shared blocks).
+   * Holds a live delivery whose topic has a retained message waiting (see {@link waits}). `keep` makes a
+   * copy of the message fit to be kept a while (not a view of the decoder's shared blocks).
    */
-  holds(delivery: Delivery, keep: (message: Message) => Message): boolean {
+  hold(delivery: Delivery, keep: (message: Message) => Message): void {
     const topic = delivery.message.topic;
-    if (!this.#waiting.has(topic)) return false;
+    this.#heldCount++;
     delivery.message = keep(delivery.message);
     const held = this.#held.get(topic);
     if (held) held.push(delivery);
     else this.#held.set(topic, [delivery]);
-    return true;
   }
 
   /** The next page to read: at least one message, then as many as the bounds allow. */
@@ -93,6 +103,7 @@ export class RetainedReader {
     this.#waiting.delete(topic);
     const held = this.#held.get(topic);
     this.#held.delete(topic);
+    if (held) this.#heldCount -= held.length;
     return held;
   }
 }

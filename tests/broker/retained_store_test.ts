@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Decoder, encode, ReasonCode } from "../../src/codec/mod.ts";
+import { Decoder, encode, type Packet, ReasonCode } from "../../src/codec/mod.ts";
 import { type StorageAdapter, StorageError } from "../../src/storage/port.ts";
 import type { RawClient } from "../helpers/broker.ts";
 import { withBroker } from "../helpers/broker.ts";
@@ -341,5 +341,72 @@ Deno.test("retained store: a failed read of a SUBSCRIBE's retained messages is t
         await subscriber.close();
       },
     );
+  });
+});
+
+Deno.test("retained store: live messages held behind a retained message being read are bounded like a queue (mqtt.max_queued_messages)", async () => {
+  await withTempDir(async (dir) => {
+    const properties = [
+      "storage.type = embedded",
+      `storage.dir = ${join(dir, "data")}`,
+      "mqtt.max_outbound_bytes = 262144",
+      "mqtt.max_queued_messages = 10",
+    ].join("\n");
+    await withBroker(properties, async ({ port }) => {
+      const count = 200;
+      const { client: publisher } = await connect(port, "publisher", 5);
+      await retainTree(publisher, "big", count, 100 * 1024);
+      // A subscriber that stops reading after its SUBACK: the last topic's retained message stays in the store.
+      const subscriber = await Deno.connect({ hostname: "127.0.0.1", port });
+      const decoder = new Decoder({ maxPacketSize: 1 << 28, protocolVersion: 5 });
+      const chunk = new Uint8Array(64 * 1024);
+      const next = async (): Promise<Packet> => {
+        for (;;) {
+          const packet = decoder.next();
+          if (packet) return packet;
+          const n = await subscriber.read(chunk);
+          assert.ok(n !== null, "the broker closed the subscriber");
+          decoder.push(chunk.slice(0, n));
+        }
+      };
+      const connectPacket = {
+        type: "connect" as const,
+        protocolName: "MQTT",
+        protocolVersion: 5 as const,
+        keepAlive: 0,
+        clientId: "subscriber",
+        cleanStart: true,
+        properties: {},
+      };
+      await subscriber.write(encode(connectPacket, 5));
+      const subscribePacket = {
+        type: "subscribe" as const,
+        packetId: 1,
+        subscriptions: [subscription("big/#", 0)],
+      };
+      await subscriber.write(encode({ ...subscribePacket, properties: {} }, 5));
+      while ((await next()).type !== "suback");
+      // 15 live messages on the last topic, held behind its retained message: at most 10 are kept.
+      for (let i = 0; i < 15; i++) {
+        await publisher.sendPacket(publishPacket(`big/${count - 1}`, `live-${i}`), 5);
+      }
+      await publisher.sendPacket(publishPacket("barrier", "", 1, { packetId: 2 }), 5);
+      assert.equal((await publisher.readPacket()).type, "puback");
+      // Now it reads: the retained messages, the last topic's, the held live ones, then "end", sent once the
+      // last retained message arrived (nothing waits any more: it is not held).
+      const live: string[] = [];
+      for (let ended = false; !ended;) {
+        const packet = await next();
+        if (packet.type !== "publish") continue;
+        const payload = text(packet.payload).split(".")[0];
+        if (packet.topic === `big/${count - 1}` && packet.retain) {
+          await publisher.sendPacket(publishPacket(`big/${count - 1}`, "end"), 5);
+        } else if (payload === "end") ended = true;
+        else if (payload.startsWith("live-")) live.push(payload);
+      }
+      assert.deepEqual(live, Array.from({ length: 10 }, (_, i) => `live-${i}`));
+      subscriber.close();
+      await publisher.close();
+    });
   });
 });
