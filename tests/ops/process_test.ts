@@ -72,8 +72,10 @@ Deno.test("ops: the start and compile tasks give V8 the same flags: a young gene
   }).outputSync();
   assert.ok(young.success);
   const bytes = Number(new TextDecoder().decode(young.stdout).trim());
+  // Two semi-spaces of 8 MB are 16 MB; V8 can hold a few pages more for a moment (17.25 MB was seen once, in
+  // a loaded CI run). Without the flag it grows to 64 MB here, and semi-spaces of 16 MB would make 32 MB.
   assert.ok(
-    bytes > 0 && bytes <= 16 << 20,
+    bytes > 0 && bytes <= 20 << 20,
     `young generation grew to ${bytes} bytes with ${flags.join(",")}`,
   );
 });
