@@ -40,6 +40,48 @@ async function receiveUntil(
   return received;
 }
 
+/**
+ * A v5 subscriber on a bare socket that reads only when asked: `subscribe` returns once its SUBACK is read,
+ * leaving the retained messages behind it unread, so the broker's output to it backs up; `next` reads on.
+ */
+async function pausedSubscriber(
+  port: number,
+  clientId: string,
+  filter: string,
+  qos: 0 | 1,
+  session: { cleanStart: boolean; properties: { sessionExpiryInterval?: number } },
+): Promise<{ next(): Promise<Packet>; close(): void }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const decoder = new Decoder({ maxPacketSize: 1 << 28, protocolVersion: 5 });
+  const chunk = new Uint8Array(64 * 1024);
+  const next = async (): Promise<Packet> => {
+    for (;;) {
+      const packet = decoder.next();
+      if (packet) return packet;
+      const n = await conn.read(chunk);
+      assert.ok(n !== null, `the broker closed ${clientId}`);
+      decoder.push(chunk.slice(0, n));
+    }
+  };
+  const connectPacket = {
+    type: "connect" as const,
+    protocolName: "MQTT",
+    protocolVersion: 5 as const,
+    keepAlive: 0,
+    clientId,
+    ...session,
+  };
+  await conn.write(encode(connectPacket, 5));
+  const subscribePacket = {
+    type: "subscribe" as const,
+    packetId: 1,
+    subscriptions: [subscription(filter, qos)],
+  };
+  await conn.write(encode({ ...subscribePacket, properties: {} }, 5));
+  while ((await next()).type !== "suback");
+  return { next, close: () => conn.close() };
+}
+
 function withEmbeddedBroker(lines: string, fn: (port: number) => Promise<void>): Promise<void> {
   return withTempDir((dir) =>
     withBroker(
@@ -252,35 +294,9 @@ Deno.test("retained store: a live QoS 1 message held behind its topic's retained
       const { client: publisher } = await connect(port, "publisher", 5);
       await retainTree(publisher, "big", count, 100 * 1024);
       const persistent = { cleanStart: false, properties: { sessionExpiryInterval: 3600 } };
-      // A subscriber that never reads its socket (not even the CONNACK): 20 MB of retained messages cannot
-      // all go out, so the last topic's is still in the store when the live message comes.
-      const subscriber = await Deno.connect({ hostname: "127.0.0.1", port });
-      const connectPacket = {
-        type: "connect" as const,
-        protocolName: "MQTT",
-        protocolVersion: 5 as const,
-        keepAlive: 0,
-        clientId: "subscriber",
-        ...persistent,
-      };
-      await subscriber.write(encode(connectPacket, 5));
-      await subscriber.write(
-        encode(
-          { type: "subscribe", packetId: 1, subscriptions: [subscription("big/#", 1)], properties: {} },
-          5,
-        ),
-      );
-      // Read up to the SUBACK and no further (its retained messages are right behind it).
-      const decoder = new Decoder({ maxPacketSize: 1 << 28, protocolVersion: 5 });
-      const chunk = new Uint8Array(64);
-      for (let subacked = false; !subacked;) {
-        const n = await subscriber.read(chunk);
-        assert.ok(n !== null, "the broker closed the subscriber");
-        decoder.push(chunk.slice(0, n));
-        for (let packet = decoder.next(); packet && !subacked; packet = decoder.next()) {
-          subacked = packet.type === "suback";
-        }
-      }
+      // Stopped after its SUBACK: 20 MB of retained messages cannot all go out, so the last topic's is still
+      // in the store when the live message comes.
+      const subscriber = await pausedSubscriber(port, "subscriber", "big/#", 1, persistent);
       await publisher.sendPacket(publishPacket(`big/${count - 1}`, "live", 1, { packetId: 2 }), 5);
       const ack = await publisher.readPacket();
       assert.equal(ack.type, "puback");
@@ -357,35 +373,10 @@ Deno.test("retained store: live messages held behind a retained message being re
       const { client: publisher } = await connect(port, "publisher", 5);
       await retainTree(publisher, "big", count, 100 * 1024);
       // A subscriber that stops reading after its SUBACK: the last topic's retained message stays in the store.
-      const subscriber = await Deno.connect({ hostname: "127.0.0.1", port });
-      const decoder = new Decoder({ maxPacketSize: 1 << 28, protocolVersion: 5 });
-      const chunk = new Uint8Array(64 * 1024);
-      const next = async (): Promise<Packet> => {
-        for (;;) {
-          const packet = decoder.next();
-          if (packet) return packet;
-          const n = await subscriber.read(chunk);
-          assert.ok(n !== null, "the broker closed the subscriber");
-          decoder.push(chunk.slice(0, n));
-        }
-      };
-      const connectPacket = {
-        type: "connect" as const,
-        protocolName: "MQTT",
-        protocolVersion: 5 as const,
-        keepAlive: 0,
-        clientId: "subscriber",
+      const subscriber = await pausedSubscriber(port, "subscriber", "big/#", 0, {
         cleanStart: true,
         properties: {},
-      };
-      await subscriber.write(encode(connectPacket, 5));
-      const subscribePacket = {
-        type: "subscribe" as const,
-        packetId: 1,
-        subscriptions: [subscription("big/#", 0)],
-      };
-      await subscriber.write(encode({ ...subscribePacket, properties: {} }, 5));
-      while ((await next()).type !== "suback");
+      });
       // 15 live messages on the last topic, held behind its retained message: at most 10 are kept.
       for (let i = 0; i < 15; i++) {
         await publisher.sendPacket(publishPacket(`big/${count - 1}`, `live-${i}`), 5);
@@ -396,7 +387,7 @@ Deno.test("retained store: live messages held behind a retained message being re
       // last retained message arrived (nothing waits any more: it is not held).
       const live: string[] = [];
       for (let ended = false; !ended;) {
-        const packet = await next();
+        const packet = await subscriber.next();
         if (packet.type !== "publish") continue;
         const payload = text(packet.payload).split(".")[0];
         if (packet.topic === `big/${count - 1}` && packet.retain) {
