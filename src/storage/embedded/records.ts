@@ -137,16 +137,22 @@ function queueTotalsFromColumns(text: string): Map<string, QueueTotals> {
   return totals;
 }
 
-/** Reads the message columns shared by `messages` and `retained`. */
-export function messageFromRow(row: Row): StoredMessage {
-  return withOptional<StoredMessage>({
+/**
+ * Reads the message columns shared by `messages` and `retained` (a queue read names the message's own qos
+ * and retain apart from its entry's). Plain assignments: a drain reads every queued message through here.
+ */
+export function messageFromRow(row: Row, qos = row.qos, retain = row.retain): StoredMessage {
+  const message: StoredMessage = {
     topic: row.topic as string,
     payload: row.payload as Uint8Array,
-    qos: row.qos as StoredMessage["qos"],
-    retain: row.retain === 1,
+    qos: qos as StoredMessage["qos"],
+    retain: retain === 1,
     properties: decodeProperties(row.properties),
     publisherId: row.publisher_id as string,
-  }, { expiresAt: optionalNumber(row.expires_at) });
+  };
+  const expiresAt = optionalNumber(row.expires_at);
+  if (expiresAt !== undefined) message.expiresAt = expiresAt;
+  return message;
 }
 
 /** Reads a retained message's columns without its payload, whose size is `payload_bytes`. */
@@ -162,17 +168,18 @@ export function retainedFromRow(row: Row): StoredRetained {
 }
 
 export function queueEntryFromRow(row: Row): QueueEntry {
-  const identifiers = row.subscription_identifiers;
-  return withOptional<QueueEntry>({
+  const entry: QueueEntry = {
     clientId: row.client_id as string,
     messageId: row.message_id as MessageRef,
     qos: row.qos as QueueEntry["qos"],
     retain: row.retain === 1,
     stage: STAGES[row.stage as number],
-  }, {
-    subscriptionIdentifiers: typeof identifiers === "string" ? JSON.parse(identifiers) : undefined,
-    packetId: optionalNumber(row.packet_id),
-  });
+  };
+  const identifiers = row.subscription_identifiers;
+  if (typeof identifiers === "string") entry.subscriptionIdentifiers = JSON.parse(identifiers);
+  const packetId = optionalNumber(row.packet_id);
+  if (packetId !== undefined) entry.packetId = packetId;
+  return entry;
 }
 
 export function willFromRow(row: Row): StoredWill {

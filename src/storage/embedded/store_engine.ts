@@ -207,7 +207,7 @@ export class StoreEngine {
     return {
       deliveries: rows.map((row) => ({
         entry: queueEntryFromRow(row),
-        message: messageFromRow({ ...row, qos: row.message_qos, retain: row.message_retain }),
+        message: messageFromRow(row, row.message_qos, row.message_retain),
       })),
       last: last as QueuePosition,
       more: end < positions.length,

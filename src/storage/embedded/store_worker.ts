@@ -4,7 +4,7 @@
  * arrive in one of its turns share a transaction, and the next one is written while an fsync runs.
  */
 /// <reference lib="deno.worker" />
-import { StorageError } from "../port.ts";
+import { StorageError, type StoredMessage } from "../port.ts";
 import type { StorageLogger } from "./open_store.ts";
 import { StoreEngine } from "./store_engine.ts";
 import type { FromWorker, ToWorker, WireError } from "./worker_protocol.ts";
@@ -30,6 +30,11 @@ function plain(fields: Record<string, unknown> | undefined): Record<string, unkn
   return Object.fromEntries(
     Object.entries(fields).map(([key, value]) => [key, value instanceof Error ? value.message : value]),
   );
+}
+
+/** The payloads' buffers, each once: every payload read is a buffer of its own, handed to the broker. */
+function ownBuffers(messages: (StoredMessage | undefined)[]): ArrayBuffer[] {
+  return [...new Set(messages.flatMap((read) => read ? [read.payload.buffer as ArrayBuffer] : []))];
 }
 
 let engine: StoreEngine | undefined;
@@ -71,11 +76,13 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
     }
     case "read":
       try {
-        post({
-          type: "queue",
-          id: message.id,
-          page: engine!.readQueue(message.clientId, message.read, message.now),
-        });
+        const page = engine!.readQueue(message.clientId, message.read, message.now);
+        // Moved, not copied, as for readRetained: a drain reads every queued payload, and copies would be
+        // garbage on both sides (this isolate's and the serialized page's) until their next collections.
+        self.postMessage(
+          { type: "queue", id: message.id, page } satisfies FromWorker,
+          ownBuffers(page.deliveries.map((delivery) => delivery.message)),
+        );
       } catch (error) {
         post({ type: "queue", id: message.id, error: wire(error) });
       }
@@ -85,10 +92,10 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
         const messages = engine!.readRetained(message.topics);
         // Each payload is a buffer of its own: moved to the broker, not copied, so that neither side keeps
         // garbage of a wildcard SUBSCRIBE's pages until its next collection.
-        const payloads = new Set(
-          messages.flatMap((read) => read ? [read.payload.buffer as ArrayBuffer] : []),
+        self.postMessage(
+          { type: "retained", id: message.id, messages } satisfies FromWorker,
+          ownBuffers(messages),
         );
-        self.postMessage({ type: "retained", id: message.id, messages } satisfies FromWorker, [...payloads]);
       } catch (error) {
         post({ type: "retained", id: message.id, error: wire(error) });
       }
