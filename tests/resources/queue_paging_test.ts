@@ -17,7 +17,7 @@ const MESSAGES = 300;
 /** 1 MiB PUBLISH packets: the payload, topic and headers within the default mqtt.max_packet_size. */
 const PAYLOAD_BYTES = MB - 64;
 /** What draining may add to the broker's own memory: a few pages (4 MiB each) and windows in flight. */
-const DRAIN_GROWTH = 40 * MB;
+const DRAIN_GROWTH = 45 * MB;
 const UNAVAILABLE = " (ignored: this machine cannot create a memory cgroup)";
 
 function report(line: string): void {
@@ -81,7 +81,7 @@ Deno.test({
       await back.close();
       assert.ok(await broker.alive(), `the broker was killed over ${mb(LIMIT)} (${broker.broker.output()})`);
       report(`drained: own memory peak ${mb(anonPeak)} (limit ${mb(LIMIT)})`);
-      // A page and a window of 1 MiB messages, a few times over (measured: 18 MB). When the store's worker
+      // A page and a window of 1 MiB messages, a few times over (measured: 18-28 MB). When the store's worker
       // copied each page to the broker instead of moving its payloads, the copies left behind on both sides
       // until their next collections took it to 50-60 MB.
       assert.ok(
