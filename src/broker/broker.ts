@@ -598,6 +598,10 @@ export class Broker implements SessionService {
     const writable = entry.link ? entry.link.writable : entry.attached;
     let room = entry.link?.room ?? Infinity;
     const inStore = this.retained.payloadsInStore;
+    // Matches waiting to be read are bounded like a queue, yet one SUBSCRIBE of every retained message fits:
+    // a client that stops reading and repeats its SUBSCRIBE must not multiply them.
+    const { maxQueuedMessages } = this.options.limits;
+    const pendingLimit = maxQueuedMessages > 0 ? Math.max(maxQueuedMessages, this.retained.size) : 0;
     for (const { subscription, isNew } of accepted) {
       if (subscription.shared && this.#egress && !session.persistent) {
         this.#egress.share(session.clientId, entry.epoch, subscription, true);
@@ -615,9 +619,14 @@ export class Broker implements SessionService {
           ? undefined
           : [subscription.subscriptionIdentifier];
         if (paged) {
+          const reader = entry.retainedReader ??= new RetainedReader();
+          if (pendingLimit > 0 && reader.pendingCount >= pendingLimit) {
+            this.#shared.drops.queueFull++;
+            continue;
+          }
           const pending: PendingRetained = { entry: retained, grantedQos: subscription.qos };
           if (ids) pending.subscriptionIdentifiers = ids;
-          (entry.retainedReader ??= new RetainedReader()).add(pending);
+          reader.add(pending);
           continue;
         }
         // A message per delivery: the same retained message may be queued for this client more than once.

@@ -46,6 +46,11 @@ export class RetainedReader {
     this.#waiting.set(topic, (this.#waiting.get(topic) ?? 0) + 1);
   }
 
+  /** Retained messages waiting to be read, not counting a page being read. */
+  get pendingCount(): number {
+    return this.#pending.length;
+  }
+
   /** Whether a live message on `topic` must wait: a retained message of that topic is still to be sent. */
   waits(topic: string): boolean {
     return this.#waiting.has(topic);

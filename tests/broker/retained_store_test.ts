@@ -42,7 +42,8 @@ async function receiveUntil(
 
 /**
  * A v5 subscriber on a bare socket that reads only when asked: `subscribe` returns once its SUBACK is read,
- * leaving the retained messages behind it unread, so the broker's output to it backs up; `next` reads on.
+ * leaving the retained messages behind it unread, so the broker's output to it backs up; `next` reads on;
+ * `subscribeAgain` sends the same SUBSCRIBE once more without reading anything.
  */
 async function pausedSubscriber(
   port: number,
@@ -50,7 +51,7 @@ async function pausedSubscriber(
   filter: string,
   qos: 0 | 1,
   session: { cleanStart: boolean; properties: { sessionExpiryInterval?: number } },
-): Promise<{ next(): Promise<Packet>; close(): void }> {
+): Promise<{ next(): Promise<Packet>; subscribeAgain(): Promise<void>; close(): void }> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const decoder = new Decoder({ maxPacketSize: 1 << 28, protocolVersion: 5 });
   const chunk = new Uint8Array(64 * 1024);
@@ -79,7 +80,10 @@ async function pausedSubscriber(
   };
   await conn.write(encode({ ...subscribePacket, properties: {} }, 5));
   while ((await next()).type !== "suback");
-  return { next, close: () => conn.close() };
+  const subscribeAgain = async () => {
+    await conn.write(encode({ ...subscribePacket, properties: {} }, 5));
+  };
+  return { next, subscribeAgain, close: () => conn.close() };
 }
 
 function withEmbeddedBroker(lines: string, fn: (port: number) => Promise<void>): Promise<void> {
@@ -401,3 +405,58 @@ Deno.test("retained store: live messages held behind a retained message being re
     });
   });
 });
+
+Deno.test("retained store: a client that stops reading and repeats its SUBSCRIBE does not multiply the retained messages waiting for it", async () => {
+  await withTempDir(async (dir) => {
+    const properties = [
+      "storage.type = embedded",
+      `storage.dir = ${join(dir, "data")}`,
+      "mqtt.max_outbound_bytes = 262144",
+      "mqtt.max_queued_messages = 10",
+    ].join("\n");
+    await withBroker(properties, async ({ port }) => {
+      const count = 200;
+      const repeats = 5;
+      const { client: publisher } = await connect(port, "publisher", 5);
+      await retainTree(publisher, "big", count, 100 * 1024);
+      const subscriber = await pausedSubscriber(port, "subscriber", "big/#", 0, {
+        cleanStart: true,
+        properties: {},
+      });
+      for (let i = 0; i < repeats; i++) await subscriber.subscribeAgain();
+      // Handled in order after the SUBSCRIBEs: the PUBACK says the broker has taken them all.
+      await publisher.sendPacket(publishPacket("barrier", "", 1, { packetId: 2 }), 5);
+      assert.equal((await publisher.readPacket()).type, "puback");
+      // Now it reads everything the broker still has for it: every retained message at least once, then
+      // until the broker has been silent a while.
+      const received = new Map<string, number>();
+      let subacks = 1;
+      const reading = (async () => {
+        for (;;) {
+          const packet = await subscriber.next();
+          if (packet.type === "suback") subacks++;
+          if (packet.type === "publish") received.set(packet.topic, (received.get(packet.topic) ?? 0) + 1);
+        }
+      })();
+      reading.catch(() => {}); // ends when the socket is closed below
+      while (received.size < count || subacks < repeats + 1) await new Promise((r) => setTimeout(r, 50));
+      let total = -1;
+      for (let seen = sum(received); seen !== total; seen = sum(received)) {
+        total = seen;
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+      subscriber.close();
+      await publisher.close();
+      // One full match set always fits (200 > mqtt.max_queued_messages), plus what the first SUBSCRIBE's
+      // pages had taken before the client stopped reading (its socket buffers hold some); without a bound
+      // every repeat adds all 200 again.
+      assert.ok(total < 2 * count, `${total} retained messages for ${repeats + 1} SUBSCRIBEs of ${count}`);
+    });
+  });
+});
+
+function sum(counts: Map<string, number>): number {
+  let total = 0;
+  for (const n of counts.values()) total += n;
+  return total;
+}
