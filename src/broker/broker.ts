@@ -669,17 +669,14 @@ export class Broker implements SessionService {
       maxBytes = Math.min(maxBytes, link.room ?? maxBytes);
     }
     const page = reader.nextPage(RETAINED_PAGE.maxEntries, maxBytes);
-    if (page.length === 0) {
-      entry.retainedReader = undefined;
-      return;
-    }
+    if (page.length === 0) return this.#retainedSent(entry);
     reader.reading = true;
     this.retained.read(page.map((pending) => pending.entry)).then(
       (messages) => {
         reader.reading = false;
         if (this.registry.get(clientId) !== entry || entry.retainedReader !== reader) return;
         this.#sendRetainedPage(entry, reader, page, messages);
-        if (reader.done) entry.retainedReader = undefined;
+        if (reader.done) this.#retainedSent(entry);
         else this.#sendRetained(clientId);
       },
       () => {
@@ -690,6 +687,13 @@ export class Broker implements SessionService {
         this.clock.after(PAGE_RETRY_MS, this.#retryRetained, clientId);
       },
     );
+  }
+
+  /** No retained message waits for the client any more: a persistent session whose client left pages out now. */
+  #retainedSent(entry: SessionEntry): void {
+    entry.retainedReader = undefined;
+    const session = entry.session;
+    if (!entry.attached && session.persistent && session.expiryInterval !== 0) this.registry.pageOut(entry);
   }
 
   #sendRetainedPage(
@@ -720,7 +724,12 @@ export class Broker implements SessionService {
         }
       }
       const held = reader.settle(pending);
-      if (held) { for (const delivery of held) this.#deliver(session, delivery); }
+      if (held) {
+        for (const delivery of held) {
+          if (session.persistent) session.releaseHeld(delivery);
+          this.#deliver(session, delivery);
+        }
+      }
     }
     if (session.persistent) this.#persistence.sessionChanged(session);
   }
@@ -754,7 +763,10 @@ export class Broker implements SessionService {
   #deliver(session: Session, delivery: Delivery): void {
     const entry: SessionEntry = this.registry.get(session.clientId)!;
     const reader = entry.retainedReader;
-    if (reader !== undefined && reader.waits(delivery.message.topic)) {
+    // A session whose queue's tail is in storage (a resumed one still reading its backlog) stores the
+    // message in order at once instead: held and stored, it would be read back with the backlog and sent
+    // again when released. It may then arrive before its topic's older retained message.
+    if (reader !== undefined && reader.waits(delivery.message.topic) && !session.storedOnly) {
       // Held messages wait as a queue's would, so they are bounded like one: a client that stops reading
       // while a busy topic's retained message waits must not hold the broker's memory without end.
       const { maxQueuedMessages } = this.options.limits;

@@ -358,8 +358,11 @@ export class SessionRegistry {
     }
     const expiry = session.expiryInterval;
     // Storage holds every delivery of a persistent session: an absent client costs no memory. Paged out
-    // before the detach, whose compact copies of what the session holds would be thrown away at once.
-    if (expiry !== 0 && session.persistent) this.pageOut(entry);
+    // before the detach, whose compact copies of what the session holds would be thrown away at once. Not
+    // while retained messages are read for it: live messages held behind them are stored already, and a
+    // page read back from storage would send them before those retained messages, and again when released
+    // (the broker pages it out once the reads are done).
+    if (expiry !== 0 && session.persistent && !entry.retainedReader) this.pageOut(entry);
     this.#detach(entry);
     entry.disconnectedAt = clock.now();
     persistence.saveSession(session, {

@@ -262,6 +262,16 @@ export class Session {
   }
 
   /**
+   * A message {@link storeHeld} stored is let go to the client: its entry moves behind the ones stored
+   * meanwhile (the retained message it waited for among them), so that storage, read back after the client
+   * leaves or after a restart, has them in the order the client is sent them.
+   */
+  releaseHeld(delivery: Delivery): void {
+    const qos = delivery.message.qos < delivery.grantedQos ? delivery.message.qos : delivery.grantedQos;
+    if (qos > 0) this.outbound.recordsToWrite()?.push({ kind: "requeueDelivery", delivery, qos });
+  }
+
+  /**
    * One packet from the client. Protocol violations come back as a `close` effect carrying the
    * reason code (the connection sends DISCONNECT at v5 and closes the socket).
    */

@@ -217,6 +217,11 @@ export type SessionRecord =
   | { kind: "saveDelivery"; delivery: Delivery; qos: QoS; stage: DeliveryStage; packetId?: number }
   /** A delivery is finished (acknowledged, expired or dropped). */
   | { kind: "deleteDelivery"; delivery: Delivery }
+  /**
+   * A delivery stored ahead of its turn (see Session.storeHeld) takes its turn: stored again at the
+   * queue's tail, as a message of its own, and its first entry deleted.
+   */
+  | { kind: "requeueDelivery"; delivery: Delivery; qos: QoS }
   /** The oldest delivery still waiting in storage is dropped to make room (the session is paged out). */
   | { kind: "dropOldestStored" }
   /** Inbound QoS 2 packet id received (true) or released (false). */

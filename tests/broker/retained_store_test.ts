@@ -460,3 +460,113 @@ function sum(counts: Map<string, number>): number {
   for (const n of counts.values()) total += n;
   return total;
 }
+
+/** Makes the broker's own store fail every retained read while `failing()` says so (fault injection). */
+function failRetainedReads(running: { broker: unknown }, failing: () => boolean): void {
+  const storage = (running.broker as { options: { storage: StorageAdapter } }).options.storage;
+  const readRetained = storage.readRetained.bind(storage);
+  storage.readRetained = (topics) =>
+    failing()
+      ? Promise.reject(new StorageError("injected read failure", ReasonCode.UnspecifiedError))
+      : readRetained(topics);
+}
+
+Deno.test("retained store: a live message held behind a retained one still being read comes once, after it, to a persistent subscriber that left and came back meanwhile", async () => {
+  await withTempDir(async (dir) => {
+    await withBroker(
+      `storage.type = embedded\nstorage.dir = ${join(dir, "data")}`,
+      async ({ port, running }) => {
+        const { client: publisher } = await connect(port, "publisher", 5);
+        await retainTree(publisher, "r", 3, 100 * 1024); // over the 64 KiB kept in memory: read from the store
+        let failing = true;
+        failRetainedReads(running, () => failing);
+        const persistent = { cleanStart: false, properties: { sessionExpiryInterval: 3600 } };
+        const { client: first } = await connect(port, "subscriber", 5, persistent);
+        assert.deepEqual(await subscribe(first, 5, [subscription("r/#", 1)]), [1]);
+        // Held behind r/2's retained message, which cannot be read yet; stored before its PUBACK.
+        await publisher.sendPacket(publishPacket("r/2", "live", 1, { packetId: 2 }), 5);
+        assert.equal((await publisher.readPacket()).type, "puback");
+        await first.close();
+        const { client: again, connack } = await connect(port, "subscriber", 5, persistent);
+        assert.equal(connack.sessionPresent, true);
+        failing = false;
+        // A marker on a topic with no retained message: sent at once, after whatever came before it.
+        const received: string[] = [];
+        const receive = async () => {
+          const publish = await readPublish(again);
+          if (publish.packetId !== undefined) {
+            await again.sendPacket({
+              type: "puback",
+              packetId: publish.packetId,
+              reasonCode: 0,
+              properties: {},
+            }, 5);
+          }
+          received.push(`${publish.topic} ${text(publish.payload).split(".")[0]}`);
+        };
+        while (!received.includes("r/2 live")) await receive();
+        await publisher.sendPacket(publishPacket("r/end", "end", 1, { packetId: 3 }), 5);
+        assert.equal((await publisher.readPacket()).type, "puback");
+        while (!received.includes("r/end end")) await receive();
+        assert.deepEqual(received.filter((line) => line.startsWith("r/2")), ["r/2 r/2 old", "r/2 live"]);
+        await again.close();
+        await publisher.close();
+      },
+    );
+  });
+});
+
+Deno.test("retained store: a persistent session whose client left while its retained messages were read is paged out once they are, and gets them all when it comes back", async () => {
+  await withTempDir(async (dir) => {
+    await withBroker(
+      `storage.type = embedded\nstorage.dir = ${join(dir, "data")}`,
+      async ({ port, running }) => {
+        const { client: publisher } = await connect(port, "publisher", 5);
+        for (let i = 0; i < 3; i++) { // at QoS 1: kept for a client that is away
+          const payload = `r/${i} old`.padEnd(100 * 1024, "."); // over the 64 KiB kept in memory
+          await publisher.sendPacket(
+            publishPacket(`r/${i}`, payload, 1, { packetId: 10 + i, retain: true }),
+            5,
+          );
+          assert.equal((await publisher.readPacket()).type, "puback");
+        }
+        let failing = true;
+        failRetainedReads(running, () => failing);
+        const persistent = { cleanStart: false, properties: { sessionExpiryInterval: 3600 } };
+        const { client: first } = await connect(port, "subscriber", 5, persistent);
+        assert.deepEqual(await subscribe(first, 5, [subscription("r/#", 1)]), [1]);
+        await publisher.sendPacket(publishPacket("r/2", "live", 1, { packetId: 2 }), 5);
+        assert.equal((await publisher.readPacket()).type, "puback");
+        await first.close();
+        const registry = (running.broker as unknown as {
+          registry: { get(clientId: string): { session: { pagedOut: boolean } } | undefined };
+        }).registry;
+        assert.equal(registry.get("subscriber")?.session.pagedOut, false, "kept while its reads wait");
+        failing = false;
+        // The broker tries the read again within a second (PAGE_RETRY_MS); then storage holds everything.
+        for (let i = 0; i < 100 && !registry.get("subscriber")?.session.pagedOut; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        assert.equal(registry.get("subscriber")?.session.pagedOut, true, "paged out once its reads are done");
+        const { client: again } = await connect(port, "subscriber", 5, persistent);
+        const received: string[] = [];
+        while (received.length < 4) {
+          const publish = await readPublish(again);
+          if (publish.packetId !== undefined) {
+            await again.sendPacket({
+              type: "puback",
+              packetId: publish.packetId,
+              reasonCode: 0,
+              properties: {},
+            }, 5);
+          }
+          received.push(`${publish.topic} ${text(publish.payload).split(".")[0]}`);
+        }
+        assert.deepEqual(received, ["r/0 r/0 old", "r/1 r/1 old", "r/2 r/2 old", "r/2 live"]);
+        assert.ok(await again.expectSilence(300));
+        await again.close();
+        await publisher.close();
+      },
+    );
+  });
+});
