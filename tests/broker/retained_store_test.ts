@@ -570,3 +570,63 @@ Deno.test("retained store: a persistent session whose client left while its reta
     );
   });
 });
+
+Deno.test("retained store: a resumed session still reading its stored backlog gets a live message on a topic whose retained message waits exactly once", async () => {
+  await withTempDir(async (dir) => {
+    await withBroker(
+      `storage.type = embedded\nstorage.dir = ${join(dir, "data")}\nmqtt.max_queued_messages = 10000`,
+      async ({ port, running }) => {
+        const persistent = { cleanStart: false, properties: { sessionExpiryInterval: 3600 } };
+        const { client: away } = await connect(port, "subscriber", 5, persistent);
+        assert.deepEqual(await subscribe(away, 5, [subscription("q/#", 1)]), [1]);
+        await away.close();
+        const { client: publisher } = await connect(port, "publisher", 5);
+        let packetId = 0;
+        const publish = async (topic: string, payload: string, retain = false) => {
+          packetId = packetId % 65535 + 1;
+          await publisher.sendPacket(publishPacket(topic, payload, 1, { packetId, retain }), 5);
+          assert.equal((await publisher.readPacket()).type, "puback");
+        };
+        // A backlog of more than a page (1000): the session resumes reading it from storage page by page.
+        const backlog = 1200;
+        for (let i = 0; i < backlog; i++) await publish("q/a", `backlog-${i}`);
+        for (let i = 0; i < 3; i++) await publish(`r/${i}`, `r/${i} old`.padEnd(100 * 1024, "."), true);
+        let failing = true;
+        failRetainedReads(running, () => failing);
+        const { client: subscriber, connack } = await connect(port, "subscriber", 5, persistent);
+        assert.equal(connack.sessionPresent, true);
+        await subscriber.sendPacket({
+          type: "subscribe",
+          packetId: 1,
+          subscriptions: [subscription("r/#", 1)],
+          properties: {},
+        }, 5);
+        // r/2's retained message cannot be read yet; then more of the backlog after this one.
+        await publish("r/2", "live");
+        for (let i = 0; i < 10; i++) await publish("q/a", `after-${i}`);
+        const received: string[] = [];
+        const receive = async () => {
+          const packet = await subscriber.readPacket();
+          if (packet.type !== "publish") return;
+          await subscriber.sendPacket({
+            type: "puback",
+            packetId: packet.packetId!,
+            reasonCode: 0,
+            properties: {},
+          }, 5);
+          received.push(`${packet.topic} ${text(packet.payload).split(".")[0]}`);
+        };
+        // The whole backlog, the live message among it, while the retained reads still fail.
+        while (!received.includes("q/a after-9")) await receive();
+        failing = false;
+        while (!received.includes("r/2 r/2 old")) await receive();
+        await publish("r/end", "end");
+        while (!received.includes("r/end end")) await receive();
+        assert.equal(received.filter((line) => line === "r/2 live").length, 1, "r/2 live exactly once");
+        assert.equal(received.filter((line) => line.startsWith("q/a backlog")).length, backlog);
+        await subscriber.close();
+        await publisher.close();
+      },
+    );
+  });
+});
