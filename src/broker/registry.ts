@@ -203,9 +203,6 @@ export class SessionRegistry {
       if (sessionEnds) {
         this.#discard(entry);
         entry = undefined;
-      } else if (!persistent && entry.session.storedOnly) {
-        // Kept in memory only from now on: the whole queue comes back.
-        await this.pageInAll(entry);
       } else if (entry.session.pagedOut) {
         await this.pageIn(entry);
       }
@@ -218,7 +215,11 @@ export class SessionRegistry {
     this.#entries.set(clientId, entry);
     const session = entry.session;
     session.expiryInterval = Math.min(request.sessionExpiryInterval, options.maxSessionExpiry);
-    session.persistent = session.expiryInterval > 0;
+    // A session resumed with Session Expiry 0 whose queue is still in storage stays stored for the rest of
+    // its connection, so that its queue comes back a page at a time like any other (read whole, one client
+    // could make the broker hold its whole queue); it still ends with its connection, and a restart finds
+    // it expired.
+    session.persistent = session.expiryInterval > 0 || session.storedOnly;
     this.#countFor(entry, session.persistent ? owner : undefined);
     const effects = this.attach(entry, request.attachment, request.holder, request.link);
     wills.arm(clientId, request.will, entry.owner);
