@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { Decoder, encode, type Packet, ReasonCode } from "../../src/codec/mod.ts";
 import { type StorageAdapter, StorageError } from "../../src/storage/port.ts";
 import type { RawClient } from "../helpers/broker.ts";
-import { withBroker } from "../helpers/broker.ts";
+import { type TestBroker, withBroker } from "../helpers/broker.ts";
 import { connect, publishPacket, readPublish, subscribe, subscription, text } from "../helpers/clients.ts";
 import { freePort, startBrokerProcess } from "../helpers/process.ts";
 import { withTempDir } from "../storage/embedded_helpers.ts";
@@ -86,12 +86,10 @@ async function pausedSubscriber(
   return { next, subscribeAgain, close: () => conn.close() };
 }
 
-function withEmbeddedBroker(lines: string, fn: (port: number) => Promise<void>): Promise<void> {
+/** A broker on a fresh embedded store, with `lines` added to its properties. */
+function withEmbeddedBroker(lines: string[], fn: (broker: TestBroker) => Promise<void>): Promise<void> {
   return withTempDir((dir) =>
-    withBroker(
-      `storage.type = embedded\nstorage.dir = ${join(dir, "data")}\n${lines}`,
-      ({ port }) => fn(port),
-    )
+    withBroker([`storage.type = embedded`, `storage.dir = ${join(dir, "data")}`, ...lines].join("\n"), fn)
   );
 }
 
@@ -134,7 +132,7 @@ Deno.test("retained store: a live message published while the retained ones are 
 });
 
 Deno.test("retained store: retained messages past mqtt.max_outbound_bytes wait for room, even at QoS 0, and all arrive", async () => {
-  await withEmbeddedBroker("mqtt.max_outbound_bytes = 16384", async (port) => {
+  await withEmbeddedBroker(["mqtt.max_outbound_bytes = 16384"], async ({ port }) => {
     const { client: publisher } = await connect(port, "publisher", 5);
     const count = 500;
     await retainTree(publisher, "q", count, 1024); // 500 KiB: thirty times the subscriber's output bound
@@ -331,48 +329,37 @@ Deno.test("retained store: a live QoS 1 message held behind its topic's retained
 });
 
 Deno.test("retained store: a failed read of a SUBSCRIBE's retained messages is tried again by the broker, though the client sends nothing more", async () => {
-  await withTempDir(async (dir) => {
-    await withBroker(
-      `storage.type = embedded\nstorage.dir = ${join(dir, "data")}`,
-      async ({ port, running }) => {
-        const { client: publisher } = await connect(port, "publisher", 5);
-        // Over the 64 KiB kept in memory: read from the store.
-        await retainTree(publisher, "r", 3, 100 * 1024);
-        await publisher.close();
-        // The store fails every retained read while `failing`: the broker's own storage object, patched.
-        const storage =
-          (running.broker as unknown as { options: { storage: StorageAdapter } }).options.storage;
-        const readRetained = storage.readRetained.bind(storage);
-        let failing = true;
-        let failed = 0;
-        storage.readRetained = (topics) => {
-          if (!failing) return readRetained(topics);
-          failed++;
-          return Promise.reject(new StorageError("injected read failure", ReasonCode.UnspecifiedError));
-        };
-        const { client: subscriber } = await connect(port, "subscriber", 5, { keepAlive: 0 });
-        assert.deepEqual(await subscribe(subscriber, 5, [subscription("r/#", 0)]), [0]);
-        assert.ok(await subscriber.expectSilence(300));
-        assert.ok(failed > 0, "a read was tried and failed");
-        failing = false;
-        // The client sends nothing more: only the broker trying again brings them.
-        const received = await receiveUntil(subscriber, (received) => received.size === 3);
-        assert.deepEqual([...received.keys()].sort(), ["r/0", "r/1", "r/2"]);
-        await subscriber.close();
-      },
-    );
+  await withEmbeddedBroker([], async ({ port, running }) => {
+    const { client: publisher } = await connect(port, "publisher", 5);
+    // Over the 64 KiB kept in memory: read from the store.
+    await retainTree(publisher, "r", 3, 100 * 1024);
+    await publisher.close();
+    // The store fails every retained read while `failing`: the broker's own storage object, patched.
+    const storage = (running.broker as unknown as { options: { storage: StorageAdapter } }).options.storage;
+    const readRetained = storage.readRetained.bind(storage);
+    let failing = true;
+    let failed = 0;
+    storage.readRetained = (topics) => {
+      if (!failing) return readRetained(topics);
+      failed++;
+      return Promise.reject(new StorageError("injected read failure", ReasonCode.UnspecifiedError));
+    };
+    const { client: subscriber } = await connect(port, "subscriber", 5, { keepAlive: 0 });
+    assert.deepEqual(await subscribe(subscriber, 5, [subscription("r/#", 0)]), [0]);
+    assert.ok(await subscriber.expectSilence(300));
+    assert.ok(failed > 0, "a read was tried and failed");
+    failing = false;
+    // The client sends nothing more: only the broker trying again brings them.
+    const received = await receiveUntil(subscriber, (received) => received.size === 3);
+    assert.deepEqual([...received.keys()].sort(), ["r/0", "r/1", "r/2"]);
+    await subscriber.close();
   });
 });
 
 Deno.test("retained store: live messages held behind a retained message being read are bounded like a queue (mqtt.max_queued_messages)", async () => {
-  await withTempDir(async (dir) => {
-    const properties = [
-      "storage.type = embedded",
-      `storage.dir = ${join(dir, "data")}`,
-      "mqtt.max_outbound_bytes = 262144",
-      "mqtt.max_queued_messages = 10",
-    ].join("\n");
-    await withBroker(properties, async ({ port }) => {
+  await withEmbeddedBroker(
+    ["mqtt.max_outbound_bytes = 262144", "mqtt.max_queued_messages = 10"],
+    async ({ port }) => {
       const count = 200;
       const { client: publisher } = await connect(port, "publisher", 5);
       await retainTree(publisher, "big", count, 100 * 1024);
@@ -402,19 +389,14 @@ Deno.test("retained store: live messages held behind a retained message being re
       assert.deepEqual(live, Array.from({ length: 10 }, (_, i) => `live-${i}`));
       subscriber.close();
       await publisher.close();
-    });
-  });
+    },
+  );
 });
 
 Deno.test("retained store: a client that stops reading and repeats its SUBSCRIBE does not multiply the retained messages waiting for it", async () => {
-  await withTempDir(async (dir) => {
-    const properties = [
-      "storage.type = embedded",
-      `storage.dir = ${join(dir, "data")}`,
-      "mqtt.max_outbound_bytes = 262144",
-      "mqtt.max_queued_messages = 10",
-    ].join("\n");
-    await withBroker(properties, async ({ port }) => {
+  await withEmbeddedBroker(
+    ["mqtt.max_outbound_bytes = 262144", "mqtt.max_queued_messages = 10"],
+    async ({ port }) => {
       const count = 200;
       const repeats = 5;
       const { client: publisher } = await connect(port, "publisher", 5);
@@ -451,14 +433,27 @@ Deno.test("retained store: a client that stops reading and repeats its SUBSCRIBE
       // pages had taken before the client stopped reading (its socket buffers hold some); without a bound
       // every repeat adds all 200 again.
       assert.ok(total < 2 * count, `${total} retained messages for ${repeats + 1} SUBSCRIBEs of ${count}`);
-    });
-  });
+    },
+  );
 });
 
 function sum(counts: Map<string, number>): number {
   let total = 0;
   for (const n of counts.values()) total += n;
   return total;
+}
+
+/**
+ * The next PUBLISH as "topic payload" (up to the payload's first "."), acknowledged at QoS 1; other packets
+ * (a SUBACK among them) are skipped.
+ */
+async function receiveLine(client: RawClient): Promise<string> {
+  let publish = await client.readPacket();
+  while (publish.type !== "publish") publish = await client.readPacket();
+  if (publish.packetId !== undefined) {
+    await client.sendPacket({ type: "puback", packetId: publish.packetId, reasonCode: 0, properties: {} }, 5);
+  }
+  return `${publish.topic} ${text(publish.payload).split(".")[0]}`;
 }
 
 /** Makes the broker's own store fail every retained read while `failing()` says so (fault injection). */
@@ -471,162 +466,118 @@ function failRetainedReads(running: { broker: unknown }, failing: () => boolean)
       : readRetained(topics);
 }
 
+const PERSISTENT = { cleanStart: false, properties: { sessionExpiryInterval: 3600 } };
+
+/**
+ * Three retained QoS 1 messages r/0..r/2 read from the store (over the 64 KiB kept in memory), whose reads
+ * fail until `reads.failing` is false; a persistent subscriber to r/# that left after a live QoS 1 message
+ * on r/2 was held behind r/2's retained one (and stored before its PUBACK).
+ */
+async function leftWhileHeld(
+  port: number,
+  running: TestBroker["running"],
+): Promise<{ publisher: RawClient; reads: { failing: boolean } }> {
+  const { client: publisher } = await connect(port, "publisher", 5);
+  for (let i = 0; i < 3; i++) { // at QoS 1: kept for a client that is away
+    const payload = `r/${i} old`.padEnd(100 * 1024, ".");
+    await publisher.sendPacket(publishPacket(`r/${i}`, payload, 1, { packetId: 10 + i, retain: true }), 5);
+    assert.equal((await publisher.readPacket()).type, "puback");
+  }
+  const reads = { failing: true };
+  failRetainedReads(running, () => reads.failing);
+  const { client: first } = await connect(port, "subscriber", 5, PERSISTENT);
+  assert.deepEqual(await subscribe(first, 5, [subscription("r/#", 1)]), [1]);
+  await publisher.sendPacket(publishPacket("r/2", "live", 1, { packetId: 2 }), 5);
+  assert.equal((await publisher.readPacket()).type, "puback");
+  await first.close();
+  return { publisher, reads };
+}
+
 Deno.test("retained store: a live message held behind a retained one still being read comes once, after it, to a persistent subscriber that left and came back meanwhile", async () => {
-  await withTempDir(async (dir) => {
-    await withBroker(
-      `storage.type = embedded\nstorage.dir = ${join(dir, "data")}`,
-      async ({ port, running }) => {
-        const { client: publisher } = await connect(port, "publisher", 5);
-        await retainTree(publisher, "r", 3, 100 * 1024); // over the 64 KiB kept in memory: read from the store
-        let failing = true;
-        failRetainedReads(running, () => failing);
-        const persistent = { cleanStart: false, properties: { sessionExpiryInterval: 3600 } };
-        const { client: first } = await connect(port, "subscriber", 5, persistent);
-        assert.deepEqual(await subscribe(first, 5, [subscription("r/#", 1)]), [1]);
-        // Held behind r/2's retained message, which cannot be read yet; stored before its PUBACK.
-        await publisher.sendPacket(publishPacket("r/2", "live", 1, { packetId: 2 }), 5);
-        assert.equal((await publisher.readPacket()).type, "puback");
-        await first.close();
-        const { client: again, connack } = await connect(port, "subscriber", 5, persistent);
-        assert.equal(connack.sessionPresent, true);
-        failing = false;
-        // A marker on a topic with no retained message: sent at once, after whatever came before it.
-        const received: string[] = [];
-        const receive = async () => {
-          const publish = await readPublish(again);
-          if (publish.packetId !== undefined) {
-            await again.sendPacket({
-              type: "puback",
-              packetId: publish.packetId,
-              reasonCode: 0,
-              properties: {},
-            }, 5);
-          }
-          received.push(`${publish.topic} ${text(publish.payload).split(".")[0]}`);
-        };
-        while (!received.includes("r/2 live")) await receive();
-        await publisher.sendPacket(publishPacket("r/end", "end", 1, { packetId: 3 }), 5);
-        assert.equal((await publisher.readPacket()).type, "puback");
-        while (!received.includes("r/end end")) await receive();
-        assert.deepEqual(received.filter((line) => line.startsWith("r/2")), ["r/2 r/2 old", "r/2 live"]);
-        await again.close();
-        await publisher.close();
-      },
-    );
+  await withEmbeddedBroker([], async ({ port, running }) => {
+    const { publisher, reads } = await leftWhileHeld(port, running);
+    const { client: again, connack } = await connect(port, "subscriber", 5, PERSISTENT);
+    assert.equal(connack.sessionPresent, true);
+    reads.failing = false;
+    // A marker on a topic with no retained message: sent at once, after whatever came before it.
+    const received: string[] = [];
+    const receive = async () => received.push(await receiveLine(again));
+    while (!received.includes("r/2 live")) await receive();
+    await publisher.sendPacket(publishPacket("r/end", "end", 1, { packetId: 3 }), 5);
+    assert.equal((await publisher.readPacket()).type, "puback");
+    while (!received.includes("r/end end")) await receive();
+    assert.deepEqual(received.filter((line) => line.startsWith("r/2")), ["r/2 r/2 old", "r/2 live"]);
+    await again.close();
+    await publisher.close();
   });
 });
 
 Deno.test("retained store: a persistent session whose client left while its retained messages were read is paged out once they are, and gets them all when it comes back", async () => {
-  await withTempDir(async (dir) => {
-    await withBroker(
-      `storage.type = embedded\nstorage.dir = ${join(dir, "data")}`,
-      async ({ port, running }) => {
-        const { client: publisher } = await connect(port, "publisher", 5);
-        for (let i = 0; i < 3; i++) { // at QoS 1: kept for a client that is away
-          const payload = `r/${i} old`.padEnd(100 * 1024, "."); // over the 64 KiB kept in memory
-          await publisher.sendPacket(
-            publishPacket(`r/${i}`, payload, 1, { packetId: 10 + i, retain: true }),
-            5,
-          );
-          assert.equal((await publisher.readPacket()).type, "puback");
-        }
-        let failing = true;
-        failRetainedReads(running, () => failing);
-        const persistent = { cleanStart: false, properties: { sessionExpiryInterval: 3600 } };
-        const { client: first } = await connect(port, "subscriber", 5, persistent);
-        assert.deepEqual(await subscribe(first, 5, [subscription("r/#", 1)]), [1]);
-        await publisher.sendPacket(publishPacket("r/2", "live", 1, { packetId: 2 }), 5);
-        assert.equal((await publisher.readPacket()).type, "puback");
-        await first.close();
-        const registry = (running.broker as unknown as {
-          registry: { get(clientId: string): { session: { pagedOut: boolean } } | undefined };
-        }).registry;
-        assert.equal(registry.get("subscriber")?.session.pagedOut, false, "kept while its reads wait");
-        failing = false;
-        // The broker tries the read again within a second (PAGE_RETRY_MS); then storage holds everything.
-        for (let i = 0; i < 100 && !registry.get("subscriber")?.session.pagedOut; i++) {
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-        assert.equal(registry.get("subscriber")?.session.pagedOut, true, "paged out once its reads are done");
-        const { client: again } = await connect(port, "subscriber", 5, persistent);
-        const received: string[] = [];
-        while (received.length < 4) {
-          const publish = await readPublish(again);
-          if (publish.packetId !== undefined) {
-            await again.sendPacket({
-              type: "puback",
-              packetId: publish.packetId,
-              reasonCode: 0,
-              properties: {},
-            }, 5);
-          }
-          received.push(`${publish.topic} ${text(publish.payload).split(".")[0]}`);
-        }
-        assert.deepEqual(received, ["r/0 r/0 old", "r/1 r/1 old", "r/2 r/2 old", "r/2 live"]);
-        assert.ok(await again.expectSilence(300));
-        await again.close();
-        await publisher.close();
-      },
-    );
+  await withEmbeddedBroker([], async ({ port, running }) => {
+    const { publisher, reads } = await leftWhileHeld(port, running);
+    const registry = (running.broker as unknown as {
+      registry: { get(clientId: string): { session: { pagedOut: boolean } } | undefined };
+    }).registry;
+    assert.equal(registry.get("subscriber")?.session.pagedOut, false, "kept while its reads wait");
+    reads.failing = false;
+    // The broker tries the read again within a second (PAGE_RETRY_MS); then storage holds everything.
+    for (let i = 0; i < 100 && !registry.get("subscriber")?.session.pagedOut; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(registry.get("subscriber")?.session.pagedOut, true, "paged out once its reads are done");
+    const { client: again } = await connect(port, "subscriber", 5, PERSISTENT);
+    const received: string[] = [];
+    while (received.length < 4) {
+      received.push(await receiveLine(again));
+    }
+    assert.deepEqual(received, ["r/0 r/0 old", "r/1 r/1 old", "r/2 r/2 old", "r/2 live"]);
+    assert.ok(await again.expectSilence(300));
+    await again.close();
+    await publisher.close();
   });
 });
 
 Deno.test("retained store: a resumed session still reading its stored backlog gets a live message on a topic whose retained message waits exactly once", async () => {
-  await withTempDir(async (dir) => {
-    await withBroker(
-      `storage.type = embedded\nstorage.dir = ${join(dir, "data")}\nmqtt.max_queued_messages = 10000`,
-      async ({ port, running }) => {
-        const persistent = { cleanStart: false, properties: { sessionExpiryInterval: 3600 } };
-        const { client: away } = await connect(port, "subscriber", 5, persistent);
-        assert.deepEqual(await subscribe(away, 5, [subscription("q/#", 1)]), [1]);
-        await away.close();
-        const { client: publisher } = await connect(port, "publisher", 5);
-        let packetId = 0;
-        const publish = async (topic: string, payload: string, retain = false) => {
-          packetId = packetId % 65535 + 1;
-          await publisher.sendPacket(publishPacket(topic, payload, 1, { packetId, retain }), 5);
-          assert.equal((await publisher.readPacket()).type, "puback");
-        };
-        // A backlog of more than a page (1000): the session resumes reading it from storage page by page.
-        const backlog = 1200;
-        for (let i = 0; i < backlog; i++) await publish("q/a", `backlog-${i}`);
-        for (let i = 0; i < 3; i++) await publish(`r/${i}`, `r/${i} old`.padEnd(100 * 1024, "."), true);
-        let failing = true;
-        failRetainedReads(running, () => failing);
-        const { client: subscriber, connack } = await connect(port, "subscriber", 5, persistent);
-        assert.equal(connack.sessionPresent, true);
-        await subscriber.sendPacket({
-          type: "subscribe",
-          packetId: 1,
-          subscriptions: [subscription("r/#", 1)],
-          properties: {},
-        }, 5);
-        // r/2's retained message cannot be read yet; then more of the backlog after this one.
-        await publish("r/2", "live");
-        for (let i = 0; i < 10; i++) await publish("q/a", `after-${i}`);
-        const received: string[] = [];
-        const receive = async () => {
-          const packet = await subscriber.readPacket();
-          if (packet.type !== "publish") return;
-          await subscriber.sendPacket({
-            type: "puback",
-            packetId: packet.packetId!,
-            reasonCode: 0,
-            properties: {},
-          }, 5);
-          received.push(`${packet.topic} ${text(packet.payload).split(".")[0]}`);
-        };
-        // The whole backlog, the live message among it, while the retained reads still fail.
-        while (!received.includes("q/a after-9")) await receive();
-        failing = false;
-        while (!received.includes("r/2 r/2 old")) await receive();
-        await publish("r/end", "end");
-        while (!received.includes("r/end end")) await receive();
-        assert.equal(received.filter((line) => line === "r/2 live").length, 1, "r/2 live exactly once");
-        assert.equal(received.filter((line) => line.startsWith("q/a backlog")).length, backlog);
-        await subscriber.close();
-        await publisher.close();
-      },
-    );
+  await withEmbeddedBroker(["mqtt.max_queued_messages = 10000"], async ({ port, running }) => {
+    const persistent = { cleanStart: false, properties: { sessionExpiryInterval: 3600 } };
+    const { client: away } = await connect(port, "subscriber", 5, persistent);
+    assert.deepEqual(await subscribe(away, 5, [subscription("q/#", 1)]), [1]);
+    await away.close();
+    const { client: publisher } = await connect(port, "publisher", 5);
+    let packetId = 0;
+    const publish = async (topic: string, payload: string, retain = false) => {
+      packetId = packetId % 65535 + 1;
+      await publisher.sendPacket(publishPacket(topic, payload, 1, { packetId, retain }), 5);
+      assert.equal((await publisher.readPacket()).type, "puback");
+    };
+    // A backlog of more than a page (1000): the session resumes reading it from storage page by page.
+    const backlog = 1200;
+    for (let i = 0; i < backlog; i++) await publish("q/a", `backlog-${i}`);
+    for (let i = 0; i < 3; i++) await publish(`r/${i}`, `r/${i} old`.padEnd(100 * 1024, "."), true);
+    let failing = true;
+    failRetainedReads(running, () => failing);
+    const { client: subscriber, connack } = await connect(port, "subscriber", 5, persistent);
+    assert.equal(connack.sessionPresent, true);
+    await subscriber.sendPacket({
+      type: "subscribe",
+      packetId: 1,
+      subscriptions: [subscription("r/#", 1)],
+      properties: {},
+    }, 5);
+    // r/2's retained message cannot be read yet; then more of the backlog after this one.
+    await publish("r/2", "live");
+    for (let i = 0; i < 10; i++) await publish("q/a", `after-${i}`);
+    const received: string[] = [];
+    const receive = async () => received.push(await receiveLine(subscriber));
+    // The whole backlog, the live message among it, while the retained reads still fail.
+    while (!received.includes("q/a after-9")) await receive();
+    failing = false;
+    while (!received.includes("r/2 r/2 old")) await receive();
+    await publish("r/end", "end");
+    while (!received.includes("r/end end")) await receive();
+    assert.equal(received.filter((line) => line === "r/2 live").length, 1, "r/2 live exactly once");
+    assert.equal(received.filter((line) => line.startsWith("q/a backlog")).length, backlog);
+    await subscriber.close();
+    await publisher.close();
   });
 });
