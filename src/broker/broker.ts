@@ -598,10 +598,7 @@ export class Broker implements SessionService {
     const writable = entry.link ? entry.link.writable : entry.attached;
     let room = entry.link?.room ?? Infinity;
     const inStore = this.retained.payloadsInStore;
-    // Matches waiting to be read are bounded like a queue, yet one SUBSCRIBE of every retained message fits:
-    // a client that stops reading and repeats its SUBSCRIBE must not multiply them.
-    const { maxQueuedMessages } = this.options.limits;
-    const pendingLimit = maxQueuedMessages > 0 ? Math.max(maxQueuedMessages, this.retained.size) : 0;
+    const pendingLimit = this.#pendingRetainedLimit();
     for (const { subscription, isNew } of accepted) {
       if (subscription.shared && this.#egress && !session.persistent) {
         this.#egress.share(session.clientId, entry.epoch, subscription, true);
@@ -646,6 +643,19 @@ export class Broker implements SessionService {
     return effects;
   }
 
+  /**
+   * How many retained matches may wait to be read for one client (0: no limit). Bounded like a queue, yet
+   * one SUBSCRIBE of every retained message fits, up to RETAINED_PAGE.maxPending (about 50 B each): a client
+   * that stops reading and repeats its SUBSCRIBE must not multiply them. Over the memory budget, only the
+   * queue's bound (mqtt.max_queued_messages), as a full queue would take.
+   */
+  #pendingRetainedLimit(): number {
+    const { maxQueuedMessages } = this.options.limits;
+    if (maxQueuedMessages <= 0) return 0;
+    if (this.options.memoryBudget?.over) return maxQueuedMessages;
+    return Math.max(maxQueuedMessages, Math.min(this.retained.size, RETAINED_PAGE.maxPending));
+  }
+
   readonly #retryRetained = (clientId: string): void => this.#sendRetained(clientId);
 
   /**
@@ -664,9 +674,11 @@ export class Broker implements SessionService {
     const { session, link } = entry;
     let maxBytes: number = RETAINED_PAGE.maxBytes;
     if (link) {
-      if (!link.writable || link.room === 0) return link.whenDrained(() => this.#sendRetained(clientId));
+      // The room is below 0 after a frame larger than it: no room either.
+      const room = link.room ?? maxBytes;
+      if (!link.writable || room <= 0) return link.whenDrained(() => this.#sendRetained(clientId));
       if (session.queueLength > 0) return; // the client's acknowledgements bring it back here
-      maxBytes = Math.min(maxBytes, link.room ?? maxBytes);
+      maxBytes = Math.min(maxBytes, room);
     }
     const page = reader.nextPage(RETAINED_PAGE.maxEntries, maxBytes);
     if (page.length === 0) return this.#retainedSent(entry);
@@ -708,6 +720,13 @@ export class Broker implements SessionService {
     let room = link?.room ?? Infinity;
     const ownsPayload = this.options.storage.readsOwnPayloads === true;
     for (let i = 0; i < page.length; i++) {
+      if (link && !(writable && room > 0)) {
+        // The room shrank since the page was asked for (live messages went out meanwhile): the rest waits
+        // for room again, as the page would have, rather than be dropped (QoS 0) or queued; if the client
+        // leaves meanwhile, its session gets it (see close).
+        reader.putBack(page.slice(i));
+        break;
+      }
       const pending = page[i];
       const message = messages[i];
       if (message && this.retained.isCurrent(pending.entry)) {

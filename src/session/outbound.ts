@@ -660,7 +660,12 @@ export function sharedState(): SharedSessionState {
  * every delivery (the frame is encoded later, by the connection).
  */
 export function estimatedSize(message: Pick<Message, "topic" | "payload">): number {
-  return message.payload.byteLength + message.topic.length + 16;
+  return estimatedBytes(message.topic.length, message.payload.byteLength);
+}
+
+/** {@link estimatedSize} of a message known by its topic length and payload size. */
+export function estimatedBytes(topicLength: number, payloadBytes: number): number {
+  return payloadBytes + topicLength + 16;
 }
 
 export function emptyDropCounts(): DropCounts {

@@ -55,11 +55,19 @@ async function pausedSubscriber(
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const decoder = new Decoder({ maxPacketSize: 1 << 28, protocolVersion: 5 });
   const chunk = new Uint8Array(64 * 1024);
+  // One read at a time, kept across a timed-out call: a test that waits in vain fails instead of hanging.
+  let reading: Promise<number | null> | undefined;
   const next = async (): Promise<Packet> => {
     for (;;) {
       const packet = decoder.next();
       if (packet) return packet;
-      const n = await conn.read(chunk);
+      reading ??= conn.read(chunk);
+      reading.catch(() => {}); // ends with the socket
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), 5000));
+      const n = await Promise.race([reading, timeout]).finally(() => clearTimeout(timer));
+      if (n === "timeout") throw new Error(`nothing from the broker within 5000 ms for ${clientId}`);
+      reading = undefined;
       assert.ok(n !== null, `the broker closed ${clientId}`);
       decoder.push(chunk.slice(0, n));
     }
@@ -578,6 +586,91 @@ Deno.test("retained store: a resumed session still reading its stored backlog ge
     assert.equal(received.filter((line) => line === "r/2 live").length, 1, "r/2 live exactly once");
     assert.equal(received.filter((line) => line.startsWith("q/a backlog")).length, backlog);
     await subscriber.close();
+    await publisher.close();
+  });
+});
+
+Deno.test("retained store: over the memory budget, a SUBSCRIBE's retained matches waiting to be read are bounded by mqtt.max_queued_messages", async () => {
+  await withTempDir(async (dir) => {
+    const store = [`storage.type = embedded`, `storage.dir = ${join(dir, "data")}`];
+    await withBroker(store.join("\n"), async ({ port }) => {
+      const { client: publisher } = await connect(port, "publisher", 5);
+      await retainTree(publisher, "r", 20, 100 * 1024); // over the 64 KiB kept in memory: read from the store
+      await publisher.close();
+    });
+    const limited = [...store, "limits.memory_bytes = 1", "mqtt.max_queued_messages = 10"];
+    await withBroker(limited.join("\n"), async ({ port }) => {
+      const { client } = await connect(port, "subscriber", 5);
+      await client.sendPacket(publishPacket("probe", "", 1, { packetId: 1 }), 5);
+      const refused = await client.readPacket();
+      assert.ok(refused.type === "puback" && refused.reasonCode === 0x97, "the broker is over its budget");
+      assert.deepEqual(await subscribe(client, 5, [subscription("r/#", 0)], {}, 2), [0]);
+      const received = await receiveUntil(client, (received) => received.size === 10);
+      assert.ok(await client.expectSilence(500), "10 of the 20, not more");
+      assert.equal(received.size, 10);
+      await client.close();
+    });
+  });
+});
+
+Deno.test("retained store: at most 100,000 retained matches wait to be read for one client, however many match, and every one of them arrives", async () => {
+  const count = 100_005;
+  await withEmbeddedBroker(
+    ["mqtt.max_outbound_bytes = 16384", "mqtt.max_queued_messages = 10"],
+    async ({ port }) => {
+      const { client: publisher } = await connect(port, "publisher", 5);
+      for (let i = 0; i < count; i++) {
+        await publisher.sendPacket(publishPacket(`m/${i}`, "x", 0, { retain: true }), 5);
+      }
+      await publisher.sendPacket(publishPacket("barrier", "", 1, { packetId: 1 }), 5);
+      assert.equal((await publisher.readPacket()).type, "puback");
+      await publisher.close();
+      // More than the socket's room: every match waits to be read, up to the bound; small messages, so a
+      // page's count of them must be the room's (a page that overfilled it lost its tail at QoS 0).
+      const { client } = await connect(port, "subscriber", 5);
+      assert.deepEqual(await subscribe(client, 5, [subscription("m/#", 0)]), [0]);
+      let received = 0;
+      while (received < 100_000) {
+        await readPublish(client).catch((error) => {
+          throw new Error(`after ${received} retained messages: ${error}`);
+        });
+        received++;
+      }
+      assert.ok(await client.expectSilence(500), "100,000 of the 100,005, not more");
+      await client.close();
+    },
+  );
+});
+
+Deno.test("retained store: a page read while live messages filled the socket waits for room instead of being dropped", async () => {
+  await withEmbeddedBroker(["mqtt.max_outbound_bytes = 16384"], async ({ port, running }) => {
+    const { client: publisher } = await connect(port, "publisher", 5);
+    await retainTree(publisher, "r", 10, 100 * 1024); // over the 64 KiB kept in memory: read from the store
+    // Retained reads wait for the gate: meanwhile live messages fill the subscriber's socket.
+    const storage = (running.broker as unknown as { options: { storage: StorageAdapter } }).options.storage;
+    const readRetained = storage.readRetained.bind(storage);
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => open = resolve);
+    storage.readRetained = async (topics) => {
+      await gate;
+      return readRetained(topics);
+    };
+    const subscriber = await pausedSubscriber(port, "subscriber", "#", 0, {
+      cleanStart: true,
+      properties: {},
+    });
+    const live = "live".padEnd(100 * 1024, ".");
+    for (let i = 0; i < 100; i++) await publisher.sendPacket(publishPacket("l/x", live, 0), 5);
+    await publisher.sendPacket(publishPacket("barrier", "", 1, { packetId: 1 }), 5);
+    assert.equal((await publisher.readPacket()).type, "puback");
+    open();
+    // Every retained message comes, whatever the live messages did to the room.
+    const retained = new Set<string>();
+    while (retained.size < 10) {
+      const packet = await subscriber.next();
+      if (packet.type === "publish" && packet.retain) retained.add(packet.topic);
+    }
+    subscriber.close();
     await publisher.close();
   });
 });
