@@ -205,6 +205,10 @@ export class Broker implements SessionService {
     return { queued, inflight };
   }
 
+  now(): number {
+    return this.clock.now();
+  }
+
   /** See {@link SessionRegistry.open}. */
   open(request: OpenRequest): Promise<OpenResult> {
     return this.registry.open(request);
@@ -236,30 +240,36 @@ export class Broker implements SessionService {
    * routed here to everyone, never forwarded. The effects are appended to `out` when it is given (see
    * {@link SessionService.receive}).
    */
-  receive(handle: SessionHandle, packet: Packet, out: Effect[] = [], fromLog = false): Effect[] {
+  receive(
+    handle: SessionHandle,
+    packet: Packet,
+    out: Effect[] = [],
+    now = this.clock.now(),
+    fromLog = false,
+  ): Effect[] {
     const session = handle.session;
-    if (!this.registry.current(handle)) {
+    const entry = this.registry.get(session.clientId);
+    if (entry === undefined || !SessionRegistry.holds(entry, handle)) {
       out.push(STALE);
       return out;
     }
     const effects = out as SessionEffect[];
     const first = effects.length;
     // What the client's acknowledgements let out of its queue goes straight to its connection, if here.
-    const entry = this.registry.get(session.clientId);
-    const link = entry?.link;
+    const link = entry.link;
     let sink: EffectSink | undefined = link;
     if (sink === undefined) {
       sink = this.#listSink;
       this.#listSink.effects = out;
     }
-    session.handleInto(packet, this.clock.now(), effects, sink);
+    session.handleInto(packet, now, effects, sink);
     this.#listSink.effects = NO_EFFECTS;
     for (let i = first; i < effects.length; i++) {
       const effect = effects[i];
       switch (effect.kind) {
         case "publish": {
           const ack = effect.ack;
-          const durable = this.#publishFrom(session, effect.message, ack, fromLog);
+          const durable = this.#publishFrom(session, effect.message, ack, fromLog, now);
           if (!ack) {
             removeAt(effects, i--); // no list of removed elements, unlike splice: this runs per message
             break;
@@ -283,7 +293,7 @@ export class Broker implements SessionService {
     this.#persistence.sessionChanged(session);
     // Acknowledgements free the window: the next page of a queue read back from storage may be due.
     if (session.storedOnly) this.registry.pageOn(session.clientId);
-    if (entry?.retainedReader) this.#sendRetained(session.clientId);
+    if (entry.retainedReader) this.#sendRetained(session.clientId);
     return effects as Effect[]; // every broker-level effect was replaced above
   }
 
@@ -354,7 +364,7 @@ export class Broker implements SessionService {
    * Returns how many clients it reached here.
    */
   publish(message: Message): number {
-    const reached = this.#publishHere(message, false);
+    const reached = this.#publishHere(message, false, false, this.clock.now());
     this.#forwarded = undefined;
     return reached;
   }
@@ -365,9 +375,9 @@ export class Broker implements SessionService {
    * reached, counting one for a forwarded message, which some other node or persistent session wants; the
    * forward's promise is left in {@link #forwarded} (no result object per message).
    */
-  #publishHere(message: Message, fromLog: boolean, staged = false): number {
+  #publishHere(message: Message, fromLog: boolean, staged: boolean, now: number): number {
     if (message.publisherId !== "") this.stats.messagesReceived++;
-    this.#now = this.clock.now();
+    this.#now = now;
     const local = fromLog || !this.#egress || message.topic.startsWith("$SYS/");
     if (local) {
       // No room in the retained store: a QoS 0 message still reaches its subscribers (QoS 1/2 are refused).
@@ -435,6 +445,7 @@ export class Broker implements SessionService {
     message: Message,
     ack: AckEffect | undefined,
     fromLog: boolean,
+    now: number,
   ): Promise<void> | undefined {
     // Over the memory budget nothing new is taken (a retained delete frees memory: it is); a packet from the
     // cluster log was taken by its holder.
@@ -449,7 +460,7 @@ export class Broker implements SessionService {
     const stages = message.qos === 2 && !this.#egress && !fromLog;
     const before = this.#routing.get(session);
     const stagedNow = !before && stages ? this.#stage(message) : undefined;
-    if (!before && !stagedNow) return this.#route(session, message, ack, fromLog, false);
+    if (!before && !stagedNow) return this.#route(session, message, ack, fromLog, false, now);
     return this.#routeInTurn(session, message, ack, fromLog, stages, before, stagedNow);
   }
 
@@ -482,7 +493,7 @@ export class Broker implements SessionService {
           return;
         }
       }
-      durable = this.#route(session, message, ack, fromLog, staged !== undefined);
+      durable = this.#route(session, message, ack, fromLog, staged !== undefined, this.clock.now());
     })();
     this.#routing.set(session, routed);
     const done = routed.then(() => {
@@ -499,8 +510,9 @@ export class Broker implements SessionService {
     ack: AckEffect | undefined,
     fromLog: boolean,
     staged: boolean,
+    now: number,
   ): Promise<void> | undefined {
-    const reached = this.#publishHere(message, fromLog, staged);
+    const reached = this.#publishHere(message, fromLog, staged, now);
     const forwarded = this.#forwarded;
     this.#forwarded = undefined;
     if (!ack) return undefined;
