@@ -194,8 +194,8 @@ export class Session {
     for (const { packetId, delivery, qos, stage } of this.outbound.toRecord().inflight) {
       records.push({ kind: "saveDelivery", delivery, qos, stage, packetId });
     }
-    for (const { delivery, qos } of this.outbound.queue) {
-      records.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    for (const entry of this.outbound.queue) {
+      records.push({ kind: "saveDelivery", delivery: entry, qos: entry.qos, stage: "queued" });
     }
     for (const packetId of this.awaitingRelease) {
       records.push({ kind: "awaitingRelease", packetId, waiting: true });

@@ -177,7 +177,7 @@ Deno.test("offline: QoS 0 is not queued by default, QoS 1 is, and the queue drop
   for (const topic of ["1", "2", "3", "4"]) {
     session.deliver({ message: message(topic, 1), grantedQos: 1, retain: false }, false, 0);
   }
-  assert.deepEqual(session.outbound.queue.map((q) => q.delivery.message.topic), ["2", "3", "4"]);
+  assert.deepEqual(session.outbound.queue.map((q) => q.message.topic), ["2", "3", "4"]);
   assert.equal(session.outbound.drops.queueFull, 1);
 });
 
