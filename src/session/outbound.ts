@@ -82,6 +82,12 @@ export class OutboundFlow {
   #queue: Fifo<Entry> | undefined;
   queuedBytes = 0;
   /**
+   * How many QoS 0 entries the queue holds (queued while the client was away): only then may the queue's
+   * head go out past a full window, and only then does {@link #drain} look at the head it cannot send yet,
+   * an object a busy subscriber's queue otherwise brings back into the cache for nothing.
+   */
+  #queuedQos0 = 0;
+  /**
    * While some of the session's deliveries live only in storage (all of them while its client is away, the
    * tail of its queue while it is read back page by page): how many wait there, and their size, for the
    * queue limits. New deliveries then go to storage only, behind them.
@@ -194,6 +200,7 @@ export class OutboundFlow {
     this.#inflight = undefined;
     this.#queue = undefined;
     this.queuedBytes = 0;
+    this.#queuedQos0 = 0;
     this.#storedEntries = queued.entries;
     this.#storedBytes = queued.bytes;
     this.#pagedOut = true;
@@ -321,6 +328,7 @@ export class OutboundFlow {
       const entry = entryOf(delivery, qos, "publish");
       this.#queueList().push(entry);
       this.queuedBytes += entry.size;
+      if (qos === 0) this.#queuedQos0++;
       return;
     }
     this.#inflightTable().set(packetId, entryOf(delivery, qos, stage === "released" ? "release" : "publish"));
@@ -441,9 +449,12 @@ export class OutboundFlow {
     const window = this.#window();
     const queue = this.#queue;
     if (queue === undefined) return;
-    while (queue.length > 0 && (queue.peek()!.qos === 0 || this.inflight.size < window)) {
+    while (
+      queue.length > 0 && (this.inflight.size < window || (this.#queuedQos0 > 0 && queue.peek()!.qos === 0))
+    ) {
       const next = queue.shift()!;
       this.queuedBytes -= next.size;
+      if (next.qos === 0) this.#queuedQos0--;
       const expiresAt = next.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
         this.drops.expired++;
@@ -492,6 +503,7 @@ export class OutboundFlow {
     if (!this.#attachment) delivery.message = this.shared.compact(delivery.message);
     this.#queueList().push(entryOf(delivery, qos, "publish", size));
     this.queuedBytes += size;
+    if (qos === 0) this.#queuedQos0++;
     if (qos > 0) this.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
@@ -534,6 +546,7 @@ export class OutboundFlow {
   #dropOldestQueued(): number {
     const oldest = this.#queue!.shift()!;
     this.queuedBytes -= oldest.size;
+    if (oldest.qos === 0) this.#queuedQos0--;
     this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: oldest });
     return oldest.size;
   }
