@@ -1,7 +1,7 @@
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type { Packet, PublishPacket } from "../codec/types.ts";
 import { EffectList } from "../session/effect_list.ts";
-import type { Session } from "../session/session.ts";
+import { publishAck, type Session } from "../session/session.ts";
 import { estimatedSize, sharedState } from "../session/outbound.ts";
 import type {
   AcceptedSubscription,
@@ -33,11 +33,6 @@ import type {
   SessionTimer,
 } from "./types.ts";
 import { WillService } from "./wills.ts";
-
-function removeAt<T>(list: T[], index: number): void {
-  for (let i = index + 1; i < list.length; i++) list[i - 1] = list[i];
-  list.pop();
-}
 
 /**
  * Empties a list that is reused per message. `list.length = 0` would drop its storage (V8 gives the array a
@@ -262,22 +257,25 @@ export class Broker implements SessionService {
       sink = this.#listSink;
       this.#listSink.effects = out;
     }
-    session.handleInto(packet, now, effects, sink);
+    if (packet.type === "publish") {
+      // No publish effect per message: the session hands the message over, the broker routes it and runs
+      // its acknowledgement in the effect's place.
+      const message = session.acceptPublishInto(packet, now, effects);
+      if (message !== undefined) {
+        const ack = publishAck(packet);
+        const durable = this.#publishFrom(session, message, ack, fromLog, now);
+        if (ack) {
+          ack.durable = durable;
+          effects.push(ack);
+        }
+      }
+    } else {
+      session.handleInto(packet, now, effects, sink);
+    }
     this.#listSink.effects = NO_EFFECTS;
     for (let i = first; i < effects.length; i++) {
       const effect = effects[i];
       switch (effect.kind) {
-        case "publish": {
-          const ack = effect.ack;
-          const durable = this.#publishFrom(session, effect.message, ack, fromLog, now);
-          if (!ack) {
-            removeAt(effects, i--); // no list of removed elements, unlike splice: this runs per message
-            break;
-          }
-          ack.durable = durable;
-          effects[i] = ack;
-          break;
-        }
         case "subscribe": {
           const retained = this.#subscribe(session, effect.accepted);
           effects.splice(i, 1, { kind: "send", packet: effect.suback }, ...retained);
