@@ -158,6 +158,9 @@ export class Decoder {
   #run: Uint8Array | undefined;
   #runSource: Uint8Array | undefined;
   #runStart = 0;
+  /** The copy's buffer and offset: a view made from them costs less than `subarray` (no species lookup). */
+  #runBuffer: ArrayBuffer | undefined;
+  #runOffset = 0;
 
   constructor(options: DecoderOptions) {
     this.maxPacketSize = options.maxPacketSize;
@@ -365,14 +368,16 @@ export class Decoder {
     const run = this.#run;
     const at = start - this.#runStart;
     if (this.#runSource === chunk && at >= 0 && at + length <= run!.length) {
-      return run!.subarray(at, at + length);
+      return new Uint8Array(this.#runBuffer!, this.#runOffset + at, length);
     }
     if (length >= RUN_BYTES) return copyOf(chunk, start, start + length);
     const copied = copyOf(chunk, start, Math.min(chunkEnd, start + RUN_BYTES));
     this.#run = copied;
     this.#runSource = chunk;
     this.#runStart = start;
-    return copied.subarray(0, length);
+    this.#runBuffer = copied.buffer as ArrayBuffer;
+    this.#runOffset = copied.byteOffset;
+    return new Uint8Array(this.#runBuffer, this.#runOffset, length);
   }
 
   /**
