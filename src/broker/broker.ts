@@ -1,7 +1,7 @@
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type { Packet, PublishPacket } from "../codec/types.ts";
 import { EffectList } from "../session/effect_list.ts";
-import type { Session } from "../session/session.ts";
+import { publishAck, type Session } from "../session/session.ts";
 import { estimatedSize, sharedState } from "../session/outbound.ts";
 import type {
   AcceptedSubscription,
@@ -33,11 +33,6 @@ import type {
   SessionTimer,
 } from "./types.ts";
 import { WillService } from "./wills.ts";
-
-function removeAt<T>(list: T[], index: number): void {
-  for (let i = index + 1; i < list.length; i++) list[i - 1] = list[i];
-  list.pop();
-}
 
 /**
  * Empties a list that is reused per message. `list.length = 0` would drop its storage (V8 gives the array a
@@ -205,6 +200,10 @@ export class Broker implements SessionService {
     return { queued, inflight };
   }
 
+  now(): number {
+    return this.clock.now();
+  }
+
   /** See {@link SessionRegistry.open}. */
   open(request: OpenRequest): Promise<OpenResult> {
     return this.registry.open(request);
@@ -236,38 +235,47 @@ export class Broker implements SessionService {
    * routed here to everyone, never forwarded. The effects are appended to `out` when it is given (see
    * {@link SessionService.receive}).
    */
-  receive(handle: SessionHandle, packet: Packet, out: Effect[] = [], fromLog = false): Effect[] {
+  receive(
+    handle: SessionHandle,
+    packet: Packet,
+    out: Effect[] = [],
+    now = this.clock.now(),
+    fromLog = false,
+  ): Effect[] {
     const session = handle.session;
-    if (!this.registry.current(handle)) {
+    const entry = this.registry.get(session.clientId);
+    if (entry === undefined || !SessionRegistry.holds(entry, handle)) {
       out.push(STALE);
       return out;
     }
     const effects = out as SessionEffect[];
     const first = effects.length;
     // What the client's acknowledgements let out of its queue goes straight to its connection, if here.
-    const entry = this.registry.get(session.clientId);
-    const link = entry?.link;
+    const link = entry.link;
     let sink: EffectSink | undefined = link;
     if (sink === undefined) {
       sink = this.#listSink;
       this.#listSink.effects = out;
     }
-    session.handleInto(packet, this.clock.now(), effects, sink);
+    if (packet.type === "publish") {
+      // No publish effect per message: the session hands the message over, the broker routes it and runs
+      // its acknowledgement in the effect's place.
+      const message = session.acceptPublishInto(packet, now, effects);
+      if (message !== undefined) {
+        const ack = publishAck(packet);
+        const durable = this.#publishFrom(session, message, ack, fromLog, now);
+        if (ack) {
+          ack.durable = durable;
+          effects.push(ack);
+        }
+      }
+    } else {
+      session.handleInto(packet, now, effects, sink);
+    }
     this.#listSink.effects = NO_EFFECTS;
     for (let i = first; i < effects.length; i++) {
       const effect = effects[i];
       switch (effect.kind) {
-        case "publish": {
-          const ack = effect.ack;
-          const durable = this.#publishFrom(session, effect.message, ack, fromLog);
-          if (!ack) {
-            removeAt(effects, i--); // no list of removed elements, unlike splice: this runs per message
-            break;
-          }
-          ack.durable = durable;
-          effects[i] = ack;
-          break;
-        }
         case "subscribe": {
           const retained = this.#subscribe(session, effect.accepted);
           effects.splice(i, 1, { kind: "send", packet: effect.suback }, ...retained);
@@ -283,7 +291,7 @@ export class Broker implements SessionService {
     this.#persistence.sessionChanged(session);
     // Acknowledgements free the window: the next page of a queue read back from storage may be due.
     if (session.storedOnly) this.registry.pageOn(session.clientId);
-    if (entry?.retainedReader) this.#sendRetained(session.clientId);
+    if (entry.retainedReader) this.#sendRetained(session.clientId);
     return effects as Effect[]; // every broker-level effect was replaced above
   }
 
@@ -354,7 +362,7 @@ export class Broker implements SessionService {
    * Returns how many clients it reached here.
    */
   publish(message: Message): number {
-    const reached = this.#publishHere(message, false);
+    const reached = this.#publishHere(message, false, false, this.clock.now());
     this.#forwarded = undefined;
     return reached;
   }
@@ -365,9 +373,9 @@ export class Broker implements SessionService {
    * reached, counting one for a forwarded message, which some other node or persistent session wants; the
    * forward's promise is left in {@link #forwarded} (no result object per message).
    */
-  #publishHere(message: Message, fromLog: boolean, staged = false): number {
+  #publishHere(message: Message, fromLog: boolean, staged: boolean, now: number): number {
     if (message.publisherId !== "") this.stats.messagesReceived++;
-    this.#now = this.clock.now();
+    this.#now = now;
     const local = fromLog || !this.#egress || message.topic.startsWith("$SYS/");
     if (local) {
       // No room in the retained store: a QoS 0 message still reaches its subscribers (QoS 1/2 are refused).
@@ -435,6 +443,7 @@ export class Broker implements SessionService {
     message: Message,
     ack: AckEffect | undefined,
     fromLog: boolean,
+    now: number,
   ): Promise<void> | undefined {
     // Over the memory budget nothing new is taken (a retained delete frees memory: it is); a packet from the
     // cluster log was taken by its holder.
@@ -449,7 +458,7 @@ export class Broker implements SessionService {
     const stages = message.qos === 2 && !this.#egress && !fromLog;
     const before = this.#routing.get(session);
     const stagedNow = !before && stages ? this.#stage(message) : undefined;
-    if (!before && !stagedNow) return this.#route(session, message, ack, fromLog, false);
+    if (!before && !stagedNow) return this.#route(session, message, ack, fromLog, false, now);
     return this.#routeInTurn(session, message, ack, fromLog, stages, before, stagedNow);
   }
 
@@ -482,7 +491,7 @@ export class Broker implements SessionService {
           return;
         }
       }
-      durable = this.#route(session, message, ack, fromLog, staged !== undefined);
+      durable = this.#route(session, message, ack, fromLog, staged !== undefined, this.clock.now());
     })();
     this.#routing.set(session, routed);
     const done = routed.then(() => {
@@ -499,8 +508,9 @@ export class Broker implements SessionService {
     ack: AckEffect | undefined,
     fromLog: boolean,
     staged: boolean,
+    now: number,
   ): Promise<void> | undefined {
-    const reached = this.#publishHere(message, fromLog, staged);
+    const reached = this.#publishHere(message, fromLog, staged, now);
     const forwarded = this.#forwarded;
     this.#forwarded = undefined;
     if (!ack) return undefined;

@@ -149,7 +149,12 @@ export class SessionRegistry {
   /** True while `handle` still holds its session: same epoch, client connected. */
   current(handle: SessionHandle): boolean {
     const entry = this.#entries.get(handle.session.clientId);
-    return entry !== undefined && entry.epoch === handle.epoch && entry.attached;
+    return entry !== undefined && SessionRegistry.holds(entry, handle);
+  }
+
+  /** {@link current} for the entry of the handle's client id, already looked up. */
+  static holds(entry: SessionEntry, handle: SessionHandle): boolean {
+    return entry.epoch === handle.epoch && entry.attached;
   }
 
   /**

@@ -57,6 +57,15 @@ export interface Delivery {
    * back at once instead of leaving it to V8's next full collection.
    */
   ownsPayload?: boolean;
+  /**
+   * The session's bookkeeping while the delivery waits in its queue or window (see OutboundFlow): the
+   * delivery is its own entry there, not one object more per message. `qos`: what it is sent at; `size`:
+   * what it counts against the queue's limits; `inflightStage`, in flight: "publish", awaiting PUBACK/PUBREC,
+   * or "release", PUBREL sent, awaiting PUBCOMP. Unset until a session takes it.
+   */
+  qos?: QoS;
+  size?: number;
+  inflightStage?: "publish" | "release";
 }
 
 /** A subscription held by a session. `filter` is the full filter, `$share/...` included. */
