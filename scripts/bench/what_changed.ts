@@ -249,20 +249,39 @@ export const CHANGES: Change[] = [
     after: "22.2–46.9k (median 32.1k) / 0.20–0.35× (median 0.24×)",
     ratio: "1.74× / 1.7×",
   },
+  {
+    change:
+      "QoS 1 path, third round: the clock read once per read (not per packet and routed message), a read's frames copied together and handed out as views of the copy, a delivery as its own queue/in-flight entry (no Entry object around it), Fifo as a ring of slots (no splice compaction), the trie's '+' and '#' children in fields (3 Map lookups per match instead of 9), no publish effect object per PUBLISH, queued QoS 0 entries counted so a drain does not look at a queue head it cannot send",
+    measure:
+      "broker CPU per message, µs, pinned / bytes allocated per message (3 alternating pairs, load 5–10): QoS 1 10→10; fan-out 1→100 QoS 1 per delivery",
+    before: "4.12 / 796; 2.06 / 218",
+    after: "2.99 / 547; 1.59 / 148",
+    ratio: "0.73× / 0.69×; 0.77× / 0.68×",
+  },
+  {
+    change:
+      "(same change) msg/s per unit of the broker's CPU share, against rumqttd in the same invocation (3 pairs, a loaded core: plain msg/s ratios measured the contention)",
+    measure: "per-core ratio to rumqttd: QoS 1 10→10 / fan-out QoS 1",
+    before: "0.58–0.62 / 0.36–0.42",
+    after: "0.70–0.77 / 0.46–0.58",
+    ratio: "1.2× / 1.5×",
+  },
 ];
 
 /** Where a peer still wins in this round's measurements, by how much and why. */
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **QoS 1 10→10 and fan-out QoS 1, rumqttd 1.5–3.5× ahead** (mqtt-proxy 0.43–0.66× in QoS 1 10→10 and
-  0.28–0.46× in fan-out QoS 1, pinned, across the day's runs; QoS 0 10→10 and fan-out QoS 0 are even or lead
-  rumqttd, 0.94–1.4×; on the slower machine of the last run QoS 0 10→10 64 B was 0.63× rumqttd, 1 KiB 1.50×).
-  Since the delivery path lost its per-delivery objects (above: about half the bytes per message) a QoS 1
-  message still allocates about 800 B and a fan-out delivery 220 B: the message and its payload view, the
-  router's delivery and the session's entry, promises per read, against rumqttd's ring of offsets into a
-  commit log; mqtt-proxy over its own earlier self gained 1.48× in QoS 1 10→10 in the same run, rumqttd is
-  still about twice as fast there.
+- **QoS 1 10→10 and fan-out QoS 1, rumqttd 1.3–2× ahead per core** (before the third QoS 1 round:
+  mqtt-proxy 0.43–0.66× in QoS 1 10→10 and 0.28–0.46× in fan-out QoS 1, pinned, across the day's runs; after
+  it, per unit of each broker's CPU on a loaded core, 0.70–0.77× and 0.46–0.58×; QoS 0 10→10 and fan-out
+  QoS 0 are even or lead rumqttd, 0.94–1.4×). A QoS 1 message still allocates about 550 B and a fan-out
+  delivery about 150 B (800 B and 220 B before that round): the message with its frame and payload views,
+  the router's delivery (now also the session's queue entry), the acknowledgement, against rumqttd's ring
+  of offsets into one commit log per topic. In fan-out, each subscriber's queue holds an object per message,
+  read back (a cache miss) when it is sent and again at its PUBACK; a queue that holds the shared message
+  itself is what is left there. GC pause time did not drop with the allocation: a scavenge's cost is its
+  survivors, the messages waiting in the subscribers' queues.
 - **p99 at 10k msg/s: Mosquitto 0.11–0.14 ms, rumqttd 0.16–0.21 ms, mqtt-proxy 0.18–0.23 ms** (QoS 0 and 1,
   pinned, measured after 3 s at the rate; unpinned in the 2026-12-05 run, QoS 0: 0.06, 0.16 and 0.60 ms). Until 2026-12-05 the latency cases measured after 1 s and
   mqtt-proxy showed 1.5–3.3 ms: V8's optimizing compiler was still at work on the broker's one pinned core

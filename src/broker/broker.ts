@@ -1,7 +1,7 @@
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type { Packet, PublishPacket } from "../codec/types.ts";
 import { EffectList } from "../session/effect_list.ts";
-import type { Session } from "../session/session.ts";
+import { publishAck, type Session } from "../session/session.ts";
 import { estimatedSize, sharedState } from "../session/outbound.ts";
 import type {
   AcceptedSubscription,
@@ -33,11 +33,6 @@ import type {
   SessionTimer,
 } from "./types.ts";
 import { WillService } from "./wills.ts";
-
-function removeAt<T>(list: T[], index: number): void {
-  for (let i = index + 1; i < list.length; i++) list[i - 1] = list[i];
-  list.pop();
-}
 
 /**
  * Empties a list that is reused per message. `list.length = 0` would drop its storage (V8 gives the array a
@@ -205,6 +200,10 @@ export class Broker implements SessionService {
     return { queued, inflight };
   }
 
+  now(): number {
+    return this.clock.now();
+  }
+
   /** See {@link SessionRegistry.open}. */
   open(request: OpenRequest): Promise<OpenResult> {
     return this.registry.open(request);
@@ -236,38 +235,47 @@ export class Broker implements SessionService {
    * routed here to everyone, never forwarded. The effects are appended to `out` when it is given (see
    * {@link SessionService.receive}).
    */
-  receive(handle: SessionHandle, packet: Packet, out: Effect[] = [], fromLog = false): Effect[] {
+  receive(
+    handle: SessionHandle,
+    packet: Packet,
+    out: Effect[] = [],
+    now = this.clock.now(),
+    fromLog = false,
+  ): Effect[] {
     const session = handle.session;
-    if (!this.registry.current(handle)) {
+    const entry = this.registry.get(session.clientId);
+    if (entry === undefined || !SessionRegistry.holds(entry, handle)) {
       out.push(STALE);
       return out;
     }
     const effects = out as SessionEffect[];
     const first = effects.length;
     // What the client's acknowledgements let out of its queue goes straight to its connection, if here.
-    const entry = this.registry.get(session.clientId);
-    const link = entry?.link;
+    const link = entry.link;
     let sink: EffectSink | undefined = link;
     if (sink === undefined) {
       sink = this.#listSink;
       this.#listSink.effects = out;
     }
-    session.handleInto(packet, this.clock.now(), effects, sink);
+    if (packet.type === "publish") {
+      // No publish effect per message: the session hands the message over, the broker routes it and runs
+      // its acknowledgement in the effect's place.
+      const message = session.acceptPublishInto(packet, now, effects);
+      if (message !== undefined) {
+        const ack = publishAck(packet);
+        const durable = this.#publishFrom(session, message, ack, fromLog, now);
+        if (ack) {
+          ack.durable = durable;
+          effects.push(ack);
+        }
+      }
+    } else {
+      session.handleInto(packet, now, effects, sink);
+    }
     this.#listSink.effects = NO_EFFECTS;
     for (let i = first; i < effects.length; i++) {
       const effect = effects[i];
       switch (effect.kind) {
-        case "publish": {
-          const ack = effect.ack;
-          const durable = this.#publishFrom(session, effect.message, ack, fromLog);
-          if (!ack) {
-            removeAt(effects, i--); // no list of removed elements, unlike splice: this runs per message
-            break;
-          }
-          ack.durable = durable;
-          effects[i] = ack;
-          break;
-        }
         case "subscribe": {
           const retained = this.#subscribe(session, effect.accepted);
           effects.splice(i, 1, { kind: "send", packet: effect.suback }, ...retained);
@@ -283,7 +291,7 @@ export class Broker implements SessionService {
     this.#persistence.sessionChanged(session);
     // Acknowledgements free the window: the next page of a queue read back from storage may be due.
     if (session.storedOnly) this.registry.pageOn(session.clientId);
-    if (entry?.retainedReader) this.#sendRetained(session.clientId);
+    if (entry.retainedReader) this.#sendRetained(session.clientId);
     return effects as Effect[]; // every broker-level effect was replaced above
   }
 
@@ -354,7 +362,7 @@ export class Broker implements SessionService {
    * Returns how many clients it reached here.
    */
   publish(message: Message): number {
-    const reached = this.#publishHere(message, false);
+    const reached = this.#publishHere(message, false, false, this.clock.now());
     this.#forwarded = undefined;
     return reached;
   }
@@ -365,9 +373,9 @@ export class Broker implements SessionService {
    * reached, counting one for a forwarded message, which some other node or persistent session wants; the
    * forward's promise is left in {@link #forwarded} (no result object per message).
    */
-  #publishHere(message: Message, fromLog: boolean, staged = false): number {
+  #publishHere(message: Message, fromLog: boolean, staged: boolean, now: number): number {
     if (message.publisherId !== "") this.stats.messagesReceived++;
-    this.#now = this.clock.now();
+    this.#now = now;
     const local = fromLog || !this.#egress || message.topic.startsWith("$SYS/");
     if (local) {
       // No room in the retained store: a QoS 0 message still reaches its subscribers (QoS 1/2 are refused).
@@ -435,6 +443,7 @@ export class Broker implements SessionService {
     message: Message,
     ack: AckEffect | undefined,
     fromLog: boolean,
+    now: number,
   ): Promise<void> | undefined {
     // Over the memory budget nothing new is taken (a retained delete frees memory: it is); a packet from the
     // cluster log was taken by its holder.
@@ -449,7 +458,7 @@ export class Broker implements SessionService {
     const stages = message.qos === 2 && !this.#egress && !fromLog;
     const before = this.#routing.get(session);
     const stagedNow = !before && stages ? this.#stage(message) : undefined;
-    if (!before && !stagedNow) return this.#route(session, message, ack, fromLog, false);
+    if (!before && !stagedNow) return this.#route(session, message, ack, fromLog, false, now);
     return this.#routeInTurn(session, message, ack, fromLog, stages, before, stagedNow);
   }
 
@@ -482,7 +491,7 @@ export class Broker implements SessionService {
           return;
         }
       }
-      durable = this.#route(session, message, ack, fromLog, staged !== undefined);
+      durable = this.#route(session, message, ack, fromLog, staged !== undefined, this.clock.now());
     })();
     this.#routing.set(session, routed);
     const done = routed.then(() => {
@@ -499,8 +508,9 @@ export class Broker implements SessionService {
     ack: AckEffect | undefined,
     fromLog: boolean,
     staged: boolean,
+    now: number,
   ): Promise<void> | undefined {
-    const reached = this.#publishHere(message, fromLog, staged);
+    const reached = this.#publishHere(message, fromLog, staged, now);
     const forwarded = this.#forwarded;
     this.#forwarded = undefined;
     if (!ack) return undefined;
@@ -598,6 +608,7 @@ export class Broker implements SessionService {
     const writable = entry.link ? entry.link.writable : entry.attached;
     let room = entry.link?.room ?? Infinity;
     const inStore = this.retained.payloadsInStore;
+    const pendingLimit = this.#pendingRetainedLimit();
     for (const { subscription, isNew } of accepted) {
       if (subscription.shared && this.#egress && !session.persistent) {
         this.#egress.share(session.clientId, entry.epoch, subscription, true);
@@ -615,9 +626,14 @@ export class Broker implements SessionService {
           ? undefined
           : [subscription.subscriptionIdentifier];
         if (paged) {
+          const reader = entry.retainedReader ??= new RetainedReader();
+          if (pendingLimit > 0 && reader.pendingCount >= pendingLimit) {
+            this.#shared.drops.queueFull++;
+            continue;
+          }
           const pending: PendingRetained = { entry: retained, grantedQos: subscription.qos };
           if (ids) pending.subscriptionIdentifiers = ids;
-          (entry.retainedReader ??= new RetainedReader()).add(pending);
+          reader.add(pending);
           continue;
         }
         // A message per delivery: the same retained message may be queued for this client more than once.
@@ -635,6 +651,19 @@ export class Broker implements SessionService {
     }
     if (entry.retainedReader) this.#sendRetained(session.clientId);
     return effects;
+  }
+
+  /**
+   * How many retained matches may wait to be read for one client (0: no limit). Bounded like a queue, yet
+   * one SUBSCRIBE of every retained message fits, up to RETAINED_PAGE.maxPending (about 50 B each): a client
+   * that stops reading and repeats its SUBSCRIBE must not multiply them. Over the memory budget, only the
+   * queue's bound (mqtt.max_queued_messages), as a full queue would take.
+   */
+  #pendingRetainedLimit(): number {
+    const { maxQueuedMessages } = this.options.limits;
+    if (maxQueuedMessages <= 0) return 0;
+    if (this.options.memoryBudget?.over) return maxQueuedMessages;
+    return Math.max(maxQueuedMessages, Math.min(this.retained.size, RETAINED_PAGE.maxPending));
   }
 
   readonly #retryRetained = (clientId: string): void => this.#sendRetained(clientId);
@@ -655,22 +684,21 @@ export class Broker implements SessionService {
     const { session, link } = entry;
     let maxBytes: number = RETAINED_PAGE.maxBytes;
     if (link) {
-      if (!link.writable || link.room === 0) return link.whenDrained(() => this.#sendRetained(clientId));
+      // The room is below 0 after a frame larger than it: no room either.
+      const room = link.room ?? maxBytes;
+      if (!link.writable || room <= 0) return link.whenDrained(() => this.#sendRetained(clientId));
       if (session.queueLength > 0) return; // the client's acknowledgements bring it back here
-      maxBytes = Math.min(maxBytes, link.room ?? maxBytes);
+      maxBytes = Math.min(maxBytes, room);
     }
     const page = reader.nextPage(RETAINED_PAGE.maxEntries, maxBytes);
-    if (page.length === 0) {
-      entry.retainedReader = undefined;
-      return;
-    }
+    if (page.length === 0) return this.#retainedSent(entry);
     reader.reading = true;
     this.retained.read(page.map((pending) => pending.entry)).then(
       (messages) => {
         reader.reading = false;
         if (this.registry.get(clientId) !== entry || entry.retainedReader !== reader) return;
         this.#sendRetainedPage(entry, reader, page, messages);
-        if (reader.done) entry.retainedReader = undefined;
+        if (reader.done) this.#retainedSent(entry);
         else this.#sendRetained(clientId);
       },
       () => {
@@ -681,6 +709,13 @@ export class Broker implements SessionService {
         this.clock.after(PAGE_RETRY_MS, this.#retryRetained, clientId);
       },
     );
+  }
+
+  /** No retained message waits for the client any more: a persistent session whose client left pages out now. */
+  #retainedSent(entry: SessionEntry): void {
+    entry.retainedReader = undefined;
+    const session = entry.session;
+    if (!entry.attached && session.persistent && session.expiryInterval !== 0) this.registry.pageOut(entry);
   }
 
   #sendRetainedPage(
@@ -695,6 +730,13 @@ export class Broker implements SessionService {
     let room = link?.room ?? Infinity;
     const ownsPayload = this.options.storage.readsOwnPayloads === true;
     for (let i = 0; i < page.length; i++) {
+      if (link && !(writable && room > 0)) {
+        // The room shrank since the page was asked for (live messages went out meanwhile): the rest waits
+        // for room again, as the page would have, rather than be dropped (QoS 0) or queued; if the client
+        // leaves meanwhile, its session gets it (see close).
+        reader.putBack(page.slice(i));
+        break;
+      }
       const pending = page[i];
       const message = messages[i];
       if (message && this.retained.isCurrent(pending.entry)) {
@@ -711,7 +753,12 @@ export class Broker implements SessionService {
         }
       }
       const held = reader.settle(pending);
-      if (held) { for (const delivery of held) this.#deliver(session, delivery); }
+      if (held) {
+        for (const delivery of held) {
+          if (session.persistent) session.releaseHeld(delivery);
+          this.#deliver(session, delivery);
+        }
+      }
     }
     if (session.persistent) this.#persistence.sessionChanged(session);
   }
@@ -745,7 +792,10 @@ export class Broker implements SessionService {
   #deliver(session: Session, delivery: Delivery): void {
     const entry: SessionEntry = this.registry.get(session.clientId)!;
     const reader = entry.retainedReader;
-    if (reader !== undefined && reader.waits(delivery.message.topic)) {
+    // A session whose queue's tail is in storage (a resumed one still reading its backlog) stores the
+    // message in order at once instead: held and stored, it would be read back with the backlog and sent
+    // again when released. It may then arrive before its topic's older retained message.
+    if (reader !== undefined && reader.waits(delivery.message.topic) && !session.storedOnly) {
       // Held messages wait as a queue's would, so they are bounded like one: a client that stops reading
       // while a busy topic's retained message waits must not hold the broker's memory without end.
       const { maxQueuedMessages } = this.options.limits;

@@ -153,6 +153,23 @@ export class Persistence {
         });
         return;
       }
+      case "requeueDelivery": {
+        // A new message row, not #refOf's: the first entry may be its message's last reference.
+        const { delivery, qos } = record;
+        const first = delivery.storedRef as MessageRef | undefined;
+        const ref = storage.appendMessage(toStored(delivery.message));
+        delivery.storedRef = ref;
+        storage.saveQueueEntry({
+          clientId,
+          messageId: ref,
+          qos,
+          retain: delivery.retain,
+          subscriptionIdentifiers: delivery.subscriptionIdentifiers,
+          stage: "queued",
+        });
+        if (first !== undefined) storage.deleteQueueEntry(clientId, first);
+        return;
+      }
       case "deleteDelivery": {
         const ref = record.delivery.storedRef as MessageRef | undefined;
         if (ref !== undefined) storage.deleteQueueEntry(clientId, ref);

@@ -149,7 +149,12 @@ export class SessionRegistry {
   /** True while `handle` still holds its session: same epoch, client connected. */
   current(handle: SessionHandle): boolean {
     const entry = this.#entries.get(handle.session.clientId);
-    return entry !== undefined && entry.epoch === handle.epoch && entry.attached;
+    return entry !== undefined && SessionRegistry.holds(entry, handle);
+  }
+
+  /** {@link current} for the entry of the handle's client id, already looked up. */
+  static holds(entry: SessionEntry, handle: SessionHandle): boolean {
+    return entry.epoch === handle.epoch && entry.attached;
   }
 
   /**
@@ -203,9 +208,6 @@ export class SessionRegistry {
       if (sessionEnds) {
         this.#discard(entry);
         entry = undefined;
-      } else if (!persistent && entry.session.storedOnly) {
-        // Kept in memory only from now on: the whole queue comes back.
-        await this.pageInAll(entry);
       } else if (entry.session.pagedOut) {
         await this.pageIn(entry);
       }
@@ -218,7 +220,11 @@ export class SessionRegistry {
     this.#entries.set(clientId, entry);
     const session = entry.session;
     session.expiryInterval = Math.min(request.sessionExpiryInterval, options.maxSessionExpiry);
-    session.persistent = session.expiryInterval > 0;
+    // A session resumed with Session Expiry 0 whose queue is still in storage stays stored for the rest of
+    // its connection, so that its queue comes back a page at a time like any other (read whole, one client
+    // could make the broker hold its whole queue); it still ends with its connection, and a restart finds
+    // it expired.
+    session.persistent = session.expiryInterval > 0 || session.storedOnly;
     this.#countFor(entry, session.persistent ? owner : undefined);
     const effects = this.attach(entry, request.attachment, request.holder, request.link);
     wills.arm(clientId, request.will, entry.owner);
@@ -358,8 +364,11 @@ export class SessionRegistry {
     }
     const expiry = session.expiryInterval;
     // Storage holds every delivery of a persistent session: an absent client costs no memory. Paged out
-    // before the detach, whose compact copies of what the session holds would be thrown away at once.
-    if (expiry !== 0 && session.persistent) this.pageOut(entry);
+    // before the detach, whose compact copies of what the session holds would be thrown away at once. Not
+    // while retained messages are read for it: live messages held behind them are stored already, and a
+    // page read back from storage would send them before those retained messages, and again when released
+    // (the broker pages it out once the reads are done).
+    if (expiry !== 0 && session.persistent && !entry.retainedReader) this.pageOut(entry);
     this.#detach(entry);
     entry.disconnectedAt = clock.now();
     persistence.saveSession(session, {

@@ -1,5 +1,6 @@
 import type { QoS } from "../codec/types.ts";
 import { Fifo } from "../session/fifo.ts";
+import { estimatedBytes } from "../session/outbound.ts";
 import type { Delivery, Message } from "../session/types.ts";
 import type { RetainedEntry } from "./retained.ts";
 
@@ -7,9 +8,10 @@ import type { RetainedEntry } from "./retained.ts";
  * How many retained messages one read from the store takes for a subscriber, at most: its payloads wait
  * in memory until sent, so the page is also capped by the room the client's socket has
  * (mqtt.max_outbound_bytes), and the next page is read only once the client took this one (see
- * Broker.#sendRetained).
+ * Broker.#sendRetained). `maxPending`: how many matches may wait to be read for one client, whatever the
+ * retained count (about 5 MB of records).
  */
-export const RETAINED_PAGE = { maxEntries: 1000, maxBytes: 1024 * 1024 } as const;
+export const RETAINED_PAGE = { maxEntries: 1000, maxBytes: 1024 * 1024, maxPending: 100_000 } as const;
 
 /** A retained message a SUBSCRIBE matched, waiting to be read from the store and sent. */
 export interface PendingRetained {
@@ -46,6 +48,11 @@ export class RetainedReader {
     this.#waiting.set(topic, (this.#waiting.get(topic) ?? 0) + 1);
   }
 
+  /** Retained messages waiting to be read, not counting a page being read. */
+  get pendingCount(): number {
+    return this.#pending.length;
+  }
+
   /** Whether a live message on `topic` must wait: a retained message of that topic is still to be sent. */
   waits(topic: string): boolean {
     return this.#waiting.has(topic);
@@ -74,7 +81,8 @@ export class RetainedReader {
     const page: PendingRetained[] = [];
     let bytes = 0;
     for (let next = this.#pending.peek(); next !== undefined; next = this.#pending.peek()) {
-      const size = next.entry.payloadBytes + next.entry.topic.length;
+      // Counted as the broker counts a message against the socket's room, so that a page fits the room.
+      const size = estimatedBytes(next.entry.topic.length, next.entry.payloadBytes);
       if (page.length > 0 && (page.length >= maxEntries || bytes + size > maxBytes)) break;
       page.push(this.#pending.shift()!);
       bytes += size;

@@ -157,6 +157,11 @@ export class Router {
         retain,
         subscriptionIdentifiers: id === undefined ? undefined : [id],
         storedRef: undefined,
+        // The session's fields (see Delivery.qos), present from the start: set later, they would change
+        // the object's shape on the hot path.
+        qos: undefined,
+        size: undefined,
+        inflightStage: undefined,
       };
       return;
     }

@@ -100,7 +100,15 @@ function exported(delivery: Delivery, copyOwnPayload: boolean): Delivery {
   const message = copyOwnPayload && delivery.ownsPayload
     ? { ...delivery.message, payload: delivery.message.payload.slice() }
     : delivery.message;
-  return { ...delivery, message, storedRef: undefined, ownsPayload: undefined };
+  return {
+    ...delivery,
+    message,
+    storedRef: undefined,
+    ownsPayload: undefined,
+    qos: undefined,
+    size: undefined,
+    inflightStage: undefined,
+  };
 }
 
 /** Installs another node's state into an empty broker, storing all of it. */

@@ -138,9 +138,12 @@ export interface SessionService {
   /**
    * What the connection must do for one packet of its client, in order. With `out` (an empty list the
    * connection keeps and empties after running it) the effects may be appended there instead of to a new
-   * list; either way the returned list is the one to run.
+   * list; either way the returned list is the one to run. `now`: the time of {@link now}, read once for all
+   * the packets of one read (reading the clock costs about 0.1 µs, a few times per message otherwise).
    */
-  receive(handle: SessionHandle, packet: Packet, out?: Effect[]): Effect[];
+  receive(handle: SessionHandle, packet: Packet, out?: Effect[], now?: number): Effect[];
+  /** The broker's time (ms since the epoch), as its clock gives it. */
+  now(): number;
   close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void;
   /**
    * The connection sent the CONNACK and ran the open result's effects: a queue read back from storage may

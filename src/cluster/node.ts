@@ -233,6 +233,10 @@ export class ClusterNode implements SessionService {
     return { ok: log.ok, detail: `cluster node ${this.nodeId}: ${log.detail}` };
   }
 
+  now(): number {
+    return this.broker.now();
+  }
+
   flush(): Promise<void> | undefined {
     this.#flushAsked = true;
     return this.broker.flush();
@@ -287,8 +291,8 @@ export class ClusterNode implements SessionService {
    * A packet from a client of this node. A transient session handles it here; a persistent one's goes
    * through the log, and its effects reach the connection when this node applies it.
    */
-  receive(handle: SessionHandle, packet: Packet, out?: Effect[]): Effect[] {
-    if (!handle.session.persistent) return this.broker.receive(handle, packet, out);
+  receive(handle: SessionHandle, packet: Packet, out?: Effect[], now?: number): Effect[] {
+    if (!handle.session.persistent) return this.broker.receive(handle, packet, out, now);
     if (packet.type === "pingreq") return [{ kind: "send", packet: { type: "pingresp" } }];
     if (packet.type === "publish") {
       const refusal = this.broker.refusalOverBudget(handle.session, packet);
@@ -610,7 +614,7 @@ export class ClusterNode implements SessionService {
     decoder.push(event.frame);
     const packet = decoder.next();
     if (!packet) return;
-    const effects = this.broker.receive({ session, epoch: event.epoch }, packet, [], true);
+    const effects = this.broker.receive({ session, epoch: event.epoch }, packet, [], this.broker.now(), true);
     this.broker.linkOf(event.clientId, event.epoch)?.run(effects);
   }
 

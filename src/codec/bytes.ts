@@ -8,7 +8,7 @@
 
 const SLAB_SIZE = 32 * 1024;
 /** Larger buffers get their own ArrayBuffer, so that one slab serves several packets. */
-const POOLED_MAX = 4096;
+export const POOLED_MAX = 4096;
 /** Below this many bytes a JS loop copies faster than creating a subarray for `set` (measured: 16–24). */
 const SHORT_COPY = 16;
 

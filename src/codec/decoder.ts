@@ -3,7 +3,7 @@
  * chunk is decoded straight from it; a packet split across chunks is gathered into a buffer of exactly
  * its size, allocated only after the size passed `maxPacketSize`.
  */
-import { allocate, copyBytes, copyOf } from "./bytes.ts";
+import { allocate, copyBytes, copyOf, POOLED_MAX } from "./bytes.ts";
 import { Cursor } from "./cursor.ts";
 import {
   decodeAck,
@@ -111,6 +111,14 @@ function reusablePublish(): PublishPacket {
   };
 }
 
+/** `Decoder.decodeFrame`'s chunk end for a frame that is a buffer of its own. */
+const OWNED = -1;
+/**
+ * How many bytes of a read are copied at once for the frames in them (see `Decoder.#ownedFrame`): at most
+ * what bytes.ts carves out of its shared slabs.
+ */
+const RUN_BYTES = POOLED_MAX;
+
 /** Splits a byte stream into MQTT packets; see {@link Decoder.push} and {@link Decoder.next}. */
 export class Decoder {
   /**
@@ -143,6 +151,16 @@ export class Decoder {
   /** Remaining Length of the fixed header parsed last. */
   private remainingLength = 0;
   private failure: unknown;
+  /**
+   * A copy of the current chunk's bytes from `#runStart` on (see {@link #ownedFrame}): the frames in it are
+   * handed out as views of it. `#runSource` is the chunk it copies, until the chunk changes.
+   */
+  #run: Uint8Array | undefined;
+  #runSource: Uint8Array | undefined;
+  #runStart = 0;
+  /** The copy's buffer and offset: a view made from them costs less than `subarray` (no species lookup). */
+  #runBuffer: ArrayBuffer | undefined;
+  #runOffset = 0;
 
   constructor(options: DecoderOptions) {
     this.maxPacketSize = options.maxPacketSize;
@@ -160,6 +178,8 @@ export class Decoder {
    */
   push(chunk: Uint8Array, length = chunk.length): void {
     if (length === 0 || this.failure !== undefined) return;
+    // A read buffer comes back refilled: a copy of its earlier bytes is no copy of these.
+    this.#runSource = undefined;
     if (this.chunk === undefined) {
       this.chunk = chunk;
       this.chunkEnd = length;
@@ -234,7 +254,7 @@ export class Decoder {
         const frameLength = this.checkedFrameLength(headerSize);
         if (end - start >= frameLength) {
           this.advance(frameLength);
-          return this.decodeFrame(chunk, start, headerSize, frameLength, false);
+          return this.decodeFrame(chunk, start, headerSize, frameLength, end);
         }
         this.frame = allocate(frameLength);
         copyBytes(this.frame, 0, chunk, start, end);
@@ -278,7 +298,7 @@ export class Decoder {
     const frame = this.frame as Uint8Array;
     this.frame = undefined;
     this.frameFilled = 0;
-    return this.decodeFrame(frame, 0, this.frameHeaderSize, frame.length, true);
+    return this.decodeFrame(frame, 0, this.frameHeaderSize, frame.length, OWNED);
   }
 
   /**
@@ -332,9 +352,32 @@ export class Decoder {
   }
 
   private nextChunk(): void {
+    this.#runSource = undefined;
     this.chunk = this.queued?.shift();
     this.chunkEnd = this.chunk?.length ?? 0;
     this.offset = 0;
+  }
+
+  /**
+   * A copy of the frame at `chunk[start, start + length)`, a view of a copy of the chunk's bytes from it on
+   * (up to {@link RUN_BYTES}): the frames behind it in the same read are mostly in that copy already, and
+   * one copy per run of frames costs less than one per frame (each a buffer view, and a temporary one for
+   * the copy of more than a few bytes).
+   */
+  #ownedFrame(chunk: Uint8Array, start: number, length: number, chunkEnd: number): Uint8Array {
+    const run = this.#run;
+    const at = start - this.#runStart;
+    if (this.#runSource === chunk && at >= 0 && at + length <= run!.length) {
+      return new Uint8Array(this.#runBuffer!, this.#runOffset + at, length);
+    }
+    if (length >= RUN_BYTES) return copyOf(chunk, start, start + length);
+    const copied = copyOf(chunk, start, Math.min(chunkEnd, start + RUN_BYTES));
+    this.#run = copied;
+    this.#runSource = chunk;
+    this.#runStart = start;
+    this.#runBuffer = copied.buffer as ArrayBuffer;
+    this.#runOffset = copied.byteOffset;
+    return new Uint8Array(this.#runBuffer, this.#runOffset, length);
   }
 
   /**
@@ -351,19 +394,22 @@ export class Decoder {
     );
   }
 
-  /** Decodes the frame at `buf[start, start + length)`; `owned` says whether `buf` is ours to hand out. */
+  /**
+   * Decodes the frame at `buf[start, start + length)`. `chunkEnd`: where the bytes of the chunk `buf` end,
+   * or {@link OWNED} when `buf` is the frame, ours to hand out.
+   */
   private decodeFrame(
     buf: Uint8Array,
     start: number,
     headerSize: number,
     length: number,
-    owned: boolean,
+    chunkEnd: number,
   ): Packet {
     const type = buf[start] >> 4;
     const version = this.protocolVersion;
     // Packets that hand out binary views (or the frame itself) must own their bytes.
     if (type === 3 || type === 1 || type === 2 || type === 15) {
-      const frame = owned ? buf : copyOf(buf, start, start + length);
+      const frame = chunkEnd === OWNED ? buf : this.#ownedFrame(buf, start, length, chunkEnd);
       switch (type) {
         case 3:
           return decodePublish(

@@ -176,8 +176,26 @@ export function forwardableAt(
   qos: QoS,
 ): number {
   if (((frame[0] & 0x06) !== 0) !== (qos > 0)) return -1;
-  return frameTopicEnd(payload, frame, version);
+  const last = lastForwardable;
+  if (frame === last.frame && payload === last.payload && version === last.version) return last.topicEnd;
+  const topicEnd = frameTopicEnd(payload, frame, version);
+  last.frame = frame;
+  last.payload = payload;
+  last.version = version;
+  last.topicEnd = topicEnd;
+  return topicEnd;
 }
+
+/**
+ * The last frame {@link forwardableAt} looked into, and its answer: a fan-out forwards one frame to every
+ * subscriber in turn, and a frame's bytes do not change once decoded.
+ */
+const lastForwardable: {
+  frame: Uint8Array | undefined;
+  payload: Uint8Array | undefined;
+  version: ProtocolVersion;
+  topicEnd: number;
+} = { frame: undefined, payload: undefined, version: 4, topicEnd: -1 };
 
 /** Writes `frame` into `target` at `at` with new flags and packet identifier (at `idAt`, from {@link forwardableAt}). */
 export function writeForwarded(

@@ -602,14 +602,18 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * AUTH): the rest of the packets are then handled after it, in order.
    */
   #drainDecoder(decoder: Decoder): Promise<void> | undefined {
+    const broker = this.context.broker;
+    // One time for the packets of a read: they arrived together, and the clock costs per reading.
+    let now = -1;
     for (;;) {
       const packet = decoder.next();
       if (packet === undefined) return undefined;
       this.context.traffic.received(packet.type);
       if (this.#is(CLOSED)) return undefined;
       if (this.#session && packet.type !== "auth") {
+        if (now < 0) now = broker.now();
         try {
-          this.run(this.context.broker.receive(this, packet, PACKET_EFFECTS));
+          this.run(broker.receive(this, packet, PACKET_EFFECTS, now));
         } finally {
           // emptied even when a packet fails: what is left would be run for the next connection's packet
           empty(PACKET_EFFECTS);

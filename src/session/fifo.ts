@@ -1,51 +1,76 @@
 /**
- * A first-in first-out list with O(1) `shift`: an array and the index of its head. `Array.prototype.shift`
- * is O(1) only while V8 can move the array's start in place, which it cannot during incremental marking;
- * a session's queue of a thousand deliveries then cost a copy of the rest per delivery.
+ * A first-in first-out list with O(1) `push` and `shift` and no allocation at a steady length: a ring of
+ * slots (a power of two of them), the index of its head and its length. It doubles when full; emptied, a
+ * ring of more than {@link KEEP_WHEN_EMPTY} slots is let go, so an idle session keeps no burst's array.
+ * (An array and the index of its head, compacted by `splice` every thousand shifts or so, allocated about
+ * 20 bytes per delivery in its growth and compaction; `Array.prototype.shift` is O(1) only while V8 can move
+ * the array's start in place, which it cannot during incremental marking.)
  */
 export class Fifo<T> {
-  #items: (T | undefined)[] = [];
+  #items: (T | undefined)[] = NO_ITEMS;
   #head = 0;
+  #length = 0;
 
   get length(): number {
-    return this.#items.length - this.#head;
+    return this.#length;
   }
 
   push(item: T): void {
-    this.#items.push(item);
+    const items = this.#items;
+    if (this.#length === items.length) return this.#grow(item);
+    items[(this.#head + this.#length) & (items.length - 1)] = item;
+    this.#length++;
   }
 
   /** The oldest item, or undefined when empty. */
   peek(): T | undefined {
-    return this.#items[this.#head];
+    return this.#length === 0 ? undefined : this.#items[this.#head];
   }
 
   /** Removes and returns the oldest item, or undefined when empty. */
   shift(): T | undefined {
+    if (this.#length === 0) return undefined;
     const items = this.#items;
-    if (this.#head === items.length) return undefined;
     const item = items[this.#head];
-    items[this.#head++] = undefined; // not kept alive by the list
-    if (this.#head === items.length) {
-      // Empty again: start over at the front, keeping the array's storage.
-      while (items.length > 0) items.pop();
+    items[this.#head] = undefined; // not kept alive by the list
+    this.#head = (this.#head + 1) & (items.length - 1);
+    if (--this.#length === 0) {
       this.#head = 0;
-    } else if (this.#head >= COMPACT_AT && this.#head * 2 >= items.length) {
-      items.splice(0, this.#head); // amortised O(1): at most once per COMPACT_AT shifts
-      this.#head = 0;
+      if (items.length > KEEP_WHEN_EMPTY) this.#items = NO_ITEMS;
     }
     return item;
   }
 
   /** The items oldest first, as a new array. */
   toArray(): T[] {
-    return this.#items.slice(this.#head) as T[];
+    const items = this.#items;
+    const mask = items.length - 1;
+    const array: T[] = [];
+    for (let i = 0; i < this.#length; i++) array.push(items[(this.#head + i) & mask] as T);
+    return array;
   }
 
   [Symbol.iterator](): Iterator<T> {
-    return (this.#items.slice(this.#head) as T[])[Symbol.iterator]();
+    return this.toArray()[Symbol.iterator]();
+  }
+
+  /** Twice the slots (at least {@link MIN_SLOTS}), the items moved to the front in order, then `item`. */
+  #grow(item: T): void {
+    const items = this.#items;
+    const mask = items.length - 1;
+    const capacity = Math.max(MIN_SLOTS, items.length * 2);
+    const grown: (T | undefined)[] = [];
+    for (let i = 0; i < this.#length; i++) grown.push(items[(this.#head + i) & mask]);
+    grown.push(item);
+    while (grown.length < capacity) grown.push(undefined);
+    this.#items = grown;
+    this.#head = 0;
+    this.#length++;
   }
 }
 
-/** Shifted slots are dropped from the front once there are this many and they are half the array. */
-const COMPACT_AT = 1024;
+/** The ring of an empty list that never held anything, or was let go: never written to (push grows first). */
+const NO_ITEMS: never[] = [];
+const MIN_SLOTS = 8;
+/** Emptied, a ring keeps its slots up to this many: a session whose window often empties does not regrow. */
+const KEEP_WHEN_EMPTY = 16;

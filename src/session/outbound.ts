@@ -47,16 +47,29 @@ export interface StoredDeliveryState {
 
 /**
  * A message waiting in the queue (for a free slot in the inflight window, or for the client to come back),
- * or a QoS 1/2 message sent and not yet fully acknowledged. One object goes from the queue into the window:
- * not one for each, as a message behind a full window would otherwise cost.
+ * or a QoS 1/2 message sent and not yet fully acknowledged: the delivery itself, with the session's fields
+ * set (see Delivery.qos). One object from the router's fan-out to the client's acknowledgement: not a
+ * delivery and an entry for it, whose second object the acknowledgement of a busy subscriber would also
+ * have to bring back into the cache.
  */
-interface Entry {
-  delivery: Delivery;
+interface Entry extends Delivery {
   qos: QoS;
-  /** What it counts against the queue's limits (see {@link entrySize}). */
   size: number;
-  /** In flight, "publish": awaiting PUBACK/PUBREC; "release": PUBREL sent, awaiting PUBCOMP. */
-  stage: "publish" | "release";
+  inflightStage: "publish" | "release";
+}
+
+/** `delivery` as an entry of this session's queue or window. */
+function entryOf(
+  delivery: Delivery,
+  qos: QoS,
+  inflightStage: "publish" | "release",
+  size = entrySize(delivery),
+): Entry {
+  const entry = delivery as Entry;
+  entry.qos = qos;
+  entry.size = size;
+  entry.inflightStage = inflightStage;
+  return entry;
 }
 
 /**
@@ -68,6 +81,12 @@ export class OutboundFlow {
   #inflight: InflightTable<Entry> | undefined;
   #queue: Fifo<Entry> | undefined;
   queuedBytes = 0;
+  /**
+   * How many QoS 0 entries the queue holds (queued while the client was away): only then may the queue's
+   * head go out past a full window, and only then does {@link #drain} look at the head it cannot send yet,
+   * an object a busy subscriber's queue otherwise brings back into the cache for nothing.
+   */
+  #queuedQos0 = 0;
   /**
    * While some of the session's deliveries live only in storage (all of them while its client is away, the
    * tail of its queue while it is read back page by page): how many wait there, and their size, for the
@@ -181,6 +200,7 @@ export class OutboundFlow {
     this.#inflight = undefined;
     this.#queue = undefined;
     this.queuedBytes = 0;
+    this.#queuedQos0 = 0;
     this.#storedEntries = queued.entries;
     this.#storedBytes = queued.bytes;
     this.#pagedOut = true;
@@ -285,12 +305,12 @@ export class OutboundFlow {
 
   /** Sends an unacknowledged message again: PUBREL once PUBREC came, else the PUBLISH with DUP. */
   #resend(packetId: number, entry: Entry, now: number, out: EffectSink): void {
-    if (entry.stage === "release") {
+    if (entry.inflightStage === "release") {
       out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
-    } else if (!this.#emit(entry.delivery, entry.qos, packetId, true, now, out)) {
+    } else if (!this.#emit(entry, entry.qos, packetId, true, now, out)) {
       // not sendable any more (too large for the new connection, or no longer authorized): forget it
       this.#inflight!.delete(packetId);
-      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry.delivery });
+      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
     }
   }
 
@@ -298,37 +318,33 @@ export class OutboundFlow {
   detach(): void {
     this.#attachment = undefined;
     const compact = this.shared.compact;
-    if (this.#queue) { for (const { delivery } of this.#queue) delivery.message = compact(delivery.message); }
-    for (const { delivery } of this.inflight.values()) delivery.message = compact(delivery.message);
+    if (this.#queue) { for (const entry of this.#queue) entry.message = compact(entry.message); }
+    for (const entry of this.inflight.values()) entry.message = compact(entry.message);
   }
 
   /** Rebuilds an entry recovered from storage: in flight under its packet id, or waiting in the queue. */
   restore(delivery: Delivery, qos: QoS, stage: DeliveryStage, packetId?: number): void {
-    const size = entrySize(delivery);
     if (stage === "queued" || packetId === undefined) {
-      this.#queueList().push({ delivery, qos, size, stage: "publish" });
-      this.queuedBytes += size;
+      const entry = entryOf(delivery, qos, "publish");
+      this.#queueList().push(entry);
+      this.queuedBytes += entry.size;
+      if (qos === 0) this.#queuedQos0++;
       return;
     }
-    this.#inflightTable().set(packetId, {
-      delivery,
-      qos,
-      size,
-      stage: stage === "released" ? "release" : "publish",
-    });
+    this.#inflightTable().set(packetId, entryOf(delivery, qos, stage === "released" ? "release" : "publish"));
     if (packetId >= this.#nextPacketId) this.#nextPacketId = packetId === 65535 ? 1 : packetId + 1;
   }
 
   /** The flow's state as data (see SessionState): in flight in send order, then the queue. */
   toRecord(): Pick<SessionState, "inflight" | "queue" | "nextPacketId"> {
     return {
-      inflight: [...this.inflight].map(([packetId, { delivery, qos, stage }]) => ({
+      inflight: [...this.inflight].map(([packetId, entry]) => ({
         packetId,
-        delivery,
-        qos,
-        stage: stage === "release" ? "released" as const : "sent" as const,
+        delivery: entry,
+        qos: entry.qos,
+        stage: entry.inflightStage === "release" ? "released" as const : "sent" as const,
       })),
-      queue: this.queue.map(({ delivery, qos }) => ({ delivery, qos })),
+      queue: this.queue.map((entry) => ({ delivery: entry, qos: entry.qos })),
       nextPacketId: this.#nextPacketId,
     };
   }
@@ -375,7 +391,7 @@ export class OutboundFlow {
       return false;
     }
     if (this.queueLength === 0 && this.inflight.size < this.#window()) {
-      return this.#sendNew({ delivery, qos, size: entrySize(delivery), stage: "publish" }, now, out);
+      return this.#sendNew(entryOf(delivery, qos, "publish"), now, out);
     }
     this.#enqueue(delivery, qos);
     return false;
@@ -386,8 +402,8 @@ export class OutboundFlow {
     const entry = this.inflight.get(packetId);
     if (entry && entry.qos === 1) {
       this.#inflight!.delete(packetId);
-      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry.delivery });
-      releasePayload(entry.delivery);
+      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
+      releasePayload(entry);
       this.#drain(now, out);
     }
   }
@@ -401,15 +417,15 @@ export class OutboundFlow {
     }
     if (reasonCode >= 0x80) {
       this.#inflight!.delete(packetId);
-      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry.delivery });
-      releasePayload(entry.delivery);
+      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
+      releasePayload(entry);
       this.#drain(now, out);
       return;
     }
-    entry.stage = "release";
+    entry.inflightStage = "release";
     this.recordsToWrite()?.push({
       kind: "saveDelivery",
-      delivery: entry.delivery,
+      delivery: entry,
       qos: 2,
       stage: "released",
       packetId,
@@ -420,10 +436,10 @@ export class OutboundFlow {
   /** PUBCOMP from the client ends a QoS 2 flow. */
   completed(packetId: number, now: number, out: EffectSink): void {
     const entry = this.inflight.get(packetId);
-    if (entry && entry.stage === "release") {
+    if (entry && entry.inflightStage === "release") {
       this.#inflight!.delete(packetId);
-      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry.delivery });
-      releasePayload(entry.delivery);
+      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
+      releasePayload(entry);
       this.#drain(now, out);
     }
   }
@@ -433,20 +449,23 @@ export class OutboundFlow {
     const window = this.#window();
     const queue = this.#queue;
     if (queue === undefined) return;
-    while (queue.length > 0 && (queue.peek()!.qos === 0 || this.inflight.size < window)) {
+    while (
+      queue.length > 0 && (this.inflight.size < window || (this.#queuedQos0 > 0 && queue.peek()!.qos === 0))
+    ) {
       const next = queue.shift()!;
       this.queuedBytes -= next.size;
-      const expiresAt = next.delivery.message.expiresAt;
+      if (next.qos === 0) this.#queuedQos0--;
+      const expiresAt = next.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
         this.drops.expired++;
-        this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: next.delivery });
+        this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: next });
         continue;
       }
       if (next.qos === 0) {
-        this.#emit(next.delivery, 0, undefined, false, now, out);
+        this.#emit(next, 0, undefined, false, now, out);
         // Nothing acknowledges QoS 0: one stored while the client was away (mqtt.queue_qos0_offline) goes
         // now, or it would be read back and sent again at every resume.
-        this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: next.delivery });
+        this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: next });
       } else {
         this.#sendNew(next, now, out);
       }
@@ -460,14 +479,14 @@ export class OutboundFlow {
 
   /** Sends a QoS 1/2 entry and puts it in flight; true when the PUBLISH went to `out` (see {@link #emit}). */
   #sendNew(entry: Entry, now: number, out: EffectSink): boolean {
-    const { delivery, qos } = entry;
+    const qos = entry.qos;
     const packetId = this.#allocatePacketId();
-    if (!this.#emit(delivery, qos, packetId, false, now, out)) {
-      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery });
+    if (!this.#emit(entry, qos, packetId, false, now, out)) {
+      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
       return false;
     }
     this.#inflightTable().set(packetId, entry);
-    this.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "sent", packetId });
+    this.recordsToWrite()?.push({ kind: "saveDelivery", delivery: entry, qos, stage: "sent", packetId });
     return true;
   }
 
@@ -482,8 +501,9 @@ export class OutboundFlow {
       this.#dropOldestQueued();
     }
     if (!this.#attachment) delivery.message = this.shared.compact(delivery.message);
-    this.#queueList().push({ delivery, qos, size, stage: "publish" });
+    this.#queueList().push(entryOf(delivery, qos, "publish", size));
     this.queuedBytes += size;
+    if (qos === 0) this.#queuedQos0++;
     if (qos > 0) this.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
@@ -526,7 +546,8 @@ export class OutboundFlow {
   #dropOldestQueued(): number {
     const oldest = this.#queue!.shift()!;
     this.queuedBytes -= oldest.size;
-    this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: oldest.delivery });
+    if (oldest.qos === 0) this.#queuedQos0--;
+    this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: oldest });
     return oldest.size;
   }
 
@@ -660,7 +681,12 @@ export function sharedState(): SharedSessionState {
  * every delivery (the frame is encoded later, by the connection).
  */
 export function estimatedSize(message: Pick<Message, "topic" | "payload">): number {
-  return message.payload.byteLength + message.topic.length + 16;
+  return estimatedBytes(message.topic.length, message.payload.byteLength);
+}
+
+/** {@link estimatedSize} of a message known by its topic length and payload size. */
+export function estimatedBytes(topicLength: number, payloadBytes: number): number {
+  return payloadBytes + topicLength + 16;
 }
 
 export function emptyDropCounts(): DropCounts {

@@ -194,8 +194,8 @@ export class Session {
     for (const { packetId, delivery, qos, stage } of this.outbound.toRecord().inflight) {
       records.push({ kind: "saveDelivery", delivery, qos, stage, packetId });
     }
-    for (const { delivery, qos } of this.outbound.queue) {
-      records.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    for (const entry of this.outbound.queue) {
+      records.push({ kind: "saveDelivery", delivery: entry, qos: entry.qos, stage: "queued" });
     }
     for (const packetId of this.awaitingRelease) {
       records.push({ kind: "awaitingRelease", packetId, waiting: true });
@@ -262,6 +262,16 @@ export class Session {
   }
 
   /**
+   * A message {@link storeHeld} stored is let go to the client: its entry moves behind the ones stored
+   * meanwhile (the retained message it waited for among them), so that storage, read back after the client
+   * leaves or after a restart, has them in the order the client is sent them.
+   */
+  releaseHeld(delivery: Delivery): void {
+    const qos = delivery.message.qos < delivery.grantedQos ? delivery.message.qos : delivery.grantedQos;
+    if (qos > 0) this.outbound.recordsToWrite()?.push({ kind: "requeueDelivery", delivery, qos });
+  }
+
+  /**
    * One packet from the client. Protocol violations come back as a `close` effect carrying the
    * reason code (the connection sends DISCONNECT at v5 and closes the socket).
    */
@@ -280,13 +290,7 @@ export class Session {
       this.handle(packet, now, out, sink);
     } catch (error) {
       if (!(error instanceof MqttError)) throw error;
-      out.push({
-        kind: "close",
-        reasonCode: error.reasonCode,
-        reasonString: error.message,
-        notify: true,
-        publishWill: true,
-      });
+      out.push(closeFor(error));
     }
     return out;
   }
@@ -338,6 +342,27 @@ export class Session {
   }
 
   private publish(packet: PublishPacket, now: number, out: SessionEffect[]): void {
+    const message = this.acceptPublish(packet, now, out);
+    if (message !== undefined) out.push({ kind: "publish", message, ack: publishAck(packet) });
+  }
+
+  /**
+   * {@link handleInto} for a PUBLISH, without the publish effect: the message to route (its acknowledgement
+   * is {@link publishAck}'s), or undefined when it is not routed, its answer (a refusal, the PUBREC of a
+   * resent QoS 2 PUBLISH, a close for a protocol violation) in `out`. The broker's path: one object less
+   * per message.
+   */
+  acceptPublishInto(packet: PublishPacket, now: number, out: SessionEffect[]): Message | undefined {
+    try {
+      return this.acceptPublish(packet, now, out);
+    } catch (error) {
+      if (!(error instanceof MqttError)) throw error;
+      out.push(closeFor(error));
+      return undefined;
+    }
+  }
+
+  private acceptPublish(packet: PublishPacket, now: number, out: SessionEffect[]): Message | undefined {
     const version = this.#attachment!.protocolVersion;
     if (packet.properties.subscriptionIdentifiers !== undefined) {
       throw new MqttError(
@@ -367,7 +392,7 @@ export class Session {
         kind: "send",
         packet: { type: "pubrec", packetId: packet.packetId!, reasonCode: 0, properties: NO_PROPERTIES },
       });
-      return;
+      return undefined;
     }
     // Every protocol level: a 3.1.1 client never hears our Receive Maximum, but may not pile up ids either.
     if (packet.qos === 2 && this.awaitingRelease.size >= this.limits.receiveMaximum) {
@@ -378,17 +403,11 @@ export class Session {
       );
     }
     if (this.#attachment!.permissions?.canPublish(topic) === false) {
-      return this.refusePublish(packet, version, out);
+      this.refusePublish(packet, version, out);
+      return undefined;
     }
-    const message = toMessage(packet, topic, this.clientId, now);
-    if (packet.qos === 0) {
-      out.push({ kind: "publish", message });
-    } else if (packet.qos === 1) {
-      out.push({ kind: "publish", message, ack: ack("puback", packet.packetId!) });
-    } else {
-      this.awaitRelease(packet.packetId!);
-      out.push({ kind: "publish", message, ack: ack("pubrec", packet.packetId!) });
-    }
+    if (packet.qos === 2) this.awaitRelease(packet.packetId!);
+    return toMessage(packet, topic, this.clientId, now);
   }
 
   /**
@@ -575,9 +594,25 @@ function refuseEmptyFilters(filters: string[]): void {
   }
 }
 
-/** The acknowledgement of a QoS 1/2 PUBLISH, for the broker to send once it is routed and stored. */
-function ack(type: "puback" | "pubrec", packetId: number): AckEffect {
-  return { kind: "ack", type, packetId, reasonCode: 0, durable: undefined };
+/** The answer to a protocol violation: DISCONNECT with its reason (at v5), then close; the will goes out. */
+function closeFor(error: MqttError): SessionEffect {
+  return {
+    kind: "close",
+    reasonCode: error.reasonCode,
+    reasonString: error.message,
+    notify: true,
+    publishWill: true,
+  };
+}
+
+/**
+ * The acknowledgement of a PUBLISH accepted for routing (none at QoS 0), for the broker to send once it is
+ * routed and stored.
+ */
+export function publishAck(packet: PublishPacket): AckEffect | undefined {
+  if (packet.qos === 0) return undefined;
+  const type = packet.qos === 1 ? "puback" : "pubrec";
+  return { kind: "ack", type, packetId: packet.packetId!, reasonCode: 0, durable: undefined };
 }
 
 /**

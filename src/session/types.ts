@@ -57,6 +57,15 @@ export interface Delivery {
    * back at once instead of leaving it to V8's next full collection.
    */
   ownsPayload?: boolean;
+  /**
+   * The session's bookkeeping while the delivery waits in its queue or window (see OutboundFlow): the
+   * delivery is its own entry there, not one object more per message. `qos`: what it is sent at; `size`:
+   * what it counts against the queue's limits; `inflightStage`, in flight: "publish", awaiting PUBACK/PUBREC,
+   * or "release", PUBREL sent, awaiting PUBCOMP. Unset until a session takes it.
+   */
+  qos?: QoS;
+  size?: number;
+  inflightStage?: "publish" | "release";
 }
 
 /** A subscription held by a session. `filter` is the full filter, `$share/...` included. */
@@ -217,6 +226,11 @@ export type SessionRecord =
   | { kind: "saveDelivery"; delivery: Delivery; qos: QoS; stage: DeliveryStage; packetId?: number }
   /** A delivery is finished (acknowledged, expired or dropped). */
   | { kind: "deleteDelivery"; delivery: Delivery }
+  /**
+   * A delivery stored ahead of its turn (see Session.storeHeld) takes its turn: stored again at the
+   * queue's tail, as a message of its own, and its first entry deleted.
+   */
+  | { kind: "requeueDelivery"; delivery: Delivery; qos: QoS }
   /** The oldest delivery still waiting in storage is dropped to make room (the session is paged out). */
   | { kind: "dropOldestStored" }
   /** Inbound QoS 2 packet id received (true) or released (false). */

@@ -23,6 +23,12 @@ export interface MatchVisitor<T> {
 class TrieNode<T> {
   children: Map<string, TrieNode<T>> | undefined;
   /**
+   * The `+` and `#` children, also in {@link children}: matching asks for both at every level of every
+   * topic, and most nodes have neither, so a field spares a Map lookup that finds nothing.
+   */
+  plus: TrieNode<T> | undefined;
+  hash: TrieNode<T> | undefined;
+  /**
    * A filter's only plain subscriber is held in these two fields, a Map (about 250 B) only from the second
    * on: most filters have one subscriber (a device's own topics), and there may be millions of them.
    */
@@ -104,6 +110,8 @@ export class SubscriptionTrie<T> {
         // The filter itself for the last level: no new string for most nodes.
         child = new TrieNode<T>(end === filter.length ? filter : filter.slice(0, end));
         node.children.set(level, child);
+        if (level === "+") node.plus = child;
+        else if (level === "#") node.hash = child;
       }
       node = child;
       if (slash === -1) break;
@@ -151,7 +159,11 @@ export class SubscriptionTrie<T> {
     if (!removed) return false;
     this.#count--;
     for (let i = path.length - 1; i > 0 && path[i].isEmpty(); i--) {
-      path[i - 1].children!.delete(levels[i - 1]);
+      const parent = path[i - 1];
+      const level = levels[i - 1];
+      parent.children!.delete(level);
+      if (level === "+") parent.plus = undefined;
+      else if (level === "#") parent.hash = undefined;
     }
     return true;
   }
@@ -180,7 +192,7 @@ export class SubscriptionTrie<T> {
     if (depth === levels.length) {
       this.#visit(node, visitor);
       // "sport/#" also matches "sport" [MQTT-4.7.1-2].
-      const hash = children?.get("#");
+      const hash = node.hash;
       if (hash) this.#visit(hash, visitor);
       return;
     }
@@ -189,9 +201,9 @@ export class SubscriptionTrie<T> {
     if (exact) this.#walk(exact, levels, depth + 1, dollar, visitor);
     // Wildcards in the first level never match `$` topics [MQTT-4.7.2-1].
     if (depth === 0 && dollar) return;
-    const plus = children.get("+");
+    const plus = node.plus;
     if (plus) this.#walk(plus, levels, depth + 1, dollar, visitor);
-    const hash = children.get("#");
+    const hash = node.hash;
     if (hash) this.#visit(hash, visitor);
   }
 

@@ -14,7 +14,7 @@ const BODY = "x".repeat(256 * 1024);
 /** The in-flight messages of `clientId`'s session on `node`: packet id and topic, in send order. */
 function inflight(node: ClusterNode, clientId: string): [number, string][] {
   const session = node.broker.session(clientId)!;
-  return [...session.outbound.inflight].map(([packetId, entry]) => [packetId, entry.delivery.message.topic]);
+  return [...session.outbound.inflight].map(([packetId, entry]) => [packetId, entry.message.topic]);
 }
 
 Deno.test("cluster: a long queue resumed on another node comes back page by page, the same on every node", async () => {

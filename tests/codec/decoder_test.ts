@@ -185,6 +185,50 @@ Deno.test("the caller may reuse its read buffer once next() returned undefined",
   assert.deepEqual(b.payload, new Uint8Array(40).fill(0x61));
 });
 
+Deno.test("the frames of one read are copied together, and a refilled read buffer gives its new frames", () => {
+  // One decoder and one read buffer, refilled for each read with other frames at the same places: first a
+  // single PUBLISH twice, then more than one copied run (4 KiB) of PUBLISHes with PUBACKs between them.
+  const random = new Random(16);
+  const readBuffer = new Uint8Array(16 * 1024);
+  const decoder = new Decoder({ maxPacketSize: 1000, reusePackets: true });
+  for (const [round, wanted] of [[1, 1], [2, 1], [3, 12 * 1024]]) {
+    const expected: Uint8Array[] = [];
+    let length = 0;
+    while (length < wanted) {
+      const frame = encode({
+        type: "publish",
+        topic: `r${round}`,
+        payload: random.bytes(wanted === 1 ? 50 : random.int(1, 200)),
+        qos: 1,
+        packetId: 1 + expected.length,
+        retain: false,
+        dup: false,
+        properties: {},
+      }, 4);
+      readBuffer.set(frame, length);
+      length += frame.length;
+      readBuffer.set(encode({ type: "puback", packetId: 7, reasonCode: 0, properties: {} }, 4), length);
+      length += 4;
+      expected.push(frame);
+    }
+    decoder.push(readBuffer, length);
+    const frames: Uint8Array[] = [];
+    const payloads: Uint8Array[] = [];
+    for (let packet = decoder.next(); packet !== undefined; packet = decoder.next()) {
+      if (packet.type === "publish") {
+        frames.push(packet.frame!);
+        payloads.push(packet.payload);
+      }
+    }
+    readBuffer.fill(0xff);
+    assert.equal(frames.length, expected.length);
+    frames.forEach((frame, i) => assert.deepEqual(frame, expected[i], `read ${round}, frame ${i}`));
+    payloads.forEach((payload, i) =>
+      assert.deepEqual(payload, expected[i].subarray(expected[i].length - payload.length))
+    );
+  }
+});
+
 Deno.test("returned packets own their bytes: frame is a copy and payload views it", () => {
   const bytes = encode({
     type: "connect",

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   encode,
   encodePublish,
+  forwardableAt,
   MqttError,
   type ProtocolVersion,
   type PublishPacket,
@@ -165,4 +166,21 @@ Deno.test("a 3.1.1 frame forwarded at 5.0 is re-encoded with a property length",
 Deno.test("3.1 and 3.1.1 frames are interchangeable", () => {
   const packet = decoded(publish(), 4);
   assert.equal(encodePublish(packet, 3), packet.frame);
+});
+
+Deno.test("forwardableAt answers for the level and QoS asked, also for the frame asked just before", () => {
+  const v4 = decoded(publish(), 4);
+  const v5 = decoded(publish(), 5);
+  const topicEnd = 2 + 2 + "a/b".length;
+  for (let round = 0; round < 2; round++) {
+    assert.equal(forwardableAt(v4.frame!, v4.payload, 4, 1), topicEnd);
+    assert.equal(forwardableAt(v4.frame!, v4.payload, 4, 1), topicEnd);
+    assert.equal(forwardableAt(v4.frame!, v4.payload, 5, 1), -1, "a 3.1.1 frame has no property length");
+    assert.equal(forwardableAt(v4.frame!, v4.payload, 3, 2), topicEnd);
+    assert.equal(forwardableAt(v4.frame!, v4.payload, 4, 0), -1, "the packet id would disappear");
+    assert.equal(forwardableAt(v5.frame!, v5.payload, 5, 1), topicEnd);
+    assert.equal(forwardableAt(v5.frame!, v5.payload, 4, 1), -1);
+    // A payload that no longer views the frame.
+    assert.equal(forwardableAt(v5.frame!, v5.payload.slice(), 5, 1), -1);
+  }
 });

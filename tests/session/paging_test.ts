@@ -164,7 +164,7 @@ Deno.test("drop_oldest while a page is read drops that page's first entry when i
   session.outbound.pageIn([stored("x"), stored("c"), stored("d"), stored("e")], false, 0, out);
   assert.deepEqual(recorded(session.takeRecords()), ["delete x"]);
   session.handleIn({ type: "puback", packetId: 1, reasonCode: 0, properties: {} }, 0);
-  assert.deepEqual(session.outbound.queue.map((queued) => queued.delivery.message.topic), ["d", "e"]);
+  assert.deepEqual(session.outbound.queue.map((queued) => queued.message.topic), ["d", "e"]);
 });
 
 Deno.test("an in-flight message in a later page is re-sent under its id, or anew if its id was taken since", () => {

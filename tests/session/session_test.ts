@@ -149,6 +149,39 @@ Deno.test("outbound window: deliveries beyond min(maxInflight, Receive Maximum) 
   assert.deepEqual(next.map((e) => e.kind === "deliver" && e.packetId), [3]);
 });
 
+Deno.test("resume: QoS 0 queued while away goes out past a full window, QoS 1 behind it waits for a PUBACK", () => {
+  const session = new Session("c1", {
+    ...limits,
+    maxInflight: 1,
+    maxQueuedMessages: 10,
+    queueQos0Offline: true,
+  });
+  session.persistent = true;
+  const topics = [["a", 1], ["b", 0], ["c", 1], ["d", 0], ["e", 0], ["f", 1]] as const;
+  for (const [topic, qos] of topics) {
+    session.deliver({ message: message(topic, qos), grantedQos: qos, retain: false }, false, 0);
+  }
+  // The window (1) is full from the first PUBLISH on: each QoS 0 behind a QoS 1 goes out with it.
+  const sent = (effects: SessionEffect[]) =>
+    effects.map((effect) => effect.kind === "deliver" ? `${effect.message.topic}${effect.qos}` : effect.kind);
+  assert.deepEqual(sent(session.attach(attachment(5), 0)), ["a1", "b0"]);
+  assert.deepEqual(
+    sent(session.handleIn({ type: "puback", packetId: 1, reasonCode: 0, properties: {} }, 0)),
+    [
+      "c1",
+      "d0",
+      "e0",
+    ],
+  );
+  assert.deepEqual(
+    sent(session.handleIn({ type: "puback", packetId: 2, reasonCode: 0, properties: {} }, 0)),
+    [
+      "f1",
+    ],
+  );
+  assert.equal(session.outbound.queueLength, 0);
+});
+
 Deno.test("delivery QoS is the minimum of message and subscription QoS [MQTT-3.8.4-8]", () => {
   const [effect] = connected().deliver({ message: message("t", 2), grantedQos: 1, retain: false }, true, 0);
   assert.equal(effect.kind === "deliver" && effect.qos, 1);
@@ -177,7 +210,7 @@ Deno.test("offline: QoS 0 is not queued by default, QoS 1 is, and the queue drop
   for (const topic of ["1", "2", "3", "4"]) {
     session.deliver({ message: message(topic, 1), grantedQos: 1, retain: false }, false, 0);
   }
-  assert.deepEqual(session.outbound.queue.map((q) => q.delivery.message.topic), ["2", "3", "4"]);
+  assert.deepEqual(session.outbound.queue.map((q) => q.message.topic), ["2", "3", "4"]);
   assert.equal(session.outbound.drops.queueFull, 1);
 });
 

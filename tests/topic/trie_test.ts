@@ -9,6 +9,7 @@ import {
   validateTopicFilter,
   validateTopicName,
 } from "../../src/topic/mod.ts";
+import { Random } from "../codec/support/random.ts";
 
 function matches(trie: SubscriptionTrie<string>, topic: string): string[] {
   const found: string[] = [];
@@ -135,4 +136,43 @@ Deno.test("trie: one filter's subscribers join, replace and leave in any order (
   assert.equal(trie.remove("a/b", "w"), true);
   trie.add("a/b/c", "v", "6");
   assert.deepEqual(matches(trie, "a/b/c"), ["v:6"], "the pruned branch was rebuilt");
+});
+
+Deno.test("trie: random adds and removes of wildcard filters match as topicMatches says (20 seeds)", () => {
+  const levels = ["a", "b", "+", "#", "$x"];
+  for (let seed = 1; seed <= 20; seed++) {
+    const random = new Random(seed);
+    const pick = <T>(items: readonly T[]) => items[random.int(0, items.length - 1)];
+    const filter = () => {
+      const parts: string[] = [];
+      const depth = random.int(1, 3);
+      for (let i = 0; i < depth; i++) {
+        const level = pick(levels);
+        parts.push(level);
+        if (level === "#") break; // '#' only last
+      }
+      return parts.join("/");
+    };
+    const topic = () => Array.from({ length: random.int(1, 3) }, () => pick(["a", "b", "c", "$x"])).join("/");
+    const trie = new SubscriptionTrie<string>();
+    const model = new Map<string, string>(); // `${clientId} ${filter}` → value
+    for (let step = 0; step < 1500; step++) {
+      const clientId = pick(["c1", "c2", "c3"]);
+      const chosen = filter();
+      const key = `${clientId} ${chosen}`;
+      if (random.bool(0.55)) {
+        trie.add(chosen, clientId, `${chosen}#${step}`);
+        model.set(key, `${chosen}#${step}`);
+      } else {
+        assert.equal(trie.remove(chosen, clientId), model.delete(key), `seed ${seed}, step ${step}`);
+      }
+      const probe = topic();
+      const expected = [...model]
+        .filter(([k]) => topicMatches(k.slice(k.indexOf(" ") + 1), probe))
+        .map(([k, value]) => `${k.slice(0, k.indexOf(" "))}:${value}`)
+        .sort();
+      assert.deepEqual(matches(trie, probe), expected, `seed ${seed}, step ${step}, topic ${probe}`);
+      assert.equal(trie.size, model.size);
+    }
+  }
 });

@@ -1,8 +1,36 @@
 /** The embedded store's SQLite settings and tables; docs/storage.md explains each choice. */
 import type { DatabaseSync } from "node:sqlite";
 
+/** A queue's entries in its order: a page is a range of the primary key. */
+const QUEUE_ENTRIES_COLUMNS = `
+  client_id TEXT NOT NULL,
+  message_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  subscription_identifiers TEXT,
+  stage INTEGER NOT NULL,
+  packet_id INTEGER,
+  -- the message's topic and payload size, so that a start reads no message to total the queues
+  bytes INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (client_id, seq)`;
+
+const TAKE_MESSAGE_TRIGGER = `CREATE TRIGGER queue_entries_take_message AFTER DELETE ON queue_entries BEGIN
+  DELETE FROM messages WHERE id = old.message_id
+  AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = old.message_id);
+END;`;
+
+/**
+ * One entry per client and message (the upsert's conflict target), found by message (the trigger) or by
+ * client and message (deletes); a message goes with its last entry: an entry that was never stored takes
+ * nothing.
+ */
+const QUEUE_ENTRIES_INDEXES = `
+CREATE UNIQUE INDEX queue_entries_by_message ON queue_entries (message_id, client_id);
+${TAKE_MESSAGE_TRIGGER}`;
+
 /** Stored in `PRAGMA user_version`; a newer file than this code understands is refused, never rewritten. */
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 /** Steps from each older version to the next, run in one transaction at open. */
 const MIGRATIONS: Record<number, string> = {
@@ -19,10 +47,18 @@ const MIGRATIONS: Record<number, string> = {
   // 4: a message goes with its last queue entry inside SQLite, whatever deletes the entry (the store
   // asked SQLite which messages lost an entry, then deleted those left without one: a round trip through
   // JavaScript per acknowledgement)
-  3: `CREATE TRIGGER queue_entries_take_message AFTER DELETE ON queue_entries BEGIN
-      DELETE FROM messages WHERE id = old.message_id
-      AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = old.message_id);
-    END;`,
+  3: TAKE_MESSAGE_TRIGGER,
+  // 5: a queue's entries are kept in its order (client, seq), so that reading a page of a long queue is a
+  // range, not a sort of all its entries (a page of a 100,000-entry queue took about 90 ms); the index by
+  // message, which the trigger and the deletes by (client, message) use, takes the client as its second key
+  4: `CREATE TABLE queue_entries_by_seq (${QUEUE_ENTRIES_COLUMNS}) WITHOUT ROWID;
+    INSERT INTO queue_entries_by_seq (client_id, message_id, seq, qos, retain, subscription_identifiers, stage,
+      packet_id, bytes)
+    SELECT client_id, message_id, seq, qos, retain, subscription_identifiers, stage, packet_id, bytes
+    FROM queue_entries;
+    DROP TABLE queue_entries;
+    ALTER TABLE queue_entries_by_seq RENAME TO queue_entries;
+    ${QUEUE_ENTRIES_INDEXES}`,
 };
 
 const PAGE_SIZE = 4096;
@@ -58,25 +94,8 @@ CREATE TABLE messages (
   expires_at INTEGER
 );
 CREATE INDEX messages_by_expiry ON messages (expires_at);
-CREATE TABLE queue_entries (
-  client_id TEXT NOT NULL,
-  message_id INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  qos INTEGER NOT NULL,
-  retain INTEGER NOT NULL,
-  subscription_identifiers TEXT,
-  stage INTEGER NOT NULL,
-  packet_id INTEGER,
-  -- the message's topic and payload size, so that a start reads no message to total the queues
-  bytes INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (client_id, message_id)
-) WITHOUT ROWID;
-CREATE INDEX queue_entries_by_message ON queue_entries (message_id);
--- a message goes with its last entry: an entry that was never stored takes nothing
-CREATE TRIGGER queue_entries_take_message AFTER DELETE ON queue_entries BEGIN
-  DELETE FROM messages WHERE id = old.message_id
-  AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = old.message_id);
-END;
+CREATE TABLE queue_entries (${QUEUE_ENTRIES_COLUMNS}) WITHOUT ROWID;
+${QUEUE_ENTRIES_INDEXES}
 CREATE TABLE awaiting_release (
   client_id TEXT NOT NULL,
   packet_id INTEGER NOT NULL,
