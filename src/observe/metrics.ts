@@ -258,6 +258,30 @@ function formatNumber(value: number): string {
 // ---------------------------------------------------------------------------------------------------
 
 /**
+ * One packet counter's series per packet type, found without building a label list and counted without a
+ * call through the counter (the packet counters are never reset, so the series stay theirs). The type
+ * counted last and its series are kept: a read's packets and a turn's writes mostly come in runs of one
+ * type (PUBLISHes, PUBACKs), which then skip the Map.
+ */
+class PacketTypeCount {
+  readonly #series = new Map<string, Series<number>>();
+  #lastType = "";
+  #last: Series<number> | undefined;
+
+  constructor(private readonly counter: Counter) {}
+
+  count(type: string): void {
+    if (type !== this.#lastType) {
+      let series = this.#series.get(type);
+      if (series === undefined) this.#series.set(type, series = this.counter.seriesOf(type));
+      this.#lastType = type;
+      this.#last = series;
+    }
+    this.#last!.value++;
+  }
+}
+
+/**
  * The metrics a broker updates on its hot paths, one set per broker instance (two brokers in one process
  * count apart): packets by type both ways, and storage flush latency.
  */
@@ -274,41 +298,17 @@ export class TrafficMetrics {
     "MQTT control packets sent to clients, by packet type.",
     ["type"],
   );
-  /**
-   * Series per packet type, found without building a label list and counted without a call through the
-   * counter (these two counters are never reset, so the series stay theirs).
-   */
-  readonly #received = new Map<string, Series<number>>();
-  readonly #sent = new Map<string, Series<number>>();
-  /**
-   * The type counted last each way, and its series: a read's packets and a turn's writes mostly come in
-   * runs of one type (PUBLISHes, PUBACKs), which then skip the Map.
-   */
-  #lastReceivedType = "";
-  #lastReceived: Series<number> | undefined;
-  #lastSentType = "";
-  #lastSent: Series<number> | undefined;
+  readonly #received = new PacketTypeCount(this.packetsReceived);
+  readonly #sent = new PacketTypeCount(this.packetsSent);
 
   /** Counts a control packet decoded from a client. */
   received(type: string): void {
-    if (type !== this.#lastReceivedType) {
-      let series = this.#received.get(type);
-      if (series === undefined) this.#received.set(type, series = this.packetsReceived.seriesOf(type));
-      this.#lastReceivedType = type;
-      this.#lastReceived = series;
-    }
-    this.#lastReceived!.value++;
+    this.#received.count(type);
   }
 
   /** Counts a control packet queued to a client. */
   sent(type: string): void {
-    if (type !== this.#lastSentType) {
-      let series = this.#sent.get(type);
-      if (series === undefined) this.#sent.set(type, series = this.packetsSent.seriesOf(type));
-      this.#lastSentType = type;
-      this.#lastSent = series;
-    }
-    this.#lastSent!.value++;
+    this.#sent.count(type);
   }
 
   /** Durations of storage flushes (group commits), in seconds. */
