@@ -94,6 +94,23 @@ async function pausedSubscriber(
   return { next, subscribeAgain, close: () => conn.close() };
 }
 
+/** Retained messages on big/0.. that {@link pausedBehindBigTree} publishes, 100 KiB each (20 MB in all). */
+const BIG_TREE = 200;
+
+/**
+ * A publisher that retained BIG_TREE messages of 100 KiB (more than any socket takes at once), and a v5
+ * subscriber to big/# at QoS 0 that stopped reading after its SUBACK (see {@link pausedSubscriber}).
+ */
+async function pausedBehindBigTree(port: number) {
+  const { client: publisher } = await connect(port, "publisher", 5);
+  await retainTree(publisher, "big", BIG_TREE, 100 * 1024);
+  const subscriber = await pausedSubscriber(port, "subscriber", "big/#", 0, {
+    cleanStart: true,
+    properties: {},
+  });
+  return { publisher, subscriber };
+}
+
 /** A broker on a fresh embedded store, with `lines` added to its properties. */
 function withEmbeddedBroker(lines: string[], fn: (broker: TestBroker) => Promise<void>): Promise<void> {
   return withTempDir((dir) =>
@@ -368,14 +385,9 @@ Deno.test("retained store: live messages held behind a retained message being re
   await withEmbeddedBroker(
     ["mqtt.max_outbound_bytes = 262144", "mqtt.max_queued_messages = 10"],
     async ({ port }) => {
-      const count = 200;
-      const { client: publisher } = await connect(port, "publisher", 5);
-      await retainTree(publisher, "big", count, 100 * 1024);
-      // A subscriber that stops reading after its SUBACK: the last topic's retained message stays in the store.
-      const subscriber = await pausedSubscriber(port, "subscriber", "big/#", 0, {
-        cleanStart: true,
-        properties: {},
-      });
+      const count = BIG_TREE;
+      // It stops reading after its SUBACK: the last topic's retained message stays in the store.
+      const { publisher, subscriber } = await pausedBehindBigTree(port);
       // 15 live messages on the last topic, held behind its retained message: at most 10 are kept.
       for (let i = 0; i < 15; i++) {
         await publisher.sendPacket(publishPacket(`big/${count - 1}`, `live-${i}`), 5);
@@ -405,14 +417,9 @@ Deno.test("retained store: a client that stops reading and repeats its SUBSCRIBE
   await withEmbeddedBroker(
     ["mqtt.max_outbound_bytes = 262144", "mqtt.max_queued_messages = 10"],
     async ({ port }) => {
-      const count = 200;
+      const count = BIG_TREE;
       const repeats = 5;
-      const { client: publisher } = await connect(port, "publisher", 5);
-      await retainTree(publisher, "big", count, 100 * 1024);
-      const subscriber = await pausedSubscriber(port, "subscriber", "big/#", 0, {
-        cleanStart: true,
-        properties: {},
-      });
+      const { publisher, subscriber } = await pausedBehindBigTree(port);
       for (let i = 0; i < repeats; i++) await subscriber.subscribeAgain();
       // Handled in order after the SUBSCRIBEs: the PUBACK says the broker has taken them all.
       await publisher.sendPacket(publishPacket("barrier", "", 1, { packetId: 2 }), 5);
