@@ -28,7 +28,9 @@ export class ProcessCluster {
   async start(name: string, extra: string[] = []): Promise<Node> {
     const previous = this.nodes.get(name);
     const port = previous?.port ?? freePort();
-    const httpPort = previous?.httpPort ?? freePort();
+    // Two ports asked for one after the other can be the same one (the first was closed before the second).
+    let httpPort = previous?.httpPort ?? freePort();
+    while (httpPort === port) httpPort = freePort();
     const dataDir = previous?.dataDir ?? `${this.#dir}/${name}`;
     const configPath = `${this.#dir}/${name}.properties`;
     await Deno.writeTextFile(
