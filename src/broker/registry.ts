@@ -40,6 +40,11 @@ export interface SessionEntry extends HeapItem {
   owner?: string;
   /** True while the client is connected, here or (in a cluster) on another node. */
   attached: boolean;
+  /**
+   * True once the entry left the registry (its session ended, or another entry replaced it): a handle
+   * that still holds it is stale, whatever its epoch.
+   */
+  discarded: boolean;
   /** The connection on this node, while the client is connected here. */
   link?: SessionLink;
   /** In a cluster, while the client is connected: the node (and run) holding it. */
@@ -75,6 +80,7 @@ export function newEntry(
     epoch,
     owner,
     attached: false,
+    discarded: false,
     link: undefined,
     holder: undefined,
     disconnectedAt,
@@ -93,7 +99,7 @@ export interface RegistryServices {
   storage: StorageAdapter;
   persistence: Persistence;
   wills: WillService;
-  router: Router;
+  router: Router<SessionEntry>;
   shared: SharedSessionState;
   stats: BrokerStats;
   /** A session timer came due (expiry or a delayed will). */
@@ -142,19 +148,24 @@ export class SessionRegistry {
 
   /** Adds an entry built elsewhere (a cluster's snapshot). */
   add(entry: SessionEntry): void {
+    const replaced = this.#entries.get(entry.session.clientId);
+    if (replaced !== undefined && replaced !== entry) replaced.discarded = true;
     this.#entries.set(entry.session.clientId, entry);
     if (entry.epoch > this.#lastEpoch) this.#lastEpoch = entry.epoch;
   }
 
-  /** True while `handle` still holds its session: same epoch, client connected. */
-  current(handle: SessionHandle): boolean {
-    const entry = this.#entries.get(handle.session.clientId);
-    return entry !== undefined && SessionRegistry.holds(entry, handle);
+  /**
+   * The entry `handle` still holds, or undefined when the handle is stale (another claim since, the
+   * client gone, or the session ended). The handle's own entry when it has one: no lookup by client id.
+   */
+  held(handle: SessionHandle): SessionEntry | undefined {
+    const entry = handle.entry ?? this.#entries.get(handle.session.clientId);
+    return entry !== undefined && SessionRegistry.holds(entry, handle) ? entry : undefined;
   }
 
-  /** {@link current} for the entry of the handle's client id, already looked up. */
+  /** Whether `handle` holds `entry`: its epoch, the client connected, the entry still in the registry. */
   static holds(entry: SessionEntry, handle: SessionHandle): boolean {
-    return entry.epoch === handle.epoch && entry.attached;
+    return entry.epoch === handle.epoch && entry.attached && !entry.discarded;
   }
 
   /**
@@ -229,7 +240,7 @@ export class SessionRegistry {
     const effects = this.attach(entry, request.attachment, request.holder, request.link);
     wills.arm(clientId, request.will, entry.owner);
     persistence.sessionChanged(session);
-    return { session, sessionPresent, epoch: entry.epoch, effects };
+    return { session, sessionPresent, epoch: entry.epoch, entry, effects };
   }
 
   /** Marks the entry's client connected (here, or on `holder` in a cluster) and resumes its session. */
@@ -357,8 +368,8 @@ export class SessionRegistry {
   close(handle: SessionHandle, publishWill: boolean, sessionExpiryInterval?: number): void {
     const { clock, wills, persistence, options } = this.services;
     const session = handle.session;
-    const entry = this.#entries.get(session.clientId);
-    if (!entry || entry.epoch !== handle.epoch || !entry.attached) return;
+    const entry = this.held(handle);
+    if (!entry) return;
     if (sessionExpiryInterval !== undefined) {
       session.expiryInterval = Math.min(sessionExpiryInterval, options.maxSessionExpiry);
     }
@@ -431,7 +442,7 @@ export class SessionRegistry {
         shared,
       };
       entry.session.subscriptions.set(stored.topicFilter, subscription);
-      router.add(entry.session, subscription);
+      router.add(entry, subscription);
     }
     for (const { clientId, packetId } of snapshot.awaitingRelease) {
       this.#entries.get(clientId)?.session.awaitingRelease.add(packetId);
@@ -531,6 +542,7 @@ export class SessionRegistry {
       this.#entries.delete(entry.session.clientId);
       this.#countFor(entry, undefined);
     }
+    entry.discarded = true;
     persistence.ended(entry.session.clientId);
   }
 

@@ -65,15 +65,18 @@ export class RetainedReader {
 
   /**
    * Holds a live delivery whose topic has a retained message waiting (see {@link waits}). `keep` makes a
-   * copy of the message fit to be kept a while (not a view of the decoder's shared blocks).
+   * copy of the message fit to be kept a while (not a view of the decoder's shared blocks). Returns the
+   * delivery held: a new one with that copy (other sessions may hold the one given), or the one given.
    */
-  hold(delivery: Delivery, keep: (message: Message) => Message): void {
+  hold(delivery: Delivery, keep: (message: Message) => Message): Delivery {
     const topic = delivery.message.topic;
     this.#heldCount++;
-    delivery.message = keep(delivery.message);
+    const message = keep(delivery.message);
+    const kept = message === delivery.message ? delivery : { ...delivery, message };
     const held = this.#held.get(topic);
-    if (held) held.push(delivery);
-    else this.#held.set(topic, [delivery]);
+    if (held) held.push(kept);
+    else this.#held.set(topic, [kept]);
+    return kept;
   }
 
   /** The next page to read: at least one message, then as many as the bounds allow. */

@@ -17,7 +17,7 @@ import type {
 } from "../session/types.ts";
 import type { Clock } from "./clock.ts";
 import type { Persistence } from "./persistence.ts";
-import { newEntry, type SessionRegistry } from "./registry.ts";
+import { newEntry, type SessionEntry, type SessionRegistry } from "./registry.ts";
 import type { RetainedService } from "./retained.ts";
 import type { Router } from "./router.ts";
 import type { WillService } from "./wills.ts";
@@ -25,7 +25,7 @@ import type { WillService } from "./wills.ts";
 /** The broker's parts a snapshot reads and writes. */
 export interface BrokerParts {
   registry: SessionRegistry;
-  router: Router;
+  router: Router<SessionEntry>;
   retained: RetainedService;
   wills: WillService;
   persistence: Persistence;
@@ -105,9 +105,6 @@ function exported(delivery: Delivery, copyOwnPayload: boolean): Delivery {
     message,
     storedRef: undefined,
     ownsPayload: undefined,
-    qos: undefined,
-    size: undefined,
-    inflightStage: undefined,
   };
 }
 
@@ -122,7 +119,7 @@ export function importState(broker: BrokerParts, state: BrokerState): void {
     const entry = newEntry(session, snapshot.epoch, snapshot.owner, snapshot.disconnectedAt);
     registry.add(entry);
     for (const subscription of session.subscriptions.values()) {
-      router.add(session, subscription);
+      router.add(entry, subscription);
       broker.persistence.subscribed(session, subscription);
     }
     session.recordAll();

@@ -14,6 +14,7 @@ import type {
 import type { StorageAdapter } from "../storage/port.ts";
 import type { Clock } from "./clock.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
+import type { SessionEntry } from "./registry.ts";
 import type { RetainedLimits } from "./retained.ts";
 import type { SessionQuotaLimits } from "./session_quota.ts";
 
@@ -123,6 +124,11 @@ export interface OpenRequest {
 export interface SessionHandle {
   readonly session: Session;
   readonly epoch: number;
+  /**
+   * The registry entry the claim gave, for the broker to check the epoch against without a lookup by
+   * client id (a handle made for a cluster's log replay has none).
+   */
+  readonly entry?: SessionEntry;
 }
 
 /** A claimed session: the connection's handle on it, and the resume to run after CONNACK. */

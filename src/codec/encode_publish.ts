@@ -120,7 +120,7 @@ function reusableFrameLayout(
   frame: Uint8Array,
   version: ProtocolVersion,
 ): FrameLayout | undefined {
-  const topicEnd = frameTopicEnd(packet.payload, frame, version);
+  const topicEnd = forwardableTopicEnd(frame, publishTopicEnd(frame), packet.payload, version);
   if (topicEnd < 0) return undefined;
   let headerSize = 2;
   while (frame[headerSize - 1] & 0x80) headerSize++;
@@ -163,39 +163,33 @@ function patchFrame(
 }
 
 /**
- * Where the packet identifier goes when a decoded PUBLISH `frame` whose payload is `payload` is forwarded
- * at `version` and `qos` by copying it with only the fixed-header flags and the packet identifier changed
- * (the frame was decoded at a compatible level, its payload still views it, and the identifier neither
- * appears nor disappears); -1 when it must be encoded ({@link encodePublish}). The copy is `frame.length`
- * bytes. Allocates nothing: the broker calls it per delivery.
+ * Where the packet identifier goes when a decoded PUBLISH `frame` whose payload is `payload` and whose
+ * topic ends at `topicEnd` ({@link publishTopicEnd}) is forwarded at `version` and `qos` by copying it with
+ * only the fixed-header flags and the packet identifier changed (the frame was decoded at a compatible
+ * level, its payload still views it, and the identifier neither appears nor disappears); -1 when it must
+ * be encoded ({@link encodePublish}). The copy is `frame.length` bytes. Allocates nothing, and reads no
+ * more of the frame than its first byte: the broker calls it per delivery.
  */
 export function forwardableAt(
   frame: Uint8Array,
+  topicEnd: number,
   payload: Uint8Array,
   version: ProtocolVersion,
   qos: QoS,
 ): number {
   if (((frame[0] & 0x06) !== 0) !== (qos > 0)) return -1;
-  const last = lastForwardable;
-  if (frame === last.frame && payload === last.payload && version === last.version) return last.topicEnd;
-  const topicEnd = frameTopicEnd(payload, frame, version);
-  last.frame = frame;
-  last.payload = payload;
-  last.version = version;
-  last.topicEnd = topicEnd;
-  return topicEnd;
+  return forwardableTopicEnd(frame, topicEnd, payload, version);
 }
 
 /**
- * The last frame {@link forwardableAt} looked into, and its answer: a fan-out forwards one frame to every
- * subscriber in turn, and a frame's bytes do not change once decoded.
+ * Where the topic of a decoded PUBLISH frame ends (its packet identifier, if any, starts): its fixed
+ * header, then the topic's length and bytes. The frame is whole (the decoder checked it).
  */
-const lastForwardable: {
-  frame: Uint8Array | undefined;
-  payload: Uint8Array | undefined;
-  version: ProtocolVersion;
-  topicEnd: number;
-} = { frame: undefined, payload: undefined, version: 4, topicEnd: -1 };
+export function publishTopicEnd(frame: Uint8Array): number {
+  let headerSize = 2;
+  while (frame[headerSize - 1] & 0x80) headerSize++;
+  return headerSize + 2 + ((frame[headerSize] << 8) | frame[headerSize + 1]);
+}
 
 /** Writes `frame` into `target` at `at` with new flags and packet identifier (at `idAt`, from {@link forwardableAt}). */
 export function writeForwarded(
@@ -217,14 +211,19 @@ export function writeForwarded(
   }
 }
 
-/** Where the topic of a reusable frame ends (its packet identifier starts), or -1 (see reusableFrameLayout). */
-function frameTopicEnd(payload: Uint8Array, frame: Uint8Array, version: ProtocolVersion): number {
+/**
+ * `topicEnd` when the frame whose topic ends there is reusable at `version`, else -1 (see
+ * reusableFrameLayout).
+ */
+function forwardableTopicEnd(
+  frame: Uint8Array,
+  topicEnd: number,
+  payload: Uint8Array,
+  version: ProtocolVersion,
+): number {
   if (payload.buffer !== frame.buffer) return -1;
   const payloadStart = payload.byteOffset - frame.byteOffset;
   if (payloadStart < 0 || payloadStart + payload.length !== frame.length) return -1;
-  let headerSize = 2;
-  while (frame[headerSize - 1] & 0x80) headerSize++;
-  const topicEnd = headerSize + 2 + ((frame[headerSize] << 8) | frame[headerSize + 1]);
   const afterPacketId = topicEnd + ((frame[0] & 0x06) !== 0 ? 2 : 0);
   const hasPropertiesSection = payloadStart > afterPacketId;
   if (hasPropertiesSection !== (version === 5) || payloadStart < afterPacketId) return -1;

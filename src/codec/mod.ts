@@ -7,5 +7,11 @@ export * from "./errors.ts";
 export * from "./reason_codes.ts";
 export { Decoder, type DecoderOptions } from "./decoder.ts";
 export { encode, encodedLength } from "./encode_packets.ts";
-export { encodePublish, forwardableAt, type PublishOverrides, writeForwarded } from "./encode_publish.ts";
+export {
+  encodePublish,
+  forwardableAt,
+  type PublishOverrides,
+  publishTopicEnd,
+  writeForwarded,
+} from "./encode_publish.ts";
 export { hasProperties } from "./properties.ts";

@@ -1,15 +1,18 @@
 import { Fifo } from "./fifo.ts";
 
 /**
- * The QoS 1/2 deliveries in flight, by packet id, iterated in the order they were sent (as a Map would).
+ * The QoS 1/2 deliveries in flight, by packet id, iterated in the order they were sent (as a Map would),
+ * each with a small number its owner keeps beside it (its mark: the session's QoS and stage), so that an
+ * acknowledgement is checked without reading the entry itself, which may be far off in memory.
  * A Map cost an insert and a delete per message, and V8's hash table reallocates itself every hundred or
  * so of those: about 45 bytes per delivery. Here each entry sits in a slot picked by its packet id's low
  * bits, and the send order is a list of packet ids, small integers that cost no allocation, whose stale
  * ones (acknowledged) are skipped, and dropped once at the front or once they outnumber the live ones.
  */
 export class InflightTable<T> implements ReadonlyMap<number, T> {
-  /** By slot (packet id & mask): the entry, its packet id (0: free), and where its id is in the order. */
+  /** By slot (packet id & mask): the entry, its mark, its packet id (0: free), and where its id is in the order. */
   #entries: (T | undefined)[] = [];
+  #marks: number[] = [];
   #ids: number[] = [];
   #positions: number[] = [];
   #mask = -1;
@@ -40,16 +43,31 @@ export class InflightTable<T> implements ReadonlyMap<number, T> {
     return this.has(packetId) ? this.#entries[packetId & this.#mask] : undefined;
   }
 
-  /** Adds an entry as the last sent; an entry already under `packetId` is replaced in its place. */
-  set(packetId: number, entry: T): this {
+  /** The mark set with the entry under `packetId`, or -1 when there is none. */
+  markOf(packetId: number): number {
+    return this.has(packetId) ? this.#marks[packetId & this.#mask] : -1;
+  }
+
+  /** Changes the mark of the entry under `packetId` (which must be there). */
+  setMark(packetId: number, mark: number): void {
+    this.#marks[packetId & this.#mask] = mark;
+  }
+
+  /**
+   * Adds an entry as the last sent, with its mark (a small integer); an entry already under `packetId` is
+   * replaced in its place.
+   */
+  set(packetId: number, entry: T, mark = 0): this {
     if (this.has(packetId)) {
       this.#entries[packetId & this.#mask] = entry;
+      this.#marks[packetId & this.#mask] = mark;
       return this;
     }
     // At most half the slots in use: ids taken in turn then never meet an occupied slot.
     while (this.#mask < 0 || (this.#size + 1) * 2 > this.#mask + 1 || !this.canTake(packetId)) this.#grow();
     const slot = packetId & this.#mask;
     this.#entries[slot] = entry;
+    this.#marks[slot] = mark;
     this.#ids[slot] = packetId;
     this.#positions[slot] = this.#headPosition + this.#order.length;
     this.#order.push(packetId);
@@ -59,17 +77,21 @@ export class InflightTable<T> implements ReadonlyMap<number, T> {
 
   delete(packetId: number): boolean {
     if (!this.has(packetId)) return false;
-    const slot = packetId & this.#mask;
-    this.#entries[slot] = undefined;
-    this.#ids[slot] = 0;
-    this.#size--;
-    const order = this.#order;
-    while (order.length > 0 && !this.#live(order.peek()!, this.#headPosition)) {
-      order.shift();
-      this.#headPosition++;
-    }
-    if (order.length > 2 * this.#size + 64) this.#compact();
+    this.#free(packetId & this.#mask);
     return true;
+  }
+
+  /**
+   * Removes and returns the entry under `packetId` when its mark is `mark`; otherwise changes nothing and
+   * returns undefined. (An acknowledgement's one look at the table: its slot's id and mark, then the entry.)
+   */
+  take(packetId: number, mark: number): T | undefined {
+    if (packetId === 0 || this.#mask < 0) return undefined;
+    const slot = packetId & this.#mask;
+    if (this.#ids[slot] !== packetId || this.#marks[slot] !== mark) return undefined;
+    const entry = this.#entries[slot];
+    this.#free(slot);
+    return entry;
   }
 
   /** The entries there are when it is called, in send order (the caller may delete while it iterates). */
@@ -104,6 +126,19 @@ export class InflightTable<T> implements ReadonlyMap<number, T> {
     return this.#ids[slot] === packetId && this.#positions[slot] === position;
   }
 
+  /** Empties a slot in use, and drops the stale ids at the front of the order. */
+  #free(slot: number): void {
+    this.#entries[slot] = undefined;
+    this.#ids[slot] = 0;
+    this.#size--;
+    const order = this.#order;
+    while (order.length > 0 && !this.#live(order.peek()!, this.#headPosition)) {
+      order.shift();
+      this.#headPosition++;
+    }
+    if (order.length > 2 * this.#size + 64) this.#compact();
+  }
+
   /** Drops the stale ids of the order. */
   #compact(): void {
     const order = new Fifo<number>();
@@ -120,10 +155,12 @@ export class InflightTable<T> implements ReadonlyMap<number, T> {
   /** Twice the slots (16 at first), the entries moved to theirs. */
   #grow(): void {
     const entries = this.#entries;
+    const marks = this.#marks;
     const ids = this.#ids;
     const positions = this.#positions;
     const capacity = this.#mask < 0 ? 16 : (this.#mask + 1) * 2;
     this.#entries = new Array(capacity).fill(undefined);
+    this.#marks = new Array(capacity).fill(0);
     this.#ids = new Array(capacity).fill(0);
     this.#positions = new Array(capacity).fill(0);
     this.#mask = capacity - 1;
@@ -132,6 +169,7 @@ export class InflightTable<T> implements ReadonlyMap<number, T> {
       if (packetId === 0) continue;
       const slot = packetId & this.#mask;
       this.#entries[slot] = entries[i];
+      this.#marks[slot] = marks[i];
       this.#ids[slot] = packetId;
       this.#positions[slot] = positions[i];
     }

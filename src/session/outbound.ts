@@ -14,9 +14,6 @@ import type {
   SessionState,
 } from "./types.ts";
 
-/** `#storedEntries` of a session whose deliveries are held in memory. */
-const NOT_PAGED_OUT = -1;
-
 /**
  * How much of a session's queue is read back from storage at once; the next page is read when half a page
  * is left, so at most 1.5 pages wait in memory behind the inflight window. 4 MiB fills a default outbound
@@ -26,15 +23,21 @@ const NOT_PAGED_OUT = -1;
  */
 export const QUEUE_PAGE = { maxEntries: 1000, maxBytes: 4 * 1024 * 1024 } as const;
 
-/**
- * What a persistent session keeps of its outbound flow while storage holds all of its deliveries and nothing
- * waits to be stored (see Session.pageOut): the flow is made again from it when it is needed.
- */
-export interface PagedOutFlow {
-  /** How many deliveries wait in storage, and their size, for the queue limits. */
+/** How many of a session's deliveries only storage holds, and their size, for the queue limits. */
+export interface StoredCounts {
   entries: number;
   bytes: number;
+}
+
+/**
+ * What a persistent session keeps of its outbound flow while storage holds all of its deliveries and nothing
+ * waits to be stored (see Session.pageOut): the flow is made again from it when it is needed. A delivery
+ * while the client is away does not need it: {@link storePagedOut} stores it from this alone.
+ */
+export interface PagedOutFlow extends StoredCounts {
   nextPacketId: number;
+  /** The changes {@link storePagedOut} made, not yet taken (see OutboundFlow.records). */
+  records: SessionRecord[] | undefined;
 }
 
 /** A delivery read back from storage, at the stage storage had it in. */
@@ -46,31 +49,15 @@ export interface StoredDeliveryState {
 }
 
 /**
- * A message waiting in the queue (for a free slot in the inflight window, or for the client to come back),
- * or a QoS 1/2 message sent and not yet fully acknowledged: the delivery itself, with the session's fields
- * set (see Delivery.qos). One object from the router's fan-out to the client's acknowledgement: not a
- * delivery and an entry for it, whose second object the acknowledgement of a busy subscriber would also
- * have to bring back into the cache.
+ * The mark an in-flight delivery's slot keeps beside it (InflightTable.markOf): the QoS it was sent at, plus
+ * {@link RELEASED} once its PUBREL was sent (QoS 2). The queue and the window hold the deliveries themselves,
+ * which a session never changes (the router gives one delivery to all the transient subscribers a message
+ * reaches the same way): what the session knows of one (its QoS, its size, its stage) is computed from it
+ * or kept in the window's slot. A fan-out then costs no object per subscriber, and an acknowledgement reads
+ * no object of its own: a busy subscriber's thousand waiting deliveries were as many cache misses.
  */
-interface Entry extends Delivery {
-  qos: QoS;
-  size: number;
-  inflightStage: "publish" | "release";
-}
-
-/** `delivery` as an entry of this session's queue or window. */
-function entryOf(
-  delivery: Delivery,
-  qos: QoS,
-  inflightStage: "publish" | "release",
-  size = entrySize(delivery),
-): Entry {
-  const entry = delivery as Entry;
-  entry.qos = qos;
-  entry.size = size;
-  entry.inflightStage = inflightStage;
-  return entry;
-}
+const RELEASED = 4;
+const QOS_BITS = 3;
 
 /**
  * The server-to-client half of a session: packet ids, the inflight window (min of our limit and the
@@ -78,8 +65,8 @@ function entryOf(
  */
 export class OutboundFlow {
   // Created with their first entry: most sessions (idle clients, QoS 0 only) never need them.
-  #inflight: InflightTable<Entry> | undefined;
-  #queue: Fifo<Entry> | undefined;
+  #inflight: InflightTable<Delivery> | undefined;
+  #queue: Fifo<Delivery> | undefined;
   queuedBytes = 0;
   /**
    * How many QoS 0 entries the queue holds (queued while the client was away): only then may the queue's
@@ -90,10 +77,9 @@ export class OutboundFlow {
   /**
    * While some of the session's deliveries live only in storage (all of them while its client is away, the
    * tail of its queue while it is read back page by page): how many wait there, and their size, for the
-   * queue limits. New deliveries then go to storage only, behind them.
+   * queue limits. New deliveries then go to storage only, behind them. Undefined while memory holds all.
    */
-  #storedEntries = NOT_PAGED_OUT;
-  #storedBytes = 0;
+  #stored: StoredCounts | undefined;
   /** True while storage holds everything, in-flight messages included: the next read starts at the top. */
   #pagedOut = false;
   /** True while a page is being read (one at a time). */
@@ -112,8 +98,7 @@ export class OutboundFlow {
   /** Outbound topic aliases of this connection; created when the client allows aliases. */
   #aliases: Map<string, number> | undefined;
   #attachment: Attachment | undefined;
-  /** A persistent session records every durable change for the broker to store; a transient one does not. */
-  persistent = false;
+  #persistent = false;
   /** The durable changes not yet taken (see {@link recordsToWrite}); none at rest, as most sessions are. */
   records: SessionRecord[] | undefined;
 
@@ -130,12 +115,12 @@ export class OutboundFlow {
   }
 
   /** QoS 1/2 messages sent and not yet fully acknowledged, by packet id. */
-  get inflight(): ReadonlyMap<number, Entry> {
+  get inflight(): ReadonlyMap<number, Delivery> {
     return this.#inflight ?? NO_INFLIGHT;
   }
 
   /** Messages waiting for a slot in the window, or for the client to come back, oldest first. */
-  get queue(): readonly Entry[] {
+  get queue(): readonly Delivery[] {
     return this.#queue?.toArray() ?? NO_QUEUE;
   }
 
@@ -144,12 +129,26 @@ export class OutboundFlow {
     return this.#queue?.length ?? 0;
   }
 
-  #inflightTable(): InflightTable<Entry> {
+  #inflightTable(): InflightTable<Delivery> {
     return this.#inflight ??= new InflightTable();
   }
 
-  #queueList(): Fifo<Entry> {
+  #queueList(): Fifo<Delivery> {
     return this.#queue ??= new Fifo();
+  }
+
+  /**
+   * A persistent session records every durable change for the broker to store; a transient one does not.
+   * Storage writes its ref into each delivery it stores (Delivery.storedRef), so a persistent flow holds
+   * deliveries of its own (the router gives it its own); a flow made persistent makes its own copies.
+   */
+  get persistent(): boolean {
+    return this.#persistent;
+  }
+
+  set persistent(persistent: boolean) {
+    if (persistent && !this.#persistent) this.#ownDeliveries();
+    this.#persistent = persistent;
   }
 
   /**
@@ -158,7 +157,7 @@ export class OutboundFlow {
    * object at all, and a persistent one holds no list while nothing waits (an empty one is 32 B).
    */
   recordsToWrite(): SessionRecord[] | undefined {
-    return this.persistent ? this.records ??= [] : undefined;
+    return this.#persistent ? this.records ??= [] : undefined;
   }
 
   get drops(): DropCounts {
@@ -174,7 +173,7 @@ export class OutboundFlow {
    * deliveries then go to storage only.
    */
   get storedOnly(): boolean {
-    return this.#storedEntries !== NOT_PAGED_OUT;
+    return this.#stored !== undefined;
   }
 
   /** True while storage holds all of the session's deliveries: it is read back from its first entry. */
@@ -196,13 +195,13 @@ export class OutboundFlow {
    * left): an offline queue costs no memory. `queued` counts what waits in storage, for the queue limits.
    * A page being read is of no use any more: the next read starts at the top.
    */
-  pageOut(queued: { entries: number; bytes: number } = this.#queuedTotals()): void {
+  pageOut(queued: StoredCounts = this.#queuedTotals()): void {
     this.#inflight = undefined;
     this.#queue = undefined;
     this.queuedBytes = 0;
     this.#queuedQos0 = 0;
-    this.#storedEntries = queued.entries;
-    this.#storedBytes = queued.bytes;
+    // A copy: `queued` may be the caller's (storage's totals at start).
+    this.#stored = { entries: queued.entries, bytes: queued.bytes };
     this.#pagedOut = true;
     this.#reading = false;
     // The drops waited for a page that will not come: storage's oldest queued entries are the ones to drop.
@@ -219,14 +218,24 @@ export class OutboundFlow {
     if (!this.#pagedOut || this.#reading || this.#pendingDrops > 0 || (this.records?.length ?? 0) > 0) {
       return undefined;
     }
-    return { entries: this.#storedEntries, bytes: this.#storedBytes, nextPacketId: this.#nextPacketId };
+    const stored = this.#stored!;
+    return {
+      entries: stored.entries,
+      bytes: stored.bytes,
+      nextPacketId: this.#nextPacketId,
+      records: undefined,
+    };
   }
 
-  /** Makes this new flow the one a persistent session let go as `state` (see {@link pagedOutState}). */
+  /**
+   * Makes this new flow the one a persistent session let go as `state` (see {@link pagedOutState}), with the
+   * changes made since (see {@link storePagedOut}) still to be taken.
+   */
   resumePagedOut(state: PagedOutFlow): void {
     this.persistent = true;
     this.pageOut(state);
     this.#nextPacketId = state.nextPacketId;
+    this.records = state.records;
   }
 
   /** A page read starts: until {@link pageIn} (or {@link pageOut}), no other starts. */
@@ -275,23 +284,22 @@ export class OutboundFlow {
       entries--;
       bytes -= this.#dropOldestQueued();
     }
-    if (more || this.#storedWhileReading > 0) {
-      this.#storedEntries = Math.max(0, this.#storedEntries - entries);
-      this.#storedBytes = Math.max(0, this.#storedBytes - bytes);
+    const stored = this.#stored;
+    if (stored !== undefined && (more || this.#storedWhileReading > 0)) {
+      stored.entries = Math.max(0, stored.entries - entries);
+      stored.bytes = Math.max(0, stored.bytes - bytes);
     } else {
-      this.#storedEntries = NOT_PAGED_OUT;
-      this.#storedBytes = 0;
+      this.#stored = undefined;
       this.#pendingDrops = 0;
     }
     if (this.#attachment) this.#drain(now, out);
   }
 
   /** What waits to be sent, in memory and in storage, for the queue limits. */
-  #queuedTotals(): { entries: number; bytes: number } {
-    const stored = this.storedOnly;
+  #queuedTotals(): StoredCounts {
     return {
-      entries: this.queueLength + (stored ? this.#storedEntries : 0),
-      bytes: this.queuedBytes + (stored ? this.#storedBytes : 0),
+      entries: this.queueLength + (this.#stored?.entries ?? 0),
+      bytes: this.queuedBytes + (this.#stored?.bytes ?? 0),
     };
   }
 
@@ -304,10 +312,11 @@ export class OutboundFlow {
   }
 
   /** Sends an unacknowledged message again: PUBREL once PUBREC came, else the PUBLISH with DUP. */
-  #resend(packetId: number, entry: Entry, now: number, out: EffectSink): void {
-    if (entry.inflightStage === "release") {
+  #resend(packetId: number, entry: Delivery, now: number, out: EffectSink): void {
+    const mark = this.#inflight!.markOf(packetId);
+    if ((mark & RELEASED) !== 0) {
       out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
-    } else if (!this.#emit(entry, entry.qos, packetId, true, now, out)) {
+    } else if (!this.#emit(entry, (mark & QOS_BITS) as QoS, packetId, true, now, out)) {
       // not sendable any more (too large for the new connection, or no longer authorized): forget it
       this.#inflight!.delete(packetId);
       this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
@@ -317,34 +326,71 @@ export class OutboundFlow {
   /** The client left: what waits for it may wait long, so it stops pinning the decoder's shared blocks. */
   detach(): void {
     this.#attachment = undefined;
-    const compact = this.shared.compact;
-    if (this.#queue) { for (const entry of this.#queue) entry.message = compact(entry.message); }
-    for (const entry of this.inflight.values()) entry.message = compact(entry.message);
+    const queue = this.#queue;
+    if (queue) {
+      // Shifted through once: the same entries in the same order, each with its compact copy.
+      for (let i = queue.length; i > 0; i--) queue.push(this.#compacted(queue.shift()!));
+    }
+    const inflight = this.#inflight;
+    if (inflight) {
+      for (const [packetId, entry] of inflight) {
+        inflight.set(packetId, this.#compacted(entry), inflight.markOf(packetId));
+      }
+    }
+  }
+
+  /**
+   * `delivery` with a compact copy of its message (see SharedSessionState.compact), fit to wait while the
+   * client is away: changed in place when it is this session's own (a persistent session's, see
+   * {@link persistent}), else a new delivery, since other sessions may hold the same one.
+   */
+  #compacted(delivery: Delivery): Delivery {
+    const message = this.shared.compact(delivery.message);
+    if (message === delivery.message) return delivery;
+    if (!this.#persistent) return { ...delivery, message };
+    delivery.message = message;
+    return delivery;
+  }
+
+  /** A persistent flow's deliveries are its own (see {@link persistent}). */
+  #ownDeliveries(): void {
+    const queue = this.#queue;
+    if (queue) { for (let i = queue.length; i > 0; i--) queue.push({ ...queue.shift()! }); }
+    const inflight = this.#inflight;
+    if (inflight) {
+      for (const [packetId, entry] of inflight) {
+        inflight.set(packetId, { ...entry }, inflight.markOf(packetId));
+      }
+    }
   }
 
   /** Rebuilds an entry recovered from storage: in flight under its packet id, or waiting in the queue. */
   restore(delivery: Delivery, qos: QoS, stage: DeliveryStage, packetId?: number): void {
     if (stage === "queued" || packetId === undefined) {
-      const entry = entryOf(delivery, qos, "publish");
+      // A queued delivery's QoS is what it says (see deliveryQos): so it is.
+      const entry = deliveryQos(delivery) === qos ? delivery : { ...delivery, grantedQos: qos };
       this.#queueList().push(entry);
-      this.queuedBytes += entry.size;
+      this.queuedBytes += entrySize(entry);
       if (qos === 0) this.#queuedQos0++;
       return;
     }
-    this.#inflightTable().set(packetId, entryOf(delivery, qos, stage === "released" ? "release" : "publish"));
+    this.#inflightTable().set(packetId, delivery, qos | (stage === "released" ? RELEASED : 0));
     if (packetId >= this.#nextPacketId) this.#nextPacketId = packetId === 65535 ? 1 : packetId + 1;
   }
 
   /** The flow's state as data (see SessionState): in flight in send order, then the queue. */
   toRecord(): Pick<SessionState, "inflight" | "queue" | "nextPacketId"> {
     return {
-      inflight: [...this.inflight].map(([packetId, entry]) => ({
-        packetId,
-        delivery: entry,
-        qos: entry.qos,
-        stage: entry.inflightStage === "release" ? "released" as const : "sent" as const,
-      })),
-      queue: this.queue.map((entry) => ({ delivery: entry, qos: entry.qos })),
+      inflight: [...this.inflight].map(([packetId, entry]) => {
+        const mark = this.#inflight!.markOf(packetId);
+        return {
+          packetId,
+          delivery: entry,
+          qos: (mark & QOS_BITS) as QoS,
+          stage: (mark & RELEASED) !== 0 ? "released" as const : "sent" as const,
+        };
+      }),
+      queue: this.queue.map((entry) => ({ delivery: entry, qos: deliveryQos(entry) })),
       nextPacketId: this.#nextPacketId,
     };
   }
@@ -363,21 +409,15 @@ export class OutboundFlow {
    * True when it went to `out` now.
    */
   deliver(delivery: Delivery, writable: boolean, now: number, out: EffectSink): boolean {
-    const message = delivery.message;
-    if (message.expiresAt !== undefined && message.expiresAt <= now) {
-      this.drops.expired++;
-      return false;
-    }
-    const qos = (message.qos < delivery.grantedQos ? message.qos : delivery.grantedQos) as QoS;
     if (!this.#attachment) {
-      if (qos === 0 && !this.limits.queueQos0Offline) {
-        this.drops.qos0Offline++;
-        return false;
-      }
+      const qos = offlineQos(delivery, now, this.limits, this.drops);
+      if (qos === undefined) return false;
       if (this.storedOnly) this.#store(delivery, qos);
       else this.#enqueue(delivery, qos);
       return false;
     }
+    const qos = liveQos(delivery, now, this.drops);
+    if (qos === undefined) return false;
     if (qos === 0) {
       if (!writable) {
         this.drops.slowConsumer++;
@@ -391,7 +431,7 @@ export class OutboundFlow {
       return false;
     }
     if (this.queueLength === 0 && this.inflight.size < this.#window()) {
-      return this.#sendNew(entryOf(delivery, qos, "publish"), now, out);
+      return this.#sendNew(delivery, qos, now, out);
     }
     this.#enqueue(delivery, qos);
     return false;
@@ -399,9 +439,8 @@ export class OutboundFlow {
 
   /** PUBACK from the client. Unknown ids are ignored: a late ack after a resend is harmless. */
   acknowledge(packetId: number, now: number, out: EffectSink): void {
-    const entry = this.inflight.get(packetId);
-    if (entry && entry.qos === 1) {
-      this.#inflight!.delete(packetId);
+    const entry = this.#inflight?.take(packetId, 1);
+    if (entry !== undefined) {
       this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
       releasePayload(entry);
       this.#drain(now, out);
@@ -411,7 +450,7 @@ export class OutboundFlow {
   /** PUBREC from the client: answer PUBREL (or 0x92 for an unknown id), or end the flow on an error reason. */
   received(packetId: number, reasonCode: number, now: number, out: EffectSink): void {
     const entry = this.inflight.get(packetId);
-    if (!entry || entry.qos !== 2) {
+    if (!entry || (this.#inflight!.markOf(packetId) & QOS_BITS) !== 2) {
       out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0x92, properties: {} } });
       return;
     }
@@ -422,7 +461,7 @@ export class OutboundFlow {
       this.#drain(now, out);
       return;
     }
-    entry.inflightStage = "release";
+    this.#inflight!.setMark(packetId, 2 | RELEASED);
     this.recordsToWrite()?.push({
       kind: "saveDelivery",
       delivery: entry,
@@ -435,9 +474,8 @@ export class OutboundFlow {
 
   /** PUBCOMP from the client ends a QoS 2 flow. */
   completed(packetId: number, now: number, out: EffectSink): void {
-    const entry = this.inflight.get(packetId);
-    if (entry && entry.inflightStage === "release") {
-      this.#inflight!.delete(packetId);
+    const entry = this.#inflight?.take(packetId, 2 | RELEASED);
+    if (entry !== undefined) {
       this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
       releasePayload(entry);
       this.#drain(now, out);
@@ -450,24 +488,26 @@ export class OutboundFlow {
     const queue = this.#queue;
     if (queue === undefined) return;
     while (
-      queue.length > 0 && (this.inflight.size < window || (this.#queuedQos0 > 0 && queue.peek()!.qos === 0))
+      queue.length > 0 &&
+      (this.inflight.size < window || (this.#queuedQos0 > 0 && deliveryQos(queue.peek()!) === 0))
     ) {
       const next = queue.shift()!;
-      this.queuedBytes -= next.size;
-      if (next.qos === 0) this.#queuedQos0--;
+      const qos = deliveryQos(next);
+      this.queuedBytes -= entrySize(next);
+      if (qos === 0) this.#queuedQos0--;
       const expiresAt = next.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
         this.drops.expired++;
         this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: next });
         continue;
       }
-      if (next.qos === 0) {
+      if (qos === 0) {
         this.#emit(next, 0, undefined, false, now, out);
         // Nothing acknowledges QoS 0: one stored while the client was away (mqtt.queue_qos0_offline) goes
         // now, or it would be read back and sent again at every resume.
         this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: next });
       } else {
-        this.#sendNew(next, now, out);
+        this.#sendNew(next, qos, now, out);
       }
     }
   }
@@ -478,30 +518,24 @@ export class OutboundFlow {
   }
 
   /** Sends a QoS 1/2 entry and puts it in flight; true when the PUBLISH went to `out` (see {@link #emit}). */
-  #sendNew(entry: Entry, now: number, out: EffectSink): boolean {
-    const qos = entry.qos;
+  #sendNew(entry: Delivery, qos: QoS, now: number, out: EffectSink): boolean {
     const packetId = this.#allocatePacketId();
     if (!this.#emit(entry, qos, packetId, false, now, out)) {
       this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
       return false;
     }
-    this.#inflightTable().set(packetId, entry);
+    this.#inflightTable().set(packetId, entry, qos);
     this.recordsToWrite()?.push({ kind: "saveDelivery", delivery: entry, qos, stage: "sent", packetId });
     return true;
   }
 
   #enqueue(delivery: Delivery, qos: QoS): void {
     const size = entrySize(delivery);
-    const { maxQueuedMessages, maxQueuedBytes } = this.limits;
-    const full = (maxQueuedMessages > 0 && this.queueLength >= maxQueuedMessages) ||
-      (maxQueuedBytes > 0 && this.queuedBytes + size > maxQueuedBytes);
-    if (full) {
-      this.drops.queueFull++;
-      if (this.limits.queueDropPolicy === "drop_newest" || this.queueLength === 0) return;
-      this.#dropOldestQueued();
-    }
-    if (!this.#attachment) delivery.message = this.shared.compact(delivery.message);
-    this.#queueList().push(entryOf(delivery, qos, "publish", size));
+    const admitted = admission(this.limits, this.drops, this.queueLength, this.queuedBytes, size);
+    if (admitted === "refuse") return;
+    if (admitted === "dropOldest") this.#dropOldestQueued();
+    if (!this.#attachment) delivery = this.#compacted(delivery);
+    this.#queueList().push(delivery);
     this.queuedBytes += size;
     if (qos === 0) this.#queuedQos0++;
     if (qos > 0) this.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
@@ -513,42 +547,42 @@ export class OutboundFlow {
    */
   #store(delivery: Delivery, qos: QoS): void {
     const size = entrySize(delivery);
-    const { maxQueuedMessages, maxQueuedBytes } = this.limits;
-    const full = (maxQueuedMessages > 0 && this.queueLength + this.#storedEntries >= maxQueuedMessages) ||
-      (maxQueuedBytes > 0 && this.queuedBytes + this.#storedBytes + size > maxQueuedBytes);
-    if (full) {
-      this.drops.queueFull++;
-      if (this.limits.queueDropPolicy === "drop_newest") return;
+    const stored = this.#stored!;
+    const admitted = admission(
+      this.limits,
+      this.drops,
+      this.queueLength + stored.entries,
+      this.queuedBytes + stored.bytes,
+      size,
+    );
+    if (admitted === "refuse") return;
+    if (admitted === "dropOldest") {
       if (this.queueLength > 0) {
         this.#dropOldestQueued();
-      } else if (this.#storedEntries > 0) {
+      } else {
         // A page being read may hold the oldest stored entry: drop it from the page when it comes.
         if (this.#reading) this.#pendingDrops++;
         else this.recordsToWrite()?.push({ kind: "dropOldestStored" });
-        // The dropped entry's size is in storage, not here: count it as an average one until the queue is
-        // read back, when the totals are exact again.
-        this.#storedBytes -= this.#storedBytes / this.#storedEntries;
-        this.#storedEntries--;
-      } else {
-        return;
+        uncountOldestStored(stored);
       }
     }
     // No compact copy: nothing here keeps the delivery past this turn (its record goes to storage, which
     // copies the payload), and copying every message for every absent subscriber was a third of a
     // publishing burst's garbage (1 KiB of ArrayBuffer each, freed only by a full collection).
-    this.#storedEntries++;
+    stored.entries++;
+    stored.bytes += size;
     if (this.#reading) this.#storedWhileReading++;
-    this.#storedBytes += size;
     this.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
   /** Drops the oldest message of the queue in memory (a full queue, drop_oldest); returns its size. */
   #dropOldestQueued(): number {
     const oldest = this.#queue!.shift()!;
-    this.queuedBytes -= oldest.size;
-    if (oldest.qos === 0) this.#queuedQos0--;
+    const size = entrySize(oldest);
+    this.queuedBytes -= size;
+    if (deliveryQos(oldest) === 0) this.#queuedQos0--;
     this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: oldest });
-    return oldest.size;
+    return size;
   }
 
   /**
@@ -623,7 +657,95 @@ export class OutboundFlow {
   }
 }
 
-const NO_INFLIGHT: ReadonlyMap<number, Entry> = new Map();
+const NO_INFLIGHT: ReadonlyMap<number, Delivery> = new Map();
+
+/** The QoS a delivery goes out at: its message's, at most its subscription's. */
+export function deliveryQos(delivery: Delivery): QoS {
+  const qos = delivery.message.qos;
+  return (qos < delivery.grantedQos ? qos : delivery.grantedQos) as QoS;
+}
+
+/**
+ * {@link OutboundFlow.deliver} to a client that is away, for a session that let its flow go paged out: the
+ * delivery goes to storage behind the others under the same queue limits (as the flow's #store does), and
+ * the flow is not made again for it. Otherwise every offline session that receives a message would hold its
+ * flow (about 150 B) again until its client came back and left.
+ */
+export function storePagedOut(
+  state: PagedOutFlow,
+  delivery: Delivery,
+  now: number,
+  limits: SessionLimits,
+  drops: DropCounts,
+): void {
+  const qos = offlineQos(delivery, now, limits, drops);
+  if (qos === undefined) return;
+  const size = entrySize(delivery);
+  const admitted = admission(limits, drops, state.entries, state.bytes, size);
+  if (admitted === "refuse") return;
+  const records = state.records ??= [];
+  if (admitted === "dropOldest") {
+    records.push({ kind: "dropOldestStored" });
+    uncountOldestStored(state);
+  }
+  state.entries++;
+  state.bytes += size;
+  records.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+}
+
+/** The QoS `delivery` goes at to a connected client, or undefined when its message expired (a drop). */
+function liveQos(delivery: Delivery, now: number, drops: DropCounts): QoS | undefined {
+  const message = delivery.message;
+  if (message.expiresAt !== undefined && message.expiresAt <= now) {
+    drops.expired++;
+    return undefined;
+  }
+  return deliveryQos(delivery);
+}
+
+/** {@link liveQos} for a client that is away: QoS 0 is kept for it only with mqtt.queue_qos0_offline. */
+function offlineQos(
+  delivery: Delivery,
+  now: number,
+  limits: SessionLimits,
+  drops: DropCounts,
+): QoS | undefined {
+  const qos = liveQos(delivery, now, drops);
+  if (qos === 0 && !limits.queueQos0Offline) {
+    drops.qos0Offline++;
+    return undefined;
+  }
+  return qos;
+}
+
+/**
+ * Whether a queue holding `entries` deliveries of `bytes` in all (in memory and in storage) takes one more
+ * of `size` (mqtt.max_queued_messages, mqtt.max_queued_bytes). Full, it counts a drop and, under
+ * drop_oldest, makes room by dropping its oldest entry if it has one; otherwise the new one is refused.
+ */
+function admission(
+  limits: SessionLimits,
+  drops: DropCounts,
+  entries: number,
+  bytes: number,
+  size: number,
+): "take" | "dropOldest" | "refuse" {
+  const { maxQueuedMessages, maxQueuedBytes } = limits;
+  const full = (maxQueuedMessages > 0 && entries >= maxQueuedMessages) ||
+    (maxQueuedBytes > 0 && bytes + size > maxQueuedBytes);
+  if (!full) return "take";
+  drops.queueFull++;
+  return limits.queueDropPolicy === "drop_newest" || entries === 0 ? "refuse" : "dropOldest";
+}
+
+/**
+ * The oldest stored delivery dropped (a full queue, drop_oldest). Its size is in storage, not here: it counts
+ * as an average one until the queue is read back, when the totals are exact again.
+ */
+function uncountOldestStored(stored: StoredCounts): void {
+  stored.bytes -= stored.bytes / stored.entries;
+  stored.entries--;
+}
 
 /** What a delivery counts against the queue's limits: its payload and topic. */
 function entrySize(delivery: Delivery): number {
@@ -647,7 +769,7 @@ function releasePayload(delivery: Delivery): void {
 export function emptyFlowRecord(): Pick<SessionState, "inflight" | "queue" | "nextPacketId"> {
   return { inflight: [], queue: [], nextPacketId: 1 };
 }
-const NO_QUEUE: readonly Entry[] = Object.freeze([]);
+const NO_QUEUE: readonly Delivery[] = Object.freeze([]);
 
 /** What the sessions of one broker share: drop counters and compact copies of kept messages. */
 export interface SharedSessionState {
@@ -668,7 +790,7 @@ export function sharedState(): SharedSessionState {
       if (!copy) {
         // The decoder's frames are views into shared blocks, and a kept view would pin its whole block;
         // forwarding the copy re-encodes instead of reusing the frame.
-        copy = { ...message, payload: payload.slice(), frame: undefined };
+        copy = { ...message, payload: payload.slice(), frame: undefined, frameTopicEnd: undefined };
         copies.set(message, copy);
       }
       return copy;

@@ -1,5 +1,6 @@
 import { MqttError } from "../codec/errors.ts";
 import { NO_PROPERTIES } from "../codec/properties.ts";
+import { publishTopicEnd } from "../codec/encode_publish.ts";
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type {
   DisconnectPacket,
@@ -11,7 +12,16 @@ import type {
 } from "../codec/types.ts";
 import { hasWildcard, parseSharedFilter, validateTopicFilter, validateTopicName } from "../topic/mod.ts";
 import { EffectList } from "./effect_list.ts";
-import { emptyFlowRecord, OutboundFlow, type PagedOutFlow, type SharedSessionState } from "./outbound.ts";
+import {
+  deliveryQos,
+  emptyFlowRecord,
+  OutboundFlow,
+  type PagedOutFlow,
+  type SharedSessionState,
+  sharedState,
+  type StoredCounts,
+  storePagedOut,
+} from "./outbound.ts";
 import { SubscriptionTable } from "./subscription_table.ts";
 import type {
   AcceptedSubscription,
@@ -46,7 +56,8 @@ export class Session {
   #outbound: OutboundFlow | undefined;
   /**
    * A persistent session whose client is away, with all of its deliveries in storage, keeps this instead of
-   * its flow (about 100 B less per offline session); the flow is made again from it at its next use.
+   * its flow (about 100 B less per offline session); the flow is made again from it at its next use, which
+   * a delivery while the client is away is not (see storePagedOut).
    */
   #pagedOutFlow: PagedOutFlow | undefined;
   /** Seconds the session outlives its connection; 0xFFFFFFFF = never expires. */
@@ -64,10 +75,11 @@ export class Session {
   routePass = 0;
   routeIndex = 0;
 
+  /** `shared`: the broker's (see SharedSessionState); a session of its own has state of its own. */
   constructor(
     readonly clientId: string,
     private readonly limits: SessionLimits,
-    private readonly shared?: SharedSessionState,
+    private readonly shared: SharedSessionState = sharedState(),
   ) {}
 
   /** The server-to-client half of the session (made now if it was not yet needed). */
@@ -95,7 +107,7 @@ export class Session {
    * memory keeps none of them (see OutboundFlow.pageOut), and, unless a change of it waits to be stored, not
    * its flow either. `queued`: what waits in storage (default: what the flow holds now).
    */
-  pageOut(queued?: { entries: number; bytes: number }): void {
+  pageOut(queued?: StoredCounts): void {
     const flow = this.outbound;
     flow.pageOut(queued);
     const kept = flow.pagedOutState();
@@ -191,11 +203,12 @@ export class Session {
   recordAll(): void {
     const records = this.heldFlow()?.recordsToWrite();
     if (!records) return;
-    for (const { packetId, delivery, qos, stage } of this.outbound.toRecord().inflight) {
+    const { inflight, queue } = this.outbound.toRecord();
+    for (const { packetId, delivery, qos, stage } of inflight) {
       records.push({ kind: "saveDelivery", delivery, qos, stage, packetId });
     }
-    for (const entry of this.outbound.queue) {
-      records.push({ kind: "saveDelivery", delivery: entry, qos: entry.qos, stage: "queued" });
+    for (const { delivery, qos } of queue) {
+      records.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
     }
     for (const packetId of this.awaitingRelease) {
       records.push({ kind: "awaitingRelease", packetId, waiting: true });
@@ -204,9 +217,10 @@ export class Session {
 
   /** The durable changes since the last call, in order, for the broker to store. */
   takeRecords(): readonly SessionRecord[] {
-    const records = this.#outbound?.records;
+    const holder = this.#outbound ?? this.#pagedOutFlow;
+    const records = holder?.records;
     if (records === undefined) return NO_RECORDS;
-    this.#outbound!.records = undefined;
+    holder!.records = undefined;
     return records.length === 0 ? NO_RECORDS : records;
   }
 
@@ -236,7 +250,7 @@ export class Session {
   /** A message routed to this client. */
   deliver(delivery: Delivery, writable: boolean, now: number): Effect[] {
     const out = new EffectList();
-    this.outbound.deliver(delivery, writable, now, out);
+    this.deliverInto(delivery, writable, now, out);
     return out.effects;
   }
 
@@ -245,6 +259,11 @@ export class Session {
    * when the message went to `out` now, not to the queue.
    */
   deliverInto(delivery: Delivery, writable: boolean, now: number, out: EffectSink): boolean {
+    const pagedOut = this.#pagedOutFlow;
+    if (pagedOut !== undefined && this.#attachment === undefined) {
+      storePagedOut(pagedOut, delivery, now, this.limits, this.shared.drops);
+      return false;
+    }
     return this.outbound.deliver(delivery, writable, now, out);
   }
 
@@ -255,7 +274,7 @@ export class Session {
    * place. QoS 0 is not kept, as for a connected client.
    */
   storeHeld(delivery: Delivery): void {
-    const qos = delivery.message.qos < delivery.grantedQos ? delivery.message.qos : delivery.grantedQos;
+    const qos = deliveryQos(delivery);
     if (qos > 0) {
       this.outbound.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
     }
@@ -267,7 +286,7 @@ export class Session {
    * leaves or after a restart, has them in the order the client is sent them.
    */
   releaseHeld(delivery: Delivery): void {
-    const qos = delivery.message.qos < delivery.grantedQos ? delivery.message.qos : delivery.grantedQos;
+    const qos = deliveryQos(delivery);
     if (qos > 0) this.outbound.recordsToWrite()?.push({ kind: "requeueDelivery", delivery, qos });
   }
 
@@ -626,13 +645,15 @@ function toMessage(packet: PublishPacket, topic: string, publisherId: string, no
     delete properties.topicAlias;
   }
   const expiry = properties.messageExpiryInterval;
+  const frame = properties === packet.properties && topic === packet.topic ? packet.frame : undefined;
   return {
     topic,
     payload: packet.payload,
     qos: packet.qos,
     retain: packet.retain,
     properties,
-    frame: properties === packet.properties && topic === packet.topic ? packet.frame : undefined,
+    frame,
+    frameTopicEnd: frame === undefined ? undefined : publishTopicEnd(frame),
     publisherId,
     expiresAt: expiry === undefined ? undefined : now + expiry * 1000,
   };

@@ -21,6 +21,11 @@ export interface Message {
    * for forwarding its bytes without re-encoding. Only the frame: the decoder reuses its packet object.
    */
   frame?: Uint8Array;
+  /**
+   * Where the topic of `frame` ends (set with it): the connection forwarding the frame to each subscriber
+   * does not read it out of the frame again.
+   */
+  frameTopicEnd?: number;
   /** Client id of the publisher ("" for messages the broker makes, such as $SYS). */
   publisherId: string;
   /** Absolute expiry in ms since the epoch (Message Expiry Interval), if any. */
@@ -41,7 +46,12 @@ export interface MessageOrigin {
   sequence: number;
 }
 
-/** What the router decided for one subscriber of one message. */
+/**
+ * What the router decided for one subscriber of one message. Sessions may share one (the router gives the
+ * same delivery to every transient session a message reaches through a subscription with the same options),
+ * so a session never changes a delivery it was given, but for its own (a persistent session's: storage
+ * writes `storedRef`; one read back from storage: `ownsPayload`).
+ */
 export interface Delivery {
   message: Message;
   /** The subscription's maximum QoS; the message goes out at min(message.qos, grantedQos). */
@@ -57,15 +67,6 @@ export interface Delivery {
    * back at once instead of leaving it to V8's next full collection.
    */
   ownsPayload?: boolean;
-  /**
-   * The session's bookkeeping while the delivery waits in its queue or window (see OutboundFlow): the
-   * delivery is its own entry there, not one object more per message. `qos`: what it is sent at; `size`:
-   * what it counts against the queue's limits; `inflightStage`, in flight: "publish", awaiting PUBACK/PUBREC,
-   * or "release", PUBREL sent, awaiting PUBCOMP. Unset until a session takes it.
-   */
-  qos?: QoS;
-  size?: number;
-  inflightStage?: "publish" | "release";
 }
 
 /** A subscription held by a session. `filter` is the full filter, `$share/...` included. */

@@ -1,52 +1,25 @@
 /**
  * What an offline persistent session costs besides its record (issue 11): its expiry is a place in the
- * registry's expiry queue, not a timer of its own, and it still expires on time.
+ * registry's expiry queue, not a timer of its own, and it still expires on time; a message stored for it
+ * while its client is away does not bring its outbound flow back into memory.
  */
 import assert from "node:assert/strict";
-import { Broker } from "../../src/broker/mod.ts";
-import type { Attachment } from "../../src/session/mod.ts";
-import { createMemoryStorage } from "../../src/storage/memory/mod.ts";
-import { FakeClock } from "../helpers/clock.ts";
-import { limits } from "../helpers/session_limits.ts";
-
-const attachment: Attachment = {
-  protocolVersion: 5,
-  receiveMaximum: 65535,
-  topicAliasMaximum: 0,
-  sessionExpiryInterval: 0,
-  requestProblemInformation: true,
-};
+import { writeHeapSnapshot } from "node:v8";
+import { join } from "node:path";
+import { aggregate } from "../../scripts/bench/heap_snapshot.ts";
+import { memoryBroker, subscribePacket } from "../helpers/memory_broker.ts";
+import { attachmentV5 as attachment, limits } from "../helpers/session_limits.ts";
 
 const link = { writable: true, run() {}, push() {}, deliver() {}, takeOver() {}, whenDrained() {} };
 
 Deno.test("offline sessions: one timer for all their expiries; each expires at its own time, soonest first", async () => {
-  const clock = new FakeClock();
+  const { broker, clock } = await memoryBroker();
   const start = clock.now();
-  const storage = createMemoryStorage();
-  await storage.start();
-  const broker = new Broker({
-    limits,
-    maxSessionExpiry: 0xffffffff,
-    sharedSubscriptionStrategy: "round_robin",
-    storage,
-    clock,
-  });
   // Expiry intervals in seconds, not in the order they end; "forever" never expires.
   const expiries: [string, number][] = [["c", 30], ["a", 10], ["forever", 0xffffffff], ["b", 20], ["d", 40]];
   for (const [clientId, sessionExpiryInterval] of expiries) {
     const handle = await broker.open({ clientId, cleanStart: true, sessionExpiryInterval, attachment, link });
-    broker.receive(handle, {
-      type: "subscribe",
-      packetId: 1,
-      subscriptions: [{
-        topicFilter: `q/${clientId}`,
-        qos: 1,
-        noLocal: false,
-        retainAsPublished: false,
-        retainHandling: 0,
-      }],
-      properties: {},
-    });
+    broker.receive(handle, subscribePacket(`q/${clientId}`));
     broker.close(handle, false);
     clock.advance(1000); // each leaves a second after the one before
   }
@@ -81,5 +54,68 @@ Deno.test("offline sessions: one timer for all their expiries; each expires at i
   }
   assert.equal(clock.pending, 0, "no timer left once no offline session expires");
   assert.equal(broker.subscriptionCount, 1);
+  broker.stop();
+});
+
+/** How many objects of class `name` this isolate holds (a heap snapshot collects the garbage first). */
+async function liveObjects(name: string): Promise<number> {
+  const dir = await Deno.makeTempDir({ prefix: "offline-footprint-" });
+  try {
+    const kinds = await aggregate(writeHeapSnapshot(join(dir, "heap.heapsnapshot")));
+    return kinds.get(`object:${name}`)?.count ?? 0;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("offline sessions: a message stored for each while their clients are away makes no outbound flow", async () => {
+  const { broker, storage } = await memoryBroker({ ...limits, maxQueuedMessages: 2 });
+  const clientIds = Array.from({ length: 20 }, (_, index) => `offline-${index}`);
+  for (const clientId of clientIds) {
+    const handle = await broker.open({
+      clientId,
+      cleanStart: true,
+      sessionExpiryInterval: 3600,
+      attachment,
+      link,
+    });
+    broker.receive(handle, subscribePacket(`q/${clientId}`));
+    broker.close(handle, false);
+  }
+  const publisher = await broker.open({
+    clientId: "publisher",
+    cleanStart: true,
+    sessionExpiryInterval: 0,
+    attachment,
+    link,
+  });
+  const publish = (topic: string, packetId: number) =>
+    broker.receive(publisher, {
+      type: "publish",
+      topic,
+      payload: new TextEncoder().encode(topic),
+      qos: 1,
+      retain: false,
+      dup: false,
+      packetId,
+      properties: {},
+    });
+  const before = await liveObjects("OutboundFlow");
+  // Three each: the third drops the oldest (mqtt.max_queued_messages 2), as a flow's queue would.
+  for (let round = 0; round < 3; round++) {
+    for (const [index, clientId] of clientIds.entries()) publish(`q/${clientId}`, round * 100 + index + 1);
+  }
+  await storage.flush();
+  assert.equal(await liveObjects("OutboundFlow"), before, "outbound flows made again by the deliveries");
+  for (const clientId of clientIds) {
+    const page = await storage.readQueue(clientId, { maxEntries: 10, maxBytes: 1 << 20 });
+    assert.deepEqual(
+      page.deliveries.map((item) => item.entry.stage),
+      ["queued", "queued"],
+      `${clientId}: the two newest stored, queued`,
+    );
+  }
+  assert.equal(broker.stats.drops.queueFull, clientIds.length, "one drop per session, counted");
+  assert.equal(broker.session(clientIds[0])!.storedOnly, true);
   broker.stop();
 });

@@ -11,6 +11,7 @@ import {
   MqttError,
   type ProtocolVersion,
   type PublishPacket,
+  publishTopicEnd,
   ReasonCode,
 } from "../../src/codec/mod.ts";
 import { decodeOne } from "./support/decode_all.ts";
@@ -168,19 +169,44 @@ Deno.test("3.1 and 3.1.1 frames are interchangeable", () => {
   assert.equal(encodePublish(packet, 3), packet.frame);
 });
 
-Deno.test("forwardableAt answers for the level and QoS asked, also for the frame asked just before", () => {
+Deno.test("forwardableAt answers for the level and QoS asked, from the topic end publishTopicEnd found", () => {
   const v4 = decoded(publish(), 4);
   const v5 = decoded(publish(), 5);
   const topicEnd = 2 + 2 + "a/b".length;
-  for (let round = 0; round < 2; round++) {
-    assert.equal(forwardableAt(v4.frame!, v4.payload, 4, 1), topicEnd);
-    assert.equal(forwardableAt(v4.frame!, v4.payload, 4, 1), topicEnd);
-    assert.equal(forwardableAt(v4.frame!, v4.payload, 5, 1), -1, "a 3.1.1 frame has no property length");
-    assert.equal(forwardableAt(v4.frame!, v4.payload, 3, 2), topicEnd);
-    assert.equal(forwardableAt(v4.frame!, v4.payload, 4, 0), -1, "the packet id would disappear");
-    assert.equal(forwardableAt(v5.frame!, v5.payload, 5, 1), topicEnd);
-    assert.equal(forwardableAt(v5.frame!, v5.payload, 4, 1), -1);
-    // A payload that no longer views the frame.
-    assert.equal(forwardableAt(v5.frame!, v5.payload.slice(), 5, 1), -1);
+  assert.equal(publishTopicEnd(v4.frame!), topicEnd);
+  assert.equal(publishTopicEnd(v5.frame!), topicEnd);
+  assert.equal(forwardableAt(v4.frame!, topicEnd, v4.payload, 4, 1), topicEnd);
+  assert.equal(
+    forwardableAt(v4.frame!, topicEnd, v4.payload, 5, 1),
+    -1,
+    "a 3.1.1 frame has no property length",
+  );
+  assert.equal(forwardableAt(v4.frame!, topicEnd, v4.payload, 3, 2), topicEnd);
+  assert.equal(forwardableAt(v4.frame!, topicEnd, v4.payload, 4, 0), -1, "the packet id would disappear");
+  assert.equal(forwardableAt(v5.frame!, topicEnd, v5.payload, 5, 1), topicEnd);
+  assert.equal(forwardableAt(v5.frame!, topicEnd, v5.payload, 4, 1), -1);
+  // A payload that no longer views the frame.
+  assert.equal(forwardableAt(v5.frame!, topicEnd, v5.payload.slice(), 5, 1), -1);
+  assert.equal(forwardableAt(v4.frame!, topicEnd, v4.payload.slice(), 4, 1), -1);
+});
+
+Deno.test("publishTopicEnd is where the packet id starts, whatever the size of the remaining length", () => {
+  // Remaining lengths of 1, 2 and 3 bytes, topics of 0 (with an alias, at 5.0) to 300 bytes.
+  for (const version of [4, 5] as const) {
+    for (const payloadSize of [0, 100, 20_000]) {
+      for (const topicLength of [0, 1, 127, 300]) {
+        if (topicLength === 0 && version < 5) continue;
+        const properties = topicLength === 0 ? { topicAlias: 1 } : {};
+        const packet = decoded(
+          publish({ topic: "t".repeat(topicLength), payload: new Uint8Array(payloadSize), properties }),
+          version,
+        );
+        const frame = packet.frame!;
+        const at = publishTopicEnd(frame);
+        const context = `level ${version}, topic ${topicLength} B, payload ${payloadSize} B`;
+        assert.equal((frame[at] << 8) | frame[at + 1], packet.packetId, context);
+        assert.equal(forwardableAt(frame, at, packet.payload, version, 1), at, context);
+      }
+    }
   }
 });

@@ -1,5 +1,5 @@
 /** Session limits for tests that build brokers or sessions without a config file. */
-import type { SessionLimits } from "../../src/session/mod.ts";
+import type { Attachment, SessionLimits } from "../../src/session/mod.ts";
 
 export const limits: SessionLimits = {
   maxInflight: 10,
@@ -16,4 +16,13 @@ export const limits: SessionLimits = {
   wildcardSubscriptionAvailable: true,
   subscriptionIdentifiersAvailable: true,
   sharedSubscriptionAvailable: true,
+};
+
+/** How an MQTT 5 client with no limits of its own attaches (no Session Expiry unless a test sets one). */
+export const attachmentV5: Attachment = {
+  protocolVersion: 5,
+  receiveMaximum: 65535,
+  topicAliasMaximum: 0,
+  sessionExpiryInterval: 0,
+  requestProblemInformation: true,
 };

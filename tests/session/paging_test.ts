@@ -15,6 +15,7 @@ import {
   type SessionLimits,
   type SessionRecord,
 } from "../../src/session/mod.ts";
+import { attachmentV5 } from "../helpers/session_limits.ts";
 
 const limits: SessionLimits = {
   maxInflight: 2,
@@ -33,13 +34,7 @@ const limits: SessionLimits = {
   sharedSubscriptionAvailable: true,
 };
 
-const attachment: Attachment = {
-  protocolVersion: 5,
-  receiveMaximum: 65535,
-  topicAliasMaximum: 0,
-  sessionExpiryInterval: 3600,
-  requestProblemInformation: true,
-};
+const attachment: Attachment = { ...attachmentV5, sessionExpiryInterval: 3600 };
 
 function delivery(topic: string, qos: QoS = 1): Delivery {
   return {
@@ -258,4 +253,62 @@ Deno.test("a delivery stored while a page is read keeps the session reading: the
   session.outbound.pageIn([stored("during")], false, 0, new EffectList());
   assert.equal(session.storedOnly, false);
   assert.deepEqual(wire(session.attach(attachment, 0)), ["PUBLISH q1 1", "PUBLISH during 2"]);
+});
+
+Deno.test("a session that let its flow go paged out stores what comes while its client is away as the flow would", () => {
+  const cases: [string, SessionLimits][] = [
+    ["max_queued_messages, drop_oldest", limits],
+    ["max_queued_messages, drop_newest", { ...limits, queueDropPolicy: "drop_newest" }],
+    ["max_queued_bytes, drop_oldest", { ...limits, maxQueuedMessages: 0, maxQueuedBytes: 7 }],
+    ["max_queued_bytes, drop_newest", {
+      ...limits,
+      maxQueuedMessages: 0,
+      maxQueuedBytes: 7,
+      queueDropPolicy: "drop_newest",
+    }],
+    ["QoS 0 queued offline", { ...limits, queueQos0Offline: true }],
+  ];
+  const expired: Delivery = { ...delivery("x"), message: { ...delivery("x").message, expiresAt: 5 } };
+  const arriving = [
+    delivery("a"),
+    delivery("b", 0),
+    expired,
+    delivery("bigger"),
+    delivery("c", 2),
+    delivery("d"),
+  ];
+  for (const [name, sessionLimits] of cases) {
+    // The same two stored deliveries (2 B each); one session keeps its flow, the other lets it go.
+    const held = pagedOut(2, sessionLimits);
+    const letGo = new Session("c", sessionLimits);
+    letGo.persistent = true;
+    letGo.pageOut({ entries: 2, bytes: 4 });
+    for (const arrival of arriving) {
+      held.deliver({ ...arrival }, false, 10);
+      letGo.deliver({ ...arrival }, false, 10);
+      assert.deepEqual(
+        recorded(letGo.takeRecords()),
+        recorded(held.takeRecords()),
+        `${name}: ${arrival.message.topic}`,
+      );
+    }
+    assert.ok(letGo.pagedOut && letGo.storedOnly, `${name}: still paged out`);
+    // Its flow made again counts what the one kept counts: the next delivery is admitted, or not, alike.
+    assert.equal(letGo.outbound.pagedOut, true, `${name}: made again, paged out`);
+    for (const session of [held, letGo]) session.deliver(delivery("e"), false, 10);
+    assert.deepEqual(recorded(letGo.takeRecords()), recorded(held.takeRecords()), `${name}: made again`);
+    assert.deepEqual(letGo.outbound.drops, held.outbound.drops, `${name}: drops`);
+  }
+});
+
+Deno.test("what a paged-out session stored without its flow is still to be taken once its flow is made again", () => {
+  const session = new Session("c", limits);
+  session.persistent = true;
+  session.pageOut({ entries: 0, bytes: 0 });
+  session.deliver(delivery("a"), false, 0);
+  assert.equal(session.outbound.pagedOut, true, "the flow made again, before the records were taken");
+  assert.deepEqual(recorded(session.takeRecords()), ["save a queued"]);
+  assert.deepEqual(session.takeRecords(), []);
+  session.deliver(delivery("b"), false, 0);
+  assert.deepEqual(recorded(session.takeRecords()), ["save b queued"]);
 });
