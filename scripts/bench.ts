@@ -7,6 +7,7 @@
  *   deno task bench --quick    smoke test: 1 short run per case, pinned only, small idle N, peers only if
  *                              already built (it says which it skipped); report on stdout
  *   deno task bench --only mosquitto,rumqttd --case q0-64,idle --runs 1 --layout pinned
+ *                              a partial run: report on stdout, docs only with --write-docs
  *   deno task bench --cluster  three nodes over RocketMQ against one node (scripts/bench/cluster.ts)
  *   deno task bench --big-queue  1M queued messages in 100k offline sessions (scripts/bench/big_queue.ts)
  *
@@ -26,7 +27,8 @@ import {
   BrokerStartError,
   brokerVersions,
   ensureMosquitto,
-  FLOOR_NAMES,
+  IDLE_FLOOR_NAMES,
+  LATENCY_FLOOR,
   type Layout,
   REFERENCE_BROKER,
   type RunningBroker,
@@ -360,7 +362,8 @@ function brokersFor(
   const brokers = [...options.brokers];
   if (layout !== "pinned" || !options.brokers.includes("mqtt-proxy")) return brokers;
   if (baselineReady) brokers.splice(1, 0, BASELINE);
-  if (testCase.kind === "idle") brokers.push(...FLOOR_NAMES);
+  if (testCase.kind === "idle") brokers.push(...IDLE_FLOOR_NAMES);
+  if (testCase.kind === "pubsub" && testCase.group === "latency") brokers.push(LATENCY_FLOOR);
   return brokers;
 }
 
@@ -508,7 +511,9 @@ async function main(): Promise<number> {
   };
 
   print(resultsMarkdown(input));
-  if (!options.quick || options.writeDocs) {
+  // A partial run (--only, --case) would replace the full report with part of one: only when asked.
+  const partial = options.caseNames !== undefined || BROKER_NAMES.some((b) => !options.brokers.includes(b));
+  if (options.writeDocs || (!options.quick && !partial)) {
     const docs = new URL("../docs/", import.meta.url);
     await Deno.mkdir(docs, { recursive: true });
     // The big-queue section is written by `--big-queue --write-docs` (scripts/bench/big_queue.ts): kept.

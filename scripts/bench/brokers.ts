@@ -23,11 +23,15 @@ export type BrokerName =
   | "aedes"
   | "mqtt-proxy-before"
   | "deno-floor"
-  | "deno-floor-512";
+  | "deno-floor-512"
+  | "deno-relay";
 /** The brokers compared in every case, in report order. */
 export const BROKER_NAMES: BrokerName[] = ["mqtt-proxy", "rumqttd", "mochi", "mosquitto", "aedes"];
 /** Not brokers: the idle case's floors (bare Deno servers), reported next to mqtt-proxy. */
-export const FLOOR_NAMES: BrokerName[] = ["deno-floor", "deno-floor-512"];
+export const IDLE_FLOOR_NAMES: BrokerName[] = ["deno-floor", "deno-floor-512"];
+/** Not a broker: the latency cases' floor (a bare Deno relay), reported next to mqtt-proxy. */
+export const LATENCY_FLOOR: BrokerName = "deno-relay";
+export const FLOOR_NAMES: BrokerName[] = [...IDLE_FLOOR_NAMES, LATENCY_FLOOR];
 export const BASELINE: BrokerName = "mqtt-proxy-before";
 export const REFERENCE_BROKER: BrokerName = "mosquitto";
 
@@ -38,6 +42,7 @@ export const BROKER_CPU = "0";
 const repoRoot = new URL("../../", import.meta.url).pathname;
 const aedesServer = new URL("./aedes_server.ts", import.meta.url).pathname;
 const idleFloor = new URL("./idle_floor.ts", import.meta.url).pathname;
+const relayFloor = new URL("./relay_floor.ts", import.meta.url).pathname;
 
 /** What a run needs besides the broker's name: built peers, the shim, the baseline's sources. */
 export interface BrokerEnvironment {
@@ -183,22 +188,38 @@ async function commandFor(name: BrokerName, options: StartOptions, env: BrokerEn
       };
     case "deno-floor":
     case "deno-floor-512":
-      return {
-        argv: [
-          Deno.execPath(),
-          "run",
-          ...v8FlagsArgument(await startTaskV8Flags(repoRoot)),
-          "--allow-net=127.0.0.1",
-          "--allow-ffi",
-          idleFloor,
-          "--port",
-          String(options.port),
-          "--read",
-          name === "deno-floor" ? "broker" : "own-512",
-        ],
-        cwd: repoRoot,
-      };
+      return await floorLaunch(
+        idleFloor,
+        options.port,
+        ["--allow-ffi"],
+        ["--read", name === "deno-floor" ? "broker" : "own-512"],
+      );
+    case "deno-relay":
+      return await floorLaunch(relayFloor, options.port, [], []);
   }
+}
+
+/** A floor (a bare Deno server of scripts/bench) with the broker's V8 flags, on loopback only. */
+async function floorLaunch(
+  script: string,
+  port: number,
+  permissions: string[],
+  args: string[],
+): Promise<Launch> {
+  return {
+    argv: [
+      Deno.execPath(),
+      "run",
+      ...v8FlagsArgument(await startTaskV8Flags(repoRoot)),
+      "--allow-net=127.0.0.1",
+      ...permissions,
+      script,
+      "--port",
+      String(port),
+      ...args,
+    ],
+    cwd: repoRoot,
+  };
 }
 
 function peerBinary(env: BrokerEnvironment, name: BrokerName): string {

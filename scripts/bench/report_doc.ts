@@ -397,6 +397,11 @@ ${whatChangedSection(input)}
   (scripts/bench/idle_floor.ts) with the broker's read strategy and V8 flags, answering CONNECT with CONNACK:
   Deno's own cost; **above deno-floor** is mqtt-proxy's. **deno-floor-512** keeps a 512-byte buffer per socket,
   the read strategy before this round.
+- **deno-relay** (latency cases only) is a bare \`Deno.listen\` MQTT relay (scripts/bench/relay_floor.ts) with the
+  broker's V8 flags: just enough MQTT 3.1.1 to forward each PUBLISH to the subscribers of its exact topic, one
+  read pending per socket, the frames of a read handled in its turn, one write per connection per turn; no
+  sessions, limits or validation. Its latency is Deno's own share on the pinned core; what mqtt-proxy shows
+  above it is the broker's.
 - **Ratios** are medians of this invocation divided by medians of this invocation.
 - **Generator check**: the 10→10 QoS 0 case on Mosquitto driven by one and by two generator processes.
 - **Known behaviour**: Mosquitto 2.0.11 drops QoS 1 messages in the fan-in case ("Outgoing messages are being

@@ -135,6 +135,15 @@ export const CHANGES: Change[] = [
   },
   {
     change:
+      "A message routed to a paged-out offline session is stored from its stored counts (the queue limits in one function for the flow and this path), without making its outbound flow again (before, the flow was made and kept until the client came back and left)",
+    measure:
+      "JS heap per offline session, 100,000 after GC (offline_heap.ts, same machine, same run of main): one QoS 1 message queued to each; created / restored, none queued (the paged-out state's records field)",
+    before: "910 B; 782 B / 764 B",
+    after: "797 B; 790 B / 772 B",
+    ratio: "0.88×; 1.01× / 1.01×",
+  },
+  {
+    change:
       "(the whole pass, its cost) three more fields per Session and one per registry entry, connected or not",
     measure: "JS heap per idle connection (idle_heap.ts, 5,000, two runs each)",
     before: "3308–3309 B",
@@ -266,34 +275,77 @@ export const CHANGES: Change[] = [
     after: "0.70–0.77 / 0.46–0.58",
     ratio: "1.2× / 1.5×",
   },
+  {
+    change:
+      "Fan-out, fourth round: one delivery shared by the transient subscribers a message reaches alike (a session never changes a delivery; the in-flight QoS and QoS 2 stage kept beside each in-flight slot), the router hands each delivery to the client's registry entry (no lookup by client id per delivery), a payload's buffer asked whether it is detached only when the payload is empty",
+    measure:
+      "fan-out 1→100 QoS 1: broker CPU per delivery, µs, pinned / bytes allocated per delivery (3 alternating pairs, load 4–7)",
+    before: "1.69–1.82 / 151–157",
+    after: "1.11–1.42 / 60–64",
+    ratio: "≈ 0.72× / ≈ 0.41×",
+  },
+  {
+    change: "(same change) against rumqttd in the same invocation (3 pairs)",
+    measure: "fan-out QoS 1 deliveries/s per unit of the broker's CPU / ratio to rumqttd",
+    before: "534k / 0.57×",
+    after: "759k / 0.74×",
+    ratio: "1.42× / 1.3×",
+  },
+  {
+    change:
+      "V8 --sqrt-allocation-limits-factor=30 (V8's default 80): the old generation's room above what is live about three eighths as large",
+    measure:
+      "big queue RSS peak creating the sessions / publishing / draining, the merged code at factor 80 and 30 back to back (quiet machine; two loaded pairs before: 268, 253 / 323, 320 / 412, 397 MB against 250, 236 / 311, 302 / 326, 301 MB)",
+    before: "258 / 329 / 396 MB",
+    after: "253 / 294 / 328 MB",
+    ratio: "0.98× / 0.89× / 0.83×",
+  },
+  {
+    change:
+      "Acknowledgements, fifth round: one look at the in-flight table per PUBACK (InflightTable.take), the connection's handle carries its registry entry (no lookup by client id per packet; a discarded entry is marked so a stale handle is still refused), a decoded message records where its frame's topic ends (not recomputed per delivery)",
+    measure:
+      "broker CPU per fan-out 1→100 QoS 1 delivery, µs, medians of two rounds of 3 alternating pairs (load 2–4) / bytes allocated per QoS 1 10→10 message",
+    before: "1.69; 1.41 / 530–535",
+    after: "1.51; 1.28 / 532–543",
+    ratio: "≈ 0.9× / ≈ 1.01×",
+  },
 ];
 
 /** Where a peer still wins in this round's measurements, by how much and why. */
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **QoS 1 10→10 and fan-out QoS 1, rumqttd 1.3–2× ahead per core** (before the third QoS 1 round:
-  mqtt-proxy 0.43–0.66× in QoS 1 10→10 and 0.28–0.46× in fan-out QoS 1, pinned, across the day's runs; after
-  it, per unit of each broker's CPU on a loaded core, 0.70–0.77× and 0.46–0.58×; QoS 0 10→10 and fan-out
-  QoS 0 are even or lead rumqttd, 0.94–1.4×). A QoS 1 message still allocates about 550 B and a fan-out
-  delivery about 150 B (800 B and 220 B before that round): the message with its frame and payload views,
-  the router's delivery (now also the session's queue entry), the acknowledgement, against rumqttd's ring
-  of offsets into one commit log per topic. In fan-out, each subscriber's queue holds an object per message,
-  read back (a cache miss) when it is sent and again at its PUBACK; a queue that holds the shared message
-  itself is what is left there. GC pause time did not drop with the allocation: a scavenge's cost is its
-  survivors, the messages waiting in the subscribers' queues.
-- **p99 at 10k msg/s: Mosquitto 0.11–0.14 ms, rumqttd 0.16–0.21 ms, mqtt-proxy 0.18–0.23 ms** (QoS 0 and 1,
-  pinned, measured after 3 s at the rate; unpinned in the 2026-12-05 run, QoS 0: 0.06, 0.16 and 0.60 ms). Until 2026-12-05 the latency cases measured after 1 s and
-  mqtt-proxy showed 1.5–3.3 ms: V8's optimizing compiler was still at work on the broker's one pinned core
-  (the same build gave p99 0.9–1.2 ms after 1 s and 0.19–0.22 ms after 2 s), and the bare Deno relay used to
-  bound the runtime's cost had the same 1 s. What is left against Mosquitto is the runtime beside the event
-  loop on the same core: with V8's background worker thread reniced to 19 (a quick test, 3 runs each, not
-  adopted), p99.9 went from 1.9–2.8 ms to 0.39–0.51 ms with p99 unchanged.
-- **Connects per second: Mosquitto ≈ 2× ahead.** Broker CPU per connect: Mosquitto 22–30 µs, the bare Deno
-  server with the same read strategy (deno-floor) 28–34 µs warm and ~43 µs cold, mqtt-proxy 41–46 µs warm
-  and 61–64 µs cold (GC of ~19.5 KB allocated per connect in about ten chained async steps, and the CONNECT
-  handling itself). 1.5× Mosquitto's rate needs at most 26–35 µs per connect in all, less than the floor:
-  out of reach for a single-threaded Deno listener on one core.
+- **QoS 1 10→10 and fan-out QoS 1, rumqttd about 1.35× ahead per core** (per unit of each broker's CPU, on a
+  loaded core: 0.74× in both after the fourth round; fan-out was 0.57× before it, 0.36–0.42× before the
+  third; the 2026-12-05 full run above, one run per case: 0.72× and 0.56× in plain msg/s; QoS 0 10→10 and
+  fan-out QoS 0 lead rumqttd, 1.39–2.03× there). A QoS 1 message still allocates about 530 B: the message
+  with its frame and payload views, the router's delivery, the acknowledgement, against rumqttd's ring of
+  offsets into one commit log per topic; a fan-out delivery about 60 B now that transient subscribers share
+  one delivery per message (150 B before). What is left in fan-out is mostly the floor of this design:
+  writing to the sockets (13 % of its CPU, one write per connection per turn) and copying frames into the
+  outbox (4.5 %), plus finding a frame's topic end per delivery (4.5 %). In QoS 1 10→10 GC is 15 %: a
+  scavenge's cost is its survivors, the messages waiting in the subscribers' queues.
+- **p99 at 10k msg/s: Mosquitto 0.05–0.09 ms, rumqttd 0.12–0.22 ms, mqtt-proxy 0.18–0.31 ms** (pinned, three
+  runs each on a quiet machine, 2026-12-05, QoS 0 and 1; in the full run above, one run per case, the pinned
+  latency cases were disturbed: Mosquitto's own QoS 0 p99 was 2.75 ms there, mqtt-proxy's 3.34 ms).
+  Most of the gap is the runtime: **deno-relay** (scripts/bench/relay_floor.ts), a bare Deno MQTT relay that
+  forwards each PUBLISH to the subscribers of its exact topic with the broker's read and write pattern and
+  nothing else, measured p99 0.13–0.24 ms at QoS 0 and 0.30–0.40 ms at QoS 1 in the same runs (mqtt-proxy
+  0.24–0.28 and 0.18–0.31 ms): at QoS 1 the broker is at or below the floor, at QoS 0 about 0.1 ms above it;
+  Mosquitto's p99 is below what Deno's event loop gives a relay that does nothing else. V8's
+  \`--single-threaded\` (collection and compilation on the main thread instead of a background thread on the
+  same core) made it worse (QoS 0 p99 0.41–0.55 ms, three runs; not adopted). With V8's background worker
+  thread reniced to 19 (a quick test, 3 runs each, not adopted), p99.9 went from 1.9–2.8 ms to 0.39–0.51 ms
+  with p99 unchanged. Until 2026-12-05 the latency cases measured after 1 s, while V8's optimizing compiler
+  was still at work on the broker's one pinned core (p99 0.9–1.2 ms after 1 s, 0.19–0.22 ms after 2 s).
+- **Connects per second: Mosquitto 1.3× ahead** (0.76× in the 2026-12-05 full run above; 0.89× the run
+  before). Broker CPU per connect, earlier runs: Mosquitto 22–30 µs, the bare Deno server with the same read
+  strategy (deno-floor) 28–34 µs warm and ~43 µs cold, mqtt-proxy 41–46 µs warm and 61–64 µs cold (GC of
+  ~19.5 KB allocated per connect in about ten chained async steps, and the CONNECT handling itself). The
+  floor's own rate varies from run to run (0.86× Mosquitto's in the run before, 1.39× in the run above, where
+  Mosquitto used 59 % of its core and deno-floor 93 %): in the run above it connected 1.84× as fast as
+  mqtt-proxy, so the broker's own connect path (decoding the CONNECT, the session and registry entry, the
+  connect timer, the chain of async steps) is about half of what a connect costs, and the part left to cut.
 - **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.26–4.38 KB at rest**, of which about 4.0 KB is
   Deno's own per-socket cost (deno-floor at rest, 3.99–4.01 KB); mqtt-proxy's share above it is 260–380 B
   (target 1 KB). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
