@@ -101,7 +101,7 @@ class Subscriber {
             packetId: packet.packetId!,
             reasonCode: 0,
             properties: {},
-          }, 4);
+          }, 4).catch(() => {}); // the broker may be dead already: the next read ends the loop
         } else if (packet.qos === 2) {
           if (!this.#awaitingRelease.has(packet.packetId!)) this.delivered.push(`${text}:2`);
           this.#awaitingRelease.add(packet.packetId!);
@@ -110,7 +110,7 @@ class Subscriber {
             packetId: packet.packetId!,
             reasonCode: 0,
             properties: {},
-          }, 4);
+          }, 4).catch(() => {});
         } else {
           this.delivered.push(`${text}:0`);
         }
