@@ -4,6 +4,9 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
+import { replayLog } from "./apply_window.ts";
+import { BatchWriter } from "./batch_writer.ts";
+import { LOG_SUFFIXES } from "./operation_log.ts";
 import { recover, type RecoveredStore } from "./recovery.ts";
 import { type DiskBudget, prepareDatabase, StoreDamagedError } from "./schema.ts";
 
@@ -16,12 +19,14 @@ export interface StorageLogger {
 
 /** The store file inside the data directory. */
 const STORE_FILE = "store.db";
-const COMPANION_SUFFIXES = ["", "-wal", "-shm", "-journal"];
+const COMPANION_SUFFIXES = ["", "-wal", "-shm", "-journal", ...LOG_SUFFIXES];
 
 /** An open, recovered store. */
 export interface OpenedStore extends RecoveredStore {
   db: DatabaseSync;
   path: string;
+  /** The sequence of the last operation-log record applied (see apply_window.ts). */
+  appliedSeq: number;
 }
 
 /** Opens `<dir>/store.db`, replacing it with an empty store if it is damaged. */
@@ -33,21 +38,23 @@ export function openStore(
 ): OpenedStore {
   const path = join(dir, STORE_FILE);
   try {
-    return openAndRecover(path, budget, now);
+    return openAndRecover(path, budget, logger, now);
   } catch (error) {
     if (!isDamage(error)) throw error;
     const movedTo = moveAside(dir, now);
     logger.error("storage.corrupt", { path, movedTo, error: String(error) });
-    return openAndRecover(path, budget, now);
+    return openAndRecover(path, budget, logger, now);
   }
 }
 
-function openAndRecover(path: string, budget: DiskBudget, now: number): OpenedStore {
+function openAndRecover(path: string, budget: DiskBudget, logger: StorageLogger, now: number): OpenedStore {
   let db: DatabaseSync | undefined;
   try {
     db = new DatabaseSync(path);
     prepareDatabase(db, budget);
-    return { db, path, ...recover(db, now) };
+    // The operations acknowledged but not yet applied, before recovery reads anything.
+    const appliedSeq = replayLog(db, new BatchWriter(db), path, logger);
+    return { db, path, appliedSeq, ...recover(db, now) };
   } catch (error) {
     db?.close();
     throw error;

@@ -61,7 +61,7 @@ const MIGRATIONS: Record<number, string> = {
     ${QUEUE_ENTRIES_INDEXES}`,
 };
 
-const PAGE_SIZE = 4096;
+export const PAGE_SIZE = 4096;
 const MAX_WAL_BYTES = 4 * 1024 * 1024;
 
 const TABLES = `
@@ -137,25 +137,33 @@ export interface DiskBudget {
   walBytes: number;
   /** Size of the ballast file that keeps room for deletes on a full disk. */
   reserveBytes: number;
+  /**
+   * Operation-log bytes after which they are applied to SQLite (see operation_log.ts); the two log files
+   * hold about twice that at most, while one waits to be emptied.
+   */
+  logApplyBytes: number;
   /** Cap on database pages, when `maxDiskBytes` is set. */
   maxPages?: number;
 }
 
 /**
- * Splits the space into the WAL budget, the reserve and the page cap. Both follow the smaller of
- * `maxDiskBytes` and the data volume: the WAL gets a sixteenth of it (32 KiB to 4 MiB), the reserve twice
- * the WAL (64 KiB to 8 MiB), room for a batch of deletes and the checkpoint that follows it on a full disk.
- * A small volume (a 4 MiB tmpfs) is usable; a volume of 64 MiB and more keeps 8 MiB back.
+ * Splits the space into the WAL budget, the reserve, the operation log and the page cap. All follow the
+ * smaller of `maxDiskBytes` and the data volume: the WAL gets a sixteenth of it (32 KiB to 4 MiB), the
+ * reserve twice the WAL (64 KiB to 8 MiB), room for a batch of deletes and the checkpoint that follows it on
+ * a full disk, the log as much as the WAL (it is applied at half that). A small volume (a 4 MiB tmpfs) is
+ * usable; a volume of 64 MiB and more keeps 12 MiB back.
  */
 export function diskBudget(maxDiskBytes?: number, volumeBytes?: number): DiskBudget {
   const space = Math.min(maxDiskBytes ?? Infinity, volumeBytes ?? Infinity);
   const walBytes = Math.min(MAX_WAL_BYTES, Math.max(8 * PAGE_SIZE, Math.floor(space / 16)));
   const reserveBytes = 2 * walBytes;
-  if (maxDiskBytes === undefined) return { walBytes, reserveBytes };
+  const logApplyBytes = walBytes / 2;
+  if (maxDiskBytes === undefined) return { walBytes, reserveBytes, logApplyBytes };
   return {
     walBytes,
     reserveBytes,
-    maxPages: Math.max(16, Math.floor((maxDiskBytes - walBytes - reserveBytes) / PAGE_SIZE)),
+    logApplyBytes,
+    maxPages: Math.max(16, Math.floor((maxDiskBytes - 2 * walBytes - reserveBytes) / PAGE_SIZE)),
   };
 }
 

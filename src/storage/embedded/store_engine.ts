@@ -1,8 +1,11 @@
 /**
  * The part of the embedded store that touches the disk, run by the store's worker: the SQLite file in WAL
- * mode (opened and recovered), batches of operations written as transactions with group commit, the
- * fdatasync of the WAL (on Deno's blocking-I/O pool, so that the next batch is written while it runs), the
- * disk reserve and page reclaiming, and queue reads. Commits only write the WAL (`synchronous=NORMAL`).
+ * mode (opened and recovered), batches of operations taken with group commit, the disk reserve and page
+ * reclaiming, and queue reads. At durability `sync` a group is appended to the operation log and made
+ * durable by its fdatasync (on Deno's blocking-I/O pool, so that the next group is written while it runs);
+ * the log's records are applied to SQLite in bulk (a window: by size, by time, before any read), where
+ * operations cancel out across batches. At durability `batch`, and near a full disk, groups are written to
+ * SQLite directly and the WAL is fdatasynced. Commits only write the WAL (`synchronous=NORMAL`).
  * docs/storage.md has the format, the durability levels and the measurements behind these choices.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
@@ -13,14 +16,25 @@ import {
   StorageError,
   type StoredMessage,
 } from "../port.ts";
+import { applyWindow } from "./apply_window.ts";
 import { BatchWriter } from "./batch_writer.ts";
 import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
 import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
+import { OperationLog } from "./operation_log.ts";
 import { type EncodedBatch, grows } from "./operations.ts";
 import { messageFromRow, queueEntryFromRow, type Row, type WireSnapshot } from "./records.ts";
 import { dropOrphans } from "./recovery.ts";
-import { diskBudget, VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
+import {
+  type DiskBudget,
+  diskBudget,
+  PAGE_SIZE,
+  VACUUM_MIN_FREE_PAGES,
+  VACUUM_STEP_PAGES,
+} from "./schema.ts";
+
+/** The longest an operation-log record waits to be applied to SQLite. */
+const APPLY_INTERVAL_MS = 1000;
 
 /** What the engine is opened with (the adapter's options that concern the disk). */
 export interface EngineOptions {
@@ -72,8 +86,19 @@ function runTransaction(
   }
 }
 
+/** Frees the payload buffers of batches that are in SQLite (an idle worker would keep a burst's payloads). */
+function release(batches: readonly EncodedBatch[]): void {
+  for (const batch of batches) batch.payloads.buffer.transfer(0);
+}
+
 export class StoreEngine {
   readonly #writer: BatchWriter;
+  /** The batches logged and not yet applied to SQLite, and their log bytes. */
+  #window: EncodedBatch[] = [];
+  #windowBytes = 0;
+  #applyTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A group was written to SQLite directly since the WAL's last fdatasync. */
+  #walUnsynced = false;
   readonly #commits: GroupCommit<EncodedBatch>;
   readonly #freePages: StatementSync;
   readonly #pageCount: StatementSync;
@@ -86,15 +111,18 @@ export class StoreEngine {
     private readonly db: DatabaseSync,
     private readonly wal: Deno.FsFile,
     private readonly reserve: DiskReserve,
+    /** The operation log, at durability `sync`. */
+    private readonly log: OperationLog | undefined,
+    private readonly budget: DiskBudget,
     options: EngineOptions,
-    onOutcome: (error: StorageError | undefined) => void,
+    private readonly onOutcome: (error: StorageError | undefined) => void,
   ) {
     this.#writer = new BatchWriter(db);
     this.#commits = new GroupCommit(
       {
         write: (batches) => this.#write(batches),
         count: (batch) => batch.kinds.length,
-        sync: () => wal.syncData(),
+        sync: () => this.#sync(),
         toStorageError,
         onOutcome,
       },
@@ -129,13 +157,21 @@ export class StoreEngine {
     const store = openStore(dir, budget, logger, Date.now());
     const reserve = new DiskReserve(dir, budget.reserveBytes, logger);
     let wal: Deno.FsFile | undefined;
+    let log: OperationLog | undefined;
     try {
       await reserve.create();
       wal = await Deno.open(`${store.path}-wal`, { read: true });
-      // The recovery transaction, and the directory entries of files this start may have created.
+      // The replayed log and the recovery transaction; only then is the log emptied.
       await wal.syncData();
+      log = OperationLog.open(store.path, store.appliedSeq + 1);
+      // The directory entries of files this start may have created.
       await syncDirectory(dir);
+      if (durability === "batch") {
+        log.close();
+        log = undefined;
+      }
     } catch (error) {
+      log?.close();
       wal?.close();
       store.db.close();
       throw error;
@@ -151,7 +187,7 @@ export class StoreEngine {
       ms: Math.round(performance.now() - started),
     });
     return {
-      engine: new StoreEngine(store.db, wal, reserve, options, onOutcome),
+      engine: new StoreEngine(store.db, wal, reserve, log, budget, options, onOutcome),
       snapshot,
       nextMessageId: store.nextMessageId,
       nextSequence: store.nextSequence,
@@ -175,8 +211,9 @@ export class StoreEngine {
   }
 
   /**
-   * Adds one batch of the adapter's operations; they share the next transaction with every batch that
-   * arrives in this turn. Resolves when they are durable (written, at durability `batch`).
+   * Adds one batch of the adapter's operations (the engine owns it now, and frees its payloads once they are
+   * in SQLite); they share the next log record or transaction with every batch that arrives in this turn.
+   * Resolves when they are durable (written, at durability `batch`).
    */
   add(batch: EncodedBatch): Promise<void> {
     this.#commits.add(batch);
@@ -189,6 +226,7 @@ export class StoreEngine {
    */
   readQueue(clientId: string, { after, maxEntries, maxBytes }: QueueRead, now: number): QueuePage {
     this.#commits.writePending();
+    this.#applyWindow();
     const from = after ?? 0;
     const positions = this.#queuePositions.all(clientId, from, maxEntries + 1) as {
       seq: number;
@@ -217,23 +255,139 @@ export class StoreEngine {
   /** The retained messages of `topics`, in that order, after writing everything added before. */
   readRetained(topics: string[]): (StoredMessage | undefined)[] {
     this.#commits.writePending();
+    this.#applyWindow();
     return topics.map((topic) => {
       const row = this.#readRetained.get(topic) as Row | undefined;
       return row && messageFromRow(row);
     });
   }
 
-  /** Writes and syncs what is left, then closes the file. */
+  /** Writes and syncs what is left, applies the log and empties it, then closes the files. */
   async close(): Promise<void> {
     try {
       await this.#commits.close();
+      this.#applyWindow();
+      if (this.log) {
+        await this.log.settled();
+        await this.wal.syncData();
+        this.log.clear();
+      }
     } finally {
+      clearTimeout(this.#applyTimer);
+      this.log?.close();
       this.wal.close();
       this.db.close();
     }
   }
 
+  /** Makes every group taken so far durable: the log's new records, the WAL if a group went there. */
+  async #sync(): Promise<void> {
+    const wal = this.#walUnsynced || !this.log;
+    this.#walUnsynced = false;
+    await Promise.all([this.log?.sync(), wal ? this.wal.syncData() : undefined]);
+  }
+
+  /**
+   * Takes a group of batches: appends it to the log and keeps it in the window, or, at durability `batch`
+   * and near a full disk (low-disk mode, or the page cap close), writes it to SQLite after the window.
+   */
   #write(batches: EncodedBatch[]): void {
+    const log = this.log;
+    let kept = false;
+    try {
+      if (!log || this.reserve.lowDisk || this.#nearPageCap(batches)) {
+        this.#applyWindow();
+        this.#walUnsynced = true;
+        this.#writeDirect(batches);
+        return;
+      }
+      try {
+        this.#windowBytes += log.append(batches);
+      } catch (error) {
+        this.#refuseOnFullLog(error, batches);
+        return;
+      }
+      kept = true;
+      this.#window.push(...batches);
+      if (this.#windowBytes >= this.budget.logApplyBytes) this.#applyWindow();
+      else this.#applyTimer ??= setTimeout(() => this.#applyOnTimer(), APPLY_INTERVAL_MS);
+    } finally {
+      if (!kept) release(batches);
+    }
+  }
+
+  /**
+   * A log append failed and wrote nothing (the log was cut back). On a full disk the batches' deletes and
+   * updates still go to SQLite, as in {@link #writeDirect}, after the window; the group fails with 0x97
+   * when it carried new messages.
+   */
+  #refuseOnFullLog(error: unknown, batches: EncodedBatch[]): void {
+    const failure = toStorageError(error);
+    if (failure.reasonCode !== QUOTA_EXCEEDED) throw failure;
+    this.reserve.releaseIfDiskFull();
+    this.#applyWindow();
+    this.#walUnsynced = true;
+    runTransaction(this.db, this.#writer, batches, false);
+    if (batches.some(grows)) throw failure;
+  }
+
+  /**
+   * Whether the window and `batches` might not fit under the page cap once applied (twice their size, for
+   * indexes and half-filled pages): then the group goes to SQLite directly, where the cap refuses it.
+   */
+  #nearPageCap(batches: EncodedBatch[]): boolean {
+    const { maxPages } = this.budget;
+    if (maxPages === undefined) return false;
+    let bytes = this.#windowBytes;
+    for (const batch of batches) bytes += batch.payloads.byteLength + 64 * batch.kinds.length;
+    const used = (this.#pageCount.get()?.page_count as number) -
+      (this.#freePages.get()?.freelist_count as number);
+    return used + (2 * bytes) / PAGE_SIZE > maxPages;
+  }
+
+  #applyOnTimer(): void {
+    this.#applyTimer = undefined;
+    try {
+      this.#applyWindow();
+    } catch (error) {
+      this.onOutcome(toStorageError(error));
+    }
+  }
+
+  /**
+   * Applies the window to SQLite in one transaction, with the log sequence it reaches, then turns the log
+   * (the applied file is emptied once the WAL is fdatasynced). Its batches were acknowledged: on a full
+   * disk the reserve is given up for them, and past the page cap the cap is lifted for this transaction.
+   */
+  #applyWindow(): void {
+    clearTimeout(this.#applyTimer);
+    this.#applyTimer = undefined;
+    const batches = this.#window;
+    const log = this.log;
+    if (batches.length === 0 || !log) return;
+    const { db } = this;
+    const seq = log.nextSeq - 1;
+    try {
+      applyWindow(db, this.#writer, batches, seq);
+    } catch (error) {
+      if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED) throw error;
+      this.reserve.releaseIfDiskFull();
+      db.exec("PRAGMA max_page_count = 2147483646");
+      try {
+        applyWindow(db, this.#writer, batches, seq);
+      } finally {
+        if (this.budget.maxPages !== undefined) db.exec(`PRAGMA max_page_count = ${this.budget.maxPages}`);
+      }
+    }
+    this.#window = [];
+    this.#windowBytes = 0;
+    release(batches);
+    this.#reclaimFreePages(false);
+    log.retire(() => this.wal.syncData(), (error) => this.onOutcome(toStorageError(error)));
+  }
+
+  /** Writes the batches to SQLite as one transaction; on a full disk, their deletes and updates only. */
+  #writeDirect(batches: EncodedBatch[]): void {
     const { db, reserve } = this;
     const writer = this.#writer;
     if (!reserve.restore()) {

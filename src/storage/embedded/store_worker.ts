@@ -1,7 +1,8 @@
 /**
  * The embedded store's worker: owns the SQLite database, so that writing transactions, reading queues and
  * compacting never run on the broker's event loop. It answers each batch once it is durable; batches that
- * arrive in one of its turns share a transaction, and the next one is written while an fsync runs.
+ * arrive in one of its turns share a log record (or a transaction), and the next one is written while an
+ * fsync runs.
  */
 /// <reference lib="deno.worker" />
 import { StorageError, type StoredMessage } from "../port.ts";
@@ -64,13 +65,11 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       }
       return;
     case "batch": {
-      const { id, payloads } = message;
-      // Once written, the payload buffer is given back at once (transfer(0) frees it) instead of waiting
-      // for this isolate's next collection: an idle worker would keep a burst's payloads resident.
-      const release = () => payloads.buffer.transfer(0);
+      const { id } = message;
+      // The engine frees the payload buffer once its messages are in SQLite (they may wait in the log's window).
       engine!.add(message).then(
-        () => (release(), post({ type: "committed", id })),
-        (error) => (release(), post({ type: "failed", id, error: wire(error) })),
+        () => post({ type: "committed", id }),
+        (error) => post({ type: "failed", id, error: wire(error) }),
       );
       return;
     }

@@ -1,0 +1,156 @@
+/**
+ * Applying the operation log's records to SQLite (operation_log.ts), in bulk: the batches of a window are
+ * one transaction, together with the log sequence they reach (`store.log_applied` in `meta`), so that a
+ * replay after a crash applies exactly the records after it — never one twice (`deleteOldestQueued` is
+ * relative: applied twice it would delete a second entry).
+ *
+ * Across the window, operations cancel out as inside one batch (see Cancellations): a message appended,
+ * queued, sent and acknowledged within it never becomes a row.
+ */
+import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import type { BatchWriter } from "./batch_writer.ts";
+import { Cancellations } from "./cancellations.ts";
+import type { StorageLogger } from "./open_store.ts";
+import { type LogRecord, readLog } from "./operation_log.ts";
+import {
+  APPEND,
+  APPEND_VALUES,
+  DELETE_ENTRY,
+  DELETE_VALUES,
+  type EncodedBatch,
+  SAVE_ENTRY,
+  SAVE_VALUES,
+} from "./operations.ts";
+
+/** The `meta` key holding the sequence of the last log record applied. */
+const APPLIED_KEY = "store.log_applied";
+
+/**
+ * The batches without the operations that cancel out across them (the batches' own arrays when none do). A
+ * single batch is returned as it is: its operations were cancelled when it was collected.
+ */
+export function cancelAcross(batches: readonly EncodedBatch[]): readonly EncodedBatch[] {
+  if (batches.length < 2) return batches;
+  const cancelled = new Set<number>();
+  const cancellations = new Cancellations((operation) => cancelled.add(operation));
+  let operation = 0;
+  for (const { kinds, values } of batches) {
+    for (let k = 0, at = 0; k < kinds.length; k++, operation++) {
+      const kind = kinds[k];
+      if (kind === APPEND) {
+        cancellations.appended(values[at] as number as never, operation);
+        at += APPEND_VALUES;
+      } else if (kind === SAVE_ENTRY) {
+        cancellations.saved(values[at] as string, values[at + 1] as never, operation);
+        at += SAVE_VALUES;
+      } else if (kind === DELETE_ENTRY) {
+        if (!cancellations.deleted(values[at] as string, values[at + 1] as never)) cancelled.add(operation);
+        at += DELETE_VALUES;
+      } else {
+        const statement = values[at];
+        if (statement === "deleteUnreferencedMessage") {
+          if (!cancellations.unreferenced(values[at + 3] as never)) cancelled.add(operation);
+        } else if (statement === "deleteOldestQueued" || statement === "deleteSessionCascade") {
+          cancellations.pin(values[at + 3] as string);
+        }
+        at += 3 + (values[at + 2] as number);
+      }
+    }
+  }
+  if (cancelled.size === 0) return batches;
+  operation = 0;
+  return batches.map((batch) => {
+    const first = operation;
+    operation += batch.kinds.length;
+    return withoutCancelled(batch, first, cancelled);
+  });
+}
+
+/** `batch` without the operations in `cancelled` (numbered from `first`). */
+function withoutCancelled(batch: EncodedBatch, first: number, cancelled: Set<number>): EncodedBatch {
+  const { kinds, values, payloads } = batch;
+  const kept: EncodedBatch = { kinds: [], values: [], payloads };
+  let any = false;
+  for (let k = 0, at = 0; k < kinds.length; k++) {
+    const kind = kinds[k];
+    const count = kind === APPEND
+      ? APPEND_VALUES
+      : kind === SAVE_ENTRY
+      ? SAVE_VALUES
+      : kind === DELETE_ENTRY
+      ? DELETE_VALUES
+      : 3 + (values[at + 2] as number);
+    if (cancelled.has(first + k)) {
+      any = true;
+    } else {
+      kept.kinds.push(kind);
+      for (let column = 0; column < count; column++) kept.values.push(values[at + column] as SQLInputValue);
+    }
+    at += count;
+  }
+  return any ? kept : batch;
+}
+
+/**
+ * Applies the window's batches, up to log record `seq`, as one transaction; rolls back whatever part ran if
+ * it throws.
+ */
+export function applyWindow(
+  db: DatabaseSync,
+  writer: BatchWriter,
+  batches: readonly EncodedBatch[],
+  seq: number,
+): void {
+  db.exec("BEGIN");
+  try {
+    writer.write(cancelAcross(batches), true);
+    db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(APPLIED_KEY, seq);
+    db.exec("COMMIT");
+  } finally {
+    // SQLite rolls back by itself on SQLITE_FULL; any other failure leaves the transaction open.
+    if (db.isTransaction) db.exec("ROLLBACK");
+  }
+}
+
+/** The sequence of the last log record applied to `db` (0 for none). */
+export function appliedSeq(db: DatabaseSync): number {
+  const row = db.prepare("SELECT value FROM meta WHERE key = ?").get(APPLIED_KEY);
+  return Number(row?.value ?? 0);
+}
+
+/**
+ * At start, before recovery reads anything: applies the records of the log files of `storePath` that come
+ * after the applied sequence (not yet durable: the caller fsyncs the WAL, then empties the log). A torn or
+ * damaged tail is dropped and logged. Returns the last sequence applied.
+ */
+export function replayLog(
+  db: DatabaseSync,
+  writer: BatchWriter,
+  storePath: string,
+  logger: StorageLogger,
+): number {
+  const { records, dropped } = readLog(storePath);
+  for (const tail of dropped) logger.warn("storage.log_tail_dropped", { ...tail });
+  const applied = appliedSeq(db);
+  // Records follow one another; after a gap (a record lost at a power loss while a later one in the other
+  // file was kept: neither was acknowledged) the rest could refer to what is missing.
+  const pending: LogRecord[] = [];
+  for (const record of records) {
+    if (record.seq <= applied) continue;
+    if (record.seq !== applied + pending.length + 1) {
+      logger.warn("storage.log_gap", { expected: applied + pending.length + 1, found: record.seq });
+      break;
+    }
+    pending.push(record);
+  }
+  if (pending.length === 0) return applied;
+  const seq = pending[pending.length - 1].seq;
+  applyWindow(db, writer, pending.flatMap((record) => record.batches), seq);
+  logger.info("storage.log_replayed", {
+    records: pending.length,
+    skipped: records.length - pending.length,
+    from: pending[0].seq,
+    to: seq,
+  });
+  return seq;
+}
