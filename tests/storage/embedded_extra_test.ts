@@ -104,7 +104,14 @@ Deno.test("embedded: a second adapter on a directory in use fails to start and m
       // Refused by the directory lock, naming the owner, before SQLite could say "database is locked".
       await assert.rejects(second.start(), new RegExp(`data directory .* is in use by pid ${Deno.pid}`));
       await second.stop();
-      assert.deepEqual(await listDir(dir), ["mqtt-proxy.lock", "reserve", STORE_FILE, `${STORE_FILE}-wal`]);
+      assert.deepEqual(await listDir(dir), [
+        "mqtt-proxy.lock",
+        "reserve",
+        STORE_FILE,
+        `${STORE_FILE}-log0`,
+        `${STORE_FILE}-log1`,
+        `${STORE_FILE}-wal`,
+      ]);
       assert.deepEqual(logger.events.filter((event) => event.level === "error"), []);
       first.saveSession(sample.session());
       await first.flush();

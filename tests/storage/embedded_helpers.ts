@@ -5,6 +5,7 @@ import {
   type EmbeddedStorage,
   type EmbeddedStorageOptions,
 } from "../../src/storage/mod.ts";
+import { LOG_SUFFIXES } from "../../src/storage/embedded/operation_log.ts";
 
 /** The store file name inside a data directory (see docs/storage.md). */
 export const STORE_FILE = "store.db";
@@ -59,10 +60,11 @@ export function storeBytes(dir: string): number {
 
 /**
  * Copies the store files of a running adapter: what a `kill -9` would leave behind, since the adapter
- * keeps nothing unwritten once `flush()` has resolved (a power loss is not simulated).
+ * keeps nothing unwritten once `flush()` has resolved (a power loss is not simulated): the database, its WAL
+ * and the operation log's two files.
  */
 export async function copyStoreFiles(from: string, to: string): Promise<void> {
-  for (const suffix of ["", "-wal"]) {
+  for (const suffix of ["", "-wal", ...LOG_SUFFIXES]) {
     await Deno.copyFile(join(from, STORE_FILE + suffix), join(to, STORE_FILE + suffix));
   }
 }

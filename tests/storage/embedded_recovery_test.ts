@@ -1,6 +1,8 @@
 /**
  * Recovery of the embedded store from damaged files: a torn or bit-flipped WAL tail loses only the last
  * transaction, and an unreadable database is moved aside so the broker starts empty instead of crashing.
+ * The WAL's tests run at durability `batch`, where groups go to the WAL directly (at `sync` they go to the
+ * operation log first: embedded_log_test.ts).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -20,11 +22,14 @@ const WAL = `${STORE_FILE}-wal`;
  * Writes two flushed transactions (client "a", then client "b") and copies the files while the store
  * runs, as a `kill -9` would leave them; returns the directory of the copy.
  */
-async function crashAfterTwoTransactions(dir: string): Promise<string> {
+async function crashAfterTwoTransactions(
+  dir: string,
+  durability: "sync" | "batch" = "sync",
+): Promise<string> {
   const live = join(dir, "live");
   const crashed = join(dir, "crashed");
   await Deno.mkdir(crashed);
-  const storage = embeddedStore(live);
+  const storage = embeddedStore(live, { durability });
   await storage.start();
   try {
     for (const clientId of ["a", "b"]) {
@@ -80,7 +85,7 @@ Deno.test("embedded recovery: after a kill every flushed transaction is there", 
 
 Deno.test("embedded recovery: a torn WAL tail drops only the last transaction", async () => {
   await withTempDir(async (dir) => {
-    const crashed = await crashAfterTwoTransactions(dir);
+    const crashed = await crashAfterTwoTransactions(dir, "batch");
     const wal = join(crashed, WAL);
     await Deno.truncate(wal, Deno.statSync(wal).size - 100);
     const { snapshot, events } = await startAndStop(crashed);
@@ -93,7 +98,7 @@ Deno.test("embedded recovery: a torn WAL tail drops only the last transaction", 
 
 Deno.test("embedded recovery: a bit flip in the WAL tail drops only the last transaction", async () => {
   await withTempDir(async (dir) => {
-    const crashed = await crashAfterTwoTransactions(dir);
+    const crashed = await crashAfterTwoTransactions(dir, "batch");
     const wal = join(crashed, WAL);
     flipByte(wal, Deno.statSync(wal).size - 2000);
     const { snapshot, events } = await startAndStop(crashed);
@@ -105,7 +110,7 @@ Deno.test("embedded recovery: a bit flip in the WAL tail drops only the last tra
 
 Deno.test("embedded recovery: a WAL with a garbage header is ignored, the rest still opens", async () => {
   await withTempDir(async (dir) => {
-    const crashed = await crashAfterTwoTransactions(dir);
+    const crashed = await crashAfterTwoTransactions(dir, "batch");
     const wal = join(crashed, WAL);
     for (let offset = 0; offset < 32; offset++) flipByte(wal, offset);
     const { snapshot, events } = await startAndStop(crashed);

@@ -52,6 +52,11 @@ export interface EmbeddedStorageOptions {
   logger?: StorageLogger;
   /** Cap on the store's size on disk; past it `flush()` rejects with reason 0x97 (Quota exceeded). */
   maxDiskBytes?: number;
+  /**
+   * At durability `sync`: the longest a logged operation waits to be applied to SQLite (default 1000 ms;
+   * see operation_log.ts). Not a config key: tests lengthen it to catch operations in the log.
+   */
+  applyIntervalMs?: number;
 }
 
 /** What the embedded adapter counts, for tests and metrics. */
@@ -135,7 +140,7 @@ class EmbeddedStore implements EmbeddedStorage {
   async start(): Promise<StorageSnapshot> {
     if (this.#phase !== "new") throw new Error(`embedded storage cannot start when ${this.#phase}`);
     this.#phase = "starting";
-    const { dir, durability, batchIntervalMs, maxDiskBytes } = this.options;
+    const { dir, durability, batchIntervalMs, maxDiskBytes, applyIntervalMs } = this.options;
     await Deno.mkdir(dir, { recursive: true });
     this.#dirLock = await lockDataDir(dir);
     const worker = new Worker(WORKER_MODULE, { type: "module" });
@@ -146,7 +151,10 @@ class EmbeddedStore implements EmbeddedStorage {
       this.#workerDied(event.message);
     };
     this.#opened = Promise.withResolvers();
-    this.#send({ type: "open", options: { dir, durability, batchIntervalMs, maxDiskBytes } });
+    this.#send({
+      type: "open",
+      options: { dir, durability, batchIntervalMs, maxDiskBytes, applyIntervalMs },
+    });
     try {
       const snapshot = await this.#opened.promise;
       this.#phase = "started";

@@ -33,7 +33,7 @@ import {
   VACUUM_STEP_PAGES,
 } from "./schema.ts";
 
-/** The longest an operation-log record waits to be applied to SQLite. */
+/** The longest an operation-log record waits to be applied to SQLite, unless the options say otherwise. */
 const APPLY_INTERVAL_MS = 1000;
 
 /** What the engine is opened with (the adapter's options that concern the disk). */
@@ -42,6 +42,7 @@ export interface EngineOptions {
   durability: "sync" | "batch";
   batchIntervalMs: number;
   maxDiskBytes?: number;
+  applyIntervalMs?: number;
 }
 
 /** An opened engine, with what the adapter continues from. */
@@ -96,6 +97,7 @@ export class StoreEngine {
   /** The batches logged and not yet applied to SQLite, and their log bytes. */
   #window: EncodedBatch[] = [];
   #windowBytes = 0;
+  readonly #applyIntervalMs: number;
   #applyTimer: ReturnType<typeof setTimeout> | undefined;
   /** A group was written to SQLite directly since the WAL's last fdatasync. */
   #walUnsynced = false;
@@ -118,6 +120,7 @@ export class StoreEngine {
     private readonly onOutcome: (error: StorageError | undefined) => void,
   ) {
     this.#writer = new BatchWriter(db);
+    this.#applyIntervalMs = options.applyIntervalMs ?? APPLY_INTERVAL_MS;
     this.#commits = new GroupCommit(
       {
         write: (batches) => this.#write(batches),
@@ -310,7 +313,7 @@ export class StoreEngine {
       kept = true;
       this.#window.push(...batches);
       if (this.#windowBytes >= this.budget.logApplyBytes) this.#applyWindow();
-      else this.#applyTimer ??= setTimeout(() => this.#applyOnTimer(), APPLY_INTERVAL_MS);
+      else this.#applyTimer ??= setTimeout(() => this.#applyOnTimer(), this.#applyIntervalMs);
     } finally {
       if (!kept) release(batches);
     }
