@@ -268,13 +268,15 @@ export class StoreEngine {
   /** Writes and syncs what is left, applies the log and empties it, then closes the files. */
   async close(): Promise<void> {
     try {
-      await this.#commits.close();
+      // A last group that failed fails the close, after the log is applied.
+      const failure = await this.#commits.close().then(() => undefined, (error) => error);
       this.#applyWindow();
       if (this.log) {
         await this.log.settled();
         await this.wal.syncData();
         this.log.clear();
       }
+      if (failure) throw failure;
     } finally {
       clearTimeout(this.#applyTimer);
       this.log?.close();

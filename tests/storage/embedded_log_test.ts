@@ -1,0 +1,280 @@
+/**
+ * The embedded store's operation log (durability `sync`, src/storage/embedded/operation_log.ts and
+ * apply_window.ts): what a flush made durable survives a kill -9 before it reached SQLite, a torn tail is
+ * dropped, a record is never applied twice, a full disk refuses the append and applies nothing of it, and
+ * operations that cancel out across batches of one window never become rows.
+ */
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { join } from "node:path";
+import { readWholeQueue } from "../../src/storage/conformance.ts";
+import { sample } from "../../src/storage/conformance_samples.ts";
+import { LOG_SUFFIXES } from "../../src/storage/embedded/operation_log.ts";
+import {
+  capturingLogger,
+  copyStoreFiles,
+  embeddedStore,
+  fileSize,
+  type LoggedEvent,
+  STORE_FILE,
+  withTempDir,
+} from "./embedded_helpers.ts";
+
+const KIB = 1024;
+/** An apply interval no test reaches: only size, reads and stop apply the log. */
+const NEVER = 3_600_000;
+
+const logBytes = (dir: string): number =>
+  LOG_SUFFIXES.reduce((sum, suffix) => sum + fileSize(join(dir, STORE_FILE + suffix)), 0);
+
+const notInfo = (events: LoggedEvent[]): string[] =>
+  events.filter((event) => event.level !== "info").map((event) => event.event);
+
+/** Counts rows of a copy of the store's SQLite files (the store holds its file locked while it runs). */
+async function countRows(dir: string, table: string): Promise<number> {
+  const copy = await Deno.makeTempDir({ prefix: "mqtt-storage-copy-" });
+  try {
+    for (const suffix of ["", "-wal"]) {
+      await Deno.copyFile(join(dir, STORE_FILE + suffix), join(copy, STORE_FILE + suffix));
+    }
+    const db = new DatabaseSync(join(copy, STORE_FILE));
+    try {
+      return db.prepare(`SELECT count(*) AS rows FROM ${table}`).get()!.rows as number;
+    } finally {
+      db.close();
+    }
+  } finally {
+    await Deno.remove(copy, { recursive: true });
+  }
+}
+
+Deno.test("embedded log: after a kill -9 between the log append and the apply, a start replays every flushed group once", async () => {
+  await withTempDir(async (dir) => {
+    const script = new URL("./fixtures/log_then_kill.ts", import.meta.url).pathname;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", script, dir],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    const { value } = await reader.read();
+    assert.equal(new TextDecoder().decode(value).trim(), "flushed");
+    child.kill("SIGKILL");
+    await child.status;
+    await reader.cancel();
+
+    assert.ok(logBytes(dir) > 0, "the flushed groups are in the log");
+    assert.equal(await countRows(dir, "messages"), 0, "and not yet in SQLite");
+
+    const logger = capturingLogger();
+    let storage = embeddedStore(dir, { logger });
+    const snapshot = await storage.start();
+    const topics = (await readWholeQueue(storage, "a")).map((delivery) => delivery.message.topic);
+    await storage.stop();
+    assert.deepEqual(snapshot.sessions, [sample.session("a")]);
+    assert.deepEqual(topics, ["t/2", "t/3", "t/4", "t/5"], "the oldest deleted, once");
+    const replayed = logger.events.find((event) => event.event === "storage.log_replayed");
+    assert.equal(replayed?.fields?.records, 2);
+    assert.deepEqual(notInfo(logger.events), []);
+
+    storage = embeddedStore(dir);
+    await storage.start();
+    const again = (await readWholeQueue(storage, "a")).map((delivery) => delivery.message.topic);
+    await storage.stop();
+    assert.deepEqual(again, ["t/2", "t/3", "t/4", "t/5"], "a second start applies nothing again");
+  });
+});
+
+/**
+ * Two flushed groups (client "a", then client "b") left in the log by a crash: the files of a running store
+ * copied, as a kill -9 would leave them. Returns the copy's directory and the log file holding the records.
+ */
+async function crashWithTwoLoggedGroups(dir: string): Promise<{ crashed: string; log: string }> {
+  const live = join(dir, "live");
+  const crashed = join(dir, "crashed");
+  await Deno.mkdir(crashed);
+  const storage = embeddedStore(live, { applyIntervalMs: NEVER });
+  await storage.start();
+  try {
+    for (const clientId of ["a", "b"]) {
+      storage.saveSession(sample.session(clientId));
+      const id = storage.appendMessage(sample.message(`for/${clientId}`, { payload: new Uint8Array(3000) }));
+      storage.saveQueueEntry(sample.entry(clientId, id));
+      await storage.flush();
+    }
+    await copyStoreFiles(live, crashed);
+  } finally {
+    await storage.stop();
+  }
+  const log = join(crashed, STORE_FILE + LOG_SUFFIXES[0]);
+  assert.ok(fileSize(log) > 6000, "both groups are in the first log file");
+  return { crashed, log };
+}
+
+async function startAndStop(dir: string) {
+  const logger = capturingLogger();
+  const storage = embeddedStore(dir, { logger });
+  const snapshot = await storage.start();
+  await storage.stop();
+  return { snapshot, events: logger.events };
+}
+
+Deno.test("embedded log: a torn tail drops only the last group, and says so", async () => {
+  await withTempDir(async (dir) => {
+    const { crashed, log } = await crashWithTwoLoggedGroups(dir);
+    await Deno.truncate(log, fileSize(log) - 100);
+    const { snapshot, events } = await startAndStop(crashed);
+    assert.deepEqual(snapshot.sessions, [sample.session("a")]);
+    assert.deepEqual([...snapshot.queueTotals.keys()], ["a"]);
+    assert.equal(snapshot.storedMessages, 1);
+    assert.deepEqual(notInfo(events), ["storage.log_tail_dropped"]);
+  });
+});
+
+Deno.test("embedded log: a bit flip in the last record fails its checksum and drops only that group", async () => {
+  await withTempDir(async (dir) => {
+    const { crashed, log } = await crashWithTwoLoggedGroups(dir);
+    const bytes = Deno.readFileSync(log);
+    bytes[bytes.byteLength - 1000] ^= 0x5A;
+    Deno.writeFileSync(log, bytes);
+    const { snapshot, events } = await startAndStop(crashed);
+    assert.deepEqual(snapshot.sessions, [sample.session("a")]);
+    assert.deepEqual(notInfo(events), ["storage.log_tail_dropped"]);
+  });
+});
+
+Deno.test("embedded log: a record already applied before a crash is not applied again (deleteOldestQueued is relative)", async () => {
+  await withTempDir(async (dir) => {
+    const saved = join(dir, "saved");
+    const live = join(dir, "live");
+    await Deno.mkdir(saved);
+    let storage = embeddedStore(live, { applyIntervalMs: NEVER });
+    await storage.start();
+    for (let index = 1; index <= 3; index++) {
+      storage.saveQueueEntry(sample.entry("a", storage.appendMessage(sample.message(`t/${index}`))));
+    }
+    await storage.flush();
+    await readWholeQueue(storage, "a");
+    storage.deleteOldestQueued("a");
+    await storage.flush();
+    // The log as a crash right after the next apply, before the log is emptied, would leave it.
+    for (const suffix of LOG_SUFFIXES) {
+      await Deno.copyFile(join(live, STORE_FILE + suffix), join(saved, STORE_FILE + suffix));
+    }
+    assert.ok(logBytes(saved) > 0);
+    const before = (await readWholeQueue(storage, "a")).map((delivery) => delivery.message.topic);
+    assert.deepEqual(before, ["t/2", "t/3"]);
+    await storage.stop();
+    for (const suffix of LOG_SUFFIXES) {
+      await Deno.copyFile(join(saved, STORE_FILE + suffix), join(live, STORE_FILE + suffix));
+    }
+
+    const logger = capturingLogger();
+    storage = embeddedStore(live, { logger });
+    await storage.start();
+    const after = (await readWholeQueue(storage, "a")).map((delivery) => delivery.message.topic);
+    await storage.stop();
+    assert.deepEqual(after, ["t/2", "t/3"]);
+    assert.equal(logger.events.some((event) => event.event === "storage.log_replayed"), false);
+  });
+});
+
+Deno.test("embedded log: a message queued and acknowledged in later batches of one window never becomes a row", async () => {
+  await withTempDir(async (dir) => {
+    // Set up once, then record every row SQLite inserts into the two tables.
+    let storage = embeddedStore(dir);
+    await storage.start();
+    await storage.stop();
+    const db = new DatabaseSync(join(dir, STORE_FILE));
+    db.exec(`CREATE TABLE audit (what TEXT);
+      CREATE TRIGGER audit_messages AFTER INSERT ON messages BEGIN INSERT INTO audit VALUES ('message'); END;
+      CREATE TRIGGER audit_entries AFTER INSERT ON queue_entries BEGIN INSERT INTO audit VALUES ('entry'); END;`);
+    db.close();
+
+    storage = embeddedStore(dir, { applyIntervalMs: NEVER });
+    await storage.start();
+    const acknowledged = storage.appendMessage(sample.message("acknowledged"));
+    storage.saveQueueEntry(sample.entry("a", acknowledged));
+    const kept = storage.appendMessage(sample.message("kept"));
+    storage.saveQueueEntry(sample.entry("a", kept));
+    await storage.flush();
+    storage.saveQueueEntry(sample.entry("a", acknowledged, { stage: "sent", packetId: 1 }));
+    await storage.flush();
+    storage.deleteQueueEntry("a", acknowledged);
+    await storage.flush();
+    const topics = (await readWholeQueue(storage, "a")).map((delivery) => delivery.message.topic);
+    await storage.stop();
+    assert.deepEqual(topics, ["kept"]);
+
+    const audit = new DatabaseSync(join(dir, STORE_FILE));
+    const rows = audit.prepare("SELECT what, count(*) AS rows FROM audit GROUP BY what ORDER BY what").all();
+    audit.close();
+    assert.deepEqual(rows.map((row) => ({ ...row })), [{ what: "entry", rows: 1 }, {
+      what: "message",
+      rows: 1,
+    }]);
+  });
+});
+
+Deno.test("embedded log: without reads the log is applied by size, so it stays bounded", async () => {
+  await withTempDir(async (dir) => {
+    const storage = embeddedStore(dir, { applyIntervalMs: NEVER });
+    await storage.start();
+    let peak = 0;
+    try {
+      const payload = new Uint8Array(16 * KIB);
+      for (let round = 0; round < 80; round++) {
+        for (let index = 0; index < 16; index++) {
+          storage.saveQueueEntry(sample.entry("a", storage.appendMessage(sample.message("t", { payload }))));
+        }
+        await storage.flush();
+        peak = Math.max(peak, logBytes(dir));
+      }
+    } finally {
+      await storage.stop();
+    }
+    // 20 MiB went through the log; it is applied at 2 MiB (half the 4 MiB WAL budget) and emptied after.
+    assert.ok(peak > 0 && peak < 6 * 1024 * KIB, `peak ${peak} log bytes`);
+  });
+});
+
+/** Whether this machine lets an unprivileged process mount a tmpfs in its own user and mount namespace. */
+function canMountPrivateTmpfs(): boolean {
+  try {
+    const probe = ["-Urm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"];
+    return new Deno.Command("unshare", { args: probe, stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+const tmpfsAvailable = canMountPrivateTmpfs();
+
+Deno.test({
+  name:
+    "embedded log on a full disk (4 MiB tmpfs): the append is refused with 0x97 and nothing of it is applied" +
+    (tmpfsAvailable ? "" : " (ignored: cannot mount a private tmpfs with unshare here)"),
+  ignore: !tmpfsAvailable,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const script = new URL("./fixtures/full_log.ts", import.meta.url).pathname;
+      const shell = 'mount -t tmpfs -o size=4m tmpfs "$1" && exec "$2" run -A "$3" "$1/store" "$1/filler"';
+      const { stdout, stderr, success } = await new Deno.Command("unshare", {
+        args: ["-Urm", "sh", "-c", shell, "sh", dir, Deno.execPath(), script],
+      }).output();
+      assert.ok(success, new TextDecoder().decode(stderr));
+      const [full, restarted] = new TextDecoder().decode(stdout).trim().split("\n").map((line) =>
+        JSON.parse(line)
+      );
+      assert.equal(full.reasonCode, 0x97);
+      assert.equal(full.healthy, false);
+      assert.deepEqual(restarted, {
+        step: "restarted",
+        afterwards: "ok",
+        storedMessages: 1,
+        queue: ["kept"],
+        warnings: [],
+      });
+    });
+  },
+});
