@@ -1,11 +1,14 @@
 /**
- * Applying the operation log's records to SQLite (operation_log.ts), in bulk: the batches of a window are
- * one transaction, together with the log sequence they reach (`store.log_applied` in `meta`), so that a
- * replay after a crash applies exactly the records after it — never one twice (`deleteOldestQueued` is
- * relative: applied twice it would delete a second entry).
+ * Applying the operation log's records to SQLite (operation_log.ts), in bulk: the records applied together
+ * are one transaction, with the log sequence they reach (`store.log_applied` in `meta`), so that a replay
+ * after a crash applies exactly the records after it — never one twice (`deleteOldestQueued` is relative:
+ * applied twice it would delete a second entry).
  *
- * Across the window, operations cancel out as inside one batch (see Cancellations): a message appended,
- * queued, sent and acknowledged within it never becomes a row.
+ * Across the records held in memory (the window), operations cancel out as inside one batch (see
+ * Cancellations): a message appended, queued, sent and acknowledged within it never becomes a row. The
+ * newer records of the window, not applied yet, count too: an operation of an applied record that a newer
+ * one cancels is dropped from both (SQLite reaches the state after the newer record; a replay after a
+ * crash redoes the newer records, whose leftovers then find nothing to act on, as a start's orphan sweep).
  */
 import type { DatabaseSync, SQLInputValue } from "node:sqlite";
 import type { BatchWriter } from "./batch_writer.ts";
@@ -26,10 +29,11 @@ import {
 const APPLIED_KEY = "store.log_applied";
 
 /**
- * The batches without the operations that cancel out across them (the batches' own arrays when none do). A
- * single batch is returned as it is: its operations were cancelled when it was collected.
+ * The batches, each without the operations that cancel out across them all (a batch's own object when none
+ * of its operations do). A single batch is returned as it is: its operations were cancelled when it was
+ * collected.
  */
-export function cancelAcross(batches: readonly EncodedBatch[]): readonly EncodedBatch[] {
+export function cancelAcross(batches: EncodedBatch[]): EncodedBatch[] {
   if (batches.length < 2) return batches;
   const cancelled = new Set<number>();
   const cancellations = new Cancellations((operation) => cancelled.add(operation));
@@ -92,10 +96,10 @@ function withoutCancelled(batch: EncodedBatch, first: number, cancelled: Set<num
 }
 
 /**
- * Applies the window's batches, up to log record `seq`, as one transaction; rolls back whatever part ran if
- * it throws.
+ * Applies the batches of the log records up to `seq` (after {@link cancelAcross}) as one transaction; rolls
+ * back whatever part ran if it throws.
  */
-export function applyWindow(
+export function applyRecords(
   db: DatabaseSync,
   writer: BatchWriter,
   batches: readonly EncodedBatch[],
@@ -103,7 +107,7 @@ export function applyWindow(
 ): void {
   db.exec("BEGIN");
   try {
-    writer.write(cancelAcross(batches), true);
+    writer.write(batches, true);
     db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(APPLIED_KEY, seq);
     db.exec("COMMIT");
   } finally {
@@ -145,7 +149,7 @@ export function replayLog(
   }
   if (pending.length === 0) return applied;
   const seq = pending[pending.length - 1].seq;
-  applyWindow(db, writer, pending.flatMap((record) => record.batches), seq);
+  applyRecords(db, writer, cancelAcross(pending.flatMap((record) => record.batches)), seq);
   logger.info("storage.log_replayed", {
     records: pending.length,
     skipped: records.length - pending.length,

@@ -86,6 +86,8 @@ export class OperationLog {
   readonly #files: Deno.FsFile[];
   readonly #lengths = [0, 0];
   readonly #unsynced = [false, false];
+  /** The sequence of the last record in each file. */
+  readonly #lastSeqs = [0, 0];
   #current = 0;
   /** The other file is waiting for SQLite to be durable before it is emptied. */
   #retiring: Promise<void> | undefined;
@@ -145,7 +147,7 @@ export class OperationLog {
     }
     this.#lengths[current] = start + record.byteLength;
     this.#unsynced[current] = true;
-    this.#nextSeq++;
+    this.#lastSeqs[current] = this.#nextSeq++;
     return record.byteLength;
   }
 
@@ -161,16 +163,17 @@ export class OperationLog {
   }
 
   /**
-   * After every record appended so far is applied to SQLite: appends go to the other file, and this one is
-   * emptied once `durable()` (SQLite's fsync) resolves. While the other file still waits for that, nothing
-   * turns: this file keeps its applied records (replay skips them) until the next apply.
+   * After the records up to `appliedSeq` are applied to SQLite: appends go to the other file if it is empty,
+   * and the file not written to is emptied once `durable()` (SQLite's fsync) resolves, if every record in it
+   * is applied. Until then a file keeps its applied records, which a replay skips.
    */
-  retire(durable: () => Promise<void>, onError: (error: unknown) => void): void {
+  applied(appliedSeq: number, durable: () => Promise<void>, onError: (error: unknown) => void): void {
     if (this.#retiring) return;
-    const applied = this.#current;
-    this.#current = 1 - applied;
-    // On failure the file keeps its applied records, which a replay skips; it is emptied at a later turn.
-    this.#retiring = durable().then(() => this.#empty(applied), onError).finally(() =>
+    if (this.#lengths[1 - this.#current] === 0) this.#current = 1 - this.#current;
+    const old = 1 - this.#current;
+    if (this.#lengths[old] === 0 || this.#lastSeqs[old] > appliedSeq) return;
+    // On failure the file keeps its applied records; it is emptied after a later apply.
+    this.#retiring = durable().then(() => this.#empty(old), onError).finally(() =>
       this.#retiring = undefined
     );
   }

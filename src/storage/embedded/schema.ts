@@ -138,8 +138,9 @@ export interface DiskBudget {
   /** Size of the ballast file that keeps room for deletes on a full disk. */
   reserveBytes: number;
   /**
-   * Operation-log bytes after which they are applied to SQLite (see operation_log.ts); the two log files
-   * hold about twice that at most, while one waits to be emptied.
+   * Operation-log bytes held in memory (the window) after which the older half is applied to SQLite (see
+   * store_engine.ts); the log files hold about one and a half times that. Under a page cap the log's files
+   * count against it as they grow (the engine writes to SQLite directly when they would not fit).
    */
   logApplyBytes: number;
   /** Cap on database pages, when `maxDiskBytes` is set. */
@@ -147,23 +148,23 @@ export interface DiskBudget {
 }
 
 /**
- * Splits the space into the WAL budget, the reserve, the operation log and the page cap. All follow the
- * smaller of `maxDiskBytes` and the data volume: the WAL gets a sixteenth of it (32 KiB to 4 MiB), the
- * reserve twice the WAL (64 KiB to 8 MiB), room for a batch of deletes and the checkpoint that follows it on
- * a full disk, the log as much as the WAL (it is applied at half that). A small volume (a 4 MiB tmpfs) is
- * usable; a volume of 64 MiB and more keeps 12 MiB back.
+ * Splits the space into the WAL budget, the reserve and the page cap, and sizes the operation log's window.
+ * All follow the smaller of `maxDiskBytes` and the data volume: the WAL gets a sixteenth of it (32 KiB to 4
+ * MiB), the reserve twice the WAL (64 KiB to 8 MiB), room for a batch of deletes and the checkpoint that
+ * follows it on a full disk, the log's window twice the WAL too. A small volume (a 4 MiB tmpfs) is usable;
+ * a volume of 64 MiB and more keeps 8 MiB back.
  */
 export function diskBudget(maxDiskBytes?: number, volumeBytes?: number): DiskBudget {
   const space = Math.min(maxDiskBytes ?? Infinity, volumeBytes ?? Infinity);
   const walBytes = Math.min(MAX_WAL_BYTES, Math.max(8 * PAGE_SIZE, Math.floor(space / 16)));
   const reserveBytes = 2 * walBytes;
-  const logApplyBytes = walBytes / 2;
+  const logApplyBytes = 2 * walBytes;
   if (maxDiskBytes === undefined) return { walBytes, reserveBytes, logApplyBytes };
   return {
     walBytes,
     reserveBytes,
     logApplyBytes,
-    maxPages: Math.max(16, Math.floor((maxDiskBytes - 2 * walBytes - reserveBytes) / PAGE_SIZE)),
+    maxPages: Math.max(16, Math.floor((maxDiskBytes - walBytes - reserveBytes) / PAGE_SIZE)),
   };
 }
 

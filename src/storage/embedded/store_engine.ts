@@ -16,7 +16,7 @@ import {
   StorageError,
   type StoredMessage,
 } from "../port.ts";
-import { applyWindow } from "./apply_window.ts";
+import { applyRecords, cancelAcross } from "./apply_window.ts";
 import { BatchWriter } from "./batch_writer.ts";
 import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
 import { type CommitStats, GroupCommit } from "./group_commit.ts";
@@ -94,8 +94,8 @@ function release(batches: readonly EncodedBatch[]): void {
 
 export class StoreEngine {
   readonly #writer: BatchWriter;
-  /** The batches logged and not yet applied to SQLite, and their log bytes. */
-  #window: EncodedBatch[] = [];
+  /** The log records not yet applied to SQLite (the window), and their bytes in the log. */
+  #window: { seq: number; batches: EncodedBatch[]; bytes: number }[] = [];
   #windowBytes = 0;
   readonly #applyIntervalMs: number;
   #applyTimer: ReturnType<typeof setTimeout> | undefined;
@@ -300,22 +300,24 @@ export class StoreEngine {
     const log = this.log;
     let kept = false;
     try {
-      if (!log || this.reserve.lowDisk || this.#nearPageCap(batches)) {
+      if (!log || this.reserve.lowDisk || this.#nearPageCap(log, batches)) {
         this.#applyWindow();
         this.#walUnsynced = true;
         this.#writeDirect(batches);
         return;
       }
+      let bytes: number;
       try {
-        this.#windowBytes += log.append(batches);
+        bytes = log.append(batches);
       } catch (error) {
         this.#refuseOnFullLog(error, batches);
         return;
       }
       kept = true;
-      this.#window.push(...batches);
-      if (this.#windowBytes >= this.budget.logApplyBytes) this.#applyWindow();
-      else this.#applyTimer ??= setTimeout(() => this.#applyOnTimer(), this.#applyIntervalMs);
+      this.#window.push({ seq: log.nextSeq - 1, batches, bytes });
+      this.#windowBytes += bytes;
+      if (this.#windowBytes >= this.budget.logApplyBytes) this.#applyWindow(true);
+      else this.#armApplyTimer();
     } finally {
       if (!kept) release(batches);
     }
@@ -337,13 +339,14 @@ export class StoreEngine {
   }
 
   /**
-   * Whether the window and `batches` might not fit under the page cap once applied (twice their size, for
-   * indexes and half-filled pages): then the group goes to SQLite directly, where the cap refuses it.
+   * Whether the log's files, the window and `batches` might not fit under the page cap once applied (the
+   * last two at twice their size, for indexes and half-filled pages): then the group goes to SQLite
+   * directly, where the cap refuses it.
    */
-  #nearPageCap(batches: EncodedBatch[]): boolean {
+  #nearPageCap(log: OperationLog, batches: EncodedBatch[]): boolean {
     const { maxPages } = this.budget;
     if (maxPages === undefined) return false;
-    let bytes = this.#windowBytes;
+    let bytes = this.#windowBytes + log.bytes / 2;
     for (const batch of batches) bytes += batch.payloads.byteLength + 64 * batch.kinds.length;
     const used = (this.#pageCount.get()?.page_count as number) -
       (this.#freePages.get()?.freelist_count as number);
@@ -360,35 +363,57 @@ export class StoreEngine {
   }
 
   /**
-   * Applies the window to SQLite in one transaction, with the log sequence it reaches, then turns the log
-   * (the applied file is emptied once the WAL is fdatasynced). Its batches were acknowledged: on a full
-   * disk the reserve is given up for them, and past the page cap the cap is lifted for this transaction.
+   * Applies log records to SQLite in one transaction, with the log sequence they reach: every record in the
+   * window, or (`oldestHalf`, when the window has grown to its size) the oldest records up to half its
+   * bytes, the newer ones staying for what comes next to cancel out with (see apply_window.ts). Then the
+   * log turns (a file is emptied once its records are applied and the WAL is fdatasynced). The records
+   * were acknowledged: on a full disk the reserve is given up for them, and past the page cap the cap is
+   * lifted for this transaction.
    */
-  #applyWindow(): void {
+  #applyWindow(oldestHalf = false): void {
     clearTimeout(this.#applyTimer);
     this.#applyTimer = undefined;
-    const batches = this.#window;
+    const window = this.#window;
     const log = this.log;
-    if (batches.length === 0 || !log) return;
+    if (window.length === 0 || !log) return;
+    let count = window.length;
+    let bytes = this.#windowBytes;
+    if (oldestHalf) {
+      for (count = 0, bytes = 0; count < window.length && 2 * bytes < this.#windowBytes;) {
+        bytes += window[count++].bytes;
+      }
+    }
+    const cancelled = cancelAcross(window.flatMap((record) => record.batches));
+    for (let record = 0, at = 0; record < window.length; record++) {
+      const size = window[record].batches.length;
+      window[record].batches = cancelled.slice(at, at + size);
+      at += size;
+    }
+    const applied = window.slice(0, count).flatMap((record) => record.batches);
+    const seq = window[count - 1].seq;
     const { db } = this;
-    const seq = log.nextSeq - 1;
     try {
-      applyWindow(db, this.#writer, batches, seq);
+      applyRecords(db, this.#writer, applied, seq);
     } catch (error) {
       if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED) throw error;
       this.reserve.releaseIfDiskFull();
       db.exec("PRAGMA max_page_count = 2147483646");
       try {
-        applyWindow(db, this.#writer, batches, seq);
+        applyRecords(db, this.#writer, applied, seq);
       } finally {
         if (this.budget.maxPages !== undefined) db.exec(`PRAGMA max_page_count = ${this.budget.maxPages}`);
       }
     }
-    this.#window = [];
-    this.#windowBytes = 0;
-    release(batches);
+    this.#window = window.slice(count);
+    this.#windowBytes -= bytes;
+    release(applied);
     this.#reclaimFreePages(false);
-    log.retire(() => this.wal.syncData(), (error) => this.onOutcome(toStorageError(error)));
+    log.applied(seq, () => this.wal.syncData(), (error) => this.onOutcome(toStorageError(error)));
+    if (this.#window.length > 0) this.#armApplyTimer();
+  }
+
+  #armApplyTimer(): void {
+    this.#applyTimer ??= setTimeout(() => this.#applyOnTimer(), this.#applyIntervalMs);
   }
 
   /** Writes the batches to SQLite as one transaction; on a full disk, their deletes and updates only. */
