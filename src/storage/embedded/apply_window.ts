@@ -10,89 +10,65 @@
  * one cancels is dropped from both (SQLite reaches the state after the newer record; a replay after a
  * crash redoes the newer records, whose leftovers then find nothing to act on, as a start's orphan sweep).
  */
-import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
+import type { MessageRef } from "../port.ts";
 import type { BatchWriter } from "./batch_writer.ts";
 import { Cancellations } from "./cancellations.ts";
 import type { StorageLogger } from "./open_store.ts";
 import { type LogRecord, readLog } from "./operation_log.ts";
 import {
   APPEND,
-  APPEND_VALUES,
+  cancelInPlace,
   DELETE_ENTRY,
-  DELETE_VALUES,
   type EncodedBatch,
   SAVE_ENTRY,
-  SAVE_VALUES,
+  SINGLE,
+  valueCount,
 } from "./operations.ts";
 
 /** The `meta` key holding the sequence of the last log record applied. */
 const APPLIED_KEY = "store.log_applied";
 
 /**
- * The batches, each without the operations that cancel out across them all (a batch's own object when none
- * of its operations do). A single batch is returned as it is: its operations were cancelled when it was
- * collected.
+ * Marks the operations that cancel out across the batches (see `cancelInPlace`; the writer skips them). A
+ * single batch is left as it is: its operations were cancelled when it was collected. Operations marked by
+ * an earlier call are no longer there.
  */
-export function cancelAcross(batches: EncodedBatch[]): EncodedBatch[] {
-  if (batches.length < 2) return batches;
-  const cancelled = new Set<number>();
-  const cancellations = new Cancellations((operation) => cancelled.add(operation));
+export function cancelAcross(batches: readonly EncodedBatch[]): void {
+  if (batches.length < 2) return;
+  let total = 0;
+  for (const batch of batches) total += batch.kinds.length;
+  const cancelled = new Uint8Array(total);
+  const cancellations = new Cancellations((operation) => cancelled[operation] = 1);
   let operation = 0;
   for (const { kinds, values } of batches) {
     for (let k = 0, at = 0; k < kinds.length; k++, operation++) {
       const kind = kinds[k];
       if (kind === APPEND) {
-        cancellations.appended(values[at] as number as never, operation);
-        at += APPEND_VALUES;
+        cancellations.appended(values[at] as MessageRef, operation);
       } else if (kind === SAVE_ENTRY) {
-        cancellations.saved(values[at] as string, values[at + 1] as never, operation);
-        at += SAVE_VALUES;
+        cancellations.saved(values[at] as string, values[at + 1] as MessageRef, operation);
       } else if (kind === DELETE_ENTRY) {
-        if (!cancellations.deleted(values[at] as string, values[at + 1] as never)) cancelled.add(operation);
-        at += DELETE_VALUES;
-      } else {
+        if (!cancellations.deleted(values[at] as string, values[at + 1] as MessageRef)) {
+          cancelled[operation] = 1;
+        }
+      } else if (kind === SINGLE) {
         const statement = values[at];
         if (statement === "deleteUnreferencedMessage") {
-          if (!cancellations.unreferenced(values[at + 3] as never)) cancelled.add(operation);
+          if (!cancellations.unreferenced(values[at + 3] as MessageRef)) cancelled[operation] = 1;
         } else if (statement === "deleteOldestQueued" || statement === "deleteSessionCascade") {
           cancellations.pin(values[at + 3] as string);
         }
-        at += 3 + (values[at + 2] as number);
       }
+      at += valueCount(kind, values, at);
     }
   }
-  if (cancelled.size === 0) return batches;
   operation = 0;
-  return batches.map((batch) => {
-    const first = operation;
-    operation += batch.kinds.length;
-    return withoutCancelled(batch, first, cancelled);
-  });
-}
-
-/** `batch` without the operations in `cancelled` (numbered from `first`). */
-function withoutCancelled(batch: EncodedBatch, first: number, cancelled: Set<number>): EncodedBatch {
-  const { kinds, values, payloads } = batch;
-  const kept: EncodedBatch = { kinds: [], values: [], payloads };
-  let any = false;
-  for (let k = 0, at = 0; k < kinds.length; k++) {
-    const kind = kinds[k];
-    const count = kind === APPEND
-      ? APPEND_VALUES
-      : kind === SAVE_ENTRY
-      ? SAVE_VALUES
-      : kind === DELETE_ENTRY
-      ? DELETE_VALUES
-      : 3 + (values[at + 2] as number);
-    if (cancelled.has(first + k)) {
-      any = true;
-    } else {
-      kept.kinds.push(kind);
-      for (let column = 0; column < count; column++) kept.values.push(values[at + column] as SQLInputValue);
+  for (const { kinds } of batches) {
+    for (let k = 0; k < kinds.length; k++, operation++) {
+      if (cancelled[operation] === 1) cancelInPlace(kinds, k);
     }
-    at += count;
   }
-  return any ? kept : batch;
 }
 
 /**
@@ -149,7 +125,9 @@ export function replayLog(
   }
   if (pending.length === 0) return applied;
   const seq = pending[pending.length - 1].seq;
-  applyRecords(db, writer, cancelAcross(pending.flatMap((record) => record.batches)), seq);
+  const batches = pending.flatMap((record) => record.batches);
+  cancelAcross(batches);
+  applyRecords(db, writer, batches, seq);
   logger.info("storage.log_replayed", {
     records: pending.length,
     skipped: records.length - pending.length,

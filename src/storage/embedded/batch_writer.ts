@@ -5,6 +5,8 @@
  * of 3.5 µs; see docs/storage.md). The batch's flat values go straight into those statements' parameters:
  * no object or array per operation on the worker's side either.
  *
+ * Operations cancelled in place (`~kind`, see `cancelInPlace`) are skipped.
+ *
  * Order: a batch's appends run first (a fresh id conflicts with nothing, and later operations may refer
  * to it); single operations keep their place; between them, queue-entry saves run before deletes (see
  * `#writeRest`).
@@ -19,7 +21,9 @@ import {
   OperationRunner,
   SAVE_ENTRY,
   SAVE_VALUES,
+  SINGLE,
   type SingleStatement,
+  valueCount,
 } from "./operations.ts";
 
 /** Rows per statement at most: 256 × 8 parameters stays far below SQLite's limit of 32 766 (256 rather than 64: +15% durable throughput, fewer statement runs per batch). */
@@ -173,7 +177,7 @@ export class BatchWriter {
         deletes[deletesLength++] = values[at];
         deletes[deletesLength++] = values[at + 1];
         deleted.add(values[at + 1]);
-      } else if (kind !== APPEND) {
+      } else if (kind === SINGLE) {
         const statement = values[at] as SingleStatement;
         const count = values[at + 2] as number;
         if (growing || values[at + 1] !== 1) {
@@ -191,12 +195,4 @@ export class BatchWriter {
     if (appended !== undefined) return appended;
     return Number(this.#messageSize.get(messageId as number)?.bytes ?? 0);
   }
-}
-
-/** How many values the operation of `kind` starting at `at` takes. */
-function valueCount(kind: number, values: readonly SQLInputValue[], at: number): number {
-  if (kind === APPEND) return APPEND_VALUES;
-  if (kind === SAVE_ENTRY) return SAVE_VALUES;
-  if (kind === DELETE_ENTRY) return DELETE_VALUES;
-  return 3 + (values[at + 2] as number);
 }

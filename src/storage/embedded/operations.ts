@@ -311,17 +311,31 @@ export class OperationBatch {
 }
 
 /**
+ * Marks an operation of a batch in the worker as cancelled out (across the batches of the store's window):
+ * its kind becomes `~kind`, and its values stay where they are.
+ */
+export function cancelInPlace(kinds: number[], index: number): void {
+  if (kinds[index] >= 0) kinds[index] = ~kinds[index];
+}
+
+/** How many values the operation of `kind` (or one cancelled in place, `~kind`) starting at `at` takes. */
+export function valueCount(kind: number, values: readonly SQLInputValue[], at: number): number {
+  if (kind < 0) kind = ~kind;
+  if (kind === APPEND) return APPEND_VALUES;
+  if (kind === SAVE_ENTRY) return SAVE_VALUES;
+  if (kind === DELETE_ENTRY) return DELETE_VALUES;
+  return 3 + (values[at + 2] as number);
+}
+
+/**
  * Whether the batch adds payload bytes: the part of a batch that is left out when the store is full, so
  * that deletes and updates still land.
  */
 export function grows({ kinds, values }: EncodedBatch): boolean {
   for (let k = 0, at = 0; k < kinds.length; k++) {
     const kind = kinds[k];
-    if (kind === APPEND) return true;
-    if (kind === SAVE_ENTRY) at += SAVE_VALUES;
-    else if (kind === DELETE_ENTRY) at += DELETE_VALUES;
-    else if (values[at + 1] === 1) return true;
-    else at += 3 + (values[at + 2] as number);
+    if (kind === APPEND || (kind === SINGLE && values[at + 1] === 1)) return true;
+    at += valueCount(kind, values, at);
   }
   return false;
 }

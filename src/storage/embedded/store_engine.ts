@@ -383,12 +383,7 @@ export class StoreEngine {
         bytes += window[count++].bytes;
       }
     }
-    const cancelled = cancelAcross(window.flatMap((record) => record.batches));
-    for (let record = 0, at = 0; record < window.length; record++) {
-      const size = window[record].batches.length;
-      window[record].batches = cancelled.slice(at, at + size);
-      at += size;
-    }
+    cancelAcross(window.flatMap((record) => record.batches));
     const applied = window.slice(0, count).flatMap((record) => record.batches);
     const seq = window[count - 1].seq;
     const { db } = this;
