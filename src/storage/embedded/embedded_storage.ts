@@ -7,6 +7,7 @@
  * each batch when it is durable. docs/storage.md has the format and the durability levels.
  */
 import { setImmediate } from "node:timers";
+import { serialize } from "node:v8";
 import {
   type MessageRef,
   type QueueEntry,
@@ -343,10 +344,21 @@ class EmbeddedStore implements EmbeddedStorage {
     }
     const id = this.#nextId++;
     this.#waiting.set(id, batch);
+    // Serialized here rather than cloned by postMessage (about the same work): the worker logs these bytes
+    // as they are (durability `sync`), and reads the batch back from them.
     const encoded = operations.encode();
+    const { payloads } = encoded;
+    const serialized = serialize({
+      ...encoded,
+      // A view serializes its whole buffer, up to twice the payloads.
+      payloads: payloads.byteLength === payloads.buffer.byteLength ? payloads : payloads.slice(),
+    });
+    const bytes = new Uint8Array(
+      serialized.byteLength === serialized.buffer.byteLength ? serialized.buffer : serialized.slice().buffer,
+    ) as Uint8Array<ArrayBuffer>;
     operations.reset();
-    // The payload buffer is the batch's own: it moves to the worker instead of being copied.
-    this.#send({ type: "batch", id, ...encoded }, [encoded.payloads.buffer]);
+    // The bytes are the batch's own: they move to the worker instead of being copied.
+    this.#send({ type: "batch", id, bytes }, [bytes.buffer]);
   }
 
   /** After the worker answered a batch: what was collected meanwhile goes now. */

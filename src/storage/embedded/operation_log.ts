@@ -6,9 +6,10 @@
  * fsynced. Both exist from the start, so a turn needs no directory fsync.
  *
  * A record is a 16-byte header — the body's length (u32), the CRC-32 of the sequence and body (u32), the
- * sequence (f64) — then the batches, serialized by V8 (node:v8, native: about 0.4 µs a message).
+ * sequence (f64) — then the body: each batch's length (u32) and bytes, as the adapter serialized it with
+ * node:v8 (the worker writes them as they came).
  */
-import { deserialize, serialize } from "node:v8";
+import { deserialize } from "node:v8";
 import { crc32 } from "node:zlib";
 import type { EncodedBatch } from "./operations.ts";
 
@@ -30,16 +31,34 @@ export interface DroppedTail {
   bytes: number;
 }
 
-/** Encodes a record: header and body in one buffer, written with one call. */
-export function encodeRecord(seq: number, batches: readonly EncodedBatch[]): Uint8Array {
-  const body = serialize(batches);
-  const record = new Uint8Array(HEADER_BYTES + body.byteLength);
+/** Encodes a record of serialized batches: header and body in one buffer, written with one call. */
+export function encodeRecord(seq: number, batches: readonly Uint8Array[]): Uint8Array {
+  let bodyBytes = 0;
+  for (const batch of batches) bodyBytes += 4 + batch.byteLength;
+  const record = new Uint8Array(HEADER_BYTES + bodyBytes);
   const view = new DataView(record.buffer);
-  view.setUint32(0, body.byteLength, true);
+  view.setUint32(0, bodyBytes, true);
   view.setFloat64(8, seq, true);
-  record.set(body, HEADER_BYTES);
+  let at = HEADER_BYTES;
+  for (const batch of batches) {
+    view.setUint32(at, batch.byteLength, true);
+    record.set(batch, at + 4);
+    at += 4 + batch.byteLength;
+  }
   view.setUint32(4, crc32(record.subarray(8)), true);
   return record;
+}
+
+/** The batches of a record's body. */
+function decodeBody(body: Uint8Array): EncodedBatch[] {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const batches: EncodedBatch[] = [];
+  for (let at = 0; at < body.byteLength;) {
+    const length = view.getUint32(at, true);
+    batches.push(deserialize(body.subarray(at + 4, at + 4 + length)) as EncodedBatch);
+    at += 4 + length;
+  }
+  return batches;
 }
 
 /**
@@ -73,7 +92,7 @@ export function readLog(storePath: string): { records: LogRecord[]; dropped: Dro
       }
       records.push({
         seq: view.getFloat64(offset + 8, true),
-        batches: deserialize(bytes.subarray(offset + HEADER_BYTES, end)) as EncodedBatch[],
+        batches: decodeBody(bytes.subarray(offset + HEADER_BYTES, end)),
       });
       offset = end;
     }
@@ -131,7 +150,7 @@ export class OperationLog {
    * Appends the batches as one record (not yet durable: see {@link sync}); returns its size. On failure (a
    * full disk) the file is cut back to where it was, so no partial record precedes the next one.
    */
-  append(batches: readonly EncodedBatch[]): number {
+  append(batches: readonly Uint8Array[]): number {
     const record = encodeRecord(this.#nextSeq, batches);
     const current = this.#current;
     const file = this.#files[current];

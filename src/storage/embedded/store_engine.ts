@@ -9,6 +9,7 @@
  * docs/storage.md has the format, the durability levels and the measurements behind these choices.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { deserialize } from "node:v8";
 import {
   type QueuePage,
   type QueuePosition,
@@ -87,6 +88,12 @@ function runTransaction(
   }
 }
 
+/** A batch as the adapter sent it: serialized (see worker_protocol.ts), and read back. */
+interface Incoming {
+  batch: EncodedBatch;
+  bytes: Uint8Array;
+}
+
 /** Frees the payload buffers of batches that are in SQLite (an idle worker would keep a burst's payloads). */
 function release(batches: readonly EncodedBatch[]): void {
   for (const batch of batches) batch.payloads.buffer.transfer(0);
@@ -101,7 +108,7 @@ export class StoreEngine {
   #applyTimer: ReturnType<typeof setTimeout> | undefined;
   /** A group was written to SQLite directly since the WAL's last fdatasync. */
   #walUnsynced = false;
-  readonly #commits: GroupCommit<EncodedBatch>;
+  readonly #commits: GroupCommit<Incoming>;
   readonly #freePages: StatementSync;
   readonly #pageCount: StatementSync;
   readonly #vacuumStep: StatementSync;
@@ -123,8 +130,8 @@ export class StoreEngine {
     this.#applyIntervalMs = options.applyIntervalMs ?? APPLY_INTERVAL_MS;
     this.#commits = new GroupCommit(
       {
-        write: (batches) => this.#write(batches),
-        count: (batch) => batch.kinds.length,
+        write: (items) => this.#write(items),
+        count: (item) => item.batch.kinds.length,
         sync: () => this.#sync(),
         toStorageError,
         onOutcome,
@@ -218,8 +225,8 @@ export class StoreEngine {
    * in SQLite); they share the next log record or transaction with every batch that arrives in this turn.
    * Resolves when they are durable (written, at durability `batch`).
    */
-  add(batch: EncodedBatch): Promise<void> {
-    this.#commits.add(batch);
+  add(bytes: Uint8Array): Promise<void> {
+    this.#commits.add({ batch: deserialize(bytes) as EncodedBatch, bytes });
     return this.#commits.flush();
   }
 
@@ -296,8 +303,9 @@ export class StoreEngine {
    * Takes a group of batches: appends it to the log and keeps it in the window, or, at durability `batch`
    * and near a full disk (low-disk mode, or the page cap close), writes it to SQLite after the window.
    */
-  #write(batches: EncodedBatch[]): void {
+  #write(items: Incoming[]): void {
     const log = this.log;
+    const batches = items.map((item) => item.batch);
     let kept = false;
     try {
       if (!log || this.reserve.lowDisk || this.#nearPageCap(log, batches)) {
@@ -308,7 +316,7 @@ export class StoreEngine {
       }
       let bytes: number;
       try {
-        bytes = log.append(batches);
+        bytes = log.append(items.map((item) => item.bytes));
       } catch (error) {
         this.#refuseOnFullLog(error, batches);
         return;

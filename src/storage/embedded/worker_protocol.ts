@@ -5,16 +5,15 @@
 import type { QueuePage, QueueRead, StoredMessage } from "../port.ts";
 import type { WireSnapshot } from "./records.ts";
 import type { CommitStats } from "./group_commit.ts";
-import type { EncodedBatch } from "./operations.ts";
 import type { EngineOptions } from "./store_engine.ts";
 
 export type ToWorker =
   | { type: "open"; options: EngineOptions }
   /**
-   * The operations of one turn of the broker, flat (see OperationBatch); answered by "committed" or
-   * "failed" with the same id.
+   * The operations of one turn of the broker, flat (an EncodedBatch, see OperationBatch) and serialized by
+   * node:v8, as the operation log keeps them; answered by "committed" or "failed" with the same id.
    */
-  | ({ type: "batch"; id: number } & EncodedBatch)
+  | { type: "batch"; id: number; bytes: Uint8Array<ArrayBuffer> }
   /** A queue read; answered by "queue" with the same id, after every batch sent before it is written. */
   | { type: "read"; id: number; clientId: string; read: QueueRead; now: number }
   /** Retained messages by topic; answered by "retained" with the same id, after the batches sent before it. */
