@@ -344,21 +344,16 @@ class EmbeddedStore implements EmbeddedStorage {
     }
     const id = this.#nextId++;
     this.#waiting.set(id, batch);
-    // Serialized here rather than cloned by postMessage (about the same work): the worker logs these bytes
-    // as they are (durability `sync`), and reads the batch back from them.
-    const encoded = operations.encode();
-    const { payloads } = encoded;
-    const serialized = serialize({
-      ...encoded,
-      // A view serializes its whole buffer, up to twice the payloads.
-      payloads: payloads.byteLength === payloads.buffer.byteLength ? payloads : payloads.slice(),
-    });
+    // The operations serialized here rather than cloned by postMessage (about the same work): the worker
+    // logs these bytes as they are (durability `sync`) and reads the operations back from them. The payloads
+    // are the batch's own buffer: it moves to the worker instead of being copied.
+    const { kinds, values, payloads } = operations.encode();
+    const serialized = serialize({ kinds, values });
     const bytes = new Uint8Array(
       serialized.byteLength === serialized.buffer.byteLength ? serialized.buffer : serialized.slice().buffer,
     ) as Uint8Array<ArrayBuffer>;
     operations.reset();
-    // The bytes are the batch's own: they move to the worker instead of being copied.
-    this.#send({ type: "batch", id, bytes }, [bytes.buffer]);
+    this.#send({ type: "batch", id, operations: bytes, payloads }, [bytes.buffer, payloads.buffer]);
   }
 
   /** After the worker answered a batch: what was collected meanwhile goes now. */

@@ -6,8 +6,8 @@
  * fsynced. Both exist from the start, so a turn needs no directory fsync.
  *
  * A record is a 16-byte header — the body's length (u32), the CRC-32 of the sequence and body (u32), the
- * sequence (f64) — then the body: each batch's length (u32) and bytes, as the adapter serialized it with
- * node:v8 (the worker writes them as they came).
+ * sequence (f64) — then the body: for each batch, its kinds and values as the adapter serialized them with
+ * node:v8, then its payloads, each after its length (u32). The worker writes them as they came.
  */
 import { deserialize } from "node:v8";
 import { crc32 } from "node:zlib";
@@ -31,32 +31,48 @@ export interface DroppedTail {
   bytes: number;
 }
 
-/** Encodes a record of serialized batches: header and body in one buffer, written with one call. */
-export function encodeRecord(seq: number, batches: readonly Uint8Array[]): Uint8Array {
+/** A batch as the log takes it: its serialized operations and its payloads. */
+export interface LoggedBatch {
+  operations: Uint8Array;
+  payloads: Uint8Array;
+}
+
+/**
+ * A record's pieces, written one after the other: the header, then each part's length and bytes. They are
+ * not copied into one buffer: a group of large messages would leave as much garbage.
+ */
+export function recordPieces(seq: number, batches: readonly LoggedBatch[]): Uint8Array[] {
+  const header = new Uint8Array(HEADER_BYTES);
+  const view = new DataView(header.buffer);
+  const pieces: Uint8Array[] = [header];
   let bodyBytes = 0;
-  for (const batch of batches) bodyBytes += 4 + batch.byteLength;
-  const record = new Uint8Array(HEADER_BYTES + bodyBytes);
-  const view = new DataView(record.buffer);
-  view.setUint32(0, bodyBytes, true);
   view.setFloat64(8, seq, true);
-  let at = HEADER_BYTES;
-  for (const batch of batches) {
-    view.setUint32(at, batch.byteLength, true);
-    record.set(batch, at + 4);
-    at += 4 + batch.byteLength;
+  let crc = crc32(header.subarray(8));
+  for (const { operations, payloads } of batches) {
+    for (const part of [operations, payloads]) {
+      const length = new Uint8Array(4);
+      new DataView(length.buffer).setUint32(0, part.byteLength, true);
+      crc = crc32(part, crc32(length, crc));
+      pieces.push(length, part);
+      bodyBytes += 4 + part.byteLength;
+    }
   }
-  view.setUint32(4, crc32(record.subarray(8)), true);
-  return record;
+  view.setUint32(0, bodyBytes, true);
+  view.setUint32(4, crc, true);
+  return pieces;
 }
 
 /** The batches of a record's body. */
-function decodeBody(body: Uint8Array): EncodedBatch[] {
+function decodeBody(body: Uint8Array<ArrayBuffer>): EncodedBatch[] {
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const part = (at: number) => body.subarray(at + 4, at + 4 + view.getUint32(at, true));
   const batches: EncodedBatch[] = [];
   for (let at = 0; at < body.byteLength;) {
-    const length = view.getUint32(at, true);
-    batches.push(deserialize(body.subarray(at + 4, at + 4 + length)) as EncodedBatch);
-    at += 4 + length;
+    const operations = part(at);
+    const payloads = part(at + 4 + operations.byteLength);
+    const { kinds, values } = deserialize(operations) as EncodedBatch;
+    batches.push({ kinds, values, payloads });
+    at += 8 + operations.byteLength + payloads.byteLength;
   }
   return batches;
 }
@@ -71,7 +87,7 @@ export function readLog(storePath: string): { records: LogRecord[]; dropped: Dro
   const dropped: DroppedTail[] = [];
   for (const suffix of LOG_SUFFIXES) {
     const file = storePath + suffix;
-    let bytes: Uint8Array;
+    let bytes: Uint8Array<ArrayBuffer>;
     try {
       bytes = Deno.readFileSync(file);
     } catch (error) {
@@ -150,24 +166,27 @@ export class OperationLog {
    * Appends the batches as one record (not yet durable: see {@link sync}); returns its size. On failure (a
    * full disk) the file is cut back to where it was, so no partial record precedes the next one.
    */
-  append(batches: readonly Uint8Array[]): number {
-    const record = encodeRecord(this.#nextSeq, batches);
+  append(batches: readonly LoggedBatch[]): number {
     const current = this.#current;
     const file = this.#files[current];
     const start = this.#lengths[current];
+    let bytes = 0;
     try {
-      for (let written = 0; written < record.byteLength;) {
-        written += file.writeSync(record.subarray(written));
+      for (const piece of recordPieces(this.#nextSeq, batches)) {
+        for (let written = 0; written < piece.byteLength;) {
+          written += file.writeSync(piece.subarray(written));
+        }
+        bytes += piece.byteLength;
       }
     } catch (error) {
       file.truncateSync(start);
       file.seekSync(start, Deno.SeekMode.Start);
       throw error;
     }
-    this.#lengths[current] = start + record.byteLength;
+    this.#lengths[current] = start + bytes;
     this.#unsynced[current] = true;
     this.#lastSeqs[current] = this.#nextSeq++;
-    return record.byteLength;
+    return bytes;
   }
 
   /** Makes every appended record durable (fdatasync of each file written since its last one). */

@@ -88,10 +88,10 @@ function runTransaction(
   }
 }
 
-/** A batch as the adapter sent it: serialized (see worker_protocol.ts), and read back. */
+/** A batch as the adapter sent it (see worker_protocol.ts): read back, and its operations as serialized. */
 interface Incoming {
   batch: EncodedBatch;
-  bytes: Uint8Array;
+  operations: Uint8Array;
 }
 
 /** Frees the payload buffers of batches that are in SQLite (an idle worker would keep a burst's payloads). */
@@ -225,8 +225,9 @@ export class StoreEngine {
    * in SQLite); they share the next log record or transaction with every batch that arrives in this turn.
    * Resolves when they are durable (written, at durability `batch`).
    */
-  add(bytes: Uint8Array): Promise<void> {
-    this.#commits.add({ batch: deserialize(bytes) as EncodedBatch, bytes });
+  add(operations: Uint8Array, payloads: Uint8Array<ArrayBuffer>): Promise<void> {
+    const { kinds, values } = deserialize(operations) as EncodedBatch;
+    this.#commits.add({ batch: { kinds, values, payloads }, operations });
     return this.#commits.flush();
   }
 
@@ -316,7 +317,7 @@ export class StoreEngine {
       }
       let bytes: number;
       try {
-        bytes = log.append(items.map((item) => item.bytes));
+        bytes = log.append(items.map(({ batch, operations }) => ({ operations, payloads: batch.payloads })));
       } catch (error) {
         this.#refuseOnFullLog(error, batches);
         return;

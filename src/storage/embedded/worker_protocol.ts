@@ -10,10 +10,11 @@ import type { EngineOptions } from "./store_engine.ts";
 export type ToWorker =
   | { type: "open"; options: EngineOptions }
   /**
-   * The operations of one turn of the broker, flat (an EncodedBatch, see OperationBatch) and serialized by
-   * node:v8, as the operation log keeps them; answered by "committed" or "failed" with the same id.
+   * The operations of one turn of the broker, flat (an EncodedBatch, see OperationBatch): its kinds and
+   * values serialized by node:v8, and its payloads, as the operation log keeps them; answered by
+   * "committed" or "failed" with the same id.
    */
-  | { type: "batch"; id: number; bytes: Uint8Array<ArrayBuffer> }
+  | { type: "batch"; id: number; operations: Uint8Array<ArrayBuffer>; payloads: Uint8Array<ArrayBuffer> }
   /** A queue read; answered by "queue" with the same id, after every batch sent before it is written. */
   | { type: "read"; id: number; clientId: string; read: QueueRead; now: number }
   /** Retained messages by topic; answered by "retained" with the same id, after the batches sent before it. */
