@@ -104,6 +104,8 @@ export class StoreEngine {
   /** The log records not yet applied to SQLite (the window), and their bytes in the log. */
   #window: { seq: number; batches: EncodedBatch[]; bytes: number }[] = [];
   #windowBytes = 0;
+  /** The last log record known to be durable (its fdatasync returned). */
+  #durableSeq = 0;
   readonly #applyIntervalMs: number;
   #applyTimer: ReturnType<typeof setTimeout> | undefined;
   /** A group was written to SQLite directly since the WAL's last fdatasync. */
@@ -296,8 +298,10 @@ export class StoreEngine {
   /** Makes every group taken so far durable: the log's new records, the WAL if a group went there. */
   async #sync(): Promise<void> {
     const wal = this.#walUnsynced || !this.log;
+    const logged = this.log ? this.log.nextSeq - 1 : 0;
     this.#walUnsynced = false;
     await Promise.all([this.log?.sync(), wal ? this.wal.syncData() : undefined]);
+    this.#durableSeq = Math.max(this.#durableSeq, logged);
   }
 
   /**
@@ -392,7 +396,10 @@ export class StoreEngine {
         bytes += window[count++].bytes;
       }
     }
-    cancelAcross(window.flatMap((record) => record.batches));
+    // Applying part of the window, only durable records may cancel what it writes: after a power loss the
+    // log must still hold the operation an omitted row stands for. Applied together, any records may.
+    const durable = oldestHalf ? window.filter((record) => record.seq <= this.#durableSeq) : window;
+    cancelAcross(durable.flatMap((record) => record.batches));
     const applied = window.slice(0, count).flatMap((record) => record.batches);
     const seq = window[count - 1].seq;
     const { db } = this;
