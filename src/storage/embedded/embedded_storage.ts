@@ -27,7 +27,7 @@ import { OperationBatch } from "./operations.ts";
 import { snapshotFromWire } from "./records.ts";
 import { type DirLock, lockDataDir } from "./dir_lock.ts";
 import type { StorageLogger } from "./open_store.ts";
-import { UNSPECIFIED_ERROR } from "./store_engine.ts";
+import { UNSPECIFIED_ERROR } from "./sqlite_writer.ts";
 import type { FromWorker, ToWorker, WireError } from "./worker_protocol.ts";
 
 /**

@@ -17,22 +17,16 @@ import {
   StorageError,
   type StoredMessage,
 } from "../port.ts";
-import { applyRecords, cancelAcross } from "./apply_window.ts";
-import { BatchWriter } from "./batch_writer.ts";
+import { cancelAcross } from "./apply_window.ts";
 import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
 import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
 import { OperationLog } from "./operation_log.ts";
-import { type EncodedBatch, grows } from "./operations.ts";
+import type { EncodedBatch } from "./operations.ts";
 import { messageFromRow, queueEntryFromRow, type Row, type WireSnapshot } from "./records.ts";
 import { dropOrphans } from "./recovery.ts";
-import {
-  type DiskBudget,
-  diskBudget,
-  PAGE_SIZE,
-  VACUUM_MIN_FREE_PAGES,
-  VACUUM_STEP_PAGES,
-} from "./schema.ts";
+import { type DiskBudget, diskBudget } from "./schema.ts";
+import { QUOTA_EXCEEDED, SqliteWriter, toStorageError } from "./sqlite_writer.ts";
 
 /** The longest an operation-log record waits to be applied to SQLite, unless the options say otherwise. */
 const APPLY_INTERVAL_MS = 1000;
@@ -54,40 +48,6 @@ export interface OpenedEngine {
   nextSequence: number;
 }
 
-/** MQTT reason codes a failed flush carries. */
-export const QUOTA_EXCEEDED = 0x97;
-export const UNSPECIFIED_ERROR = 0x80;
-
-/** Maps an engine failure to the reason code the broker answers with; a full disk is a quota problem. */
-export function toStorageError(error: unknown): StorageError {
-  if (error instanceof StorageError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  const full = /database or disk is full|no space left|os error 28|quota/i.test(message);
-  return new StorageError(`storage write failed: ${message}`, full ? QUOTA_EXCEEDED : UNSPECIFIED_ERROR, {
-    cause: error,
-  });
-}
-
-/**
- * Runs the batches as one transaction, rolling back whatever part ran if one throws; unless `growing`,
- * without the operations that add payload bytes.
- */
-function runTransaction(
-  db: DatabaseSync,
-  writer: BatchWriter,
-  batches: EncodedBatch[],
-  growing: boolean,
-): void {
-  db.exec("BEGIN");
-  try {
-    writer.write(batches, growing);
-    db.exec("COMMIT");
-  } finally {
-    // SQLite rolls back by itself on SQLITE_FULL; any other failure leaves the transaction open.
-    if (db.isTransaction) db.exec("ROLLBACK");
-  }
-}
-
 /** A batch as the adapter sent it (see worker_protocol.ts): read back, and its operations as serialized. */
 interface Incoming {
   batch: EncodedBatch;
@@ -100,7 +60,7 @@ function release(batches: readonly EncodedBatch[]): void {
 }
 
 export class StoreEngine {
-  readonly #writer: BatchWriter;
+  readonly #sqlite: SqliteWriter;
   /** The log records not yet applied to SQLite (the window), and their bytes in the log. */
   #window: { seq: number; batches: EncodedBatch[]; bytes: number }[] = [];
   #windowBytes = 0;
@@ -111,9 +71,6 @@ export class StoreEngine {
   /** A group was written to SQLite directly since the WAL's last fdatasync. */
   #walUnsynced = false;
   readonly #commits: GroupCommit<Incoming>;
-  readonly #freePages: StatementSync;
-  readonly #pageCount: StatementSync;
-  readonly #vacuumStep: StatementSync;
   readonly #queuePositions: StatementSync;
   readonly #readQueue: StatementSync;
   readonly #readRetained: StatementSync;
@@ -128,7 +85,7 @@ export class StoreEngine {
     options: EngineOptions,
     private readonly onOutcome: (error: StorageError | undefined) => void,
   ) {
-    this.#writer = new BatchWriter(db);
+    this.#sqlite = new SqliteWriter(db, reserve, budget);
     this.#applyIntervalMs = options.applyIntervalMs ?? APPLY_INTERVAL_MS;
     this.#commits = new GroupCommit(
       {
@@ -141,9 +98,6 @@ export class StoreEngine {
       options.durability,
       options.batchIntervalMs,
     );
-    this.#freePages = db.prepare("PRAGMA freelist_count");
-    this.#pageCount = db.prepare("PRAGMA page_count");
-    this.#vacuumStep = db.prepare(`PRAGMA incremental_vacuum(${VACUUM_STEP_PAGES})`);
     // A page is read in two steps: the entries' positions and sizes (no message row), to find where the
     // page ends, then the messages of that range only; reading one row too many would load its payload.
     this.#queuePositions = db.prepare(
@@ -313,10 +267,12 @@ export class StoreEngine {
     const batches = items.map((item) => item.batch);
     let kept = false;
     try {
-      if (!log || this.reserve.lowDisk || this.#nearPageCap(log, batches)) {
+      if (
+        !log || this.reserve.lowDisk || this.#sqlite.nearPageCap(this.#windowBytes + log.bytes / 2, batches)
+      ) {
         this.#applyWindow();
         this.#walUnsynced = true;
-        this.#writeDirect(batches);
+        this.#sqlite.write(batches);
         return;
       }
       let bytes: number;
@@ -337,33 +293,16 @@ export class StoreEngine {
   }
 
   /**
-   * A log append failed and wrote nothing (the log was cut back). On a full disk the batches' deletes and
-   * updates still go to SQLite, as in {@link #writeDirect}, after the window; the group fails with 0x97
-   * when it carried new messages.
+   * A log append failed and wrote nothing (the log was cut back). On a full disk the window is applied and
+   * the batches' deletes and updates still go to SQLite; the group fails with 0x97 when it carried new
+   * messages.
    */
   #refuseOnFullLog(error: unknown, batches: EncodedBatch[]): void {
     const failure = toStorageError(error);
     if (failure.reasonCode !== QUOTA_EXCEEDED) throw failure;
-    this.reserve.releaseIfDiskFull();
     this.#applyWindow();
     this.#walUnsynced = true;
-    runTransaction(this.db, this.#writer, batches, false);
-    if (batches.some(grows)) throw failure;
-  }
-
-  /**
-   * Whether the log's files, the window and `batches` might not fit under the page cap once applied (the
-   * last two at twice their size, for indexes and half-filled pages): then the group goes to SQLite
-   * directly, where the cap refuses it.
-   */
-  #nearPageCap(log: OperationLog, batches: EncodedBatch[]): boolean {
-    const { maxPages } = this.budget;
-    if (maxPages === undefined) return false;
-    let bytes = this.#windowBytes + log.bytes / 2;
-    for (const batch of batches) bytes += batch.payloads.byteLength + 64 * batch.kinds.length;
-    const used = (this.#pageCount.get()?.page_count as number) -
-      (this.#freePages.get()?.freelist_count as number);
-    return used + (2 * bytes) / PAGE_SIZE > maxPages;
+    this.#sqlite.writeShrinking(batches, failure);
   }
 
   #applyOnTimer(): void {
@@ -379,9 +318,7 @@ export class StoreEngine {
    * Applies log records to SQLite in one transaction, with the log sequence they reach: every record in the
    * window, or (`oldestHalf`, when the window has grown to its size) the oldest records up to half its
    * bytes, the newer ones staying for what comes next to cancel out with (see apply_window.ts). Then the
-   * log turns (a file is emptied once its records are applied and the WAL is fdatasynced). The records
-   * were acknowledged: on a full disk the reserve is given up for them, and past the page cap the cap is
-   * lifted for this transaction.
+   * log turns (a file is emptied once its records are applied and the WAL is fdatasynced).
    */
   #applyWindow(oldestHalf = false): void {
     clearTimeout(this.#applyTimer);
@@ -402,98 +339,16 @@ export class StoreEngine {
     cancelAcross(durable.flatMap((record) => record.batches));
     const applied = window.slice(0, count).flatMap((record) => record.batches);
     const seq = window[count - 1].seq;
-    const { db } = this;
-    try {
-      applyRecords(db, this.#writer, applied, seq);
-    } catch (error) {
-      if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED) throw error;
-      this.reserve.releaseIfDiskFull();
-      db.exec("PRAGMA max_page_count = 2147483646");
-      try {
-        applyRecords(db, this.#writer, applied, seq);
-      } finally {
-        if (this.budget.maxPages !== undefined) db.exec(`PRAGMA max_page_count = ${this.budget.maxPages}`);
-      }
-    }
+    this.#sqlite.applyRecords(applied, seq);
     this.#window = window.slice(count);
     this.#windowBytes -= bytes;
     release(applied);
-    this.#reclaimFreePages(false);
     log.applied(seq, () => this.wal.syncData(), (error) => this.onOutcome(toStorageError(error)));
     if (this.#window.length > 0) this.#armApplyTimer();
   }
 
   #armApplyTimer(): void {
     this.#applyTimer ??= setTimeout(() => this.#applyOnTimer(), this.#applyIntervalMs);
-  }
-
-  /** Writes the batches to SQLite as one transaction; on a full disk, their deletes and updates only. */
-  #writeDirect(batches: EncodedBatch[]): void {
-    const { db, reserve } = this;
-    const writer = this.#writer;
-    if (!reserve.restore()) {
-      runTransaction(db, writer, batches, false);
-      // Hand freed pages back to the file system now rather than at the next checkpoint, so the
-      // reserve can come back and the store can leave low-disk mode.
-      this.#reclaimOnFullDisk();
-      if (batches.some(grows)) {
-        throw new StorageError("disk full: new messages are refused until space is freed", QUOTA_EXCEEDED);
-      }
-      return;
-    }
-    try {
-      runTransaction(db, writer, batches, true);
-    } catch (error) {
-      if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED) throw error;
-      reserve.releaseIfDiskFull();
-      // Keep the batch's deletes and updates: if acknowledgements could not land while the store is
-      // full, it would never drain. The batch still fails when it carried new messages.
-      runTransaction(db, writer, batches, false);
-      if (batches.some(grows)) throw error;
-    }
-    this.#reclaimFreePages(false);
-  }
-
-  /**
-   * Low-disk mode: the freed pages go back to the file system in steps small enough for the WAL frames of
-   * each to fit in the room the reserve left, with a checkpoint after each (the WAL holds the moved pages
-   * until then). A step that finds no room is rolled back; the next batch tries again.
-   */
-  #reclaimOnFullDisk(): void {
-    const { db, reserve } = this;
-    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    const step = db.prepare(
-      `PRAGMA incremental_vacuum(${Math.max(8, Math.floor(reserve.bytes / 4 / 4096))})`,
-    );
-    for (let free = this.#freePages.get()?.freelist_count as number; free > 0;) {
-      try {
-        step.all();
-      } catch (error) {
-        if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED) throw error;
-        break;
-      }
-      db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-      const left = this.#freePages.get()?.freelist_count as number;
-      if (left >= free) break;
-      free = left;
-    }
-    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  }
-
-  /**
-   * Returns free pages to the file system, so deleted messages shrink the file. Unless `always`, only
-   * when a quarter of the file is free: each pass moves pages.
-   */
-  #reclaimFreePages(always: boolean): void {
-    const free = this.#freePages.get()?.freelist_count as number;
-    if (free === 0) return;
-    if (
-      !always && (free < VACUUM_MIN_FREE_PAGES || free * 4 < (this.#pageCount.get()?.page_count as number))
-    ) {
-      return;
-    }
-    // The pragma frees one page per step: exec() would take one step, all() takes them all.
-    this.#vacuumStep.all();
   }
 }
 
