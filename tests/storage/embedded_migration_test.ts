@@ -88,7 +88,7 @@ Deno.test("embedded: a version 1 store (no session owners) opens, keeps its rows
     await again.stop();
     const db = new DatabaseSync(join(dir, STORE_FILE));
     try {
-      assert.equal(db.prepare("PRAGMA user_version").get()?.user_version, 5);
+      assert.equal(db.prepare("PRAGMA user_version").get()?.user_version, 6);
     } finally {
       db.close();
     }

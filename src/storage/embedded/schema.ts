@@ -30,7 +30,7 @@ CREATE UNIQUE INDEX queue_entries_by_message ON queue_entries (message_id, clien
 ${TAKE_MESSAGE_TRIGGER}`;
 
 /** Stored in `PRAGMA user_version`; a newer file than this code understands is refused, never rewritten. */
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
 
 /** Steps from each older version to the next, run in one transaction at open. */
 const MIGRATIONS: Record<number, string> = {
@@ -59,6 +59,9 @@ const MIGRATIONS: Record<number, string> = {
     DROP TABLE queue_entries;
     ALTER TABLE queue_entries_by_seq RENAME TO queue_entries;
     ${QUEUE_ENTRIES_INDEXES}`,
+  // 6: no table changes; the operation log (store.db-log0/-log1, see operation_log.ts) may hold acknowledged
+  // operations these tables do not have yet, so a broker that would not replay it must refuse the store
+  5: "",
 };
 
 export const PAGE_SIZE = 4096;
