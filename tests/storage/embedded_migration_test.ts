@@ -201,3 +201,29 @@ Deno.test("embedded: a version 4 store opens with its queues in their order, ent
     }
   });
 });
+
+Deno.test("embedded: a store of a newer schema than this broker's is refused and keeps its version and rows", async () => {
+  await withTempDir(async (dir) => {
+    const current = embeddedStore(dir);
+    await current.start();
+    current.saveSession(sample.session("kept"));
+    await current.flush();
+    await current.stop();
+    const path = join(dir, STORE_FILE);
+    let db = new DatabaseSync(path);
+    const newer = (db.prepare("PRAGMA user_version").get()?.user_version as number) + 1;
+    db.exec(`PRAGMA user_version = ${newer}`);
+    db.close();
+
+    await assert.rejects(() => embeddedStore(dir).start(), /newer than this broker/);
+    db = new DatabaseSync(path);
+    try {
+      assert.equal(db.prepare("PRAGMA user_version").get()?.user_version, newer);
+      assert.deepEqual(db.prepare("SELECT client_id FROM sessions").all().map((row) => row.client_id), [
+        "kept",
+      ]);
+    } finally {
+      db.close();
+    }
+  });
+});
