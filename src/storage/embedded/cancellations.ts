@@ -11,6 +11,7 @@
  * stage), that client's entries in this batch are written as they come.
  */
 import type { MessageRef } from "../port.ts";
+import { MessageSlots, NO_SLOT } from "./message_slots.ts";
 
 /** Marks a message slot with no append in this batch, and the end of a list of saves. */
 const NONE = -1;
@@ -21,7 +22,7 @@ const NONE = -1;
  * the batch left, long enough to be promoted, and were a tenth of what a durable message allocated.
  */
 export class Cancellations {
-  readonly #slots = new Map<MessageRef, number>();
+  readonly #slots = new MessageSlots();
   #slotCount = 0;
   /** By slot: the index of its append operation in this batch, or {@link NONE}. */
   readonly #appends: number[] = [];
@@ -53,7 +54,8 @@ export class Cancellations {
   }
 
   saved(clientId: string, id: MessageRef, operation: number): void {
-    const slot = this.#slots.get(id) ?? this.#slot(id);
+    let slot = this.#slots.get(id);
+    if (slot === NO_SLOT) slot = this.#slot(id);
     const node = this.#saveCount++;
     this.#saveClients[node] = clientId;
     this.#saveOperations[node] = operation;
@@ -68,7 +70,7 @@ export class Cancellations {
    */
   deleted(clientId: string, id: MessageRef): boolean {
     const slot = this.#slots.get(id);
-    if (slot === undefined) return true;
+    if (slot === NO_SLOT) return true;
     if (this.#pinned?.has(clientId)) {
       this.#written[slot] = true;
       return true;
@@ -101,7 +103,7 @@ export class Cancellations {
   unreferenced(id: MessageRef): boolean {
     const slot = this.#slots.get(id);
     if (
-      slot === undefined || this.#appends[slot] === NONE || this.#firstSave[slot] !== NONE ||
+      slot === NO_SLOT || this.#appends[slot] === NONE || this.#firstSave[slot] !== NONE ||
       this.#written[slot]
     ) {
       return true;
