@@ -1,7 +1,19 @@
-import type { Will } from "../codec/types.ts";
+import type { QoS, Will } from "../codec/types.ts";
 import type { Session } from "../session/session.ts";
-import type { Delivery, Message, SessionRecord, SessionSubscription } from "../session/types.ts";
-import type { MessageRef, StorageAdapter, StoredDelivery, StoredMessage } from "../storage/port.ts";
+import type {
+  Delivery,
+  DeliveryStage,
+  Message,
+  SessionRecord,
+  SessionSubscription,
+} from "../session/types.ts";
+import type {
+  MessageRef,
+  QueueEntry,
+  StorageAdapter,
+  StoredDelivery,
+  StoredMessage,
+} from "../storage/port.ts";
 
 /** What the registry stores about a session besides its contents. */
 export interface SessionMeta {
@@ -33,6 +45,29 @@ export class Persistence {
    * be appended while a staged one waits for its flush.
    */
   readonly #staged = new Map<Message, MessageRef>();
+  /**
+   * The one entry and the one message handed to storage for every queue save and every append of the
+   * delivery path, filled anew each time (adapters copy what they keep, see the port): an object for each
+   * was a fifth of what a durable message allocated on the broker's thread.
+   */
+  readonly #entry: QueueEntry = {
+    clientId: "",
+    messageId: 0 as MessageRef,
+    qos: 0,
+    retain: false,
+    subscriptionIdentifiers: undefined,
+    stage: "queued",
+    packetId: undefined,
+  };
+  readonly #message: StoredMessage = {
+    topic: "",
+    payload: new Uint8Array(0),
+    qos: 0,
+    retain: false,
+    properties: {},
+    publisherId: "",
+    expiresAt: undefined,
+  };
 
   constructor(
     private readonly storage: StorageAdapter,
@@ -142,31 +177,18 @@ export class Persistence {
     switch (record.kind) {
       case "saveDelivery": {
         const { delivery, qos, stage, packetId } = record;
-        storage.saveQueueEntry({
-          clientId,
-          messageId: this.#refOf(delivery),
-          qos,
-          retain: delivery.retain,
-          subscriptionIdentifiers: delivery.subscriptionIdentifiers,
-          stage,
-          packetId,
-        });
+        storage.saveQueueEntry(
+          this.#entryOf(clientId, this.#refOf(delivery), delivery, qos, stage, packetId),
+        );
         return;
       }
       case "requeueDelivery": {
         // A new message row, not #refOf's: the first entry may be its message's last reference.
         const { delivery, qos } = record;
         const first = delivery.storedRef as MessageRef | undefined;
-        const ref = storage.appendMessage(toStored(delivery.message));
+        const ref = storage.appendMessage(this.#storedOf(delivery.message));
         delivery.storedRef = ref;
-        storage.saveQueueEntry({
-          clientId,
-          messageId: ref,
-          qos,
-          retain: delivery.retain,
-          subscriptionIdentifiers: delivery.subscriptionIdentifiers,
-          stage: "queued",
-        });
+        storage.saveQueueEntry(this.#entryOf(clientId, ref, delivery, qos, "queued", undefined));
         if (first !== undefined) storage.deleteQueueEntry(clientId, first);
         return;
       }
@@ -184,6 +206,39 @@ export class Persistence {
     }
   }
 
+  /** {@link #entry}, filled for this save. */
+  #entryOf(
+    clientId: string,
+    messageId: MessageRef,
+    delivery: Delivery,
+    qos: QoS,
+    stage: DeliveryStage,
+    packetId: number | undefined,
+  ): QueueEntry {
+    const entry = this.#entry;
+    entry.clientId = clientId;
+    entry.messageId = messageId;
+    entry.qos = qos;
+    entry.retain = delivery.retain;
+    entry.subscriptionIdentifiers = delivery.subscriptionIdentifiers;
+    entry.stage = stage;
+    entry.packetId = packetId;
+    return entry;
+  }
+
+  /** {@link #message}, filled for this append. */
+  #storedOf(message: Message): StoredMessage {
+    const stored = this.#message;
+    stored.topic = message.topic;
+    stored.payload = message.payload;
+    stored.qos = message.qos;
+    stored.retain = message.retain;
+    stored.properties = message.properties;
+    stored.publisherId = message.publisherId;
+    stored.expiresAt = message.expiresAt;
+    return stored;
+  }
+
   #refOf(delivery: Delivery): MessageRef {
     let ref = delivery.storedRef as MessageRef | undefined;
     if (ref === undefined) {
@@ -195,7 +250,7 @@ export class Persistence {
         this.#lastAppended = message;
         this.#lastAppendedRef = ref;
       } else {
-        ref = this.storage.appendMessage(toStored(message));
+        ref = this.storage.appendMessage(this.#storedOf(message));
         this.#lastAppended = message;
         this.#lastAppendedRef = ref;
       }

@@ -71,6 +71,28 @@ export function registerQueueCases(test: RegisterCase): void {
     assert.deepEqual(b[0].message, sample.message());
   });
 
+  test("the objects passed to appendMessage and saveQueueEntry are the caller's to reuse", async (storage) => {
+    // The broker fills one message and one entry for every append and save of its delivery path.
+    const message = sample.message("first");
+    const first = storage.appendMessage(message);
+    Object.assign(message, sample.message("second", { qos: 0, payload: new Uint8Array([9]) }));
+    const second = storage.appendMessage(message);
+    const entry = sample.entry("a", first);
+    storage.saveQueueEntry(entry);
+    Object.assign(entry, sample.entry("a", second, { qos: 0, subscriptionIdentifiers: [4] }));
+    storage.saveQueueEntry(entry);
+    Object.assign(entry, sample.entry("b", first, { stage: "sent", packetId: 9 }));
+    const read = await readWholeQueue(storage, "a");
+    assert.deepEqual(read.map((delivery) => delivery.message), [
+      sample.message("first"),
+      sample.message("second", { qos: 0, payload: new Uint8Array([9]) }),
+    ]);
+    assert.deepEqual(entriesOf(read), [
+      sample.entry("a", first),
+      sample.entry("a", second, { qos: 0, subscriptionIdentifiers: [4] }),
+    ]);
+  });
+
   test(
     "deleteUnreferencedMessage keeps a message a queue entry refers to, in the same batch or not",
     async (storage, restart) => {

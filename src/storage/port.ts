@@ -172,11 +172,15 @@ export interface MessageLog {
    */
   readonly readsOwnPayloads?: boolean;
   /**
-   * Appends a message once; returns the reference queue entries use. The payload may be a view of a buffer
-   * the caller goes on to reuse: an adapter that keeps it in memory keeps a copy.
+   * Appends a message once; returns the reference queue entries use. The object and the buffer its payload
+   * is a view of are the caller's to reuse (the broker fills one object for every append): an adapter that
+   * keeps them in memory keeps copies.
    */
   appendMessage(message: StoredMessage): MessageRef;
-  /** Adds or replaces (same client and message) a queue entry; entries keep the order they were first added in. */
+  /**
+   * Adds or replaces (same client and message) a queue entry; entries keep the order they were first added
+   * in. The object is the caller's to reuse, as with {@link appendMessage}.
+   */
   saveQueueEntry(entry: QueueEntry): void;
   /** Removes a queue entry; the message goes when no entry refers to it. */
   deleteQueueEntry(clientId: string, messageId: MessageRef): void;
