@@ -68,7 +68,8 @@ export class MessageSlots {
   }
 
   #grow(): void {
-    const ids = this.#ids, slots = this.#slots, generations = this.#generations, generation = this.#generation;
+    const ids = this.#ids, slots = this.#slots;
+    const generations = this.#generations, generation = this.#generation;
     const capacity = 2 * ids.length;
     this.#ids = new Float64Array(capacity);
     this.#slots = new Int32Array(capacity);
