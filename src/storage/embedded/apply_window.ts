@@ -33,21 +33,31 @@ const APPLIED_KEY = "store.log_applied";
  * Marks the operations that cancel out across the batches (see `cancelInPlace`; the writer skips them). A
  * single batch is left as it is: its operations were cancelled when it was collected. Operations marked by
  * an earlier call are no longer there.
+ *
+ * The batches from `keptFrom` on stay in the window after this apply, to be looked at again by the next:
+ * there, only operations on messages the applied batches touch count now (they may cancel what is applied).
+ * A message first seen in them is left for the next apply, which sees all of its operations so far; looked
+ * at twice, those were half of the work of applying a window by halves. Leaving a message out changes nothing
+ * for the others (a message's bookkeeping is its own; the clients pinned are still pinned in order), and
+ * cancels less, never more.
  */
-export function cancelAcross(batches: readonly EncodedBatch[]): void {
+export function cancelAcross(batches: readonly EncodedBatch[], keptFrom = batches.length): void {
   if (batches.length < 2) return;
   let total = 0;
   for (const batch of batches) total += batch.kinds.length;
   const cancelled = new Uint8Array(total);
   const cancellations = new Cancellations((operation) => cancelled[operation] = 1);
   let operation = 0;
-  for (const { kinds, values } of batches) {
+  for (let b = 0; b < batches.length; b++) {
+    const { kinds, values } = batches[b];
+    const kept = b >= keptFrom;
     for (let k = 0, at = 0; k < kinds.length; k++, operation++) {
       const kind = kinds[k];
       if (kind === APPEND) {
-        cancellations.appended(values[at] as MessageRef, operation);
+        if (!kept) cancellations.appended(values[at] as MessageRef, operation);
       } else if (kind === SAVE_ENTRY) {
-        cancellations.saved(values[at] as string, values[at + 1] as MessageRef, operation);
+        const id = values[at + 1] as MessageRef;
+        if (!kept || cancellations.knows(id)) cancellations.saved(values[at] as string, id, operation);
       } else if (kind === DELETE_ENTRY) {
         if (!cancellations.deleted(values[at] as string, values[at + 1] as MessageRef)) {
           cancelled[operation] = 1;

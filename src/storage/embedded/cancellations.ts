@@ -113,6 +113,11 @@ export class Cancellations {
     return false;
   }
 
+  /** Whether an operation on the message was seen (and its bookkeeping still runs). */
+  knows(id: MessageRef): boolean {
+    return this.#slots.get(id) !== NO_SLOT;
+  }
+
   /** The database picks which of the client's entries an operation deletes: write its entries as they come. */
   pin(clientId: string): void {
     (this.#pinned ??= new Set()).add(clientId);

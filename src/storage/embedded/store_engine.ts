@@ -336,7 +336,9 @@ export class StoreEngine {
     // Applying part of the window, only durable records may cancel what it writes: after a power loss the
     // log must still hold the operation an omitted row stands for. Applied together, any records may.
     const durable = oldestHalf ? window.filter((record) => record.seq <= this.#durableSeq) : window;
-    cancelAcross(durable.flatMap((record) => record.batches));
+    let keptFrom = 0;
+    for (let r = 0; r < count && r < durable.length; r++) keptFrom += durable[r].batches.length;
+    cancelAcross(durable.flatMap((record) => record.batches), keptFrom);
     const applied = window.slice(0, count).flatMap((record) => record.batches);
     const seq = window[count - 1].seq;
     this.#sqlite.applyRecords(applied, seq);
