@@ -30,6 +30,14 @@ import {
 const APPLIED_KEY = "store.log_applied";
 
 /**
+ * The bookkeeping of {@link cancelAcross}, kept from call to call so that its tables keep their size: a
+ * window holds some 150,000 operations, and tables grown from nothing for each apply cost as much again.
+ */
+const acrossWindow = new Cancellations((operation) => acrossCancelled[operation] = 1);
+/** What {@link acrossWindow} marks, by operation across the batches of the current call. */
+let acrossCancelled = new Uint8Array(0);
+
+/**
  * Marks the operations that cancel out across the batches (see `cancelInPlace`; the writer skips them). A
  * single batch is left as it is: its operations were cancelled when it was collected. Operations marked by
  * an earlier call are no longer there.
@@ -45,8 +53,9 @@ export function cancelAcross(batches: readonly EncodedBatch[], keptFrom = batche
   if (batches.length < 2) return;
   let total = 0;
   for (const batch of batches) total += batch.kinds.length;
-  const cancelled = new Uint8Array(total);
-  const cancellations = new Cancellations((operation) => cancelled[operation] = 1);
+  const cancelled = acrossCancelled = new Uint8Array(total);
+  const cancellations = acrossWindow;
+  cancellations.reset();
   let operation = 0;
   for (let b = 0; b < batches.length; b++) {
     const { kinds, values } = batches[b];
