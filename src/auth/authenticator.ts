@@ -131,6 +131,8 @@ async function loadSources(options: AuthenticatorOptions): Promise<CredentialSou
 
 type Decision = AuthResult & { method: LoginMethod };
 
+const ANONYMOUS: Decision = Object.freeze({ ok: true, method: "anonymous" });
+
 function refuse(method: LoginMethod, reasonCode: number, reason: string): Decision {
   return { ok: false, reasonCode, reason, method };
 }
@@ -217,21 +219,18 @@ export async function createAuthenticator(
           ),
       );
     }
+    // Clients let in anonymously do not come here (see admitsAnonymously).
     if (username === undefined) {
       return Promise.resolve(
-        allowAnonymous
-          ? { ok: true, method: "anonymous" }
-          : refuse("anonymous", ReasonCode.NotAuthorized, "anonymous clients are not allowed"),
+        refuse("anonymous", ReasonCode.NotAuthorized, "anonymous clients are not allowed"),
       );
     }
     if (!sources.passwords && !sources.accessKeys) {
-      return Promise.resolve(
-        allowAnonymous ? { ok: true, method: "anonymous" } : refuse(
-          methodOf(username),
-          ReasonCode.BadUserNameOrPassword,
-          `user ${JSON.stringify(username)} cannot be verified: no password or access-key file is configured`,
-        ),
-      );
+      return Promise.resolve(refuse(
+        methodOf(username),
+        ReasonCode.BadUserNameOrPassword,
+        `user ${JSON.stringify(username)} cannot be verified: no password or access-key file is configured`,
+      ));
     }
     return checkUsername(clientId, username, password);
   }
@@ -242,9 +241,24 @@ export async function createAuthenticator(
     methods.set(scram.name, guardedMethod(scram, guard));
   }
 
+  /**
+   * An anonymous client let in checks no secret: there is nothing to guess and no work to bound, so it does
+   * not go through the guard. Through it, each such success took back one failure of its address (an
+   * attacker could mix them into a password guessing run), and a connection storm from one address queued
+   * four at a time behind its gate.
+   */
+  const admitsAnonymously = ({ username, certificateCommonName }: Credentials): boolean =>
+    allowAnonymous && certificateCommonName === undefined &&
+    (username === undefined || (!sources.passwords && !sources.accessKeys));
+
   return {
-    authenticate: (credentials) =>
-      guard.run(credentials.remoteAddress, () => decide(credentials), (decision) => decision),
+    authenticate: (credentials) => {
+      if (!admitsAnonymously(credentials)) {
+        return guard.run(credentials.remoteAddress, () => decide(credentials), (decision) => decision);
+      }
+      guard.countSuccess("anonymous");
+      return Promise.resolve(ANONYMOUS);
+    },
     async reload() {
       sources = await loadSources(options);
     },

@@ -139,6 +139,11 @@ export class LoginGuard {
     }
   }
 
+  /** A success that needed no guarding (an anonymous client let in), for the counters alone. */
+  countSuccess(method: LoginMethod): void {
+    this.#stats.get(method)!.successes++;
+  }
+
   /** A failure seen outside a login exchange, such as a rejected client certificate in the TLS handshake. */
   recordFailure(remoteAddress: string, method: LoginMethod): void {
     this.#stats.get(method)!.failures++;

@@ -1062,8 +1062,14 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     sessionExpiryInterval: number | undefined,
     linger: boolean,
   ): Promise<void> {
-    const farewell = ending.farewell ?? Promise.resolve();
-    const flushed = await settlesWithin(farewell.then(() => this.#outbox?.drain()), FLUSH_TIMEOUT_MS);
+    // Nothing to say and nothing queued (a client's DISCONNECT, usually): no timer to race. Still after a
+    // microtask, as after a flush: the session is not released inside the effects that ended it.
+    const flushed = ending.farewell === undefined && this.#outbox === undefined
+      ? await Promise.resolve(true)
+      : await settlesWithin(
+        (ending.farewell ?? Promise.resolve()).then(() => this.#outbox?.drain()),
+        FLUSH_TIMEOUT_MS,
+      );
     this.#release(publishWill, sessionExpiryInterval);
     if (flushed && linger && this.#is(FAREWELL_SENT) && !this.#is(FINISHED) && !this.#is(INPUT_ENDED)) {
       const inputEnded = new Promise<void>((resolve) => ending.onInputEnded = resolve);

@@ -160,6 +160,34 @@ Deno.test("each failure from an address doubles the wait before its next answer,
   assert.equal(clock.time - startedAt, 1_000);
 });
 
+Deno.test("an anonymous client let in neither waits behind its address's failures nor takes one back", async () => {
+  await using files = await temporaryFiles({ passwords: await passwordFile({ alice: "pw" }) });
+  const clock = new VirtualClock();
+  const authenticator = await createAuthenticator(
+    {
+      passwordFile: files.paths.passwords,
+      allowAnonymous: true,
+      failureDelay: { baseMs: 100, maxMs: 10_000 },
+      ...NO_FLOOR,
+    },
+    clock,
+  );
+  const timed = async (credentials: Credentials) => {
+    const startedAt = clock.time;
+    const answer = authenticator.authenticate(credentials);
+    await clock.runUntilIdle();
+    return { result: await answer, waited: clock.time - startedAt };
+  };
+  assert.equal((await timed(login("alice", "guess"))).waited, 0);
+  assert.equal((await timed(login("alice", "guess"))).waited, 100);
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual(await timed(login()), { result: { ok: true, method: "anonymous" }, waited: 0 });
+  }
+  // Still two failures behind: the next guess waits as long as after the second one doubled the delay.
+  assert.equal((await timed(login("alice", "guess"))).waited, 200);
+  assert.equal(authenticator.methodStats().anonymous.successes, 3);
+});
+
 Deno.test("successes take failures back one at a time until the address is forgotten", () => {
   const clock = new VirtualClock();
   const throttle = new LoginThrottle({ baseMs: 100, maxMs: 1_000 }, clock);

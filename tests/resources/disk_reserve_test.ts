@@ -7,30 +7,18 @@
 import assert from "node:assert/strict";
 import { connect, publishPacket, subscribe, subscription } from "../helpers/clients.ts";
 import { startLimitedBroker } from "./support.ts";
-
-/** Whether this machine lets an unprivileged process mount a tmpfs in its own user and mount namespace. */
-function canMountPrivateTmpfs(): boolean {
-  try {
-    const probe = ["-Urm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"];
-    return new Deno.Command("unshare", { args: probe, stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const tmpfsAvailable = canMountPrivateTmpfs();
+import { onTmpfs, tmpfsAvailable, tmpfsIgnoredNote } from "../helpers/tmpfs.ts";
 
 Deno.test({
   name:
     "disk reserve: on a 4 MiB data volume QoS 1 messages for a persistent session are stored and acknowledged" +
-    (tmpfsAvailable ? "" : " (ignored: cannot mount a private tmpfs with unshare here)"),
+    tmpfsIgnoredNote,
   ignore: !tmpfsAvailable,
   fn: async () => {
     const data = await Deno.makeTempDir({ prefix: "mqtt-proxy-volume-" });
-    const mountTmpfs = 'mount -t tmpfs -o size=4m tmpfs "$0" && exec "$@"';
     const broker = await startLimitedBroker(
       ["storage.type = embedded", `storage.dir = ${data}`, "storage.durability = sync"],
-      ["unshare", "-Urm", "sh", "-c", mountTmpfs, data],
+      onTmpfs(data, []),
     );
     try {
       const { client: keeper } = await connect(broker.port, "keeper", 5, {

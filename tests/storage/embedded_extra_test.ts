@@ -14,6 +14,7 @@ import {
 } from "./embedded_helpers.ts";
 import { sample } from "../../src/storage/conformance_samples.ts";
 import { readWholeQueue } from "../../src/storage/conformance.ts";
+import { runFixtureOnTmpfs, tmpfsAvailable, tmpfsIgnoredNote } from "../helpers/tmpfs.ts";
 
 const KIB = 1024;
 
@@ -209,34 +210,18 @@ Deno.test("embedded: appending and deleting the same volume over and over keeps 
   });
 });
 
-/** Whether this machine lets an unprivileged process mount a tmpfs in its own user and mount namespace. */
-function canMountPrivateTmpfs(): boolean {
-  try {
-    const probe = ["-Urm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"];
-    return new Deno.Command("unshare", { args: probe, stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const tmpfsAvailable = canMountPrivateTmpfs();
-
 Deno.test({
   name: "embedded on a really full disk (4 MiB tmpfs): rejects with 0x97, still stores acks, recovers" +
-    (tmpfsAvailable ? "" : " (ignored: cannot mount a private tmpfs with unshare here)"),
+    tmpfsIgnoredNote,
   ignore: !tmpfsAvailable,
   fn: async () => {
     await withTempDir(async (dir) => {
       // maxDiskBytes above the tmpfs size: the file system fills first, as a real disk would.
       const script = new URL("./fixtures/fill_disk.ts", import.meta.url).pathname;
-      const shell = 'mount -t tmpfs -o size=4m tmpfs "$1" && exec "$2" run -A "$3" "$1/store" 8388608';
-      const { stdout, stderr, success } = await new Deno.Command("unshare", {
-        args: ["-Urm", "sh", "-c", shell, "sh", dir, Deno.execPath(), script],
-      }).output();
-      assert.ok(success, new TextDecoder().decode(stderr));
-      const [full, drained] = new TextDecoder().decode(stdout).trim().split("\n").map((line) =>
-        JSON.parse(line)
-      );
+      const [full, drained] = await runFixtureOnTmpfs(dir, script, [`${dir}/store`, "8388608"]) as [
+        { reasonCode: number; healthy: boolean; stored: number },
+        unknown,
+      ];
       assert.equal(full.reasonCode, 0x97);
       assert.equal(full.healthy, false);
       assert.ok(full.stored > 0);

@@ -19,6 +19,7 @@ import {
   STORE_FILE,
   withTempDir,
 } from "./embedded_helpers.ts";
+import { runFixtureOnTmpfs, tmpfsAvailable, tmpfsIgnoredNote } from "../helpers/tmpfs.ts";
 
 const KIB = 1024;
 /** An apply interval no test reaches: only size, reads and stop apply the log. */
@@ -239,34 +240,18 @@ Deno.test("embedded log: without reads the log is applied by size, so it stays b
   });
 });
 
-/** Whether this machine lets an unprivileged process mount a tmpfs in its own user and mount namespace. */
-function canMountPrivateTmpfs(): boolean {
-  try {
-    const probe = ["-Urm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"];
-    return new Deno.Command("unshare", { args: probe, stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const tmpfsAvailable = canMountPrivateTmpfs();
-
 Deno.test({
   name:
     "embedded log on a full disk (4 MiB tmpfs): the append is refused with 0x97 and nothing of it is applied" +
-    (tmpfsAvailable ? "" : " (ignored: cannot mount a private tmpfs with unshare here)"),
+    tmpfsIgnoredNote,
   ignore: !tmpfsAvailable,
   fn: async () => {
     await withTempDir(async (dir) => {
       const script = new URL("./fixtures/full_log.ts", import.meta.url).pathname;
-      const shell = 'mount -t tmpfs -o size=4m tmpfs "$1" && exec "$2" run -A "$3" "$1/store" "$1/filler"';
-      const { stdout, stderr, success } = await new Deno.Command("unshare", {
-        args: ["-Urm", "sh", "-c", shell, "sh", dir, Deno.execPath(), script],
-      }).output();
-      assert.ok(success, new TextDecoder().decode(stderr));
-      const [full, restarted] = new TextDecoder().decode(stdout).trim().split("\n").map((line) =>
-        JSON.parse(line)
-      );
+      const [full, restarted] = await runFixtureOnTmpfs(dir, script, [`${dir}/store`, `${dir}/filler`]) as [
+        { reasonCode: number; healthy: boolean },
+        unknown,
+      ];
       assert.equal(full.reasonCode, 0x97);
       assert.equal(full.healthy, false);
       assert.deepEqual(restarted, {
