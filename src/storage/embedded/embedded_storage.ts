@@ -344,15 +344,20 @@ class EmbeddedStore implements EmbeddedStorage {
     }
     const id = this.#nextId++;
     this.#waiting.set(id, batch);
-    // The operations serialized here rather than cloned by postMessage (about the same work): the worker
-    // logs these bytes as they are (durability `sync`) and reads the operations back from them. The payloads
-    // are the batch's own buffer: it moves to the worker instead of being copied.
+    // The payloads are the batch's own buffer: it moves to the worker instead of being copied. At durability
+    // `sync` the operations are serialized here rather than cloned by postMessage (about the same work): the
+    // worker logs these bytes as they are. At `batch` nothing logs them, and they are cloned: node:v8's
+    // serializer holds on to memory a clone does not (big queue: 441 MB instead of 297 MB publishing).
     const { kinds, values, payloads } = operations.encode();
+    operations.reset();
+    if (this.options.durability === "batch") {
+      this.#send({ type: "batch", id, operations: { kinds, values }, payloads }, [payloads.buffer]);
+      return;
+    }
     const serialized = serialize({ kinds, values });
     const bytes = new Uint8Array(
       serialized.byteLength === serialized.buffer.byteLength ? serialized.buffer : serialized.slice().buffer,
     ) as Uint8Array<ArrayBuffer>;
-    operations.reset();
     this.#send({ type: "batch", id, operations: bytes, payloads }, [bytes.buffer, payloads.buffer]);
   }
 

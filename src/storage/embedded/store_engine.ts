@@ -23,6 +23,7 @@ import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
 import { OperationLog } from "./operation_log.ts";
 import type { EncodedBatch } from "./operations.ts";
+import type { BatchOperations } from "./worker_protocol.ts";
 import { messageFromRow, queueEntryFromRow, type Row, type WireSnapshot } from "./records.ts";
 import { dropOrphans } from "./recovery.ts";
 import { type DiskBudget, diskBudget } from "./schema.ts";
@@ -48,10 +49,10 @@ export interface OpenedEngine {
   nextSequence: number;
 }
 
-/** A batch as the adapter sent it (see worker_protocol.ts): read back, and its operations as serialized. */
+/** A batch as the adapter sent it (see worker_protocol.ts), and its operations as serialized for the log. */
 interface Incoming {
   batch: EncodedBatch;
-  operations: Uint8Array;
+  operations: Uint8Array | undefined;
 }
 
 /** Frees the payload buffers of batches that are in SQLite (an idle worker would keep a burst's payloads). */
@@ -181,9 +182,13 @@ export class StoreEngine {
    * in SQLite); they share the next log record or transaction with every batch that arrives in this turn.
    * Resolves when they are durable (written, at durability `batch`).
    */
-  add(operations: Uint8Array, payloads: Uint8Array<ArrayBuffer>): Promise<void> {
-    const { kinds, values } = deserialize(operations) as EncodedBatch;
-    this.#commits.add({ batch: { kinds, values, payloads }, operations });
+  add(operations: BatchOperations, payloads: Uint8Array<ArrayBuffer>): Promise<void> {
+    if (operations instanceof Uint8Array) {
+      const { kinds, values } = deserialize(operations) as EncodedBatch;
+      this.#commits.add({ batch: { kinds, values, payloads }, operations });
+    } else {
+      this.#commits.add({ batch: { ...operations, payloads }, operations: undefined });
+    }
     return this.#commits.flush();
   }
 
@@ -277,7 +282,10 @@ export class StoreEngine {
       }
       let bytes: number;
       try {
-        bytes = log.append(items.map(({ batch, operations }) => ({ operations, payloads: batch.payloads })));
+        // The adapter serializes every batch at the durability that has a log.
+        bytes = log.append(
+          items.map(({ batch, operations }) => ({ operations: operations!, payloads: batch.payloads })),
+        );
       } catch (error) {
         this.#refuseOnFullLog(error, batches);
         return;

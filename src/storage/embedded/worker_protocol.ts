@@ -6,15 +6,19 @@ import type { QueuePage, QueueRead, StoredMessage } from "../port.ts";
 import type { WireSnapshot } from "./records.ts";
 import type { CommitStats } from "./group_commit.ts";
 import type { EngineOptions } from "./store_engine.ts";
+import type { EncodedBatch } from "./operations.ts";
+
+/** A batch's kinds and values: serialized for the operation log (durability `sync`), or as they are. */
+export type BatchOperations = Uint8Array<ArrayBuffer> | Omit<EncodedBatch, "payloads">;
 
 export type ToWorker =
   | { type: "open"; options: EngineOptions }
   /**
-   * The operations of one turn of the broker, flat (an EncodedBatch, see OperationBatch): its kinds and
-   * values serialized by node:v8, and its payloads, as the operation log keeps them; answered by
-   * "committed" or "failed" with the same id.
+   * The operations of one turn of the broker, flat (an EncodedBatch, see OperationBatch), with its payloads;
+   * answered by "committed" or "failed" with the same id. At durability `sync` the kinds and values come
+   * serialized by node:v8, as the operation log keeps them; at `batch` as they are (cloned by postMessage).
    */
-  | { type: "batch"; id: number; operations: Uint8Array<ArrayBuffer>; payloads: Uint8Array<ArrayBuffer> }
+  | { type: "batch"; id: number; operations: BatchOperations; payloads: Uint8Array<ArrayBuffer> }
   /** A queue read; answered by "queue" with the same id, after every batch sent before it is written. */
   | { type: "read"; id: number; clientId: string; read: QueueRead; now: number }
   /** Retained messages by topic; answered by "retained" with the same id, after the batches sent before it. */
