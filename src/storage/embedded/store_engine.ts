@@ -9,7 +9,6 @@
  * docs/storage.md has the format, the durability levels and the measurements behind these choices.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { deserialize } from "node:v8";
 import {
   type QueuePage,
   type QueuePosition,
@@ -23,7 +22,6 @@ import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
 import { OperationLog } from "./operation_log.ts";
 import type { EncodedBatch } from "./operations.ts";
-import type { BatchOperations } from "./worker_protocol.ts";
 import { messageFromRow, queueEntryFromRow, type Row, type WireSnapshot } from "./records.ts";
 import { dropOrphans } from "./recovery.ts";
 import { type DiskBudget, diskBudget } from "./schema.ts";
@@ -49,10 +47,10 @@ export interface OpenedEngine {
   nextSequence: number;
 }
 
-/** A batch as the adapter sent it (see worker_protocol.ts), and its operations as serialized for the log. */
+/** A batch as the adapter sent it (see worker_protocol.ts), and at durability `sync` the bytes the log keeps. */
 interface Incoming {
   batch: EncodedBatch;
-  operations: Uint8Array | undefined;
+  logged: Uint8Array<ArrayBuffer> | undefined;
 }
 
 /** Frees the payload buffers of batches that are in SQLite (an idle worker would keep a burst's payloads). */
@@ -182,13 +180,12 @@ export class StoreEngine {
    * in SQLite); they share the next log record or transaction with every batch that arrives in this turn.
    * Resolves when they are durable (written, at durability `batch`).
    */
-  add(operations: BatchOperations, payloads: Uint8Array<ArrayBuffer>): Promise<void> {
-    if (operations instanceof Uint8Array) {
-      const { kinds, values } = deserialize(operations) as EncodedBatch;
-      this.#commits.add({ batch: { kinds, values, payloads }, operations });
-    } else {
-      this.#commits.add({ batch: { ...operations, payloads }, operations: undefined });
-    }
+  add(
+    { kinds, values }: Omit<EncodedBatch, "payloads">,
+    logged: Uint8Array<ArrayBuffer> | undefined,
+    payloads: Uint8Array<ArrayBuffer>,
+  ): Promise<void> {
+    this.#commits.add({ batch: { kinds, values, payloads }, logged });
     return this.#commits.flush();
   }
 
@@ -284,7 +281,7 @@ export class StoreEngine {
       try {
         // The adapter serializes every batch at the durability that has a log.
         bytes = log.append(
-          items.map(({ batch, operations }) => ({ operations: operations!, payloads: batch.payloads })),
+          items.map(({ batch, logged }) => ({ operations: logged!, payloads: batch.payloads })),
         );
       } catch (error) {
         this.#refuseOnFullLog(error, batches);
@@ -297,6 +294,8 @@ export class StoreEngine {
       else this.#armApplyTimer();
     } finally {
       if (!kept) release(batches);
+      // The log has the bytes now (or the group went to SQLite): freed at once, not at a collection.
+      for (const { logged } of items) logged?.buffer.transfer(0);
     }
   }
 

@@ -8,17 +8,20 @@ import type { CommitStats } from "./group_commit.ts";
 import type { EngineOptions } from "./store_engine.ts";
 import type { EncodedBatch } from "./operations.ts";
 
-/** A batch's kinds and values: serialized for the operation log (durability `sync`), or as they are. */
-export type BatchOperations = Uint8Array<ArrayBuffer> | Omit<EncodedBatch, "payloads">;
-
 export type ToWorker =
   | { type: "open"; options: EngineOptions }
   /**
    * The operations of one turn of the broker, flat (an EncodedBatch, see OperationBatch), with its payloads;
-   * answered by "committed" or "failed" with the same id. At durability `sync` the kinds and values come
-   * serialized by node:v8, as the operation log keeps them; at `batch` as they are (cloned by postMessage).
+   * answered by "committed" or "failed" with the same id. At durability `sync` also its kinds and values
+   * serialized by node:v8 (`logged`), the bytes the operation log keeps.
    */
-  | { type: "batch"; id: number; operations: BatchOperations; payloads: Uint8Array<ArrayBuffer> }
+  | {
+    type: "batch";
+    id: number;
+    operations: Omit<EncodedBatch, "payloads">;
+    logged?: Uint8Array<ArrayBuffer>;
+    payloads: Uint8Array<ArrayBuffer>;
+  }
   /** A queue read; answered by "queue" with the same id, after every batch sent before it is written. */
   | { type: "read"; id: number; clientId: string; read: QueueRead; now: number }
   /** Retained messages by topic; answered by "retained" with the same id, after the batches sent before it. */
