@@ -1,5 +1,6 @@
 /** Helpers for the embedded-store tests: temporary directories, a capturing logger, file sizes. */
 import { join } from "node:path";
+import { sample } from "../../src/storage/conformance_samples.ts";
 import {
   createEmbeddedStorage,
   type EmbeddedStorage,
@@ -74,4 +75,31 @@ export async function listDir(dir: string): Promise<string[]> {
   const names: string[] = [];
   for await (const entry of Deno.readDir(dir)) names.push(entry.name);
   return names.sort();
+}
+
+/**
+ * A store that flushed two groups (client "a", then client "b", each a session and a queued message of
+ * 3000 B) and whose files were then copied, as a kill -9 would leave them. Returns the copy's directory.
+ */
+export async function crashAfterTwoFlushes(
+  dir: string,
+  options: Partial<EmbeddedStorageOptions> = {},
+): Promise<string> {
+  const live = join(dir, "live");
+  const crashed = join(dir, "crashed");
+  await Deno.mkdir(crashed);
+  const storage = embeddedStore(live, options);
+  await storage.start();
+  try {
+    for (const clientId of ["a", "b"]) {
+      storage.saveSession(sample.session(clientId));
+      const id = storage.appendMessage(sample.message(`for/${clientId}`, { payload: new Uint8Array(3000) }));
+      storage.saveQueueEntry(sample.entry(clientId, id));
+      await storage.flush();
+    }
+    await copyStoreFiles(live, crashed);
+  } finally {
+    await storage.stop();
+  }
+  return crashed;
 }

@@ -12,7 +12,7 @@ import { sample } from "../../src/storage/conformance_samples.ts";
 import { LOG_SUFFIXES } from "../../src/storage/embedded/operation_log.ts";
 import {
   capturingLogger,
-  copyStoreFiles,
+  crashAfterTwoFlushes,
   embeddedStore,
   fileSize,
   type LoggedEvent,
@@ -91,22 +91,7 @@ Deno.test("embedded log: after a kill -9 between the log append and the apply, a
  * copied, as a kill -9 would leave them. Returns the copy's directory and the log file holding the records.
  */
 async function crashWithTwoLoggedGroups(dir: string): Promise<{ crashed: string; log: string }> {
-  const live = join(dir, "live");
-  const crashed = join(dir, "crashed");
-  await Deno.mkdir(crashed);
-  const storage = embeddedStore(live, { applyIntervalMs: NEVER });
-  await storage.start();
-  try {
-    for (const clientId of ["a", "b"]) {
-      storage.saveSession(sample.session(clientId));
-      const id = storage.appendMessage(sample.message(`for/${clientId}`, { payload: new Uint8Array(3000) }));
-      storage.saveQueueEntry(sample.entry(clientId, id));
-      await storage.flush();
-    }
-    await copyStoreFiles(live, crashed);
-  } finally {
-    await storage.stop();
-  }
+  const crashed = await crashAfterTwoFlushes(dir, { applyIntervalMs: NEVER });
   const log = join(crashed, STORE_FILE + LOG_SUFFIXES[0]);
   assert.ok(fileSize(log) > 6000, "both groups are in the first log file");
   return { crashed, log };

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   capturingLogger,
-  copyStoreFiles,
+  crashAfterTwoFlushes,
   embeddedStore,
   type LoggedEvent,
   STORE_FILE,
@@ -17,33 +17,6 @@ import {
 import { sample } from "../../src/storage/conformance_samples.ts";
 
 const WAL = `${STORE_FILE}-wal`;
-
-/**
- * Writes two flushed transactions (client "a", then client "b") and copies the files while the store
- * runs, as a `kill -9` would leave them; returns the directory of the copy.
- */
-async function crashAfterTwoTransactions(
-  dir: string,
-  durability: "sync" | "batch" = "sync",
-): Promise<string> {
-  const live = join(dir, "live");
-  const crashed = join(dir, "crashed");
-  await Deno.mkdir(crashed);
-  const storage = embeddedStore(live, { durability });
-  await storage.start();
-  try {
-    for (const clientId of ["a", "b"]) {
-      storage.saveSession(sample.session(clientId));
-      const id = storage.appendMessage(sample.message(`for/${clientId}`, { payload: new Uint8Array(3000) }));
-      storage.saveQueueEntry(sample.entry(clientId, id));
-      await storage.flush();
-    }
-    await copyStoreFiles(live, crashed);
-  } finally {
-    await storage.stop();
-  }
-  return crashed;
-}
 
 /** Writes one session and stops cleanly, so everything is checkpointed into the database file. */
 async function cleanStoreWithOneSession(dir: string): Promise<void> {
@@ -74,7 +47,7 @@ function flipByte(path: string, offset: number): void {
 
 Deno.test("embedded recovery: after a kill every flushed transaction is there", async () => {
   await withTempDir(async (dir) => {
-    const crashed = await crashAfterTwoTransactions(dir);
+    const crashed = await crashAfterTwoFlushes(dir);
     const { snapshot, events } = await startAndStop(crashed);
     assert.deepEqual(snapshot.sessions.map((session) => session.clientId).sort(), ["a", "b"]);
     assert.equal(snapshot.storedMessages, 2);
@@ -85,7 +58,7 @@ Deno.test("embedded recovery: after a kill every flushed transaction is there", 
 
 Deno.test("embedded recovery: a torn WAL tail drops only the last transaction", async () => {
   await withTempDir(async (dir) => {
-    const crashed = await crashAfterTwoTransactions(dir, "batch");
+    const crashed = await crashAfterTwoFlushes(dir, { durability: "batch" });
     const wal = join(crashed, WAL);
     await Deno.truncate(wal, Deno.statSync(wal).size - 100);
     const { snapshot, events } = await startAndStop(crashed);
@@ -98,7 +71,7 @@ Deno.test("embedded recovery: a torn WAL tail drops only the last transaction", 
 
 Deno.test("embedded recovery: a bit flip in the WAL tail drops only the last transaction", async () => {
   await withTempDir(async (dir) => {
-    const crashed = await crashAfterTwoTransactions(dir, "batch");
+    const crashed = await crashAfterTwoFlushes(dir, { durability: "batch" });
     const wal = join(crashed, WAL);
     flipByte(wal, Deno.statSync(wal).size - 2000);
     const { snapshot, events } = await startAndStop(crashed);
@@ -110,7 +83,7 @@ Deno.test("embedded recovery: a bit flip in the WAL tail drops only the last tra
 
 Deno.test("embedded recovery: a WAL with a garbage header is ignored, the rest still opens", async () => {
   await withTempDir(async (dir) => {
-    const crashed = await crashAfterTwoTransactions(dir, "batch");
+    const crashed = await crashAfterTwoFlushes(dir, { durability: "batch" });
     const wal = join(crashed, WAL);
     for (let offset = 0; offset < 32; offset++) flipByte(wal, offset);
     const { snapshot, events } = await startAndStop(crashed);
