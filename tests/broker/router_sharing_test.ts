@@ -22,23 +22,18 @@ import {
 } from "../../src/session/mod.ts";
 import { topicMatches } from "../../src/topic/mod.ts";
 import { Random } from "../codec/support/random.ts";
-import { attachmentV5 as attachment } from "../helpers/session_limits.ts";
+import { attachmentV5 as attachment, limits as baseLimits } from "../helpers/session_limits.ts";
 
+/** Small windows and queues, so that the random steps reach full windows, drops and paging. */
 const limits: SessionLimits = {
+  ...baseLimits,
   maxInflight: 3,
   receiveMaximum: 3,
   maxQueuedMessages: 6,
-  maxQueuedBytes: 0,
-  queueDropPolicy: "drop_oldest",
   queueQos0Offline: true,
   maxTopicAlias: 0,
   maxSubscriptionsPerClient: 8,
   maxTopicLevels: 8,
-  maxQos: 2,
-  retainAvailable: true,
-  wildcardSubscriptionAvailable: true,
-  subscriptionIdentifiersAvailable: true,
-  sharedSubscriptionAvailable: true,
 };
 
 const CLIENTS = 6;
