@@ -236,7 +236,7 @@ export class SessionRegistry {
     // could make the broker hold its whole queue); it still ends with its connection, and a restart finds
     // it expired.
     session.persistent = session.expiryInterval > 0 || session.storedOnly;
-    this.#countFor(entry, session.persistent ? owner : undefined);
+    this.#countFor(entry, session.persistent ? this.#quota.countedOwner(owner) : undefined);
     const effects = this.attach(entry, request.attachment, request.holder, request.link);
     wills.arm(clientId, request.will, entry.owner);
     persistence.sessionChanged(session);
@@ -421,7 +421,7 @@ export class SessionRegistry {
       session.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
       const entry = newEntry(session, stored.epoch, stored.owner, since);
       this.add(entry);
-      this.#countFor(entry, owners.of(ownerUsername(stored.owner)));
+      this.#countFor(entry, this.#quota.countedOwner(owners.of(ownerUsername(stored.owner))));
       const connection = stored.connection ? JSON.parse(stored.connection) : undefined;
       if (connection) connected.push({ entry, holder: connection.holder, attachment: connection.attachment });
       else this.armExpiry(entry);

@@ -60,6 +60,15 @@ export class SessionQuota {
     return undefined;
   }
 
+  /**
+   * The owner a persistent session opened by `owner` is counted for: `owner`, or undefined while neither
+   * per-owner cap is set, when there is nothing to count (and an offline session keeps no owner, 40 B).
+   */
+  countedOwner(owner: SessionOwner): SessionOwner | undefined {
+    const { maxPersistentPerUser, maxPersistentPerAddress } = this.limits;
+    return maxPersistentPerUser > 0 || maxPersistentPerAddress > 0 ? owner : undefined;
+  }
+
   /** A session counted for `previous` (if any) is counted for `owner` (if any) from now on. */
   reassign(previous: SessionOwner | undefined, owner: SessionOwner | undefined): void {
     if (previous) {
