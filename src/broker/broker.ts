@@ -783,7 +783,7 @@ export class Broker implements SessionService {
     const entry = this.registry.get(clientId);
     if (!entry || entry.epoch !== epoch || !entry.attached) return;
     if (added) {
-      entry.session.subscriptions.set(subscription.topicFilter, subscription);
+      entry.session.subscriptions.set(subscription);
       this.router.add(entry, subscription);
     } else {
       if (!entry.link) entry.session.subscriptions.delete(subscription.topicFilter);

@@ -441,7 +441,7 @@ export class SessionRegistry {
         subscriptionIdentifier,
         shared,
       };
-      entry.session.subscriptions.set(stored.topicFilter, subscription);
+      entry.session.subscriptions.set(subscription);
       router.add(entry, subscription);
     }
     for (const { clientId, packetId } of snapshot.awaitingRelease) {

@@ -189,7 +189,7 @@ export class Session {
     const session = new Session(state.clientId, limits, shared);
     session.expiryInterval = state.expiryInterval;
     for (const subscription of state.subscriptions) {
-      session.subscriptions.set(subscription.topicFilter, subscription);
+      session.subscriptions.set(subscription);
     }
     for (const packetId of state.awaitingRelease) session.awaitingRelease.add(packetId);
     session.outbound.fromRecord(state);
@@ -510,7 +510,7 @@ export class Session {
         shared,
       };
       const isNew = !this.subscriptions.has(requested.topicFilter);
-      this.subscriptions.set(requested.topicFilter, subscription);
+      this.subscriptions.set(subscription);
       accepted.push({ subscription, isNew });
       reasonCodes.push(qos);
     }
