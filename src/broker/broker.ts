@@ -16,7 +16,8 @@ import type {
 import { StorageError, type StorageSnapshot } from "../storage/port.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { Persistence } from "./persistence.ts";
-import { PAGE_RETRY_MS, type SessionEntry, SessionRegistry } from "./registry.ts";
+import { PAGE_RETRY_MS, SessionRegistry } from "./registry.ts";
+import type { SessionEntry } from "./session_entry.ts";
 import { messageOf, type RetainedEntry, RetainedService } from "./retained.ts";
 import { type PendingRetained, RETAINED_PAGE, RetainedReader } from "./retained_reader.ts";
 import { EVERYONE, Router, type RouteScope } from "./router.ts";

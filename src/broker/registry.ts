@@ -5,14 +5,14 @@ import { QUEUE_PAGE, type SharedSessionState, type StoredDeliveryState } from ".
 import { EffectList } from "../session/effect_list.ts";
 import { Session } from "../session/session.ts";
 import type { Attachment, Delivery, SessionSubscription } from "../session/types.ts";
-import type { QueuePage, QueuePosition, StorageAdapter, StorageSnapshot } from "../storage/port.ts";
+import type { QueuePage, StorageAdapter, StorageSnapshot } from "../storage/port.ts";
 import { parseSharedFilter } from "../topic/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
-import { type HeapItem, IndexedHeap } from "./indexed_heap.ts";
+import { IndexedHeap } from "./indexed_heap.ts";
 import { ownerUsername } from "./owner.ts";
 import { fromStored, type Persistence } from "./persistence.ts";
-import type { RetainedReader } from "./retained_reader.ts";
 import type { Router } from "./router.ts";
+import { SessionEntry } from "./session_entry.ts";
 import { type SessionOwner, SessionQuota } from "./session_quota.ts";
 import type {
   BrokerOptions,
@@ -27,70 +27,6 @@ import type { WillService } from "./wills.ts";
 
 /** How long after a failed page read of a connected client's queue it is tried again. */
 export const PAGE_RETRY_MS = 1000;
-
-/** One client id's session and who holds it. */
-export interface SessionEntry extends HeapItem {
-  session: Session;
-  /**
-   * Grows with every claim of this client id, across clean starts and restarts, so whatever a previous
-   * holder still writes can be recognised as stale and refused.
-   */
-  epoch: number;
-  /** The identity that owns the session (see OpenRequest.owner). */
-  owner?: string;
-  /** True while the client is connected, here or (in a cluster) on another node. */
-  attached: boolean;
-  /**
-   * True once the entry left the registry (its session ended, or another entry replaced it): a handle
-   * that still holds it is stale, whatever its epoch.
-   */
-  discarded: boolean;
-  /** The connection on this node, while the client is connected here. */
-  link?: SessionLink;
-  /** In a cluster, while the client is connected: the node (and run) holding it. */
-  holder?: string;
-  /**
-   * ms since the epoch when the client left; undefined while connected. With the session's expiry interval
-   * it says when the session expires: the registry's expiry queue orders offline sessions by that, with no
-   * timer (and no deadline of its own, a boxed number) per session.
-   */
-  disconnectedAt?: number;
-  /** The owner the session is counted for against the caps on persistent sessions (SessionQuota), if any. */
-  quotaOwner?: SessionOwner;
-  /** Where the last page read back from storage ended: the next one starts after it. */
-  pageAfter?: QueuePosition;
-  /** The page read running for this session, if any; a read that is not this one any more is dropped. */
-  pageRead?: Promise<QueuePage | undefined>;
-  /** Retained messages SUBSCRIBEs matched that wait to be read from the store and sent (see Broker). */
-  retainedReader?: RetainedReader;
-}
-
-/**
- * A registry entry with every field present from the start: fields added later would move to a separate
- * property store, one more object per client.
- */
-export function newEntry(
-  session: Session,
-  epoch: number,
-  owner?: string,
-  disconnectedAt?: number,
-): SessionEntry {
-  return {
-    session,
-    epoch,
-    owner,
-    attached: false,
-    discarded: false,
-    link: undefined,
-    holder: undefined,
-    disconnectedAt,
-    quotaOwner: undefined,
-    pageAfter: undefined,
-    pageRead: undefined,
-    heapIndex: -1,
-    retainedReader: undefined,
-  };
-}
 
 /** What the registry works with: the broker's other services and settings. */
 export interface RegistryServices {
@@ -224,7 +160,7 @@ export class SessionRegistry {
       }
     }
     const sessionPresent = entry !== undefined;
-    entry ??= newEntry(new Session(clientId, options.limits, this.services.shared), 0);
+    entry ??= new SessionEntry(new Session(clientId, options.limits, this.services.shared), 0);
     entry.epoch = request.epoch ?? this.#nextEpoch();
     if (entry.epoch > this.#lastEpoch) this.#lastEpoch = entry.epoch;
     entry.owner = request.owner;
@@ -419,7 +355,7 @@ export class SessionRegistry {
       session.expiryInterval = stored.expiryInterval;
       session.persistent = true;
       session.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
-      const entry = newEntry(session, stored.epoch, stored.owner, since);
+      const entry = new SessionEntry(session, stored.epoch, stored.owner, since);
       this.add(entry);
       this.#countFor(entry, this.#quota.countedOwner(owners.of(ownerUsername(stored.owner))));
       const connection = stored.connection ? JSON.parse(stored.connection) : undefined;

@@ -17,7 +17,8 @@ import type {
 } from "../session/types.ts";
 import type { Clock } from "./clock.ts";
 import type { Persistence } from "./persistence.ts";
-import { newEntry, type SessionEntry, type SessionRegistry } from "./registry.ts";
+import type { SessionRegistry } from "./registry.ts";
+import { SessionEntry } from "./session_entry.ts";
 import type { RetainedService } from "./retained.ts";
 import type { Router } from "./router.ts";
 import type { WillService } from "./wills.ts";
@@ -116,7 +117,7 @@ export function importState(broker: BrokerParts, state: BrokerState): void {
   for (const snapshot of state.sessions) {
     const session = Session.fromRecord(snapshot.state, broker.limits, broker.shared);
     session.persistent = snapshot.persistent;
-    const entry = newEntry(session, snapshot.epoch, snapshot.owner, snapshot.disconnectedAt);
+    const entry = new SessionEntry(session, snapshot.epoch, snapshot.owner, snapshot.disconnectedAt);
     registry.add(entry);
     for (const subscription of session.subscriptions.values()) {
       router.add(entry, subscription);

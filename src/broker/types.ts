@@ -14,7 +14,7 @@ import type {
 import type { StorageAdapter } from "../storage/port.ts";
 import type { Clock } from "./clock.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
-import type { SessionEntry } from "./registry.ts";
+import type { SessionEntry } from "./session_entry.ts";
 import type { RetainedLimits } from "./retained.ts";
 import type { SessionQuotaLimits } from "./session_quota.ts";
 
