@@ -3,7 +3,6 @@ import { ReasonCode } from "../codec/reason_codes.ts";
 import type { Will } from "../codec/types.ts";
 import { QUEUE_PAGE, type SharedSessionState, type StoredDeliveryState } from "../session/outbound.ts";
 import { EffectList } from "../session/effect_list.ts";
-import { Session } from "../session/session.ts";
 import type { Attachment, Delivery, SessionSubscription } from "../session/types.ts";
 import type { QueuePage, StorageAdapter, StorageSnapshot } from "../storage/port.ts";
 import { parseSharedFilter } from "../topic/mod.ts";
@@ -160,7 +159,7 @@ export class SessionRegistry {
       }
     }
     const sessionPresent = entry !== undefined;
-    entry ??= new SessionEntry(new Session(clientId, options.limits, this.services.shared), 0);
+    entry ??= new SessionEntry(clientId, options.limits, this.services.shared, 0);
     entry.epoch = request.epoch ?? this.#nextEpoch();
     if (entry.epoch > this.#lastEpoch) this.#lastEpoch = entry.epoch;
     entry.owner = request.owner;
@@ -351,11 +350,18 @@ export class SessionRegistry {
         persistence.ended(stored.clientId);
         continue;
       }
-      const session = new Session(stored.clientId, options.limits, this.services.shared);
+      const entry = new SessionEntry(
+        stored.clientId,
+        options.limits,
+        this.services.shared,
+        stored.epoch,
+        stored.owner,
+        since,
+      );
+      const session = entry.session;
       session.expiryInterval = stored.expiryInterval;
       session.persistent = true;
       session.pageOut(snapshot.queueTotals.get(stored.clientId) ?? { entries: 0, bytes: 0 });
-      const entry = new SessionEntry(session, stored.epoch, stored.owner, since);
       this.add(entry);
       this.#countFor(entry, this.#quota.countedOwner(owners.of(ownerUsername(stored.owner))));
       const connection = stored.connection ? JSON.parse(stored.connection) : undefined;

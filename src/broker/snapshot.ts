@@ -6,7 +6,6 @@
  */
 import type { StoredWill } from "../storage/port.ts";
 import type { SharedSessionState } from "../session/outbound.ts";
-import { Session } from "../session/session.ts";
 import type {
   Attachment,
   Delivery,
@@ -115,9 +114,18 @@ export function importState(broker: BrokerParts, state: BrokerState): void {
   const now = broker.clock.now();
   for (const message of state.retained) broker.retained.set(message);
   for (const snapshot of state.sessions) {
-    const session = Session.fromRecord(snapshot.state, broker.limits, broker.shared);
+    const { clientId } = snapshot.state;
+    const entry = new SessionEntry(
+      clientId,
+      broker.limits,
+      broker.shared,
+      snapshot.epoch,
+      snapshot.owner,
+      snapshot.disconnectedAt,
+    );
+    const session = entry.session;
+    session.load(snapshot.state);
     session.persistent = snapshot.persistent;
-    const entry = new SessionEntry(session, snapshot.epoch, snapshot.owner, snapshot.disconnectedAt);
     registry.add(entry);
     for (const subscription of session.subscriptions.values()) {
       router.add(entry, subscription);

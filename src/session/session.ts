@@ -184,21 +184,17 @@ export class Session {
     };
   }
 
-  /** A detached session rebuilt from {@link toRecord}'s data. */
-  static fromRecord(state: SessionState, limits: SessionLimits, shared?: SharedSessionState): Session {
-    const session = new Session(state.clientId, limits, shared);
-    session.expiryInterval = state.expiryInterval;
-    for (const subscription of state.subscriptions) {
-      session.subscriptions.set(subscription);
-    }
-    for (const packetId of state.awaitingRelease) session.awaitingRelease.add(packetId);
-    session.outbound.fromRecord(state);
-    return session;
+  /** Fills this new, detached session (of `state`'s client id) with {@link toRecord}'s data: rebuilds it. */
+  load(state: SessionState): void {
+    this.expiryInterval = state.expiryInterval;
+    for (const subscription of state.subscriptions) this.subscriptions.set(subscription);
+    for (const packetId of state.awaitingRelease) this.awaitingRelease.add(packetId);
+    this.outbound.fromRecord(state);
   }
 
   /**
    * Records the whole durable state of a persistent session (its deliveries in order and its inbound QoS 2
-   * ids), e.g. after {@link fromRecord}, so that storage gets all of it at the next {@link takeRecords}.
+   * ids), e.g. after {@link load}, so that storage gets all of it at the next {@link takeRecords}.
    */
   recordAll(): void {
     const records = this.heldFlow()?.recordsToWrite();

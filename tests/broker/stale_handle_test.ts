@@ -9,7 +9,7 @@ import { Broker, type OpenResult, type SessionHandle } from "../../src/broker/mo
 import { SessionEntry } from "../../src/broker/session_entry.ts";
 import type { Packet, PublishPacket } from "../../src/codec/mod.ts";
 import { ReasonCode } from "../../src/codec/mod.ts";
-import { type Effect, Session, sharedState } from "../../src/session/mod.ts";
+import { type Effect, sharedState } from "../../src/session/mod.ts";
 import { memoryBroker, subscribePacket } from "../helpers/memory_broker.ts";
 import { attachmentV5 as attachment, limits } from "../helpers/session_limits.ts";
 
@@ -131,7 +131,7 @@ Deno.test("stale handle: an entry replaced in the registry refuses the handles o
   const replaced = first.entry!;
   // Another entry for the same client id, at the same epoch and attached (as a cluster's snapshot could
   // install): the old entry itself still says epoch and attached, only its leaving the registry marks it.
-  const entry = new SessionEntry(new Session("c", limits, sharedState()), replaced.epoch);
+  const entry = new SessionEntry("c", limits, sharedState(), replaced.epoch);
   broker.registry.add(entry);
   broker.registry.attach(entry, attachment, undefined, new FakeLink());
   assert.equal(replaced.epoch, first.epoch);
