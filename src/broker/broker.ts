@@ -286,7 +286,7 @@ export class Broker implements SessionService {
           break;
         }
         case "unsubscribe":
-          for (const subscription of effect.removed) this.#unsubscribe(session, subscription);
+          for (const subscription of effect.removed) this.#unsubscribe(entry, subscription);
           effects[i] = { kind: "send", packet: effect.unsuback };
           break;
       }
@@ -766,12 +766,13 @@ export class Broker implements SessionService {
     if (session.persistent) this.#persistence.sessionChanged(session);
   }
 
-  #unsubscribe(session: Session, subscription: SessionSubscription): void {
+  #unsubscribe(entry: SessionEntry, subscription: SessionSubscription): void {
+    const session = entry.session;
     if (subscription.shared && this.#egress && !session.persistent) {
       const epoch = this.registry.get(session.clientId)?.epoch ?? 0;
       return this.#egress.share(session.clientId, epoch, subscription, false);
     }
-    this.router.remove(session, subscription);
+    this.router.remove(entry, subscription);
     this.#persistence.unsubscribed(session, subscription);
   }
 
@@ -788,7 +789,7 @@ export class Broker implements SessionService {
       this.router.add(entry, subscription);
     } else {
       if (!entry.link) entry.session.subscriptions.delete(subscription.topicFilter);
-      this.router.remove(entry.session, subscription);
+      this.router.remove(entry, subscription);
     }
   }
 

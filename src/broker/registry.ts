@@ -478,7 +478,7 @@ export class SessionRegistry {
     const { router, persistence } = this.services;
     this.#cancelExpiry(entry);
     for (const subscription of entry.session.subscriptions.values()) {
-      router.remove(entry.session, subscription);
+      router.remove(entry, subscription);
     }
     if (this.#entries.get(entry.session.clientId) === entry) {
       this.#entries.delete(entry.session.clientId);

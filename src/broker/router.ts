@@ -11,12 +11,6 @@ export interface RouteTarget {
   readonly session: Session;
 }
 
-/** What the trie holds per subscription; the session is the target's (a field of its own costs 8 B each). */
-interface Subscriber<T> {
-  target: T;
-  subscription: SessionSubscription;
-}
-
 /**
  * Numbers every routing pass of every router in the process, so that a session's mark (Session.routePass)
  * names one pass of one router.
@@ -50,7 +44,11 @@ export interface RouteChange {
  * "Overlapping subscriptions"), and one member per `$share` group. Knows nothing of sockets or storage.
  */
 export class Router<T extends RouteTarget = RouteTarget> {
-  readonly #trie = new SubscriptionTrie<Subscriber<T>>();
+  /**
+   * Subscriptions by target: the trie holds the target and its subscription as they are, with no object
+   * pairing them (40 B per subscription, and a broker may hold millions of offline sessions).
+   */
+  readonly #trie = new SubscriptionTrie<T, SessionSubscription>();
   /** Reused per message: one delivery per client, in the order the clients were reached. */
   readonly #matchedTargets: (T | undefined)[] = [];
   readonly #matchedDeliveries: (Delivery | undefined)[] = [];
@@ -87,22 +85,21 @@ export class Router<T extends RouteTarget = RouteTarget> {
 
   /** Adds `target`'s session's subscription; its deliveries go to `target` (one per session: the same one each time). */
   add(target: T, subscription: SessionSubscription): void {
-    const session = target.session;
-    const subscriber = { target, subscription };
     if (subscription.shared) {
-      this.#trie.add(subscription.shared.filter, session.clientId, subscriber, subscription.shared.group);
+      this.#trie.add(subscription.shared.filter, target, subscription, subscription.shared.group);
     } else {
-      this.#trie.add(subscription.topicFilter, session.clientId, subscriber);
+      this.#trie.add(subscription.topicFilter, target, subscription);
     }
-    this.onChange?.({ kind: "added", clientId: session.clientId, subscription });
+    this.onChange?.({ kind: "added", clientId: target.session.clientId, subscription });
   }
 
-  remove(session: Session, subscription: SessionSubscription): void {
+  /** Removes the subscription {@link add} added for `target`. */
+  remove(target: T, subscription: SessionSubscription): void {
     const removed = subscription.shared
-      ? this.#trie.remove(subscription.shared.filter, session.clientId, subscription.shared.group)
-      : this.#trie.remove(subscription.topicFilter, session.clientId);
+      ? this.#trie.remove(subscription.shared.filter, target, subscription.shared.group)
+      : this.#trie.remove(subscription.topicFilter, target);
     if (!removed) return;
-    this.onChange?.({ kind: "removed", clientId: session.clientId, subscription });
+    this.onChange?.({ kind: "removed", clientId: target.session.clientId, subscription });
   }
 
   /**
@@ -143,26 +140,26 @@ export class Router<T extends RouteTarget = RouteTarget> {
    */
   reaches(message: Message, test: (session: Session, grantedQos: QoS) => boolean): boolean {
     let found = false;
-    const check = ({ target, subscription }: Subscriber<T>) => {
+    const check = (subscription: SessionSubscription, target: T) => {
       if (!found && test(target.session, subscription.qos)) found = true;
     };
     this.#trie.match(message.topic, {
-      subscriber: (_clientId, subscriber) => check(subscriber),
+      subscriber: (target, subscription) => check(subscription, target),
       sharedGroup: (group) => group.members.forEach(check),
     });
     return found;
   }
 
   readonly #visitor = {
-    subscriber: (_clientId: string, subscriber: Subscriber<T>) => {
-      if (subscriber.target.session.persistent ? this.#scope.persistent : this.#scope.transient) {
-        this.#collect(subscriber);
+    subscriber: (target: T, subscription: SessionSubscription) => {
+      if (target.session.persistent ? this.#scope.persistent : this.#scope.transient) {
+        this.#collect(target, subscription);
       }
     },
-    sharedGroup: (group: SharedGroup<Subscriber<T>>) => {
+    sharedGroup: (group: SharedGroup<T, SessionSubscription>) => {
       if (!this.#scope.shared) return;
       const chosen = this.#pickMember(group, this.#message!.topic);
-      if (chosen) this.#collect(chosen, true);
+      if (chosen) this.#collect(chosen, group.members.get(chosen)!, true);
     },
   };
 
@@ -170,7 +167,7 @@ export class Router<T extends RouteTarget = RouteTarget> {
    * Adds the session's delivery, or merges into the one it got from another of its subscriptions: the
    * session's mark says whether this pass reached it already and where its delivery sits.
    */
-  #collect({ target, subscription }: Subscriber<T>, shared = false): void {
+  #collect(target: T, subscription: SessionSubscription, shared = false): void {
     const session = target.session;
     const message = this.#message!;
     if (!shared && subscription.noLocal && session.clientId === message.publisherId) return; // [MQTT-3.8.3-3]
@@ -207,17 +204,17 @@ export class Router<T extends RouteTarget = RouteTarget> {
    * One member per message: the next online member in turn that may receive the topic (a member the ACL
    * withholds it from is skipped, not handed a message it would drop), else any offline member.
    */
-  #pickMember(group: SharedGroup<Subscriber<T>>, topic: string): Subscriber<T> | undefined {
-    const ids = group.memberIds;
-    if (ids.length === 0) return undefined;
+  #pickMember(group: SharedGroup<T, SessionSubscription>, topic: string): T | undefined {
+    const members = group.memberKeys;
+    if (members.length === 0) return undefined;
     const start = this.strategy === "random"
-      ? Math.floor(this.random() * ids.length)
-      : group.cursor % ids.length;
-    let offline: Subscriber<T> | undefined;
-    for (let i = 0; i < ids.length; i++) {
-      const index = (start + i) % ids.length;
-      const member = group.members.get(ids[index])!;
-      const attachment = member.target.session.attachment;
+      ? Math.floor(this.random() * members.length)
+      : group.cursor % members.length;
+    let offline: T | undefined;
+    for (let i = 0; i < members.length; i++) {
+      const index = (start + i) % members.length;
+      const member = members[index];
+      const attachment = member.session.attachment;
       if (!attachment) offline ??= member;
       else if (attachment.permissions?.canReceive?.(topic) !== false) {
         group.cursor = index + 1;

@@ -1,94 +1,89 @@
 /**
  * The subscription tree: topic filters split into levels, with `+` and `#` as child slots.
- * Each node holds the plain subscribers of its filter (client id → value) and its shared groups.
+ * Each node holds the plain subscribers of its filter (subscriber → value) and its shared groups. A
+ * subscriber is whatever the caller names one with (a client id, or the client's session itself: then the
+ * trie holds the session and its subscription as they are, with no object pairing them per subscription).
  * Matching walks only the branches a topic can reach, so its cost grows with the topic's depth and the
  * number of matching filters, not with the number of subscriptions.
  */
 
 /** A `$share/<group>/<filter>` group: its members and a cursor for round-robin selection. */
-export class SharedGroup<T> {
-  readonly members = new Map<string, T>();
-  /** Member ids in join order; the round-robin cursor indexes this array. */
-  memberIds: string[] = [];
+export class SharedGroup<K, T> {
+  readonly members = new Map<K, T>();
+  /** Members in join order; the round-robin cursor indexes this array. */
+  memberKeys: K[] = [];
   cursor = 0;
   constructor(readonly name: string, readonly filter: string) {}
 }
 
 /** Receives the matches of one topic. */
-export interface MatchVisitor<T> {
-  subscriber(clientId: string, value: T, filter: string): void;
-  sharedGroup(group: SharedGroup<T>): void;
+export interface MatchVisitor<K, T> {
+  subscriber(key: K, value: T): void;
+  sharedGroup(group: SharedGroup<K, T>): void;
 }
 
-class TrieNode<T> {
-  children: Map<string, TrieNode<T>> | undefined;
+class TrieNode<K, T> {
+  children: Map<string, TrieNode<K, T>> | undefined;
   /**
    * The `+` and `#` children, also in {@link children}: matching asks for both at every level of every
    * topic, and most nodes have neither, so a field spares a Map lookup that finds nothing.
    */
-  plus: TrieNode<T> | undefined;
-  hash: TrieNode<T> | undefined;
+  plus: TrieNode<K, T> | undefined;
+  hash: TrieNode<K, T> | undefined;
   /**
    * A filter's only plain subscriber is held in these two fields, a Map (about 250 B) only from the second
    * on: most filters have one subscriber (a device's own topics), and there may be millions of them.
    */
-  soleId: string | undefined;
+  soleKey: K | undefined;
   soleValue: T | undefined;
-  subscribers: Map<string, T> | undefined;
-  groups: Map<string, SharedGroup<T>> | undefined;
-  constructor(readonly filter: string) {}
+  subscribers: Map<K, T> | undefined;
+  groups: Map<string, SharedGroup<K, T>> | undefined;
 
   isEmpty(): boolean {
-    return this.soleId === undefined && !this.children?.size && !this.subscribers?.size && !this.groups?.size;
+    return this.soleKey === undefined && !this.children?.size && !this.subscribers?.size &&
+      !this.groups?.size;
   }
 
   /** Adds or replaces a plain subscriber; returns true when it is new. */
-  setSubscriber(clientId: string, value: T): boolean {
+  setSubscriber(key: K, value: T): boolean {
     if (this.subscribers) {
-      const isNew = !this.subscribers.has(clientId);
-      this.subscribers.set(clientId, value);
+      const isNew = !this.subscribers.has(key);
+      this.subscribers.set(key, value);
       return isNew;
     }
-    if (this.soleId === undefined || this.soleId === clientId) {
-      const isNew = this.soleId === undefined;
-      this.soleId = clientId;
+    if (this.soleKey === undefined || this.soleKey === key) {
+      const isNew = this.soleKey === undefined;
+      this.soleKey = key;
       this.soleValue = value;
       return isNew;
     }
-    this.subscribers = new Map([[this.soleId, this.soleValue as T], [clientId, value]]);
-    this.soleId = this.soleValue = undefined;
+    this.subscribers = new Map([[this.soleKey, this.soleValue as T], [key, value]]);
+    this.soleKey = this.soleValue = undefined;
     return true;
   }
 
-  deleteSubscriber(clientId: string): boolean {
-    if (this.soleId === clientId) {
-      this.soleId = this.soleValue = undefined;
+  deleteSubscriber(key: K): boolean {
+    if (this.soleKey === key) {
+      this.soleKey = this.soleValue = undefined;
       return true;
     }
-    return this.subscribers?.delete(clientId) ?? false;
+    return this.subscribers?.delete(key) ?? false;
   }
 }
 
 const SPLIT_CACHE_SIZE = 4096;
 
-interface VisitState<T> {
-  visitor: MatchVisitor<T> | undefined;
-  filter: string;
+function visitSubscriber<K, T>(this: MatchVisitor<K, T>, value: T, key: K): void {
+  this.subscriber(key, value);
 }
 
-function visitSubscriber<T>(this: VisitState<T>, value: T, clientId: string): void {
-  this.visitor!.subscriber(clientId, value, this.filter);
-}
-
-function visitGroup<T>(this: MatchVisitor<T>, group: SharedGroup<T>): void {
+function visitGroup<K, T>(this: MatchVisitor<K, T>, group: SharedGroup<K, T>): void {
   this.sharedGroup(group);
 }
 
-export class SubscriptionTrie<T> {
-  #root = new TrieNode<T>("");
+export class SubscriptionTrie<K, T> {
+  #root = new TrieNode<K, T>();
   readonly #splitTopics = new Map<string, string[]>();
-  /** The `this` of visitSubscriber: matching never runs inside a visitor, so one will do. */
-  readonly #visitState: VisitState<T> = { visitor: undefined, filter: "" };
   #count = 0;
 
   /** Number of (filter, subscriber) pairs, shared memberships included. */
@@ -97,7 +92,7 @@ export class SubscriptionTrie<T> {
   }
 
   /** Adds or replaces a subscription; returns true when it is new. */
-  add(filter: string, clientId: string, value: T, group?: string): boolean {
+  add(filter: string, key: K, value: T, group?: string): boolean {
     let node = this.#root;
     let start = 0;
     for (;;) {
@@ -107,8 +102,7 @@ export class SubscriptionTrie<T> {
       node.children ??= new Map();
       let child = node.children.get(level);
       if (!child) {
-        // The filter itself for the last level: no new string for most nodes.
-        child = new TrieNode<T>(end === filter.length ? filter : filter.slice(0, end));
+        child = new TrieNode<K, T>();
         node.children.set(level, child);
         if (level === "+") node.plus = child;
         else if (level === "#") node.hash = child;
@@ -119,27 +113,27 @@ export class SubscriptionTrie<T> {
     }
     let isNew: boolean;
     if (group === undefined) {
-      isNew = node.setSubscriber(clientId, value);
+      isNew = node.setSubscriber(key, value);
     } else {
       node.groups ??= new Map();
       let shared = node.groups.get(group);
       if (!shared) {
-        shared = new SharedGroup<T>(group, filter);
+        shared = new SharedGroup<K, T>(group, filter);
         node.groups.set(group, shared);
       }
-      isNew = !shared.members.has(clientId);
-      if (isNew) shared.memberIds.push(clientId);
-      shared.members.set(clientId, value);
+      isNew = !shared.members.has(key);
+      if (isNew) shared.memberKeys.push(key);
+      shared.members.set(key, value);
     }
     if (isNew) this.#count++;
     return isNew;
   }
 
   /** Removes a subscription; returns true when it existed. Empty branches are pruned. */
-  remove(filter: string, clientId: string, group?: string): boolean {
+  remove(filter: string, key: K, group?: string): boolean {
     const levels = filter.split("/");
-    const path: TrieNode<T>[] = [this.#root];
-    let node: TrieNode<T> | undefined = this.#root;
+    const path: TrieNode<K, T>[] = [this.#root];
+    let node: TrieNode<K, T> | undefined = this.#root;
     for (const level of levels) {
       node = node.children?.get(level);
       if (!node) return false;
@@ -147,12 +141,12 @@ export class SubscriptionTrie<T> {
     }
     let removed: boolean;
     if (group === undefined) {
-      removed = node.deleteSubscriber(clientId);
+      removed = node.deleteSubscriber(key);
     } else {
       const shared = node.groups?.get(group);
-      removed = shared?.members.delete(clientId) ?? false;
+      removed = shared?.members.delete(key) ?? false;
       if (shared && removed) {
-        shared.memberIds = shared.memberIds.filter((id) => id !== clientId);
+        shared.memberKeys = shared.memberKeys.filter((member) => member !== key);
         if (shared.members.size === 0) node.groups!.delete(group);
       }
     }
@@ -169,7 +163,7 @@ export class SubscriptionTrie<T> {
   }
 
   /** Calls the visitor for every subscription whose filter matches `topic` [MQTT-4.7.2-1]. */
-  match(topic: string, visitor: MatchVisitor<T>): void {
+  match(topic: string, visitor: MatchVisitor<K, T>): void {
     this.#walk(this.#root, this.#levels(topic), 0, topic.charCodeAt(0) === 0x24, visitor);
   }
 
@@ -187,7 +181,13 @@ export class SubscriptionTrie<T> {
     return levels;
   }
 
-  #walk(node: TrieNode<T>, levels: string[], depth: number, dollar: boolean, visitor: MatchVisitor<T>): void {
+  #walk(
+    node: TrieNode<K, T>,
+    levels: string[],
+    depth: number,
+    dollar: boolean,
+    visitor: MatchVisitor<K, T>,
+  ): void {
     const children = node.children;
     if (depth === levels.length) {
       this.#visit(node, visitor);
@@ -207,15 +207,10 @@ export class SubscriptionTrie<T> {
     if (hash) this.#visit(hash, visitor);
   }
 
-  #visit(node: TrieNode<T>, visitor: MatchVisitor<T>): void {
+  #visit(node: TrieNode<K, T>, visitor: MatchVisitor<K, T>): void {
     // forEach with a `this` instead of for…of: no iterator and no entry pair per subscriber per message.
-    if (node.soleId !== undefined) visitor.subscriber(node.soleId, node.soleValue as T, node.filter);
-    else if (node.subscribers) {
-      const state = this.#visitState;
-      state.visitor = visitor;
-      state.filter = node.filter;
-      node.subscribers.forEach(visitSubscriber<T>, state);
-    }
-    if (node.groups) node.groups.forEach(visitGroup<T>, visitor);
+    if (node.soleKey !== undefined) visitor.subscriber(node.soleKey, node.soleValue as T);
+    else if (node.subscribers) node.subscribers.forEach(visitSubscriber<K, T>, visitor);
+    if (node.groups) node.groups.forEach(visitGroup<K, T>, visitor);
   }
 }

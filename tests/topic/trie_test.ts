@@ -11,18 +11,18 @@ import {
 } from "../../src/topic/mod.ts";
 import { Random } from "../codec/support/random.ts";
 
-function matches(trie: SubscriptionTrie<string>, topic: string): string[] {
+function matches(trie: SubscriptionTrie<string, string>, topic: string): string[] {
   const found: string[] = [];
   trie.match(topic, {
     subscriber: (clientId, value) => found.push(`${clientId}:${value}`),
-    sharedGroup: (group: SharedGroup<string>) =>
-      found.push(`group ${group.name}:${group.memberIds.join(",")}`),
+    sharedGroup: (group: SharedGroup<string, string>) =>
+      found.push(`group ${group.name}:${group.memberKeys.join(",")}`),
   });
   return found.sort();
 }
 
 Deno.test("[MQTT-4.7.1-2] [MQTT-4.7.1-3] trie: '+' matches one level, '#' any number including the parent", () => {
-  const trie = new SubscriptionTrie<string>();
+  const trie = new SubscriptionTrie<string, string>();
   trie.add("sport/tennis/+", "a", "plus");
   trie.add("sport/#", "b", "hash");
   trie.add("sport/tennis/player1", "c", "exact");
@@ -34,7 +34,7 @@ Deno.test("[MQTT-4.7.1-2] [MQTT-4.7.1-3] trie: '+' matches one level, '#' any nu
 });
 
 Deno.test("[MQTT-4.7.2-1] trie: wildcards at the first level do not match topics starting with $", () => {
-  const trie = new SubscriptionTrie<string>();
+  const trie = new SubscriptionTrie<string, string>();
   trie.add("#", "a", "all");
   trie.add("+/monitor/Clients", "b", "plus");
   trie.add("$SYS/#", "c", "sys");
@@ -43,7 +43,7 @@ Deno.test("[MQTT-4.7.2-1] trie: wildcards at the first level do not match topics
 });
 
 Deno.test("trie: add replaces, remove prunes, size counts (filter, subscriber) pairs", () => {
-  const trie = new SubscriptionTrie<string>();
+  const trie = new SubscriptionTrie<string, string>();
   assert.equal(trie.add("a/b", "c1", "v1"), true);
   assert.equal(trie.add("a/b", "c1", "v2"), false);
   assert.equal(trie.add("a/+", "c2", "v3"), true);
@@ -57,7 +57,7 @@ Deno.test("trie: add replaces, remove prunes, size counts (filter, subscriber) p
 });
 
 Deno.test("trie: shared groups are reported once per message with their members in join order", () => {
-  const trie = new SubscriptionTrie<string>();
+  const trie = new SubscriptionTrie<string, string>();
   trie.add("jobs/#", "w1", "q1", "g");
   trie.add("jobs/#", "w2", "q1", "g");
   trie.add("jobs/#", "w3", "q0", "other");
@@ -116,7 +116,7 @@ Deno.test("[MQTT-4.8.2-1] [MQTT-4.8.2-2] shared filters: $share/<name>/<filter>,
 });
 
 Deno.test("trie: one filter's subscribers join, replace and leave in any order (one, then many, then none)", () => {
-  const trie = new SubscriptionTrie<string>();
+  const trie = new SubscriptionTrie<string, string>();
   assert.equal(trie.add("a/b", "x", "1"), true);
   assert.equal(trie.add("a/b", "x", "2"), false, "a second add by the same client replaces");
   assert.deepEqual(matches(trie, "a/b"), ["x:2"]);
@@ -154,7 +154,7 @@ Deno.test("trie: random adds and removes of wildcard filters match as topicMatch
       return parts.join("/");
     };
     const topic = () => Array.from({ length: random.int(1, 3) }, () => pick(["a", "b", "c", "$x"])).join("/");
-    const trie = new SubscriptionTrie<string>();
+    const trie = new SubscriptionTrie<string, string>();
     const model = new Map<string, string>(); // `${clientId} ${filter}` → value
     for (let step = 0; step < 1500; step++) {
       const clientId = pick(["c1", "c2", "c3"]);
