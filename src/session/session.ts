@@ -50,16 +50,14 @@ export class Session {
   #subscriptions: SubscriptionTable | undefined;
   #awaitingRelease: Set<number> | undefined;
   /**
-   * Made at its first use (a delivery, an acknowledgement from the client, a persistent session): an idle
-   * clean-session client never needs one. Read through {@link outbound}, or the counts below, which make none.
+   * The outbound flow, made at its first use (a delivery, an acknowledgement from the client, a persistent
+   * session): an idle clean-session client never needs one. Read through {@link outbound}, or the counts
+   * below, which make none. A persistent session whose client is away, with all of its deliveries in
+   * storage, keeps only a PagedOutFlow here instead (about 100 B less per offline session; one field for
+   * either); the flow is made again from it at its next use, which a delivery while the client is away is
+   * not (see storePagedOut).
    */
-  #outbound: OutboundFlow | undefined;
-  /**
-   * A persistent session whose client is away, with all of its deliveries in storage, keeps this instead of
-   * its flow (about 100 B less per offline session); the flow is made again from it at its next use, which
-   * a delivery while the client is away is not (see storePagedOut).
-   */
-  #pagedOutFlow: PagedOutFlow | undefined;
+  #flow: OutboundFlow | PagedOutFlow | undefined;
   /** Seconds the session outlives its connection; 0xFFFFFFFF = never expires. */
   expiryInterval = 0;
   #attachment: Attachment | undefined;
@@ -84,22 +82,26 @@ export class Session {
 
   /** The server-to-client half of the session (made now if it was not yet needed). */
   get outbound(): OutboundFlow {
-    return this.#outbound ??= this.makeFlow();
+    const flow = this.#flow;
+    return flow instanceof OutboundFlow ? flow : this.#flow = this.makeFlow(flow);
   }
 
   /** A new flow: the one the session let go paged out (see {@link pageOut}) if it did, else an empty one. */
-  private makeFlow(): OutboundFlow {
+  private makeFlow(kept: PagedOutFlow | undefined): OutboundFlow {
     const flow = new OutboundFlow(this.limits, this.shared, this.#attachment);
-    if (this.#pagedOutFlow) {
-      flow.resumePagedOut(this.#pagedOutFlow);
-      this.#pagedOutFlow = undefined;
-    }
+    if (kept) flow.resumePagedOut(kept);
     return flow;
   }
 
   /** The flow if the session has one, made again if it was let go paged out; undefined if it never had one. */
   private heldFlow(): OutboundFlow | undefined {
-    return this.#pagedOutFlow ? this.outbound : this.#outbound;
+    return this.#flow === undefined ? undefined : this.outbound;
+  }
+
+  /** The flow if memory holds it (not let go paged out), without making one. */
+  private flowInMemory(): OutboundFlow | undefined {
+    const flow = this.#flow;
+    return flow instanceof OutboundFlow ? flow : undefined;
   }
 
   /**
@@ -111,35 +113,34 @@ export class Session {
     const flow = this.outbound;
     flow.pageOut(queued);
     const kept = flow.pagedOutState();
-    if (kept) {
-      this.#outbound = undefined;
-      this.#pagedOutFlow = kept;
-    }
+    if (kept) this.#flow = kept;
   }
 
   /** QoS 1/2 deliveries sent and not yet acknowledged. */
   get inflightCount(): number {
-    return this.#outbound?.inflight.size ?? 0;
+    return this.flowInMemory()?.inflight.size ?? 0;
   }
 
   /** Deliveries waiting in memory for the inflight window or for the client to come back. */
   get queueLength(): number {
-    return this.#outbound?.queueLength ?? 0;
+    return this.flowInMemory()?.queueLength ?? 0;
   }
 
   /** The size of {@link queueLength}'s deliveries. */
   get queuedBytes(): number {
-    return this.#outbound?.queuedBytes ?? 0;
+    return this.flowInMemory()?.queuedBytes ?? 0;
   }
 
   /** True while storage holds deliveries memory does not: all, or the queue's tail (see OutboundFlow). */
   get storedOnly(): boolean {
-    return this.#outbound?.storedOnly ?? this.#pagedOutFlow !== undefined;
+    const flow = this.#flow;
+    return flow instanceof OutboundFlow ? flow.storedOnly : flow !== undefined;
   }
 
   /** True while storage holds all of the session's deliveries (see OutboundFlow.pageOut). */
   get pagedOut(): boolean {
-    return this.#outbound?.pagedOut ?? this.#pagedOutFlow !== undefined;
+    const flow = this.#flow;
+    return flow instanceof OutboundFlow ? flow.pagedOut : flow !== undefined;
   }
 
   /** The session's subscriptions by filter. */
@@ -158,7 +159,8 @@ export class Session {
 
   /** A persistent session records every durable change (see {@link takeRecords}); a transient one does not. */
   get persistent(): boolean {
-    return this.#outbound?.persistent ?? this.#pagedOutFlow !== undefined;
+    const flow = this.#flow;
+    return flow instanceof OutboundFlow ? flow.persistent : flow !== undefined;
   }
 
   set persistent(persistent: boolean) {
@@ -213,10 +215,10 @@ export class Session {
 
   /** The durable changes since the last call, in order, for the broker to store. */
   takeRecords(): readonly SessionRecord[] {
-    const holder = this.#outbound ?? this.#pagedOutFlow;
-    const records = holder?.records;
+    const flow = this.#flow;
+    const records = flow?.records;
     if (records === undefined) return NO_RECORDS;
-    holder!.records = undefined;
+    flow!.records = undefined;
     return records.length === 0 ? NO_RECORDS : records;
   }
 
@@ -231,7 +233,7 @@ export class Session {
 
   detach(): void {
     this.#attachment = undefined;
-    this.#outbound?.detach();
+    this.flowInMemory()?.detach();
   }
 
   /**
@@ -255,9 +257,10 @@ export class Session {
    * when the message went to `out` now, not to the queue.
    */
   deliverInto(delivery: Delivery, writable: boolean, now: number, out: EffectSink): boolean {
-    const pagedOut = this.#pagedOutFlow;
-    if (pagedOut !== undefined && this.#attachment === undefined) {
-      storePagedOut(pagedOut, delivery, now, this.limits, this.shared.drops);
+    const flow = this.#flow;
+    if (flow instanceof OutboundFlow) return flow.deliver(delivery, writable, now, out);
+    if (flow !== undefined && this.#attachment === undefined) {
+      storePagedOut(flow, delivery, now, this.limits, this.shared.drops);
       return false;
     }
     return this.outbound.deliver(delivery, writable, now, out);
