@@ -56,7 +56,7 @@ export function createBrokerView(sources: BrokerViewSources): AdminBrokerView {
     clientId: session.clientId,
     connected,
     expiryInterval: session.expiryInterval,
-    subscriptions: session.subscriptions.size,
+    subscriptions: session.subscriptionCount,
     inflight: session.inflightCount,
     queued: session.queueLength,
     queuedBytes: session.queuedBytes,
@@ -74,7 +74,7 @@ export function createBrokerView(sources: BrokerViewSources): AdminBrokerView {
       connectedAt: new Date(info.connectedAt).toISOString(),
       keepAlive: info.keepAlive,
       cleanStart: info.cleanStart,
-      subscriptions: session?.subscriptions.size ?? 0,
+      subscriptions: session?.subscriptionCount ?? 0,
       inflight: session?.inflightCount ?? 0,
       queued: session?.queueLength ?? 0,
       bytesReceived: info.bytesReceived,
@@ -83,7 +83,7 @@ export function createBrokerView(sources: BrokerViewSources): AdminBrokerView {
   };
 
   const subscriptionsOf = function* (session: BrokerSession): Generator<Subscription> {
-    for (const subscription of session.subscriptions.values()) {
+    for (const subscription of session.subscriptions()) {
       yield {
         clientId: session.clientId,
         topicFilter: subscription.topicFilter,

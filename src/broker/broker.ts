@@ -785,10 +785,10 @@ export class Broker implements SessionService {
     const entry = this.registry.get(clientId);
     if (!entry || entry.epoch !== epoch || !entry.attached) return;
     if (added) {
-      entry.session.subscriptions.set(subscription);
+      entry.session.setSubscription(subscription);
       this.router.add(entry, subscription);
     } else {
-      if (!entry.link) entry.session.subscriptions.delete(subscription.topicFilter);
+      if (!entry.link) entry.session.deleteSubscription(subscription.topicFilter);
       this.router.remove(entry, subscription);
     }
   }

@@ -383,7 +383,7 @@ export class SessionRegistry {
         subscriptionIdentifier,
         shared,
       };
-      entry.session.subscriptions.set(subscription);
+      entry.session.setSubscription(subscription);
       router.add(entry, subscription);
     }
     for (const { clientId, packetId } of snapshot.awaitingRelease) {
@@ -477,7 +477,7 @@ export class SessionRegistry {
   #discard(entry: SessionEntry): void {
     const { router, persistence } = this.services;
     this.#cancelExpiry(entry);
-    for (const subscription of entry.session.subscriptions.values()) {
+    for (const subscription of entry.session.subscriptions()) {
       router.remove(entry, subscription);
     }
     if (this.#entries.get(entry.session.clientId) === entry) {

@@ -127,7 +127,7 @@ export function importState(broker: BrokerParts, state: BrokerState): void {
     session.load(snapshot.state);
     session.persistent = snapshot.persistent;
     registry.add(entry);
-    for (const subscription of session.subscriptions.values()) {
+    for (const subscription of session.subscriptions()) {
       router.add(entry, subscription);
       broker.persistence.subscribed(session, subscription);
     }

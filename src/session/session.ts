@@ -22,7 +22,14 @@ import {
   type StoredCounts,
   storePagedOut,
 } from "./outbound.ts";
-import { SubscriptionTable } from "./subscription_table.ts";
+import {
+  findSubscription,
+  subscriptionCount,
+  subscriptionsIn,
+  type SubscriptionTable,
+  withoutSubscription,
+  withSubscription,
+} from "./subscription_table.ts";
 import type {
   AcceptedSubscription,
   AckEffect,
@@ -46,8 +53,9 @@ import type {
  * and there is a session per client.
  */
 export class Session {
-  // Created when first used: an idle client's session holds neither.
-  #subscriptions: SubscriptionTable | undefined;
+  /** The subscriptions by filter (see SubscriptionTable): a lone one held as it is. */
+  #subscriptions: SubscriptionTable;
+  /** Created when first used: most sessions never hold one. */
   #awaitingRelease: Set<number> | undefined;
   /**
    * The outbound flow, made at its first use (a delivery, an acknowledgement from the client, a persistent
@@ -143,9 +151,31 @@ export class Session {
     return flow instanceof OutboundFlow ? flow.pagedOut : flow !== undefined;
   }
 
-  /** The session's subscriptions by filter. */
-  get subscriptions(): SubscriptionTable {
-    return this.#subscriptions ??= new SubscriptionTable();
+  /** How many subscriptions the session holds. */
+  get subscriptionCount(): number {
+    return subscriptionCount(this.#subscriptions);
+  }
+
+  /** The session's subscription to `filter`, if any. */
+  subscription(filter: string): SessionSubscription | undefined {
+    return findSubscription(this.#subscriptions, filter);
+  }
+
+  /** The session's subscriptions, in the order their filters were first added. */
+  subscriptions(): IterableIterator<SessionSubscription> {
+    return subscriptionsIn(this.#subscriptions);
+  }
+
+  /** Adds or replaces the subscription to its filter (a subscription's place is where its filter was first added). */
+  setSubscription(subscription: SessionSubscription): void {
+    this.#subscriptions = withSubscription(this.#subscriptions, subscription);
+  }
+
+  /** Removes the subscription to `filter`; false when there was none. */
+  deleteSubscription(filter: string): boolean {
+    if (this.subscription(filter) === undefined) return false;
+    this.#subscriptions = withoutSubscription(this.#subscriptions, filter);
+    return true;
   }
 
   /** Inbound QoS 2 packet ids received and not yet released: a resent PUBLISH is not routed twice [MQTT-4.3.3-10]. */
@@ -180,7 +210,7 @@ export class Session {
     return {
       clientId: this.clientId,
       expiryInterval: this.expiryInterval,
-      subscriptions: [...this.subscriptions.values()],
+      subscriptions: [...this.subscriptions()],
       awaitingRelease: [...this.awaitingRelease],
       ...(this.heldFlow()?.toRecord() ?? emptyFlowRecord()),
     };
@@ -189,7 +219,7 @@ export class Session {
   /** Fills this new, detached session (of `state`'s client id) with {@link toRecord}'s data: rebuilds it. */
   load(state: SessionState): void {
     this.expiryInterval = state.expiryInterval;
-    for (const subscription of state.subscriptions) this.subscriptions.set(subscription);
+    for (const subscription of state.subscriptions) this.setSubscription(subscription);
     for (const packetId of state.awaitingRelease) this.awaitingRelease.add(packetId);
     this.outbound.fromRecord(state);
   }
@@ -508,8 +538,8 @@ export class Session {
         subscriptionIdentifier,
         shared,
       };
-      const isNew = !this.subscriptions.has(requested.topicFilter);
-      this.subscriptions.set(subscription);
+      const isNew = this.subscription(requested.topicFilter) === undefined;
+      this.setSubscription(subscription);
       accepted.push({ subscription, isNew });
       reasonCodes.push(qos);
     }
@@ -549,7 +579,7 @@ export class Session {
       return ReasonCode.WildcardSubscriptionsNotSupported;
     }
     const max = this.limits.maxSubscriptionsPerClient;
-    if (max > 0 && this.subscriptions.size >= max && !this.subscriptions.has(filter)) {
+    if (max > 0 && this.subscriptionCount >= max && this.subscription(filter) === undefined) {
       return ReasonCode.QuotaExceeded;
     }
     return 0;
@@ -561,9 +591,9 @@ export class Session {
     const removed: SessionSubscription[] = [];
     const reasonCodes: number[] = [];
     for (const filter of packet.topicFilters) {
-      const existing = this.subscriptions.get(filter);
+      const existing = this.subscription(filter);
       if (existing) {
-        this.subscriptions.delete(filter);
+        this.deleteSubscription(filter);
         removed.push(existing);
       }
       reasonCodes.push(existing ? 0 : ReasonCode.NoSubscriptionExisted);

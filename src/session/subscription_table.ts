@@ -1,48 +1,44 @@
 import type { SessionSubscription } from "./types.ts";
 
 /**
- * A session's subscriptions by topic filter. Most clients hold one (a device's own command topic) and a
- * broker may hold millions of offline sessions, so the first is held as it is (its filter is its own) and a
- * Map (about 250 B) is made only for the second: one field for either, 32 B a table.
+ * A session's subscriptions by topic filter, as the session's one field holds them. Most clients hold one (a
+ * device's own command topic) and a broker may hold millions of offline sessions, so the first is held as
+ * it is (its filter is its own), with no table object around it, and a Map (about 250 B) is made only for
+ * the second. The functions below read and change it; those that change it return what the field holds next.
  */
-export class SubscriptionTable {
-  #held: SessionSubscription | Map<string, SessionSubscription> | undefined;
+export type SubscriptionTable = SessionSubscription | Map<string, SessionSubscription> | undefined;
 
-  get size(): number {
-    const held = this.#held;
-    return held instanceof Map ? held.size : held === undefined ? 0 : 1;
-  }
+export function subscriptionCount(table: SubscriptionTable): number {
+  return table instanceof Map ? table.size : table === undefined ? 0 : 1;
+}
 
-  get(filter: string): SessionSubscription | undefined {
-    const held = this.#held;
-    if (held instanceof Map) return held.get(filter);
-    return held?.topicFilter === filter ? held : undefined;
-  }
+export function findSubscription(table: SubscriptionTable, filter: string): SessionSubscription | undefined {
+  if (table instanceof Map) return table.get(filter);
+  return table?.topicFilter === filter ? table : undefined;
+}
 
-  has(filter: string): boolean {
-    return this.get(filter) !== undefined;
-  }
+/** Adds or replaces the subscription to its filter, keeping the order in which filters were first added. */
+export function withSubscription(
+  table: SubscriptionTable,
+  subscription: SessionSubscription,
+): SubscriptionTable {
+  const filter = subscription.topicFilter;
+  if (table instanceof Map) return table.set(filter, subscription);
+  if (table === undefined || table.topicFilter === filter) return subscription;
+  return new Map([[table.topicFilter, table], [filter, subscription]]);
+}
 
-  /** Adds or replaces the subscription to its filter, keeping the order in which filters were first added. */
-  set(subscription: SessionSubscription): void {
-    const held = this.#held;
-    if (held instanceof Map) held.set(subscription.topicFilter, subscription);
-    else if (held === undefined || held.topicFilter === subscription.topicFilter) this.#held = subscription;
-    else this.#held = new Map([[held.topicFilter, held], [subscription.topicFilter, subscription]]);
+/** Removes the subscription to `filter`, if any. */
+export function withoutSubscription(table: SubscriptionTable, filter: string): SubscriptionTable {
+  if (table instanceof Map) {
+    table.delete(filter);
+    return table;
   }
+  return table?.topicFilter === filter ? undefined : table;
+}
 
-  delete(filter: string): boolean {
-    const held = this.#held;
-    if (held instanceof Map) return held.delete(filter);
-    if (held?.topicFilter !== filter) return false;
-    this.#held = undefined;
-    return true;
-  }
-
-  /** The subscriptions in the order their filters were first added. */
-  values(): IterableIterator<SessionSubscription> {
-    const held = this.#held;
-    if (held instanceof Map) return held.values();
-    return (held ? [held] : []).values();
-  }
+/** The subscriptions in the order their filters were first added. */
+export function subscriptionsIn(table: SubscriptionTable): IterableIterator<SessionSubscription> {
+  if (table instanceof Map) return table.values();
+  return (table ? [table] : []).values();
 }
