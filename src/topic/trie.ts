@@ -31,43 +31,50 @@ class TrieNode<K, T> {
   plus: TrieNode<K, T> | undefined;
   hash: TrieNode<K, T> | undefined;
   /**
-   * A filter's only plain subscriber is held in these two fields, a Map (about 250 B) only from the second
-   * on: most filters have one subscriber (a device's own topics), and there may be millions of them.
+   * A filter's only plain subscriber is held in two fields, a Map (about 250 B) only from the second on:
+   * most filters have one subscriber (a device's own topics), and there may be millions of them. While
+   * {@link soleKey} is set, {@link subscribers} is that subscriber's value; otherwise it is the Map, if any
+   * (one field for either: 8 B per node).
    */
   soleKey: K | undefined;
-  soleValue: T | undefined;
-  subscribers: Map<K, T> | undefined;
+  subscribers: T | Map<K, T> | undefined;
   groups: Map<string, SharedGroup<K, T>> | undefined;
 
   isEmpty(): boolean {
-    return this.soleKey === undefined && !this.children?.size && !this.subscribers?.size &&
+    return this.soleKey === undefined && !this.children?.size && !this.subscriberMap()?.size &&
       !this.groups?.size;
+  }
+
+  /** The Map of two or more subscribers (see {@link subscribers}), if this node has one. */
+  subscriberMap(): Map<K, T> | undefined {
+    return this.soleKey === undefined ? this.subscribers as Map<K, T> | undefined : undefined;
   }
 
   /** Adds or replaces a plain subscriber; returns true when it is new. */
   setSubscriber(key: K, value: T): boolean {
-    if (this.subscribers) {
-      const isNew = !this.subscribers.has(key);
-      this.subscribers.set(key, value);
+    const map = this.subscriberMap();
+    if (map) {
+      const isNew = !map.has(key);
+      map.set(key, value);
       return isNew;
     }
     if (this.soleKey === undefined || this.soleKey === key) {
       const isNew = this.soleKey === undefined;
       this.soleKey = key;
-      this.soleValue = value;
+      this.subscribers = value;
       return isNew;
     }
-    this.subscribers = new Map([[this.soleKey, this.soleValue as T], [key, value]]);
-    this.soleKey = this.soleValue = undefined;
+    this.subscribers = new Map([[this.soleKey, this.subscribers as T], [key, value]]);
+    this.soleKey = undefined;
     return true;
   }
 
   deleteSubscriber(key: K): boolean {
     if (this.soleKey === key) {
-      this.soleKey = this.soleValue = undefined;
+      this.soleKey = this.subscribers = undefined;
       return true;
     }
-    return this.subscribers?.delete(key) ?? false;
+    return this.subscriberMap()?.delete(key) ?? false;
   }
 }
 
@@ -209,8 +216,8 @@ export class SubscriptionTrie<K, T> {
 
   #visit(node: TrieNode<K, T>, visitor: MatchVisitor<K, T>): void {
     // forEach with a `this` instead of for…of: no iterator and no entry pair per subscriber per message.
-    if (node.soleKey !== undefined) visitor.subscriber(node.soleKey, node.soleValue as T);
-    else if (node.subscribers) node.subscribers.forEach(visitSubscriber<K, T>, visitor);
+    if (node.soleKey !== undefined) visitor.subscriber(node.soleKey, node.subscribers as T);
+    else if (node.subscribers) (node.subscribers as Map<K, T>).forEach(visitSubscriber<K, T>, visitor);
     if (node.groups) node.groups.forEach(visitGroup<K, T>, visitor);
   }
 }

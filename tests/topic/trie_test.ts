@@ -56,6 +56,22 @@ Deno.test("trie: add replaces, remove prunes, size counts (filter, subscriber) p
   assert.deepEqual(matches(trie, "a/b"), ["c2:v3"]);
 });
 
+Deno.test("trie: a filter's subscribers go from one to several and back; its node goes with the last", () => {
+  const trie = new SubscriptionTrie<string, string>();
+  trie.add("a/b", "c1", "v1");
+  assert.equal(trie.add("a/b", "c2", "v2"), true);
+  assert.equal(trie.add("a/b", "c2", "v3"), false);
+  assert.deepEqual(matches(trie, "a/b"), ["c1:v1", "c2:v3"]);
+  assert.equal(trie.remove("a/b", "c1"), true);
+  assert.deepEqual(matches(trie, "a/b"), ["c2:v3"]);
+  assert.equal(trie.remove("a/b", "c2"), true);
+  assert.equal(trie.remove("a/b", "c2"), false, "the node was pruned");
+  assert.deepEqual([trie.size, matches(trie, "a/b")], [0, []]);
+  assert.equal(trie.add("a/b", "c3", "v4"), true);
+  assert.equal(trie.add("a/b", "c3", "v5"), false);
+  assert.deepEqual(matches(trie, "a/b"), ["c3:v5"]);
+});
+
 Deno.test("trie: shared groups are reported once per message with their members in join order", () => {
   const trie = new SubscriptionTrie<string, string>();
   trie.add("jobs/#", "w1", "q1", "g");
