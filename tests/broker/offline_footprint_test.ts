@@ -1,12 +1,15 @@
 /**
  * What an offline persistent session costs besides its record (issue 11): its expiry is a place in the
  * registry's expiry queue, not a timer of its own, and it still expires on time; a message stored for it
- * while its client is away does not bring its outbound flow back into memory.
+ * while its client is away does not bring its outbound flow back into memory; and the JS heap it holds
+ * stays under a bound.
  */
 import assert from "node:assert/strict";
 import { writeHeapSnapshot } from "node:v8";
 import { join } from "node:path";
 import { aggregate } from "../../scripts/bench/heap_snapshot.ts";
+import { withBroker } from "../helpers/broker.ts";
+import { connect, subscribe, subscription } from "../helpers/clients.ts";
 import { memoryBroker, subscribePacket } from "../helpers/memory_broker.ts";
 import { attachmentV5 as attachment, limits } from "../helpers/session_limits.ts";
 
@@ -57,16 +60,92 @@ Deno.test("offline sessions: one timer for all their expiries; each expires at i
   broker.stop();
 });
 
-/** How many objects of class `name` this isolate holds (a heap snapshot collects the garbage first). */
-async function liveObjects(name: string): Promise<number> {
+/** What this isolate's live objects are, by kind (a heap snapshot collects the garbage first). */
+async function liveKinds(): Promise<Map<string, { count: number; bytes: number }>> {
   const dir = await Deno.makeTempDir({ prefix: "offline-footprint-" });
   try {
-    const kinds = await aggregate(writeHeapSnapshot(join(dir, "heap.heapsnapshot")));
-    return kinds.get(`object:${name}`)?.count ?? 0;
+    return await aggregate(writeHeapSnapshot(join(dir, "heap.heapsnapshot")));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+/** How many objects of class `name` this isolate holds. */
+async function liveObjects(name: string): Promise<number> {
+  return (await liveKinds()).get(`object:${name}`)?.count ?? 0;
+}
+
+/**
+ * The self bytes of this isolate's live data: everything but code (bytecode, compiled code and what V8
+ * keeps beside them), which every session shares and V8 compiles when it sees fit.
+ */
+async function liveBytes(): Promise<number> {
+  let bytes = 0;
+  for (const [key, kind] of await liveKinds()) if (!key.startsWith("code:")) bytes += kind.bytes;
+  return bytes;
+}
+
+/**
+ * JS heap per offline session, with a margin: 556-595 B in the test below after issue 11's changes, 788-819 B
+ * before them.
+ */
+const MAX_HEAP_PER_OFFLINE_SESSION = 660;
+/**
+ * Sessions before the measured ones, and measured: Maps grow by doubling, and the measured sessions fill
+ * the registry's (and the topic trie's) Map from 1024 entries to 2048, one doubling, as sessions do at any
+ * size: what a session costs there is what it costs on average.
+ */
+const SESSIONS_BEFORE = 1024;
+const SESSIONS_MEASURED = 1024;
+const CLIENTS_AT_ONCE = 50;
+
+Deno.test("offline sessions: each holds at most MAX_HEAP_PER_OFFLINE_SESSION of the broker's JS heap", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "offline-footprint-" });
+  // As the big-queue benchmark: an embedded store (its worker's heap is not this isolate's), every client
+  // from 127.0.0.1 unauthenticated, persistent (3.1.1 clean session 0), one QoS 1 subscription each.
+  const properties = [
+    "storage.type = embedded",
+    `storage.dir = ${dir}/store`,
+    "mqtt.max_persistent_sessions_per_address = 0",
+    "mqtt.max_persistent_sessions_per_user = 0",
+  ].join("\n");
+  try {
+    await withBroker(properties, async ({ port, running }) => {
+      let created = 0;
+      const createSessions = async (count: number) => {
+        const end = created + count;
+        await Promise.all(Array.from({ length: CLIENTS_AT_ONCE }, async () => {
+          while (created < end) {
+            const clientId = `offline-${created++}`;
+            const { client } = await connect(port, clientId, 4, { cleanStart: false });
+            assert.deepEqual(await subscribe(client, 4, [subscription(`q/${clientId}`, 1)]), [1]);
+            await client.sendPacket({ type: "disconnect", reasonCode: 0, properties: {} }, 4);
+            await client.expectClosed();
+            await client.close();
+          }
+        }));
+        // What the sessions wrote leaves this isolate for the store's worker.
+        await running.broker.flush();
+      };
+      // The first sessions and the first snapshot load and compile what the measured ones need, which
+      // would otherwise be counted as theirs.
+      await liveBytes();
+      await createSessions(SESSIONS_BEFORE);
+      const before = await liveBytes();
+      await createSessions(SESSIONS_MEASURED);
+      const perSession = (await liveBytes() - before) / SESSIONS_MEASURED;
+      assert.equal(running.broker.sessionCount, SESSIONS_BEFORE + SESSIONS_MEASURED);
+      assert.ok(
+        perSession <= MAX_HEAP_PER_OFFLINE_SESSION,
+        `${
+          perSession.toFixed(0)
+        } B of JS heap per offline session, more than ${MAX_HEAP_PER_OFFLINE_SESSION} B`,
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("offline sessions: a message stored for each while their clients are away makes no outbound flow", async () => {
   const { broker, storage } = await memoryBroker({ ...limits, maxQueuedMessages: 2 });
