@@ -2,7 +2,7 @@ import { ReasonCode } from "../codec/reason_codes.ts";
 import type { Packet, PublishPacket } from "../codec/types.ts";
 import { EffectList } from "../session/effect_list.ts";
 import { publishAck, type Session } from "../session/session.ts";
-import { estimatedSize, sharedState } from "../session/outbound.ts";
+import { estimatedSize, type SharedSessionState, sharedState } from "../session/outbound.ts";
 import type {
   AcceptedSubscription,
   AckEffect,
@@ -76,15 +76,8 @@ export class Broker implements SessionService {
   readonly registry: SessionRegistry;
   readonly #persistence: Persistence;
   readonly #wills: WillService;
-  readonly #shared = sharedState();
-  readonly stats: BrokerStats = {
-    messagesReceived: 0,
-    messagesSent: 0,
-    drops: this.#shared.drops,
-    connectedClients: 0,
-    connectsAccepted: 0,
-    retainedRefused: 0,
-  };
+  readonly #shared: SharedSessionState;
+  readonly stats: BrokerStats;
   /** Per publishing session: its routing, while a QoS 2 PUBLISH of it is staged (see `#stage`). */
   readonly #routing = new WeakMap<Session, Promise<void>>();
   /** The route callback, bound once: called per delivery on the hot path. */
@@ -97,6 +90,15 @@ export class Broker implements SessionService {
   readonly #egress: Egress | undefined;
 
   constructor(private readonly options: BrokerOptions) {
+    this.#shared = sharedState(options.limits);
+    this.stats = {
+      messagesReceived: 0,
+      messagesSent: 0,
+      drops: this.#shared.drops,
+      connectedClients: 0,
+      connectsAccepted: 0,
+      retainedRefused: 0,
+    };
     const clock = this.clock = options.clock ?? systemClock;
     const persistence = this.#persistence = new Persistence(options.storage, options.observeFlush);
     this.retained = new RetainedService(
@@ -349,7 +351,6 @@ export class Broker implements SessionService {
       wills: this.#wills,
       persistence: this.#persistence,
       shared: this.#shared,
-      limits: this.options.limits,
       clock: this.clock,
       permissionsFor: (clientId, owner) => this.options.permissionsFor?.(clientId, owner),
     };

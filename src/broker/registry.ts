@@ -159,7 +159,7 @@ export class SessionRegistry {
       }
     }
     const sessionPresent = entry !== undefined;
-    entry ??= new SessionEntry(clientId, options.limits, this.services.shared, 0);
+    entry ??= new SessionEntry(clientId, this.services.shared, 0);
     entry.epoch = request.epoch ?? this.#nextEpoch();
     if (entry.epoch > this.#lastEpoch) this.#lastEpoch = entry.epoch;
     entry.owner = request.owner;
@@ -352,7 +352,6 @@ export class SessionRegistry {
       }
       const entry = new SessionEntry(
         stored.clientId,
-        options.limits,
         this.services.shared,
         stored.epoch,
         stored.owner,

@@ -1,6 +1,5 @@
 import type { SharedSessionState } from "../session/outbound.ts";
 import { Session } from "../session/session.ts";
-import type { SessionLimits } from "../session/types.ts";
 import type { QueuePage, QueuePosition } from "../storage/port.ts";
 import type { HeapItem } from "./indexed_heap.ts";
 import type { RetainedReader } from "./retained_reader.ts";
@@ -42,7 +41,6 @@ export class SessionEntry extends Session implements HeapItem {
 
   constructor(
     clientId: string,
-    limits: SessionLimits,
     shared: SharedSessionState,
     /**
      * Grows with every claim of this client id, across clean starts and restarts, so whatever a previous
@@ -58,7 +56,7 @@ export class SessionEntry extends Session implements HeapItem {
      */
     public disconnectedAt?: number,
   ) {
-    super(clientId, limits, shared);
+    super(clientId, shared);
   }
 
   /** The entry as a session, for code that takes a session or what holds one (RouteTarget). */

@@ -6,14 +6,7 @@
  */
 import type { StoredWill } from "../storage/port.ts";
 import type { SharedSessionState } from "../session/outbound.ts";
-import type {
-  Attachment,
-  Delivery,
-  Message,
-  Permissions,
-  SessionLimits,
-  SessionState,
-} from "../session/types.ts";
+import type { Attachment, Delivery, Message, Permissions, SessionState } from "../session/types.ts";
 import type { Clock } from "./clock.ts";
 import type { Persistence } from "./persistence.ts";
 import type { SessionRegistry } from "./registry.ts";
@@ -30,7 +23,6 @@ export interface BrokerParts {
   wills: WillService;
   persistence: Persistence;
   shared: SharedSessionState;
-  limits: SessionLimits;
   clock: Clock;
   permissionsFor(clientId: string, owner: string | undefined): Permissions | undefined;
 }
@@ -117,7 +109,6 @@ export function importState(broker: BrokerParts, state: BrokerState): void {
     const { clientId } = snapshot.state;
     const entry = new SessionEntry(
       clientId,
-      broker.limits,
       broker.shared,
       snapshot.epoch,
       snapshot.owner,

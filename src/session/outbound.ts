@@ -106,12 +106,13 @@ export class OutboundFlow {
    * `shared` may serve many sessions, so the broker counts drops and shares compact copies for all.
    * `attachment`: the client's connection when the flow is made while it is connected.
    */
-  constructor(
-    private readonly limits: SessionLimits,
-    readonly shared: SharedSessionState = sharedState(),
-    attachment?: Attachment,
-  ) {
+  constructor(readonly shared: SharedSessionState, attachment?: Attachment) {
     this.#attachment = attachment;
+  }
+
+  /** The session limits (the shared state's: a field of the flow's own would cost 8 B per flow). */
+  private get limits(): SessionLimits {
+    return this.shared.limits;
   }
 
   /** QoS 1/2 messages sent and not yet fully acknowledged, by packet id. */
@@ -771,17 +772,19 @@ export function emptyFlowRecord(): Pick<SessionState, "inflight" | "queue" | "ne
 }
 const NO_QUEUE: readonly Delivery[] = Object.freeze([]);
 
-/** What the sessions of one broker share: drop counters and compact copies of kept messages. */
+/** What the sessions of one broker share: their limits, drop counters and compact copies of kept messages. */
 export interface SharedSessionState {
+  readonly limits: SessionLimits;
   readonly drops: DropCounts;
   /** A copy of `message` fit to be kept a while; the same copy for every session that keeps it. */
   compact(message: Message): Message;
 }
 
-/** Fresh shared state: zero counters and an empty cache of compact copies. */
-export function sharedState(): SharedSessionState {
+/** Fresh shared state for sessions under `limits`: zero counters and an empty cache of compact copies. */
+export function sharedState(limits: SessionLimits): SharedSessionState {
   const copies = new WeakMap<Message, Message>();
   return {
+    limits,
     drops: emptyDropCounts(),
     compact(message) {
       const payload = message.payload;

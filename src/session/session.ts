@@ -18,7 +18,6 @@ import {
   OutboundFlow,
   type PagedOutFlow,
   type SharedSessionState,
-  sharedState,
   type StoredCounts,
   storePagedOut,
 } from "./outbound.ts";
@@ -81,12 +80,13 @@ export class Session {
   routePass = 0;
   routeIndex = 0;
 
-  /** `shared`: the broker's (see SharedSessionState); a session of its own has state of its own. */
-  constructor(
-    readonly clientId: string,
-    private readonly limits: SessionLimits,
-    private readonly shared: SharedSessionState = sharedState(),
-  ) {}
+  /** `shared`: the broker's (see SharedSessionState), with the limits its sessions work under. */
+  constructor(readonly clientId: string, private readonly shared: SharedSessionState) {}
+
+  /** The session limits (the shared state's: a field of the session's own would cost 8 B per session). */
+  private get limits(): SessionLimits {
+    return this.shared.limits;
+  }
 
   /** The server-to-client half of the session (made now if it was not yet needed). */
   get outbound(): OutboundFlow {
@@ -96,7 +96,7 @@ export class Session {
 
   /** A new flow: the one the session let go paged out (see {@link pageOut}) if it did, else an empty one. */
   private makeFlow(kept: PagedOutFlow | undefined): OutboundFlow {
-    const flow = new OutboundFlow(this.limits, this.shared, this.#attachment);
+    const flow = new OutboundFlow(this.shared, this.#attachment);
     if (kept) flow.resumePagedOut(kept);
     return flow;
   }

@@ -45,10 +45,10 @@ class Side {
   readonly router = new Router("round_robin", () => 0);
   readonly sessions: Session[] = [];
   readonly targets: { session: Session }[] = [];
-  readonly shared = sharedState();
+  readonly shared = sharedState(limits);
 
   constructor(readonly name: string, readonly copy: boolean, readonly refs: Map<number, string>) {
-    for (let i = 0; i < CLIENTS; i++) this.sessions.push(new Session(`c${i}`, limits, this.shared));
+    for (let i = 0; i < CLIENTS; i++) this.sessions.push(new Session(`c${i}`, this.shared));
     for (const session of this.sessions) this.targets.push({ session });
   }
 

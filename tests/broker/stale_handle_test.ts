@@ -131,7 +131,7 @@ Deno.test("stale handle: an entry replaced in the registry refuses the handles o
   const replaced = first.entry!;
   // Another entry for the same client id, at the same epoch and attached (as a cluster's snapshot could
   // install): the old entry itself still says epoch and attached, only its leaving the registry marks it.
-  const entry = new SessionEntry("c", limits, sharedState(), replaced.epoch);
+  const entry = new SessionEntry("c", sharedState(limits), replaced.epoch);
   broker.registry.add(entry);
   broker.registry.attach(entry, attachment, undefined, new FakeLink());
   assert.equal(replaced.epoch, first.epoch);

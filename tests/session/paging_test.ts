@@ -14,6 +14,7 @@ import {
   type SessionEffect,
   type SessionLimits,
   type SessionRecord,
+  sharedState,
 } from "../../src/session/mod.ts";
 import { attachmentV5 } from "../helpers/session_limits.ts";
 
@@ -78,7 +79,7 @@ function recorded(records: readonly SessionRecord[]): string[] {
 
 /** A persistent session paged out with `queued` entries in storage. */
 function pagedOut(queued: number, sessionLimits = limits): Session {
-  const session = new Session("c", sessionLimits);
+  const session = new Session("c", sharedState(sessionLimits));
   session.persistent = true;
   session.outbound.pageOut({ entries: queued, bytes: queued * 2 });
   return session;
@@ -201,7 +202,7 @@ Deno.test("a drop put off until its page came is counted once: the queue limit s
 });
 
 Deno.test("a session paged out lets its flow go and makes it again as it was: counts, packet ids, records", () => {
-  const session = new Session("c", limits);
+  const session = new Session("c", sharedState(limits));
   session.persistent = true;
   session.attach(attachment, 0);
   // Packet ids 1 and 2 in flight, acknowledged: the next one is 3.
@@ -280,7 +281,7 @@ Deno.test("a session that let its flow go paged out stores what comes while its 
   for (const [name, sessionLimits] of cases) {
     // The same two stored deliveries (2 B each); one session keeps its flow, the other lets it go.
     const held = pagedOut(2, sessionLimits);
-    const letGo = new Session("c", sessionLimits);
+    const letGo = new Session("c", sharedState(sessionLimits));
     letGo.persistent = true;
     letGo.pageOut({ entries: 2, bytes: 4 });
     for (const arrival of arriving) {
@@ -302,7 +303,7 @@ Deno.test("a session that let its flow go paged out stores what comes while its 
 });
 
 Deno.test("what a paged-out session stored without its flow is still to be taken once its flow is made again", () => {
-  const session = new Session("c", limits);
+  const session = new Session("c", sharedState(limits));
   session.persistent = true;
   session.pageOut({ entries: 0, bytes: 0 });
   session.deliver(delivery("a"), false, 0);

@@ -7,6 +7,7 @@ import {
   Session,
   type SessionEffect,
   type SessionLimits,
+  sharedState,
 } from "../../src/session/mod.ts";
 
 const limits: SessionLimits = {
@@ -79,7 +80,7 @@ function kinds(effects: SessionEffect[]): string[] {
 }
 
 function connected(version: 4 | 5 = 5, extra: Partial<Attachment> = {}): Session {
-  const session = new Session("c1", limits);
+  const session = new Session("c1", sharedState(limits));
   session.attach(attachment(version, extra), 0);
   return session;
 }
@@ -150,12 +151,15 @@ Deno.test("outbound window: deliveries beyond min(maxInflight, Receive Maximum) 
 });
 
 Deno.test("resume: QoS 0 queued while away goes out past a full window, QoS 1 behind it waits for a PUBACK", () => {
-  const session = new Session("c1", {
-    ...limits,
-    maxInflight: 1,
-    maxQueuedMessages: 10,
-    queueQos0Offline: true,
-  });
+  const session = new Session(
+    "c1",
+    sharedState({
+      ...limits,
+      maxInflight: 1,
+      maxQueuedMessages: 10,
+      queueQos0Offline: true,
+    }),
+  );
   session.persistent = true;
   const topics = [["a", 1], ["b", 0], ["c", 1], ["d", 0], ["e", 0], ["f", 1]] as const;
   for (const [topic, qos] of topics) {
@@ -201,7 +205,7 @@ Deno.test("resume re-sends unacknowledged QoS 1 with DUP, in order, and PUBREL f
 });
 
 Deno.test("offline: QoS 0 is not queued by default, QoS 1 is, and the queue drops the oldest when full", () => {
-  const session = new Session("c1", limits);
+  const session = new Session("c1", sharedState(limits));
   assert.equal(
     session.deliver({ message: message("q0", 0), grantedQos: 1, retain: false }, false, 0).length,
     0,
@@ -346,7 +350,7 @@ Deno.test("DISCONNECT: normal discards the will, 0x04 keeps it; expiry set after
 });
 
 Deno.test("PUBLISH above the maximum QoS is refused with 0x9B [MQTT-3.2.2-11]", () => {
-  const session = new Session("c", { ...limits, maxQos: 1 });
+  const session = new Session("c", sharedState({ ...limits, maxQos: 1 }));
   session.attach(attachment(5), 0);
   assert.deepEqual(kinds(session.handleIn(publish("t", 2, 1), 0)), ["close:0x9b"]);
 });
@@ -360,7 +364,7 @@ Deno.test("a message larger than the client's Maximum Packet Size is dropped for
 });
 
 Deno.test("a paged-out session hands a delivery to storage as it came, without a copy of its payload", () => {
-  const session = new Session("c1", limits);
+  const session = new Session("c1", sharedState(limits));
   session.persistent = true;
   session.outbound.pageOut();
   // A payload that is a view of a larger received block, as the decoder's are.
