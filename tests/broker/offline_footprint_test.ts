@@ -86,7 +86,7 @@ async function liveBytes(): Promise<number> {
 }
 
 /**
- * JS heap per offline session, with a margin: 556-595 B in the test below after issue 11's changes, 788-819 B
+ * JS heap per offline session, with a margin: 548-595 B in the test below after issue 11's changes, 788-819 B
  * before them.
  */
 const MAX_HEAP_PER_OFFLINE_SESSION = 660;
