@@ -10,7 +10,7 @@ import { type ClientConnectionInfo, type ConnectionManager, protocolName } from 
 import type { TrafficMetrics } from "../observe/metrics.ts";
 import type { Session as BrokerSession } from "../session/mod.ts";
 import type { Message } from "../session/types.ts";
-import { topicMatches, validateTopicName } from "../topic/mod.ts";
+import { parseSharedFilter, topicMatches, validateTopicName } from "../topic/mod.ts";
 import type {
   Client,
   ClientDetail,
@@ -92,7 +92,7 @@ export function createBrokerView(sources: BrokerViewSources): AdminBrokerView {
         retainAsPublished: subscription.retainAsPublished,
         retainHandling: subscription.retainHandling,
         subscriptionIdentifier: subscription.subscriptionIdentifier ?? null,
-        shareGroup: subscription.shared?.group ?? null,
+        shareGroup: parseSharedFilter(subscription.topicFilter, Number.MAX_SAFE_INTEGER)?.group ?? null,
       };
     }
   };

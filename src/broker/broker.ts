@@ -14,6 +14,7 @@ import type {
   SessionSubscription,
 } from "../session/types.ts";
 import { StorageError, type StorageSnapshot } from "../storage/port.ts";
+import { isSharedFilter } from "../topic/mod.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { Persistence } from "./persistence.ts";
 import { PAGE_RETRY_MS, SessionRegistry } from "./registry.ts";
@@ -614,13 +615,14 @@ export class Broker implements SessionService {
     const inStore = this.retained.payloadsInStore;
     const pendingLimit = this.#pendingRetainedLimit();
     for (const { subscription, isNew } of accepted) {
-      if (subscription.shared && this.#egress && !session.persistent) {
+      const shared = isSharedFilter(subscription.topicFilter);
+      if (shared && this.#egress && !session.persistent) {
         this.#egress.share(session.clientId, entry.epoch, subscription, true);
         continue;
       }
       this.router.add(entry, subscription);
       this.#persistence.subscribed(session, subscription);
-      if (subscription.shared) continue; // Retained messages are not sent to shared subscriptions (spec §4.8.2).
+      if (shared) continue; // Retained messages are not sent to shared subscriptions (spec §4.8.2).
       const handling = subscription.retainHandling;
       if (handling === 2 || (handling === 1 && !isNew)) continue; // [MQTT-3.3.1-9/10]
       const matched = this.retained.match(subscription.topicFilter, now);
@@ -769,7 +771,7 @@ export class Broker implements SessionService {
 
   #unsubscribe(entry: SessionEntry, subscription: SessionSubscription): void {
     const session = entry.session;
-    if (subscription.shared && this.#egress && !session.persistent) {
+    if (isSharedFilter(subscription.topicFilter) && this.#egress && !session.persistent) {
       const epoch = this.registry.get(session.clientId)?.epoch ?? 0;
       return this.#egress.share(session.clientId, epoch, subscription, false);
     }

@@ -5,7 +5,6 @@ import { QUEUE_PAGE, type SharedSessionState, type StoredDeliveryState } from ".
 import { EffectList } from "../session/effect_list.ts";
 import type { Attachment, Delivery, SessionSubscription } from "../session/types.ts";
 import type { QueuePage, StorageAdapter, StorageSnapshot } from "../storage/port.ts";
-import { parseSharedFilter } from "../topic/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { IndexedHeap } from "./indexed_heap.ts";
 import { ownerUsername } from "./owner.ts";
@@ -371,7 +370,6 @@ export class SessionRegistry {
       const entry = this.#entries.get(stored.clientId);
       if (!entry) continue;
       const { topicFilter, qos, noLocal, retainAsPublished, retainHandling, subscriptionIdentifier } = stored;
-      const shared = parseSharedFilter(topicFilter, Number.MAX_SAFE_INTEGER);
       // The fields in the order a SUBSCRIBE makes them: one object shape for every subscription.
       const subscription: SessionSubscription = {
         topicFilter,
@@ -380,7 +378,6 @@ export class SessionRegistry {
         retainAsPublished,
         retainHandling,
         subscriptionIdentifier,
-        shared,
       };
       entry.session.setSubscription(subscription);
       router.add(entry, subscription);

@@ -1,7 +1,7 @@
 import type { QoS } from "../codec/types.ts";
 import type { Session } from "../session/session.ts";
 import type { Delivery, Message, SessionSubscription } from "../session/types.ts";
-import { type SharedGroup, SubscriptionTrie } from "../topic/mod.ts";
+import { parseSharedFilter, type SharedGroup, SubscriptionTrie } from "../topic/mod.ts";
 
 /**
  * What the router hands a delivery to: a session, or what holds one (the broker's registry entry, so that a
@@ -85,8 +85,9 @@ export class Router<T extends RouteTarget = RouteTarget> {
 
   /** Adds `target`'s session's subscription; its deliveries go to `target` (one per session: the same one each time). */
   add(target: T, subscription: SessionSubscription): void {
-    if (subscription.shared) {
-      this.#trie.add(subscription.shared.filter, target, subscription, subscription.shared.group);
+    const shared = parseSharedFilter(subscription.topicFilter, Number.MAX_SAFE_INTEGER);
+    if (shared) {
+      this.#trie.add(shared.filter, target, subscription, shared.group);
     } else {
       this.#trie.add(subscription.topicFilter, target, subscription);
     }
@@ -95,8 +96,9 @@ export class Router<T extends RouteTarget = RouteTarget> {
 
   /** Removes the subscription {@link add} added for `target`. */
   remove(target: T, subscription: SessionSubscription): void {
-    const removed = subscription.shared
-      ? this.#trie.remove(subscription.shared.filter, target, subscription.shared.group)
+    const shared = parseSharedFilter(subscription.topicFilter, Number.MAX_SAFE_INTEGER);
+    const removed = shared
+      ? this.#trie.remove(shared.filter, target, shared.group)
       : this.#trie.remove(subscription.topicFilter, target);
     if (!removed) return;
     this.onChange?.({ kind: "removed", clientId: target.session.clientId, subscription });

@@ -8,7 +8,6 @@ import { decodeProperties, emitProperties, hasProperties, PropertyScope } from "
 import { Sink } from "../codec/sink.ts";
 import type { Properties, ProtocolVersion, QoS, Will } from "../codec/types.ts";
 import type { Attachment, Message, MessageOrigin, SessionSubscription } from "../session/types.ts";
-import { parseSharedFilter } from "../topic/mod.ts";
 import { WireError, WireReader, WireWriter } from "./wire.ts";
 
 /** The connection facts of a claim that every node needs to run the session as its holder would. */
@@ -284,7 +283,6 @@ export function decodeEvent(bytes: Uint8Array): Stamped {
         retainAsPublished: r.bool(),
         retainHandling: r.byte() as 0 | 1 | 2,
         subscriptionIdentifier: r.optional(() => r.uint()),
-        shared: parseSharedFilter(topicFilter, Number.MAX_SAFE_INTEGER),
       });
       event = { kind, clientId, epoch, subscription, added };
       break;

@@ -525,7 +525,6 @@ export class Session {
         reasonCodes.push(version === 5 ? code : 0x80);
         continue;
       }
-      const shared = parseSharedFilter(requested.topicFilter, this.limits.maxTopicLevels);
       const qos = (requested.qos < this.limits.maxQos ? requested.qos : this.limits.maxQos) as QoS;
       // Every field written out, in the order a subscription read back from storage has them: one object
       // shape for all, and all in the object (a spread's object keeps the last two in a separate store, 40 B).
@@ -536,7 +535,6 @@ export class Session {
         retainAsPublished: requested.retainAsPublished,
         retainHandling: requested.retainHandling,
         subscriptionIdentifier,
-        shared,
       };
       const isNew = this.subscription(requested.topicFilter) === undefined;
       this.setSubscription(subscription);

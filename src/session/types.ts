@@ -70,10 +70,13 @@ export interface Delivery {
 }
 
 /** A subscription held by a session. `filter` is the full filter, `$share/...` included. */
+/**
+ * A subscription a session holds. Whether it is shared, and its group and inner filter, are its filter's
+ * (isSharedFilter, parseSharedFilter in topic/), read where needed rather than kept in a field of every
+ * subscription (8 B each, and a broker may hold millions).
+ */
 export interface SessionSubscription extends Subscription {
   subscriptionIdentifier?: number;
-  /** Set for `$share/<group>/<filter>`: the group and the inner filter. */
-  shared?: { group: string; filter: string };
 }
 
 /** A subscription request accepted by the session, for the broker to add to the router. */

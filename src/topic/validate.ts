@@ -65,6 +65,11 @@ export function hasWildcard(filter: string): boolean {
   return filter.includes("+") || filter.includes("#");
 }
 
+/** True for a `$share/<group>/<filter>` filter (whether it is a valid one is {@link parseSharedFilter}'s). */
+export function isSharedFilter(filter: string): boolean {
+  return filter.startsWith(SHARE_PREFIX);
+}
+
 /**
  * Splits `$share/<group>/<filter>`; returns undefined for a plain filter. The share name must be
  * non-empty and free of `/`, `+` and `#` [MQTT-4.8.2-1], and a filter must follow [MQTT-4.8.2-2].

@@ -20,7 +20,7 @@ import {
   type SessionRecord,
   type SessionSubscription,
 } from "../../src/session/mod.ts";
-import { topicMatches } from "../../src/topic/mod.ts";
+import { isSharedFilter, parseSharedFilter, topicMatches } from "../../src/topic/mod.ts";
 import { Random } from "../codec/support/random.ts";
 import { attachmentV5 as attachment, limits as baseLimits } from "../helpers/session_limits.ts";
 
@@ -110,10 +110,12 @@ function assertCalledFor(
   clientId: string,
   subscriptions: SessionSubscription[],
 ): void {
+  const innerFilter = (filter: string) =>
+    parseSharedFilter(filter, Number.MAX_SAFE_INTEGER)?.filter ?? filter;
   const matching = subscriptions.filter((subscription) =>
-    topicMatches(subscription.shared?.filter ?? subscription.topicFilter, message.topic)
+    topicMatches(innerFilter(subscription.topicFilter), message.topic)
   );
-  if (matching.some((subscription) => subscription.shared)) return;
+  if (matching.some((subscription) => isSharedFilter(subscription.topicFilter))) return;
   const plain = matching.filter((subscription) =>
     !(subscription.noLocal && clientId === message.publisherId)
   );
@@ -166,10 +168,7 @@ function randomSubscription(random: Random): SessionSubscription {
     retainHandling: 0,
   };
   if (random.bool(0.3)) subscription.subscriptionIdentifier = random.int(1, 9);
-  if (random.bool(0.15)) {
-    subscription.topicFilter = `$share/g/${filter}`;
-    subscription.shared = { group: "g", filter };
-  }
+  if (random.bool(0.15)) subscription.topicFilter = `$share/g/${filter}`;
   return subscription;
 }
 
