@@ -45,6 +45,24 @@ import type {
 } from "./types.ts";
 
 /**
+ * What a session holds only while it is in use (its client connected): one object then, none while the
+ * session sits offline (a broker may hold millions). A subclass keeps what it holds only while in use in
+ * the same object (see Session.newInUse), and says when that is empty.
+ */
+export class SessionInUse {
+  attachment: Attachment | undefined = undefined;
+  /** Inbound topic aliases of this connection; created by the first PUBLISH that sets one. */
+  inboundAliases: Map<number, string> | undefined = undefined;
+  /** The last topic name this client published to that passed validation (a cache, lost with the object). */
+  validTopic = "";
+
+  /** True when it holds nothing the session needs: the session lets it go. */
+  isEmpty(): boolean {
+    return this.attachment === undefined && this.inboundAliases === undefined;
+  }
+}
+
+/**
  * One client's MQTT session: the protocol state machine after CONNECT. It turns inbound packets and
  * routed messages into effects for the connection and broker to run; it never touches a socket, so
  * every rule is testable with plain values. Its state outlives connections (persistent sessions).
@@ -67,11 +85,8 @@ export class Session {
   #flow: OutboundFlow | PagedOutFlow | undefined;
   /** Seconds the session outlives its connection; 0xFFFFFFFF = never expires. */
   expiryInterval = 0;
-  #attachment: Attachment | undefined;
-  /** Inbound topic aliases of this connection; created by the first PUBLISH that sets one. */
-  #inboundAliases: Map<number, string> | undefined;
-  /** The last topic name this client published to that passed validation. */
-  #validTopic = "";
+  /** See SessionInUse: made at {@link attach}, let go once empty ({@link releaseInUse}). */
+  protected inUse: SessionInUse | undefined = undefined;
   /**
    * The router's mark: the routing pass that last reached this session, and where its delivery sits in that
    * pass (a session reached through several subscriptions gets one delivery). Kept here rather than in a
@@ -96,7 +111,7 @@ export class Session {
 
   /** A new flow: the one the session let go paged out (see {@link pageOut}) if it did, else an empty one. */
   private makeFlow(kept: PagedOutFlow | undefined): OutboundFlow {
-    const flow = new OutboundFlow(this.shared, this.#attachment);
+    const flow = new OutboundFlow(this.shared, this.attachment);
     if (kept) flow.resumePagedOut(kept);
     return flow;
   }
@@ -184,7 +199,7 @@ export class Session {
   }
 
   get attachment(): Attachment | undefined {
-    return this.#attachment;
+    return this.inUse?.attachment;
   }
 
   /** A persistent session records every durable change (see {@link takeRecords}); a transient one does not. */
@@ -254,16 +269,32 @@ export class Session {
 
   /** A connection took this session: resend what is unacknowledged, then what is queued. */
   attach(attachment: Attachment, now: number): Effect[] {
-    this.#attachment = attachment;
-    this.#inboundAliases = undefined;
+    const inUse = this.inUse ??= this.newInUse();
+    inUse.attachment = attachment;
+    inUse.inboundAliases = undefined;
     const out = new EffectList();
     this.heldFlow()?.attach(attachment, now, out);
     return out.effects;
   }
 
   detach(): void {
-    this.#attachment = undefined;
+    const inUse = this.inUse;
+    if (inUse) {
+      inUse.attachment = undefined;
+      inUse.inboundAliases = undefined;
+      this.releaseInUse();
+    }
     this.flowInMemory()?.detach();
+  }
+
+  /** A new in-use state (see SessionInUse); a subclass makes one with room for its own. */
+  protected newInUse(): SessionInUse {
+    return new SessionInUse();
+  }
+
+  /** Lets the in-use state go once it holds nothing. */
+  protected releaseInUse(): void {
+    if (this.inUse?.isEmpty()) this.inUse = undefined;
   }
 
   /**
@@ -289,7 +320,7 @@ export class Session {
   deliverInto(delivery: Delivery, writable: boolean, now: number, out: EffectSink): boolean {
     const flow = this.#flow;
     if (flow instanceof OutboundFlow) return flow.deliver(delivery, writable, now, out);
-    if (flow !== undefined && this.#attachment === undefined) {
+    if (flow !== undefined && this.inUse?.attachment === undefined) {
       storePagedOut(flow, delivery, now, this.limits, this.shared.drops);
       return false;
     }
@@ -411,7 +442,7 @@ export class Session {
   }
 
   private acceptPublish(packet: PublishPacket, now: number, out: SessionEffect[]): Message | undefined {
-    const version = this.#attachment!.protocolVersion;
+    const version = this.attachment!.protocolVersion;
     if (packet.properties.subscriptionIdentifiers !== undefined) {
       throw new MqttError(
         ReasonCode.ProtocolError,
@@ -450,7 +481,7 @@ export class Session {
         "[MQTT-3.3.4-9]",
       );
     }
-    if (this.#attachment!.permissions?.canPublish(topic) === false) {
+    if (this.attachment!.permissions?.canPublish(topic) === false) {
       this.refusePublish(packet, version, out);
       return undefined;
     }
@@ -488,27 +519,28 @@ export class Session {
         );
       }
       if (topic === "") {
-        const known = this.#inboundAliases?.get(alias);
+        const known = this.inUse!.inboundAliases?.get(alias);
         if (known === undefined) {
           throw new MqttError(ReasonCode.ProtocolError, `unknown topic alias ${alias}`);
         }
         topic = known;
       } else {
-        (this.#inboundAliases ??= new Map()).set(alias, topic);
+        (this.inUse!.inboundAliases ??= new Map()).set(alias, topic);
       }
     } else if (topic === "") {
       throw new MqttError(ReasonCode.ProtocolError, "empty topic without a topic alias", "[MQTT-3.3.2-1]");
     }
     // A client publishes to the same topic again and again: check each new one once.
-    if (topic !== this.#validTopic) {
+    const inUse = this.inUse!;
+    if (topic !== inUse.validTopic) {
       validateTopicName(topic, this.limits.maxTopicLevels);
-      this.#validTopic = topic;
+      inUse.validTopic = topic;
     }
     return topic;
   }
 
   private subscribe(packet: SubscribePacket, out: SessionEffect[]): void {
-    const version = this.#attachment!.protocolVersion;
+    const version = this.attachment!.protocolVersion;
     if (version < 5) refuseEmptyFilters(packet.subscriptions.map((requested) => requested.topicFilter));
     const subscriptionIdentifier = packet.properties.subscriptionIdentifiers?.[0];
     if (subscriptionIdentifier !== undefined && !this.limits.subscriptionIdentifiersAvailable) {
@@ -572,7 +604,7 @@ export class Session {
       }
       throw error;
     }
-    if (this.#attachment!.permissions?.canSubscribe(filter) === false) return ReasonCode.NotAuthorized;
+    if (this.attachment!.permissions?.canSubscribe(filter) === false) return ReasonCode.NotAuthorized;
     if (!this.limits.wildcardSubscriptionAvailable && hasWildcard(inner)) {
       return ReasonCode.WildcardSubscriptionsNotSupported;
     }
@@ -584,7 +616,7 @@ export class Session {
   }
 
   private unsubscribe(packet: UnsubscribePacket, out: SessionEffect[]): void {
-    const version = this.#attachment!.protocolVersion;
+    const version = this.attachment!.protocolVersion;
     if (version < 5) refuseEmptyFilters(packet.topicFilters);
     const removed: SessionSubscription[] = [];
     const reasonCodes: number[] = [];
@@ -610,7 +642,7 @@ export class Session {
 
   private disconnect(packet: DisconnectPacket, out: SessionEffect[]): void {
     const requested = packet.properties.sessionExpiryInterval;
-    if (requested !== undefined && requested !== 0 && this.#attachment!.sessionExpiryInterval === 0) {
+    if (requested !== undefined && requested !== 0 && this.attachment!.sessionExpiryInterval === 0) {
       throw new MqttError(
         ReasonCode.ProtocolError,
         "Session Expiry Interval set on DISCONNECT after 0 on CONNECT",
