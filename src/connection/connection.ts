@@ -51,7 +51,7 @@ import {
   type TakeoverPolicy,
 } from "./access.ts";
 import type { BufferPool } from "./buffer_pool.ts";
-import { halfCloseAndLinger, settlesWithin } from "./closing.ts";
+import { LINGER_MS, settlesWithin } from "./closing.ts";
 import type { Outbox, OutboxOwner, OutboxPool } from "./outbox.ts";
 import type { ListenerCounts } from "./server.ts";
 
@@ -128,6 +128,20 @@ const INPUT_ENDED = 16;
 const CONNECTED = 32;
 /** The accepted CONNECT asked for a clean start. */
 const CLEAN_START = 64;
+/** The client sent DISCONNECT: it closes its side next, and the socket waits for that (closing.ts). */
+const GOODBYE = 128;
+/**
+ * Half-closed (closing.ts): the socket is closed when the client's input ends, or by the sweep once the
+ * linger has run out (see {@link Connection.checkDeadlines}), or at shutdown.
+ */
+const LINGERING = 256;
+/** The server is stopping: a closing socket does not linger. */
+const STOPPING = 512;
+
+/** Deadlines are checked this often (by the manager): a keep alive of 1 s is enforced between 1.5 and 1.75 s. */
+export const SWEEP_INTERVAL_MS = 250;
+/** A lingering socket is closed at the first sweep this long after its half-close: at most LINGER_MS after it. */
+const LINGER_SWEPT_AFTER_MS = LINGER_MS - SWEEP_INTERVAL_MS;
 
 /**
  * Whole milliseconds since the process started, rounded up (a deadline is never early): V8 keeps a small
@@ -167,12 +181,10 @@ interface Ending {
   farewell: Promise<void> | undefined;
   /** The close under way; serve() awaits it so that the manager tracks it to the end. */
   closed: Promise<void> | undefined;
-  /** Ends the linger of a half-closed socket (closing.ts) when the client's input ends. */
-  onInputEnded: (() => void) | undefined;
 }
 
 function newEnding(): Ending {
-  return { reason: "connection closed", farewell: undefined, closed: undefined, onInputEnded: undefined };
+  return { reason: "connection closed", farewell: undefined, closed: undefined };
 }
 
 /** An acknowledgement waiting in {@link Connection}'s queue: an {@link AckEffect}'s fields. */
@@ -231,7 +243,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /** The registry entry of that claim (see SessionHandle.entry; kept after a takeover, like #epoch). */
   #entry: SessionEntry | undefined;
   #keepAliveMs = 0;
-  /** When the client last sent something (uptimeMs()). */
+  /** When the client last sent something (uptimeMs()); once the socket lingers, when it was half-closed. */
   #lastActivity = uptimeMs();
   /** Made by the last packet or the first close: a connection that is not ending holds none. */
   #ending: Ending | undefined;
@@ -465,7 +477,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       if (buffer.byteLength === pool.size) pool.give(buffer);
       else pool.giveSmall(buffer);
       this.#flags |= INPUT_ENDED;
-      this.#ending?.onInputEnded?.();
+      if (this.#is(LINGERING)) this.#shutdownSocket();
     }
     try {
       if (!this.#is(CLOSED)) this.#end(true); // closed without DISCONNECT: the will goes out
@@ -482,10 +494,14 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * is stopping, and a connection already lingering stops waiting.
    */
   async shutdown(): Promise<void> {
-    if (this.#is(CLOSED)) return this.#ending?.onInputEnded?.();
+    this.#flags |= STOPPING;
+    if (this.#is(CLOSED)) {
+      if (this.#is(LINGERING)) this.#shutdownSocket();
+      return;
+    }
     this.#endingNow().reason = "server shutting down";
     this.#sendDisconnect(ReasonCode.ServerShuttingDown, "server shutting down");
-    await this.#closeAfterFlush(false, undefined, false);
+    await this.#closeAfterFlush(false);
   }
 
   run(effects: Effect[]): void {
@@ -758,7 +774,10 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * socket that sent no CONNECT in time, or a client silent for 1.5 × its keep alive [MQTT-3.1.2-24].
    */
   checkDeadlines(now: number): void {
-    if (this.#is(CLOSED)) return;
+    if (this.#is(CLOSED)) {
+      if (this.#is(LINGERING) && now >= this.#lastActivity + LINGER_SWEPT_AFTER_MS) this.#shutdownSocket();
+      return;
+    }
     if (!this.#session) {
       if (now >= this.#connectedAt + this.context.connectTimeoutMs) this.#fail("connect_timeout");
     } else if (this.#keepAliveMs > 0 && now - this.#lastActivity >= this.#keepAliveMs) {
@@ -819,6 +838,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
             effect.reasonString ? `: ${effect.reasonString}` : ""
           }`;
         if (effect.notify) this.#sendDisconnect(effect.reasonCode, effect.reasonString);
+        else this.#flags |= GOODBYE;
         if (effect.reasonCode >= 0x80) {
           this.#log("info", "client.protocol_error", {
             reasonCode: effect.reasonCode,
@@ -1047,20 +1067,19 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /**
    * Stops processing input, lets queued packets (a CONNACK or DISCONNECT) reach the client, hands the
    * session back, then closes the socket. A client that does not read gets FLUSH_TIMEOUT_MS, not forever.
-   * After a reason code that was written, the socket lingers half-closed (closing.ts) unless `linger` is
-   * false. The first close wins; later calls share it.
+   * After a reason code that was written, or the client's DISCONNECT, the socket lingers half-closed
+   * (closing.ts) unless the server is stopping. The first close wins; later calls share it.
    */
-  #closeAfterFlush(publishWill: boolean, sessionExpiryInterval?: number, linger = true): Promise<void> {
+  #closeAfterFlush(publishWill: boolean, sessionExpiryInterval?: number): Promise<void> {
     this.#flags |= CLOSED;
     const ending = this.#endingNow();
-    return ending.closed ??= this.#close(ending, publishWill, sessionExpiryInterval, linger);
+    return ending.closed ??= this.#close(ending, publishWill, sessionExpiryInterval);
   }
 
   async #close(
     ending: Ending,
     publishWill: boolean,
     sessionExpiryInterval: number | undefined,
-    linger: boolean,
   ): Promise<void> {
     // Nothing to say and nothing queued (a client's DISCONNECT, usually): no timer to race. Still after a
     // microtask, as after a flush: the session is not released inside the effects that ended it.
@@ -1071,11 +1090,29 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         FLUSH_TIMEOUT_MS,
       );
     this.#release(publishWill, sessionExpiryInterval);
-    if (flushed && linger && this.#is(FAREWELL_SENT) && !this.#is(FINISHED) && !this.#is(INPUT_ENDED)) {
-      const inputEnded = new Promise<void>((resolve) => ending.onInputEnded = resolve);
-      await halfCloseAndLinger(this.accepted.stream, inputEnded);
+    // Half-closed (where the transport can: not WebSocket, which has its own closing handshake), a lingering
+    // socket is closed by the reader when the client's input ends, or by the sweep once LINGER_MS is up.
+    const stream = this.accepted.stream;
+    if (flushed && stream.closeWrite !== undefined && this.#lingers()) {
+      try {
+        await stream.closeWrite();
+        if (this.#lingers()) {
+          this.#flags |= LINGERING;
+          this.#lastActivity = uptimeMs();
+          return;
+        }
+      } catch { /* the socket is gone already: nothing to wait for */ }
     }
     this.#shutdownSocket();
+  }
+
+  /**
+   * Whether a closing socket waits half-closed for the client's close: after a reason code it was sent, or
+   * after its DISCONNECT, while it is open and its input goes on, unless the server is stopping.
+   */
+  #lingers(): boolean {
+    return (this.#flags & (FAREWELL_SENT | GOODBYE)) !== 0 &&
+      (this.#flags & (FINISHED | INPUT_ENDED | STOPPING)) === 0;
   }
 
   /** Ends everything at once: the session back to the broker (will, expiry), then the socket. */
