@@ -205,7 +205,7 @@ export class Broker implements SessionService {
   }
 
   /** See {@link SessionRegistry.open}. */
-  open(request: OpenRequest): Promise<OpenResult> {
+  open(request: OpenRequest): OpenResult | Promise<OpenResult> {
     return this.registry.open(request);
   }
 

@@ -2,6 +2,7 @@ import { setImmediate } from "node:timers";
 import {
   addressOf,
   empty,
+  type OpenResult,
   type SessionEntry,
   type SessionHandle,
   type SessionLink,
@@ -43,6 +44,7 @@ import {
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
 import {
+  type Admission,
   admit,
   clientPermissions,
   type DenialListener,
@@ -186,6 +188,9 @@ interface Ending {
 function newEnding(): Ending {
   return { reason: "connection closed", farewell: undefined, closed: undefined };
 }
+
+/** A CONNECT let in by its handshake, on its way to its session. */
+type Admitted = Extract<HandshakeStep, { kind: "admit" }>;
 
 /** An acknowledgement waiting in {@link Connection}'s queue: an {@link AckEffect}'s fields. */
 type WaitingAck = Omit<AckEffect, "kind">;
@@ -621,8 +626,9 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   }
 
   /**
-   * Handles every whole packet the decoder has. Returns a promise only when a packet needs to wait (CONNECT,
-   * AUTH): the rest of the packets are then handled after it, in order.
+   * Handles every whole packet the decoder has. Returns a promise only when a packet needs to wait (a
+   * CONNECT whose credentials are checked or whose session is read back from storage, AUTH): the rest of
+   * the packets are then handled after it, in order.
    */
   #drainDecoder(decoder: Decoder): Promise<void> | undefined {
     const broker = this.context.broker;
@@ -643,35 +649,50 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         }
         continue;
       }
-      return this.#handleThenDrain(packet, decoder);
+      const waiting = this.#handleHandshake(packet);
+      if (waiting !== undefined) return this.#drainAfter(waiting, decoder);
     }
   }
 
-  /** The handshake packet, then the packets behind it (a method of its own, see {@link #releaseDecoderAfter}). */
-  #handleThenDrain(packet: Packet, decoder: Decoder): Promise<void> {
-    return this.#handleWaiting(packet).then(() => this.#drainDecoder(decoder));
+  /** The packets behind a handshake packet that waits, once it is done (see {@link #releaseDecoderAfter}). */
+  #drainAfter(waiting: Promise<void>, decoder: Decoder): Promise<void> {
+    return waiting.then(() => this.#drainDecoder(decoder));
   }
 
-  /** A packet of the handshake (CONNECT, AUTH): the connection reads on once its step has run. */
-  async #handleWaiting(packet: Packet): Promise<void> {
+  /**
+   * A packet of the handshake (CONNECT, AUTH), its step run at once when nothing had to wait for it (an
+   * anonymous client whose session needs no storage read: no promise and no async frame per CONNECT);
+   * else a promise that settles once its step has run, for the connection to read on after.
+   */
+  #handleHandshake(packet: Packet): Promise<void> | undefined {
     const handshake = this.#handshake;
     if (packet.type === "connect" && handshake.phase === "awaiting_connect") {
       this.#version = packet.protocolVersion;
       this.#clientMaximumPacketSize = packet.properties.maximumPacketSize;
     }
-    await this.#runHandshakeStep(await handshake.receive(packet));
+    const step = handshake.receive(packet);
+    return step instanceof Promise ? this.#runHandshakeStepLater(step) : this.#runHandshakeStep(step);
   }
 
-  async #runHandshakeStep(step: HandshakeStep): Promise<void> {
+  /** {@link #runHandshakeStep} once `step` settles (a method of its own: no closure where nothing waits). */
+  #runHandshakeStepLater(step: Promise<HandshakeStep>): Promise<void> {
+    return step.then((settled) => this.#runHandshakeStep(settled));
+  }
+
+  /** Runs a handshake step; a promise when it waits (for its session). */
+  #runHandshakeStep(step: HandshakeStep): Promise<void> | undefined {
     switch (step.kind) {
       case "refuse":
-        return this.#refuse(step.reasonCode, step.reason, step.properties, step.publicReason, step.method);
+        this.#refuse(step.reasonCode, step.reason, step.properties, step.publicReason, step.method);
+        return;
       case "challenge":
-        return this.#send(step.packet);
+        this.#send(step.packet);
+        return;
       case "admit":
-        return await this.#admit(step);
+        return this.#admit(step);
       case "reauthenticated":
-        return this.#send({ type: "auth", reasonCode: ReasonCode.Success, properties: step.properties });
+        this.#send({ type: "auth", reasonCode: ReasonCode.Success, properties: step.properties });
+        return;
       case "reauthentication_failed":
         // [MQTT-4.12.1-2]
         this.#log("info", "client.reauthentication_failed", {
@@ -687,10 +708,17 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     }
   }
 
-  /** An authenticated CONNECT: the session rules for its identity (takeover, will), then the session. */
-  async #admit(admitted: Extract<HandshakeStep, { kind: "admit" }>): Promise<void> {
+  /**
+   * An authenticated CONNECT: the session rules for its identity (takeover, will), then the session. A
+   * promise only when the session has to wait to be claimed (an earlier claim of the id, a queue read back
+   * from storage, a cluster's log).
+   */
+  #admit(admitted: Admitted): Promise<void> | undefined {
     const handshake = this.#handshake;
-    if (this.#is(CLOSED)) return handshake.end();
+    if (this.#is(CLOSED)) {
+      handshake.end();
+      return;
+    }
     const { connect: packet, decision } = admitted;
     const identity = { clientId: decision.clientId, username: admitted.username };
     const owner = sessionOwner(identity.username);
@@ -701,20 +729,16 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       broker.owner(identity.clientId),
       authorizer,
     );
-    const logAdmission = () => {
-      for (const { event, fields } of admission.events) {
-        this.#log("info", event, { clientId: identity.clientId, ...fields });
-      }
-    };
     if (admission.refusal !== undefined) {
-      logAdmission();
+      this.#logAdmission(admission, identity.clientId);
       handshake.end();
-      return this.#refuse(ReasonCode.NotAuthorized, admission.refusal, {}, "not authorized");
+      this.#refuse(ReasonCode.NotAuthorized, admission.refusal, {}, "not authorized");
+      return;
     }
     decision.attachment.permissions = authorizer ? clientPermissions(identity, authorizer, this) : this;
     let opened;
     try {
-      opened = await broker.open({
+      opened = broker.open({
         clientId: decision.clientId,
         cleanStart: packet.cleanStart,
         sessionExpiryInterval: decision.sessionExpiryInterval,
@@ -725,13 +749,41 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         address: addressOf(this.accepted.remoteAddress),
       });
     } catch (error) {
-      // The session could not be claimed: over a cap on sessions (0x97; 3.1.1 0x03), or a cluster whose
-      // log is unreachable (0x88 Server unavailable).
-      handshake.end();
-      if (!(error instanceof MqttError)) throw error;
-      return this.#refuse(error.reasonCode, error.message, {});
+      return this.#notOpened(error);
     }
-    logAdmission();
+    if (opened instanceof Promise) return this.#openedLater(opened, admitted, admission);
+    this.#opened(opened, admitted, admission);
+    return undefined;
+  }
+
+  /** {@link #opened} once the claim settles (a method of its own: no closures where nothing waits). */
+  #openedLater(opening: Promise<OpenResult>, admitted: Admitted, admission: Admission): Promise<void> {
+    return opening.then(
+      (opened) => this.#opened(opened, admitted, admission),
+      (error) => this.#notOpened(error),
+    );
+  }
+
+  /**
+   * The session could not be claimed: over a cap on sessions (0x97; 3.1.1 0x03), or a cluster whose log
+   * is unreachable (0x88 Server unavailable). Any other error is the connection's failure.
+   */
+  #notOpened(error: unknown): undefined {
+    this.#handshake.end();
+    if (!(error instanceof MqttError)) throw error;
+    this.#refuse(error.reasonCode, error.message, {});
+  }
+
+  #logAdmission(admission: Admission, clientId: string): void {
+    for (const { event, fields } of admission.events) this.#log("info", event, { clientId, ...fields });
+  }
+
+  /** The session is claimed: CONNACK, then what the session resumes with. */
+  #opened(opened: OpenResult, admitted: Admitted, admission: Admission): void {
+    const handshake = this.#handshake;
+    const broker = this.context.broker;
+    const { connect: packet, decision } = admitted;
+    this.#logAdmission(admission, decision.clientId);
     if (this.#is(RELEASED)) {
       // The connection ended while the session was being claimed: hand it straight back.
       handshake.end();
