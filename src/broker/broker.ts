@@ -683,6 +683,14 @@ export class Broker implements SessionService {
     const entry = this.registry.get(clientId);
     const reader = entry?.retainedReader;
     if (!entry || !reader || reader.reading) return;
+    this.#readRetained(entry, reader, clientId);
+  }
+
+  /**
+   * {@link #sendRetained} for a client with retained messages to read. A method of its own: its closures
+   * would make every call allocate the variables they capture, also for the clients (most) with none.
+   */
+  #readRetained(entry: SessionEntry, reader: RetainedReader, clientId: string): void {
     const { session, link } = entry;
     let maxBytes: number = RETAINED_PAGE.maxBytes;
     if (link) {

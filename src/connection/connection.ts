@@ -113,6 +113,11 @@ export interface ManagedContext extends ConnectionContext {
   finished(connection: Connection): void;
   /** Outboxes idle connections let go, for the next that sends. */
   outboxes: OutboxPool;
+  /**
+   * Decoders that hold no bytes, for the next read of any connection: a read that ends with a whole packet
+   * gives its decoder back (see {@link Connection} #decode), so a connect and disconnect makes none.
+   */
+  decoders: Decoder[];
 }
 
 // Bits of Connection's flags field; once set, a bit stays set.
@@ -163,6 +168,9 @@ const WALL_CLOCK_BASE = Date.now();
  * the list emptied, before any other packet is handled (see SessionLink.run).
  */
 const PACKET_EFFECTS: Effect[] = [];
+
+/** Idle decoders kept for the next reads: about the number of connections whose handshake waits at once. */
+const MAX_FREE_DECODERS = 64;
 
 /** The backlog of a connection with nothing waiting: shared, replaced by a list of its own before use. */
 const NO_BACKLOG: never[] = [];
@@ -596,15 +604,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * awaits the next read would outlive its use.
    */
   #decode(buffer: Uint8Array, length: number): Promise<void> | undefined {
-    const decoder = this.#decoder ??= new Decoder({
-      maxPacketSize: this.context.settings.maxPacketSize,
-      fromClients: true,
-      allowControlCharacters: this.context.settings.allowControlCharacters,
-      protocolVersion: this.#version,
-      // Every packet is handled before the next is decoded, and none is kept: a message keeps the PUBLISH's
-      // frame and fields, a cluster encodes a packet anew.
-      reusePackets: true,
-    });
+    const decoder = this.#decoder ??= this.#takeDecoder();
     decoder.push(buffer, length);
     const waiting = this.#drainDecoder(decoder);
     if (waiting) return this.#releaseDecoderAfter(waiting, decoder);
@@ -620,9 +620,33 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     return waiting.then(() => this.#releaseDecoder(decoder));
   }
 
-  /** A decoder that holds no bytes is let go: the next read makes a new one. */
+  /**
+   * A decoder for a read: one that another connection (or this one) gave back, at this client's protocol
+   * level, else a new one. An empty decoder goes on as a new one would (Decoder.empty).
+   */
+  #takeDecoder(): Decoder {
+    const decoder = this.context.decoders.pop();
+    if (decoder !== undefined) {
+      decoder.protocolVersion = this.#version;
+      return decoder;
+    }
+    return new Decoder({
+      maxPacketSize: this.context.settings.maxPacketSize,
+      fromClients: true,
+      allowControlCharacters: this.context.settings.allowControlCharacters,
+      protocolVersion: this.#version,
+      // Every packet is handled before the next is decoded, and none is kept: a message keeps the PUBLISH's
+      // frame and fields, a cluster encodes a packet anew.
+      reusePackets: true,
+    });
+  }
+
+  /** A decoder that holds no bytes is given back: the next read, of any connection, takes it again. */
   #releaseDecoder(decoder: Decoder): void {
-    if (decoder.empty && this.#decoder === decoder) this.#decoder = undefined;
+    if (!decoder.empty || this.#decoder !== decoder) return;
+    this.#decoder = undefined;
+    const free = this.context.decoders;
+    if (free.length < MAX_FREE_DECODERS) free.push(decoder);
   }
 
   /**

@@ -55,6 +55,7 @@ export class ConnectionManager {
       ...context,
       finished: this.#finished,
       outboxes: new OutboxPool(outboxHighWaterMark, writeBuffers, readBuffers),
+      decoders: [],
     };
     this.#sweep = setInterval(() => {
       const now = performance.now();
