@@ -338,12 +338,12 @@ export const CHANGES: Change[] = [
   },
   {
     change:
-      "Durable path: a batch's operations cross to the store's worker as bytes of our own (a tag per value, each string once per batch), moved instead of structured-cloned; at durability sync the operation log keeps those bytes instead of a node:v8 serialization made beside the clone",
+      "Durable path: a batch's operations cross to the store's worker as bytes of our own (a tag per value, a string repeated among the batch's last 16 written as an index), moved instead of structured-cloned; at durability sync the operation log keeps those bytes instead of a node:v8 serialization made beside the clone",
     measure:
-      "durable QoS 1 10→10 64 B, broker pinned to one core with its worker (3 alternating pairs, load ~3 from other work): µs CPU per message, all threads / broker thread / store worker; msg/s",
-    before: "5.5–6.9 / 3.1–3.9 / 1.3–1.5; 121–175k",
-    after: "4.3–5.2 / 2.5–3.0 / 0.9–1.1; 170–206k",
-    ratio: "≈ 0.77× / ≈ 0.8× / ≈ 0.7×; ≈ 1.2×",
+      "durable QoS 1 10→10 64 B, broker pinned to one core with its worker (2 alternating pairs, load 2–3 from other work): µs CPU per message, all threads / broker thread / store worker; msg/s",
+    before: "5.07–5.25 / 2.81–2.92 / 1.23–1.29; 189–196k",
+    after: "3.77–3.97 / 2.15–2.26 / 0.86–0.89; 250–264k",
+    ratio: "≈ 0.74× / ≈ 0.77× / ≈ 0.7×; ≈ 1.33×",
   },
   {
     change:

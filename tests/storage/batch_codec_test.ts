@@ -53,7 +53,7 @@ Deno.test("batch codec: only the counted kinds and values are encoded", () => {
   assert.deepEqual(decodeOperations(encoded), { kinds: [3], values: ["kept", 7] });
 });
 
-Deno.test("batch codec: a string is written once per batch, and a batch decodes without the ones before", () => {
+Deno.test("batch codec: a string repeated among the batch's recent ones is written once, and a batch decodes without the ones before", () => {
   const encoder = new BatchEncoder();
   const clientId = "a-client-id-of-some-length";
   const once = encoder.encode([], 0, [clientId], 1).byteLength;
@@ -63,6 +63,9 @@ Deno.test("batch codec: a string is written once per batch, and a batch decodes 
   assert.equal(many.byteLength, once + 999 * 5);
   // The next batch writes the string in full again: it decodes on its own.
   assert.deepEqual(decodeOperations(encoder.encode([], 0, [clientId], 1)).values, [clientId]);
+  // Many distinct strings between two uses: each comes back, referred to or written again.
+  const mixed = Array.from({ length: 200 }, (_, i) => `client-${i % 37}`);
+  assert.deepEqual(decodeOperations(encoder.encode([], 0, mixed, mixed.length)).values, mixed);
 });
 
 Deno.test("batch codec: a batch larger than the encoder's buffer, then small ones, each its own buffer", () => {
