@@ -5,10 +5,15 @@
  *
  *   deno task bench --big-queue [--quick] [--sessions N] [--per-session M] [--durability batch|sync]
  *                               [--v8-flags FLAGS] [--settle S] [--inspect PORT] [--write-docs]
+ *                               [--save-queued DIR | --drain-from DIR]
  *
  * --quick is 10,000 sessions and 100,000 messages. The driver is scripts/bench/mqtt_wire.ts (MQTT 3.1.1,
  * clean session 0), in this process, with bounded concurrency; nothing is pinned. Exits non-zero when a
  * message was lost or duplicated, or a phase failed.
+ *
+ * To try a change on the drain alone: --save-queued DIR copies the store to DIR once the queue is built and
+ * the broker stopped with SIGTERM; --drain-from DIR then starts the broker on a copy of it and runs only the
+ * restart and the drain (the session and message counts must be the ones DIR was saved with).
  */
 import { BenchBroker, type BenchBroker as Broker } from "./big_queue_broker.ts";
 import {
@@ -56,6 +61,10 @@ interface Options {
   writeDocs: boolean;
   /** The broker measured: mqtt-proxy, or Mosquitto for the comparison (a section of its own). */
   broker: "mqtt-proxy" | "mosquitto";
+  /** Where the queued store is copied to, when given. */
+  saveQueued: string | undefined;
+  /** A store saved by --save-queued: only the restart and the drain run, on a copy of it. */
+  drainFrom: string | undefined;
 }
 
 function parse(args: string[]): Options {
@@ -68,6 +77,8 @@ function parse(args: string[]): Options {
     inspectPort: undefined,
     writeDocs: false,
     broker: "mqtt-proxy",
+    saveQueued: undefined,
+    drainFrom: undefined,
   };
   for (let i = 0; i < args.length; i++) {
     const value = () => args[++i];
@@ -101,6 +112,12 @@ function parse(args: string[]): Options {
       case "--v8-flags":
         options.v8Flags = value().split(",");
         break;
+      case "--save-queued":
+        options.saveQueued = value();
+        break;
+      case "--drain-from":
+        options.drainFrom = value();
+        break;
       default:
         throw new Error(`unknown option ${args[i]} for --big-queue`);
     }
@@ -114,6 +131,10 @@ function parse(args: string[]): Options {
   if (!["batch", "sync"].includes(options.durability)) throw new Error("--durability is batch or sync");
   if (!["mqtt-proxy", "mosquitto"].includes(options.broker)) {
     throw new Error("--broker is mqtt-proxy or mosquitto");
+  }
+  if (options.saveQueued && options.drainFrom) throw new Error("--save-queued or --drain-from, not both");
+  if (options.writeDocs && options.drainFrom) {
+    throw new Error("--drain-from runs part of the benchmark: no docs");
   }
   return options;
 }
@@ -276,6 +297,61 @@ async function drain(port: number, options: Options): Promise<DrainCounts> {
   return counts;
 }
 
+/** Creates the sessions, publishes into them and restarts the broker after SIGTERM and after kill -9. */
+async function buildQueue(
+  broker: Broker,
+  options: Options,
+  filler: Uint8Array,
+  fact: (what: string, figure: string) => void,
+): Promise<void> {
+  const first = await broker.start();
+  fact("start, empty store: ready / CONNACK", `${ms(first.readyMs)} / ${ms(first.connackMs)}`);
+
+  broker.phase("sessions");
+  const setup = await timed(() => createSessions(broker.port, options.sessions));
+  fact(
+    "sessions created (CONNECT, SUBSCRIBE, DISCONNECT)",
+    `${count(options.sessions)} in ${seconds(setup.ms)} (${rate(options.sessions, setup.ms)})`,
+  );
+  await settle(broker, "sessions at rest", options);
+
+  broker.phase("publish");
+  const published = await timed(async () => {
+    const sent = await Promise.all(
+      Array.from({ length: PUBLISHERS }, (_, part) => publish(broker.port, part, options, filler)),
+    );
+    return sent.reduce((a, b) => a + b, 0);
+  });
+  fact(
+    `published into offline sessions (${PUBLISHERS} publishers, QoS 1, every one acknowledged)`,
+    `${count(published.value)} in ${seconds(published.ms)} (${rate(published.value, published.ms)})`,
+  );
+  await settle(broker, "queued", options);
+  fact("store on disk while queued", mb(await broker.storeBytes()));
+  fact("broker VmHWM from start to queued", mb(await broker.highWater()));
+
+  for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+    const stopMs = await broker.stop(signal);
+    if (signal === "SIGTERM" && options.saveQueued) await copyStore(broker.storeDir, options.saveQueued);
+    broker.phase(`after ${signal}`);
+    const times = await broker.start();
+    fact(
+      `restart after ${signal === "SIGKILL" ? "kill -9" : "SIGTERM"} (stop took ${
+        ms(stopMs)
+      }): ready / CONNACK`,
+      `${ms(times.readyMs)} / ${ms(times.connackMs)}`,
+    );
+    await settle(broker, `after ${signal}`, options);
+  }
+}
+
+/** Copies a store directory (the embedded store's files) to `to`, replacing what was there. */
+async function copyStore(from: string, to: string): Promise<void> {
+  await Deno.remove(to, { recursive: true }).catch(() => {});
+  const copied = await new Deno.Command("cp", { args: ["-a", from, to] }).output();
+  if (!copied.success) throw new Error(`cp -a ${from} ${to}: ${new TextDecoder().decode(copied.stderr)}`);
+}
+
 async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const started = performance.now();
   const value = await work();
@@ -314,43 +390,17 @@ export async function runBigQueueBench(args: string[]): Promise<number> {
       `big queue: ${options.sessions} sessions × ${options.perSession} QoS 1 messages of ${PAYLOAD_BYTES} B, ` +
         `storage.durability = ${options.durability}`,
     );
-    const first = await broker.start();
-    fact("start, empty store: ready / CONNACK", `${ms(first.readyMs)} / ${ms(first.connackMs)}`);
-
-    broker.phase("sessions");
-    const setup = await timed(() => createSessions(broker.port, options.sessions));
-    fact(
-      "sessions created (CONNECT, SUBSCRIBE, DISCONNECT)",
-      `${count(options.sessions)} in ${seconds(setup.ms)} (${rate(options.sessions, setup.ms)})`,
-    );
-    await settle(broker, "sessions at rest", options);
-
-    broker.phase("publish");
-    const published = await timed(async () => {
-      const sent = await Promise.all(
-        Array.from({ length: PUBLISHERS }, (_, part) => publish(broker.port, part, options, filler)),
-      );
-      return sent.reduce((a, b) => a + b, 0);
-    });
-    fact(
-      `published into offline sessions (${PUBLISHERS} publishers, QoS 1, every one acknowledged)`,
-      `${count(published.value)} in ${seconds(published.ms)} (${rate(published.value, published.ms)})`,
-    );
-    await settle(broker, "queued", options);
-    fact("store on disk while queued", mb(await broker.storeBytes()));
-    fact("broker VmHWM from start to queued", mb(await broker.highWater()));
-
-    for (const signal of ["SIGTERM", "SIGKILL"] as const) {
-      const stopMs = await broker.stop(signal);
-      broker.phase(`after ${signal}`);
+    if (options.drainFrom) {
+      await copyStore(options.drainFrom, broker.storeDir);
+      broker.phase("after SIGTERM");
       const times = await broker.start();
       fact(
-        `restart after ${signal === "SIGKILL" ? "kill -9" : "SIGTERM"} (stop took ${
-          ms(stopMs)
-        }): ready / CONNACK`,
+        `restart on ${options.drainFrom}: ready / CONNACK`,
         `${ms(times.readyMs)} / ${ms(times.connackMs)}`,
       );
-      await settle(broker, `after ${signal}`, options);
+      await settle(broker, "after SIGTERM", options);
+    } else {
+      await buildQueue(broker, options, filler, fact);
     }
 
     broker.phase("drain");
@@ -367,7 +417,10 @@ export async function runBigQueueBench(args: string[]): Promise<number> {
       `${total - counts.unique} / ${counts.duplicates} / ${counts.foreign}; ${counts.missingSessions} / ` +
         `${counts.timedOut}`,
     );
-    fact("broker VmHWM from the kill -9 restart to drained", mb(await broker.highWater()));
+    fact(
+      `broker VmHWM from the ${options.drainFrom ? "" : "kill -9 "}restart to drained`,
+      mb(await broker.highWater()),
+    );
     await settle(broker, "drained", options);
     failed = counts.unique !== total || counts.duplicates > 0 || counts.foreign > 0 ||
       counts.missingSessions > 0;

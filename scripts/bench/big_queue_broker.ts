@@ -81,7 +81,7 @@ export class BenchBroker {
       `listener.default.port = ${this.port}`,
       "auth.allow_anonymous = true",
       "storage.type = embedded",
-      `storage.dir = ${this.#dir}/store`,
+      `storage.dir = ${this.storeDir}`,
       `storage.durability = ${this.#durability}`,
       "http.enabled = true",
       "http.host = 127.0.0.1",
@@ -102,12 +102,12 @@ export class BenchBroker {
    * stops (autosave off: a kill -9 loses what changed since; here nothing changes between the two restarts).
    */
   async #writeMosquittoConfig(): Promise<string> {
-    await Deno.mkdir(`${this.#dir}/store`, { recursive: true });
+    await Deno.mkdir(this.storeDir, { recursive: true });
     const lines = [
       `listener ${this.port} 127.0.0.1`,
       "allow_anonymous true",
       "persistence true",
-      `persistence_location ${this.#dir}/store/`,
+      `persistence_location ${this.storeDir}/`,
       "autosave_interval 0",
       // The benchmark runs as root; mosquitto would otherwise drop to a user that cannot write the store.
       "user root",
@@ -225,8 +225,13 @@ export class BenchBroker {
   }
 
   /** Bytes the store's files take on disk. */
+  /** The embedded store's directory (Mosquitto's persistence_location). */
+  get storeDir(): string {
+    return `${this.#dir}/store`;
+  }
+
   async storeBytes(): Promise<number> {
-    const result = await capture("du", ["-sb", `${this.#dir}/store`]);
+    const result = await capture("du", ["-sb", this.storeDir]);
     return Number(result.text.split(/\s/)[0]) || 0;
   }
 }

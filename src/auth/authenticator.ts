@@ -257,7 +257,7 @@ export async function createAuthenticator(
         return guard.run(credentials.remoteAddress, () => decide(credentials), (decision) => decision);
       }
       guard.countSuccess("anonymous");
-      return Promise.resolve(ANONYMOUS);
+      return ANONYMOUS;
     },
     async reload() {
       sources = await loadSources(options);

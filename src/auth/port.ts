@@ -30,7 +30,11 @@ export type AuthResult =
 
 /** Decides whether a client may connect. */
 export interface Authenticator {
-  authenticate(credentials: Credentials): Promise<AuthResult>;
+  /**
+   * A verdict that needs no waiting (an anonymous client let in) may come as it is, not in a promise: the
+   * CONNECT is then handled in the turn it arrived, without the promises an asynchronous step costs.
+   */
+  authenticate(credentials: Credentials): AuthResult | Promise<AuthResult>;
 }
 
 /** Who is asking for a topic: the identity an authenticated connection carries. */

@@ -209,7 +209,7 @@ export class Broker implements SessionService {
   }
 
   /** See {@link SessionRegistry.open}. */
-  open(request: OpenRequest): Promise<OpenResult> {
+  open(request: OpenRequest): OpenResult | Promise<OpenResult> {
     return this.registry.open(request);
   }
 
@@ -687,6 +687,14 @@ export class Broker implements SessionService {
     const entry = this.registry.get(clientId);
     const reader = entry?.retainedReader;
     if (!entry || !reader || reader.reading) return;
+    this.#readRetained(entry, reader, clientId);
+  }
+
+  /**
+   * {@link #sendRetained} for a client with retained messages to read. A method of its own: its closures
+   * would make every call allocate the variables they capture, also for the clients (most) with none.
+   */
+  #readRetained(entry: SessionEntry, reader: RetainedReader, clientId: string): void {
     const { session, link } = entry;
     let maxBytes: number = RETAINED_PAGE.maxBytes;
     if (link) {

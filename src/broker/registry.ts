@@ -105,16 +105,28 @@ export class SessionRegistry {
   /**
    * Binds a new connection to its session: takes over a connected one [MQTT-3.1.4-3], discards it on
    * Clean Start [MQTT-3.1.2-4], or resumes it [MQTT-3.1.2-5], reading its queue back from storage.
-   * Rejects with MqttError 0x97 Quota exceeded, touching nothing, past mqtt.max_sessions or an owner's
-   * cap on persistent sessions.
+   * Refuses with MqttError 0x97 Quota exceeded, touching nothing, past mqtt.max_sessions or an owner's
+   * cap on persistent sessions. Claims of one client id run one after the other. The result comes as it
+   * is, not in a promise, when nothing has to wait (no earlier claim of the id under way, no queue to read
+   * back from storage): the common CONNECT then costs no promise; a refusal is then thrown at once.
    */
-  open(request: OpenRequest): Promise<OpenResult> {
-    return this.#serialize(request.clientId, () => this.#open(request));
+  open(request: OpenRequest): OpenResult | Promise<OpenResult> {
+    const { clientId } = request;
+    const previous = this.#claims.get(clientId);
+    const claimed = previous === undefined ? this.#open(request) : this.#openAfter(previous, request);
+    if (claimed instanceof Promise) this.#track(clientId, claimed);
+    return claimed;
   }
 
-  async #open(request: OpenRequest): Promise<OpenResult> {
+  /** {@link #open} once the claim before it has settled (a method of its own: no closure in open()). */
+  #openAfter(previous: Promise<unknown>, request: OpenRequest): Promise<OpenResult> {
+    const claim = () => this.#open(request);
+    return previous.then(claim, claim);
+  }
+
+  #open(request: OpenRequest): OpenResult | Promise<OpenResult> {
     const { clientId } = request;
-    const { wills, persistence, options } = this.services;
+    const { wills, options } = this.services;
     let entry = this.#entries.get(clientId);
     const persistent = Math.min(request.sessionExpiryInterval, options.maxSessionExpiry) > 0;
     const owner = { username: ownerUsername(request.owner), address: request.address };
@@ -154,9 +166,17 @@ export class SessionRegistry {
         this.#discard(entry);
         entry = undefined;
       } else if (entry.session.pagedOut) {
-        await this.pageIn(entry);
+        const resumed = entry;
+        return this.pageIn(resumed).then(() => this.#bind(request, resumed, owner));
       }
     }
+    return this.#bind(request, entry, owner);
+  }
+
+  /** The end of a claim: `entry` (undefined for a new session) is the client's, attached to its connection. */
+  #bind(request: OpenRequest, entry: SessionEntry | undefined, owner: SessionOwner): OpenResult {
+    const { clientId } = request;
+    const { wills, persistence, options } = this.services;
     const sessionPresent = entry !== undefined;
     entry ??= new SessionEntry(clientId, this.services.shared, 0);
     entry.epoch = request.epoch ?? this.#nextEpoch();
@@ -498,19 +518,13 @@ export class SessionRegistry {
     return Math.max(this.#lastEpoch + 1, this.services.clock.now() * 1000);
   }
 
-  /**
-   * Runs `claim` after every earlier claim of the same client id has finished; at once when there is none
-   * (the common case: no promise chained ahead of it, which a storm of CONNECTs would promote and drop).
-   */
-  #serialize<T>(clientId: string, claim: () => Promise<T>): Promise<T> {
-    const previous = this.#claims.get(clientId);
-    const next = previous === undefined ? claim() : previous.then(claim, claim);
-    this.#claims.set(clientId, next);
+  /** Makes the later claims of `clientId` wait for `claim`, until it settles. */
+  #track(clientId: string, claim: Promise<OpenResult>): void {
+    this.#claims.set(clientId, claim);
     const forget = () => {
-      if (this.#claims.get(clientId) === next) this.#claims.delete(clientId);
+      if (this.#claims.get(clientId) === claim) this.#claims.delete(clientId);
     };
-    next.then(forget, forget);
-    return next;
+    claim.then(forget, forget);
   }
 }
 

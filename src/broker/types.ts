@@ -140,7 +140,11 @@ export interface OpenResult extends SessionHandle {
 
 /** What connections ask of the broker (a cluster node offers the same). */
 export interface SessionService {
-  open(request: OpenRequest): Promise<OpenResult>;
+  /**
+   * Claims the session of a CONNECT. The result may come as it is, not in a promise, when nothing had to
+   * wait (see {@link SessionRegistry.open}); a refusal (MqttError) is then thrown at once.
+   */
+  open(request: OpenRequest): OpenResult | Promise<OpenResult>;
   /**
    * What the connection must do for one packet of its client, in order. With `out` (an empty list the
    * connection keeps and empties after running it) the effects may be appended there instead of to a new

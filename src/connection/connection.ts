@@ -2,6 +2,7 @@ import { setImmediate } from "node:timers";
 import {
   addressOf,
   empty,
+  type OpenResult,
   type SessionEntry,
   type SessionHandle,
   type SessionLink,
@@ -43,6 +44,7 @@ import {
 import { StorageError } from "../storage/port.ts";
 import type { Accepted } from "../transport/mod.ts";
 import {
+  type Admission,
   admit,
   clientPermissions,
   type DenialListener,
@@ -51,7 +53,7 @@ import {
   type TakeoverPolicy,
 } from "./access.ts";
 import type { BufferPool } from "./buffer_pool.ts";
-import { halfCloseAndLinger, settlesWithin } from "./closing.ts";
+import { LINGER_MS, settlesWithin } from "./closing.ts";
 import type { Outbox, OutboxOwner, OutboxPool } from "./outbox.ts";
 import type { ListenerCounts } from "./server.ts";
 
@@ -111,6 +113,11 @@ export interface ManagedContext extends ConnectionContext {
   finished(connection: Connection): void;
   /** Outboxes idle connections let go, for the next that sends. */
   outboxes: OutboxPool;
+  /**
+   * Decoders that hold no bytes, for the next read of any connection: a read that ends with a whole packet
+   * gives its decoder back (see {@link Connection} #decode), so a connect and disconnect makes none.
+   */
+  decoders: Decoder[];
 }
 
 // Bits of Connection's flags field; once set, a bit stays set.
@@ -128,6 +135,20 @@ const INPUT_ENDED = 16;
 const CONNECTED = 32;
 /** The accepted CONNECT asked for a clean start. */
 const CLEAN_START = 64;
+/** The client sent DISCONNECT: it closes its side next, and the socket waits for that (closing.ts). */
+const GOODBYE = 128;
+/**
+ * Half-closed (closing.ts): the socket is closed when the client's input ends, or by the sweep once the
+ * linger has run out (see {@link Connection.checkDeadlines}), or at shutdown.
+ */
+const LINGERING = 256;
+/** The server is stopping: a closing socket does not linger. */
+const STOPPING = 512;
+
+/** Deadlines are checked this often (by the manager): a keep alive of 1 s is enforced between 1.5 and 1.75 s. */
+export const SWEEP_INTERVAL_MS = 250;
+/** A lingering socket is closed at the first sweep this long after its half-close: at most LINGER_MS after it. */
+const LINGER_SWEPT_AFTER_MS = LINGER_MS - SWEEP_INTERVAL_MS;
 
 /**
  * Whole milliseconds since the process started, rounded up (a deadline is never early): V8 keeps a small
@@ -148,6 +169,9 @@ const WALL_CLOCK_BASE = Date.now();
  */
 const PACKET_EFFECTS: Effect[] = [];
 
+/** Idle decoders kept for the next reads: about the number of connections whose handshake waits at once. */
+const MAX_FREE_DECODERS = 64;
+
 /** The backlog of a connection with nothing waiting: shared, replaced by a list of its own before use. */
 const NO_BACKLOG: never[] = [];
 
@@ -167,13 +191,14 @@ interface Ending {
   farewell: Promise<void> | undefined;
   /** The close under way; serve() awaits it so that the manager tracks it to the end. */
   closed: Promise<void> | undefined;
-  /** Ends the linger of a half-closed socket (closing.ts) when the client's input ends. */
-  onInputEnded: (() => void) | undefined;
 }
 
 function newEnding(): Ending {
-  return { reason: "connection closed", farewell: undefined, closed: undefined, onInputEnded: undefined };
+  return { reason: "connection closed", farewell: undefined, closed: undefined };
 }
+
+/** A CONNECT let in by its handshake, on its way to its session. */
+type Admitted = Extract<HandshakeStep, { kind: "admit" }>;
 
 /** An acknowledgement waiting in {@link Connection}'s queue: an {@link AckEffect}'s fields. */
 type WaitingAck = Omit<AckEffect, "kind">;
@@ -231,7 +256,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /** The registry entry of that claim (see SessionHandle.entry; kept after a takeover, like #epoch). */
   #entry: SessionEntry | undefined;
   #keepAliveMs = 0;
-  /** When the client last sent something (uptimeMs()). */
+  /** When the client last sent something (uptimeMs()); once the socket lingers, when it was half-closed. */
   #lastActivity = uptimeMs();
   /** Made by the last packet or the first close: a connection that is not ending holds none. */
   #ending: Ending | undefined;
@@ -465,7 +490,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       if (buffer.byteLength === pool.size) pool.give(buffer);
       else pool.giveSmall(buffer);
       this.#flags |= INPUT_ENDED;
-      this.#ending?.onInputEnded?.();
+      if (this.#is(LINGERING)) this.#shutdownSocket();
     }
     try {
       if (!this.#is(CLOSED)) this.#end(true); // closed without DISCONNECT: the will goes out
@@ -482,10 +507,14 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * is stopping, and a connection already lingering stops waiting.
    */
   async shutdown(): Promise<void> {
-    if (this.#is(CLOSED)) return this.#ending?.onInputEnded?.();
+    this.#flags |= STOPPING;
+    if (this.#is(CLOSED)) {
+      if (this.#is(LINGERING)) this.#shutdownSocket();
+      return;
+    }
     this.#endingNow().reason = "server shutting down";
     this.#sendDisconnect(ReasonCode.ServerShuttingDown, "server shutting down");
-    await this.#closeAfterFlush(false, undefined, false);
+    await this.#closeAfterFlush(false);
   }
 
   run(effects: Effect[]): void {
@@ -575,15 +604,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * awaits the next read would outlive its use.
    */
   #decode(buffer: Uint8Array, length: number): Promise<void> | undefined {
-    const decoder = this.#decoder ??= new Decoder({
-      maxPacketSize: this.context.settings.maxPacketSize,
-      fromClients: true,
-      allowControlCharacters: this.context.settings.allowControlCharacters,
-      protocolVersion: this.#version,
-      // Every packet is handled before the next is decoded, and none is kept: a message keeps the PUBLISH's
-      // frame and fields, a cluster encodes a packet anew.
-      reusePackets: true,
-    });
+    const decoder = this.#decoder ??= this.#takeDecoder();
     decoder.push(buffer, length);
     const waiting = this.#drainDecoder(decoder);
     if (waiting) return this.#releaseDecoderAfter(waiting, decoder);
@@ -599,14 +620,39 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     return waiting.then(() => this.#releaseDecoder(decoder));
   }
 
-  /** A decoder that holds no bytes is let go: the next read makes a new one. */
+  /**
+   * A decoder for a read: one that another connection (or this one) gave back, at this client's protocol
+   * level, else a new one. An empty decoder goes on as a new one would (Decoder.empty).
+   */
+  #takeDecoder(): Decoder {
+    const decoder = this.context.decoders.pop();
+    if (decoder !== undefined) {
+      decoder.protocolVersion = this.#version;
+      return decoder;
+    }
+    return new Decoder({
+      maxPacketSize: this.context.settings.maxPacketSize,
+      fromClients: true,
+      allowControlCharacters: this.context.settings.allowControlCharacters,
+      protocolVersion: this.#version,
+      // Every packet is handled before the next is decoded, and none is kept: a message keeps the PUBLISH's
+      // frame and fields, a cluster encodes a packet anew.
+      reusePackets: true,
+    });
+  }
+
+  /** A decoder that holds no bytes is given back: the next read, of any connection, takes it again. */
   #releaseDecoder(decoder: Decoder): void {
-    if (decoder.empty && this.#decoder === decoder) this.#decoder = undefined;
+    if (!decoder.empty || this.#decoder !== decoder) return;
+    this.#decoder = undefined;
+    const free = this.context.decoders;
+    if (free.length < MAX_FREE_DECODERS) free.push(decoder);
   }
 
   /**
-   * Handles every whole packet the decoder has. Returns a promise only when a packet needs to wait (CONNECT,
-   * AUTH): the rest of the packets are then handled after it, in order.
+   * Handles every whole packet the decoder has. Returns a promise only when a packet needs to wait (a
+   * CONNECT whose credentials are checked or whose session is read back from storage, AUTH): the rest of
+   * the packets are then handled after it, in order.
    */
   #drainDecoder(decoder: Decoder): Promise<void> | undefined {
     const broker = this.context.broker;
@@ -627,35 +673,50 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         }
         continue;
       }
-      return this.#handleThenDrain(packet, decoder);
+      const waiting = this.#handleHandshake(packet);
+      if (waiting !== undefined) return this.#drainAfter(waiting, decoder);
     }
   }
 
-  /** The handshake packet, then the packets behind it (a method of its own, see {@link #releaseDecoderAfter}). */
-  #handleThenDrain(packet: Packet, decoder: Decoder): Promise<void> {
-    return this.#handleWaiting(packet).then(() => this.#drainDecoder(decoder));
+  /** The packets behind a handshake packet that waits, once it is done (see {@link #releaseDecoderAfter}). */
+  #drainAfter(waiting: Promise<void>, decoder: Decoder): Promise<void> {
+    return waiting.then(() => this.#drainDecoder(decoder));
   }
 
-  /** A packet of the handshake (CONNECT, AUTH): the connection reads on once its step has run. */
-  async #handleWaiting(packet: Packet): Promise<void> {
+  /**
+   * A packet of the handshake (CONNECT, AUTH), its step run at once when nothing had to wait for it (an
+   * anonymous client whose session needs no storage read: no promise and no async frame per CONNECT);
+   * else a promise that settles once its step has run, for the connection to read on after.
+   */
+  #handleHandshake(packet: Packet): Promise<void> | undefined {
     const handshake = this.#handshake;
     if (packet.type === "connect" && handshake.phase === "awaiting_connect") {
       this.#version = packet.protocolVersion;
       this.#clientMaximumPacketSize = packet.properties.maximumPacketSize;
     }
-    await this.#runHandshakeStep(await handshake.receive(packet));
+    const step = handshake.receive(packet);
+    return step instanceof Promise ? this.#runHandshakeStepLater(step) : this.#runHandshakeStep(step);
   }
 
-  async #runHandshakeStep(step: HandshakeStep): Promise<void> {
+  /** {@link #runHandshakeStep} once `step` settles (a method of its own: no closure where nothing waits). */
+  #runHandshakeStepLater(step: Promise<HandshakeStep>): Promise<void> {
+    return step.then((settled) => this.#runHandshakeStep(settled));
+  }
+
+  /** Runs a handshake step; a promise when it waits (for its session). */
+  #runHandshakeStep(step: HandshakeStep): Promise<void> | undefined {
     switch (step.kind) {
       case "refuse":
-        return this.#refuse(step.reasonCode, step.reason, step.properties, step.publicReason, step.method);
+        this.#refuse(step.reasonCode, step.reason, step.properties, step.publicReason, step.method);
+        return;
       case "challenge":
-        return this.#send(step.packet);
+        this.#send(step.packet);
+        return;
       case "admit":
-        return await this.#admit(step);
+        return this.#admit(step);
       case "reauthenticated":
-        return this.#send({ type: "auth", reasonCode: ReasonCode.Success, properties: step.properties });
+        this.#send({ type: "auth", reasonCode: ReasonCode.Success, properties: step.properties });
+        return;
       case "reauthentication_failed":
         // [MQTT-4.12.1-2]
         this.#log("info", "client.reauthentication_failed", {
@@ -671,10 +732,17 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     }
   }
 
-  /** An authenticated CONNECT: the session rules for its identity (takeover, will), then the session. */
-  async #admit(admitted: Extract<HandshakeStep, { kind: "admit" }>): Promise<void> {
+  /**
+   * An authenticated CONNECT: the session rules for its identity (takeover, will), then the session. A
+   * promise only when the session has to wait to be claimed (an earlier claim of the id, a queue read back
+   * from storage, a cluster's log).
+   */
+  #admit(admitted: Admitted): Promise<void> | undefined {
     const handshake = this.#handshake;
-    if (this.#is(CLOSED)) return handshake.end();
+    if (this.#is(CLOSED)) {
+      handshake.end();
+      return;
+    }
     const { connect: packet, decision } = admitted;
     const identity = { clientId: decision.clientId, username: admitted.username };
     const owner = sessionOwner(identity.username);
@@ -685,20 +753,16 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       broker.owner(identity.clientId),
       authorizer,
     );
-    const logAdmission = () => {
-      for (const { event, fields } of admission.events) {
-        this.#log("info", event, { clientId: identity.clientId, ...fields });
-      }
-    };
     if (admission.refusal !== undefined) {
-      logAdmission();
+      this.#logAdmission(admission, identity.clientId);
       handshake.end();
-      return this.#refuse(ReasonCode.NotAuthorized, admission.refusal, {}, "not authorized");
+      this.#refuse(ReasonCode.NotAuthorized, admission.refusal, {}, "not authorized");
+      return;
     }
     decision.attachment.permissions = authorizer ? clientPermissions(identity, authorizer, this) : this;
     let opened;
     try {
-      opened = await broker.open({
+      opened = broker.open({
         clientId: decision.clientId,
         cleanStart: packet.cleanStart,
         sessionExpiryInterval: decision.sessionExpiryInterval,
@@ -709,13 +773,41 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         address: addressOf(this.accepted.remoteAddress),
       });
     } catch (error) {
-      // The session could not be claimed: over a cap on sessions (0x97; 3.1.1 0x03), or a cluster whose
-      // log is unreachable (0x88 Server unavailable).
-      handshake.end();
-      if (!(error instanceof MqttError)) throw error;
-      return this.#refuse(error.reasonCode, error.message, {});
+      return this.#notOpened(error);
     }
-    logAdmission();
+    if (opened instanceof Promise) return this.#openedLater(opened, admitted, admission);
+    this.#opened(opened, admitted, admission);
+    return undefined;
+  }
+
+  /** {@link #opened} once the claim settles (a method of its own: no closures where nothing waits). */
+  #openedLater(opening: Promise<OpenResult>, admitted: Admitted, admission: Admission): Promise<void> {
+    return opening.then(
+      (opened) => this.#opened(opened, admitted, admission),
+      (error) => this.#notOpened(error),
+    );
+  }
+
+  /**
+   * The session could not be claimed: over a cap on sessions (0x97; 3.1.1 0x03), or a cluster whose log
+   * is unreachable (0x88 Server unavailable). Any other error is the connection's failure.
+   */
+  #notOpened(error: unknown): undefined {
+    this.#handshake.end();
+    if (!(error instanceof MqttError)) throw error;
+    this.#refuse(error.reasonCode, error.message, {});
+  }
+
+  #logAdmission(admission: Admission, clientId: string): void {
+    for (const { event, fields } of admission.events) this.#log("info", event, { clientId, ...fields });
+  }
+
+  /** The session is claimed: CONNACK, then what the session resumes with. */
+  #opened(opened: OpenResult, admitted: Admitted, admission: Admission): void {
+    const handshake = this.#handshake;
+    const broker = this.context.broker;
+    const { connect: packet, decision } = admitted;
+    this.#logAdmission(admission, decision.clientId);
     if (this.#is(RELEASED)) {
       // The connection ended while the session was being claimed: hand it straight back.
       handshake.end();
@@ -758,7 +850,10 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * socket that sent no CONNECT in time, or a client silent for 1.5 × its keep alive [MQTT-3.1.2-24].
    */
   checkDeadlines(now: number): void {
-    if (this.#is(CLOSED)) return;
+    if (this.#is(CLOSED)) {
+      if (this.#is(LINGERING) && now >= this.#lastActivity + LINGER_SWEPT_AFTER_MS) this.#shutdownSocket();
+      return;
+    }
     if (!this.#session) {
       if (now >= this.#connectedAt + this.context.connectTimeoutMs) this.#fail("connect_timeout");
     } else if (this.#keepAliveMs > 0 && now - this.#lastActivity >= this.#keepAliveMs) {
@@ -819,6 +914,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
             effect.reasonString ? `: ${effect.reasonString}` : ""
           }`;
         if (effect.notify) this.#sendDisconnect(effect.reasonCode, effect.reasonString);
+        else this.#flags |= GOODBYE;
         if (effect.reasonCode >= 0x80) {
           this.#log("info", "client.protocol_error", {
             reasonCode: effect.reasonCode,
@@ -1047,20 +1143,19 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /**
    * Stops processing input, lets queued packets (a CONNACK or DISCONNECT) reach the client, hands the
    * session back, then closes the socket. A client that does not read gets FLUSH_TIMEOUT_MS, not forever.
-   * After a reason code that was written, the socket lingers half-closed (closing.ts) unless `linger` is
-   * false. The first close wins; later calls share it.
+   * After a reason code that was written, or the client's DISCONNECT, the socket lingers half-closed
+   * (closing.ts) unless the server is stopping. The first close wins; later calls share it.
    */
-  #closeAfterFlush(publishWill: boolean, sessionExpiryInterval?: number, linger = true): Promise<void> {
+  #closeAfterFlush(publishWill: boolean, sessionExpiryInterval?: number): Promise<void> {
     this.#flags |= CLOSED;
     const ending = this.#endingNow();
-    return ending.closed ??= this.#close(ending, publishWill, sessionExpiryInterval, linger);
+    return ending.closed ??= this.#close(ending, publishWill, sessionExpiryInterval);
   }
 
   async #close(
     ending: Ending,
     publishWill: boolean,
     sessionExpiryInterval: number | undefined,
-    linger: boolean,
   ): Promise<void> {
     // Nothing to say and nothing queued (a client's DISCONNECT, usually): no timer to race. Still after a
     // microtask, as after a flush: the session is not released inside the effects that ended it.
@@ -1071,11 +1166,29 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         FLUSH_TIMEOUT_MS,
       );
     this.#release(publishWill, sessionExpiryInterval);
-    if (flushed && linger && this.#is(FAREWELL_SENT) && !this.#is(FINISHED) && !this.#is(INPUT_ENDED)) {
-      const inputEnded = new Promise<void>((resolve) => ending.onInputEnded = resolve);
-      await halfCloseAndLinger(this.accepted.stream, inputEnded);
+    // Half-closed (where the transport can: not WebSocket, which has its own closing handshake), a lingering
+    // socket is closed by the reader when the client's input ends, or by the sweep once LINGER_MS is up.
+    const stream = this.accepted.stream;
+    if (flushed && stream.closeWrite !== undefined && this.#lingers()) {
+      try {
+        await stream.closeWrite();
+        if (this.#lingers()) {
+          this.#flags |= LINGERING;
+          this.#lastActivity = uptimeMs();
+          return;
+        }
+      } catch { /* the socket is gone already: nothing to wait for */ }
     }
     this.#shutdownSocket();
+  }
+
+  /**
+   * Whether a closing socket waits half-closed for the client's close: after a reason code it was sent, or
+   * after its DISCONNECT, while it is open and its input goes on, unless the server is stopping.
+   */
+  #lingers(): boolean {
+    return (this.#flags & (FAREWELL_SENT | GOODBYE)) !== 0 &&
+      (this.#flags & (FINISHED | INPUT_ENDED | STOPPING)) === 0;
   }
 
   /** Ends everything at once: the session back to the broker (will, expiry), then the socket. */

@@ -6,6 +6,7 @@ import {
   Connection,
   type ConnectionContext,
   type ManagedContext,
+  SWEEP_INTERVAL_MS,
 } from "./connection.ts";
 
 /** Open and total connections of one listener, kept by the manager. */
@@ -16,8 +17,6 @@ export interface ListenerCounts {
   total: number;
 }
 
-/** Deadlines are checked this often: a keep alive of 1 s is enforced between 1.5 and 1.75 s. */
-const SWEEP_INTERVAL_MS = 250;
 /** How often a draining broker looks whether every delivery is acknowledged. */
 const DRAIN_POLL_MS = 20;
 /** A connection's last packets get this long to leave (the connection's own flush timeout). */
@@ -39,7 +38,7 @@ export class ConnectionManager {
   #closedBytesReceived = 0;
   #closedBytesSent = 0;
 
-  /** One sweep for every connection's CONNECT timeout and keep alive, instead of a timer each. */
+  /** One sweep for every connection's CONNECT timeout, keep alive and linger, instead of a timer each. */
   readonly #sweep: ReturnType<typeof setInterval>;
   readonly #logRefused = rateLimited<string>(
     REFUSED_LOG_MS,
@@ -56,6 +55,7 @@ export class ConnectionManager {
       ...context,
       finished: this.#finished,
       outboxes: new OutboxPool(outboxHighWaterMark, writeBuffers, readBuffers),
+      decoders: [],
     };
     this.#sweep = setInterval(() => {
       const now = performance.now();

@@ -1,4 +1,4 @@
-import type { Authenticator, EnhancedAuthExchange, EnhancedAuthMethod } from "../auth/port.ts";
+import type { Authenticator, AuthResult, EnhancedAuthExchange, EnhancedAuthMethod } from "../auth/port.ts";
 import { MqttError, ReasonCode } from "../codec/mod.ts";
 import type { AuthPacket, ConnectPacket, Properties } from "../codec/types.ts";
 
@@ -30,6 +30,13 @@ export function publicRefusalReason(reasonCode: number): string {
 
 function refused(reasonCode: number, reason: string, method?: string): AuthOutcome {
   return { kind: "refused", reasonCode, reason, publicReason: publicRefusalReason(reasonCode), method };
+}
+
+/** The outcome of the Authenticator's verdict on a CONNECT's user name and password. */
+function outcomeOf(result: AuthResult): AuthOutcome {
+  return result.ok
+    ? { kind: "accepted", username: result.username, properties: {} }
+    : refused(result.reasonCode, result.reason, result.method);
 }
 
 /** An AUTH from a client that did not authenticate with an enhanced method [MQTT-4.12.0-7]. */
@@ -65,28 +72,30 @@ export class ClientAuthentication {
     return this.#exchange !== undefined;
   }
 
-  async begin(connect: ConnectPacket, clientId: string): Promise<AuthOutcome> {
+  /**
+   * The outcome of a CONNECT: as it is when nothing had to wait (no authenticator, or one whose verdict
+   * came at once), else a promise of it.
+   */
+  begin(connect: ConnectPacket, clientId: string): AuthOutcome | Promise<AuthOutcome> {
     const methodName = connect.properties.authenticationMethod;
     if (methodName === undefined) {
       // nothing verifies the CONNECT's user name here, so it is not the client's identity
       if (!this.authenticator) return { kind: "accepted", properties: {} };
-      const result = await this.authenticator.authenticate({
+      const result = this.authenticator.authenticate({
         clientId,
         username: connect.username,
         password: connect.password,
         remoteAddress: this.remoteAddress,
         certificateCommonName: this.certificateCommonName,
       });
-      return result.ok
-        ? { kind: "accepted", username: result.username, properties: {} }
-        : refused(result.reasonCode, result.reason, result.method);
+      return result instanceof Promise ? result.then(outcomeOf) : outcomeOf(result);
     }
     this.#method = this.methods.get(methodName);
     if (!this.#method) {
       return refused(ReasonCode.BadAuthenticationMethod, `unsupported authentication method ${methodName}`);
     }
     this.#exchange = this.#method.start({ remoteAddress: this.remoteAddress });
-    return await this.#step(connect.properties.authenticationData);
+    return this.#step(connect.properties.authenticationData);
   }
 
   /** An AUTH packet from the client: the next step of an exchange, or the start of re-authentication. */

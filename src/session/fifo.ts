@@ -54,15 +54,19 @@ export class Fifo<T> {
     return this.toArray()[Symbol.iterator]();
   }
 
-  /** Twice the slots (at least {@link MIN_SLOTS}), the items moved to the front in order, then `item`. */
+  /**
+   * Twice the slots (at least {@link MIN_SLOTS}), the items moved to the front in order, then `item`. The
+   * ring is made at its size and written slot by slot: pushed into, an array's storage grows on the way
+   * (1.6× the bytes for 8 slots), and `fill(undefined)` allocates besides (2.4×).
+   */
   #grow(item: T): void {
     const items = this.#items;
     const mask = items.length - 1;
     const capacity = Math.max(MIN_SLOTS, items.length * 2);
-    const grown: (T | undefined)[] = [];
-    for (let i = 0; i < this.#length; i++) grown.push(items[(this.#head + i) & mask]);
-    grown.push(item);
-    while (grown.length < capacity) grown.push(undefined);
+    const grown = new Array<T | undefined>(capacity);
+    for (let i = 0; i < this.#length; i++) grown[i] = items[(this.#head + i) & mask];
+    grown[this.#length] = item;
+    for (let i = this.#length + 1; i < capacity; i++) grown[i] = undefined;
     this.#items = grown;
     this.#head = 0;
     this.#length++;

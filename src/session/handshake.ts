@@ -98,21 +98,22 @@ export class Handshake {
   }
 
   /**
-   * The next step for `packet`. A packet the phase does not allow throws an MqttError with the reason code
-   * to close with (0x82 Protocol Error).
+   * The next step for `packet`: as it is when nothing had to wait (a CONNECT let in anonymously, or refused
+   * on its own fields), else a promise of it. A packet the phase does not allow throws an MqttError with the
+   * reason code to close with (0x82 Protocol Error); a step that waits rejects with it.
    */
-  async receive(packet: Packet): Promise<HandshakeStep> {
+  receive(packet: Packet): HandshakeStep | Promise<HandshakeStep> {
     switch (this.#phase) {
       case "awaiting_connect":
-        return await this.#begin(packet);
+        return this.#begin(packet);
       case "authenticating":
         if (packet.type !== "auth") {
           throw new MqttError(ReasonCode.ProtocolError, `${packet.type} during authentication`);
         }
-        return this.#authenticated(await this.#authentication.receive(packet));
+        return this.#authenticatedLater(this.#authentication.receive(packet));
       case "connected":
         if (packet.type === "auth" && this.#version === 5) {
-          return await this.#reauthenticate(packet);
+          return this.#reauthenticate(packet);
         }
         return { kind: "session", packet };
       case "admitted":
@@ -134,7 +135,7 @@ export class Handshake {
     this.#phase = "ended";
   }
 
-  async #begin(packet: Packet): Promise<HandshakeStep> {
+  #begin(packet: Packet): HandshakeStep | Promise<HandshakeStep> {
     if (packet.type !== "connect") {
       throw new MqttError(ReasonCode.ProtocolError, `${packet.type} before CONNECT`, "[MQTT-3.1.0-1]");
     }
@@ -148,7 +149,13 @@ export class Handshake {
     this.#connect = { packet, decision };
     this.#version = packet.protocolVersion;
     this.#phase = "authenticating";
-    return this.#authenticated(await this.#authentication.begin(packet, decision.clientId));
+    const outcome = this.#authentication.begin(packet, decision.clientId);
+    return outcome instanceof Promise ? this.#authenticatedLater(outcome) : this.#authenticated(outcome);
+  }
+
+  /** {@link #authenticated} once `outcome` settles (a method of its own: no closure where nothing waits). */
+  #authenticatedLater(outcome: Promise<AuthOutcome>): Promise<HandshakeStep> {
+    return outcome.then((settled) => this.#authenticated(settled));
   }
 
   #authenticated(outcome: AuthOutcome): HandshakeStep {

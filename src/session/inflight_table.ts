@@ -152,14 +152,19 @@ export class InflightTable<T> implements ReadonlyMap<number, T> {
     this.#headPosition = 0;
   }
 
-  /** Twice the slots (16 at first), the entries moved to theirs. */
+  /**
+   * Twice the slots (FIRST_SLOTS at first), the entries moved to theirs. Few at first: a client that
+   * connects for a message or two (a drain) makes the table's four arrays once, and a table never shrinks.
+   */
   #grow(): void {
     const entries = this.#entries;
     const marks = this.#marks;
     const ids = this.#ids;
     const positions = this.#positions;
-    const capacity = this.#mask < 0 ? 16 : (this.#mask + 1) * 2;
-    this.#entries = new Array(capacity).fill(undefined);
+    const capacity = this.#mask < 0 ? FIRST_SLOTS : (this.#mask + 1) * 2;
+    // written slot by slot: fill(undefined) allocates besides the array (fill(0) does not)
+    this.#entries = new Array(capacity);
+    for (let i = 0; i < capacity; i++) this.#entries[i] = undefined;
     this.#marks = new Array(capacity).fill(0);
     this.#ids = new Array(capacity).fill(0);
     this.#positions = new Array(capacity).fill(0);
@@ -175,3 +180,6 @@ export class InflightTable<T> implements ReadonlyMap<number, T> {
     }
   }
 }
+
+/** Slots of a table's first growth: room for two deliveries in flight (at most half the slots are used). */
+const FIRST_SLOTS = 4;

@@ -94,6 +94,8 @@ class TrieNode<K, T> {
 }
 
 const SPLIT_CACHE_SIZE = 4096;
+/** Misses a full split cache takes before it is emptied and refilled with the topics seen next. */
+const SPLIT_CACHE_MISSES_BEFORE_REFILL = 8 * SPLIT_CACHE_SIZE;
 
 function visitSubscriber<K, T>(this: MatchVisitor<K, T>, value: T, key: K): void {
   this.subscriber(key, value);
@@ -106,6 +108,7 @@ function visitGroup<K, T>(this: MatchVisitor<K, T>, group: SharedGroup<K, T>): v
 export class SubscriptionTrie<K, T> {
   #root = new TrieNode<K, T>();
   readonly #splitTopics = new Map<string, string[]>();
+  #splitMissesWhileFull = 0;
   #count = 0;
 
   /** Number of (filter, subscriber) pairs, shared memberships included. */
@@ -194,15 +197,21 @@ export class SubscriptionTrie<K, T> {
   }
 
   /**
-   * A topic's levels, remembered for the topics seen most recently: devices publish to the same topics
-   * again and again, and splitting allocates on every message. Bounded; cleared when full.
+   * A topic's levels, remembered for the first topics seen (and, after many misses, the ones seen then):
+   * devices publish to the same topics again and again, and splitting allocates on every message. A full
+   * cache is not emptied at each miss: with more topics than it holds (100,000 sessions each on a topic of
+   * its own) that made every message's levels and the cache's tables live long enough to be promoted, most
+   * of what publishing into offline sessions left in the old generation; a miss's levels die young.
    */
   #levels(topic: string): string[] {
-    let levels = this.#splitTopics.get(topic);
-    if (levels === undefined) {
-      if (this.#splitTopics.size >= SPLIT_CACHE_SIZE) this.#splitTopics.clear();
-      levels = topic.split("/");
-      this.#splitTopics.set(topic, levels);
+    const cache = this.#splitTopics;
+    let levels = cache.get(topic);
+    if (levels !== undefined) return levels;
+    levels = topic.split("/");
+    if (cache.size < SPLIT_CACHE_SIZE) cache.set(topic, levels);
+    else if (++this.#splitMissesWhileFull >= SPLIT_CACHE_MISSES_BEFORE_REFILL) {
+      cache.clear();
+      this.#splitMissesWhileFull = 0;
     }
     return levels;
   }

@@ -209,7 +209,9 @@ Deno.test("concurrent attempts from one address are answered one delay apart", a
   await authenticator.authenticate(login("alice", "wrong"));
   const answeredAt: number[] = [];
   const attempts = [1, 2, 3].map(() =>
-    authenticator.authenticate(login("alice", "wrong")).then(() => answeredAt.push(clock.time))
+    Promise.resolve(authenticator.authenticate(login("alice", "wrong"))).then(() =>
+      answeredAt.push(clock.time)
+    )
   );
   // One turn at a time: each attempt's password check is real async work, and advancing the clock to the next
   // turn before it finished would answer it late.

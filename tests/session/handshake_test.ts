@@ -128,7 +128,7 @@ Deno.test("handshake: a CONNECT the session rules refuse never reaches the authe
 });
 
 Deno.test("handshake: anything but CONNECT first is a protocol error [MQTT-3.1.0-1]", async () => {
-  await assert.rejects(handshake().receive({ type: "pingreq" }), protocolError);
+  await assert.rejects(async () => await handshake().receive({ type: "pingreq" }), protocolError);
 });
 
 Deno.test("handshake: an enhanced exchange: CONNECT, AUTH 0x18 rounds, then admitted with the method's data", async () => {
@@ -152,7 +152,7 @@ Deno.test("handshake: during an exchange only AUTH may come; an unknown method i
   await h.receive(
     connect({ properties: { authenticationMethod: "TWO-ROUNDS", authenticationData: bytes("x") } }),
   );
-  await assert.rejects(h.receive({ type: "pingreq" }), protocolError);
+  await assert.rejects(async () => await h.receive({ type: "pingreq" }), protocolError);
   const unknown = await handshake().receive(connect({ properties: { authenticationMethod: "NOPE" } }));
   assert(unknown.kind === "refuse");
   assert.equal(unknown.reasonCode, ReasonCode.BadAuthenticationMethod);
@@ -184,9 +184,15 @@ Deno.test("handshake: AUTH with another method, or AUTH from a password client, 
   );
   await enhanced.receive(auth(ReasonCode.ContinueAuthentication, "proof:bob"));
   enhanced.opened();
-  await assert.rejects(enhanced.receive(auth(ReasonCode.ReAuthenticate, "y", "OTHER")), protocolError);
+  await assert.rejects(
+    async () => await enhanced.receive(auth(ReasonCode.ReAuthenticate, "y", "OTHER")),
+    protocolError,
+  );
   const password = handshake();
   await password.receive(connect({ username: "alice", password: bytes("secret") }));
   password.opened();
-  await assert.rejects(password.receive(auth(ReasonCode.ReAuthenticate, "y")), protocolError);
+  await assert.rejects(
+    async () => await password.receive(auth(ReasonCode.ReAuthenticate, "y")),
+    protocolError,
+  );
 });

@@ -4,20 +4,28 @@ import { cancelAcross } from "../../src/storage/embedded/apply_window.ts";
 import {
   APPEND,
   DELETE_ENTRY,
-  type EncodedBatch,
+  type FlatBatch,
   OperationBatch,
   SAVE_ENTRY,
+  type WireBatch,
 } from "../../src/storage/embedded/operations.ts";
 import type { MessageRef } from "../../src/storage/port.ts";
 import { sample } from "../../src/storage/conformance_samples.ts";
+import { decodeOperations } from "../../src/storage/embedded/batch_codec.ts";
+
+/** What the worker makes of an encoded batch. */
+const decoded = ({ operations, payloads }: WireBatch): FlatBatch => ({
+  ...decodeOperations(operations),
+  payloads,
+});
 
 const ref = (id: number) => id as MessageRef;
 
 /** Three batches: message 1 queued for a; then its delete, message 2 queued for b; then message 2's delete. */
-function window(): EncodedBatch[] {
+function window(): FlatBatch[] {
   const batch = new OperationBatch();
   const take = () => {
-    const encoded = batch.encode();
+    const encoded = decoded(batch.encode());
     batch.reset();
     return encoded;
   };

@@ -20,7 +20,7 @@ import {
   APPEND,
   cancelInPlace,
   DELETE_ENTRY,
-  type EncodedBatch,
+  type FlatBatch,
   SAVE_ENTRY,
   SINGLE,
   valueCount,
@@ -49,7 +49,7 @@ let acrossCancelled = new Uint8Array(0);
  * for the others (a message's bookkeeping is its own; the clients pinned are still pinned in order), and
  * cancels less, never more.
  */
-export function cancelAcross(batches: readonly EncodedBatch[], keptFrom = batches.length): void {
+export function cancelAcross(batches: readonly FlatBatch[], keptFrom = batches.length): void {
   if (batches.length < 2) return;
   let total = 0;
   for (const batch of batches) total += batch.kinds.length;
@@ -97,7 +97,7 @@ export function cancelAcross(batches: readonly EncodedBatch[], keptFrom = batche
 export function applyRecords(
   db: DatabaseSync,
   writer: BatchWriter,
-  batches: readonly EncodedBatch[],
+  batches: readonly FlatBatch[],
   seq: number,
 ): void {
   db.exec("BEGIN");

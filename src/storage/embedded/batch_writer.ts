@@ -17,7 +17,7 @@ import {
   APPEND_VALUES,
   DELETE_ENTRY,
   DELETE_VALUES,
-  type EncodedBatch,
+  type FlatBatch,
   OperationRunner,
   SAVE_ENTRY,
   SAVE_VALUES,
@@ -112,14 +112,14 @@ export class BatchWriter {
    * Applies the batches in order; the caller wraps the call in a transaction. Unless `growing`, operations
    * that add payload bytes are left out (a full disk; see `grows`).
    */
-  write(batches: readonly EncodedBatch[], growing: boolean): void {
+  write(batches: readonly FlatBatch[], growing: boolean): void {
     for (const batch of batches) {
       if (growing) this.#writeAppends(batch);
       this.#writeRest(batch, growing);
     }
   }
 
-  #writeAppends({ kinds, values, payloads }: EncodedBatch): void {
+  #writeAppends({ kinds, values, payloads }: FlatBatch): void {
     const parameters = this.#appendParameters;
     let length = 0;
     const recentSizes = this.#recentSizes;
@@ -152,7 +152,7 @@ export class BatchWriter {
    * message that already had a delete in the segment ends the segment, so that order is kept (the delete
    * of a message's last entry takes the message with it).
    */
-  #writeRest({ kinds, values }: EncodedBatch, growing: boolean): void {
+  #writeRest({ kinds, values }: FlatBatch, growing: boolean): void {
     const saves = this.#saveParameters, deletes = this.#deleteParameters;
     let savesLength = 0, deletesLength = 0;
     const deleted = new Set<SQLInputValue>();

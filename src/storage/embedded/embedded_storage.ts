@@ -7,7 +7,6 @@
  * each batch when it is durable. docs/storage.md has the format and the durability levels.
  */
 import { setImmediate } from "node:timers";
-import { serialize } from "node:v8";
 import {
   type MessageRef,
   type QueueEntry,
@@ -344,26 +343,10 @@ class EmbeddedStore implements EmbeddedStorage {
     }
     const id = this.#nextId++;
     this.#waiting.set(id, batch);
-    // The payloads are the batch's own buffer: it moves to the worker instead of being copied. At durability
-    // `sync` the operations also go serialized, the bytes the worker's operation log keeps; the worker reads
-    // them from postMessage's clone all the same: Deno's node:v8 deserializer leaves garbage that V8 does
-    // not collect in time (3000 batches of 3000 operations: 480 MB of heap before a collection, a clone
-    // 7 MB), and at `batch`, with no log, nothing is serialized (big queue at batch: 441 MB publishing with
-    // the serializer and deserializer, 297 MB without).
-    const { kinds, values, payloads } = operations.encode();
+    // Both buffers are the batch's own: they move to the worker instead of being copied (see OperationBatch).
+    const encoded = operations.encode();
     operations.reset();
-    if (this.options.durability === "batch") {
-      this.#send({ type: "batch", id, operations: { kinds, values }, payloads }, [payloads.buffer]);
-      return;
-    }
-    const serialized = serialize({ kinds, values });
-    const logged = new Uint8Array(
-      serialized.byteLength === serialized.buffer.byteLength ? serialized.buffer : serialized.slice().buffer,
-    ) as Uint8Array<ArrayBuffer>;
-    this.#send({ type: "batch", id, operations: { kinds, values }, logged, payloads }, [
-      logged.buffer,
-      payloads.buffer,
-    ]);
+    this.#send({ type: "batch", id, batch: encoded }, [encoded.operations.buffer, encoded.payloads.buffer]);
   }
 
   /** After the worker answered a batch: what was collected meanwhile goes now. */

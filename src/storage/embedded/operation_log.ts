@@ -6,12 +6,14 @@
  * fsynced. Both exist from the start, so a turn needs no directory fsync.
  *
  * A record is a 16-byte header — the body's length (u32), the CRC-32 of the sequence and body (u32), the
- * sequence (f64) — then the body: for each batch, its kinds and values as the adapter serialized them with
- * node:v8, then its payloads, each after its length (u32). The worker writes them as they came.
+ * sequence (f64) — then the body: for each batch, its operations as the adapter encoded them (batch_codec.ts;
+ * records written before that format hold node:v8's serialization instead, still replayed), then its
+ * payloads, each after its length (u32). The worker writes them as they came.
  */
 import { deserialize } from "node:v8";
 import { crc32 } from "node:zlib";
-import type { EncodedBatch } from "./operations.ts";
+import { BATCH_FORMAT, decodeOperations, type Operations } from "./batch_codec.ts";
+import type { FlatBatch, WireBatch } from "./operations.ts";
 
 /** The two log files, as suffixes of the store file's path. */
 export const LOG_SUFFIXES = ["-log0", "-log1"] as const;
@@ -21,7 +23,7 @@ const HEADER_BYTES = 16;
 /** One logged group of batches. */
 export interface LogRecord {
   seq: number;
-  batches: EncodedBatch[];
+  batches: FlatBatch[];
 }
 
 /** A torn or damaged end of a log file, left out of the replay. */
@@ -31,17 +33,11 @@ export interface DroppedTail {
   bytes: number;
 }
 
-/** A batch as the log takes it: its serialized operations and its payloads. */
-export interface LoggedBatch {
-  operations: Uint8Array;
-  payloads: Uint8Array;
-}
-
 /**
  * A record's pieces, written one after the other: the header, then each part's length and bytes. They are
  * not copied into one buffer: a group of large messages would leave as much garbage.
  */
-export function recordPieces(seq: number, batches: readonly LoggedBatch[]): Uint8Array[] {
+export function recordPieces(seq: number, batches: readonly WireBatch[]): Uint8Array[] {
   const header = new Uint8Array(HEADER_BYTES);
   const view = new DataView(header.buffer);
   const pieces: Uint8Array[] = [header];
@@ -63,14 +59,16 @@ export function recordPieces(seq: number, batches: readonly LoggedBatch[]): Uint
 }
 
 /** The batches of a record's body. */
-function decodeBody(body: Uint8Array<ArrayBuffer>): EncodedBatch[] {
+function decodeBody(body: Uint8Array<ArrayBuffer>): FlatBatch[] {
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   const part = (at: number) => body.subarray(at + 4, at + 4 + view.getUint32(at, true));
-  const batches: EncodedBatch[] = [];
+  const batches: FlatBatch[] = [];
   for (let at = 0; at < body.byteLength;) {
     const operations = part(at);
     const payloads = part(at + 4 + operations.byteLength);
-    const { kinds, values } = deserialize(operations) as EncodedBatch;
+    const { kinds, values }: Operations = operations[0] === BATCH_FORMAT
+      ? decodeOperations(operations)
+      : deserialize(operations);
     batches.push({ kinds, values, payloads });
     at += 8 + operations.byteLength + payloads.byteLength;
   }
@@ -166,7 +164,7 @@ export class OperationLog {
    * Appends the batches as one record (not yet durable: see {@link sync}); returns its size. On failure (a
    * full disk) the file is cut back to where it was, so no partial record precedes the next one.
    */
-  append(batches: readonly LoggedBatch[]): number {
+  append(batches: readonly WireBatch[]): number {
     const current = this.#current;
     const file = this.#files[current];
     const start = this.#lengths[current];

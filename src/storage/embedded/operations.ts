@@ -14,6 +14,7 @@ import type {
   StoredSubscription,
   StoredWill,
 } from "../port.ts";
+import { BatchEncoder, type Operations } from "./batch_codec.ts";
 import { Cancellations } from "./cancellations.ts";
 import { encodeProperties, flag, STAGE_CODES } from "./records.ts";
 
@@ -59,10 +60,17 @@ export const APPEND = 0, SAVE_ENTRY = 1, DELETE_ENTRY = 2, SINGLE = 3;
 export const APPEND_VALUES = 9, SAVE_VALUES = 8, DELETE_VALUES = 2;
 const CANCELLED = -1;
 
-/** A batch as it crosses to the worker; `payloads` holds the appended messages' payloads back to back. */
-export interface EncodedBatch {
-  kinds: number[];
-  values: SQLInputValue[];
+/** A batch as the worker writes it; `payloads` holds the appended messages' payloads back to back. */
+export interface FlatBatch extends Operations {
+  payloads: Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * A batch as it crosses to the worker and as the operation log keeps it: its operations encoded (see
+ * batch_codec.ts) and its payloads, each a buffer of its own to move.
+ */
+export interface WireBatch {
+  operations: Uint8Array<ArrayBuffer>;
   payloads: Uint8Array<ArrayBuffer>;
 }
 
@@ -97,6 +105,7 @@ export class OperationBatch {
   #dropped = 0;
   /** Deletes that cancelled out before they were added. */
   #skipped = 0;
+  readonly #encoder = new BatchEncoder();
   /** Made at the first append: most batches of a quiet broker carry none. */
   #payloads: Uint8Array<ArrayBuffer> | undefined;
   #payloadBytes = 0;
@@ -112,17 +121,15 @@ export class OperationBatch {
   }
 
   /**
-   * The operations that did not cancel out, for the worker: copies, and a payload buffer of their own. Once
-   * per batch, then {@link reset}: the kept operations are moved down in place to be copied.
+   * The operations that did not cancel out, encoded for the worker, and the payloads in a buffer of their
+   * own. Once per batch, then {@link reset}: the kept operations are moved down in place to be encoded.
    */
-  encode(): EncodedBatch {
+  encode(): WireBatch {
     const kinds = this.#kinds, values = this.#values, kindCount = this.#kindCount;
     const payloads = this.#payloads?.subarray(0, this.#payloadBytes) ?? new Uint8Array(0);
     if (this.#dropped === 0) {
-      return { kinds: kinds.slice(0, kindCount), values: values.slice(0, this.#valueCount), payloads };
+      return { operations: this.#encoder.encode(kinds, kindCount, values, this.#valueCount), payloads };
     }
-    // The kept operations moved down in place, then copied once: lists built by push for the copy grew
-    // by copies of their own, and were a third of what encoding allocated.
     const starts = this.#starts;
     let keptKinds = 0, keptValues = 0;
     for (let i = 0; i < kindCount; i++) {
@@ -131,7 +138,7 @@ export class OperationBatch {
       const end = i + 1 < kindCount ? starts[i + 1] : this.#valueCount;
       for (let at = starts[i]; at < end; at++) values[keptValues++] = values[at];
     }
-    return { kinds: kinds.slice(0, keptKinds), values: values.slice(0, keptValues), payloads };
+    return { operations: this.#encoder.encode(kinds, keptKinds, values, keptValues), payloads };
   }
 
   /** Empties the batch for the next one (after {@link encode}; the payload buffer went with it). */
@@ -337,7 +344,7 @@ export function valueCount(kind: number, values: readonly SQLInputValue[], at: n
  * Whether the batch adds payload bytes: the part of a batch that is left out when the store is full, so
  * that deletes and updates still land.
  */
-export function grows({ kinds, values }: EncodedBatch): boolean {
+export function grows({ kinds, values }: FlatBatch): boolean {
   for (let k = 0, at = 0; k < kinds.length; k++) {
     const kind = kinds[k];
     if (kind === APPEND || (kind === SINGLE && values[at + 1] === 1)) return true;

@@ -8,7 +8,7 @@ import { StorageError } from "../port.ts";
 import { applyRecords } from "./apply_window.ts";
 import { BatchWriter } from "./batch_writer.ts";
 import type { DiskReserve } from "./disk_reserve.ts";
-import { type EncodedBatch, grows } from "./operations.ts";
+import { type FlatBatch, grows } from "./operations.ts";
 import { type DiskBudget, PAGE_SIZE, VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
 
 /** MQTT reason codes a failed flush carries. */
@@ -32,7 +32,7 @@ export function toStorageError(error: unknown): StorageError {
 function runTransaction(
   db: DatabaseSync,
   writer: BatchWriter,
-  batches: EncodedBatch[],
+  batches: FlatBatch[],
   growing: boolean,
 ): void {
   db.exec("BEGIN");
@@ -68,7 +68,7 @@ export class SqliteWriter {
    * once applied (at twice their size, for indexes and half-filled pages): then the group goes to SQLite
    * directly, where the cap refuses it.
    */
-  nearPageCap(pendingBytes: number, batches: readonly EncodedBatch[]): boolean {
+  nearPageCap(pendingBytes: number, batches: readonly FlatBatch[]): boolean {
     const { maxPages } = this.budget;
     if (maxPages === undefined) return false;
     let bytes = pendingBytes;
@@ -82,7 +82,7 @@ export class SqliteWriter {
    * Applies operation-log records up to `seq` (see apply_window.ts). They were acknowledged: on a full disk
    * the reserve is given up for them, and past the page cap the cap is lifted for this transaction.
    */
-  applyRecords(batches: readonly EncodedBatch[], seq: number): void {
+  applyRecords(batches: readonly FlatBatch[], seq: number): void {
     const { db } = this;
     try {
       applyRecords(db, this.#writer, batches, seq);
@@ -103,14 +103,14 @@ export class SqliteWriter {
    * After a log append found no space: gives up the reserve if the file system is full and writes the
    * batches' deletes and updates; throws `failure` if they carried new messages.
    */
-  writeShrinking(batches: EncodedBatch[], failure: StorageError): void {
+  writeShrinking(batches: FlatBatch[], failure: StorageError): void {
     this.reserve.releaseIfDiskFull();
     runTransaction(this.db, this.#writer, batches, false);
     if (batches.some(grows)) throw failure;
   }
 
   /** Writes the batches to SQLite as one transaction; on a full disk, their deletes and updates only. */
-  write(batches: EncodedBatch[]): void {
+  write(batches: FlatBatch[]): void {
     const { db, reserve } = this;
     const writer = this.#writer;
     if (!reserve.restore()) {

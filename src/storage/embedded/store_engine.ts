@@ -21,7 +21,8 @@ import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
 import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
 import { OperationLog } from "./operation_log.ts";
-import type { EncodedBatch } from "./operations.ts";
+import type { FlatBatch, WireBatch } from "./operations.ts";
+import { decodeOperations } from "./batch_codec.ts";
 import { messageFromRow, queueEntryFromRow, type Row, type WireSnapshot } from "./records.ts";
 import { dropOrphans } from "./recovery.ts";
 import { type DiskBudget, diskBudget } from "./schema.ts";
@@ -47,21 +48,21 @@ export interface OpenedEngine {
   nextSequence: number;
 }
 
-/** A batch as the adapter sent it (see worker_protocol.ts), and at durability `sync` the bytes the log keeps. */
+/** A batch as the adapter sent it, decoded, and at durability `sync` its encoded operations, which the log keeps. */
 interface Incoming {
-  batch: EncodedBatch;
+  batch: FlatBatch;
   logged: Uint8Array<ArrayBuffer> | undefined;
 }
 
 /** Frees the payload buffers of batches that are in SQLite (an idle worker would keep a burst's payloads). */
-function release(batches: readonly EncodedBatch[]): void {
+function release(batches: readonly FlatBatch[]): void {
   for (const batch of batches) batch.payloads.buffer.transfer(0);
 }
 
 export class StoreEngine {
   readonly #sqlite: SqliteWriter;
   /** The log records not yet applied to SQLite (the window), and their bytes in the log. */
-  #window: { seq: number; batches: EncodedBatch[]; bytes: number }[] = [];
+  #window: { seq: number; batches: FlatBatch[]; bytes: number }[] = [];
   #windowBytes = 0;
   /** The last log record known to be durable (its fdatasync returned). */
   #durableSeq = 0;
@@ -180,12 +181,11 @@ export class StoreEngine {
    * in SQLite); they share the next log record or transaction with every batch that arrives in this turn.
    * Resolves when they are durable (written, at durability `batch`).
    */
-  add(
-    { kinds, values }: Omit<EncodedBatch, "payloads">,
-    logged: Uint8Array<ArrayBuffer> | undefined,
-    payloads: Uint8Array<ArrayBuffer>,
-  ): Promise<void> {
-    this.#commits.add({ batch: { kinds, values, payloads }, logged });
+  add({ operations, payloads }: WireBatch): Promise<void> {
+    const { kinds, values } = decodeOperations(operations);
+    // Decoded values are copies: without a log to keep them, the bytes are freed now, not at a collection.
+    if (!this.log) operations.buffer.transfer(0);
+    this.#commits.add({ batch: { kinds, values, payloads }, logged: this.log ? operations : undefined });
     return this.#commits.flush();
   }
 
@@ -279,7 +279,6 @@ export class StoreEngine {
       }
       let bytes: number;
       try {
-        // The adapter serializes every batch at the durability that has a log.
         bytes = log.append(
           items.map(({ batch, logged }) => ({ operations: logged!, payloads: batch.payloads })),
         );
@@ -304,7 +303,7 @@ export class StoreEngine {
    * the batches' deletes and updates still go to SQLite; the group fails with 0x97 when it carried new
    * messages.
    */
-  #refuseOnFullLog(error: unknown, batches: EncodedBatch[]): void {
+  #refuseOnFullLog(error: unknown, batches: FlatBatch[]): void {
     const failure = toStorageError(error);
     if (failure.reasonCode !== QUOTA_EXCEEDED) throw failure;
     this.#applyWindow();

@@ -67,7 +67,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
     case "batch": {
       const { id } = message;
       // The engine frees the payload buffer once its messages are in SQLite (they may wait in the log's window).
-      engine!.add(message.operations, message.logged, message.payloads).then(
+      engine!.add(message.batch).then(
         () => post({ type: "committed", id }),
         (error) => post({ type: "failed", id, error: wire(error) }),
       );

@@ -6,22 +6,15 @@ import type { QueuePage, QueueRead, StoredMessage } from "../port.ts";
 import type { WireSnapshot } from "./records.ts";
 import type { CommitStats } from "./group_commit.ts";
 import type { EngineOptions } from "./store_engine.ts";
-import type { EncodedBatch } from "./operations.ts";
+import type { WireBatch } from "./operations.ts";
 
 export type ToWorker =
   | { type: "open"; options: EngineOptions }
   /**
-   * The operations of one turn of the broker, flat (an EncodedBatch, see OperationBatch), with its payloads;
-   * answered by "committed" or "failed" with the same id. At durability `sync` also its kinds and values
-   * serialized by node:v8 (`logged`), the bytes the operation log keeps.
+   * The operations of one turn of the broker, encoded, with its payloads (both buffers moved: see
+   * OperationBatch.encode); answered by "committed" or "failed" with the same id.
    */
-  | {
-    type: "batch";
-    id: number;
-    operations: Omit<EncodedBatch, "payloads">;
-    logged?: Uint8Array<ArrayBuffer>;
-    payloads: Uint8Array<ArrayBuffer>;
-  }
+  | { type: "batch"; id: number; batch: WireBatch }
   /** A queue read; answered by "queue" with the same id, after every batch sent before it is written. */
   | { type: "read"; id: number; clientId: string; read: QueueRead; now: number }
   /** Retained messages by topic; answered by "retained" with the same id, after the batches sent before it. */
