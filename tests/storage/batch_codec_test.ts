@@ -12,6 +12,8 @@ import { BATCH_FORMAT, BatchEncoder, decodeOperations } from "../../src/storage/
 import { appliedSeq } from "../../src/storage/embedded/apply_window.ts";
 import { LOG_SUFFIXES, recordPieces } from "../../src/storage/embedded/operation_log.ts";
 import { SINGLE } from "../../src/storage/embedded/operations.ts";
+import { StoreEngine } from "../../src/storage/embedded/store_engine.ts";
+import { StorageError } from "../../src/storage/port.ts";
 import { sample } from "../../src/storage/conformance_samples.ts";
 import { embeddedStore, STORE_FILE, withTempDir } from "./embedded_helpers.ts";
 
@@ -121,6 +123,29 @@ Deno.test("batch codec: an operation log written before the format (node:v8's se
       assert.deepEqual(snapshot.sessions.map((session) => session.clientId).sort(), ["before", clientId]);
     } finally {
       await reopened.stop();
+    }
+  });
+});
+
+Deno.test("batch codec: the store's engine fails a batch of bytes it cannot decode and takes the next one", async () => {
+  await withTempDir(async (dir) => {
+    const silent = { info() {}, warn() {}, error() {} };
+    const { engine } = await StoreEngine.open(
+      { dir, durability: "sync", batchIntervalMs: 10 },
+      silent,
+      () => {},
+    );
+    try {
+      const payloads = () => new Uint8Array(0);
+      await assert.rejects(
+        engine.add({ operations: new Uint8Array([BATCH_FORMAT, 1, 0, 0]), payloads: payloads() }),
+        (error: unknown) =>
+          error instanceof StorageError && /cut short|not an encoded batch/.test(error.message),
+      );
+      const saveMeta = new BatchEncoder().encode([SINGLE], 1, ["saveMeta", 0, 2, "key", "value"], 5);
+      await engine.add({ operations: saveMeta, payloads: payloads() });
+    } finally {
+      await engine.close();
     }
   });
 });

@@ -22,7 +22,7 @@ import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
 import { OperationLog } from "./operation_log.ts";
 import type { FlatBatch, WireBatch } from "./operations.ts";
-import { decodeOperations } from "./batch_codec.ts";
+import { decodeOperations, type Operations } from "./batch_codec.ts";
 import { messageFromRow, queueEntryFromRow, type Row, type WireSnapshot } from "./records.ts";
 import { dropOrphans } from "./recovery.ts";
 import { type DiskBudget, diskBudget } from "./schema.ts";
@@ -182,7 +182,14 @@ export class StoreEngine {
    * Resolves when they are durable (written, at durability `batch`).
    */
   add({ operations, payloads }: WireBatch): Promise<void> {
-    const { kinds, values } = decodeOperations(operations);
+    let decoded: Operations;
+    try {
+      decoded = decodeOperations(operations);
+    } catch (error) {
+      // Bytes the adapter did not encode: this batch fails, the worker goes on.
+      return Promise.reject(toStorageError(error));
+    }
+    const { kinds, values } = decoded;
     // Decoded values are copies: without a log to keep them, the bytes are freed now, not at a collection.
     if (!this.log) operations.buffer.transfer(0);
     this.#commits.add({ batch: { kinds, values, payloads }, logged: this.log ? operations : undefined });
