@@ -360,19 +360,21 @@ export const CHANGES: Change[] = [
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **QoS 1 10→10 and fan-out QoS 1, rumqttd about 1.35× ahead per core** (per unit of each broker's CPU, on a
-  loaded core: 0.74× in both after the fourth round; fan-out was 0.57× before it, 0.36–0.42× before the
-  third; the 2026-12-05 full run above, one run per case: 0.72× and 0.56× in plain msg/s; QoS 0 10→10 and
-  fan-out QoS 0 lead rumqttd, 1.39–2.03× there). A QoS 1 message still allocates about 530 B: the message
+- **QoS 1 10→10 and fan-out QoS 1, rumqttd slightly ahead** (the eleventh session's full run above, two runs
+  per case, pinned: QoS 1 10→10 689–701k against 758–766k msg/s, 0.91×; fan-out QoS 1 2.28–2.36M against
+  2.37–2.40M deliveries/s, 0.96–0.99×; QoS 0 10→10 leads, 1.96–2.06M against 1.04M. The tenth session's run,
+  one run per case on a busier machine: 0.72× and 0.56×; per unit of each broker's CPU on a loaded core,
+  0.74× in both after the fourth round). A QoS 1 message still allocates about 530 B: the message
   with its frame and payload views, the router's delivery, the acknowledgement, against rumqttd's ring of
   offsets into one commit log per topic; a fan-out delivery about 60 B now that transient subscribers share
   one delivery per message (150 B before). What is left in fan-out is mostly the floor of this design:
   writing to the sockets (13 % of its CPU, one write per connection per turn) and copying frames into the
   outbox (4.5 %), plus finding a frame's topic end per delivery (4.5 %). In QoS 1 10→10 GC is 15 %: a
   scavenge's cost is its survivors, the messages waiting in the subscribers' queues.
-- **p99 at 10k msg/s: Mosquitto 0.05–0.09 ms, rumqttd 0.12–0.22 ms, mqtt-proxy 0.18–0.31 ms** (pinned, three
-  runs each on a quiet machine, 2026-12-05, QoS 0 and 1; in the full run above, one run per case, the pinned
-  latency cases were disturbed: Mosquitto's own QoS 0 p99 was 2.75 ms there, mqtt-proxy's 3.34 ms).
+- **p99 at 10k msg/s: Mosquitto lowest** (the full run above, pinned, two runs: QoS 0 Mosquitto 92–114 µs,
+  mqtt-proxy 139–143, deno-relay 129–172, rumqttd 162–178; QoS 1 Mosquitto 100–125 µs, rumqttd 139,
+  deno-relay 160–172, mqtt-proxy 184–217. Earlier, three runs each on a quiet machine: Mosquitto 0.05–0.09
+  ms, rumqttd 0.12–0.22, mqtt-proxy 0.18–0.31).
   Most of the gap is the runtime: **deno-relay** (scripts/bench/relay_floor.ts), a bare Deno MQTT relay that
   forwards each PUBLISH to the subscribers of its exact topic with the broker's read and write pattern and
   nothing else, measured p99 0.13–0.24 ms at QoS 0 and 0.30–0.40 ms at QoS 1 in the same runs (mqtt-proxy
@@ -383,8 +385,13 @@ export const PEER_NOTES =
   thread reniced to 19 (a quick test, 3 runs each, not adopted), p99.9 went from 1.9–2.8 ms to 0.39–0.51 ms
   with p99 unchanged. Until 2026-12-05 the latency cases measured after 1 s, while V8's optimizing compiler
   was still at work on the broker's one pinned core (p99 0.9–1.2 ms after 1 s, 0.19–0.22 ms after 2 s).
-- **Connects per second: Mosquitto 1.3× ahead** (0.76× in the 2026-12-05 full run above; 0.89× the run
-  before). Broker CPU per connect, earlier runs: Mosquitto 22–30 µs, the bare Deno server with the same read
+- **Connects per second: Mosquitto 1.2× ahead** (the full run above, pinned, two runs: mqtt-proxy 21.4–23.7k,
+  Mosquitto 27.5–28.5k, deno-floor 28.7–30.3k conn/s: 0.78–0.83× Mosquitto, and the bare Deno server only
+  1.04–1.06× it, so the 1.5× target is above what Deno's socket layer gives here; 0.76× in the tenth
+  session's run). The eleventh session cut what a connect and a disconnect allocate in the broker from
+  20.0 to 12.4 KB (no \`Interrupted\` error per close, no promise chain per CONNECT where nothing waits); a CPU
+  profile now shows the path bound by the socket calls (accept, write, close, shutdown, set_nodelay) and the
+  store's messages, GC 3 % of samples. Broker CPU per connect, earlier runs: Mosquitto 22–30 µs, the bare Deno server with the same read
   strategy (deno-floor) 28–34 µs warm and ~43 µs cold, mqtt-proxy 41–46 µs warm and 61–64 µs cold (GC of
   ~19.5 KB allocated per connect in about ten chained async steps, and the CONNECT handling itself). The
   floor's own rate varies from run to run (0.86× Mosquitto's in the run before, 1.39× in the run above, where
@@ -397,16 +404,16 @@ export const PEER_NOTES =
   old generation, stays until the broker has been quiet for 5 s and its memory reclaimer collects (a
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
-- **Durable QoS 1 ≈ 0.25–0.37× in-memory QoS 1** (target 0.6×; 0.14× before this round's durable changes,
-  0.19–0.23× before the operation log). At durability \`sync\` a group of operations is now appended to an
-  fsynced log and applied to SQLite later, in bulk, where a message queued, sent and acknowledged within
-  the log's window cancels out: traced applies wrote 0–42 of about 27,000 operations, so SQLite's row work
-  is gone (docs/storage.md, "The operation log"). What is left is CPU on the broker's core, per durable
-  message (pinned, per thread from /proc, 2026-12-05): the broker's thread 2.6–3.0 µs against 1.05 µs for
-  in-memory QoS 1 (building and serializing the batch, the session's stored records, GC), the store
-  worker 1.3–1.5 µs (deserializing the batch, cancelling across the window, its GC), V8's helper threads
-  1.0 µs (0.27 in memory): 4.8–5.8 µs in all against 1.3–1.4. Unpinned the worker has a core of its own
-  (0.37× in one pair). Next: a batch format with a string table (each message carries about 27 values, 5
-  of them strings from a few dozen distinct ones), no stored record list per delivery, cancelling
-  incrementally across applies. Mosquitto and rumqttd acknowledge without writing to disk at all;
+- **Durable QoS 1 ≈ 0.31× in-memory QoS 1** in the full run above (212–219k against 689–701k msg/s; target
+  0.6×; 0.14× before this round's durable changes, 0.19–0.23× before the operation log, 0.25–0.37× before
+  the batch encoding). Since the eleventh session a batch crosses to the store's worker as bytes of our own
+  (no structured clone, no node:v8 serialization for the log): CPU per durable message 5.1–5.3 → 3.8–4.0 µs
+  (broker thread 2.2–2.3, worker 0.9, V8's helper threads 0.6–0.7; in-memory QoS 1 about 1.3–1.4 in all). The
+  broker thread's next costs: GC (14 % of its samples, ~880 B allocated per message), encoding the batch
+  (~8 %), the message slots (3 %), incremental cancelling across applies in the worker. Since the fifth
+  round, at durability \`sync\` a group of operations is appended to an fsynced log and applied to SQLite
+  later, in bulk, where a message queued, sent and acknowledged within the log's window cancels out: traced
+  applies wrote 0–42 of about 27,000 operations, so SQLite's row work is gone (docs/storage.md, "The
+  operation log"). Unpinned the worker has a core of its own. Mosquitto and rumqttd acknowledge without
+  writing to disk at all;
   mochi-mqtt syncs one bbolt transaction per stored packet.`;
