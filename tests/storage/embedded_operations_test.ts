@@ -7,20 +7,12 @@ import type { MessageRef } from "../../src/storage/port.ts";
 import {
   APPEND,
   DELETE_ENTRY,
-  type FlatBatch,
   OperationBatch,
   SAVE_ENTRY,
   SINGLE,
-  type WireBatch,
 } from "../../src/storage/embedded/operations.ts";
 import { sample } from "../../src/storage/conformance_samples.ts";
-import { decodeOperations } from "../../src/storage/embedded/batch_codec.ts";
-
-/** What the worker makes of an encoded batch. */
-const decoded = ({ operations, payloads }: WireBatch): FlatBatch => ({
-  ...decodeOperations(operations),
-  payloads,
-});
+import { decoded } from "./embedded_helpers.ts";
 
 const ref = (id: number) => id as MessageRef;
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
