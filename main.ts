@@ -98,7 +98,7 @@ async function startClusterNode(
   config: Config,
   logger: Logger,
   clock: Clock,
-  applied: string | undefined,
+  meta: ReadonlyMap<string, string>,
   createBroker: ClusterNodeOptions["createBroker"],
   permissionsFor: ClusterNodeOptions["permissionsFor"],
 ): Promise<ClusterNode> {
@@ -133,7 +133,8 @@ async function startClusterNode(
     logger,
     heartbeatMs: settings.heartbeatMs,
     nodeTimeoutMs: settings.nodeTimeoutMs,
-    applied: applied === undefined ? undefined : { position: BigInt(applied) },
+    applied: meta.has("cluster.applied") ? { position: BigInt(meta.get("cluster.applied")!) } : undefined,
+    joinInterrupted: meta.has("cluster.join"),
     createBroker,
     permissionsFor,
   });
@@ -222,7 +223,7 @@ export async function startBroker(
       config,
       logger,
       clock,
-      snapshot.meta.get("cluster.applied"),
+      snapshot.meta,
       (hooks) => new Broker({ ...brokerOptions, ...hooks }),
       permissionsFor,
     )

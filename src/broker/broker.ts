@@ -22,7 +22,7 @@ import type { SessionEntry } from "./session_entry.ts";
 import { messageOf, type RetainedEntry, RetainedService } from "./retained.ts";
 import { type PendingRetained, RETAINED_PAGE, RetainedReader } from "./retained_reader.ts";
 import { EVERYONE, Router, type RouteScope } from "./router.ts";
-import { type BrokerParts, type BrokerState, exportState, importState } from "./snapshot.ts";
+import { type BrokerParts, type BrokerStatePart, clearState, exportState, importPart } from "./snapshot.ts";
 import type {
   BrokerOptions,
   BrokerStats,
@@ -334,14 +334,19 @@ export class Broker implements SessionService {
     }
   }
 
-  /** This broker's whole state as data, for a node joining the cluster (see snapshot.ts). */
-  exportState(): Promise<BrokerState> {
+  /** This broker's whole state a part at a time, for a node joining the cluster (see snapshot.ts). */
+  exportState(): AsyncGenerator<BrokerStatePart> {
     return exportState(this.#parts());
   }
 
-  /** Installs another node's state into this (empty) broker and stores it. */
-  importState(state: BrokerState): void {
-    importState(this.#parts(), state);
+  /** Installs and stores one part of another node's state (its parts in order, into an empty broker). */
+  importPart(part: BrokerStatePart): void {
+    importPart(this.#parts(), part);
+  }
+
+  /** Forgets every session, retained message and will, in memory and in storage, publishing nothing. */
+  clearState(): void {
+    clearState(this.#parts());
   }
 
   #parts(): BrokerParts {

@@ -9,4 +9,4 @@ export { ownerUsername, sessionOwner } from "./owner.ts";
 export { addressOf, type SessionOwner, type SessionQuotaLimits } from "./session_quota.ts";
 export { type RouteChange, Router } from "./router.ts";
 export { willMessage } from "./wills.ts";
-export type { BrokerState, SessionSnapshot } from "./snapshot.ts";
+export type { BrokerStatePart, SessionSnapshot } from "./snapshot.ts";

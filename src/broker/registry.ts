@@ -475,6 +475,14 @@ export class SessionRegistry {
     this.#discard(entry);
   }
 
+  /** Ends every session without a will or anything else going out (see Broker.clearState). */
+  forgetAll(): void {
+    for (const entry of [...this.#entries.values()]) {
+      if (entry.attached) this.#detach(entry);
+      this.#discard(entry);
+    }
+  }
+
   /** Stops every timer; used at shutdown. */
   stop(): void {
     this.services.clock.cancel(this.#expiryTimer);

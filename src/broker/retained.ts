@@ -46,7 +46,7 @@ function sizeOf(entry: { topic: string; payloadBytes: number }): number {
  */
 export const RETAINED_CACHE = { maxBytes: 16 * 1024 * 1024, maxPayloadBytes: 64 * 1024 } as const;
 
-/** At most this many retained payloads are asked of the store at once (at start, {@link RetainedService.readAll}). */
+/** At most this many retained payloads are asked of the store at once ({@link RetainedService.readInBatches}). */
 const READ_BATCH = 1000;
 
 /**
@@ -230,21 +230,34 @@ export class RetainedService {
     });
   }
 
-  /** Every retained message with its payload (expired ones included until they are next matched). */
-  async readAll(): Promise<Message[]> {
+  /**
+   * Every retained message with its payload (expired ones included until they are next matched), in
+   * batches of at most {@link READ_BATCH}.
+   */
+  async *readInBatches(): AsyncGenerator<Message[]> {
+    const entries = this.#entries();
+    for (let start = 0; start < entries.length; start += READ_BATCH) {
+      const messages = await this.read(entries.slice(start, start + READ_BATCH));
+      yield messages.filter((message) => message !== undefined);
+    }
+  }
+
+  /** Deletes every retained message but the broker's own `$SYS` ones, publishing nothing. */
+  clear(): void {
+    for (const { topic } of this.#entries()) {
+      if (topic.startsWith("$SYS/")) continue;
+      this.set({ topic, payload: new Uint8Array(0), qos: 0, retain: true, properties: {}, publisherId: "" });
+    }
+  }
+
+  #entries(): RetainedEntry[] {
     const entries: RetainedEntry[] = [];
     const visit = (node: TopicNode) => {
       if (node.entry) entries.push(node.entry);
       node.children?.forEach(visit);
     };
     visit(this.#root);
-    const messages: Message[] = [];
-    for (let start = 0; start < entries.length; start += READ_BATCH) {
-      for (const message of await this.read(entries.slice(start, start + READ_BATCH))) {
-        if (message) messages.push(message);
-      }
-    }
-    return messages;
+    return entries;
   }
 
   /** Retained messages whose topic matches `filter`, dropping the expired ones on the way. */

@@ -39,34 +39,51 @@ export interface SessionSnapshot {
   disconnectedAt?: number;
 }
 
-export interface BrokerState {
-  sessions: SessionSnapshot[];
-  retained: Message[];
-  wills: StoredWill[];
-}
+/** One part of a broker's state, as a node streams it to a joining node. */
+export type BrokerStatePart =
+  | { kind: "session"; session: SessionSnapshot }
+  | { kind: "retained"; messages: Message[] }
+  | { kind: "wills"; wills: StoredWill[] };
 
-/** Everything `broker` holds, reading paged-out queues back from storage. */
-export async function exportState(broker: BrokerParts): Promise<BrokerState> {
-  const sessions: SessionSnapshot[] = [];
+/** Wills per part: a will carries a payload, so a part of them stays small. */
+const WILLS_PER_PART = 256;
+
+/**
+ * Everything `broker` holds, a part at a time: one session per part (its paged-out queue read back from
+ * storage, and let go again before the next), retained messages and wills in batches. The caller encodes
+ * each part before it asks for the next: only then is a session paged out again.
+ */
+export async function* exportState(broker: BrokerParts): AsyncGenerator<BrokerStatePart> {
   for (const entry of [...broker.registry.values()]) {
+    if (entry.discarded) continue; // ended while earlier parts were being sent
     const session = entry.session;
     const pagedOut = session.pagedOut;
     if (session.storedOnly) await broker.registry.pageInAll(entry);
-    // how the client connected, while it is: the session's attachment (entry.attached)
-    const { permissions: _, ...attachment } = session.attachment ?? {};
-    sessions.push({
-      // A session paged in only for this is paged out again below: nothing can free its payloads meanwhile.
-      state: withoutStoredRefs(session.toRecord(), !pagedOut),
-      persistent: session.persistent,
-      epoch: entry.epoch,
-      owner: entry.owner,
-      holder: entry.attached ? entry.holder : undefined,
-      attachment: entry.attached ? attachment as Omit<Attachment, "permissions"> : undefined,
-      disconnectedAt: entry.disconnectedAt,
-    });
-    if (pagedOut) broker.registry.pageOut(entry);
+    try {
+      // how the client connected, while it is: the session's attachment (entry.attached)
+      const { permissions: _, ...attachment } = session.attachment ?? {};
+      yield {
+        kind: "session",
+        session: {
+          // A session paged in only for this is paged out again below: nothing can free its payloads meanwhile.
+          state: withoutStoredRefs(session.toRecord(), !pagedOut),
+          persistent: session.persistent,
+          epoch: entry.epoch,
+          owner: entry.owner,
+          holder: entry.attached ? entry.holder : undefined,
+          attachment: entry.attached ? attachment as Omit<Attachment, "permissions"> : undefined,
+          disconnectedAt: entry.disconnectedAt,
+        },
+      };
+    } finally {
+      if (pagedOut && !entry.discarded) broker.registry.pageOut(entry);
+    }
   }
-  return { sessions, retained: await broker.retained.readAll(), wills: broker.wills.exportAll() };
+  for await (const messages of broker.retained.readInBatches()) yield { kind: "retained", messages };
+  const wills = broker.wills.exportAll();
+  for (let start = 0; start < wills.length; start += WILLS_PER_PART) {
+    yield { kind: "wills", wills: wills.slice(start, start + WILLS_PER_PART) };
+  }
 }
 
 /**
@@ -100,47 +117,64 @@ function exported(delivery: Delivery, copyOwnPayload: boolean): Delivery {
   };
 }
 
-/** Installs another node's state into an empty broker, storing all of it. */
-export function importState(broker: BrokerParts, state: BrokerState): void {
-  const { registry, router } = broker;
-  const now = broker.clock.now();
-  for (const message of state.retained) broker.retained.set(message);
-  for (const snapshot of state.sessions) {
-    const { clientId } = snapshot.state;
-    const entry = new SessionEntry(
-      clientId,
-      broker.shared,
-      snapshot.epoch,
-      snapshot.owner,
-      snapshot.disconnectedAt,
-    );
-    const session = entry.session;
-    session.load(snapshot.state);
-    session.persistent = snapshot.persistent;
-    registry.add(entry);
-    for (const subscription of session.subscriptions()) {
-      router.add(entry, subscription);
-      broker.persistence.subscribed(session, subscription);
-    }
-    session.recordAll();
-    if (snapshot.holder !== undefined && snapshot.attachment) {
-      const permissions = broker.permissionsFor(session.clientId, snapshot.owner);
-      registry.attach(
-        entry,
-        permissions ? { ...snapshot.attachment, permissions } : snapshot.attachment,
-        snapshot.holder,
-      );
-    } else if (session.persistent) {
-      broker.persistence.saveSession(session, {
-        epoch: entry.epoch,
-        owner: entry.owner,
-        disconnectedAt: entry.disconnectedAt,
-      });
-      entry.disconnectedAt ??= now;
-      registry.armExpiry(entry);
-    }
-    broker.persistence.sessionChanged(session);
-    if (!entry.attached && session.persistent) session.pageOut();
+/** Installs one part of another node's state into a broker that holds only the parts before it. */
+export function importPart(broker: BrokerParts, part: BrokerStatePart): void {
+  switch (part.kind) {
+    case "session":
+      return importSession(broker, part.session);
+    case "retained":
+      for (const message of part.messages) broker.retained.set(message);
+      return;
+    case "wills":
+      return broker.wills.importAll(part.wills);
   }
-  broker.wills.importAll(state.wills);
+}
+
+function importSession(broker: BrokerParts, snapshot: SessionSnapshot): void {
+  const { registry, router } = broker;
+  const { clientId } = snapshot.state;
+  const entry = new SessionEntry(
+    clientId,
+    broker.shared,
+    snapshot.epoch,
+    snapshot.owner,
+    snapshot.disconnectedAt,
+  );
+  const session = entry.session;
+  session.load(snapshot.state);
+  session.persistent = snapshot.persistent;
+  registry.add(entry);
+  for (const subscription of session.subscriptions()) {
+    router.add(entry, subscription);
+    broker.persistence.subscribed(session, subscription);
+  }
+  session.recordAll();
+  if (snapshot.holder !== undefined && snapshot.attachment) {
+    const permissions = broker.permissionsFor(session.clientId, snapshot.owner);
+    registry.attach(
+      entry,
+      permissions ? { ...snapshot.attachment, permissions } : snapshot.attachment,
+      snapshot.holder,
+    );
+  } else if (session.persistent) {
+    broker.persistence.saveSession(session, {
+      epoch: entry.epoch,
+      owner: entry.owner,
+      disconnectedAt: entry.disconnectedAt,
+    });
+    entry.disconnectedAt ??= broker.clock.now();
+    registry.armExpiry(entry);
+  }
+  broker.persistence.sessionChanged(session);
+  if (!entry.attached && session.persistent) session.pageOut();
+}
+
+/**
+ * Empties the broker, memory and storage, without publishing anything (no will goes out): what a join
+ * that did not finish left behind, before the node asks for the state again.
+ */
+export function clearState(broker: BrokerParts): void {
+  broker.registry.forgetAll();
+  broker.retained.clear();
+  broker.wills.forgetAll();
 }

@@ -123,6 +123,11 @@ export class WillService {
     }
   }
 
+  /** Disarms every will, publishing none (see Broker.clearState). */
+  forgetAll(): void {
+    for (const clientId of [...this.#armed.keys()]) this.cancel(clientId);
+  }
+
   stop(): void {
     for (const armed of this.#armed.values()) this.clock.cancel(armed.timer);
   }

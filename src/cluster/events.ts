@@ -75,22 +75,31 @@ export interface ShareEvent {
   added: boolean;
 }
 
-/** A node with no state (new, or its disk lost) asks for the others' state as of this place in the log. */
+/**
+ * A node with no state (new, or its disk lost) asks for the others' state as of this place in the log.
+ * `attempt` counts its requests in this run: it asks again when the node answering died half-way.
+ */
 export interface SnapshotRequestEvent {
   kind: "snapshotRequest";
   node: string;
   run: number;
+  attempt: number;
 }
 
-/** One piece of the state a node sends for a snapshot request of `node`'s run `run`. */
+/**
+ * One piece of the state a node streams for the snapshot request (`node`, `run`, `attempt`): pieces are
+ * numbered from 0, and `last` marks the end. An answer that starts again from 0 replaces what came before.
+ */
 export interface SnapshotChunkEvent {
   kind: "snapshotChunk";
   node: string;
   run: number;
-  /** Who answers: a second answer to the same request is ignored. */
+  attempt: number;
+  /** Who answers (node and run): a second answer to the same request is ignored. */
   from: string;
+  fromRun: number;
   index: number;
-  count: number;
+  last: boolean;
   data: Uint8Array;
 }
 
@@ -181,11 +190,11 @@ export function encodeEvent(at: number, event: ClusterEvent): Uint8Array {
       w.string(event.node).float(event.run);
       break;
     case "snapshotRequest":
-      w.string(event.node).float(event.run);
+      w.string(event.node).float(event.run).uint(event.attempt);
       break;
     case "snapshotChunk":
-      w.string(event.node).float(event.run).string(event.from).uint(event.index).uint(event.count)
-        .bytesField(event.data);
+      w.string(event.node).float(event.run).uint(event.attempt).string(event.from).float(event.fromRun)
+        .uint(event.index).bool(event.last).bytesField(event.data);
       break;
     case "share": {
       const s = event.subscription;
@@ -258,16 +267,18 @@ export function decodeEvent(bytes: Uint8Array): Stamped {
       event = { kind, node: r.string(), run: r.float() };
       break;
     case "snapshotRequest":
-      event = { kind, node: r.string(), run: r.float() };
+      event = { kind, node: r.string(), run: r.float(), attempt: r.uint() };
       break;
     case "snapshotChunk":
       event = {
         kind,
         node: r.string(),
         run: r.float(),
+        attempt: r.uint(),
         from: r.string(),
+        fromRun: r.float(),
         index: r.uint(),
-        count: r.uint(),
+        last: r.bool(),
         data: r.bytesField(),
       };
       break;

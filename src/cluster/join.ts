@@ -1,10 +1,12 @@
 /**
  * How a node with no state (new, or its disk lost) joins: it appends a snapshot request, keeps the entries
- * that follow its request, and installs the state another node sends for that request; then it applies
- * the kept entries on top. Entries before the request are in that state already.
+ * that follow its request, and installs the state another node streams for that request part by part as
+ * the pieces arrive; then it applies the kept entries on top. Entries before the request are in that
+ * state already.
  */
 import type { ClusterEvent } from "./events.ts";
-import { type ClusterState, decodeState } from "./snapshot.ts";
+import { type ClusterPart, SnapshotReader } from "./snapshot.ts";
+import type { BrokerStatePart } from "../broker/mod.ts";
 
 /** An entry kept while joining, to apply once the state is installed. */
 export interface KeptEntry {
@@ -13,47 +15,75 @@ export interface KeptEntry {
   event: ClusterEvent;
 }
 
+/** The node answering a request: its id and run. */
+export interface Sender {
+  node: string;
+  run: number;
+}
+
+/** What one log entry means to a join. */
+export type JoinStep =
+  /** Nothing to install. */
+  | undefined
+  /**
+   * Broker parts to install, in order; `restarted`: the sender began its answer again, so what was
+   * installed before must go first; `done`: the state is complete, as of log position `position`.
+   */
+  | { parts: BrokerStatePart[]; restarted: boolean; done?: { cluster: ClusterPart; position: bigint } };
+
 export class Join {
   readonly kept: KeptEntry[] = [];
   #requestedAt: bigint | undefined;
-  #from: string | undefined;
-  #pieces: (Uint8Array | undefined)[] = [];
+  #sender: Sender | undefined;
+  #reader = new SnapshotReader();
+  /** The index of the piece expected next; undefined after a gap, until the sender starts again from 0. */
+  #next: number | undefined = 0;
+  #cluster: ClusterPart | undefined;
 
-  constructor(readonly node: string, readonly run: number) {}
+  constructor(readonly node: string, readonly run: number, readonly attempt: number) {}
 
-  /** True once this node's own request is in the log. */
-  get requested(): boolean {
-    return this.#requestedAt !== undefined;
+  /** The node whose answer is being installed, once its first piece arrived. */
+  get sender(): Sender | undefined {
+    return this.#sender;
   }
 
-  /**
-   * Takes one log entry while joining. Returns the state and the position it stands for once the last
-   * piece of the first answer arrives.
-   */
-  take(entry: KeptEntry): { state: ClusterState; position: bigint } | undefined {
+  /** Takes one log entry while joining. Throws when the sender's last piece ends half-way through a part. */
+  take(entry: KeptEntry): JoinStep {
     const { event, position } = entry;
-    const mine = "node" in event && event.node === this.node && "run" in event && event.run === this.run;
+    const mine = "node" in event && event.node === this.node && "run" in event && event.run === this.run &&
+      "attempt" in event && event.attempt === this.attempt;
     if (event.kind === "snapshotRequest" && mine) {
       this.#requestedAt = position;
       return undefined;
     }
-    if (event.kind !== "snapshotChunk" || !mine) {
+    if (event.kind !== "snapshotChunk") {
       if (this.#requestedAt !== undefined) this.kept.push(entry);
       return undefined;
     }
+    if (!mine) return undefined; // another join's piece: applying it changes nothing, keeping it costs memory
     if (this.#requestedAt === undefined) return undefined;
-    this.#from ??= event.from;
-    if (event.from !== this.#from) return undefined; // a second node answered too
-    if (this.#pieces.length === 0) this.#pieces = new Array(event.count).fill(undefined);
-    this.#pieces[event.index] = event.data.slice();
-    if (this.#pieces.some((piece) => piece === undefined)) return undefined;
-    const pieces = this.#pieces as Uint8Array[];
-    const bytes = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.byteLength, 0));
-    let offset = 0;
-    for (const piece of pieces) {
-      bytes.set(piece, offset);
-      offset += piece.byteLength;
+    this.#sender ??= { node: event.from, run: event.fromRun };
+    if (event.from !== this.#sender.node || event.fromRun !== this.#sender.run) return undefined; // a second answer
+    // The sender's log keeps its pieces in order; a missing one was refused by the log, and the sender
+    // then starts again from piece 0.
+    const restarted = event.index === 0 && this.#next !== 0;
+    if (restarted) {
+      this.#reader = new SnapshotReader();
+      this.#cluster = undefined;
+    } else if (event.index !== this.#next) {
+      this.#next = undefined;
+      return undefined;
     }
-    return { state: decodeState(bytes), position: this.#requestedAt };
+    this.#next = event.index + 1;
+    const parts: BrokerStatePart[] = [];
+    for (const part of this.#reader.push(event.data)) {
+      if (part.kind === "cluster") this.#cluster = part;
+      else parts.push(part);
+    }
+    if (!event.last) return { parts, restarted };
+    if (!this.#cluster || !this.#reader.atPartBoundary) {
+      throw new Error(`the snapshot from ${event.from} ended half-way through a part`);
+    }
+    return { parts, restarted, done: { cluster: this.#cluster, position: this.#requestedAt } };
   }
 }

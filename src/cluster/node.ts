@@ -36,10 +36,10 @@ import {
   skimPublish,
   type Stamped,
 } from "./events.ts";
-import { Join, type KeptEntry } from "./join.ts";
+import { Join, type JoinStep, type KeptEntry, type Sender } from "./join.ts";
 import { Liveness } from "./liveness.ts";
 import { LogClock } from "./log_clock.ts";
-import { chunks, encodeState } from "./snapshot.ts";
+import { type ClusterPart, SnapshotWriter } from "./snapshot.ts";
 
 /** A node's view of the cluster (ClusterNode.status). */
 export interface ClusterStatus {
@@ -87,6 +87,11 @@ export interface ClusterNodeOptions {
   permissionsFor?: (clientId: string, owner: string | undefined) => Permissions | undefined;
   /** Where this node's applied position and run are kept (the broker's storage meta). */
   applied?: { position: bigint };
+  /**
+   * The storage holds part of a state this node was installing when it stopped (meta `cluster.join` and no
+   * applied position): it is cleared before the node asks for the state again.
+   */
+  joinInterrupted?: boolean;
 }
 
 interface PendingClaim {
@@ -103,10 +108,17 @@ export class ClusterUnavailableError extends MqttError {
 }
 
 const APPLIED_KEY = "cluster.applied";
+/** Stored with the first part of another node's state this node installs (see ClusterNodeOptions.joinInterrupted). */
+const JOIN_KEY = "cluster.join";
 /** The stored applied position may lag behind by entries that changed nothing stored, for at most this long. */
 const APPLIED_SAVE_MS = 1000;
 /** Snapshot pieces stay well under RocketMQ's 4 MiB message limit, beside other entries in a batch. */
-const SNAPSHOT_CHUNK_BYTES = 512 * 1024;
+const SNAPSHOT_PIECE_BYTES = 512 * 1024;
+/**
+ * Pieces a node answering a snapshot request has appended and the log has not yet taken: enough to keep
+ * the log's sender busy, few enough that a slow log holds the export back rather than filling memory.
+ */
+const SNAPSHOT_PIECES_IN_FLIGHT = 4;
 
 /** A node of the cluster; connections talk to it as they would to a single broker. */
 export class ClusterNode implements SessionService {
@@ -136,7 +148,7 @@ export class ClusterNode implements SessionService {
     this.#liveness = new Liveness(options.nodeId, options.clock.now);
     this.#run = options.clock.now();
     this.#applied = options.applied?.position ?? -1n;
-    if (!options.applied) this.#join = new Join(options.nodeId, this.#run);
+    if (!options.applied) this.#join = new Join(options.nodeId, this.#run, 1);
     this.broker = options.createBroker({
       egress: {
         forward: (message) => this.#forward(message),
@@ -165,22 +177,55 @@ export class ClusterNode implements SessionService {
    * answers within the node timeout, it starts from nothing.
    */
   start(): void {
+    if (this.#join && this.options.joinInterrupted) {
+      this.options.logger.warn("cluster.join_cleared", {
+        reason: "a join did not finish before the node stopped",
+      });
+      this.broker.clearState();
+    }
     this.options.log.consume((entries) => this.#applyBatch(entries));
     this.#beat();
-    if (!this.#join) return;
-    this.#append({ kind: "snapshotRequest", node: this.nodeId, run: this.#run }).catch((error) =>
-      this.options.logger.error("cluster.join_request_failed", { error: String(error) })
-    );
+    if (this.#join) this.#askForState(this.#join);
+  }
+
+  /**
+   * Appends the join's request (again each heartbeat while the log refuses it) and waits for an answer:
+   * with no other node heard of within three heartbeats (the first node of a cluster), or no answer within
+   * the node timeout, the node starts from nothing. Once an answer starts, it takes as long as it takes.
+   */
+  #askForState(join: Join): void {
     const { heartbeatMs, nodeTimeoutMs } = this.options;
-    this.#joinTimer = this.options.clock.after(3 * heartbeatMs, () => {
-      if (!this.#liveness.othersKnown) {
-        return void this.#startAlone("no other node");
-      }
-      this.#joinTimer = this.options.clock.after(
+    this.#append({ kind: "snapshotRequest", node: this.nodeId, run: this.#run, attempt: join.attempt }).catch(
+      (error) => {
+        if (this.#stopped || this.#join !== join) return;
+        this.options.logger.error("cluster.join_request_failed", { error: String(error) });
+        this.#setJoinTimer(heartbeatMs, () => this.#askForState(join));
+      },
+    );
+    this.#setJoinTimer(3 * heartbeatMs, () => {
+      if (!this.#liveness.othersKnown) return void this.#startAlone("no other node");
+      this.#setJoinTimer(
         Math.max(0, nodeTimeoutMs - 3 * heartbeatMs),
         () => void this.#startAlone("no node answered"),
       );
     });
+  }
+
+  #setJoinTimer(ms: number, then: () => void): void {
+    this.options.clock.cancel(this.#joinTimer);
+    this.#joinTimer = this.options.clock.after(ms, then);
+  }
+
+  /**
+   * The node answering died half-way: what it sent is forgotten and the state asked for again, from the
+   * live node with the lowest id as every node sees it now (the request lands after the node's end).
+   */
+  #restartJoin(reason: string): void {
+    const join = this.#join!;
+    this.options.logger.warn("cluster.join_restarted", { reason, attempt: join.attempt + 1 });
+    this.broker.clearState();
+    this.#join = new Join(this.nodeId, this.#run, join.attempt + 1);
+    this.#askForState(this.#join);
   }
 
   /** True while the node waits for another node's state and cannot take clients yet. */
@@ -485,30 +530,67 @@ export class ClusterNode implements SessionService {
     }
   }
 
-  /** While joining: keeps what comes after the request, and installs the state once it is all there. */
+  /**
+   * While joining: keeps what comes after the request, and installs the state as its pieces arrive, each
+   * stored before the next is read (memory holds a batch of entries, not the state).
+   */
   async #joinBatch(entries: LogEntry[]): Promise<void> {
-    const join = this.#join!;
     for (let i = 0; i < entries.length; i++) {
+      const join = this.#join;
+      if (!join) return await this.#applyBatch(entries.slice(i));
       const entry = entries[i];
       const stamped = this.#decode(entry);
       if (!stamped) continue;
-      const { event } = stamped;
-      if (event.kind === "heartbeat") this.#applyHeartbeat(stamped.at, event.node, event.run);
-      const answer = join.take({ position: entry.position, ...stamped });
-      if (!answer) continue;
-      const { state, position } = answer;
-      this.options.logger.info("cluster.joined", {
-        at: String(position),
-        sessions: state.broker.sessions.length,
-      });
-      this.broker.importState(state.broker);
-      this.#liveness.importAll(state.peers);
-      for (const [key, sequence] of state.sequences) this.#lastSequence.set(key, sequence);
-      this.#applied = position;
-      await this.#finishJoin();
-      if (entry.position > this.#applied) this.#applied = entry.position; // the answer itself
-      return await this.#applyBatch(entries.slice(i + 1));
+      const { event, at } = stamped;
+      // Liveness only: the broker holds part of a state, and the kept entry is applied to it in full later.
+      if (event.kind === "heartbeat") this.#liveness.heard(event.node, event.run, at);
+      let step: JoinStep;
+      try {
+        step = join.take({ position: entry.position, ...stamped });
+      } catch (error) {
+        this.#restartJoin(error instanceof Error ? error.message : String(error));
+        continue;
+      }
+      const sender = join.sender;
+      if (!sender) continue;
+      this.options.clock.cancel(this.#joinTimer); // an answer is coming: it takes as long as it takes
+      if (this.#senderGone(sender, event)) {
+        this.#restartJoin(`${sender.node} (run ${sender.run}) ended before its answer did`);
+        continue;
+      }
+      if (step) await this.#install(join, entry.position, step);
     }
+  }
+
+  /** Whether `event` says the node answering this join is gone: declared down, or started again. */
+  #senderGone(sender: Sender, event: ClusterEvent): boolean {
+    if (event.kind === "heartbeat") return event.node === sender.node && event.run > sender.run;
+    return event.kind === "nodeDown" && event.node === sender.node && event.run === sender.run &&
+      this.#liveness.isGone(event.node, event.run, event.lastBeat);
+  }
+
+  /** Installs and stores the parts a piece completed; with the last piece, finishes the join. */
+  async #install(join: Join, piecePosition: bigint, step: NonNullable<JoinStep>): Promise<void> {
+    if (step.restarted) this.broker.clearState();
+    for (const part of step.parts) this.broker.importPart(part);
+    this.broker.saveMeta(JOIN_KEY, String(join.attempt));
+    await this.broker.flush();
+    if (!step.done || this.#join !== join) return;
+    const { cluster, position } = step.done;
+    this.options.logger.info("cluster.joined", {
+      at: String(position),
+      from: join.sender?.node,
+      sessions: this.broker.sessionCount,
+    });
+    this.#installCluster(cluster);
+    this.#applied = position;
+    await this.#finishJoin();
+    if (piecePosition > this.#applied) this.#applied = piecePosition; // the last piece itself
+  }
+
+  #installCluster(cluster: ClusterPart): void {
+    this.#liveness.importAll(cluster.peers);
+    for (const [key, sequence] of cluster.sequences) this.#lastSequence.set(key, sequence);
   }
 
   /** Starts from nothing: no other node's state is coming. */
@@ -526,26 +608,55 @@ export class ClusterNode implements SessionService {
     await this.#applyDecoded(join.kept);
   }
 
-  /** Answers another node's snapshot request if this node is the one to (the live node with the lowest id). */
-  async #answerJoin(node: string, run: number): Promise<void> {
+  /**
+   * Answers another node's snapshot request if this node is the one to (the live node with the lowest id):
+   * streams its state as of the request's place in the log, which holds while it sends, as this node
+   * applies nothing else meanwhile. A piece the log refuses makes it send the whole state again, from piece
+   * 0, after a heartbeat.
+   */
+  async #answerJoin(node: string, run: number, attempt: number): Promise<void> {
     if (this.#liveness.alive(node).sort()[0] !== this.nodeId) return;
-    const state = encodeState({
-      broker: await this.broker.exportState(),
+    while (!this.#stopped) {
+      try {
+        const sent = await this.#sendState(node, run, attempt);
+        return void this.options.logger.info("cluster.snapshot_sent", { to: node, attempt, ...sent });
+      } catch (error) {
+        if (this.#stopped) return;
+        this.options.logger.error("cluster.snapshot_failed", { to: node, attempt, error: String(error) });
+        await new Promise<void>((resolve) => this.options.clock.after(this.options.heartbeatMs, resolve));
+      }
+    }
+  }
+
+  async #sendState(node: string, run: number, attempt: number): Promise<{ pieces: number; bytes: number }> {
+    let index = 0;
+    let bytes = 0;
+    const appending: Promise<void>[] = [];
+    const writer = new SnapshotWriter(SNAPSHOT_PIECE_BYTES, async (data, last) => {
+      const appended = this.#append({
+        kind: "snapshotChunk",
+        node,
+        run,
+        attempt,
+        from: this.nodeId,
+        fromRun: this.#run,
+        index: index++,
+        last,
+        data,
+      });
+      appended.catch(() => {}); // awaited below, in order; a refusal must not go unhandled until then
+      appending.push(appended);
+      bytes += data.byteLength;
+      while (appending.length >= (last ? 1 : SNAPSHOT_PIECES_IN_FLIGHT)) await appending.shift();
+    });
+    await writer.write({
+      kind: "cluster",
       peers: this.#liveness.exportAll(),
       sequences: [...this.#lastSequence],
     });
-    const pieces = chunks(state, SNAPSHOT_CHUNK_BYTES);
-    this.options.logger.info("cluster.snapshot_sent", {
-      to: node,
-      bytes: state.byteLength,
-      pieces: pieces.length,
-    });
-    pieces.forEach((data, index) =>
-      this.#append({ kind: "snapshotChunk", node, run, from: this.nodeId, index, count: pieces.length, data })
-        .catch((error) =>
-          this.options.logger.error("cluster.snapshot_failed", { to: node, error: String(error) })
-        )
-    );
+    for await (const part of this.broker.exportState()) await writer.write(part);
+    await writer.end();
+    return { pieces: index, bytes };
   }
 
   #apply(at: number, position: bigint, event: ClusterEvent): Promise<void> | void {
@@ -572,7 +683,9 @@ export class ClusterNode implements SessionService {
       case "share":
         return this.broker.applyShare(event.clientId, event.epoch, event.subscription, event.added);
       case "snapshotRequest":
-        return event.node === this.nodeId ? undefined : this.#answerJoin(event.node, event.run);
+        return event.node === this.nodeId
+          ? undefined
+          : this.#answerJoin(event.node, event.run, event.attempt);
       case "snapshotChunk":
         return;
       case "heartbeat":

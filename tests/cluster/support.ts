@@ -12,7 +12,7 @@ import {
   type SessionQuotaLimits,
 } from "../../src/broker/mod.ts";
 import { ClusterNode } from "../../src/cluster/mod.ts";
-import type { ClusterEvent } from "../../src/cluster/events.ts";
+import { type ClusterEvent, decodeEvent } from "../../src/cluster/events.ts";
 import type { Packet, Properties, ProtocolVersion, PublishPacket, QoS, Will } from "../../src/codec/mod.ts";
 import type { AckEffect, Attachment, Effect, Message } from "../../src/session/mod.ts";
 import { MemoryLog, MemoryLogService } from "../../src/storage/memory/memory_log.ts";
@@ -50,10 +50,26 @@ export class TestCluster {
   readonly nodes: ClusterNode[] = [];
   /** How many times each node wrote a meta value (its applied position) to its storage. */
   readonly metaSaves = new Map<string, number>();
+  /** Each running node's handle on the log. */
+  readonly logs = new Map<string, MemoryLog>();
   /** Each node's storage, kept across a restart of that node. */
   readonly #states = new Map<string, MemoryState>();
 
   async start(nodeId: string, quota?: SessionQuotaLimits, memoryBudget?: MemoryBudget): Promise<ClusterNode> {
+    const node = await this.launch(nodeId, quota, memoryBudget);
+    // A node without state waits for another's (or, alone, for three heartbeats).
+    for (let beats = 0; node.joining && beats < 20; beats++) await this.advance(HEARTBEAT_MS);
+    assert.equal(node.joining, false, `${nodeId} never finished joining`);
+    await this.settle();
+    return node;
+  }
+
+  /** Starts a node and returns it at once, joining if it has no state. */
+  async launch(
+    nodeId: string,
+    quota?: SessionQuotaLimits,
+    memoryBudget?: MemoryBudget,
+  ): Promise<ClusterNode> {
     const state = this.#states.get(nodeId) ?? createMemoryState();
     this.#states.set(nodeId, state);
     const storage = createMemoryStorage(state);
@@ -65,6 +81,7 @@ export class TestCluster {
     const snapshot = await storage.start();
     const log = new MemoryLog(this.service, { nodeId, appendTimeoutMs: APPEND_TIMEOUT_MS });
     await log.start();
+    this.logs.set(nodeId, log);
     const applied = snapshot.meta.get("cluster.applied");
     const node = new ClusterNode({
       nodeId,
@@ -74,6 +91,7 @@ export class TestCluster {
       heartbeatMs: HEARTBEAT_MS,
       nodeTimeoutMs: NODE_TIMEOUT_MS,
       applied: applied === undefined ? undefined : { position: BigInt(applied) },
+      joinInterrupted: snapshot.meta.has("cluster.join"),
       createBroker: (hooks) =>
         new Broker({
           limits,
@@ -88,10 +106,6 @@ export class TestCluster {
     await node.broker.restore(snapshot);
     node.start();
     this.nodes.push(node);
-    // A node without state waits for another's (or, alone, for three heartbeats).
-    for (let beats = 0; node.joining && beats < 20; beats++) await this.advance(HEARTBEAT_MS);
-    assert.equal(node.joining, false, `${nodeId} never finished joining`);
-    await this.settle();
     return node;
   }
 
@@ -141,6 +155,42 @@ export class TestCluster {
 }
 
 const silentLogger = { info() {}, warn() {}, error() {} };
+
+/**
+ * Holds the snapshot pieces a node appends: each enters the log only when the test releases it, so a test
+ * can look at a joining node between pieces, or let a node die half-way through its answer.
+ */
+export class PieceGate {
+  readonly #held: PromiseWithResolvers<void>[] = [];
+
+  /** Stopping the log (the node stops or dies) loses the held pieces, as a process that dies loses its sends. */
+  constructor(log: MemoryLog) {
+    const append = log.append.bind(log);
+    log.append = (body) => {
+      if (decodeEvent(body).event.kind !== "snapshotChunk") return append(body);
+      const held = Promise.withResolvers<void>();
+      this.#held.push(held);
+      return held.promise.then(() => append(body));
+    };
+    const stop = log.stop.bind(log);
+    log.stop = () => {
+      for (const held of this.#held.splice(0)) held.reject(new Error("the node stopped"));
+      return stop();
+    };
+  }
+
+  /** Pieces appended and not yet released. */
+  get held(): number {
+    return this.#held.length;
+  }
+
+  /** Lets the oldest held piece into the log. */
+  release(): void {
+    const next = this.#held.shift();
+    assert.ok(next, "no snapshot piece is held");
+    next.resolve();
+  }
+}
 
 /**
  * An effect as a connection runs it: a PUBLISH is encoded then, so its payload is copied here. The session
