@@ -544,6 +544,7 @@ export class ClusterNode implements SessionService {
       const { event, at } = stamped;
       // Liveness only: the broker holds part of a state, and the kept entry is applied to it in full later.
       if (event.kind === "heartbeat") this.#liveness.heard(event.node, event.run, at);
+      const answered = join.sender !== undefined;
       let step: JoinStep;
       try {
         step = join.take({ position: entry.position, ...stamped });
@@ -553,7 +554,10 @@ export class ClusterNode implements SessionService {
       }
       const sender = join.sender;
       if (!sender) continue;
-      this.options.clock.cancel(this.#joinTimer); // an answer is coming: it takes as long as it takes
+      if (!answered) {
+        this.options.logger.info("cluster.join_answered", { from: sender.node, attempt: join.attempt });
+        this.options.clock.cancel(this.#joinTimer); // an answer is coming: it takes as long as it takes
+      }
       if (this.#senderGone(sender, event)) {
         this.#restartJoin(`${sender.node} (run ${sender.run}) ended before its answer did`);
         continue;

@@ -218,6 +218,77 @@ Deno.test("cluster over RocketMQ: retained messages reach every node, and a node
   });
 });
 
+Deno.test("cluster over RocketMQ: a node that joins while the node answering it is killed -9 half-way asks again and gets everything from another", async () => {
+  await withCluster(async (cluster) => {
+    // Node ids sort by name: a answers a joining node while it is alive, b after it.
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    // About 40 MB of state: 10 offline sessions with 200 messages of 20 kB queued each, and one, exported
+    // first, that ends after a's answer started: the state c finally installs must not have it.
+    const devices = ["ended-meanwhile", ...Array.from({ length: 10 }, (_, i) => `device-${i}`)];
+    for (const clientId of devices) {
+      const device = await connectJs(a.port, {
+        clientId,
+        protocolVersion: 5,
+        clean: false,
+        properties: { sessionExpiryInterval: 3600 },
+      });
+      await device.client.subscribeAsync("big/#", { qos: 1 });
+      await endJs(device.client);
+    }
+    const publisher = await connectJs(b.port, { clientId: "big-pub", protocolVersion: 5 });
+    const payload = (i: number) => `${i}:`.padEnd(20_000, "x");
+    for (let i = 0; i < 200; i++) await publisher.client.publishAsync(`big/${i}`, payload(i), { qos: 1 });
+
+    const c = await cluster.launch("c", ["log.level = info"]);
+    for (let waited = 0; !c.process.output().includes('"cluster.join_answered"'); waited += 10) {
+      if (waited > 60_000) throw new Error(`no node answered c within 60 s:\n${c.process.output()}`);
+      await sleep(10);
+    }
+    await cluster.kill("a");
+    const replacing = await connectJs(b.port, {
+      clientId: "ended-meanwhile",
+      protocolVersion: 5,
+      clean: true,
+    });
+    await endJs(replacing.client);
+    await publisher.client.publishAsync("big/late", "late", { qos: 1 });
+    await endJs(publisher.client);
+
+    await cluster.ready(c);
+    const output = c.process.output();
+    assert.match(
+      output,
+      /"cluster\.join_restarted"/,
+      "c asked again after a died half-way through its answer",
+    );
+    assert.match(output, /"cluster\.joined"[^\n]*"from":"b-/, "c installed b's answer");
+    const ended = await connectJs(c.port, {
+      clientId: "ended-meanwhile",
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+    });
+    assert.equal(ended.connack.sessionPresent, false, "nothing of a's answer was kept");
+    await endJs(ended.client);
+    for (const clientId of devices.slice(1)) {
+      const device = await connectJs(c.port, {
+        clientId,
+        protocolVersion: 5,
+        clean: false,
+        properties: { sessionExpiryInterval: 3600 },
+      });
+      assert.equal(device.connack.sessionPresent, true, clientId);
+      const got = await device.inbox.take(201);
+      assert.deepEqual(
+        got.map((m) => m.payload === "late" ? "late" : m.payload.split(":")[0] + `:${m.payload.length}`),
+        [...Array.from({ length: 200 }, (_, i) => `${i}:20000`), "late"],
+        clientId,
+      );
+      await endJs(device.client);
+    }
+  });
+});
+
 Deno.test("cluster over RocketMQ: the will of a client whose node dies goes out once, within the node timeout", async () => {
   await withCluster(async (cluster) => {
     const admin = await adminConfig();

@@ -26,6 +26,13 @@ export class ProcessCluster {
 
   /** Starts node `name` (again, with the same data directory, if it ran before) and waits until it is ready. */
   async start(name: string, extra: string[] = []): Promise<Node> {
+    const node = await this.launch(name, extra);
+    await this.ready(node);
+    return node;
+  }
+
+  /** Starts node `name` and returns once it listens: it may still be joining the cluster. */
+  async launch(name: string, extra: string[] = []): Promise<Node> {
     const previous = this.nodes.get(name);
     const port = previous?.port ?? freePort();
     // Two ports asked for one after the other can be the same one (the first was closed before the second).
@@ -57,7 +64,6 @@ export class ProcessCluster {
     const process = await startBrokerProcess(configPath, port);
     const node = { name, port, httpPort, dataDir, process };
     this.nodes.set(name, node);
-    await this.ready(node);
     return node;
   }
 
