@@ -79,16 +79,14 @@ const FIRST_PAYLOAD_BYTES = 16 * 1024;
 /**
  * The operations collected until the worker takes them, encoded as they come (see BatchEncoder), and
  * messages' payloads in one buffer that moves to the worker without a copy rather than one buffer each (an
- * ArrayBuffer per message cost more than the rest of the append, mostly in GC). Operations on the same queue
- * entry may cancel out (see {@link Cancellations}): they stay in the batch, marked, and the worker skips them.
+ * ArrayBuffer per message cost more than the rest of the append, mostly in GC). When `cancelling`, operations
+ * on the same queue entry may cancel out (see {@link Cancellations}): they stay in the batch, marked, and the
+ * worker skips them.
  */
 export class OperationBatch {
   /** Kept from batch to batch, with its buffers (see {@link reset}). */
   readonly #encoder = new BatchEncoder();
-  readonly #cancellations = new Cancellations((operation) => {
-    this.#encoder.cancel(operation);
-    this.#dropped++;
-  });
+  readonly #cancellations: Cancellations | undefined;
   /** Operations marked cancelled. */
   #dropped = 0;
   /** Deletes that cancelled out before they were added. */
@@ -96,6 +94,14 @@ export class OperationBatch {
   /** Made at the first append: most batches of a quiet broker carry none. */
   #payloads: Uint8Array<ArrayBuffer> | undefined;
   #payloadBytes = 0;
+
+  constructor(cancelling = true) {
+    if (!cancelling) return;
+    this.#cancellations = new Cancellations((operation) => {
+      this.#encoder.cancel(operation);
+      this.#dropped++;
+    });
+  }
 
   /** Operations that will be written. */
   get size(): number {
@@ -121,7 +127,7 @@ export class OperationBatch {
     this.#encoder.reset();
     this.#dropped = this.#skipped = this.#payloadBytes = 0;
     this.#payloads = undefined;
-    this.#cancellations.reset();
+    this.#cancellations?.reset();
   }
 
   /** A single operation: its statement, whether it adds payload bytes, its argument count (then the arguments). */
@@ -145,7 +151,7 @@ export class OperationBatch {
   }
 
   deleteSession(clientId: string): void {
-    this.#cancellations.pin(clientId);
+    this.#cancellations?.pin(clientId);
     this.#single("deleteSessionCascade", false, 1).string(clientId);
   }
 
@@ -170,7 +176,8 @@ export class OperationBatch {
 
   appendMessage(id: MessageRef, message: StoredMessage): void {
     const encoder = this.#encoder;
-    this.#cancellations.appended(id, encoder.begin(APPEND));
+    const operation = encoder.begin(APPEND);
+    this.#cancellations?.appended(id, operation);
     const { payload } = message;
     const offset = this.#payloadBytes;
     let payloads = this.#payloads;
@@ -197,7 +204,8 @@ export class OperationBatch {
   saveQueueEntry(entry: QueueEntry, sequence: number): void {
     const { clientId, messageId, qos, retain, subscriptionIdentifiers, stage, packetId } = entry;
     const encoder = this.#encoder;
-    this.#cancellations.saved(clientId, messageId, encoder.begin(SAVE_ENTRY));
+    const operation = encoder.begin(SAVE_ENTRY);
+    this.#cancellations?.saved(clientId, messageId, operation);
     encoder.string(clientId);
     encoder.number(messageId);
     encoder.number(sequence);
@@ -209,7 +217,7 @@ export class OperationBatch {
   }
 
   deleteQueueEntry(clientId: string, messageId: MessageRef): void {
-    if (!this.#cancellations.deleted(clientId, messageId)) {
+    if (this.#cancellations?.deleted(clientId, messageId) === false) {
       this.#skipped++;
       return;
     }
@@ -220,7 +228,7 @@ export class OperationBatch {
   }
 
   deleteUnreferencedMessage(messageId: MessageRef): void {
-    if (!this.#cancellations.unreferenced(messageId)) {
+    if (this.#cancellations?.unreferenced(messageId) === false) {
       this.#skipped++;
       return;
     }
@@ -228,7 +236,7 @@ export class OperationBatch {
   }
 
   deleteOldestQueued(clientId: string): void {
-    this.#cancellations.pin(clientId);
+    this.#cancellations?.pin(clientId);
     this.#single("deleteOldestQueued", false, 1).string(clientId);
   }
 
