@@ -70,13 +70,19 @@ Deno.test("batch codec: a cancelled operation comes back as ~kind with its value
   encoder.number(7);
   const decoded = decodeOperations(encoder.finish());
   assert.deepEqual(decoded, { kinds: [APPEND, ~SAVE_ENTRY, DELETE_ENTRY], values: ["kept", 7] });
-  assert.deepEqual(decodeOperations(encode(encoder, [SINGLE], ["next"])), { kinds: [SINGLE], values: ["next"] });
+  assert.deepEqual(decodeOperations(encode(encoder, [SINGLE], ["next"])), {
+    kinds: [SINGLE],
+    values: ["next"],
+  });
 });
 
 Deno.test("batch codec: a batch of the format before cancelled operations were carried (1) is still read", () => {
   const encoded = encode(new BatchEncoder(), [SINGLE], ["saveMeta", 0, 2, "key", "value"]);
   encoded[0] = 1;
-  assert.deepEqual(decodeOperations(encoded), { kinds: [SINGLE], values: ["saveMeta", 0, 2, "key", "value"] });
+  assert.deepEqual(decodeOperations(encoded), {
+    kinds: [SINGLE],
+    values: ["saveMeta", 0, 2, "key", "value"],
+  });
 });
 
 Deno.test("batch codec: a string repeated among the batch's recent ones is written once, and a batch decodes without the ones before", () => {

@@ -176,7 +176,11 @@ export class BatchEncoder {
 
   /** Drops what was written since the last {@link finish}. */
   reset(): void {
-    this.#at = this.#valueCount = this.#kindCount = this.#stringCount = 0;
+    this.#at =
+      this.#valueCount =
+      this.#kindCount =
+      this.#stringCount =
+        0;
     if (this.#bytes.byteLength > 16 * SCRATCH_BYTES) this.#resize(SCRATCH_BYTES);
   }
 
@@ -200,7 +204,9 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * once the log has them. Throws on bytes of another format or cut short.
  */
 export function decodeOperations(bytes: Uint8Array): Operations {
-  if (bytes.byteLength < HEADER_BYTES || (bytes[0] !== BATCH_FORMAT && bytes[0] !== FORMAT_WITHOUT_CANCELLED)) {
+  if (
+    bytes.byteLength < HEADER_BYTES || (bytes[0] !== BATCH_FORMAT && bytes[0] !== FORMAT_WITHOUT_CANCELLED)
+  ) {
     throw new RangeError(`not an encoded batch (format ${bytes[0]})`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
