@@ -58,3 +58,14 @@ Deno.test("cancel across: applying the first batch, a message first seen in the 
     ~DELETE_ENTRY,
   ]]);
 });
+
+Deno.test("cancel across: within a single batch too (at durability sync the broker's thread leaves it to this)", () => {
+  const batch = new OperationBatch(false);
+  batch.appendMessage(ref(1), sample.message("one"));
+  batch.saveQueueEntry(sample.entry("a", ref(1)), 1);
+  batch.saveQueueEntry(sample.entry("a", ref(1), { stage: "sent", packetId: 1 }), 2);
+  batch.deleteQueueEntry("a", ref(1));
+  const batches = [decoded(batch.encode())];
+  cancelAcross(batches);
+  assert.deepEqual(batches[0].kinds, [~APPEND, ~SAVE_ENTRY, ~SAVE_ENTRY, ~DELETE_ENTRY]);
+});

@@ -11,7 +11,7 @@ import { DatabaseSync } from "node:sqlite";
 import { BATCH_FORMAT, BatchEncoder, decodeOperations } from "../../src/storage/embedded/batch_codec.ts";
 import { appliedSeq } from "../../src/storage/embedded/apply_window.ts";
 import { LOG_SUFFIXES, recordPieces } from "../../src/storage/embedded/operation_log.ts";
-import { SINGLE } from "../../src/storage/embedded/operations.ts";
+import { APPEND, DELETE_ENTRY, SAVE_ENTRY, SINGLE } from "../../src/storage/embedded/operations.ts";
 import { StoreEngine } from "../../src/storage/embedded/store_engine.ts";
 import { StorageError } from "../../src/storage/port.ts";
 import { sample } from "../../src/storage/conformance_samples.ts";
@@ -39,8 +39,15 @@ const VALUES: SQLInputValue[] = [
   null,
 ];
 
+/** The batch of these kinds and values, as OperationBatch writes them (operations begun, then values). */
+function encode(encoder: BatchEncoder, kinds: number[], values: SQLInputValue[]) {
+  for (const kind of kinds) encoder.begin(kind);
+  for (const value of values) encoder.value(value);
+  return encoder.finish();
+}
+
 function roundTrip(encoder: BatchEncoder, kinds: number[], values: SQLInputValue[]) {
-  return decodeOperations(encoder.encode(kinds, kinds.length, values, values.length));
+  return decodeOperations(encode(encoder, kinds, values));
 }
 
 Deno.test("batch codec: every kind of value comes back as it went in, -0 and non-ASCII strings included", () => {
@@ -50,31 +57,54 @@ Deno.test("batch codec: every kind of value comes back as it went in, -0 and non
   assert.ok(Object.is(decoded.values[10], -0));
 });
 
-Deno.test("batch codec: only the counted kinds and values are encoded", () => {
-  const encoded = new BatchEncoder().encode([3, 2, 1], 1, ["kept", 7, "left out"], 2);
-  assert.deepEqual(decodeOperations(encoded), { kinds: [3], values: ["kept", 7] });
+Deno.test("batch codec: a cancelled operation comes back as ~kind with its values, and a batch holds nothing of the one before", () => {
+  const encoder = new BatchEncoder();
+  encode(encoder, [SINGLE], ["left behind"]);
+  encoder.reset();
+  encoder.begin(APPEND);
+  encoder.begin(SAVE_ENTRY);
+  encoder.begin(DELETE_ENTRY);
+  encoder.cancel(1);
+  encoder.cancel(1);
+  encoder.string("kept");
+  encoder.number(7);
+  const decoded = decodeOperations(encoder.finish());
+  assert.deepEqual(decoded, { kinds: [APPEND, ~SAVE_ENTRY, DELETE_ENTRY], values: ["kept", 7] });
+  assert.deepEqual(decodeOperations(encode(encoder, [SINGLE], ["next"])), {
+    kinds: [SINGLE],
+    values: ["next"],
+  });
+});
+
+Deno.test("batch codec: a batch of the format before cancelled operations were carried (1) is still read", () => {
+  const encoded = encode(new BatchEncoder(), [SINGLE], ["saveMeta", 0, 2, "key", "value"]);
+  encoded[0] = 1;
+  assert.deepEqual(decodeOperations(encoded), {
+    kinds: [SINGLE],
+    values: ["saveMeta", 0, 2, "key", "value"],
+  });
 });
 
 Deno.test("batch codec: a string repeated among the batch's recent ones is written once, and a batch decodes without the ones before", () => {
   const encoder = new BatchEncoder();
   const clientId = "a-client-id-of-some-length";
-  const once = encoder.encode([], 0, [clientId], 1).byteLength;
+  const once = encode(encoder, [], [clientId]).byteLength;
   const repeated = Array.from({ length: 1000 }, () => clientId);
-  const many = encoder.encode([], 0, repeated, repeated.length);
+  const many = encode(encoder, [], repeated);
   // Each repeat is a 5-byte reference, not the 26 bytes of the string again.
   assert.equal(many.byteLength, once + 999 * 5);
   // The next batch writes the string in full again: it decodes on its own.
-  assert.deepEqual(decodeOperations(encoder.encode([], 0, [clientId], 1)).values, [clientId]);
+  assert.deepEqual(decodeOperations(encode(encoder, [], [clientId])).values, [clientId]);
   // Many distinct strings between two uses: each comes back, referred to or written again.
   const mixed = Array.from({ length: 200 }, (_, i) => `client-${i % 37}`);
-  assert.deepEqual(decodeOperations(encoder.encode([], 0, mixed, mixed.length)).values, mixed);
+  assert.deepEqual(decodeOperations(encode(encoder, [], mixed)).values, mixed);
 });
 
 Deno.test("batch codec: a batch larger than the encoder's buffer, then small ones, each its own buffer", () => {
   const encoder = new BatchEncoder();
   const big = new Uint8Array(3 * 1024 * 1024).fill(7);
-  const first = encoder.encode([SINGLE], 1, ["saveRetained", big], 2);
-  const second = encoder.encode([SINGLE], 1, ["deleteRetained", "t"], 2);
+  const first = encode(encoder, [SINGLE], ["saveRetained", big]);
+  const second = encode(encoder, [SINGLE], ["deleteRetained", "t"]);
   assert.equal(first.byteOffset, 0);
   assert.equal(first.byteLength, first.buffer.byteLength, "a buffer of its own, to move to the worker");
   assert.deepEqual(decodeOperations(first).values, ["saveRetained", big]);
@@ -82,7 +112,7 @@ Deno.test("batch codec: a batch larger than the encoder's buffer, then small one
 });
 
 Deno.test("batch codec: another format, a cut-short batch and an unknown tag are refused", () => {
-  const encoded = new BatchEncoder().encode([SINGLE], 1, ["saveMeta", 0, 2, "key", "value"], 5);
+  const encoded = encode(new BatchEncoder(), [SINGLE], ["saveMeta", 0, 2, "key", "value"]);
   assert.equal(encoded[0], BATCH_FORMAT);
   assert.throws(() => decodeOperations(serialize({ kinds: [], values: [] })), /not an encoded batch/);
   for (const cut of [3, 12, encoded.byteLength - 1]) {
@@ -91,7 +121,7 @@ Deno.test("batch codec: another format, a cut-short batch and an unknown tag are
   const damaged = encoded.slice();
   damaged[10] = 99; // the first value's tag
   assert.throws(() => decodeOperations(damaged), /tag 99/);
-  assert.throws(() => new BatchEncoder().encode([], 0, [10n], 1), /cannot be bigint/);
+  assert.throws(() => new BatchEncoder().value(10n), /cannot be bigint/);
 });
 
 Deno.test("batch codec: an operation log written before the format (node:v8's serialization) is replayed", async () => {
@@ -142,7 +172,7 @@ Deno.test("batch codec: the store's engine fails a batch of bytes it cannot deco
         (error: unknown) =>
           error instanceof StorageError && /cut short|not an encoded batch/.test(error.message),
       );
-      const saveMeta = new BatchEncoder().encode([SINGLE], 1, ["saveMeta", 0, 2, "key", "value"], 5);
+      const saveMeta = encode(new BatchEncoder(), [SINGLE], ["saveMeta", 0, 2, "key", "value"]);
       await engine.add({ operations: saveMeta, payloads: payloads() });
     } finally {
       await engine.close();

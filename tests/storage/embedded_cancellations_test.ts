@@ -1,6 +1,8 @@
 /**
  * Operations on one queue entry that cancel out before their batch reaches the database (Cancellations):
- * what is written shrinks, and what a restart finds is what writing every operation would have left.
+ * what is written shrinks, and what a restart finds is what writing every operation would have left. At
+ * durability `batch`: at `sync` the broker's batches carry every operation and the operation log's window
+ * cancels them (embedded_log_test.ts).
  */
 import assert from "node:assert/strict";
 import { setImmediate } from "node:timers";
@@ -20,7 +22,7 @@ const written = (storage: EmbeddedStorage) => {
 async function withRestart(
   body: (storage: EmbeddedStorage) => Promise<void>,
   check: (storage: EmbeddedStorage, storedMessages: number) => Promise<void>,
-  durability: "sync" | "batch" = "sync",
+  durability: "sync" | "batch" = "batch",
 ): Promise<void> {
   await withTempDir(async (dir) => {
     const storage = embeddedStore(dir, { durability });
@@ -136,8 +138,8 @@ Deno.test("cancellations: a staged message no queue kept is never written", asyn
 });
 
 Deno.test("cancellations: turns issued while the worker writes an earlier batch wait for it, and cancel out across turns", async () => {
-  // At durability `batch`, where the worker writes each batch to SQLite before it answers: at `sync` it
-  // answers once the batch is in the operation log, too soon for this test's turns.
+  // The worker writes each batch to SQLite before it answers: at `sync` it would answer once the batch is in
+  // the operation log, too soon for this test's turns.
   await withRestart(async (storage) => {
     // A batch big enough to keep the worker busy for many turns of this loop.
     for (let index = 0; index < 20_000; index++) {
@@ -158,5 +160,5 @@ Deno.test("cancellations: turns issued while the worker writes an earlier batch 
   }, async (restarted, storedMessages) => {
     assert.equal(storedMessages, 20_000);
     assert.deepEqual(await topics(restarted, "a"), []);
-  }, "batch");
+  });
 });

@@ -202,6 +202,36 @@ Deno.test("embedded log: a message queued and acknowledged in later batches of o
   });
 });
 
+Deno.test("embedded log: a message queued, sent and acknowledged in one batch goes to the log whole, and never becomes a row", async () => {
+  await withTempDir(async (dir) => {
+    let storage = embeddedStore(dir);
+    await storage.start();
+    await storage.stop();
+    const db = new DatabaseSync(join(dir, STORE_FILE));
+    db.exec(`CREATE TABLE audit (what TEXT);
+      CREATE TRIGGER audit_messages AFTER INSERT ON messages BEGIN INSERT INTO audit VALUES ('message'); END;
+      CREATE TRIGGER audit_entries AFTER INSERT ON queue_entries BEGIN INSERT INTO audit VALUES ('entry'); END;`);
+    db.close();
+
+    storage = embeddedStore(dir, { applyIntervalMs: NEVER });
+    await storage.start();
+    const id = storage.appendMessage(sample.message("acknowledged"));
+    storage.saveQueueEntry(sample.entry("a", id));
+    storage.saveQueueEntry(sample.entry("a", id, { stage: "sent", packetId: 7 }));
+    storage.deleteQueueEntry("a", id);
+    await storage.flush();
+    // The broker's thread does not cancel them (the window does, with whatever else it holds).
+    const { operations, cancelled } = storage.stats();
+    assert.deepEqual({ operations, cancelled }, { operations: 4, cancelled: 0 });
+    await storage.stop();
+
+    const audit = new DatabaseSync(join(dir, STORE_FILE));
+    const rows = audit.prepare("SELECT count(*) AS rows FROM audit").get();
+    audit.close();
+    assert.equal(rows?.rows, 0);
+  });
+});
+
 Deno.test("embedded log: without reads the log is applied by size, so it stays bounded", async () => {
   await withTempDir(async (dir) => {
     const storage = embeddedStore(dir, { applyIntervalMs: NEVER });

@@ -38,9 +38,9 @@ const acrossWindow = new Cancellations((operation) => acrossCancelled[operation]
 let acrossCancelled = new Uint8Array(0);
 
 /**
- * Marks the operations that cancel out across the batches (see `cancelInPlace`; the writer skips them). A
- * single batch is left as it is: its operations were cancelled when it was collected. Operations marked by
- * an earlier call are no longer there.
+ * Marks the operations that cancel out across the batches (see `cancelInPlace`; the writer skips them), those
+ * within one batch included: at durability `sync` the broker's thread leaves them to this. Operations marked
+ * by an earlier call, or by the broker's thread (a log written before it left them), are no longer there.
  *
  * The batches from `keptFrom` on stay in the window after this apply, to be looked at again by the next:
  * there, only operations on messages the applied batches touch count now (they may cancel what is applied).
@@ -50,7 +50,6 @@ let acrossCancelled = new Uint8Array(0);
  * cancels less, never more.
  */
 export function cancelAcross(batches: readonly FlatBatch[], keptFrom = batches.length): void {
-  if (batches.length < 2) return;
   let total = 0;
   for (const batch of batches) total += batch.kinds.length;
   const cancelled = acrossCancelled = new Uint8Array(total);

@@ -4,8 +4,8 @@
  * thread a structured clone per batch, and at durability `sync` a node:v8 serialization more for the log:
  * without them its CPU per durable QoS 1 message went from 2.8–2.9 to 2.2–2.3 µs (durable-q1 10→10).
  *
- * Format: FORMAT (u8), the kind count and the value count (u32 each), the kinds (u8 each; 0–3), then each
- * value as a tag and its bytes (little endian). A string equal to one of the last {@link RECENT_STRINGS}
+ * Format: FORMAT (u8), the kind count and the value count (u32 each), the kinds (u8 each; 0–3, with 0x80
+ * set when the operation cancelled out), then each value as a tag and its bytes (little endian). A string equal to one of the last {@link RECENT_STRINGS}
  * distinct strings of the batch is written as that string's index instead: a batch names the same few client
  * ids, topics and publishers many times over. (A Map of every string of the batch, emptied after it, grew
  * its tables again for every batch of many distinct client ids, long enough for them to be promoted: 1.4 KB
@@ -13,85 +13,105 @@
  */
 import type { SQLInputValue } from "node:sqlite";
 
-/** The first byte of an encoded batch. node:v8's serialization, which the log held before, starts with 0xFF. */
-export const BATCH_FORMAT = 1;
+/**
+ * The first byte of an encoded batch. Format 1 left cancelled operations out (and is still read: a log may
+ * hold it). node:v8's serialization, which the log held before, starts with 0xFF.
+ */
+export const BATCH_FORMAT = 2;
+const FORMAT_WITHOUT_CANCELLED = 1;
+/** Set in the kind byte of an operation that cancelled out (see {@link BatchEncoder.cancel}). */
+const CANCELLED_BIT = 0x80;
 
 const NULL = 0, INT32 = 1, FLOAT64 = 2, STRING = 3, STRING_REF = 4, BYTES = 5;
 const HEADER_BYTES = 9;
 const RECENT_STRINGS = 16;
 /** The encoder's buffer starts at this size and goes back to it after a batch that needed more than 16 times. */
 const SCRATCH_BYTES = 64 * 1024;
+const FIRST_KINDS = 1024;
 
-/** The kinds and values of a batch, as OperationBatch lays them out. */
+/** The kinds and values of a batch, as OperationBatch lays them out; a cancelled operation's kind is `~kind`. */
 export interface Operations {
   kinds: number[];
   values: SQLInputValue[];
 }
 
-/** Encodes batches into bytes of their own; keeps its buffer from batch to batch. */
+/**
+ * Encodes a batch as its operations come, value by value, into buffers kept from batch to batch; {@link finish}
+ * hands over the batch's bytes in a buffer of their own (transferable). Written as they come, the values
+ * need no list of their own to be read back, nor a type test each: OperationBatch knows what it writes.
+ */
 export class BatchEncoder {
   #bytes = new Uint8Array(SCRATCH_BYTES);
   #view = new DataView(this.#bytes.buffer);
   #at = 0;
+  #valueCount = 0;
+  #kinds = new Uint8Array(FIRST_KINDS);
+  #kindCount = 0;
   /** The batch's last distinct strings (a ring) and their indexes; `#stringCount` strings written so far. */
   readonly #recent: string[] = new Array(RECENT_STRINGS).fill("");
   readonly #recentIndexes = new Int32Array(RECENT_STRINGS);
   #stringCount = 0;
   readonly #utf8 = new TextEncoder();
 
-  /** The first `kindCount` kinds and `valueCount` values, in a buffer of their own (transferable). */
-  encode(
-    kinds: readonly number[],
-    kindCount: number,
-    values: readonly SQLInputValue[],
-    valueCount: number,
-  ): Uint8Array<ArrayBuffer> {
-    this.#at = 0;
-    this.#stringCount = 0;
-    this.#reserve(HEADER_BYTES + kindCount);
-    const bytes = this.#bytes;
-    bytes[0] = BATCH_FORMAT;
-    this.#view.setUint32(1, kindCount, true);
-    this.#view.setUint32(5, valueCount, true);
-    for (let i = 0; i < kindCount; i++) bytes[HEADER_BYTES + i] = kinds[i];
-    this.#at = HEADER_BYTES + kindCount;
-    for (let i = 0; i < valueCount; i++) this.#value(values[i]);
-    const encoded = this.#bytes.slice(0, this.#at);
-    if (this.#bytes.byteLength > 16 * SCRATCH_BYTES) this.#resize(SCRATCH_BYTES);
-    return encoded;
+  /** Operations begun in this batch, cancelled ones included. */
+  get operationCount(): number {
+    return this.#kindCount;
   }
 
-  #value(value: SQLInputValue): void {
-    if (value === null) {
-      this.#reserve(1);
-      this.#bytes[this.#at++] = NULL;
-    } else if (typeof value === "number") {
-      this.#reserve(9);
-      const at = this.#at;
-      if ((value | 0) === value && !Object.is(value, -0)) {
-        this.#bytes[at] = INT32;
-        this.#view.setInt32(at + 1, value, true);
-        this.#at = at + 5;
-      } else {
-        this.#bytes[at] = FLOAT64;
-        this.#view.setFloat64(at + 1, value, true);
-        this.#at = at + 9;
-      }
-    } else if (typeof value === "string") {
-      this.#string(value);
-    } else if (value instanceof Uint8Array) {
-      this.#reserve(5 + value.byteLength);
-      const at = this.#at;
-      this.#bytes[at] = BYTES;
-      this.#view.setUint32(at + 1, value.byteLength, true);
-      this.#bytes.set(value, at + 5);
-      this.#at = at + 5 + value.byteLength;
-    } else {
-      throw new TypeError(`a stored operation's value cannot be ${typeof value}`);
+  /** Starts an operation of `kind` (0–3); its values follow. Returns its index in the batch. */
+  begin(kind: number): number {
+    if (this.#kindCount === this.#kinds.length) {
+      const grown = new Uint8Array(2 * this.#kinds.length);
+      grown.set(this.#kinds);
+      this.#kinds = grown;
     }
+    this.#kinds[this.#kindCount] = kind;
+    return this.#kindCount++;
   }
 
-  #string(value: string): void {
+  /**
+   * Marks operation `index` as cancelled out: its values stay (a later one may refer to its strings), and the
+   * worker decodes its kind as `~kind`, which everything there skips.
+   */
+  cancel(index: number): void {
+    this.#kinds[index] |= CANCELLED_BIT;
+  }
+
+  null(): void {
+    this.#reserve(1);
+    this.#bytes[this.#at++] = NULL;
+    this.#valueCount++;
+  }
+
+  number(value: number): void {
+    this.#reserve(9);
+    const at = this.#at;
+    if ((value | 0) === value && !Object.is(value, -0)) {
+      this.#bytes[at] = INT32;
+      this.#view.setInt32(at + 1, value, true);
+      this.#at = at + 5;
+    } else {
+      this.#bytes[at] = FLOAT64;
+      this.#view.setFloat64(at + 1, value, true);
+      this.#at = at + 9;
+    }
+    this.#valueCount++;
+  }
+
+  /** A number, or null for undefined and null. */
+  optionalNumber(value: number | null | undefined): void {
+    if (value === undefined || value === null) this.null();
+    else this.number(value);
+  }
+
+  /** A string, or null for undefined and null. */
+  optionalString(value: string | null | undefined): void {
+    if (value === undefined || value === null) this.null();
+    else this.string(value);
+  }
+
+  string(value: string): void {
+    this.#valueCount++;
     const recent = this.#recent;
     for (let i = Math.min(this.#stringCount, RECENT_STRINGS) - 1; i >= 0; i--) {
       if (recent[i] !== value) continue;
@@ -121,6 +141,49 @@ export class BatchEncoder {
     this.#at = start + written;
   }
 
+  bytes(value: Uint8Array): void {
+    this.#reserve(5 + value.byteLength);
+    const at = this.#at;
+    this.#bytes[at] = BYTES;
+    this.#view.setUint32(at + 1, value.byteLength, true);
+    this.#bytes.set(value, at + 5);
+    this.#at = at + 5 + value.byteLength;
+    this.#valueCount++;
+  }
+
+  /** Any value a statement takes. */
+  value(value: SQLInputValue): void {
+    if (value === null) this.null();
+    else if (typeof value === "number") this.number(value);
+    else if (typeof value === "string") this.string(value);
+    else if (value instanceof Uint8Array) this.bytes(value);
+    else throw new TypeError(`a stored operation's value cannot be ${typeof value}`);
+  }
+
+  /** The batch's bytes, in a buffer of their own; the encoder starts the next batch. */
+  finish(): Uint8Array<ArrayBuffer> {
+    const kindCount = this.#kindCount;
+    const encoded = new Uint8Array(HEADER_BYTES + kindCount + this.#at);
+    const view = new DataView(encoded.buffer);
+    encoded[0] = BATCH_FORMAT;
+    view.setUint32(1, kindCount, true);
+    view.setUint32(5, this.#valueCount, true);
+    encoded.set(this.#kinds.subarray(0, kindCount), HEADER_BYTES);
+    encoded.set(this.#bytes.subarray(0, this.#at), HEADER_BYTES + kindCount);
+    this.reset();
+    return encoded;
+  }
+
+  /** Drops what was written since the last {@link finish}. */
+  reset(): void {
+    this.#at =
+      this.#valueCount =
+      this.#kindCount =
+      this.#stringCount =
+        0;
+    if (this.#bytes.byteLength > 16 * SCRATCH_BYTES) this.#resize(SCRATCH_BYTES);
+  }
+
   #reserve(bytes: number): void {
     const needed = this.#at + bytes;
     if (needed > this.#bytes.byteLength) this.#resize(Math.max(2 * this.#bytes.byteLength, needed));
@@ -141,7 +204,9 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * once the log has them. Throws on bytes of another format or cut short.
  */
 export function decodeOperations(bytes: Uint8Array): Operations {
-  if (bytes.byteLength < HEADER_BYTES || bytes[0] !== BATCH_FORMAT) {
+  if (
+    bytes.byteLength < HEADER_BYTES || (bytes[0] !== BATCH_FORMAT && bytes[0] !== FORMAT_WITHOUT_CANCELLED)
+  ) {
     throw new RangeError(`not an encoded batch (format ${bytes[0]})`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -150,7 +215,10 @@ export function decodeOperations(bytes: Uint8Array): Operations {
   let at = HEADER_BYTES + kindCount;
   if (at > bytes.byteLength) throw new RangeError("encoded batch cut short");
   const kinds: number[] = new Array(kindCount);
-  for (let i = 0; i < kindCount; i++) kinds[i] = bytes[HEADER_BYTES + i];
+  for (let i = 0; i < kindCount; i++) {
+    const kind = bytes[HEADER_BYTES + i];
+    kinds[i] = kind & CANCELLED_BIT ? ~(kind & ~CANCELLED_BIT) : kind;
+  }
   const values: SQLInputValue[] = new Array(valueCount);
   const strings: string[] = [];
   for (let i = 0; i < valueCount; i++) {

@@ -49,7 +49,7 @@ const SQL = {
 } as const;
 
 /**
- * Operation kinds as small integers, for the flat encoding; CANCELLED marks one that cancelled out. The
+ * Operation kinds as small integers, for the flat encoding; one that cancelled out is `~kind`. The
  * three mutations of the delivery path take a fixed number of values: an append the `messages` row's
  * (id, topic, the payload's offset and length in `payloads`, qos, retain, properties, publisher id,
  * expiry), a save the `queue_entries` row's (client, message, seq, qos, retain, subscription ids, stage,
@@ -58,7 +58,6 @@ const SQL = {
  */
 export const APPEND = 0, SAVE_ENTRY = 1, DELETE_ENTRY = 2, SINGLE = 3;
 export const APPEND_VALUES = 9, SAVE_VALUES = 8, DELETE_VALUES = 2;
-const CANCELLED = -1;
 
 /** A batch as the worker writes it; `payloads` holds the appended messages' payloads back to back. */
 export interface FlatBatch extends Operations {
@@ -78,41 +77,35 @@ export interface WireBatch {
 const FIRST_PAYLOAD_BYTES = 16 * 1024;
 
 /**
- * The operations collected until the worker takes them, flat: a kind per operation and all their values in
- * one list, so that handing a batch to the worker clones two arrays of plain values rather than an object and
- * an array per operation, and messages' payloads in one buffer that moves to the worker without a copy rather
- * than one buffer each (an ArrayBuffer per message cost more than the rest of the append, mostly in GC).
- * `BatchWriter` reads it as it is on the worker's side.
- * Operations on the same queue entry may cancel out (see {@link Cancellations}).
+ * The operations collected until the worker takes them, encoded as they come (see BatchEncoder), and
+ * messages' payloads in one buffer that moves to the worker without a copy rather than one buffer each (an
+ * ArrayBuffer per message cost more than the rest of the append, mostly in GC). When `cancelling`, operations
+ * on the same queue entry may cancel out (see {@link Cancellations}): they stay in the batch, marked, and the
+ * worker skips them.
  */
 export class OperationBatch {
-  /**
-   * Kept from batch to batch (see {@link reset}) and filled by index, only ever growing: lists rebuilt by
-   * push for every batch lived until it left, long enough to be promoted, and cost more in copies as they
-   * grew than the values they held.
-   */
-  readonly #kinds: number[] = [];
-  readonly #values: SQLInputValue[] = [];
-  /** Where each operation's values start in `#values`. */
-  readonly #starts: number[] = [];
-  #kindCount = 0;
-  #valueCount = 0;
-  readonly #cancellations = new Cancellations((operation) => {
-    this.#kinds[operation] = CANCELLED;
-    this.#dropped++;
-  });
-  /** Operations marked CANCELLED in `#kinds`. */
+  /** Kept from batch to batch, with its buffers (see {@link reset}). */
+  readonly #encoder = new BatchEncoder();
+  readonly #cancellations: Cancellations | undefined;
+  /** Operations marked cancelled. */
   #dropped = 0;
   /** Deletes that cancelled out before they were added. */
   #skipped = 0;
-  readonly #encoder = new BatchEncoder();
   /** Made at the first append: most batches of a quiet broker carry none. */
   #payloads: Uint8Array<ArrayBuffer> | undefined;
   #payloadBytes = 0;
 
+  constructor(cancelling = true) {
+    if (!cancelling) return;
+    this.#cancellations = new Cancellations((operation) => {
+      this.#encoder.cancel(operation);
+      this.#dropped++;
+    });
+  }
+
   /** Operations that will be written. */
   get size(): number {
-    return this.#kindCount - this.#dropped;
+    return this.#encoder.operationCount - this.#dropped;
   }
 
   /** Operations that cancelled out. */
@@ -121,99 +114,70 @@ export class OperationBatch {
   }
 
   /**
-   * The operations that did not cancel out, encoded for the worker, and the payloads in a buffer of their
-   * own. Once per batch, then {@link reset}: the kept operations are moved down in place to be encoded.
+   * The operations encoded for the worker, and the payloads in a buffer of their own. Once per batch, then
+   * {@link reset}.
    */
   encode(): WireBatch {
-    const kinds = this.#kinds, values = this.#values, kindCount = this.#kindCount;
     const payloads = this.#payloads?.subarray(0, this.#payloadBytes) ?? new Uint8Array(0);
-    if (this.#dropped === 0) {
-      return { operations: this.#encoder.encode(kinds, kindCount, values, this.#valueCount), payloads };
-    }
-    const starts = this.#starts;
-    let keptKinds = 0, keptValues = 0;
-    for (let i = 0; i < kindCount; i++) {
-      if (kinds[i] === CANCELLED) continue;
-      kinds[keptKinds++] = kinds[i];
-      const end = i + 1 < kindCount ? starts[i + 1] : this.#valueCount;
-      for (let at = starts[i]; at < end; at++) values[keptValues++] = values[at];
-    }
-    return { operations: this.#encoder.encode(kinds, keptKinds, values, keptValues), payloads };
+    return { operations: this.#encoder.finish(), payloads };
   }
 
   /** Empties the batch for the next one (after {@link encode}; the payload buffer went with it). */
   reset(): void {
-    // Not to hold the last batch's strings until they are overwritten.
-    this.#values.fill(null, 0, this.#valueCount);
-    this.#kindCount =
-      this.#valueCount =
-      this.#dropped =
-      this.#skipped =
-      this.#payloadBytes =
-        0;
+    this.#encoder.reset();
+    this.#dropped = this.#skipped = this.#payloadBytes = 0;
     this.#payloads = undefined;
-    this.#cancellations.reset();
+    this.#cancellations?.reset();
   }
 
-  /** Starts an operation of `kind`; returns its index. */
-  #begin(kind: number): number {
-    const index = this.#kindCount++;
-    this.#starts[index] = this.#valueCount;
-    this.#kinds[index] = kind;
-    return index;
-  }
-
-  #single(statement: SingleStatement, grows: boolean, ...args: SQLInputValue[]): void {
-    this.#begin(SINGLE);
-    const values = this.#values;
-    let at = this.#valueCount;
-    values[at++] = statement;
-    values[at++] = grows ? 1 : 0;
-    values[at++] = args.length;
-    for (const arg of args) values[at++] = arg;
-    this.#valueCount = at;
+  /** A single operation: its statement, whether it adds payload bytes, its argument count (then the arguments). */
+  #single(statement: SingleStatement, grows: boolean, argumentCount: number): BatchEncoder {
+    const encoder = this.#encoder;
+    encoder.begin(SINGLE);
+    encoder.string(statement);
+    encoder.number(grows ? 1 : 0);
+    encoder.number(argumentCount);
+    return encoder;
   }
 
   saveSession({ clientId, expiryInterval, disconnectedAt, epoch, owner, connection }: StoredSession): void {
-    this.#single(
-      "saveSession",
-      false,
-      clientId,
-      expiryInterval,
-      disconnectedAt ?? null,
-      epoch,
-      owner ?? null,
-      connection ?? null,
-    );
+    const encoder = this.#single("saveSession", false, 6);
+    encoder.string(clientId);
+    encoder.number(expiryInterval);
+    encoder.optionalNumber(disconnectedAt);
+    encoder.number(epoch);
+    encoder.optionalString(owner);
+    encoder.optionalString(connection);
   }
 
   deleteSession(clientId: string): void {
-    this.#cancellations.pin(clientId);
-    this.#single("deleteSessionCascade", false, clientId);
+    this.#cancellations?.pin(clientId);
+    this.#single("deleteSessionCascade", false, 1).string(clientId);
   }
 
   saveSubscription(subscription: StoredSubscription): void {
     const { clientId, topicFilter, qos, noLocal, retainAsPublished, retainHandling, subscriptionIdentifier } =
       subscription;
-    this.#single(
-      "saveSubscription",
-      false,
-      clientId,
-      topicFilter,
-      qos,
-      flag(noLocal),
-      flag(retainAsPublished),
-      retainHandling,
-      subscriptionIdentifier ?? null,
-    );
+    const encoder = this.#single("saveSubscription", false, 7);
+    encoder.string(clientId);
+    encoder.string(topicFilter);
+    encoder.number(qos);
+    encoder.number(flag(noLocal));
+    encoder.number(flag(retainAsPublished));
+    encoder.number(retainHandling);
+    encoder.optionalNumber(subscriptionIdentifier);
   }
 
   deleteSubscription(clientId: string, topicFilter: string): void {
-    this.#single("deleteSubscription", false, clientId, topicFilter);
+    const encoder = this.#single("deleteSubscription", false, 2);
+    encoder.string(clientId);
+    encoder.string(topicFilter);
   }
 
   appendMessage(id: MessageRef, message: StoredMessage): void {
-    this.#cancellations.appended(id, this.#begin(APPEND));
+    const encoder = this.#encoder;
+    const operation = encoder.begin(APPEND);
+    this.#cancellations?.appended(id, operation);
     const { payload } = message;
     const offset = this.#payloadBytes;
     let payloads = this.#payloads;
@@ -226,100 +190,104 @@ export class OperationBatch {
     }
     payloads.set(payload, offset);
     this.#payloadBytes = offset + payload.byteLength;
-    const values = this.#values;
-    let at = this.#valueCount;
-    values[at++] = id;
-    values[at++] = message.topic;
-    values[at++] = offset;
-    values[at++] = payload.byteLength;
-    values[at++] = message.qos;
-    values[at++] = flag(message.retain);
-    values[at++] = encodeProperties(message.properties);
-    values[at++] = message.publisherId;
-    values[at++] = message.expiresAt ?? null;
-    this.#valueCount = at;
+    encoder.number(id);
+    encoder.string(message.topic);
+    encoder.number(offset);
+    encoder.number(payload.byteLength);
+    encoder.number(message.qos);
+    encoder.number(flag(message.retain));
+    encoder.optionalString(encodeProperties(message.properties));
+    encoder.string(message.publisherId);
+    encoder.optionalNumber(message.expiresAt);
   }
 
   saveQueueEntry(entry: QueueEntry, sequence: number): void {
     const { clientId, messageId, qos, retain, subscriptionIdentifiers, stage, packetId } = entry;
-    this.#cancellations.saved(clientId, messageId, this.#begin(SAVE_ENTRY));
-    const values = this.#values;
-    let at = this.#valueCount;
-    values[at++] = clientId;
-    values[at++] = messageId;
-    values[at++] = sequence;
-    values[at++] = qos;
-    values[at++] = flag(retain);
-    values[at++] = subscriptionIdentifiers ? JSON.stringify(subscriptionIdentifiers) : null;
-    values[at++] = STAGE_CODES[stage];
-    values[at++] = packetId ?? null;
-    this.#valueCount = at;
+    const encoder = this.#encoder;
+    const operation = encoder.begin(SAVE_ENTRY);
+    this.#cancellations?.saved(clientId, messageId, operation);
+    encoder.string(clientId);
+    encoder.number(messageId);
+    encoder.number(sequence);
+    encoder.number(qos);
+    encoder.number(flag(retain));
+    encoder.optionalString(subscriptionIdentifiers ? JSON.stringify(subscriptionIdentifiers) : undefined);
+    encoder.number(STAGE_CODES[stage]);
+    encoder.optionalNumber(packetId);
   }
 
   deleteQueueEntry(clientId: string, messageId: MessageRef): void {
-    if (!this.#cancellations.deleted(clientId, messageId)) {
+    if (this.#cancellations?.deleted(clientId, messageId) === false) {
       this.#skipped++;
       return;
     }
-    this.#begin(DELETE_ENTRY);
-    const at = this.#valueCount;
-    this.#values[at] = clientId;
-    this.#values[at + 1] = messageId;
-    this.#valueCount = at + 2;
+    const encoder = this.#encoder;
+    encoder.begin(DELETE_ENTRY);
+    encoder.string(clientId);
+    encoder.number(messageId);
   }
 
   deleteUnreferencedMessage(messageId: MessageRef): void {
-    if (!this.#cancellations.unreferenced(messageId)) {
+    if (this.#cancellations?.unreferenced(messageId) === false) {
       this.#skipped++;
       return;
     }
-    this.#single("deleteUnreferencedMessage", false, messageId);
+    this.#single("deleteUnreferencedMessage", false, 1).number(messageId);
   }
 
   deleteOldestQueued(clientId: string): void {
-    this.#cancellations.pin(clientId);
-    this.#single("deleteOldestQueued", false, clientId);
+    this.#cancellations?.pin(clientId);
+    this.#single("deleteOldestQueued", false, 1).string(clientId);
   }
 
   saveMeta(key: string, value: string): void {
-    this.#single("saveMeta", false, key, value);
+    const encoder = this.#single("saveMeta", false, 2);
+    encoder.string(key);
+    encoder.string(value);
   }
 
   addAwaitingRelease(clientId: string, packetId: number): void {
-    this.#single("addAwaitingRelease", false, clientId, packetId);
+    const encoder = this.#single("addAwaitingRelease", false, 2);
+    encoder.string(clientId);
+    encoder.number(packetId);
   }
 
   deleteAwaitingRelease(clientId: string, packetId: number): void {
-    this.#single("deleteAwaitingRelease", false, clientId, packetId);
+    const encoder = this.#single("deleteAwaitingRelease", false, 2);
+    encoder.string(clientId);
+    encoder.number(packetId);
   }
 
   saveRetained(message: StoredMessage): void {
-    this.#single("saveRetained", true, ...messageValues(message));
+    const encoder = this.#single("saveRetained", true, 7);
+    encoder.string(message.topic);
+    encoder.bytes(message.payload);
+    encoder.number(message.qos);
+    encoder.number(flag(message.retain));
+    encoder.optionalString(encodeProperties(message.properties));
+    encoder.string(message.publisherId);
+    encoder.optionalNumber(message.expiresAt);
   }
 
   deleteRetained(topic: string): void {
-    this.#single("deleteRetained", false, topic);
+    this.#single("deleteRetained", false, 1).string(topic);
   }
 
   saveWill({ clientId, will, publishAt, owner }: StoredWill): void {
     const { topic, payload, qos, retain } = will;
-    const properties = encodeProperties(will.properties);
-    this.#single(
-      "saveWill",
-      true,
-      clientId,
-      topic,
-      ownBytes(payload),
-      qos,
-      flag(retain),
-      properties,
-      publishAt ?? null,
-      owner ?? null,
-    );
+    const encoder = this.#single("saveWill", true, 8);
+    encoder.string(clientId);
+    encoder.string(topic);
+    encoder.bytes(payload);
+    encoder.number(qos);
+    encoder.number(flag(retain));
+    encoder.optionalString(encodeProperties(will.properties));
+    encoder.optionalNumber(publishAt);
+    encoder.optionalString(owner);
   }
 
   deleteWill(clientId: string): void {
-    this.#single("deleteWill", false, clientId);
+    this.#single("deleteWill", false, 1).string(clientId);
   }
 }
 
@@ -329,6 +297,13 @@ export class OperationBatch {
  */
 export function cancelInPlace(kinds: number[], index: number): void {
   if (kinds[index] >= 0) kinds[index] = ~kinds[index];
+}
+
+/** How many of the operations are not cancelled out. */
+export function liveCount(kinds: readonly number[]): number {
+  let live = 0;
+  for (let k = 0; k < kinds.length; k++) if (kinds[k] >= 0) live++;
+  return live;
 }
 
 /** How many values the operation of `kind` (or one cancelled in place, `~kind`) starting at `at` takes. */
@@ -378,27 +353,4 @@ export class OperationRunner {
       s[statement].run(...args);
     }
   }
-}
-
-/**
- * A payload that owns its whole buffer: the decoder's are views of shared 32 KiB blocks, and passing a
- * view to the worker would copy the whole block.
- */
-function ownBytes(bytes: Uint8Array): Uint8Array {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
-}
-
-/** The column values shared by `messages` and `retained`, in their column order after the id. */
-function messageValues(
-  message: StoredMessage,
-): [string, Uint8Array, number, number, string | null, string, number | null] {
-  return [
-    message.topic,
-    ownBytes(message.payload),
-    message.qos,
-    flag(message.retain),
-    encodeProperties(message.properties),
-    message.publisherId,
-    message.expiresAt ?? null,
-  ];
 }

@@ -21,7 +21,7 @@ import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
 import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
 import { OperationLog } from "./operation_log.ts";
-import type { FlatBatch, WireBatch } from "./operations.ts";
+import { type FlatBatch, liveCount, type WireBatch } from "./operations.ts";
 import { decodeOperations, type Operations } from "./batch_codec.ts";
 import { messageFromRow, queueEntryFromRow, type Row, type WireSnapshot } from "./records.ts";
 import { dropOrphans } from "./recovery.ts";
@@ -90,7 +90,7 @@ export class StoreEngine {
     this.#commits = new GroupCommit(
       {
         write: (items) => this.#write(items),
-        count: (item) => item.batch.kinds.length,
+        count: (item) => liveCount(item.batch.kinds),
         sync: () => this.#sync(),
         toStorageError,
         onOutcome,
