@@ -41,13 +41,8 @@ export class PullReader {
   /** Drops the second copy of a message sent twice (frames.ts). */
   readonly #resends = new ResendFilter();
   #loop: Promise<void> | undefined;
-  /** Resolves when stop() is called, so a pull waiting in the broker is not waited for. */
-  #stopped!: Promise<void>;
-  #signalStop!: () => void;
 
-  constructor(private readonly puller: LogPuller, private readonly options: PullReaderOptions) {
-    this.#stopped = new Promise((resolve) => this.#signalStop = resolve);
-  }
+  constructor(private readonly puller: LogPuller, private readonly options: PullReaderOptions) {}
 
   start(apply: (entries: LogEntry[]) => Promise<void>): void {
     if (this.#loop) throw new Error("consume() was already called");
@@ -60,7 +55,6 @@ export class PullReader {
    */
   async stop(timeoutMs: number): Promise<void> {
     this.#stop.stop();
-    this.#signalStop();
     if (this.#loop) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([this.#loop, new Promise((resolve) => timer = setTimeout(resolve, timeoutMs))]);
@@ -85,7 +79,7 @@ export class PullReader {
         }
         const pulling = next ?? this.#pull(offset, applied);
         next = undefined;
-        batch = await Promise.race([pulling, this.#stopped.then(() => undefined)]);
+        batch = await this.#stop.orStopped(pulling);
         if (batch === undefined) break;
         this.options.onReceiveResult(undefined);
         delay = FIRST_RETRY_MS;

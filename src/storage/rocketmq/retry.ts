@@ -30,6 +30,22 @@ export class ReaderStop {
       this.#wake = done;
     });
   }
+
+  /**
+   * What `promise` settles with, or undefined as soon as stop() is called. Not `Promise.race` with a promise
+   * of the stop: every race adds a reaction to that long-lived promise which keeps the race's result, so a
+   * reader kept every batch it had read until it stopped (135 MB after a 100 MB join).
+   */
+  orStopped<T>(promise: Promise<T>): Promise<T | undefined> {
+    if (this.stopping) return Promise.resolve(undefined);
+    return new Promise((resolve, reject) => {
+      const done = () => resolve(undefined);
+      this.#wake = done;
+      promise.then(resolve, reject).finally(() => {
+        if (this.#wake === done) this.#wake = undefined;
+      });
+    });
+  }
 }
 
 /**

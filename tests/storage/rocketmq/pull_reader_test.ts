@@ -4,6 +4,8 @@
  * commits and applies, and when.
  */
 import assert from "node:assert/strict";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { crc32, deflateSync } from "node:zlib";
 import type { LogEntry } from "../../../src/storage/cluster_log.ts";
 import type { LogPuller, PulledBatch } from "../../../src/storage/rocketmq/broker_puller.ts";
@@ -222,6 +224,36 @@ Deno.test("pull reader: a batch whose apply fails is applied again, nothing afte
   assert.deepEqual(committedAtApply, [0, 0, 0, 2], "a batch is committed only after its apply succeeded");
   await reader.stop(1000);
   assert.equal(broker.committed, 4);
+});
+
+/** V8's full collection, made reachable at run time (as the broker's MemoryReclaimer does). */
+function fullCollection(): () => void {
+  v8.setFlagsFromString("--expose-gc");
+  return vm.runInNewContext("gc");
+}
+
+Deno.test("pull reader: the answers of pulls it has applied are not kept (a node reading the log does not grow)", async () => {
+  const broker = new FakeBroker(0, 40);
+  const answers: WeakRef<PulledBatch>[] = [];
+  const pull = broker.pull.bind(broker);
+  broker.pull = async (...args) => {
+    const answer = await pull(...args);
+    answers.push(new WeakRef(answer));
+    return answer;
+  };
+  const reader = pullReader(broker);
+  let applied = 0;
+  reader.start((entries: LogEntry[]) => {
+    applied += entries.length;
+    return Promise.resolve();
+  });
+  await until("every message", () => applied === 40);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  fullCollection()();
+  const kept = answers.filter((answer) => answer.deref() !== undefined).length;
+  await reader.stop(1000);
+  // The answer being awaited (the next pull, not yet answered) and the one just applied may still be held.
+  assert.ok(kept <= 2, `${kept} of ${answers.length} pulled answers still in memory after a collection`);
 });
 
 /**
