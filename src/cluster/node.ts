@@ -142,6 +142,8 @@ export class ClusterNode implements SessionService {
   /** Set while this node, which started with no state, waits for another node's. */
   #join: Join | undefined;
   #joinTimer: TimerHandle | undefined;
+  /** Nodes seen asking for a state while this node joins, and not seen sending one: they have none to give. */
+  readonly #joiners = new Set<string>();
 
   constructor(private readonly options: ClusterNodeOptions) {
     this.#clock = new LogClock(options.clock);
@@ -190,8 +192,11 @@ export class ClusterNode implements SessionService {
 
   /**
    * Appends the join's request (again each heartbeat while the log refuses it) and waits for an answer:
-   * with no other node heard of within three heartbeats (the first node of a cluster), or no answer within
-   * the node timeout, the node starts from nothing. Once an answer starts, it takes as long as it takes.
+   * with no other node heard of within three heartbeats (the first node of a cluster), the node starts from
+   * nothing. With no answer within the node timeout it asks again while a node that may have a state is
+   * alive (the one to answer may have died before its first piece, and is declared gone meanwhile), else
+   * it starts from nothing (every other node is joining too: a new cluster). Once an answer starts, it takes
+   * as long as it takes.
    */
   #askForState(join: Join): void {
     const { heartbeatMs, nodeTimeoutMs } = this.options;
@@ -204,10 +209,11 @@ export class ClusterNode implements SessionService {
     );
     this.#setJoinTimer(3 * heartbeatMs, () => {
       if (!this.#liveness.othersKnown) return void this.#startAlone("no other node");
-      this.#setJoinTimer(
-        Math.max(0, nodeTimeoutMs - 3 * heartbeatMs),
-        () => void this.#startAlone("no node answered"),
-      );
+      this.#setJoinTimer(Math.max(0, nodeTimeoutMs - 3 * heartbeatMs), () => {
+        const withState = this.#liveness.alive(this.nodeId).filter((node) => !this.#joiners.has(node));
+        if (withState.length === 0) return void this.#startAlone("no node answered");
+        this.#restartJoin(`no answer; alive and not joining: ${withState.sort().join(", ")}`);
+      });
     });
   }
 
@@ -544,6 +550,8 @@ export class ClusterNode implements SessionService {
       const { event, at } = stamped;
       // Liveness only: the broker holds part of a state, and the kept entry is applied to it in full later.
       if (event.kind === "heartbeat") this.#liveness.heard(event.node, event.run, at);
+      if (event.kind === "snapshotRequest" && event.node !== this.nodeId) this.#joiners.add(event.node);
+      if (event.kind === "snapshotChunk") this.#joiners.delete(event.from);
       const answered = join.sender !== undefined;
       let step: JoinStep;
       try {

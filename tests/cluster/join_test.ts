@@ -186,3 +186,24 @@ Deno.test("cluster join: a node stopped half-way through installing a state clea
     await cluster.stop();
   }
 });
+
+Deno.test("cluster join: the node to answer dies before its first piece; the joining node asks again rather than start empty", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [a, b] = [await cluster.start("a"), await cluster.start("b")];
+    await offlineFleet(cluster, a, b, "first");
+    const gate = new PieceGate(cluster.logs.get("a")!);
+
+    const c = await cluster.launch("c");
+    await until(() => gate.held > 0, "a answering");
+    await cluster.kill(a); // none of its pieces reached the log
+
+    for (let beat = 0; c.joining && beat < 60; beat++) await cluster.advance(HEARTBEAT_MS);
+    assert.equal(c.joining, false, "c joined");
+    await cluster.settle();
+    assert.equal(c.broker.sessionCount, DEVICES + 1, "c has the cluster's sessions, from b");
+    await assertFleetOn(c);
+  } finally {
+    await cluster.stop();
+  }
+});
