@@ -7,13 +7,7 @@
 import type { ClusterEvent } from "./events.ts";
 import { type ClusterPart, SnapshotReader } from "./snapshot.ts";
 import type { BrokerStatePart } from "../broker/mod.ts";
-
-/** An entry kept while joining, to apply once the state is installed. */
-export interface KeptEntry {
-  position: bigint;
-  at: number;
-  event: ClusterEvent;
-}
+import type { LogEntry } from "../storage/cluster_log.ts";
 
 /** The node answering a request: its id and run. */
 export interface Sender {
@@ -32,7 +26,11 @@ export type JoinStep =
   | { parts: BrokerStatePart[]; restarted: boolean; done?: { cluster: ClusterPart; position: bigint } };
 
 export class Join {
-  readonly kept: KeptEntry[] = [];
+  /**
+   * The entries after the request, to apply once the state is installed: as bytes, copied out of the log's
+   * buffers, which a decoded event is several times the size of (a publish's message, properties, origin).
+   */
+  readonly kept: LogEntry[] = [];
   #requestedAt: bigint | undefined;
   #sender: Sender | undefined;
   #reader = new SnapshotReader();
@@ -47,9 +45,12 @@ export class Join {
     return this.#sender;
   }
 
-  /** Takes one log entry while joining. Throws when the sender's last piece ends half-way through a part. */
-  take(entry: KeptEntry): JoinStep {
-    const { event, position } = entry;
+  /**
+   * Takes one log entry, decoded as `event`, while joining. Throws when the sender's last piece ends half-way
+   * through a part.
+   */
+  take(entry: LogEntry, event: ClusterEvent): JoinStep {
+    const { position } = entry;
     const mine = "node" in event && event.node === this.node && "run" in event && event.run === this.run &&
       "attempt" in event && event.attempt === this.attempt;
     if (event.kind === "snapshotRequest" && mine) {
@@ -57,7 +58,7 @@ export class Join {
       return undefined;
     }
     if (event.kind !== "snapshotChunk") {
-      if (this.#requestedAt !== undefined) this.kept.push(entry);
+      if (this.#requestedAt !== undefined) this.kept.push({ position, body: entry.body.slice() });
       return undefined;
     }
     if (!mine) return undefined; // another join's piece: applying it changes nothing, keeping it costs memory

@@ -36,7 +36,7 @@ import {
   skimPublish,
   type Stamped,
 } from "./events.ts";
-import { Join, type JoinStep, type KeptEntry, type Sender } from "./join.ts";
+import { Join, type JoinStep, type Sender } from "./join.ts";
 import { Liveness } from "./liveness.ts";
 import { LogClock } from "./log_clock.ts";
 import { type ClusterPart, SnapshotWriter } from "./snapshot.ts";
@@ -414,7 +414,7 @@ export class ClusterNode implements SessionService {
 
   async #applyBatch(entries: LogEntry[]): Promise<void> {
     if (this.#join) return await this.#joinBatch(entries);
-    const decoded: (KeptEntry | SkimmedEntry)[] = [];
+    const decoded: (DecodedEntry | SkimmedEntry)[] = [];
     for (const entry of entries) {
       if (entry.position <= this.#applied) continue; // delivered again after a restart or a redelivery
       const skim = this.#skim(entry);
@@ -430,7 +430,7 @@ export class ClusterNode implements SessionService {
   }
 
   /** Applies entries in order, then stores how far it got with what they changed (one group commit). */
-  async #applyDecoded(entries: (KeptEntry | SkimmedEntry)[]): Promise<void> {
+  async #applyDecoded(entries: (DecodedEntry | SkimmedEntry)[]): Promise<void> {
     // Only publishes and heartbeats are applied without a wait and without a flush of their own, so for
     // them "nothing is waiting to be stored" (below) means "they stored nothing".
     let routine = true;
@@ -555,7 +555,7 @@ export class ClusterNode implements SessionService {
       const answered = join.sender !== undefined;
       let step: JoinStep;
       try {
-        step = join.take({ position: entry.position, ...stamped });
+        step = join.take(entry, event);
       } catch (error) {
         this.#restartJoin(error instanceof Error ? error.message : String(error));
         continue;
@@ -617,7 +617,7 @@ export class ClusterNode implements SessionService {
     const join = this.#join!;
     this.#join = undefined;
     this.options.clock.cancel(this.#joinTimer);
-    await this.#applyDecoded(join.kept);
+    await this.#applyBatch(join.kept);
   }
 
   /**
@@ -765,6 +765,13 @@ export class ClusterNode implements SessionService {
       this.broker.close({ session, epoch }, true);
     }
   }
+}
+
+/** An entry decoded, to apply. */
+interface DecodedEntry {
+  position: bigint;
+  at: number;
+  event: ClusterEvent;
 }
 
 /** A publish entry read only as far as its topic, retain flag and origin (see #concernsNobody). */
