@@ -97,6 +97,29 @@ Deno.test("batch codec: the delivery kinds' fixed layouts come back as their val
   });
 });
 
+Deno.test("batch codec: runs of the same topic, publisher and client, and many distinct ones between, come back in the fixed layouts", () => {
+  const encoder = new BatchEncoder();
+  const expected: SQLInputValue[] = [];
+  for (let i = 0; i < 600; i++) {
+    // Runs of 5 operations of one connection; 40 distinct connections, more than the recent strings.
+    const n = Math.floor(i / 5) % 40,
+      topic = `topic/${n}`,
+      publisher = `pub-${n}`,
+      client = `sub-${(n * 7) % 40}`;
+    encoder.append(i, topic, 0, 0, 1, 0, undefined, publisher, undefined);
+    encoder.saveEntry(client, i, i, 1, 0, undefined, 0, undefined);
+    encoder.deleteEntry(i % 3 === 0 ? publisher : client, i);
+    expected.push(i, topic, 0, 0, 1, 0, null, publisher, null, client, i, i, 1, 0, null, 0, null);
+    expected.push(i % 3 === 0 ? publisher : client, i);
+  }
+  const encoded = encoder.finish();
+  assert.deepEqual(decodeOperations(encoded).values, expected);
+  // The next batch names them again in full, the last client included.
+  const lastClient = expected[expected.length - 2] as string;
+  encoder.deleteEntry(lastClient, 1);
+  assert.deepEqual(decodeOperations(encoder.finish()).values, [lastClient, 1]);
+});
+
 Deno.test("batch codec: a cancelled operation comes back as ~kind with its values, and a batch holds nothing of the one before", () => {
   const encoder = new BatchEncoder();
   encoder.begin(SINGLE);

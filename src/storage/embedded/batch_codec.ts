@@ -49,6 +49,11 @@ const APPEND_FIXED_BYTES = 8 + 4 + 4 + 1 + 1 + 8 + 3 * 4,
 const NULL = 0, INT32 = 1, FLOAT64 = 2, STRING = 3, STRING_REF = 4, BYTES = 5;
 const HEADER_BYTES = 9;
 const RECENT_STRINGS = 16;
+/**
+ * The string fields of the fixed layouts whose last string is remembered (see {@link BatchEncoder.#lastStrings});
+ * OTHER, none.
+ */
+const TOPIC = 0, PUBLISHER = 1, CLIENT = 2, OTHER = 3;
 /** The encoder's buffer starts at this size and goes back to it after a batch that needed more than 16 times. */
 const SCRATCH_BYTES = 64 * 1024;
 const FIRST_KINDS = 1024;
@@ -75,6 +80,14 @@ export class BatchEncoder {
   readonly #recent: string[] = new Array(RECENT_STRINGS).fill("");
   readonly #recentIndexes = new Int32Array(RECENT_STRINGS);
   #stringCount = 0;
+  /**
+   * By field (TOPIC, PUBLISHER, CLIENT): the last string written there and its index in the batch (-1: none
+   * yet). A connection's operations come in runs naming the same topic, publisher and client: one comparison
+   * instead of a walk through the recent strings (which cost the broker's thread more than the rest of the
+   * fixed layouts' encoding).
+   */
+  readonly #lastStrings: string[] = ["", "", ""];
+  readonly #lastIndexes = new Int32Array(3).fill(-1);
   readonly #utf8 = new TextEncoder();
 
   /** Operations begun in this batch, cancelled ones included. */
@@ -124,13 +137,13 @@ export class BatchEncoder {
     const view = this.#view;
     let at = this.#at;
     view.setFloat64(at, id, true);
-    at = this.#fixedString(topic, at + 8);
+    at = this.#fixedString(topic, at + 8, TOPIC);
     view.setUint32(at, offset, true);
     view.setUint32(at + 4, length, true);
     this.#bytes[at + 8] = qos;
     this.#bytes[at + 9] = retain;
-    at = this.#fixedString(properties, at + 10);
-    at = this.#fixedString(publisherId, at);
+    at = this.#fixedString(properties, at + 10, OTHER);
+    at = this.#fixedString(publisherId, at, PUBLISHER);
     view.setFloat64(at, expiresAt ?? NaN, true);
     this.#at = at + 8;
     return index;
@@ -154,14 +167,14 @@ export class BatchEncoder {
     this.#valueCount += SAVE_VALUES;
     this.#reserve(SAVE_FIXED_BYTES + 3 * (clientId.length + (subscriptionIdentifiers?.length ?? 0)));
     const view = this.#view;
-    let at = this.#fixedString(clientId, this.#at);
+    let at = this.#fixedString(clientId, this.#at, CLIENT);
     view.setFloat64(at, messageId, true);
     view.setFloat64(at + 8, sequence, true);
     const bytes = this.#bytes;
     bytes[at + 16] = qos;
     bytes[at + 17] = retain;
     bytes[at + 18] = stage;
-    at = this.#fixedString(subscriptionIdentifiers, at + 19);
+    at = this.#fixedString(subscriptionIdentifiers, at + 19, OTHER);
     view.setFloat64(at, packetId ?? NaN, true);
     this.#at = at + 8;
     return index;
@@ -172,7 +185,7 @@ export class BatchEncoder {
     const index = this.begin(DELETE_ENTRY);
     this.#valueCount += DELETE_VALUES;
     this.#reserve(DELETE_FIXED_BYTES + 3 * clientId.length);
-    const at = this.#fixedString(clientId, this.#at);
+    const at = this.#fixedString(clientId, this.#at, CLIENT);
     this.#view.setFloat64(at, messageId, true);
     this.#at = at + 8;
     return index;
@@ -269,6 +282,7 @@ export class BatchEncoder {
       this.#kindCount =
       this.#stringCount =
         0;
+    this.#lastIndexes.fill(-1);
     if (this.#bytes.byteLength > 16 * SCRATCH_BYTES) this.#resize(SCRATCH_BYTES);
   }
 
@@ -303,12 +317,21 @@ export class BatchEncoder {
   }
 
   /** A string (or none) of the fixed layout at `at`, room reserved; returns where the next value goes. */
-  #fixedString(value: string | null | undefined, at: number): number {
+  #fixedString(value: string | null | undefined, at: number, field: number): number {
     if (value === undefined || value === null) {
       this.#view.setUint32(at, NO_STRING, true);
       return at + 4;
     }
-    const reference = this.#recentIndex(value);
+    let reference: number;
+    if (field === OTHER) {
+      reference = this.#recentIndex(value);
+    } else if (this.#lastStrings[field] === value && this.#lastIndexes[field] >= 0) {
+      reference = this.#lastIndexes[field];
+    } else {
+      reference = this.#recentIndex(value);
+      this.#lastStrings[field] = value;
+      this.#lastIndexes[field] = reference >= 0 ? reference : this.#stringCount - 1;
+    }
     if (reference >= 0) {
       this.#view.setUint32(at, (reference | STRING_REF_BIT) >>> 0, true);
       return at + 4;
