@@ -40,3 +40,28 @@ Deno.test("message slots: a deleted id can be given a slot again", () => {
   slots.clear();
   assert.equal(slots.get(ref(42)), NO_SLOT);
 });
+
+Deno.test("message slots: consecutive ids after an older first one, past the direct range and back, as a Map answers", () => {
+  const slots = new MessageSlots();
+  const expected = new Map<number, number>();
+  for (let generation = 0; generation < 8; generation++) {
+    slots.clear();
+    expected.clear();
+    // The first id is an old message's; then a run of new ones longer than the direct range was so far, and
+    // ids below the first.
+    const first = 1_000_000 + 10_000 * generation;
+    const ids = [first, ...Array.from({ length: 20_000 }, (_, i) => first + 500 + i), first - 1, 7];
+    ids.forEach((id, slot) => {
+      slots.set(ref(id), slot);
+      expected.set(id, slot);
+      if (slot % 7 === 3) {
+        slots.delete(ref(id));
+        expected.delete(id);
+      }
+    });
+    for (let id = first - 600; id < first + 21_000; id++) {
+      assert.equal(slots.get(ref(id)), expected.get(id) ?? NO_SLOT, `generation ${generation}, id ${id}`);
+    }
+    assert.equal(slots.get(ref(7)), expected.get(7) ?? NO_SLOT);
+  }
+});

@@ -5,26 +5,55 @@
  * without them its CPU per durable QoS 1 message went from 2.8–2.9 to 2.2–2.3 µs (durable-q1 10→10).
  *
  * Format: FORMAT (u8), the kind count and the value count (u32 each), the kinds (u8 each; 0–3, with 0x80
- * set when the operation cancelled out), then each value as a tag and its bytes (little endian). A string equal to one of the last {@link RECENT_STRINGS}
- * distinct strings of the batch is written as that string's index instead: a batch names the same few client
- * ids, topics and publishers many times over. (A Map of every string of the batch, emptied after it, grew
+ * set when the operation cancelled out), then each operation's values (little endian). The three kinds of the
+ * delivery path have a fixed layout, no tag per value (see {@link BatchEncoder.append}); a single operation's
+ * values are each a tag and its bytes. A string equal to one of the last {@link RECENT_STRINGS} distinct
+ * strings of the batch is written as that string's index instead: a batch names the same few client ids,
+ * topics and publishers many times over. (A Map of every string of the batch, emptied after it, grew
  * its tables again for every batch of many distinct client ids, long enough for them to be promoted: 1.4 KB
  * of old-generation garbage per offline session while publishing 10 messages into each of 20,000.)
  */
 import type { SQLInputValue } from "node:sqlite";
 
 /**
- * The first byte of an encoded batch. Format 1 left cancelled operations out (and is still read: a log may
- * hold it). node:v8's serialization, which the log held before, starts with 0xFF.
+ * The first byte of an encoded batch. Formats 1 and 2 tagged every value (1 also left cancelled operations
+ * out); both are still read: a log may hold them. node:v8's serialization, which the log held before, starts
+ * with 0xFF.
  */
-export const BATCH_FORMAT = 2;
-const FORMAT_WITHOUT_CANCELLED = 1;
+export const BATCH_FORMAT = 3;
+const FORMAT_WITHOUT_CANCELLED = 1, FORMAT_ALL_TAGGED = 2;
+
+/**
+ * Operation kinds; one that cancelled out is `~kind`. The three mutations of the delivery path take a fixed
+ * number of values: an append the `messages` row's (id, topic, the payload's offset and length in the
+ * batch's payloads, qos, retain, properties, publisher id, expiry), a save the `queue_entries` row's (client,
+ * message, seq, qos, retain, subscription ids, stage, packet id), a delete the entry's client and message. A
+ * single operation takes its statement's name, 1 if it adds payload bytes (else 0), its argument count, then
+ * its arguments.
+ */
+export const APPEND = 0, SAVE_ENTRY = 1, DELETE_ENTRY = 2, SINGLE = 3;
+export const APPEND_VALUES = 9, SAVE_VALUES = 8, DELETE_VALUES = 2;
 /** Set in the kind byte of an operation that cancelled out (see {@link BatchEncoder.cancel}). */
 const CANCELLED_BIT = 0x80;
+
+/**
+ * A string in the fixed layout is a u32: {@link NO_STRING} for null, a reference to the batch's string of
+ * that index when {@link STRING_REF_BIT} is set, else the UTF-8 length, the bytes following.
+ */
+const NO_STRING = 0xFFFF_FFFF, STRING_REF_BIT = 0x8000_0000;
+/** Upper bounds of a fixed layout's bytes, its strings' aside (4 + 3 bytes per UTF-16 unit each). */
+const APPEND_FIXED_BYTES = 8 + 4 + 4 + 1 + 1 + 8 + 3 * 4,
+  SAVE_FIXED_BYTES = 8 + 8 + 1 + 1 + 1 + 8 + 2 * 4,
+  DELETE_FIXED_BYTES = 8 + 4;
 
 const NULL = 0, INT32 = 1, FLOAT64 = 2, STRING = 3, STRING_REF = 4, BYTES = 5;
 const HEADER_BYTES = 9;
 const RECENT_STRINGS = 16;
+/**
+ * The string fields of the fixed layouts whose last string is remembered (see {@link BatchEncoder.#lastStrings});
+ * OTHER, none.
+ */
+const TOPIC = 0, PUBLISHER = 1, CLIENT = 2, OTHER = 3;
 /** The encoder's buffer starts at this size and goes back to it after a batch that needed more than 16 times. */
 const SCRATCH_BYTES = 64 * 1024;
 const FIRST_KINDS = 1024;
@@ -51,6 +80,14 @@ export class BatchEncoder {
   readonly #recent: string[] = new Array(RECENT_STRINGS).fill("");
   readonly #recentIndexes = new Int32Array(RECENT_STRINGS);
   #stringCount = 0;
+  /**
+   * By field (TOPIC, PUBLISHER, CLIENT): the last string written there and its index in the batch (-1: none
+   * yet). A connection's operations come in runs naming the same topic, publisher and client: one comparison
+   * instead of a walk through the recent strings (which cost the broker's thread more than the rest of the
+   * fixed layouts' encoding).
+   */
+  readonly #lastStrings: string[] = ["", "", ""];
+  readonly #lastIndexes = new Int32Array(3).fill(-1);
   readonly #utf8 = new TextEncoder();
 
   /** Operations begun in this batch, cancelled ones included. */
@@ -75,6 +112,83 @@ export class BatchEncoder {
    */
   cancel(index: number): void {
     this.#kinds[index] |= CANCELLED_BIT;
+  }
+
+  /**
+   * An append (see {@link APPEND}), in the fixed layout: id (f64), topic, offset and length (u32 each), qos and
+   * retain (u8 each), properties, publisher id, expiry (f64, NaN for none). Returns its index in the batch.
+   */
+  append(
+    id: number,
+    topic: string,
+    offset: number,
+    length: number,
+    qos: number,
+    retain: number,
+    properties: string | null | undefined,
+    publisherId: string,
+    expiresAt: number | null | undefined,
+  ): number {
+    const index = this.begin(APPEND);
+    this.#valueCount += APPEND_VALUES;
+    this.#reserve(
+      APPEND_FIXED_BYTES + 3 * (topic.length + (properties?.length ?? 0) + publisherId.length),
+    );
+    const view = this.#view;
+    let at = this.#at;
+    view.setFloat64(at, id, true);
+    at = this.#fixedString(topic, at + 8, TOPIC);
+    view.setUint32(at, offset, true);
+    view.setUint32(at + 4, length, true);
+    this.#bytes[at + 8] = qos;
+    this.#bytes[at + 9] = retain;
+    at = this.#fixedString(properties, at + 10, OTHER);
+    at = this.#fixedString(publisherId, at, PUBLISHER);
+    view.setFloat64(at, expiresAt ?? NaN, true);
+    this.#at = at + 8;
+    return index;
+  }
+
+  /**
+   * A queue entry's save (see {@link SAVE_ENTRY}), in the fixed layout: client, message id and seq (f64 each),
+   * qos, retain and stage (u8 each), subscription ids, packet id (f64, NaN for none). Returns its index.
+   */
+  saveEntry(
+    clientId: string,
+    messageId: number,
+    sequence: number,
+    qos: number,
+    retain: number,
+    subscriptionIdentifiers: string | null | undefined,
+    stage: number,
+    packetId: number | null | undefined,
+  ): number {
+    const index = this.begin(SAVE_ENTRY);
+    this.#valueCount += SAVE_VALUES;
+    this.#reserve(SAVE_FIXED_BYTES + 3 * (clientId.length + (subscriptionIdentifiers?.length ?? 0)));
+    const view = this.#view;
+    let at = this.#fixedString(clientId, this.#at, CLIENT);
+    view.setFloat64(at, messageId, true);
+    view.setFloat64(at + 8, sequence, true);
+    const bytes = this.#bytes;
+    bytes[at + 16] = qos;
+    bytes[at + 17] = retain;
+    bytes[at + 18] = stage;
+    at = this.#fixedString(subscriptionIdentifiers, at + 19, OTHER);
+    view.setFloat64(at, packetId ?? NaN, true);
+    this.#at = at + 8;
+    return index;
+  }
+
+  /** A queue entry's delete (see {@link DELETE_ENTRY}), in the fixed layout: client, message id (f64). */
+  deleteEntry(clientId: string, messageId: number): number {
+    const index = this.begin(DELETE_ENTRY);
+    this.#valueCount += DELETE_VALUES;
+    this.#reserve(DELETE_FIXED_BYTES + 3 * clientId.length);
+    const at = this.#fixedString(clientId, this.#at, CLIENT);
+    this.#view.setFloat64(at, messageId, true);
+    this.#at = at + 8;
+    return index;
   }
 
   null(): void {
@@ -112,33 +226,20 @@ export class BatchEncoder {
 
   string(value: string): void {
     this.#valueCount++;
-    const recent = this.#recent;
-    for (let i = Math.min(this.#stringCount, RECENT_STRINGS) - 1; i >= 0; i--) {
-      if (recent[i] !== value) continue;
+    const reference = this.#recentIndex(value);
+    if (reference >= 0) {
       this.#reserve(5);
       this.#bytes[this.#at] = STRING_REF;
-      this.#view.setUint32(this.#at + 1, this.#recentIndexes[i], true);
+      this.#view.setUint32(this.#at + 1, reference, true);
       this.#at += 5;
       return;
     }
-    const slot = this.#stringCount % RECENT_STRINGS;
-    recent[slot] = value;
-    this.#recentIndexes[slot] = this.#stringCount++;
-    const length = value.length;
-    this.#reserve(5 + 3 * length);
-    const bytes = this.#bytes;
-    const start = this.#at + 5;
-    // ASCII (nearly every client id, topic and statement name) without a call into the encoder.
-    let written = 0;
-    for (; written < length; written++) {
-      const code = value.charCodeAt(written);
-      if (code >= 0x80) break;
-      bytes[start + written] = code;
-    }
-    if (written < length) written = this.#utf8.encodeInto(value, bytes.subarray(start)).written;
-    bytes[this.#at] = STRING;
-    this.#view.setUint32(this.#at + 1, written, true);
-    this.#at = start + written;
+    this.#reserve(5 + 3 * value.length);
+    const at = this.#at;
+    const written = this.#utf8Into(value, at + 5);
+    this.#bytes[at] = STRING;
+    this.#view.setUint32(at + 1, written, true);
+    this.#at = at + 5 + written;
   }
 
   bytes(value: Uint8Array): void {
@@ -181,7 +282,63 @@ export class BatchEncoder {
       this.#kindCount =
       this.#stringCount =
         0;
+    this.#lastIndexes.fill(-1);
     if (this.#bytes.byteLength > 16 * SCRATCH_BYTES) this.#resize(SCRATCH_BYTES);
+  }
+
+  /**
+   * The index of `value` among the batch's recent strings, or -1 after noting it as the latest: the caller
+   * then writes it in full.
+   */
+  #recentIndex(value: string): number {
+    const recent = this.#recent;
+    for (let i = Math.min(this.#stringCount, RECENT_STRINGS) - 1; i >= 0; i--) {
+      if (recent[i] === value) return this.#recentIndexes[i];
+    }
+    const slot = this.#stringCount % RECENT_STRINGS;
+    recent[slot] = value;
+    this.#recentIndexes[slot] = this.#stringCount++;
+    return -1;
+  }
+
+  /** Writes `value` as UTF-8 at `start` (room reserved); returns the bytes written. */
+  #utf8Into(value: string, start: number): number {
+    const bytes = this.#bytes;
+    const length = value.length;
+    // ASCII (nearly every client id, topic and statement name) without a call into the encoder.
+    let written = 0;
+    for (; written < length; written++) {
+      const code = value.charCodeAt(written);
+      if (code >= 0x80) break;
+      bytes[start + written] = code;
+    }
+    if (written < length) written = this.#utf8.encodeInto(value, bytes.subarray(start)).written;
+    return written;
+  }
+
+  /** A string (or none) of the fixed layout at `at`, room reserved; returns where the next value goes. */
+  #fixedString(value: string | null | undefined, at: number, field: number): number {
+    if (value === undefined || value === null) {
+      this.#view.setUint32(at, NO_STRING, true);
+      return at + 4;
+    }
+    let reference: number;
+    if (field === OTHER) {
+      reference = this.#recentIndex(value);
+    } else if (this.#lastStrings[field] === value && this.#lastIndexes[field] >= 0) {
+      reference = this.#lastIndexes[field];
+    } else {
+      reference = this.#recentIndex(value);
+      this.#lastStrings[field] = value;
+      this.#lastIndexes[field] = reference >= 0 ? reference : this.#stringCount - 1;
+    }
+    if (reference >= 0) {
+      this.#view.setUint32(at, (reference | STRING_REF_BIT) >>> 0, true);
+      return at + 4;
+    }
+    const written = this.#utf8Into(value, at + 4);
+    this.#view.setUint32(at, written, true);
+    return at + 4 + written;
   }
 
   #reserve(bytes: number): void {
@@ -204,63 +361,169 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * once the log has them. Throws on bytes of another format or cut short.
  */
 export function decodeOperations(bytes: Uint8Array): Operations {
+  const format = bytes[0];
   if (
-    bytes.byteLength < HEADER_BYTES || (bytes[0] !== BATCH_FORMAT && bytes[0] !== FORMAT_WITHOUT_CANCELLED)
+    bytes.byteLength < HEADER_BYTES ||
+    (format !== BATCH_FORMAT && format !== FORMAT_ALL_TAGGED && format !== FORMAT_WITHOUT_CANCELLED)
   ) {
-    throw new RangeError(`not an encoded batch (format ${bytes[0]})`);
+    throw new RangeError(`not an encoded batch (format ${format})`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const kindCount = view.getUint32(1, true);
-  const valueCount = view.getUint32(5, true);
-  let at = HEADER_BYTES + kindCount;
-  if (at > bytes.byteLength) throw new RangeError("encoded batch cut short");
+  const reader = new ValueReader(bytes);
+  const kindCount = reader.u32(1);
+  const valueCount = reader.u32(5);
+  reader.at = HEADER_BYTES + kindCount;
+  if (reader.at > bytes.byteLength) throw new RangeError("encoded batch cut short");
   const kinds: number[] = new Array(kindCount);
   for (let i = 0; i < kindCount; i++) {
     const kind = bytes[HEADER_BYTES + i];
     kinds[i] = kind & CANCELLED_BIT ? ~(kind & ~CANCELLED_BIT) : kind;
   }
   const values: SQLInputValue[] = new Array(valueCount);
-  const strings: string[] = [];
-  for (let i = 0; i < valueCount; i++) {
-    const tag = bytes[at];
+  if (format === BATCH_FORMAT) readByLayout(reader, kinds, values);
+  else for (let i = 0; i < valueCount; i++) values[i] = reader.tagged();
+  return { kinds, values };
+}
+
+/** Format 3's values: the delivery kinds' in their fixed layouts, a single operation's tagged. */
+function readByLayout(reader: ValueReader, kinds: readonly number[], values: SQLInputValue[]): void {
+  let v = 0;
+  for (let k = 0; k < kinds.length; k++) {
+    const kind = kinds[k] < 0 ? ~kinds[k] : kinds[k];
+    const least = kind === APPEND
+      ? APPEND_VALUES
+      : kind === SAVE_ENTRY
+      ? SAVE_VALUES
+      : kind === DELETE_ENTRY
+      ? DELETE_VALUES
+      : 3;
+    if (v + least > values.length) {
+      throw new RangeError("encoded batch holds more values than it counts");
+    }
+    if (kind === APPEND) {
+      values[v] = reader.f64();
+      values[v + 1] = reader.string();
+      values[v + 2] = reader.u32(reader.at);
+      values[v + 3] = reader.u32(reader.at + 4);
+      reader.at += 8;
+      values[v + 4] = reader.u8();
+      values[v + 5] = reader.u8();
+      values[v + 6] = reader.string();
+      values[v + 7] = reader.string();
+      values[v + 8] = reader.optionalF64();
+      v += APPEND_VALUES;
+    } else if (kind === SAVE_ENTRY) {
+      values[v] = reader.string();
+      values[v + 1] = reader.f64();
+      values[v + 2] = reader.f64();
+      values[v + 3] = reader.u8();
+      values[v + 4] = reader.u8();
+      const stage = reader.u8();
+      values[v + 5] = reader.string();
+      values[v + 6] = stage;
+      values[v + 7] = reader.optionalF64();
+      v += SAVE_VALUES;
+    } else if (kind === DELETE_ENTRY) {
+      values[v] = reader.string();
+      values[v + 1] = reader.f64();
+      v += DELETE_VALUES;
+    } else if (kind === SINGLE) {
+      for (const end = v + 3; v < end; v++) values[v] = reader.tagged();
+      const argumentCount = values[v - 1];
+      if (typeof argumentCount !== "number" || v + argumentCount > values.length) {
+        throw new RangeError(`encoded batch has a single operation of ${argumentCount} arguments`);
+      }
+      for (const end = v + argumentCount; v < end; v++) values[v] = reader.tagged();
+    } else {
+      throw new RangeError(`encoded batch has an operation of kind ${kind}`);
+    }
+    if (reader.at > reader.bytes.byteLength) throw new RangeError("encoded batch cut short");
+  }
+  if (v !== values.length) throw new RangeError(`encoded batch counts ${values.length} values, holds ${v}`);
+}
+
+/** Reads an encoded batch's values from `at` on; the strings written in full so far are kept for references. */
+class ValueReader {
+  readonly bytes: Uint8Array;
+  readonly #view: DataView;
+  readonly #strings: string[] = [];
+  at = 0;
+
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  u32(at: number): number {
+    return this.#view.getUint32(at, true);
+  }
+
+  u8(): number {
+    return this.bytes[this.at++];
+  }
+
+  f64(): number {
+    const value = this.#view.getFloat64(this.at, true);
+    this.at += 8;
+    return value;
+  }
+
+  /** A number of the fixed layout, NaN standing for none. */
+  optionalF64(): number | null {
+    const value = this.f64();
+    return Number.isNaN(value) ? null : value;
+  }
+
+  /** A string (or null) of the fixed layout. */
+  string(): string | null {
+    const word = this.u32(this.at);
+    this.at += 4;
+    if (word === NO_STRING) return null;
+    if (word & STRING_REF_BIT) return this.#reference((word & ~STRING_REF_BIT) >>> 0);
+    return this.#text(word);
+  }
+
+  /** A tagged value (formats 1 and 2, and single operations'). */
+  tagged(): SQLInputValue {
+    const at = this.at;
+    const tag = this.bytes[at];
+    this.at = at + 1;
     switch (tag) {
       case NULL:
-        values[i] = null;
-        at += 1;
-        break;
+        return null;
       case INT32:
-        values[i] = view.getInt32(at + 1, true);
-        at += 5;
-        break;
+        this.at = at + 5;
+        return this.#view.getInt32(at + 1, true);
       case FLOAT64:
-        values[i] = view.getFloat64(at + 1, true);
-        at += 9;
-        break;
-      case STRING: {
-        const length = view.getUint32(at + 1, true);
-        const text = utf8.decode(bytes.subarray(at + 5, at + 5 + length));
-        strings.push(text);
-        values[i] = text;
-        at += 5 + length;
-        break;
-      }
-      case STRING_REF: {
-        const index = view.getUint32(at + 1, true);
-        if (index >= strings.length) throw new RangeError(`encoded batch refers to string ${index}`);
-        values[i] = strings[index];
-        at += 5;
-        break;
-      }
+        this.at = at + 9;
+        return this.#view.getFloat64(at + 1, true);
+      case STRING:
+        this.at = at + 5;
+        return this.#text(this.u32(at + 1));
+      case STRING_REF:
+        this.at = at + 5;
+        return this.#reference(this.u32(at + 1));
       case BYTES: {
-        const length = view.getUint32(at + 1, true);
-        values[i] = bytes.slice(at + 5, at + 5 + length);
-        at += 5 + length;
-        break;
+        const length = this.u32(at + 1);
+        this.at = at + 5 + length;
+        if (this.at > this.bytes.byteLength) throw new RangeError("encoded batch cut short");
+        return this.bytes.slice(at + 5, this.at);
       }
       default:
         throw new RangeError(`encoded batch has a value of tag ${tag}`);
     }
-    if (at > bytes.byteLength) throw new RangeError("encoded batch cut short");
   }
-  return { kinds, values };
+
+  #text(length: number): string {
+    const start = this.at;
+    this.at = start + length;
+    if (this.at > this.bytes.byteLength) throw new RangeError("encoded batch cut short");
+    const text = utf8.decode(this.bytes.subarray(start, this.at));
+    this.#strings.push(text);
+    return text;
+  }
+
+  #reference(index: number): string {
+    if (index >= this.#strings.length) throw new RangeError(`encoded batch refers to string ${index}`);
+    return this.#strings[index];
+  }
 }

@@ -14,7 +14,17 @@ import type {
   StoredSubscription,
   StoredWill,
 } from "../port.ts";
-import { BatchEncoder, type Operations } from "./batch_codec.ts";
+import {
+  APPEND,
+  APPEND_VALUES,
+  BatchEncoder,
+  DELETE_ENTRY,
+  DELETE_VALUES,
+  type Operations,
+  SAVE_ENTRY,
+  SAVE_VALUES,
+  SINGLE,
+} from "./batch_codec.ts";
 import { Cancellations } from "./cancellations.ts";
 import { encodeProperties, flag, STAGE_CODES } from "./records.ts";
 
@@ -48,16 +58,15 @@ const SQL = {
   saveMeta: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
 } as const;
 
-/**
- * Operation kinds as small integers, for the flat encoding; one that cancelled out is `~kind`. The
- * three mutations of the delivery path take a fixed number of values: an append the `messages` row's
- * (id, topic, the payload's offset and length in `payloads`, qos, retain, properties, publisher id,
- * expiry), a save the `queue_entries` row's (client, message, seq, qos, retain, subscription ids, stage,
- * packet id), a delete the entry's client and message. A single operation takes its statement's name,
- * 1 if it adds payload bytes (else 0), its argument count, then its arguments.
- */
-export const APPEND = 0, SAVE_ENTRY = 1, DELETE_ENTRY = 2, SINGLE = 3;
-export const APPEND_VALUES = 9, SAVE_VALUES = 8, DELETE_VALUES = 2;
+export {
+  APPEND,
+  APPEND_VALUES,
+  DELETE_ENTRY,
+  DELETE_VALUES,
+  SAVE_ENTRY,
+  SAVE_VALUES,
+  SINGLE,
+} from "./batch_codec.ts";
 
 /** A batch as the worker writes it; `payloads` holds the appended messages' payloads back to back. */
 export interface FlatBatch extends Operations {
@@ -175,9 +184,6 @@ export class OperationBatch {
   }
 
   appendMessage(id: MessageRef, message: StoredMessage): void {
-    const encoder = this.#encoder;
-    const operation = encoder.begin(APPEND);
-    this.#cancellations?.appended(id, operation);
     const { payload } = message;
     const offset = this.#payloadBytes;
     let payloads = this.#payloads;
@@ -190,30 +196,33 @@ export class OperationBatch {
     }
     payloads.set(payload, offset);
     this.#payloadBytes = offset + payload.byteLength;
-    encoder.number(id);
-    encoder.string(message.topic);
-    encoder.number(offset);
-    encoder.number(payload.byteLength);
-    encoder.number(message.qos);
-    encoder.number(flag(message.retain));
-    encoder.optionalString(encodeProperties(message.properties));
-    encoder.string(message.publisherId);
-    encoder.optionalNumber(message.expiresAt);
+    const operation = this.#encoder.append(
+      id,
+      message.topic,
+      offset,
+      payload.byteLength,
+      message.qos,
+      flag(message.retain),
+      encodeProperties(message.properties),
+      message.publisherId,
+      message.expiresAt,
+    );
+    this.#cancellations?.appended(id, operation);
   }
 
   saveQueueEntry(entry: QueueEntry, sequence: number): void {
     const { clientId, messageId, qos, retain, subscriptionIdentifiers, stage, packetId } = entry;
-    const encoder = this.#encoder;
-    const operation = encoder.begin(SAVE_ENTRY);
+    const operation = this.#encoder.saveEntry(
+      clientId,
+      messageId,
+      sequence,
+      qos,
+      flag(retain),
+      subscriptionIdentifiers ? JSON.stringify(subscriptionIdentifiers) : undefined,
+      STAGE_CODES[stage],
+      packetId,
+    );
     this.#cancellations?.saved(clientId, messageId, operation);
-    encoder.string(clientId);
-    encoder.number(messageId);
-    encoder.number(sequence);
-    encoder.number(qos);
-    encoder.number(flag(retain));
-    encoder.optionalString(subscriptionIdentifiers ? JSON.stringify(subscriptionIdentifiers) : undefined);
-    encoder.number(STAGE_CODES[stage]);
-    encoder.optionalNumber(packetId);
   }
 
   deleteQueueEntry(clientId: string, messageId: MessageRef): void {
@@ -221,10 +230,7 @@ export class OperationBatch {
       this.#skipped++;
       return;
     }
-    const encoder = this.#encoder;
-    encoder.begin(DELETE_ENTRY);
-    encoder.string(clientId);
-    encoder.number(messageId);
+    this.#encoder.deleteEntry(clientId, messageId);
   }
 
   deleteUnreferencedMessage(messageId: MessageRef): void {
