@@ -365,6 +365,24 @@ export const CHANGES: Change[] = [
   },
   {
     change:
+      "Durable path: batch format 3 (append, entry save and entry delete in fixed layouts, no tag per value, their topic/publisher/client compared with the last of each first; formats 1 and 2 still read); the store window's message-id table gives consecutive ids a direct range instead of hashing them",
+    measure:
+      "durable QoS 1 10→10 64 B, broker pinned to one core with its worker, machine loaded by other work (2 sets of 4–6 alternating pairs, load 2–6): µs CPU per message, broker thread / store worker / all threads",
+    before: "2.17–2.71 / 1.05–1.18 / 4.19–5.15",
+    after: "1.90–2.27 / 0.88–1.03 / 3.64–4.41",
+    ratio: "≈ 0.85× / ≈ 0.85× / ≈ 0.86×",
+  },
+  {
+    change:
+      "The two durable changes above together, against the code before them (quiet machine, 2 alternating pairs, each run with in-memory QoS 1 beside it)",
+    measure:
+      "durable QoS 1 10→10 64 B msg/s and its ratio to in-memory QoS 1 in the same run: pinned / unpinned",
+    before: "208–220k, 0.31–0.34× / 313–330k, 0.41–0.43×",
+    after: "258–262k, 0.39–0.40× / 372–391k, 0.48–0.50×",
+    ratio: "≈ 1.2× / ≈ 1.17×",
+  },
+  {
+    change:
       "Cluster log read by pull: no Promise.race with the reader's long-lived stop promise per pull (every race left a reaction on it that kept the race's result: every batch read stayed in memory until the reader stopped)",
     measure:
       "a cluster node's JS heap and buffers 25 s after the traffic, 2000 offline sessions with 10 messages of 10 kB queued each (200 MB), local RocketMQ: the node that took the publishes / a node that joined",
@@ -433,7 +451,9 @@ export const PEER_NOTES =
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
 - **Durable QoS 1 ≈ 0.31× in-memory QoS 1** in the full run above (212–219k against 689–701k msg/s; target
-  0.6×; 0.14× before this round's durable changes, 0.19–0.23× before the operation log, 0.25–0.37× before
+  0.6×; since then, in alternating runs on a quiet machine, 0.39–0.40× pinned and 0.48–0.50× unpinned: the
+  broker's thread no longer cancels a batch's operations, which the store's window does anyway, and the
+  delivery operations have a fixed layout; 0.14× before this round's durable changes, 0.19–0.23× before the operation log, 0.25–0.37× before
   the batch encoding). Since the eleventh session a batch crosses to the store's worker as bytes of our own
   (no structured clone, no node:v8 serialization for the log): CPU per durable message 5.1–5.3 → 3.8–4.0 µs
   (broker thread 2.2–2.3, worker 0.9, V8's helper threads 0.6–0.7; in-memory QoS 1 about 1.3–1.4 in all). The
