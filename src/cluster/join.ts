@@ -46,8 +46,8 @@ export class Join {
   }
 
   /**
-   * Takes one log entry, decoded as `event`, while joining. Throws when the sender's last piece ends half-way
-   * through a part.
+   * Takes one log entry, decoded as `event`, while joining. Throws when the sender's stream cannot be read: a
+   * record that does not decode, or a last piece that ends half-way through a part.
    */
   take(entry: LogEntry, event: ClusterEvent): JoinStep {
     const { position } = entry;
