@@ -119,6 +119,8 @@ const SNAPSHOT_PIECE_BYTES = 512 * 1024;
  * the log's sender busy, few enough that a slow log holds the export back rather than filling memory.
  */
 const SNAPSHOT_PIECES_IN_FLIGHT = 4;
+/** The longest a joining node whose storage failed waits before it asks for the state again. */
+const MAX_JOIN_RETRY_MS = 5 * 60_000;
 
 /** A node of the cluster; connections talk to it as they would to a single broker. */
 export class ClusterNode implements SessionService {
@@ -144,6 +146,10 @@ export class ClusterNode implements SessionService {
   #joinTimer: TimerHandle | undefined;
   /** Nodes seen asking for a state while this node joins, and not seen sending one: they have none to give. */
   readonly #joiners = new Set<string>();
+  /** Pieces in a row this node failed to store (see #install). */
+  #installFailures = 0;
+  /** Requests in a row no node answered (see #askForState). */
+  #unanswered = 0;
 
   constructor(private readonly options: ClusterNodeOptions) {
     this.#clock = new LogClock(options.clock);
@@ -209,9 +215,13 @@ export class ClusterNode implements SessionService {
     );
     this.#setJoinTimer(3 * heartbeatMs, () => {
       if (!this.#liveness.othersKnown) return void this.#startAlone("no other node");
-      this.#setJoinTimer(Math.max(0, nodeTimeoutMs - 3 * heartbeatMs), () => {
+      // Twice as long each time no answer came: the node to answer may be busy with this node's earlier
+      // requests, each as long as the state takes, and asking faster than it answers would never end.
+      const waitMs = Math.min(nodeTimeoutMs * 2 ** this.#unanswered, MAX_JOIN_RETRY_MS);
+      this.#setJoinTimer(Math.max(0, waitMs - 3 * heartbeatMs), () => {
         const withState = this.#liveness.alive(this.nodeId).filter((node) => !this.#joiners.has(node));
         if (withState.length === 0) return void this.#startAlone("no node answered");
+        this.#unanswered++;
         this.#restartJoin(`no answer; alive and not joining: ${withState.sort().join(", ")}`);
       });
     });
@@ -226,12 +236,14 @@ export class ClusterNode implements SessionService {
    * The node answering died half-way: what it sent is forgotten and the state asked for again, from the
    * live node with the lowest id as every node sees it now (the request lands after the node's end).
    */
-  #restartJoin(reason: string): void {
+  #restartJoin(reason: string, afterMs = 0): void {
     const join = this.#join!;
-    this.options.logger.warn("cluster.join_restarted", { reason, attempt: join.attempt + 1 });
+    this.options.logger.warn("cluster.join_restarted", { reason, attempt: join.attempt + 1, afterMs });
     this.broker.clearState();
-    this.#join = new Join(this.nodeId, this.#run, join.attempt + 1);
-    this.#askForState(this.#join);
+    const next = this.#join = new Join(this.nodeId, this.#run, join.attempt + 1);
+    if (afterMs === 0) return this.#askForState(next);
+    // Until then the new join has no request in the log: it takes no piece and keeps no entry.
+    this.#setJoinTimer(afterMs, () => this.#askForState(next));
   }
 
   /** True while the node waits for another node's state and cannot take clients yet. */
@@ -563,6 +575,7 @@ export class ClusterNode implements SessionService {
       const sender = join.sender;
       if (!sender) continue;
       if (!answered) {
+        this.#unanswered = 0;
         this.options.logger.info("cluster.join_answered", { from: sender.node, attempt: join.attempt });
         this.options.clock.cancel(this.#joinTimer); // an answer is coming: it takes as long as it takes
       }
@@ -570,7 +583,8 @@ export class ClusterNode implements SessionService {
         this.#restartJoin(`${sender.node} (run ${sender.run}) ended before its answer did`);
         continue;
       }
-      if (step) await this.#install(join, entry.position, step);
+      if (!step || !await this.#install(join, step)) continue;
+      if (step.done && this.#join === join) await this.#finish(join, entry.position, step.done);
     }
   }
 
@@ -581,14 +595,32 @@ export class ClusterNode implements SessionService {
       this.#liveness.isGone(event.node, event.run, event.lastBeat);
   }
 
-  /** Installs and stores the parts a piece completed; with the last piece, finishes the join. */
-  async #install(join: Join, piecePosition: bigint, step: NonNullable<JoinStep>): Promise<void> {
-    if (step.restarted) this.broker.clearState();
-    for (const part of step.parts) this.broker.importPart(part);
-    this.broker.saveMeta(JOIN_KEY, String(join.attempt));
-    await this.broker.flush();
-    if (!step.done || this.#join !== join) return;
-    const { cluster, position } = step.done;
+  /**
+   * Installs and stores the parts a piece completed. False when this node's storage failed: the state is
+   * asked for again later, later each time it fails again, as each answer holds up the node that sends it.
+   */
+  async #install(join: Join, step: NonNullable<JoinStep>): Promise<boolean> {
+    try {
+      if (step.restarted) this.broker.clearState();
+      for (const part of step.parts) this.broker.importPart(part);
+      this.broker.saveMeta(JOIN_KEY, String(join.attempt));
+      await this.broker.flush();
+      this.#installFailures = 0;
+      return true;
+    } catch (error) {
+      const afterMs = Math.min(this.options.heartbeatMs * 2 ** this.#installFailures++, MAX_JOIN_RETRY_MS);
+      this.options.logger.error("cluster.join_install_failed", { error: String(error) });
+      if (this.#join === join) this.#restartJoin("this node could not store a piece", afterMs);
+      return false;
+    }
+  }
+
+  /** The last piece is installed: the state is this node's as of the request, then what followed is applied. */
+  async #finish(
+    join: Join,
+    piecePosition: bigint,
+    { cluster, position }: NonNullable<NonNullable<JoinStep>["done"]>,
+  ): Promise<void> {
     this.options.logger.info("cluster.joined", {
       at: String(position),
       from: join.sender?.node,

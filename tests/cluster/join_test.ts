@@ -207,3 +207,24 @@ Deno.test("cluster join: the node to answer dies before its first piece; the joi
     await cluster.stop();
   }
 });
+
+Deno.test("cluster join: a piece the joining node fails to store makes it ask again a little later, and join", async () => {
+  const cluster = new TestCluster();
+  try {
+    const a = await cluster.start("a");
+    await offlineFleet(cluster, a, a, "first");
+    const gate = new PieceGate(cluster.logs.get("a")!);
+
+    const c = await cluster.launch("c");
+    const storage = cluster.storages.get("c")!;
+    const flush = storage.flush.bind(storage);
+    let flushes = 0; // the third fails: a piece after the first, so the log's redelivery of it does not help
+    storage.flush = () => ++flushes === 3 ? Promise.reject(new Error("disk I/O error")) : flush();
+    await joinPieceByPiece(cluster, gate, c);
+    assert.ok(flushes > 3, `the third of ${flushes} flushes while joining failed`);
+    assert.equal(c.broker.sessionCount, DEVICES + 1);
+    await assertFleetOn(c);
+  } finally {
+    await cluster.stop();
+  }
+});

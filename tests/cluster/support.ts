@@ -50,8 +50,9 @@ export class TestCluster {
   readonly nodes: ClusterNode[] = [];
   /** How many times each node wrote a meta value (its applied position) to its storage. */
   readonly metaSaves = new Map<string, number>();
-  /** Each running node's handle on the log. */
+  /** Each running node's handle on the log, and its storage. */
   readonly logs = new Map<string, MemoryLog>();
+  readonly storages = new Map<string, ReturnType<typeof createMemoryStorage>>();
   /** Each node's storage, kept across a restart of that node. */
   readonly #states = new Map<string, MemoryState>();
 
@@ -78,6 +79,7 @@ export class TestCluster {
       this.metaSaves.set(nodeId, (this.metaSaves.get(nodeId) ?? 0) + 1);
       saveMeta(key, value);
     };
+    this.storages.set(nodeId, storage);
     const snapshot = await storage.start();
     const log = new MemoryLog(this.service, { nodeId, appendTimeoutMs: APPEND_TIMEOUT_MS });
     await log.start();
