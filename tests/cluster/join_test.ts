@@ -77,6 +77,16 @@ async function joinPieceByPiece(cluster: TestCluster, gate: PieceGate, node: Clu
   return counts;
 }
 
+/** Starts `nodeId` and lets the first two pieces of its answer in: it holds part of the state. */
+async function launchHalfJoined(cluster: TestCluster, gate: PieceGate, nodeId: string): Promise<ClusterNode> {
+  const node = await cluster.launch(nodeId);
+  await until(() => gate.held >= 2, "an answer");
+  await release(cluster, gate, nodeId);
+  await release(cluster, gate, nodeId);
+  assert.ok(node.joining && node.broker.sessionCount > 0, `${nodeId} installed the answer's first pieces`);
+  return node;
+}
+
 /** Each device resumes on `node` with its session and every queued message once, in order. */
 async function assertFleetOn(node: ClusterNode, extra: string[] = []): Promise<void> {
   const expected = [...Array.from({ length: QUEUED }, (_, i) => payload(i)), ...extra];
@@ -127,11 +137,7 @@ Deno.test("cluster join: the node answering dies half-way; the joining node asks
     await offlineFleet(cluster, a, b, "ended-meanwhile"); // exported first: in a's first piece
     const gate = new PieceGate(cluster.logs.get("a")!);
 
-    const c = await cluster.launch("c");
-    await until(() => gate.held >= 2, "a answering");
-    await release(cluster, gate, "c");
-    await release(cluster, gate, "c");
-    assert.ok(c.joining && c.broker.sessionCount > 0, "c installed a's first pieces");
+    const c = await launchHalfJoined(cluster, gate, "c");
     await cluster.kill(a);
 
     // Changes after a's state was taken, before c asks again: a session ends, a message is queued.
@@ -161,11 +167,7 @@ Deno.test("cluster join: a node stopped half-way through installing a state clea
     await offlineFleet(cluster, a, a, "ended-meanwhile");
     const gate = new PieceGate(cluster.logs.get("a")!);
 
-    const c = await cluster.launch("c");
-    await until(() => gate.held >= 2, "a answering");
-    await release(cluster, gate, "c");
-    await release(cluster, gate, "c");
-    assert.ok(c.joining && c.broker.sessionCount > 0, "c installed a's first pieces");
+    const c = await launchHalfJoined(cluster, gate, "c");
     await cluster.kill(c);
     while (a.appliedPosition < BigInt(cluster.service.length - 1) << 16n) { // a ends its answer to c's first run
       await until(() => gate.held > 0 || a.appliedPosition >= BigInt(cluster.service.length - 1) << 16n, "a");
