@@ -77,7 +77,8 @@ export interface ShareEvent {
 
 /**
  * A node with no state (new, or its disk lost) asks for the others' state as of this place in the log.
- * `attempt` counts its requests in this run: it asks again when the node answering died half-way.
+ * `attempt` counts its requests in this run: it asks again when no answer came, the node answering died
+ * half-way, or this node could not store a piece.
  */
 export interface SnapshotRequestEvent {
   kind: "snapshotRequest";
