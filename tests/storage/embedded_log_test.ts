@@ -165,19 +165,30 @@ Deno.test("embedded log: a record already applied before a crash is not applied 
   });
 });
 
+/** Creates the store in `dir`, then has SQLite record every row inserted into messages and queue_entries. */
+async function auditInserts(dir: string): Promise<void> {
+  const storage = embeddedStore(dir);
+  await storage.start();
+  await storage.stop();
+  const db = new DatabaseSync(join(dir, STORE_FILE));
+  db.exec(`CREATE TABLE audit (what TEXT);
+    CREATE TRIGGER audit_messages AFTER INSERT ON messages BEGIN INSERT INTO audit VALUES ('message'); END;
+    CREATE TRIGGER audit_entries AFTER INSERT ON queue_entries BEGIN INSERT INTO audit VALUES ('entry'); END;`);
+  db.close();
+}
+
+/** The rows inserted since {@link auditInserts}, counted by table. */
+function insertedRows(dir: string): { what: string; rows: number }[] {
+  const db = new DatabaseSync(join(dir, STORE_FILE));
+  const rows = db.prepare("SELECT what, count(*) AS rows FROM audit GROUP BY what ORDER BY what").all();
+  db.close();
+  return rows.map((row) => ({ what: String(row.what), rows: Number(row.rows) }));
+}
+
 Deno.test("embedded log: a message queued and acknowledged in later batches of one window never becomes a row", async () => {
   await withTempDir(async (dir) => {
-    // Set up once, then record every row SQLite inserts into the two tables.
-    let storage = embeddedStore(dir);
-    await storage.start();
-    await storage.stop();
-    const db = new DatabaseSync(join(dir, STORE_FILE));
-    db.exec(`CREATE TABLE audit (what TEXT);
-      CREATE TRIGGER audit_messages AFTER INSERT ON messages BEGIN INSERT INTO audit VALUES ('message'); END;
-      CREATE TRIGGER audit_entries AFTER INSERT ON queue_entries BEGIN INSERT INTO audit VALUES ('entry'); END;`);
-    db.close();
-
-    storage = embeddedStore(dir, { applyIntervalMs: NEVER });
+    await auditInserts(dir);
+    const storage = embeddedStore(dir, { applyIntervalMs: NEVER });
     await storage.start();
     const acknowledged = storage.appendMessage(sample.message("acknowledged"));
     storage.saveQueueEntry(sample.entry("a", acknowledged));
@@ -192,28 +203,14 @@ Deno.test("embedded log: a message queued and acknowledged in later batches of o
     await storage.stop();
     assert.deepEqual(topics, ["kept"]);
 
-    const audit = new DatabaseSync(join(dir, STORE_FILE));
-    const rows = audit.prepare("SELECT what, count(*) AS rows FROM audit GROUP BY what ORDER BY what").all();
-    audit.close();
-    assert.deepEqual(rows.map((row) => ({ ...row })), [{ what: "entry", rows: 1 }, {
-      what: "message",
-      rows: 1,
-    }]);
+    assert.deepEqual(insertedRows(dir), [{ what: "entry", rows: 1 }, { what: "message", rows: 1 }]);
   });
 });
 
 Deno.test("embedded log: a message queued, sent and acknowledged in one batch goes to the log whole, and never becomes a row", async () => {
   await withTempDir(async (dir) => {
-    let storage = embeddedStore(dir);
-    await storage.start();
-    await storage.stop();
-    const db = new DatabaseSync(join(dir, STORE_FILE));
-    db.exec(`CREATE TABLE audit (what TEXT);
-      CREATE TRIGGER audit_messages AFTER INSERT ON messages BEGIN INSERT INTO audit VALUES ('message'); END;
-      CREATE TRIGGER audit_entries AFTER INSERT ON queue_entries BEGIN INSERT INTO audit VALUES ('entry'); END;`);
-    db.close();
-
-    storage = embeddedStore(dir, { applyIntervalMs: NEVER });
+    await auditInserts(dir);
+    const storage = embeddedStore(dir, { applyIntervalMs: NEVER });
     await storage.start();
     const id = storage.appendMessage(sample.message("acknowledged"));
     storage.saveQueueEntry(sample.entry("a", id));
@@ -225,10 +222,7 @@ Deno.test("embedded log: a message queued, sent and acknowledged in one batch go
     assert.deepEqual({ operations, cancelled }, { operations: 4, cancelled: 0 });
     await storage.stop();
 
-    const audit = new DatabaseSync(join(dir, STORE_FILE));
-    const rows = audit.prepare("SELECT count(*) AS rows FROM audit").get();
-    audit.close();
-    assert.equal(rows?.rows, 0);
+    assert.deepEqual(insertedRows(dir), []);
   });
 });
 
