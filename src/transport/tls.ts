@@ -20,7 +20,7 @@ import tls from "node:tls";
 import { ChunkQueue } from "./chunk_queue.ts";
 import { parseCaBundle, verifyClientCertificate } from "./client_cert.ts";
 import type { ByteStream } from "./mod.ts";
-import { type Accepted, acceptLoop, type Listener } from "./tcp.ts";
+import { type Accepted, acceptLoop, type Listener, TcpSocket } from "./tcp.ts";
 
 /** How a TLS listener is set up (PEM files, read once at start). */
 export interface TlsListenOptions {
@@ -116,35 +116,35 @@ const SMALL_READ = 1024;
 const LARGE_READ = 16 * 1024 + 512;
 
 /** A `Deno.Conn` as a node stream, for node:tls to run over; destroying it closes the socket at once. */
-function connDuplex(conn: Deno.Conn): Duplex {
+function connDuplex(socket: TcpSocket): Duplex {
   let size = SMALL_READ;
   return new Duplex({
     read() {
       const buffer = new Uint8Array(size);
-      conn.read(buffer).then((n) => {
+      socket.read(buffer).then((n) => {
         if (n === null) return void this.push(null);
         size = n === buffer.byteLength ? LARGE_READ : SMALL_READ;
         this.push(Buffer.from(buffer.buffer, 0, n));
       }, (error) => this.destroy(error));
     },
     write(chunk: Uint8Array, _encoding, callback) {
-      writeFully(conn, chunk).then(() => callback(), callback);
+      writeFully(socket, chunk).then(() => callback(), callback);
     },
     final(callback) {
-      conn.closeWrite().then(() => callback(), () => callback());
+      socket.closeWrite().then(() => callback(), () => callback());
     },
     destroy(error, callback) {
       try {
-        conn.close();
+        socket.close();
       } catch { /* already closed */ }
       callback(error);
     },
   });
 }
 
-async function writeFully(conn: Deno.Conn, chunk: Uint8Array): Promise<void> {
+async function writeFully(socket: TcpSocket, chunk: Uint8Array): Promise<void> {
   for (let offset = 0; offset < chunk.byteLength;) {
-    offset += await conn.write(offset === 0 ? chunk : chunk.subarray(offset));
+    offset += await socket.write(offset === 0 ? chunk : chunk.subarray(offset));
   }
 }
 
@@ -166,7 +166,7 @@ export class TlsServerStream implements ByteStream {
     onSecure: (commonName: string | undefined) => void,
     onHandshakeError: (error: unknown) => void,
   ) {
-    this.#duplex = connDuplex(conn);
+    this.#duplex = connDuplex(new TcpSocket(conn));
     // A server that never listens: it only runs the handshake (and sets `authorized`) for this connection.
     const server = tls.createServer({
       cert: engine.cert,

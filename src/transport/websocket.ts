@@ -8,7 +8,7 @@
  */
 import { readRequestHead, type RequestHead, textResponse, writeAll } from "./http_head.ts";
 import type { ByteStream } from "./mod.ts";
-import { type Accepted, acceptLoop, type Listener } from "./tcp.ts";
+import { type Accepted, acceptLoop, type Listener, TcpSocket } from "./tcp.ts";
 import { loadTlsEngine, type TlsEngine, TlsServerStream } from "./tls.ts";
 import { type InnerStream, WebSocketServerStream } from "./websocket_stream.ts";
 
@@ -57,7 +57,7 @@ export async function listenWebSocket(
     } catch { /* the peer may already be gone */ }
     const inner: InnerStream = engine
       ? new TlsServerStream(conn, engine, () => {}, (error) => reject(`TLS: ${error}`))
-      : conn;
+      : new TcpSocket(conn);
     onAccept({ stream: new UpgradingStream(inner, path, reject), remoteAddress });
   }, onError);
   return {
