@@ -415,9 +415,10 @@ export const CHANGES: Change[] = [
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **QoS 1 10→10 and fan-out QoS 1, rumqttd slightly ahead** (the eleventh session's full run above, two runs
-  per case, pinned: QoS 1 10→10 689–701k against 758–766k msg/s, 0.91×; fan-out QoS 1 2.28–2.36M against
-  2.37–2.40M deliveries/s, 0.96–0.99×; QoS 0 10→10 leads, 1.96–2.06M against 1.04M. The tenth session's run,
+- **QoS 1 10→10: rumqttd slightly ahead; fan-out QoS 1 a lead short of the target** (the thirteenth
+  session's full run above, two runs per case, pinned: QoS 1 10→10 638–661k against 705–725k msg/s, 0.91×,
+  both brokers at 91–93 % of their core; fan-out QoS 1 2.27–2.36M against 2.16–2.28M deliveries/s, 1.04×
+  where 1.2× is the target. The eleventh session's run: 0.91× and 0.96–0.99×. The tenth session's run,
   one run per case on a busier machine: 0.72× and 0.56×; per unit of each broker's CPU on a loaded core,
   0.74× in both after the fourth round). A QoS 1 message still allocates about 530 B: the message
   with its frame and payload views, the router's delivery, the acknowledgement, against rumqttd's ring of
@@ -426,23 +427,26 @@ export const PEER_NOTES =
   writing to the sockets (13 % of its CPU, one write per connection per turn) and copying frames into the
   outbox (4.5 %), plus finding a frame's topic end per delivery (4.5 %). In QoS 1 10→10 GC is 15 %: a
   scavenge's cost is its survivors, the messages waiting in the subscribers' queues.
-- **p99 at 10k msg/s: Mosquitto lowest** (the full run above, pinned, two runs: QoS 0 Mosquitto 92–114 µs,
-  mqtt-proxy 139–143, deno-relay 129–172, rumqttd 162–178; QoS 1 Mosquitto 100–125 µs, rumqttd 139,
-  deno-relay 160–172, mqtt-proxy 184–217. Earlier, three runs each on a quiet machine: Mosquitto 0.05–0.09
-  ms, rumqttd 0.12–0.22, mqtt-proxy 0.18–0.31).
+- **p99 at 10k msg/s: Mosquitto lowest** (the full run above, pinned, two runs: QoS 0 Mosquitto 150–154 µs,
+  deno-relay 176–203, rumqttd 195–211, mqtt-proxy 197–229; QoS 1 Mosquitto 133–172 µs, rumqttd 150–193,
+  mqtt-proxy 211–233, deno-relay 231–360. The eleventh session's run: QoS 0 Mosquitto 92–114 µs, mqtt-proxy
+  139–143; QoS 1 Mosquitto 100–125 µs, mqtt-proxy 184–217. Earlier, three runs each on a quiet machine:
+  Mosquitto 0.05–0.09 ms, rumqttd 0.12–0.22, mqtt-proxy 0.18–0.31).
   Most of the gap is the runtime: **deno-relay** (scripts/bench/relay_floor.ts), a bare Deno MQTT relay that
   forwards each PUBLISH to the subscribers of its exact topic with the broker's read and write pattern and
-  nothing else, measured p99 0.13–0.24 ms at QoS 0 and 0.30–0.40 ms at QoS 1 in the same runs (mqtt-proxy
-  0.24–0.28 and 0.18–0.31 ms): at QoS 1 the broker is at or below the floor, at QoS 0 about 0.1 ms above it;
-  Mosquitto's p99 is below what Deno's event loop gives a relay that does nothing else. V8's
-  \`--single-threaded\` (collection and compilation on the main thread instead of a background thread on the
-  same core) made it worse (QoS 0 p99 0.41–0.55 ms, three runs; not adopted). With V8's background worker
-  thread reniced to 19 (a quick test, 3 runs each, not adopted), p99.9 went from 1.9–2.8 ms to 0.39–0.51 ms
-  with p99 unchanged. Until 2026-12-05 the latency cases measured after 1 s, while V8's optimizing compiler
-  was still at work on the broker's one pinned core (p99 0.9–1.2 ms after 1 s, 0.19–0.22 ms after 2 s).
-- **Connects per second: Mosquitto 1.2× ahead** (the full run above, pinned, two runs: mqtt-proxy 21.4–23.7k,
-  Mosquitto 27.5–28.5k, deno-floor 28.7–30.3k conn/s: 0.78–0.83× Mosquitto, and the bare Deno server only
-  1.04–1.06× it, so the 1.5× target is above what Deno's socket layer gives here; 0.76× in the tenth
+  nothing else, measures p99 within the broker's range in the same runs (above), where Mosquitto's p99 is
+  below what Deno's event loop gives a relay that does nothing else. V8's \`--single-threaded\` (collection
+  and compilation on the main thread instead of a background thread on the same core) made it worse (QoS 0
+  p99 0.41–0.55 ms, three runs; not adopted). Until 2026-12-05 the latency cases measured after 1 s, while
+  V8's optimizing compiler was still at work on the broker's one pinned core (p99 0.9–1.2 ms after 1 s,
+  0.19–0.22 ms after 2 s). p99.9 is now within its target (QoS 1 938 µs; 6.82 ms in the eleventh session's
+  run): its tail was an incremental full collection every 3.5 s, with 20 ms of marking on the broker's core,
+  driven by \`Deno.Conn.read\`'s Set of pending reads, whose table V8 re-made in the old generation at every
+  few reads of a long-lived socket (~114 B each); the broker now calls the runtime's read op itself.
+- **Connects per second: Mosquitto ahead** (the full run above, pinned, two runs: mqtt-proxy 14.5–20.2k,
+  Mosquitto 18.6–27.5k, deno-floor 25.5–27.4k conn/s, 0.75× by the medians; the eleventh session's run:
+  mqtt-proxy 21.4–23.7k, Mosquitto 27.5–28.5k, deno-floor 28.7–30.3k, 0.78–0.83×, the bare Deno server only
+  1.04–1.06× Mosquitto, so the 1.5× target is above what Deno's socket layer gives here; 0.76× in the tenth
   session's run). The eleventh session cut what a connect and a disconnect allocate in the broker from
   20.0 to 12.4 KB (no \`Interrupted\` error per close, no promise chain per CONNECT where nothing waits); a CPU
   profile now shows the path bound by the socket calls (accept, write, close, shutdown, set_nodelay) and the
@@ -459,10 +463,10 @@ export const PEER_NOTES =
   old generation, stays until the broker has been quiet for 5 s and its memory reclaimer collects (a
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
-- **Durable QoS 1 ≈ 0.31× in-memory QoS 1** in the full run above (212–219k against 689–701k msg/s; target
-  0.6×; since then, in alternating runs on a quiet machine, 0.39–0.40× pinned and 0.48–0.50× unpinned: the
-  broker's thread no longer cancels a batch's operations, which the store's window does anyway, and the
-  delivery operations have a fixed layout; 0.14× before this round's durable changes, 0.19–0.23× before the operation log, 0.25–0.37× before
+- **Durable QoS 1 ≈ 0.38× in-memory QoS 1** in the full run above (245–247k against 638–661k msg/s; target
+  0.6×; 0.31× in the eleventh session's run, 0.39–0.40× pinned and 0.48–0.50× unpinned in alternating runs on
+  a quiet machine since: the broker's thread no longer cancels a batch's operations, which the store's window
+  does anyway, and the delivery operations have a fixed layout; 0.14× before this round's durable changes, 0.19–0.23× before the operation log, 0.25–0.37× before
   the batch encoding). Since the eleventh session a batch crosses to the store's worker as bytes of our own
   (no structured clone, no node:v8 serialization for the log): CPU per durable message 5.1–5.3 → 3.8–4.0 µs
   (broker thread 2.2–2.3, worker 0.9, V8's helper threads 0.6–0.7; in-memory QoS 1 about 1.3–1.4 in all). The
