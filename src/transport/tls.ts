@@ -115,7 +115,7 @@ const SMALL_READ = 1024;
 /** The largest TLS record. */
 const LARGE_READ = 16 * 1024 + 512;
 
-/** A `Deno.Conn` as a node stream, for node:tls to run over; destroying it closes the socket at once. */
+/** A TCP socket as a node stream, for node:tls to run over; destroying it closes the socket at once. */
 function connDuplex(socket: TcpSocket): Duplex {
   let size = SMALL_READ;
   return new Duplex({
