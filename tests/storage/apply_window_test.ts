@@ -36,7 +36,7 @@ function window(): FlatBatch[] {
 Deno.test("cancel across: applied together, both messages cancel out entirely", () => {
   const batches = window();
   cancelAcross(batches);
-  assert.deepEqual(batches.map((batch) => batch.kinds), [
+  assert.deepEqual(batches.map((batch) => [...batch.kinds]), [
     [~APPEND, ~SAVE_ENTRY],
     [~DELETE_ENTRY, ~APPEND, ~SAVE_ENTRY],
     [~DELETE_ENTRY],
@@ -46,7 +46,7 @@ Deno.test("cancel across: applied together, both messages cancel out entirely", 
 Deno.test("cancel across: applying the first batch, a message first seen in the kept ones is left for the next apply", () => {
   const batches = window();
   cancelAcross(batches, 1);
-  assert.deepEqual(batches.map((batch) => batch.kinds), [
+  assert.deepEqual(batches.map((batch) => [...batch.kinds]), [
     [~APPEND, ~SAVE_ENTRY],
     [~DELETE_ENTRY, APPEND, SAVE_ENTRY],
     [DELETE_ENTRY],
@@ -54,7 +54,7 @@ Deno.test("cancel across: applying the first batch, a message first seen in the 
   // The next apply (the two kept batches, the first gone) sees all of message 2.
   const next = batches.slice(1);
   cancelAcross(next);
-  assert.deepEqual(next.map((batch) => batch.kinds), [[~DELETE_ENTRY, ~APPEND, ~SAVE_ENTRY], [
+  assert.deepEqual(next.map((batch) => [...batch.kinds]), [[~DELETE_ENTRY, ~APPEND, ~SAVE_ENTRY], [
     ~DELETE_ENTRY,
   ]]);
 });
@@ -67,5 +67,5 @@ Deno.test("cancel across: within a single batch too (at durability sync the brok
   batch.deleteQueueEntry("a", ref(1));
   const batches = [decoded(batch.encode())];
   cancelAcross(batches);
-  assert.deepEqual(batches[0].kinds, [~APPEND, ~SAVE_ENTRY, ~SAVE_ENTRY, ~DELETE_ENTRY]);
+  assert.deepEqual([...batches[0].kinds], [~APPEND, ~SAVE_ENTRY, ~SAVE_ENTRY, ~DELETE_ENTRY]);
 });

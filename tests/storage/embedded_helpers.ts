@@ -7,14 +7,11 @@ import {
   type EmbeddedStorageOptions,
 } from "../../src/storage/mod.ts";
 import { LOG_SUFFIXES } from "../../src/storage/embedded/operation_log.ts";
-import { decodeOperations } from "../../src/storage/embedded/batch_codec.ts";
+import { indexBatch } from "../../src/storage/embedded/batch_codec.ts";
 import type { FlatBatch, WireBatch } from "../../src/storage/embedded/operations.ts";
 
-/** What the store's worker makes of an encoded batch (as StoreEngine.add decodes it). */
-export const decoded = ({ operations, payloads }: WireBatch): FlatBatch => ({
-  ...decodeOperations(operations),
-  payloads,
-});
+/** What the store's worker makes of an encoded batch (as StoreEngine.add indexes it). */
+export const decoded = ({ operations, payloads }: WireBatch): FlatBatch => indexBatch(operations, payloads);
 
 /** The store file name inside a data directory (see docs/storage.md). */
 export const STORE_FILE = "store.db";

@@ -16,15 +16,7 @@ import type { BatchWriter } from "./batch_writer.ts";
 import { Cancellations } from "./cancellations.ts";
 import type { StorageLogger } from "./open_store.ts";
 import { type LogRecord, readLog } from "./operation_log.ts";
-import {
-  APPEND,
-  cancelInPlace,
-  DELETE_ENTRY,
-  type FlatBatch,
-  SAVE_ENTRY,
-  SINGLE,
-  valueCount,
-} from "./operations.ts";
+import { APPEND, cancelInPlace, DELETE_ENTRY, type FlatBatch, SAVE_ENTRY, SINGLE } from "./operations.ts";
 
 /** The `meta` key holding the sequence of the last log record applied. */
 const APPLIED_KEY = "store.log_applied";
@@ -57,28 +49,27 @@ export function cancelAcross(batches: readonly FlatBatch[], keptFrom = batches.l
   cancellations.reset();
   let operation = 0;
   for (let b = 0; b < batches.length; b++) {
-    const { kinds, values } = batches[b];
+    const batch = batches[b];
+    const { kinds, ids } = batch;
     const kept = b >= keptFrom;
-    for (let k = 0, at = 0; k < kinds.length; k++, operation++) {
+    for (let k = 0; k < kinds.length; k++, operation++) {
       const kind = kinds[k];
       if (kind === APPEND) {
-        if (!kept) cancellations.appended(values[at] as MessageRef, operation);
+        if (!kept) cancellations.appended(ids[k] as MessageRef, operation);
       } else if (kind === SAVE_ENTRY) {
-        const id = values[at + 1] as MessageRef;
-        if (!kept || cancellations.knows(id)) cancellations.saved(values[at] as string, id, operation);
+        const id = ids[k] as MessageRef;
+        if (!kept || cancellations.knows(id)) cancellations.saved(batch.client(k), id, operation);
       } else if (kind === DELETE_ENTRY) {
-        if (!cancellations.deleted(values[at] as string, values[at + 1] as MessageRef)) {
-          cancelled[operation] = 1;
-        }
+        if (!cancellations.deleted(batch.client(k), ids[k] as MessageRef)) cancelled[operation] = 1;
       } else if (kind === SINGLE) {
-        const statement = values[at];
+        const single = batch.single(k);
+        const statement = single[0];
         if (statement === "deleteUnreferencedMessage") {
-          if (!cancellations.unreferenced(values[at + 3] as MessageRef)) cancelled[operation] = 1;
+          if (!cancellations.unreferenced(single[3] as MessageRef)) cancelled[operation] = 1;
         } else if (statement === "deleteOldestQueued" || statement === "deleteSessionCascade") {
-          cancellations.pin(values[at + 3] as string);
+          cancellations.pin(single[3] as string);
         }
       }
-      at += valueCount(kind, values, at);
     }
   }
   operation = 0;

@@ -357,8 +357,211 @@ export class BatchEncoder {
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * The kinds and values of `bytes` (see the module comment). Byte values are copies: the bytes are freed
- * once the log has them. Throws on bytes of another format or cut short.
+ * A batch as the store's worker holds it until it is in SQLite: its bytes, read once on arrival into an index
+ * of typed arrays (by operation: kind, message id, where its values start, its client), its strings, and
+ * its single operations' values; a fixed layout's other values are read when it is written, which most
+ * never are (they cancel out, see apply_window.ts). Decoded into arrays of values, a window of some 50,000
+ * durable messages was over a million values that the worker's scavenges copied until applied.
+ */
+export class IndexedBatch {
+  /** By operation: its kind, `~kind` once it cancelled out. */
+  readonly kinds: Int8Array;
+  /** By operation of the delivery path: its message id. */
+  readonly ids: Float64Array;
+  /** By operation: a save's or delete's client (its index in {@link strings}), a single's index in {@link singles}. */
+  readonly refs: Int32Array;
+  /** By operation: where its values start in {@link bytes}. */
+  readonly offsets: Uint32Array;
+  /** The strings written in full, in the order written (a reference names one by index). */
+  readonly strings: string[] = [];
+  /** Each single operation's values: its statement, 1 if it adds payload bytes (else 0), its argument count, its arguments. */
+  readonly singles: SQLInputValue[][] = [];
+  #reader: ValueReader | undefined;
+
+  /** Indexes `bytes` (format 3; see {@link indexBatch} for the others); throws on bytes cut short or damaged. */
+  constructor(readonly bytes: Uint8Array<ArrayBuffer>, readonly payloads: Uint8Array<ArrayBuffer>) {
+    if (bytes.byteLength < HEADER_BYTES) throw new RangeError("encoded batch cut short");
+    const reader = new ValueReader(bytes, this.strings);
+    const kindCount = reader.u32(1);
+    const valueCount = reader.u32(5);
+    reader.at = HEADER_BYTES + kindCount;
+    if (reader.at > bytes.byteLength) throw new RangeError("encoded batch cut short");
+    // One buffer for the four columns, the widest first so that each is aligned.
+    const columns = new ArrayBuffer(17 * kindCount);
+    this.ids = new Float64Array(columns, 0, kindCount);
+    this.offsets = new Uint32Array(columns, 8 * kindCount, kindCount);
+    this.refs = new Int32Array(columns, 12 * kindCount, kindCount);
+    this.kinds = new Int8Array(columns, 16 * kindCount, kindCount);
+    let values = 0;
+    for (let k = 0; k < kindCount; k++) {
+      const byte = bytes[HEADER_BYTES + k];
+      const kind = byte & ~CANCELLED_BIT;
+      this.kinds[k] = byte & CANCELLED_BIT ? ~kind : kind;
+      this.offsets[k] = reader.at;
+      const least = kind === APPEND
+        ? APPEND_VALUES
+        : kind === SAVE_ENTRY
+        ? SAVE_VALUES
+        : kind === DELETE_ENTRY
+        ? DELETE_VALUES
+        : 3;
+      if (values + least > valueCount) throw new RangeError("encoded batch holds more values than it counts");
+      if (kind === APPEND) {
+        this.ids[k] = reader.f64();
+        reader.string();
+        reader.at += 10;
+        reader.string();
+        reader.string();
+        reader.at += 8;
+        this.refs[k] = -1;
+        values += APPEND_VALUES;
+      } else if (kind === SAVE_ENTRY) {
+        this.refs[k] = reader.stringIndex();
+        this.ids[k] = reader.f64();
+        reader.at += 11;
+        reader.string();
+        reader.at += 8;
+        values += SAVE_VALUES;
+      } else if (kind === DELETE_ENTRY) {
+        this.refs[k] = reader.stringIndex();
+        this.ids[k] = reader.f64();
+        values += DELETE_VALUES;
+      } else if (kind === SINGLE) {
+        const single = [reader.tagged(), reader.tagged(), reader.tagged()];
+        const argumentCount = single[2];
+        if (typeof argumentCount !== "number" || values + 3 + argumentCount > valueCount) {
+          throw new RangeError(`encoded batch has a single operation of ${argumentCount} arguments`);
+        }
+        for (let i = 0; i < argumentCount; i++) single.push(reader.tagged());
+        this.refs[k] = this.singles.push(single) - 1;
+        this.ids[k] = NaN;
+        values += 3 + argumentCount;
+      } else {
+        throw new RangeError(`encoded batch has an operation of kind ${kind}`);
+      }
+      if (reader.at > bytes.byteLength) throw new RangeError("encoded batch cut short");
+    }
+    if (values !== valueCount) {
+      throw new RangeError(`encoded batch counts ${valueCount} values, holds ${values}`);
+    }
+  }
+
+  /** The client of operation `k`, a save or a delete. */
+  client(k: number): string {
+    return this.strings[this.refs[k]];
+  }
+
+  /** The values of operation `k`, a single one (see {@link singles}). */
+  single(k: number): SQLInputValue[] {
+    return this.singles[this.refs[k]];
+  }
+
+  /**
+   * Reads the values of operation `k`, of a fixed layout, into `into` from `at` (in the order of
+   * {@link decodeOperations}); returns how many.
+   */
+  readFixed(k: number, into: SQLInputValue[], at: number): number {
+    const reader = this.#reader ??= new ValueReader(this.bytes, this.strings, false);
+    reader.at = this.offsets[k];
+    const kind = this.kinds[k] < 0 ? ~this.kinds[k] : this.kinds[k];
+    if (kind === APPEND) {
+      into[at] = reader.f64();
+      into[at + 1] = reader.string();
+      into[at + 2] = reader.u32(reader.at);
+      into[at + 3] = reader.u32(reader.at + 4);
+      reader.at += 8;
+      into[at + 4] = reader.u8();
+      into[at + 5] = reader.u8();
+      into[at + 6] = reader.string();
+      into[at + 7] = reader.string();
+      into[at + 8] = reader.optionalF64();
+      return APPEND_VALUES;
+    }
+    if (kind === SAVE_ENTRY) {
+      into[at] = reader.string();
+      into[at + 1] = reader.f64();
+      into[at + 2] = reader.f64();
+      into[at + 3] = reader.u8();
+      into[at + 4] = reader.u8();
+      const stage = reader.u8();
+      into[at + 5] = reader.string();
+      into[at + 6] = stage;
+      into[at + 7] = reader.optionalF64();
+      return SAVE_VALUES;
+    }
+    into[at] = this.client(k);
+    into[at + 1] = this.ids[k];
+    return DELETE_VALUES;
+  }
+}
+
+/**
+ * Indexes an encoded batch for the worker; a batch of an earlier format (a log may hold them; node:v8's
+ * serialization, which the log held before, as its `Operations`) is encoded again in this one first.
+ */
+export function indexBatch(
+  operations: Uint8Array<ArrayBuffer> | Operations,
+  payloads: Uint8Array<ArrayBuffer>,
+): IndexedBatch {
+  if (operations instanceof Uint8Array && operations[0] === BATCH_FORMAT) {
+    return new IndexedBatch(operations, payloads);
+  }
+  return new IndexedBatch(
+    encodeAgain(operations instanceof Uint8Array ? decodeOperations(operations) : operations),
+    payloads,
+  );
+}
+
+/** Operations of an earlier format, encoded in this one. */
+function encodeAgain({ kinds, values }: Operations): Uint8Array<ArrayBuffer> {
+  const encoder = new BatchEncoder();
+  const number = (value: SQLInputValue) => value as number;
+  const string = (value: SQLInputValue) => value as string | null;
+  for (let k = 0, at = 0; k < kinds.length; k++) {
+    const kind = kinds[k] < 0 ? ~kinds[k] : kinds[k];
+    const v = values.slice(at);
+    let index: number;
+    if (kind === APPEND) {
+      index = encoder.append(
+        number(v[0]),
+        v[1] as string,
+        number(v[2]),
+        number(v[3]),
+        number(v[4]),
+        number(v[5]),
+        string(v[6]),
+        v[7] as string,
+        v[8] as number | null,
+      );
+      at += APPEND_VALUES;
+    } else if (kind === SAVE_ENTRY) {
+      index = encoder.saveEntry(
+        v[0] as string,
+        number(v[1]),
+        number(v[2]),
+        number(v[3]),
+        number(v[4]),
+        string(v[5]),
+        number(v[6]),
+        v[7] as number | null,
+      );
+      at += SAVE_VALUES;
+    } else if (kind === DELETE_ENTRY) {
+      index = encoder.deleteEntry(v[0] as string, number(v[1]));
+      at += DELETE_VALUES;
+    } else {
+      index = encoder.begin(SINGLE);
+      const end = at + 3 + number(v[2]);
+      for (; at < end; at++) encoder.value(values[at]);
+    }
+    if (kinds[k] < 0) encoder.cancel(index);
+  }
+  return encoder.finish();
+}
+
+/**
+ * The kinds and values of `bytes`, of any format (see the module comment); byte values are copies. Throws on
+ * bytes of another format or cut short.
  */
 export function decodeOperations(bytes: Uint8Array): Operations {
   const format = bytes[0];
@@ -368,7 +571,17 @@ export function decodeOperations(bytes: Uint8Array): Operations {
   ) {
     throw new RangeError(`not an encoded batch (format ${format})`);
   }
-  const reader = new ValueReader(bytes);
+  if (format === BATCH_FORMAT) {
+    const batch = new IndexedBatch(bytes as Uint8Array<ArrayBuffer>, new Uint8Array(0));
+    const kinds = Array.from(batch.kinds);
+    const values: SQLInputValue[] = [];
+    for (let k = 0; k < kinds.length; k++) {
+      if ((kinds[k] < 0 ? ~kinds[k] : kinds[k]) === SINGLE) values.push(...batch.single(k));
+      else batch.readFixed(k, values, values.length);
+    }
+    return { kinds, values };
+  }
+  const reader = new ValueReader(bytes, []);
   const kindCount = reader.u32(1);
   const valueCount = reader.u32(5);
   reader.at = HEADER_BYTES + kindCount;
@@ -379,77 +592,23 @@ export function decodeOperations(bytes: Uint8Array): Operations {
     kinds[i] = kind & CANCELLED_BIT ? ~(kind & ~CANCELLED_BIT) : kind;
   }
   const values: SQLInputValue[] = new Array(valueCount);
-  if (format === BATCH_FORMAT) readByLayout(reader, kinds, values);
-  else for (let i = 0; i < valueCount; i++) values[i] = reader.tagged();
+  for (let i = 0; i < valueCount; i++) values[i] = reader.tagged();
   return { kinds, values };
 }
 
-/** Format 3's values: the delivery kinds' in their fixed layouts, a single operation's tagged. */
-function readByLayout(reader: ValueReader, kinds: readonly number[], values: SQLInputValue[]): void {
-  let v = 0;
-  for (let k = 0; k < kinds.length; k++) {
-    const kind = kinds[k] < 0 ? ~kinds[k] : kinds[k];
-    const least = kind === APPEND
-      ? APPEND_VALUES
-      : kind === SAVE_ENTRY
-      ? SAVE_VALUES
-      : kind === DELETE_ENTRY
-      ? DELETE_VALUES
-      : 3;
-    if (v + least > values.length) {
-      throw new RangeError("encoded batch holds more values than it counts");
-    }
-    if (kind === APPEND) {
-      values[v] = reader.f64();
-      values[v + 1] = reader.string();
-      values[v + 2] = reader.u32(reader.at);
-      values[v + 3] = reader.u32(reader.at + 4);
-      reader.at += 8;
-      values[v + 4] = reader.u8();
-      values[v + 5] = reader.u8();
-      values[v + 6] = reader.string();
-      values[v + 7] = reader.string();
-      values[v + 8] = reader.optionalF64();
-      v += APPEND_VALUES;
-    } else if (kind === SAVE_ENTRY) {
-      values[v] = reader.string();
-      values[v + 1] = reader.f64();
-      values[v + 2] = reader.f64();
-      values[v + 3] = reader.u8();
-      values[v + 4] = reader.u8();
-      const stage = reader.u8();
-      values[v + 5] = reader.string();
-      values[v + 6] = stage;
-      values[v + 7] = reader.optionalF64();
-      v += SAVE_VALUES;
-    } else if (kind === DELETE_ENTRY) {
-      values[v] = reader.string();
-      values[v + 1] = reader.f64();
-      v += DELETE_VALUES;
-    } else if (kind === SINGLE) {
-      for (const end = v + 3; v < end; v++) values[v] = reader.tagged();
-      const argumentCount = values[v - 1];
-      if (typeof argumentCount !== "number" || v + argumentCount > values.length) {
-        throw new RangeError(`encoded batch has a single operation of ${argumentCount} arguments`);
-      }
-      for (const end = v + argumentCount; v < end; v++) values[v] = reader.tagged();
-    } else {
-      throw new RangeError(`encoded batch has an operation of kind ${kind}`);
-    }
-    if (reader.at > reader.bytes.byteLength) throw new RangeError("encoded batch cut short");
-  }
-  if (v !== values.length) throw new RangeError(`encoded batch counts ${values.length} values, holds ${v}`);
-}
-
-/** Reads an encoded batch's values from `at` on; the strings written in full so far are kept for references. */
+/**
+ * Reads an encoded batch's values from `at` on. Reading it through the first time (`indexing`), it keeps the
+ * strings written in full, for references; read again, it finds them there.
+ */
 class ValueReader {
-  readonly bytes: Uint8Array;
   readonly #view: DataView;
-  readonly #strings: string[] = [];
   at = 0;
 
-  constructor(bytes: Uint8Array) {
-    this.bytes = bytes;
+  constructor(
+    readonly bytes: Uint8Array,
+    private readonly strings: string[],
+    private readonly indexing = true,
+  ) {
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
@@ -478,8 +637,19 @@ class ValueReader {
     const word = this.u32(this.at);
     this.at += 4;
     if (word === NO_STRING) return null;
-    if (word & STRING_REF_BIT) return this.#reference((word & ~STRING_REF_BIT) >>> 0);
+    if (word & STRING_REF_BIT) return this.strings[this.#reference((word & ~STRING_REF_BIT) >>> 0)];
     return this.#text(word);
+  }
+
+  /** A string of the fixed layout as its index among the batch's strings (-1 for null); when indexing. */
+  stringIndex(): number {
+    const word = this.u32(this.at);
+    if (word !== NO_STRING && !(word & STRING_REF_BIT)) {
+      this.string();
+      return this.strings.length - 1;
+    }
+    this.at += 4;
+    return word === NO_STRING ? -1 : this.#reference((word & ~STRING_REF_BIT) >>> 0);
   }
 
   /** A tagged value (formats 1 and 2, and single operations'). */
@@ -501,7 +671,7 @@ class ValueReader {
         return this.#text(this.u32(at + 1));
       case STRING_REF:
         this.at = at + 5;
-        return this.#reference(this.u32(at + 1));
+        return this.strings[this.#reference(this.u32(at + 1))];
       case BYTES: {
         const length = this.u32(at + 1);
         this.at = at + 5 + length;
@@ -513,17 +683,18 @@ class ValueReader {
     }
   }
 
+  /** The string written in full here; kept when indexing (read again, it is decoded again: rare). */
   #text(length: number): string {
     const start = this.at;
     this.at = start + length;
     if (this.at > this.bytes.byteLength) throw new RangeError("encoded batch cut short");
     const text = utf8.decode(this.bytes.subarray(start, this.at));
-    this.#strings.push(text);
+    if (this.indexing) this.strings.push(text);
     return text;
   }
 
-  #reference(index: number): string {
-    if (index >= this.#strings.length) throw new RangeError(`encoded batch refers to string ${index}`);
-    return this.#strings[index];
+  #reference(index: number): number {
+    if (index >= this.strings.length) throw new RangeError(`encoded batch refers to string ${index}`);
+    return index;
   }
 }

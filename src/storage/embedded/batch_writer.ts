@@ -23,7 +23,6 @@ import {
   SAVE_VALUES,
   SINGLE,
   type SingleStatement,
-  valueCount,
 } from "./operations.ts";
 
 /** Rows per statement at most: 256 × 8 parameters stays far below SQLite's limit of 32 766 (256 rather than 64: +15% durable throughput, fewer statement runs per batch). */
@@ -76,6 +75,8 @@ export class BatchWriter {
   readonly #appendParameters: SQLInputValue[] = [];
   readonly #saveParameters: SQLInputValue[] = [];
   readonly #deleteParameters: SQLInputValue[] = [];
+  /** One append's values, read from its batch. */
+  readonly #values: SQLInputValue[] = new Array(APPEND_VALUES).fill(null);
 
   readonly runner: OperationRunner;
 
@@ -119,23 +120,24 @@ export class BatchWriter {
     }
   }
 
-  #writeAppends({ kinds, values, payloads }: FlatBatch): void {
+  #writeAppends(batch: FlatBatch): void {
+    const { kinds, payloads } = batch;
     const parameters = this.#appendParameters;
+    const values = this.#values;
     let length = 0;
     const recentSizes = this.#recentSizes;
-    for (let k = 0, at = 0; k < kinds.length; k++) {
-      const kind = kinds[k];
-      if (kind === APPEND) {
-        const id = values[at], topic = values[at + 1] as string;
-        const offset = values[at + 2] as number, bytes = values[at + 3] as number;
-        recentSizes.set(id, bytes + topic.length);
-        parameters[length++] = id;
-        parameters[length++] = topic;
-        parameters[length++] = payloads.subarray(offset, offset + bytes);
-        for (let column = 4; column < APPEND_VALUES; column++) parameters[length++] = values[at + column];
-      }
-      at += valueCount(kind, values, at);
+    for (let k = 0; k < kinds.length; k++) {
+      if (kinds[k] !== APPEND) continue;
+      batch.readFixed(k, values, 0);
+      const id = values[0], topic = values[1] as string;
+      const offset = values[2] as number, bytes = values[3] as number;
+      recentSizes.set(id, bytes + topic.length);
+      parameters[length++] = id;
+      parameters[length++] = topic;
+      parameters[length++] = payloads.subarray(offset, offset + bytes);
+      for (let column = 4; column < APPEND_VALUES; column++) parameters[length++] = values[column];
     }
+    values.fill(null);
     if (length === 0) return;
     // Oldest first (insertion order): what is left is the latest RECENT_SIZES appends.
     for (const id of recentSizes.keys()) {
@@ -152,7 +154,8 @@ export class BatchWriter {
    * message that already had a delete in the segment ends the segment, so that order is kept (the delete
    * of a message's last entry takes the message with it).
    */
-  #writeRest({ kinds, values }: FlatBatch, growing: boolean): void {
+  #writeRest(batch: FlatBatch, growing: boolean): void {
+    const { kinds } = batch;
     const saves = this.#saveParameters, deletes = this.#deleteParameters;
     let savesLength = 0, deletesLength = 0;
     const deleted = new Set<SQLInputValue>();
@@ -164,28 +167,26 @@ export class BatchWriter {
       savesLength = deletesLength = 0;
       deleted.clear();
     };
-    for (let k = 0, at = 0; k < kinds.length; k++) {
+    for (let k = 0; k < kinds.length; k++) {
       const kind = kinds[k];
       if (kind === SAVE_ENTRY) {
-        const messageId = values[at + 1];
+        const messageId = batch.ids[k];
         if (deleted.size > 0 && deleted.has(messageId)) endSegment();
-        for (let column = 0; column < SAVE_VALUES; column++) saves[savesLength++] = values[at + column];
+        savesLength += batch.readFixed(k, saves, savesLength);
         // An entry records its message's size, so that a start totals the queues without reading
         // messages (a save of an existing entry keeps the size it has).
         saves[savesLength++] = this.#sizeOf(messageId);
       } else if (kind === DELETE_ENTRY) {
-        deletes[deletesLength++] = values[at];
-        deletes[deletesLength++] = values[at + 1];
-        deleted.add(values[at + 1]);
+        deletes[deletesLength++] = batch.client(k);
+        deletes[deletesLength++] = batch.ids[k];
+        deleted.add(batch.ids[k]);
       } else if (kind === SINGLE) {
-        const statement = values[at] as SingleStatement;
-        const count = values[at + 2] as number;
-        if (growing || values[at + 1] !== 1) {
+        const single = batch.single(k);
+        if (growing || single[1] !== 1) {
           endSegment();
-          this.runner.run(statement, values.slice(at + 3, at + 3 + count));
+          this.runner.run(single[0] as SingleStatement, single.slice(3));
         }
       }
-      at += valueCount(kind, values, at);
     }
     endSegment();
   }

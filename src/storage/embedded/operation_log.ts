@@ -12,7 +12,7 @@
  */
 import { deserialize } from "node:v8";
 import { crc32 } from "node:zlib";
-import { decodeOperations, type Operations } from "./batch_codec.ts";
+import { indexBatch } from "./batch_codec.ts";
 import type { FlatBatch, WireBatch } from "./operations.ts";
 
 /** The two log files, as suffixes of the store file's path. */
@@ -67,10 +67,7 @@ function decodeBody(body: Uint8Array<ArrayBuffer>): FlatBatch[] {
     const operations = part(at);
     const payloads = part(at + 4 + operations.byteLength);
     // node:v8's serialization (the log's format before batch_codec.ts) starts with 0xFF.
-    const { kinds, values }: Operations = operations[0] === 0xff
-      ? deserialize(operations)
-      : decodeOperations(operations);
-    batches.push({ kinds, values, payloads });
+    batches.push(indexBatch(operations[0] === 0xff ? deserialize(operations) : operations, payloads));
     at += 8 + operations.byteLength + payloads.byteLength;
   }
   return batches;

@@ -14,17 +14,7 @@ import type {
   StoredSubscription,
   StoredWill,
 } from "../port.ts";
-import {
-  APPEND,
-  APPEND_VALUES,
-  BatchEncoder,
-  DELETE_ENTRY,
-  DELETE_VALUES,
-  type Operations,
-  SAVE_ENTRY,
-  SAVE_VALUES,
-  SINGLE,
-} from "./batch_codec.ts";
+import { APPEND, BatchEncoder, type IndexedBatch, SINGLE } from "./batch_codec.ts";
 import { Cancellations } from "./cancellations.ts";
 import { encodeProperties, flag, STAGE_CODES } from "./records.ts";
 
@@ -68,10 +58,8 @@ export {
   SINGLE,
 } from "./batch_codec.ts";
 
-/** A batch as the worker writes it; `payloads` holds the appended messages' payloads back to back. */
-export interface FlatBatch extends Operations {
-  payloads: Uint8Array<ArrayBuffer>;
-}
+/** A batch as the worker holds and writes it (see IndexedBatch). */
+export type FlatBatch = IndexedBatch;
 
 /**
  * A batch as it crosses to the worker and as the operation log keeps it: its operations encoded (see
@@ -301,35 +289,26 @@ export class OperationBatch {
  * Marks an operation of a batch in the worker as cancelled out (across the batches of the store's window):
  * its kind becomes `~kind`, and its values stay where they are.
  */
-export function cancelInPlace(kinds: number[], index: number): void {
+export function cancelInPlace(kinds: Int8Array, index: number): void {
   if (kinds[index] >= 0) kinds[index] = ~kinds[index];
 }
 
 /** How many of the operations are not cancelled out. */
-export function liveCount(kinds: readonly number[]): number {
+export function liveCount(kinds: Int8Array): number {
   let live = 0;
   for (let k = 0; k < kinds.length; k++) if (kinds[k] >= 0) live++;
   return live;
-}
-
-/** How many values the operation of `kind` (or one cancelled in place, `~kind`) starting at `at` takes. */
-export function valueCount(kind: number, values: readonly SQLInputValue[], at: number): number {
-  if (kind < 0) kind = ~kind;
-  if (kind === APPEND) return APPEND_VALUES;
-  if (kind === SAVE_ENTRY) return SAVE_VALUES;
-  if (kind === DELETE_ENTRY) return DELETE_VALUES;
-  return 3 + (values[at + 2] as number);
 }
 
 /**
  * Whether the batch adds payload bytes: the part of a batch that is left out when the store is full, so
  * that deletes and updates still land.
  */
-export function grows({ kinds, values }: FlatBatch): boolean {
-  for (let k = 0, at = 0; k < kinds.length; k++) {
+export function grows(batch: FlatBatch): boolean {
+  const { kinds } = batch;
+  for (let k = 0; k < kinds.length; k++) {
     const kind = kinds[k];
-    if (kind === APPEND || (kind === SINGLE && values[at + 1] === 1)) return true;
-    at += valueCount(kind, values, at);
+    if (kind === APPEND || (kind === SINGLE && batch.single(k)[1] === 1)) return true;
   }
   return false;
 }

@@ -22,7 +22,7 @@ import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
 import { OperationLog } from "./operation_log.ts";
 import { type FlatBatch, liveCount, type WireBatch } from "./operations.ts";
-import { decodeOperations, type Operations } from "./batch_codec.ts";
+import { indexBatch } from "./batch_codec.ts";
 import { messageFromRow, queueEntryFromRow, type Row, type WireSnapshot } from "./records.ts";
 import { dropOrphans } from "./recovery.ts";
 import { type DiskBudget, diskBudget } from "./schema.ts";
@@ -48,15 +48,15 @@ export interface OpenedEngine {
   nextSequence: number;
 }
 
-/** A batch as the adapter sent it, decoded, and at durability `sync` its encoded operations, which the log keeps. */
-interface Incoming {
-  batch: FlatBatch;
-  logged: Uint8Array<ArrayBuffer> | undefined;
-}
-
-/** Frees the payload buffers of batches that are in SQLite (an idle worker would keep a burst's payloads). */
+/**
+ * Frees the buffers of batches that are in SQLite, or were refused (an idle worker would keep a burst's
+ * payloads).
+ */
 function release(batches: readonly FlatBatch[]): void {
-  for (const batch of batches) batch.payloads.buffer.transfer(0);
+  for (const batch of batches) {
+    batch.payloads.buffer.transfer(0);
+    batch.bytes.buffer.transfer(0);
+  }
 }
 
 export class StoreEngine {
@@ -70,7 +70,7 @@ export class StoreEngine {
   #applyTimer: ReturnType<typeof setTimeout> | undefined;
   /** A group was written to SQLite directly since the WAL's last fdatasync. */
   #walUnsynced = false;
-  readonly #commits: GroupCommit<Incoming>;
+  readonly #commits: GroupCommit<FlatBatch>;
   readonly #queuePositions: StatementSync;
   readonly #readQueue: StatementSync;
   readonly #readRetained: StatementSync;
@@ -90,7 +90,7 @@ export class StoreEngine {
     this.#commits = new GroupCommit(
       {
         write: (items) => this.#write(items),
-        count: (item) => liveCount(item.batch.kinds),
+        count: (batch) => liveCount(batch.kinds),
         sync: () => this.#sync(),
         toStorageError,
         onOutcome,
@@ -182,17 +182,14 @@ export class StoreEngine {
    * Resolves when they are durable (written, at durability `batch`).
    */
   add({ operations, payloads }: WireBatch): Promise<void> {
-    let decoded: Operations;
+    let batch: FlatBatch;
     try {
-      decoded = decodeOperations(operations);
+      batch = indexBatch(operations, payloads);
     } catch (error) {
       // Bytes the adapter did not encode: this batch fails, the worker goes on.
       return Promise.reject(toStorageError(error));
     }
-    const { kinds, values } = decoded;
-    // Decoded values are copies: without a log to keep them, the bytes are freed now, not at a collection.
-    if (!this.log) operations.buffer.transfer(0);
-    this.#commits.add({ batch: { kinds, values, payloads }, logged: this.log ? operations : undefined });
+    this.#commits.add(batch);
     return this.#commits.flush();
   }
 
@@ -271,9 +268,8 @@ export class StoreEngine {
    * Takes a group of batches: appends it to the log and keeps it in the window, or, at durability `batch`
    * and near a full disk (low-disk mode, or the page cap close), writes it to SQLite after the window.
    */
-  #write(items: Incoming[]): void {
+  #write(batches: FlatBatch[]): void {
     const log = this.log;
-    const batches = items.map((item) => item.batch);
     let kept = false;
     try {
       if (
@@ -286,9 +282,7 @@ export class StoreEngine {
       }
       let bytes: number;
       try {
-        bytes = log.append(
-          items.map(({ batch, logged }) => ({ operations: logged!, payloads: batch.payloads })),
-        );
+        bytes = log.append(batches.map(({ bytes, payloads }) => ({ operations: bytes, payloads })));
       } catch (error) {
         this.#refuseOnFullLog(error, batches);
         return;
@@ -300,8 +294,6 @@ export class StoreEngine {
       else this.#armApplyTimer();
     } finally {
       if (!kept) release(batches);
-      // The log has the bytes now (or the group went to SQLite): freed at once, not at a collection.
-      for (const { logged } of items) logged?.buffer.transfer(0);
     }
   }
 
