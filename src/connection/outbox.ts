@@ -138,9 +138,10 @@ export class Outbox {
     }
     this.#scratch = undefined;
     if (this.#chunk === undefined || this.#filled + length > this.#chunk.byteLength) {
-      const bursting = this.#chunk !== undefined || this.#inFlight !== undefined || this.#ready.length > 0;
+      const filledUp = this.#chunk !== undefined;
+      const bursting = filledUp || this.#inFlight !== undefined || this.#ready.length > 0;
       this.#seal();
-      this.#chunk = this.#nextBuffer(bursting, length);
+      this.#chunk = this.#nextBuffer(bursting, filledUp, length);
     }
     const at = this.#filled;
     this.#filled += length;
@@ -220,15 +221,18 @@ export class Outbox {
 
   /**
    * A buffer to fill: a small one to start with; a large one once the turn has filled one already or
-   * writes are waiting; and while a write is still in flight, one twice the size of the buffers before
-   * it (up to MAX_WRITE): a client that reads slowly then gets fewer, larger writes, not a queue of them.
+   * writes are waiting; and when the buffer before it filled up (`filledUp`) while a write is still in
+   * flight, one twice its size (up to MAX_WRITE): a client that reads slowly then gets fewer, larger writes,
+   * not a queue of them. A buffer ended before it filled (a hold seals it) is no reason to grow: doubling
+   * then made every turn of a persistent subscriber's busy connection allocate up to 1 MiB for a few
+   * hundred bytes.
    */
-  #nextBuffer(bursting: boolean, length: number): Uint8Array<ArrayBuffer> {
+  #nextBuffer(bursting: boolean, filledUp: boolean, length: number): Uint8Array<ArrayBuffer> {
     if (!bursting && length <= this.small.size) {
       this.#bufferSize = this.small.size;
       return this.small.take();
     }
-    if (this.#inFlight === undefined || this.#bufferSize < this.large.size) {
+    if (!filledUp || this.#inFlight === undefined || this.#bufferSize < this.large.size) {
       this.#bufferSize = this.large.size;
       return this.large.take();
     }

@@ -1,0 +1,83 @@
+/**
+ * The outbox's buffers (src/connection/outbox.ts): while a write is in flight, a buffer grows only when the
+ * one before it filled up. The stream here is a stand-in whose writes stay pending until the test lets
+ * them finish, so that "a write in flight" is a state the test controls; the broker-level behaviour is
+ * covered by the connection and resources suites.
+ */
+import assert from "node:assert/strict";
+import { BufferPool } from "../../src/connection/buffer_pool.ts";
+import { Outbox, type OutboxOwner } from "../../src/connection/outbox.ts";
+import type { ByteStream } from "../../src/transport/mod.ts";
+
+/** A stream whose writes resolve only when {@link finishWrites} is called. */
+class PendingStream implements ByteStream {
+  readonly writes: Uint8Array[] = [];
+  #pending: (() => void)[] = [];
+
+  read(): Promise<number | null> {
+    return new Promise(() => {});
+  }
+
+  write(data: Uint8Array): Promise<number> {
+    this.writes.push(data.slice());
+    return new Promise((resolve) => this.#pending.push(() => resolve(data.byteLength)));
+  }
+
+  finishWrites(): void {
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const finish of pending) finish();
+  }
+
+  close(): void {}
+}
+
+const owner: OutboxOwner = { writeFailed() {}, written() {}, outboxIdle() {} };
+const LARGE = 16 * 1024;
+
+/** Queues `length` bytes and returns the size of the buffer they went into. */
+function queue(outbox: Outbox, length: number): number {
+  const at = outbox.reserve(length);
+  outbox.buffer.fill(1, at, at + length);
+  return outbox.buffer.byteLength;
+}
+
+const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+Deno.test("outbox: while a write is in flight, a buffer ended by a hold is followed by a pooled one, not a doubled one", async () => {
+  const stream = new PendingStream();
+  const outbox = new Outbox(stream, 8 << 20, new BufferPool(256, 4), new BufferPool(LARGE, 4), owner);
+  queue(outbox, 100);
+  await turn();
+  assert.equal(stream.writes.length, 1, "the first write is in flight");
+  const sizes: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    // A persistent subscriber's turn: a PUBLISH held until the session state it implies is stored.
+    sizes.push(queue(outbox, 300));
+    outbox.holdUntil(Promise.resolve());
+    await turn();
+  }
+  assert.deepEqual(sizes, Array(8).fill(LARGE), "each turn's few hundred bytes take the pooled size");
+  for (let i = 0; i < 20; i++) {
+    stream.finishWrites();
+    await turn();
+  }
+  const written = stream.writes.map((write) => write.byteLength).reduce((a, b) => a + b);
+  assert.equal(written, 100 + 8 * 300, "every byte queued is written, once");
+});
+
+Deno.test("outbox: while a write is in flight, a buffer that fills up is followed by one twice its size", async () => {
+  const stream = new PendingStream();
+  const outbox = new Outbox(stream, 8 << 20, new BufferPool(256, 4), new BufferPool(LARGE, 4), owner);
+  queue(outbox, 100);
+  await turn();
+  const sizes = new Set<number>();
+  for (let i = 0; i < 200; i++) sizes.add(queue(outbox, 1000));
+  assert.deepEqual(
+    [...sizes],
+    [LARGE, 2 * LARGE, 4 * LARGE, 8 * LARGE],
+    "a backlog grows to fewer, larger writes",
+  );
+  outbox.close();
+  stream.finishWrites();
+});
