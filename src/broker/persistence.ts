@@ -4,6 +4,7 @@ import type {
   Delivery,
   DeliveryStage,
   Message,
+  RecordSink,
   SessionRecord,
   SessionSubscription,
 } from "../session/types.ts";
@@ -31,7 +32,7 @@ export interface SessionMeta {
  * it; the stored message a delivery refers to is kept on the delivery (one per client; its message may be
  * swapped for a compact copy), so no shared Message is ever written to.
  */
-export class Persistence {
+export class Persistence implements RecordSink {
   #lastFlush: Promise<void> | undefined;
   #lastObserved: Promise<void> | undefined;
   /**
@@ -118,8 +119,7 @@ export class Persistence {
 
   /** Writes what a persistent session changed since it was last asked (see Session.takeRecords). */
   sessionChanged(session: Session): void {
-    const records = session.takeRecords();
-    for (let i = 0; i < records.length; i++) this.#write(session.clientId, records[i]);
+    session.takeRecords(this);
   }
 
   /** The stored message a delivery refers to, if it was stored. */
@@ -172,7 +172,8 @@ export class Persistence {
     this.storage.saveMeta(key, value);
   }
 
-  #write(clientId: string, record: SessionRecord): void {
+  /** Writes one change of a persistent session (see {@link sessionChanged}). */
+  record(clientId: string, record: SessionRecord): void {
     const storage = this.storage;
     switch (record.kind) {
       case "saveDelivery": {

@@ -37,9 +37,9 @@ import type {
   Effect,
   EffectSink,
   Message,
+  RecordSink,
   SessionEffect,
   SessionLimits,
-  SessionRecord,
   SessionState,
   SessionSubscription,
 } from "./types.ts";
@@ -258,13 +258,13 @@ export class Session {
     }
   }
 
-  /** The durable changes since the last call, in order, for the broker to store. */
-  takeRecords(): readonly SessionRecord[] {
-    const flow = this.#flow;
-    const records = flow?.records;
-    if (records === undefined) return NO_RECORDS;
-    flow!.records = undefined;
-    return records.length === 0 ? NO_RECORDS : records;
+  /** Hands the durable changes since the last call to `sink`, in order, for the broker to store. */
+  takeRecords(sink: RecordSink): void {
+    const records = this.#flow?.records;
+    if (records === undefined) return;
+    for (let record = records.shift(); record !== undefined; record = records.shift()) {
+      sink.record(this.clientId, record);
+    }
   }
 
   /** A connection took this session: resend what is unacknowledged, then what is queued. */
@@ -658,8 +658,6 @@ export class Session {
     });
   }
 }
-
-const NO_RECORDS: readonly SessionRecord[] = [];
 
 /**
  * MQTT 3.1.1 has no reason code to refuse an empty Topic Filter, and one breaks [MQTT-4.7.3-1]: a protocol

@@ -225,6 +225,11 @@ export interface DropCounts {
  * A change to a persistent session's durable state, as data: the session collects them while it runs and
  * the broker writes them to storage. Only QoS 1/2 deliveries are recorded: QoS 0 is at most once.
  */
+/** Where a session's durable changes go when the broker takes them (Session.takeRecords). */
+export interface RecordSink {
+  record(clientId: string, record: SessionRecord): void;
+}
+
 export type SessionRecord =
   /** A delivery entered the queue, or was sent (`packetId`), or its PUBREL was sent (`released`). */
   | { kind: "saveDelivery"; delivery: Delivery; qos: QoS; stage: DeliveryStage; packetId?: number }

@@ -22,7 +22,7 @@ import {
 } from "../../src/session/mod.ts";
 import { isSharedFilter, parseSharedFilter, topicMatches } from "../../src/topic/mod.ts";
 import { Random } from "../codec/support/random.ts";
-import { attachmentV5 as attachment, limits as baseLimits } from "../helpers/session_limits.ts";
+import { attachmentV5 as attachment, limits as baseLimits, takenRecords } from "../helpers/session_limits.ts";
 
 /** Small windows and queues, so that the random steps reach full windows, drops and paging. */
 const limits: SessionLimits = {
@@ -73,7 +73,7 @@ class Side {
 
   /** What the broker's persistence does with a session's records: writes a ref of its own into each delivery. */
   store(session: Session): string[] {
-    return session.takeRecords().map((record) => this.#stored(session.clientId, record));
+    return takenRecords(session).map((record) => this.#stored(session.clientId, record));
   }
 
   #stored(clientId: string, record: SessionRecord): string {

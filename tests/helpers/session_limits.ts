@@ -1,5 +1,5 @@
-/** Session limits for tests that build brokers or sessions without a config file. */
-import type { Attachment, SessionLimits } from "../../src/session/mod.ts";
+/** Session limits for tests that build brokers or sessions without a config file, and the records a session took. */
+import type { Attachment, Session, SessionLimits, SessionRecord } from "../../src/session/mod.ts";
 
 export const limits: SessionLimits = {
   maxInflight: 10,
@@ -26,3 +26,10 @@ export const attachmentV5: Attachment = {
   sessionExpiryInterval: 0,
   requestProblemInformation: true,
 };
+
+/** The durable changes a session recorded since they were last taken, in order (see Session.takeRecords). */
+export function takenRecords(session: Session): SessionRecord[] {
+  const records: SessionRecord[] = [];
+  session.takeRecords({ record: (_clientId, record) => records.push(record) });
+  return records;
+}

@@ -16,7 +16,7 @@ import {
   type SessionRecord,
   sharedState,
 } from "../../src/session/mod.ts";
-import { attachmentV5 } from "../helpers/session_limits.ts";
+import { attachmentV5, takenRecords } from "../helpers/session_limits.ts";
 
 const limits: SessionLimits = {
   maxInflight: 2,
@@ -107,10 +107,10 @@ Deno.test("while the tail is in storage, a new delivery goes behind it even with
   session.outbound.beginPageRead();
   session.outbound.pageIn([stored("q1")], true, 0, new EffectList());
   session.attach(attachment, 0);
-  session.takeRecords();
+  takenRecords(session);
   const effects = session.deliver(delivery("live"), true, 0);
   assert.deepEqual(wire(effects), [], "not sent ahead of the stored tail");
-  assert.deepEqual(recorded(session.takeRecords()), ["save live queued"]);
+  assert.deepEqual(recorded(takenRecords(session)), ["save live queued"]);
   assert.equal(session.outbound.queueLength, 0, "kept in storage only");
 
   // The last page: the tail and the live message, in that order; the session holds its queue again.
@@ -129,13 +129,13 @@ Deno.test("the queue limit counts what waits in memory and in storage: drop_olde
   session.outbound.beginPageRead();
   session.outbound.pageIn([stored("a"), stored("b"), stored("c")], true, 0, new EffectList());
   session.attach(attachment, 0); // a and b in flight, c queued
-  session.takeRecords();
+  takenRecords(session);
   session.deliver(delivery("d"), true, 0); // c + 2 in storage = 3: full
-  assert.deepEqual(recorded(session.takeRecords()), ["delete c", "save d queued"], "the oldest is in memory");
+  assert.deepEqual(recorded(takenRecords(session)), ["delete c", "save d queued"], "the oldest is in memory");
   assert.equal(session.outbound.drops.queueFull, 1);
   session.deliver(delivery("e"), true, 0);
   assert.deepEqual(
-    recorded(session.takeRecords()),
+    recorded(takenRecords(session)),
     ["dropOldestStored", "save e queued"],
     "the oldest is in storage, no page being read",
   );
@@ -148,17 +148,17 @@ Deno.test("drop_oldest while a page is read drops that page's first entry when i
   session.attach(attachment, 0); // a and b in flight; 1 in storage
   session.deliver(delivery("c"), true, 0);
   session.deliver(delivery("d"), true, 0); // 1 + 2 = 3 stored
-  session.takeRecords();
+  takenRecords(session);
   session.outbound.beginPageRead();
   session.deliver(delivery("e"), true, 0); // full: the oldest stored is what the running read returns
   assert.deepEqual(
-    recorded(session.takeRecords()),
+    recorded(takenRecords(session)),
     ["save e queued"],
     "no delete storage would race the read with",
   );
   const out = new EffectList();
   session.outbound.pageIn([stored("x"), stored("c"), stored("d"), stored("e")], false, 0, out);
-  assert.deepEqual(recorded(session.takeRecords()), ["delete x"]);
+  assert.deepEqual(recorded(takenRecords(session)), ["delete x"]);
   session.handleIn({ type: "puback", packetId: 1, reasonCode: 0, properties: {} }, 0);
   assert.deepEqual(session.outbound.queue.map((queued) => queued.message.topic), ["d", "e"]);
 });
@@ -182,9 +182,9 @@ Deno.test("a page-out while a page is read gives the put-off drops to storage an
   const session = pagedOut(3);
   session.outbound.beginPageRead();
   session.deliver(delivery("d"), true, 0); // offline, full, read running: put off
-  session.takeRecords();
+  takenRecords(session);
   session.outbound.pageOut();
-  assert.deepEqual(recorded(session.takeRecords()), ["dropOldestStored"]);
+  assert.deepEqual(recorded(takenRecords(session)), ["dropOldestStored"]);
   assert.ok(session.outbound.pagedOut);
   assert.ok(session.outbound.wantsPage, "a new read may start");
 });
@@ -194,10 +194,10 @@ Deno.test("a drop put off until its page came is counted once: the queue limit s
   session.outbound.beginPageRead();
   session.deliver(delivery("d"), true, 0); // drops the oldest (a, in the page being read), stores d
   session.outbound.pageIn([stored("a"), stored("b")], true, 0, new EffectList());
-  assert.deepEqual(recorded(session.takeRecords()), ["save d queued", "delete a"]);
+  assert.deepEqual(recorded(takenRecords(session)), ["save d queued", "delete a"]);
   // b in memory, c and d in storage: full again.
   session.deliver(delivery("e"), true, 0);
-  assert.deepEqual(recorded(session.takeRecords()), ["delete b", "save e queued"]);
+  assert.deepEqual(recorded(takenRecords(session)), ["delete b", "save e queued"]);
   assert.equal(session.outbound.drops.queueFull, 2);
 });
 
@@ -210,7 +210,7 @@ Deno.test("a session paged out lets its flow go and makes it again as it was: co
   session.deliver(delivery("b"), true, 0);
   session.handleIn({ type: "puback", packetId: 1, reasonCode: 0, properties: {} }, 0);
   session.handleIn({ type: "puback", packetId: 2, reasonCode: 0, properties: {} }, 0);
-  session.takeRecords();
+  takenRecords(session);
   session.pageOut({ entries: 2, bytes: 4 });
   session.detach();
   assert.equal(session.outbound.pagedOut, true, "made again, paged out");
@@ -225,7 +225,7 @@ Deno.test("a session paged out lets its flow go and makes it again as it was: co
   );
   session.deliver(delivery("c"), false, 0);
   session.deliver(delivery("d"), false, 0);
-  assert.deepEqual(recorded(session.takeRecords()), ["save c queued", "dropOldestStored", "save d queued"]);
+  assert.deepEqual(recorded(takenRecords(session)), ["save c queued", "dropOldestStored", "save d queued"]);
 
   // A change recorded while the flow is let go (an inbound QoS 2 id freed) still reaches storage.
   session.pageOut();
@@ -233,7 +233,7 @@ Deno.test("a session paged out lets its flow go and makes it again as it was: co
   session.awaitingRelease.add(6);
   session.pageOut();
   session.refuseInbound(6);
-  assert.deepEqual(session.takeRecords(), [{ kind: "awaitingRelease", packetId: 6, waiting: false }]);
+  assert.deepEqual(takenRecords(session), [{ kind: "awaitingRelease", packetId: 6, waiting: false }]);
 
   // Back: its next new packet id continues where it was.
   session.pageOut();
@@ -247,7 +247,7 @@ Deno.test("a delivery stored while a page is read keeps the session reading: the
   session.outbound.beginPageRead();
   // Stored after the read began (the client is away): the page cannot hold it, nor count it.
   session.deliver(delivery("during"), false, 0);
-  assert.deepEqual(recorded(session.takeRecords()), ["save during queued"]);
+  assert.deepEqual(recorded(takenRecords(session)), ["save during queued"]);
   session.outbound.pageIn([stored("q1")], false, 0, new EffectList());
   assert.ok(session.storedOnly, "`during` is still only in storage: the next page must be read");
   session.outbound.beginPageRead();
@@ -288,8 +288,8 @@ Deno.test("a session that let its flow go paged out stores what comes while its 
       held.deliver({ ...arrival }, false, 10);
       letGo.deliver({ ...arrival }, false, 10);
       assert.deepEqual(
-        recorded(letGo.takeRecords()),
-        recorded(held.takeRecords()),
+        recorded(takenRecords(letGo)),
+        recorded(takenRecords(held)),
         `${name}: ${arrival.message.topic}`,
       );
     }
@@ -297,7 +297,7 @@ Deno.test("a session that let its flow go paged out stores what comes while its 
     // Its flow made again counts what the one kept counts: the next delivery is admitted, or not, alike.
     assert.equal(letGo.outbound.pagedOut, true, `${name}: made again, paged out`);
     for (const session of [held, letGo]) session.deliver(delivery("e"), false, 10);
-    assert.deepEqual(recorded(letGo.takeRecords()), recorded(held.takeRecords()), `${name}: made again`);
+    assert.deepEqual(recorded(takenRecords(letGo)), recorded(takenRecords(held)), `${name}: made again`);
     assert.deepEqual(letGo.outbound.drops, held.outbound.drops, `${name}: drops`);
   }
 });
@@ -308,8 +308,8 @@ Deno.test("what a paged-out session stored without its flow is still to be taken
   session.pageOut({ entries: 0, bytes: 0 });
   session.deliver(delivery("a"), false, 0);
   assert.equal(session.outbound.pagedOut, true, "the flow made again, before the records were taken");
-  assert.deepEqual(recorded(session.takeRecords()), ["save a queued"]);
-  assert.deepEqual(session.takeRecords(), []);
+  assert.deepEqual(recorded(takenRecords(session)), ["save a queued"]);
+  assert.deepEqual(takenRecords(session), []);
   session.deliver(delivery("b"), false, 0);
-  assert.deepEqual(recorded(session.takeRecords()), ["save b queued"]);
+  assert.deepEqual(recorded(takenRecords(session)), ["save b queued"]);
 });

@@ -9,6 +9,7 @@ import {
   type SessionLimits,
   sharedState,
 } from "../../src/session/mod.ts";
+import { takenRecords } from "../helpers/session_limits.ts";
 
 const limits: SessionLimits = {
   maxInflight: 2,
@@ -371,7 +372,7 @@ Deno.test("a paged-out session hands a delivery to storage as it came, without a
   const block = new Uint8Array(4096);
   const payload = block.subarray(100, 1124);
   session.deliver({ message: message("t", 1, { payload }), grantedQos: 1, retain: false }, false, 0);
-  const records = session.takeRecords();
+  const records = takenRecords(session);
   assert.equal(records.length, 1);
   const [record] = records;
   assert.ok(record.kind === "saveDelivery" && record.stage === "queued");
