@@ -34,7 +34,6 @@ import {
   authWithoutMethod,
   type ConnectSettings,
   type Effect,
-  Fifo,
   Handshake,
   type HandshakeStep,
   type Message,
@@ -55,6 +54,7 @@ import {
 import type { BufferPool } from "./buffer_pool.ts";
 import { LINGER_MS, settlesWithin } from "./closing.ts";
 import type { Outbox, OutboxOwner, OutboxPool } from "./outbox.ts";
+import { ackPacketId, ackReasonCode, ackType, WaitingAcks } from "./waiting_acks.ts";
 import type { ListenerCounts } from "./server.ts";
 
 /** What an operator sees of a connected client: logs and the admin API. */
@@ -200,9 +200,6 @@ function newEnding(): Ending {
 /** A CONNECT let in by its handshake, on its way to its session. */
 type Admitted = Extract<HandshakeStep, { kind: "admit" }>;
 
-/** An acknowledgement waiting in {@link Connection}'s queue: an {@link AckEffect}'s fields. */
-type WaitingAck = Omit<AckEffect, "kind">;
-
 /** Log lines a client could flood the log with, one a second at most: made at the first of each. */
 interface ThrottledLogs {
   /** A PUBLISH its permissions refused. */
@@ -269,11 +266,11 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
   /** The v5 client's Maximum Packet Size, once its CONNECT is read. */
   #clientMaximumPacketSize: number | undefined;
   /**
-   * Acknowledgements waiting for storage or for an earlier one, oldest first: the effects' fields, and one
-   * wait per storage batch rather than a chain of promises per PUBLISH, which lived until the fsync and were
-   * a fifth of what a durable publish allocated.
+   * Acknowledgements waiting for storage or for an earlier one (see WaitingAcks), while any does: one wait per
+   * storage batch rather than a chain of promises per PUBLISH, which lived until the fsync and were a fifth
+   * of what a durable publish allocated.
    */
-  #waitingAcks: Fifo<WaitingAck> | undefined;
+  #waitingAcks: WaitingAcks | undefined;
   /** Resolves once no acknowledgement waits; made when the last packet has to go after them. */
   #acksSent: PromiseWithResolvers<void> | undefined;
   /**
@@ -932,11 +929,10 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * back the ones behind it (see {@link #releaseAcks}).
    */
   #acknowledge(ack: AckEffect): void {
-    const waiting = this.#waitingAcks;
-    if (!ack.durable && !waiting?.length) return this.#sendAck(ack.type, ack.packetId, ack.reasonCode);
-    const { type, packetId, reasonCode, durable } = ack;
-    (this.#waitingAcks ??= new Fifo()).push({ type, packetId, reasonCode, durable });
-    if (this.#waitingAcks.length === 1) this.#awaitFirstAck();
+    if (!ack.durable && !this.#waitingAcks) return this.#sendAck(ack.type, ack.packetId, ack.reasonCode);
+    const waiting = this.#waitingAcks ??= WaitingAcks.take();
+    waiting.push(ack.type, ack.packetId, ack.reasonCode, ack.durable);
+    if (waiting.length === 1) this.#awaitFirstAck();
   }
 
   /**
@@ -944,7 +940,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    * #acknowledge would make every acknowledgement allocate what they capture, also those sent at once.
    */
   #awaitFirstAck(): void {
-    const durable = this.#waitingAcks!.peek()!.durable!;
+    const durable = this.#waitingAcks!.firstDurable!;
     durable.then(
       () => this.#releaseAcks(durable, false, undefined),
       (error) => this.#releaseAcks(durable, true, error),
@@ -958,23 +954,27 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
    */
   #releaseAcks(durable: Promise<void>, failed: boolean, error: unknown): void {
     const waiting = this.#waitingAcks!;
-    for (let ack = waiting.peek(); ack; ack = waiting.peek()) {
-      if (ack.durable !== undefined && ack.durable !== durable) return this.#awaitFirstAck();
-      waiting.shift();
-      if (failed && ack.durable === durable) this.#ackNotStored(ack, error);
-      else this.#sendAck(ack.type, ack.packetId, ack.reasonCode);
+    while (waiting.length > 0) {
+      const waitsFor = waiting.firstDurable;
+      if (waitsFor !== undefined && waitsFor !== durable) return this.#awaitFirstAck();
+      const ack = waiting.shift();
+      if (failed && waitsFor === durable) this.#ackNotStored(ack, error);
+      else this.#sendAck(ackType(ack), ackPacketId(ack), ackReasonCode(ack));
     }
+    this.#waitingAcks = undefined;
+    waiting.release();
     this.#acksSent?.resolve();
     this.#acksSent = undefined;
   }
 
-  #ackNotStored(ack: WaitingAck, error: unknown): void {
+  /** An acknowledgement (packed, see WaitingAcks) whose PUBLISH storage refused. */
+  #ackNotStored(ack: number, error: unknown): void {
     const reasonCode = error instanceof StorageError ? error.reasonCode : ReasonCode.UnspecifiedError;
     // one line a second at most: a publisher can keep sending into a full store or memory budget
     const logs = this.#throttledLogs ??= {};
     logs.notStored ??= new RateLimitedLog((fields) => this.#log("error", "publish.not_stored", fields));
     logs.notStored.write({ reasonCode, error });
-    if (this.#version === 5) this.#sendAck(ack.type, ack.packetId, reasonCode);
+    if (this.#version === 5) this.#sendAck(ackType(ack), ackPacketId(ack), reasonCode);
     else void this.#closeAfterFlush(true);
   }
 

@@ -11,6 +11,9 @@ export class Fifo<T> {
   #head = 0;
   #length = 0;
 
+  /** `keepWhenEmpty`: the most slots an emptied ring keeps (see the class comment). */
+  constructor(private readonly keepWhenEmpty = KEEP_WHEN_EMPTY) {}
+
   get length(): number {
     return this.#length;
   }
@@ -36,7 +39,7 @@ export class Fifo<T> {
     this.#head = (this.#head + 1) & (items.length - 1);
     if (--this.#length === 0) {
       this.#head = 0;
-      if (items.length > KEEP_WHEN_EMPTY) this.#items = NO_ITEMS;
+      if (items.length > this.keepWhenEmpty) this.#items = NO_ITEMS;
     }
     return item;
   }
