@@ -22,6 +22,11 @@ const FIRST_DIRECT = 4096, MAX_DIRECT = 1 << 18;
 export class MessageSlots {
   /** The direct range's first id: the generation's first id set, NaN before it. */
   #base = NaN;
+  /**
+   * The highest id set in this generation: an id above it has no slot, found without a probe (a window's
+   * newer half names mostly messages of its own, past the older half's ids).
+   */
+  #highest = -Infinity;
   /** By id − base: the slot, or {@link DELETED}; taken when its generation is the current one. */
   #direct = new Int32Array(FIRST_DIRECT);
   #directGenerations = new Uint32Array(FIRST_DIRECT);
@@ -40,6 +45,7 @@ export class MessageSlots {
 
   /** The id's slot, or {@link NO_SLOT}. */
   get(id: MessageRef): number {
+    if (id > this.#highest) return NO_SLOT;
     const offset = id - this.#base;
     if (offset >= 0 && offset < this.#direct.length) {
       if (this.#directGenerations[offset] !== this.#directGeneration) return NO_SLOT;
@@ -54,6 +60,7 @@ export class MessageSlots {
 
   set(id: MessageRef, slot: number): void {
     if (Number.isNaN(this.#base)) this.#base = id;
+    if (id > this.#highest) this.#highest = id;
     const offset = id - this.#base;
     if (offset >= 0 && offset < this.#direct.length) {
       this.#directGenerations[offset] = this.#directGeneration;
@@ -91,6 +98,7 @@ export class MessageSlots {
     }
     this.#generation++;
     this.#base = NaN;
+    this.#highest = -Infinity;
     if (this.#beyond && this.#direct.length < MAX_DIRECT) {
       const length = 2 * this.#direct.length;
       this.#direct = new Int32Array(length);
