@@ -409,6 +409,32 @@ export const CHANGES: Change[] = [
     after: "194 µs / 1.17 ms / 3.27 ms; 0",
     ratio: "0.71× / 0.14× / 0.26×",
   },
+  {
+    change:
+      "The store's worker keeps its window's batches as bytes with an index in typed arrays (kind, message id, client, offset), reading a fixed layout's other values only when it is written, instead of arrays of decoded values (~27 per message) that its scavenges copied until applied",
+    measure:
+      "durable QoS 1 10→10 64 B, pinned, 5 s, three alternating pairs: msg/s; the worker's CPU per 5 s; its scavenges",
+    before: "242–264k; 1.20–1.23 s; 24",
+    after: "277–280k; 0.92–0.96 s; 10",
+    ratio: "1.08–1.15× / 0.77× / 0.42×",
+  },
+  {
+    change:
+      "A persistent session keeps its list of durable changes (a Fifo drained through a sink) instead of a new array per change; acknowledgements waiting for storage packed in a pooled list instead of an object each",
+    measure:
+      "durable QoS 1 10→10 64 B, pinned, 5 s, two alternating pairs: bytes allocated on the broker's thread per message (--trace-gc-nvp); scavenges; msg/s",
+    before: "1,295 B; 241–243; 275–277k",
+    after: "851 B; 179–182; 288–292k",
+    ratio: "0.66× / 0.75× / 1.05×",
+  },
+  {
+    change:
+      "Outbox: a write buffer doubles only when the one before it filled up while a write was in flight; a buffer a hold sealed early made every turn of a persistent subscriber's busy connection allocate up to 1 MiB",
+    measure: "QoS 1 10→10 64 B to persistent sessions, memory storage, pinned, 5 s, two runs each: msg/s",
+    before: "76–84k",
+    after: "164–179k",
+    ratio: "2.1×",
+  },
 ];
 
 /** Where a peer still wins in this round's measurements, by how much and why. */
@@ -464,7 +490,10 @@ export const PEER_NOTES =
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
 - **Durable QoS 1 ≈ 0.38× in-memory QoS 1** in the full run above (245–247k against 638–661k msg/s; target
-  0.6×; 0.31× in the eleventh session's run, 0.39–0.40× pinned and 0.48–0.50× unpinned in alternating runs on
+  0.6×; **0.42× since** (the fourteenth session: the store's window kept as indexed bytes, no list or object per
+  durable change or waiting acknowledgement on the broker's thread; \`deno task bench --only mqtt-proxy --case
+  q1-64,durable-q1 --runs 3 --layout pinned\`, back to back: 247–254k → 271–288k durable, 641–645k → 653–665k
+  in memory); 0.31× in the eleventh session's run, 0.39–0.40× pinned and 0.48–0.50× unpinned in alternating runs on
   a quiet machine since: the broker's thread no longer cancels a batch's operations, which the store's window
   does anyway, and the delivery operations have a fixed layout; 0.14× before this round's durable changes, 0.19–0.23× before the operation log, 0.25–0.37× before
   the batch encoding). Since the eleventh session a batch crosses to the store's worker as bytes of our own
