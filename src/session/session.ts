@@ -260,11 +260,14 @@ export class Session {
 
   /** Hands the durable changes since the last call to `sink`, in order, for the broker to store. */
   takeRecords(sink: RecordSink): void {
-    const records = this.#flow?.records;
+    const flow = this.#flow;
+    const records = flow?.records;
     if (records === undefined) return;
     for (let record = records.shift(); record !== undefined; record = records.shift()) {
       sink.record(this.clientId, record);
     }
+    // A paged-out flow is the least an offline session keeps: no list while nothing waits to be taken.
+    if (!(flow instanceof OutboundFlow)) flow!.records = undefined;
   }
 
   /** A connection took this session: resend what is unacknowledged, then what is queued. */
