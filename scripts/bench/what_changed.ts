@@ -441,10 +441,11 @@ export const CHANGES: Change[] = [
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **QoS 1 10→10: rumqttd slightly ahead; fan-out QoS 1 a lead short of the target** (the thirteenth
-  session's full run above, two runs per case, pinned: QoS 1 10→10 638–661k against 705–725k msg/s, 0.91×,
-  both brokers at 91–93 % of their core; fan-out QoS 1 2.27–2.36M against 2.16–2.28M deliveries/s, 1.04×
-  where 1.2× is the target. The eleventh session's run: 0.91× and 0.96–0.99×. The tenth session's run,
+- **QoS 1 10→10: rumqttd ahead; fan-out QoS 1 a lead short of the target** (the fourteenth session's full
+  run above, two runs per case, pinned: QoS 1 10→10 553–575k against 660–670k msg/s, 0.85×, both brokers at
+  93–94 % of their core — mqtt-proxy ran 634–650k in four runs right after it; fan-out QoS 1 2.28–2.29M
+  against 2.23–2.27M deliveries/s, 1.02× where 1.2× is the target. The thirteenth session's run: 0.91× and
+  1.04×; the eleventh's: 0.91× and 0.96–0.99×. The tenth session's run,
   one run per case on a busier machine: 0.72× and 0.56×; per unit of each broker's CPU on a loaded core,
   0.74× in both after the fourth round). A QoS 1 message still allocates about 530 B: the message
   with its frame and payload views, the router's delivery, the acknowledgement, against rumqttd's ring of
@@ -452,10 +453,15 @@ export const PEER_NOTES =
   one delivery per message (150 B before). What is left in fan-out is mostly the floor of this design:
   writing to the sockets (13 % of its CPU, one write per connection per turn) and copying frames into the
   outbox (4.5 %), plus finding a frame's topic end per delivery (4.5 %). In QoS 1 10→10 GC is 15 %: a
-  scavenge's cost is its survivors, the messages waiting in the subscribers' queues.
-- **p99 at 10k msg/s: Mosquitto lowest** (the full run above, pinned, two runs: QoS 0 Mosquitto 150–154 µs,
-  deno-relay 176–203, rumqttd 195–211, mqtt-proxy 197–229; QoS 1 Mosquitto 133–172 µs, rumqttd 150–193,
-  mqtt-proxy 211–233, deno-relay 231–360. The eleventh session's run: QoS 0 Mosquitto 92–114 µs, mqtt-proxy
+  scavenge's cost is its survivors, the messages waiting in the subscribers' queues — sampled at saturation,
+  382 B per message survive a minor GC: the message 112, its payload view 104, its frame view 104, the
+  router's delivery 52 (a payload view derived from the frame when needed would cut a quarter).
+- **p99 at 10k msg/s: Mosquitto lowest** (the full run above, pinned, two runs: QoS 0 Mosquitto 152–238 µs,
+  rumqttd 158–229, deno-relay 178–182, mqtt-proxy 258 µs and, in its first run, 3.87 ms — the table's 2.06 ms
+  is the two runs' median; the baseline broker had 4.0–4.7 ms in both, and four runs of mqtt-proxy right after
+  gave 219–254 µs —; QoS 1 Mosquitto 120–158 µs, mqtt-proxy 164–211, deno-relay 180–201, rumqttd 166–926. The
+  thirteenth session's run: QoS 0 Mosquitto 150–154 µs, mqtt-proxy 197–229; QoS 1 Mosquitto 133–172 µs,
+  mqtt-proxy 211–233. The eleventh session's run: QoS 0 Mosquitto 92–114 µs, mqtt-proxy
   139–143; QoS 1 Mosquitto 100–125 µs, mqtt-proxy 184–217. Earlier, three runs each on a quiet machine:
   Mosquitto 0.05–0.09 ms, rumqttd 0.12–0.22, mqtt-proxy 0.18–0.31).
   Most of the gap is the runtime: **deno-relay** (scripts/bench/relay_floor.ts), a bare Deno MQTT relay that
@@ -469,8 +475,9 @@ export const PEER_NOTES =
   run): its tail was an incremental full collection every 3.5 s, with 20 ms of marking on the broker's core,
   driven by \`Deno.Conn.read\`'s Set of pending reads, whose table V8 re-made in the old generation at every
   few reads of a long-lived socket (~114 B each); the broker now calls the runtime's read op itself.
-- **Connects per second: Mosquitto ahead** (the full run above, pinned, two runs: mqtt-proxy 14.5–20.2k,
-  Mosquitto 18.6–27.5k, deno-floor 25.5–27.4k conn/s, 0.75× by the medians; the eleventh session's run:
+- **Connects per second: Mosquitto ahead** (the full run above, pinned, two runs: mqtt-proxy 19.3–20.8k,
+  Mosquitto 23.0–25.7k, deno-floor 25.8–26.8k conn/s, 0.82× by the medians; the thirteenth session's run:
+  mqtt-proxy 14.5–20.2k, Mosquitto 18.6–27.5k, 0.75×; the eleventh session's run:
   mqtt-proxy 21.4–23.7k, Mosquitto 27.5–28.5k, deno-floor 28.7–30.3k, 0.78–0.83×, the bare Deno server only
   1.04–1.06× Mosquitto, so the 1.5× target is above what Deno's socket layer gives here; 0.76× in the tenth
   session's run). The eleventh session cut what a connect and a disconnect allocate in the broker from
@@ -483,24 +490,27 @@ export const PEER_NOTES =
   Mosquitto used 59 % of its core and deno-floor 93 %): in the run above it connected 1.84× as fast as
   mqtt-proxy, so the broker's own connect path (decoding the CONNECT, the session and registry entry, the
   connect timer, the chain of async steps) is about half of what a connect costs, and the part left to cut.
-- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.26–4.38 KB at rest**, of which about 4.0 KB is
-  Deno's own per-socket cost (deno-floor at rest, 3.99–4.01 KB); mqtt-proxy's share above it is 260–380 B
+- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.33–4.36 KB at rest**, of which about 4.0 KB is
+  Deno's own per-socket cost (deno-floor at rest, 4.01–4.02 KB); mqtt-proxy's share above it is 314–351 B
   (target 1 KB). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
   old generation, stays until the broker has been quiet for 5 s and its memory reclaimer collects (a
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
-- **Durable QoS 1 ≈ 0.38× in-memory QoS 1** in the full run above (245–247k against 638–661k msg/s; target
-  0.6×; **0.42× since** (the fourteenth session: the store's window kept as indexed bytes, no list or object per
-  durable change or waiting acknowledgement on the broker's thread; \`deno task bench --only mqtt-proxy --case
-  q1-64,durable-q1 --runs 3 --layout pinned\`, back to back: 247–254k → 271–288k durable, 641–645k → 653–665k
-  in memory); 0.31× in the eleventh session's run, 0.39–0.40× pinned and 0.48–0.50× unpinned in alternating runs on
+- **Durable QoS 1 0.50× in-memory QoS 1** in the full run above (283–284k against 553–575k msg/s pinned, where
+  in-memory QoS 1 ran low: back to back with it since, 0.42–0.44×; unpinned 407–422k against 760–764k, 0.54×;
+  target 0.6×). The fourteenth session kept the store's window as indexed bytes and took the list and object
+  per durable change or waiting acknowledgement off the broker's thread (\`deno task bench --only mqtt-proxy
+  --case q1-64,durable-q1 --runs 3 --layout pinned\`, back to back: 247–254k → 271–288k durable, 641–645k →
+  653–665k in memory, 0.39 → 0.42×). 0.38× in the thirteenth session's run, 0.31× in the eleventh session's run, 0.39–0.40× pinned and 0.48–0.50× unpinned in alternating runs on
   a quiet machine since: the broker's thread no longer cancels a batch's operations, which the store's window
   does anyway, and the delivery operations have a fixed layout; 0.14× before this round's durable changes, 0.19–0.23× before the operation log, 0.25–0.37× before
   the batch encoding). Since the eleventh session a batch crosses to the store's worker as bytes of our own
-  (no structured clone, no node:v8 serialization for the log): CPU per durable message 5.1–5.3 → 3.8–4.0 µs
-  (broker thread 2.2–2.3, worker 0.9, V8's helper threads 0.6–0.7; in-memory QoS 1 about 1.3–1.4 in all). The
-  broker thread's next costs: GC (14 % of its samples, ~880 B allocated per message), encoding the batch
-  (~8 %), the message slots (3 %), incremental cancelling across applies in the worker. Since the fifth
+  (no structured clone, no node:v8 serialization for the log): CPU per durable message 5.1–5.3 → 3.8–4.0 µs,
+  and since the fourteenth session 3.3–3.5 µs (broker thread 1.9, worker 0.66, V8's helper threads 0.6;
+  in-memory QoS 1 about 1.4 in all). What is left: on the broker's thread GC (851 B allocated per message
+  against 515 in memory) and encoding the batch (~13 %); in the worker cancelling across the window (0.16 µs
+  per message, each operation looked at in two applies), indexing (0.1), the log's writes (0.06) and the
+  runtime's messaging. Since the fifth
   round, at durability \`sync\` a group of operations is appended to an fsynced log and applied to SQLite
   later, in bulk, where a message queued, sent and acknowledged within the log's window cancels out: traced
   applies wrote 0–42 of about 27,000 operations, so SQLite's row work is gone (docs/storage.md, "The
