@@ -146,7 +146,8 @@ Deno.test("batch codec: a cancelled operation comes back as ~kind with its value
   });
 });
 
-Deno.test("batch codec: batches of the formats before (1: no cancelled operations; 2: every value tagged) are still read", () => {
+/** A batch of each delivery kind and a single operation, its save cancelled, and its bytes in format 2. */
+function earlierBatch() {
   const kinds = [APPEND, ~SAVE_ENTRY, DELETE_ENTRY, SINGLE];
   const values: SQLInputValue[] = [
     ...[1, "t", 0, 3, 1, 0, null, "p", null],
@@ -156,6 +157,11 @@ Deno.test("batch codec: batches of the formats before (1: no cancelled operation
   ];
   const format2 = encodeAllTagged([APPEND, SAVE_ENTRY, DELETE_ENTRY, SINGLE], values);
   format2[9 + 1] |= 0x80; // the save, cancelled
+  return { kinds, values, format2 };
+}
+
+Deno.test("batch codec: batches of the formats before (1: no cancelled operations; 2: every value tagged) are still read", () => {
+  const { kinds, values, format2 } = earlierBatch();
   assert.deepEqual(decodeOperations(format2), { kinds, values });
   const format1 = encodeAllTagged([SINGLE], single("saveMeta", ["key", "value"]));
   format1[0] = 1;
@@ -166,15 +172,7 @@ Deno.test("batch codec: batches of the formats before (1: no cancelled operation
 });
 
 Deno.test("batch codec: a batch of an earlier format is indexed as one of this format, its cancelled operations still marked", () => {
-  const kinds = [APPEND, ~SAVE_ENTRY, DELETE_ENTRY, SINGLE];
-  const values: SQLInputValue[] = [
-    ...[1, "t", 0, 3, 1, 0, null, "p", null],
-    ...["c", 1, 0, 1, 0, null, 1, 9],
-    ...["c", 1],
-    ...single("saveMeta", ["key", "value"]),
-  ];
-  const format2 = encodeAllTagged([APPEND, SAVE_ENTRY, DELETE_ENTRY, SINGLE], values);
-  format2[9 + 1] |= 0x80; // the save, cancelled
+  const { kinds, values, format2 } = earlierBatch();
   // node:v8's serialization, as the log held it before batch_codec.ts, reaches indexBatch deserialized.
   for (const earlier of [format2, { kinds, values }]) {
     const payloads = new Uint8Array([7, 8, 9]);

@@ -519,7 +519,8 @@ function encodeAgain({ kinds, values }: Operations): Uint8Array<ArrayBuffer> {
   const string = (value: SQLInputValue) => value as string | null;
   for (let k = 0, at = 0; k < kinds.length; k++) {
     const kind = kinds[k] < 0 ? ~kinds[k] : kinds[k];
-    const v = values.slice(at);
+    // The values of a fixed layout (of APPEND_VALUES at most), from `at`.
+    const v = values.slice(at, at + APPEND_VALUES);
     let index: number;
     if (kind === APPEND) {
       index = encoder.append(
