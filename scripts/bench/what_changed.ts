@@ -497,7 +497,7 @@ export const PEER_NOTES =
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
 - **Durable QoS 1 0.50× in-memory QoS 1** in the full run above (283–284k against 553–575k msg/s pinned, where
-  in-memory QoS 1 ran low: back to back with it since, 0.42–0.44×; unpinned 407–422k against 760–764k, 0.54×;
+  in-memory QoS 1 ran low: in the partial runs back to back before it, 0.41–0.44×; unpinned 407–422k against 760–764k, 0.54×;
   target 0.6×). The fourteenth session kept the store's window as indexed bytes and took the list and object
   per durable change or waiting acknowledgement off the broker's thread (\`deno task bench --only mqtt-proxy
   --case q1-64,durable-q1 --runs 3 --layout pinned\`, back to back: 247–254k → 271–288k durable, 641–645k →
