@@ -61,6 +61,13 @@ export function createMemoryStorage(state: MemoryState = createMemoryState()): S
   return new MemoryStorage(state);
 }
 
+/**
+ * What every `flush()` returns: nothing is ever pending. One promise, not a new one per call: the broker
+ * observes each distinct flush (its latency metric, the acknowledgements waiting for it), which a new
+ * promise per PUBLISH to a persistent session made a cost per message.
+ */
+const FLUSHED: Promise<void> = Promise.resolve();
+
 /** A message whose Message Expiry Interval has run out is never delivered, so recovery drops it. */
 const isExpired = (message: StoredMessage, now: number): boolean =>
   message.expiresAt !== undefined && message.expiresAt <= now;
@@ -109,7 +116,7 @@ class MemoryStorage implements StorageAdapter {
 
   flush(): Promise<void> {
     this.#dirty = false;
-    return Promise.resolve();
+    return FLUSHED;
   }
 
   saveSession(session: StoredSession): void {
