@@ -1,7 +1,8 @@
 /**
  * A first-in first-out list with O(1) `push` and `shift` and no allocation at a steady length: a ring of
  * slots (a power of two of them), the index of its head and its length. It doubles when full; emptied, a
- * ring of more than {@link KEEP_WHEN_EMPTY} slots is let go, so an idle session keeps no burst's array.
+ * ring of more than `keepWhenEmpty` slots ({@link KEEP_WHEN_EMPTY} unless told) is let go, so an idle
+ * session keeps no burst's array.
  * (An array and the index of its head, compacted by `splice` every thousand shifts or so, allocated about
  * 20 bytes per delivery in its growth and compaction; `Array.prototype.shift` is O(1) only while V8 can move
  * the array's start in place, which it cannot during incremental marking.)
