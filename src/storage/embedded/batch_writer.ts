@@ -2,8 +2,8 @@
  * Applies encoded batches of operations (see `OperationBatch`) inside the caller's transaction. Each
  * node:sqlite statement call costs about 2.5 µs of binding overhead in Deno, more than SQLite's own work for
  * a small row, so runs of the delivery-path operations go as multi-row statements (about 1 µs a row instead
- * of 3.5 µs; see docs/storage.md). The batch's flat values go straight into those statements' parameters:
- * no object or array per operation on the worker's side either.
+ * of 3.5 µs; see docs/storage.md). An operation's values are read from the batch's bytes (IndexedBatch)
+ * straight into those statements' parameters: no object or array per operation on the worker's side either.
  *
  * Operations cancelled in place (`~kind`, see `cancelInPlace`) are skipped.
  *
