@@ -107,7 +107,13 @@ function withoutStoredRefs(state: SessionState, copyOwnPayloads: boolean): Sessi
  */
 function exported(delivery: Delivery, copyOwnPayload: boolean): Delivery {
   const message = copyOwnPayload && delivery.ownsPayload
-    ? { ...delivery.message, payload: delivery.message.payload.slice() }
+    ? {
+      ...delivery.message,
+      payload: delivery.message.payload.slice(),
+      frame: undefined,
+      frameTopicEnd: undefined,
+      frameLevel: undefined,
+    }
     : delivery.message;
   return {
     ...delivery,

@@ -7,7 +7,7 @@ import { malformed, MqttError, protocolError } from "./errors.ts";
 import { emitProperties, hasProperties, PropertyScope } from "./properties.ts";
 import { ReasonCode } from "./reason_codes.ts";
 import { Sink } from "./sink.ts";
-import type { Properties, ProtocolVersion, PublishPacket, QoS } from "./types.ts";
+import type { FrameLevel, Properties, ProtocolVersion, PublishPacket, QoS } from "./types.ts";
 import { MAX_STRING_BYTES, utf8Length, writeUtf8 } from "./utf8.ts";
 import { encodeVarInt, MAX_VAR_INT, varIntLength } from "./var_int.ts";
 
@@ -163,22 +163,36 @@ function patchFrame(
 }
 
 /**
- * Where the packet identifier goes when a decoded PUBLISH `frame` whose payload is `payload` and whose
- * topic ends at `topicEnd` ({@link publishTopicEnd}) is forwarded at `version` and `qos` by copying it with
- * only the fixed-header flags and the packet identifier changed (the frame was decoded at a compatible
- * level, its payload still views it, and the identifier neither appears nor disappears); -1 when it must
- * be encoded ({@link encodePublish}). The copy is `frame.length` bytes. Allocates nothing, and reads no
- * more of the frame than its first byte: the broker calls it per delivery.
+ * Where the packet identifier goes when a decoded PUBLISH `frame`, whose topic ends at `topicEnd`
+ * ({@link publishTopicEnd}) and which is laid out for `level` ({@link frameLevel}), is forwarded at `version`
+ * and `qos` by copying it with only the fixed-header flags and the packet identifier changed (the
+ * identifier neither appears nor disappears); -1 when it must be encoded ({@link encodePublish}). The copy
+ * is `frame.length` bytes. Allocates nothing, and reads no more of the frame than its first byte: the
+ * broker calls it per delivery, with the topic end and level found once per message.
  */
 export function forwardableAt(
   frame: Uint8Array,
   topicEnd: number,
-  payload: Uint8Array,
+  level: FrameLevel,
   version: ProtocolVersion,
   qos: QoS,
 ): number {
   if (((frame[0] & 0x06) !== 0) !== (qos > 0)) return -1;
-  return forwardableTopicEnd(frame, topicEnd, payload, version);
+  return (level === 5) === (version === 5) ? topicEnd : -1;
+}
+
+/**
+ * The level a decoded PUBLISH `frame` whose topic ends at `topicEnd` is laid out for, when `payload` is
+ * still the frame's tail (a view of its last bytes); undefined when it is not, and the frame cannot be
+ * forwarded as it is.
+ */
+export function frameLevel(frame: Uint8Array, topicEnd: number, payload: Uint8Array): FrameLevel | undefined {
+  if (payload.buffer !== frame.buffer) return undefined;
+  const payloadStart = payload.byteOffset - frame.byteOffset;
+  if (payloadStart < 0 || payloadStart + payload.length !== frame.length) return undefined;
+  const afterPacketId = topicEnd + ((frame[0] & 0x06) !== 0 ? 2 : 0);
+  if (payloadStart < afterPacketId) return undefined;
+  return payloadStart > afterPacketId ? 5 : 4;
 }
 
 /**
@@ -221,13 +235,8 @@ function forwardableTopicEnd(
   payload: Uint8Array,
   version: ProtocolVersion,
 ): number {
-  if (payload.buffer !== frame.buffer) return -1;
-  const payloadStart = payload.byteOffset - frame.byteOffset;
-  if (payloadStart < 0 || payloadStart + payload.length !== frame.length) return -1;
-  const afterPacketId = topicEnd + ((frame[0] & 0x06) !== 0 ? 2 : 0);
-  const hasPropertiesSection = payloadStart > afterPacketId;
-  if (hasPropertiesSection !== (version === 5) || payloadStart < afterPacketId) return -1;
-  return topicEnd;
+  const level = frameLevel(frame, topicEnd, payload);
+  return level !== undefined && (level === 5) === (version === 5) ? topicEnd : -1;
 }
 
 /**

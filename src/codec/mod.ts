@@ -10,6 +10,7 @@ export { encode, encodedLength } from "./encode_packets.ts";
 export {
   encodePublish,
   forwardableAt,
+  frameLevel,
   type PublishOverrides,
   publishTopicEnd,
   writeForwarded,

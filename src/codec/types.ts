@@ -6,6 +6,12 @@
  */
 
 export type ProtocolVersion = 3 | 4 | 5;
+
+/**
+ * The protocol level whose layout a decoded PUBLISH frame has: 5 with a properties section between packet
+ * identifier and payload, 4 without (3.1 and 3.1.1 frames are interchangeable).
+ */
+export type FrameLevel = 4 | 5;
 export type QoS = 0 | 1 | 2;
 
 /** Fixed-header packet type numbers (spec §2.1.2). */

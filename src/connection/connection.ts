@@ -1048,10 +1048,11 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     if (payload.length === 0 && (payload.buffer as ArrayBuffer).detached) return;
     const frame = message.frame;
     const topicEnd = message.frameTopicEnd;
+    const level = message.frameLevel;
     const sameProperties = properties === message.properties && topic === message.topic;
     this.context.traffic.sent("publish");
-    if (frame !== undefined && topicEnd !== undefined && sameProperties) {
-      const idAt = forwardableAt(frame, topicEnd, payload, this.#version, qos);
+    if (frame !== undefined && topicEnd !== undefined && level !== undefined && sameProperties) {
+      const idAt = forwardableAt(frame, topicEnd, level, this.#version, qos);
       if (idAt > 0) {
         const outbox = this.#out();
         const at = outbox.reserve(frame.length);

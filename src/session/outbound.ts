@@ -794,7 +794,13 @@ export function sharedState(limits: SessionLimits): SharedSessionState {
       if (!copy) {
         // The decoder's frames are views into shared blocks, and a kept view would pin its whole block;
         // forwarding the copy re-encodes instead of reusing the frame.
-        copy = { ...message, payload: payload.slice(), frame: undefined, frameTopicEnd: undefined };
+        copy = {
+          ...message,
+          payload: payload.slice(),
+          frame: undefined,
+          frameTopicEnd: undefined,
+          frameLevel: undefined,
+        };
         copies.set(message, copy);
       }
       return copy;

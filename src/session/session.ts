@@ -1,6 +1,6 @@
 import { MqttError } from "../codec/errors.ts";
 import { NO_PROPERTIES } from "../codec/properties.ts";
-import { publishTopicEnd } from "../codec/encode_publish.ts";
+import { frameLevel, publishTopicEnd } from "../codec/encode_publish.ts";
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type {
   DisconnectPacket,
@@ -705,7 +705,10 @@ function toMessage(packet: PublishPacket, topic: string, publisherId: string, no
     delete properties.topicAlias;
   }
   const expiry = properties.messageExpiryInterval;
-  const frame = properties === packet.properties && topic === packet.topic ? packet.frame : undefined;
+  let frame = properties === packet.properties && topic === packet.topic ? packet.frame : undefined;
+  const frameTopicEnd = frame === undefined ? undefined : publishTopicEnd(frame);
+  const level = frame === undefined ? undefined : frameLevel(frame, frameTopicEnd!, packet.payload);
+  if (level === undefined) frame = undefined;
   return {
     topic,
     payload: packet.payload,
@@ -713,7 +716,8 @@ function toMessage(packet: PublishPacket, topic: string, publisherId: string, no
     retain: packet.retain,
     properties,
     frame,
-    frameTopicEnd: frame === undefined ? undefined : publishTopicEnd(frame),
+    frameTopicEnd: frame === undefined ? undefined : frameTopicEnd,
+    frameLevel: level,
     publisherId,
     expiresAt: expiry === undefined ? undefined : now + expiry * 1000,
   };

@@ -1,4 +1,5 @@
 import type {
+  FrameLevel,
   Packet,
   Properties,
   ProtocolVersion,
@@ -22,10 +23,12 @@ export interface Message {
    */
   frame?: Uint8Array;
   /**
-   * Where the topic of `frame` ends (set with it): the connection forwarding the frame to each subscriber
-   * does not read it out of the frame again.
+   * Where the topic of `frame` ends and the level its layout fits (both set with it): the connection
+   * forwarding the frame to each subscriber does not work them out of the frame again. Whoever gives a
+   * message another payload drops its frame: the frame is forwarded as the message's bytes.
    */
   frameTopicEnd?: number;
+  frameLevel?: FrameLevel;
   /** Client id of the publisher ("" for messages the broker makes, such as $SYS). */
   publisherId: string;
   /** Absolute expiry in ms since the epoch (Message Expiry Interval), if any. */

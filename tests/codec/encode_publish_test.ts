@@ -8,6 +8,7 @@ import {
   encode,
   encodePublish,
   forwardableAt,
+  frameLevel,
   MqttError,
   type ProtocolVersion,
   type PublishPacket,
@@ -169,25 +170,35 @@ Deno.test("3.1 and 3.1.1 frames are interchangeable", () => {
   assert.equal(encodePublish(packet, 3), packet.frame);
 });
 
-Deno.test("forwardableAt answers for the level and QoS asked, from the topic end publishTopicEnd found", () => {
+Deno.test("frameLevel tells a 5.0 frame from a 3.1.1 one, and none once the payload no longer views the frame", () => {
   const v4 = decoded(publish(), 4);
   const v5 = decoded(publish(), 5);
   const topicEnd = 2 + 2 + "a/b".length;
   assert.equal(publishTopicEnd(v4.frame!), topicEnd);
   assert.equal(publishTopicEnd(v5.frame!), topicEnd);
-  assert.equal(forwardableAt(v4.frame!, topicEnd, v4.payload, 4, 1), topicEnd);
+  assert.equal(frameLevel(v4.frame!, topicEnd, v4.payload), 4);
+  assert.equal(frameLevel(v5.frame!, topicEnd, v5.payload), 5);
+  assert.equal(frameLevel(v5.frame!, topicEnd, v5.payload.slice()), undefined);
+  assert.equal(frameLevel(v4.frame!, topicEnd, v4.payload.slice()), undefined);
   assert.equal(
-    forwardableAt(v4.frame!, topicEnd, v4.payload, 5, 1),
-    -1,
-    "a 3.1.1 frame has no property length",
+    frameLevel(v4.frame!, topicEnd, v4.payload.subarray(0, v4.payload.length - 1)),
+    undefined,
+    "not the frame's tail",
   );
-  assert.equal(forwardableAt(v4.frame!, topicEnd, v4.payload, 3, 2), topicEnd);
-  assert.equal(forwardableAt(v4.frame!, topicEnd, v4.payload, 4, 0), -1, "the packet id would disappear");
-  assert.equal(forwardableAt(v5.frame!, topicEnd, v5.payload, 5, 1), topicEnd);
-  assert.equal(forwardableAt(v5.frame!, topicEnd, v5.payload, 4, 1), -1);
-  // A payload that no longer views the frame.
-  assert.equal(forwardableAt(v5.frame!, topicEnd, v5.payload.slice(), 5, 1), -1);
-  assert.equal(forwardableAt(v4.frame!, topicEnd, v4.payload.slice(), 4, 1), -1);
+  const qos0 = decoded(publish({ qos: 0, packetId: undefined }), 4);
+  assert.equal(frameLevel(qos0.frame!, topicEnd, qos0.payload), 4, "no packet identifier at QoS 0");
+});
+
+Deno.test("forwardableAt answers for the level and QoS asked, from the topic end and level found once", () => {
+  const v4 = decoded(publish(), 4);
+  const v5 = decoded(publish(), 5);
+  const topicEnd = publishTopicEnd(v4.frame!);
+  assert.equal(forwardableAt(v4.frame!, topicEnd, 4, 4, 1), topicEnd);
+  assert.equal(forwardableAt(v4.frame!, topicEnd, 4, 5, 1), -1, "a 3.1.1 frame has no property length");
+  assert.equal(forwardableAt(v4.frame!, topicEnd, 4, 3, 2), topicEnd);
+  assert.equal(forwardableAt(v4.frame!, topicEnd, 4, 4, 0), -1, "the packet id would disappear");
+  assert.equal(forwardableAt(v5.frame!, topicEnd, 5, 5, 1), topicEnd);
+  assert.equal(forwardableAt(v5.frame!, topicEnd, 5, 4, 1), -1);
 });
 
 Deno.test("publishTopicEnd is where the packet id starts, whatever the size of the remaining length", () => {
@@ -205,7 +216,7 @@ Deno.test("publishTopicEnd is where the packet id starts, whatever the size of t
         const at = publishTopicEnd(frame);
         const context = `level ${version}, topic ${topicLength} B, payload ${payloadSize} B`;
         assert.equal((frame[at] << 8) | frame[at + 1], packet.packetId, context);
-        assert.equal(forwardableAt(frame, at, packet.payload, version, 1), at, context);
+        assert.equal(frameLevel(frame, at, packet.payload), version, context);
       }
     }
   }
