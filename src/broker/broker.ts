@@ -811,11 +811,12 @@ export class Broker implements SessionService {
 
   #deliver(entry: SessionEntry, delivery: Delivery): void {
     const session = entry.session;
+    const message = delivery.message;
     const reader = entry.retainedReader;
     // A session whose queue's tail is in storage (a resumed one still reading its backlog) stores the
     // message in order at once instead: held and stored, it would be read back with the backlog and sent
     // again when released. It may then arrive before its topic's older retained message.
-    if (reader !== undefined && reader.waits(delivery.message.topic) && !session.storedOnly) {
+    if (reader !== undefined && reader.waits(message.topic) && !session.storedOnly) {
       // Held messages wait as a queue's would, so they are bounded like one: a client that stops reading
       // while a busy topic's retained message waits must not hold the broker's memory without end.
       const { maxQueuedMessages } = this.options.limits;

@@ -1,5 +1,5 @@
 import type { QoS } from "../codec/types.ts";
-import type { Session } from "../session/session.ts";
+import { type Session, shareFrame } from "../session/session.ts";
 import type { Delivery, Message, SessionSubscription } from "../session/types.ts";
 import { parseSharedFilter, type SharedGroup, SubscriptionTrie } from "../topic/mod.ts";
 
@@ -123,6 +123,7 @@ export class Router<T extends RouteTarget = RouteTarget> {
     const plain = this.#plainDeliveries;
     for (let i = 0; i < plain.length; i++) plain[i] = undefined;
     const count = this.#matched;
+    if (count > 1) shareFrame(message);
     const targets = this.#matchedTargets;
     const deliveries = this.#matchedDeliveries;
     for (let i = 0; i < count; i++) {

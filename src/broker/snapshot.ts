@@ -110,8 +110,8 @@ function exported(delivery: Delivery, copyOwnPayload: boolean): Delivery {
     ? {
       ...delivery.message,
       payload: delivery.message.payload.slice(),
-      frame: undefined,
-      frameTopicEnd: undefined,
+      frameBytes: undefined,
+      frameStart: undefined,
       frameLevel: undefined,
     }
     : delivery.message;

@@ -11,6 +11,7 @@ export {
   encodePublish,
   forwardableAt,
   frameLevel,
+  publishFrameLength,
   type PublishOverrides,
   publishTopicEnd,
   writeForwarded,

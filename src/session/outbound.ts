@@ -789,7 +789,9 @@ export function sharedState(limits: SessionLimits): SharedSessionState {
     drops: emptyDropCounts(),
     compact(message) {
       const payload = message.payload;
-      if (message.frame === undefined && payload.byteLength === payload.buffer.byteLength) return message;
+      if (message.frameBytes === undefined && payload.byteLength === payload.buffer.byteLength) {
+        return message;
+      }
       let copy = copies.get(message);
       if (!copy) {
         // The decoder's frames are views into shared blocks, and a kept view would pin its whole block;
@@ -797,8 +799,8 @@ export function sharedState(limits: SessionLimits): SharedSessionState {
         copy = {
           ...message,
           payload: payload.slice(),
-          frame: undefined,
-          frameTopicEnd: undefined,
+          frameBytes: undefined,
+          frameStart: undefined,
           frameLevel: undefined,
         };
         copies.set(message, copy);

@@ -1,6 +1,7 @@
 import { MqttError } from "../codec/errors.ts";
 import { NO_PROPERTIES } from "../codec/properties.ts";
-import { frameLevel, publishTopicEnd } from "../codec/encode_publish.ts";
+import { wholeBufferView } from "../codec/bytes.ts";
+import { frameLevel, publishFrameLength, publishTopicEnd } from "../codec/encode_publish.ts";
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type {
   DisconnectPacket,
@@ -695,6 +696,20 @@ export function publishAck(packet: PublishPacket): AckEffect | undefined {
 }
 
 /**
+ * Gives a message that reaches more than one client a view of its own frame (see Message.frameBytes): each
+ * copy of it to a client then reads that view whole, where a view of the shared buffer would need a view
+ * of the frame per copy. A message reaching one client keeps no view of its own: it would live until the
+ * client acknowledged, copied by every young-generation collection meanwhile.
+ */
+export function shareFrame(message: Message): void {
+  const bytes = message.frameBytes;
+  const start = message.frameStart;
+  if (bytes === undefined || start === undefined || start === 0) return;
+  message.frameBytes = bytes.subarray(start, start + publishFrameLength(bytes, start));
+  message.frameStart = 0;
+}
+
+/**
  * Strips the per-hop Topic Alias and converts Message Expiry Interval to an absolute deadline. (A client's
  * PUBLISH never reaches here with Subscription Identifiers: they are refused [MQTT-3.3.4-6].)
  */
@@ -705,18 +720,16 @@ function toMessage(packet: PublishPacket, topic: string, publisherId: string, no
     delete properties.topicAlias;
   }
   const expiry = properties.messageExpiryInterval;
-  let frame = properties === packet.properties && topic === packet.topic ? packet.frame : undefined;
-  const frameTopicEnd = frame === undefined ? undefined : publishTopicEnd(frame);
-  const level = frame === undefined ? undefined : frameLevel(frame, frameTopicEnd!, packet.payload);
-  if (level === undefined) frame = undefined;
+  const frame = properties === packet.properties && topic === packet.topic ? packet.frame : undefined;
+  const level = frame === undefined ? undefined : frameLevel(frame, publishTopicEnd(frame), packet.payload);
   return {
     topic,
     payload: packet.payload,
     qos: packet.qos,
     retain: packet.retain,
     properties,
-    frame,
-    frameTopicEnd: frame === undefined ? undefined : frameTopicEnd,
+    frameBytes: level === undefined ? undefined : wholeBufferView(frame!),
+    frameStart: level === undefined ? undefined : frame!.byteOffset,
     frameLevel: level,
     publisherId,
     expiresAt: expiry === undefined ? undefined : now + expiry * 1000,

@@ -18,16 +18,15 @@ export interface Message {
   /** v5 publish properties without the per-hop ones (topic alias, subscription identifiers). */
   properties: Properties;
   /**
-   * The frame of the decoded PUBLISH it came from (its payload a view of it; same topic and properties),
-   * for forwarding its bytes without re-encoding. Only the frame: the decoder reuses its packet object.
+   * The frame of the decoded PUBLISH it came from (same topic and properties, the payload its tail), for
+   * forwarding its bytes without re-encoding: it starts at `frameStart` of `frameBytes`, a view of the whole
+   * buffer the decoder read it into, which the messages decoded from that buffer share (see
+   * wholeBufferView), or a view of the frame alone once the message reaches several clients (see
+   * shareFrame); it is laid out for `frameLevel`. All three are set together. Whoever gives a message
+   * another payload drops its frame: the frame is forwarded as the message's bytes.
    */
-  frame?: Uint8Array;
-  /**
-   * Where the topic of `frame` ends and the level its layout fits (both set with it): the connection
-   * forwarding the frame to each subscriber does not work them out of the frame again. Whoever gives a
-   * message another payload drops its frame: the frame is forwarded as the message's bytes.
-   */
-  frameTopicEnd?: number;
+  frameBytes?: Uint8Array;
+  frameStart?: number;
   frameLevel?: FrameLevel;
   /** Client id of the publisher ("" for messages the broker makes, such as $SYS). */
   publisherId: string;

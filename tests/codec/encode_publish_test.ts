@@ -11,9 +11,11 @@ import {
   frameLevel,
   MqttError,
   type ProtocolVersion,
+  publishFrameLength,
   type PublishPacket,
   publishTopicEnd,
   ReasonCode,
+  writeForwarded,
 } from "../../src/codec/mod.ts";
 import { decodeOne } from "./support/decode_all.ts";
 
@@ -189,16 +191,43 @@ Deno.test("frameLevel tells a 5.0 frame from a 3.1.1 one, and none once the payl
   assert.equal(frameLevel(qos0.frame!, topicEnd, qos0.payload), 4, "no packet identifier at QoS 0");
 });
 
-Deno.test("forwardableAt answers for the level and QoS asked, from the topic end and level found once", () => {
+Deno.test("forwardableAt answers for the level and QoS asked, where the frame sits in a larger buffer", () => {
   const v4 = decoded(publish(), 4);
   const v5 = decoded(publish(), 5);
-  const topicEnd = publishTopicEnd(v4.frame!);
-  assert.equal(forwardableAt(v4.frame!, topicEnd, 4, 4, 1), topicEnd);
-  assert.equal(forwardableAt(v4.frame!, topicEnd, 4, 5, 1), -1, "a 3.1.1 frame has no property length");
-  assert.equal(forwardableAt(v4.frame!, topicEnd, 4, 3, 2), topicEnd);
-  assert.equal(forwardableAt(v4.frame!, topicEnd, 4, 4, 0), -1, "the packet id would disappear");
-  assert.equal(forwardableAt(v5.frame!, topicEnd, 5, 5, 1), topicEnd);
-  assert.equal(forwardableAt(v5.frame!, topicEnd, 5, 4, 1), -1);
+  const topicEnd = 2 + 2 + "a/b".length;
+  for (const [packet, level] of [[v4, 4], [v5, 5]] as const) {
+    const frame = packet.frame!;
+    const bytes = new Uint8Array(frame.length + 10);
+    bytes.set(frame, 10);
+    assert.equal(forwardableAt(bytes, 10, level, level, 1), topicEnd);
+    assert.equal(forwardableAt(bytes, 10, level, level, 2), topicEnd);
+    assert.equal(forwardableAt(bytes, 10, level, level, 0), -1, "the packet id would disappear");
+    assert.equal(publishFrameLength(bytes, 10), frame.length);
+  }
+  assert.equal(forwardableAt(v4.frame!, 0, 4, 3, 1), topicEnd, "3.1 and 3.1.1 frames are interchangeable");
+  assert.equal(forwardableAt(v4.frame!, 0, 4, 5, 1), -1, "a 3.1.1 frame has no property length");
+  assert.equal(forwardableAt(v5.frame!, 0, 5, 4, 1), -1);
+});
+
+Deno.test("writeForwarded copies the frame from where it sits, with new flags and packet id", () => {
+  // Heads copied by the loop and through a view (a 100-byte topic), and a frame that is its buffer whole.
+  for (const topic of ["a/b", "t".repeat(100)]) {
+    for (const offset of [0, 7]) {
+      const packet = decoded(publish({ topic, retain: true }), 5);
+      const frame = packet.frame!;
+      const bytes = offset === 0 ? frame : new Uint8Array(frame.length + offset);
+      if (offset > 0) bytes.set(frame, offset);
+      const target = new Uint8Array(frame.length + 3);
+      const idAt = forwardableAt(bytes, offset, 5, 5, 1);
+      writeForwarded(bytes, offset, frame.length, idAt, packet.payload, target, 3, 1, true, false, 513);
+      const forwarded = decodeOne(target.subarray(3), 5) as PublishPacket;
+      assert.deepStrictEqual(
+        fields(forwarded),
+        { ...fields(packet), dup: true, retain: false, packetId: 513 },
+        `topic of ${topic.length} B at ${offset}`,
+      );
+    }
+  }
 });
 
 Deno.test("publishTopicEnd is where the packet id starts, whatever the size of the remaining length", () => {

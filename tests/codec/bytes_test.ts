@@ -1,0 +1,29 @@
+/**
+ * wholeBufferView: the messages decoded from one slab share one view of it, and a buffer larger than a
+ * slab is never kept.
+ */
+import assert from "node:assert/strict";
+import { allocate, wholeBufferView } from "../../src/codec/bytes.ts";
+
+Deno.test("views of one slab get the same whole-buffer view, a new slab a new one", () => {
+  const first = allocate(100);
+  const second = allocate(100);
+  assert.equal(first.buffer, second.buffer, "both carved out of one slab");
+  const view = wholeBufferView(first);
+  assert.equal(view.buffer, first.buffer);
+  assert.equal(view.byteOffset, 0);
+  assert.equal(view.length, first.buffer.byteLength);
+  assert.equal(wholeBufferView(second), view);
+  const elsewhere = new Uint8Array(new ArrayBuffer(64), 8, 16);
+  const other = wholeBufferView(elsewhere);
+  assert.notEqual(other, view);
+  assert.equal(other.buffer, elsewhere.buffer);
+});
+
+Deno.test("a buffer larger than a slab gets a view of its own each time", () => {
+  const large = new Uint8Array(1 << 20);
+  const view = wholeBufferView(large.subarray(10, 20));
+  assert.equal(view.buffer, large.buffer);
+  assert.equal(view.length, large.length);
+  assert.notEqual(wholeBufferView(large.subarray(30, 40)), view);
+});
