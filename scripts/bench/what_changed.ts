@@ -444,32 +444,56 @@ export const CHANGES: Change[] = [
     after: "218–219k",
     ratio: "1.24–1.32×",
   },
+  {
+    change:
+      "Forwarding: whether a message's frame has the 5.0 or the 3.1.1 layout is found once, when the message is made, instead of per delivery from its payload view (reading a view's buffer and offset costs a call into the runtime each)",
+    measure: "fan-out QoS 1 1→100 64 B, pinned, 5 s, six alternating pairs: deliveries/s",
+    before: "2.06–2.36M",
+    after: "2.05–2.47M",
+    ratio: "1.00–1.09× per pair",
+  },
+  {
+    change:
+      "A message keeps its frame as an offset into one view of the decoder's slab (shared by the messages decoded from it) instead of a view of its own, copied out as its head and its payload view; a message that reaches several clients gets a view of its own frame once, at routing. A typed-array view is about 104 B, and a QoS 1 message's lives until its subscriber acknowledges it, copied by every scavenge meanwhile",
+    measure:
+      "QoS 1 10→10 64 B, pinned, 5 s: bytes surviving a scavenge per message and GC pauses per run (--trace-gc-nvp, four alternating pairs); msg/s (ten alternating pairs, medians); durable QoS 1, two pairs",
+    before: "200–208 B; 851–888 ms; 599k; durable 208 B, 590 ms, 275–284k",
+    after: "103–106 B; 601–616 ms; 639k; durable 107 B, 431–435 ms, 288–289k",
+    ratio: "0.51× / 0.70× / 1.07× (7 of 10 pairs faster); durable 1.01–1.05×",
+  },
 ];
 
 /** Where a peer still wins in this round's measurements, by how much and why. */
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **QoS 1 10→10: rumqttd ahead; fan-out QoS 1 a lead short of the target** (the fourteenth session's full
-  run above, two runs per case, pinned: QoS 1 10→10 553–575k against 660–670k msg/s, 0.85×, both brokers at
-  93–94 % of their core — mqtt-proxy ran 634–650k in four runs right after it; fan-out QoS 1 2.28–2.29M
-  against 2.23–2.27M deliveries/s, 1.02× where 1.2× is the target. The thirteenth session's run: 0.91× and
+- **QoS 1 10→10: rumqttd ahead; fan-out QoS 1 a lead short of the target** (the fifteenth session's full
+  run above, two runs per case, pinned: QoS 1 10→10 505–525k against 573–678k msg/s, 0.82×, both brokers at
+  92–95 % of their core — the case ran while a type-check of ours used the machine for about a minute, and
+  the machine was noisy: \`deno task bench --only mqtt-proxy,rumqttd --case q1-64 --runs 3 --layout pinned\`
+  half an hour later gave 619–718k against 711–733k, 0.94× by the medians, and one a few minutes before it
+  355–508k against 523–599k; fan-out QoS 1 2.22–2.34M against 2.21–2.28M deliveries/s, 1.02× where 1.2× is
+  the target. The fourteenth session's run: 0.85× and 1.02×; the thirteenth's: 0.91× and
   1.04×; the eleventh's: 0.91× and 0.96–0.99×. The tenth session's run,
   one run per case on a busier machine: 0.72× and 0.56×; per unit of each broker's CPU on a loaded core,
-  0.74× in both after the fourth round). A QoS 1 message still allocates about 530 B: the message
-  with its frame and payload views, the router's delivery, the acknowledgement, against rumqttd's ring of
-  offsets into one commit log per topic; a fan-out delivery about 60 B now that transient subscribers share
+  0.74× in both after the fourth round). A QoS 1 message still allocates about 520 B, most of it
+  dying young: the message and its payload view, the decoder's frame view, the router's delivery, the
+  acknowledgement, against rumqttd's ring of offsets into one commit log per topic; a fan-out delivery about 60 B now that transient subscribers share
   one delivery per message (150 B before). What is left in fan-out is mostly the floor of this design:
-  writing to the sockets (13 % of its CPU, one write per connection per turn) and copying frames into the
-  outbox (4.5 %), plus finding a frame's topic end per delivery (4.5 %). In QoS 1 10→10 GC is 15 %: a
-  scavenge's cost is its survivors, the messages waiting in the subscribers' queues — sampled at saturation,
-  382 B per message survive a minor GC: the message 112, its payload view 104, its frame view 104, the
-  router's delivery 52 (a payload view derived from the frame when needed would cut a quarter).
-- **p99 at 10k msg/s: Mosquitto lowest** (the full run above, pinned, two runs: QoS 0 Mosquitto 152–238 µs,
-  rumqttd 158–229, deno-relay 178–182, mqtt-proxy 258 µs and, in its first run, 3.87 ms — the table's 2.06 ms
-  is the two runs' median; the baseline broker had 4.0–4.7 ms in both, and four runs of mqtt-proxy right after
-  gave 219–254 µs —; QoS 1 Mosquitto 120–158 µs, mqtt-proxy 164–211, deno-relay 180–201, rumqttd 166–926. The
-  thirteenth session's run: QoS 0 Mosquitto 150–154 µs, mqtt-proxy 197–229; QoS 1 Mosquitto 133–172 µs,
+  writing to the sockets (13–16 % of its CPU, one write per connection per turn) and copying frames into
+  the outbox (4.5 %); finding whether a frame could be forwarded as it is took another 4 % per delivery until
+  the fifteenth session found it once per message. In QoS 1 10→10 GC is a fifth of
+  the core: a scavenge's cost is its survivors, the messages waiting in the subscribers' queues. Sampled at
+  saturation, 382 B per message survived a minor GC (the message 112, its payload view 104, its frame view
+  104, the router's delivery 52); since the fifteenth session a message keeps its frame as an offset into a
+  view shared by the messages of its read, and 281 B survive (payload view 104, message 102, delivery 64;
+  \`--trace-gc-nvp\`: 200 → 103 B per message copied by scavenges, GC pauses 0.70×). A payload view derived
+  from the frame when needed would take the next 104 B, but \`Message.payload\` is read in some 40 places.
+- **p99 at 10k msg/s: Mosquitto lowest** (the full run above, pinned, two runs: QoS 0 Mosquitto 137–154 µs,
+  rumqttd 182–205, deno-relay 178–205, mqtt-proxy 197–201 µs; QoS 1 Mosquitto 139–152 µs, mqtt-proxy 180–203,
+  deno-relay 193–207, rumqttd 221–647. The fourteenth session's run: QoS 0 Mosquitto 152–238 µs, mqtt-proxy
+  258 µs and, in its first run, 3.87 ms (four runs right after: 219–254 µs); QoS 1 Mosquitto 120–158 µs,
+  mqtt-proxy 164–211. The thirteenth session's run: QoS 0 Mosquitto 150–154 µs, mqtt-proxy 197–229; QoS 1 Mosquitto 133–172 µs,
   mqtt-proxy 211–233. The eleventh session's run: QoS 0 Mosquitto 92–114 µs, mqtt-proxy
   139–143; QoS 1 Mosquitto 100–125 µs, mqtt-proxy 184–217. Earlier, three runs each on a quiet machine:
   Mosquitto 0.05–0.09 ms, rumqttd 0.12–0.22, mqtt-proxy 0.18–0.31).
@@ -484,8 +508,9 @@ export const PEER_NOTES =
   run): its tail was an incremental full collection every 3.5 s, with 20 ms of marking on the broker's core,
   driven by \`Deno.Conn.read\`'s Set of pending reads, whose table V8 re-made in the old generation at every
   few reads of a long-lived socket (~114 B each); the broker now calls the runtime's read op itself.
-- **Connects per second: Mosquitto ahead** (the full run above, pinned, two runs: mqtt-proxy 19.3–20.8k,
-  Mosquitto 23.0–25.7k, deno-floor 25.8–26.8k conn/s, 0.82× by the medians; the thirteenth session's run:
+- **Connects per second: Mosquitto ahead** (the full run above, pinned, two runs: mqtt-proxy 15.8–19.7k,
+  Mosquitto 22.3–24.5k, deno-floor 26.2–28.2k conn/s, 0.76× by the medians; the fourteenth session's run:
+  mqtt-proxy 19.3–20.8k, Mosquitto 23.0–25.7k, 0.82×; the thirteenth session's run:
   mqtt-proxy 14.5–20.2k, Mosquitto 18.6–27.5k, 0.75×; the eleventh session's run:
   mqtt-proxy 21.4–23.7k, Mosquitto 27.5–28.5k, deno-floor 28.7–30.3k, 0.78–0.83×, the bare Deno server only
   1.04–1.06× Mosquitto, so the 1.5× target is above what Deno's socket layer gives here; 0.76× in the tenth
@@ -499,15 +524,16 @@ export const PEER_NOTES =
   Mosquitto used 59 % of its core and deno-floor 93 %): in the run above it connected 1.84× as fast as
   mqtt-proxy, so the broker's own connect path (decoding the CONNECT, the session and registry entry, the
   connect timer, the chain of async steps) is about half of what a connect costs, and the part left to cut.
-- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.33–4.36 KB at rest**, of which about 4.0 KB is
-  Deno's own per-socket cost (deno-floor at rest, 4.01–4.02 KB); mqtt-proxy's share above it is 314–351 B
+- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.33–4.37 KB at rest**, of which about 4.0 KB is
+  Deno's own per-socket cost (deno-floor at rest, 3.98–3.99 KB); mqtt-proxy's share above it is 347–378 B
   (target 1 KB). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
   old generation, stays until the broker has been quiet for 5 s and its memory reclaimer collects (a
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
-- **Durable QoS 1 0.50× in-memory QoS 1** in the full run above (283–284k against 553–575k msg/s pinned, where
-  in-memory QoS 1 ran low: in the partial runs back to back before it, 0.41–0.44×; unpinned 407–422k against 760–764k, 0.54×;
-  target 0.6×). The fourteenth session kept the store's window as indexed bytes and took the list and object
+- **Durable QoS 1 0.54× in-memory QoS 1** in the full run above (274–285k against 505–525k msg/s pinned, where
+  in-memory QoS 1 ran low, see above: against the 619–718k of the partial run after it, 0.41×; unpinned
+  252–310k against 557–624k; target 0.6×). The fourteenth session's run: 0.50× (283–284k against 553–575k),
+  0.41–0.44× in partial runs back to back. The fourteenth session kept the store's window as indexed bytes and took the list and object
   per durable change or waiting acknowledgement off the broker's thread (\`deno task bench --only mqtt-proxy
   --case q1-64,durable-q1 --runs 3 --layout pinned\`, back to back: 247–254k → 271–288k durable, 641–645k →
   653–665k in memory, 0.39 → 0.42×). 0.38× in the thirteenth session's run, 0.31× in the eleventh session's run, 0.39–0.40× pinned and 0.48–0.50× unpinned in alternating runs on

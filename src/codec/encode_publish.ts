@@ -13,8 +13,8 @@ import { encodeVarInt, MAX_VAR_INT, varIntLength } from "./var_int.ts";
 
 /**
  * A forwarded frame's head (fixed header, topic, packet identifier, properties) up to this many bytes is
- * copied by a loop rather than through a view made for it (a loop of 80 bytes costs about what the view
- * does, without the garbage).
+ * copied by a loop rather than through a view made for it: measured, a loop over 80 bytes took 60–70 ns
+ * and a view and `set` 47 ns, but the view is garbage each time.
  */
 const SHORT_HEAD = 64;
 

@@ -1,6 +1,6 @@
 /** The per-client MQTT session state machine. No sockets. */
 export * from "./types.ts";
-export { publishAck, Session } from "./session.ts";
+export { publishAck, Session, shareFrame } from "./session.ts";
 export { EffectList } from "./effect_list.ts";
 export { Fifo } from "./fifo.ts";
 export * from "./connect.ts";

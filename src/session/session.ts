@@ -704,8 +704,10 @@ export function publishAck(packet: PublishPacket): AckEffect | undefined {
 export function shareFrame(message: Message): void {
   const bytes = message.frameBytes;
   const start = message.frameStart;
-  if (bytes === undefined || start === undefined || start === 0) return;
-  message.frameBytes = bytes.subarray(start, start + publishFrameLength(bytes, start));
+  if (bytes === undefined || start === undefined) return;
+  const length = publishFrameLength(bytes, start);
+  if (start === 0 && length === bytes.length) return; // its own already
+  message.frameBytes = bytes.subarray(start, start + length);
   message.frameStart = 0;
 }
 

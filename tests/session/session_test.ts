@@ -1,6 +1,13 @@
 /** The session state machine alone: packets and routed messages in, effects out, no sockets. */
 import assert from "node:assert/strict";
-import type { Packet, PublishPacket, QoS } from "../../src/codec/mod.ts";
+import {
+  Decoder,
+  encode,
+  type Packet,
+  publishFrameLength,
+  type PublishPacket,
+  type QoS,
+} from "../../src/codec/mod.ts";
 import {
   type Attachment,
   type Message,
@@ -8,6 +15,7 @@ import {
   type SessionEffect,
   type SessionLimits,
   sharedState,
+  shareFrame,
 } from "../../src/session/mod.ts";
 import { takenRecords } from "../helpers/session_limits.ts";
 
@@ -400,4 +408,53 @@ Deno.test("a delivery read back from storage gives its payload's memory back onc
   assert.equal(storedQos2.payload.byteLength, 512, "QoS 2: kept until PUBCOMP");
   session.handleIn({ type: "pubcomp", packetId: 3, reasonCode: 0, properties: {} }, 0);
   assert.equal(storedQos2.payload.buffer.byteLength, 0, "freed at PUBCOMP");
+});
+
+/** The messages `session` makes of `frames`, sent in one read and decoded at `version`. */
+function decodedMessages(session: Session, frames: Uint8Array[], version: 4 | 5): Message[] {
+  const decoder = new Decoder({ maxPacketSize: 1 << 16, protocolVersion: version });
+  const read = new Uint8Array(frames.reduce((total, frame) => total + frame.length, 0));
+  let at = 0;
+  for (const frame of frames) {
+    read.set(frame, at);
+    at += frame.length;
+  }
+  decoder.push(read);
+  return frames.map(() => {
+    const [routed] = session.handleIn(decoder.next() as PublishPacket, 0);
+    assert.ok(routed.kind === "publish");
+    return routed.message;
+  });
+}
+
+Deno.test("a decoded PUBLISH's message keeps its frame as an offset into a view of the whole slab, no view of its own", () => {
+  for (const version of [4, 5] as const) {
+    const frames = [encode(publish("a/b", 1, 7), version), encode(publish("c/d", 1, 8), version)];
+    const messages = decodedMessages(connected(version), frames, version);
+    messages.forEach((message, i) => {
+      const bytes = message.frameBytes!;
+      assert.equal(bytes.byteOffset, 0, "a view of the whole buffer");
+      assert.equal(bytes.length, message.payload.buffer.byteLength);
+      assert.equal(message.frameLevel, version);
+      const start = message.frameStart!;
+      assert.deepEqual(bytes.subarray(start, start + publishFrameLength(bytes, start)), frames[i]);
+    });
+    assert.equal(messages[0].frameBytes, messages[1].frameBytes, "frames of one read share the view");
+  }
+});
+
+Deno.test("shareFrame gives a message a view of its own frame once, with the same bytes", () => {
+  const frames = [encode(publish("a/b", 1, 7), 5), encode(publish("c/d", 1, 8), 5)];
+  const message = decodedMessages(connected(5), frames, 5)[1];
+  const shared = message.frameBytes!;
+  const start = message.frameStart!;
+  assert.ok(start > 0);
+  shareFrame(message);
+  assert.equal(message.frameStart, 0);
+  assert.deepEqual(message.frameBytes, frames[1]);
+  assert.equal(message.frameBytes!.buffer, shared.buffer, "a view of the same bytes, not a copy");
+  assert.equal(message.frameBytes!.byteOffset, start);
+  const own = message.frameBytes;
+  shareFrame(message);
+  assert.equal(message.frameBytes, own, "made once");
 });
