@@ -102,22 +102,22 @@ function withoutStoredRefs(state: SessionState, copyOwnPayloads: boolean): Sessi
 }
 
 /**
- * A delivery for the snapshot: no stored ref, and a payload of its own where this node's session frees its
- * payload once acknowledged (Delivery.ownsPayload), which may happen while the snapshot is still being built.
+ * A delivery for the snapshot: no stored ref; its message without its frame, an offset into this node's
+ * decoder memory (serialized, it would carry the whole slab the frame sits in); and a payload of its own
+ * where this node's session frees its payload once acknowledged (Delivery.ownsPayload), which may happen
+ * while the snapshot is still being built.
  */
 function exported(delivery: Delivery, copyOwnPayload: boolean): Delivery {
-  const message = copyOwnPayload && delivery.ownsPayload
-    ? {
-      ...delivery.message,
-      payload: delivery.message.payload.slice(),
+  const message = delivery.message;
+  return {
+    ...delivery,
+    message: {
+      ...message,
+      payload: copyOwnPayload && delivery.ownsPayload ? message.payload.slice() : message.payload,
       frameBytes: undefined,
       frameStart: undefined,
       frameLevel: undefined,
-    }
-    : delivery.message;
-  return {
-    ...delivery,
-    message,
+    },
     storedRef: undefined,
     ownsPayload: undefined,
   };
