@@ -1,6 +1,8 @@
+import { publishPayloadLength } from "../codec/decode_publish.ts";
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type { Packet, PublishPacket } from "../codec/types.ts";
 import { EffectList } from "../session/effect_list.ts";
+import { payloadSize } from "../session/message.ts";
 import { publishAck, type Session } from "../session/session.ts";
 import { estimatedSize, type SharedSessionState, sharedState } from "../session/outbound.ts";
 import type {
@@ -457,7 +459,7 @@ export class Broker implements SessionService {
   ): Promise<void> | undefined {
     // Over the memory budget nothing new is taken (a retained delete frees memory: it is); a packet from the
     // cluster log was taken by its holder.
-    if (!fromLog && this.#overBudget(message.retain, message.payload.byteLength)) {
+    if (!fromLog && this.#overBudget(message)) {
       this.options.memoryBudget!.refused++;
       if (!ack) return undefined; // QoS 0: dropped
       return this.#refused(session, ack, overBudget());
@@ -553,10 +555,11 @@ export class Broker implements SessionService {
     return refusing;
   }
 
-  /** A rejected acknowledgement (the connection answers with the error's reason); a QoS 2 id is freed. */
   /** Over the memory budget nothing new is taken, but a retained delete, which frees memory. */
-  #overBudget(retain: boolean, payloadBytes: number): boolean {
-    return this.options.memoryBudget?.over === true && !(retain && payloadBytes === 0);
+  #overBudget(publish: Message | PublishPacket): boolean {
+    if (this.options.memoryBudget?.over !== true) return false;
+    if (!publish.retain) return true;
+    return ("type" in publish ? publishPayloadLength(publish) : payloadSize(publish)) > 0;
   }
 
   /**
@@ -566,7 +569,7 @@ export class Broker implements SessionService {
    * goes on: it adds nothing.
    */
   refusalOverBudget(session: Session, packet: PublishPacket): Effect[] | undefined {
-    if (!this.#overBudget(packet.retain, packet.payload.byteLength)) return undefined;
+    if (!this.#overBudget(packet)) return undefined;
     if (packet.qos === 2 && session.awaitingRelease.has(packet.packetId!)) return undefined;
     this.options.memoryBudget!.refused++;
     if (packet.qos === 0) return [];

@@ -5,6 +5,7 @@
  * joining node continues from exactly that point.
  */
 import type { StoredWill } from "../storage/port.ts";
+import { withoutFrame } from "../session/message.ts";
 import type { SharedSessionState } from "../session/outbound.ts";
 import type { Attachment, Delivery, Message, Permissions, SessionState } from "../session/types.ts";
 import type { Clock } from "./clock.ts";
@@ -111,13 +112,10 @@ function exported(delivery: Delivery, copyOwnPayload: boolean): Delivery {
   const message = delivery.message;
   return {
     ...delivery,
-    message: {
-      ...message,
-      payload: copyOwnPayload && delivery.ownsPayload ? message.payload.slice() : message.payload,
-      frameBytes: undefined,
-      frameStart: undefined,
-      frameLevel: undefined,
-    },
+    message: withoutFrame(
+      message,
+      copyOwnPayload && delivery.ownsPayload ? message.payload.slice() : message.payload,
+    ),
     storedRef: undefined,
     ownsPayload: undefined,
   };

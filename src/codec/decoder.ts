@@ -3,7 +3,7 @@
  * chunk is decoded straight from it; a packet split across chunks is gathered into a buffer of exactly
  * its size, allocated only after the size passed `maxPacketSize`.
  */
-import { allocate, copyBytes, copyOf, POOLED_MAX } from "./bytes.ts";
+import { allocate, copyBytes, copyOf, POOLED_MAX, wholeBufferView } from "./bytes.ts";
 import { Cursor } from "./cursor.ts";
 import {
   decodeAck,
@@ -15,11 +15,11 @@ import {
   decodeUnsubscribe,
 } from "./decode_packets.ts";
 import { decodeConnack, decodeConnect } from "./decode_connect.ts";
-import { decodePublish } from "./decode_publish.ts";
+import { DecodedPublish, decodePublish, decodePublishAt } from "./decode_publish.ts";
 import { malformed, MqttError, protocolError } from "./errors.ts";
 import { NO_PROPERTIES } from "./properties.ts";
 import { ReasonCode } from "./reason_codes.ts";
-import type { AckPacket, Packet, ProtocolVersion, PublishPacket } from "./types.ts";
+import type { AckPacket, Packet, ProtocolVersion } from "./types.ts";
 
 /** Settings of a {@link Decoder}. */
 export interface DecoderOptions {
@@ -42,7 +42,8 @@ export interface DecoderOptions {
    * the decoder reuses (one for PUBLISH, one for the acknowledgements, each made at its first use: a decoder
    * that reads one packet costs no more), valid until the next call to next(): for a caller that handles each
    * packet before it asks for the next and keeps none of them (a connection: one PUBLISH and one or two
-   * acknowledgements per QoS 1/2 message). A PUBLISH's frame, payload and strings are its own still.
+   * acknowledgements per QoS 1/2 message). A PUBLISH's frame, payload and strings are its own still; the
+   * PUBLISH is a {@link DecodedPublish}, which makes views of its frame and payload only when they are read.
    * False when absent.
    */
   reusePackets?: boolean;
@@ -96,21 +97,6 @@ function checkRemainingLength(first: number, remainingLength: number, version: P
   }
 }
 
-/** The PUBLISH a decoder with DecoderOptions.reusePackets writes every one into. */
-function reusablePublish(): PublishPacket {
-  return {
-    type: "publish",
-    topic: "",
-    payload: new Uint8Array(0),
-    qos: 0,
-    retain: false,
-    dup: false,
-    packetId: undefined,
-    properties: NO_PROPERTIES,
-    frame: undefined,
-  };
-}
-
 /** `Decoder.decodeFrame`'s chunk end for a frame that is a buffer of its own. */
 const OWNED = -1;
 /**
@@ -133,7 +119,7 @@ export class Decoder {
   readonly #reusePackets: boolean;
   /** The packets next() hands out again and again (see DecoderOptions.reusePackets), once made. */
   #ack: AckPacket<typeof ACK_TYPES[number]> | undefined;
-  #publish: PublishPacket | undefined;
+  #publish: DecodedPublish | undefined;
 
   private chunk: Uint8Array | undefined;
   /** Where the current chunk's bytes end (a read fills only the start of its buffer). */
@@ -158,9 +144,11 @@ export class Decoder {
   #run: Uint8Array | undefined;
   #runSource: Uint8Array | undefined;
   #runStart = 0;
-  /** The copy's buffer and offset: a view made from them costs less than `subarray` (no species lookup). */
-  #runBuffer: ArrayBuffer | undefined;
+  /** A view of the copy's whole buffer (see wholeBufferView), and where the copy starts in it. */
+  #runBuffer: Uint8Array | undefined;
   #runOffset = 0;
+  /** The buffer the frame {@link #ownedAt} placed last is in. */
+  #ownedBytes: Uint8Array | undefined;
 
   constructor(options: DecoderOptions) {
     this.maxPacketSize = options.maxPacketSize;
@@ -359,25 +347,35 @@ export class Decoder {
   }
 
   /**
-   * A copy of the frame at `chunk[start, start + length)`, a view of a copy of the chunk's bytes from it on
-   * (up to {@link RUN_BYTES}): the frames behind it in the same read are mostly in that copy already, and
-   * one copy per run of frames costs less than one per frame (each a buffer view, and a temporary one for
-   * the copy of more than a few bytes).
+   * A copy of the frame at `chunk[start, start + length)` that the packet owns: where it starts in
+   * `#ownedBytes`. The frame is copied with the chunk's bytes from it on (up to {@link RUN_BYTES}): the
+   * frames behind it in the same read are mostly in that copy already, and one copy per run of frames costs
+   * less than one per frame (each a buffer view, and a temporary one for the copy of more than a few bytes).
    */
-  #ownedFrame(chunk: Uint8Array, start: number, length: number, chunkEnd: number): Uint8Array {
-    const run = this.#run;
+  #ownedAt(chunk: Uint8Array, start: number, length: number, chunkEnd: number): number {
     const at = start - this.#runStart;
-    if (this.#runSource === chunk && at >= 0 && at + length <= run!.length) {
-      return new Uint8Array(this.#runBuffer!, this.#runOffset + at, length);
+    if (this.#runSource === chunk && at >= 0 && at + length <= this.#run!.length) {
+      this.#ownedBytes = this.#runBuffer;
+      return this.#runOffset + at;
     }
-    if (length >= RUN_BYTES) return copyOf(chunk, start, start + length);
+    if (length >= RUN_BYTES) {
+      this.#ownedBytes = copyOf(chunk, start, start + length);
+      return 0;
+    }
     const copied = copyOf(chunk, start, Math.min(chunkEnd, start + RUN_BYTES));
     this.#run = copied;
     this.#runSource = chunk;
     this.#runStart = start;
-    this.#runBuffer = copied.buffer as ArrayBuffer;
+    this.#runBuffer = this.#ownedBytes = wholeBufferView(copied);
     this.#runOffset = copied.byteOffset;
-    return new Uint8Array(this.#runBuffer, this.#runOffset, length);
+    return copied.byteOffset;
+  }
+
+  /** {@link #ownedAt}'s copy as a view of the frame alone, for the packets that hand out views of it. */
+  #ownedFrame(chunk: Uint8Array, start: number, length: number, chunkEnd: number): Uint8Array {
+    const at = this.#ownedAt(chunk, start, length, chunkEnd);
+    const bytes = this.#ownedBytes!;
+    return at === 0 && length === bytes.length ? bytes : new Uint8Array(bytes.buffer, at, length);
   }
 
   /**
@@ -408,17 +406,19 @@ export class Decoder {
     const type = buf[start] >> 4;
     const version = this.protocolVersion;
     // Packets that hand out binary views (or the frame itself) must own their bytes.
+    if (type === 3 && this.#reusePackets) {
+      const into = this.#publish ??= new DecodedPublish();
+      if (chunkEnd === OWNED) {
+        return decodePublishAt(buf, start, length, headerSize, version, this.#allowControls, into);
+      }
+      const at = this.#ownedAt(buf, start, length, chunkEnd);
+      return decodePublishAt(this.#ownedBytes!, at, length, headerSize, version, this.#allowControls, into);
+    }
     if (type === 3 || type === 1 || type === 2 || type === 15) {
       const frame = chunkEnd === OWNED ? buf : this.#ownedFrame(buf, start, length, chunkEnd);
       switch (type) {
         case 3:
-          return decodePublish(
-            frame,
-            headerSize,
-            version,
-            this.#allowControls,
-            this.#reusePackets ? this.#publish ??= reusablePublish() : undefined,
-          );
+          return decodePublish(frame, headerSize, version, this.#allowControls);
         case 1:
           return this.decodeConnect(frame, headerSize, length);
         case 2:

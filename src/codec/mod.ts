@@ -6,11 +6,13 @@ export * from "./types.ts";
 export * from "./errors.ts";
 export * from "./reason_codes.ts";
 export { Decoder, type DecoderOptions } from "./decoder.ts";
+export { DecodedPublish, publishPayloadLength } from "./decode_publish.ts";
 export { encode, encodedLength } from "./encode_packets.ts";
 export {
   encodePublish,
   forwardableAt,
   frameLevel,
+  publishEncodedLength,
   publishFrameLength,
   type PublishOverrides,
   publishTopicEnd,

@@ -1045,9 +1045,12 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
     // A payload read back from storage is freed once acknowledged (Delivery.ownsPayload): a client that
     // acknowledged a packet id before the PUBLISH left the backlog has nothing left to be sent. A view of a
     // freed buffer is empty; `detached` (a call into the runtime, ~3 % of a fan-out's CPU) is asked only then.
-    const payload = message.payload;
-    if (payload.length === 0 && (payload.buffer as ArrayBuffer).detached) return;
+    // A message with a frame came from a client, not from storage (and reading its payload makes a view).
     const bytes = message.frameBytes;
+    if (bytes === undefined) {
+      const payload = message.payload;
+      if (payload.length === 0 && (payload.buffer as ArrayBuffer).detached) return;
+    }
     const start = message.frameStart;
     const level = message.frameLevel;
     const sameProperties = properties === message.properties && topic === message.topic;
@@ -1058,7 +1061,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         const length = publishFrameLength(bytes, start);
         const outbox = this.#out();
         const at = outbox.reserve(length);
-        writeForwarded(bytes, start, length, idAt, payload, outbox.buffer, at, qos, dup, retain, packetId);
+        writeForwarded(bytes, start, length, idAt, outbox.buffer, at, qos, dup, retain, packetId);
         return;
       }
     }
@@ -1066,7 +1069,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       {
         type: "publish",
         topic: message.topic,
-        payload,
+        payload: message.payload,
         qos: message.qos,
         retain: message.retain,
         dup: false,

@@ -1,7 +1,8 @@
-import { encodedLength } from "../codec/mod.ts";
-import type { Properties, ProtocolVersion, QoS } from "../codec/types.ts";
+import { publishEncodedLength } from "../codec/encode_publish.ts";
+import type { Properties, QoS } from "../codec/types.ts";
 import { Fifo } from "./fifo.ts";
 import { InflightTable } from "./inflight_table.ts";
+import { payloadSize, withoutFrame } from "./message.ts";
 import type {
   Attachment,
   Delivery,
@@ -266,7 +267,7 @@ export class OutboundFlow {
     for (const { delivery, qos, stage, packetId } of deliveries) {
       if (stage === "queued" || packetId === undefined) {
         entries++;
-        bytes += delivery.message.payload.byteLength + delivery.message.topic.length;
+        bytes += payloadSize(delivery.message) + delivery.message.topic.length;
         this.restore(delivery, qos, "queued");
       } else if (!this.#attachment) {
         this.restore(delivery, qos, stage, packetId);
@@ -633,7 +634,7 @@ export class OutboundFlow {
       }
     }
     if (attachment.maximumPacketSize !== undefined) {
-      const size = publishSize(topic, message.payload, qos, properties, version);
+      const size = publishEncodedLength(topic, payloadSize(message), qos, properties, version);
       if (size > attachment.maximumPacketSize) {
         this.drops.tooLarge++;
         return false;
@@ -751,7 +752,7 @@ function uncountOldestStored(stored: StoredCounts): void {
 
 /** What a delivery counts against the queue's limits: its payload and topic. */
 function entrySize(delivery: Delivery): number {
-  return delivery.message.payload.byteLength + delivery.message.topic.length;
+  return payloadSize(delivery.message) + delivery.message.topic.length;
 }
 
 /**
@@ -796,13 +797,7 @@ export function sharedState(limits: SessionLimits): SharedSessionState {
       if (!copy) {
         // The decoder's frames are views into shared blocks, and a kept view would pin its whole block;
         // forwarding the copy re-encodes instead of reusing the frame.
-        copy = {
-          ...message,
-          payload: payload.slice(),
-          frameBytes: undefined,
-          frameStart: undefined,
-          frameLevel: undefined,
-        };
+        copy = withoutFrame(message, payload.slice());
         copies.set(message, copy);
       }
       return copy;
@@ -838,26 +833,4 @@ function withHopProperties(base: Properties, delivery: Delivery, now: number): P
     properties.messageExpiryInterval = Math.max(0, Math.ceil((expiresAt - now) / 1000));
   }
   return properties;
-}
-
-function publishSize(
-  topic: string,
-  payload: Uint8Array,
-  qos: QoS,
-  properties: Properties,
-  version: ProtocolVersion,
-): number {
-  return encodedLength(
-    {
-      type: "publish",
-      topic,
-      payload,
-      qos,
-      retain: false,
-      dup: false,
-      packetId: qos ? 1 : undefined,
-      properties,
-    },
-    version,
-  );
 }

@@ -1,6 +1,7 @@
 import { MqttError } from "../codec/errors.ts";
 import { NO_PROPERTIES } from "../codec/properties.ts";
 import { wholeBufferView } from "../codec/bytes.ts";
+import { DecodedPublish } from "../codec/decode_publish.ts";
 import { frameLevel, publishFrameLength, publishTopicEnd } from "../codec/encode_publish.ts";
 import { ReasonCode } from "../codec/reason_codes.ts";
 import type {
@@ -13,6 +14,7 @@ import type {
 } from "../codec/types.ts";
 import { hasWildcard, parseSharedFilter, validateTopicFilter, validateTopicName } from "../topic/mod.ts";
 import { EffectList } from "./effect_list.ts";
+import { FramedMessage } from "./message.ts";
 import {
   deliveryQos,
   emptyFlowRecord,
@@ -713,7 +715,8 @@ export function shareFrame(message: Message): void {
 
 /**
  * Strips the per-hop Topic Alias and converts Message Expiry Interval to an absolute deadline. (A client's
- * PUBLISH never reaches here with Subscription Identifiers: they are refused [MQTT-3.3.4-6].)
+ * PUBLISH never reaches here with Subscription Identifiers: they are refused [MQTT-3.3.4-6].) A message
+ * whose topic and properties are the frame's keeps the frame for forwarding (see FramedMessage).
  */
 function toMessage(packet: PublishPacket, topic: string, publisherId: string, now: number): Message {
   let properties = packet.properties;
@@ -721,19 +724,44 @@ function toMessage(packet: PublishPacket, topic: string, publisherId: string, no
     properties = { ...properties };
     delete properties.topicAlias;
   }
+  const { qos, retain } = packet;
   const expiry = properties.messageExpiryInterval;
-  const frame = properties === packet.properties && topic === packet.topic ? packet.frame : undefined;
-  const level = frame === undefined ? undefined : frameLevel(frame, publishTopicEnd(frame), packet.payload);
-  return {
-    topic,
-    payload: packet.payload,
-    qos: packet.qos,
-    retain: packet.retain,
-    properties,
-    frameBytes: level === undefined ? undefined : wholeBufferView(frame!),
-    frameStart: level === undefined ? undefined : frame!.byteOffset,
-    frameLevel: level,
-    publisherId,
-    expiresAt: expiry === undefined ? undefined : now + expiry * 1000,
-  };
+  const expiresAt = expiry === undefined ? undefined : now + expiry * 1000;
+  if (properties === packet.properties && topic === packet.topic) {
+    if (packet instanceof DecodedPublish) {
+      const { frameBytes, frameStart, payloadOffset } = packet;
+      const level = packet.frameLevel;
+      return new FramedMessage(
+        topic,
+        qos,
+        retain,
+        properties,
+        frameBytes,
+        frameStart,
+        level,
+        publisherId,
+        expiresAt,
+        payloadOffset,
+      );
+    }
+    const { frame, payload } = packet;
+    const level = frame === undefined ? undefined : frameLevel(frame, publishTopicEnd(frame), payload);
+    if (level !== undefined) {
+      const offset = payload.byteOffset - frame!.byteOffset;
+      const bytes = wholeBufferView(frame!);
+      return new FramedMessage(
+        topic,
+        qos,
+        retain,
+        properties,
+        bytes,
+        frame!.byteOffset,
+        level,
+        publisherId,
+        expiresAt,
+        offset,
+      );
+    }
+  }
+  return { topic, payload: packet.payload, qos, retain, properties, publisherId, expiresAt };
 }

@@ -12,6 +12,10 @@ import type {
 /** An application message as the broker routes and stores it. */
 export interface Message {
   topic: string;
+  /**
+   * A message made from a client's PUBLISH reads it from its frame (see FramedMessage), a view made each
+   * time: where only its size is needed, ask payloadSize.
+   */
   payload: Uint8Array;
   qos: QoS;
   retain: boolean;
@@ -22,8 +26,8 @@ export interface Message {
    * forwarding its bytes without re-encoding: it starts at `frameStart` of `frameBytes`, a view of the whole
    * buffer the decoder read it into, which the messages decoded from that buffer share (see
    * wholeBufferView), or a view of the frame alone once the message reaches several clients (see
-   * shareFrame); it is laid out for `frameLevel`. All three are set together. Whoever gives a message
-   * another payload drops its frame: the frame is forwarded as the message's bytes.
+   * shareFrame); it is laid out for `frameLevel`. All three are set together. A copy of a message with
+   * another payload has no frame (see withoutFrame): the frame is forwarded as the message's bytes.
    */
   frameBytes?: Uint8Array;
   frameStart?: number;

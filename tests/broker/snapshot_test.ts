@@ -21,6 +21,11 @@ Deno.test("a session's exported delivery carries its message's payload, not the 
     const message = inflight.delivery.message;
     assert.equal(new TextDecoder().decode(message.payload), "kept in flight");
     assert.equal(message.frameBytes, undefined, "the frame is this node's memory, not the message's");
+    assert.deepEqual(
+      Object.keys(message).sort(),
+      ["expiresAt", "payload", "properties", "publisherId", "qos", "retain", "topic"],
+      "a plain message: nothing of the decoder's (the payload's place in the frame) goes with it",
+    );
     let bytes = 0;
     const writer = new SnapshotWriter(1 << 20, (piece, last) => {
       if (last) bytes = piece.length;

@@ -4,12 +4,14 @@
  */
 import assert from "node:assert/strict";
 import {
+  DecodedPublish,
   Decoder,
   encode,
   MqttError,
   type Packet,
   type ProtocolVersion,
   type PublishPacket,
+  publishPayloadLength,
   ReasonCode,
 } from "../../src/codec/mod.ts";
 import { canonical } from "./support/canonical.ts";
@@ -342,4 +344,76 @@ Deno.test("reusePackets: PUBLISHes come back as one object, each with its own fr
   ]);
   assert.deepEqual([...firstFrame], [...encode(packets[0], 4)], "the first frame is left as it was");
   assert.deepEqual([...firstPayload], [1, 2]);
+});
+
+Deno.test("reusePackets: a PUBLISH keeps its place in the read's copy, and its frame and payload read from there equal a fresh decoder's", () => {
+  // Both layouts (5.0 with and without properties), QoS 0 and 1, several frames in one read (one copy of
+  // the read shared by their packets), a frame split across two reads, and one larger than a copied run.
+  for (const version of [4, 5] as const) {
+    const packets: PublishPacket[] = [
+      {
+        type: "publish",
+        topic: "a",
+        payload: new Uint8Array([1]),
+        qos: 0,
+        retain: false,
+        dup: false,
+        properties: {},
+      },
+      {
+        type: "publish",
+        topic: "b/c",
+        payload: new Uint8Array(300).fill(2),
+        qos: 1,
+        packetId: 9,
+        retain: true,
+        dup: false,
+        properties: version === 5 ? { contentType: "x" } : {},
+      },
+      {
+        type: "publish",
+        topic: "d",
+        payload: new Uint8Array(0),
+        qos: 1,
+        packetId: 3,
+        retain: false,
+        dup: true,
+        properties: {},
+      },
+    ];
+    const frames = packets.map((packet) => encode(packet, version));
+    const big = encode({ ...packets[1], payload: new Uint8Array(5000).fill(5) }, version);
+    const read = new Uint8Array([...frames.flatMap((frame) => [...frame]), ...big.subarray(0, 10)]);
+    const reusing = new Decoder({ maxPacketSize: 1 << 16, protocolVersion: version, reusePackets: true });
+    reusing.push(read);
+    const views: Uint8Array[] = [];
+    for (const frame of frames) {
+      const packet = reusing.next() as DecodedPublish;
+      assert.ok(packet instanceof DecodedPublish);
+      const fresh = new Decoder({ maxPacketSize: 1 << 16, protocolVersion: version });
+      fresh.push(frame);
+      const expected = fresh.next() as PublishPacket;
+      assert.deepEqual(packet.frame, frame);
+      assert.deepEqual(packet.payload, expected.payload);
+      assert.equal(publishPayloadLength(packet), expected.payload.length);
+      assert.equal(packet.frameLevel, version, "the layout of the frame");
+      assert.deepEqual(
+        [packet.topic, packet.qos, packet.retain, packet.dup, packet.packetId, packet.properties],
+        [expected.topic, expected.qos, expected.retain, expected.dup, expected.packetId, expected.properties],
+      );
+      assert.equal(packet.frameBytes.byteOffset, 0, "a view of the whole buffer");
+      views.push(packet.frameBytes);
+    }
+    assert.ok(views.every((view) => view === views[0]), "one view for the frames of one read");
+    reusing.push(big.subarray(10));
+    const split = reusing.next() as DecodedPublish;
+    assert.deepEqual(split.frame, big);
+    assert.deepEqual(split.payload, new Uint8Array(5000).fill(5));
+    assert.equal(publishPayloadLength(split), 5000);
+    const whole = new Decoder({ maxPacketSize: 1 << 16, protocolVersion: version, reusePackets: true });
+    whole.push(big);
+    const large = whole.next() as DecodedPublish;
+    assert.deepEqual(large.frame, big, "a frame larger than a copied run");
+    assert.deepEqual(large.payload, new Uint8Array(5000).fill(5));
+  }
 });

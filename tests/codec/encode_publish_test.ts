@@ -10,7 +10,9 @@ import {
   forwardableAt,
   frameLevel,
   MqttError,
+  type Properties,
   type ProtocolVersion,
+  publishEncodedLength,
   publishFrameLength,
   type PublishPacket,
   publishTopicEnd,
@@ -210,8 +212,9 @@ Deno.test("forwardableAt answers for the level and QoS asked, where the frame si
 });
 
 Deno.test("writeForwarded copies the frame from where it sits, with new flags and packet id", () => {
-  // Heads copied by the loop and through a view (a 100-byte topic), and a frame that is its buffer whole.
-  for (const topic of ["a/b", "t".repeat(100)]) {
+  // Frames inside a larger buffer copied by the loop (up to 256 bytes) and through a view (a 300-byte
+  // topic), and a frame that is its buffer whole.
+  for (const topic of ["a/b", "t".repeat(100), "t".repeat(300)]) {
     for (const offset of [0, 7]) {
       const packet = decoded(publish({ topic, retain: true }), 5);
       const frame = packet.frame!;
@@ -219,13 +222,37 @@ Deno.test("writeForwarded copies the frame from where it sits, with new flags an
       if (offset > 0) bytes.set(frame, offset);
       const target = new Uint8Array(frame.length + 3);
       const idAt = forwardableAt(bytes, offset, 5, 5, 1);
-      writeForwarded(bytes, offset, frame.length, idAt, packet.payload, target, 3, 1, true, false, 513);
+      writeForwarded(bytes, offset, frame.length, idAt, target, 3, 1, true, false, 513);
       const forwarded = decodeOne(target.subarray(3), 5) as PublishPacket;
       assert.deepStrictEqual(
         fields(forwarded),
         { ...fields(packet), dup: true, retain: false, packetId: 513 },
         `topic of ${topic.length} B at ${offset}`,
       );
+    }
+  }
+});
+
+Deno.test("publishEncodedLength is the size encode gives, without the payload's bytes", () => {
+  // Remaining lengths across the 1/2/3-byte boundaries, with and without properties, at every level.
+  for (const version of [3, 4, 5] as const) {
+    for (const qos of [0, 1] as const) {
+      for (const payloadLength of [0, 100, 120, 16_370, 16_400]) {
+        const variants: Properties[] = [{}, { contentType: "text/plain", userProperties: [["k", "v"]] }];
+        for (const properties of variants) {
+          const packet = publish({
+            payload: new Uint8Array(payloadLength),
+            qos,
+            packetId: qos > 0 ? 1 : undefined,
+            properties,
+          });
+          assert.equal(
+            publishEncodedLength(packet.topic, payloadLength, qos, properties, version),
+            encode(packet, version).length,
+            `${version} QoS ${qos} ${payloadLength} B ${Object.keys(properties).length} properties`,
+          );
+        }
+      }
     }
   }
 });

@@ -10,12 +10,15 @@ import {
 } from "../../src/codec/mod.ts";
 import {
   type Attachment,
+  FramedMessage,
   type Message,
+  payloadSize,
   Session,
   type SessionEffect,
   type SessionLimits,
   sharedState,
   shareFrame,
+  withoutFrame,
 } from "../../src/session/mod.ts";
 import { takenRecords } from "../helpers/session_limits.ts";
 
@@ -410,9 +413,17 @@ Deno.test("a delivery read back from storage gives its payload's memory back onc
   assert.equal(storedQos2.payload.buffer.byteLength, 0, "freed at PUBCOMP");
 });
 
-/** The messages `session` makes of `frames`, sent in one read and decoded at `version`. */
-function decodedMessages(session: Session, frames: Uint8Array[], version: 4 | 5): Message[] {
-  const decoder = new Decoder({ maxPacketSize: 1 << 16, protocolVersion: version });
+/**
+ * The messages `session` makes of `frames`, sent in one read and decoded at `version`, by a decoder that
+ * reuses its packets (as a connection's does) or one that does not.
+ */
+function decodedMessages(
+  session: Session,
+  frames: Uint8Array[],
+  version: 4 | 5,
+  reusePackets = true,
+): Message[] {
+  const decoder = new Decoder({ maxPacketSize: 1 << 16, protocolVersion: version, reusePackets });
   const read = new Uint8Array(frames.reduce((total, frame) => total + frame.length, 0));
   let at = 0;
   for (const frame of frames) {
@@ -428,9 +439,9 @@ function decodedMessages(session: Session, frames: Uint8Array[], version: 4 | 5)
 }
 
 Deno.test("a decoded PUBLISH's message keeps its frame as an offset into a view of the whole slab, no view of its own", () => {
-  for (const version of [4, 5] as const) {
+  for (const [version, reusePackets] of [[4, true], [5, true], [4, false], [5, false]] as const) {
     const frames = [encode(publish("a/b", 1, 7), version), encode(publish("c/d", 1, 8), version)];
-    const messages = decodedMessages(connected(version), frames, version);
+    const messages = decodedMessages(connected(version), frames, version, reusePackets);
     messages.forEach((message, i) => {
       const bytes = message.frameBytes!;
       assert.equal(bytes.byteOffset, 0, "a view of the whole buffer");
@@ -441,6 +452,43 @@ Deno.test("a decoded PUBLISH's message keeps its frame as an offset into a view 
     });
     assert.equal(messages[0].frameBytes, messages[1].frameBytes, "frames of one read share the view");
   }
+});
+
+Deno.test("a decoded PUBLISH's message reads its payload from its frame, before and after shareFrame", () => {
+  for (const reusePackets of [true, false]) {
+    const payload = new Uint8Array(300).map((_, i) => i);
+    const frames = [
+      encode(publish("a/b", 1, 7), 5),
+      encode({ ...publish("c/d", 1, 8), payload, properties: { contentType: "x" } }, 5),
+    ];
+    const message = decodedMessages(connected(5), frames, 5, reusePackets)[1];
+    assert.ok(message instanceof FramedMessage);
+    assert.deepEqual(message.payload, payload);
+    assert.equal(payloadSize(message), 300);
+    shareFrame(message);
+    assert.deepEqual(message.payload, payload);
+    assert.equal(payloadSize(message), 300);
+    const copy = withoutFrame(message, message.payload.slice());
+    assert.deepEqual(copy, {
+      topic: "c/d",
+      payload,
+      qos: 1,
+      retain: false,
+      properties: { contentType: "x" },
+      publisherId: "c1",
+      expiresAt: undefined,
+    });
+  }
+});
+
+Deno.test("a PUBLISH whose topic came by alias makes a message with a payload of its own and no frame", () => {
+  const session = connected(5);
+  const frame = encode({ ...publish("a/b", 1, 7), properties: { topicAlias: 1 } }, 5);
+  const [message] = decodedMessages(session, [frame], 5);
+  assert.ok(!(message instanceof FramedMessage));
+  assert.equal(message.frameBytes, undefined);
+  assert.deepEqual([message.topic, message.properties], ["a/b", {}]);
+  assert.deepEqual(message.payload, publish("a/b", 1, 7).payload);
 });
 
 Deno.test("shareFrame gives a message a view of its own frame once, with the same bytes", () => {
