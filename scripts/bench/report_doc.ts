@@ -11,7 +11,7 @@ import {
   LATENCY_RATE,
   QOS1_INFLIGHT,
 } from "./cases.ts";
-import { GENERATOR_BOUND_PCT, LATENCY_WARMUP_S } from "./generator.ts";
+import { COALESCE_US, GENERATOR_BOUND_PCT, LATENCY_WARMUP_S } from "./generator.ts";
 import {
   bestPeer,
   bytes,
@@ -372,7 +372,10 @@ ${whatChangedSection(input)}
     QOS1_INFLIGHT.toLocaleString("en-US")
   }
   PUBLISHes unacknowledged: deep enough that every broker's core stays busy, below the per-client queues that
-  would drop. p50/p99 there are queueing delays at saturation, not latency.
+  would drop. The generator pauses ${COALESCE_US} µs between polls there, so that its reads and writes batch
+  (until 2026-12-06 500 µs, which left the fastest brokers' cores 8–13 % idle at QoS 1: their subscribers'
+  in-flight windows waited for the next poll's acknowledgements). p50/p99 there are queueing delays at
+  saturation, not latency.
 - **Latency** runs send a fixed ${
     LATENCY_RATE.toLocaleString("en-US")
   } msg/s over 10 publishers (10→10, 64 B) for the run's duration plus ${LATENCY_WARMUP_S} s first; latency counts
