@@ -479,29 +479,28 @@ export const CHANGES: Change[] = [
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **QoS 1 10→10: rumqttd ahead; fan-out QoS 1 a lead short of the target** (the fifteenth session's full
-  run above, two runs per case, pinned: QoS 1 10→10 505–525k against 573–678k msg/s, 0.82×, both brokers at
-  92–95 % of their core — the case ran while a type-check of ours used the machine for about a minute, and
-  the machine was noisy: \`deno task bench --only mqtt-proxy,rumqttd --case q1-64 --runs 3 --layout pinned\`
-  half an hour later gave 619–718k against 711–733k, 0.94× by the medians, and one a few minutes before it
-  355–508k against 523–599k; fan-out QoS 1 2.22–2.34M against 2.21–2.28M deliveries/s, 1.02× where 1.2× is
-  the target. The fourteenth session's run: 0.85× and 1.02×; the thirteenth's: 0.91× and
-  1.04×; the eleventh's: 0.91× and 0.96–0.99×. The tenth session's run,
-  one run per case on a busier machine: 0.72× and 0.56×; per unit of each broker's CPU on a loaded core,
-  0.74× in both after the fourth round). A QoS 1 message still allocates about 520 B, most of it
-  dying young: the message and its payload view, the decoder's frame view, the router's delivery, the
-  acknowledgement, against rumqttd's ring of offsets into one commit log per topic; a fan-out delivery about 60 B now that transient subscribers share
-  one delivery per message (150 B before). What is left in fan-out is mostly the floor of this design:
-  writing to the sockets (13–16 % of its CPU, one write per connection per turn) and copying frames into
-  the outbox (4.5 %); finding whether a frame could be forwarded as it is took another 4 % per delivery until
-  the fifteenth session found it once per message. In QoS 1 10→10 GC is a fifth of
-  the core: a scavenge's cost is its survivors, the messages waiting in the subscribers' queues. Sampled at
-  saturation, 382 B per message survived a minor GC (the message 112, its payload view 104, its frame view
-  104, the router's delivery 52); since the fifteenth session a message keeps its frame as an offset into a
-  view shared by the messages of its read, and 281 B survive (payload view 104, message 102, delivery 64;
-  \`--trace-gc-nvp\`: 200 → 103 B per message copied by scavenges, GC pauses 0.70×). A payload view derived
-  from the frame when needed would take the next 104 B, but \`Message.payload\` is read in some 40 places.
-- **p99 at 10k msg/s: Mosquitto lowest** (the full run above, pinned, two runs: QoS 0 Mosquitto 137–154 µs,
+- **QoS 1 10→10 a lead short of the target; fan-out QoS 1 even; fan-in QoS 1 rumqttd ahead** (the sixteenth
+  session's full run above, two runs per case, pinned: QoS 1 10→10 958–962k against 751–770k msg/s, 1.26×
+  where 1.3× is the target, both brokers at 98 % of their core; fan-out QoS 1 2.19–2.22M against 2.26–2.27M
+  deliveries/s, 0.97×, both at 100 %; fan-in QoS 1 251–261k against 279–282k, 0.91×, with mqtt-proxy at 38–40 %
+  of its core and rumqttd at 42–46 %: there one subscriber's 100 messages in flight set the pace, so the case
+  measures how soon a broker answers a batch of PUBACKs with the next PUBLISHes, not its throughput. The
+  fifteenth session's run: QoS 1 10→10 0.82× (0.94× in a clean partial run), fan-out 1.02×, fan-in 0.98×;
+  the fourteenth's: 0.85× and 1.02×; the eleventh's: 0.91× and 0.96–0.99×.) What moved QoS 1: since the
+  sixteenth session neither the decoder's PUBLISH nor the message made from it has a view of the frame or
+  the payload (they keep offsets into the read's copy): 520 → 311 B allocated per message, and with a
+  scavenge every ~25k messages instead of every ~14k a message in flight no longer lives through two of them,
+  so what is promoted fell from ~100 B per message to ~2 (GC pauses halved). Until this run the generator
+  paused 500 µs between polls, which left both brokers' cores 8–13 % idle in this case (the subscribers'
+  windows waited for the next poll's PUBACKs); at 200 µs both are saturated. What is left in QoS 1 10→10:
+  writing to the sockets (12 % of the core), copying each frame into the outbox by a loop (11 %; a view and
+  \`set\` per copy cost as much in garbage), matching the topic (5 %), GC (8 %). In fan-out it is mostly the
+  floor of this design: one write per connection per turn (13–17 %), the in-flight table and the queue per
+  delivery (about 13 %), decoding 100 PUBACKs per message (6 %), rumqttd's ring of offsets into one commit
+  log per topic against our delivery per subscriber.
+- **p99 at 10k msg/s: Mosquitto lowest** (the full run above, pinned, two runs: QoS 0 Mosquitto 174–186 µs,
+  rumqttd 190 and 1,114, deno-relay 209–219, mqtt-proxy 211–213 µs; QoS 1 Mosquitto 141–156 µs, rumqttd
+  211–217, mqtt-proxy 217 and 303, deno-relay 252–307. The fifteenth session's run: QoS 0 Mosquitto 137–154 µs,
   rumqttd 182–205, deno-relay 178–205, mqtt-proxy 197–201 µs; QoS 1 Mosquitto 139–152 µs, mqtt-proxy 180–203,
   deno-relay 193–207, rumqttd 221–647. The fourteenth session's run: QoS 0 Mosquitto 152–238 µs, mqtt-proxy
   258 µs and, in its first run, 3.87 ms (four runs right after: 219–254 µs); QoS 1 Mosquitto 120–158 µs,
@@ -520,8 +519,9 @@ export const PEER_NOTES =
   run): its tail was an incremental full collection every 3.5 s, with 20 ms of marking on the broker's core,
   driven by \`Deno.Conn.read\`'s Set of pending reads, whose table V8 re-made in the old generation at every
   few reads of a long-lived socket (~114 B each); the broker now calls the runtime's read op itself.
-- **Connects per second: Mosquitto ahead** (the full run above, pinned, two runs: mqtt-proxy 15.8–19.7k,
-  Mosquitto 22.3–24.5k, deno-floor 26.2–28.2k conn/s, 0.76× by the medians; the fourteenth session's run:
+- **Connects per second: Mosquitto ahead** (the full run above, pinned, two runs: mqtt-proxy 18.2–20.1k,
+  Mosquitto 18.9–27.1k, deno-floor 23.7–26.4k conn/s, 0.83× by the medians; the fifteenth session's run:
+  mqtt-proxy 15.8–19.7k, Mosquitto 22.3–24.5k, deno-floor 26.2–28.2k, 0.76×; the fourteenth session's run:
   mqtt-proxy 19.3–20.8k, Mosquitto 23.0–25.7k, 0.82×; the thirteenth session's run:
   mqtt-proxy 14.5–20.2k, Mosquitto 18.6–27.5k, 0.75×; the eleventh session's run:
   mqtt-proxy 21.4–23.7k, Mosquitto 27.5–28.5k, deno-floor 28.7–30.3k, 0.78–0.83×, the bare Deno server only
@@ -542,9 +542,14 @@ export const PEER_NOTES =
   old generation, stays until the broker has been quiet for 5 s and its memory reclaimer collects (a
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
-- **Durable QoS 1 0.54× in-memory QoS 1** in the full run above (274–285k against 505–525k msg/s pinned, where
+- **Durable QoS 1 0.27× in-memory QoS 1** in the full run above (251–261k against 958–962k msg/s pinned;
+  target 0.6×): the ratio fell because in-memory QoS 1 rose by half in this session, while durable, which
+  also writes and cancels four store operations per message, gained a few per cent. \`deno task bench --only
+  mqtt-proxy --case durable-q1 --runs 1 --layout pinned\` twice right after gave 387–389k (0.40×), and twice
+  with the generator's former 500 µs pause 365–371k: the full run's figure is low for this machine. The
+  fifteenth session's run: 0.54× (274–285k against 505–525k msg/s pinned, where
   in-memory QoS 1 ran low, see above: against the 619–718k of the partial run after it, 0.41×; unpinned
-  252–310k against 557–624k; target 0.6×). The fourteenth session's run: 0.50× (283–284k against 553–575k),
+  252–310k against 557–624k). The fourteenth session's run: 0.50× (283–284k against 553–575k),
   0.41–0.44× in partial runs back to back. The fourteenth session kept the store's window as indexed bytes and took the list and object
   per durable change or waiting acknowledgement off the broker's thread (\`deno task bench --only mqtt-proxy
   --case q1-64,durable-q1 --runs 3 --layout pinned\`, back to back: 247–254k → 271–288k durable, 641–645k →
