@@ -579,6 +579,7 @@ export class Broker implements SessionService {
     return [{ kind: "ack", type, packetId: packet.packetId!, reasonCode: 0, durable }];
   }
 
+  /** A rejected acknowledgement (the connection answers with the error's reason); a QoS 2 id is freed. */
   #refused(session: Session, ack: AckEffect, error: unknown): Promise<void> {
     if (ack.type === "pubrec") {
       session.refuseInbound(ack.packetId);
