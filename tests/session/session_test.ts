@@ -481,7 +481,7 @@ Deno.test("a decoded PUBLISH's message reads its payload from its frame, before 
   }
 });
 
-Deno.test("a PUBLISH whose topic came by alias makes a message with a payload of its own and no frame", () => {
+Deno.test("a PUBLISH whose topic came by alias makes a plain message with no frame to forward (its topic is not the frame's)", () => {
   const session = connected(5);
   const frame = encode({ ...publish("a/b", 1, 7), properties: { topicAlias: 1 } }, 5);
   const [message] = decodedMessages(session, [frame], 5);
