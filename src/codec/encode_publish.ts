@@ -2,7 +2,7 @@
  * PUBLISH encoding, including forwarding: a decoded PUBLISH keeps its whole frame, so forwarding it to a
  * subscriber only patches the fixed-header flags and the packet identifier instead of re-encoding.
  */
-import { allocate, copyBytes, copyOf } from "./bytes.ts";
+import { allocate, copyBytes, copyOf, copyWords, wholeBufferWords } from "./bytes.ts";
 import { malformed, MqttError, protocolError } from "./errors.ts";
 import { emitProperties, hasProperties, PropertyScope } from "./properties.ts";
 import { ReasonCode } from "./reason_codes.ts";
@@ -12,10 +12,10 @@ import { MAX_STRING_BYTES, utf8Length, writeUtf8 } from "./utf8.ts";
 import { encodeVarInt, MAX_VAR_INT, varIntLength } from "./var_int.ts";
 
 /**
- * A forwarded frame of up to this many bytes that is part of a larger buffer is copied by a loop rather
- * than through a view made for it: measured, a loop over 80 bytes took 60–130 ns and a view and `set`
- * 45 ns, but the view is about 100 B of garbage each time; in QoS 1 10→10 the two gave the same
- * throughput, the loop with a fifth less time in GC.
+ * A forwarded frame of up to this many bytes that is part of a larger buffer is copied by words
+ * ({@link copyWords}) rather than through a view made for it: a view and `set` took 45 ns over 80 bytes,
+ * but the view is about 100 B of garbage each time (in QoS 1 10→10 a loop over the bytes, 60–130 ns, gave
+ * the same throughput with a fifth less time in GC; copying by words, 35 ns, 5–6 % more).
  */
 const SHORT_FRAME = 256;
 
@@ -246,7 +246,8 @@ export function publishFrameLength(bytes: Uint8Array, start = 0): number {
 /**
  * Writes the `length` bytes of the frame at `start` of `bytes` into `target` at `at`, with new flags and
  * packet identifier (at `idAt` from the frame's start, see {@link forwardableAt}). A short frame inside a
- * larger buffer is copied without a view of it (see {@link SHORT_FRAME}).
+ * larger buffer is copied without a view of it, through `targetWords`, a DataView of exactly `target` (see
+ * {@link SHORT_FRAME}).
  */
 export function writeForwarded(
   bytes: Uint8Array,
@@ -254,6 +255,7 @@ export function writeForwarded(
   length: number,
   idAt: number,
   target: Uint8Array,
+  targetWords: DataView,
   at: number,
   qos: QoS,
   dup: boolean,
@@ -264,7 +266,7 @@ export function writeForwarded(
   if (start === 0 && length === bytes.length) {
     copyBytes(target, at, bytes, 0, length);
   } else if (length <= SHORT_FRAME) {
-    for (let i = 0; i < length; i++) target[at + i] = bytes[start + i];
+    copyWords(targetWords, at, wholeBufferWords(bytes), bytes.byteOffset + start, length);
   } else {
     copyBytes(target, at, bytes, start, start + length);
   }

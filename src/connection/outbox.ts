@@ -54,6 +54,9 @@ export class Outbox {
   #held: HeldSegment[] = NOTHING_HELD;
   /** While frames are held, a {@link reserve} gets a buffer of its own: this one. */
   #scratch: Uint8Array | undefined;
+  /** {@link bufferWords}, and the buffer it views. */
+  #words: DataView | undefined;
+  #wordsOf: Uint8Array | undefined;
   #queuedBytes = 0;
   #scheduled = false;
   #closed = false;
@@ -84,6 +87,7 @@ export class Outbox {
     this.owner = owner;
     this.#bufferSize = 0;
     this.#scratch = undefined;
+    this.#forgetWords();
   }
 
   /** Bytes queued and not yet handed to the socket. */
@@ -154,6 +158,16 @@ export class Outbox {
     return this.#scratch ?? this.#chunk!;
   }
 
+  /** A DataView of exactly {@link buffer}: one per buffer filled, let go with it (it pins the buffer). */
+  get bufferWords(): DataView {
+    const buffer = this.buffer;
+    if (this.#wordsOf !== buffer) {
+      this.#wordsOf = buffer;
+      this.#words = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    }
+    return this.#words!;
+  }
+
   /**
    * Holds the frames queued since the last hold and not yet written until `durable` settles: a PUBLISH or
    * PUBREL goes out only after the session state it implies is stored, so a crash cannot make the client
@@ -201,11 +215,17 @@ export class Outbox {
   close(): void {
     this.#closed = true;
     this.#chunk = undefined;
+    this.#forgetWords();
     this.#filled = 0;
     this.#ready = NOTHING_READY;
     this.#readyPooled = NOTHING_READY;
     this.#held = NOTHING_HELD;
     this.#queuedBytes = 0;
+  }
+
+  #forgetWords(): void {
+    this.#words = undefined;
+    this.#wordsOf = undefined;
   }
 
   #idle(): boolean {
@@ -254,6 +274,7 @@ export class Outbox {
     if (this.#chunk === undefined || this.#filled === 0) return;
     this.#enqueue(this.#chunk.subarray(0, this.#filled), this.#chunk);
     this.#chunk = undefined;
+    this.#forgetWords();
     this.#filled = 0;
   }
 
@@ -282,6 +303,7 @@ export class Outbox {
       this.#inFlight = this.#chunk!.subarray(0, this.#filled);
       this.#inFlightPooled = this.#chunk;
       this.#chunk = undefined;
+      this.#forgetWords();
       this.#filled = 0;
     } else {
       return this.#settle();

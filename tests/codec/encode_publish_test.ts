@@ -212,17 +212,31 @@ Deno.test("forwardableAt answers for the level and QoS asked, where the frame si
 });
 
 Deno.test("writeForwarded copies the frame from where it sits, with new flags and packet id", () => {
-  // Frames inside a larger buffer copied by the loop (up to 256 bytes) and through a view (a 300-byte
-  // topic), and a frame that is its buffer whole.
-  for (const topic of ["a/b", "t".repeat(100), "t".repeat(300)]) {
+  // Frames inside a larger buffer copied by words (up to 256 bytes, every length modulo 8) and through a
+  // view (a 300-byte topic), and a frame that is its buffer whole; the target a part of a larger buffer.
+  for (
+    const topic of [
+      "a/b",
+      "a/bc",
+      "a/bcd",
+      "a/bcde",
+      "a/bcdef",
+      "a/bcdefg",
+      "a/bcdefgh",
+      "a/bcdefghi",
+      "t".repeat(100),
+      "t".repeat(300),
+    ]
+  ) {
     for (const offset of [0, 7]) {
       const packet = decoded(publish({ topic, retain: true }), 5);
       const frame = packet.frame!;
       const bytes = offset === 0 ? frame : new Uint8Array(frame.length + offset);
       if (offset > 0) bytes.set(frame, offset);
-      const target = new Uint8Array(frame.length + 3);
+      const target = new Uint8Array(frame.length + 8).subarray(5);
       const idAt = forwardableAt(bytes, offset, 5, 5, 1);
-      writeForwarded(bytes, offset, frame.length, idAt, target, 3, 1, true, false, 513);
+      const targetWords = new DataView(target.buffer, target.byteOffset, target.byteLength);
+      writeForwarded(bytes, offset, frame.length, idAt, target, targetWords, 3, 1, true, false, 513);
       const forwarded = decodeOne(target.subarray(3), 5) as PublishPacket;
       assert.deepStrictEqual(
         fields(forwarded),
