@@ -141,7 +141,10 @@ export class Outbox {
       return 0;
     }
     this.#scratch = undefined;
-    if (this.#chunk === undefined || this.#filled + length > this.#chunk.byteLength) {
+    if (
+      (this.#chunk === undefined || this.#filled + length > this.#chunk.byteLength) &&
+      !this.#moveToLarge(length)
+    ) {
       const filledUp = this.#chunk !== undefined;
       const bursting = filledUp || this.#inFlight !== undefined || this.#ready.length > 0;
       this.#seal();
@@ -258,6 +261,28 @@ export class Outbox {
     }
     this.#bufferSize = Math.min(MAX_WRITE, this.#bufferSize * 2);
     return new Uint8Array(this.#bufferSize);
+  }
+
+  /**
+   * Moves a burst that outgrew the small buffer it started in (not yet handed to the socket: it is the one
+   * being filled) into a large one, so that it still goes out in one write; false when it is no such burst.
+   * Sealed instead, it went out in two: a fan-out's subscriber, whose window of 100 messages one read of
+   * acknowledgements freed, got 4 KiB in one write and the rest in the next.
+   */
+  #moveToLarge(length: number): boolean {
+    const chunk = this.#chunk;
+    if (
+      chunk === undefined || chunk.byteLength !== this.small.size || this.#filled + length > this.large.size
+    ) {
+      return false;
+    }
+    const large = this.large.take();
+    large.set(chunk.subarray(0, this.#filled));
+    this.small.give(chunk);
+    this.#chunk = large;
+    this.#bufferSize = this.large.size;
+    this.#forgetWords();
+    return true;
   }
 
   #enqueue(bytes: Uint8Array, pooled: Uint8Array<ArrayBuffer> | undefined): void {

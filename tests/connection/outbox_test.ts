@@ -81,3 +81,22 @@ Deno.test("outbox: while a write is in flight, a buffer that fills up is followe
   outbox.close();
   stream.finishWrites();
 });
+
+Deno.test("outbox: a turn's frames that outgrow the small buffer go out in one write, in order", async () => {
+  const stream = new PendingStream();
+  const small = new BufferPool(256, 4);
+  const outbox = new Outbox(stream, 8 << 20, small, new BufferPool(LARGE, 4), owner);
+  // A fan-out subscriber's turn: its window freed by one read of acknowledgements, 12 frames of 79 bytes.
+  for (let i = 0; i < 12; i++) {
+    const at = outbox.reserve(79);
+    outbox.buffer.fill(i + 1, at, at + 79);
+  }
+  await turn();
+  assert.equal(stream.writes.length, 1, "one write, not the small buffer's 256 bytes and then the rest");
+  const expected = new Uint8Array(12 * 79);
+  for (let i = 0; i < 12; i++) expected.fill(i + 1, i * 79, (i + 1) * 79);
+  assert.deepEqual(stream.writes[0], expected);
+  assert.equal(small.take().byteLength, 256, "the small buffer went back to its pool");
+  stream.finishWrites();
+  await turn();
+});
