@@ -244,18 +244,25 @@ export function publishFrameLength(bytes: Uint8Array, start = 0): number {
 }
 
 /**
- * Writes the `length` bytes of the frame at `start` of `bytes` into `target` at `at`, with new flags and
- * packet identifier (at `idAt` from the frame's start, see {@link forwardableAt}). A short frame inside a
- * larger buffer is copied without a view of it, through `targetWords`, a DataView of exactly `target` (see
- * {@link SHORT_FRAME}).
+ * Where {@link writeForwarded} writes: a buffer, and a DataView of exactly that buffer, asked for only when a
+ * short frame is copied by words (so a target may make it on demand).
+ */
+export interface ForwardTarget {
+  readonly buffer: Uint8Array;
+  readonly bufferWords: DataView;
+}
+
+/**
+ * Writes the `length` bytes of the frame at `start` of `bytes` into `target`'s buffer at `at`, with new
+ * flags and packet identifier (at `idAt` from the frame's start, see {@link forwardableAt}). A short frame
+ * inside a larger buffer is copied without a view of it (see {@link SHORT_FRAME}).
  */
 export function writeForwarded(
   bytes: Uint8Array,
   start: number,
   length: number,
   idAt: number,
-  target: Uint8Array,
-  targetWords: DataView,
+  target: ForwardTarget,
   at: number,
   qos: QoS,
   dup: boolean,
@@ -263,17 +270,18 @@ export function writeForwarded(
   packetId: number | undefined,
 ): void {
   const id = checkPacketId(qos, packetId);
+  const buffer = target.buffer;
   if (start === 0 && length === bytes.length) {
-    copyBytes(target, at, bytes, 0, length);
+    copyBytes(buffer, at, bytes, 0, length);
   } else if (length <= SHORT_FRAME) {
-    copyWords(targetWords, at, wholeBufferWords(bytes), bytes.byteOffset + start, length);
+    copyWords(target.bufferWords, at, wholeBufferWords(bytes), bytes.byteOffset + start, length);
   } else {
-    copyBytes(target, at, bytes, start, start + length);
+    copyBytes(buffer, at, bytes, start, start + length);
   }
-  target[at] = publishFirstByte(qos, dup, retain);
+  buffer[at] = publishFirstByte(qos, dup, retain);
   if (qos > 0) {
-    target[at + idAt] = id >>> 8;
-    target[at + idAt + 1] = id & 0xff;
+    buffer[at + idAt] = id >>> 8;
+    buffer[at + idAt + 1] = id & 0xff;
   }
 }
 

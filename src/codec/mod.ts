@@ -11,6 +11,7 @@ export { encode, encodedLength } from "./encode_packets.ts";
 export {
   encodePublish,
   forwardableAt,
+  type ForwardTarget,
   frameLevel,
   publishEncodedLength,
   publishFrameLength,

@@ -1061,19 +1061,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         const length = publishFrameLength(bytes, start);
         const outbox = this.#out();
         const at = outbox.reserve(length);
-        writeForwarded(
-          bytes,
-          start,
-          length,
-          idAt,
-          outbox.buffer,
-          outbox.bufferWords,
-          at,
-          qos,
-          dup,
-          retain,
-          packetId,
-        );
+        writeForwarded(bytes, start, length, idAt, outbox, at, qos, dup, retain, packetId);
         return;
       }
     }

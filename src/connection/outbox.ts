@@ -1,3 +1,4 @@
+import type { ForwardTarget } from "../codec/mod.ts";
 import type { ByteStream } from "../transport/mod.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 
@@ -35,7 +36,7 @@ export interface OutboxOwner {
  * no buffer at all. Encoders may write straight into the buffer ({@link reserve}). The queue's size tells
  * the session whether the client keeps up.
  */
-export class Outbox {
+export class Outbox implements ForwardTarget {
   /** The size of the last buffer taken (it doubles while writes back up). */
   #bufferSize = 0;
   /** The pooled buffer being filled, and how much of it is. */
@@ -161,7 +162,7 @@ export class Outbox {
     return this.#scratch ?? this.#chunk!;
   }
 
-  /** A DataView of exactly {@link buffer}: one per buffer filled, let go with it (it pins the buffer). */
+  /** A DataView of exactly {@link buffer}, made when asked: one per buffer filled, let go with it (it pins the buffer). */
   get bufferWords(): DataView {
     const buffer = this.buffer;
     if (this.#wordsOf !== buffer) {

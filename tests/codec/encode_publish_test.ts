@@ -235,8 +235,19 @@ Deno.test("writeForwarded copies the frame from where it sits, with new flags an
       if (offset > 0) bytes.set(frame, offset);
       const target = new Uint8Array(frame.length + 8).subarray(5);
       const idAt = forwardableAt(bytes, offset, 5, 5, 1);
-      const targetWords = new DataView(target.buffer, target.byteOffset, target.byteLength);
-      writeForwarded(bytes, offset, frame.length, idAt, target, targetWords, 3, 1, true, false, 513);
+      const bufferWords = new DataView(target.buffer, target.byteOffset, target.byteLength);
+      writeForwarded(
+        bytes,
+        offset,
+        frame.length,
+        idAt,
+        { buffer: target, bufferWords },
+        3,
+        1,
+        true,
+        false,
+        513,
+      );
       const forwarded = decodeOne(target.subarray(3), 5) as PublishPacket;
       assert.deepStrictEqual(
         fields(forwarded),
