@@ -66,18 +66,26 @@ export function wholeBufferView(bytes: Uint8Array): Uint8Array {
   return view;
 }
 
+let lastWordsBytes: Uint8Array | undefined;
 let lastWordsBuffer: ArrayBufferLike | undefined;
 let lastWords: DataView | undefined;
 
 /**
  * A DataView of the whole buffer under `bytes`, for {@link copyWords}; the same one while calls name the same
- * slab, as {@link wholeBufferView} (a buffer larger than a slab gets a new one each time).
+ * slab, as {@link wholeBufferView} (a buffer larger than a slab gets a new one each time). The messages of
+ * one slab name it by the same view ({@link wholeBufferView}), which is compared first: reading a view's
+ * buffer costs more than the rest of this.
  */
 export function wholeBufferWords(bytes: Uint8Array): DataView {
+  if (bytes === lastWordsBytes) return lastWords!;
   const buffer = bytes.buffer;
-  if (buffer === lastWordsBuffer) return lastWords!;
+  if (buffer === lastWordsBuffer) {
+    lastWordsBytes = bytes;
+    return lastWords!;
+  }
   const words = new DataView(buffer);
   if (buffer.byteLength <= SLAB_SIZE) {
+    lastWordsBytes = bytes;
     lastWordsBuffer = buffer;
     lastWords = words;
   }

@@ -259,21 +259,31 @@ function formatNumber(value: number): string {
 
 /**
  * One packet counter's series per packet type, found without building a label list and counted without a
- * call through the counter (the packet counters are never reset, so the series stay theirs). The type
- * counted last and its series are kept: a read's packets and a turn's writes mostly come in runs of one
- * type (PUBLISHes, PUBACKs), which then skip the Map.
+ * call through the counter (the packet counters are never reset, so the series stay theirs). The two types
+ * counted last and their series are kept: a turn's packets mostly come in runs of one type or alternate
+ * between two (a forwarded PUBLISH and its publisher's PUBACK, message after message), which then skip the
+ * Map.
  */
 class PacketTypeCount {
   readonly #series = new Map<string, Series<number>>();
   #lastType = "";
   #last: Series<number> | undefined;
+  #previousType = "";
+  #previous: Series<number> | undefined;
 
   constructor(private readonly counter: Counter) {}
 
   count(type: string): void {
     if (type !== this.#lastType) {
-      let series = this.#series.get(type);
-      if (series === undefined) this.#series.set(type, series = this.counter.seriesOf(type));
+      let series: Series<number> | undefined;
+      if (type === this.#previousType) {
+        series = this.#previous!;
+      } else {
+        series = this.#series.get(type);
+        if (series === undefined) this.#series.set(type, series = this.counter.seriesOf(type));
+      }
+      this.#previousType = this.#lastType;
+      this.#previous = this.#last;
       this.#lastType = type;
       this.#last = series;
     }

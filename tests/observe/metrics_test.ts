@@ -88,6 +88,25 @@ Deno.test("metrics: two brokers' traffic metrics count apart", () => {
   assert.deepEqual([one.packetsReceived.get("publish"), two.packetsReceived.get("publish")], [3, 1]);
 });
 
+Deno.test("metrics: packets counted by type in runs, alternating between two types, and among three", () => {
+  const traffic = new TrafficMetrics();
+  const sequence = [
+    ...Array(5).fill("publish"),
+    ...Array(8).fill(0).map((_, i) => i % 2 === 0 ? "puback" : "publish"),
+    "pingresp",
+    "publish",
+    "puback",
+    "pingresp",
+    "suback",
+    "puback",
+  ];
+  for (const type of sequence) traffic.sent(type);
+  for (const type of ["publish", "puback", "pingresp", "suback"]) {
+    assert.equal(traffic.packetsSent.get(type), sequence.filter((t) => t === type).length, type);
+  }
+  assert.equal(traffic.packetsReceived.get("publish"), 0, "received counts apart");
+});
+
 function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
   const found = samples.find((s) =>
     s.name === name && Object.entries(labels).every(([key, expected]) => s.labels[key] === expected)
