@@ -51,6 +51,8 @@ export interface DecoderOptions {
 
 const PUBLISH = 3;
 const ACK_TYPES = ["puback", "pubrec", "pubrel", "pubcomp"] as const;
+/** A PUBACK's first byte: type 4, no flags [MQTT-2.2.2-2]. */
+const PUBACK_FIRST_BYTE = 0x40;
 /** The fixed-header flags each non-PUBLISH type must carry [MQTT-2.2.2-1]: 0b0010 or 0. */
 const REQUIRED_FLAGS = [-1, 0, 0, -1, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0];
 /** CONNACK (2), SUBACK (9), UNSUBACK (11), PINGRESP (13): types a client never sends, one bit each. */
@@ -231,6 +233,18 @@ export class Decoder {
       } else {
         const start = this.offset;
         const end = this.chunkEnd;
+        // A PUBACK with only its packet identifier, one per QoS 1 message a client received, the fixed
+        // header's checks all passed by these two bytes (a packet id of 0 goes the common way, to fail).
+        if (
+          chunk[start] === PUBACK_FIRST_BYTE && chunk[start + 1] === 2 && end - start >= 4 &&
+          this.#reusePackets
+        ) {
+          const packetId = (chunk[start + 2] << 8) | chunk[start + 3];
+          if (packetId !== 0 && this.maxPacketSize >= 4) {
+            this.advance(4);
+            return this.#plainAck("puback", packetId);
+          }
+        }
         const headerSize = this.parseFixedHeader(chunk, start, end);
         if (headerSize === 0) {
           this.checkPartialHeader(end - start);
@@ -378,6 +392,14 @@ export class Decoder {
     return at === 0 && length === bytes.length ? bytes : new Uint8Array(bytes.buffer, at, length);
   }
 
+  /** The reused acknowledgement packet, as a plain one of `type` (reason 0, no properties). */
+  #plainAck(type: typeof ACK_TYPES[number], packetId: number): Packet {
+    const ack = this.#ack ??= { type, packetId, reasonCode: 0, properties: NO_PROPERTIES };
+    ack.type = type;
+    ack.packetId = packetId;
+    return ack;
+  }
+
   /**
    * A CONNECT, which sets the protocol level. A method of its own: the closure in {@link decodeFrame} made
    * every frame decoded allocate a context for it.
@@ -434,10 +456,7 @@ export class Decoder {
       if (packetId !== 0) {
         const ackType = ACK_TYPES[type - 4];
         if (!this.#reusePackets) return { type: ackType, packetId, reasonCode: 0, properties: NO_PROPERTIES };
-        const ack = this.#ack ??= { type: ackType, packetId, reasonCode: 0, properties: NO_PROPERTIES };
-        ack.type = ackType;
-        ack.packetId = packetId;
-        return ack;
+        return this.#plainAck(ackType, packetId);
       }
     }
     const cursor = new Cursor(buf, start + headerSize, start + length);

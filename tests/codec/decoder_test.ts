@@ -299,6 +299,47 @@ Deno.test("reusePackets: plain acknowledgements come back as one object, each ri
   assert.notEqual(fresh.next(), fresh.next(), "without the option every packet is an object of its own");
 });
 
+Deno.test("reusePackets: a run of PUBACKs split anywhere, with other packets and faults among them, decodes as a fresh decoder does", () => {
+  // PUBACKs whole in a chunk take a shorter way than the other packets; the answers must not differ.
+  const pubacks = [1, 2, 0x1234, 65535, 255, 256].map((packetId) =>
+    encode({ type: "puback", packetId, reasonCode: 0, properties: {} }, 5)
+  );
+  const others = [
+    encode({ type: "puback", packetId: 7, reasonCode: 0x10, properties: {} }, 5),
+    encode({ type: "pubrec", packetId: 8, reasonCode: 0, properties: {} }, 5),
+    encode({ type: "pingreq" }, 5),
+  ];
+  const stream = [...pubacks.slice(0, 3), ...others, ...pubacks.slice(3)];
+  const bytes = new Uint8Array(stream.reduce((sum, part) => sum + part.length, 0));
+  stream.reduce((at, part) => (bytes.set(part, at), at + part.length), 0);
+  const expected: Packet[] = [];
+  const fresh = new Decoder({ maxPacketSize: 1024, protocolVersion: 5 });
+  fresh.push(bytes);
+  for (let packet = fresh.next(); packet; packet = fresh.next()) expected.push(packet);
+  for (let split = 0; split <= bytes.length; split++) {
+    const reusing = new Decoder({ maxPacketSize: 1024, protocolVersion: 5, reusePackets: true });
+    const seen: Packet[] = [];
+    for (const chunk of [bytes.subarray(0, split), bytes.subarray(split)]) {
+      reusing.push(chunk.slice());
+      for (let packet = reusing.next(); packet; packet = reusing.next()) seen.push(structuredClone(packet));
+    }
+    assert.deepEqual(exact(seen), exact(expected), `split at ${split}`);
+  }
+  // Packet id 0, and a packet larger than the maximum, fail as they do the common way.
+  for (
+    const [bytes, maxPacketSize, reasonCode] of [
+      [[0x40, 2, 0, 0], 1024, ReasonCode.ProtocolError],
+      [[0x40, 2, 0, 1], 3, ReasonCode.PacketTooLarge],
+    ] as const
+  ) {
+    for (const reusePackets of [false, true]) {
+      const decoder = new Decoder({ maxPacketSize, reusePackets });
+      decoder.push(new Uint8Array(bytes));
+      assert.throws(() => decoder.next(), assertReason(reasonCode), `${bytes} max ${maxPacketSize}`);
+    }
+  }
+});
+
 Deno.test("reusePackets: PUBLISHes come back as one object, each with its own frame and payload", () => {
   const packets: PublishPacket[] = [
     {
