@@ -162,7 +162,10 @@ export class Outbox implements ForwardTarget {
     return this.#scratch ?? this.#chunk!;
   }
 
-  /** A DataView of exactly {@link buffer}, made when asked: one per buffer filled, let go with it (it pins the buffer). */
+  /**
+   * A DataView of exactly {@link buffer}, made when asked: one per buffer filled, let go with it (it pins
+   * the buffer).
+   */
   get bufferWords(): DataView {
     const buffer = this.buffer;
     if (this.#wordsOf !== buffer) {
