@@ -526,28 +526,30 @@ export const CHANGES: Change[] = [
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **QoS 1 10→10 a lead short of the target; fan-out QoS 1 even; fan-in QoS 1 rumqttd ahead** (the sixteenth
-  session's full run above, two runs per case, pinned: QoS 1 10→10 958–962k against 751–770k msg/s, 1.26×
-  where 1.3× is the target, both brokers at 98 % of their core; fan-out QoS 1 2.19–2.22M against 2.26–2.27M
-  deliveries/s, 0.97×, both at 100 %; fan-in QoS 1 251–261k against 279–282k, 0.91×, with mqtt-proxy at 38–40 %
-  of its core and rumqttd at 42–46 %: there one subscriber's 100 messages in flight set the pace, so the case
-  measures how soon a broker answers a batch of PUBACKs with the next PUBLISHes, not its throughput. The
-  fifteenth session's run: QoS 1 10→10 0.82× (0.94× in a clean partial run), fan-out 1.02×, fan-in 0.98×;
-  the fourteenth's: 0.85× and 1.02×; the eleventh's: 0.91× and 0.96–0.99×.) What moved QoS 1: since the
-  sixteenth session neither the decoder's PUBLISH nor the message made from it has a view of the frame or
-  the payload (they keep offsets into the read's copy): 520 → 311 B allocated per message, and with a
-  scavenge every ~25k messages instead of every ~14k a message in flight no longer lives through two of them,
-  so what is promoted fell from ~100 B per message to ~2 (GC pauses halved). Until this run the generator
-  paused 500 µs between polls, which left both brokers' cores 8–13 % idle in this case (the subscribers'
-  windows waited for the next poll's PUBACKs); at 200 µs both are saturated. What is left in QoS 1 10→10:
-  writing to the sockets (12 % of the core), copying each frame into the outbox by a loop (11 %; a view and
-  \`set\` per copy cost as much in garbage), matching the topic (5 %), GC (8 %). In fan-out it is mostly the
-  floor of this design: one write per connection per turn (13–17 %), the in-flight table and the queue per
-  delivery (about 13 %), decoding 100 PUBACKs per message (6 %), rumqttd's ring of offsets into one commit
-  log per topic against our delivery per subscriber.
-- **p99 at 10k msg/s: Mosquitto lowest** (the full run above, pinned, two runs: QoS 0 Mosquitto 174–186 µs,
-  rumqttd 190 and 1,114, deno-relay 209–219, mqtt-proxy 211–213 µs; QoS 1 Mosquitto 141–156 µs, rumqttd
-  211–217, mqtt-proxy 217 and 303, deno-relay 252–307. The fifteenth session's run: QoS 0 Mosquitto 137–154 µs,
+- **Fan-in QoS 1: rumqttd 3 % ahead** (the seventeenth session's full run above, two runs per case, pinned:
+  282–287k against 292–297k msg/s, 0.97×, with mqtt-proxy at 32–33 % of its core and rumqttd at 37–40 %).
+  One subscriber's 100 messages in flight set the pace: a round is the subscriber's PUBACKs, the broker's next
+  100 PUBLISHes, and the generator's 200 µs pause, about 350 µs in all, so the case measures how soon a broker
+  answers a batch of PUBACKs while a hundred publishers' reads (one message each, each with its PUBACK
+  written back) are handled in the same turns. Traced, the next PUBLISHes left 50 µs after the PUBACKs in one
+  round and ~150 µs in the next, by where the subscriber's read fell among the publishers'; writing a
+  connection's output as soon as its own read is handled (instead of at the end of the turn) did not change
+  the rate (282–288k, not adopted). The sixteenth session's run: 0.91×; the fifteenth's: 0.98×.
+  The other QoS 1 cases lead since this session (QoS 1 10→10 1.54× rumqttd, 1.26× in the sixteenth
+  session's run; fan-out 1.30×, 0.97× before; QoS 1 1 KiB 1.28×): a forwarded frame is copied by words,
+  a subscriber's refilled window goes out in one write instead of two, the in-flight table keeps no list in
+  send order, and a PUBACK is decoded from its first two bytes (docs/benchmarks.md, "What changed"). What is
+  left in fan-out QoS 1: the kernel's share of the writes (13 %), handling 100 PUBACKs per message (about
+  15 %: the broker's per-packet path), the queue and the in-flight table (about 10 %).
+- **p99 at 10k msg/s: Mosquitto lowest, by a little** (the seventeenth session's full run above, pinned, two
+  runs: QoS 0 Mosquitto 122–156 µs, rumqttd 154–207, deno-relay 141–190, mqtt-proxy 154 and 811 µs, the
+  median 482; QoS 1 Mosquitto 143–158 µs, mqtt-proxy 156 in both, rumqttd 164–180, deno-relay 201–213, 1.03×
+  Mosquitto's median. Three runs each right after, \`deno task bench --only mqtt-proxy,mosquitto --case
+  latency-q0,latency-q1 --runs 3 --layout pinned\`: QoS 0 mqtt-proxy 168–199 µs, Mosquitto 137–139,
+  deno-relay 154–184; QoS 1 mqtt-proxy 154–209, Mosquitto 114–145, deno-relay 219–238: the 811 µs run was
+  an outlier, and mqtt-proxy's p99 is within deno-relay's range. The sixteenth session's run: QoS 0 Mosquitto
+  174–186 µs, rumqttd 190 and 1,114, deno-relay 209–219, mqtt-proxy 211–213 µs; QoS 1 Mosquitto 141–156 µs,
+  rumqttd 211–217, mqtt-proxy 217 and 303, deno-relay 252–307. The fifteenth session's run: QoS 0 Mosquitto 137–154 µs,
   rumqttd 182–205, deno-relay 178–205, mqtt-proxy 197–201 µs; QoS 1 Mosquitto 139–152 µs, mqtt-proxy 180–203,
   deno-relay 193–207, rumqttd 221–647. The fourteenth session's run: QoS 0 Mosquitto 152–238 µs, mqtt-proxy
   258 µs and, in its first run, 3.87 ms (four runs right after: 219–254 µs); QoS 1 Mosquitto 120–158 µs,
@@ -566,7 +568,9 @@ export const PEER_NOTES =
   run): its tail was an incremental full collection every 3.5 s, with 20 ms of marking on the broker's core,
   driven by \`Deno.Conn.read\`'s Set of pending reads, whose table V8 re-made in the old generation at every
   few reads of a long-lived socket (~114 B each); the broker now calls the runtime's read op itself.
-- **Connects per second: Mosquitto ahead** (the full run above, pinned, two runs: mqtt-proxy 18.2–20.1k,
+- **Connects per second: Mosquitto ahead** (the seventeenth session's full run above, pinned, two runs:
+  mqtt-proxy 19.8–20.3k, Mosquitto 25.5–26.4k, deno-floor 24.9–25.6k conn/s, 0.77× by the medians, the bare
+  Deno server 0.97×; the sixteenth session's run: mqtt-proxy 18.2–20.1k,
   Mosquitto 18.9–27.1k, deno-floor 23.7–26.4k conn/s, 0.83× by the medians; the fifteenth session's run:
   mqtt-proxy 15.8–19.7k, Mosquitto 22.3–24.5k, deno-floor 26.2–28.2k, 0.76×; the fourteenth session's run:
   mqtt-proxy 19.3–20.8k, Mosquitto 23.0–25.7k, 0.82×; the thirteenth session's run:
@@ -583,14 +587,18 @@ export const PEER_NOTES =
   Mosquitto used 59 % of its core and deno-floor 93 %): in the run above it connected 1.84× as fast as
   mqtt-proxy, so the broker's own connect path (decoding the CONNECT, the session and registry entry, the
   connect timer, the chain of async steps) is about half of what a connect costs, and the part left to cut.
-- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.33–4.37 KB at rest**, of which about 4.0 KB is
-  Deno's own per-socket cost (deno-floor at rest, 3.98–3.99 KB); mqtt-proxy's share above it is 347–378 B
-  (target 1 KB). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
+- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.34 KB at rest** (the seventeenth session's
+  run), of which about 4.0 KB is Deno's own per-socket cost (deno-floor at rest, 4.00 KB); mqtt-proxy's
+  share above it is 338 B (target 1 KB; 347–378 B in the sixteenth session's run). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
   old generation, stays until the broker has been quiet for 5 s and its memory reclaimer collects (a
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
-- **Durable QoS 1 0.27× in-memory QoS 1** in the full run above (251–261k against 958–962k msg/s pinned;
-  target 0.6×): the ratio fell because in-memory QoS 1 rose by half in this session, while durable, which
+- **Durable QoS 1 0.27× in-memory QoS 1** in the seventeenth session's full run above (296–317k against
+  1,116–1,163k msg/s pinned; target 0.6×): both rose by about a fifth this session. Per durable message the
+  broker's thread allocates about 850 B against about 320 in memory (a view of the payload for the store's
+  append, ~100 B, is the largest single part; the records of each durable change the rest), and the store's
+  worker shares the pinned core. The sixteenth session's run: 0.27× (251–261k against 958–962k): the ratio
+  fell then because in-memory QoS 1 rose by half in that session, while durable, which
   also writes and cancels four store operations per message, gained a few per cent. \`deno task bench --only
   mqtt-proxy --case durable-q1 --runs 1 --layout pinned\` twice right after gave 387–389k (0.40×), and twice
   with the generator's former 500 µs pause 365–371k: the full run's figure is low for this machine. The
