@@ -4,6 +4,7 @@
  * log file for when it misbehaves. Also the idle floor: a bare Deno server holding sockets the way
  * mqtt-proxy does, and mqtt-proxy as it was before this round's changes (the baseline).
  */
+import { SUBSCRIBER_INFLIGHT } from "./cases.ts";
 import type { PeerBuild } from "./peers.ts";
 import {
   capture,
@@ -90,6 +91,7 @@ async function mqttProxy(root: string, options: StartOptions): Promise<Launch> {
   const lines = [
     "listener.default.host = 127.0.0.1",
     `listener.default.port = ${options.port}`,
+    `mqtt.max_inflight = ${SUBSCRIBER_INFLIGHT}`,
     ...storage,
     "log.level = warn",
   ];
@@ -136,7 +138,7 @@ next_connection_delay_ms = 0
     [v4.1.connections]
     connection_timeout_ms = 60000
     max_payload_size = 20480
-    max_inflight_count = 100
+    max_inflight_count = ${SUBSCRIBER_INFLIGHT}
     dynamic_filters = true
 `;
 }
@@ -237,6 +239,7 @@ async function mosquitto(options: StartOptions): Promise<Launch> {
     // Every broker here sends with TCP_NODELAY (Deno and Go set it on their sockets, aedes_server.ts asks
     // Node for it, rumqttd gets it from nodelay_preload.c); Nagle would hold back small PUBLISHes.
     "set_tcp_nodelay true",
+    `max_inflight_messages ${SUBSCRIBER_INFLIGHT}`,
     "log_dest stderr",
     "log_type error",
     "log_type warning",

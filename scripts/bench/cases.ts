@@ -50,6 +50,15 @@ export type BenchCase = PubSubCase | IdleCase | SplitCheckCase;
 export const E2E_WINDOW: Record<0 | 1, number> = { 0: 10_000, 1: 1_000 };
 /** Unacknowledged QoS 1 PUBLISHes per publisher. */
 export const QOS1_INFLIGHT = 1_000;
+/**
+ * QoS 1 PUBLISHes a broker may have unacknowledged to one subscriber, set alike wherever a broker lets it be set
+ * for MQTT 3.1.1 clients: mqtt-proxy (default 100) and Mosquitto (default 20); mochi allows 8,192 and Aedes sets
+ * no limit. rumqttd's is fixed at 100 (MAX_INFLIGHT in its src/router/iobufs.rs); its `max_inflight_count`,
+ * the packets read from a connection per batch, gets the same number. With 100, fan-in's one subscriber set the
+ * pace (a round was its PUBACKs, the broker's next 100 PUBLISHes and the generator's pause) and mqtt-proxy and
+ * rumqttd both idled at a third of their core.
+ */
+export const SUBSCRIBER_INFLIGHT = 1_000;
 /** At fixed rate the latency cases send this many messages per second in total. */
 export const LATENCY_RATE = 10_000;
 /** Idle connections: under the 20,000 per-process fd limit of broker and generator alike, with room for
