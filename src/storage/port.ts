@@ -172,9 +172,12 @@ export interface MessageLog {
    */
   readonly readsOwnPayloads?: boolean;
   /**
-   * Appends a message once; returns the reference queue entries use. The object and the buffer its payload
-   * is a view of are the caller's to reuse (the broker fills one object for every append): an adapter that
-   * keeps them in memory keeps copies.
+   * Appends a message once; returns the reference queue entries use. The object is the caller's to reuse
+   * (the broker fills one object for every append): an adapter that keeps it in memory keeps a copy. The
+   * payload's bytes do not change after the call (the broker's are regions of the codec's slabs, written
+   * once), but the buffer under them is the caller's: an adapter may keep a view for a short while (the
+   * memory store, see its PAYLOAD_NURSERY_MS), never across a restart nor for long, so that a stored
+   * message does not keep the caller's buffer alive.
    */
   appendMessage(message: StoredMessage): MessageRef;
   /**

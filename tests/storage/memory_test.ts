@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { createMemoryState, createMemoryStorage } from "../../src/storage/mod.ts";
-import { runStorageConformance } from "../../src/storage/conformance.ts";
+import { readWholeQueue, runStorageConformance } from "../../src/storage/conformance.ts";
+import { sample } from "../../src/storage/conformance_samples.ts";
+import { PAYLOAD_NURSERY_MS } from "../../src/storage/memory/mod.ts";
+import type { StorageAdapter } from "../../src/storage/port.ts";
 
 let state = createMemoryState();
 runStorageConformance("memory", {
@@ -22,5 +25,63 @@ Deno.test("memory storage: every flush is the one settled promise, so the broker
     await second;
   } finally {
     await storage.stop();
+  }
+});
+
+/** The payload the store holds for client "a"'s only queued message. */
+async function storedPayload(storage: StorageAdapter): Promise<Uint8Array> {
+  const [delivery] = await readWholeQueue(storage, "a");
+  return delivery.message.payload;
+}
+
+Deno.test("memory storage: a payload stays a view of the caller's block for one to two nursery periods, then the stored message gets a copy of its own", async () => {
+  let now = 0;
+  const storage = createMemoryStorage(createMemoryState(), { now: () => now });
+  await storage.start();
+  try {
+    const block = Uint8Array.from({ length: 32 * 1024 }, (_, index) => index % 251);
+    const payload = block.subarray(64, 128);
+    const id = storage.appendMessage(sample.message("kept", { payload }));
+    storage.saveQueueEntry(sample.entry("a", id));
+    // Acknowledged within the period, most messages to a connected session are never copied.
+    assert.equal((await storedPayload(storage)).buffer, block.buffer, "no copy at the append");
+
+    now += PAYLOAD_NURSERY_MS;
+    storage.appendMessage(sample.message("next period", { payload: block.subarray(256, 320) }));
+    assert.equal((await storedPayload(storage)).buffer, block.buffer, "still a view in the next period");
+
+    now += PAYLOAD_NURSERY_MS;
+    storage.appendMessage(sample.message("the period after", { payload: block.subarray(512, 576) }));
+    const copied = await storedPayload(storage);
+    assert.notEqual(copied.buffer, block.buffer, "the block is no longer held");
+    assert.equal(copied.buffer.byteLength, payload.byteLength);
+    assert.deepEqual(copied, payload);
+  } finally {
+    await storage.stop();
+  }
+});
+
+Deno.test("memory storage: a payload over most of its buffer is kept as it is, across periods and a stop", async () => {
+  let now = 0;
+  const state = createMemoryState();
+  const storage = createMemoryStorage(state, { now: () => now });
+  await storage.start();
+  // A large frame has a buffer of its own: the payload is all of it but the header and topic.
+  const frame = new Uint8Array(2048).fill(9);
+  const payload = frame.subarray(40);
+  storage.saveQueueEntry(sample.entry("a", storage.appendMessage(sample.message("large", { payload }))));
+  const slab = new Uint8Array(32 * 1024);
+  for (let period = 0; period < 3; period++) {
+    now += PAYLOAD_NURSERY_MS;
+    storage.appendMessage(sample.message("tick", { payload: slab.subarray(period * 64, period * 64 + 64) }));
+  }
+  assert.equal((await storedPayload(storage)).buffer, frame.buffer);
+  await storage.stop();
+  const reopened = createMemoryStorage(state);
+  await reopened.start();
+  try {
+    assert.equal((await storedPayload(reopened)).buffer, frame.buffer);
+  } finally {
+    await reopened.stop();
   }
 });
