@@ -293,6 +293,7 @@ function whatChangedSection(input: ReportInput): string {
 export function fullMarkdown(input: ReportInput): string {
   const m = input.machine;
   const window = SUBSCRIBER_INFLIGHT.toLocaleString("en-US");
+  const windowSetting = String(SUBSCRIBER_INFLIGHT);
   const machine = table(["", ""], [
     ["CPUs (nproc)", String(m.nproc)],
     ["CPU model", m.cpuModel],
@@ -347,17 +348,17 @@ ${whatChangedSection(input)}
   in every one, nothing persisted unless the case is durable:
   - **mqtt-proxy**: \`deno run … main.ts -c <generated file>\` with the V8 flags of \`deno task start\`,
     \`storage.type = memory\`, or for the durable case \`storage.type = embedded\`, \`storage.durability = sync\`
-    (written to disk before each acknowledgement); \`mqtt.max_inflight = ${window}\` (default 100);
+    (written to disk before each acknowledgement); \`mqtt.max_inflight = ${windowSetting}\` (default 100);
     \`log.level = warn\`; \`--trace-gc\` for the pause table.
   - **rumqttd**: the crate's \`Broker\` started from the crate's sample config (one v4 listener, router and
-    connection settings as shipped, \`next_connection_delay_ms = 0\`, \`max_inflight_count = ${window}\`:
+    connection settings as shipped, \`next_connection_delay_ms = 0\`, \`max_inflight_count = ${windowSetting}\`:
     the packets it reads from a connection per batch, 100 in the sample), TCP_NODELAY set on accepted sockets by
     an LD_PRELOAD shim (rumqttd has no setting for it). Its in-flight window to a subscriber is fixed at 100
     (\`MAX_INFLIGHT\` in src/router/iobufs.rs, no setting). It keeps no disk store: its durable case is in memory.
   - **mochi-mqtt**: \`scripts/bench/mochi/main.go\`, the server with an allow-all hook and one TCP listener;
     the durable case adds the bbolt storage hook (one synced transaction per stored packet, before the PUBACK).
     Its in-flight window to a 3.1.1 client is its \`MaximumInflight\`, 8,192.
-  - **Mosquitto** (Debian package): \`set_tcp_nodelay true\`, \`max_inflight_messages ${window}\` (default 20),
+  - **Mosquitto** (Debian package): \`set_tcp_nodelay true\`, \`max_inflight_messages ${windowSetting}\` (default 20),
     defaults otherwise (max_queued_messages 1000). The durable case adds \`persistence true\`: Mosquitto writes its store only at
     autosave or shutdown, so it **acknowledges before any disk write** — not comparable with a broker that syncs.
   - **Aedes** (\`npm:aedes\`) on a \`node:net\` server (\`noDelay: true\`) in Deno, in-memory persistence; no

@@ -531,29 +531,29 @@ export const CHANGES: Change[] = [
     after: "288–340k; 2.93–3.47 µs",
     ratio: "≈ 1.3× / ≈ 0.77×",
   },
+  {
+    change:
+      "Benchmark (not the broker): every broker's in-flight window to a subscriber is 1,000 wherever it " +
+      "can be set (mqtt-proxy's default is 100, Mosquitto's 20; rumqttd's is fixed at 100, mochi allows 8,192, " +
+      "Aedes has none). With 100, fan-in QoS 1's one subscriber set the pace and mqtt-proxy and rumqttd idled " +
+      "at a third of their core",
+    measure: "fan-in 100→1 QoS 1 64 B, pinned, full runs: mqtt-proxy msg/s and CPU; rumqttd msg/s; ratio",
+    before: "282–287k at 32–33 %; rumqttd 292–297k; 0.97×",
+    after: "980k–1,041k at 80–81 %; rumqttd 275–287k; 3.60×",
+    ratio: "≈ 3.5× (mqtt-proxy)",
+  },
 ];
 
 /** Where a peer still wins in this round's measurements, by how much and why. */
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **Fan-in QoS 1: rumqttd 3 % ahead** (the seventeenth session's full run above, two runs per case, pinned:
-  282–287k against 292–297k msg/s, 0.97×, with mqtt-proxy at 32–33 % of its core and rumqttd at 37–40 %).
-  One subscriber's 100 messages in flight set the pace: a round is the subscriber's PUBACKs, the broker's next
-  100 PUBLISHes, and the generator's 200 µs pause, about 350 µs in all, so the case measures how soon a broker
-  answers a batch of PUBACKs while a hundred publishers' reads (one message each, each with its PUBACK
-  written back) are handled in the same turns. Traced, the next PUBLISHes left 50 µs after the PUBACKs in one
-  round and ~150 µs in the next, by where the subscriber's read fell among the publishers'; writing a
-  connection's output as soon as its own read is handled (instead of at the end of the turn) did not change
-  the rate (282–288k, not adopted). The sixteenth session's run: 0.91×; the fifteenth's: 0.98×.
-  The other QoS 1 cases lead since this session (QoS 1 10→10 1.54× rumqttd, 1.26× in the sixteenth
-  session's run; fan-out 1.30×, 0.97× before; QoS 1 1 KiB 1.28×): a forwarded frame is copied by words,
-  a subscriber's refilled window goes out in one write instead of two, the in-flight table keeps no list in
-  send order, and a PUBACK is decoded from its first two bytes (docs/benchmarks.md, "What changed"). What is
-  left in fan-out QoS 1: the kernel's share of the writes (13 %), handling 100 PUBACKs per message (about
-  15 %: the broker's per-packet path), the queue and the in-flight table (about 10 %).
-- **p99 at 10k msg/s: Mosquitto lowest, by a little** (the seventeenth session's full run above, pinned, two
-  runs: QoS 0 Mosquitto 122–156 µs, rumqttd 154–207, deno-relay 141–190, mqtt-proxy 154 and 811 µs, the
+- **p99 at 10k msg/s: Mosquitto lowest, by a little** (the eighteenth session's full run above, pinned, two
+  runs: QoS 0 Mosquitto 128–152 µs, rumqttd 156–205, deno-relay 188–219, mqtt-proxy 207 in both; QoS 1
+  Mosquitto 118–201 µs, rumqttd 150–205, mqtt-proxy 158–205, deno-relay 248–680. Three runs each earlier
+  that day, \`deno task bench --only mqtt-proxy,mosquitto --case latency-q0,latency-q1 --runs 3 --layout
+  pinned\`: QoS 0 mqtt-proxy 172–207 µs, Mosquitto 137–156, deno-relay 170–246; QoS 1 mqtt-proxy 162–195,
+  Mosquitto 109–150, deno-relay 172–260. The seventeenth session's full run: QoS 0 Mosquitto 122–156 µs, rumqttd 154–207, deno-relay 141–190, mqtt-proxy 154 and 811 µs, the
   median 482; QoS 1 Mosquitto 143–158 µs, mqtt-proxy 156 in both, rumqttd 164–180, deno-relay 201–213, 1.03×
   Mosquitto's median. Three runs each right after, \`deno task bench --only mqtt-proxy,mosquitto --case
   latency-q0,latency-q1 --runs 3 --layout pinned\`: QoS 0 mqtt-proxy 168–199 µs, Mosquitto 137–139,
@@ -579,8 +579,9 @@ export const PEER_NOTES =
   run): its tail was an incremental full collection every 3.5 s, with 20 ms of marking on the broker's core,
   driven by \`Deno.Conn.read\`'s Set of pending reads, whose table V8 re-made in the old generation at every
   few reads of a long-lived socket (~114 B each); the broker now calls the runtime's read op itself.
-- **Connects per second: Mosquitto ahead** (the seventeenth session's full run above, pinned, two runs:
-  mqtt-proxy 19.8–20.3k, Mosquitto 25.5–26.4k, deno-floor 24.9–25.6k conn/s, 0.77× by the medians, the bare
+- **Connects per second: Mosquitto ahead** (the eighteenth session's full run above, pinned, two runs:
+  mqtt-proxy 19.1–20.2k, Mosquitto 22.8–26.8k, deno-floor 21.8–26.4k conn/s, 0.79× by the medians, the bare
+  Deno server 0.97×; the seventeenth session's run: mqtt-proxy 19.8–20.3k, Mosquitto 25.5–26.4k, deno-floor 24.9–25.6k conn/s, 0.77× by the medians, the bare
   Deno server 0.97×; the sixteenth session's run: mqtt-proxy 18.2–20.1k,
   Mosquitto 18.9–27.1k, deno-floor 23.7–26.4k conn/s, 0.83× by the medians; the fifteenth session's run:
   mqtt-proxy 15.8–19.7k, Mosquitto 22.3–24.5k, deno-floor 26.2–28.2k, 0.76×; the fourteenth session's run:
@@ -598,14 +599,15 @@ export const PEER_NOTES =
   Mosquitto used 59 % of its core and deno-floor 93 %): in the run above it connected 1.84× as fast as
   mqtt-proxy, so the broker's own connect path (decoding the CONNECT, the session and registry entry, the
   connect timer, the chain of async steps) is about half of what a connect costs, and the part left to cut.
-- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.34 KB at rest** (the seventeenth session's
+- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.36 KB at rest** (the eighteenth session's
   run), of which about 4.0 KB is Deno's own per-socket cost (deno-floor at rest, 4.00 KB); mqtt-proxy's
-  share above it is 338 B (target 1 KB; 347–378 B in the sixteenth session's run). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
+  share above it is 358 B (target 1 KB; 338 B in the seventeenth session's run, 347–378 B in the sixteenth's). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
   old generation, stays until the broker has been quiet for 5 s and its memory reclaimer collects (a
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
-- **Durable QoS 1 0.27× in-memory QoS 1** in the seventeenth session's full run above (296–317k against
-  1,116–1,163k msg/s pinned; target 0.6×): both rose by about a fifth this session. Per durable message the
+- **Durable QoS 1 0.29× in-memory QoS 1** in the eighteenth session's full run above (386–394k against
+  1,326–1,353k msg/s pinned; unpinned 0.40×, 468–526k against 1,237–1,267k; target 0.6×). The seventeenth session's run: 0.27× (296–317k
+  against 1,116–1,163k); both rose by about a fifth in that session. Per durable message the
   broker's thread allocates about 850 B against about 320 in memory (a view of the payload for the store's
   append, ~100 B, is the largest single part; the records of each durable change the rest), and the store's
   worker shares the pinned core. The sixteenth session's run: 0.27× (251–261k against 958–962k): the ratio
