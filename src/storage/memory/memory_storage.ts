@@ -61,11 +61,14 @@ export function createMemoryStorage(
   state: MemoryState = createMemoryState(),
   options: MemoryStorageOptions = {},
 ): StorageAdapter {
-  return new MemoryStorage(state, options.now ?? Date.now);
+  return new MemoryStorage(state, options.now ?? (() => performance.now()));
 }
 
 export interface MemoryStorageOptions {
-  /** The clock of the payload nursery (tests pass their own). */
+  /**
+   * The payload nursery's clock, in ms: monotonic (a wall clock set back would hold the nursery's buffers
+   * until it caught up again); tests pass their own.
+   */
   now?: () => number;
 }
 
