@@ -75,11 +75,11 @@ export interface MemoryStorageOptions {
 /**
  * How long an appended payload may stay a view of the caller's buffer before it gets a copy of its own.
  * Most messages to a connected persistent session are acknowledged within milliseconds and are never
- * copied (a buffer per message was a third of the broker's CPU on QoS 1 10→10 to persistent sessions).
- * Appends are grouped by periods of this length; at the first append of a period, the messages of the one
- * before last that are still stored get their copy (all of them at stop). A message so stays a view for one
- * to two periods, and what the stored ones hold of the caller's buffers (32 KiB slabs of the codec's, see
- * codec/bytes.ts) is at most two periods' input.
+ * copied (a buffer per message was about a quarter of the broker's CPU on QoS 1 10→10 to persistent
+ * sessions). Appends are grouped by periods of this length; at the first append of a period, the messages of
+ * the one before last that are still stored get their copy (all of them at stop). A message so stays a view
+ * for one to two periods, and what the stored ones hold of the caller's buffers (32 KiB slabs of the
+ * codec's, see codec/bytes.ts) is at most two periods' input.
  */
 export const PAYLOAD_NURSERY_MS = 100;
 
