@@ -647,6 +647,8 @@ export const PEER_NOTES =
   and nothing is promoted. Tried and not kept, each in alternating 6 s runs against the code as it is
   (durable 274–472k msg/s for the same code that day): semi-spaces of 16 and 32 MB instead of 8 (32
   against 8: +8 to +30 % in five pairs, then −2.5 to +8 % in four more: no consistent effect), V8's
-  \`--minor-ms\` and \`--single-threaded-gc\` (within the noise or worse), and persistent subscribers sharing
+  \`--minor-ms\` and \`--single-threaded-gc\` (within the noise or worse), a looser limit for the old
+  generation (\`--sqrt-allocation-limits-factor=80\`: 304–322k against 321–356k in four triples; without the
+  square-root limits 299–395k), and persistent subscribers sharing
   one delivery object per message as transient ones do, the stored message's id kept on the message
   (−1.7 to +7.7 %, median +3 %, five pairs: not worth a second place for that id).`;
