@@ -25,11 +25,12 @@ export type BrokerName =
   | "mqtt-proxy-before"
   | "deno-floor"
   | "deno-floor-512"
+  | "deno-syscall-floor"
   | "deno-relay";
 /** The brokers compared in every case, in report order. */
 export const BROKER_NAMES: BrokerName[] = ["mqtt-proxy", "rumqttd", "mochi", "mosquitto", "aedes"];
 /** Not brokers: the idle case's floors (bare Deno servers), reported next to mqtt-proxy. */
-export const IDLE_FLOOR_NAMES: BrokerName[] = ["deno-floor", "deno-floor-512"];
+export const IDLE_FLOOR_NAMES: BrokerName[] = ["deno-floor", "deno-floor-512", "deno-syscall-floor"];
 /** Not a broker: the latency cases' floor (a bare Deno relay), reported next to mqtt-proxy. */
 export const LATENCY_FLOOR: BrokerName = "deno-relay";
 export const FLOOR_NAMES: BrokerName[] = [...IDLE_FLOOR_NAMES, LATENCY_FLOOR];
@@ -44,6 +45,7 @@ const repoRoot = new URL("../../", import.meta.url).pathname;
 const aedesServer = new URL("./aedes_server.ts", import.meta.url).pathname;
 const idleFloor = new URL("./idle_floor.ts", import.meta.url).pathname;
 const relayFloor = new URL("./relay_floor.ts", import.meta.url).pathname;
+const syscallFloor = new URL("./syscall_floor.ts", import.meta.url).pathname;
 
 /** What a run needs besides the broker's name: built peers, the shim, the baseline's sources. */
 export interface BrokerEnvironment {
@@ -196,6 +198,8 @@ async function commandFor(name: BrokerName, options: StartOptions, env: BrokerEn
         ["--allow-ffi"],
         ["--read", name === "deno-floor" ? "broker" : "own-512"],
       );
+    case "deno-syscall-floor":
+      return await floorLaunch(syscallFloor, options.port, ["--allow-ffi"], []);
     case "deno-relay":
       return await floorLaunch(relayFloor, options.port, [], []);
   }

@@ -411,7 +411,10 @@ ${whatChangedSection(input)}
   } (the per-process descriptor limit here is 20,000). **deno-floor** is a bare \`Deno.listen\` server
   (scripts/bench/idle_floor.ts) with the broker's read strategy and V8 flags, answering CONNECT with CONNACK:
   Deno's own cost; **above deno-floor** is mqtt-proxy's. **deno-floor-512** keeps a 512-byte buffer per socket,
-  the read strategy before this round.
+  the read strategy before this round. **deno-syscall-floor** (scripts/bench/syscall_floor.ts) is the same server
+  with libc's socket calls made through FFI from one epoll loop, as Mosquitto makes them, instead of Deno's
+  socket ops: what JavaScript on V8 costs without Deno's socket layer (its **above deno-floor** is negative: that
+  layer's share).
 - **deno-relay** (latency cases only) is a bare \`Deno.listen\` MQTT relay (scripts/bench/relay_floor.ts) with the
   broker's V8 flags: just enough MQTT 3.1.1 to forward each PUBLISH to the subscribers of its exact topic, one
   read pending per socket, the frames of a read handled in its turn, one write per connection per turn; no

@@ -598,7 +598,18 @@ export const PEER_NOTES =
   floor's own rate varies from run to run (0.86× Mosquitto's in the run before, 1.39× in the run above, where
   Mosquitto used 59 % of its core and deno-floor 93 %): in the run above it connected 1.84× as fast as
   mqtt-proxy, so the broker's own connect path (decoding the CONNECT, the session and registry entry, the
-  connect timer, the chain of async steps) is about half of what a connect costs, and the part left to cut.
+  connect timer, the chain of async steps) is about half of what a connect costs, and the part left to cut. The nineteenth session measured Deno's socket layer itself: **deno-syscall-floor**, the
+  deno-floor with libc's socket calls made through FFI from one epoll loop (\`deno task bench --only
+  mqtt-proxy,mosquitto --case idle --runs 3 --layout pinned --no-baseline\`), connected 20.2–25.1k/s, 1.52×
+  Mosquitto's 14.0–14.7k (mqtt-proxy 14.3–16.0k, 1.10×; deno-floor 16.9–17.2k) with the generator the limit
+  (87–90 % of its core), and held a connection in 488 B of RSS against Mosquitto's 742 and deno-floor's 4,001.
+  CPU per connect in a storm of 16,000 (three rounds, the same harness for all): Mosquitto 36–39 µs, the
+  syscall floor 29–31, deno-floor 42–46, mqtt-proxy 63–72. So JavaScript on V8 reaches the connect target and
+  Mosquitto's footprint per connection; what Deno's socket layer adds (a resource, a tokio stream and an op
+  promise per socket and per pending read) is about 3.5 KB held and 14 µs per connect, and the broker's own
+  connect path about 20 µs more. A TCP transport of the broker's own on libc sockets and one epoll loop is the
+  way to both targets; it is not built: it needs errno handling, write backpressure and a review of what FFI
+  takes out of Deno's permission checks, and TLS and WebSocket would stay on Deno's sockets.
 - **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.36 KB at rest** (the eighteenth session's
   run), of which about 4.0 KB is Deno's own per-socket cost (deno-floor at rest, 4.00 KB); mqtt-proxy's
   share above it is 358 B (target 1 KB; 338 B in the seventeenth session's run, 347–378 B in the sixteenth's). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
