@@ -578,7 +578,16 @@ export const PEER_NOTES =
   0.19–0.22 ms after 2 s). p99.9 is now within its target (QoS 1 938 µs; 6.82 ms in the eleventh session's
   run): its tail was an incremental full collection every 3.5 s, with 20 ms of marking on the broker's core,
   driven by \`Deno.Conn.read\`'s Set of pending reads, whose table V8 re-made in the old generation at every
-  few reads of a long-lived socket (~114 B each); the broker now calls the runtime's read op itself.
+  few reads of a long-lived socket (~114 B each); the broker now calls the runtime's read op itself. The
+  nineteenth session ran the same relay on libc's socket calls through FFI beside it (three runs of each
+  latency case, pinned, with mqtt-proxy, Mosquitto and deno-relay; not kept in the benchmark): waiting for
+  epoll on a thread of the runtime's pool, as a broker that keeps Deno's timers and workers would have to when
+  idle, it used more CPU than deno-relay (58–70 % of its core against 42–54 % at 10k msg/s: a thread hop per
+  wake-up) and its p99 was no lower (QoS 0 217–340 µs, QoS 1 174–299); blocking in epoll on the JavaScript
+  thread itself, which leaves no room for timers or a store's worker, its CPU matched Mosquitto's (36–46 %
+  against 37–49 %) but its p99 stayed in the same range as deno-relay's and mqtt-proxy's (QoS 0 205–655 µs,
+  QoS 1 182–365; the machine was noisy: Mosquitto 143–397 and 133–475). At this rate the tail is the
+  wake-ups, not the socket calls.
 - **Connects per second: Mosquitto ahead** (the eighteenth session's full run above, pinned, two runs:
   mqtt-proxy 19.1–20.2k, Mosquitto 22.8–26.8k, deno-floor 21.8–26.4k conn/s, 0.79× by the medians, the bare
   Deno server 0.97×; the seventeenth session's run: mqtt-proxy 19.8–20.3k, Mosquitto 25.5–26.4k, deno-floor 24.9–25.6k conn/s, 0.77× by the medians, the bare
