@@ -27,6 +27,12 @@ const EVENTS_PER_WAIT = 256;
 const CONNECT_FIRST_BYTE = 0x10;
 const CONNACK = new Uint8Array([0x20, 2, 0, 0]);
 
+if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
+  throw new Error(
+    `syscall_floor.ts runs on Linux x86-64 only (the epoll_event layout), not ${Deno.build.target}`,
+  );
+}
+
 const libc = Deno.dlopen("libc.so.6", {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
