@@ -616,9 +616,13 @@ export const PEER_NOTES =
   syscall floor 29–31, deno-floor 42–46, mqtt-proxy 63–72. So JavaScript on V8 reaches the connect target and
   Mosquitto's footprint per connection; what Deno's socket layer adds (a resource, a tokio stream and an op
   promise per socket and per pending read) is about 3.5 KB held and 14 µs per connect, and the broker's own
-  connect path about 20 µs more. A TCP transport of the broker's own on libc sockets and one epoll loop is the
-  way to both targets; it is not built: it needs errno handling, write backpressure and a review of what FFI
-  takes out of Deno's permission checks, and TLS and WebSocket would stay on Deno's sockets.
+  connect path about 20 µs more. A quick transport of that kind under the broker (an experiment, not kept: one
+  epoll poller, a promise per read, a turn of Deno's event loop per poll) took mqtt-proxy's held connection
+  from 4.33–4.36 KB to 1.70–1.73 KB of RSS (three runs), but not its CPU per connect (42–53 µs against 50–65,
+  three storm pairs) nor its QoS 1 10→10 throughput (1.14–1.25M against 1.18–1.46M msg/s): the footprint is
+  the socket layer's, the connect cost mostly the broker's own path. A transport to keep needs errno
+  handling, write backpressure, the accept loop's limits and a review of what FFI takes out of Deno's
+  permission checks; TLS and WebSocket would stay on Deno's sockets.
 - **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.36 KB at rest** (the eighteenth session's
   run), of which about 4.0 KB is Deno's own per-socket cost (deno-floor at rest, 4.00 KB); mqtt-proxy's
   share above it is 358 B (target 1 KB; 338 B in the seventeenth session's run, 347–378 B in the sixteenth's). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
