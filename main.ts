@@ -36,7 +36,9 @@ import { createMemoryStorage } from "./src/storage/memory/mod.ts";
 import type { StorageAdapter } from "./src/storage/port.ts";
 import {
   type Accepted,
+  epollStopped,
   type HttpEndpoint,
+  listenEpollTcp,
   type Listener,
   listenTcp,
   listenTls,
@@ -337,7 +339,11 @@ export async function startBroker(
       };
       const listener = await (async () =>
         type === "tcp"
-          ? listenTcp({ name, hostname, port }, onAccept, onError)
+          ? (listenerConfig.io === "epoll" ? listenEpollTcp : listenTcp)(
+            { name, hostname, port },
+            onAccept,
+            onError,
+          )
           : type === "tls"
           ? await listenTls(
             {
@@ -520,6 +526,7 @@ export async function startBroker(
       for (const listener of listeners) listener.close();
       await Promise.all(listeners.map((listener) => listener.done));
       await connections.shutdown(config.shutdown.drainTimeoutMs);
+      await epollStopped();
       await cluster?.stop();
       broker.stop();
       await storage.stop();

@@ -14,6 +14,8 @@ export interface ListenerConfig {
   useCnAsUsername: boolean;
   /** 0 = unlimited. */
   maxConnections: number;
+  /** tcp only: Deno's sockets, or libc's from one epoll loop (src/transport/epoll.ts). */
+  io: "runtime" | "epoll";
 }
 
 /**

@@ -13,6 +13,7 @@ export interface ByteStream {
 }
 
 export * from "./tcp.ts";
+export { epollStopped, epollUnsupported, listenEpollTcp } from "./epoll.ts";
 export * from "./tls.ts";
 export * from "./websocket.ts";
 export { type HttpEndpoint, type HttpServeOptions, serveHttp } from "./http.ts";

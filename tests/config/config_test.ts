@@ -17,6 +17,7 @@ const DEFAULTS: Config = {
     requireClientCert: false,
     useCnAsUsername: false,
     maxConnections: 0,
+    io: "runtime",
   }],
   mqtt: {
     maxPacketSize: 1048576,
@@ -148,6 +149,7 @@ Deno.test("config: several listeners keep file order; tls takes cert and key", (
       requireClientCert: false,
       useCnAsUsername: false,
       maxConnections: 0,
+      io: "runtime",
     },
     {
       name: "secure",
@@ -161,6 +163,7 @@ Deno.test("config: several listeners keep file order; tls takes cert and key", (
       requireClientCert: true,
       useCnAsUsername: true,
       maxConnections: 0,
+      io: "runtime",
     },
     {
       name: "web-1",
@@ -171,6 +174,7 @@ Deno.test("config: several listeners keep file order; tls takes cert and key", (
       requireClientCert: false,
       useCnAsUsername: false,
       maxConnections: 500,
+      io: "runtime",
     },
   ]);
 });
@@ -184,6 +188,14 @@ Deno.test("config: a tls or wss listener without certificate or key is rejected 
     "listener.web.type = wss\nlistener.web.cert_file = c.pem",
     `${FILE}:1: listener.web.key_file: required for a wss listener`,
   );
+});
+
+Deno.test("config: epoll I/O is for tcp listeners; a ws listener with it is rejected at its type line", () => {
+  rejects(
+    "listener.web.type = ws\nlistener.web.io = epoll",
+    `${FILE}:1: listener.web.io: epoll is for tcp listeners, not ws`,
+  );
+  assert.equal(parseConfig("listener.plain.io = epoll", FILE).listeners[0].io, "epoll");
 });
 
 Deno.test("config: a value of the wrong type names file, line, key and expectation", () => {
@@ -241,7 +253,7 @@ Deno.test("config: an unknown key is rejected, with a suggestion when one is clo
   rejects(
     "listener.a.bind = x",
     `${FILE}:1: listener.a.bind: unknown key (a listener takes type, host, port, path, cert_file, key_file, ` +
-      "ca_file, require_client_cert, use_cn_as_username, max_connections)",
+      "ca_file, require_client_cert, use_cn_as_username, max_connections, io)",
   );
   rejects(
     "listener.Main.port = 1",

@@ -146,3 +146,62 @@ Deno.test({
     }
   },
 });
+
+/** CPU time (user and system) of a process so far, from /proc (read by a child: see support.ts). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const { stdout } = await new Deno.Command("cat", { args: [`/proc/${pid}/stat`], stdout: "piped" }).output();
+  const fields = new TextDecoder().decode(stdout).split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+Deno.test({
+  name:
+    "descriptors: at EMFILE an epoll listener refuses and logs at most every 10 s, the broker lives, and serves again" +
+    (prlimitAvailable ? "" : " (ignored: prlimit is not installed)"),
+  ignore: !prlimitAvailable,
+  fn: async () => {
+    const broker = await startLimitedBroker(
+      ["mqtt.connect_timeout_ms = 60000", "listener.default.io = epoll", "storage.type = memory"],
+      ["prlimit", `--nofile=${NOFILE}:${NOFILE}`, "--"],
+    );
+    const fillers: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < FILLERS; i++) {
+        fillers.push(await Deno.connect({ hostname: "127.0.0.1", port: broker.port }));
+      }
+      for (let i = 0; i < 100 && !broker.broker.output().includes("listener.accept_failed"); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.match(broker.broker.output(), /listener\.accept_failed.*Too many open files \(os error 24\)/);
+      // A client while no descriptor is left waits in the accept queue through several paused retries.
+      const waiting = connect(broker.port, "epoll-waiting", 4);
+      waiting.catch(() => {}); // awaited below, after the broker's CPU is checked
+      const cpuBefore = await cpuSeconds(broker.broker.child.pid);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.ok(await broker.alive(), `the broker died at EMFILE:\n${broker.broker.output().slice(-2000)}`);
+      // The listener stays readable while accepts fail: without its pause the loop would spin on a core.
+      const cpu = await cpuSeconds(broker.broker.child.pid) - cpuBefore;
+      assert.ok(
+        cpu < 0.5,
+        `the broker used ${cpu.toFixed(2)} s of CPU in 1.5 s of EMFILE: accepts retried in a spin`,
+      );
+      for (const conn of fillers) conn.close();
+      fillers.length = 0;
+      const { client, connack } = await waiting;
+      assert.equal(connack.reasonCode, 0, "the client that waited was refused");
+      await client.close();
+      const { client: after, connack: afterConnack } = await connect(broker.port, "epoll-after", 5);
+      assert.equal(afterConnack.reasonCode, 0);
+      await after.close();
+      assert.ok(await broker.alive());
+      const failures = broker.broker.output().split("\n").filter((line) => line.includes("accept_failed"));
+      assert.ok(
+        failures.length <= 2,
+        `${failures.length} accept failures logged in a few seconds: not rate-limited`,
+      );
+    } finally {
+      for (const conn of fillers) conn.close();
+      await broker.stop();
+    }
+  },
+});
