@@ -14,12 +14,26 @@ export interface TestBroker {
   logLines: readonly string[];
 }
 
+/**
+ * The default listener's I/O when `TEST_LISTENER_IO` names one: CI runs the MQTT suites once more with
+ * `epoll`, so that every exchange they check also crosses src/transport/epoll.ts.
+ */
+const testIo = Deno.env.get("TEST_LISTENER_IO");
+
 /** Starts a broker with `properties` lines on top of a loopback listener, runs `fn`, always stops it. */
 export async function withBroker(
   properties: string,
   fn: (broker: TestBroker) => Promise<void>,
 ): Promise<void> {
-  const defaults = ["listener.default.host = 127.0.0.1", "listener.default.port = 0", "storage.type = memory"]
+  const io = testIo && !/^\s*listener\.default\.type\s*=/m.test(properties)
+    ? [`listener.default.io = ${testIo}`]
+    : [];
+  const defaults = [
+    "listener.default.host = 127.0.0.1",
+    "listener.default.port = 0",
+    "storage.type = memory",
+    ...io,
+  ]
     .filter((line) =>
       !new RegExp(`^\\s*${line.split(" ")[0].replaceAll(".", "\\.")}\\s*=`, "m").test(properties)
     );
