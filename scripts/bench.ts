@@ -27,9 +27,11 @@ import {
   BrokerStartError,
   brokerVersions,
   ensureMosquitto,
+  EPOLL_VARIANT,
   IDLE_FLOOR_NAMES,
   LATENCY_FLOOR,
   type Layout,
+  OWN_VARIANTS,
   REFERENCE_BROKER,
   type RunningBroker,
   startBroker,
@@ -56,6 +58,7 @@ import {
 import { fullMarkdown } from "./bench/report_doc.ts";
 import { capture, freePort, note, print, residentBytes, sleep } from "./bench/util.ts";
 import { BASELINE_COMMIT } from "./bench/what_changed.ts";
+import { epollUnsupported } from "../src/transport/epoll.ts";
 
 interface Options {
   runs: number;
@@ -238,7 +241,7 @@ function brokerDied(broker: RunningBroker): string[] {
 
 /** mqtt-proxy's GC pauses from the release of the publishers to the end of the run. */
 async function collectGc(record: RunRecord, running: RunningBroker, releasedAt: number): Promise<void> {
-  if (running.name !== "mqtt-proxy" && running.name !== BASELINE) return;
+  if (!OWN_VARIANTS.includes(running.name)) return;
   const from = releasedAt - running.spawnedAt;
   const to = Date.now() - running.spawnedAt;
   record.gc = { pauses: await gcPausesIn(running.logPath, from, to), windowS: (to - from) / 1000 };
@@ -361,7 +364,8 @@ function brokersFor(
 ): BrokerName[] {
   const brokers = [...options.brokers];
   if (layout !== "pinned" || !options.brokers.includes("mqtt-proxy")) return brokers;
-  if (baselineReady) brokers.splice(1, 0, BASELINE);
+  const variants = [...(baselineReady ? [BASELINE] : []), ...(epollUnsupported() ? [] : [EPOLL_VARIANT])];
+  brokers.splice(1, 0, ...variants);
   if (testCase.kind === "idle") brokers.push(...IDLE_FLOOR_NAMES);
   if (testCase.kind === "pubsub" && testCase.group === "latency") brokers.push(LATENCY_FLOOR);
   return brokers;

@@ -23,6 +23,7 @@ export type BrokerName =
   | "mosquitto"
   | "aedes"
   | "mqtt-proxy-before"
+  | "mqtt-proxy-epoll"
   | "deno-floor"
   | "deno-floor-512"
   | "deno-syscall-floor"
@@ -35,6 +36,10 @@ export const IDLE_FLOOR_NAMES: BrokerName[] = ["deno-floor", "deno-floor-512", "
 export const LATENCY_FLOOR: BrokerName = "deno-relay";
 export const FLOOR_NAMES: BrokerName[] = [...IDLE_FLOOR_NAMES, LATENCY_FLOOR];
 export const BASELINE: BrokerName = "mqtt-proxy-before";
+/** mqtt-proxy with `listener.default.io = epoll`, run next to it in the pinned layout (Linux x86-64). */
+export const EPOLL_VARIANT: BrokerName = "mqtt-proxy-epoll";
+/** mqtt-proxy under another name: reported next to it, never counted as a peer. */
+export const OWN_VARIANTS: BrokerName[] = ["mqtt-proxy", BASELINE, EPOLL_VARIANT];
 export const REFERENCE_BROKER: BrokerName = "mosquitto";
 
 export type Layout = "pinned" | "unpinned";
@@ -86,13 +91,14 @@ interface Launch {
 }
 
 /** mqtt-proxy from `root` (this tree, or the baseline's copy), with --trace-gc for the GC pause report. */
-async function mqttProxy(root: string, options: StartOptions): Promise<Launch> {
+async function mqttProxy(root: string, options: StartOptions, io = "runtime"): Promise<Launch> {
   const storage = options.durable
     ? [`storage.type = embedded`, `storage.dir = ${options.runDir}/store`, `storage.durability = sync`]
     : [`storage.type = memory`];
   const lines = [
     "listener.default.host = 127.0.0.1",
     `listener.default.port = ${options.port}`,
+    ...(io === "runtime" ? [] : [`listener.default.io = ${io}`]),
     `mqtt.max_inflight = ${SUBSCRIBER_INFLIGHT}`,
     ...storage,
     "log.level = warn",
@@ -150,6 +156,8 @@ async function commandFor(name: BrokerName, options: StartOptions, env: BrokerEn
   switch (name) {
     case "mqtt-proxy":
       return mqttProxy(repoRoot, options);
+    case "mqtt-proxy-epoll":
+      return mqttProxy(repoRoot, options, "epoll");
     case "mqtt-proxy-before":
       if (!env.baselineDir) throw new BrokerStartError("no baseline copy to run");
       return mqttProxy(env.baselineDir, options);

@@ -2,7 +2,15 @@
  * Turns the runs of one `deno task bench` into per-case medians and ratios between brokers measured in the
  * same invocation, and renders the result tables (printed on every run, and part of docs/benchmarks.md).
  */
-import { BASELINE, type BrokerName, FLOOR_NAMES, type Layout, REFERENCE_BROKER } from "./brokers.ts";
+import {
+  BASELINE,
+  type BrokerName,
+  EPOLL_VARIANT,
+  FLOOR_NAMES,
+  type Layout,
+  OWN_VARIANTS,
+  REFERENCE_BROKER,
+} from "./brokers.ts";
 import type { BenchCase, PubSubCase } from "./cases.ts";
 import type { GcPause } from "./gc_trace.ts";
 import { bucketUpperBoundNs, GENERATOR_BOUND_PCT, type IdleResult, type PubSubResult } from "./generator.ts";
@@ -209,7 +217,8 @@ export function table(header: string[], rows: string[][]): string {
 }
 
 export function label(broker: BrokerName): string {
-  return broker === BASELINE ? "mqtt-proxy (before)" : broker;
+  if (broker === BASELINE) return "mqtt-proxy (before)";
+  return broker === EPOLL_VARIANT ? "mqtt-proxy (io = epoll)" : broker;
 }
 
 // ---------- sections ----------
@@ -222,7 +231,7 @@ export function summariesFor(
 ): Map<BrokerName, Summary> {
   const byBroker = new Map<BrokerName, Summary>();
   const present = new Set(input.records.filter((r) => r.layout === layout).map((r) => r.broker));
-  for (const broker of [...input.brokers, BASELINE, ...FLOOR_NAMES]) {
+  for (const broker of [...input.brokers, BASELINE, EPOLL_VARIANT, ...FLOOR_NAMES]) {
     if (!input.brokers.includes(broker) && !present.has(broker)) continue;
     const summary = summarize(testCase.name, broker, layout, input.records);
     if (summary.totalRuns === 0 && !input.brokers.includes(broker)) continue;
@@ -240,7 +249,7 @@ export function bestPeer(
 ): { broker: BrokerName; value: number } | undefined {
   let best: { broker: BrokerName; value: number } | undefined;
   for (const [broker, summary] of summaries) {
-    if (broker === "mqtt-proxy" || broker === BASELINE || FLOOR_NAMES.includes(broker)) continue;
+    if (OWN_VARIANTS.includes(broker) || FLOOR_NAMES.includes(broker)) continue;
     const value = pick(summary);
     if (!Number.isFinite(value)) continue;
     if (!best || (lowerIsBetter ? value < best.value : value > best.value)) best = { broker, value };
@@ -343,16 +352,18 @@ function idleTable(input: ReportInput, layout: Layout): string {
     if (testCase.kind !== "idle") continue;
     const summaries = summariesFor(input, testCase, layout);
     const mosquitto = summaries.get(REFERENCE_BROKER);
-    const floor = summaries.get("deno-floor")?.rssPerConnection ?? NaN;
+    // The epoll variant's floor is the server on the same socket calls; every other Deno server's, deno-floor.
+    const floorOf = (broker: BrokerName) =>
+      summaries.get(broker === EPOLL_VARIANT ? "deno-syscall-floor" : "deno-floor")?.rssPerConnection ?? NaN;
     for (const [broker, s] of summaries) {
-      const deno = broker === "mqtt-proxy" || broker === BASELINE || FLOOR_NAMES.includes(broker);
+      const deno = OWN_VARIANTS.includes(broker) || FLOOR_NAMES.includes(broker);
       rows.push([
         label(broker),
         `${integer(s.connected)} / ${integer(testCase.connections)}`,
         integer(s.connectRate),
         ratio(s.connectRate, mosquitto?.connectRate ?? NaN),
         bytes(s.rssPerConnection),
-        deno && broker !== "deno-floor" ? bytes(s.rssPerConnection - floor) : "",
+        deno && broker !== "deno-floor" ? bytes(s.rssPerConnection - floorOf(broker)) : "",
         ratio(s.rssPerConnection, mosquitto?.rssPerConnection ?? NaN),
         percent(s.brokerCpuPct),
         percent(s.generatorCpuPct),
@@ -368,7 +379,7 @@ function idleTable(input: ReportInput, layout: Layout): string {
       "connects/s",
       "vs Mosquitto",
       "RSS per connection",
-      "above deno-floor",
+      "above its floor",
       "RSS vs Mosquitto",
       "broker CPU (connecting)",
       "gen CPU",

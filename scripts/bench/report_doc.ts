@@ -2,7 +2,7 @@
  * docs/benchmarks.md: the machine, the method, the targets checked against this run, the latency histogram
  * with mqtt-proxy's GC pauses, what changed since the baseline, and the result tables.
  */
-import { BASELINE, type BrokerName, type Layout, REFERENCE_BROKER } from "./brokers.ts";
+import { BASELINE, type BrokerName, EPOLL_VARIANT, type Layout, REFERENCE_BROKER } from "./brokers.ts";
 import {
   E2E_WINDOW,
   IDLE_HOLD_MS,
@@ -214,6 +214,17 @@ function targetRows(input: ReportInput): Target[] {
     true,
     ratio(ours?.connectRate ?? NaN, idle.get(REFERENCE_BROKER)?.connectRate ?? NaN),
   );
+  const epoll = idle.get(EPOLL_VARIANT);
+  if (epoll) {
+    add(
+      "connects/s vs Mosquitto, io = epoll",
+      "≥ 1.5×",
+      epoll.connectRate / (idle.get(REFERENCE_BROKER)?.connectRate ?? NaN),
+      1.5,
+      true,
+      ratio(epoll.connectRate, idle.get(REFERENCE_BROKER)?.connectRate ?? NaN),
+    );
+  }
   return targets;
 }
 
@@ -410,11 +421,13 @@ ${whatChangedSection(input)}
     input.quick ? "small in quick mode" : "19,000"
   } (the per-process descriptor limit here is 20,000). **deno-floor** is a bare \`Deno.listen\` server
   (scripts/bench/idle_floor.ts) with the broker's read strategy and V8 flags, answering CONNECT with CONNACK:
-  Deno's own cost; **above deno-floor** is mqtt-proxy's. **deno-floor-512** keeps a 512-byte buffer per socket,
+  Deno's own cost; **above its floor** is mqtt-proxy's. **deno-floor-512** keeps a 512-byte buffer per socket,
   the read strategy before this round. **deno-syscall-floor** (scripts/bench/syscall_floor.ts) is the same server
   with libc's socket calls made through FFI from one epoll loop, as Mosquitto makes them, instead of Deno's
-  socket ops: what JavaScript on V8 costs without Deno's socket layer (its **above deno-floor** is negative: that
-  layer's share).
+  socket ops: what JavaScript on V8 costs without Deno's socket layer (its **above its floor**, against
+  deno-floor, is negative: that layer's share). **mqtt-proxy (io = epoll)** is mqtt-proxy with
+  \`listener.default.io = epoll\` (src/transport/epoll.ts: its TCP sockets on libc's calls from one epoll
+  loop); its floor is deno-syscall-floor. It runs in the pinned layout of every case, next to mqtt-proxy.
 - **deno-relay** (latency cases only) is a bare \`Deno.listen\` MQTT relay (scripts/bench/relay_floor.ts) with the
   broker's V8 flags: just enough MQTT 3.1.1 to forward each PUBLISH to the subscribers of its exact topic, one
   read pending per socket, the frames of a read handled in its turn, one write per connection per turn; no
