@@ -140,17 +140,16 @@ class Poller {
     this.#library = Deno.dlopen("libc.so.6", SYMBOLS);
     this.sys = this.#library.symbols;
     const location = this.sys.__errno_location();
-    if (location === null) throw new Error("libc gave no errno location");
-    this.#errno = new Deno.UnsafePointerView(location);
+    this.#errno = new Deno.UnsafePointerView(location!);
     this.#epoll = this.sys.epoll_create1(EPOLL_CLOEXEC);
-    if (this.#epoll < 0) throw this.error("epoll_create1");
-    this.#wake = this.sys.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (this.#wake < 0) {
-      const error = this.error("eventfd");
-      this.sys.close(this.#epoll);
+    this.#wake = this.#epoll < 0 ? -1 : this.sys.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (this.#wake < 0 || !this.#control(EPOLL_CTL_ADD, this.#wake, EPOLLIN)) {
+      const error = this.error(this.#epoll < 0 ? "epoll_create1" : "eventfd");
+      if (this.#wake >= 0) this.sys.close(this.#wake);
+      if (this.#epoll >= 0) this.sys.close(this.#epoll);
+      this.#library.close();
       throw error;
     }
-    this.#control(EPOLL_CTL_ADD, this.#wake, EPOLLIN);
     this.stopped = this.#run();
   }
 
@@ -243,6 +242,11 @@ class Poller {
     return this.#ended;
   }
 
+  /** Nothing is watched: the loop is ending. */
+  get idle(): boolean {
+    return this.#watched.size === 0;
+  }
+
   #dispatch(count: number): void {
     const view = this.#eventsView;
     for (let i = 0; i < count; i++) {
@@ -272,9 +276,13 @@ function poller(): Poller {
   return current;
 }
 
-/** Settles once no epoll loop runs in this process: every epoll listener and socket is closed. */
+/**
+ * For a broker that has closed its epoll listeners and sockets: settles once the loop has ended if they were
+ * the last it watched (no FFI call is left pending), at once if another broker in this process still has
+ * some open.
+ */
 export function epollStopped(): Promise<void> {
-  return current?.stopped ?? Promise.resolve();
+  return current?.idle ? current.stopped : Promise.resolve();
 }
 
 /** The pending read of a socket: where its bytes go and who waits for them. */
