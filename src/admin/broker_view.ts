@@ -212,6 +212,7 @@ export function createBrokerView(sources: BrokerViewSources): AdminBrokerView {
           connections: bound.open,
           connectionsTotal: bound.total,
           maxConnections: listener.maxConnections,
+          io: listener.io,
         }];
       });
     },

@@ -148,6 +148,9 @@ export const Listener = z.object({
   connections: z.int(),
   connectionsTotal: z.int(),
   maxConnections: z.int().describe("0 = unlimited."),
+  io: z.enum(["runtime", "epoll"]).describe(
+    "A tcp listener's socket I/O: Deno's sockets, or libc's from one epoll loop.",
+  ),
 }).meta({ id: "Listener" });
 
 export const Limits = z.record(z.string(), z.union([z.number(), z.string(), z.boolean()]))

@@ -267,12 +267,16 @@ Deno.test("admin api: sessions are listed; an offline one is deleted, a connecte
 });
 
 Deno.test("admin api: listeners, limits, cluster (a single node), stats and reload", async () => {
-  await withAdminBroker("mqtt.max_inflight = 7", async ({ api, port }) => {
+  const fleet = ["listener.fleet.host = 127.0.0.1", "listener.fleet.port = 0", "listener.fleet.io = epoll"];
+  await withAdminBroker(["mqtt.max_inflight = 7", ...fleet].join("\n"), async ({ api, port }) => {
     const listeners = await body(await api("/api/v1/listeners"));
     assert.deepEqual(
-      listeners.json.map((l: { name: string; port: number; type: string }) => [l.name, l.type, l.port]),
+      listeners.json.map((
+        l: { name: string; port: number; type: string; io: string },
+      ) => [l.name, l.type, l.io, l.name === "default" ? l.port === port : l.port > 0]),
       [
-        ["default", "tcp", port],
+        ["default", "tcp", "runtime", true],
+        ["fleet", "tcp", "epoll", true],
       ],
     );
     const limits = await body(await api("/api/v1/limits"));
