@@ -548,13 +548,16 @@ export const CHANGES: Change[] = [
       "one epoll loop, a socket a descriptor and one object, registered once edge-triggered; the loop polls on " +
       "the JavaScript thread while events come and waits on a thread of the runtime's pool when there are " +
       "none. Measured as mqtt-proxy (io = epoll) against mqtt-proxy in the same invocations",
-    measure: "idle, pinned, 19,000 connections, three runs: RSS per held connection; connects/s (Mosquitto " +
-      "13.7–17.4k in the same runs). A storm of 16,000 connects from four generator processes, three " +
-      "alternating pairs: broker µs CPU per connect. QoS 1 10→10 64 B, 6 s, three pairs: msg/s. Latency at " +
-      "10k msg/s, three runs: p99 QoS 0 / QoS 1; broker CPU",
-    before: "4,337–4,357 B; 12.6–15.5k/s; 47.5–55.0 µs; 1.04–1.34M; 156–213 / 219–393 µs; 43–59 %",
-    after: "1,808–1,844 B; 19.0–20.5k/s; 36.9–47.5 µs; 1.21–1.23M; 557–909 / 1,393–1,638 µs; 59–78 %",
-    ratio: "0.42× memory; ≈ 1.4× connects; p99 ≈ 4–6× (the pool thread's hand-off at every wake)",
+    measure:
+      "the twentieth session's full run (above), pinned, two runs each: idle RSS per held connection; " +
+      "connects/s (Mosquitto 14.1–16.5k); latency at 10k msg/s p99 QoS 0 / QoS 1 and broker CPU (QoS 0). " +
+      "A storm of 16,000 connects from four generator processes, three alternating pairs: broker µs CPU per " +
+      "connect. Throughput cases: the tables above",
+    before: "4,354–4,369 B; 15.1–18.2k/s; 113–197 / 131–176 µs, 37–38 %; 47.5–55.0 µs",
+    after: "1,806–1,821 B; 17.7–19.4k/s; 631–647 / 1,098–1,180 µs, 56–57 %; 36.9–47.5 µs",
+    ratio:
+      "0.42× memory; connects 1.12× by the medians (0.97–1.29× per run); p99 4–8× and CPU 1.5× at a moderate " +
+      "rate; throughput within noise",
   },
 ];
 
@@ -601,7 +604,15 @@ export const PEER_NOTES =
   thread itself, which leaves no room for timers or a store's worker, its CPU matched Mosquitto's (36–46 %
   against 37–49 %) but its p99 stayed in the same range as deno-relay's and mqtt-proxy's (QoS 0 205–655 µs,
   QoS 1 182–365; the machine was noisy: Mosquitto 143–397 and 133–475). At this rate the tail is the
-  wake-ups, not the socket calls.
+  wake-ups, not the socket calls. **mqtt-proxy (io = epoll)** pays for its small connections here (the run
+  above: p99 QoS 0 631–647 µs, QoS 1 1.10–1.18 ms, at 56–57 % and 73–75 % of its core against mqtt-proxy's
+  37–38 % and 50–51 %): with nothing to do its loop waits on a pool thread, and each wake-up crosses from that
+  thread to the broker's. Tried in the twentieth session and not kept: waiting on the JavaScript thread itself
+  for at most 1 ms while traffic flows (CPU 46–47 % and 56–59 %, p99 422–795 µs and 1.21–1.31 ms: no
+  better), polling without ever waiting (p50 34–39 µs, below Mosquitto's, but a whole core and p99 0.5 and
+  1.4 ms), and a turn of the event loop every eighth poll instead of every poll (no change). Timing the loop's
+  own turns, 99 % took under 70 µs and 0.1 % over 300 µs; each of those holds back the ten or so messages that
+  arrive meanwhile, which is enough to set the p99. Where those stalls come from is not found yet.
 - **Connects per second: Mosquitto ahead** (the eighteenth session's full run above, pinned, two runs:
   mqtt-proxy 19.1–20.2k, Mosquitto 22.8–26.8k, deno-floor 21.8–26.4k conn/s, 0.79× by the medians, the bare
   Deno server 0.97×; the seventeenth session's run: mqtt-proxy 19.8–20.3k, Mosquitto 25.5–26.4k, deno-floor 24.9–25.6k conn/s, 0.77× by the medians, the bare
@@ -630,15 +641,18 @@ export const PEER_NOTES =
   syscall floor 29–31, deno-floor 42–46, mqtt-proxy 63–72. So JavaScript on V8 reaches the connect target and
   Mosquitto's footprint per connection; what Deno's socket layer adds (a resource, a tokio stream and an op
   promise per socket and per pending read) is about 3.5 KB held and 14 µs per connect, and the broker's own
-  connect path about 20 µs more. A quick transport of that kind under the broker (an experiment, not kept: one
-  epoll poller, a promise per read, a turn of Deno's event loop per poll) took mqtt-proxy's held connection
-  from 4.33–4.36 KB to 1.70–1.73 KB of RSS (three runs), but not its CPU per connect (42–53 µs against 50–65,
-  three storm pairs) nor its QoS 1 10→10 throughput (1.14–1.25M against 1.18–1.46M msg/s): the footprint is
-  the socket layer's, the connect cost mostly the broker's own path. A transport to keep needs errno
-  handling, write backpressure, the accept loop's limits and a review of what FFI takes out of Deno's
-  permission checks; TLS and WebSocket would stay on Deno's sockets.
-- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.36 KB at rest** (the eighteenth session's
-  run), of which about 4.0 KB is Deno's own per-socket cost (deno-floor at rest, 4.00 KB); mqtt-proxy's
+  connect path about 20 µs more. The twentieth session built that transport to keep, opt-in:
+  \`listener.<name>.io = epoll\` (src/transport/epoll.ts; errno, EPOLLOUT backpressure, the EMFILE pause,
+  bind errors, the MQTT suites run over it in CI). **mqtt-proxy (io = epoll)** in the run above: 17.7–19.4k
+  connects/s, 1.22× Mosquitto by the medians (mqtt-proxy 1.09×, deno-syscall-floor 22.7–24.9k, 1.56×), and
+  1,806–1,821 B of RSS per held connection (mqtt-proxy 4,354–4,369); CPU per connect in three storm pairs
+  36.9–47.5 µs against 47.5–55.0. So about 1.3 KB per connection and some 10 µs per connect are still the
+  broker's own above the syscall floor (the connection's objects, its session and registry entry, the
+  connect timer). FFI takes nothing out of the permission checks the broker runs with: \`deno task start\`
+  and the binary already grant \`--allow-ffi\` (the memory reclaimer's malloc_trim), which is all-powerful;
+  the listener binds only what its configuration names.
+- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.36 KB at rest, 1.81 KB with \`io = epoll\`**
+  (the eighteenth session's run; the twentieth's: 4.35–4.37 and 1.81–1.82 KB), of which about 4.0 KB is Deno's own per-socket cost (deno-floor at rest, 4.00 KB); mqtt-proxy's
   share above it is 358 B (target 1 KB; 338 B in the seventeenth session's run, 347–378 B in the sixteenth's). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
   old generation, stays until the broker has been quiet for 5 s and its memory reclaimer collects (a
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
