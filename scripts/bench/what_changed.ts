@@ -555,9 +555,8 @@ export const CHANGES: Change[] = [
       "connect. Throughput cases: the tables above",
     before: "4,354–4,369 B; 15.1–18.2k/s; 113–197 / 131–176 µs, 37–38 %; 47.5–55.0 µs",
     after: "1,806–1,821 B; 17.7–19.4k/s; 631–647 / 1,098–1,180 µs, 56–57 %; 36.9–47.5 µs",
-    ratio:
-      "0.42× memory; connects 1.12× by the medians (0.97–1.29× per run); p99 4–8× and CPU 1.5× at a moderate " +
-      "rate; throughput within noise",
+    ratio: "0.42× memory; connects 1.12× by the medians (0.97–1.29× per run); CPU 1.5× at a moderate rate; " +
+      "throughput within noise; p99 4–8× in that run, the same as mqtt-proxy's since 4d77f35 (the peer notes)",
   },
 ];
 
@@ -604,15 +603,20 @@ export const PEER_NOTES =
   thread itself, which leaves no room for timers or a store's worker, its CPU matched Mosquitto's (36–46 %
   against 37–49 %) but its p99 stayed in the same range as deno-relay's and mqtt-proxy's (QoS 0 205–655 µs,
   QoS 1 182–365; the machine was noisy: Mosquitto 143–397 and 133–475). At this rate the tail is the
-  wake-ups, not the socket calls. **mqtt-proxy (io = epoll)** pays for its small connections here (the run
-  above: p99 QoS 0 631–647 µs, QoS 1 1.10–1.18 ms, at 56–57 % and 73–75 % of its core against mqtt-proxy's
-  37–38 % and 50–51 %): with nothing to do its loop waits on a pool thread, and each wake-up crosses from that
-  thread to the broker's. Tried in the twentieth session and not kept: waiting on the JavaScript thread itself
-  for at most 1 ms while traffic flows (CPU 46–47 % and 56–59 %, p99 422–795 µs and 1.21–1.31 ms: no
-  better), polling without ever waiting (p50 34–39 µs, below Mosquitto's, but a whole core and p99 0.5 and
-  1.4 ms), and a turn of the event loop every eighth poll instead of every poll (no change). Timing the loop's
-  own turns, 99 % took under 70 µs and 0.1 % over 300 µs; each of those holds back the ten or so messages that
-  arrive meanwhile, which is enough to set the p99. Where those stalls come from is not found yet.
+  wake-ups, not the socket calls. **mqtt-proxy (io = epoll)**: the tables above were made before commit 4d77f35
+  and show its p99 at 631–647 µs (QoS 0) and 1.10–1.18 ms (QoS 1). The cause, found after the run: its
+  socket calls passed lengths as numbers to size_t parameters, which V8 compiled for BigInts, so the
+  runtime's call wrapper was deoptimized and compiled again over and over on the broker's one core (75 times
+  in 8 s at 10k msg/s, \`--trace-deopt\`); each recompilation held back the ten or so messages that arrived
+  meanwhile. With the lengths passed as u32, three runs each (\`deno task bench --only mqtt-proxy,mosquitto
+  --case latency-q0,latency-q1 --runs 3 --layout pinned --no-baseline\`): QoS 0 p99 172–246 µs (mqtt-proxy
+  162–258, Mosquitto 141–172), QoS 1 166–348 µs (mqtt-proxy 147–225, Mosquitto 137–156). What it still
+  costs at this rate is CPU: 58–62 % and 72–77 % of its core against mqtt-proxy's 45–51 % and 53–57 %, since
+  with nothing to do its loop waits on a pool thread and each wake-up crosses from that thread to the
+  broker's. Tried against that (before the fix, so judged by CPU): waiting on the JavaScript thread itself
+  for at most 1 ms while traffic flows (CPU 46–47 % and 56–59 % against the pool thread's 56–57 % and 73–75 %,
+  but timers, workers and Deno's own sockets wait up to that long: not kept), and a turn of the event loop
+  every eighth poll instead of every poll (no change).
 - **Connects per second: Mosquitto ahead** (the eighteenth session's full run above, pinned, two runs:
   mqtt-proxy 19.1–20.2k, Mosquitto 22.8–26.8k, deno-floor 21.8–26.4k conn/s, 0.79× by the medians, the bare
   Deno server 0.97×; the seventeenth session's run: mqtt-proxy 19.8–20.3k, Mosquitto 25.5–26.4k, deno-floor 24.9–25.6k conn/s, 0.77× by the medians, the bare

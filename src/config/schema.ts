@@ -42,8 +42,7 @@ export const listenerKeys = {
     "runtime",
     "Socket I/O of a tcp listener: runtime = Deno's sockets; epoll = libc's socket calls from one epoll " +
       "loop (Linux x86-64 with glibc; host an IP address or localhost): an idle client holds about 1.8 KB " +
-      "instead of 4.3, connects are faster, but at a moderate steady rate it costs more CPU and its p99 " +
-      "latency is higher.",
+      "instead of 4.3 and connects are faster, but at a moderate steady rate it costs more CPU.",
   ),
 };
 
