@@ -9,7 +9,7 @@ import { encode } from "../../src/codec/mod.ts";
 import { connect } from "../helpers/clients.ts";
 import { freePort } from "../helpers/process.ts";
 import { testCerts } from "../transport/support.ts";
-import { prlimitAvailable, startLimitedBroker } from "./support.ts";
+import { type LimitedBroker, prlimitAvailable, startLimitedBroker } from "./support.ts";
 
 /** Descriptors the broker may open: its own (runtime, listeners, log) and about 200 connections. */
 const NOFILE = 256;
@@ -42,6 +42,16 @@ async function readUntil(conn: Deno.Conn, text: string, ms: number): Promise<boo
   return seen.includes(text);
 }
 
+/** Opens {@link FILLERS} connections into `fillers`, then waits (at most 5 s) for the broker to log EMFILE. */
+async function exhaustDescriptors(broker: LimitedBroker, fillers: Deno.Conn[]): Promise<void> {
+  for (let i = 0; i < FILLERS; i++) {
+    fillers.push(await Deno.connect({ hostname: "127.0.0.1", port: broker.port }));
+  }
+  for (let i = 0; i < 100 && !broker.broker.output().includes("listener.accept_failed"); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 Deno.test({
   name:
     "descriptors: at EMFILE every listener and the HTTP endpoint refuse and log, the broker lives, and serves again once descriptors are free" +
@@ -68,12 +78,7 @@ Deno.test({
     const fillers: Deno.Conn[] = [];
     const waiting: Deno.Conn[] = [];
     try {
-      for (let i = 0; i < FILLERS; i++) {
-        fillers.push(await Deno.connect({ hostname: "127.0.0.1", port: broker.port }));
-      }
-      for (let i = 0; i < 100 && !broker.broker.output().includes("listener.accept_failed"); i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await exhaustDescriptors(broker, fillers);
       assert.match(
         broker.broker.output(),
         /listener\.accept_failed/,
@@ -166,12 +171,7 @@ Deno.test({
     );
     const fillers: Deno.Conn[] = [];
     try {
-      for (let i = 0; i < FILLERS; i++) {
-        fillers.push(await Deno.connect({ hostname: "127.0.0.1", port: broker.port }));
-      }
-      for (let i = 0; i < 100 && !broker.broker.output().includes("listener.accept_failed"); i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await exhaustDescriptors(broker, fillers);
       assert.match(broker.broker.output(), /listener\.accept_failed.*Too many open files \(os error 24\)/);
       // A client while no descriptor is left waits in the accept queue through several paused retries.
       const waiting = connect(broker.port, "epoll-waiting", 4);

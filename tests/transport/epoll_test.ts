@@ -38,21 +38,14 @@ async function socketPair(hostname = "127.0.0.1"): Promise<
   };
 }
 
+/** Everything the peer sends until its FIN, leaving the socket open for writing. */
 async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
   const buffer = new Uint8Array(65536);
-  for (;;) {
-    const n = await conn.read(buffer);
-    if (n === null) break;
+  for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
     chunks.push(buffer.slice(0, n));
   }
-  const all = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return all;
+  return new Uint8Array(await new Blob(chunks).arrayBuffer());
 }
 
 Deno.test("epoll: a socket reads what was sent, null after the peer's FIN, and refuses reads once closed", async () => {
