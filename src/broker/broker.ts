@@ -153,6 +153,10 @@ export class Broker implements SessionService {
     return this.registry.get(clientId)?.session;
   }
 
+  needsAddress(sessionExpiryInterval: number): boolean {
+    return this.registry.needsAddress(sessionExpiryInterval);
+  }
+
   /** Who owns the client id's session and whether it is connected now; undefined when there is none. */
   owner(clientId: string): { owner?: string; connected: boolean } | undefined {
     const entry = this.registry.get(clientId);

@@ -72,6 +72,12 @@ export class SessionRegistry {
     return this.#entries.size;
   }
 
+  /** See {@link SessionService.needsAddress}: the quota counts persistent sessions only. */
+  needsAddress(sessionExpiryInterval: number): boolean {
+    return this.#quota.countsAddresses &&
+      Math.min(sessionExpiryInterval, this.services.options.maxSessionExpiry) > 0;
+  }
+
   get(clientId: string): SessionEntry | undefined {
     return this.#entries.get(clientId);
   }

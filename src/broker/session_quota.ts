@@ -28,6 +28,10 @@ export class SessionQuota {
 
   constructor(private readonly limits: SessionQuotaLimits) {}
 
+  get countsAddresses(): boolean {
+    return this.limits.maxPersistentPerAddress > 0;
+  }
+
   /**
    * Why a CONNECT may not have its session, or undefined when it may. `sessions` is the number held now;
    * `exists` whether this client id already has one (a reconnect never counts as one more), `current` the

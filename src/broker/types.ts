@@ -112,7 +112,10 @@ export interface OpenRequest {
    * not resumed: this CONNECT gets a fresh one, as with Clean Start.
    */
   owner?: string;
-  /** The client's IP address, for the per-address cap on persistent sessions. */
+  /**
+   * The client's IP address, for the per-address cap on persistent sessions: needed only while that cap
+   * is set ({@link SessionService.needsAddress}).
+   */
   address?: string;
   /** The claim's epoch when a cluster decided it (its place in the log); otherwise the registry picks one. */
   epoch?: number;
@@ -163,6 +166,11 @@ export interface SessionService {
   flush(): Promise<void> | undefined;
   /** Who owns the client id's session and whether its client is connected; undefined when there is none. */
   owner(clientId: string): { owner?: string; connected: boolean } | undefined;
+  /**
+   * Whether a request for a session with this Session Expiry Interval needs its `address`: a persistent
+   * one while a cap on persistent sessions per address is set.
+   */
+  needsAddress(sessionExpiryInterval: number): boolean;
 }
 
 /** Broker-wide counters, read by $SYS and /metrics. */

@@ -313,6 +313,10 @@ export class ClusterNode implements SessionService {
     this.broker.connected(handle);
   }
 
+  needsAddress(sessionExpiryInterval: number): boolean {
+    return this.broker.needsAddress(sessionExpiryInterval);
+  }
+
   /** This node's view of the client id's owner (every node sees every claim). */
   owner(clientId: string): { owner?: string; connected: boolean } | undefined {
     return this.broker.owner(clientId);

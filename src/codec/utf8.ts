@@ -60,11 +60,23 @@ export function writeUtf8(buf: Uint8Array, pos: number, text: string, byteLength
   return pos + byteLength;
 }
 
+/** Scratch arrays for the character codes of a short string, one per length: reused, never resized. */
+const shortCodesByLength: number[][] = Array.from(
+  { length: SHORT_STRING + 1 },
+  (_, n) => new Array(n).fill(0),
+);
+
+/**
+ * A short ASCII string made in one piece. Added one character at a time it was a chain of a string per
+ * character past the 12th (V8 makes a long concatenation a pair of references to its halves), some 500 B
+ * for a 24-character client id, and flattened again at its first lookup in a map.
+ */
 function decodeAscii(buf: Uint8Array, start: number, end: number): string {
-  if (end - start > SHORT_STRING) return utf8Decoder.decode(buf.subarray(start, end));
-  let text = "";
-  for (let i = start; i < end; i++) text += String.fromCharCode(buf[i]);
-  return text;
+  const length = end - start;
+  if (length > SHORT_STRING) return utf8Decoder.decode(buf.subarray(start, end));
+  const codes = shortCodesByLength[length];
+  for (let i = 0; i < length; i++) codes[i] = buf[start + i];
+  return String.fromCharCode.apply(null, codes);
 }
 
 function decodeNonAscii(buf: Uint8Array, start: number, end: number): string {

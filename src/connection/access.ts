@@ -121,8 +121,11 @@ export interface Admission {
   /** Set when the CONNECT is refused (a will it may not publish, a takeover it may not make). */
   refusal?: string;
   /** Log events to write once the session is open: `session.takeover`, `session.owner_changed`. */
-  events: { event: string; fields: Record<string, unknown> }[];
+  events: readonly { event: string; fields: Record<string, unknown> }[];
 }
+
+/** A CONNECT with nothing to refuse and nothing to log, the usual one: one object for all of them. */
+const ADMITTED: Admission = Object.freeze({ events: Object.freeze([]) });
 
 /**
  * Decides whether an authenticated CONNECT may proceed, given the current holder of its client id
@@ -134,27 +137,28 @@ export function admit(
   authorizer: Authorizer | undefined,
 ): Admission {
   const { will, identity, owner, policy } = request;
-  const both = {
-    previousUser: ownerUsername(current?.owner) ?? null,
-    user: identity.username ?? null,
-    policy,
-  };
   if (will) {
     const refusal = willRefusal(will.topic, identity, authorizer);
     if (refusal) return { refusal, events: [] };
   }
-  if (current?.connected && !mayTakeOver(policy, current.owner, owner)) {
+  if (current === undefined) return ADMITTED;
+  const both = {
+    previousUser: ownerUsername(current.owner) ?? null,
+    user: identity.username ?? null,
+    policy,
+  };
+  if (current.connected && !mayTakeOver(policy, current.owner, owner)) {
     return {
       refusal: "client identifier in use by a connected client that may not be taken over",
       events: [{ event: "session.takeover_refused", fields: both }],
     };
   }
-  const events: Admission["events"] = [];
-  if (current?.connected) events.push({ event: "session.takeover", fields: both });
-  if (current?.owner !== undefined && current.owner !== owner) {
+  const events: Admission["events"][number][] = [];
+  if (current.connected) events.push({ event: "session.takeover", fields: both });
+  if (current.owner !== undefined && current.owner !== owner) {
     events.push({ event: "session.owner_changed", fields: both });
   }
-  return { events };
+  return events.length === 0 ? ADMITTED : { events };
 }
 
 /**

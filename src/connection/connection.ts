@@ -318,8 +318,7 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
       generateClientId: this.context.generateClientId,
       authenticator: this.context.authenticator,
       methods: this.context.authMethods ?? new Map(),
-      remoteAddress: this.accepted.remoteAddress,
-      certificateCommonName: this.accepted.certificateCommonName,
+      client: this.accepted,
     });
   }
 
@@ -768,7 +767,10 @@ export class Connection implements SessionLink, SessionHandle, OutboxOwner, Deni
         attachment: decision.attachment,
         link: this,
         owner,
-        address: addressOf(this.accepted.remoteAddress),
+        // made into text only where a cap needs it (about 200 B and a formatting per CONNECT on io = epoll)
+        address: broker.needsAddress(decision.sessionExpiryInterval)
+          ? addressOf(this.accepted.remoteAddress)
+          : undefined,
       });
     } catch (error) {
       return this.#notOpened(error);

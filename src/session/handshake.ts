@@ -12,7 +12,7 @@
 import type { Authenticator, EnhancedAuthMethod } from "../auth/port.ts";
 import { MqttError, ReasonCode } from "../codec/mod.ts";
 import type { AuthPacket, ConnectPacket, Packet, Properties } from "../codec/types.ts";
-import { type AuthOutcome, ClientAuthentication } from "./authentication.ts";
+import { type AuthOutcome, ClientAuthentication, type ClientEndpoint } from "./authentication.ts";
 import { type ConnectDecision, type ConnectSettings, decideConnect } from "./connect.ts";
 
 export type HandshakePhase = "awaiting_connect" | "authenticating" | "admitted" | "connected" | "ended";
@@ -57,9 +57,8 @@ export interface HandshakeContext {
   authenticator?: Authenticator;
   /** Enhanced authentication methods (v5 Authentication Method), by name. */
   methods: ReadonlyMap<string, EnhancedAuthMethod>;
-  remoteAddress: string;
-  /** The verified client certificate's Common Name, when the listener uses it as the user name. */
-  certificateCommonName?: string;
+  /** Read only when credentials are checked: an anonymous client's address is never made into text. */
+  client: ClientEndpoint;
 }
 
 export class Handshake {
@@ -75,8 +74,7 @@ export class Handshake {
     this.#authentication = new ClientAuthentication(
       context.authenticator,
       context.methods,
-      context.remoteAddress,
-      context.certificateCommonName,
+      context.client,
     );
   }
 

@@ -60,7 +60,7 @@ function handshake(overrides: Partial<HandshakeContext> = {}): Handshake {
     generateClientId: () => `auto-${++next}`,
     authenticator: passwords,
     methods: new Map([[twoRounds.name, twoRounds]]),
-    remoteAddress: "127.0.0.1:5000",
+    client: { remoteAddress: "127.0.0.1:5000" },
     ...overrides,
   });
 }
@@ -125,6 +125,35 @@ Deno.test("handshake: a CONNECT the session rules refuse never reaches the authe
     "sent to 3.1.1 as 0x02 Identifier rejected",
   );
   assert.equal(asked, 0);
+});
+
+Deno.test("handshake: the client's address is read only when the authenticator asks for it (an anonymous CONNECT never makes it into text)", async () => {
+  let reads = 0;
+  const client = {
+    get remoteAddress() {
+      reads++;
+      return "192.0.2.1:4000";
+    },
+  };
+  const unchecked = handshake({ authenticator: undefined, client });
+  assert.equal((await unchecked.receive(connect())).kind, "admit");
+  const letsAnyoneIn = handshake({ authenticator: { authenticate: () => ({ ok: true }) }, client });
+  assert.equal((await letsAnyoneIn.receive(connect())).kind, "admit");
+  assert.equal(reads, 0);
+  const seen: string[] = [];
+  const checked = handshake({
+    client,
+    authenticator: {
+      authenticate: (
+        credentials,
+      ) => (seen.push(credentials.remoteAddress), passwords.authenticate(credentials)),
+    },
+  });
+  assert.equal(
+    (await checked.receive(connect({ username: "alice", password: bytes("secret") }))).kind,
+    "admit",
+  );
+  assert.deepEqual(seen, ["192.0.2.1:4000"]);
 });
 
 Deno.test("handshake: anything but CONNECT first is a protocol error [MQTT-3.1.0-1]", async () => {
