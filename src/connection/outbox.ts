@@ -337,7 +337,25 @@ export class Outbox implements ForwardTarget {
     } else {
       return this.#settle();
     }
-    this.stream.write(this.#inFlight!).then(this.#onWritten, this.#onFailed);
+    this.#write(this.#inFlight!);
+  }
+
+  /**
+   * Writes at once where the socket lets us (io = epoll: a send that does not block), else through the
+   * runtime's promise: no promise, callback or microtask per write where the socket has room.
+   */
+  #write(data: Uint8Array): void {
+    const stream = this.stream;
+    if (stream.writeNow !== undefined) {
+      let n;
+      try {
+        n = stream.writeNow(data);
+      } catch (error) {
+        return this.#failed(error);
+      }
+      if (n !== undefined) return this.#written(n);
+    }
+    stream.write(data).then(this.#onWritten, this.#onFailed);
   }
 
   #written(n: number): void {
@@ -350,8 +368,7 @@ export class Outbox implements ForwardTarget {
     this.#queuedBytes -= n;
     if (n < current.byteLength) {
       this.#inFlight = current.subarray(n);
-      this.stream.write(this.#inFlight).then(this.#onWritten, this.#onFailed);
-      return;
+      return this.#write(this.#inFlight);
     }
     this.#inFlight = undefined;
     const done = this.#inFlightPooled;

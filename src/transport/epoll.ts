@@ -375,6 +375,12 @@ class EpollSocket implements ByteStream, Accepted, Watched {
     });
   }
 
+  writeNow(data: Uint8Array): number | undefined {
+    if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
+    if (this.#write) throw new Deno.errors.Busy("a write is already pending");
+    return this.#writable ? this.#send(data) : undefined;
+  }
+
   #send(data: Uint8Array): number | undefined {
     for (;;) {
       const n = this.poller.sys.send(this.fd, data, data.byteLength, MSG_NOSIGNAL);

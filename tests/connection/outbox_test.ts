@@ -103,3 +103,67 @@ Deno.test("outbox: a turn's frames that outgrow the small buffer go out in one w
   stream.finishWrites();
   await turn();
 });
+
+/**
+ * A stream that takes at most `room` bytes per writeNow and then nothing (undefined) until the test gives it
+ * room again; its promise writes are counted and stay pending like {@link PendingStream}'s.
+ */
+class RoomStream extends PendingStream {
+  readonly taken: Uint8Array[] = [];
+  constructor(public room: number) {
+    super();
+  }
+
+  writeNow(data: Uint8Array): number | undefined {
+    if (this.room === 0) return undefined;
+    const n = Math.min(this.room, data.byteLength);
+    this.room -= n;
+    this.taken.push(data.slice(0, n));
+    return n;
+  }
+}
+
+Deno.test("outbox: a stream that takes bytes at once gets them without a promise write; a full one falls back to write(), in order", async () => {
+  const stream = new RoomStream(1 << 20);
+  let written = 0;
+  let idle = 0;
+  const counting: OutboxOwner = { writeFailed() {}, written: (n) => written += n, outboxIdle: () => idle++ };
+  const outbox = new Outbox(stream, 8 << 20, new BufferPool(256, 4), new BufferPool(LARGE, 4), counting);
+  queue(outbox, 100);
+  await turn();
+  assert.deepEqual([stream.taken.length, stream.writes.length, written, idle], [1, 0, 100, 1]);
+
+  // 600 bytes against room for 250: a partial take, then the rest waits in a promise write.
+  stream.room = 250;
+  const at = outbox.reserve(600);
+  for (let i = 0; i < 600; i++) outbox.buffer[at + i] = i & 0xff;
+  await turn();
+  assert.equal(stream.taken.at(-1)!.byteLength, 250);
+  assert.equal(stream.writes.length, 1, "the rest went to write()");
+  assert.equal(stream.writes[0].byteLength, 350);
+  stream.finishWrites();
+  await turn();
+  const sent = new Uint8Array([...stream.taken.at(-1)!, ...stream.writes[0]]);
+  assert.deepEqual(sent, Uint8Array.from({ length: 600 }, (_, i) => i & 0xff), "every byte once, in order");
+  assert.deepEqual([written, idle], [700, 2]);
+});
+
+Deno.test("outbox: a stream whose writeNow throws fails the outbox as a failed write does", async () => {
+  const stream = new RoomStream(0);
+  stream.writeNow = () => {
+    throw new Deno.errors.BrokenPipe("gone");
+  };
+  const failures: unknown[] = [];
+  const watching: OutboxOwner = {
+    writeFailed: (error) => failures.push(error),
+    written() {},
+    outboxIdle() {},
+  };
+  const outbox = new Outbox(stream, 8 << 20, new BufferPool(256, 4), new BufferPool(LARGE, 4), watching);
+  queue(outbox, 10);
+  await turn();
+  assert.equal(failures.length, 1);
+  assert(failures[0] instanceof Deno.errors.BrokenPipe);
+  assert.equal(outbox.writable, false, "closed");
+  assert.equal(stream.writes.length, 0);
+});
