@@ -370,7 +370,8 @@ ${whatChangedSection(input)}
     the durable case adds the bbolt storage hook (one synced transaction per stored packet, before the PUBACK).
     Its in-flight window to a 3.1.1 client is its \`MaximumInflight\`, 8,192.
   - **Mosquitto** (Debian package): \`set_tcp_nodelay true\`, \`max_inflight_messages ${windowSetting}\` (default 20),
-    defaults otherwise (max_queued_messages 1000). The durable case adds \`persistence true\`: Mosquitto writes its store only at
+    \`connection_messages false\` (like the others, no log line per client: until 2026-12-06 it wrote three per
+    connect into a pipe, its connect rate measured with that work), defaults otherwise (max_queued_messages 1000). The durable case adds \`persistence true\`: Mosquitto writes its store only at
     autosave or shutdown, so it **acknowledges before any disk write** — not comparable with a broker that syncs.
   - **Aedes** (\`npm:aedes\`) on a \`node:net\` server (\`noDelay: true\`) in Deno, in-memory persistence; no
     in-flight window to a subscriber.
