@@ -558,14 +558,30 @@ export const CHANGES: Change[] = [
     ratio: "0.42× memory; connects 1.12× by the medians (0.97–1.29× per run); CPU 1.5× at a moderate rate; " +
       "throughput within noise; p99 4–8× in that run, the same as mqtt-proxy's since 4d77f35 (the peer notes)",
   },
+  {
+    change:
+      "Connect path allocations: short ASCII strings (a client id) made in one piece instead of a character at " +
+      "a time (a chain of strings past the 12th, flattened again at the first map lookup); the client's address " +
+      "made into text only when an authenticator or a per-address cap on a persistent session reads it; one " +
+      "shared admission for a CONNECT with nothing to refuse or log",
+    measure:
+      "a storm of 16,000 connects on io = epoll from four generator processes: bytes the broker allocates per " +
+      "client (heap sampling, one run each); broker µs CPU per connect (six alternating pairs, medians)",
+    before: "6.4 KB; 41.5 µs",
+    after: "5.1 KB; 41.2 µs",
+    ratio: "0.80× allocated; CPU within noise",
+  },
 ];
 
 /** Where a peer still wins in this round's measurements, by how much and why. */
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **p99 at 10k msg/s: Mosquitto lowest, by a little** (the eighteenth session's full run above, pinned, two
-  runs: QoS 0 Mosquitto 128–152 µs, rumqttd 156–205, deno-relay 188–219, mqtt-proxy 207 in both; QoS 1
+- **p99 at 10k msg/s: Mosquitto lowest, by a little** (this run, pinned, two runs: QoS 0 Mosquitto 87–126 µs,
+  mqtt-proxy 111–139, rumqttd 152–158, deno-relay 128–184; QoS 1 mqtt-proxy 139–141 µs, rumqttd 139–154,
+  Mosquitto 109–205, deno-relay 180–258, so at QoS 1 mqtt-proxy's median is the lowest in this run, 140 µs
+  against rumqttd's 146 and Mosquitto's 157, within the spread of Mosquitto's two runs. The eighteenth
+  session's full run, pinned, two runs: QoS 0 Mosquitto 128–152 µs, rumqttd 156–205, deno-relay 188–219, mqtt-proxy 207 in both; QoS 1
   Mosquitto 118–201 µs, rumqttd 150–205, mqtt-proxy 158–205, deno-relay 248–680. Three runs each earlier
   that day, \`deno task bench --only mqtt-proxy,mosquitto --case latency-q0,latency-q1 --runs 3 --layout
   pinned\`: QoS 0 mqtt-proxy 172–207 µs, Mosquitto 137–156, deno-relay 170–246; QoS 1 mqtt-proxy 162–195,
@@ -603,8 +619,10 @@ export const PEER_NOTES =
   thread itself, which leaves no room for timers or a store's worker, its CPU matched Mosquitto's (36–46 %
   against 37–49 %) but its p99 stayed in the same range as deno-relay's and mqtt-proxy's (QoS 0 205–655 µs,
   QoS 1 182–365; the machine was noisy: Mosquitto 143–397 and 133–475). At this rate the tail is the
-  wake-ups, not the socket calls. **mqtt-proxy (io = epoll)**: the tables above were made before commit 4d77f35
-  and show its p99 at 631–647 µs (QoS 0) and 1.10–1.18 ms (QoS 1). The cause, found after the run: its
+  wake-ups, not the socket calls. **mqtt-proxy (io = epoll)** in this run: p99 145–154 µs (QoS 0) and 158–182 µs
+  (QoS 1), against mqtt-proxy's 111–139 and 139–141, at 53–54 % and 68–70 % of its core against
+  mqtt-proxy's 37–41 % and 51–52 %. In the twentieth session's run, before commit 4d77f35, its p99 was
+  631–647 µs (QoS 0) and 1.10–1.18 ms (QoS 1). The cause, found after that run: its
   socket calls passed lengths as numbers to size_t parameters, which V8 compiled for BigInts, so the
   runtime's call wrapper was deoptimized and compiled again over and over on the broker's one core (75 times
   in 8 s at 10k msg/s, \`--trace-deopt\`); each recompilation held back the ten or so messages that arrived
@@ -617,7 +635,28 @@ export const PEER_NOTES =
   for at most 1 ms while traffic flows (CPU 46–47 % and 56–59 % against the pool thread's 56–57 % and 73–75 %,
   but timers, workers and Deno's own sockets wait up to that long: not kept), and a turn of the event loop
   every eighth poll instead of every poll (no change).
-- **Connects per second: Mosquitto ahead** (the eighteenth session's full run above, pinned, two runs:
+- **Connects per second: Mosquitto ahead, at the generator's limit** (this run, pinned, two runs: Mosquitto
+  24.6–26.6k conn/s with the generator at 95–97 % of its core, GEN-BOUND; mqtt-proxy (io = epoll) 16.4–17.2k,
+  0.66× by the medians; mqtt-proxy 14.3–17.6k, 0.62×; deno-syscall-floor 18.6–22.1k; unpinned Mosquitto
+  23.2k, mqtt-proxy 0.75×). Since 2026-12-06 Mosquitto runs with connection_messages false. By default it
+  writes three notice lines per client (its connection, its client id, its disconnect), and the benchmark,
+  where every other broker logs warnings only, drained them from a pipe: with them it connected 14.4–15.9k/s,
+  without them 24.5–29.5k/s (the idle case twice back to back, three rounds each, mqtt-proxy and its floors
+  alike in both). So the nineteenth and twentieth sessions' ratios (mqtt-proxy 1.09–1.10×, io = epoll
+  1.22×, deno-syscall-floor 1.52–1.56×) measured Mosquitto's logging, not its connects; the runs before
+  them, with the same lines, had Mosquitto at 18.6–28.5k (what slowed it in the later runs was not found).
+  The 1.5× target cannot be shown on this machine kind as the case stands: Mosquitto alone keeps the
+  generator's core busy, and counted per core, with the kernel's softirq work for loopback handshakes
+  (which runs on the connecting side), both cores were 93–96 % busy in a storm of 16,000 against Mosquitto;
+  a broker 1.5× as fast would need a generator with more than the one core the pinned layout leaves it.
+  In the same storms, CPU per connect: Mosquitto 34–44 µs, mqtt-proxy (io = epoll) 38–54, deno-syscall-floor
+  26–31. This session cut what a connect allocates on io = epoll by a fifth (a 16,000-client storm, heap
+  sampling: 102 → 81 MB): short ASCII strings such as the client id made in one piece (concatenated a
+  character at a time, a 24-character id was a chain of some 500 B, flattened again at its first map
+  lookup), the client's address made into text only for an authenticator or a per-address cap that reads
+  it, one shared admission for a CONNECT with nothing to log; the broker's CPU per connect did not move
+  beyond the noise (six alternating pairs, medians 41.5 and 41.2 µs). The eighteenth session's full run,
+  pinned, two runs:
   mqtt-proxy 19.1–20.2k, Mosquitto 22.8–26.8k, deno-floor 21.8–26.4k conn/s, 0.79× by the medians, the bare
   Deno server 0.97×; the seventeenth session's run: mqtt-proxy 19.8–20.3k, Mosquitto 25.5–26.4k, deno-floor 24.9–25.6k conn/s, 0.77× by the medians, the bare
   Deno server 0.97×; the sixteenth session's run: mqtt-proxy 18.2–20.1k,
@@ -655,14 +694,15 @@ export const PEER_NOTES =
   connect timer). FFI takes nothing out of the permission checks the broker runs with: \`deno task start\`
   and the binary already grant \`--allow-ffi\` (the memory reclaimer's malloc_trim), which is all-powerful;
   the listener binds only what its configuration names.
-- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.36 KB at rest, 1.81 KB with \`io = epoll\`**
-  (the eighteenth session's run; the twentieth's: 4.35–4.37 and 1.81–1.82 KB), of which about 4.0 KB is Deno's own per-socket cost (deno-floor at rest, 4.00 KB); mqtt-proxy's
-  share above it is 358 B (target 1 KB; 338 B in the seventeenth session's run, 347–378 B in the sixteenth's). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
+- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.34 KB at rest, 1.77 KB with \`io = epoll\`**
+  (this run: 4,333–4,341 and 1,768–1,781 B; the twentieth session's: 4.35–4.37 and 1.81–1.82 KB), of which about 4.0 KB is Deno's own per-socket cost (deno-floor at rest, 4.00 KB); mqtt-proxy's
+  share above it is 336 B (target 1 KB; 358 B in the eighteenth session's run, 338 B in the seventeenth's, 347–378 B in the sixteenth's). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
   old generation, stays until the broker has been quiet for 5 s and its memory reclaimer collects (a
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
-- **Durable QoS 1 0.29× in-memory QoS 1** in the eighteenth session's full run above (386–394k against
-  1,326–1,353k msg/s pinned; unpinned 0.40×, 468–526k against 1,237–1,267k; target 0.6×). The seventeenth session's run: 0.27× (296–317k
+- **Durable QoS 1 0.29× in-memory QoS 1** in this run (434–444k against 1,503–1,561k msg/s pinned; unpinned
+  0.49×, 594–631k against 1,216–1,250k; target 0.6×). The eighteenth session's run: 0.29× (386–394k against
+  1,326–1,353k msg/s pinned; unpinned 0.40×, 468–526k against 1,237–1,267k). The seventeenth session's run: 0.27× (296–317k
   against 1,116–1,163k); both rose by about a fifth in that session. Per durable message the
   broker's thread allocates about 850 B against about 320 in memory (a view of the payload for the store's
   append, ~100 B, is the largest single part; the records of each durable change the rest), and the store's
