@@ -320,10 +320,31 @@ export class Outbox implements ForwardTarget {
     queueMicrotask(this.#flushNow);
   }
 
-  /** Hands the next buffer to the socket: one write at a time, with no promise of our own per write. */
+  /** Hands the next buffer to the socket, unless a write is in flight. */
   #flush(): void {
     this.#scheduled = false;
-    if (this.#inFlight !== undefined || this.#closed) return;
+    if (this.#inFlight === undefined) this.#pump();
+  }
+
+  /** A write the runtime finished. */
+  #written(n: number): void {
+    if (this.#advance(n)) this.#pump();
+  }
+
+  /**
+   * Writes what is queued, one buffer at a time, with no promise of our own per write; what the socket takes
+   * at once is followed in this loop (one nested call per buffer overflowed the stack with thousands queued),
+   * until a write has to wait.
+   */
+  #pump(): void {
+    while (!this.#closed) {
+      if (this.#inFlight === undefined && !this.#takeNext()) return this.#settle();
+      if (!this.#write(this.#inFlight!)) return;
+    }
+  }
+
+  /** Makes the next queued buffer the one in flight; false when nothing is queued. */
+  #takeNext(): boolean {
     if (this.#ready.length > 0) {
       this.#inFlight = this.#ready.shift();
       this.#inFlightPooled = this.#readyPooled.shift();
@@ -335,46 +356,54 @@ export class Outbox implements ForwardTarget {
       this.#forgetWords();
       this.#filled = 0;
     } else {
-      return this.#settle();
+      return false;
     }
-    this.#write(this.#inFlight!);
+    return true;
   }
 
   /**
-   * Writes at once where the socket lets us (io = epoll: a send that does not block), else through the
-   * runtime's promise: no promise, callback or microtask per write where the socket has room.
+   * Writes the buffer in flight at once where the socket lets us (io = epoll: a send that does not block),
+   * else through the runtime's promise: no promise, callback or microtask per write where the socket has
+   * room. True when bytes were taken now and writing may go on.
    */
-  #write(data: Uint8Array): void {
+  #write(data: Uint8Array): boolean {
     const stream = this.stream;
     if (stream.writeNow !== undefined) {
       let n;
       try {
         n = stream.writeNow(data);
       } catch (error) {
-        return this.#failed(error);
+        this.#failed(error);
+        return false;
       }
-      if (n !== undefined) return this.#written(n);
+      if (n !== undefined) return this.#advance(n);
     }
     stream.write(data).then(this.#onWritten, this.#onFailed);
+    return false;
   }
 
-  #written(n: number): void {
+  /**
+   * `n` bytes of the buffer in flight were written: what is left of it stays in flight, a finished one goes
+   * back to its pool. False once the outbox is closed.
+   */
+  #advance(n: number): boolean {
     const current = this.#inFlight!;
     this.owner.written(n);
     if (this.#closed) {
       this.#inFlight = undefined;
-      return this.#settle();
+      this.#settle();
+      return false;
     }
     this.#queuedBytes -= n;
     if (n < current.byteLength) {
       this.#inFlight = current.subarray(n);
-      return this.#write(this.#inFlight);
+      return true;
     }
     this.#inFlight = undefined;
     const done = this.#inFlightPooled;
     if (done) (done.byteLength === this.small.size ? this.small : this.large).give(done);
     this.#inFlightPooled = undefined;
-    this.#flush();
+    return true;
   }
 
   #failed(error: unknown): void {

@@ -167,3 +167,21 @@ Deno.test("outbox: a stream whose writeNow throws fails the outbox as a failed w
   assert.equal(outbox.writable, false, "closed");
   assert.equal(stream.writes.length, 0);
 });
+
+Deno.test("outbox: thousands of queued buffers that a stream takes at once are written in a loop, not one nested call each", async () => {
+  const stream = new RoomStream(0);
+  let written = 0;
+  const counting: OutboxOwner = { writeFailed() {}, written: (n) => written += n, outboxIdle() {} };
+  // Frames larger than the large pool's buffers go out one by one: 40,000 of them queue behind the first write.
+  const outbox = new Outbox(stream, 64 << 20, new BufferPool(32, 4), new BufferPool(48, 4), counting);
+  const frame = new Uint8Array(64).fill(7);
+  outbox.push(frame);
+  await turn();
+  assert.equal(stream.writes.length, 1, "the socket was full: the first frame waits in a write");
+  for (let i = 0; i < 40_000; i++) outbox.push(frame);
+  stream.room = 1 << 30;
+  stream.finishWrites();
+  await turn();
+  assert.equal(written, 64 * 40_001, "every frame written once the socket had room");
+  assert.equal(stream.taken.length, 40_000);
+});
