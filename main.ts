@@ -206,6 +206,8 @@ export async function startBroker(
     // The memory store keeps payloads in memory anyway; a cluster's nodes must send a SUBSCRIBE's retained
     // messages in the same turn, which a read from the store would not allow.
     retainedPayloadsInStore: !usesMemoryStorage(config) && !config.cluster.enabled,
+    // The memory store keeps nothing across a restart, so on a single node sessions hold their own queues.
+    queuesInStore: !usesMemoryStorage(config) || config.cluster.enabled,
     sessionQuota: {
       maxSessions: config.mqtt.maxSessions,
       maxPersistentPerUser: config.mqtt.maxPersistentSessionsPerUser,

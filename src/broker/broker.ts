@@ -103,7 +103,16 @@ export class Broker implements SessionService {
       retainedRefused: 0,
     };
     const clock = this.clock = options.clock ?? systemClock;
-    const persistence = this.#persistence = new Persistence(options.storage, options.observeFlush);
+    if (options.queuesInStore === false && options.egress) {
+      throw new Error(
+        "queuesInStore = false is for a single node: a cluster's nodes keep queues in their stores",
+      );
+    }
+    const persistence = this.#persistence = new Persistence(
+      options.storage,
+      options.observeFlush,
+      options.queuesInStore ?? true,
+    );
     this.retained = new RetainedService(
       persistence,
       options.storage,
@@ -741,8 +750,7 @@ export class Broker implements SessionService {
   /** No retained message waits for the client any more: a persistent session whose client left pages out now. */
   #retainedSent(entry: SessionEntry): void {
     entry.retainedReader = undefined;
-    const session = entry.session;
-    if (!entry.attached && session.persistent && session.expiryInterval !== 0) this.registry.pageOut(entry);
+    if (!entry.attached) this.registry.pageOutAbsent(entry);
   }
 
   #sendRetainedPage(

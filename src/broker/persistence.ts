@@ -73,6 +73,8 @@ export class Persistence implements RecordSink {
   constructor(
     private readonly storage: StorageAdapter,
     private readonly observeFlush: (flush: Promise<void>) => Promise<void> = (flush) => flush,
+    /** See BrokerOptions.queuesInStore: false, the store gets no queue record. */
+    private readonly queuesInStore = true,
   ) {}
 
   get dirty(): boolean {
@@ -175,6 +177,7 @@ export class Persistence implements RecordSink {
   /** Writes one change of a persistent session (see {@link sessionChanged}). */
   record(clientId: string, record: SessionRecord): void {
     const storage = this.storage;
+    if (!this.queuesInStore && record.kind !== "awaitingRelease") return;
     switch (record.kind) {
       case "saveDelivery": {
         const { delivery, qos, stage, packetId } = record;

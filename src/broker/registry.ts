@@ -267,6 +267,16 @@ export class SessionRegistry {
 
   readonly #retryPage = (clientId: string): void => this.pageOn(clientId);
 
+  /**
+   * Pages out a persistent session whose client left, where the store keeps queues (see
+   * BrokerOptions.queuesInStore): its deliveries then cost no memory until the client returns.
+   */
+  pageOutAbsent(entry: SessionEntry): void {
+    const session = entry.session;
+    if (!session.persistent || session.expiryInterval === 0) return;
+    if (this.services.options.queuesInStore !== false) this.pageOut(entry);
+  }
+
   /** Pages a session out (see OutboundFlow.pageOut): a page still being read for it will be dropped. */
   pageOut(entry: SessionEntry): void {
     entry.session.pageOut();
@@ -334,12 +344,12 @@ export class SessionRegistry {
       session.expiryInterval = Math.min(sessionExpiryInterval, options.maxSessionExpiry);
     }
     const expiry = session.expiryInterval;
-    // Storage holds every delivery of a persistent session: an absent client costs no memory. Paged out
-    // before the detach, whose compact copies of what the session holds would be thrown away at once. Not
-    // while retained messages are read for it: live messages held behind them are stored already, and a
-    // page read back from storage would send them before those retained messages, and again when released
-    // (the broker pages it out once the reads are done).
-    if (expiry !== 0 && session.persistent && !entry.retainedReader) this.pageOut(entry);
+    // Where the store keeps queues it holds every delivery of a persistent session: an absent client costs
+    // no memory. Paged out before the detach, whose compact copies of what the session holds would be thrown
+    // away at once. Not while retained messages are read for it: live messages held behind them are stored
+    // already, and a page read back from storage would send them before those retained messages, and again
+    // when released (the broker pages it out once the reads are done).
+    if (!entry.retainedReader) this.pageOutAbsent(entry);
     this.#detach(entry);
     entry.disconnectedAt = clock.now();
     persistence.saveSession(session, {

@@ -77,6 +77,14 @@ export interface BrokerOptions {
    * for a durable store on a single node. Default: kept in memory.
    */
   retainedPayloadsInStore?: boolean;
+  /**
+   * Persistent sessions' queues are written to the store, and an absent client's queue lives there alone,
+   * read back a page at a time when it returns (default). False for a store that keeps nothing across a
+   * restart (the memory store, on a single node): writing each delivery there would only copy what the
+   * session's memory holds anyway, so the sessions keep their queues, connected or not, and the store sees
+   * no write per delivery.
+   */
+  queuesInStore?: boolean;
   /** Caps on sessions, in all and per owner (default: none). */
   sessionQuota?: SessionQuotaLimits;
   /** While it is over, client PUBLISHes are not taken (QoS 0 dropped, QoS 1/2 refused with 0x97). */
