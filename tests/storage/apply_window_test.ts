@@ -59,8 +59,8 @@ Deno.test("cancel across: applying the first batch, a message first seen in the 
   ]]);
 });
 
-Deno.test("cancel across: within a single batch too (at durability sync the broker's thread leaves it to this)", () => {
-  const batch = new OperationBatch(false);
+Deno.test("cancel across: within a single batch too (the broker's thread leaves it to this)", () => {
+  const batch = new OperationBatch();
   batch.appendMessage(ref(1), sample.message("one"));
   batch.saveQueueEntry(sample.entry("a", ref(1)), 1);
   batch.saveQueueEntry(sample.entry("a", ref(1), { stage: "sent", packetId: 1 }), 2);

@@ -29,13 +29,13 @@ Deno.test("embedded: 1000 mutations and one flush make one transaction and one f
       }
       assert.deepEqual(
         storage.stats(),
-        { flushes: 0, syncs: 0, operations: 0, cancelled: 0 },
+        { flushes: 0, syncs: 0, operations: 0 },
         "mutations only buffer",
       );
       assert.equal(storage.dirty, true);
       await storage.flush();
       assert.equal(storage.dirty, false);
-      assert.deepEqual(storage.stats(), { flushes: 1, syncs: 1, operations: 1000, cancelled: 0 });
+      assert.deepEqual(storage.stats(), { flushes: 1, syncs: 1, operations: 1000 });
     } finally {
       await storage.stop();
     }
@@ -50,7 +50,7 @@ Deno.test("embedded durability sync: every resolved flush has its transaction fs
       for (let index = 1; index <= 20; index++) {
         storage.saveSession(sample.session(`client-${index}`));
         await storage.flush();
-        assert.deepEqual(storage.stats(), { flushes: index, syncs: index, operations: index, cancelled: 0 });
+        assert.deepEqual(storage.stats(), { flushes: index, syncs: index, operations: index });
       }
     } finally {
       await storage.stop();
@@ -68,7 +68,7 @@ Deno.test("embedded durability batch: flush resolves after the write, without wa
         storage.saveSession(sample.session(`client-${index}`));
         await storage.flush();
       }
-      assert.deepEqual(storage.stats(), { flushes: 5, syncs: 0, operations: 5, cancelled: 0 });
+      assert.deepEqual(storage.stats(), { flushes: 5, syncs: 0, operations: 5 });
     } finally {
       await storage.stop();
     }

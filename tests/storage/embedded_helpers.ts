@@ -1,4 +1,5 @@
 /** Helpers for the embedded-store tests: temporary directories, a capturing logger, file sizes. */
+import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import { sample } from "../../src/storage/conformance_samples.ts";
 import {
@@ -85,10 +86,14 @@ export async function listDir(dir: string): Promise<string[]> {
 /**
  * A store that flushed two groups (client "a", then client "b", each a session and a queued message of
  * 3000 B) and whose files were then copied, as a kill -9 would leave them. Returns the copy's directory.
+ * `inWal`: each group is applied to SQLite before the next (a read applies the operation log's window), so
+ * that each is a WAL transaction of its own, and the copy's log is empty, as the log is once the WAL holds
+ * its records and was synced: what is left to recover from is SQLite's WAL alone.
  */
 export async function crashAfterTwoFlushes(
   dir: string,
   options: Partial<EmbeddedStorageOptions> = {},
+  { inWal = false } = {},
 ): Promise<string> {
   const live = join(dir, "live");
   const crashed = join(dir, "crashed");
@@ -101,10 +106,34 @@ export async function crashAfterTwoFlushes(
       const id = storage.appendMessage(sample.message(`for/${clientId}`, { payload: new Uint8Array(3000) }));
       storage.saveQueueEntry(sample.entry(clientId, id));
       await storage.flush();
+      if (inWal) await storage.readQueue(clientId, { maxEntries: 1, maxBytes: 1 });
     }
     await copyStoreFiles(live, crashed);
   } finally {
     await storage.stop();
   }
+  if (inWal) {
+    for (const suffix of LOG_SUFFIXES) await Deno.truncate(join(crashed, STORE_FILE + suffix), 0);
+  }
   return crashed;
+}
+
+/** Creates the store in `dir`, then has SQLite record every row inserted into messages and queue_entries. */
+export async function auditInserts(dir: string): Promise<void> {
+  const storage = embeddedStore(dir);
+  await storage.start();
+  await storage.stop();
+  const db = new DatabaseSync(join(dir, STORE_FILE));
+  db.exec(`CREATE TABLE audit (what TEXT);
+    CREATE TRIGGER audit_messages AFTER INSERT ON messages BEGIN INSERT INTO audit VALUES ('message'); END;
+    CREATE TRIGGER audit_entries AFTER INSERT ON queue_entries BEGIN INSERT INTO audit VALUES ('entry'); END;`);
+  db.close();
+}
+
+/** The rows inserted since {@link auditInserts}, counted by table. */
+export function insertedRows(dir: string): { what: string; rows: number }[] {
+  const db = new DatabaseSync(join(dir, STORE_FILE));
+  const rows = db.prepare("SELECT what, count(*) AS rows FROM audit GROUP BY what ORDER BY what").all();
+  db.close();
+  return rows.map((row) => ({ what: String(row.what), rows: Number(row.rows) }));
 }

@@ -1,8 +1,8 @@
 /**
  * Recovery of the embedded store from damaged files: a torn or bit-flipped WAL tail loses only the last
  * transaction, and an unreadable database is moved aside so the broker starts empty instead of crashing.
- * The WAL's tests run at durability `batch`, where groups go to the WAL directly (at `sync` they go to the
- * operation log first: embedded_log_test.ts).
+ * The WAL's tests apply each group to SQLite before the next and leave the operation log empty, so that the
+ * WAL alone holds them (the log's own recovery: embedded_log_test.ts).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -58,7 +58,7 @@ Deno.test("embedded recovery: after a kill every flushed transaction is there", 
 
 Deno.test("embedded recovery: a torn WAL tail drops only the last transaction", async () => {
   await withTempDir(async (dir) => {
-    const crashed = await crashAfterTwoFlushes(dir, { durability: "batch" });
+    const crashed = await crashAfterTwoFlushes(dir, {}, { inWal: true });
     const wal = join(crashed, WAL);
     await Deno.truncate(wal, Deno.statSync(wal).size - 100);
     const { snapshot, events } = await startAndStop(crashed);
@@ -71,7 +71,7 @@ Deno.test("embedded recovery: a torn WAL tail drops only the last transaction", 
 
 Deno.test("embedded recovery: a bit flip in the WAL tail drops only the last transaction", async () => {
   await withTempDir(async (dir) => {
-    const crashed = await crashAfterTwoFlushes(dir, { durability: "batch" });
+    const crashed = await crashAfterTwoFlushes(dir, {}, { inWal: true });
     const wal = join(crashed, WAL);
     flipByte(wal, Deno.statSync(wal).size - 2000);
     const { snapshot, events } = await startAndStop(crashed);
@@ -83,7 +83,7 @@ Deno.test("embedded recovery: a bit flip in the WAL tail drops only the last tra
 
 Deno.test("embedded recovery: a WAL with a garbage header is ignored, the rest still opens", async () => {
   await withTempDir(async (dir) => {
-    const crashed = await crashAfterTwoFlushes(dir, { durability: "batch" });
+    const crashed = await crashAfterTwoFlushes(dir, {}, { inWal: true });
     const wal = join(crashed, WAL);
     for (let offset = 0; offset < 32; offset++) flipByte(wal, offset);
     const { snapshot, events } = await startAndStop(crashed);

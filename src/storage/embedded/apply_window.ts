@@ -31,7 +31,7 @@ let acrossCancelled = new Uint8Array(0);
 
 /**
  * Marks the operations that cancel out across the batches (see `cancelInPlace`; the writer skips them), those
- * within one batch included: at durability `sync` the broker's thread leaves them to this. Operations marked
+ * within one batch included: the broker's thread leaves them to this. Operations marked
  * by an earlier call, or by the broker's thread (a log written before it left them), are no longer there.
  *
  * The batches from `keptFrom` on stay in the window after this apply, to be looked at again by the next:

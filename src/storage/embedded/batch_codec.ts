@@ -108,7 +108,8 @@ export class BatchEncoder {
 
   /**
    * Marks operation `index` as cancelled out: its values stay (a later one may refer to its strings), and the
-   * worker decodes its kind as `~kind`, which everything there skips.
+   * worker decodes its kind as `~kind`, which everything there skips. For a batch of an earlier format encoded
+   * again (its cancelled operations stay marked); the broker's thread cancels nothing.
    */
   cancel(index: number): void {
     this.#kinds[index] |= CANCELLED_BIT;

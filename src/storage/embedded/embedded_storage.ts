@@ -53,21 +53,18 @@ export interface EmbeddedStorageOptions {
   /** Cap on the store's size on disk; past it `flush()` rejects with reason 0x97 (Quota exceeded). */
   maxDiskBytes?: number;
   /**
-   * At durability `sync`: the longest a logged operation waits to be applied to SQLite (default 1000 ms;
+   * The longest a logged operation waits to be applied to SQLite (default 1000 ms;
    * see operation_log.ts). Not a config key: tests lengthen it to catch operations in the log.
    */
   applyIntervalMs?: number;
 }
 
-/** What the embedded adapter counts, for tests and metrics. */
-export interface EmbeddedStats extends CommitStats {
-  /** Operations that cancelled out before reaching the database (see Cancellations). */
-  cancelled: number;
-}
+/** What the embedded adapter counts, for tests and metrics: its worker's group commit's counts. */
+export type EmbeddedStats = CommitStats;
 
 /** The embedded adapter, with counters for tests and metrics. */
 export interface EmbeddedStorage extends StorageAdapter {
-  /** Transactions and operations written, fsyncs done and operations cancelled out since start. */
+  /** Groups and operations written, and fsyncs done, since start. */
   stats(): EmbeddedStats;
 }
 
@@ -107,15 +104,14 @@ class EmbeddedStore implements EmbeddedStorage {
   #failure: StorageError | undefined;
   #lowDisk = false;
   #stats: CommitStats = { flushes: 0, syncs: 0, operations: 0 };
-  #cancelled = 0;
   #nextMessageId = 1;
   #nextSequence = 1;
   /**
    * The operations collected since the last batch was sent (one OperationBatch, emptied after each
-   * send), and while any are, the batch they will be answered with. At durability `sync` they do not
-   * cancel out here: the worker's window cancels across all of its batches (see apply_window.ts), this one's
-   * included, and the bookkeeping on this thread cost more than the worker saved (durable QoS 1 10→10,
-   * pinned: broker thread 2.4–2.5 → 2.0–2.2 µs CPU per message, worker 0.85–0.94 → 0.97–1.01 µs).
+   * send), and while any are, the batch they will be answered with. They do not cancel out here: the
+   * worker's window cancels across all of its batches (see apply_window.ts), this one's included, and the
+   * bookkeeping on this thread cost more than the worker saved (durable QoS 1 10→10, pinned: broker thread
+   * 2.4–2.5 → 2.0–2.2 µs CPU per message, worker 0.85–0.94 → 0.97–1.01 µs).
    */
   readonly #operations: OperationBatch;
   #collecting: Batch | undefined;
@@ -134,7 +130,7 @@ class EmbeddedStore implements EmbeddedStorage {
 
   constructor(private readonly options: EmbeddedStorageOptions) {
     this.#logger = options.logger ?? SILENT_LOGGER;
-    this.#operations = new OperationBatch(options.durability === "batch");
+    this.#operations = new OperationBatch();
   }
 
   get dirty(): boolean {
@@ -213,7 +209,7 @@ class EmbeddedStore implements EmbeddedStorage {
   }
 
   stats(): EmbeddedStats {
-    return { ...this.#stats, cancelled: this.#cancelled };
+    return { ...this.#stats };
   }
 
   saveSession(session: StoredSession): void {
@@ -329,8 +325,8 @@ class EmbeddedStore implements EmbeddedStorage {
 
   /**
    * Hands the collected operations to the worker. The first ones of a turn go at once when the worker has
-   * nothing of ours to write; otherwise they wait for its answer, so that operations on the messages of the
-   * meantime can cancel out (see Cancellations) and many turns share one message to the worker.
+   * nothing of ours to write; otherwise they wait for its answer, so that many turns share one message to the
+   * worker.
    */
   #sendPending(): void {
     const batch = this.#collecting;
@@ -338,13 +334,6 @@ class EmbeddedStore implements EmbeddedStorage {
     const operations = this.#operations;
     this.#collecting = undefined;
     this.#lastSent = batch;
-    this.#cancelled += operations.cancelled;
-    if (operations.size === 0 && this.#waiting.size === 0) {
-      // Everything cancelled out and nothing earlier is unanswered: durable as it stands.
-      operations.reset();
-      batch.resolve();
-      return;
-    }
     const id = this.#nextId++;
     this.#waiting.set(id, batch);
     // Both buffers are the batch's own: they move to the worker instead of being copied (see OperationBatch).

@@ -1,7 +1,8 @@
 /**
- * The operation log in front of SQLite (durability `sync`): each group of batches the worker takes is
- * appended to a log file as one record and fdatasynced before its `flush()` resolves; SQLite receives the
- * records later, in bulk (see apply_window.ts). Two files take turns, `store.db-log0` and `store.db-log1`:
+ * The operation log in front of SQLite: each group of batches the worker takes is appended to a log file as
+ * one record, fdatasynced before its `flush()` resolves at durability `sync` (at `batch`, written before it
+ * resolves and fdatasynced every batch interval); SQLite receives the records later, in bulk (see
+ * apply_window.ts). Two files take turns, `store.db-log0` and `store.db-log1`:
  * after an apply, appends go to the other file, and the applied one is emptied once SQLite's WAL is
  * fsynced. Both exist from the start, so a turn needs no directory fsync.
  *

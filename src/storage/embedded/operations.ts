@@ -15,7 +15,6 @@ import type {
   StoredWill,
 } from "../port.ts";
 import { APPEND, BatchEncoder, type IndexedBatch, SINGLE } from "./batch_codec.ts";
-import { Cancellations } from "./cancellations.ts";
 import { encodeProperties, flag, STAGE_CODES } from "./records.ts";
 
 /** The statements a single operation may name: those of {@link SQL} and a sequence of them. */
@@ -76,39 +75,15 @@ const FIRST_PAYLOAD_BYTES = 16 * 1024;
 /**
  * The operations collected until the worker takes them, encoded as they come (see BatchEncoder), and
  * messages' payloads in one buffer that moves to the worker without a copy rather than one buffer each (an
- * ArrayBuffer per message cost more than the rest of the append, mostly in GC). When `cancelling`, operations
- * on the same queue entry may cancel out (see {@link Cancellations}): they stay in the batch, marked, and the
- * worker skips them.
+ * ArrayBuffer per message cost more than the rest of the append, mostly in GC). Every operation is kept: the
+ * operations that cancel out do so in the worker, across the batches of the store's window (apply_window.ts).
  */
 export class OperationBatch {
   /** Kept from batch to batch, with its buffers (see {@link reset}). */
   readonly #encoder = new BatchEncoder();
-  readonly #cancellations: Cancellations | undefined;
-  /** Operations marked cancelled. */
-  #dropped = 0;
-  /** Deletes that cancelled out before they were added. */
-  #skipped = 0;
   /** Made at the first append: most batches of a quiet broker carry none. */
   #payloads: Uint8Array<ArrayBuffer> | undefined;
   #payloadBytes = 0;
-
-  constructor(cancelling = true) {
-    if (!cancelling) return;
-    this.#cancellations = new Cancellations((operation) => {
-      this.#encoder.cancel(operation);
-      this.#dropped++;
-    });
-  }
-
-  /** Operations that will be written. */
-  get size(): number {
-    return this.#encoder.operationCount - this.#dropped;
-  }
-
-  /** Operations that cancelled out. */
-  get cancelled(): number {
-    return this.#dropped + this.#skipped;
-  }
 
   /**
    * The operations encoded for the worker, and the payloads in a buffer of their own. Once per batch, then
@@ -122,9 +97,8 @@ export class OperationBatch {
   /** Empties the batch for the next one (after {@link encode}; the payload buffer went with it). */
   reset(): void {
     this.#encoder.reset();
-    this.#dropped = this.#skipped = this.#payloadBytes = 0;
+    this.#payloadBytes = 0;
     this.#payloads = undefined;
-    this.#cancellations?.reset();
   }
 
   /** A single operation: its statement, whether it adds payload bytes, its argument count (then the arguments). */
@@ -148,7 +122,6 @@ export class OperationBatch {
   }
 
   deleteSession(clientId: string): void {
-    this.#cancellations?.pin(clientId);
     this.#single("deleteSessionCascade", false, 1).string(clientId);
   }
 
@@ -184,7 +157,7 @@ export class OperationBatch {
     }
     payloads.set(payload, offset);
     this.#payloadBytes = offset + payload.byteLength;
-    const operation = this.#encoder.append(
+    this.#encoder.append(
       id,
       message.topic,
       offset,
@@ -195,12 +168,11 @@ export class OperationBatch {
       message.publisherId,
       message.expiresAt,
     );
-    this.#cancellations?.appended(id, operation);
   }
 
   saveQueueEntry(entry: QueueEntry, sequence: number): void {
     const { clientId, messageId, qos, retain, subscriptionIdentifiers, stage, packetId } = entry;
-    const operation = this.#encoder.saveEntry(
+    this.#encoder.saveEntry(
       clientId,
       messageId,
       sequence,
@@ -210,27 +182,17 @@ export class OperationBatch {
       STAGE_CODES[stage],
       packetId,
     );
-    this.#cancellations?.saved(clientId, messageId, operation);
   }
 
   deleteQueueEntry(clientId: string, messageId: MessageRef): void {
-    if (this.#cancellations?.deleted(clientId, messageId) === false) {
-      this.#skipped++;
-      return;
-    }
     this.#encoder.deleteEntry(clientId, messageId);
   }
 
   deleteUnreferencedMessage(messageId: MessageRef): void {
-    if (this.#cancellations?.unreferenced(messageId) === false) {
-      this.#skipped++;
-      return;
-    }
     this.#single("deleteUnreferencedMessage", false, 1).number(messageId);
   }
 
   deleteOldestQueued(clientId: string): void {
-    this.#cancellations?.pin(clientId);
     this.#single("deleteOldestQueued", false, 1).string(clientId);
   }
 

@@ -1,6 +1,6 @@
 /**
- * Writing to the store's SQLite file, for the engine: a group of batches as a transaction of its own
- * (durability `batch`, and near a full disk), or operation-log records in bulk; and what a full disk or the
+ * Writing to the store's SQLite file, for the engine: a group of batches as a transaction of its own (near a
+ * full disk), or operation-log records in bulk; and what a full disk or the
  * page cap does to either (the disk reserve, low-disk mode, giving free pages back).
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";

@@ -1,11 +1,11 @@
 /**
  * The part of the embedded store that touches the disk, run by the store's worker: the SQLite file in WAL
  * mode (opened and recovered), batches of operations taken with group commit, the disk reserve and page
- * reclaiming, and queue reads. At durability `sync` a group is appended to the operation log and made
- * durable by its fdatasync (on Deno's blocking-I/O pool, so that the next group is written while it runs);
- * the log's records are applied to SQLite in bulk (a window: by size, by time, before any read), where
- * operations cancel out across batches. At durability `batch`, and near a full disk, groups are written to
- * SQLite directly and the WAL is fdatasynced. Commits only write the WAL (`synchronous=NORMAL`).
+ * reclaiming, and queue reads. A group is appended to the operation log, at durability `sync` made durable
+ * by its fdatasync (on Deno's blocking-I/O pool, so that the next group is written while it runs), at
+ * `batch` by the fdatasync every batch interval; the log's records are applied to SQLite in bulk (a window:
+ * by size, by time, before any read), where operations cancel out across batches. Near a full disk, groups
+ * are written to SQLite directly and the WAL is fdatasynced. Commits only write the WAL (`synchronous=NORMAL`).
  * docs/storage.md has the format, the durability levels and the measurements behind these choices.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
@@ -79,8 +79,7 @@ export class StoreEngine {
     private readonly db: DatabaseSync,
     private readonly wal: Deno.FsFile,
     private readonly reserve: DiskReserve,
-    /** The operation log, at durability `sync`. */
-    private readonly log: OperationLog | undefined,
+    private readonly log: OperationLog,
     private readonly budget: DiskBudget,
     options: EngineOptions,
     private readonly onOutcome: (error: StorageError | undefined) => void,
@@ -132,10 +131,6 @@ export class StoreEngine {
       log = OperationLog.open(store.path, store.appliedSeq + 1);
       // The directory entries of files this start may have created.
       await syncDirectory(dir);
-      if (durability === "batch") {
-        log.close();
-        log = undefined;
-      }
     } catch (error) {
       log?.close();
       wal?.close();
@@ -241,15 +236,13 @@ export class StoreEngine {
       // A last group that failed fails the close, after the log is applied.
       const failure = await this.#commits.close().then(() => undefined, (error) => error);
       this.#applyWindow();
-      if (this.log) {
-        await this.log.settled();
-        await this.wal.syncData();
-        this.log.clear();
-      }
+      await this.log.settled();
+      await this.wal.syncData();
+      this.log.clear();
       if (failure) throw failure;
     } finally {
       clearTimeout(this.#applyTimer);
-      this.log?.close();
+      this.log.close();
       this.wal.close();
       this.db.close();
     }
@@ -257,24 +250,22 @@ export class StoreEngine {
 
   /** Makes every group taken so far durable: the log's new records, the WAL if a group went there. */
   async #sync(): Promise<void> {
-    const wal = this.#walUnsynced || !this.log;
-    const logged = this.log ? this.log.nextSeq - 1 : 0;
+    const wal = this.#walUnsynced;
+    const logged = this.log.nextSeq - 1;
     this.#walUnsynced = false;
-    await Promise.all([this.log?.sync(), wal ? this.wal.syncData() : undefined]);
+    await Promise.all([this.log.sync(), wal ? this.wal.syncData() : undefined]);
     this.#durableSeq = Math.max(this.#durableSeq, logged);
   }
 
   /**
-   * Takes a group of batches: appends it to the log and keeps it in the window, or, at durability `batch`
-   * and near a full disk (low-disk mode, or the page cap close), writes it to SQLite after the window.
+   * Takes a group of batches: appends it to the log and keeps it in the window, or, near a full disk
+   * (low-disk mode, or the page cap close), writes it to SQLite after the window.
    */
   #write(batches: FlatBatch[]): void {
     const log = this.log;
     let kept = false;
     try {
-      if (
-        !log || this.reserve.lowDisk || this.#sqlite.nearPageCap(this.#windowBytes + log.bytes / 2, batches)
-      ) {
+      if (this.reserve.lowDisk || this.#sqlite.nearPageCap(this.#windowBytes + log.bytes / 2, batches)) {
         this.#applyWindow();
         this.#walUnsynced = true;
         this.#sqlite.write(batches);
@@ -330,7 +321,7 @@ export class StoreEngine {
     this.#applyTimer = undefined;
     const window = this.#window;
     const log = this.log;
-    if (window.length === 0 || !log) return;
+    if (window.length === 0) return;
     let count = window.length;
     let bytes = this.#windowBytes;
     if (oldestHalf) {
