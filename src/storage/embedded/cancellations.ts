@@ -1,10 +1,11 @@
 /**
- * Operations of one batch that cancel out before the batch leaves for the worker. A queue entry's saves are
- * needless once the entry is deleted in the same batch; and an entry of a message appended in this batch
- * cannot exist in any earlier one (its id is new), so its delete goes too, and a message whose every entry went
- * that way is never written. With durable QoS 1 to a connected subscriber, the PUBACK often arrives while the
- * previous batch is being written: the message, its entry, the entry's "sent" stage and its delete then cost
- * no row at all, and when it arrives later the "sent" stage is still not written.
+ * Operations that cancel out before they are written to SQLite, across the batches of the operation log's
+ * window that one apply writes (apply_window.ts; the store's worker). A queue entry's saves are needless once
+ * the entry is deleted among them; and an entry of a message appended among them cannot exist in SQLite (its
+ * id is new), so its delete goes too, and a message whose every entry went that way is never written. With
+ * durable QoS 1 to a connected subscriber the PUBACK arrives well within the window: the message, its entry,
+ * the entry's "sent" stage and its delete then cost no row at all, and when it arrives later the "sent"
+ * stage is still not written.
  *
  * The result is what writing every operation would leave, with one exception kept out: after
  * `deleteOldestQueued` or `deleteSession` for a client, which delete entries the database chooses (by their

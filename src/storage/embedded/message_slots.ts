@@ -1,5 +1,5 @@
 /**
- * Message ids to small integers (Cancellations' slots), for one batch or one window at a time: open
+ * Message ids to small integers (Cancellations' slots), for one window at a time: open
  * addressing over typed arrays kept from batch to batch, emptied by starting a new generation. A Map emptied
  * with clear() every batch went back to its smallest table and rehashed its way up again each time, and its
  * sets were the largest single cost of the bookkeeping on both the broker's thread and the store's worker.
