@@ -167,27 +167,30 @@ Deno.test("embedded log: a record already applied before a crash is not applied 
   });
 });
 
-Deno.test("embedded log: a message queued and acknowledged in later batches of one window never becomes a row", async () => {
-  await withTempDir(async (dir) => {
-    await auditInserts(dir);
-    const storage = embeddedStore(dir, { applyIntervalMs: NEVER });
-    await storage.start();
-    const acknowledged = storage.appendMessage(sample.message("acknowledged"));
-    storage.saveQueueEntry(sample.entry("a", acknowledged));
-    const kept = storage.appendMessage(sample.message("kept"));
-    storage.saveQueueEntry(sample.entry("a", kept));
-    await storage.flush();
-    storage.saveQueueEntry(sample.entry("a", acknowledged, { stage: "sent", packetId: 1 }));
-    await storage.flush();
-    storage.deleteQueueEntry("a", acknowledged);
-    await storage.flush();
-    const topics = (await readWholeQueue(storage, "a")).map((delivery) => delivery.message.topic);
-    await storage.stop();
-    assert.deepEqual(topics, ["kept"]);
+// At durability batch too: until it went through the log, it wrote every group to SQLite as it came.
+for (const durability of ["sync", "batch"] as const) {
+  Deno.test(`embedded log (durability ${durability}): a message queued and acknowledged in later batches of one window never becomes a row`, async () => {
+    await withTempDir(async (dir) => {
+      await auditInserts(dir);
+      const storage = embeddedStore(dir, { durability, applyIntervalMs: NEVER });
+      await storage.start();
+      const acknowledged = storage.appendMessage(sample.message("acknowledged"));
+      storage.saveQueueEntry(sample.entry("a", acknowledged));
+      const kept = storage.appendMessage(sample.message("kept"));
+      storage.saveQueueEntry(sample.entry("a", kept));
+      await storage.flush();
+      storage.saveQueueEntry(sample.entry("a", acknowledged, { stage: "sent", packetId: 1 }));
+      await storage.flush();
+      storage.deleteQueueEntry("a", acknowledged);
+      await storage.flush();
+      const topics = (await readWholeQueue(storage, "a")).map((delivery) => delivery.message.topic);
+      await storage.stop();
+      assert.deepEqual(topics, ["kept"]);
 
-    assert.deepEqual(insertedRows(dir), [{ what: "entry", rows: 1 }, { what: "message", rows: 1 }]);
+      assert.deepEqual(insertedRows(dir), [{ what: "entry", rows: 1 }, { what: "message", rows: 1 }]);
+    });
   });
-});
+}
 
 Deno.test("embedded log: a message queued, sent and acknowledged in one batch goes to the log whole, and never becomes a row", async () => {
   await withTempDir(async (dir) => {
