@@ -108,9 +108,17 @@ export function appliedSeq(db: DatabaseSync): number {
 }
 
 /**
+ * The log a replay applies in one transaction: what it holds in memory at once, however large the window
+ * was that a crash left in the log.
+ */
+const REPLAY_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
  * At start, before recovery reads anything: applies the records of the log files of `storePath` that come
- * after the applied sequence (not yet durable: the caller fsyncs the WAL, then empties the log). A torn or
- * damaged tail is dropped and logged. Returns the last sequence applied.
+ * after the applied sequence (not yet durable: the caller fsyncs the WAL, then empties the log), in chunks of
+ * about {@link REPLAY_CHUNK_BYTES} of log, each one transaction with the sequence it reaches, so that the replay holds a
+ * chunk in memory, not the whole log (a crash during the replay resumes after the last chunk committed). A
+ * torn or damaged tail is dropped and logged. Returns the last sequence applied.
  */
 export function replayLog(
   db: DatabaseSync,
@@ -118,30 +126,41 @@ export function replayLog(
   storePath: string,
   logger: StorageLogger,
 ): number {
-  const { records, dropped } = readLog(storePath);
-  for (const tail of dropped) logger.warn("storage.log_tail_dropped", { ...tail });
   const applied = appliedSeq(db);
-  // Records follow one another; after a gap (a record lost at a power loss while a later one in the other
-  // file was kept: neither was acknowledged) the rest could refer to what is missing.
-  const pending: LogRecord[] = [];
-  for (const record of records) {
-    if (record.seq <= applied) continue;
-    if (record.seq !== applied + pending.length + 1) {
-      logger.warn("storage.log_gap", { expected: applied + pending.length + 1, found: record.seq });
-      break;
+  let seq = applied;
+  let skipped = 0;
+  let chunk: LogRecord[] = [];
+  let bytes = 0;
+  const applyChunk = () => {
+    const batches = chunk.flatMap((record) => record.batches);
+    cancelAcross(batches);
+    seq = chunk[chunk.length - 1].seq;
+    applyRecords(db, writer, batches, seq);
+    // Freed now rather than by a later collection: the replay reads the next chunk straight after.
+    for (const record of chunk) record.body.transfer(0);
+    chunk = [];
+    bytes = 0;
+  };
+  let gap = false;
+  for (const record of readLog(storePath, (tail) => logger.warn("storage.log_tail_dropped", { ...tail }))) {
+    const expected = seq + chunk.length + 1;
+    // Records follow one another; after a gap (a record lost at a power loss while a later one in the other
+    // file was kept: neither was acknowledged) the rest could refer to what is missing.
+    if (record.seq <= applied || gap || record.seq !== expected) {
+      if (!gap && record.seq > applied) {
+        gap = true;
+        logger.warn("storage.log_gap", { expected, found: record.seq });
+      }
+      skipped++;
+      continue;
     }
-    pending.push(record);
+    chunk.push(record);
+    bytes += record.bytes;
+    if (bytes >= REPLAY_CHUNK_BYTES) applyChunk();
   }
-  if (pending.length === 0) return applied;
-  const seq = pending[pending.length - 1].seq;
-  const batches = pending.flatMap((record) => record.batches);
-  cancelAcross(batches);
-  applyRecords(db, writer, batches, seq);
-  logger.info("storage.log_replayed", {
-    records: pending.length,
-    skipped: records.length - pending.length,
-    from: pending[0].seq,
-    to: seq,
-  });
+  if (chunk.length > 0) applyChunk();
+  if (seq > applied) {
+    logger.info("storage.log_replayed", { records: seq - applied, skipped, from: applied + 1, to: seq });
+  }
   return seq;
 }

@@ -678,7 +678,7 @@ class ValueReader {
         const length = this.u32(at + 1);
         this.at = at + 5 + length;
         if (this.at > this.bytes.byteLength) throw new RangeError("encoded batch cut short");
-        return this.bytes.slice(at + 5, this.at);
+        return this.bytes.subarray(at + 5, this.at);
       }
       default:
         throw new RangeError(`encoded batch has a value of tag ${tag}`);

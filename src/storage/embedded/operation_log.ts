@@ -25,6 +25,10 @@ const HEADER_BYTES = 16;
 export interface LogRecord {
   seq: number;
   batches: FlatBatch[];
+  /** Its size in the log file. */
+  bytes: number;
+  /** The buffer its batches are views of (freed by the replay once they are applied). */
+  body: ArrayBuffer;
 }
 
 /** A torn or damaged end of a log file, left out of the replay. */
@@ -75,42 +79,80 @@ function decodeBody(body: Uint8Array<ArrayBuffer>): FlatBatch[] {
 }
 
 /**
- * The complete records of the log files of `storePath`, in sequence order. Each file is read up to its first
- * record that is incomplete or fails its checksum (a write torn by a crash); the rest of that file is
- * reported as dropped.
+ * One log file's records, read one at a time up to its first record that is incomplete or fails its checksum
+ * (a write torn by a crash); the rest of the file is reported to `dropped`.
  */
-export function readLog(storePath: string): { records: LogRecord[]; dropped: DroppedTail[] } {
-  const records: LogRecord[] = [];
-  const dropped: DroppedTail[] = [];
-  for (const suffix of LOG_SUFFIXES) {
-    const file = storePath + suffix;
-    let bytes: Uint8Array<ArrayBuffer>;
-    try {
-      bytes = Deno.readFileSync(file);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) continue;
-      throw error;
-    }
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let offset = 0;
-    while (offset < bytes.byteLength) {
-      const end = offset + HEADER_BYTES +
-        (offset + HEADER_BYTES <= bytes.byteLength ? view.getUint32(offset, true) : 0);
-      if (
-        offset + HEADER_BYTES > bytes.byteLength || end > bytes.byteLength ||
-        crc32(bytes.subarray(offset + 8, end)) !== view.getUint32(offset + 4, true)
-      ) {
-        dropped.push({ file, offset, bytes: bytes.byteLength - offset });
-        break;
-      }
-      records.push({
-        seq: view.getFloat64(offset + 8, true),
-        batches: decodeBody(bytes.subarray(offset + HEADER_BYTES, end)),
-      });
-      offset = end;
-    }
+function* fileRecords(file: string, dropped: (tail: DroppedTail) => void): Generator<LogRecord> {
+  let handle: Deno.FsFile;
+  try {
+    handle = Deno.openSync(file, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
   }
-  return { records: records.sort((a, b) => a.seq - b.seq), dropped };
+  try {
+    const size = handle.statSync().size;
+    const header = new Uint8Array(HEADER_BYTES);
+    const view = new DataView(header.buffer);
+    for (let offset = 0; offset < size;) {
+      const bodyBytes = offset + HEADER_BYTES <= size && readFully(handle, header)
+        ? view.getUint32(0, true)
+        : Infinity;
+      // A torn length can claim more than the file holds; nothing is allocated for it.
+      const body = offset + HEADER_BYTES + bodyBytes <= size ? new Uint8Array(bodyBytes) : undefined;
+      if (
+        !body || !readFully(handle, body) ||
+        crc32(body, crc32(header.subarray(8))) !== view.getUint32(4, true)
+      ) {
+        dropped({ file, offset, bytes: size - offset });
+        return;
+      }
+      yield {
+        seq: view.getFloat64(8, true),
+        batches: decodeBody(body),
+        bytes: HEADER_BYTES + bodyBytes,
+        body: body.buffer,
+      };
+      offset += HEADER_BYTES + bodyBytes;
+    }
+  } finally {
+    handle.close();
+  }
+}
+
+/** Fills `buffer` from the file's position; false at the end of the file. */
+function readFully(handle: Deno.FsFile, buffer: Uint8Array): boolean {
+  for (let filled = 0; filled < buffer.byteLength;) {
+    const read = handle.readSync(buffer.subarray(filled));
+    if (read === null || read === 0) return false;
+    filled += read;
+  }
+  return true;
+}
+
+/**
+ * The complete records of the log files of `storePath`, in sequence order, read as they are taken (a
+ * record at a time from each file: a replay holds what it applies, not the whole log). Each file's torn or
+ * damaged tail is reported to `dropped`.
+ */
+export function* readLog(storePath: string, dropped: (tail: DroppedTail) => void): Generator<LogRecord> {
+  // Each file's records are in sequence order: taking the lower head each time orders both.
+  const files = LOG_SUFFIXES.map((suffix) => fileRecords(storePath + suffix, dropped));
+  try {
+    const heads = files.map((records) => records.next());
+    for (;;) {
+      let next = -1;
+      for (let index = 0; index < heads.length; index++) {
+        const head = heads[index];
+        if (!head.done && (next < 0 || head.value.seq < (heads[next].value as LogRecord).seq)) next = index;
+      }
+      if (next < 0) return;
+      yield heads[next].value as LogRecord;
+      heads[next] = files[next].next();
+    }
+  } finally {
+    for (const records of files) records.return(undefined);
+  }
 }
 
 /** The log being written; see the module comment. */

@@ -129,6 +129,14 @@ CREATE TABLE meta (
 ) WITHOUT ROWID;
 `;
 
+/**
+ * The most log the window holds before its older half is applied. The in-flight messages of a loaded broker
+ * must fit in it for their acknowledgements to cancel them before they become rows: QoS 1 10→10 with 1 KiB
+ * payloads keeps about 11 MB in flight, and ran at 46k msg/s with a window of 8 MiB, 87k with 16, 178k with 24
+ * and 234k with 32 (443k in memory); 64 MiB was slower again (144k).
+ */
+const MAX_LOG_WINDOW_BYTES = 32 * 1024 * 1024;
+
 /** Raised when `PRAGMA quick_check` finds damage the WAL checksums could not have hidden. */
 export class StoreDamagedError extends Error {
   override readonly name = "StoreDamagedError";
@@ -154,14 +162,19 @@ export interface DiskBudget {
  * Splits the space into the WAL budget, the reserve and the page cap, and sizes the operation log's window.
  * All follow the smaller of `maxDiskBytes` and the data volume: the WAL gets a sixteenth of it (32 KiB to 4
  * MiB), the reserve twice the WAL (64 KiB to 8 MiB), room for a batch of deletes and the checkpoint that
- * follows it on a full disk, the log's window twice the WAL too. A small volume (a 4 MiB tmpfs) is usable;
- * a volume of 64 MiB and more keeps 8 MiB back.
+ * follows it on a full disk. A small volume (a 4 MiB tmpfs) is usable; a volume of 64 MiB and more keeps 8
+ * MiB back. The log's window gets an eighth of the space, at least twice the WAL, at most
+ * {@link MAX_LOG_WINDOW_BYTES} and a sixty-fourth of the machine's memory (`memoryBytes`; the window is in the
+ * store worker's memory, outside limits.memory_bytes).
  */
-export function diskBudget(maxDiskBytes?: number, volumeBytes?: number): DiskBudget {
+export function diskBudget(maxDiskBytes?: number, volumeBytes?: number, memoryBytes?: number): DiskBudget {
   const space = Math.min(maxDiskBytes ?? Infinity, volumeBytes ?? Infinity);
   const walBytes = Math.min(MAX_WAL_BYTES, Math.max(8 * PAGE_SIZE, Math.floor(space / 16)));
   const reserveBytes = 2 * walBytes;
-  const logApplyBytes = 2 * walBytes;
+  const logApplyBytes = Math.max(
+    2 * walBytes,
+    Math.min(MAX_LOG_WINDOW_BYTES, Math.floor(space / 8), Math.floor((memoryBytes ?? Infinity) / 64)),
+  );
   if (maxDiskBytes === undefined) return { walBytes, reserveBytes, logApplyBytes };
   return {
     walBytes,

@@ -118,7 +118,7 @@ export class StoreEngine {
   ): Promise<OpenedEngine> {
     const started = performance.now();
     const { dir, maxDiskBytes, durability } = options;
-    const budget = diskBudget(maxDiskBytes, volumeBytes(dir));
+    const budget = diskBudget(maxDiskBytes, volumeBytes(dir), Deno.systemMemoryInfo().total);
     const store = openStore(dir, budget, logger, Date.now());
     const reserve = new DiskReserve(dir, budget.reserveBytes, logger);
     let wal: Deno.FsFile | undefined;
