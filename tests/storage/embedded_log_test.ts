@@ -217,14 +217,14 @@ Deno.test("embedded log: a message queued, sent and acknowledged in one batch go
 
 Deno.test("embedded log: without reads the log is applied by size, so it stays bounded", async () => {
   await withTempDir(async (dir) => {
-    const window = diskBudget(undefined, volumeBytes(dir), Deno.systemMemoryInfo().total).logApplyBytes;
+    const window = diskBudget(undefined, volumeBytes(dir)).logApplyBytes;
     const storage = embeddedStore(dir, { applyIntervalMs: NEVER });
     await storage.start();
     let peak = 0;
     try {
       const payload = new Uint8Array(16 * KIB);
-      // Five windows' worth, in groups of 256 KiB.
-      for (let round = 0; round < (5 * window) / (256 * KIB); round++) {
+      // Three windows' worth, in groups of 256 KiB.
+      for (let round = 0; round < (3 * window) / (256 * KIB); round++) {
         for (let index = 0; index < 16; index++) {
           storage.saveQueueEntry(sample.entry("a", storage.appendMessage(sample.message("t", { payload }))));
         }
@@ -240,17 +240,63 @@ Deno.test("embedded log: without reads the log is applied by size, so it stays b
   });
 });
 
-/** Runs the replay memory fixture on a copy of the store in `dir`. */
-async function replayInChild(dir: string): Promise<{ before: number; after: number; retained: number }> {
-  const script = new URL("./fixtures/replay_memory.ts", import.meta.url).pathname;
+Deno.test("embedded log: payloads read back from the log when the window is applied by size, across turns of its files, are the ones stored", async () => {
+  await withTempDir(async (dir) => {
+    // A 16 MiB page cap makes the window 2 MiB: 6 MiB through it apply it by size and turn its files.
+    const storage = embeddedStore(dir, { applyIntervalMs: NEVER, maxDiskBytes: 16 * 1024 * KIB });
+    await storage.start();
+    try {
+      const messages = 384;
+      for (let index = 0; index < messages; index++) {
+        const payload = new Uint8Array(16 * KIB + (index % 7)).fill(index % 251);
+        storage.saveQueueEntry(
+          sample.entry("a", storage.appendMessage(sample.message(`t/${index}`, { payload }))),
+        );
+        if (index % 4 === 3) await storage.flush();
+      }
+      const queue = await readWholeQueue(storage, "a");
+      assert.equal(queue.length, messages);
+      queue.forEach(({ message }, index) => {
+        assert.equal(message.topic, `t/${index}`);
+        assert.equal(message.payload.byteLength, 16 * KIB + (index % 7));
+        assert.ok(message.payload.every((byte) => byte === index % 251), `t/${index}: wrong payload`);
+      });
+    } finally {
+      await storage.stop();
+    }
+  });
+});
+
+/** Runs the store memory fixture (see fixtures/store_memory.ts). */
+async function measureInChild(
+  ...args: string[]
+): Promise<{ before: number; after: number; messages: number }> {
+  const script = new URL("./fixtures/store_memory.ts", import.meta.url).pathname;
   const { code, stdout } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, dir],
+    args: ["run", "-A", script, ...args],
     stdout: "piped",
     stderr: "inherit",
   }).output();
   assert.equal(code, 0);
   return JSON.parse(new TextDecoder().decode(stdout));
 }
+
+const growth = ({ before, after }: { before: number; after: number }) => after - before;
+
+Deno.test("embedded log: the window keeps its records' operations, not their payloads (they stay in the log until applied)", async () => {
+  await withTempDir(async (dir) => {
+    const messages = 120;
+    const idle = await measureInChild("write", join(dir, "idle"), "0");
+    const written = await measureInChild("write", join(dir, "written"), String(messages));
+    assert.equal(written.messages, messages);
+    const held = growth(written) - growth(idle);
+    // 30 MiB went into the window; holding the payloads grew the process by that much.
+    assert.ok(
+      held < (messages * 256 * KIB) / 2,
+      `peak resident memory grew ${held} bytes more than an idle store's`,
+    );
+  });
+});
 
 Deno.test("embedded log: a start replays a large log a chunk at a time, its memory growing by much less than the log", async () => {
   await withTempDir(async (dir) => {
@@ -261,7 +307,8 @@ Deno.test("embedded log: a start replays a large log a chunk at a time, its memo
     try {
       const payload = new Uint8Array(256 * KIB);
       for (let index = 0; index < messages; index++) {
-        storage.saveRetained(sample.message(`tree/${index}`, { payload: payload.fill(index), retain: true }));
+        const id = storage.appendMessage(sample.message(`t/${index}`, { payload: payload.fill(index) }));
+        storage.saveQueueEntry(sample.entry("a", id));
         await storage.flush();
       }
       // The files as a kill -9 would leave them: 30 MiB acknowledged in the log, none of it applied.
@@ -272,17 +319,17 @@ Deno.test("embedded log: a start replays a large log a chunk at a time, its memo
     }
     const log = logBytes(crashed);
     assert.ok(log > messages * 256 * KIB, `${log} log bytes`);
-    assert.equal(await countRows(crashed, "retained"), 0, "nothing applied before the crash");
+    assert.equal(await countRows(crashed, "messages"), 0, "nothing applied before the crash");
     const fresh = embeddedStore(empty);
     await fresh.start();
     await fresh.stop();
 
-    const idle = await replayInChild(empty);
-    const replayed = await replayInChild(crashed);
-    assert.equal(replayed.retained, messages);
-    const growth = (replayed.after - replayed.before) - (idle.after - idle.before);
+    const idle = await measureInChild("start", empty);
+    const replayed = await measureInChild("start", crashed);
+    assert.equal(replayed.messages, messages);
+    const grew = growth(replayed) - growth(idle);
     // Reading the whole log at once grew it by twice the log (the files read, and the values copied out).
-    assert.ok(growth < 0.75 * log, `peak resident memory grew ${growth} bytes more than an empty start's`);
+    assert.ok(grew < 0.75 * log, `peak resident memory grew ${grew} bytes more than an empty start's`);
   });
 });
 

@@ -16,7 +16,15 @@ import type { BatchWriter } from "./batch_writer.ts";
 import { Cancellations } from "./cancellations.ts";
 import type { StorageLogger } from "./open_store.ts";
 import { type LogRecord, readLog } from "./operation_log.ts";
-import { APPEND, cancelInPlace, DELETE_ENTRY, type FlatBatch, SAVE_ENTRY, SINGLE } from "./operations.ts";
+import {
+  APPEND,
+  cancelInPlace,
+  DELETE_ENTRY,
+  type FlatBatch,
+  type PayloadSource,
+  SAVE_ENTRY,
+  SINGLE,
+} from "./operations.ts";
 
 /** The `meta` key holding the sequence of the last log record applied. */
 const APPLIED_KEY = "store.log_applied";
@@ -81,18 +89,19 @@ export function cancelAcross(batches: readonly FlatBatch[], keptFrom = batches.l
 }
 
 /**
- * Applies the batches of the log records up to `seq` (after {@link cancelAcross}) as one transaction; rolls
- * back whatever part ran if it throws.
+ * Applies the batches of the log records up to `seq` (after {@link cancelAcross}) as one transaction, their
+ * payloads from `source` when given (see BatchWriter.write); rolls back whatever part ran if it throws.
  */
 export function applyRecords(
   db: DatabaseSync,
   writer: BatchWriter,
   batches: readonly FlatBatch[],
   seq: number,
+  source?: PayloadSource,
 ): void {
   db.exec("BEGIN");
   try {
-    writer.write(batches, true);
+    writer.write(batches, true, source);
     db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(APPLIED_KEY, seq);
     db.exec("COMMIT");
   } finally {

@@ -379,8 +379,12 @@ export class IndexedBatch {
   readonly singles: SQLInputValue[][] = [];
   #reader: ValueReader | undefined;
 
-  /** Indexes `bytes` (format 3; see {@link indexBatch} for the others); throws on bytes cut short or damaged. */
-  constructor(readonly bytes: Uint8Array<ArrayBuffer>, readonly payloads: Uint8Array<ArrayBuffer>) {
+  /**
+   * Indexes `bytes` (format 3; see {@link indexBatch} for the others); throws on bytes cut short or damaged.
+   * `payloads` are the appends' payloads; a batch in the operation log's window drops them (they are in the
+   * log, read back when it is applied: store_engine.ts).
+   */
+  constructor(readonly bytes: Uint8Array<ArrayBuffer>, public payloads: Uint8Array<ArrayBuffer>) {
     if (bytes.byteLength < HEADER_BYTES) throw new RangeError("encoded batch cut short");
     const reader = new ValueReader(bytes, this.strings);
     const kindCount = reader.u32(1);

@@ -19,6 +19,7 @@ import {
   DELETE_VALUES,
   type FlatBatch,
   OperationRunner,
+  type PayloadSource,
   SAVE_ENTRY,
   SAVE_VALUES,
   SINGLE,
@@ -111,22 +112,26 @@ export class BatchWriter {
 
   /**
    * Applies the batches in order; the caller wraps the call in a transaction. Unless `growing`, operations
-   * that add payload bytes are left out (a full disk; see `grows`).
+   * that add payload bytes are left out (a full disk; see `grows`). A batch's payloads come from `source`
+   * when given (read for that batch only, freed after it), else from the batch.
    */
-  write(batches: readonly FlatBatch[], growing: boolean): void {
+  write(batches: readonly FlatBatch[], growing: boolean, source?: PayloadSource): void {
     for (const batch of batches) {
-      if (growing) this.#writeAppends(batch);
+      if (growing) this.#writeAppends(batch, source);
       this.#writeRest(batch, growing);
     }
   }
 
-  #writeAppends(batch: FlatBatch): void {
-    const { kinds, payloads } = batch;
+  #writeAppends(batch: FlatBatch, source: PayloadSource | undefined): void {
+    const { kinds } = batch;
+    const first = kinds.indexOf(APPEND);
+    if (first < 0) return;
+    const payloads = source ? source(batch) : batch.payloads;
     const parameters = this.#appendParameters;
     const values = this.#values;
     let length = 0;
     const recentSizes = this.#recentSizes;
-    for (let k = 0; k < kinds.length; k++) {
+    for (let k = first; k < kinds.length; k++) {
       if (kinds[k] !== APPEND) continue;
       batch.readFixed(k, values, 0);
       const id = values[0], topic = values[1] as string;
@@ -138,7 +143,6 @@ export class BatchWriter {
       for (let column = 4; column < APPEND_VALUES; column++) parameters[length++] = values[column];
     }
     values.fill(null);
-    if (length === 0) return;
     // Oldest first (insertion order): what is left is the latest RECENT_SIZES appends.
     for (const id of recentSizes.keys()) {
       if (recentSizes.size <= RECENT_SIZES) break;
@@ -146,6 +150,8 @@ export class BatchWriter {
     }
     this.#appendMessages.run(parameters, length, APPEND_VALUES - 1);
     parameters.fill(null, 0, length);
+    // SQLite has copied them: freed now rather than when a collection finds them.
+    if (source) payloads.buffer.transfer(0);
   }
 
   /**

@@ -31,6 +31,13 @@ export interface LogRecord {
   body: ArrayBuffer;
 }
 
+/** Where a batch's payloads lie in the log files (see {@link OperationLog.readPayloads}). */
+export interface PayloadsAt {
+  file: number;
+  offset: number;
+  bytes: number;
+}
+
 /** A torn or damaged end of a log file, left out of the replay. */
 export interface DroppedTail {
   file: string;
@@ -202,10 +209,11 @@ export class OperationLog {
   }
 
   /**
-   * Appends the batches as one record (not yet durable: see {@link sync}); returns its size. On failure (a
-   * full disk) the file is cut back to where it was, so no partial record precedes the next one.
+   * Appends the batches as one record (not yet durable: see {@link sync}); returns its size and where each
+   * batch's payloads are in it. On failure (a full disk) the file is cut back to where it was, so no partial
+   * record precedes the next one.
    */
-  append(batches: readonly WireBatch[]): number {
+  append(batches: readonly WireBatch[]): { bytes: number; payloadsAt: PayloadsAt[] } {
     const current = this.#current;
     const file = this.#files[current];
     const start = this.#lengths[current];
@@ -225,7 +233,31 @@ export class OperationLog {
     this.#lengths[current] = start + bytes;
     this.#unsynced[current] = true;
     this.#lastSeqs[current] = this.#nextSeq++;
-    return bytes;
+    const payloadsAt: PayloadsAt[] = [];
+    // Each batch is its operations' length and bytes, then its payloads' length and bytes (recordPieces).
+    let offset = start + HEADER_BYTES;
+    for (const { operations, payloads } of batches) {
+      offset += 8 + operations.byteLength;
+      payloadsAt.push({ file: current, offset, bytes: payloads.byteLength });
+      offset += payloads.byteLength;
+    }
+    return { bytes, payloadsAt };
+  }
+
+  /**
+   * Reads back a batch's payloads from a record not yet applied (a file is emptied only once all its records
+   * are applied). Appends continue where they were.
+   */
+  readPayloads({ file, offset, bytes }: PayloadsAt): Uint8Array<ArrayBuffer> {
+    const handle = this.#files[file];
+    const payloads = new Uint8Array(bytes);
+    try {
+      handle.seekSync(offset, Deno.SeekMode.Start);
+      if (!readFully(handle, payloads)) throw new Error(`operation log ended before ${offset + bytes}`);
+    } finally {
+      handle.seekSync(this.#lengths[file], Deno.SeekMode.Start);
+    }
+    return payloads;
   }
 
   /** Makes every appended record durable (fdatasync of each file written since its last one). */

@@ -61,6 +61,12 @@ export {
 export type FlatBatch = IndexedBatch;
 
 /**
+ * Where the writer gets a batch's payloads when they are not in memory (a batch in the operation log's
+ * window: read back from the log). Asked only for a batch with an append left to write, once per write.
+ */
+export type PayloadSource = (batch: FlatBatch) => Uint8Array<ArrayBuffer>;
+
+/**
  * A batch as it crosses to the worker and as the operation log keeps it: its operations encoded (see
  * batch_codec.ts) and its payloads, each a buffer of its own to move.
  */

@@ -8,7 +8,7 @@ import { StorageError } from "../port.ts";
 import { applyRecords } from "./apply_window.ts";
 import { BatchWriter } from "./batch_writer.ts";
 import type { DiskReserve } from "./disk_reserve.ts";
-import { type FlatBatch, grows } from "./operations.ts";
+import { type FlatBatch, grows, type PayloadSource } from "./operations.ts";
 import { type DiskBudget, PAGE_SIZE, VACUUM_MIN_FREE_PAGES, VACUUM_STEP_PAGES } from "./schema.ts";
 
 /** MQTT reason codes a failed flush carries. */
@@ -82,16 +82,16 @@ export class SqliteWriter {
    * Applies operation-log records up to `seq` (see apply_window.ts). They were acknowledged: on a full disk
    * the reserve is given up for them, and past the page cap the cap is lifted for this transaction.
    */
-  applyRecords(batches: readonly FlatBatch[], seq: number): void {
+  applyRecords(batches: readonly FlatBatch[], seq: number, source?: PayloadSource): void {
     const { db } = this;
     try {
-      applyRecords(db, this.#writer, batches, seq);
+      applyRecords(db, this.#writer, batches, seq, source);
     } catch (error) {
       if (toStorageError(error).reasonCode !== QUOTA_EXCEEDED) throw error;
       this.reserve.releaseIfDiskFull();
       db.exec("PRAGMA max_page_count = 2147483646");
       try {
-        applyRecords(db, this.#writer, batches, seq);
+        applyRecords(db, this.#writer, batches, seq, source);
       } finally {
         if (this.budget.maxPages !== undefined) db.exec(`PRAGMA max_page_count = ${this.budget.maxPages}`);
       }

@@ -20,7 +20,7 @@ import { cancelAcross } from "./apply_window.ts";
 import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
 import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
-import { OperationLog } from "./operation_log.ts";
+import { OperationLog, type PayloadsAt } from "./operation_log.ts";
 import { type FlatBatch, liveCount, type WireBatch } from "./operations.ts";
 import { indexBatch } from "./batch_codec.ts";
 import { messageFromRow, queueEntryFromRow, type Row, type WireSnapshot } from "./records.ts";
@@ -30,6 +30,18 @@ import { QUOTA_EXCEEDED, SqliteWriter, toStorageError } from "./sqlite_writer.ts
 
 /** The longest an operation-log record waits to be applied to SQLite, unless the options say otherwise. */
 const APPLY_INTERVAL_MS = 1000;
+
+/**
+ * The most memory the window's records hold (their operations and indexes; payloads stay in the log) before
+ * its older half is applied, and at most a sixty-fourth of the machine's: it is the store worker's memory,
+ * outside limits.memory_bytes. With small payloads the operations are most of the log, and this bound comes
+ * first: 64 B messages need a few MiB of window for their acknowledgements to cancel them, and a window of
+ * 32 MiB of log cost the broker 30–40 MB of resident memory more than one of 8 for the same throughput.
+ */
+const MAX_WINDOW_MEMORY_BYTES = 8 * 1024 * 1024;
+
+/** What a batch in the window holds in memory: its encoded operations and their index (IndexedBatch). */
+const heldBytes = (batch: FlatBatch): number => batch.bytes.byteLength + 17 * batch.kinds.length;
 
 /** What the engine is opened with (the adapter's options that concern the disk). */
 export interface EngineOptions {
@@ -61,9 +73,17 @@ function release(batches: readonly FlatBatch[]): void {
 
 export class StoreEngine {
   readonly #sqlite: SqliteWriter;
-  /** The log records not yet applied to SQLite (the window), and their bytes in the log. */
-  #window: { seq: number; batches: FlatBatch[]; bytes: number }[] = [];
+  /**
+   * The log records not yet applied to SQLite (the window), their bytes in the log, and where their batches'
+   * payloads are in it: the window keeps the operations only; an apply reads back the payloads of a batch
+   * whose appends did not all cancel out, one batch at a time.
+   */
+  #window: { seq: number; batches: FlatBatch[]; bytes: number; held: number; payloadsAt: PayloadsAt[] }[] =
+    [];
   #windowBytes = 0;
+  /** What the window's records hold in memory (see {@link heldBytes}), and its bound. */
+  #windowHeld = 0;
+  readonly #maxWindowHeld: number;
   /** The last log record known to be durable (its fdatasync returned). */
   #durableSeq = 0;
   readonly #applyIntervalMs: number;
@@ -86,6 +106,7 @@ export class StoreEngine {
   ) {
     this.#sqlite = new SqliteWriter(db, reserve, budget);
     this.#applyIntervalMs = options.applyIntervalMs ?? APPLY_INTERVAL_MS;
+    this.#maxWindowHeld = Math.min(MAX_WINDOW_MEMORY_BYTES, Math.floor(Deno.systemMemoryInfo().total / 64));
     this.#commits = new GroupCommit(
       {
         write: (items) => this.#write(items),
@@ -118,7 +139,7 @@ export class StoreEngine {
   ): Promise<OpenedEngine> {
     const started = performance.now();
     const { dir, maxDiskBytes, durability } = options;
-    const budget = diskBudget(maxDiskBytes, volumeBytes(dir), Deno.systemMemoryInfo().total);
+    const budget = diskBudget(maxDiskBytes, volumeBytes(dir));
     const store = openStore(dir, budget, logger, Date.now());
     const reserve = new DiskReserve(dir, budget.reserveBytes, logger);
     let wal: Deno.FsFile | undefined;
@@ -271,18 +292,28 @@ export class StoreEngine {
         this.#sqlite.write(batches);
         return;
       }
-      let bytes: number;
+      let appended: { bytes: number; payloadsAt: PayloadsAt[] };
       try {
-        bytes = log.append(batches.map(({ bytes, payloads }) => ({ operations: bytes, payloads })));
+        appended = log.append(batches.map(({ bytes, payloads }) => ({ operations: bytes, payloads })));
       } catch (error) {
         this.#refuseOnFullLog(error, batches);
         return;
       }
       kept = true;
-      this.#window.push({ seq: log.nextSeq - 1, batches, bytes });
+      const { bytes, payloadsAt } = appended;
+      let held = 0;
+      for (const batch of batches) {
+        held += heldBytes(batch);
+        if (batch.payloads.byteLength === 0) continue;
+        batch.payloads.buffer.transfer(0);
+        batch.payloads = new Uint8Array(0);
+      }
+      this.#window.push({ seq: log.nextSeq - 1, batches, bytes, held, payloadsAt });
       this.#windowBytes += bytes;
-      if (this.#windowBytes >= this.budget.logApplyBytes) this.#applyWindow(true);
-      else this.#armApplyTimer();
+      this.#windowHeld += held;
+      if (this.#windowBytes >= this.budget.logApplyBytes || this.#windowHeld >= this.#maxWindowHeld) {
+        this.#applyWindow(true);
+      } else this.#armApplyTimer();
     } finally {
       if (!kept) release(batches);
     }
@@ -312,8 +343,8 @@ export class StoreEngine {
 
   /**
    * Applies log records to SQLite in one transaction, with the log sequence they reach: every record in the
-   * window, or (`oldestHalf`, when the window has grown to its size) the oldest records up to half its
-   * bytes, the newer ones staying for what comes next to cancel out with (see apply_window.ts). Then the
+   * window, or (`oldestHalf`, when the window has grown to its size in log or in memory) the oldest records
+   * up to half of either, the newer ones staying for what comes next to cancel out with (see apply_window.ts). Then the
    * log turns (a file is emptied once its records are applied and the WAL is fdatasynced).
    */
   #applyWindow(oldestHalf = false): void {
@@ -324,9 +355,15 @@ export class StoreEngine {
     if (window.length === 0) return;
     let count = window.length;
     let bytes = this.#windowBytes;
+    let held = this.#windowHeld;
     if (oldestHalf) {
-      for (count = 0, bytes = 0; count < window.length && 2 * bytes < this.#windowBytes;) {
-        bytes += window[count++].bytes;
+      for (
+        count = 0, bytes = 0, held = 0;
+        count < window.length && 2 * bytes < this.#windowBytes && 2 * held < this.#windowHeld;
+        count++
+      ) {
+        bytes += window[count].bytes;
+        held += window[count].held;
       }
     }
     // Applying part of the window, only durable records may cancel what it writes: after a power loss the
@@ -335,11 +372,20 @@ export class StoreEngine {
     let keptFrom = 0;
     for (let r = 0; r < count && r < durable.length; r++) keptFrom += durable[r].batches.length;
     cancelAcross(durable.flatMap((record) => record.batches), keptFrom);
-    const applied = window.slice(0, count).flatMap((record) => record.batches);
+    const applied: FlatBatch[] = [];
+    const payloadsAt = new Map<FlatBatch, PayloadsAt>();
+    for (let r = 0; r < count; r++) {
+      const record = window[r];
+      for (let b = 0; b < record.batches.length; b++) {
+        applied.push(record.batches[b]);
+        payloadsAt.set(record.batches[b], record.payloadsAt[b]);
+      }
+    }
     const seq = window[count - 1].seq;
-    this.#sqlite.applyRecords(applied, seq);
+    this.#sqlite.applyRecords(applied, seq, (batch) => this.log.readPayloads(payloadsAt.get(batch)!));
     this.#window = window.slice(count);
     this.#windowBytes -= bytes;
+    this.#windowHeld -= held;
     release(applied);
     log.applied(seq, () => this.wal.syncData(), (error) => this.onOutcome(toStorageError(error)));
     if (this.#window.length > 0) this.#armApplyTimer();
