@@ -66,7 +66,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       return;
     case "batch": {
       const { id } = message;
-      // The engine frees the payload buffer once its messages are in SQLite (they may wait in the log's window).
+      // The engine frees the payload buffer once its messages are in the log (an apply reads them back).
       engine!.add(message.batch).then(
         () => post({ type: "committed", id }),
         (error) => post({ type: "failed", id, error: wire(error) }),
