@@ -605,11 +605,12 @@ export class Broker implements SessionService {
 
   /**
    * Before a QoS 2 message is routed: writes to storage what routing it will write and a full store could
-   * refuse (its payload, when a persistent session will queue it; its retained copy). Returns the flush to
-   * wait for, or undefined when routing stores nothing that can be refused.
+   * refuse (its payload, when a persistent session will queue it in the store; its retained copy). Returns
+   * the flush to wait for, or undefined when routing stores nothing that can be refused.
    */
   #stage(message: Message): Promise<void> | undefined {
-    const queued = this.router.reaches(
+    // Sessions that keep their queues themselves (queuesInStore false) store no payload to stage.
+    const queued = this.#persistence.queuesInStore && this.router.reaches(
       message,
       (session, grantedQos) => session.persistent && grantedQos > 0,
     );

@@ -74,7 +74,7 @@ export class Persistence implements RecordSink {
     private readonly storage: StorageAdapter,
     private readonly observeFlush: (flush: Promise<void>) => Promise<void> = (flush) => flush,
     /** See BrokerOptions.queuesInStore: false, the store gets no queue record. */
-    private readonly queuesInStore = true,
+    readonly queuesInStore = true,
   ) {}
 
   get dirty(): boolean {

@@ -99,3 +99,37 @@ for (const store of ["memory", "embedded"] as const) {
     }
   });
 }
+
+for (const store of ["memory", "embedded"] as const) {
+  Deno.test(`${store} store: a QoS 2 message for a persistent session is staged in the store only where the store keeps queues`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "mqtt-proxy-queues-" });
+    const properties = [
+      "sys.interval_seconds = 0",
+      ...(store === "embedded" ? ["storage.type = embedded", `storage.dir = ${dir}`] : []),
+    ].join("\n");
+    try {
+      await withBroker(properties, async ({ port, running }) => {
+        const { client: subscriber } = await connect(port, "sub", 5, persistent);
+        await subscribe(subscriber, 5, [subscription("q/#", 2)]);
+        const storage = storageOf(running.broker);
+        const appended: string[] = [];
+        const appendMessage = storage.appendMessage.bind(storage);
+        storage.appendMessage = (message) => {
+          appended.push(message.topic);
+          return appendMessage(message);
+        };
+        const { client: publisher } = await connect(port, "pub", 5);
+        await publisher.sendPacket(publishPacket("q/2", "exactly once", 2, { packetId: 1 }), 5);
+        assert.equal((await publisher.readPacket()).type, "pubrec");
+        const publish = await readPublish(subscriber);
+        assert.equal(text(publish.payload), "exactly once");
+        // The memory store cannot refuse a message, and sessions keep their own queues with it: nothing to
+        // stage. The embedded store keeps the payload for the session's queue.
+        assert.deepEqual(appended, store === "memory" ? [] : ["q/2"]);
+        await Promise.all([subscriber.close(), publisher.close()]);
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
