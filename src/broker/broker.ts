@@ -93,7 +93,7 @@ export class Broker implements SessionService {
   readonly #egress: Egress | undefined;
 
   constructor(private readonly options: BrokerOptions) {
-    this.#shared = sharedState(options.limits);
+    this.#shared = sharedState(options.limits, options.queuesInStore ?? true);
     this.stats = {
       messagesReceived: 0,
       messagesSent: 0,

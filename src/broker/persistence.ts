@@ -73,7 +73,7 @@ export class Persistence implements RecordSink {
   constructor(
     private readonly storage: StorageAdapter,
     private readonly observeFlush: (flush: Promise<void>) => Promise<void> = (flush) => flush,
-    /** See BrokerOptions.queuesInStore: false, the store gets no queue record. */
+    /** See BrokerOptions.queuesInStore: false, sessions keep their queues (they record no delivery). */
     readonly queuesInStore = true,
   ) {}
 
@@ -177,7 +177,6 @@ export class Persistence implements RecordSink {
   /** Writes one change of a persistent session (see {@link sessionChanged}). */
   record(clientId: string, record: SessionRecord): void {
     const storage = this.storage;
-    if (!this.queuesInStore && record.kind !== "awaitingRelease") return;
     switch (record.kind) {
       case "saveDelivery": {
         const { delivery, qos, stage, packetId } = record;

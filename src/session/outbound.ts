@@ -163,6 +163,14 @@ export class OutboundFlow {
     return this.#persistent ? this.records ??= new Fifo() : undefined;
   }
 
+  /**
+   * {@link recordsToWrite} for a change of the deliveries (queued, in flight, acknowledged): undefined too
+   * where persistent sessions keep their queues themselves (see {@link SharedSessionState.recordsDeliveries}).
+   */
+  deliveryRecords(): Fifo<SessionRecord> | undefined {
+    return this.shared.recordsDeliveries ? this.recordsToWrite() : undefined;
+  }
+
   get drops(): DropCounts {
     return this.shared.drops;
   }
@@ -209,7 +217,7 @@ export class OutboundFlow {
     this.#reading = false;
     // The drops waited for a page that will not come: storage's oldest queued entries are the ones to drop.
     for (; this.#pendingDrops > 0; this.#pendingDrops--) {
-      this.recordsToWrite()?.push({ kind: "dropOldestStored" });
+      this.deliveryRecords()?.push({ kind: "dropOldestStored" });
     }
   }
 
@@ -322,7 +330,7 @@ export class OutboundFlow {
     } else if (!this.#emit(entry, (mark & QOS_BITS) as QoS, packetId, true, now, out)) {
       // not sendable any more (too large for the new connection, or no longer authorized): forget it
       this.#inflight!.delete(packetId);
-      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
+      this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: entry });
     }
   }
 
@@ -444,7 +452,7 @@ export class OutboundFlow {
   acknowledge(packetId: number, now: number, out: EffectSink): void {
     const entry = this.#inflight?.take(packetId, 1);
     if (entry !== undefined) {
-      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
+      this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: entry });
       releasePayload(entry);
       this.#drain(now, out);
     }
@@ -459,13 +467,13 @@ export class OutboundFlow {
     }
     if (reasonCode >= 0x80) {
       this.#inflight!.delete(packetId);
-      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
+      this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: entry });
       releasePayload(entry);
       this.#drain(now, out);
       return;
     }
     this.#inflight!.setMark(packetId, 2 | RELEASED);
-    this.recordsToWrite()?.push({
+    this.deliveryRecords()?.push({
       kind: "saveDelivery",
       delivery: entry,
       qos: 2,
@@ -479,7 +487,7 @@ export class OutboundFlow {
   completed(packetId: number, now: number, out: EffectSink): void {
     const entry = this.#inflight?.take(packetId, 2 | RELEASED);
     if (entry !== undefined) {
-      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
+      this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: entry });
       releasePayload(entry);
       this.#drain(now, out);
     }
@@ -501,14 +509,14 @@ export class OutboundFlow {
       const expiresAt = next.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
         this.drops.expired++;
-        this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: next });
+        this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: next });
         continue;
       }
       if (qos === 0) {
         this.#emit(next, 0, undefined, false, now, out);
         // Nothing acknowledges QoS 0: one stored while the client was away (mqtt.queue_qos0_offline) goes
         // now, or it would be read back and sent again at every resume.
-        this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: next });
+        this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: next });
       } else {
         this.#sendNew(next, qos, now, out);
       }
@@ -524,11 +532,11 @@ export class OutboundFlow {
   #sendNew(entry: Delivery, qos: QoS, now: number, out: EffectSink): boolean {
     const packetId = this.#allocatePacketId();
     if (!this.#emit(entry, qos, packetId, false, now, out)) {
-      this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: entry });
+      this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: entry });
       return false;
     }
     this.#inflightTable().set(packetId, entry, qos);
-    this.recordsToWrite()?.push({ kind: "saveDelivery", delivery: entry, qos, stage: "sent", packetId });
+    this.deliveryRecords()?.push({ kind: "saveDelivery", delivery: entry, qos, stage: "sent", packetId });
     return true;
   }
 
@@ -541,7 +549,7 @@ export class OutboundFlow {
     this.#queueList().push(delivery);
     this.queuedBytes += size;
     if (qos === 0) this.#queuedQos0++;
-    if (qos > 0) this.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    if (qos > 0) this.deliveryRecords()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
   /**
@@ -565,7 +573,7 @@ export class OutboundFlow {
       } else {
         // A page being read may hold the oldest stored entry: drop it from the page when it comes.
         if (this.#reading) this.#pendingDrops++;
-        else this.recordsToWrite()?.push({ kind: "dropOldestStored" });
+        else this.deliveryRecords()?.push({ kind: "dropOldestStored" });
         uncountOldestStored(stored);
       }
     }
@@ -575,7 +583,7 @@ export class OutboundFlow {
     stored.entries++;
     stored.bytes += size;
     if (this.#reading) this.#storedWhileReading++;
-    this.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    this.deliveryRecords()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
   }
 
   /** Drops the oldest message of the queue in memory (a full queue, drop_oldest); returns its size. */
@@ -584,7 +592,7 @@ export class OutboundFlow {
     const size = entrySize(oldest);
     this.queuedBytes -= size;
     if (deliveryQos(oldest) === 0) this.#queuedQos0--;
-    this.recordsToWrite()?.push({ kind: "deleteDelivery", delivery: oldest });
+    this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: oldest });
     return size;
   }
 
@@ -777,16 +785,23 @@ const NO_QUEUE: readonly Delivery[] = Object.freeze([]);
 /** What the sessions of one broker share: their limits, drop counters and compact copies of kept messages. */
 export interface SharedSessionState {
   readonly limits: SessionLimits;
+  /**
+   * Whether persistent sessions record their deliveries for storage; false where they keep their queues
+   * themselves (a single node with the memory store: BrokerOptions.queuesInStore). Their inbound QoS 2 ids
+   * are recorded either way.
+   */
+  readonly recordsDeliveries: boolean;
   readonly drops: DropCounts;
   /** A copy of `message` fit to be kept a while; the same copy for every session that keeps it. */
   compact(message: Message): Message;
 }
 
 /** Fresh shared state for sessions under `limits`: zero counters and an empty cache of compact copies. */
-export function sharedState(limits: SessionLimits): SharedSessionState {
+export function sharedState(limits: SessionLimits, recordsDeliveries = true): SharedSessionState {
   const copies = new WeakMap<Message, Message>();
   return {
     limits,
+    recordsDeliveries,
     drops: emptyDropCounts(),
     compact(message) {
       const payload = message.payload;

@@ -249,12 +249,14 @@ export class Session {
   recordAll(): void {
     const records = this.heldFlow()?.recordsToWrite();
     if (!records) return;
-    const { inflight, queue } = this.outbound.toRecord();
-    for (const { packetId, delivery, qos, stage } of inflight) {
-      records.push({ kind: "saveDelivery", delivery, qos, stage, packetId });
-    }
-    for (const { delivery, qos } of queue) {
-      records.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    if (this.shared.recordsDeliveries) {
+      const { inflight, queue } = this.outbound.toRecord();
+      for (const { packetId, delivery, qos, stage } of inflight) {
+        records.push({ kind: "saveDelivery", delivery, qos, stage, packetId });
+      }
+      for (const { delivery, qos } of queue) {
+        records.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+      }
     }
     for (const packetId of this.awaitingRelease) {
       records.push({ kind: "awaitingRelease", packetId, waiting: true });
@@ -342,7 +344,7 @@ export class Session {
   storeHeld(delivery: Delivery): void {
     const qos = deliveryQos(delivery);
     if (qos > 0) {
-      this.outbound.recordsToWrite()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+      this.outbound.deliveryRecords()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
     }
   }
 
@@ -353,7 +355,7 @@ export class Session {
    */
   releaseHeld(delivery: Delivery): void {
     const qos = deliveryQos(delivery);
-    if (qos > 0) this.outbound.recordsToWrite()?.push({ kind: "requeueDelivery", delivery, qos });
+    if (qos > 0) this.outbound.deliveryRecords()?.push({ kind: "requeueDelivery", delivery, qos });
   }
 
   /**

@@ -506,3 +506,27 @@ Deno.test("shareFrame gives a message a view of its own frame once, with the sam
   shareFrame(message);
   assert.equal(message.frameBytes, own, "made once");
 });
+
+for (const recordsDeliveries of [true, false]) {
+  Deno.test(`a persistent session ${recordsDeliveries ? "records every" : "keeping its own queue records no"} delivery change, and records its inbound QoS 2 ids either way`, () => {
+    const session = new Session("c1", sharedState(limits, recordsDeliveries));
+    session.persistent = true;
+    session.attach(attachment(5), 0);
+    // One sent and acknowledged, one queued while the client is away.
+    const [sent] = session.deliver({ message: message("a", 1), grantedQos: 1, retain: false }, true, 0);
+    assert.ok(sent.kind === "deliver");
+    session.handleIn({ type: "puback", packetId: sent.packetId!, reasonCode: 0, properties: {} }, 0);
+    session.handleIn(publish("in", 2, 9), 0);
+    session.detach();
+    session.deliver({ message: message("b", 1), grantedQos: 1, retain: false }, false, 0);
+
+    const records = takenRecords(session).map((record) => record.kind);
+    assert.deepEqual(
+      records,
+      recordsDeliveries
+        ? ["saveDelivery", "deleteDelivery", "awaitingRelease", "saveDelivery"]
+        : ["awaitingRelease"],
+    );
+    assert.equal(session.queueLength, 1, "the queued message is kept by the session either way");
+  });
+}
