@@ -125,9 +125,9 @@ const REPLAY_CHUNK_BYTES = 4 * 1024 * 1024;
 /**
  * At start, before recovery reads anything: applies the records of the log files of `storePath` that come
  * after the applied sequence (not yet durable: the caller fsyncs the WAL, then empties the log), in chunks of
- * about {@link REPLAY_CHUNK_BYTES} of log, each one transaction with the sequence it reaches, so that the replay holds a
- * chunk in memory, not the whole log (a crash during the replay resumes after the last chunk committed). A
- * torn or damaged tail is dropped and logged. Returns the last sequence applied.
+ * about {@link REPLAY_CHUNK_BYTES} of log, each one transaction with the sequence it reaches, so that the
+ * replay holds a chunk in memory, not the whole log (a crash during the replay resumes after the last chunk
+ * committed). A torn or damaged tail is dropped and logged. Returns the last sequence applied.
  */
 export function replayLog(
   db: DatabaseSync,

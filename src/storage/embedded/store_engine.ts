@@ -344,8 +344,9 @@ export class StoreEngine {
   /**
    * Applies log records to SQLite in one transaction, with the log sequence they reach: every record in the
    * window, or (`oldestHalf`, when the window has grown to its size in log or in memory) the oldest records
-   * up to half of either, the newer ones staying for what comes next to cancel out with (see apply_window.ts). Then the
-   * log turns (a file is emptied once its records are applied and the WAL is fdatasynced).
+   * up to half of either, the newer ones staying for what comes next to cancel out with (see
+   * apply_window.ts). Then the log turns (a file is emptied once its records are applied and the WAL is
+   * fdatasynced).
    */
   #applyWindow(oldestHalf = false): void {
     clearTimeout(this.#applyTimer);
