@@ -108,11 +108,7 @@ export class Broker implements SessionService {
         "queuesInStore = false is for a single node: a cluster's nodes keep queues in their stores",
       );
     }
-    const persistence = this.#persistence = new Persistence(
-      options.storage,
-      options.observeFlush,
-      options.queuesInStore ?? true,
-    );
+    const persistence = this.#persistence = new Persistence(options.storage, options.observeFlush);
     this.retained = new RetainedService(
       persistence,
       options.storage,
@@ -610,7 +606,7 @@ export class Broker implements SessionService {
    */
   #stage(message: Message): Promise<void> | undefined {
     // Sessions that keep their queues themselves (queuesInStore false) store no payload to stage.
-    const queued = this.#persistence.queuesInStore && this.router.reaches(
+    const queued = this.#shared.recordsDeliveries && this.router.reaches(
       message,
       (session, grantedQos) => session.persistent && grantedQos > 0,
     );

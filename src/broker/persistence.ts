@@ -73,8 +73,6 @@ export class Persistence implements RecordSink {
   constructor(
     private readonly storage: StorageAdapter,
     private readonly observeFlush: (flush: Promise<void>) => Promise<void> = (flush) => flush,
-    /** See BrokerOptions.queuesInStore: false, sessions keep their queues (they record no delivery). */
-    readonly queuesInStore = true,
   ) {}
 
   get dirty(): boolean {
