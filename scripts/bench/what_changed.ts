@@ -621,6 +621,17 @@ export const CHANGES: Change[] = [
     after: "1,294–1,560k; 0.47–0.50 s",
     ratio: "1.05–1.24× per pair",
   },
+  {
+    change: "V8's young generation at its full size from the start (`--min-semi-space-size=8` beside " +
+      "`--max-semi-space-size=8` in the start and compile tasks): grown there from about 1 MB, a loaded " +
+      "durable broker's scavenges promoted about all that had survived the one before",
+    measure: "durable QoS 1 10→10 64 B, broker pinned: msg/s in six alternating 6 s pairs / in three " +
+      "`deno task bench --case durable-q1` pairs; promoted per scavenge and full collections per 5 s " +
+      "(--trace-gc-nvp); resident memory at rest, memory / embedded store",
+    before: "437–482k / 292–428k; 1.1 MB, 14; 76 / 94–96 MB",
+    after: "454–550k / 390–533k; 0, 1; 85 / 101 MB",
+    ratio: "1.04–1.16× / 1.17–1.34× per pair; +6–8.5 MB at rest",
+  },
 ];
 
 /** Where a peer still wins in this round's measurements, by how much and why. */
@@ -797,4 +808,18 @@ export const PEER_NOTES =
   generation (\`--sqrt-allocation-limits-factor=80\`: 304–322k against 321–356k in four triples; without the
   square-root limits 299–395k), and persistent subscribers sharing
   one delivery object per message as transient ones do, the stored message's id kept on the message
-  (−1.7 to +7.7 %, median +3 %, five pairs: not worth a second place for that id).`;
+  (−1.7 to +7.7 %, median +3 %, five pairs: not worth a second place for that id). On 2026-12-07 the
+  young generation was fixed at 8 MB from the start (\`--min-semi-space-size=8\`, see "What changed"):
+  grown there from about 1 MB, the scavenges promoted 1.1 MB each, about all that had survived the one
+  before; fixed, nothing, and the old generation is collected once in 5 s instead of 14 times (durable
+  1.04–1.34× per pair; the mechanism in V8 was not found: \`--min-semi-space-size\` of 2 or 4 changed
+  nothing, 8 with a 16 MB maximum did the same as 8, and a synthetic program whose objects live as long
+  shows no difference). What the rest costs, measured that day (all threads, µs per message): persistent
+  sessions on the embedded store with its writes left out (the acknowledgements still wait for its
+  commits) 1.0 at 0.6–1.0M msg/s, against 2.4 with them: the store's operations cost 0.75 on the broker's
+  thread (their records and encoding, and what they do to its caches and collections) and 0.4 in the
+  worker; a commit is answered 5–9 ms after its batch left (the worker's own part 1.4–2.3 ms, fsync 0.5 ms;
+  the rest is the broker's thread finishing its turn), which is what keeps messages alive across a
+  scavenge. Not kept that day: reads of 16 KiB instead of 64 (commit p50 4.7–5.3 against 6.0–6.1 ms, no
+  gain in throughput) and a batch sent every turn instead of when the previous one is answered (commit
+  latency unchanged).`;
