@@ -638,9 +638,18 @@ export const CHANGES: Change[] = [
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **p99 at 10k msg/s: Mosquitto lowest, by a little** (this run, pinned, two runs: QoS 0 Mosquitto 87–126 µs,
+- **p99 at 10k msg/s: Mosquitto lowest** (this run, pinned, two runs: QoS 0 Mosquitto 114–133 µs, deno-relay
+  168–170, rumqttd 170–176, mqtt-proxy 197–227 (io = epoll 197–238); QoS 1 Mosquitto 83–120 µs, rumqttd
+  125–133, mqtt-proxy 158–180 (io = epoll 123–139), deno-relay 205–217; the machine ran slow for this case:
+  mqtt-proxy (before), the old code with its old flags, had p50 97 µs at QoS 0 against 70 in the run
+  before. Right after, \`deno task bench --only mqtt-proxy --case latency-q0,latency-q1 --runs 3 --layout
+  pinned\`, this code against the commit before it (without \`--min-semi-space-size=8\`), two alternating
+  rounds: QoS 0 p99 143–158 against 111–170 µs, then 190–270 against 154–172; QoS 1 125–130 against
+  122–143, then 168–205 against 145–170: even in the first round, worse in the second, so the fixed young
+  generation may cost the tail at this rate; not settled on this machine. The twenty-third session's run:
+  QoS 0 Mosquitto 87–126 µs,
   mqtt-proxy 111–139, rumqttd 152–158, deno-relay 128–184; QoS 1 mqtt-proxy 139–141 µs, rumqttd 139–154,
-  Mosquitto 109–205, deno-relay 180–258, so at QoS 1 mqtt-proxy's median is the lowest in this run, 140 µs
+  Mosquitto 109–205, deno-relay 180–258, so at QoS 1 mqtt-proxy's median was the lowest in that run, 140 µs
   against rumqttd's 146 and Mosquitto's 157, within the spread of Mosquitto's two runs. The eighteenth
   session's full run, pinned, two runs: QoS 0 Mosquitto 128–152 µs, rumqttd 156–205, deno-relay 188–219, mqtt-proxy 207 in both; QoS 1
   Mosquitto 118–201 µs, rumqttd 150–205, mqtt-proxy 158–205, deno-relay 248–680. Three runs each earlier
@@ -697,6 +706,9 @@ export const PEER_NOTES =
   but timers, workers and Deno's own sockets wait up to that long: not kept), and a turn of the event loop
   every eighth poll instead of every poll (no change).
 - **Connects per second: Mosquitto ahead, at the generator's limit** (this run, pinned, two runs: Mosquitto
+  21.8–26.6k conn/s with the generator at 96 % of its core; mqtt-proxy 17.8–18.5k, 0.75× by the medians;
+  io = epoll 17.1–20.0k, 0.77×; deno-syscall-floor 21.5–24.9k; unpinned Mosquitto 25.5–27.0k, mqtt-proxy
+  0.71×. The twenty-third session's run: Mosquitto
   24.6–26.6k conn/s with the generator at 95–97 % of its core, GEN-BOUND; mqtt-proxy (io = epoll) 16.4–17.2k,
   0.66× by the medians; mqtt-proxy 14.3–17.6k, 0.62×; deno-syscall-floor 18.6–22.1k; unpinned Mosquitto
   23.2k, mqtt-proxy 0.75×). Since 2026-12-06 Mosquitto runs with connection_messages false. By default it
@@ -755,14 +767,21 @@ export const PEER_NOTES =
   connect timer). FFI takes nothing out of the permission checks the broker runs with: \`deno task start\`
   and the binary already grant \`--allow-ffi\` (the memory reclaimer's malloc_trim), which is all-powerful;
   the listener binds only what its configuration names.
-- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 4.34 KB at rest, 1.77 KB with \`io = epoll\`**
-  (this run: 4,333–4,341 and 1,768–1,781 B; the twentieth session's: 4.35–4.37 and 1.81–1.82 KB), of which about 4.0 KB is Deno's own per-socket cost (deno-floor at rest, 4.00 KB); mqtt-proxy's
+- **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 3.89 KB at rest, 1.31 KB with \`io = epoll\`**
+  (this run: 3,890–3,897 and 1,295–1,330 B, deno-floor 4,033–4,035 B, so "−141 B above deno-floor" in the
+  targets. That drop of about 440 B is the fixed young generation (\`--min-semi-space-size=8\`, see "What
+  changed") and not a saving per connection: the figure is the broker's resident memory at rest minus its
+  resident memory before the connections, and the young generation, which used to grow from about 1 MB to
+  8 MB during the connect storm (7 MB over 19,000 connections, about 390 B each), is now all there before
+  it. deno-floor runs without that flag. The twenty-third session's run: 4,333–4,341 and 1,768–1,781 B; the twentieth session's: 4.35–4.37 and 1.81–1.82 KB), of which about 4.0 KB is Deno's own per-socket cost (deno-floor at rest, 4.00 KB); mqtt-proxy's
   share above it is 336 B (target 1 KB; 358 B in the eighteenth session's run, 338 B in the seventeenth's, 347–378 B in the sixteenth's). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
   old generation, stays until the broker has been quiet for 5 s and its memory reclaimer collects (a
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
-- **Durable QoS 1 0.29× in-memory QoS 1** in this run (434–444k against 1,503–1,561k msg/s pinned; unpinned
-  0.49×, 594–631k against 1,216–1,250k; target 0.6×). The eighteenth session's run: 0.29× (386–394k against
+- **Durable QoS 1 0.41× in-memory QoS 1** in this run (514–534k against 1,239–1,310k msg/s pinned; unpinned
+  0.46×, 604–636k against 1,202–1,520k; target 0.6×), with the young generation fixed at 8 MB (see the end of
+  this paragraph). The twenty-third session's run: 0.29× (434–444k against 1,503–1,561k msg/s pinned;
+  unpinned 0.49×, 594–631k against 1,216–1,250k). The eighteenth session's run: 0.29× (386–394k against
   1,326–1,353k msg/s pinned; unpinned 0.40×, 468–526k against 1,237–1,267k). The seventeenth session's run: 0.27× (296–317k
   against 1,116–1,163k); both rose by about a fifth in that session. Per durable message the
   broker's thread allocates about 850 B against about 320 in memory (a view of the payload for the store's
