@@ -774,7 +774,7 @@ export const PEER_NOTES =
   resident memory before the connections, and the young generation, which used to grow from about 1 MB to
   8 MB during the connect storm (7 MB over 19,000 connections, about 390 B each), is now all there before
   it. deno-floor runs without that flag. The twenty-third session's run: 4,333–4,341 and 1,768–1,781 B; the twentieth session's: 4.35–4.37 and 1.81–1.82 KB), of which about 4.0 KB is Deno's own per-socket cost (deno-floor at rest, 4.00 KB); mqtt-proxy's
-  share above it is 336 B (target 1 KB; 358 B in the eighteenth session's run, 338 B in the seventeenth's, 347–378 B in the sixteenth's). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
+  share above it was 336 B in the twenty-third session's run, with the young generation still growing (target 1 KB; 358 B in the eighteenth session's run, 338 B in the seventeenth's, 347–378 B in the sixteenth's). Right after a connect storm it is about 3 KB more: the storm's garbage, promoted to V8's
   old generation, stays until the broker has been quiet for 5 s and its memory reclaimer collects (a
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
