@@ -645,8 +645,13 @@ export const PEER_NOTES =
   before. Right after, \`deno task bench --only mqtt-proxy --case latency-q0,latency-q1 --runs 3 --layout
   pinned\`, this code against the commit before it (without \`--min-semi-space-size=8\`), two alternating
   rounds: QoS 0 p99 143–158 against 111–170 µs, then 190–270 against 154–172; QoS 1 125–130 against
-  122–143, then 168–205 against 145–170: even in the first round, worse in the second, so the fixed young
-  generation may cost the tail at this rate; not settled on this machine. The twenty-third session's run:
+  122–143, then 168–205 against 145–170: even in the first round, worse in the second. Settled the next
+  session, in a quiet hour (scripts' harness, not the benchmark: 10→10 at 10k msg/s for 10 s after 2 s,
+  broker pinned, eight alternating pairs per QoS, the start task's flags with and without
+  \`--min-semi-space-size=8\`): QoS 0 p99 135–541 µs without it (median 212) against 162–377 with it (median
+  247), lower with it in five pairs of eight; QoS 1 182–426 µs (median 239) against 160–389 (median 208),
+  lower with it in six of eight; p50 and p99.9 within each other's range. The fixed young generation costs
+  the tail nothing this machine can show. The twenty-third session's run:
   QoS 0 Mosquitto 87–126 µs,
   mqtt-proxy 111–139, rumqttd 152–158, deno-relay 128–184; QoS 1 mqtt-proxy 139–141 µs, rumqttd 139–154,
   Mosquitto 109–205, deno-relay 180–258, so at QoS 1 mqtt-proxy's median was the lowest in that run, 140 µs
@@ -841,4 +846,20 @@ export const PEER_NOTES =
   the rest is the broker's thread finishing its turn), which is what keeps messages alive across a
   scavenge. Not kept that day: reads of 16 KiB instead of 64 (commit p50 4.7–5.3 against 6.0–6.1 ms, no
   gain in throughput) and a batch sent every turn instead of when the previous one is answered (commit
-  latency unchanged).`;
+  latency unchanged). The next session measured the broker's thread alone: with every other thread of the
+  broker moved to the generator's core after start (\`taskset\` per thread), three alternating pairs, it spent
+  1.37–1.70 µs per durable message (persistent sessions on the memory store: 0.78), as much as when the
+  worker shares its core, so its share is not the worker's cache traffic; with the store's encoding left
+  out below the port (acknowledgements still waiting for its empty commits) 1.13–1.37 µs, at 728–886k
+  msg/s against 529–654k. Encoding a message's three operations (the append with its payload copy, the
+  sent entry, the delete) costs that thread about 0.35 µs; in isolation (a loop from Persistence.record to
+  the encoder) 0.18–0.3 µs with runs of 200 messages per client, as the broker sees them, and 0.67 µs when
+  each message names other strings than the one before among 30 (the batch's ring of 16 recent strings then
+  misses every time). One more save per message (each save written twice, the copy cancelled with it) cost
+  the worker 0.06 µs per message and no throughput the machine could show, so fewer operations of the same
+  kind would not reach 0.6×. The promoting regime above came back in 6 of 25 runs that day despite the
+  fixed young generation (scavenges promoting 1.1 MB each, 2.1–2.9 full collections a second, 288–390k
+  msg/s against 330–480k for the others; with 16 MB semi-spaces in three runs of four, 2.2 MB each), at
+  random; \`--no-page-promotion\` and other old-generation limits did not remove it, and
+  \`--no-allocation-site-pretenuring\` showed nothing either way (no run of five fell into it, nor did five
+  without it alternating with them).`;
