@@ -11,6 +11,7 @@ import { readWholeQueue } from "../../src/storage/conformance.ts";
 import { sample } from "../../src/storage/conformance_samples.ts";
 import { LOG_SUFFIXES } from "../../src/storage/embedded/operation_log.ts";
 import { diskBudget } from "../../src/storage/embedded/schema.ts";
+import { windowMemoryBound } from "../../src/storage/embedded/store_engine.ts";
 import { volumeBytes } from "../../src/storage/embedded/disk_reserve.ts";
 import {
   auditInserts,
@@ -38,8 +39,8 @@ const logBytes = (dir: string): number =>
 const notInfo = (events: LoggedEvent[]): string[] =>
   events.filter((event) => event.level !== "info").map((event) => event.event);
 
-/** Counts rows of a copy of the store's SQLite files (the store holds its file locked while it runs). */
-async function countRows(dir: string, table: string): Promise<number> {
+/** Runs `sql` on a copy of the store's SQLite files (the store holds its file locked while it runs). */
+async function queryCopy(dir: string, sql: string): Promise<Record<string, unknown> | undefined> {
   const copy = await Deno.makeTempDir({ prefix: "mqtt-storage-copy-" });
   try {
     for (const suffix of ["", "-wal"]) {
@@ -47,13 +48,18 @@ async function countRows(dir: string, table: string): Promise<number> {
     }
     const db = new DatabaseSync(join(copy, STORE_FILE));
     try {
-      return db.prepare(`SELECT count(*) AS rows FROM ${table}`).get()!.rows as number;
+      return db.prepare(sql).get();
     } finally {
       db.close();
     }
   } finally {
     await Deno.remove(copy, { recursive: true });
   }
+}
+
+/** Counts rows of a copy of the store's SQLite files. */
+async function countRows(dir: string, table: string): Promise<number> {
+  return (await queryCopy(dir, `SELECT count(*) AS rows FROM ${table}`))!.rows as number;
 }
 
 Deno.test("embedded log: after a kill -9 between the log append and the apply, a start replays every flushed group once", async () => {
@@ -211,6 +217,45 @@ Deno.test("embedded log: a message queued, sent and acknowledged in one batch go
     assert.equal(storage.stats().operations, 4);
     await storage.stop();
 
+    assert.deepEqual(insertedRows(dir), []);
+  });
+});
+
+Deno.test("embedded log: a window of few large records applied by size still cancels what the newest one acknowledges", async () => {
+  await withTempDir(async (dir) => {
+    await auditInserts(dir);
+    // A durable fan-out: every group saves the entries of its messages for 100 persistent subscribers and
+    // deletes those of the group before it (their acknowledgements), about 110 B of window per delivery;
+    // groups of about half the window's memory bound fill it in two or three.
+    const clients = Array.from({ length: 100 }, (_, index) => `subscriber-${index}`);
+    const perGroup = Math.ceil((0.55 * windowMemoryBound()) / (clients.length * 110));
+    const storage = embeddedStore(dir, { applyIntervalMs: NEVER });
+    await storage.start();
+    let appliedBeforeStop = 0;
+    try {
+      let previous: ReturnType<typeof storage.appendMessage>[] = [];
+      for (let group = 0; group < 6; group++) {
+        const ids = Array.from({ length: perGroup }, () => storage.appendMessage(sample.message("fan/out")));
+        for (const id of ids) {
+          for (const client of clients) {
+            storage.saveQueueEntry(sample.entry(client, id, { stage: "sent", packetId: 1 }));
+          }
+        }
+        for (const id of previous) for (const client of clients) storage.deleteQueueEntry(client, id);
+        await storage.flush();
+        previous = ids;
+      }
+      for (const id of previous) for (const client of clients) storage.deleteQueueEntry(client, id);
+      await storage.flush();
+      const applied = await queryCopy(dir, "SELECT value FROM meta WHERE key = 'store.log_applied'");
+      appliedBeforeStop = Number(applied?.value ?? 0);
+    } finally {
+      await storage.stop();
+    }
+    // Applied by size before the stop; every delivery acknowledged within the window, so none became a row.
+    // (Applied as each group was appended, before its fdatasync, the groups' deletes could not cancel the
+    // saves of the group before: 100 rows a message.)
+    assert.ok(appliedBeforeStop > 0, "the window was never applied by size");
     assert.deepEqual(insertedRows(dir), []);
   });
 });
