@@ -7,11 +7,9 @@
  * Format: FORMAT (u8), the kind count and the value count (u32 each), the kinds (u8 each; 0–3, with 0x80
  * set when the operation cancelled out), then each operation's values (little endian). The three kinds of the
  * delivery path have a fixed layout, no tag per value (see {@link BatchEncoder.append}); a single operation's
- * values are each a tag and its bytes. A string equal to one of the last {@link RECENT_STRINGS} distinct
- * strings of the batch is written as that string's index instead: a batch names the same few client ids,
- * topics and publishers many times over. (A Map of every string of the batch, emptied after it, grew
- * its tables again for every batch of many distinct client ids, long enough for them to be promoted: 1.4 KB
- * of old-generation garbage per offline session while publishing 10 messages into each of 20,000.)
+ * values are each a tag and its bytes. A string the batch already wrote is written as that string's index
+ * instead: a batch names the same client ids, topics and publishers many times over (see
+ * BatchEncoder's #stringIndex).
  */
 import type { SQLInputValue } from "node:sqlite";
 
@@ -48,7 +46,11 @@ const APPEND_FIXED_BYTES = 8 + 4 + 4 + 1 + 1 + 8 + 3 * 4,
 
 const NULL = 0, INT32 = 1, FLOAT64 = 2, STRING = 3, STRING_REF = 4, BYTES = 5;
 const HEADER_BYTES = 9;
-const RECENT_STRINGS = 16;
+/**
+ * The most strings BatchEncoder remembers across batches; past it, it starts again. Remembering costs a Map
+ * entry each (some 30 bytes).
+ */
+const MAX_REMEMBERED_STRINGS = 1 << 16;
 /**
  * The string fields of the fixed layouts whose last string is remembered (see {@link BatchEncoder.#lastStrings});
  * OTHER, none.
@@ -76,9 +78,17 @@ export class BatchEncoder {
   #valueCount = 0;
   #kinds = new Uint8Array(FIRST_KINDS);
   #kindCount = 0;
-  /** The batch's last distinct strings (a ring) and their indexes; `#stringCount` strings written so far. */
-  readonly #recent: string[] = new Array(RECENT_STRINGS).fill("");
-  readonly #recentIndexes = new Int32Array(RECENT_STRINGS);
+  /**
+   * The strings written in full in this batch, by index (`#stringCount` so far), and for every string
+   * written in some batch the index it had there: an index is this batch's string only if
+   * `#written` holds that string there. The Map is kept from batch to batch: emptied after each, it grew its
+   * tables again for every batch of many distinct client ids, long enough for them to be promoted (1.4 KB of
+   * old-generation garbage per offline session while publishing 10 messages into each of 20,000). Until the
+   * twenty-fifth session only the batch's last 16 distinct strings were looked at: a durable fan-out to 100
+   * persistent subscribers wrote every client id in full, and the store's worker decoded each of them.
+   */
+  readonly #written: string[] = [];
+  readonly #indexes = new Map<string, number>();
   #stringCount = 0;
   /**
    * By field (TOPIC, PUBLISHER, CLIENT): the last string written there and its index in the batch (-1: none
@@ -227,7 +237,7 @@ export class BatchEncoder {
 
   string(value: string): void {
     this.#valueCount++;
-    const reference = this.#recentIndex(value);
+    const reference = this.#stringIndex(value);
     if (reference >= 0) {
       this.#reserve(5);
       this.#bytes[this.#at] = STRING_REF;
@@ -278,6 +288,7 @@ export class BatchEncoder {
 
   /** Drops what was written since the last {@link finish}. */
   reset(): void {
+    this.#written.fill("", 0, this.#stringCount);
     this.#at =
       this.#valueCount =
       this.#kindCount =
@@ -288,17 +299,17 @@ export class BatchEncoder {
   }
 
   /**
-   * The index of `value` among the batch's recent strings, or -1 after noting it as the latest: the caller
+   * The index of `value` among the strings this batch wrote, or -1 after noting it as the next: the caller
    * then writes it in full.
    */
-  #recentIndex(value: string): number {
-    const recent = this.#recent;
-    for (let i = Math.min(this.#stringCount, RECENT_STRINGS) - 1; i >= 0; i--) {
-      if (recent[i] === value) return this.#recentIndexes[i];
-    }
-    const slot = this.#stringCount % RECENT_STRINGS;
-    recent[slot] = value;
-    this.#recentIndexes[slot] = this.#stringCount++;
+  #stringIndex(value: string): number {
+    const indexes = this.#indexes;
+    const index = indexes.get(value);
+    if (index !== undefined && index < this.#stringCount && this.#written[index] === value) return index;
+    if (index === undefined && indexes.size >= MAX_REMEMBERED_STRINGS) indexes.clear();
+    const next = this.#stringCount++;
+    indexes.set(value, next);
+    this.#written[next] = value;
     return -1;
   }
 
@@ -325,11 +336,11 @@ export class BatchEncoder {
     }
     let reference: number;
     if (field === OTHER) {
-      reference = this.#recentIndex(value);
+      reference = this.#stringIndex(value);
     } else if (this.#lastStrings[field] === value && this.#lastIndexes[field] >= 0) {
       reference = this.#lastIndexes[field];
     } else {
-      reference = this.#recentIndex(value);
+      reference = this.#stringIndex(value);
       this.#lastStrings[field] = value;
       this.#lastIndexes[field] = reference >= 0 ? reference : this.#stringCount - 1;
     }
