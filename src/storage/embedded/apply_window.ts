@@ -36,6 +36,21 @@ const APPLIED_KEY = "store.log_applied";
 const acrossWindow = new Cancellations((operation) => acrossCancelled[operation] = 1);
 /** What {@link acrossWindow} marks, by operation across the batches of the current call. */
 let acrossCancelled = new Uint8Array(0);
+/**
+ * The clients of the current call, numbered for Cancellations (a number compares and hashes faster than a
+ * client id), and by batch each string's number once looked up (a batch names its strings by index).
+ */
+const clientNumbers = new Map<string, number>();
+const UNNUMBERED = -1;
+
+function clientNumber(clientId: string): number {
+  let number = clientNumbers.get(clientId);
+  if (number === undefined) {
+    number = clientNumbers.size;
+    clientNumbers.set(clientId, number);
+  }
+  return number;
+}
 
 /**
  * Marks the operations that cancel out across the batches (see `cancelInPlace`; the writer skips them), those
@@ -55,10 +70,18 @@ export function cancelAcross(batches: readonly FlatBatch[], keptFrom = batches.l
   const cancelled = acrossCancelled = new Uint8Array(total);
   const cancellations = acrossWindow;
   cancellations.reset();
+  clientNumbers.clear();
   let operation = 0;
   for (let b = 0; b < batches.length; b++) {
     const batch = batches[b];
-    const { kinds, ids } = batch;
+    const { kinds, ids, refs, strings } = batch;
+    const numbers = new Int32Array(strings.length).fill(UNNUMBERED);
+    const clientOf = (k: number): number => {
+      const ref = refs[k];
+      let number = numbers[ref];
+      if (number === UNNUMBERED) number = numbers[ref] = clientNumber(strings[ref]);
+      return number;
+    };
     const kept = b >= keptFrom;
     for (let k = 0; k < kinds.length; k++, operation++) {
       const kind = kinds[k];
@@ -66,16 +89,16 @@ export function cancelAcross(batches: readonly FlatBatch[], keptFrom = batches.l
         if (!kept) cancellations.appended(ids[k] as MessageRef, operation);
       } else if (kind === SAVE_ENTRY) {
         const id = ids[k] as MessageRef;
-        if (!kept || cancellations.knows(id)) cancellations.saved(batch.client(k), id, operation);
+        if (!kept || cancellations.knows(id)) cancellations.saved(clientOf(k), id, operation);
       } else if (kind === DELETE_ENTRY) {
-        if (!cancellations.deleted(batch.client(k), ids[k] as MessageRef)) cancelled[operation] = 1;
+        if (!cancellations.deleted(clientOf(k), ids[k] as MessageRef)) cancelled[operation] = 1;
       } else if (kind === SINGLE) {
         const single = batch.single(k);
         const statement = single[0];
         if (statement === "deleteUnreferencedMessage") {
           if (!cancellations.unreferenced(single[3] as MessageRef)) cancelled[operation] = 1;
         } else if (statement === "deleteOldestQueued" || statement === "deleteSessionCascade") {
-          cancellations.pin(single[3] as string);
+          cancellations.pin(clientNumber(single[3] as string));
         }
       }
     }
