@@ -125,6 +125,17 @@ export function allCases(quick: boolean): BenchCase[] {
       qos: 1,
       durable: true,
     }),
+    pubsub(
+      "durable-fanout-q1",
+      "QoS 1 to persistent sessions, durable store, fan-out 1→100, 64 B",
+      "durable",
+      {
+        pubs: 1,
+        subs: 100,
+        qos: 1,
+        durable: true,
+      },
+    ),
     {
       kind: "idle",
       name: "idle",

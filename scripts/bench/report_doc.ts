@@ -358,20 +358,20 @@ ${whatChangedSection(input)}
 - **Brokers**, each started fresh for every run and stopped after it, listening on 127.0.0.1 only, Nagle off
   in every one, nothing persisted unless the case is durable:
   - **mqtt-proxy**: \`deno run … main.ts -c <generated file>\` with the V8 flags of \`deno task start\`,
-    \`storage.type = memory\`, or for the durable case \`storage.type = embedded\`, \`storage.durability = sync\`
+    \`storage.type = memory\`, or for the durable cases \`storage.type = embedded\`, \`storage.durability = sync\`
     (written to disk before each acknowledgement); \`mqtt.max_inflight = ${windowSetting}\` (default 100);
     \`log.level = warn\`; \`--trace-gc\` for the pause table.
   - **rumqttd**: the crate's \`Broker\` started from the crate's sample config (one v4 listener, router and
     connection settings as shipped, \`next_connection_delay_ms = 0\`, \`max_inflight_count = ${windowSetting}\`:
     the packets it reads from a connection per batch, 100 in the sample), TCP_NODELAY set on accepted sockets by
     an LD_PRELOAD shim (rumqttd has no setting for it). Its in-flight window to a subscriber is fixed at 100
-    (\`MAX_INFLIGHT\` in src/router/iobufs.rs, no setting). It keeps no disk store: its durable case is in memory.
+    (\`MAX_INFLIGHT\` in src/router/iobufs.rs, no setting). It keeps no disk store: its durable cases are in memory.
   - **mochi-mqtt**: \`scripts/bench/mochi/main.go\`, the server with an allow-all hook and one TCP listener;
-    the durable case adds the bbolt storage hook (one synced transaction per stored packet, before the PUBACK).
+    the durable cases add the bbolt storage hook (one synced transaction per stored packet, before the PUBACK).
     Its in-flight window to a 3.1.1 client is its \`MaximumInflight\`, 8,192.
   - **Mosquitto** (Debian package): \`set_tcp_nodelay true\`, \`max_inflight_messages ${windowSetting}\` (default 20),
     \`connection_messages false\` (like the others, no log line per client: until 2026-12-06 it wrote three per
-    connect into a pipe, its connect rate measured with that work), defaults otherwise (max_queued_messages 1000). The durable case adds \`persistence true\`: Mosquitto writes its store only at
+    connect into a pipe, its connect rate measured with that work), defaults otherwise (max_queued_messages 1000). The durable cases add \`persistence true\`: Mosquitto writes its store only at
     autosave or shutdown, so it **acknowledges before any disk write** — not comparable with a broker that syncs.
   - **Aedes** (\`npm:aedes\`) on a \`node:net\` server (\`noDelay: true\`) in Deno, in-memory persistence; no
     in-flight window to a subscriber.
@@ -408,7 +408,8 @@ ${whatChangedSection(input)}
   pinned core had not finished optimizing, and mqtt-proxy's p99 at 10k msg/s QoS 0 measured 0.9–1.2 ms
   instead of 0.19–0.22 ms), loss counts them all;
   **GEN-LATE** marks a case where over ${LATE_SEND_FLAG_PCT}% of the messages left more than 1 ms behind schedule.
-- **Durable**: QoS 1, subscribers with clean session 0 and fixed client ids, 10→10, 64 B, unlimited rate.
+- **Durable**: QoS 1, subscribers with clean session 0 and fixed client ids, 64 B, unlimited rate: 10→10, and
+  fan-out 1→100 (since the twenty-fifth session: every message stored for 100 persistent sessions).
 - **Idle connections**: ${IDLE_PROCESSES} generator processes open N connections together (CONNECT, keep alive 600 s,
   CONNACK), ${IDLE_PENDING} handshakes in flight in all (Mosquitto listens with a backlog of 100) from 127.0.0.2–17;
   **connects/s** is N over the time to the last CONNACK, **broker CPU (connecting)** the broker's CPU use
