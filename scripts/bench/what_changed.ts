@@ -658,7 +658,11 @@ export const CHANGES: Change[] = [
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **p99 at 10k msg/s: Mosquitto lowest** (this run, pinned, two runs: QoS 0 Mosquitto 114–133 µs, deno-relay
+- **p99 at 10k msg/s: Mosquitto lowest at QoS 0, rumqttd at QoS 1** (this run, the twenty-fifth session's,
+  pinned, two runs: QoS 0 Mosquitto 188–199 µs, deno-relay 195–205, rumqttd 203–217, mqtt-proxy 260 and
+  1,409 (one run with a 1.4 ms p99 and p50 99 µs; "835 µs" in the targets is the median of the two), io =
+  epoll 172–211; QoS 1 rumqttd 158–160 µs, mqtt-proxy 178–242 (io = epoll 164–184), Mosquitto 141–248,
+  deno-relay 291–393). The twenty-fourth session's run: QoS 0 Mosquitto 114–133 µs, deno-relay
   168–170, rumqttd 170–176, mqtt-proxy 197–227 (io = epoll 197–238); QoS 1 Mosquitto 83–120 µs, rumqttd
   125–133, mqtt-proxy 158–180 (io = epoll 123–139), deno-relay 205–217; the machine ran slow for this case:
   mqtt-proxy (before), the old code with its old flags, had p50 97 µs at QoS 0 against 70 in the run
@@ -730,10 +734,13 @@ export const PEER_NOTES =
   for at most 1 ms while traffic flows (CPU 46–47 % and 56–59 % against the pool thread's 56–57 % and 73–75 %,
   but timers, workers and Deno's own sockets wait up to that long: not kept), and a turn of the event loop
   every eighth poll instead of every poll (no change).
-- **Connects per second: Mosquitto ahead, at the generator's limit** (this run, pinned, two runs: Mosquitto
-  21.8–26.6k conn/s with the generator at 96 % of its core; mqtt-proxy 17.8–18.5k, 0.75× by the medians;
-  io = epoll 17.1–20.0k, 0.77×; deno-syscall-floor 21.5–24.9k; unpinned Mosquitto 25.5–27.0k, mqtt-proxy
-  0.71×. The twenty-third session's run: Mosquitto
+- **Connects per second: Mosquitto ahead, at the generator's limit** (this run, the twenty-fifth session's,
+  pinned, two runs: Mosquitto 24.3–28.3k conn/s with the generator at 97–101 % of its core; mqtt-proxy
+  16.4–18.6k, 0.67× by the medians; io = epoll 17.4–19.2k, 0.70×; deno-floor 16.7–19.8k;
+  deno-syscall-floor 22.7–25.1k; unpinned Mosquitto 22.8–23.1k, mqtt-proxy 17.1–17.5k, 0.75×. The
+  twenty-fourth session's run: Mosquitto 21.8–26.6k conn/s with the generator at 96 % of its core;
+  mqtt-proxy 17.8–18.5k, 0.75× by the medians; io = epoll 17.1–20.0k, 0.77×; deno-syscall-floor
+  21.5–24.9k; unpinned Mosquitto 25.5–27.0k, mqtt-proxy 0.71×. The twenty-third session's run: Mosquitto
   24.6–26.6k conn/s with the generator at 95–97 % of its core, GEN-BOUND; mqtt-proxy (io = epoll) 16.4–17.2k,
   0.66× by the medians; mqtt-proxy 14.3–17.6k, 0.62×; deno-syscall-floor 18.6–22.1k; unpinned Mosquitto
   23.2k, mqtt-proxy 0.75×). Since 2026-12-06 Mosquitto runs with connection_messages false. By default it
@@ -793,8 +800,8 @@ export const PEER_NOTES =
   and the binary already grant \`--allow-ffi\` (the memory reclaimer's malloc_trim), which is all-powerful;
   the listener binds only what its configuration names.
 - **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 3.89 KB at rest, 1.31 KB with \`io = epoll\`**
-  (this run: 3,890–3,897 and 1,295–1,330 B, deno-floor 4,033–4,035 B, so "−141 B above deno-floor" in the
-  targets. That drop of about 440 B is the fixed young generation (\`--min-semi-space-size=8\`, see "What
+  (this run: 3,870–3,893 and 1,283–1,309 B, deno-floor 4,021–4,032 B, so "−145 B above deno-floor" in the
+  targets; the twenty-fourth session's: 3,890–3,897 and 1,295–1,330 B, "−141 B"). That drop of about 440 B is the fixed young generation (\`--min-semi-space-size=8\`, see "What
   changed") and not a saving per connection: the figure is the broker's resident memory at rest minus its
   resident memory before the connections, and the young generation, which used to grow from about 1 MB to
   8 MB during the connect storm (7 MB over 19,000 connections, about 390 B each), is now all there before
@@ -803,9 +810,16 @@ export const PEER_NOTES =
   old generation, stays until the broker has been quiet for 5 s and its memory reclaimer collects (a
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
-- **Durable QoS 1 0.41× in-memory QoS 1** in this run (514–534k against 1,239–1,310k msg/s pinned; unpinned
-  0.46×, 604–636k against 1,202–1,520k; target 0.6×), with the young generation fixed at 8 MB (see the end of
-  this paragraph). The twenty-third session's run: 0.29× (434–444k against 1,503–1,561k msg/s pinned;
+- **Durable QoS 1 0.37× in-memory QoS 1** in this run (405–541k against 1,176–1,412k msg/s pinned; unpinned
+  0.42×, 648–676k against 1,514–1,614k; target 0.6×). The durable fan-out 1→100 (a case since this run:
+  every message stored for 100 persistent sessions) delivered 925k–1.0M msg/s pinned and 1.18M unpinned,
+  Mosquitto 95–114k (it acknowledges before writing), Aedes 51–52k, mochi 1.2–2.0k with 91 % of the
+  messages lost (its bbolt hook syncs a transaction per stored packet; the generator flags it), rumqttd
+  2.0–3.2M in memory (no disk store); before this session's three store changes (docs/storage.md, "The
+  operation log") it ran at about 100k: the store's worker wrote nearly every delivery as a row. The
+  twenty-fourth session's run: 0.41× (514–534k against 1,239–1,310k msg/s pinned; unpinned 0.46×, 604–636k
+  against 1,202–1,520k), with the young generation fixed at 8 MB (see the end of this paragraph). The
+  twenty-third session's run: 0.29× (434–444k against 1,503–1,561k msg/s pinned;
   unpinned 0.49×, 594–631k against 1,216–1,250k). The eighteenth session's run: 0.29× (386–394k against
   1,326–1,353k msg/s pinned; unpinned 0.40×, 468–526k against 1,237–1,267k). The seventeenth session's run: 0.27× (296–317k
   against 1,116–1,163k); both rose by about a fifth in that session. Per durable message the

@@ -29,8 +29,9 @@ const LIST_LIMIT = 128;
 
 /**
  * The bookkeeping is flat and kept from batch to batch (see {@link reset}): a slot per message in
- * parallel arrays, its saves in a list through pooled nodes. An object and an array per message lived until
- * the batch left, long enough to be promoted, and were a tenth of what a durable message allocated.
+ * parallel arrays, its saves in a list through pooled nodes (by entry in {@link EntryHeads} past
+ * {@link LIST_LIMIT}). An object and an array per message lived until the batch left, long enough to be
+ * promoted, and were a tenth of what a durable message allocated.
  */
 export class Cancellations {
   readonly #slots = new MessageSlots();
