@@ -21,30 +21,39 @@ function random(seed: number): () => number {
   };
 }
 
-Deno.test("entry heads: answer as a Map does through growth, forgetting and clears", () => {
-  const heads = new EntryHeads();
-  const expected = new Map<string, number>();
-  const next = random(7);
-  for (let generation = 0; generation < 3; generation++) {
-    heads.clear();
-    expected.clear();
-    for (let i = 0; i < 20_000; i++) {
-      const slot = Math.floor(next() * 3000), client = Math.floor(next() * 200);
-      const node = next() < 0.2 ? NO_NODE : i;
-      heads.set(slot, client, node);
-      expected.set(`${slot}/${client}`, node);
-    }
-    for (let slot = 0; slot < 3000; slot += 7) {
-      for (let client = 0; client < 200; client += 3) {
-        assert.equal(
-          heads.get(slot, client),
-          expected.get(`${slot}/${client}`) ?? NO_NODE,
-          `${slot}/${client}`,
-        );
+// Many slots with a few entries each (the arena grows), and a few slots with thousands (their regions grow).
+for (
+  const { slots, clients, seed } of [{ slots: 3000, clients: 200, seed: 7 }, {
+    slots: 6,
+    clients: 5000,
+    seed: 11,
+  }]
+) {
+  Deno.test(`entry heads: answer as a Map does through growth, forgetting and clears (${slots} slots, ${clients} clients)`, () => {
+    const heads = new EntryHeads();
+    const expected = new Map<string, number>();
+    const next = random(seed);
+    for (let generation = 0; generation < 3; generation++) {
+      heads.clear();
+      expected.clear();
+      for (let i = 0; i < 20_000; i++) {
+        const slot = Math.floor(next() * slots), client = Math.floor(next() * clients);
+        const node = next() < 0.2 ? NO_NODE : i;
+        heads.set(slot, client, node);
+        expected.set(`${slot}/${client}`, node);
+      }
+      for (let slot = 0; slot < slots; slot += Math.ceil(slots / 400)) {
+        for (let client = 0; client < clients; client += Math.ceil(clients / 60)) {
+          assert.equal(
+            heads.get(slot, client),
+            expected.get(`${slot}/${client}`) ?? NO_NODE,
+            `${slot}/${client}`,
+          );
+        }
       }
     }
-  }
-});
+  });
+}
 
 /** The rules of Cancellations with a list of saves per message, whatever their number. */
 class ListModel {

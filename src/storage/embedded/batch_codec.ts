@@ -56,8 +56,15 @@ const MAX_REMEMBERED_STRINGS = 1 << 16;
  * OTHER, none.
  */
 const TOPIC = 0, PUBLISHER = 1, CLIENT = 2, OTHER = 3;
-/** The encoder's buffer starts at this size and goes back to it after a batch that needed more than 16 times. */
+/** The encoder's buffer starts at this size, and never goes below it. */
 const SCRATCH_BYTES = 64 * 1024;
+/**
+ * A batch that used less than this share of the buffer shrinks it to twice what it used: one large batch
+ * does not keep its buffer, and batches of a steady size keep theirs. (It used to go back to its first size
+ * after any batch past 1 MiB: a durable fan-out to 100 sends batches of a few MiB, and each grew it again
+ * in five steps, copying what it held.)
+ */
+const SHRINK_RATIO = 8;
 const FIRST_KINDS = 1024;
 
 /** The kinds and values of a batch, as OperationBatch lays them out; a cancelled operation's kind is `~kind`. */
@@ -288,6 +295,7 @@ export class BatchEncoder {
 
   /** Drops what was written since the last {@link finish}. */
   reset(): void {
+    const used = this.#at;
     this.#written.fill("", 0, this.#stringCount);
     this.#at =
       this.#valueCount =
@@ -295,7 +303,9 @@ export class BatchEncoder {
       this.#stringCount =
         0;
     this.#lastIndexes.fill(-1);
-    if (this.#bytes.byteLength > 16 * SCRATCH_BYTES) this.#resize(SCRATCH_BYTES);
+    if (used > 0 && this.#bytes.byteLength > SCRATCH_BYTES && SHRINK_RATIO * used < this.#bytes.byteLength) {
+      this.#resize(Math.max(SCRATCH_BYTES, 2 * used));
+    }
   }
 
   /**
