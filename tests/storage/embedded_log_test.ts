@@ -221,6 +221,67 @@ Deno.test("embedded log: a message queued, sent and acknowledged in one batch go
   });
 });
 
+Deno.test("embedded log: reading one client's queue applies nothing of the window, where another client's delivery then cancels out", async () => {
+  await withTempDir(async (dir) => {
+    await auditInserts(dir);
+    const storage = embeddedStore(dir, { applyIntervalMs: NEVER });
+    await storage.start();
+    storage.saveQueueEntry(sample.entry("b", storage.appendMessage(sample.message("for b"))));
+    await storage.flush();
+    // b's queue is in SQLite now (its read applied the window that held it).
+    assert.deepEqual((await readWholeQueue(storage, "b")).map((delivery) => delivery.message.topic), [
+      "for b",
+    ]);
+    // A delivery to a: sent, then acknowledged, while b's client comes back and reads its queue in between
+    // (a drain after an outage: a read per reconnecting client). Before, b's read applied the window, and
+    // a's delivery became a row its acknowledgement then deleted.
+    const id = storage.appendMessage(sample.message("for a"));
+    storage.saveQueueEntry(sample.entry("a", id, { stage: "sent", packetId: 1 }));
+    await storage.flush();
+    assert.deepEqual((await readWholeQueue(storage, "b")).map((delivery) => delivery.message.topic), [
+      "for b",
+    ]);
+    storage.deleteQueueEntry("a", id);
+    await storage.flush();
+    assert.deepEqual(await readWholeQueue(storage, "a"), []);
+    await storage.stop();
+
+    assert.deepEqual(insertedRows(dir), [{ what: "entry", rows: 1 }, { what: "message", rows: 1 }]);
+  });
+});
+
+Deno.test("embedded log: a read finds what the window changed in that client's queue, whatever the operation", async () => {
+  await withTempDir(async (dir) => {
+    const storage = embeddedStore(dir, { applyIntervalMs: NEVER });
+    await storage.start();
+    const topicsOf = async (clientId: string) =>
+      (await readWholeQueue(storage, clientId)).map((delivery) => delivery.message.topic);
+    for (const clientId of ["a", "b"]) {
+      for (const topic of ["t/1", "t/2", "t/3"]) {
+        storage.saveQueueEntry(sample.entry(clientId, storage.appendMessage(sample.message(topic))));
+      }
+    }
+    await storage.flush();
+    assert.deepEqual(await topicsOf("a"), ["t/1", "t/2", "t/3"]); // the window is in SQLite now
+
+    // Each change, in a window that holds nothing else about that client, then a read of its queue.
+    storage.deleteOldestQueued("a");
+    await storage.flush();
+    assert.deepEqual(await topicsOf("a"), ["t/2", "t/3"]);
+    storage.deleteSession("b");
+    await storage.flush();
+    assert.deepEqual(await topicsOf("b"), []);
+    const id = storage.appendMessage(sample.message("t/4"));
+    storage.saveQueueEntry(sample.entry("a", id));
+    await storage.flush();
+    assert.deepEqual(await topicsOf("a"), ["t/2", "t/3", "t/4"]);
+    storage.deleteQueueEntry("a", id);
+    await storage.flush();
+    assert.deepEqual(await topicsOf("a"), ["t/2", "t/3"]);
+    await storage.stop();
+  });
+});
+
 Deno.test("embedded log: a window of few large records applied by size still cancels what the newest one acknowledges", async () => {
   await withTempDir(async (dir) => {
     await auditInserts(dir);

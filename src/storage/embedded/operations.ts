@@ -14,7 +14,7 @@ import type {
   StoredSubscription,
   StoredWill,
 } from "../port.ts";
-import { APPEND, BatchEncoder, type IndexedBatch, SINGLE } from "./batch_codec.ts";
+import { APPEND, BatchEncoder, DELETE_ENTRY, type IndexedBatch, SAVE_ENTRY, SINGLE } from "./batch_codec.ts";
 import { encodeProperties, flag, STAGE_CODES } from "./records.ts";
 
 /** The statements a single operation may name: those of {@link SQL} and a sequence of them. */
@@ -279,6 +279,40 @@ export function grows(batch: FlatBatch): boolean {
     if (kind === APPEND || (kind === SINGLE && batch.single(k)[1] === 1)) return true;
   }
   return false;
+}
+
+/**
+ * The single operations that change which entries a client's queue holds, their client the first argument.
+ * (deleteUnreferencedMessage changes no queue: it takes a message no entry refers to.)
+ */
+const QUEUE_SINGLES: ReadonlySet<SingleStatement> = new Set<SingleStatement>([
+  "deleteSessionCascade",
+  "deleteSessionEntries",
+  "deleteOldestQueued",
+]);
+
+/**
+ * Adds to `into` the clients whose queues the batch changes: those of its saves and deletes of entries,
+ * and of its single operations on a queue. A read of any other client's queue finds in SQLite what the batch
+ * would leave there.
+ */
+export function addQueueClients(batch: FlatBatch, into: Set<string>): void {
+  const { kinds, refs, strings } = batch;
+  // A batch names few clients, each in many operations: one Set lookup per client, not per operation.
+  const seen = new Uint8Array(strings.length);
+  for (let k = 0; k < kinds.length; k++) {
+    const kind = kinds[k] < 0 ? ~kinds[k] : kinds[k];
+    if (kind === SAVE_ENTRY || kind === DELETE_ENTRY) {
+      const ref = refs[k];
+      if (seen[ref] === 0) {
+        seen[ref] = 1;
+        into.add(strings[ref]);
+      }
+    } else if (kind === SINGLE) {
+      const single = batch.single(k);
+      if (QUEUE_SINGLES.has(single[0] as SingleStatement)) into.add(single[3] as string);
+    }
+  }
 }
 
 /** Runs single operations over one connection's prepared statements (in the store's worker). */
