@@ -292,13 +292,14 @@ const QUEUE_SINGLES: ReadonlySet<SingleStatement> = new Set<SingleStatement>([
 ]);
 
 /**
- * Adds to `into` the clients whose queues the batch changes: those of its saves and deletes of entries,
- * and of its single operations on a queue. A read of any other client's queue finds in SQLite what the batch
- * would leave there.
+ * Counts in `counts` (by `delta`: 1 as the batch enters the operation log's window, -1 as it leaves) the
+ * clients whose queues the batch changes: those of its saves and deletes of entries, and of its single
+ * operations on a queue; a client at 0 is deleted. A read of any other client's queue finds in SQLite what
+ * the batch would leave there.
  */
-export function addQueueClients(batch: FlatBatch, into: Set<string>): void {
+export function countQueueClients(batch: FlatBatch, counts: Map<string, number>, delta: 1 | -1): void {
   const { kinds, refs, strings } = batch;
-  // A batch names few clients, each in many operations: one Set lookup per client, not per operation.
+  // A batch names few clients, each in many operations: one Map update per client, not per operation.
   const seen = new Uint8Array(strings.length);
   for (let k = 0; k < kinds.length; k++) {
     const kind = kinds[k] < 0 ? ~kinds[k] : kinds[k];
@@ -306,13 +307,19 @@ export function addQueueClients(batch: FlatBatch, into: Set<string>): void {
       const ref = refs[k];
       if (seen[ref] === 0) {
         seen[ref] = 1;
-        into.add(strings[ref]);
+        count(counts, strings[ref], delta);
       }
     } else if (kind === SINGLE) {
       const single = batch.single(k);
-      if (QUEUE_SINGLES.has(single[0] as SingleStatement)) into.add(single[3] as string);
+      if (QUEUE_SINGLES.has(single[0] as SingleStatement)) count(counts, single[3] as string, delta);
     }
   }
+}
+
+function count(counts: Map<string, number>, clientId: string, delta: 1 | -1): void {
+  const next = (counts.get(clientId) ?? 0) + delta;
+  if (next === 0) counts.delete(clientId);
+  else counts.set(clientId, next);
 }
 
 /** Runs single operations over one connection's prepared statements (in the store's worker). */

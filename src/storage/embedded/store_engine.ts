@@ -4,7 +4,7 @@
  * reclaiming, and queue reads. A group is appended to the operation log, at durability `sync` made durable
  * by its fdatasync (on Deno's blocking-I/O pool, so that the next group is written while it runs), at
  * `batch` by the fdatasync every batch interval; the log's records are applied to SQLite in bulk (a window:
- * by size, by time, before any read), where operations cancel out across batches. Near a full disk, groups
+ * by size, by time, before a read that needs it), where operations cancel out across batches. Near a full disk, groups
  * are written to SQLite directly and the WAL is fdatasynced. Commits only write the WAL (`synchronous=NORMAL`).
  * docs/storage.md has the format, the durability levels and the measurements behind these choices.
  */
@@ -21,7 +21,7 @@ import { DiskReserve, volumeBytes } from "./disk_reserve.ts";
 import { type CommitStats, GroupCommit } from "./group_commit.ts";
 import { openStore, type StorageLogger } from "./open_store.ts";
 import { OperationLog, type PayloadsAt } from "./operation_log.ts";
-import { addQueueClients, type FlatBatch, liveCount, type WireBatch } from "./operations.ts";
+import { countQueueClients, type FlatBatch, liveCount, type WireBatch } from "./operations.ts";
 import { indexBatch } from "./batch_codec.ts";
 import { messageFromRow, queueEntryFromRow, type Row, type WireSnapshot } from "./records.ts";
 import { dropOrphans } from "./recovery.ts";
@@ -93,12 +93,12 @@ export class StoreEngine {
     [];
   #windowBytes = 0;
   /**
-   * The clients whose queues the window's records change (see addQueueClients), or more: emptied only with
-   * the window. A read of another client's queue needs no apply. Applying the whole window before every
-   * read wrote, on the big-queue benchmark's drain (a read per reconnecting session), the "sent" stage of
-   * most deliveries in flight as a row, its acknowledgement a moment later then deleting it.
+   * The clients whose queues the window's records change, with the number of its batches that do (see
+   * countQueueClients). A read of another client's queue needs no apply. Applying the whole window before
+   * every read wrote, on the big-queue benchmark's drain (a read per reconnecting session), the "sent" stage
+   * of most deliveries in flight as a row, its acknowledgement a moment later then deleting it.
    */
-  readonly #windowQueues = new Set<string>();
+  readonly #windowQueues = new Map<string, number>();
   /** What the window's records hold in memory (see {@link heldBytes}), and its bound. */
   #windowHeld = 0;
   readonly #maxWindowHeld: number;
@@ -333,7 +333,7 @@ export class StoreEngine {
         batch.payloads = new Uint8Array(0);
       }
       this.#window.push({ seq: log.nextSeq - 1, batches, bytes, held, payloadsAt });
-      for (const batch of batches) addQueueClients(batch, this.#windowQueues);
+      for (const batch of batches) countQueueClients(batch, this.#windowQueues, 1);
       this.#windowBytes += bytes;
       this.#windowHeld += held;
       this.#applyBySize();
@@ -432,9 +432,9 @@ export class StoreEngine {
     const seq = window[count - 1].seq;
     this.#sqlite.applyRecords(applied, seq, (batch) => this.log.readPayloads(payloadsAt.get(batch)!));
     this.#window = window.slice(count);
-    if (this.#window.length === 0) this.#windowQueues.clear();
     this.#windowBytes -= bytes;
     this.#windowHeld -= held;
+    for (const batch of applied) countQueueClients(batch, this.#windowQueues, -1);
     release(applied);
     log.applied(seq, () => this.wal.syncData(), (error) => this.onOutcome(toStorageError(error)));
     if (this.#window.length > 0) this.#armApplyTimer();
