@@ -681,9 +681,13 @@ export const CHANGES: Change[] = [
 export const PEER_NOTES =
   `Where a peer still wins (measured while this round was made; the tables above have this run's figures):
 
-- **p99 at 10k msg/s: Mosquitto lowest at QoS 0, rumqttd at QoS 1** (this run, the twenty-fifth session's,
-  pinned, two runs: QoS 0 Mosquitto 188–199 µs, deno-relay 195–205, rumqttd 203–217, mqtt-proxy 260 and
-  1,409 (one run with a 1.4 ms p99 and p50 99 µs; "835 µs" in the targets is the median of the two), io =
+- **p99 at 10k msg/s: Mosquitto lowest at both QoS** (this run, the twenty-sixth session's, pinned, two
+  runs: QoS 0 Mosquitto 112–119 µs, deno-relay 128–145, mqtt-proxy 130–141, rumqttd 154–184, io = epoll
+  156–258; QoS 1 Mosquitto 96–110 µs, rumqttd 124–133, mqtt-proxy 135–141, io = epoll 141–188, deno-relay
+  152–186: mqtt-proxy within deno-relay's range at QoS 0 and below it at QoS 1, Deno's own floor). The
+  twenty-fifth session's run (pinned, two runs: QoS 0 Mosquitto 188–199 µs, deno-relay 195–205, rumqttd
+  203–217, mqtt-proxy 260 and 1,409 (one run with a 1.4 ms p99 and p50 99 µs; "835 µs" in that run's
+  targets was the median of the two), io =
   epoll 172–211; QoS 1 rumqttd 158–160 µs, mqtt-proxy 178–242 (io = epoll 164–184), Mosquitto 141–248,
   deno-relay 291–393). The twenty-fourth session's run: QoS 0 Mosquitto 114–133 µs, deno-relay
   168–170, rumqttd 170–176, mqtt-proxy 197–227 (io = epoll 197–238); QoS 1 Mosquitto 83–120 µs, rumqttd
@@ -757,8 +761,11 @@ export const PEER_NOTES =
   for at most 1 ms while traffic flows (CPU 46–47 % and 56–59 % against the pool thread's 56–57 % and 73–75 %,
   but timers, workers and Deno's own sockets wait up to that long: not kept), and a turn of the event loop
   every eighth poll instead of every poll (no change).
-- **Connects per second: Mosquitto ahead, at the generator's limit** (this run, the twenty-fifth session's,
-  pinned, two runs: Mosquitto 24.3–28.3k conn/s with the generator at 97–101 % of its core; mqtt-proxy
+- **Connects per second: Mosquitto ahead, at the generator's limit** (this run, the twenty-sixth session's,
+  pinned, two runs: Mosquitto 25.9–27.4k conn/s with the generator at 95–101 % of its core; mqtt-proxy
+  17.0–19.0k, 0.67× by the medians; io = epoll 20.5k in both, 0.77×; deno-floor 19.4–20.0k;
+  deno-syscall-floor 23.1–24.2k; unpinned Mosquitto 25.7–26.3k, mqtt-proxy 17.8–19.8k, 0.72×. The
+  twenty-fifth session's run: Mosquitto 24.3–28.3k conn/s with the generator at 97–101 % of its core; mqtt-proxy
   16.4–18.6k, 0.67× by the medians; io = epoll 17.4–19.2k, 0.70×; deno-floor 16.7–19.8k;
   deno-syscall-floor 22.7–25.1k; unpinned Mosquitto 22.8–23.1k, mqtt-proxy 17.1–17.5k, 0.75×. The
   twenty-fourth session's run: Mosquitto 21.8–26.6k conn/s with the generator at 96 % of its core;
@@ -823,8 +830,8 @@ export const PEER_NOTES =
   and the binary already grant \`--allow-ffi\` (the memory reclaimer's malloc_trim), which is all-powerful;
   the listener binds only what its configuration names.
 - **Idle RSS: Mosquitto 0.74 KB per connection, mqtt-proxy 3.89 KB at rest, 1.31 KB with \`io = epoll\`**
-  (this run: 3,870–3,893 and 1,283–1,309 B, deno-floor 4,021–4,032 B, so "−145 B above deno-floor" in the
-  targets; the twenty-fourth session's: 3,890–3,897 and 1,295–1,330 B, "−141 B"). That drop of about 440 B is the fixed young generation (\`--min-semi-space-size=8\`, see "What
+  (this run: 3,856–3,895 and 1,303–1,347 B, deno-floor 4,026–4,039 B, so "−157 B above deno-floor" in the
+  targets; the twenty-fifth session's: 3,870–3,893 and 1,283–1,309 B, "−145 B"; the twenty-fourth session's: 3,890–3,897 and 1,295–1,330 B, "−141 B"). That drop of about 440 B is the fixed young generation (\`--min-semi-space-size=8\`, see "What
   changed") and not a saving per connection: the figure is the broker's resident memory at rest minus its
   resident memory before the connections, and the young generation, which used to grow from about 1 MB to
   8 MB during the connect storm (7 MB over 19,000 connections, about 390 B each), is now all there before
@@ -833,13 +840,17 @@ export const PEER_NOTES =
   old generation, stays until the broker has been quiet for 5 s and its memory reclaimer collects (a
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
-- **Durable QoS 1 0.37× in-memory QoS 1** in this run (405–541k against 1,176–1,412k msg/s pinned; unpinned
-  0.42×, 648–676k against 1,514–1,614k; target 0.6×). The durable fan-out 1→100 (a case since this run:
-  every message stored for 100 persistent sessions) delivered 925k–1.0M msg/s pinned and 1.18M unpinned,
-  Mosquitto 95–114k (it acknowledges before writing), Aedes 51–52k, mochi 1.2–2.0k with 91 % of the
-  messages lost (its bbolt hook syncs a transaction per stored packet; the generator flags it), rumqttd
-  2.0–3.2M in memory (no disk store); before this session's three store changes (docs/storage.md, "The
-  operation log") it ran at about 100k: the store's worker wrote nearly every delivery as a row. The
+- **Durable QoS 1 0.35× in-memory QoS 1** in this run (490–548k against 1,475–1,485k msg/s pinned; unpinned
+  0.45×, 649–778k against 1,513–1,624k; target 0.6×). The durable fan-out 1→100 (every message stored for
+  100 persistent sessions) delivered 1.15–1.20M msg/s pinned and 1.04–1.71M unpinned (the window's saves by
+  entry in a region per message since this run, "What changed"), Mosquitto 99–115k (it acknowledges before
+  writing), Aedes 58–61k, mochi 1.3–1.4k with 88 % of the messages lost (83 % unpinned) (its bbolt hook syncs a transaction
+  per stored packet; the generator flags it), rumqttd 2.1–2.3M in memory (no disk store). The twenty-fifth
+  session's run: 0.37× (405–541k against 1,176–1,412k msg/s pinned; unpinned 0.42×, 648–676k against
+  1,514–1,614k); the fan-out, a case since that run, 925k–1.0M pinned and 1.18M unpinned, Mosquitto 95–114k,
+  Aedes 51–52k, mochi 1.2–2.0k with 91 % lost, rumqttd 2.0–3.2M; before that session's three store changes
+  (docs/storage.md, "The operation log") it ran at about 100k: the store's worker wrote nearly every
+  delivery as a row. The
   twenty-fourth session's run: 0.41× (514–534k against 1,239–1,310k msg/s pinned; unpinned 0.46×, 604–636k
   against 1,202–1,520k), with the young generation fixed at 8 MB (see the end of this paragraph). The
   twenty-third session's run: 0.29× (434–444k against 1,503–1,561k msg/s pinned;
