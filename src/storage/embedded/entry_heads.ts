@@ -39,7 +39,7 @@ export class EntryHeads {
     return this.#clients[cell] === client ? this.#heads[cell] : NO_NODE;
   }
 
-  /** Sets the entry's node ({@link NO_NODE} forgets it; its cell stays taken until the slot's region grows). */
+  /** Sets the entry's node ({@link NO_NODE} forgets it; the cell stays taken until its region grows). */
   set(slot: number, client: number, node: number): void {
     if (this.#regionGenerations[slot] !== this.#generation) {
       if (node === NO_NODE) return;

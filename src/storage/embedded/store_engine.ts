@@ -4,9 +4,9 @@
  * reclaiming, and queue reads. A group is appended to the operation log, at durability `sync` made durable
  * by its fdatasync (on Deno's blocking-I/O pool, so that the next group is written while it runs), at
  * `batch` by the fdatasync every batch interval; the log's records are applied to SQLite in bulk (a window:
- * by size, by time, before a read that needs it), where operations cancel out across batches. Near a full disk, groups
- * are written to SQLite directly and the WAL is fdatasynced. Commits only write the WAL (`synchronous=NORMAL`).
- * docs/storage.md has the format, the durability levels and the measurements behind these choices.
+ * by size, by time, before a read that needs it), where operations cancel out across batches. Near a full
+ * disk, groups are written to SQLite directly and the WAL is fdatasynced. Commits only write the WAL
+ * (`synchronous=NORMAL`). docs/storage.md has the format, the durability levels and the measurements behind these choices.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import {
