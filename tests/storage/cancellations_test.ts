@@ -21,14 +21,10 @@ function random(seed: number): () => number {
   };
 }
 
-// Many slots with a few entries each (the arena grows), and a few slots with thousands (their regions grow).
-for (
-  const { slots, clients, seed } of [{ slots: 3000, clients: 200, seed: 7 }, {
-    slots: 6,
-    clients: 5000,
-    seed: 11,
-  }]
-) {
+/** Many slots with a few entries each (the arena grows), and a few slots with thousands (their regions grow). */
+const ENTRY_TABLE_SHAPES = [{ slots: 3000, clients: 200, seed: 7 }, { slots: 6, clients: 5000, seed: 11 }];
+
+for (const { slots, clients, seed } of ENTRY_TABLE_SHAPES) {
   Deno.test(`entry heads: answer as a Map does through growth, forgetting and clears (${slots} slots, ${clients} clients)`, () => {
     const heads = new EntryHeads();
     const expected = new Map<string, number>();
