@@ -15,7 +15,10 @@ export const NO_NODE = -1;
 /** A free cell's client. */
 const FREE = -1;
 const FIRST_ARENA = 4096;
-/** A region's first size: at most half full, so that probes stay short. */
+/**
+ * A region's first size. A region is at most half full, so that probes stay short, and Cancellations moves a
+ * message here once it has more than 32 saves: 128 cells take those without growing at once.
+ */
 const FIRST_REGION = 128;
 
 export class EntryHeads {
