@@ -77,6 +77,26 @@ Deno.test("batch codec: every kind of value comes back as it went in, -0 and non
   assert.ok(Object.is(decoded.values[13], -0));
 });
 
+Deno.test("batch codec: an indexed batch counts what its decoding keeps beyond its bytes: strings by their characters, singles by their values", () => {
+  const ascii = indexBatch(
+    encode(new BatchEncoder(), "saveMeta", ["k", "x".repeat(10_000)]),
+    new Uint8Array(0),
+  );
+  const wide = indexBatch(
+    encode(new BatchEncoder(), "saveMeta", ["k", "é".repeat(10_000)]),
+    new Uint8Array(0),
+  );
+  const many = indexBatch(
+    encode(new BatchEncoder(), "saveMeta", Array.from({ length: 1000 }, (_, index) => index + 0.5)),
+    new Uint8Array(0),
+  );
+  // A character of ASCII is a byte in the heap, any other counted at two; the statement's name and "k" add a little.
+  assert.ok(ascii.decodedBytes >= 10_000 && ascii.decodedBytes < 10_200, `ASCII: ${ascii.decodedBytes}`);
+  assert.ok(wide.decodedBytes >= 20_000 && wide.decodedBytes < 20_200, `non-ASCII: ${wide.decodedBytes}`);
+  // 1,000 doubles: each a slot and a heap number in the single's array.
+  assert.ok(many.decodedBytes >= 16_000, `a single of 1,000 values: ${many.decodedBytes}`);
+});
+
 Deno.test("batch codec: the delivery kinds' fixed layouts come back as their values, nulls, large ids and references included", () => {
   const encoder = new BatchEncoder();
   const id = 2 ** 53 - 1;

@@ -321,6 +321,38 @@ Deno.test("embedded log: a window of few large records applied by size still can
   });
 });
 
+Deno.test("embedded log: the window's memory bound counts the strings the worker decoded", async () => {
+  await withTempDir(async (dir) => {
+    // Offline sessions' queues, as the big-queue benchmark fills them: every message to a topic of its own,
+    // for a client of its own. With 200-character names, each message's window is about 500 B of encoded
+    // operations and index, and as much again of decoded strings: 0.65 of the memory bound's worth of the
+    // former is over the bound with the latter.
+    const name = (kind: string, index: number) => `${kind}-${index}-`.padEnd(200, "x");
+    const messages = Math.ceil((0.65 * windowMemoryBound()) / 500);
+    const groups = 4;
+    const storage = embeddedStore(dir, { applyIntervalMs: NEVER });
+    await storage.start();
+    let applied = 0, logged = 0;
+    try {
+      for (let group = 0; group < groups; group++) {
+        for (let index = group; index < messages; index += groups) {
+          const id = storage.appendMessage(sample.message(name("topic", index)));
+          storage.saveQueueEntry(sample.entry(name("client", index), id));
+        }
+        await storage.flush();
+      }
+      const row = await queryCopy(dir, "SELECT value FROM meta WHERE key = 'store.log_applied'");
+      applied = Number(row?.value ?? 0);
+      logged = logBytes(dir);
+    } finally {
+      await storage.stop();
+    }
+    const budget = diskBudget(undefined, volumeBytes(dir));
+    assert.ok(logged < budget.logApplyBytes, `the log (${logged} B) reached its own bound`);
+    assert.ok(applied > 0, "the window was never applied by its memory bound");
+  });
+});
+
 Deno.test("embedded log: without reads the log is applied by size, so it stays bounded", async () => {
   await withTempDir(async (dir) => {
     const window = diskBudget(undefined, volumeBytes(dir)).logApplyBytes;

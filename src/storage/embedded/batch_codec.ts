@@ -379,6 +379,17 @@ export class BatchEncoder {
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
+ * Estimates of what the worker's decoding keeps in V8's heap (pointer compression: 4 B a reference): a
+ * string's header, its slot in a batch's strings, a single operation's array, each of its values (a slot,
+ * and a heap number for a double), and the view a byte value is.
+ */
+const STRING_HEAP_BYTES = 16;
+const STRING_SLOT_BYTES = 4;
+const SINGLE_HEAP_BYTES = 32;
+const SINGLE_VALUE_HEAP_BYTES = 16;
+const VIEW_HEAP_BYTES = 80;
+
+/**
  * A batch as the store's worker holds it until it is in SQLite: its bytes, read once on arrival into an index
  * of typed arrays (by operation: kind, message id, where its values start, its client), its strings, and
  * its single operations' values; a fixed layout's other values are read when it is written, which most
@@ -398,6 +409,11 @@ export class IndexedBatch {
   readonly strings: string[] = [];
   /** Each single operation's values: its statement, 1 if it adds payload bytes (else 0), its argument count, its arguments. */
   readonly singles: SQLInputValue[][] = [];
+  /**
+   * An estimate of the heap that {@link strings} and {@link singles} take, beyond {@link bytes}: what the
+   * window's memory bound counts besides the batch's bytes and index (store_engine.ts).
+   */
+  readonly decodedBytes: number;
   #reader: ValueReader | undefined;
 
   /**
@@ -470,6 +486,12 @@ export class IndexedBatch {
     if (values !== valueCount) {
       throw new RangeError(`encoded batch counts ${valueCount} values, holds ${values}`);
     }
+    let singleBytes = 0;
+    for (const single of this.singles) {
+      singleBytes += SINGLE_HEAP_BYTES + SINGLE_VALUE_HEAP_BYTES * single.length;
+      for (const value of single) if (value instanceof Uint8Array) singleBytes += VIEW_HEAP_BYTES;
+    }
+    this.decodedBytes = reader.keptBytes + STRING_SLOT_BYTES * this.strings.length + singleBytes;
   }
 
   /** The client of operation `k`, a save or a delete. */
@@ -630,6 +652,8 @@ export function decodeOperations(bytes: Uint8Array): Operations {
 class ValueReader {
   readonly #view: DataView;
   at = 0;
+  /** An estimate of the heap the strings kept when indexing take (see IndexedBatch.decodedBytes). */
+  keptBytes = 0;
 
   constructor(
     readonly bytes: Uint8Array,
@@ -716,7 +740,11 @@ class ValueReader {
     this.at = start + length;
     if (this.at > this.bytes.byteLength) throw new RangeError("encoded batch cut short");
     const text = utf8.decode(this.bytes.subarray(start, this.at));
-    if (this.indexing) this.strings.push(text);
+    if (this.indexing) {
+      this.strings.push(text);
+      // ASCII is a byte per character in V8's heap; anything else is counted at two (at most that).
+      this.keptBytes += STRING_HEAP_BYTES + (text.length === length ? length : 2 * text.length);
+    }
     return text;
   }
 
