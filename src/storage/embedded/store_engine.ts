@@ -32,8 +32,8 @@ import { QUOTA_EXCEEDED, SqliteWriter, toStorageError } from "./sqlite_writer.ts
 const APPLY_INTERVAL_MS = 1000;
 
 /**
- * The most memory the window's records hold (their operations and indexes; payloads stay in the log) before
- * its older half is applied, and at most a sixty-fourth of the machine's: it is the store worker's memory,
+ * The most memory the window's records hold (see {@link heldBytes}; payloads stay in the log) before its
+ * older half is applied, and at most a sixty-fourth of the machine's: it is the store worker's memory,
  * outside limits.memory_bytes. With small payloads the operations are most of the log, and this bound comes
  * first: 64 B messages need a few MiB of window for their acknowledgements to cancel them, and a window of
  * 32 MiB of log cost the broker 30–40 MB of resident memory more than one of 8 for the same throughput.
