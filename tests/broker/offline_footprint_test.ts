@@ -87,9 +87,13 @@ async function liveBytes(): Promise<number> {
 
 /**
  * JS heap per offline session, with a margin: 500-553 B in the test below after issue 11's changes (most
- * runs 500-518 B; one in several some 50-90 B more), 788-876 B before them.
+ * runs 500-518 B; one in several some 50-90 B more), 788-876 B before them. The twenty-seventh session
+ * measured 582-614 B in sixteen runs (the code before its changes alike) and 639 B once in CI, against the
+ * bound of 620 B then: per session, 164 B of Map and array tables, the SessionEntry's 144 B, two objects of
+ * 64 B, five strings (64 B), a TrieNode (56 B) and three heap numbers (33 B). The bound still fails a return
+ * to the heap before issue 11.
  */
-const MAX_HEAP_PER_OFFLINE_SESSION = 620;
+const MAX_HEAP_PER_OFFLINE_SESSION = 700;
 /**
  * Sessions before the measured ones, and measured: Maps grow by doubling, and the measured sessions fill
  * the registry's (and the topic trie's) Map from 1024 entries to 2048, one doubling, as sessions do at any
