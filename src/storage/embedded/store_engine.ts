@@ -55,7 +55,7 @@ const WINDOW_OVERSHOOT = 2;
  * What a batch in the window holds in memory: its encoded operations, their index (IndexedBatch's four
  * columns, 17 B an operation) and what was decoded from them on arrival (its strings, its single operations'
  * values). Uncounted, the strings of the big-queue benchmark's publishing (a topic and a client per
- * message) were some 45 % more than the window counted.
+ * message) were half as much again as the window counted.
  */
 const heldBytes = (batch: FlatBatch): number =>
   batch.bytes.byteLength + 17 * batch.kinds.length + batch.decodedBytes;
