@@ -436,6 +436,7 @@ export class IndexedBatch {
     this.refs = new Int32Array(columns, 12 * kindCount, kindCount);
     this.kinds = new Int8Array(columns, 16 * kindCount, kindCount);
     let values = 0;
+    let singleBytes = 0;
     for (let k = 0; k < kindCount; k++) {
       const byte = bytes[HEADER_BYTES + k];
       const kind = byte & ~CANCELLED_BIT;
@@ -475,7 +476,12 @@ export class IndexedBatch {
         if (typeof argumentCount !== "number" || values + 3 + argumentCount > valueCount) {
           throw new RangeError(`encoded batch has a single operation of ${argumentCount} arguments`);
         }
-        for (let i = 0; i < argumentCount; i++) single.push(reader.tagged());
+        for (let i = 0; i < argumentCount; i++) {
+          const value = reader.tagged();
+          if (value instanceof Uint8Array) singleBytes += VIEW_HEAP_BYTES;
+          single.push(value);
+        }
+        singleBytes += SINGLE_HEAP_BYTES + SINGLE_VALUE_HEAP_BYTES * single.length;
         this.refs[k] = this.singles.push(single) - 1;
         this.ids[k] = NaN;
         values += 3 + argumentCount;
@@ -487,12 +493,7 @@ export class IndexedBatch {
     if (values !== valueCount) {
       throw new RangeError(`encoded batch counts ${valueCount} values, holds ${values}`);
     }
-    let singleBytes = 0;
-    for (const single of this.singles) {
-      singleBytes += SINGLE_HEAP_BYTES + SINGLE_VALUE_HEAP_BYTES * single.length;
-      for (const value of single) if (value instanceof Uint8Array) singleBytes += VIEW_HEAP_BYTES;
-    }
-    this.decodedBytes = reader.keptBytes + STRING_SLOT_BYTES * this.strings.length + singleBytes;
+    this.decodedBytes = reader.keptBytes + singleBytes;
   }
 
   /** The client of operation `k`, a save or a delete. */
@@ -653,7 +654,7 @@ export function decodeOperations(bytes: Uint8Array): Operations {
 class ValueReader {
   readonly #view: DataView;
   at = 0;
-  /** An estimate of the heap the strings kept when indexing take (see IndexedBatch.decodedBytes). */
+  /** The heap the strings kept when indexing take, slots included (an estimate: IndexedBatch.decodedBytes). */
   keptBytes = 0;
 
   constructor(
@@ -744,7 +745,8 @@ class ValueReader {
     if (this.indexing) {
       this.strings.push(text);
       // ASCII is a byte per character in V8's heap; anything else is counted at two (at most that).
-      this.keptBytes += STRING_HEAP_BYTES + (text.length === length ? length : 2 * text.length);
+      this.keptBytes += STRING_SLOT_BYTES + STRING_HEAP_BYTES +
+        (text.length === length ? length : 2 * text.length);
     }
     return text;
   }
