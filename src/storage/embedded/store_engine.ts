@@ -6,7 +6,8 @@
  * `batch` by the fdatasync every batch interval; the log's records are applied to SQLite in bulk (a window:
  * by size, by time, before a read that needs it), where operations cancel out across batches. Near a full
  * disk, groups are written to SQLite directly and the WAL is fdatasynced. Commits only write the WAL
- * (`synchronous=NORMAL`). docs/storage.md has the format, the durability levels and the measurements behind these choices.
+ * (`synchronous=NORMAL`). docs/storage.md has the format, the durability levels and the measurements behind
+ * these choices.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import {
