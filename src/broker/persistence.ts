@@ -1,4 +1,5 @@
 import type { QoS, Will } from "../codec/types.ts";
+import { copyPayload, payloadSize } from "../session/message.ts";
 import type { Session } from "../session/session.ts";
 import type {
   Delivery,
@@ -10,6 +11,7 @@ import type {
 } from "../session/types.ts";
 import type {
   MessageRef,
+  PayloadSource,
   QueueEntry,
   StorageAdapter,
   StoredDelivery,
@@ -60,15 +62,8 @@ export class Persistence implements RecordSink {
     stage: "queued",
     packetId: undefined,
   };
-  readonly #message: StoredMessage = {
-    topic: "",
-    payload: new Uint8Array(0),
-    qos: 0,
-    retain: false,
-    properties: {},
-    publisherId: "",
-    expiresAt: undefined,
-  };
+  readonly #appending = new AppendedPayload();
+  readonly #message: StoredMessage = storedMessageOf(this.#appending);
 
   constructor(
     private readonly storage: StorageAdapter,
@@ -230,8 +225,8 @@ export class Persistence implements RecordSink {
   /** {@link #message}, filled for this append. */
   #storedOf(message: Message): StoredMessage {
     const stored = this.#message;
+    this.#appending.message = message;
     stored.topic = message.topic;
-    stored.payload = message.payload;
     stored.qos = message.qos;
     stored.retain = message.retain;
     stored.properties = message.properties;
@@ -275,4 +270,37 @@ export function toStored(message: Message): StoredMessage {
 
 export function fromStored(message: StoredMessage): Message {
   return { ...message };
+}
+
+/**
+ * The payload of the message being appended through Persistence's one StoredMessage: copied from its frame by
+ * an adapter that copies payloads (StoredMessage.payloadSource), made as a view only for one that reads
+ * `payload`.
+ */
+class AppendedPayload implements PayloadSource {
+  message: Message | undefined;
+
+  get payloadSize(): number {
+    return payloadSize(this.message!);
+  }
+
+  copyPayloadTo(target: DataView, at: number): void {
+    copyPayload(this.message!, target, at);
+  }
+}
+
+/** A StoredMessage whose `payload` is `appended`'s, read when asked (a spread of it reads it too). */
+function storedMessageOf(appended: AppendedPayload): StoredMessage {
+  return {
+    topic: "",
+    get payload(): Uint8Array {
+      return appended.message!.payload;
+    },
+    payloadSource: appended,
+    qos: 0,
+    retain: false,
+    properties: {},
+    publisherId: "",
+    expiresAt: undefined,
+  };
 }

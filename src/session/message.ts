@@ -1,6 +1,7 @@
 /**
  * A message made from a decoded PUBLISH keeps its frame, not a view of its payload: see FramedMessage.
  */
+import { copyWords, wholeBufferWords } from "../codec/bytes.ts";
 import { publishFrameLength } from "../codec/encode_publish.ts";
 import type { FrameLevel, Properties, QoS } from "../codec/types.ts";
 import type { Message } from "./types.ts";
@@ -40,6 +41,27 @@ export function payloadSize(message: Message): number {
     return publishFrameLength(message.frameBytes, message.frameStart) - message.payloadOffset;
   }
   return message.payload.byteLength;
+}
+
+/** Up to this many bytes a payload is copied out of its frame eight bytes at a time (see copyWords). */
+const WORD_COPY_MAX = 256;
+
+/**
+ * Copies `message`'s payload into `target` at `at`. A {@link FramedMessage}'s short payload is copied from
+ * its frame through the slab's DataView, with no view of it made; a longer one is worth its view.
+ */
+export function copyPayload(message: Message, target: DataView, at: number): void {
+  if (message instanceof FramedMessage) {
+    const size = payloadSize(message);
+    if (size <= WORD_COPY_MAX) {
+      const frame = message.frameBytes;
+      const start = frame.byteOffset + message.frameStart + message.payloadOffset;
+      copyWords(target, at, wholeBufferWords(frame), start, size);
+      return;
+    }
+  }
+  const payload = message.payload;
+  new Uint8Array(target.buffer, target.byteOffset + at, payload.byteLength).set(payload);
 }
 
 /** A plain copy of `message` with `payload` and no frame. */

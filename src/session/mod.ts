@@ -2,7 +2,7 @@
 export * from "./types.ts";
 export { publishAck, Session, shareFrame } from "./session.ts";
 export { EffectList } from "./effect_list.ts";
-export { FramedMessage, payloadSize, withoutFrame } from "./message.ts";
+export { copyPayload, FramedMessage, payloadSize, withoutFrame } from "./message.ts";
 export { Fifo } from "./fifo.ts";
 export * from "./connect.ts";
 export { emptyDropCounts, estimatedSize, type SharedSessionState, sharedState } from "./outbound.ts";

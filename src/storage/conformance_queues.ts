@@ -1,6 +1,6 @@
 /** Conformance cases of the message log and the queues: sharing, order, stages, deletion, recovery rules. */
 import assert from "node:assert/strict";
-import type { MessageRef, StorageAdapter } from "./port.ts";
+import type { MessageRef, StorageAdapter, StoredMessage } from "./port.ts";
 import { entriesOf, readWholeQueue, type RegisterCase } from "./conformance.ts";
 import { sample } from "./conformance_samples.ts";
 
@@ -54,6 +54,41 @@ export function registerQueueCases(test: RegisterCase): void {
       const [read] = await readWholeQueue(reopened, "a");
       assert.deepEqual(read.message.payload, expected);
       assert.equal(read.message.payload.buffer.byteLength, expected.byteLength, "not the whole block");
+    },
+  );
+
+  test(
+    "a payload given by its source is stored as the source gives it, and the source is not kept",
+    async (storage) => {
+      // The broker's one stored message copies each payload from its PUBLISH frame (see Persistence).
+      const frame = Uint8Array.from({ length: 300 }, (_, index) => index % 251);
+      const source = {
+        start: 0,
+        payloadSize: 0,
+        copyPayloadTo(target: DataView, at: number): void {
+          for (let i = 0; i < this.payloadSize; i++) target.setUint8(at + i, frame[this.start + i]);
+        },
+      };
+      const message: StoredMessage = {
+        ...sample.message("sourced"),
+        get payload(): Uint8Array {
+          return frame.slice(source.start, source.start + source.payloadSize);
+        },
+        payloadSource: source,
+      };
+      const ids: MessageRef[] = [];
+      for (const [start, size] of [[10, 64], [0, 300], [299, 0]]) {
+        Object.assign(source, { start, payloadSize: size });
+        ids.push(storage.appendMessage(message));
+      }
+      for (const id of ids) storage.saveQueueEntry(sample.entry("a", id));
+      const expected = [frame.slice(10, 74), frame.slice(0, 300), new Uint8Array(0)];
+      frame.fill(0);
+      const read = await readWholeQueue(storage, "a");
+      assert.deepEqual(
+        read.map((delivery) => delivery.message),
+        expected.map((payload) => sample.message("sourced", { payload })),
+      );
     },
   );
 

@@ -51,6 +51,12 @@ export interface StoredSubscription {
 export interface StoredMessage {
   topic: string;
   payload: Uint8Array;
+  /**
+   * Set where reading `payload` makes a view of a larger buffer (the broker's messages keep their PUBLISH
+   * frame, see FramedMessage): an adapter that copies the payload into a buffer of its own copies it from
+   * here, with no view made. A view per appended message was a sixth of what a durable message allocated.
+   */
+  payloadSource?: PayloadSource;
   qos: QoS;
   retain: boolean;
   /** v5 publish properties (no topic alias, no subscription identifiers). */
@@ -58,6 +64,13 @@ export interface StoredMessage {
   publisherId: string;
   /** ms since the epoch, from Message Expiry Interval. */
   expiresAt?: number;
+}
+
+/** A payload copied out where it is, without a view of it (see StoredMessage.payloadSource). */
+export interface PayloadSource {
+  readonly payloadSize: number;
+  /** Copies the payload into `target` at `at` (room for {@link payloadSize} bytes there). */
+  copyPayloadTo(target: DataView, at: number): void;
 }
 
 /**

@@ -10,6 +10,7 @@ import {
 } from "../../src/codec/mod.ts";
 import {
   type Attachment,
+  copyPayload,
   FramedMessage,
   type Message,
   payloadSize,
@@ -489,6 +490,22 @@ Deno.test("a PUBLISH whose topic came by alias makes a plain message with no fra
   assert.equal(message.frameBytes, undefined);
   assert.deepEqual([message.topic, message.properties], ["a/b", {}]);
   assert.deepEqual(message.payload, publish("a/b", 1, 7).payload);
+});
+
+Deno.test("copyPayload copies a message's payload from its frame (short and long) or from its payload", () => {
+  for (const size of [0, 5, 64, 256, 257, 1000]) {
+    const payload = new Uint8Array(size).map((_, i) => 7 + i);
+    const frames = [encode(publish("a/b", 1, 7), 5), encode({ ...publish("c/d", 1, 8), payload }, 5)];
+    const framed = decodedMessages(connected(5), frames, 5)[1];
+    assert.ok(framed instanceof FramedMessage);
+    for (const message of [framed, withoutFrame(framed, payload.slice())]) {
+      const target = new Uint8Array(size + 20).fill(0xee);
+      copyPayload(message, new DataView(target.buffer, 4), 3);
+      assert.deepEqual(target.subarray(7, 7 + size), payload, `${size} bytes`);
+      assert.ok(target.subarray(0, 7).every((byte) => byte === 0xee), "nothing written before");
+      assert.ok(target.subarray(7 + size).every((byte) => byte === 0xee), "nothing written after");
+    }
+  }
 });
 
 Deno.test("shareFrame gives a message a view of its own frame once, with the same bytes", () => {

@@ -89,6 +89,8 @@ export class OperationBatch {
   readonly #encoder = new BatchEncoder();
   /** Made at the first append: most batches of a quiet broker carry none. */
   #payloads: Uint8Array<ArrayBuffer> | undefined;
+  /** {@link #payloads}' bytes, for a payload copied in from its source (StoredMessage.payloadSource). */
+  #payloadWords: DataView | undefined;
   #payloadBytes = 0;
 
   /**
@@ -104,7 +106,7 @@ export class OperationBatch {
   reset(): void {
     this.#encoder.reset();
     this.#payloadBytes = 0;
-    this.#payloads = undefined;
+    this.#payloads = this.#payloadWords = undefined;
   }
 
   /** A single operation: its statement, whether it adds payload bytes, its argument count (then the arguments). */
@@ -151,23 +153,26 @@ export class OperationBatch {
   }
 
   appendMessage(id: MessageRef, message: StoredMessage): void {
-    const { payload } = message;
+    const source = message.payloadSource;
+    const size = source ? source.payloadSize : message.payload.byteLength;
     const offset = this.#payloadBytes;
     let payloads = this.#payloads;
-    if (!payloads || offset + payload.byteLength > payloads.byteLength) {
+    if (!payloads || offset + size > payloads.byteLength) {
       const grown = new Uint8Array(
-        Math.max(2 * (payloads?.byteLength ?? FIRST_PAYLOAD_BYTES / 2), offset + payload.byteLength),
+        Math.max(2 * (payloads?.byteLength ?? FIRST_PAYLOAD_BYTES / 2), offset + size),
       );
       if (payloads) grown.set(payloads.subarray(0, offset));
       this.#payloads = payloads = grown;
+      this.#payloadWords = new DataView(grown.buffer);
     }
-    payloads.set(payload, offset);
-    this.#payloadBytes = offset + payload.byteLength;
+    if (source) source.copyPayloadTo(this.#payloadWords!, offset);
+    else payloads.set(message.payload, offset);
+    this.#payloadBytes = offset + size;
     this.#encoder.append(
       id,
       message.topic,
       offset,
-      payload.byteLength,
+      size,
       message.qos,
       flag(message.retain),
       encodeProperties(message.properties),

@@ -174,8 +174,10 @@ class MemoryStorage implements StorageAdapter {
   appendMessage(message: StoredMessage): MessageRef {
     const state = this.#mutate();
     const id = state.nextMessageId++ as MessageRef;
-    state.messages.set(id, { ...message });
-    if (!ownsMostOf(message.payload)) {
+    // Without the payload's source: it is the caller's, to reuse (see StoredMessage.payloadSource).
+    const { payloadSource: _source, ...kept } = message;
+    state.messages.set(id, kept);
+    if (!ownsMostOf(kept.payload)) {
       // A clock set back starts a period too: the nursery would otherwise wait for it to catch up. (Not
       // performance.now(): a call into the runtime, 4 % of the broker's CPU at one append per message.)
       const now = this.now();
