@@ -1,14 +1,7 @@
 import type { QoS, Will } from "../codec/types.ts";
 import { copyPayload, payloadSize } from "../session/message.ts";
 import type { Session } from "../session/session.ts";
-import type {
-  Delivery,
-  DeliveryStage,
-  Message,
-  RecordSink,
-  SessionRecord,
-  SessionSubscription,
-} from "../session/types.ts";
+import type { Delivery, DeliveryStage, Message, RecordSink, SessionSubscription } from "../session/types.ts";
 import type {
   MessageRef,
   PayloadSource,
@@ -167,39 +160,42 @@ export class Persistence implements RecordSink {
     this.storage.saveMeta(key, value);
   }
 
-  /** Writes one change of a persistent session (see {@link sessionChanged}). */
-  record(clientId: string, record: SessionRecord): void {
+  // The RecordSink: one change of a persistent session per call (see sessionChanged).
+
+  saveDelivery(
+    clientId: string,
+    delivery: Delivery,
+    qos: QoS,
+    stage: DeliveryStage,
+    packetId: number | undefined,
+  ): void {
+    this.storage.saveQueueEntry(
+      this.#entryOf(clientId, this.#refOf(delivery), delivery, qos, stage, packetId),
+    );
+  }
+
+  requeueDelivery(clientId: string, delivery: Delivery, qos: QoS): void {
+    // A new message row, not #refOf's: the first entry may be its message's last reference.
     const storage = this.storage;
-    switch (record.kind) {
-      case "saveDelivery": {
-        const { delivery, qos, stage, packetId } = record;
-        storage.saveQueueEntry(
-          this.#entryOf(clientId, this.#refOf(delivery), delivery, qos, stage, packetId),
-        );
-        return;
-      }
-      case "requeueDelivery": {
-        // A new message row, not #refOf's: the first entry may be its message's last reference.
-        const { delivery, qos } = record;
-        const first = delivery.storedRef as MessageRef | undefined;
-        const ref = storage.appendMessage(this.#storedOf(delivery.message));
-        delivery.storedRef = ref;
-        storage.saveQueueEntry(this.#entryOf(clientId, ref, delivery, qos, "queued", undefined));
-        if (first !== undefined) storage.deleteQueueEntry(clientId, first);
-        return;
-      }
-      case "deleteDelivery": {
-        const ref = record.delivery.storedRef as MessageRef | undefined;
-        if (ref !== undefined) storage.deleteQueueEntry(clientId, ref);
-        return;
-      }
-      case "dropOldestStored":
-        return storage.deleteOldestQueued(clientId);
-      case "awaitingRelease":
-        if (record.waiting) storage.addAwaitingRelease(clientId, record.packetId);
-        else storage.deleteAwaitingRelease(clientId, record.packetId);
-        return;
-    }
+    const first = delivery.storedRef as MessageRef | undefined;
+    const ref = storage.appendMessage(this.#storedOf(delivery.message));
+    delivery.storedRef = ref;
+    storage.saveQueueEntry(this.#entryOf(clientId, ref, delivery, qos, "queued", undefined));
+    if (first !== undefined) storage.deleteQueueEntry(clientId, first);
+  }
+
+  deleteDelivery(clientId: string, delivery: Delivery): void {
+    const ref = delivery.storedRef as MessageRef | undefined;
+    if (ref !== undefined) this.storage.deleteQueueEntry(clientId, ref);
+  }
+
+  dropOldestStored(clientId: string): void {
+    this.storage.deleteOldestQueued(clientId);
+  }
+
+  awaitingRelease(clientId: string, packetId: number, waiting: boolean): void {
+    if (waiting) this.storage.addAwaitingRelease(clientId, packetId);
+    else this.storage.deleteAwaitingRelease(clientId, packetId);
   }
 
   /** {@link #entry}, filled for this save. */

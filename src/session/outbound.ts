@@ -3,6 +3,7 @@ import type { Properties, QoS } from "../codec/types.ts";
 import { Fifo } from "./fifo.ts";
 import { InflightTable } from "./inflight_table.ts";
 import { payloadSize, withoutFrame } from "./message.ts";
+import { SessionRecords } from "./records.ts";
 import type {
   Attachment,
   Delivery,
@@ -11,7 +12,6 @@ import type {
   EffectSink,
   Message,
   SessionLimits,
-  SessionRecord,
   SessionState,
 } from "./types.ts";
 
@@ -38,7 +38,7 @@ export interface StoredCounts {
 export interface PagedOutFlow extends StoredCounts {
   nextPacketId: number;
   /** The changes {@link storePagedOut} made, not yet taken (see OutboundFlow.records). */
-  records: Fifo<SessionRecord> | undefined;
+  records: SessionRecords | undefined;
 }
 
 /** A delivery read back from storage, at the stage storage had it in. */
@@ -101,7 +101,7 @@ export class OutboundFlow {
   #attachment: Attachment | undefined;
   #persistent = false;
   /** The durable changes not yet taken (see {@link recordsToWrite}). */
-  records: Fifo<SessionRecord> | undefined;
+  records: SessionRecords | undefined;
 
   /**
    * `shared` may serve many sessions, so the broker counts drops and shares compact copies for all.
@@ -155,19 +155,19 @@ export class OutboundFlow {
 
   /**
    * The list to record a durable change in; undefined for a transient session. Written as
-   * `this.recordsToWrite()?.push({...})`: a transient session then makes no record object at all. A
-   * persistent one keeps its list once made: taken after every change on the delivery path, a list made
-   * anew each time was some 200 B per durable message for the broker's thread to collect.
+   * `this.recordsToWrite()?.saveDelivery(...)`: a transient session then records nothing. A persistent one
+   * keeps its list once made: taken after every change on the delivery path, a list made anew each time was
+   * some 200 B per durable message for the broker's thread to collect.
    */
-  recordsToWrite(): Fifo<SessionRecord> | undefined {
-    return this.#persistent ? this.records ??= new Fifo() : undefined;
+  recordsToWrite(): SessionRecords | undefined {
+    return this.#persistent ? this.records ??= new SessionRecords() : undefined;
   }
 
   /**
    * {@link recordsToWrite} for a change of the deliveries (queued, in flight, acknowledged): undefined too
    * where persistent sessions keep their queues themselves (see {@link SharedSessionState.recordsDeliveries}).
    */
-  deliveryRecords(): Fifo<SessionRecord> | undefined {
+  deliveryRecords(): SessionRecords | undefined {
     return this.shared.recordsDeliveries ? this.recordsToWrite() : undefined;
   }
 
@@ -217,7 +217,7 @@ export class OutboundFlow {
     this.#reading = false;
     // The drops waited for a page that will not come: storage's oldest queued entries are the ones to drop.
     for (; this.#pendingDrops > 0; this.#pendingDrops--) {
-      this.deliveryRecords()?.push({ kind: "dropOldestStored" });
+      this.deliveryRecords()?.dropOldestStored();
     }
   }
 
@@ -330,7 +330,7 @@ export class OutboundFlow {
     } else if (!this.#emit(entry, (mark & QOS_BITS) as QoS, packetId, true, now, out)) {
       // not sendable any more (too large for the new connection, or no longer authorized): forget it
       this.#inflight!.delete(packetId);
-      this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: entry });
+      this.deliveryRecords()?.deleteDelivery(entry);
     }
   }
 
@@ -452,7 +452,7 @@ export class OutboundFlow {
   acknowledge(packetId: number, now: number, out: EffectSink): void {
     const entry = this.#inflight?.take(packetId, 1);
     if (entry !== undefined) {
-      this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: entry });
+      this.deliveryRecords()?.deleteDelivery(entry);
       releasePayload(entry);
       this.#drain(now, out);
     }
@@ -467,19 +467,13 @@ export class OutboundFlow {
     }
     if (reasonCode >= 0x80) {
       this.#inflight!.delete(packetId);
-      this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: entry });
+      this.deliveryRecords()?.deleteDelivery(entry);
       releasePayload(entry);
       this.#drain(now, out);
       return;
     }
     this.#inflight!.setMark(packetId, 2 | RELEASED);
-    this.deliveryRecords()?.push({
-      kind: "saveDelivery",
-      delivery: entry,
-      qos: 2,
-      stage: "released",
-      packetId,
-    });
+    this.deliveryRecords()?.saveDelivery(entry, 2, "released", packetId);
     out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0, properties: {} } });
   }
 
@@ -487,7 +481,7 @@ export class OutboundFlow {
   completed(packetId: number, now: number, out: EffectSink): void {
     const entry = this.#inflight?.take(packetId, 2 | RELEASED);
     if (entry !== undefined) {
-      this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: entry });
+      this.deliveryRecords()?.deleteDelivery(entry);
       releasePayload(entry);
       this.#drain(now, out);
     }
@@ -509,14 +503,14 @@ export class OutboundFlow {
       const expiresAt = next.message.expiresAt;
       if (expiresAt !== undefined && expiresAt <= now) {
         this.drops.expired++;
-        this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: next });
+        this.deliveryRecords()?.deleteDelivery(next);
         continue;
       }
       if (qos === 0) {
         this.#emit(next, 0, undefined, false, now, out);
         // Nothing acknowledges QoS 0: one stored while the client was away (mqtt.queue_qos0_offline) goes
         // now, or it would be read back and sent again at every resume.
-        this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: next });
+        this.deliveryRecords()?.deleteDelivery(next);
       } else {
         this.#sendNew(next, qos, now, out);
       }
@@ -532,11 +526,11 @@ export class OutboundFlow {
   #sendNew(entry: Delivery, qos: QoS, now: number, out: EffectSink): boolean {
     const packetId = this.#allocatePacketId();
     if (!this.#emit(entry, qos, packetId, false, now, out)) {
-      this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: entry });
+      this.deliveryRecords()?.deleteDelivery(entry);
       return false;
     }
     this.#inflightTable().set(packetId, entry, qos);
-    this.deliveryRecords()?.push({ kind: "saveDelivery", delivery: entry, qos, stage: "sent", packetId });
+    this.deliveryRecords()?.saveDelivery(entry, qos, "sent", packetId);
     return true;
   }
 
@@ -549,7 +543,7 @@ export class OutboundFlow {
     this.#queueList().push(delivery);
     this.queuedBytes += size;
     if (qos === 0) this.#queuedQos0++;
-    if (qos > 0) this.deliveryRecords()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    if (qos > 0) this.deliveryRecords()?.saveDelivery(delivery, qos, "queued");
   }
 
   /**
@@ -573,7 +567,7 @@ export class OutboundFlow {
       } else {
         // A page being read may hold the oldest stored entry: drop it from the page when it comes.
         if (this.#reading) this.#pendingDrops++;
-        else this.deliveryRecords()?.push({ kind: "dropOldestStored" });
+        else this.deliveryRecords()?.dropOldestStored();
         uncountOldestStored(stored);
       }
     }
@@ -583,7 +577,7 @@ export class OutboundFlow {
     stored.entries++;
     stored.bytes += size;
     if (this.#reading) this.#storedWhileReading++;
-    this.deliveryRecords()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+    this.deliveryRecords()?.saveDelivery(delivery, qos, "queued");
   }
 
   /** Drops the oldest message of the queue in memory (a full queue, drop_oldest); returns its size. */
@@ -592,7 +586,7 @@ export class OutboundFlow {
     const size = entrySize(oldest);
     this.queuedBytes -= size;
     if (deliveryQos(oldest) === 0) this.#queuedQos0--;
-    this.deliveryRecords()?.push({ kind: "deleteDelivery", delivery: oldest });
+    this.deliveryRecords()?.deleteDelivery(oldest);
     return size;
   }
 
@@ -694,14 +688,14 @@ export function storePagedOut(
   const size = entrySize(delivery);
   const admitted = admission(limits, drops, state.entries, state.bytes, size);
   if (admitted === "refuse") return;
-  const records = state.records ??= new Fifo();
+  const records = state.records ??= new SessionRecords();
   if (admitted === "dropOldest") {
-    records.push({ kind: "dropOldestStored" });
+    records.dropOldestStored();
     uncountOldestStored(state);
   }
   state.entries++;
   state.bytes += size;
-  records.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+  records.saveDelivery(delivery, qos, "queued");
 }
 
 /** The QoS `delivery` goes at to a connected client, or undefined when its message expired (a drop). */

@@ -252,14 +252,14 @@ export class Session {
     if (this.shared.recordsDeliveries) {
       const { inflight, queue } = this.outbound.toRecord();
       for (const { packetId, delivery, qos, stage } of inflight) {
-        records.push({ kind: "saveDelivery", delivery, qos, stage, packetId });
+        records.saveDelivery(delivery, qos, stage, packetId);
       }
       for (const { delivery, qos } of queue) {
-        records.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+        records.saveDelivery(delivery, qos, "queued");
       }
     }
     for (const packetId of this.awaitingRelease) {
-      records.push({ kind: "awaitingRelease", packetId, waiting: true });
+      records.awaitingRelease(packetId, true);
     }
   }
 
@@ -268,9 +268,7 @@ export class Session {
     const flow = this.#flow;
     const records = flow?.records;
     if (records === undefined) return;
-    for (let record = records.shift(); record !== undefined; record = records.shift()) {
-      sink.record(this.clientId, record);
-    }
+    records.takeInto(this.clientId, sink);
     // A paged-out flow is the least an offline session keeps: no list while nothing waits to be taken.
     if (!(flow instanceof OutboundFlow)) flow!.records = undefined;
   }
@@ -311,7 +309,7 @@ export class Session {
    */
   refuseInbound(packetId: number): void {
     if (!this.awaitingRelease.delete(packetId)) return;
-    this.heldFlow()?.recordsToWrite()?.push({ kind: "awaitingRelease", packetId, waiting: false });
+    this.heldFlow()?.recordsToWrite()?.awaitingRelease(packetId, false);
   }
 
   /** A message routed to this client. */
@@ -344,7 +342,7 @@ export class Session {
   storeHeld(delivery: Delivery): void {
     const qos = deliveryQos(delivery);
     if (qos > 0) {
-      this.outbound.deliveryRecords()?.push({ kind: "saveDelivery", delivery, qos, stage: "queued" });
+      this.outbound.deliveryRecords()?.saveDelivery(delivery, qos, "queued");
     }
   }
 
@@ -355,7 +353,7 @@ export class Session {
    */
   releaseHeld(delivery: Delivery): void {
     const qos = deliveryQos(delivery);
-    if (qos > 0) this.outbound.deliveryRecords()?.push({ kind: "requeueDelivery", delivery, qos });
+    if (qos > 0) this.outbound.deliveryRecords()?.requeueDelivery(delivery, qos);
   }
 
   /**
@@ -395,11 +393,7 @@ export class Session {
       case "pubrel": {
         const known = this.awaitingRelease.delete(packet.packetId);
         if (known) {
-          this.heldFlow()?.recordsToWrite()?.push({
-            kind: "awaitingRelease",
-            packetId: packet.packetId,
-            waiting: false,
-          });
+          this.heldFlow()?.recordsToWrite()?.awaitingRelease(packet.packetId, false);
         }
         out.push({
           kind: "send",
@@ -511,7 +505,7 @@ export class Session {
 
   private awaitRelease(packetId: number): void {
     this.awaitingRelease.add(packetId);
-    this.heldFlow()?.recordsToWrite()?.push({ kind: "awaitingRelease", packetId, waiting: true });
+    this.heldFlow()?.recordsToWrite()?.awaitingRelease(packetId, true);
   }
 
   /** Applies an inbound Topic Alias [MQTT-3.3.2-12] and validates the resulting topic name. */

@@ -228,28 +228,31 @@ export interface DropCounts {
 }
 
 /**
- * A change to a persistent session's durable state, as data: the session collects them while it runs and
- * the broker writes them to storage. Only QoS 1/2 deliveries are recorded: QoS 0 is at most once.
+ * Where a persistent session's durable changes go when the broker takes them (Session.takeRecords), one
+ * call per change, in order: the session collects them while it runs (SessionRecords) and the broker
+ * writes them to storage. Only QoS 1/2 deliveries are recorded: QoS 0 is at most once.
  */
-/** Where a session's durable changes go when the broker takes them (Session.takeRecords). */
 export interface RecordSink {
-  record(clientId: string, record: SessionRecord): void;
-}
-
-export type SessionRecord =
   /** A delivery entered the queue, or was sent (`packetId`), or its PUBREL was sent (`released`). */
-  | { kind: "saveDelivery"; delivery: Delivery; qos: QoS; stage: DeliveryStage; packetId?: number }
+  saveDelivery(
+    clientId: string,
+    delivery: Delivery,
+    qos: QoS,
+    stage: DeliveryStage,
+    packetId: number | undefined,
+  ): void;
   /** A delivery is finished (acknowledged, expired or dropped). */
-  | { kind: "deleteDelivery"; delivery: Delivery }
+  deleteDelivery(clientId: string, delivery: Delivery): void;
   /**
    * A delivery stored ahead of its turn (see Session.storeHeld) takes its turn: stored again at the
    * queue's tail, as a message of its own, and its first entry deleted.
    */
-  | { kind: "requeueDelivery"; delivery: Delivery; qos: QoS }
+  requeueDelivery(clientId: string, delivery: Delivery, qos: QoS): void;
   /** The oldest delivery still waiting in storage is dropped to make room (the session is paged out). */
-  | { kind: "dropOldestStored" }
-  /** Inbound QoS 2 packet id received (true) or released (false). */
-  | { kind: "awaitingRelease"; packetId: number; waiting: boolean };
+  dropOldestStored(clientId: string): void;
+  /** Inbound QoS 2 packet id received (`waiting`) or released. */
+  awaitingRelease(clientId: string, packetId: number, waiting: boolean): void;
+}
 
 /** Where a QoS 1/2 delivery stands: waiting in the queue, PUBLISH sent, or PUBREL sent (QoS 2). */
 export type DeliveryStage = "queued" | "sent" | "released";

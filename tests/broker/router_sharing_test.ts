@@ -17,12 +17,16 @@ import {
   type Message,
   Session,
   type SessionLimits,
-  type SessionRecord,
   type SessionSubscription,
 } from "../../src/session/mod.ts";
 import { isSharedFilter, parseSharedFilter, topicMatches } from "../../src/topic/mod.ts";
 import { Random } from "../codec/support/random.ts";
-import { attachmentV5 as attachment, limits as baseLimits, takenRecords } from "../helpers/session_limits.ts";
+import {
+  attachmentV5 as attachment,
+  limits as baseLimits,
+  type SessionRecord,
+  takenRecords,
+} from "../helpers/session_limits.ts";
 
 /** Small windows and queues, so that the random steps reach full windows, drops and paging. */
 const limits: SessionLimits = {

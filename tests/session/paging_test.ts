@@ -13,10 +13,9 @@ import {
   Session,
   type SessionEffect,
   type SessionLimits,
-  type SessionRecord,
   sharedState,
 } from "../../src/session/mod.ts";
-import { attachmentV5, takenRecords } from "../helpers/session_limits.ts";
+import { attachmentV5, type SessionRecord, takenRecords } from "../helpers/session_limits.ts";
 
 const limits: SessionLimits = {
   maxInflight: 2,
