@@ -221,7 +221,7 @@ export class Persistence implements RecordSink {
   /** {@link #message}, filled for this append. */
   #storedOf(message: Message): StoredMessage {
     const stored = this.#message;
-    this.#appending.message = message;
+    this.#appending.hold(message);
     stored.topic = message.topic;
     stored.qos = message.qos;
     stored.retain = message.retain;
@@ -275,13 +275,16 @@ export function fromStored(message: StoredMessage): Message {
  */
 class AppendedPayload implements PayloadSource {
   message: Message | undefined;
+  payloadSize = 0;
 
-  get payloadSize(): number {
-    return payloadSize(this.message!);
+  /** Holds `message` for its append, its payload's size read once (from its frame). */
+  hold(message: Message): void {
+    this.message = message;
+    this.payloadSize = payloadSize(message);
   }
 
   copyPayloadTo(target: DataView, at: number): void {
-    copyPayload(this.message!, target, at);
+    copyPayload(this.message!, this.payloadSize, target, at);
   }
 }
 

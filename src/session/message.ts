@@ -47,12 +47,12 @@ export function payloadSize(message: Message): number {
 const WORD_COPY_MAX = 256;
 
 /**
- * Copies `message`'s payload into `target` at `at`. A {@link FramedMessage}'s short payload is copied from
- * its frame through the slab's DataView, with no view of it made; a longer one is worth its view.
+ * Copies `message`'s payload, of `size` bytes ({@link payloadSize}), into `target` at `at`. A
+ * {@link FramedMessage}'s short payload is copied from its frame through the slab's DataView, with no view of
+ * it made; a longer one is worth its view.
  */
-export function copyPayload(message: Message, target: DataView, at: number): void {
+export function copyPayload(message: Message, size: number, target: DataView, at: number): void {
   if (message instanceof FramedMessage) {
-    const size = payloadSize(message);
     if (size <= WORD_COPY_MAX) {
       const frame = message.frameBytes;
       const start = frame.byteOffset + message.frameStart + message.payloadOffset;
@@ -60,8 +60,7 @@ export function copyPayload(message: Message, target: DataView, at: number): voi
       return;
     }
   }
-  const payload = message.payload;
-  new Uint8Array(target.buffer, target.byteOffset + at, payload.byteLength).set(payload);
+  new Uint8Array(target.buffer, target.byteOffset + at, size).set(message.payload);
 }
 
 /** A plain copy of `message` with `payload` and no frame. */

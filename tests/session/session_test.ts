@@ -500,7 +500,7 @@ Deno.test("copyPayload copies a message's payload from its frame (short and long
     assert.ok(framed instanceof FramedMessage);
     for (const message of [framed, withoutFrame(framed, payload.slice())]) {
       const target = new Uint8Array(size + 20).fill(0xee);
-      copyPayload(message, new DataView(target.buffer, 4), 3);
+      copyPayload(message, payloadSize(message), new DataView(target.buffer, 4), 3);
       assert.deepEqual(target.subarray(7, 7 + size), payload, `${size} bytes`);
       assert.ok(target.subarray(0, 7).every((byte) => byte === 0xee), "nothing written before");
       assert.ok(target.subarray(7 + size).every((byte) => byte === 0xee), "nothing written after");
