@@ -80,6 +80,18 @@ export interface MemoryStorageOptions {
  */
 export const PAYLOAD_NURSERY_MS = 100;
 
+/**
+ * The fields of `message` the store keeps, read one by one: not its payload's source, which is the caller's
+ * to reuse (see StoredMessage.payloadSource), and not by a spread, which V8 runs on a slow path for the
+ * broker's message, whose `payload` is a getter (about 2.5 µs and 140 B more per append).
+ */
+function keptCopy(message: StoredMessage): StoredMessage {
+  const { topic, payload, qos, retain, properties, publisherId, expiresAt } = message;
+  const kept: StoredMessage = { topic, payload, qos, retain, properties, publisherId };
+  if (expiresAt !== undefined) kept.expiresAt = expiresAt;
+  return kept;
+}
+
 /** A payload over at least half of its buffer is kept as it is: a copy would save less than it costs. */
 const ownsMostOf = (payload: Uint8Array): boolean => payload.byteLength * 2 >= payload.buffer.byteLength;
 
@@ -174,8 +186,7 @@ class MemoryStorage implements StorageAdapter {
   appendMessage(message: StoredMessage): MessageRef {
     const state = this.#mutate();
     const id = state.nextMessageId++ as MessageRef;
-    // Without the payload's source: it is the caller's, to reuse (see StoredMessage.payloadSource).
-    const { payloadSource: _source, ...kept } = message;
+    const kept = keptCopy(message);
     state.messages.set(id, kept);
     if (!ownsMostOf(kept.payload)) {
       // A clock set back starts a period too: the nursery would otherwise wait for it to catch up. (Not
