@@ -59,6 +59,52 @@ Deno.test("embedded durability sync: every resolved flush has its transaction fs
   });
 });
 
+/**
+ * Counts, by type, the messages the store's worker sends to this thread while `body` runs (a Worker that
+ * listens to its own messages besides the adapter's handler).
+ */
+async function workerMessagesDuring(body: () => Promise<void>): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  const Original = globalThis.Worker;
+  globalThis.Worker = class extends Original {
+    constructor(...args: ConstructorParameters<typeof Worker>) {
+      super(...args);
+      this.addEventListener("message", (event) => {
+        const type = String((event as MessageEvent<{ type: string }>).data.type);
+        counts.set(type, (counts.get(type) ?? 0) + 1);
+      });
+    }
+  };
+  try {
+    await body();
+  } finally {
+    globalThis.Worker = Original;
+  }
+  return counts;
+}
+
+Deno.test("embedded: a batch that went well costs this thread one message from the worker, its answer", async () => {
+  // A message of its own with the stats after every batch was as many messages again for the broker's thread
+  // to take (a third more of its wake-ups per message, 20 publishers with one QoS 1 message in flight each).
+  await withTempDir(async (dir) => {
+    const storage = embeddedStore(dir);
+    const counts = await workerMessagesDuring(async () => {
+      await storage.start();
+      try {
+        for (let index = 1; index <= 20; index++) {
+          storage.saveSession(sample.session(`client-${index}`));
+          await storage.flush();
+          assert.deepEqual(storage.stats(), { flushes: index, syncs: index, operations: index });
+        }
+      } finally {
+        await storage.stop();
+      }
+    });
+    assert.equal(counts.get("committed"), 20);
+    assert.equal(counts.get("outcome") ?? 0, 0, "nothing changed that an answer does not say");
+  });
+});
+
 Deno.test("embedded durability batch: flush resolves after the write, without waiting for an fsync", async () => {
   await withTempDir(async (dir) => {
     // An interval no test run reaches: any sync seen here would have been waited for by a flush.
@@ -168,6 +214,11 @@ Deno.test("embedded maxDiskBytes: a full store rejects flush with 0x97, stores n
     storage.saveQueueEntry(sample.entry("a", afterDrain));
     await storage.flush();
     assert.equal(storage.health().ok, true);
+    assert.deepEqual(
+      logger.events.filter((event) => event.event.startsWith("storage.write_")).map((event) => event.event),
+      ["storage.write_failed", "storage.write_recovered"],
+      "the worker reports each change of state, once",
+    );
     await storage.stop();
 
     storage = embeddedStore(dir, options);

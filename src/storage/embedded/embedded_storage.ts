@@ -369,9 +369,11 @@ class EmbeddedStore implements EmbeddedStorage {
         this.#opened?.reject(fromWire(message.error));
         return;
       case "committed":
+        this.#stats = message.stats;
         this.#waiting.get(message.id)?.resolve();
         return this.#answered(message.id);
       case "failed":
+        this.#stats = message.stats;
         this.#waiting.get(message.id)?.reject(asStorageError(fromWire(message.error)));
         return this.#answered(message.id);
       case "queue": {

@@ -7,6 +7,7 @@
 /// <reference lib="deno.worker" />
 import { StorageError, type StoredMessage } from "../port.ts";
 import type { StorageLogger } from "./open_store.ts";
+import type { CommitStats } from "./group_commit.ts";
 import { StoreEngine } from "./store_engine.ts";
 import type { FromWorker, ToWorker, WireError } from "./worker_protocol.ts";
 
@@ -40,13 +41,38 @@ function ownBuffers(messages: (StoredMessage | undefined)[]): ArrayBuffer[] {
 
 let engine: StoreEngine | undefined;
 
+const stats = (): CommitStats => engine?.stats ?? { flushes: 0, syncs: 0, operations: 0 };
+
+/** Batches received and not answered yet: their answers will carry the stats. */
+let unanswered = 0;
+/** The failure and low-disk state the broker's thread was last told. */
+let reported: { error: string | undefined; lowDisk: boolean } = { error: undefined, lowDisk: false };
+
+/**
+ * The store's outcome after each batch and timed sync, sent only when the broker's thread would not learn it
+ * otherwise: a change of state (a failure, a recovery, low disk), or new stats while no answer is on its way.
+ * One after every batch and sync was a second message per answered batch for the broker's thread to take
+ * (docs/storage.md, "Write path").
+ */
 function outcome(error: StorageError | undefined): void {
-  post({
-    type: "outcome",
-    error: error ? wire(error) : undefined,
-    stats: engine?.stats ?? { flushes: 0, syncs: 0, operations: 0 },
-    lowDisk: engine?.lowDisk ?? false,
-  });
+  const lowDisk = engine?.lowDisk ?? false;
+  if (unanswered > 0 && error?.message === reported.error && lowDisk === reported.lowDisk) return;
+  reported = { error: error?.message, lowDisk };
+  post({ type: "outcome", error: error ? wire(error) : undefined, stats: stats(), lowDisk });
+}
+
+function answer(id: number, done: Promise<void>): void {
+  unanswered++;
+  done.then(
+    () => {
+      unanswered--;
+      post({ type: "committed", id, stats: stats() });
+    },
+    (error) => {
+      unanswered--;
+      post({ type: "failed", id, error: wire(error), stats: stats() });
+    },
+  );
 }
 
 self.onmessage = async (event: MessageEvent<ToWorker>) => {
@@ -65,12 +91,8 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       }
       return;
     case "batch": {
-      const { id } = message;
       // The engine frees the payload buffer once its messages are in the log (an apply reads them back).
-      engine!.add(message.batch).then(
-        () => post({ type: "committed", id }),
-        (error) => post({ type: "failed", id, error: wire(error) }),
-      );
+      answer(message.id, engine!.add(message.batch));
       return;
     }
     case "read":

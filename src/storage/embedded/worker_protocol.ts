@@ -30,11 +30,15 @@ export interface WireError {
 export type FromWorker =
   | { type: "opened"; snapshot: WireSnapshot; nextMessageId: number; nextSequence: number }
   | { type: "openFailed"; error: WireError }
-  | { type: "committed"; id: number }
-  | { type: "failed"; id: number; error: WireError }
+  /** A batch's answer, with the stats as they are after it. */
+  | { type: "committed"; id: number; stats: CommitStats }
+  | { type: "failed"; id: number; error: WireError; stats: CommitStats }
   | { type: "queue"; id: number; page?: QueuePage; error?: WireError }
   | { type: "retained"; id: number; messages?: (StoredMessage | undefined)[]; error?: WireError }
-  /** After each batch and each timed sync: for health(), stats() and the failure log. */
+  /**
+   * For health(), stats() and the failure log: when the state changes, and after a timed sync or a failed
+   * apply while no batch is waiting for its answer (the answers carry the stats).
+   */
   | { type: "outcome"; error?: WireError; stats: CommitStats; lowDisk: boolean }
   | { type: "log"; level: "info" | "warn" | "error"; event: string; fields?: Record<string, unknown> }
   | { type: "closed"; error?: WireError };
