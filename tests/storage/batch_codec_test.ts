@@ -16,7 +16,7 @@ import {
   indexBatch,
 } from "../../src/storage/embedded/batch_codec.ts";
 import { appliedSeq } from "../../src/storage/embedded/apply_window.ts";
-import { LOG_SUFFIXES, recordPieces } from "../../src/storage/embedded/operation_log.ts";
+import { LOG_SUFFIXES, RecordWriter } from "../../src/storage/embedded/operation_log.ts";
 import { APPEND, DELETE_ENTRY, SAVE_ENTRY, SINGLE } from "../../src/storage/embedded/operations.ts";
 import { StoreEngine } from "../../src/storage/embedded/store_engine.ts";
 import { StorageError } from "../../src/storage/port.ts";
@@ -294,9 +294,8 @@ async function replayedSessions(
     db.close();
     const { expiryInterval, epoch } = sample.session(clientId);
     const values = single("saveSession", [clientId, expiryInterval, null, epoch, null, null]);
-    const pieces = recordPieces(seq, [{ operations: operations(values), payloads: new Uint8Array(0) }]);
-    const log = await Deno.open(join(live, STORE_FILE + LOG_SUFFIXES[0]), { write: true, truncate: true });
-    for (const piece of pieces) await log.write(piece);
+    const log = Deno.openSync(join(live, STORE_FILE + LOG_SUFFIXES[0]), { write: true, truncate: true });
+    new RecordWriter().write(log, seq, [{ operations: operations(values), payloads: new Uint8Array(0) }]);
     log.close();
 
     const reopened = embeddedStore(live);

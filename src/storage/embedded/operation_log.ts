@@ -45,29 +45,73 @@ export interface DroppedTail {
   bytes: number;
 }
 
+/** The buffer small parts are gathered in, with the header and the lengths. */
+const WRITE_BUFFER_BYTES = 64 * 1024;
+/** A part this large is written as it is, not copied into the buffer. */
+const DIRECT_WRITE_BYTES = 4 * 1024;
+
 /**
- * A record's pieces, written one after the other: the header, then each part's length and bytes. They are
- * not copied into one buffer: a group of large messages would leave as much garbage.
+ * Writes records through a buffer it keeps: the header, then each part's length and bytes, small parts
+ * copied into the buffer, large ones written as they are. A record of a few messages is one write call, where
+ * written piece by piece it took one per piece (five for a batch); a record copied whole into a buffer of its
+ * own would leave as much garbage as a group of large messages.
  */
-export function recordPieces(seq: number, batches: readonly WireBatch[]): Uint8Array[] {
-  const header = new Uint8Array(HEADER_BYTES);
-  const view = new DataView(header.buffer);
-  const pieces: Uint8Array[] = [header];
-  let bodyBytes = 0;
-  view.setFloat64(8, seq, true);
-  let crc = crc32(header.subarray(8));
-  for (const { operations, payloads } of batches) {
-    for (const part of [operations, payloads]) {
-      const length = new Uint8Array(4);
-      new DataView(length.buffer).setUint32(0, part.byteLength, true);
-      crc = crc32(part, crc32(length, crc));
-      pieces.push(length, part);
-      bodyBytes += 4 + part.byteLength;
+export class RecordWriter {
+  readonly #buffer = new Uint8Array(WRITE_BUFFER_BYTES);
+  readonly #view = new DataView(this.#buffer.buffer);
+  readonly #length = new Uint8Array(4);
+  readonly #lengthView = new DataView(this.#length.buffer);
+  #at = 0;
+
+  /** Writes the batches to `file` as one record with sequence `seq`; returns the record's size. */
+  write(file: Deno.FsFile, seq: number, batches: readonly WireBatch[]): number {
+    const view = this.#view;
+    view.setFloat64(8, seq, true);
+    let crc = crc32(this.#buffer.subarray(8, HEADER_BYTES));
+    let bodyBytes = 0;
+    for (const { operations, payloads } of batches) {
+      crc = crc32(operations, crc32(this.#lengthOf(operations), crc));
+      crc = crc32(payloads, crc32(this.#lengthOf(payloads), crc));
+      bodyBytes += 8 + operations.byteLength + payloads.byteLength;
     }
+    view.setUint32(0, bodyBytes, true);
+    view.setUint32(4, crc, true);
+    this.#at = HEADER_BYTES;
+    try {
+      for (const { operations, payloads } of batches) {
+        this.#part(file, operations);
+        this.#part(file, payloads);
+      }
+      this.#flush(file);
+    } finally {
+      this.#at = 0;
+    }
+    return HEADER_BYTES + bodyBytes;
   }
-  view.setUint32(0, bodyBytes, true);
-  view.setUint32(4, crc, true);
-  return pieces;
+
+  #lengthOf(part: Uint8Array): Uint8Array {
+    this.#lengthView.setUint32(0, part.byteLength, true);
+    return this.#length;
+  }
+
+  /** A part's length, then its bytes: copied into the buffer if small, else written as they are. */
+  #part(file: Deno.FsFile, part: Uint8Array): void {
+    if (this.#at + 4 > WRITE_BUFFER_BYTES) this.#flush(file);
+    this.#view.setUint32(this.#at, part.byteLength, true);
+    this.#at += 4;
+    if (part.byteLength >= DIRECT_WRITE_BYTES) {
+      this.#flush(file);
+      return writeFully(file, part);
+    }
+    if (this.#at + part.byteLength > WRITE_BUFFER_BYTES) this.#flush(file);
+    this.#buffer.set(part, this.#at);
+    this.#at += part.byteLength;
+  }
+
+  #flush(file: Deno.FsFile): void {
+    writeFully(file, this.#buffer.subarray(0, this.#at));
+    this.#at = 0;
+  }
 }
 
 /** The batches of a record's body. */
@@ -127,6 +171,10 @@ function* fileRecords(file: string, dropped: (tail: DroppedTail) => void): Gener
   }
 }
 
+function writeFully(file: Deno.FsFile, bytes: Uint8Array): void {
+  for (let written = 0; written < bytes.byteLength;) written += file.writeSync(bytes.subarray(written));
+}
+
 /** Fills `buffer` from the file's position; false at the end of the file. */
 function readFully(handle: Deno.FsFile, buffer: Uint8Array): boolean {
   for (let filled = 0; filled < buffer.byteLength;) {
@@ -165,6 +213,7 @@ export function* readLog(storePath: string, dropped: (tail: DroppedTail) => void
 /** The log being written; see the module comment. */
 export class OperationLog {
   readonly #files: Deno.FsFile[];
+  readonly #writer = new RecordWriter();
   readonly #lengths = [0, 0];
   readonly #unsynced = [false, false];
   /** The sequence of the last record in each file. */
@@ -217,14 +266,9 @@ export class OperationLog {
     const current = this.#current;
     const file = this.#files[current];
     const start = this.#lengths[current];
-    let bytes = 0;
+    let bytes: number;
     try {
-      for (const piece of recordPieces(this.#nextSeq, batches)) {
-        for (let written = 0; written < piece.byteLength;) {
-          written += file.writeSync(piece.subarray(written));
-        }
-        bytes += piece.byteLength;
-      }
+      bytes = this.#writer.write(file, this.#nextSeq, batches);
     } catch (error) {
       file.truncateSync(start);
       file.seekSync(start, Deno.SeekMode.Start);
@@ -234,7 +278,7 @@ export class OperationLog {
     this.#unsynced[current] = true;
     this.#lastSeqs[current] = this.#nextSeq++;
     const payloadsAt: PayloadsAt[] = [];
-    // Each batch is its operations' length and bytes, then its payloads' length and bytes (recordPieces).
+    // Each batch is its operations' length and bytes, then its payloads' length and bytes (RecordWriter).
     let offset = start + HEADER_BYTES;
     for (const { operations, payloads } of batches) {
       offset += 8 + operations.byteLength;
