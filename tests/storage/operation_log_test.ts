@@ -125,7 +125,7 @@ Deno.test("operation log: a file that takes part of a write at a time still gets
 });
 
 Deno.test("operation log: records written through the buffer, small and larger than it, replay whole and in order", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir((dir) => {
     const storePath = join(dir, "store.db");
     // Each batch: the key its saveMeta writes, and its payloads.
     const records: [string, Uint8Array<ArrayBuffer>][][] = [
@@ -156,5 +156,6 @@ Deno.test("operation log: records written through the buffer, small and larger t
         records[index].map(([key, payloads]) => [["saveMeta", 0, 2, key, "value"], payloads]),
       );
     }
+    return Promise.resolve();
   });
 });
