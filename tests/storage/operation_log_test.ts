@@ -110,8 +110,8 @@ Deno.test("operation log: large parts are written as they are, small ones gather
     for (const call of calls) {
       assert.ok(call <= BUFFER_BYTES || large.includes(call), `shape ${index}: a call of ${call} bytes`);
     }
-    for (const size of large) {
-      assert.ok(calls.includes(size), `shape ${index}: a part of ${size} B in one call`);
+    for (const partBytes of large) {
+      assert.ok(calls.includes(partBytes), `shape ${index}: a part of ${partBytes} B in one call`);
     }
   }
 });
