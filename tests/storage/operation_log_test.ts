@@ -9,6 +9,17 @@ import { withTempDir } from "./embedded_helpers.ts";
 
 const BUFFER_BYTES = 64 * 1024;
 
+/** The parts, one after the other, in one array. */
+function concat(parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0));
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.byteLength;
+  }
+  return all;
+}
+
 /** A file that keeps what is written to it, one entry per write call, taking at most `most` bytes a call. */
 function recordingFile(most = Infinity) {
   const calls: number[] = [];
@@ -21,16 +32,7 @@ function recordingFile(most = Infinity) {
       return taken;
     },
   } as unknown as Deno.FsFile;
-  const written = () => {
-    const all = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
-    let at = 0;
-    for (const chunk of chunks) {
-      all.set(chunk, at);
-      at += chunk.byteLength;
-    }
-    return all;
-  };
-  return { file, calls, written };
+  return { file, calls, written: () => concat(chunks) };
 }
 
 /** A record as the log's format defines it, built independently of the writer. */
@@ -38,7 +40,7 @@ function expectedRecord(
   seq: number,
   batches: { operations: Uint8Array; payloads: Uint8Array }[],
 ): Uint8Array {
-  const parts: Uint8Array[] = [];
+  const parts: Uint8Array[] = [new Uint8Array(16)];
   for (const { operations, payloads } of batches) {
     for (const part of [operations, payloads]) {
       const length = new Uint8Array(4);
@@ -46,16 +48,10 @@ function expectedRecord(
       parts.push(length, part);
     }
   }
-  const bodyBytes = parts.reduce((sum, part) => sum + part.byteLength, 0);
-  const record = new Uint8Array(16 + bodyBytes);
+  const record = concat(parts);
   const view = new DataView(record.buffer);
   view.setFloat64(8, seq, true);
-  let at = 16;
-  for (const part of parts) {
-    record.set(part, at);
-    at += part.byteLength;
-  }
-  view.setUint32(0, bodyBytes, true);
+  view.setUint32(0, record.byteLength - 16, true);
   view.setUint32(4, crc32(record.subarray(8)), true);
   return record;
 }
