@@ -798,7 +798,13 @@ export const PEER_NOTES =
   broker's. Tried against that (before the fix, so judged by CPU): waiting on the JavaScript thread itself
   for at most 1 ms while traffic flows (CPU 46–47 % and 56–59 % against the pool thread's 56–57 % and 73–75 %,
   but timers, workers and Deno's own sockets wait up to that long: not kept), and a turn of the event loop
-  every eighth poll instead of every poll (no change).
+  every eighth poll instead of every poll (no change). Tried again in the thirtieth session, with the wait
+  cut to 200 µs (\`epoll_pwait2\`) and made only after a poll that found events (4 alternating pairs per QoS,
+  io = epoll at 10k msg/s, a noisy hour in which every p99 was 0.9–4.3 ms): the broker's CPU fell by about
+  30 % at QoS 0 (460–496 against 652–724 ticks per run) and 10 % at QoS 1 (600–629 against 644–729), p50 a
+  little lower, p99 within the noise; but with durable QoS 1 and one message in flight per publisher, the
+  store worker's answers waited behind the wait (20 × 1: 6.7–7.4k against 6.9–8.8k msg/s; 1 × 1: 931
+  against 1,056): not kept.
 - **Connects per second: Mosquitto ahead, at the generator's limit** (this run, the twenty-sixth session's,
   pinned, two runs: Mosquitto 25.9–27.4k conn/s with the generator at 95–101 % of its core; mqtt-proxy
   17.0–19.0k, 0.67× by the medians; io = epoll 20.5k in both, 0.77×; deno-floor 19.4–20.0k;
