@@ -801,7 +801,7 @@ export const PEER_NOTES =
   every eighth poll instead of every poll (no change). Tried again in the thirtieth session, with the wait
   cut to 200 µs (\`epoll_pwait2\`) and made only after a poll that found events (4 alternating pairs per QoS,
   io = epoll at 10k msg/s, a noisy hour in which every p99 was 0.9–4.3 ms): the broker's CPU fell by about
-  30 % at QoS 0 (460–496 against 652–724 ticks per run) and 10 % at QoS 1 (600–629 against 644–729), p50 a
+  30 % at QoS 0 (460–496 against 652–724 ticks per run) and 12 % at QoS 1 (600–629 against 644–729), p50 a
   little lower, p99 within the noise; but with durable QoS 1 and one message in flight per publisher, the
   store worker's answers waited behind the wait (20 × 1: 6.7–7.4k against 6.9–8.8k msg/s; 1 × 1: 931
   against 1,056): not kept.
