@@ -43,20 +43,25 @@ Deno.test("embedded: 1000 mutations and one flush make one transaction and one f
   });
 });
 
-Deno.test("embedded durability sync: every resolved flush has its transaction fsynced", async () => {
-  await withTempDir(async (dir) => {
-    const storage = embeddedStore(dir);
-    await storage.start();
-    try {
-      for (let index = 1; index <= 20; index++) {
-        storage.saveSession(sample.session(`client-${index}`));
-        await storage.flush();
-        assert.deepEqual(storage.stats(), { flushes: index, syncs: index, operations: index });
-      }
-    } finally {
-      await storage.stop();
+/**
+ * Starts `storage` (durability sync), saves and flushes 20 sessions one at a time, asserting after each that
+ * its flush was fsynced, and stops it.
+ */
+async function flushTwentyOneByOne(storage: EmbeddedStorage): Promise<void> {
+  await storage.start();
+  try {
+    for (let index = 1; index <= 20; index++) {
+      storage.saveSession(sample.session(`client-${index}`));
+      await storage.flush();
+      assert.deepEqual(storage.stats(), { flushes: index, syncs: index, operations: index });
     }
-  });
+  } finally {
+    await storage.stop();
+  }
+}
+
+Deno.test("embedded durability sync: every resolved flush has its transaction fsynced", async () => {
+  await withTempDir((dir) => flushTwentyOneByOne(embeddedStore(dir)));
 });
 
 /**
@@ -88,18 +93,7 @@ Deno.test("embedded: a batch that went well costs this thread one message from t
   // to take (a third more of its wake-ups per message, 20 publishers with one QoS 1 message in flight each).
   await withTempDir(async (dir) => {
     const storage = embeddedStore(dir);
-    const counts = await workerMessagesDuring(async () => {
-      await storage.start();
-      try {
-        for (let index = 1; index <= 20; index++) {
-          storage.saveSession(sample.session(`client-${index}`));
-          await storage.flush();
-          assert.deepEqual(storage.stats(), { flushes: index, syncs: index, operations: index });
-        }
-      } finally {
-        await storage.stop();
-      }
-    });
+    const counts = await workerMessagesDuring(() => flushTwentyOneByOne(storage));
     assert.equal(counts.get("committed"), 20);
     assert.equal(counts.get("outcome") ?? 0, 0, "nothing changed that an answer does not say");
   });
