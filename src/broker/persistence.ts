@@ -3,6 +3,7 @@ import { copyPayload, payloadSize } from "../session/message.ts";
 import type { Session } from "../session/session.ts";
 import type { Delivery, DeliveryStage, Message, RecordSink, SessionSubscription } from "../session/types.ts";
 import type {
+  DeferredWrites,
   MessageRef,
   PayloadSource,
   QueueEntry,
@@ -10,6 +11,22 @@ import type {
   StoredDelivery,
   StoredMessage,
 } from "../storage/port.ts";
+
+/** The kinds of change kept until storage writes (see Persistence's #record). */
+const SAVE = 0, DELETE = 1, REQUEUE = 2, DROP_OLDEST = 3, AWAITING = 4, RELEASED = 5;
+/** Slots per kept change: its kind, client id, delivery, QoS, stage, and a packet id or stored ref. */
+const STRIDE = 6;
+/** Delivery.storedRef of a delivery with kept changes and nothing stored yet. */
+const KEPT = -1;
+/** Delivery.storedRef of a delivery finished before anything of it was stored: its kept changes are not written. */
+const CANCELLED = -2;
+
+/** The kept changes as storage sees them (see StorageAdapter.defer). */
+class KeptChanges implements DeferredWrites {
+  /** Deliveries kept as sent, not stored and not yet acknowledged (a hint: see DeferredWrites). */
+  awaited = 0;
+  constructor(readonly write: () => void) {}
+}
 
 /** What the registry stores about a session besides its contents. */
 export interface SessionMeta {
@@ -57,6 +74,10 @@ export class Persistence implements RecordSink {
   };
   readonly #appending = new AppendedPayload();
   readonly #message: StoredMessage = storedMessageOf(this.#appending);
+  /** The changes kept until storage writes its group (see #record), {@link STRIDE} slots each. */
+  readonly #records: unknown[] = [];
+  #recordsLength = 0;
+  readonly #kept = new KeptChanges(() => this.#writeRecords());
 
   constructor(
     private readonly storage: StorageAdapter,
@@ -80,16 +101,20 @@ export class Persistence implements RecordSink {
   /** Records the session itself (persistent ones only), with who owns it and since when it is offline. */
   saveSession(session: Session, meta: SessionMeta): void {
     if (!session.persistent) return;
-    this.storage.saveSession({ clientId: session.clientId, expiryInterval: session.expiryInterval, ...meta });
+    this.#inOrder().saveSession({
+      clientId: session.clientId,
+      expiryInterval: session.expiryInterval,
+      ...meta,
+    });
   }
 
   ended(clientId: string): void {
-    this.storage.deleteSession(clientId);
+    this.#inOrder().deleteSession(clientId);
   }
 
   subscribed(session: Session, subscription: SessionSubscription): void {
     if (!session.persistent) return;
-    this.storage.saveSubscription({
+    this.#inOrder().saveSubscription({
       clientId: session.clientId,
       topicFilter: subscription.topicFilter,
       qos: subscription.qos,
@@ -102,17 +127,12 @@ export class Persistence implements RecordSink {
 
   unsubscribed(session: Session, subscription: SessionSubscription): void {
     if (!session.persistent) return;
-    this.storage.deleteSubscription(session.clientId, subscription.topicFilter);
+    this.#inOrder().deleteSubscription(session.clientId, subscription.topicFilter);
   }
 
   /** Writes what a persistent session changed since it was last asked (see Session.takeRecords). */
   sessionChanged(session: Session): void {
     session.takeRecords(this);
-  }
-
-  /** The stored message a delivery refers to, if it was stored. */
-  storedRef(delivery: Delivery): MessageRef | undefined {
-    return delivery.storedRef as MessageRef | undefined;
   }
 
   /** Remembers which stored message a delivery read back from storage refers to. */
@@ -123,8 +143,8 @@ export class Persistence implements RecordSink {
   retained(message: Message): void {
     // $SYS values are recomputed at every start; writing them to disk every interval would only cost.
     if (message.topic.startsWith("$SYS/")) return;
-    if (message.payload.byteLength === 0) this.storage.deleteRetained(message.topic);
-    else this.storage.saveRetained(toStored(message));
+    if (message.payload.byteLength === 0) this.#inOrder().deleteRetained(message.topic);
+    else this.#inOrder().saveRetained(toStored(message));
   }
 
   /**
@@ -133,7 +153,7 @@ export class Persistence implements RecordSink {
    */
   stageMessage(message: Message): void {
     if (!this.#staged.has(message)) {
-      this.#staged.set(message, this.storage.appendMessage(toStored(message)));
+      this.#staged.set(message, this.#inOrder().appendMessage(toStored(message)));
     }
   }
 
@@ -141,10 +161,12 @@ export class Persistence implements RecordSink {
   unstageMessage(message: Message): void {
     const ref = this.#staged.get(message);
     if (ref === undefined) return;
+    // Its deliveries' changes first, while they still find it staged.
+    const storage = this.#inOrder();
     this.#staged.delete(message);
     // A later delivery of it (none is expected) appends it again rather than refer to a deleted row.
     if (this.#lastAppended === message) this.#lastAppended = this.#lastAppendedRef = undefined;
-    this.storage.deleteUnreferencedMessage(ref);
+    storage.deleteUnreferencedMessage(ref);
   }
 
   /**
@@ -152,15 +174,16 @@ export class Persistence implements RecordSink {
    * it can be authorized again when it is finally published.
    */
   willArmed(clientId: string, will: Will | undefined, owner?: string, publishAt?: number): void {
-    if (will) this.storage.saveWill({ clientId, will, publishAt, owner });
-    else this.storage.deleteWill(clientId);
+    if (will) this.#inOrder().saveWill({ clientId, will, publishAt, owner });
+    else this.#inOrder().deleteWill(clientId);
   }
 
   saveMeta(key: string, value: string): void {
-    this.storage.saveMeta(key, value);
+    this.#inOrder().saveMeta(key, value);
   }
 
-  // The RecordSink: one change of a persistent session per call (see sessionChanged).
+  // The RecordSink: one change of a persistent session per call (see sessionChanged), kept until storage
+  // writes its group (see #record).
 
   saveDelivery(
     clientId: string,
@@ -169,33 +192,126 @@ export class Persistence implements RecordSink {
     stage: DeliveryStage,
     packetId: number | undefined,
   ): void {
-    this.storage.saveQueueEntry(
-      this.#entryOf(clientId, this.#refOf(delivery), delivery, qos, stage, packetId),
-    );
+    this.#record(SAVE, clientId, delivery, qos, stage, packetId);
   }
 
   requeueDelivery(clientId: string, delivery: Delivery, qos: QoS): void {
+    this.#record(REQUEUE, clientId, delivery, qos, "queued", undefined);
+  }
+
+  deleteDelivery(clientId: string, delivery: Delivery): void {
+    const ref = delivery.storedRef;
+    if (ref === KEPT) {
+      // Nothing of it stored yet: its kept changes need no writing now.
+      delivery.storedRef = CANCELLED;
+      const kept = this.#kept;
+      if (kept.awaited > 0) kept.awaited--;
+      this.storage.defer(kept);
+    } else if (ref !== undefined && ref !== CANCELLED) {
+      this.#record(DELETE, clientId, delivery, 0, "queued", ref);
+    }
+  }
+
+  dropOldestStored(clientId: string): void {
+    this.#record(DROP_OLDEST, clientId, undefined, 0, "queued", undefined);
+  }
+
+  awaitingRelease(clientId: string, packetId: number, waiting: boolean): void {
+    this.#record(waiting ? AWAITING : RELEASED, clientId, undefined, 0, "queued", packetId);
+  }
+
+  /**
+   * Keeps a change until storage writes its group (StorageAdapter.defer): a delivery acknowledged before
+   * then is written neither as sent nor as deleted, and its message not at all if no other delivery needs
+   * it. Under load most are: durable QoS 1 wrote three operations per message, each encoded here and
+   * logged and cancelled in the store's worker.
+   */
+  #record(
+    kind: number,
+    clientId: string,
+    delivery: Delivery | undefined,
+    qos: QoS,
+    stage: DeliveryStage,
+    value: number | undefined,
+  ): void {
+    const records = this.#records;
+    const at = this.#recordsLength;
+    records[at] = kind;
+    records[at + 1] = clientId;
+    records[at + 2] = delivery;
+    records[at + 3] = qos;
+    records[at + 4] = stage;
+    records[at + 5] = value;
+    this.#recordsLength = at + STRIDE;
+    if (delivery !== undefined && kind !== DELETE && (delivery.storedRef ?? KEPT) < 0) {
+      delivery.storedRef = KEPT;
+      if (stage === "sent") this.#kept.awaited++;
+    }
+    this.storage.defer(this.#kept);
+  }
+
+  /** Writes the changes kept so far, in order: before any other write, so that order holds across both. */
+  #writeRecords(): void {
+    const records = this.#records;
+    const length = this.#recordsLength;
+    if (length === 0) return;
+    this.#recordsLength = 0;
+    this.#kept.awaited = 0;
+    const storage = this.storage;
+    for (let at = 0; at < length; at += STRIDE) {
+      const kind = records[at] as number;
+      const clientId = records[at + 1] as string;
+      const delivery = records[at + 2] as Delivery;
+      const qos = records[at + 3] as QoS;
+      const value = records[at + 5] as number | undefined;
+      switch (kind) {
+        case SAVE:
+          if (delivery.storedRef === CANCELLED) break;
+          storage.saveQueueEntry(
+            this.#entryOf(
+              clientId,
+              this.#refOf(delivery),
+              delivery,
+              qos,
+              records[at + 4] as DeliveryStage,
+              value,
+            ),
+          );
+          break;
+        case DELETE:
+          storage.deleteQueueEntry(clientId, value as MessageRef);
+          break;
+        case REQUEUE:
+          if (delivery.storedRef !== CANCELLED) this.#requeue(clientId, delivery, qos);
+          break;
+        case DROP_OLDEST:
+          storage.deleteOldestQueued(clientId);
+          break;
+        case AWAITING:
+          storage.addAwaitingRelease(clientId, value!);
+          break;
+        default:
+          storage.deleteAwaitingRelease(clientId, value!);
+      }
+    }
+    records.fill(undefined, 0, length);
+  }
+
+  #requeue(clientId: string, delivery: Delivery, qos: QoS): void {
     // A new message row, not #refOf's: the first entry may be its message's last reference.
     const storage = this.storage;
-    const first = delivery.storedRef as MessageRef | undefined;
+    const kept = delivery.storedRef;
+    const first = kept === KEPT ? undefined : kept as MessageRef | undefined;
     const ref = storage.appendMessage(this.#storedOf(delivery.message));
     delivery.storedRef = ref;
     storage.saveQueueEntry(this.#entryOf(clientId, ref, delivery, qos, "queued", undefined));
     if (first !== undefined) storage.deleteQueueEntry(clientId, first);
   }
 
-  deleteDelivery(clientId: string, delivery: Delivery): void {
-    const ref = delivery.storedRef as MessageRef | undefined;
-    if (ref !== undefined) this.storage.deleteQueueEntry(clientId, ref);
-  }
-
-  dropOldestStored(clientId: string): void {
-    this.storage.deleteOldestQueued(clientId);
-  }
-
-  awaitingRelease(clientId: string, packetId: number, waiting: boolean): void {
-    if (waiting) this.storage.addAwaitingRelease(clientId, packetId);
-    else this.storage.deleteAwaitingRelease(clientId, packetId);
+  /** The storage, once the changes kept so far are written: no other write may overtake them. */
+  #inOrder(): StorageAdapter {
+    this.#writeRecords();
+    return this.storage;
   }
 
   /** {@link #entry}, filled for this save. */
@@ -233,7 +349,7 @@ export class Persistence implements RecordSink {
 
   #refOf(delivery: Delivery): MessageRef {
     let ref = delivery.storedRef as MessageRef | undefined;
-    if (ref === undefined) {
+    if (ref === undefined || ref === KEPT) {
       const message = delivery.message;
       if (message === this.#lastAppended) {
         ref = this.#lastAppendedRef!;

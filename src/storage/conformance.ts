@@ -247,6 +247,41 @@ export function runStorageConformance(name: string, factory: StorageFactory): vo
   });
 
   test(
+    "deferred mutations count as issued: a flush waits for them, a read and a stop issue them",
+    async (storage, restart) => {
+      const kept: Array<() => void> = [];
+      const deferred = {
+        awaited: 0,
+        write() {
+          for (const mutation of kept.splice(0)) mutation();
+        },
+      };
+      kept.push(() => storage.saveSession(sample.session("flushed")));
+      storage.defer(deferred);
+      assert.equal(storage.dirty, true);
+      await storage.flush();
+      assert.equal(kept.length, 0, "the flush resolved before the deferred mutations were issued");
+
+      kept.push(() =>
+        storage.saveQueueEntry(sample.entry("reader", storage.appendMessage(sample.message("r"))))
+      );
+      storage.defer(deferred);
+      storage.defer(deferred);
+      assert.deepEqual((await readWholeQueue(storage, "reader")).map((delivery) => delivery.message.topic), [
+        "r",
+      ]);
+
+      kept.push(() => storage.saveSession(sample.session("stopped")));
+      storage.defer(deferred);
+      const { snapshot } = await restart();
+      assert.deepEqual(
+        snapshot.sessions.map((session) => session.clientId).sort(),
+        ["flushed", "stopped"],
+      );
+    },
+  );
+
+  test(
     "wills round-trip with and without publishAt and owner; a save replaces; delete removes",
     async (storage, restart) => {
       storage.saveWill(sample.will("connected"));

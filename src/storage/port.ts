@@ -249,6 +249,20 @@ export interface StorageHealth {
   detail: string;
 }
 
+/**
+ * Changes the broker keeps for storage to write later (see StorageAdapter.defer): a delivery acknowledged
+ * before they are written is then written neither as sent nor as deleted (see Persistence).
+ */
+export interface DeferredWrites {
+  /** Issues the changes kept so far as mutations, in order. */
+  write(): void;
+  /**
+   * How many of the kept changes may yet cancel out (deliveries sent and not acknowledged yet): while there
+   * are some, an adapter may hold its next write a moment for their acknowledgements.
+   */
+  readonly awaited: number;
+}
+
 /** A storage adapter: all concerns, a lifecycle, group commit. */
 export interface StorageAdapter
   extends SessionStore, SubscriptionStore, MessageLog, InflightStore, RetainedStore, WillStore, MetaStore {
@@ -257,8 +271,14 @@ export interface StorageAdapter
   /** Flushes and closes. */
   stop(): Promise<void>;
   health(): StorageHealth;
-  /** True when mutations were issued since the last flush began. */
+  /** True when mutations were issued (or deferred) since the last flush began. */
   readonly dirty: boolean;
+  /**
+   * Mutations to issue later: the adapter calls `writes.write()`, which issues them, before it next writes
+   * what it holds, reads, or stops, and until then counts them as issued (`dirty`, `flush()`). Called again
+   * whenever the kept changes change. An adapter that writes nothing in the background writes at once.
+   */
+  defer(writes: DeferredWrites): void;
   /**
    * Resolves when every mutation issued so far is durable. Rejects with StorageError (reason 0x97 Quota
    * exceeded when the disk is full) if it cannot be; the broker then refuses instead of acknowledging.

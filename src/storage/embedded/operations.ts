@@ -101,6 +101,11 @@ export class OperationBatch {
   /** What the last batch's payloads took: the next batch's buffer starts a quarter larger. */
   #lastPayloadBytes = 0;
 
+  /** Whether no operation was added since the last {@link reset}. */
+  get empty(): boolean {
+    return this.#encoder.operationCount === 0;
+  }
+
   /**
    * The operations encoded for the worker, and the payloads in a buffer of their own. Once per batch, then
    * {@link reset}.

@@ -4,6 +4,7 @@
  * rules included); that is how the conformance suite runs against it.
  */
 import type {
+  DeferredWrites,
   MessageRef,
   QueueEntry,
   QueuePage,
@@ -157,6 +158,11 @@ class MemoryStorage implements StorageAdapter {
   flush(): Promise<void> {
     this.#dirty = false;
     return FLUSHED;
+  }
+
+  /** Nothing here is written later: the deferred mutations are issued at once. */
+  defer(writes: DeferredWrites): void {
+    writes.write();
   }
 
   saveSession(session: StoredSession): void {
