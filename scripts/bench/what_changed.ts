@@ -899,7 +899,17 @@ export const PEER_NOTES =
   collection stops the event loop, so it waits for quiet). The per-socket cost in Deno (a resource table
   entry, a tokio TcpStream, a pending read op) is what keeps a Deno server above Mosquitto's 0.74 KB.
 - **Durable QoS 1 0.35× in-memory QoS 1** in this run (490–548k against 1,475–1,485k msg/s pinned; unpinned
-  0.45×, 649–778k against 1,513–1,624k; target 0.6×). The durable fan-out 1→100 (every message stored for
+  0.45×, 649–778k against 1,513–1,624k; target 0.6×). Since then (the thirty-first session) the broker keeps a
+  persistent session's delivery changes until the store's next batch goes and leaves out those acknowledged
+  meanwhile ("What changed"): \`deno task bench --only mqtt-proxy --case q1-64,durable-q1 --runs 2–3 --layout
+  pinned --no-baseline\`, three alternating pairs on a slower, noisy machine, 0.31, 0.36 and 0.40× before
+  against 0.42, 0.42 and 0.55× after (medians of each run's cases). The benchmark counts from the first
+  second, and a durable broker's first seconds are slow (see the end of this paragraph): in 8 s runs measured
+  from the second second, durable QoS 1 ran at 362–440k msg/s against 600–680k for persistent sessions on the
+  memory store (0.60–0.65×). The durable fan-out 1→100 runs in two modes before and after (in the slow one the
+  store's worker writes deliveries to SQLite as rows before their acknowledgements cancel them): 8 s runs,
+  eleven each, 123–608k msg/s before and 225–613k after, medians 450k and 288k: not better, possibly worse,
+  and not explained yet. The durable fan-out 1→100 (every message stored for
   100 persistent sessions) delivered 1.15–1.20M msg/s pinned and 1.04–1.71M unpinned (the window's saves by
   entry in a region per message since this run, "What changed"), Mosquitto 99–115k (it acknowledges before
   writing), Aedes 58–61k, mochi 1.3–1.4k with 88 % of the messages lost (83 % unpinned) (its bbolt hook syncs a transaction
