@@ -903,7 +903,8 @@ export const PEER_NOTES =
   persistent session's delivery changes until the store's next batch goes and leaves out those acknowledged
   meanwhile ("What changed"): \`deno task bench --only mqtt-proxy --case q1-64,durable-q1 --runs 2–3 --layout
   pinned --no-baseline\`, three alternating pairs on a slower, noisy machine, 0.31, 0.36 and 0.40× before
-  against 0.42, 0.42 and 0.55× after (medians of each run's cases). The benchmark counts from the first
+  against 0.42, 0.42 and 0.55× after (medians of each run's cases); unpinned, two pairs of two runs each, 0.39
+  and 0.39× before against 0.57 and 0.55× after. The benchmark counts from the first
   second, and a durable broker's first seconds are slow (see the end of this paragraph): in 8 s runs measured
   from the second second, durable QoS 1 ran at 362–440k msg/s against 600–680k for persistent sessions on the
   memory store (0.60–0.65×). The durable fan-out 1→100 runs in two modes before and after (in the slow one the
