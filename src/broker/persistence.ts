@@ -18,6 +18,13 @@ const SAVE = 0, DELETE = 1, REQUEUE = 2, DROP_OLDEST = 3, AWAITING = 4, RELEASED
 const STRIDE = 6;
 /** Delivery.storedRef of a delivery with kept changes and nothing stored yet. */
 const KEPT = -1;
+/**
+ * Delivery.storedRef of a kept delivery whose message other kept deliveries share (a fan-out): it is written
+ * even if acknowledged first. Left out one by one, a fan-out's deliveries cost the store's worker more than
+ * writing them all: fan-out 1→100, durable, pinned, three alternating pairs, 297–412k msg/s with the worker at
+ * 221–316 ticks per run against 400–425k at 168–174.
+ */
+const KEPT_SHARED = -3;
 /** Delivery.storedRef of a delivery finished before anything of it was stored: its kept changes are not written. */
 const CANCELLED = -2;
 
@@ -78,6 +85,8 @@ export class Persistence implements RecordSink {
   readonly #records: unknown[] = [];
   #recordsLength = 0;
   readonly #kept = new KeptChanges(() => this.#writeRecords());
+  /** The delivery kept last (see #keep), until the kept changes are written. */
+  #lastKept: Delivery | undefined;
 
   constructor(
     private readonly storage: StorageAdapter,
@@ -201,7 +210,10 @@ export class Persistence implements RecordSink {
 
   deleteDelivery(clientId: string, delivery: Delivery): void {
     const ref = delivery.storedRef;
-    if (ref === KEPT) {
+    if (ref === KEPT_SHARED) {
+      this.#writeRecords();
+      this.#record(DELETE, clientId, delivery, 0, "queued", delivery.storedRef);
+    } else if (ref === KEPT) {
       // Nothing of it stored yet: its kept changes need no writing now.
       delivery.storedRef = CANCELLED;
       const kept = this.#kept;
@@ -243,11 +255,26 @@ export class Persistence implements RecordSink {
     records[at + 4] = stage;
     records[at + 5] = value;
     this.#recordsLength = at + STRIDE;
-    if (delivery !== undefined && kind !== DELETE && (delivery.storedRef ?? KEPT) < 0) {
-      delivery.storedRef = KEPT;
-      if (stage === "sent") this.#kept.awaited++;
+    if (delivery !== undefined && kind !== DELETE && delivery.storedRef === undefined) {
+      this.#keep(delivery, stage);
     }
     this.storage.defer(this.#kept);
+  }
+
+  /** Marks a delivery's first kept change: KEPT, or KEPT_SHARED with the one before when both have one message. */
+  #keep(delivery: Delivery, stage: DeliveryStage): void {
+    const before = this.#lastKept;
+    this.#lastKept = delivery;
+    if (before?.message !== delivery.message) {
+      delivery.storedRef = KEPT;
+      if (stage === "sent") this.#kept.awaited++;
+      return;
+    }
+    delivery.storedRef = KEPT_SHARED;
+    if (before.storedRef === KEPT) {
+      before.storedRef = KEPT_SHARED;
+      if (this.#kept.awaited > 0) this.#kept.awaited--;
+    }
   }
 
   /** Writes the changes kept so far, in order: before any other write, so that order holds across both. */
@@ -257,6 +284,7 @@ export class Persistence implements RecordSink {
     if (length === 0) return;
     this.#recordsLength = 0;
     this.#kept.awaited = 0;
+    this.#lastKept = undefined;
     const storage = this.storage;
     for (let at = 0; at < length; at += STRIDE) {
       const kind = records[at] as number;
@@ -301,7 +329,7 @@ export class Persistence implements RecordSink {
     // A new message row, not #refOf's: the first entry may be its message's last reference.
     const storage = this.storage;
     const kept = delivery.storedRef;
-    const first = kept === KEPT ? undefined : kept as MessageRef | undefined;
+    const first = kept !== undefined && kept < 0 ? undefined : kept as MessageRef | undefined;
     const ref = storage.appendMessage(this.#storedOf(delivery.message));
     delivery.storedRef = ref;
     storage.saveQueueEntry(this.#entryOf(clientId, ref, delivery, qos, "queued", undefined));
@@ -349,7 +377,7 @@ export class Persistence implements RecordSink {
 
   #refOf(delivery: Delivery): MessageRef {
     let ref = delivery.storedRef as MessageRef | undefined;
-    if (ref === undefined || ref === KEPT) {
+    if (ref === undefined || ref < 0) {
       const message = delivery.message;
       if (message === this.#lastAppended) {
         ref = this.#lastAppendedRef!;

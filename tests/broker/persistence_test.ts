@@ -110,15 +110,22 @@ Deno.test("persistence: a write of its own first writes the kept changes, so tha
   assert.equal(calls.length, 3, "nothing written twice");
 });
 
-Deno.test("persistence: a message two sessions receive is appended once, also when one delivery needs no writing", async () => {
-  const { persistence, calls, release } = await heldStorage();
+Deno.test("persistence: a message several sessions receive is appended once, and its deliveries written even if acknowledged first", async () => {
+  const { persistence, calls, deferred, release } = await heldStorage();
   const shared = message("a");
   const first = deliveryOf(shared);
   persistence.saveDelivery("one", first, 1, "sent", 1);
   persistence.saveDelivery("two", deliveryOf(shared), 1, "sent", 1);
+  assert.equal(deferred()?.awaited, 0, "a shared message's deliveries are not waited for");
   persistence.deleteDelivery("one", first);
+  assert.deepEqual(calls, ["appendMessage a", "saveQueueEntry one", "saveQueueEntry two"]);
   release();
-  assert.deepEqual(calls, ["appendMessage a", "saveQueueEntry two"]);
+  assert.deepEqual(calls, [
+    "appendMessage a",
+    "saveQueueEntry one",
+    "saveQueueEntry two",
+    "deleteQueueEntry one",
+  ]);
 });
 
 Deno.test("persistence: a staged QoS 2 message's deliveries refer to it, written before it leaves the staging", async () => {
