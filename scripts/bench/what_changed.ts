@@ -717,7 +717,8 @@ export const CHANGES: Change[] = [
     change:
       "Durable path: a persistent session's delivery changes kept by the broker until the store is about " +
       "to send its batch (StorageAdapter.defer), which waits up to 1 ms for the acknowledgements of deliveries " +
-      "in flight; a delivery acknowledged meanwhile is never written, nor its message; a batch left empty " +
+      "in flight; a delivery acknowledged meanwhile is never written, nor its message (unless several " +
+      "sessions receive it); a batch left empty " +
       "resolves without the worker",
     measure:
       "durable QoS 1 10→10 64 B, pinned: msg/s and broker µs CPU per message, all threads (8 s runs, " +
@@ -907,10 +908,11 @@ export const PEER_NOTES =
   and 0.39× before against 0.57 and 0.55× after. The benchmark counts from the first
   second, and a durable broker's first seconds are slow (see the end of this paragraph): in 8 s runs measured
   from the second second, durable QoS 1 ran at 362–440k msg/s against 600–680k for persistent sessions on the
-  memory store (0.60–0.65×). The durable fan-out 1→100 runs in two modes before and after (in the slow one the
-  store's worker writes deliveries to SQLite as rows before their acknowledgements cancel them): 8 s runs,
-  eleven each, 123–608k msg/s before and 225–613k after, medians 450k and 288k: not better, possibly worse,
-  and not explained yet. The durable fan-out 1→100 (every message stored for
+  memory store (0.60–0.65×). The durable fan-out 1→100 ran in two modes before (in the slow one the store's
+  worker writes deliveries to SQLite as rows before their acknowledgements cancel them; 8 s runs: 122–634k
+  msg/s, the worker at 148–613 CPU ticks per run); with a fan-out's deliveries left out one by one it stayed
+  between them (180–325k, worker 319–549), so they are now all written (docs/storage.md): 360–475k, worker
+  147–172, in three runs alternating with the code before (122–281k). The durable fan-out 1→100 (every message stored for
   100 persistent sessions) delivered 1.15–1.20M msg/s pinned and 1.04–1.71M unpinned (the window's saves by
   entry in a region per message since this run, "What changed"), Mosquitto 99–115k (it acknowledges before
   writing), Aedes 58–61k, mochi 1.3–1.4k with 88 % of the messages lost (83 % unpinned) (its bbolt hook syncs a transaction
