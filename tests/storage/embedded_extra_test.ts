@@ -43,6 +43,25 @@ Deno.test("embedded: 1000 mutations and one flush make one transaction and one f
   });
 });
 
+Deno.test("embedded: deferred changes that issue nothing (all acknowledged meanwhile) cost no transaction and no fsync", async () => {
+  await withTempDir(async (dir) => {
+    const storage = embeddedStore(dir);
+    await storage.start();
+    try {
+      storage.saveSession(sample.session("before"));
+      await storage.flush();
+      const nothingLeft = { awaited: 0, write() {} };
+      storage.defer(nothingLeft);
+      assert.equal(storage.dirty, true, "deferred changes count as issued until written");
+      await storage.flush();
+      assert.equal(storage.dirty, false);
+      assert.deepEqual(storage.stats(), { flushes: 1, syncs: 1, operations: 1 });
+    } finally {
+      await storage.stop();
+    }
+  });
+});
+
 /**
  * Starts `storage` (durability sync), saves and flushes 20 sessions one at a time, asserting after each that
  * its flush was fsynced, and stops it.
