@@ -18,6 +18,8 @@ const SAVE = 0, DELETE = 1, REQUEUE = 2, DROP_OLDEST = 3, AWAITING = 4, RELEASED
 const STRIDE = 6;
 /** Delivery.storedRef of a delivery with kept changes and nothing stored yet. */
 const KEPT = -1;
+/** Delivery.storedRef of a delivery finished before anything of it was stored: its kept changes are not written. */
+const CANCELLED = -2;
 /**
  * Delivery.storedRef of a kept delivery whose message other kept deliveries share (a fan-out): it is written
  * even if acknowledged first. Left out one by one, a fan-out's deliveries cost the store's worker more than
@@ -25,8 +27,6 @@ const KEPT = -1;
  * 221–316 ticks per run against 400–425k at 168–174.
  */
 const KEPT_SHARED = -3;
-/** Delivery.storedRef of a delivery finished before anything of it was stored: its kept changes are not written. */
-const CANCELLED = -2;
 
 /** The kept changes as storage sees them (see StorageAdapter.defer). */
 class KeptChanges implements DeferredWrites {
@@ -211,6 +211,8 @@ export class Persistence implements RecordSink {
   deleteDelivery(clientId: string, delivery: Delivery): void {
     const ref = delivery.storedRef;
     if (ref === KEPT_SHARED) {
+      // Its delete needs its stored ref: the list is written up to here (in order, so other kept deliveries
+      // are written with it, and can no longer be left out).
       this.#writeRecords();
       this.#record(DELETE, clientId, delivery, 0, "queued", delivery.storedRef);
     } else if (ref === KEPT) {

@@ -129,7 +129,7 @@ class EmbeddedStore implements EmbeddedStorage {
   #collecting: Batch | undefined;
   /** Mutations deferred into the collecting batch (see `defer`), issued just before it is sent. */
   #deferred: DeferredWrites | undefined;
-  /** Whether the collecting batch is held (see {@link #sendWhenDue}), until when at the latest. */
+  /** Whether the collecting batch is held (see {@link #sendWhenDue}), and the timer that ends it at the latest. */
   #holding = false;
   #holdTimer: ReturnType<typeof setTimeout> | undefined;
   /** Whether {@link #endHold} is to run at the end of this turn. */
