@@ -59,6 +59,20 @@ export interface StoredDeliveryState {
  */
 const RELEASED = 4;
 const QOS_BITS = 3;
+/**
+ * Mark of an in-flight PUBLISH from an earlier connection not yet sent again on this one: the client's
+ * Receive Maximum had no room for it (see {@link OutboundFlow.attach}).
+ */
+const UNSENT = 8;
+
+/** A connection's in-flight PUBLISHes waiting to be sent again (marked {@link UNSENT}), in send order. */
+class Unsent {
+  readonly packetIds: number[] = [];
+  /** The next of {@link packetIds} to look at. */
+  at = 0;
+  /** How many of them are still marked. */
+  count = 0;
+}
 
 /**
  * The server-to-client half of a session: packet ids, the inflight window (min of our limit and the
@@ -96,6 +110,8 @@ export class OutboundFlow {
    */
   #storedWhileReading = 0;
   #nextPacketId = 1;
+  /** In-flight PUBLISHes this connection has not had again yet; undefined when there are none (most often). */
+  #unsent: Unsent | undefined;
   /** Outbound topic aliases of this connection; created when the client allows aliases. */
   #aliases: Map<string, number> | undefined;
   #attachment: Attachment | undefined;
@@ -208,6 +224,7 @@ export class OutboundFlow {
    */
   pageOut(queued: StoredCounts = this.#queuedTotals()): void {
     this.#inflight = undefined;
+    this.#unsent = undefined;
     this.#queue = undefined;
     this.queuedBytes = 0;
     this.#queuedQos0 = 0;
@@ -281,9 +298,10 @@ export class OutboundFlow {
         this.restore(delivery, qos, stage, packetId);
       } else if (!this.inflight.has(packetId)) {
         // Read after the client came back (the in-flight messages outgrew the pages read before): sent
-        // again now, as attach sent the others [MQTT-4.4.0-1].
+        // again as attach sent the others [MQTT-4.4.0-1], by the drain below.
         this.restore(delivery, qos, stage, packetId);
-        this.#resend(packetId, this.#inflight!.get(packetId)!, now, out);
+        const outstanding = this.inflight.size - 1 - (this.#unsent?.count ?? 0);
+        this.#sendAgain(packetId, outstanding < this.#window(), now, out);
       } else {
         // Its id was taken since by a message sent on this connection: sent anew under another.
         this.restore(delivery, qos, "queued");
@@ -314,12 +332,69 @@ export class OutboundFlow {
     };
   }
 
-  /** Starts a new connection: aliases reset, unacknowledged messages re-sent with DUP in order [MQTT-4.4.0-1]. */
+  /**
+   * Starts a new connection: aliases reset, unacknowledged messages sent again, PUBLISHes with DUP in their
+   * order and PUBRELs in theirs [MQTT-4.4.0-1] [MQTT-4.6.0-1] [MQTT-4.6.0-3]. The send quota starts anew at
+   * the window [MQTT-4.9.0-1]: a client may come back with a smaller Receive Maximum than it had, and the
+   * PUBLISHes past it wait for acknowledgements to make room [MQTT-4.9.0-2] (sent all at once, a client that
+   * counts them, as MQTT.js does for QoS 2, disconnects with 0x93 and comes back to the same).
+   */
   attach(attachment: Attachment, now: number, out: EffectSink): void {
     this.#attachment = attachment;
     this.#aliases = undefined;
-    for (const [packetId, entry] of this.inflight) this.#resend(packetId, entry, now, out);
+    this.#unsent = undefined;
+    const inflight = this.#inflight;
+    if (inflight !== undefined) {
+      const window = this.#window();
+      let outstanding = 0;
+      for (const [packetId] of inflight) {
+        inflight.setMark(packetId, inflight.markOf(packetId) & ~UNSENT);
+        if (this.#sendAgain(packetId, outstanding < window, now, out)) outstanding++;
+      }
+    }
     this.#drain(now, out);
+  }
+
+  /**
+   * An in-flight delivery of an earlier connection, on this one: a PUBREL goes now (it takes no quota), and
+   * so does a PUBLISH when the window has `room` and none waits before it; else it is marked {@link UNSENT},
+   * for {@link #drain} to send in order as acknowledgements make room. True when it went now.
+   */
+  #sendAgain(packetId: number, room: boolean, now: number, out: EffectSink): boolean {
+    const inflight = this.#inflight!;
+    const mark = inflight.markOf(packetId);
+    if ((mark & RELEASED) !== 0 || (room && this.#unsent === undefined)) {
+      this.#resend(packetId, inflight.get(packetId)!, now, out);
+      return true;
+    }
+    inflight.setMark(packetId, mark | UNSENT);
+    const unsent = this.#unsent ??= new Unsent();
+    unsent.packetIds.push(packetId);
+    unsent.count++;
+    return false;
+  }
+
+  /** Sends the {@link UNSENT} PUBLISHes again, oldest first, while the window has room. */
+  #sendUnsent(unsent: Unsent, window: number, now: number, out: EffectSink): void {
+    const inflight = this.#inflight!;
+    const packetIds = unsent.packetIds;
+    while (unsent.count > 0 && unsent.at < packetIds.length && inflight.size - unsent.count < window) {
+      const packetId = packetIds[unsent.at++];
+      const mark = inflight.markOf(packetId);
+      if (mark < 0 || (mark & UNSENT) === 0) continue; // acknowledged or released meanwhile
+      inflight.setMark(packetId, mark & ~UNSENT);
+      unsent.count--;
+      this.#resend(packetId, inflight.get(packetId)!, now, out);
+    }
+    // (Every marked one is in the list: the end of the list with some still counted would be a bug.)
+    if (unsent.count === 0 || unsent.at === packetIds.length) this.#unsent = undefined;
+  }
+
+  /** An {@link UNSENT} delivery was answered before it was sent again (a PUBREC to the earlier PUBLISH). */
+  #answeredUnsent(packetId: number): void {
+    const unsent = this.#unsent!;
+    this.#inflight!.setMark(packetId, this.#inflight!.markOf(packetId) & ~UNSENT);
+    if (--unsent.count === 0) this.#unsent = undefined;
   }
 
   /** Sends an unacknowledged message again: PUBREL once PUBREC came, else the PUBLISH with DUP. */
@@ -448,9 +523,16 @@ export class OutboundFlow {
     return false;
   }
 
-  /** PUBACK from the client. Unknown ids are ignored: a late ack after a resend is harmless. */
+  /**
+   * PUBACK from the client. Unknown ids are ignored: a late ack after a resend is harmless. So is one for a
+   * PUBLISH of an earlier connection not sent again yet (UNSENT): it is done with.
+   */
   acknowledge(packetId: number, now: number, out: EffectSink): void {
-    const entry = this.#inflight?.take(packetId, 1);
+    let entry = this.#inflight?.take(packetId, 1);
+    if (entry === undefined && this.#unsent !== undefined) {
+      entry = this.#inflight!.take(packetId, 1 | UNSENT);
+      if (entry !== undefined && --this.#unsent.count === 0) this.#unsent = undefined;
+    }
     if (entry !== undefined) {
       this.deliveryRecords()?.deleteDelivery(entry);
       releasePayload(entry);
@@ -461,10 +543,12 @@ export class OutboundFlow {
   /** PUBREC from the client: answer PUBREL (or 0x92 for an unknown id), or end the flow on an error reason. */
   received(packetId: number, reasonCode: number, now: number, out: EffectSink): void {
     const entry = this.inflight.get(packetId);
-    if (!entry || (this.#inflight!.markOf(packetId) & QOS_BITS) !== 2) {
+    const mark = this.#inflight?.markOf(packetId) ?? -1;
+    if (!entry || (mark & QOS_BITS) !== 2) {
       out.push({ kind: "send", packet: { type: "pubrel", packetId, reasonCode: 0x92, properties: {} } });
       return;
     }
+    if ((mark & UNSENT) !== 0) this.#answeredUnsent(packetId);
     if (reasonCode >= 0x80) {
       this.#inflight!.delete(packetId);
       this.deliveryRecords()?.deleteDelivery(entry);
@@ -490,6 +574,12 @@ export class OutboundFlow {
   /** Sends queued messages while the window has room; QoS 0 ones were queued only for an offline client. */
   #drain(now: number, out: EffectSink): void {
     const window = this.#window();
+    const unsent = this.#unsent;
+    if (unsent !== undefined) {
+      this.#sendUnsent(unsent, window, now, out);
+      // New messages follow the ones sent again.
+      if (this.#unsent !== undefined) return;
+    }
     const queue = this.#queue;
     if (queue === undefined) return;
     while (

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { IClientOptions } from "mqtt";
-import { withBroker } from "../helpers/broker.ts";
+import { RawClient, withBroker } from "../helpers/broker.ts";
 import { connectJs, disconnectJs, endJs, sleep, withTimeout } from "./tools.ts";
 
 const V5: IClientOptions = { protocolVersion: 5 };
@@ -435,6 +435,65 @@ Deno.test("MQTT.js v5: a will with properties reaches subscribers when the socke
       await endJs(late.client);
     } finally {
       await endJs(watcher.client);
+    }
+  });
+});
+
+Deno.test("MQTT.js v5: [MQTT-4.9.0-1] [MQTT-4.9.0-2] a client back with a smaller Receive Maximum gets its unacknowledged QoS 2 messages as its window allows (MQTT.js disconnects with 0x93 past it)", async () => {
+  await withBroker("", async ({ port }) => {
+    // The first connection (raw, so that it can leave them unanswered) takes six QoS 2 messages and sends
+    // no PUBREC.
+    const first = await RawClient.connect(port, 5);
+    const pub = await connectJs(port, { ...V5, clientId: "rm-pub" });
+    try {
+      await first.sendPacket({
+        type: "connect",
+        protocolName: "MQTT",
+        protocolVersion: 5,
+        cleanStart: true,
+        keepAlive: 0,
+        clientId: "rm-sub",
+        properties: { sessionExpiryInterval: 60, receiveMaximum: 10 },
+      }, 5);
+      assert.equal((await first.readPacket()).type, "connack");
+      await first.sendPacket({
+        type: "subscribe",
+        packetId: 1,
+        subscriptions: [{
+          topicFilter: "rm/t",
+          qos: 2,
+          noLocal: false,
+          retainAsPublished: false,
+          retainHandling: 0,
+        }],
+        properties: {},
+      }, 5);
+      assert.equal((await first.readPacket()).type, "suback");
+      for (let i = 0; i < 6; i++) await pub.client.publishAsync("rm/t", `m${i}`, { qos: 2 });
+      for (let i = 0; i < 6; i++) assert.equal((await first.readPacket()).type, "publish");
+    } finally {
+      await first.close();
+    }
+    // MQTT.js back with room for two: all six come, none past the window, on this one connection.
+    const again = await connectJs(port, {
+      ...V5,
+      clientId: "rm-sub",
+      clean: false,
+      properties: { sessionExpiryInterval: 60, receiveMaximum: 2 },
+    });
+    const errors: string[] = [];
+    again.client.on("error", (error) => errors.push(error.message));
+    try {
+      assert.equal(again.connack.sessionPresent, true);
+      const received = await again.inbox.take(6).catch((error) => {
+        const state = again.client.connected ? "still connected" : "disconnected";
+        throw new Error(`${error.message}; MQTT.js ${state}, errors: ${errors.join("; ") || "none seen"}`);
+      });
+      assert.deepEqual(received.map((m) => m.payload), ["m0", "m1", "m2", "m3", "m4", "m5"]);
+      assert.deepEqual(errors, []);
+      assert.equal(again.client.connected, true);
+    } finally {
+      await endJs(again.client, pub.client);
     }
   });
 });

@@ -217,6 +217,72 @@ Deno.test("resume re-sends unacknowledged QoS 1 with DUP, in order, and PUBREL f
   assert.ok(second.kind === "send" && second.packet.type === "pubrel" && second.packet.packetId === 2);
 });
 
+/** What `effects` send, e.g. "a1#3dup" (topic, QoS, packet id, DUP) or "pubrel#2". */
+function sentPackets(effects: SessionEffect[]): string[] {
+  return effects.map((effect) =>
+    effect.kind === "deliver"
+      ? `${effect.message.topic}${effect.qos}#${effect.packetId}${effect.dup ? "dup" : ""}`
+      : effect.kind === "send" && "packetId" in effect.packet
+      ? `${effect.packet.type}#${effect.packet.packetId}`
+      : effect.kind
+  );
+}
+
+function ack(type: "puback" | "pubrec" | "pubcomp", packetId: number): Packet {
+  return { type, packetId, reasonCode: 0, properties: {} };
+}
+
+Deno.test("resume with a smaller Receive Maximum: in-flight PUBLISHes go again only as the new window has room, in order, then new ones [MQTT-4.9.0-2]", () => {
+  const session = new Session("c1", sharedState({ ...limits, maxInflight: 10, maxQueuedMessages: 10 }));
+  session.attach(attachment(5, { receiveMaximum: 5 }), 0);
+  for (const topic of ["a", "b", "c", "d", "e", "f", "g"]) {
+    session.deliver({ message: message(topic, 1), grantedQos: 1, retain: false }, true, 0);
+  }
+  session.detach();
+  // Five in flight, two queued; back with room for two.
+  assert.deepEqual(sentPackets(session.attach(attachment(5, { receiveMaximum: 2 }), 0)), [
+    "a1#1dup",
+    "b1#2dup",
+  ]);
+  assert.deepEqual(sentPackets(session.handleIn(ack("puback", 1), 0)), ["c1#3dup"]);
+  assert.deepEqual(sentPackets(session.handleIn(ack("puback", 2), 0)), ["d1#4dup"]);
+  assert.deepEqual(sentPackets(session.handleIn(ack("puback", 3), 0)), ["e1#5dup"]);
+  // The queue's messages only once every in-flight one went again.
+  assert.deepEqual(sentPackets(session.handleIn(ack("puback", 4), 0)), ["f1#6"]);
+  assert.deepEqual(sentPackets(session.handleIn(ack("puback", 5), 0)), ["g1#7"]);
+  // The next connection with room for all sends all that is unacknowledged again.
+  session.detach();
+  assert.deepEqual(sentPackets(session.attach(attachment(5, { receiveMaximum: 5 }), 0)), [
+    "f1#6dup",
+    "g1#7dup",
+  ]);
+});
+
+Deno.test("resume with a full window: PUBRELs go at once; a PUBACK or PUBREC to a PUBLISH not sent again yet ends its wait", () => {
+  const session = new Session("c1", sharedState({ ...limits, maxInflight: 10 }));
+  session.attach(attachment(5, { receiveMaximum: 5 }), 0);
+  session.deliver({ message: message("a", 2), grantedQos: 2, retain: false }, true, 0);
+  session.deliver({ message: message("b", 1), grantedQos: 1, retain: false }, true, 0);
+  session.deliver({ message: message("c", 1), grantedQos: 1, retain: false }, true, 0);
+  session.deliver({ message: message("d", 2), grantedQos: 2, retain: false }, true, 0);
+  session.handleIn(ack("pubrec", 1), 0);
+  session.detach();
+  // The released QoS 2 message's PUBREL takes no quota; it counts until its PUBCOMP, leaving no room.
+  assert.deepEqual(sentPackets(session.attach(attachment(5, { receiveMaximum: 1 }), 0)), ["pubrel#1"]);
+  // Acknowledged on the earlier connection's PUBLISH: done with, nothing sent again for it.
+  assert.deepEqual(sentPackets(session.handleIn(ack("puback", 3), 0)), []);
+  assert.deepEqual(sentPackets(session.handleIn(ack("pubcomp", 1), 0)), ["b1#2dup"]);
+  assert.deepEqual(sentPackets(session.handleIn(ack("pubrec", 4), 0)), ["pubrel#4"]);
+  assert.deepEqual(sentPackets(session.handleIn(ack("puback", 2), 0)), []);
+  assert.deepEqual(sentPackets(session.handleIn(ack("pubcomp", 4), 0)), []);
+  assert.equal(session.inflightCount, 0);
+  // Nothing waits any more: a new message goes at once.
+  assert.deepEqual(
+    sentPackets(session.deliver({ message: message("e", 1), grantedQos: 1, retain: false }, true, 0)),
+    ["e1#5"],
+  );
+});
+
 Deno.test("offline: QoS 0 is not queued by default, QoS 1 is, and the queue drops the oldest when full", () => {
   const session = new Session("c1", sharedState(limits));
   assert.equal(
